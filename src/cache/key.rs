@@ -1,0 +1,171 @@
+//! Cache keys (what an entry is called on disk) and the checks a fill must pass before publishing.
+//!
+//! The key → relative path mapping is W&B's own cache layout and is part of the on-disk format:
+//! changing it orphans every existing entry, so it is pinned by a golden test.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use md5::{Digest as _, Md5};
+use sha2::Sha256;
+use xxhash_rust::xxh3::Xxh3;
+
+use super::CacheError;
+
+/// Identity of one cached blob; shared by every artifact, version and mount that has the content.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum CacheKey {
+    /// Raw MD5 of the content (W&B manifest digests of uploaded files).
+    Md5([u8; 16]),
+    /// Raw big-endian XXH3-128 of the content.
+    Xxh128([u8; 16]),
+    /// sha256(sha256(uri) || sha256(etag)) of a reference entry, as W&B computes it.
+    Etag([u8; 32]),
+}
+
+impl CacheKey {
+    /// Key of a W&B MD5 digest (base64 of the 16 raw bytes, e.g. `b1kCrCNwJL3QwXbLkwY9xA==`).
+    pub fn from_md5_digest(digest: &str) -> Result<Self, CacheError> {
+        decode_digest16("md5", digest).map(Self::Md5)
+    }
+
+    /// Key of an XXH128 digest (base64 of the 16 big-endian bytes).
+    pub fn from_xxh128_digest(digest: &str) -> Result<Self, CacheError> {
+        decode_digest16("xxh128", digest).map(Self::Xxh128)
+    }
+
+    /// Key of a reference entry: the object at `uri` as of `etag` (or version id).
+    pub fn from_reference(uri: &str, etag: &str) -> Self {
+        let mut outer = Sha256::new();
+        outer.update(Sha256::digest(uri.as_bytes()));
+        outer.update(Sha256::digest(etag.as_bytes()));
+        Self::Etag(outer.finalize().into())
+    }
+
+    /// Path of the entry relative to the versioned cache root (`<dir>/v1/`).
+    pub fn relative_path(&self) -> PathBuf {
+        let hex = self.hex();
+        let (shard, rest) = hex.split_at(2);
+        ["obj", self.kind(), shard, rest].iter().collect()
+    }
+
+    /// The strongest check the key itself allows: its own digest, or only the size for references
+    /// (an etag is not a content hash).
+    pub fn default_verify(&self) -> Verify {
+        match *self {
+            Self::Md5(raw) => Verify::Md5(raw),
+            Self::Xxh128(raw) => Verify::Xxh128(raw),
+            Self::Etag(_) => Verify::SizeOnly,
+        }
+    }
+
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            Self::Md5(_) => "md5",
+            Self::Xxh128(_) => "xxh128",
+            Self::Etag(_) => "etag",
+        }
+    }
+
+    pub(super) fn hex(&self) -> String {
+        match self {
+            Self::Md5(raw) | Self::Xxh128(raw) => hex::encode(raw),
+            Self::Etag(raw) => hex::encode(raw),
+        }
+    }
+
+    /// File name shared by every process that wants to fill this key.
+    pub(super) fn lock_file_name(&self) -> String {
+        format!("{}-{}.lock", self.kind(), self.hex())
+    }
+}
+
+impl fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Md5(raw) | Self::Xxh128(raw) => {
+                write!(f, "{}:{}", self.kind(), BASE64.encode(raw))
+            }
+            Self::Etag(raw) => write!(f, "etag:{}", hex::encode(raw)),
+        }
+    }
+}
+
+fn decode_digest16(kind: &'static str, digest: &str) -> Result<[u8; 16], CacheError> {
+    let raw = BASE64
+        .decode(digest)
+        .map_err(|source| CacheError::DigestEncoding {
+            kind,
+            digest: digest.to_owned(),
+            source,
+        })?;
+    let len = raw.len();
+    raw.try_into().map_err(|_| CacheError::DigestLength {
+        kind,
+        digest: digest.to_owned(),
+        len,
+    })
+}
+
+/// What a freshly fetched blob must match before it becomes visible to anyone.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Verify {
+    Md5([u8; 16]),
+    Xxh128([u8; 16]),
+    /// Only the expected size (if given) is checked.
+    SizeOnly,
+}
+
+/// Running hash of the bytes written so far, with the digest it must end up matching.
+pub(super) enum DigestState {
+    Md5 {
+        expected: [u8; 16],
+        hasher: Md5,
+    },
+    // Boxed: the XXH3 streaming state is ~600 bytes, far larger than the other variants.
+    Xxh128 {
+        expected: [u8; 16],
+        hasher: Box<Xxh3>,
+    },
+    SizeOnly,
+}
+
+impl DigestState {
+    pub(super) fn new(verify: &Verify) -> Self {
+        match *verify {
+            Verify::Md5(expected) => Self::Md5 {
+                expected,
+                hasher: Md5::new(),
+            },
+            Verify::Xxh128(expected) => Self::Xxh128 {
+                expected,
+                hasher: Box::new(Xxh3::new()),
+            },
+            Verify::SizeOnly => Self::SizeOnly,
+        }
+    }
+
+    pub(super) fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Self::Md5 { hasher, .. } => hasher.update(bytes),
+            Self::Xxh128 { hasher, .. } => hasher.update(bytes),
+            Self::SizeOnly => {}
+        }
+    }
+
+    /// On mismatch returns (expected, actual) as W&B-style base64.
+    pub(super) fn finish(self) -> Result<(), (String, String)> {
+        let (expected, actual): ([u8; 16], [u8; 16]) = match self {
+            Self::Md5 { expected, hasher } => (expected, hasher.finalize().into()),
+            Self::Xxh128 { expected, hasher } => (expected, hasher.digest128().to_be_bytes()),
+            Self::SizeOnly => return Ok(()),
+        };
+        if expected == actual {
+            Ok(())
+        } else {
+            Err((BASE64.encode(expected), BASE64.encode(actual)))
+        }
+    }
+}

@@ -1,0 +1,842 @@
+//! On-disk, content-addressed blob cache shared by every mount and CLI run on the machine.
+//!
+//! Invariants: a file under `v1/obj/` is always complete and verified (digest and size), because
+//! fills write to `v1/tmp/` and rename into place only after verification; a crash leaves at most
+//! a temp file, which is removed once its (flock-holding) writer is gone. Every handle to an entry
+//! holds a shared flock for as long as it lives, and eviction deletes only entries whose exclusive
+//! flock it can take, so an entry in use by any process is never evicted. At most one process and
+//! one thread fill a given key at a time (`v1/locks/<kind>-<hex>.lock` plus an in-process gate).
+//! Recency is the entry's mtime, set on publish and on every hit, so LRU order survives restarts
+//! and is shared across processes. The total size is a running estimate in `v1/stats.json`; only
+//! crossing the limit triggers a scan of the tree, and eviction then goes down to
+//! `LOW_WATER_PERCENT` of the limit so scans stay rare.
+//!
+//! Layout under the cache dir (W&B's own object layout below `obj/`):
+//! ```text
+//! CACHEDIR.TAG
+//! v1/obj/md5/<2 hex>/<30 hex>           MD5 digests
+//! v1/obj/xxh128/<2 hex>/<30 hex>        XXH128 digests
+//! v1/obj/etag/<2 hex>/<62 hex>          references: sha256(sha256(uri) || sha256(etag))
+//! v1/tmp/<kind>-<hex>.<pid>.<seq>.tmp   fills in progress (or left by dead processes)
+//! v1/locks/<kind>-<hex>.lock            per-key fill locks, unlinked when released
+//! v1/stats.json, v1/stats.lock          shared totals and counters (see `ledger.rs`)
+//! v1/evict.lock                         one evictor at a time
+//! ```
+//! Partially fetched large files can later get their own sibling of `obj/` (e.g. `v1/partial/`)
+//! without touching anything here.
+
+mod key;
+mod ledger;
+mod lock;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashSet;
+use std::error::Error as StdError;
+use std::fs::{self, File, OpenOptions, Permissions, TryLockError};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{FileExt as _, MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tracing::{debug, warn};
+
+use key::DigestState;
+pub use key::{CacheKey, Verify};
+use ledger::Ledger;
+use lock::{KeyLock, TempBlob};
+
+/// Directory under the cache dir holding this on-disk format; bump it when the layout changes.
+pub const LAYOUT_VERSION: &str = "v1";
+
+/// Size limit used when the user sets none: large enough for typical datasets, small enough not
+/// to surprise on a laptop.
+pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024 * 1024;
+
+/// Eviction frees space down to this share of the limit, so the next few fills do not rescan.
+const LOW_WATER_PERCENT: u64 = 90;
+
+/// Temp files younger than this are never treated as abandoned (see `lock::remove_dead_temps`).
+const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
+
+/// Buffer between the fetch closure and the temp file; fetchers often write small chunks.
+const FILL_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Published entries are read-only so that no caller can corrupt a verified entry in place.
+const ENTRY_MODE: u32 = 0o444;
+
+/// Standard marker telling backup and indexing tools to skip the directory.
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by artfs.\n";
+
+/// Error type of the fetch closure passed to [`BlobCache::get_or_fill`].
+pub type FetchError = Box<dyn StdError + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("cannot {action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("no space left on device while caching {key} in {}", path.display())]
+    DiskFull {
+        key: CacheKey,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("fetching {key} failed")]
+    Fetch {
+        key: CacheKey,
+        #[source]
+        source: FetchError,
+    },
+    #[error("{key}: digest mismatch, expected {expected}, got {actual}")]
+    DigestMismatch {
+        key: CacheKey,
+        expected: String,
+        actual: String,
+    },
+    #[error("{key}: size mismatch, expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        key: CacheKey,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("invalid {kind} digest {digest:?}: not base64")]
+    DigestEncoding {
+        kind: &'static str,
+        digest: String,
+        #[source]
+        source: base64::DecodeError,
+    },
+    #[error("invalid {kind} digest {digest:?}: {len} bytes instead of 16")]
+    DigestLength {
+        kind: &'static str,
+        digest: String,
+        len: usize,
+    },
+    #[error("cannot encode cache ledger {}", path.display())]
+    Ledger {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl CacheError {
+    fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
+        Self::Io {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// Like [`CacheError::io`] for steps of a fill, where running out of space deserves its own
+    /// message.
+    fn fill_io(key: &CacheKey, action: &'static str, path: &Path, source: io::Error) -> Self {
+        if is_disk_full(&source) {
+            Self::DiskFull {
+                key: *key,
+                path: path.to_owned(),
+                source,
+            }
+        } else {
+            Self::io(action, path, source)
+        }
+    }
+}
+
+fn is_disk_full(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// A cached entry, open and protected from eviction (shared flock) until dropped.
+#[derive(Debug)]
+pub struct CachedBlob {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl CachedBlob {
+    /// Read-only handle; prefer positional reads ([`CachedBlob::read_at`]) when sharing it.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CacheStats {
+    pub dir: PathBuf,
+    pub max_bytes: u64,
+    /// Estimated entry count and total size (exact after any prune or eviction scan).
+    pub entries: u64,
+    pub bytes: u64,
+    /// Lookups answered from the cache / that had to fetch, summed over all processes.
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    pub evicted_entries: u64,
+    pub evicted_bytes: u64,
+    /// Entries that would have been evicted but are open somewhere.
+    pub in_use_entries: u64,
+    pub remaining_entries: u64,
+    pub remaining_bytes: u64,
+}
+
+/// Handle to a cache directory; cheap to clone, usable from any thread.
+#[derive(Clone, Debug)]
+pub struct BlobCache {
+    inner: Arc<CacheInner>,
+}
+
+#[derive(Debug)]
+struct CacheInner {
+    dir: PathBuf,
+    root: PathBuf,
+    obj_dir: PathBuf,
+    tmp_dir: PathBuf,
+    locks_dir: PathBuf,
+    evict_lock_path: PathBuf,
+    max_bytes: u64,
+    ledger: Ledger,
+    fill_gate: FillGate,
+    /// While every evictable entry is in use, eviction waits for the total to grow past this
+    /// instead of rescanning on every fill.
+    eviction_floor_bytes: AtomicU64,
+}
+
+impl Drop for CacheInner {
+    fn drop(&mut self) {
+        if self.ledger.has_pending_counts()
+            && let Err(err) = self.ledger.update(&self.obj_dir, |_| {})
+        {
+            warn!(%err, "cannot save cache hit/miss counts");
+        }
+    }
+}
+
+enum Lookup {
+    Hit(CachedBlob),
+    Missing,
+    /// Present but not the expected size (e.g. truncated by a power loss before writeback).
+    WrongSize,
+}
+
+impl BlobCache {
+    /// Opens (creating if needed) the cache in `dir`, cleaning up after dead processes and
+    /// evicting if the cache is over `max_bytes`.
+    pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, CacheError> {
+        let root = dir.join(LAYOUT_VERSION);
+        let obj_dir = root.join("obj");
+        let tmp_dir = root.join("tmp");
+        let locks_dir = root.join("locks");
+        for path in [&obj_dir, &tmp_dir, &locks_dir] {
+            fs::create_dir_all(path).map_err(|source| CacheError::io("create", path, source))?;
+        }
+        write_cachedir_tag(dir);
+        let ledger = Ledger::open(&root)?;
+        let cache = Self {
+            inner: Arc::new(CacheInner {
+                dir: dir.to_owned(),
+                evict_lock_path: root.join("evict.lock"),
+                root,
+                obj_dir,
+                tmp_dir,
+                locks_dir,
+                max_bytes,
+                ledger,
+                fill_gate: FillGate::default(),
+                eviction_floor_bytes: AtomicU64::new(0),
+            }),
+        };
+        cache.remove_leftovers();
+        let record = cache.inner.ledger.update(&cache.inner.obj_dir, |_| {})?;
+        cache.evict_if_over_limit(record.bytes);
+        Ok(cache)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    pub fn max_bytes(&self) -> u64 {
+        self.inner.max_bytes
+    }
+
+    /// Where the entry for `key` lives (whether or not it is present).
+    pub fn entry_path(&self, key: &CacheKey) -> PathBuf {
+        self.inner.root.join(key.relative_path())
+    }
+
+    /// The entry for `key` if present; counts a hit or a miss. I/O errors other than absence are
+    /// logged and reported as a miss, since the caller can always fetch instead.
+    pub fn get(&self, key: &CacheKey) -> Option<CachedBlob> {
+        match self.lookup(key, None) {
+            Ok(Lookup::Hit(blob)) => {
+                self.count_hit();
+                Some(blob)
+            }
+            Ok(Lookup::Missing | Lookup::WrongSize) => {
+                self.count_miss();
+                None
+            }
+            Err(err) => {
+                warn!(%key, %err, "cache lookup failed");
+                self.count_miss();
+                None
+            }
+        }
+    }
+
+    /// The entry for `key`, fetching it first if absent (or not `size` bytes long). `fetch` writes
+    /// the content; it runs at most once per key at a time across all threads and processes, and
+    /// its output is published only if it passes `verify` and `size`. Counts a hit if no fetch was
+    /// needed (including after waiting for another filler), a miss otherwise.
+    pub fn get_or_fill<F>(
+        &self,
+        key: &CacheKey,
+        verify: &Verify,
+        size: Option<u64>,
+        fetch: F,
+    ) -> Result<CachedBlob, CacheError>
+    where
+        F: FnOnce(&mut dyn Write) -> Result<(), FetchError>,
+    {
+        if let Lookup::Hit(blob) = self.lookup(key, size)? {
+            self.count_hit();
+            return Ok(blob);
+        }
+        let gate_pass = self.inner.fill_gate.enter(*key);
+        let lock_path = self.inner.locks_dir.join(key.lock_file_name());
+        let key_lock = KeyLock::acquire(&lock_path)
+            .map_err(|source| CacheError::io("lock", &lock_path, source))?;
+        let replacing = match self.lookup(key, size)? {
+            Lookup::Hit(blob) => {
+                self.count_hit();
+                return Ok(blob);
+            }
+            Lookup::Missing => None,
+            Lookup::WrongSize => {
+                let path = self.entry_path(key);
+                warn!(%key, path = %path.display(), ?size, "cache entry has the wrong size");
+                fs::symlink_metadata(&path).ok().map(|meta| meta.len())
+            }
+        };
+        self.count_miss();
+        let blob = self.fill(key, verify, size, fetch)?;
+        // Waiters may proceed as soon as the entry is visible; accounting can follow.
+        drop(key_lock);
+        drop(gate_pass);
+
+        let recorded = self.inner.ledger.update(&self.inner.obj_dir, |record| {
+            record.bytes = (record.bytes + blob.len).saturating_sub(replacing.unwrap_or(0));
+            if replacing.is_none() {
+                record.entries += 1;
+            }
+        });
+        match recorded {
+            Ok(record) => self.evict_if_over_limit(record.bytes),
+            Err(err) => warn!(%key, %err, "cannot record cache fill"),
+        }
+        Ok(blob)
+    }
+
+    /// Current totals (estimates, see [`CacheStats`]) and hit/miss counts of all processes.
+    pub fn stats(&self) -> Result<CacheStats, CacheError> {
+        let record = self.inner.ledger.update(&self.inner.obj_dir, |_| {})?;
+        Ok(CacheStats {
+            dir: self.inner.dir.clone(),
+            max_bytes: self.inner.max_bytes,
+            entries: record.entries,
+            bytes: record.bytes,
+            hits: record.hits,
+            misses: record.misses,
+            evictions: record.evictions,
+        })
+    }
+
+    /// Evicts least-recently-used entries not in use until at most `to_bytes` remain, waiting for
+    /// any concurrent eviction to finish first. Also removes leftovers of dead processes.
+    pub fn prune(&self, to_bytes: u64) -> Result<PruneReport, CacheError> {
+        let evict_lock = self.open_evict_lock()?;
+        evict_lock
+            .lock()
+            .map_err(|source| CacheError::io("lock", &self.inner.evict_lock_path, source))?;
+        self.evict_down_to(to_bytes)
+    }
+
+    /// Evicts every entry not in use.
+    pub fn clear(&self) -> Result<PruneReport, CacheError> {
+        self.prune(0)
+    }
+
+    fn count_hit(&self) {
+        if self.inner.ledger.record_hit() {
+            self.flush_counts();
+        }
+    }
+
+    fn count_miss(&self) {
+        if self.inner.ledger.record_miss() {
+            self.flush_counts();
+        }
+    }
+
+    fn flush_counts(&self) {
+        if let Err(err) = self.inner.ledger.update(&self.inner.obj_dir, |_| {}) {
+            warn!(%err, "cannot save cache hit/miss counts");
+        }
+    }
+
+    fn lookup(&self, key: &CacheKey, expected_len: Option<u64>) -> Result<Lookup, CacheError> {
+        let path = self.entry_path(key);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Lookup::Missing),
+            Err(source) => return Err(CacheError::io("open", &path, source)),
+        };
+        // Blocks only while an evictor holds the exclusive flock, i.e. for one unlink.
+        file.lock_shared()
+            .map_err(|source| CacheError::io("lock", &path, source))?;
+        let meta = file
+            .metadata()
+            .map_err(|source| CacheError::io("stat", &path, source))?;
+        if meta.nlink() == 0 {
+            // Evicted between our open and our lock.
+            return Ok(Lookup::Missing);
+        }
+        if expected_len.is_some_and(|expected| expected != meta.len()) {
+            return Ok(Lookup::WrongSize);
+        }
+        if let Err(err) = file.set_modified(SystemTime::now()) {
+            // Only LRU precision suffers (e.g. a cache dir shared with another user).
+            debug!(path = %path.display(), %err, "cannot mark cache entry as used");
+        }
+        Ok(Lookup::Hit(CachedBlob {
+            file,
+            path,
+            len: meta.len(),
+        }))
+    }
+
+    fn fill<F>(
+        &self,
+        key: &CacheKey,
+        verify: &Verify,
+        size: Option<u64>,
+        fetch: F,
+    ) -> Result<CachedBlob, CacheError>
+    where
+        F: FnOnce(&mut dyn Write) -> Result<(), FetchError>,
+    {
+        let stem = format!("{}-{}", key.kind(), key.hex());
+        let mut temp = TempBlob::create(&self.inner.tmp_dir, &stem).map_err(|source| {
+            CacheError::fill_io(key, "create temp file in", &self.inner.tmp_dir, source)
+        })?;
+
+        let mut writer = FillWriter::new(
+            BufWriter::with_capacity(FILL_BUFFER_BYTES, &temp.file),
+            verify,
+        );
+        let fetched = fetch(&mut writer);
+        let flushed = writer.flush();
+        // A full disk usually surfaces through the fetcher as a generic write error.
+        if let Some(source) = writer.disk_full.take() {
+            return Err(CacheError::DiskFull {
+                key: *key,
+                path: temp.path.clone(),
+                source,
+            });
+        }
+        fetched.map_err(|source| CacheError::Fetch { key: *key, source })?;
+        flushed.map_err(|source| CacheError::fill_io(key, "write", &temp.path, source))?;
+        let (written, digest) = writer.finish();
+
+        if let Some(expected) = size
+            && expected != written
+        {
+            return Err(CacheError::SizeMismatch {
+                key: *key,
+                expected,
+                actual: written,
+            });
+        }
+        digest
+            .finish()
+            .map_err(|(expected, actual)| CacheError::DigestMismatch {
+                key: *key,
+                expected,
+                actual,
+            })?;
+
+        temp.file
+            .set_modified(SystemTime::now())
+            .and_then(|()| {
+                temp.file
+                    .set_permissions(Permissions::from_mode(ENTRY_MODE))
+            })
+            .map_err(|source| CacheError::io("finish", &temp.path, source))?;
+        let path = self.entry_path(key);
+        if let Some(shard_dir) = path.parent() {
+            fs::create_dir_all(shard_dir)
+                .map_err(|source| CacheError::fill_io(key, "create", shard_dir, source))?;
+        }
+        temp.publish(&path)
+            .map_err(|source| CacheError::io("publish", &path, source))?;
+
+        // Hand out a read-only handle like a hit does. Its shared flock is taken while the
+        // writer's still protects the entry, so there is no moment an evictor could take it.
+        let file = File::open(&path).map_err(|source| CacheError::io("open", &path, source))?;
+        file.lock_shared()
+            .map_err(|source| CacheError::io("lock", &path, source))?;
+        debug!(%key, bytes = written, "cache entry published");
+        Ok(CachedBlob {
+            file,
+            path,
+            len: written,
+        })
+    }
+
+    fn open_evict_lock(&self) -> Result<File, CacheError> {
+        let path = &self.inner.evict_lock_path;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|source| CacheError::io("open", path, source))
+    }
+
+    fn evict_if_over_limit(&self, total_bytes: u64) {
+        let max_bytes = self.inner.max_bytes;
+        if total_bytes <= max_bytes
+            || total_bytes <= self.inner.eviction_floor_bytes.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        let evicted = self
+            .open_evict_lock()
+            .and_then(|evict_lock| match evict_lock.try_lock() {
+                Ok(()) => self.evict_down_to(low_water_bytes(max_bytes)).map(Some),
+                // Another thread or process is evicting right now; its scan sees our entry too.
+                Err(TryLockError::WouldBlock) => Ok(None),
+                Err(TryLockError::Error(source)) => {
+                    Err(CacheError::io("lock", &self.inner.evict_lock_path, source))
+                }
+            });
+        match evicted {
+            Ok(Some(report)) => {
+                let floor = if report.remaining_bytes > max_bytes {
+                    report.remaining_bytes + (max_bytes - low_water_bytes(max_bytes))
+                } else {
+                    0
+                };
+                self.inner
+                    .eviction_floor_bytes
+                    .store(floor, Ordering::Relaxed);
+            }
+            Ok(None) => {}
+            Err(err) => warn!(%err, "cache eviction failed"),
+        }
+    }
+
+    /// Caller holds the evict lock. Scans all entries and evicts in LRU order.
+    fn evict_down_to(&self, target_bytes: u64) -> Result<PruneReport, CacheError> {
+        self.remove_leftovers();
+        let before = self.inner.ledger.update(&self.inner.obj_dir, |_| {})?;
+        let mut entries = scan_entries(&self.inner.obj_dir)?;
+        let scanned_entries = entries.len() as u64;
+        let scanned_bytes: u64 = entries.iter().map(|entry| entry.len).sum();
+        entries.sort_unstable_by(|a, b| {
+            a.modified
+                .cmp(&b.modified)
+                .then_with(|| a.path.cmp(&b.path))
+        });
+
+        let mut report = PruneReport::default();
+        let (mut gone_entries, mut gone_bytes) = (0, 0);
+        let mut remaining_bytes = scanned_bytes;
+        for entry in &entries {
+            if remaining_bytes <= target_bytes {
+                break;
+            }
+            match evict_entry(entry) {
+                Ok(Eviction::Evicted) => {
+                    report.evicted_entries += 1;
+                    report.evicted_bytes += entry.len;
+                }
+                Ok(Eviction::InUse) => {
+                    report.in_use_entries += 1;
+                    continue;
+                }
+                Ok(Eviction::Vanished) => {
+                    gone_entries += 1;
+                    gone_bytes += entry.len;
+                }
+                Ok(Eviction::UsedSinceScan) => continue,
+                Err(err) => {
+                    warn!(path = %entry.path.display(), %err, "cannot evict cache entry");
+                    continue;
+                }
+            }
+            remaining_bytes -= entry.len;
+        }
+        report.remaining_entries = scanned_entries - report.evicted_entries - gone_entries;
+        report.remaining_bytes = remaining_bytes;
+
+        // Replace the estimate from before the scan by the scanned truth, keeping whatever
+        // other processes recorded while we scanned.
+        let dropped_entries = before.entries + report.evicted_entries + gone_entries;
+        let dropped_bytes = before.bytes + report.evicted_bytes + gone_bytes;
+        self.inner.ledger.update(&self.inner.obj_dir, |record| {
+            record.entries = (record.entries + scanned_entries).saturating_sub(dropped_entries);
+            record.bytes = (record.bytes + scanned_bytes).saturating_sub(dropped_bytes);
+            record.evictions += report.evicted_entries;
+        })?;
+        debug!(?report, target_bytes, "cache eviction pass");
+        Ok(report)
+    }
+
+    /// Best effort: failures only leave some garbage for the next pass.
+    fn remove_leftovers(&self) {
+        if let Err(err) = lock::remove_dead_temps(&self.inner.tmp_dir, STALE_TEMP_AGE) {
+            warn!(dir = %self.inner.tmp_dir.display(), %err, "cannot clean cache temp files");
+        }
+        let lock_files = match fs::read_dir(&self.inner.locks_dir) {
+            Ok(lock_files) => lock_files,
+            Err(err) => {
+                warn!(dir = %self.inner.locks_dir.display(), %err, "cannot list cache lock files");
+                return;
+            }
+        };
+        for lock_file in lock_files.flatten() {
+            let path = lock_file.path();
+            if let Err(err) = lock::remove_unheld_lock(&path) {
+                warn!(path = %path.display(), %err, "cannot clean cache lock file");
+            }
+        }
+    }
+}
+
+fn low_water_bytes(max_bytes: u64) -> u64 {
+    // At most `max_bytes`, so converting back cannot truncate.
+    (u128::from(max_bytes) * u128::from(LOW_WATER_PERCENT) / 100) as u64
+}
+
+fn write_cachedir_tag(dir: &Path) {
+    let path = dir.join("CACHEDIR.TAG");
+    let created = OpenOptions::new().write(true).create_new(true).open(&path);
+    match created.and_then(|mut file| file.write_all(CACHEDIR_TAG.as_bytes())) {
+        Ok(()) => {}
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(err) => debug!(path = %path.display(), %err, "cannot write CACHEDIR.TAG"),
+    }
+}
+
+/// One published entry as seen by a scan.
+#[derive(Debug)]
+struct ScannedEntry {
+    path: PathBuf,
+    len: u64,
+    modified: SystemTime,
+}
+
+/// Every entry under `obj/<kind>/<shard>/`. Entries vanishing mid-scan are skipped.
+fn scan_entries(obj_dir: &Path) -> Result<Vec<ScannedEntry>, CacheError> {
+    let mut entries = Vec::new();
+    for kind_dir in list_dir(obj_dir)? {
+        for shard_dir in list_dir(&kind_dir)? {
+            for path in list_dir(&shard_dir)? {
+                let meta = match fs::symlink_metadata(&path) {
+                    Ok(meta) => meta,
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+                    Err(source) => return Err(CacheError::io("stat", &path, source)),
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                let modified = meta
+                    .modified()
+                    .map_err(|source| CacheError::io("stat", &path, source))?;
+                entries.push(ScannedEntry {
+                    path,
+                    len: meta.len(),
+                    modified,
+                });
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// Paths in `dir`; empty if `dir` is gone or is not a directory.
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, CacheError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err)
+            if matches!(
+                err.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(Vec::new());
+        }
+        Err(source) => return Err(CacheError::io("list", dir, source)),
+    };
+    entries
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<Result<_, _>>()
+        .map_err(|source| CacheError::io("list", dir, source))
+}
+
+enum Eviction {
+    Evicted,
+    InUse,
+    /// Already deleted by someone else.
+    Vanished,
+    /// Touched or replaced after the scan, so no longer least recently used.
+    UsedSinceScan,
+}
+
+fn evict_entry(entry: &ScannedEntry) -> io::Result<Eviction> {
+    let file = match File::open(&entry.path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Eviction::Vanished),
+        Err(err) => return Err(err),
+    };
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(TryLockError::WouldBlock) => return Ok(Eviction::InUse),
+        Err(TryLockError::Error(err)) => return Err(err),
+    }
+    let meta = file.metadata()?;
+    if meta.nlink() == 0 {
+        return Ok(Eviction::Vanished);
+    }
+    if !lock::names_inode(&entry.path, &file)? || meta.modified()? != entry.modified {
+        return Ok(Eviction::UsedSinceScan);
+    }
+    // Unlinking while holding the exclusive flock: a reader that opened the entry just before
+    // sees nlink == 0 once its shared lock is granted and treats it as a miss.
+    fs::remove_file(&entry.path)?;
+    Ok(Eviction::Evicted)
+}
+
+/// Serialises fills of the same key among this process's threads, so they wait on a condvar
+/// instead of each holding a descriptor blocked on the key's lock file.
+#[derive(Debug, Default)]
+struct FillGate {
+    filling: Mutex<HashSet<CacheKey>>,
+    fill_done: Condvar,
+}
+
+struct FillGatePass<'a> {
+    gate: &'a FillGate,
+    key: CacheKey,
+}
+
+impl FillGate {
+    fn enter(&self, key: CacheKey) -> FillGatePass<'_> {
+        // The set is valid after any panic (single insert/remove), so poisoning is ignored.
+        let mut filling = self.filling.lock().unwrap_or_else(PoisonError::into_inner);
+        while filling.contains(&key) {
+            filling = self
+                .fill_done
+                .wait(filling)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        filling.insert(key);
+        FillGatePass { gate: self, key }
+    }
+}
+
+impl Drop for FillGatePass<'_> {
+    fn drop(&mut self) {
+        self.gate
+            .filling
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.key);
+        self.gate.fill_done.notify_all();
+    }
+}
+
+/// What the fetch closure writes into: counts and hashes the bytes, and remembers a full disk.
+struct FillWriter<W> {
+    sink: W,
+    digest: DigestState,
+    written: u64,
+    disk_full: Option<io::Error>,
+}
+
+impl<W: Write> FillWriter<W> {
+    fn new(sink: W, verify: &Verify) -> Self {
+        Self {
+            sink,
+            digest: DigestState::new(verify),
+            written: 0,
+            disk_full: None,
+        }
+    }
+
+    fn finish(self) -> (u64, DigestState) {
+        (self.written, self.digest)
+    }
+
+    fn note<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        if let Err(err) = &result
+            && is_disk_full(err)
+            && self.disk_full.is_none()
+        {
+            self.disk_full = Some(io::Error::new(err.kind(), err.to_string()));
+        }
+        result
+    }
+}
+
+impl<W: Write> Write for FillWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let result = self.sink.write(buf);
+        let written = self.note(result)?;
+        self.digest.update(&buf[..written]);
+        self.written += written as u64;
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let result = self.sink.flush();
+        self.note(result)
+    }
+}

@@ -1,0 +1,161 @@
+//! Command-line flags (clap derive). Raw values only; `config` validates and resolves them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Versioned datasets and models (W&B-compatible artifacts), mounted as read-only folders.
+#[derive(Debug, Parser)]
+#[command(name = "artfs", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Registry URL: a directory, file://DIR, s3://bucket/prefix or gs://bucket/prefix
+    /// [default: $XDG_DATA_HOME/artfs/registry]
+    #[arg(long, global = true, env = "ARTFS_REGISTRY")]
+    pub registry: Option<String>,
+    /// Default entity for artifact paths [default: the OS user name]
+    #[arg(long, global = true, env = "ARTFS_ENTITY")]
+    pub entity: Option<String>,
+    /// Default project for artifact paths [default: uncategorized]
+    #[arg(long, global = true, env = "ARTFS_PROJECT")]
+    pub project: Option<String>,
+    /// Blob cache directory [default: $XDG_CACHE_HOME/artfs]
+    #[arg(long, global = true, env = "ARTFS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Cache size limit, e.g. 50G, 500M [default: 10% of the cache disk, at least 1G, at most 100G]
+    #[arg(long, global = true, env = "ARTFS_CACHE_SIZE")]
+    pub cache_size: Option<String>,
+    /// More log output (-v info, -vv debug, -vvv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors; no progress bars
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Log files, directories and references as a new version (only if the content changed)
+    Log(LogArgs),
+    /// List artifacts of a project
+    Ls {
+        /// `entity/project` or `project` [default: the default entity and project]
+        scope: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every version of an artifact
+    Versions {
+        /// `[[entity/]project/]name`
+        artifact: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one version
+    Show {
+        /// `[[entity/]project/]name[:alias|:vN]` (default alias: latest)
+        artifact: String,
+        /// Also list the files
+        #[arg(long)]
+        files: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Download a version to a folder, verifying every file
+    Get {
+        /// `[[entity/]project/]name[:alias|:vN]`
+        artifact: String,
+        /// Target folder [default: ./artifacts/<name>:<vN>]
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+    /// Add or remove aliases of a version
+    Alias {
+        /// `[[entity/]project/]name:vN` (or `:alias`)
+        artifact: String,
+        #[arg(long = "add", value_name = "ALIAS")]
+        add: Vec<String>,
+        #[arg(long = "remove", value_name = "ALIAS")]
+        remove: Vec<String>,
+    },
+    /// Change the description or metadata of a version
+    Edit {
+        artifact: String,
+        #[arg(long)]
+        description: Option<String>,
+        /// Replace the metadata: JSON object or @file
+        #[arg(long)]
+        metadata: Option<String>,
+        /// Merge keys into the metadata: JSON object or @file
+        #[arg(long)]
+        merge_metadata: Option<String>,
+    },
+    /// Delete a version (or, with --unaliased, every version without an alias)
+    Rm {
+        /// `name:vN`, or `name` with --unaliased
+        artifact: String,
+        /// Also drop the version's aliases
+        #[arg(long)]
+        delete_aliases: bool,
+        /// Delete every version that has no alias
+        #[arg(long, conflicts_with = "delete_aliases")]
+        unaliased: bool,
+    },
+    /// Delete blobs and manifests no live version uses
+    Gc {
+        /// Keep unreferenced objects younger than this (e.g. 1h, 30m, 0s)
+        #[arg(long, default_value = "1h")]
+        grace: String,
+    },
+    /// Inspect and trim the local blob cache
+    Cache {
+        #[command(subcommand)]
+        command: CacheCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// `[[entity/]project/]name`
+    pub artifact: String,
+    /// Files or directories (`PATH` or `PATH=NAME` to store under NAME)
+    #[arg(required = true)]
+    pub paths: Vec<String>,
+    /// Artifact type (dataset, model, result, ...)
+    #[arg(long = "type", default_value = "dataset")]
+    pub artifact_type: String,
+    /// Extra aliases to point at the version (`latest` always moves)
+    #[arg(long = "alias", value_name = "ALIAS")]
+    pub aliases: Vec<String>,
+    #[arg(long)]
+    pub description: Option<String>,
+    /// JSON object or @file
+    #[arg(long)]
+    pub metadata: Option<String>,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Entries, bytes, hits and misses
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Evict least recently used entries down to SIZE
+    Prune {
+        #[arg(long)]
+        to: String,
+    },
+    /// Remove every entry not in use
+    Clear,
+}

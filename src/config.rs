@@ -1,0 +1,145 @@
+//! Validated, resolved settings from flags, environment and defaults (no I/O).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::GlobalArgs;
+use crate::names::{NameError, validate_scope};
+
+/// W&B's default project.
+pub const DEFAULT_PROJECT: &str = "uncategorized";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("invalid size {0:?}: use a number with an optional unit, e.g. 500M, 20G, 1T")]
+    Size(String),
+    #[error("invalid duration {0:?}: use e.g. 0s, 30m, 1h, 2d")]
+    Duration(String),
+    #[error("cannot find a home directory for the default {0}; set it explicitly")]
+    NoHome(&'static str),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub registry: String,
+    pub entity: String,
+    pub project: String,
+    pub cache_dir: PathBuf,
+    /// `None`: the cache picks a default from the free space of its disk.
+    pub cache_size: Option<u64>,
+    pub verbose: u8,
+    pub quiet: bool,
+}
+
+impl TryFrom<&GlobalArgs> for Config {
+    type Error = ConfigError;
+
+    fn try_from(g: &GlobalArgs) -> Result<Config, ConfigError> {
+        let registry = match &g.registry {
+            Some(r) => r.clone(),
+            None => dirs::data_dir()
+                .ok_or(ConfigError::NoHome("registry"))?
+                .join("artfs/registry")
+                .to_string_lossy()
+                .into_owned(),
+        };
+        let entity = match &g.entity {
+            Some(e) => e.clone(),
+            None => default_user(),
+        };
+        validate_scope("entity", &entity)?;
+        let project = g
+            .project
+            .clone()
+            .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+        validate_scope("project", &project)?;
+        let cache_dir = match &g.cache_dir {
+            Some(d) => d.clone(),
+            None => dirs::cache_dir()
+                .ok_or(ConfigError::NoHome("cache dir"))?
+                .join("artfs"),
+        };
+        let cache_size = g.cache_size.as_deref().map(parse_size).transpose()?;
+        Ok(Config {
+            registry,
+            entity,
+            project,
+            cache_dir,
+            cache_size,
+            verbose: g.verbose,
+            quiet: g.quiet,
+        })
+    }
+}
+
+fn default_user() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| "local".to_owned())
+}
+
+/// `500M`, `20G`, `1.5T`, `1048576` (bytes); binary units.
+pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| ConfigError::Size(s.to_owned()))?;
+    let mult: u64 = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(ConfigError::Size(s.to_owned())),
+    };
+    if !n.is_finite() || n < 0.0 {
+        return Err(ConfigError::Size(s.to_owned()));
+    }
+    Ok((n * mult as f64) as u64)
+}
+
+/// `0s`, `90s`, `30m`, `1h`, `2d`.
+pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| ConfigError::Duration(s.to_owned()))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(ConfigError::Duration(s.to_owned())),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_durations() {
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("500M").unwrap(), 500 << 20);
+        assert_eq!(parse_size("2GiB").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5g").unwrap(), 3 << 29);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("5X").is_err());
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
+        assert!(parse_duration("1w").is_err());
+    }
+}

@@ -1,0 +1,197 @@
+//! Brings manifest entries into the local cache, verified: stored files from the registry's blobs,
+//! reference entries from their source. Also `artfs get`: a whole version copied out of the cache.
+//!
+//! Everything here is synchronous and must run on plain threads (FUSE workers, scoped threads);
+//! the async store is driven through the one runtime `Handle` the caller passes in.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use tokio::runtime::Handle;
+
+use crate::cache::{BlobCache, CacheError, CacheKey, CachedBlob, Verify};
+use crate::manifest::{ContentCheck, Entry, Manifest};
+use crate::registry::blob_key;
+use crate::store::Store;
+
+/// Files downloaded at once by `artfs get`.
+const GET_PARALLEL_FILES: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{artifact}: entry {path}: {source}")]
+    Cache {
+        artifact: String,
+        path: String,
+        #[source]
+        source: CacheError,
+    },
+    #[error("{artifact}: entry {path}: digest {digest} names no blob in this registry")]
+    NoBlob {
+        artifact: String,
+        path: String,
+        digest: String,
+    },
+    #[error("{artifact}: entry {path}: reference {uri} cannot be read: {reason}")]
+    Reference {
+        artifact: String,
+        path: String,
+        uri: String,
+        reason: String,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Fetches entries of one registry into one cache.
+#[derive(Debug, Clone)]
+pub struct Fetcher {
+    store: Store,
+    cache: BlobCache,
+    handle: Handle,
+}
+
+impl Fetcher {
+    pub fn new(store: Store, cache: BlobCache, handle: Handle) -> Fetcher {
+        Fetcher {
+            store,
+            cache,
+            handle,
+        }
+    }
+
+    pub fn cache(&self) -> &BlobCache {
+        &self.cache
+    }
+
+    /// The cache key and check of a stored entry; `None` for references.
+    fn stored_key(entry: &Entry) -> Option<(CacheKey, Verify)> {
+        match entry.content_check() {
+            ContentCheck::Md5(raw) => Some((CacheKey::Md5(raw), Verify::Md5(raw))),
+            ContentCheck::Xxh128(raw) => Some((CacheKey::Xxh128(raw), Verify::Xxh128(raw))),
+            ContentCheck::None => None,
+        }
+    }
+
+    /// The entry's bytes in the cache, fetched and verified first if needed. `artifact` and
+    /// `path` only name the entry in errors.
+    pub fn cached(
+        &self,
+        artifact: &str,
+        path: &str,
+        entry: &Entry,
+    ) -> Result<CachedBlob, FetchError> {
+        let cache_err = |source| FetchError::Cache {
+            artifact: artifact.to_owned(),
+            path: path.to_owned(),
+            source,
+        };
+        if let Some(uri) = &entry.reference {
+            return Err(FetchError::Reference {
+                artifact: artifact.to_owned(),
+                path: path.to_owned(),
+                uri: uri.clone(),
+                reason: "reading references is not supported yet".into(),
+            });
+        }
+        let Some((key, verify)) = Self::stored_key(entry) else {
+            return Err(FetchError::NoBlob {
+                artifact: artifact.to_owned(),
+                path: path.to_owned(),
+                digest: entry.digest.clone(),
+            });
+        };
+        let Some(blob) = blob_key(&entry.digest).filter(|_| matches!(verify, Verify::Md5(_)))
+        else {
+            return Err(FetchError::NoBlob {
+                artifact: artifact.to_owned(),
+                path: path.to_owned(),
+                digest: entry.digest.clone(),
+            });
+        };
+        let store = &self.store;
+        let handle = &self.handle;
+        self.cache
+            .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
+                handle.block_on(async {
+                    let mut stream = store.get_stream(&blob).await?;
+                    while let Some(chunk) = stream.next().await {
+                        out.write_all(&chunk?)?;
+                    }
+                    Ok::<(), crate::cache::FetchError>(())
+                })
+            })
+            .map_err(cache_err)
+    }
+
+    /// Downloads every entry of a version into `root`, verifying each; files are written to a
+    /// temporary name and renamed, so a failure leaves no file with wrong content.
+    pub fn download(
+        &self,
+        artifact: &str,
+        manifest: &Manifest,
+        root: &Path,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<u64, FetchError> {
+        let entries: Vec<(&String, &Entry)> = manifest.contents.iter().collect();
+        let next = AtomicUsize::new(0);
+        let results: Vec<Result<u64, FetchError>> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..GET_PARALLEL_FILES.min(entries.len().max(1)))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut bytes = 0;
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some((path, entry)) = entries.get(i) else {
+                                return Ok(bytes);
+                            };
+                            let blob = self.cached(artifact, path, entry)?;
+                            copy_out(&blob, &root.join(path))?;
+                            bytes += blob.len();
+                            progress(blob.len());
+                        }
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        results.into_iter().sum()
+    }
+}
+
+/// Copies a cached blob to `dest` through a temporary file in the same directory.
+fn copy_out(blob: &CachedBlob, dest: &Path) -> Result<(), FetchError> {
+    let write_err = |source| FetchError::Write {
+        path: dest.to_owned(),
+        source,
+    };
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(write_err)?;
+    }
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dest.with_file_name(format!(".{name}.artfs-{}.tmp", std::process::id()));
+    let result = (|| {
+        std::fs::copy(blob.path(), &tmp)?;
+        // Cache entries are read-only; the user's copy is theirs to change.
+        let mut perms = std::fs::metadata(&tmp)?.permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+        std::fs::set_permissions(&tmp, perms)?;
+        std::fs::rename(&tmp, dest)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(write_err)
+}

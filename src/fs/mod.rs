@@ -1,0 +1,3 @@
+//! The mounted filesystem: artifact versions as read-only directory trees.
+
+pub mod tree;

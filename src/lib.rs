@@ -1,0 +1,25 @@
+//! artfs: versioned datasets and models (W&B-compatible artifacts) mounted as read-only folders.
+//!
+//! - `cli`, `config`, `app`: the edge (flags, resolved settings, subcommands);
+//! - `names`: artifact paths `[[entity/]project/]name[:alias]`;
+//! - `manifest`: the W&B manifest format and digests;
+//! - `stage`: PATH arguments to manifest entries (hashing);
+//! - `store`: the registry's object storage (local, S3, GCS);
+//! - `registry`: versions and aliases, as a commit log per collection;
+//! - `cache`: the content-addressed local blob cache;
+//! - `fetch`: entries into the cache (verified), and `artfs get`;
+//! - `fs`: the read-only filesystem the mount serves;
+//! - `progress`: progress bars.
+
+pub mod app;
+pub mod cache;
+pub mod cli;
+pub mod config;
+pub mod fetch;
+pub mod fs;
+pub mod manifest;
+pub mod names;
+pub mod progress;
+pub mod registry;
+pub mod stage;
+pub mod store;

@@ -1,0 +1,14 @@
+//! The `artfs` binary: parse flags, run, print the error chain.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = artfs::cli::Cli::parse();
+    match artfs::app::run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

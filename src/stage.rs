@@ -1,0 +1,254 @@
+//! Turns `artfs log` PATH arguments into manifest entries, as W&B's `add_file`/`add_dir` would.
+//!
+//! A file is stored under its base name, a directory's files under their paths relative to it;
+//! `PATH=NAME` renames a file or puts a directory under the prefix `NAME`. Files are hashed in
+//! parallel (one thread per core), streaming.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use crate::manifest::{DigestAlg, Entry, Manifest, ManifestError, hash_file, validate_path};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("{path}: no such file or directory")]
+    Missing { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is neither a file nor a directory")]
+    NotRegular { path: PathBuf },
+    #[error("entry {name:?} is given twice, by {first} and {second}, with different content")]
+    Conflict {
+        name: String,
+        first: String,
+        second: String,
+    },
+    #[error("{arg}: {source}")]
+    Name {
+        arg: String,
+        #[source]
+        source: ManifestError,
+    },
+}
+
+/// One local file to add under a logical name.
+#[derive(Debug, Clone)]
+pub struct StagedFile {
+    pub name: String,
+    pub source: PathBuf,
+    pub size: u64,
+}
+
+/// Splits `PATH=NAME`. A path that exists as given wins, so file names containing `=` still work.
+pub fn split_path_arg(arg: &str) -> (&str, Option<&str>) {
+    if Path::new(arg).exists() {
+        return (arg, None);
+    }
+    match arg.rsplit_once('=') {
+        Some((p, n)) if !p.is_empty() => (p, Some(n.trim_matches('/'))),
+        _ => (arg, None),
+    }
+}
+
+/// Lists the files one PATH argument adds.
+pub fn collect(arg: &str) -> Result<Vec<StagedFile>, StageError> {
+    let (path, name) = split_path_arg(arg);
+    let path = PathBuf::from(path);
+    let meta = std::fs::metadata(&path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => StageError::Missing { path: path.clone() },
+        _ => StageError::Read {
+            path: path.clone(),
+            source,
+        },
+    })?;
+    let check = |n: String| -> Result<String, StageError> {
+        validate_path(&n).map_err(|source| StageError::Name {
+            arg: arg.to_owned(),
+            source,
+        })?;
+        Ok(n)
+    };
+    if meta.is_file() {
+        let name = match name {
+            Some(n) => n.to_owned(),
+            None => path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        };
+        return Ok(vec![StagedFile {
+            name: check(name)?,
+            source: path,
+            size: meta.len(),
+        }]);
+    }
+    if !meta.is_dir() {
+        return Err(StageError::NotRegular { path });
+    }
+    let mut out = Vec::new();
+    for item in walkdir::WalkDir::new(&path)
+        .follow_links(true)
+        .sort_by_file_name()
+    {
+        let item = item.map_err(|e| StageError::Read {
+            path: e
+                .path()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| path.clone()),
+            source: e.into(),
+        })?;
+        if !item.file_type().is_file() {
+            continue;
+        }
+        let rel = item.path().strip_prefix(&path).unwrap_or(item.path());
+        let rel = rel
+            .to_string_lossy()
+            .replace(std::path::MAIN_SEPARATOR, "/");
+        let logical = match name {
+            Some(prefix) if !prefix.is_empty() => format!("{prefix}/{rel}"),
+            _ => rel,
+        };
+        let size = item
+            .metadata()
+            .map_err(|e| StageError::Read {
+                path: item.path().to_owned(),
+                source: e.into(),
+            })?
+            .len();
+        out.push(StagedFile {
+            name: check(logical)?,
+            source: item.into_path(),
+            size,
+        });
+    }
+    Ok(out)
+}
+
+/// Hashes staged files (in parallel) into manifest entries. `progress` receives byte counts.
+pub fn hash_all(
+    files: Vec<StagedFile>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(Manifest, HashMap<String, PathBuf>), StageError> {
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(8);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    type Hashed = Vec<(usize, String, u64)>;
+    let results: Vec<Result<Hashed, StageError>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(f) = files.get(i) else {
+                            return Ok(done);
+                        };
+                        let (digest, size) = hash_file(&f.source, DigestAlg::Md5, progress)
+                            .map_err(|source| StageError::Read {
+                                path: f.source.clone(),
+                                source,
+                            })?;
+                        done.push((i, digest, size));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    let mut digests: Vec<Option<(String, u64)>> = vec![None; files.len()];
+    for r in results {
+        for (i, d, size) in r? {
+            digests[i] = Some((d, size));
+        }
+    }
+    let mut contents: BTreeMap<String, Entry> = BTreeMap::new();
+    let mut sources: HashMap<String, PathBuf> = HashMap::new();
+    for (f, d) in files.into_iter().zip(digests) {
+        let Some((digest, size)) = d else { continue };
+        if let Some(prev) = contents.get(&f.name) {
+            if prev.digest != digest {
+                return Err(StageError::Conflict {
+                    name: f.name.clone(),
+                    first: sources[&f.name].display().to_string(),
+                    second: f.source.display().to_string(),
+                });
+            }
+            continue;
+        }
+        contents.insert(f.name.clone(), Entry::stored(digest, size));
+        sources.insert(f.name, f.source);
+    }
+    Ok((
+        Manifest {
+            contents,
+            ..Manifest::default()
+        },
+        sources,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture_inputs() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wandb/inputs")
+    }
+
+    #[test]
+    fn builds_the_local_files_case_like_the_sdk() {
+        let root = fixture_inputs();
+        let tmp = tempfile::tempdir().unwrap();
+        let generated = tmp.path().join("new.txt");
+        std::fs::write(&generated, "created via new_file\n").unwrap();
+        let args = [
+            root.join("hello.txt").display().to_string(),
+            format!("{}=copies/hello-copy.txt", root.join("hello.txt").display()),
+            root.join("empty.txt").display().to_string(),
+            root.join("data").display().to_string(),
+            format!("{}=prefixed", root.join("data").display()),
+            format!("{}=generated/new.txt", generated.display()),
+            root.join("unicode/données été.txt").display().to_string(),
+        ];
+        let mut files = Vec::new();
+        for a in &args {
+            files.extend(collect(a).unwrap());
+        }
+        let (m, sources) = hash_all(files, &|_| {}).unwrap();
+        assert_eq!(m.contents.len(), 11);
+        assert_eq!(sources.len(), 11);
+        assert_eq!(m.digest(), "451c9ef954ee2635a988bdb256c29159");
+        let sdk = std::fs::read(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/wandb/outputs/local_files.manifest.json"),
+        )
+        .unwrap();
+        assert_eq!(m, Manifest::from_json(&sdk).unwrap());
+    }
+
+    #[test]
+    fn bad_arguments_are_named() {
+        let err = collect("/no/such/path").unwrap_err().to_string();
+        assert!(err.contains("/no/such/path"), "{err}");
+        let hello = fixture_inputs().join("hello.txt");
+        let err = collect(&format!("{}=../escape", hello.display()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("..") && err.contains("escape"), "{err}");
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("hello.txt"), "other").unwrap();
+        let mut files = collect(hello.to_str().unwrap()).unwrap();
+        files.extend(collect(tmp.path().join("hello.txt").to_str().unwrap()).unwrap());
+        let err = hash_all(files, &|_| {}).unwrap_err().to_string();
+        assert!(err.contains("given twice"), "{err}");
+    }
+}

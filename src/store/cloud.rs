@@ -1,0 +1,834 @@
+//! Cloud object stores (`s3://`, `gs://`, `http(s)://`) built from each cloud's usual credentials.
+//!
+//! [`Clouds`] is created once (from the environment with [`Clouds::from_env`], or from an explicit
+//! [`CloudConfig`] in tests) and passed around; it builds one store per bucket on first use and
+//! shares it afterwards, so connection pools and credential caches are reused. It also carries the
+//! plain HTTP client that reference entries (`http(s)://` URLs, the GCS JSON API) are read with.
+//!
+//! The configuration is read from specific variables only. `AmazonS3Builder::from_env()` is not
+//! used on purpose: it slurps every `AWS_*` variable, and unrelated ones (`AWS_CA_BUNDLE`, ...)
+//! change its behaviour in ways nobody asked for.
+//!
+//! Every request has bounded retries and timeouts ([`NetConfig`]): a dead or hung server turns
+//! into an error after a few seconds, never into a hang.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::client::{
+    HttpClient, HttpConnector, HttpError, HttpErrorKind, HttpRequest, HttpRequestBody,
+    HttpResponse, ReqwestConnector,
+};
+use object_store::gcp::{GcpCredential, GoogleCloudStorage, GoogleCloudStorageBuilder};
+use object_store::http::{HttpBuilder, HttpStore};
+use object_store::{
+    BackoffConfig, ClientOptions, CredentialProvider, ObjectStore, RetryConfig,
+    StaticCredentialProvider,
+};
+use url::Url;
+
+/// Retries after the first attempt of a request that failed in a retryable way.
+pub const DEFAULT_MAX_RETRIES: usize = 3;
+/// No retry starts later than this after the first attempt.
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time allowed to establish a TCP (+TLS) connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest silence allowed while waiting for response headers or body bytes. This, not a total
+/// request timeout, is what bounds a hung server: a total timeout would also kill healthy
+/// multi-gigabyte downloads.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// First pause between retries of the raw HTTP client; doubles per retry.
+const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
+/// Longest pause between retries.
+const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Where GCS serves both its XML and its JSON API.
+pub const GCS_DEFAULT_BASE_URL: &str = "https://storage.googleapis.com";
+/// A service-account key that makes `object_store` skip OAuth: what GCS emulators need.
+const GCS_EMULATOR_KEY: &str =
+    r#"{"disable_oauth":true,"client_email":"","private_key":"","private_key_id":""}"#;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    #[error("{url}: unsupported URL scheme (expected s3://bucket, gs://bucket or http(s)://host)")]
+    UnsupportedScheme { url: String },
+    #[error("{url}: the URL names no bucket (expected {scheme}://BUCKET/...)")]
+    MissingBucket { url: String, scheme: &'static str },
+    #[error("cannot set up {what} for {target}: {source}")]
+    Build {
+        what: &'static str,
+        target: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot use S3 credentials: {reason}")]
+    AwsCredentials { reason: String },
+    #[error("invalid {var}={value:?}: {reason}")]
+    Config { var: &'static str, value: String, reason: String },
+    #[error("invalid request URL {url}: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error(
+        "{method} {url}: server unreachable after {attempts} attempt(s) in {elapsed:?} ({source}); \
+         check that it is running and reachable, or raise the retry/timeout settings"
+    )]
+    Unreachable {
+        method: &'static str,
+        url: String,
+        attempts: usize,
+        elapsed: Duration,
+        #[source]
+        source: HttpError,
+    },
+    #[error("{method} {url} failed: {source}")]
+    Http {
+        method: &'static str,
+        url: String,
+        #[source]
+        source: HttpError,
+    },
+    #[error("cannot get GCS credentials for gs://{bucket}: {source}")]
+    GcsToken {
+        bucket: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+/// Retries and timeouts of every store and of the raw HTTP client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetConfig {
+    pub max_retries: usize,
+    pub retry_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// See [`DEFAULT_READ_TIMEOUT`].
+    pub read_timeout: Duration,
+    /// Total time for one request including its body; `None` (the default) because references
+    /// and blobs can be large. The read timeout still bounds a stalled transfer.
+    pub request_timeout: Option<Duration>,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            max_retries: DEFAULT_MAX_RETRIES,
+            retry_timeout: DEFAULT_RETRY_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            read_timeout: DEFAULT_READ_TIMEOUT,
+            request_timeout: None,
+        }
+    }
+}
+
+impl NetConfig {
+    fn retry(&self) -> RetryConfig {
+        RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: self.max_retries,
+            retry_timeout: self.retry_timeout,
+        }
+    }
+
+    fn client_options(&self, allow_http: bool) -> ClientOptions {
+        let options = ClientOptions::new()
+            .with_allow_http(allow_http)
+            .with_connect_timeout(self.connect_timeout)
+            .with_read_timeout(self.read_timeout);
+        match self.request_timeout {
+            Some(t) => options.with_timeout(t),
+            None => options.with_timeout_disabled(),
+        }
+    }
+}
+
+/// How S3 requests are signed.
+#[derive(Clone, Default)]
+pub enum AwsCredentials {
+    /// Unsigned requests: public buckets, or servers that accept anything.
+    #[default]
+    Anonymous,
+    /// An access key pair (from the environment or a profile), with an optional session token.
+    Static { key_id: String, secret_key: String, session_token: Option<String> },
+    /// Whatever `object_store` finds itself: web identity, ECS/EKS container credentials, or
+    /// the EC2 instance metadata service.
+    Ambient,
+    /// Configuration that cannot work (e.g. an `AWS_PROFILE` without keys); reported when an
+    /// S3 store is first needed, so users of local registries are not bothered.
+    Unavailable { reason: String },
+}
+
+/// Never prints secrets: only which kind of credentials is configured.
+impl fmt::Debug for AwsCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AwsCredentials::Anonymous => f.write_str("Anonymous"),
+            AwsCredentials::Static { key_id, session_token, .. } => {
+                // The key id is not a secret, but its tail is enough to tell keys apart.
+                let tail: String = key_id.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+                write!(f, "Static(key id …{tail}, session token: {})", session_token.is_some())
+            }
+            AwsCredentials::Ambient => f.write_str("Ambient"),
+            AwsCredentials::Unavailable { reason } => write!(f, "Unavailable({reason})"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct S3Config {
+    /// `http(s)://host:port` of an S3-compatible server; `None` for AWS itself.
+    pub endpoint: Option<String>,
+    /// `None`: `us-east-1`.
+    pub region: Option<String>,
+    pub credentials: AwsCredentials,
+    /// `bucket.host` URLs instead of `host/bucket`. Custom endpoints rarely have the DNS for it.
+    pub virtual_hosted_style: bool,
+}
+
+/// How GCS requests are authorised.
+#[derive(Clone, Default)]
+pub enum GcpCredentials {
+    #[default]
+    Anonymous,
+    /// No OAuth at all (fake-gcs-server and other emulators).
+    Emulator,
+    /// A service-account key, as JSON text.
+    ServiceAccountKey(String),
+    ServiceAccountFile(PathBuf),
+    /// `GOOGLE_APPLICATION_CREDENTIALS`: a service-account or authorized-user JSON file.
+    ApplicationCredentials(PathBuf),
+    /// `object_store`'s own discovery: gcloud's ADC file, then the GCE metadata server.
+    Ambient,
+}
+
+/// Never prints the key itself.
+impl fmt::Debug for GcpCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GcpCredentials::Anonymous => f.write_str("Anonymous"),
+            GcpCredentials::Emulator => f.write_str("Emulator"),
+            GcpCredentials::ServiceAccountKey(_) => f.write_str("ServiceAccountKey(<redacted>)"),
+            GcpCredentials::ServiceAccountFile(p) => write!(f, "ServiceAccountFile({p:?})"),
+            GcpCredentials::ApplicationCredentials(p) => write!(f, "ApplicationCredentials({p:?})"),
+            GcpCredentials::Ambient => f.write_str("Ambient"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GcsConfig {
+    /// Base URL of the XML and JSON APIs; `None`: [`GCS_DEFAULT_BASE_URL`].
+    pub base_url: Option<String>,
+    pub credentials: GcpCredentials,
+}
+
+/// Everything [`Clouds`] needs to build stores. `Default` reads nothing: anonymous access to the
+/// public clouds with default retries.
+#[derive(Debug, Clone, Default)]
+pub struct CloudConfig {
+    pub s3: S3Config,
+    pub gcs: GcsConfig,
+    pub net: NetConfig,
+}
+
+impl CloudConfig {
+    /// The configuration the environment describes (see [`CloudConfig::from_vars`]).
+    pub fn from_env() -> CloudConfig {
+        CloudConfig::from_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    /// Reads, through `var`:
+    /// - S3: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, else
+    ///   `AWS_WEB_IDENTITY_TOKEN_FILE`+`AWS_ROLE_ARN` or `AWS_CONTAINER_CREDENTIALS_*` (ambient), else
+    ///   keys of profile `AWS_PROFILE` (default `default`) in `AWS_SHARED_CREDENTIALS_FILE`
+    ///   (`~/.aws/credentials`), else the instance metadata service if `ARTFS_AWS_IMDS=1`, else
+    ///   anonymous. Region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region` in
+    ///   `AWS_CONFIG_FILE` (`~/.aws/config`). Endpoint: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`,
+    ///   `AWS_S3_ENDPOINT_URL` (the name the W&B SDK reads); `ARTFS_S3_VIRTUAL_HOSTED=1` for
+    ///   `bucket.host` URLs.
+    /// - GCS: `ARTFS_GCS_ENDPOINT` or `STORAGE_EMULATOR_HOST` (an emulator: no OAuth), else
+    ///   `GOOGLE_SERVICE_ACCOUNT_KEY` (JSON), `GOOGLE_SERVICE_ACCOUNT[_PATH]`,
+    ///   `GOOGLE_APPLICATION_CREDENTIALS`, gcloud's ADC file, the GCE metadata server if
+    ///   `ARTFS_GCE_METADATA=1`, else anonymous.
+    ///
+    /// Instance metadata services are opt-in: probing them off-cloud costs a timeout per store.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> CloudConfig {
+        let flag = |name: &str| var(name).is_some_and(|v| matches!(v.as_str(), "1" | "true"));
+        let home = var("HOME").map(PathBuf::from);
+
+        let profile = var("AWS_PROFILE").or_else(|| var("AWS_DEFAULT_PROFILE"));
+        let explicit_profile = profile.is_some();
+        let profile = profile.unwrap_or_else(|| "default".to_owned());
+        let credentials_file = var("AWS_SHARED_CREDENTIALS_FILE")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws/credentials")));
+        let config_file = var("AWS_CONFIG_FILE")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".aws/config")));
+        let profile_creds =
+            credentials_file.as_deref().and_then(|p| ini_section(p, &profile));
+        let config_section_name = match profile.as_str() {
+            "default" => "default".to_owned(),
+            p => format!("profile {p}"),
+        };
+        let profile_config =
+            config_file.as_deref().and_then(|p| ini_section(p, &config_section_name));
+        let from_profile = |key: &str| {
+            profile_creds
+                .as_ref()
+                .and_then(|s| s.get(key).cloned())
+                .or_else(|| profile_config.as_ref().and_then(|s| s.get(key).cloned()))
+        };
+
+        let credentials = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(key_id), Some(secret_key)) => AwsCredentials::Static {
+                key_id,
+                secret_key,
+                session_token: var("AWS_SESSION_TOKEN"),
+            },
+            (Some(_), None) | (None, Some(_)) => AwsCredentials::Unavailable {
+                reason: "only one of AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY is set; set both"
+                    .to_owned(),
+            },
+            (None, None) => {
+                let web_identity =
+                    var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && var("AWS_ROLE_ARN").is_some();
+                let container = var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
+                    || var("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some();
+                match (from_profile("aws_access_key_id"), from_profile("aws_secret_access_key")) {
+                    _ if web_identity => AwsCredentials::Ambient,
+                    (Some(key_id), Some(secret_key)) => AwsCredentials::Static {
+                        key_id,
+                        secret_key,
+                        session_token: from_profile("aws_session_token"),
+                    },
+                    _ if container || flag("ARTFS_AWS_IMDS") => AwsCredentials::Ambient,
+                    _ if explicit_profile => AwsCredentials::Unavailable {
+                        reason: format!(
+                            "AWS_PROFILE={profile} has no aws_access_key_id/aws_secret_access_key \
+                             in {} or {} (SSO and role profiles are not supported); export \
+                             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead",
+                            display_opt(&credentials_file),
+                            display_opt(&config_file),
+                        ),
+                    },
+                    _ => AwsCredentials::Anonymous,
+                }
+            }
+        };
+        let s3 = S3Config {
+            endpoint: var("AWS_ENDPOINT_URL_S3")
+                .or_else(|| var("AWS_ENDPOINT_URL"))
+                .or_else(|| var("AWS_S3_ENDPOINT_URL"))
+                .map(|e| e.trim_end_matches('/').to_owned()),
+            region: var("AWS_REGION")
+                .or_else(|| var("AWS_DEFAULT_REGION"))
+                .or_else(|| profile_config.as_ref().and_then(|s| s.get("region").cloned())),
+            credentials,
+            virtual_hosted_style: flag("ARTFS_S3_VIRTUAL_HOSTED"),
+        };
+
+        let emulator = var("ARTFS_GCS_ENDPOINT").or_else(|| var("STORAGE_EMULATOR_HOST"));
+        let adc_file = var("CLOUDSDK_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".config/gcloud")))
+            .map(|d| d.join("application_default_credentials.json"));
+        let gcs = match emulator {
+            Some(host) => {
+                // STORAGE_EMULATOR_HOST is often written without a scheme (`localhost:4443`).
+                let base = match host.contains("://") {
+                    true => host,
+                    false => format!("http://{host}"),
+                };
+                GcsConfig {
+                    base_url: Some(base.trim_end_matches('/').to_owned()),
+                    credentials: GcpCredentials::Emulator,
+                }
+            }
+            None => {
+                let credentials = if let Some(key) = var("GOOGLE_SERVICE_ACCOUNT_KEY") {
+                    GcpCredentials::ServiceAccountKey(key)
+                } else if let Some(path) =
+                    var("GOOGLE_SERVICE_ACCOUNT").or_else(|| var("GOOGLE_SERVICE_ACCOUNT_PATH"))
+                {
+                    GcpCredentials::ServiceAccountFile(path.into())
+                } else if let Some(path) = var("GOOGLE_APPLICATION_CREDENTIALS") {
+                    GcpCredentials::ApplicationCredentials(path.into())
+                } else if adc_file.as_ref().is_some_and(|p| p.is_file()) || flag("ARTFS_GCE_METADATA")
+                {
+                    GcpCredentials::Ambient
+                } else {
+                    GcpCredentials::Anonymous
+                };
+                GcsConfig { base_url: None, credentials }
+            }
+        };
+        CloudConfig { s3, gcs, net: NetConfig::default() }
+    }
+}
+
+fn display_opt(p: &Option<PathBuf>) -> String {
+    p.as_ref().map_or_else(|| "(no $HOME)".to_owned(), |p| p.display().to_string())
+}
+
+/// The `key = value` pairs of `[section]` in an AWS-style INI file; `None` if the file or the
+/// section is missing.
+fn ini_section(path: &std::path::Path, section: &str) -> Option<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut found = None;
+    let mut in_section = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            in_section = name.trim() == section;
+            if in_section {
+                found.get_or_insert_with(HashMap::new);
+            }
+            continue;
+        }
+        if in_section
+            && let Some((k, v)) = line.split_once('=')
+            && let Some(map) = found.as_mut()
+        {
+            map.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    found
+}
+
+/// A built bucket store, kept with its concrete type: references need S3's raw-prefix listing
+/// and the GCS credentials for the JSON API.
+#[derive(Debug, Clone)]
+enum Built {
+    S3(Arc<AmazonS3>),
+    Gcs(Arc<GoogleCloudStorage>),
+    Http(Arc<HttpStore>),
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    config: CloudConfig,
+    stores: Mutex<HashMap<(String, String), Built>>,
+    http: OnceLock<HttpClient>,
+}
+
+/// Cloud stores and the reference HTTP client, built on first use and shared. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Clouds {
+    inner: Arc<Inner>,
+}
+
+impl Clouds {
+    pub fn new(config: CloudConfig) -> Clouds {
+        Clouds { inner: Arc::new(Inner { config, ..Inner::default() }) }
+    }
+
+    /// [`CloudConfig::from_env`].
+    pub fn from_env() -> Clouds {
+        Clouds::new(CloudConfig::from_env())
+    }
+
+    pub fn config(&self) -> &CloudConfig {
+        &self.inner.config
+    }
+
+    /// The store of the bucket in `url` (`s3://bucket/...`, `gs://bucket/...`), rooted at the
+    /// bucket: the caller adds the URL's path as a prefix. `http(s)://host/...` gives a store
+    /// rooted at the origin.
+    pub fn bucket_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>, CloudError> {
+        match url.scheme() {
+            "s3" => Ok(self.s3(bucket_of(url, "s3")?)? as Arc<dyn ObjectStore>),
+            "gs" => Ok(self.gcs(bucket_of(url, "gs")?)? as Arc<dyn ObjectStore>),
+            "http" | "https" => Ok(self.http_store(url)? as Arc<dyn ObjectStore>),
+            _ => Err(CloudError::UnsupportedScheme { url: url.to_string() }),
+        }
+    }
+
+    fn cached(
+        &self,
+        scheme: &str,
+        bucket: &str,
+        build: impl FnOnce() -> Result<Built, CloudError>,
+    ) -> Result<Built, CloudError> {
+        let key = (scheme.to_owned(), bucket.to_owned());
+        // A panic while holding the lock cannot leave the map inconsistent: keep using it.
+        let mut stores = self.inner.stores.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(built) = stores.get(&key) {
+            return Ok(built.clone());
+        }
+        let built = build()?;
+        stores.insert(key, built.clone());
+        Ok(built)
+    }
+
+    /// The S3 store of `bucket`.
+    pub fn s3(&self, bucket: &str) -> Result<Arc<AmazonS3>, CloudError> {
+        let built = self.cached("s3", bucket, || {
+            let cfg = &self.inner.config.s3;
+            let net = &self.inner.config.net;
+            let allow_http = cfg.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
+            let mut b = AmazonS3Builder::new()
+                .with_bucket_name(bucket)
+                .with_region(cfg.region.as_deref().unwrap_or("us-east-1"))
+                .with_virtual_hosted_style_request(cfg.virtual_hosted_style)
+                .with_retry(net.retry())
+                .with_client_options(net.client_options(allow_http));
+            if let Some(endpoint) = &cfg.endpoint {
+                b = b.with_endpoint(endpoint);
+            }
+            b = match &cfg.credentials {
+                AwsCredentials::Anonymous => b.with_skip_signature(true),
+                AwsCredentials::Static { key_id, secret_key, session_token } => {
+                    let b = b.with_access_key_id(key_id).with_secret_access_key(secret_key);
+                    match session_token {
+                        Some(t) => b.with_token(t),
+                        None => b,
+                    }
+                }
+                AwsCredentials::Ambient => ambient_aws(b),
+                AwsCredentials::Unavailable { reason } => {
+                    return Err(CloudError::AwsCredentials { reason: reason.clone() });
+                }
+            };
+            let store = b.build().map_err(|source| CloudError::Build {
+                what: "S3 client",
+                target: format!("s3://{bucket}"),
+                source,
+            })?;
+            Ok(Built::S3(Arc::new(store)))
+        })?;
+        match built {
+            Built::S3(s) => Ok(s),
+            // Keys are namespaced by scheme, so another kind cannot be stored under "s3".
+            _ => Err(CloudError::UnsupportedScheme { url: format!("s3://{bucket}") }),
+        }
+    }
+
+    /// The GCS store of `bucket`.
+    pub fn gcs(&self, bucket: &str) -> Result<Arc<GoogleCloudStorage>, CloudError> {
+        let built = self.cached("gs", bucket, || {
+            let cfg = &self.inner.config.gcs;
+            let net = &self.inner.config.net;
+            let base = self.gcs_base_url();
+            let mut b = GoogleCloudStorageBuilder::new()
+                .with_bucket_name(bucket)
+                .with_retry(net.retry())
+                .with_client_options(net.client_options(base.starts_with("http://")));
+            if cfg.base_url.is_some() {
+                b = b.with_base_url(base);
+            }
+            let no_token = || {
+                Arc::new(StaticCredentialProvider::new(GcpCredential { bearer: String::new() }))
+            };
+            b = match &cfg.credentials {
+                // Explicit empty credentials also keep object_store from reading gcloud's files.
+                GcpCredentials::Anonymous => b.with_skip_signature(true).with_credentials(no_token()),
+                GcpCredentials::Emulator => b.with_service_account_key(GCS_EMULATOR_KEY),
+                GcpCredentials::ServiceAccountKey(key) => b.with_service_account_key(key),
+                GcpCredentials::ServiceAccountFile(p) => {
+                    b.with_service_account_path(p.to_string_lossy())
+                }
+                GcpCredentials::ApplicationCredentials(p) => {
+                    b.with_application_credentials(p.to_string_lossy())
+                }
+                GcpCredentials::Ambient => b,
+            };
+            let store = b.build().map_err(|source| CloudError::Build {
+                what: "GCS client",
+                target: format!("gs://{bucket}"),
+                source,
+            })?;
+            Ok(Built::Gcs(Arc::new(store)))
+        })?;
+        match built {
+            Built::Gcs(s) => Ok(s),
+            _ => Err(CloudError::UnsupportedScheme { url: format!("gs://{bucket}") }),
+        }
+    }
+
+    /// An `object_store` HTTP store rooted at the origin of `url` (WebDAV-style; plain GETs work
+    /// against any server).
+    pub fn http_store(&self, url: &Url) -> Result<Arc<HttpStore>, CloudError> {
+        let origin = url.origin().ascii_serialization();
+        let built = self.cached("http", &origin, || {
+            let net = &self.inner.config.net;
+            let store = HttpBuilder::new()
+                .with_url(origin.clone())
+                .with_retry(net.retry())
+                .with_client_options(net.client_options(true))
+                .build()
+                .map_err(|source| CloudError::Build {
+                    what: "HTTP store",
+                    target: origin.clone(),
+                    source,
+                })?;
+            Ok(Built::Http(Arc::new(store)))
+        })?;
+        match built {
+            Built::Http(s) => Ok(s),
+            _ => Err(CloudError::UnsupportedScheme { url: origin }),
+        }
+    }
+
+    /// Base URL of the GCS XML and JSON APIs (an emulator's, or Google's).
+    pub fn gcs_base_url(&self) -> &str {
+        self.inner.config.gcs.base_url.as_deref().unwrap_or(GCS_DEFAULT_BASE_URL)
+    }
+
+    /// `Authorization` header value for GCS JSON API requests on `bucket`; `None` when requests
+    /// go unauthenticated (anonymous access, emulators).
+    pub async fn gcs_authorization(&self, bucket: &str) -> Result<Option<String>, CloudError> {
+        if matches!(self.inner.config.gcs.credentials, GcpCredentials::Anonymous) {
+            return Ok(None);
+        }
+        let store = self.gcs(bucket)?;
+        let credential = store
+            .credentials()
+            .get_credential()
+            .await
+            .map_err(|source| CloudError::GcsToken { bucket: bucket.to_owned(), source })?;
+        Ok((!credential.bearer.is_empty()).then(|| format!("Bearer {}", credential.bearer)))
+    }
+
+    /// The shared client for raw HTTP requests (reference URLs, GCS JSON API).
+    pub fn http_client(&self) -> Result<HttpClient, CloudError> {
+        if let Some(c) = self.inner.http.get() {
+            return Ok(c.clone());
+        }
+        let options = self.inner.config.net.client_options(true);
+        let client = ReqwestConnector::default().connect(&options).map_err(|source| {
+            CloudError::Build { what: "HTTP client", target: "references".to_owned(), source }
+        })?;
+        // Two threads may race to build; both clients work, one is kept.
+        Ok(self.inner.http.get_or_init(|| client).clone())
+    }
+
+    /// Sends a request built by `make` (called again for every attempt), retrying connection
+    /// failures, timeouts, 429 and 5xx answers with exponential backoff within the [`NetConfig`]
+    /// limits. Any answer that is not retried (or the last one) is returned as it is, whatever
+    /// its status; transport failures become [`CloudError::Unreachable`].
+    pub async fn send(
+        &self,
+        method: &'static str,
+        url: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<HttpResponse, CloudError> {
+        self.send_with_body(method, url, headers, None).await
+    }
+
+    /// [`Clouds::send`] with a request body (sent again on retries).
+    pub async fn send_with_body(
+        &self,
+        method: &'static str,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: Option<Bytes>,
+    ) -> Result<HttpResponse, CloudError> {
+        let client = self.http_client()?;
+        let net = &self.inner.config.net;
+        let bad = |reason: String| CloudError::BadUrl { url: url.to_owned(), reason };
+        let start = Instant::now();
+        let mut backoff = RETRY_INITIAL_BACKOFF;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let body = body.clone().map_or_else(HttpRequestBody::empty, HttpRequestBody::from);
+            let mut req = HttpRequest::new(body);
+            *req.method_mut() = method.parse().map_err(|e| bad(format!("method {method}: {e}")))?;
+            *req.uri_mut() = url.parse().map_err(|e| bad(format!("{e}")))?;
+            for (name, value) in headers {
+                let value = value.parse().map_err(|e| bad(format!("header {name}: {e}")))?;
+                req.headers_mut().insert(*name, value);
+            }
+            let can_retry = attempt <= net.max_retries && start.elapsed() < net.retry_timeout;
+            match client.execute(req).await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if !(can_retry && (status == 429 || (500..=599).contains(&status))) {
+                        return Ok(resp);
+                    }
+                    tracing::debug!(url, status, attempt, "retrying HTTP request");
+                }
+                Err(source) => {
+                    let transient = matches!(
+                        source.kind(),
+                        HttpErrorKind::Connect
+                            | HttpErrorKind::Request
+                            | HttpErrorKind::Timeout
+                            | HttpErrorKind::Interrupted
+                    );
+                    if !transient {
+                        return Err(CloudError::Http { method, url: url.to_owned(), source });
+                    }
+                    if !can_retry {
+                        return Err(CloudError::Unreachable {
+                            method,
+                            url: url.to_owned(),
+                            attempts: attempt,
+                            elapsed: start.elapsed(),
+                            source,
+                        });
+                    }
+                    tracing::debug!(url, attempt, error = %source, "retrying HTTP request");
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(RETRY_MAX_BACKOFF);
+        }
+    }
+}
+
+/// Lets `object_store` pick up web identity / container credentials from their variables (the
+/// builder only reads them through its config keys), falling back to instance metadata.
+fn ambient_aws(mut b: AmazonS3Builder) -> AmazonS3Builder {
+    use object_store::aws::AmazonS3ConfigKey as K;
+    let keys = [
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", K::WebIdentityTokenFile),
+        ("AWS_ROLE_ARN", K::RoleArn),
+        ("AWS_ROLE_SESSION_NAME", K::RoleSessionName),
+        ("AWS_ENDPOINT_URL_STS", K::StsEndpoint),
+        ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", K::ContainerCredentialsRelativeUri),
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", K::ContainerCredentialsFullUri),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", K::ContainerAuthorizationTokenFile),
+    ];
+    for (var, key) in keys {
+        if let Ok(value) = std::env::var(var) {
+            b = b.with_config(key, value);
+        }
+    }
+    b
+}
+
+fn bucket_of<'u>(url: &'u Url, scheme: &'static str) -> Result<&'u str, CloudError> {
+    url.host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| CloudError::MissingBucket { url: url.to_string(), scheme })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn env_static_keys_endpoint_and_region() {
+        let cfg = CloudConfig::from_vars(vars(&[
+            ("AWS_ACCESS_KEY_ID", "AKIAEXAMPLE1234"),
+            ("AWS_SECRET_ACCESS_KEY", "very-secret"),
+            ("AWS_SESSION_TOKEN", "tok"),
+            ("AWS_DEFAULT_REGION", "eu-west-1"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566/"),
+            ("AWS_CA_BUNDLE", "/nonexistent/ca.pem"),
+        ]));
+        assert_eq!(cfg.s3.endpoint.as_deref(), Some("http://127.0.0.1:4566"));
+        assert_eq!(cfg.s3.region.as_deref(), Some("eu-west-1"));
+        assert!(matches!(
+            &cfg.s3.credentials,
+            AwsCredentials::Static { key_id, session_token: Some(_), .. } if key_id == "AKIAEXAMPLE1234"
+        ));
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("very-secret") && !shown.contains("tok\""), "{shown}");
+        // The S3-specific endpoint wins over the generic one.
+        let cfg = CloudConfig::from_vars(vars(&[
+            ("AWS_ENDPOINT_URL", "http://a"),
+            ("AWS_ENDPOINT_URL_S3", "http://b"),
+        ]));
+        assert_eq!(cfg.s3.endpoint.as_deref(), Some("http://b"));
+        assert!(matches!(cfg.s3.credentials, AwsCredentials::Anonymous));
+    }
+
+    #[test]
+    fn env_profile_files_and_half_configured_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("credentials");
+        let config = dir.path().join("config");
+        std::fs::write(
+            &creds,
+            "[default]\naws_access_key_id = D\naws_secret_access_key = DS\n\n\
+             [work]\n# comment\naws_access_key_id=W\naws_secret_access_key = WS\n",
+        )
+        .unwrap();
+        std::fs::write(&config, "[profile work]\nregion = ap-south-1\n[sso]\n").unwrap();
+        let files = [
+            ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+            ("AWS_CONFIG_FILE", config.to_str().unwrap()),
+        ];
+        let mut with_profile = files.to_vec();
+        with_profile.push(("AWS_PROFILE", "work"));
+        let cfg = CloudConfig::from_vars(vars(&with_profile));
+        assert!(matches!(&cfg.s3.credentials, AwsCredentials::Static { key_id, .. } if key_id == "W"));
+        assert_eq!(cfg.s3.region.as_deref(), Some("ap-south-1"));
+        let cfg = CloudConfig::from_vars(vars(&files));
+        assert!(matches!(&cfg.s3.credentials, AwsCredentials::Static { key_id, .. } if key_id == "D"));
+
+        let mut missing = files.to_vec();
+        missing.push(("AWS_PROFILE", "sso"));
+        let clouds = Clouds::new(CloudConfig::from_vars(vars(&missing)));
+        let err = clouds.s3("b").unwrap_err().to_string();
+        assert!(err.contains("AWS_PROFILE=sso") && err.contains("AWS_ACCESS_KEY_ID"), "{err}");
+
+        let cfg = CloudConfig::from_vars(vars(&[("AWS_ACCESS_KEY_ID", "only")]));
+        assert!(matches!(cfg.s3.credentials, AwsCredentials::Unavailable { .. }));
+    }
+
+    #[test]
+    fn env_gcs_emulator_and_credentials() {
+        let cfg = CloudConfig::from_vars(vars(&[("STORAGE_EMULATOR_HOST", "127.0.0.1:4443")]));
+        assert_eq!(cfg.gcs.base_url.as_deref(), Some("http://127.0.0.1:4443"));
+        assert!(matches!(cfg.gcs.credentials, GcpCredentials::Emulator));
+        let cfg = CloudConfig::from_vars(vars(&[
+            ("ARTFS_GCS_ENDPOINT", "http://127.0.0.1:9/"),
+            ("STORAGE_EMULATOR_HOST", "other:1"),
+        ]));
+        assert_eq!(cfg.gcs.base_url.as_deref(), Some("http://127.0.0.1:9"));
+        let cfg = CloudConfig::from_vars(vars(&[("GOOGLE_SERVICE_ACCOUNT_KEY", "{\"secret\":1}")]));
+        assert!(!format!("{cfg:?}").contains("secret"));
+        let cfg = CloudConfig::from_vars(vars(&[("GOOGLE_APPLICATION_CREDENTIALS", "/x.json")]));
+        assert!(matches!(cfg.gcs.credentials, GcpCredentials::ApplicationCredentials(_)));
+        // Nothing configured (and no gcloud files under a fake HOME): anonymous.
+        let cfg = CloudConfig::from_vars(vars(&[("HOME", "/nonexistent")]));
+        assert!(matches!(cfg.gcs.credentials, GcpCredentials::Anonymous));
+    }
+
+    #[test]
+    fn stores_are_cached_per_bucket_and_urls_checked() {
+        let clouds = Clouds::default();
+        let a = clouds.s3("bucket-a").unwrap();
+        assert!(Arc::ptr_eq(&a, &clouds.s3("bucket-a").unwrap()));
+        assert!(!Arc::ptr_eq(&a, &clouds.s3("bucket-b").unwrap()));
+        let g = clouds.gcs("bucket-a").unwrap();
+        assert!(Arc::ptr_eq(&g, &clouds.gcs("bucket-a").unwrap()));
+        for ok in ["s3://b/prefix", "gs://b", "http://127.0.0.1:1/x"] {
+            clouds.bucket_store(&Url::parse(ok).unwrap()).unwrap();
+        }
+        let err = clouds.bucket_store(&Url::parse("ftp://x/y").unwrap()).unwrap_err();
+        assert!(matches!(err, CloudError::UnsupportedScheme { .. }), "{err}");
+        let err = clouds.bucket_store(&Url::parse("s3:///key").unwrap()).unwrap_err();
+        assert!(matches!(err, CloudError::MissingBucket { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn dead_server_fails_within_bounded_time() {
+        let clouds = Clouds::new(CloudConfig {
+            net: NetConfig { max_retries: 2, ..NetConfig::default() },
+            ..CloudConfig::default()
+        });
+        let start = Instant::now();
+        let err = clouds.send("GET", "http://127.0.0.1:1/x", &[]).await.unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+        match err {
+            CloudError::Unreachable { attempts, .. } => assert_eq!(attempts, 3),
+            other => panic!("expected Unreachable, got {other}"),
+        }
+    }
+}
