@@ -51,7 +51,7 @@ fn init_tracing(config: &Config) {
 
 struct App {
     config: Config,
-    clouds: Clouds::default(),
+    clouds: Clouds,
 }
 
 impl App {
