@@ -49,7 +49,7 @@ pub fn split_path_arg(arg: &str) -> (&str, Option<&str>) {
         return (arg, None);
     }
     match arg.rsplit_once('=') {
-        Some((p, n)) if !p.is_empty() => (p, Some(n.trim_matches('/'))),
+        Some((p, n)) if !p.is_empty() => (p, Some(n.trim_end_matches('/'))),
         _ => (arg, None),
     }
 }

@@ -1,1 +1,9 @@
-//! Integration tests.
+//! Integration tests: the real `artfs` binary against real registries, caches and mounts.
+
+// Shared helpers: temp registries, running the binary, random trees.
+mod util;
+
+// `artfs log/ls/versions/show/get/alias/edit/rm/gc` on a local registry, end to end.
+mod cli;
+// Many writers at once and writers killed mid-upload.
+mod concurrency;

@@ -27,7 +27,7 @@ use object_store::client::{
 use object_store::gcp::{GcpCredential, GoogleCloudStorage, GoogleCloudStorageBuilder};
 use object_store::http::{HttpBuilder, HttpStore};
 use object_store::{
-    BackoffConfig, ClientOptions, CredentialProvider, ObjectStore, RetryConfig,
+    BackoffConfig, ClientOptions, ObjectStore, RetryConfig,
     StaticCredentialProvider,
 };
 use url::Url;
