@@ -1010,9 +1010,43 @@ pub async fn fetch(
     }
 }
 
-fn store_stream(uri: &str, result: object_store::GetResult) -> ByteStream {
-    let uri = uri.to_owned();
-    result.into_stream().map_err(move |e| store_err(&uri, "reading", e)).boxed()
+/// GET through an object store: the object's metadata (as answered) and its bytes.
+async fn get_object(
+    store: &dyn ObjectStore,
+    uri: &str,
+    path: &ObjPath,
+    opts: GetOptions,
+) -> Result<(ObjectMeta, ByteStream), object_store::Error> {
+    let range = match &opts.range {
+        Some(GetRange::Bounded(r)) => Some(r.clone()),
+        _ => None,
+    };
+    let whole = GetOptions { range: None, ..opts.clone() };
+    let (got, cut) = match store.get_opts(path, opts).await {
+        Ok(got) => (got, None),
+        // Some servers (ministack, for GETs by version) ignore `Range` and send everything,
+        // which object_store refuses: read the whole answer and cut the range out instead.
+        Err(e) if range.is_some() && is_not_partial(&e) => (store.get_opts(path, whole).await?, range),
+        Err(e) => return Err(e),
+    };
+    let meta = got.meta.clone();
+    let owned_uri = uri.to_owned();
+    let stream = got.into_stream().map_err(move |e| store_err(&owned_uri, "reading", e)).boxed();
+    Ok(match cut {
+        Some(r) => (meta, slice_stream(stream, r.start, r.end - r.start)),
+        None => (meta, stream),
+    })
+}
+
+fn is_not_partial(err: &(dyn StdError + 'static)) -> bool {
+    let mut cur = Some(err);
+    while let Some(e) = cur {
+        if e.to_string().contains("non-partial response") {
+            return true;
+        }
+        cur = e.source();
+    }
+    false
 }
 
 /// Object-store reads only need the key; the bucket store comes from `Clouds`.
@@ -1037,8 +1071,8 @@ async fn fetch_s3(
     let range = range.map(GetRange::Bounded);
     if entry.digest == uri {
         let opts = GetOptions { range, ..GetOptions::default() };
-        let got = store.get_opts(&path, opts).await.map_err(|e| store_err(uri, "GET", e))?;
-        return Ok(store_stream(uri, got));
+        let got = get_object(store.as_ref(), uri, &path, opts).await;
+        return got.map(|(_, bytes)| bytes).map_err(|e| store_err(uri, "GET", e));
     }
     let etag = entry.extra_str("etag").unwrap_or_else(|| entry.digest.clone());
     let version = entry.extra_str("versionID");
@@ -1049,9 +1083,9 @@ async fn fetch_s3(
         if_match: version.is_none().then(|| format!("\"{etag}\"")),
         ..GetOptions::default()
     };
-    match store.get_opts(&path, opts).await {
-        Ok(got) => {
-            let found = got.meta.e_tag.as_deref().map(strip_quotes).unwrap_or_default();
+    match get_object(store.as_ref(), uri, &path, opts).await {
+        Ok((meta, bytes)) => {
+            let found = meta.e_tag.as_deref().map(strip_quotes).unwrap_or_default();
             if found != etag {
                 return Err(RefError::Changed {
                     uri: uri.to_owned(),
@@ -1059,7 +1093,7 @@ async fn fetch_s3(
                     found: format!("etag {found}"),
                 });
             }
-            Ok(store_stream(uri, got))
+            Ok(bytes)
         }
         Err(object_store::Error::NotFound { .. } | object_store::Error::Precondition { .. }) => {
             // The recorded version is gone or the content changed: say what is there now. If the
@@ -1082,8 +1116,8 @@ async fn fetch_s3(
                     if_match: Some(format!("\"{etag}\"")),
                     ..GetOptions::default()
                 };
-                let got = store.get_opts(&path, opts).await.map_err(|e| store_err(uri, "GET", e))?;
-                return Ok(store_stream(uri, got));
+                let got = get_object(store.as_ref(), uri, &path, opts).await;
+                return got.map(|(_, bytes)| bytes).map_err(|e| store_err(uri, "GET", e));
             }
             let expected = match &version {
                 Some(v) => format!("version {v} (etag {etag}), which no longer exists"),
@@ -1112,16 +1146,18 @@ async fn fetch_gcs(
     let get = |version: Option<String>| {
         let opts = GetOptions { range: range.clone(), version, ..GetOptions::default() };
         let (store, path) = (store.clone(), path.clone());
-        async move { store.get_opts(&path, opts).await }
+        async move {
+            let got = get_object(store.as_ref(), uri, &path, opts).await;
+            got.map(|(_, bytes)| bytes)
+        }
     };
     if entry.digest == uri {
-        let got = get(None).await.map_err(|e| store_err(uri, "GET", e))?;
-        return Ok(store_stream(uri, got));
+        return get(None).await.map_err(|e| store_err(uri, "GET", e));
     }
     let generation = entry.extra_str("versionID");
     if let Some(g) = &generation {
         match get(Some(g.clone())).await {
-            Ok(got) => return Ok(store_stream(uri, got)),
+            Ok(bytes) => return Ok(bytes),
             Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(store_err(uri, "GET", e)),
         }
@@ -1147,8 +1183,7 @@ async fn fetch_gcs(
             found: format!("etag {} (generation {})", current.etag, current.generation),
         });
     }
-    let got = get(Some(current.generation.to_string())).await.map_err(|e| store_err(uri, "GET", e))?;
-    Ok(store_stream(uri, got))
+    get(Some(current.generation.to_string())).await.map_err(|e| store_err(uri, "GET", e))
 }
 
 async fn fetch_http(
