@@ -2,6 +2,7 @@
 //!
 //! Layout below the registry root:
 //! - `blobs/md5/<2 hex>/<30 hex>`: file contents, content-addressed and immutable;
+//! - `chunks/md5/<2 hex>/<30 hex>.json`: per-chunk SHA-256 of large blobs (`store::chunks`);
 //! - `manifests/<hex md5 of the bytes>.json`: W&B manifests, content-addressed;
 //! - `collections/<entity>/<project>/<name>/{commits,checkpoints}/…`: one commit log per collection;
 //! - `leases/…` and `gc/…`: markers that keep `gc` and writers apart.
@@ -802,6 +803,16 @@ impl Registry {
             self.store.delete(&l.key).await?;
             report.blobs_deleted += 1;
             report.bytes_deleted += l.size;
+        }
+        let live_sidecars: HashSet<String> = live_blobs
+            .iter()
+            .map(|b| crate::store::chunks::sidecar_key(b))
+            .collect();
+        for l in self.store.list("chunks").await? {
+            if live_sidecars.contains(&l.key) || l.last_modified > cutoff {
+                continue;
+            }
+            self.store.delete(&l.key).await?;
         }
         for l in self.store.list("manifests").await? {
             if live_manifests.contains(&l.key) {

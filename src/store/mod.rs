@@ -5,6 +5,7 @@
 //! `ifGenerationMatch=0` on GCS), which the commit protocol builds on, and uploads of
 //! content-addressed blobs, where a second writer of the same key writes the same bytes.
 
+pub mod chunks;
 #[path = "cloud_stub.rs"]
 pub mod cloud;
 
@@ -283,7 +284,9 @@ impl Store {
 
     /// Uploads a local file to a content-addressed `key`, hashing the bytes as they are sent and
     /// refusing to publish them if they no longer match `expected` (the file changed after it was
-    /// hashed). `progress` receives byte counts.
+    /// hashed). A file of more than one chunk also gets its per-chunk checksums
+    /// (`chunks::sidecar_key`), stored before the blob is published. `progress` receives byte
+    /// counts.
     pub async fn upload_file(
         &self,
         key: &str,
@@ -324,6 +327,8 @@ impl Store {
             .await
             .map_err(|e| self.err("upload", key, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_BYTES);
+        let mut chunk_sums = chunks::ChunkHasher::new(chunks::CHUNK_BYTES);
+        chunk_sums.update(&first[..n]);
         writer.write(&first[..n]);
         let mut buf = first;
         loop {

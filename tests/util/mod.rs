@@ -13,6 +13,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub registry: String,
     pub cache: PathBuf,
+    /// Extra environment for every command (cloud endpoints, credentials).
+    pub vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -45,6 +47,9 @@ impl Env {
             .env("ARTFS_PROJECT", "bikes")
             .env_remove("ARTFS_LOG")
             .current_dir(self.dir.path());
+        for (k, v) in &self.vars {
+            c.env(k, v);
+        }
         c
     }
 
@@ -137,4 +142,56 @@ pub fn list_files(root: &Path) -> Vec<(String, u64)> {
     }
     out.sort();
     out
+}
+
+/// The local S3 server's environment for artfs (`scripts/test-services.sh env`), or `None` when the
+/// services are not running (the cloud tests then say so and skip; CI always runs them).
+pub fn s3_vars() -> Option<Vec<(String, String)>> {
+    let endpoint = std::env::var("ARTFS_TEST_S3_ENDPOINT").ok()?;
+    Some(vec![
+        ("AWS_ENDPOINT_URL".into(), endpoint),
+        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+        ("AWS_REGION".into(), "us-east-1".into()),
+    ])
+}
+
+/// A fresh bucket name, unique per test run.
+pub fn unique_bucket(tag: &str) -> String {
+    format!(
+        "artfs-{tag}-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    )
+}
+
+/// Creates an S3 bucket on the local server (optionally versioned).
+pub fn create_s3_bucket(endpoint: &str, bucket: &str, versioned: bool) {
+    curl(&["-X", "PUT", &format!("{endpoint}/{bucket}")]);
+    if versioned {
+        curl(&[
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/xml",
+            &format!("{endpoint}/{bucket}?versioning"),
+            "--data-binary",
+            r#"<VersioningConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Status>Enabled</Status></VersioningConfiguration>"#,
+        ]);
+    }
+}
+
+/// Runs curl against a local server; panics on HTTP errors.
+pub fn curl(args: &[&str]) -> Vec<u8> {
+    let out = Command::new("curl")
+        .args(["-sS", "-f", "--noproxy", "127.0.0.1"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

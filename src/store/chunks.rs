@@ -1,0 +1,135 @@
+//! Per-chunk SHA-256 checksums of a stored blob, written beside it at log time, so a reader that
+//! fetches only part of a large blob can verify every chunk before serving it.
+//!
+//! A blob of `size` bytes is cut into chunks of `chunk_bytes` (the last one shorter); chunk `i`
+//! covers `[i * chunk_bytes, min((i + 1) * chunk_bytes, size))`. The sidecar is JSON at
+//! `chunks/md5/<2 hex>/<30 hex>.json`, written before the blob itself is published, so every blob
+//! artfs uploads with more than one chunk has its sidecar. Blobs without one (older or foreign)
+//! can only be verified whole, against the manifest digest.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Chunk size of new sidecars: the unit a partial read fetches and verifies.
+pub const CHUNK_BYTES: u64 = 4 << 20;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkSums {
+    pub chunk_bytes: u64,
+    pub size: u64,
+    /// Hex SHA-256 of each chunk, in order.
+    pub sha256: Vec<String>,
+}
+
+impl ChunkSums {
+    /// The byte range of chunk `index`.
+    pub fn range(&self, index: usize) -> std::ops::Range<u64> {
+        let start = index as u64 * self.chunk_bytes;
+        start..(start + self.chunk_bytes).min(self.size)
+    }
+
+    /// Whether `bytes` are chunk `index`.
+    pub fn verify(&self, index: usize, bytes: &[u8]) -> bool {
+        let want = self.range(index);
+        self.sha256.get(index).is_some_and(|h| {
+            bytes.len() as u64 == want.end - want.start && *h == hex::encode(Sha256::digest(bytes))
+        })
+    }
+
+    /// Whether the sidecar is self-consistent (a corrupt one must not be trusted).
+    pub fn is_consistent(&self) -> bool {
+        self.chunk_bytes > 0 && self.sha256.len() as u64 == self.size.div_ceil(self.chunk_bytes)
+    }
+}
+
+/// The sidecar key of a blob key (`blobs/md5/ab/cdef…` → `chunks/md5/ab/cdef….json`).
+pub fn sidecar_key(blob_key: &str) -> String {
+    format!(
+        "chunks/{}.json",
+        blob_key.strip_prefix("blobs/").unwrap_or(blob_key)
+    )
+}
+
+/// Hashes a byte stream chunk by chunk, whatever the sizes of the pieces fed to it.
+#[derive(Debug, Clone)]
+pub struct ChunkHasher {
+    chunk_bytes: u64,
+    current: Sha256,
+    in_current: u64,
+    size: u64,
+    done: Vec<String>,
+}
+
+impl ChunkHasher {
+    pub fn new(chunk_bytes: u64) -> Self {
+        ChunkHasher {
+            chunk_bytes,
+            current: Sha256::new(),
+            in_current: 0,
+            size: 0,
+            done: Vec::new(),
+        }
+    }
+
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = (self.chunk_bytes - self.in_current) as usize;
+            let take = room.min(bytes.len());
+            self.current.update(&bytes[..take]);
+            self.in_current += take as u64;
+            self.size += take as u64;
+            bytes = &bytes[take..];
+            if self.in_current == self.chunk_bytes {
+                let h = std::mem::take(&mut self.current).finalize();
+                self.done.push(hex::encode(h));
+                self.in_current = 0;
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> ChunkSums {
+        if self.in_current > 0 {
+            self.done.push(hex::encode(self.current.finalize()));
+        }
+        ChunkSums {
+            chunk_bytes: self.chunk_bytes,
+            size: self.size,
+            sha256: self.done,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_do_not_depend_on_how_bytes_are_fed() {
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut whole = ChunkHasher::new(4096);
+        whole.update(&data);
+        let whole = whole.finish();
+        let mut pieces = ChunkHasher::new(4096);
+        for piece in data.chunks(333) {
+            pieces.update(piece);
+        }
+        assert_eq!(pieces.finish(), whole);
+        assert_eq!(whole.sha256.len(), 3);
+        assert!(whole.is_consistent());
+        assert_eq!(whole.range(2), 8192..10_000);
+        assert!(whole.verify(2, &data[8192..]));
+        assert!(!whole.verify(2, &data[8191..9999]));
+        let mut bad = data[4096..8192].to_vec();
+        bad[5] ^= 1;
+        assert!(!whole.verify(1, &bad));
+        assert!(!whole.verify(3, &[]));
+    }
+
+    #[test]
+    fn sidecar_sits_beside_the_blob() {
+        assert_eq!(
+            sidecar_key("blobs/md5/6f/5902ac"),
+            "chunks/md5/6f/5902ac.json"
+        );
+    }
+}
