@@ -26,6 +26,7 @@ impl Env {
             dir,
             registry,
             cache,
+            vars: Vec::new(),
         }
     }
 
