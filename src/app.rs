@@ -25,7 +25,7 @@ pub fn run(cli: Cli) -> Result<()> {
         .context("cannot start the async runtime")?;
     let app = App {
         config,
-        clouds: Clouds::default(),
+        clouds: Clouds::from_env(),
     };
     match cli.command {
         Command::Cache { command } => app.cache_command(command),

@@ -9,6 +9,7 @@
 //! - `cache`: the content-addressed local blob cache;
 //! - `fetch`: entries into the cache (verified), and `artfs get`;
 //! - `fs`: the read-only filesystem the mount serves;
+//! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
 //! - `progress`: progress bars.
 
 pub mod app;
@@ -20,6 +21,7 @@ pub mod fs;
 pub mod manifest;
 pub mod names;
 pub mod progress;
+pub mod refs;
 pub mod registry;
 pub mod stage;
 pub mod store;

@@ -4,15 +4,15 @@
 //! [`expand`] follows the W&B SDK (0.31) storage handlers, so an artifact logged here gets the
 //! entries, digests and artifact digest the SDK would compute for the same calls:
 //!
-//! | scheme | entry name (no `name`) | digest | `extra` |
+//! | scheme | entry name without `name` | digest | `extra` |
 //! | --- | --- | --- | --- |
-//! | `s3://b/k` object | basename of `k` | ETag without quotes | `etag`, `versionID` (string) if versioned |
-//! | `s3://b/p` prefix | path below `p` | same, per object; zero-size objects skipped | same |
-//! | `gs://b/k[#gen]` | as S3 | the JSON API `etag` | `versionID`: generation as a number |
-//! | `http(s)://…` | text after the last `/` (query included) | ETag with `"` trimmed, else the URI | `etag`: raw header |
-//! | `file://…` | basename / path below the directory | base64 MD5 of the bytes | none |
-//! | azure blob `https://…` (checksum off only) | blob name | the URI | none |
-//! | anything else | `name` is required | the URI | none |
+//! | `s3://b/key` | basename of the key | ETag, unquoted | `etag`; `versionID` (string) |
+//! | `s3://b/prefix` | path below the prefix | same; empty objects skipped | same |
+//! | `gs://b/key[#gen]` | as S3 | JSON API `etag` | `versionID`: generation (number) |
+//! | `http(s)://…` | after the last `/`, query kept | ETag, `"` trimmed, or URI | raw `etag` |
+//! | `file://…` | basename / path below the dir | base64 MD5 of the bytes | none |
+//! | azure blob (no checksum only) | blob name | the URI | none |
+//! | other schemes | `name` required | the URI | none |
 //!
 //! With a `name`, a single object is called `name` and a prefix's objects `name/<path below>`.
 //! With `checksum = false` nothing is contacted: digest = the URI (for `file://`, the base64 MD5 of

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::util::{Env, bytes, create_s3_bucket, curl, list_files, read_tree, s3_vars, unique_bucket, write_tree};
+use crate::util::{
+    Env, bytes, create_s3_bucket, curl, list_files, read_tree, s3_vars, unique_bucket, write_tree,
+};
 
 fn s3_env(tag: &str) -> Option<Env> {
     let Some(vars) = s3_vars() else {
@@ -32,15 +34,29 @@ fn s3_registry_log_relog_change_get() {
     let s = src.to_str().unwrap();
 
     let v0 = env.json(&["log", "ds", s]);
-    assert_eq!((v0["version"].as_str(), v0["created"].as_bool()), (Some("v0"), Some(true)));
+    assert_eq!(
+        (v0["version"].as_str(), v0["created"].as_bool()),
+        (Some("v0"), Some(true))
+    );
     assert_eq!(v0["uploaded_files"], 4);
     let again = env.json(&["log", "ds", s]);
-    assert_eq!((again["created"].as_bool(), again["uploaded_files"].as_u64()), (Some(false), Some(0)));
+    assert_eq!(
+        (again["created"].as_bool(), again["uploaded_files"].as_u64()),
+        (Some(false), Some(0))
+    );
     files.insert("small/a.txt".to_owned(), b"changed\n".to_vec());
     write_tree(&src, &files);
     let v1 = env.json(&["log", "ds", s, "--alias", "best"]);
-    assert_eq!((v1["version"].as_str(), v1["uploaded_files"].as_u64()), (Some("v1"), Some(1)));
-    env.ok(&["get", "ds:best", "--root", env.path("out").to_str().unwrap()]);
+    assert_eq!(
+        (v1["version"].as_str(), v1["uploaded_files"].as_u64()),
+        (Some("v1"), Some(1))
+    );
+    env.ok(&[
+        "get",
+        "ds:best",
+        "--root",
+        env.path("out").to_str().unwrap(),
+    ]);
     assert_eq!(read_tree(&env.path("out")), files);
     let ls = env.json(&["ls"]);
     assert_eq!(ls[0]["versions"], 2);
@@ -64,17 +80,26 @@ fn s3_registry_that_is_down_gives_a_clear_error_quickly() {
     let t = std::time::Instant::now();
     let err = env.fails(&["ls"]);
     assert!(err.contains("s3://no-such-bucket/x"), "{err}");
-    assert!(t.elapsed() < std::time::Duration::from_secs(60), "took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(60),
+        "took {:?}",
+        t.elapsed()
+    );
 }
 
 /// Copies a local registry into a GCS bucket through the JSON API (object_store writes do not work
 /// against the emulator; reads do).
 fn upload_to_gcs(endpoint: &str, bucket: &str, prefix: &str, root: &Path) {
     for (rel, _) in list_files(root) {
-        let name: String = url::form_urlencoded::byte_serialize(format!("{prefix}/{rel}").as_bytes()).collect();
+        let name: String =
+            url::form_urlencoded::byte_serialize(format!("{prefix}/{rel}").as_bytes()).collect();
         curl(&[
-            "-X", "POST", "-H", "Content-Type: application/octet-stream",
-            "--data-binary", &format!("@{}", root.join(&rel).display()),
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+            &format!("@{}", root.join(&rel).display()),
             &format!("{endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={name}"),
         ]);
     }
@@ -92,12 +117,25 @@ fn gcs_registry_reads() {
     files.insert("x/model.bin".to_owned(), bytes(5, 3 << 20));
     files.insert("notes.md".to_owned(), b"# notes\n".to_vec());
     write_tree(&src, &files);
-    local.ok(&["log", "weights", src.to_str().unwrap(), "--type", "model", "--alias", "prod"]);
+    local.ok(&[
+        "log",
+        "weights",
+        src.to_str().unwrap(),
+        "--type",
+        "model",
+        "--alias",
+        "prod",
+    ]);
 
     let bucket = unique_bucket("gcs");
     curl(&[
-        "-X", "POST", "-H", "Content-Type: application/json",
-        &format!("{endpoint}/storage/v1/b"), "-d", &format!(r#"{{"name":"{bucket}"}}"#),
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        &format!("{endpoint}/storage/v1/b"),
+        "-d",
+        &format!(r#"{{"name":"{bucket}"}}"#),
     ]);
     upload_to_gcs(&endpoint, &bucket, "reg", Path::new(&local.registry));
 
@@ -106,6 +144,11 @@ fn gcs_registry_reads() {
     let show = env.json(&["show", "weights:prod"]);
     assert_eq!(show["version"], "v0");
     assert_eq!(show["type"], "model");
-    env.ok(&["get", "weights:prod", "--root", env.path("out").to_str().unwrap()]);
+    env.ok(&[
+        "get",
+        "weights:prod",
+        "--root",
+        env.path("out").to_str().unwrap(),
+    ]);
     assert_eq!(read_tree(&env.path("out")), files);
 }

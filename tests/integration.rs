@@ -7,3 +7,5 @@ mod util;
 mod cli;
 // Many writers at once and writers killed mid-upload.
 mod concurrency;
+// Registries in S3 (ministack) and GCS (fake-gcs-server) buckets.
+mod cloud_registry;

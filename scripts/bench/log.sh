@@ -126,8 +126,16 @@ prepare() {
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
-declare -A T # T[contender.mode] = space-separated seconds, one per repetition
+declare -A T # T[contender.mode] = space-separated wall seconds, one per repetition
+declare -A C # C[contender.mode] = the same for CPU seconds (user + sys of all child processes)
 record() { T[$1.$2]+="$3 "; }
+# CPU time of waited-for children, from the `times` builtin (run in this shell, not a subshell).
+TIMES_F=$BENCH_DIR/.times
+cpu_mark() { times >"$TIMES_F"; { read -r _ _; read -r CPU_U CPU_S; } <"$TIMES_F"; CPU_MARK="$CPU_U $CPU_S"; }
+record_cpu() { # KEY MODE "U0 S0" (marks before; the current CPU_MARK is after)
+  C[$1.$2]+="$(awk -v a="$3" -v b="$CPU_MARK" 'function s(x) { split(x, p, "m"); sub("s", "", p[2]); return p[1] * 60 + p[2] }
+    BEGIN { split(a, x, " "); split(b, y, " "); printf "%.2f", s(y[1]) + s(y[2]) - s(x[1]) - s(x[2]) }') "
+}
 
 md5_all() { find "$DATA" -type f -print0 | sort -z | xargs -0 md5sum >/dev/null; }
 
@@ -142,7 +150,13 @@ run_baseline() { # (a) md5sum + cp -r, back to back after one prepare
   rm -rf "$DEST"
   prepare "$1"
   local t0 t1 t2
-  t0=$(now); md5_all; t1=$(now); cp -r "$DATA" "$DEST"; t2=$(now)
+  local c0 c1
+  cpu_mark; c0=$CPU_MARK
+  t0=$(now); md5_all; t1=$(now); cpu_mark; c1=$CPU_MARK; cp -r "$DATA" "$DEST"; t2=$(now)
+  cpu_mark
+  record_cpu cppart "$1" "$c1"
+  record_cpu baseline "$1" "$c0"
+  CPU_MARK=$c1 record_cpu md5part "$1" "$c0"
   record md5part "$1" "$(elapsed "$t0" "$t1")"
   record cppart "$1" "$(elapsed "$t1" "$t2")"
   record baseline "$1" "$(elapsed "$t0" "$t2")"
@@ -152,7 +166,9 @@ run_log() { # (b) artfs log into a fresh empty registry
   rm -rf "$REG" "$CACHE"
   prepare "$1"
   local t0 t1 out
+  cpu_mark; local c0=$CPU_MARK
   t0=$(now); out=$(artfs log bench "$DATA" --json -q); t1=$(now)
+  cpu_mark; record_cpu log "$1" "$c0"
   record log "$1" "$(elapsed "$t0" "$t1")"
   [[ $(jget "$out" created) == True && $(jget "$out" uploaded_files) == "$FILES" &&
      $(jget "$out" uploaded_bytes) == "$TOTAL_BYTES" ]] ||
@@ -163,7 +179,9 @@ run_relog() { # (c) re-log of unchanged files into the same registry
   [[ -d $REG ]] || die "re-log needs the registry of a previous log"
   prepare "$1"
   local t0 t1 out
+  cpu_mark; local c0=$CPU_MARK
   t0=$(now); out=$(artfs log bench "$DATA" --json -q); t1=$(now)
+  cpu_mark; record_cpu relog "$1" "$c0"
   record relog "$1" "$(elapsed "$t0" "$t1")"
   [[ $(jget "$out" created) == False && $(jget "$out" uploaded_files) == 0 &&
      $(jget "$out" uploaded_bytes) == 0 && $(jget "$out" version) == v0 ]] ||
@@ -172,7 +190,9 @@ run_relog() { # (c) re-log of unchanged files into the same registry
 run_md5() { # (d) md5sum alone
   prepare "$1"
   local t0 t1
+  cpu_mark; local c0=$CPU_MARK
   t0=$(now); md5_all; t1=$(now)
+  cpu_mark; record_cpu md5 "$1" "$c0"
   record md5 "$1" "$(elapsed "$t0" "$t1")"
 }
 WANDB_VER=""
@@ -181,7 +201,9 @@ run_wandb() { # (e) wandb SDK peer
   mkdir -p "$WANDB_HOME"/{dir,data,cache,config,artifacts}
   prepare "$1"
   local t0 t1 out
+  cpu_mark; local c0=$CPU_MARK
   t0=$(now); out=$(wandb_env "$VENV/bin/python" "$WANDB_PY" "$DATA"); t1=$(now)
+  cpu_mark; record_cpu wandbproc "$1" "$c0"
   record wandbproc "$1" "$(elapsed "$t0" "$t1")"
   record wandb "$1" "$(jget "$out" add_dir_s)"
   [[ $(jget "$out" entries) == "$FILES" ]] || die "wandb artifact has the wrong entry count: $out"
@@ -193,6 +215,7 @@ run_wandb() { # (e) wandb SDK peer
 
 # --- run ------------------------------------------------------------------------------------
 note "binary $ARTFS_BIN; $REPS repetitions; modes: ${MODES[*]}"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for ((r = 1; r <= REPS; r++)); do
   for m in "${MODES[@]}"; do
     note "rep $r/$REPS $m"
@@ -203,19 +226,22 @@ for ((r = 1; r <= REPS; r++)); do
     [[ $BENCH_WANDB == 1 ]] && run_wandb "$m"
   done
 done
-rm -rf "$REG" "$CACHE" "$DEST"
+rm -rf "$REG" "$CACHE" "$DEST" "$TIMES_F"
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- report ---------------------------------------------------------------------------------
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 med() { median <<<"${T[$1.$2]:-}"; }
+cmed() { if [[ -n ${C[$1.$2]:-} ]]; then median <<<"${C[$1.$2]}"; else echo "–"; fi; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r <= t ? "yes" : "**NO**") }'; }
 
 # row KEY LABEL BASEKEY BASELABEL TARGET: one table line, medians per mode.
 row() {
-  local key=$1 label=$2 base=$3 blabel=$4 target=$5 m secs="" ratios="" mets="" r
+  local key=$1 label=$2 base=$3 blabel=$4 target=$5 m secs="" cpus="" ratios="" mets="" r
   for m in "${MODES[@]}"; do
     secs+=" $(med "$key" "$m") |"
+    cpus+="${cpus:+ / }$(cmed "$key" "$m")"
     if [[ -n $base ]]; then
       r=$(ratio "$(med "$key" "$m")" "$(med "$base" "$m")")
       ratios+="${ratios:+ / }${r}×"
@@ -226,7 +252,7 @@ row() {
   done
   local tgt="–"
   [[ -n $target ]] && tgt="≤ ${target}×"
-  echo "| $label |$secs ${blabel:-–} | ${ratios:-–} | $tgt | ${mets:-–} |"
+  echo "| $label |$secs $cpus | ${blabel:-–} | ${ratios:-–} | $tgt | ${mets:-–} |"
 }
 ROWS=$(
   row baseline "md5sum + cp -r (baseline)" "" "" ""
@@ -249,8 +275,8 @@ MISSED=$(
 HEAD="| contender |"; SEPL="|---|"
 for m in "${MODES[@]}"; do HEAD+=" $m median s |"; SEPL+="---:|"; done
 MODES_SLASH=$(IFS=/; echo "${MODES[*]}")
-HEAD+=" ratio vs | ratio ($MODES_SLASH) | target | met ($MODES_SLASH) |"
-SEPL+="---|---:|---|---|"
+HEAD+=" CPU s ($MODES_SLASH) | ratio vs | ratio ($MODES_SLASH) | target | met ($MODES_SLASH) |"
+SEPL+="---:|---|---:|---|---|"
 TABLE=$(printf '%s\n%s\n%s\n' "$HEAD" "$SEPL" "$ROWS")
 
 COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -261,6 +287,7 @@ ALL=""
 for k in baseline md5part cppart log md5 relog wandb wandbproc; do
   for m in "${MODES[@]}"; do
     [[ -n ${T[$k.$m]:-} ]] && ALL+="${ALL:+; }$k/$m: ${T[$k.$m]% }"
+    [[ -n ${C[$k.$m]:-} ]] && ALL+=" (CPU ${C[$k.$m]% })"
   done
 done
 
@@ -277,6 +304,8 @@ source files cached. Writes are not synced inside the timings (for any contender
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - machine: $(nproc) cores, kernel $(uname -r), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }'), $FS, $FREE free in $BENCH_DIR
 - data: $FILES files × $FILE_KIB KiB = $(awk -v b="$TOTAL_BYTES" 'BEGIN { printf "%.3g MiB", b / 2^20 }') (random)
+- load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER (other work on the machine
+  competes for the 2 cores; CPU s = user + sys of the contender's processes, less load-sensitive)
 - artfs: commit $COMMIT, binary \`$ARTFS_BIN\`
 
 $TABLE

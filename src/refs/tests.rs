@@ -963,7 +963,8 @@ async fn http_weak_etag_and_rangeless_server() {
                 "weak etags must not be sent in If-Match"
             );
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {etag}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {etag}\r\n\
+                 Connection: close\r\n\r\n",
                 body.len()
             );
             let _ = sock.write_all(format!("{head}{body}").as_bytes()).await;

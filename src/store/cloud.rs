@@ -261,7 +261,8 @@ impl CloudConfig {
 
     /// Reads, through `var`:
     /// - S3: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN`, else
-    ///   `AWS_WEB_IDENTITY_TOKEN_FILE`+`AWS_ROLE_ARN` or `AWS_CONTAINER_CREDENTIALS_*` (ambient), else
+    ///   `AWS_WEB_IDENTITY_TOKEN_FILE`+`AWS_ROLE_ARN` or `AWS_CONTAINER_CREDENTIALS_*` (ambient),
+    ///   else
     ///   keys of profile `AWS_PROFILE` (default `default`) in `AWS_SHARED_CREDENTIALS_FILE`
     ///   (`~/.aws/credentials`), else the instance metadata service if `ARTFS_AWS_IMDS=1`, else
     ///   anonymous. Region: `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's `region` in
@@ -775,7 +776,8 @@ impl Clouds {
                             source,
                         });
                     }
-                    tracing::debug!(url = redacted(url), attempt, error = %source, "retrying HTTP request");
+                    let url = redacted(url);
+                    tracing::debug!(url, attempt, error = %source, "retrying HTTP request");
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -854,7 +856,8 @@ mod tests {
         assert_eq!(cfg.s3.region.as_deref(), Some("eu-west-1"));
         assert!(matches!(
             &cfg.s3.credentials,
-            AwsCredentials::Static { key_id, session_token: Some(_), .. } if key_id == "AKIAEXAMPLE1234"
+            AwsCredentials::Static { key_id, session_token: Some(_), .. }
+                if key_id == "AKIAEXAMPLE1234"
         ));
         let shown = format!("{cfg:?}");
         assert!(
