@@ -11,10 +11,11 @@ use crate::cache::{BlobCache, DEFAULT_MAX_BYTES};
 use crate::cli::{CacheCommand, Cli, Command, LogArgs};
 use crate::config::{Config, parse_duration, parse_size};
 use crate::fetch::Fetcher;
+use crate::manifest::Manifest;
 use crate::names::{ArtifactRef, Selector};
 use crate::registry::{LogRequest, Registry, ResolvedVersion};
 use crate::store::{Store, cloud::Clouds};
-use crate::{progress, stage};
+use crate::{progress, refs, stage};
 
 pub fn run(cli: Cli) -> Result<()> {
     let config = Config::try_from(&cli.global)?;
@@ -126,9 +127,18 @@ impl App {
             .map(parse_json_object)
             .transpose()?;
         let quiet = self.config.quiet;
-        let (manifest, sources) = tokio::task::spawn_blocking(move || {
+        let (uris, paths): (Vec<String>, Vec<String>) =
+            args.paths.iter().cloned().partition(|p| stage::is_reference(p));
+        let mut references = Vec::new();
+        for arg in &uris {
+            let (uri, name) = stage::split_reference_arg(arg);
+            let found =
+                refs::expand(&self.clouds, uri, name, !args.no_checksum, args.max_objects).await?;
+            references.extend(found);
+        }
+        let (mut manifest, sources) = tokio::task::spawn_blocking(move || {
             let mut files = Vec::new();
-            for p in &args.paths {
+            for p in &paths {
                 files.extend(stage::collect(p)?);
             }
             let total = files.iter().map(|f| f.size).sum();
@@ -138,6 +148,21 @@ impl App {
             staged
         })
         .await??;
+        if let Some(file) = &args.manifest {
+            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let foreign = Manifest::from_json(&bytes)
+                .with_context(|| format!("{} is not a valid W&B manifest", file.display()))?;
+            references.extend(foreign.contents);
+        }
+        for (path, entry) in references {
+            if let Some(prev) = manifest.contents.get(&path)
+                && prev.digest != entry.digest
+            {
+                bail!("entry {path:?} is given twice with different content");
+            }
+            manifest.contents.insert(path, entry);
+        }
+        manifest.validate()?;
         let registry = self.registry()?;
         let req = LogRequest {
             collection: target.collection.clone(),

@@ -125,9 +125,20 @@ pub enum Command {
 pub struct LogArgs {
     /// `[[entity/]project/]name`
     pub artifact: String,
-    /// Files or directories (`PATH` or `PATH=NAME` to store under NAME)
-    #[arg(required = true)]
+    /// Files or directories (`PATH` or `PATH=NAME` to store under NAME), or references to
+    /// objects and prefixes (`s3://…`, `gs://…`, `http(s)://…`, `file://…`, `URI=NAME`)
+    #[arg(required_unless_present = "manifest")]
     pub paths: Vec<String>,
+    /// Start from an existing W&B manifest (e.g. one downloaded from W&B); its stored entries
+    /// must already be in the registry or be given as PATHs too
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Record references by URI only: no etag, no size, reads are not pinned
+    #[arg(long)]
+    pub no_checksum: bool,
+    /// Most objects one reference prefix may expand to
+    #[arg(long, default_value_t = crate::refs::DEFAULT_MAX_OBJECTS)]
+    pub max_objects: usize,
     /// Artifact type (dataset, model, result, ...)
     #[arg(long = "type", default_value = "dataset")]
     pub artifact_type: String,

@@ -13,8 +13,10 @@ use tokio::runtime::Handle;
 
 use crate::cache::{BlobCache, CacheError, CacheKey, CachedBlob, Verify};
 use crate::manifest::{ContentCheck, Entry, Manifest};
+use crate::refs::{self, RefError};
 use crate::registry::blob_key;
 use crate::store::Store;
+use crate::store::cloud::Clouds;
 
 /// Files downloaded at once by `artfs get`.
 const GET_PARALLEL_FILES: usize = 8;
@@ -34,12 +36,12 @@ pub enum FetchError {
         path: String,
         digest: String,
     },
-    #[error("{artifact}: entry {path}: reference {uri} cannot be read: {reason}")]
+    #[error("{artifact}: entry {path}: {source}")]
     Reference {
         artifact: String,
         path: String,
-        uri: String,
-        reason: String,
+        #[source]
+        source: RefError,
     },
     #[error("cannot write {path}: {source}")]
     Write {
@@ -55,14 +57,33 @@ pub struct Fetcher {
     store: Store,
     cache: BlobCache,
     handle: Handle,
+    clouds: Clouds,
+    /// Distinguishes this process's reads of unpinned references (see `reference_key`).
+    session: String,
 }
 
 impl Fetcher {
+    /// Reads references with the environment's cloud credentials; see `with_clouds`.
     pub fn new(store: Store, cache: BlobCache, handle: Handle) -> Fetcher {
-        Fetcher {
-            store,
-            cache,
-            handle,
+        let session = format!("{}-{}", std::process::id(), fastrand::u64(..));
+        Fetcher { store, cache, handle, clouds: Clouds::from_env(), session }
+    }
+
+    pub fn with_clouds(mut self, clouds: Clouds) -> Fetcher {
+        self.clouds = clouds;
+        self
+    }
+
+    /// Cache key of a reference entry. A pinned reference is keyed by (URI, recorded etag or
+    /// version), like W&B's cache. An unpinned one (logged without checksum) has no identity
+    /// beyond its URI, so it is keyed per process: each `artfs get` and each mount reads it fresh
+    /// once, rather than serving what some earlier process saw.
+    fn reference_key(&self, entry: &Entry) -> Option<CacheKey> {
+        let (uri, tag) = refs::cache_identity(entry)?;
+        if refs::is_pinned(entry) {
+            Some(CacheKey::from_reference(&uri, &tag))
+        } else {
+            Some(CacheKey::from_reference(&uri, &format!("unpinned:{}", self.session)))
         }
     }
 
@@ -92,13 +113,42 @@ impl Fetcher {
             path: path.to_owned(),
             source,
         };
-        if let Some(uri) = &entry.reference {
-            return Err(FetchError::Reference {
-                artifact: artifact.to_owned(),
-                path: path.to_owned(),
-                uri: uri.clone(),
-                reason: "reading references is not supported yet".into(),
-            });
+        let store = &self.store;
+        let handle = &self.handle;
+        if entry.is_reference() {
+            let Some(key) = self.reference_key(entry) else {
+                return Err(FetchError::NoBlob {
+                    artifact: artifact.to_owned(),
+                    path: path.to_owned(),
+                    digest: entry.digest.clone(),
+                });
+            };
+            let clouds = &self.clouds;
+            // The source is pinned by etag/version while it is read; the cache checks the size.
+            let size = entry.size.filter(|_| refs::is_pinned(entry));
+            return self
+                .cache
+                .get_or_fill(&key, &Verify::SizeOnly, size, |out: &mut dyn Write| {
+                    handle.block_on(async {
+                        let mut stream = refs::fetch(clouds, entry, None).await?;
+                        while let Some(chunk) = stream.next().await {
+                            out.write_all(&chunk?)?;
+                        }
+                        Ok::<(), crate::cache::FetchError>(())
+                    })
+                })
+                .map_err(|source| match source {
+                    // Show the reference's own message (URI, expected and found etag).
+                    CacheError::Fetch { source, .. } => match source.downcast::<RefError>() {
+                        Ok(r) => FetchError::Reference {
+                            artifact: artifact.to_owned(),
+                            path: path.to_owned(),
+                            source: *r,
+                        },
+                        Err(other) => cache_err(CacheError::Fetch { key, source: other }),
+                    },
+                    other => cache_err(other),
+                });
         }
         let Some((key, verify)) = Self::stored_key(entry) else {
             return Err(FetchError::NoBlob {
@@ -115,8 +165,6 @@ impl Fetcher {
                 digest: entry.digest.clone(),
             });
         };
-        let store = &self.store;
-        let handle = &self.handle;
         self.cache
             .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
                 handle.block_on(async {

@@ -54,6 +54,27 @@ pub fn split_path_arg(arg: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// Whether a PATH argument is a reference URI (`scheme://…`) rather than a local path.
+pub fn is_reference(arg: &str) -> bool {
+    arg.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    })
+}
+
+/// Splits `URI=NAME`. An `=` that separates a query key from its value (`?versionId=abc`,
+/// `&x=1`) is part of the URI, not a rename.
+pub fn split_reference_arg(arg: &str) -> (&str, Option<&str>) {
+    let Some(eq) = arg.rfind('=') else { return (arg, None) };
+    let left = &arg[..eq];
+    if let Some(seg) = left.rfind(['?', '&']) {
+        if !left[seg + 1..].contains('=') {
+            return (arg, None);
+        }
+    }
+    (left, Some(&arg[eq + 1..]))
+}
+
 /// Lists the files one PATH argument adds.
 pub fn collect(arg: &str) -> Result<Vec<StagedFile>, StageError> {
     let (path, name) = split_path_arg(arg);
@@ -233,6 +254,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m, Manifest::from_json(&sdk).unwrap());
+    }
+
+    #[test]
+    fn reference_arguments() {
+        assert!(is_reference("s3://b/k") && is_reference("file:///x") && !is_reference("a/b=c"));
+        assert_eq!(split_reference_arg("s3://b/k"), ("s3://b/k", None));
+        assert_eq!(split_reference_arg("s3://b/k=n/x"), ("s3://b/k", Some("n/x")));
+        assert_eq!(split_reference_arg("s3://b/k?versionId=a"), ("s3://b/k?versionId=a", None));
+        assert_eq!(split_reference_arg("s3://b/k?versionId=a=n"), ("s3://b/k?versionId=a", Some("n")));
+        assert_eq!(split_reference_arg("http://h/a?x=1&y=2"), ("http://h/a?x=1&y=2", None));
     }
 
     #[test]

@@ -303,7 +303,7 @@ source files cached. Writes are not synced inside the timings (for any contender
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - machine: $(nproc) cores, kernel $(uname -r), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }'), $FS, $FREE free in $BENCH_DIR
-- data: $FILES files × $FILE_KIB KiB = $(awk -v b="$TOTAL_BYTES" 'BEGIN { printf "%.3g MiB", b / 2^20 }') (random)
+- data: $FILES files × $FILE_KIB KiB = $(awk -v b="$TOTAL_BYTES" 'BEGIN { printf "%d MiB = %.2f GiB", b / 2^20, b / 2^30 }') (random)
 - load average (1/5/15 min) before: $LOAD_BEFORE, after: $LOAD_AFTER (other work on the machine
   competes for the 2 cores; CPU s = user + sys of the contender's processes, less load-sensitive)
 - artfs: commit $COMMIT, binary \`$ARTFS_BIN\`

@@ -569,7 +569,10 @@ impl Registry {
                         .get(*path)
                         .ok_or_else(|| RegistryError::Invalid {
                             name: req.collection.to_string(),
-                            reason: format!("entry {path} has no local file to upload"),
+                            reason: format!(
+                                "entry {path}: the registry has no blob {} and no local file was given for it",
+                                entry.digest
+                            ),
                         })?;
                     self.store
                         .upload_file(key, src, entry.alg(), &entry.digest, advance)
