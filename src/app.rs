@@ -24,10 +24,7 @@ pub fn run(cli: Cli) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let app = App {
-        config,
-        clouds: Clouds::from_env(),
-    };
+    let app = App { config, clouds: Clouds::from_env() };
     match cli.command {
         Command::Cache { command } => app.cache_command(command),
         command => runtime.block_on(app.dispatch(command)),
@@ -44,10 +41,8 @@ fn init_tracing(config: &Config) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARTFS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("artfs={level}")));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 struct App {
@@ -64,19 +59,12 @@ impl App {
     fn cache(&self) -> Result<BlobCache> {
         let size = self.config.cache_size.unwrap_or(DEFAULT_MAX_BYTES);
         BlobCache::open(&self.config.cache_dir, size).with_context(|| {
-            format!(
-                "cannot open the cache at {}",
-                self.config.cache_dir.display()
-            )
+            format!("cannot open the cache at {}", self.config.cache_dir.display())
         })
     }
 
     fn artifact(&self, s: &str) -> Result<ArtifactRef> {
-        Ok(ArtifactRef::parse(
-            s,
-            &self.config.entity,
-            &self.config.project,
-        )?)
+        Ok(ArtifactRef::parse(s, &self.config.entity, &self.config.project)?)
     }
 
     async fn dispatch(&self, command: Command) -> Result<()> {
@@ -84,31 +72,15 @@ impl App {
             Command::Log(args) => self.log(args).await,
             Command::Ls { scope, json } => self.ls(scope, json).await,
             Command::Versions { artifact, json } => self.versions(&artifact, json).await,
-            Command::Show {
-                artifact,
-                files,
-                json,
-            } => self.show(&artifact, files, json).await,
+            Command::Show { artifact, files, json } => self.show(&artifact, files, json).await,
             Command::Get { artifact, root } => self.get(&artifact, root).await,
-            Command::Alias {
-                artifact,
-                add,
-                remove,
-            } => self.alias(&artifact, &add, &remove).await,
-            Command::Edit {
-                artifact,
-                description,
-                metadata,
-                merge_metadata,
-            } => {
-                self.edit(&artifact, description, metadata, merge_metadata)
-                    .await
+            Command::Alias { artifact, add, remove } => self.alias(&artifact, &add, &remove).await,
+            Command::Edit { artifact, description, metadata, merge_metadata } => {
+                self.edit(&artifact, description, metadata, merge_metadata).await
             }
-            Command::Rm {
-                artifact,
-                delete_aliases,
-                unaliased,
-            } => self.rm(&artifact, delete_aliases, unaliased).await,
+            Command::Rm { artifact, delete_aliases, unaliased } => {
+                self.rm(&artifact, delete_aliases, unaliased).await
+            }
             Command::Gc { grace } => self.gc(&grace).await,
             Command::Cache { command } => self.cache_command(command),
         }
@@ -121,11 +93,7 @@ impl App {
                 "`artfs log` takes an artifact name without `:alias`; use --alias to set aliases"
             );
         }
-        let metadata = args
-            .metadata
-            .as_deref()
-            .map(parse_json_object)
-            .transpose()?;
+        let metadata = args.metadata.as_deref().map(parse_json_object).transpose()?;
         let quiet = self.config.quiet;
         let (uris, paths): (Vec<String>, Vec<String>) =
             args.paths.iter().cloned().partition(|p| stage::is_reference(p));
@@ -149,7 +117,8 @@ impl App {
         })
         .await??;
         if let Some(file) = &args.manifest {
-            let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
             let foreign = Manifest::from_json(&bytes)
                 .with_context(|| format!("{} is not a valid W&B manifest", file.display()))?;
             references.extend(foreign.contents);
@@ -190,11 +159,7 @@ impl App {
                 "size": req.manifest.size(),
             }))
         } else {
-            let what = if outcome.created {
-                "new version"
-            } else {
-                "unchanged, existing version"
-            };
+            let what = if outcome.created { "new version" } else { "unchanged, existing version" };
             println!(
                 "{}:v{} ({what}; digest {}; aliases {}; uploaded {} files, {})",
                 target.collection,
@@ -237,16 +202,10 @@ impl App {
             return print_json(&Value::Array(items));
         }
         if summaries.is_empty() {
-            eprintln!(
-                "no artifacts in {entity}/{project} (registry {})",
-                self.config.registry
-            );
+            eprintln!("no artifacts in {entity}/{project} (registry {})", self.config.registry);
             return Ok(());
         }
-        println!(
-            "{:<40} {:<10} {:>8} {:>7} {:>10}",
-            "NAME", "TYPE", "VERSIONS", "LATEST", "SIZE"
-        );
+        println!("{:<40} {:<10} {:>8} {:>7} {:>10}", "NAME", "TYPE", "VERSIONS", "LATEST", "SIZE");
         for s in summaries {
             let (latest, size) = match &s.latest {
                 Some(v) => (format!("v{}", v.version), human_bytes(v.size)),
@@ -301,19 +260,13 @@ impl App {
 
     async fn resolve(&self, registry: &Registry, artifact: &str) -> Result<ResolvedVersion> {
         let target = self.artifact(artifact)?;
-        Ok(registry
-            .resolve(&target.collection, &target.selector_or_latest())
-            .await?)
+        Ok(registry.resolve(&target.collection, &target.selector_or_latest()).await?)
     }
 
     async fn show(&self, artifact: &str, files: bool, json_out: bool) -> Result<()> {
         let registry = self.registry()?;
         let v = self.resolve(&registry, artifact).await?;
-        let manifest = if files {
-            Some(registry.manifest(&v).await?)
-        } else {
-            None
-        };
+        let manifest = if files { Some(registry.manifest(&v).await?) } else { None };
         if json_out {
             let mut out = json!({
                 "name": v.collection.to_string(),
@@ -346,19 +299,9 @@ impl App {
         println!("  type:        {}", v.artifact_type);
         println!("  digest:      {}", v.record.digest);
         println!("  aliases:     {}", v.aliases.join(", "));
-        println!(
-            "  size:        {} in {} files",
-            human_bytes(v.record.size),
-            v.record.file_count
-        );
-        println!(
-            "  created:     {}",
-            v.record.created_at.format("%Y-%m-%d %H:%M:%S UTC")
-        );
-        println!(
-            "  description: {}",
-            v.record.description.as_deref().unwrap_or("")
-        );
+        println!("  size:        {} in {} files", human_bytes(v.record.size), v.record.file_count);
+        println!("  created:     {}", v.record.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+        println!("  description: {}", v.record.description.as_deref().unwrap_or(""));
         println!("  metadata:    {}", v.record.metadata);
         if let Some(m) = manifest {
             println!("  files:");
@@ -395,12 +338,7 @@ impl App {
         })
         .await??;
         if !self.config.quiet {
-            eprintln!(
-                "{} -> {} ({}, verified)",
-                name,
-                root.display(),
-                human_bytes(bytes)
-            );
+            eprintln!("{} -> {} ({}, verified)", name, root.display(), human_bytes(bytes));
         }
         println!("{}", root.display());
         Ok(())
@@ -413,13 +351,7 @@ impl App {
         };
         let version = match selector {
             Selector::Version(v) => *v,
-            alias => {
-                registry
-                    .resolve(&target.collection, alias)
-                    .await?
-                    .record
-                    .version
-            }
+            alias => registry.resolve(&target.collection, alias).await?.record.version,
         };
         Ok((target, version))
     }
@@ -430,15 +362,8 @@ impl App {
         }
         let registry = self.registry()?;
         let (target, version) = self.version_of(&registry, artifact).await?;
-        let aliases = registry
-            .set_aliases(&target.collection, version, add, remove)
-            .await?;
-        println!(
-            "{}:v{} aliases: {}",
-            target.collection,
-            version,
-            aliases.join(", ")
-        );
+        let aliases = registry.set_aliases(&target.collection, version, add, remove).await?;
+        println!("{}:v{} aliases: {}", target.collection, version, aliases.join(", "));
         Ok(())
     }
 
@@ -456,9 +381,7 @@ impl App {
         }
         let registry = self.registry()?;
         let (target, version) = self.version_of(&registry, artifact).await?;
-        let r = registry
-            .edit(&target.collection, version, description, metadata, merge)
-            .await?;
+        let r = registry.edit(&target.collection, version, description, metadata, merge).await?;
         println!(
             "{}:v{} description: {:?} metadata: {}",
             target.collection,
@@ -487,13 +410,8 @@ impl App {
             return Ok(());
         }
         let (target, version) = self.version_of(&registry, artifact).await?;
-        registry
-            .delete_version(&target.collection, version, delete_aliases)
-            .await?;
-        println!(
-            "{}:v{} deleted (run `artfs gc` to free its storage)",
-            target.collection, version
-        );
+        registry.delete_version(&target.collection, version, delete_aliases).await?;
+        println!("{}:v{} deleted (run `artfs gc` to free its storage)", target.collection, version);
         Ok(())
     }
 
@@ -523,11 +441,7 @@ impl App {
                 }
                 println!("cache:     {}", s.dir.display());
                 println!("entries:   {}", s.entries);
-                println!(
-                    "size:      {} of {}",
-                    human_bytes(s.bytes),
-                    human_bytes(s.max_bytes)
-                );
+                println!("size:      {} of {}", human_bytes(s.bytes), human_bytes(s.max_bytes));
                 println!("hits:      {}", s.hits);
                 println!("misses:    {}", s.misses);
                 println!("evictions: {}", s.evictions);
@@ -587,9 +501,5 @@ pub fn human_bytes(n: u64) -> String {
         v /= 1024.0;
         unit += 1;
     }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }

@@ -50,16 +50,11 @@ impl TryFrom<&GlobalArgs> for Config {
             None => default_user(),
         };
         validate_scope("entity", &entity)?;
-        let project = g
-            .project
-            .clone()
-            .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+        let project = g.project.clone().unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
         validate_scope("project", &project)?;
         let cache_dir = match &g.cache_dir {
             Some(d) => d.clone(),
-            None => dirs::cache_dir()
-                .ok_or(ConfigError::NoHome("cache dir"))?
-                .join("artfs"),
+            None => dirs::cache_dir().ok_or(ConfigError::NoHome("cache dir"))?.join("artfs"),
         };
         let cache_size = g.cache_size.as_deref().map(parse_size).transpose()?;
         Ok(Config {
@@ -84,24 +79,18 @@ fn default_user() -> String {
 /// `500M`, `20G`, `1.5T`, `1048576` (bytes); binary units.
 pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let n: f64 = num.parse().map_err(|_| ConfigError::Size(s.to_owned()))?;
-    let mult: u64 = match unit
-        .trim()
-        .to_ascii_uppercase()
-        .trim_end_matches("IB")
-        .trim_end_matches('B')
-    {
-        "" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
-        _ => return Err(ConfigError::Size(s.to_owned())),
-    };
+    let mult: u64 =
+        match unit.trim().to_ascii_uppercase().trim_end_matches("IB").trim_end_matches('B') {
+            "" => 1,
+            "K" => 1 << 10,
+            "M" => 1 << 20,
+            "G" => 1 << 30,
+            "T" => 1 << 40,
+            _ => return Err(ConfigError::Size(s.to_owned())),
+        };
     if !n.is_finite() || n < 0.0 {
         return Err(ConfigError::Size(s.to_owned()));
     }
@@ -113,9 +102,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, ConfigError> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| ConfigError::Duration(s.to_owned()))?;
+    let n: u64 = num.parse().map_err(|_| ConfigError::Duration(s.to_owned()))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,

@@ -31,11 +31,7 @@ pub enum FetchError {
         source: CacheError,
     },
     #[error("{artifact}: entry {path}: digest {digest} names no blob in this registry")]
-    NoBlob {
-        artifact: String,
-        path: String,
-        digest: String,
-    },
+    NoBlob { artifact: String, path: String, digest: String },
     #[error("{artifact}: entry {path}: {source}")]
     Reference {
         artifact: String,
@@ -218,17 +214,11 @@ impl Fetcher {
 
 /// Copies a cached blob to `dest` through a temporary file in the same directory.
 fn copy_out(blob: &CachedBlob, dest: &Path) -> Result<(), FetchError> {
-    let write_err = |source| FetchError::Write {
-        path: dest.to_owned(),
-        source,
-    };
+    let write_err = |source| FetchError::Write { path: dest.to_owned(), source };
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(write_err)?;
     }
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dest.with_file_name(format!(".{name}.artfs-{}.tmp", std::process::id()));
     let result = (|| {
         std::fs::copy(blob.path(), &tmp)?;

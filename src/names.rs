@@ -40,11 +40,7 @@ impl CollectionPath {
         validate_scope("entity", entity)?;
         validate_scope("project", project)?;
         validate_artifact_name(name)?;
-        Ok(CollectionPath {
-            entity: entity.into(),
-            project: project.into(),
-            name: name.into(),
-        })
+        Ok(CollectionPath { entity: entity.into(), project: project.into(), name: name.into() })
     }
 }
 
@@ -103,17 +99,12 @@ impl ArtifactRef {
             [e, p, name] => CollectionPath::new(e, p, name)?,
             _ => return Err(NameError::Path(s.to_owned())),
         };
-        Ok(ArtifactRef {
-            collection,
-            selector,
-        })
+        Ok(ArtifactRef { collection, selector })
     }
 
     /// The selector, `latest` when none was given (W&B's rule).
     pub fn selector_or_latest(&self) -> Selector {
-        self.selector
-            .clone()
-            .unwrap_or_else(|| Selector::Alias(LATEST.to_owned()))
+        self.selector.clone().unwrap_or_else(|| Selector::Alias(LATEST.to_owned()))
     }
 }
 
@@ -143,14 +134,8 @@ pub fn validate_artifact_name(name: &str) -> Result<(), NameError> {
         && name.chars().count() <= MAX_NAME_CHARS
         && name != "."
         && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(NameError::Artifact(name.to_owned()))
-    }
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err(NameError::Artifact(name.to_owned())) }
 }
 
 /// Entities and projects become path components in the registry and the mount.
@@ -158,30 +143,15 @@ pub fn validate_scope(kind: &'static str, name: &str) -> Result<(), NameError> {
     let ok = !name.is_empty()
         && name.chars().count() <= MAX_NAME_CHARS
         && !name.starts_with('.')
-        && !name
-            .chars()
-            .any(|c| matches!(c, '/' | ':' | '\\' | '#' | '?' | '%') || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(NameError::Scope {
-            kind,
-            name: name.to_owned(),
-        })
-    }
+        && !name.chars().any(|c| matches!(c, '/' | ':' | '\\' | '#' | '?' | '%') || c.is_control());
+    if ok { Ok(()) } else { Err(NameError::Scope { kind, name: name.to_owned() }) }
 }
 
 fn validate_alias_chars(alias: &str) -> Result<(), NameError> {
     let ok = !alias.is_empty()
         && alias.chars().count() <= MAX_NAME_CHARS
-        && !alias
-            .chars()
-            .any(|c| matches!(c, '/' | ':') || c.is_control());
-    if ok {
-        Ok(())
-    } else {
-        Err(NameError::Alias(alias.to_owned()))
-    }
+        && !alias.chars().any(|c| matches!(c, '/' | ':') || c.is_control());
+    if ok { Ok(()) } else { Err(NameError::Alias(alias.to_owned())) }
 }
 
 /// An alias a user may set: valid characters and not a version name.
@@ -229,10 +199,7 @@ mod tests {
         for not in ["v", "v01", "vx", "12", "v-1", "V1"] {
             assert_eq!(parse_version(not), None, "{not}");
         }
-        assert_eq!(
-            validate_user_alias("v3"),
-            Err(NameError::VersionAlias("v3".into()))
-        );
+        assert_eq!(validate_user_alias("v3"), Err(NameError::VersionAlias("v3".into())));
         assert!(validate_user_alias("production").is_ok());
         assert!(validate_user_alias("a/b").is_err());
         assert!(validate_user_alias("a:b").is_err());

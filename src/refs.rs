@@ -98,11 +98,7 @@ pub enum RefError {
         "reference {uri} changed since it was logged: expected {expected}, found {found}; \
          log the artifact again to record the current content"
     )]
-    Changed {
-        uri: String,
-        expected: String,
-        found: String,
-    },
+    Changed { uri: String, expected: String, found: String },
     #[error(
         "{uri} holds more than {max} objects; pass a larger max_objects or reference a \
          narrower prefix"
@@ -113,11 +109,7 @@ pub enum RefError {
          shares the string prefix, and W&B refuses this too); end the URI with `/` to reference \
          just the folder"
     )]
-    OutsidePrefix {
-        uri: String,
-        key: String,
-        prefix: String,
-    },
+    OutsidePrefix { uri: String, key: String, prefix: String },
     #[error(
         "{uri}: access denied ({source}); check the credentials (AWS_ACCESS_KEY_ID or AWS_PROFILE \
          for s3://, GOOGLE_APPLICATION_CREDENTIALS for gs://)"
@@ -148,11 +140,7 @@ pub enum RefError {
         source: Box<CloudError>,
     },
     #[error("{uri}: the server answered HTTP {status}{}", quote_body(body))]
-    Status {
-        uri: String,
-        status: u16,
-        body: String,
-    },
+    Status { uri: String, status: u16, body: String },
     #[error("{uri}: reading the response failed: {source}")]
     Transfer {
         uri: String,
@@ -239,13 +227,7 @@ impl<'a> UriParts<'a> {
         };
         let (rest, fragment) = rest.split_once('#').unwrap_or((rest, ""));
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        UriParts {
-            scheme,
-            netloc,
-            path,
-            query,
-            fragment,
-        }
+        UriParts { scheme, netloc, path, query, fragment }
     }
 
     fn query_param(&self, name: &str) -> Option<String> {
@@ -270,11 +252,7 @@ pub async fn expand(
     checksum: bool,
     max_objects: usize,
 ) -> Result<Vec<(String, Entry)>, RefError> {
-    let max_objects = if max_objects == 0 {
-        DEFAULT_MAX_OBJECTS
-    } else {
-        max_objects
-    };
+    let max_objects = if max_objects == 0 { DEFAULT_MAX_OBJECTS } else { max_objects };
     let name = name.filter(|n| !n.is_empty());
     let raw = match RefScheme::of(uri) {
         RefScheme::S3 => expand_s3(clouds, uri, name, checksum, max_objects).await?,
@@ -299,15 +277,11 @@ pub async fn expand(
             });
         }
         RefScheme::Other => {
-            let name = name.ok_or_else(|| RefError::NameRequired {
-                uri: uri.to_owned(),
-            })?;
+            let name = name.ok_or_else(|| RefError::NameRequired { uri: uri.to_owned() })?;
             vec![(name.to_owned(), unchecked(uri.to_owned()))]
         }
     };
-    raw.into_iter()
-        .map(|(n, e)| Ok((entry_path(uri, &n)?, e)))
-        .collect()
+    raw.into_iter().map(|(n, e)| Ok((entry_path(uri, &n)?, e))).collect()
 }
 
 /// The entry path W&B stores for a name (its `LogicalPath`: `PurePosixPath` normalisation), then
@@ -357,11 +331,7 @@ fn listed_name(uri: &str, prefix: &str, key: &str, name: Option<&str>) -> Result
 }
 
 fn unchecked(uri: String) -> Entry {
-    Entry {
-        digest: uri.clone(),
-        reference: Some(uri),
-        ..Entry::default()
-    }
+    Entry { digest: uri.clone(), reference: Some(uri), ..Entry::default() }
 }
 
 fn object_path(uri: &str, key: &str) -> Result<ObjPath, RefError> {
@@ -373,14 +343,10 @@ fn object_path(uri: &str, key: &str) -> Result<ObjPath, RefError> {
 
 fn cloud_err(uri: &str) -> impl Fn(CloudError) -> RefError + '_ {
     move |source| match source {
-        CloudError::Unreachable { .. } => RefError::Unreachable {
-            uri: uri.to_owned(),
-            source: Box::new(source),
-        },
-        source => RefError::Cloud {
-            uri: uri.to_owned(),
-            source: Box::new(source),
-        },
+        CloudError::Unreachable { .. } => {
+            RefError::Unreachable { uri: uri.to_owned(), source: Box::new(source) }
+        }
+        source => RefError::Cloud { uri: uri.to_owned(), source: Box::new(source) },
     }
 }
 
@@ -405,25 +371,19 @@ fn store_err(uri: &str, action: &'static str, source: object_store::Error) -> Re
             source: Some(Box::new(source)),
         },
         object_store::Error::PermissionDenied { .. }
-        | object_store::Error::Unauthenticated { .. } => RefError::Denied {
-            uri,
-            source: Box::new(source),
-        },
-        source if is_unreachable(&source) => RefError::Unreachable {
-            uri,
-            source: Box::new(source),
-        },
+        | object_store::Error::Unauthenticated { .. } => {
+            RefError::Denied { uri, source: Box::new(source) }
+        }
+        source if is_unreachable(&source) => {
+            RefError::Unreachable { uri, source: Box::new(source) }
+        }
         // object_store reports a missing bucket as a generic error quoting S3's XML.
         source if source.to_string().contains("NoSuchBucket") => RefError::NotFound {
             uri,
             what: "no such bucket".into(),
             source: Some(Box::new(source)),
         },
-        source => RefError::Store {
-            uri,
-            action,
-            source,
-        },
+        source => RefError::Store { uri, action, source },
     }
 }
 
@@ -431,20 +391,11 @@ fn store_err(uri: &str, action: &'static str, source: object_store::Error) -> Re
 // S3
 
 fn s3_entry(reference: String, meta: &ObjectMeta) -> Entry {
-    let etag = meta
-        .e_tag
-        .as_deref()
-        .map(strip_quotes)
-        .unwrap_or_default()
-        .to_owned();
+    let etag = meta.e_tag.as_deref().map(strip_quotes).unwrap_or_default().to_owned();
     let mut extra = BTreeMap::new();
     extra.insert("etag".to_owned(), Value::String(etag.clone()));
     // Unversioned buckets answer no version id; buckets where versioning was suspended, "null".
-    if let Some(v) = meta
-        .version
-        .as_deref()
-        .filter(|v| !v.is_empty() && *v != "null")
-    {
+    if let Some(v) = meta.version.as_deref().filter(|v| !v.is_empty() && *v != "null") {
         extra.insert("versionID".to_owned(), Value::String(v.to_owned()));
     }
     Entry {
@@ -458,9 +409,7 @@ fn s3_entry(reference: String, meta: &ObjectMeta) -> Entry {
 
 /// S3 and HTTP ETags are quoted; the SDK records them without the quotes.
 fn strip_quotes(etag: &str) -> &str {
-    etag.strip_prefix('"')
-        .and_then(|e| e.strip_suffix('"'))
-        .unwrap_or(etag)
+    etag.strip_prefix('"').and_then(|e| e.strip_suffix('"')).unwrap_or(etag)
 }
 
 async fn expand_s3(
@@ -473,10 +422,7 @@ async fn expand_s3(
     let parts = UriParts::split(uri);
     let bucket = parts.netloc;
     if bucket.is_empty() {
-        return Err(RefError::InvalidUri {
-            uri: uri.to_owned(),
-            reason: "no bucket".into(),
-        });
+        return Err(RefError::InvalidUri { uri: uri.to_owned(), reason: "no bucket".into() });
     }
     let key = parts.key();
     let version = parts.query_param("versionId");
@@ -490,11 +436,7 @@ async fn expand_s3(
     // A key ending in `/` is a folder even if a marker object of that name exists (the SDK would
     // record the empty marker, i.e. nothing).
     if !key.is_empty() && !key.ends_with('/') {
-        let opts = GetOptions {
-            head: true,
-            version: version.clone(),
-            ..GetOptions::default()
-        };
+        let opts = GetOptions { head: true, version: version.clone(), ..GetOptions::default() };
         match store.get_opts(&object_path(uri, key)?, opts).await {
             Ok(found) => {
                 let is_folder = found
@@ -542,10 +484,7 @@ async fn expand_s3(
         .filter(|meta| meta.size > 0)
         .map(|meta| {
             let n = listed_name(uri, key, meta.location.as_ref(), name)?;
-            Ok((
-                n,
-                s3_entry(format!("s3://{bucket}/{}", meta.location), meta),
-            ))
+            Ok((n, s3_entry(format!("s3://{bucket}/{}", meta.location), meta)))
         })
         .collect()
 }
@@ -574,10 +513,7 @@ async fn list_s3(
         for meta in page.result.objects.into_iter().filter(|m| m.size > 0) {
             out.push(meta);
             if out.len() > max_objects {
-                return Err(RefError::TooManyObjects {
-                    uri: uri.to_owned(),
-                    max: max_objects,
-                });
+                return Err(RefError::TooManyObjects { uri: uri.to_owned(), max: max_objects });
             }
         }
         match page.page_token {
@@ -618,11 +554,7 @@ impl GcsObject {
             uri: uri.to_owned(),
             reason: format!("GCS object metadata without a valid `{k}`"),
         };
-        let number = |k: &str| {
-            field(k)
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| bad(k))
-        };
+        let number = |k: &str| field(k).and_then(|s| s.parse::<u64>().ok()).ok_or_else(|| bad(k));
         Ok(GcsObject {
             name: field("name").ok_or_else(|| bad("name"))?,
             size: number("size")?,
@@ -662,8 +594,7 @@ async fn gcs_json(
             uri: uri.to_owned(),
             reason: format!("GCS base URL {base} cannot take a path"),
         })?;
-        segs.pop_if_empty()
-            .extend(["storage", "v1", "b", bucket, "o"]);
+        segs.pop_if_empty().extend(["storage", "v1", "b", bucket, "o"]);
         if let Some(o) = object {
             segs.push(o);
         }
@@ -672,26 +603,17 @@ async fn gcs_json(
         url.query_pairs_mut().extend_pairs(query);
     }
     let mut headers = Vec::new();
-    if let Some(auth) = clouds
-        .gcs_authorization(bucket)
-        .await
-        .map_err(cloud_err(uri))?
-    {
+    if let Some(auth) = clouds.gcs_authorization(bucket).await.map_err(cloud_err(uri))? {
         headers.push(("authorization", auth));
     }
-    let resp = clouds
-        .send("GET", url.as_str(), &headers)
-        .await
-        .map_err(cloud_err(uri))?;
+    let resp = clouds.send("GET", url.as_str(), &headers).await.map_err(cloud_err(uri))?;
     match resp.status().as_u16() {
         200 => {
             let body = read_body(uri, resp).await?;
-            serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|e| RefError::Protocol {
-                    uri: uri.to_owned(),
-                    reason: format!("GCS answered invalid JSON: {e}"),
-                })
+            serde_json::from_slice(&body).map(Some).map_err(|e| RefError::Protocol {
+                uri: uri.to_owned(),
+                reason: format!("GCS answered invalid JSON: {e}"),
+            })
         }
         404 => Ok(None),
         _ => Err(status_err(uri, resp).await),
@@ -722,10 +644,7 @@ async fn expand_gcs(
     let parts = UriParts::split(uri);
     let bucket = parts.netloc;
     if bucket.is_empty() {
-        return Err(RefError::InvalidUri {
-            uri: uri.to_owned(),
-            reason: "no bucket".into(),
-        });
+        return Err(RefError::InvalidUri { uri: uri.to_owned(), reason: "no bucket".into() });
     }
     let key = parts.path.trim_start_matches('/');
     let version = Some(parts.fragment).filter(|f| !f.is_empty());
@@ -769,18 +688,10 @@ async fn expand_gcs(
         if let Some(t) = page_token.as_deref() {
             query.push(("pageToken", t));
         }
-        let page = gcs_json(clouds, uri, bucket, None, &query)
-            .await?
-            .ok_or_else(|| RefError::NotFound {
-                uri: uri.to_owned(),
-                what: "no such bucket".into(),
-                source: None,
-            })?;
-        let items = page
-            .get("items")
-            .and_then(Value::as_array)
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let page = gcs_json(clouds, uri, bucket, None, &query).await?.ok_or_else(|| {
+            RefError::NotFound { uri: uri.to_owned(), what: "no such bucket".into(), source: None }
+        })?;
+        let items = page.get("items").and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
         any |= !items.is_empty();
         for item in items {
             let obj = GcsObject::parse(uri, item)?;
@@ -791,10 +702,7 @@ async fn expand_gcs(
             let n = listed_name(uri, key, &obj.name, name)?;
             out.push((n, obj.entry(format!("gs://{bucket}/{}", obj.name))));
             if out.len() > max_objects {
-                return Err(RefError::TooManyObjects {
-                    uri: uri.to_owned(),
-                    max: max_objects,
-                });
+                return Err(RefError::TooManyObjects { uri: uri.to_owned(), max: max_objects });
             }
         }
         match page.get("nextPageToken").and_then(Value::as_str) {
@@ -820,10 +728,7 @@ async fn expand_gcs(
 fn request_url(uri: &str) -> Result<String, RefError> {
     Url::parse(uri)
         .map(String::from)
-        .map_err(|e| RefError::InvalidUri {
-            uri: uri.to_owned(),
-            reason: e.to_string(),
-        })
+        .map_err(|e| RefError::InvalidUri { uri: uri.to_owned(), reason: e.to_string() })
 }
 
 fn header(resp: &HttpResponse, name: &str) -> Option<String> {
@@ -841,9 +746,7 @@ fn http_entry(uri: &str, etag: Option<&str>, content_length: Option<u64>) -> Ent
     let mut entry = unchecked(uri.to_owned());
     entry.size = content_length;
     if let Some(etag) = etag.filter(|e| !e.is_empty()) {
-        entry
-            .extra
-            .insert("etag".to_owned(), Value::String(etag.to_owned()));
+        entry.extra.insert("etag".to_owned(), Value::String(etag.to_owned()));
         entry.digest = etag.trim_matches('"').to_owned();
     }
     entry
@@ -862,28 +765,19 @@ async fn expand_http(
     }
     // GET, not HEAD, as the SDK: presigned URLs are signed for one method. Only the headers are
     // read; dropping the response closes the connection.
-    let resp = clouds
-        .send("GET", &request_url(uri)?, &[])
-        .await
-        .map_err(cloud_err(uri))?;
+    let resp = clouds.send("GET", &request_url(uri)?, &[]).await.map_err(cloud_err(uri))?;
     if !resp.status().is_success() {
         return Err(status_err(uri, resp).await);
     }
     let length = header(&resp, "content-length").and_then(|l| l.parse().ok());
-    Ok(vec![(
-        n,
-        http_entry(uri, header(&resp, "etag").as_deref(), length),
-    )])
+    Ok(vec![(n, http_entry(uri, header(&resp, "etag").as_deref(), length))])
 }
 
 async fn read_body(uri: &str, resp: HttpResponse) -> Result<Bytes, RefError> {
     resp.into_body()
         .bytes()
         .await
-        .map_err(|source| RefError::Transfer {
-            uri: uri.to_owned(),
-            source,
-        })
+        .map_err(|source| RefError::Transfer { uri: uri.to_owned(), source })
 }
 
 /// The error for an unexpected status, quoting the start of the body.
@@ -907,11 +801,7 @@ async fn status_err(uri: &str, resp: HttpResponse) -> RefError {
             uri: uri.to_owned(),
             source: format!("HTTP {status}{}", quote_body(&text)).into(),
         },
-        _ => RefError::Status {
-            uri: uri.to_owned(),
-            status,
-            body: text,
-        },
+        _ => RefError::Status { uri: uri.to_owned(), status, body: text },
     }
 }
 
@@ -924,10 +814,7 @@ fn file_path(uri: &str) -> Result<PathBuf, RefError> {
     if !matches!(parts.netloc, "" | "localhost") {
         return Err(RefError::InvalidUri {
             uri: uri.to_owned(),
-            reason: format!(
-                "file:// URIs must name a local path, not host {:?}",
-                parts.netloc
-            ),
+            reason: format!("file:// URIs must name a local path, not host {:?}", parts.netloc),
         });
     }
     let decoded: Vec<u8> = percent_decode(parts.path.as_bytes());
@@ -940,11 +827,7 @@ fn percent_decode(input: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < input.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        match (
-            input[i],
-            input.get(i + 1).copied(),
-            input.get(i + 2).copied(),
-        ) {
+        match (input[i], input.get(i + 1).copied(), input.get(i + 2).copied()) {
             (b'%', Some(h), Some(l)) if hex(h).is_some() && hex(l).is_some() => {
                 out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
                 i += 3;
@@ -990,24 +873,12 @@ fn file_entry(
     physical: &Path,
     checksum: bool,
 ) -> Result<Entry, RefError> {
-    let io = |source| RefError::Io {
-        uri: uri.to_owned(),
-        path: physical.to_owned(),
-        source,
-    };
+    let io = |source| RefError::Io { uri: uri.to_owned(), path: physical.to_owned(), source };
     let (digest, size) = match checksum {
         true => hash_file(physical, DigestAlg::Md5, |_| {}).map_err(io)?,
-        false => (
-            uri_digest(uri, physical)?,
-            std::fs::metadata(physical).map_err(io)?.len(),
-        ),
+        false => (uri_digest(uri, physical)?, std::fs::metadata(physical).map_err(io)?.len()),
     };
-    Ok(Entry {
-        digest,
-        reference: Some(reference),
-        size: Some(size),
-        ..Entry::default()
-    })
+    Ok(Entry { digest, reference: Some(reference), size: Some(size), ..Entry::default() })
 }
 
 /// Blocking: walks directories like `os.walk` (symlinked files are followed, symlinked
@@ -1019,11 +890,8 @@ fn expand_file(
     max_objects: usize,
 ) -> Result<Vec<(String, Entry)>, RefError> {
     let local = file_path(uri)?;
-    let io = |path: &Path, source| RefError::Io {
-        uri: uri.to_owned(),
-        path: path.to_owned(),
-        source,
-    };
+    let io =
+        |path: &Path, source| RefError::Io { uri: uri.to_owned(), path: path.to_owned(), source };
     let meta = match std::fs::metadata(&local) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -1038,15 +906,9 @@ fn expand_file(
     if meta.is_file() {
         let n = match name {
             Some(n) => n.to_owned(),
-            None => local
-                .file_name()
-                .map(|f| f.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            None => local.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
         };
-        return Ok(vec![(
-            n,
-            file_entry(uri, uri.to_owned(), &local, checksum)?,
-        )]);
+        return Ok(vec![(n, file_entry(uri, uri.to_owned(), &local, checksum)?)]);
     }
     if !meta.is_dir() {
         return Err(RefError::InvalidUri {
@@ -1060,13 +922,10 @@ fn expand_file(
         for item in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
             let item = item.map_err(|e| io(&dir, e))?;
             let physical = item.path();
-            let file_name = item
-                .file_name()
-                .into_string()
-                .map_err(|raw| RefError::InvalidUri {
-                    uri: uri.to_owned(),
-                    reason: format!("file name {raw:?} in {} is not UTF-8", dir.display()),
-                })?;
+            let file_name = item.file_name().into_string().map_err(|raw| RefError::InvalidUri {
+                uri: uri.to_owned(),
+                reason: format!("file name {raw:?} in {} is not UTF-8", dir.display()),
+            })?;
             let rel = match rel_dir.is_empty() {
                 true => file_name,
                 false => format!("{rel_dir}/{file_name}"),
@@ -1087,10 +946,7 @@ fn expand_file(
             }
             files.push((rel, physical));
             if files.len() > max_objects {
-                return Err(RefError::TooManyObjects {
-                    uri: uri.to_owned(),
-                    max: max_objects,
-                });
+                return Err(RefError::TooManyObjects { uri: uri.to_owned(), max: max_objects });
             }
         }
     }
@@ -1103,10 +959,7 @@ fn expand_file(
                 Some(n) => format!("{n}/{rel}"),
                 None => rel.clone(),
             };
-            Ok((
-                n,
-                file_entry(uri, format!("{uri}{sep}{rel}"), &physical, checksum)?,
-            ))
+            Ok((n, file_entry(uri, format!("{uri}{sep}{rel}"), &physical, checksum)?))
         })
         .collect()
 }
@@ -1136,10 +989,7 @@ fn expand_azure(
         });
     };
     let reference = format!("{}://{}/{container}/{blob}", parts.scheme, parts.netloc);
-    Ok(vec![(
-        name.unwrap_or(blob).to_owned(),
-        unchecked(reference),
-    )])
+    Ok(vec![(name.unwrap_or(blob).to_owned(), unchecked(reference))])
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1206,10 +1056,7 @@ async fn get_object(
         Some(GetRange::Bounded(r)) => Some(r.clone()),
         _ => None,
     };
-    let whole = GetOptions {
-        range: None,
-        ..opts.clone()
-    };
+    let whole = GetOptions { range: None, ..opts.clone() };
     let (got, cut) = match store.get_opts(path, opts).await {
         Ok(got) => (got, None),
         // Some servers (ministack, for GETs by version) ignore `Range` and send everything,
@@ -1221,10 +1068,7 @@ async fn get_object(
     };
     let meta = got.meta.clone();
     let owned_uri = uri.to_owned();
-    let stream = got
-        .into_stream()
-        .map_err(move |e| store_err(&owned_uri, "reading", e))
-        .boxed();
+    let stream = got.into_stream().map_err(move |e| store_err(&owned_uri, "reading", e)).boxed();
     Ok(match cut {
         Some(r) => (meta, slice_stream(stream, r.start, r.end - r.start)),
         None => (meta, stream),
@@ -1266,18 +1110,11 @@ async fn fetch_s3(
     let path = object_path(uri, key)?;
     let range = range.map(GetRange::Bounded);
     if entry.digest == uri {
-        let opts = GetOptions {
-            range,
-            ..GetOptions::default()
-        };
+        let opts = GetOptions { range, ..GetOptions::default() };
         let got = get_object(store.as_ref(), uri, &path, opts).await;
-        return got
-            .map(|(_, bytes)| bytes)
-            .map_err(|e| store_err(uri, "GET", e));
+        return got.map(|(_, bytes)| bytes).map_err(|e| store_err(uri, "GET", e));
     }
-    let etag = entry
-        .extra_str("etag")
-        .unwrap_or_else(|| entry.digest.clone());
+    let etag = entry.extra_str("etag").unwrap_or_else(|| entry.digest.clone());
     let version = entry.extra_str("versionID");
     // Pinned by version when there is one; otherwise the server refuses other content.
     let opts = GetOptions {
@@ -1312,11 +1149,7 @@ async fn fetch_s3(
                 }
                 Err(e) => return Err(store_err(uri, "HEAD", e)),
             };
-            let found = current
-                .e_tag
-                .as_deref()
-                .map(strip_quotes)
-                .unwrap_or_default();
+            let found = current.e_tag.as_deref().map(strip_quotes).unwrap_or_default();
             if found == etag && version.is_some() {
                 let opts = GetOptions {
                     range,
@@ -1324,9 +1157,7 @@ async fn fetch_s3(
                     ..GetOptions::default()
                 };
                 let got = get_object(store.as_ref(), uri, &path, opts).await;
-                return got
-                    .map(|(_, bytes)| bytes)
-                    .map_err(|e| store_err(uri, "GET", e));
+                return got.map(|(_, bytes)| bytes).map_err(|e| store_err(uri, "GET", e));
             }
             let expected = match &version {
                 Some(v) => format!("version {v} (etag {etag}), which no longer exists"),
@@ -1336,11 +1167,7 @@ async fn fetch_s3(
                 Some(v) => format!("etag {found} (version {v})"),
                 None => format!("etag {found}"),
             };
-            Err(RefError::Changed {
-                uri: uri.to_owned(),
-                expected,
-                found,
-            })
+            Err(RefError::Changed { uri: uri.to_owned(), expected, found })
         }
         Err(e) => Err(store_err(uri, "GET", e)),
     }
@@ -1357,11 +1184,7 @@ async fn fetch_gcs(
     let path = object_path(uri, key)?;
     let range = range.map(GetRange::Bounded);
     let get = |version: Option<String>| {
-        let opts = GetOptions {
-            range: range.clone(),
-            version,
-            ..GetOptions::default()
-        };
+        let opts = GetOptions { range: range.clone(), version, ..GetOptions::default() };
         let (store, path) = (store.clone(), path.clone());
         async move {
             let got = get_object(store.as_ref(), uri, &path, opts).await;
@@ -1382,9 +1205,8 @@ async fn fetch_gcs(
     // The generation is gone (unversioned bucket, or deleted): the current object is acceptable
     // only if it has the logged etag; it is then read by its own generation, so it cannot change
     // between this check and the read.
-    let current = gcs_object(clouds, uri, bucket, key, None)
-        .await?
-        .ok_or_else(|| RefError::NotFound {
+    let current =
+        gcs_object(clouds, uri, bucket, key, None).await?.ok_or_else(|| RefError::NotFound {
             uri: uri.to_owned(),
             what: "the object was deleted since it was logged".into(),
             source: None,
@@ -1400,9 +1222,7 @@ async fn fetch_gcs(
             found: format!("etag {} (generation {})", current.etag, current.generation),
         });
     }
-    get(Some(current.generation.to_string()))
-        .await
-        .map_err(|e| store_err(uri, "GET", e))
+    get(Some(current.generation.to_string())).await.map_err(|e| store_err(uri, "GET", e))
 }
 
 async fn fetch_http(
@@ -1421,10 +1241,7 @@ async fn fetch_http(
     if pinned && let Some(etag) = recorded_etag.as_deref().filter(|e| !e.starts_with("W/")) {
         headers.push(("if-match", etag.to_owned()));
     }
-    let resp = clouds
-        .send("GET", &request_url(uri)?, &headers)
-        .await
-        .map_err(cloud_err(uri))?;
+    let resp = clouds.send("GET", &request_url(uri)?, &headers).await.map_err(cloud_err(uri))?;
     let status = resp.status().as_u16();
     let found_etag = header(&resp, "etag");
     let describe = |etag: &Option<String>| match etag {
@@ -1467,10 +1284,7 @@ async fn fetch_http(
     let body = resp
         .into_body()
         .bytes_stream()
-        .map_err(move |source| RefError::Transfer {
-            uri: uri_owned.clone(),
-            source,
-        })
+        .map_err(move |source| RefError::Transfer { uri: uri_owned.clone(), source })
         .boxed();
     match (range, status) {
         // A server without range support sends everything: cut the range out.
@@ -1481,30 +1295,26 @@ async fn fetch_http(
 
 /// `len` bytes of `inner` starting at `skip`.
 fn slice_stream(inner: ByteStream, skip: u64, len: u64) -> ByteStream {
-    stream::unfold(
-        (inner, skip, len),
-        |(mut inner, mut skip, mut left)| async move {
-            while left > 0 {
-                match inner.next().await? {
-                    Err(e) => return Some((Err(e), (inner, skip, 0))),
-                    Ok(mut chunk) => {
-                        let n = chunk.len() as u64;
-                        if skip >= n {
-                            skip -= n;
-                            continue;
-                        }
-                        chunk = chunk.slice(skip as usize..);
-                        skip = 0;
-                        chunk
-                            .truncate(chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX)));
-                        left -= chunk.len() as u64;
-                        return Some((Ok(chunk), (inner, skip, left)));
+    stream::unfold((inner, skip, len), |(mut inner, mut skip, mut left)| async move {
+        while left > 0 {
+            match inner.next().await? {
+                Err(e) => return Some((Err(e), (inner, skip, 0))),
+                Ok(mut chunk) => {
+                    let n = chunk.len() as u64;
+                    if skip >= n {
+                        skip -= n;
+                        continue;
                     }
+                    chunk = chunk.slice(skip as usize..);
+                    skip = 0;
+                    chunk.truncate(chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX)));
+                    left -= chunk.len() as u64;
+                    return Some((Ok(chunk), (inner, skip, left)));
                 }
             }
-            None
-        },
-    )
+        }
+        None
+    })
     .boxed()
 }
 
@@ -1534,11 +1344,7 @@ impl FileRead {
         match self.file.read(&mut buf).await {
             Err(source) => {
                 self.done = true;
-                Some(Err(RefError::Io {
-                    uri: self.uri.clone(),
-                    path: self.path.clone(),
-                    source,
-                }))
+                Some(Err(RefError::Io { uri: self.uri.clone(), path: self.path.clone(), source }))
             }
             Ok(0) if self.left.is_some_and(|l| l > 0) => {
                 self.done = true;
@@ -1597,11 +1403,7 @@ async fn fetch_file(
             what: format!("{} was deleted since it was logged", path.display()),
             source: Some(Box::new(source)),
         },
-        _ => RefError::Io {
-            uri: uri.to_owned(),
-            path: path.clone(),
-            source,
-        },
+        _ => RefError::Io { uri: uri.to_owned(), path: path.clone(), source },
     };
     let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
     let size = file.metadata().await.map_err(io)?.len();
@@ -1616,9 +1418,7 @@ async fn fetch_file(
     }
     let left = match &range {
         Some(r) => {
-            file.seek(std::io::SeekFrom::Start(r.start))
-                .await
-                .map_err(io)?;
+            file.seek(std::io::SeekFrom::Start(r.start)).await.map_err(io)?;
             Some(r.end.min(size).saturating_sub(r.start))
         }
         None => None,

@@ -7,7 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use crate::manifest::{DigestAlg, Entry, Manifest, ManifestError, hash_file, validate_path};
+use std::io::Read;
+
+use crate::manifest::{DigestAlg, Entry, EntryHasher, Manifest, ManifestError, validate_path};
+use crate::store::chunks::{CHUNK_BYTES, ChunkHasher};
+use crate::store::{FileStamp, UploadSource};
+
+/// Read buffer for hashing: large enough that syscalls do not dominate.
+const HASH_BUF_BYTES: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
@@ -22,11 +29,7 @@ pub enum StageError {
     #[error("{path} is neither a file nor a directory")]
     NotRegular { path: PathBuf },
     #[error("entry {name:?} is given twice, by {first} and {second}, with different content")]
-    Conflict {
-        name: String,
-        first: String,
-        second: String,
-    },
+    Conflict { name: String, first: String, second: String },
     #[error("{arg}: {source}")]
     Name {
         arg: String,
@@ -67,10 +70,10 @@ pub fn is_reference(arg: &str) -> bool {
 pub fn split_reference_arg(arg: &str) -> (&str, Option<&str>) {
     let Some(eq) = arg.rfind('=') else { return (arg, None) };
     let left = &arg[..eq];
-    if let Some(seg) = left.rfind(['?', '&']) {
-        if !left[seg + 1..].contains('=') {
-            return (arg, None);
-        }
+    if let Some(seg) = left.rfind(['?', '&'])
+        && !left[seg + 1..].contains('=')
+    {
+        return (arg, None);
     }
     (left, Some(&arg[eq + 1..]))
 }
@@ -81,85 +84,84 @@ pub fn collect(arg: &str) -> Result<Vec<StagedFile>, StageError> {
     let path = PathBuf::from(path);
     let meta = std::fs::metadata(&path).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => StageError::Missing { path: path.clone() },
-        _ => StageError::Read {
-            path: path.clone(),
-            source,
-        },
+        _ => StageError::Read { path: path.clone(), source },
     })?;
     let check = |n: String| -> Result<String, StageError> {
-        validate_path(&n).map_err(|source| StageError::Name {
-            arg: arg.to_owned(),
-            source,
-        })?;
+        validate_path(&n).map_err(|source| StageError::Name { arg: arg.to_owned(), source })?;
         Ok(n)
     };
     if meta.is_file() {
         let name = match name {
             Some(n) => n.to_owned(),
-            None => path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            None => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
         };
-        return Ok(vec![StagedFile {
-            name: check(name)?,
-            source: path,
-            size: meta.len(),
-        }]);
+        return Ok(vec![StagedFile { name: check(name)?, source: path, size: meta.len() }]);
     }
     if !meta.is_dir() {
         return Err(StageError::NotRegular { path });
     }
     let mut out = Vec::new();
-    for item in walkdir::WalkDir::new(&path)
-        .follow_links(true)
-        .sort_by_file_name()
-    {
+    for item in walkdir::WalkDir::new(&path).follow_links(true).sort_by_file_name() {
         let item = item.map_err(|e| StageError::Read {
-            path: e
-                .path()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| path.clone()),
+            path: e.path().map(Path::to_path_buf).unwrap_or_else(|| path.clone()),
             source: e.into(),
         })?;
         if !item.file_type().is_file() {
             continue;
         }
         let rel = item.path().strip_prefix(&path).unwrap_or(item.path());
-        let rel = rel
-            .to_string_lossy()
-            .replace(std::path::MAIN_SEPARATOR, "/");
+        let rel = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
         let logical = match name {
             Some(prefix) if !prefix.is_empty() => format!("{prefix}/{rel}"),
             _ => rel,
         };
         let size = item
             .metadata()
-            .map_err(|e| StageError::Read {
-                path: item.path().to_owned(),
-                source: e.into(),
-            })?
+            .map_err(|e| StageError::Read { path: item.path().to_owned(), source: e.into() })?
             .len();
-        out.push(StagedFile {
-            name: check(logical)?,
-            source: item.into_path(),
-            size,
-        });
+        out.push(StagedFile { name: check(logical)?, source: item.into_path(), size });
     }
     Ok(out)
+}
+
+/// Hashes one file in one pass: its W&B digest and, for files of more than one chunk, the
+/// per-chunk checksums stored beside its blob. The stamp is taken before reading, so a change
+/// during or after hashing is caught before upload.
+fn hash_one(
+    path: &Path,
+    progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<(String, UploadSource)> {
+    let mut file = std::fs::File::open(path)?;
+    let stamp = FileStamp::of(&file.metadata()?);
+    let mut hasher = EntryHasher::new(DigestAlg::Md5);
+    let mut sums = (stamp.len > CHUNK_BYTES).then(|| ChunkHasher::new(CHUNK_BYTES));
+    let mut buf = vec![0u8; HASH_BUF_BYTES.min(stamp.len as usize + 1)];
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        if let Some(s) = sums.as_mut() {
+            s.update(&buf[..n]);
+        }
+        progress(n as u64);
+    }
+    let source =
+        UploadSource { path: path.to_owned(), stamp, chunks: sums.map(ChunkHasher::finish) };
+    Ok((hasher.finish(), source))
 }
 
 /// Hashes staged files (in parallel) into manifest entries. `progress` receives byte counts.
 pub fn hash_all(
     files: Vec<StagedFile>,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<(Manifest, HashMap<String, PathBuf>), StageError> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .min(8);
+) -> Result<(Manifest, HashMap<String, UploadSource>), StageError> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    type Hashed = Vec<(usize, String, u64)>;
+    type Hashed = Vec<(usize, String, UploadSource)>;
     let results: Vec<Result<Hashed, StageError>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -167,15 +169,11 @@ pub fn hash_all(
                     let mut done = Vec::new();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(f) = files.get(i) else {
-                            return Ok(done);
-                        };
-                        let (digest, size) = hash_file(&f.source, DigestAlg::Md5, progress)
-                            .map_err(|source| StageError::Read {
-                                path: f.source.clone(),
-                                source,
-                            })?;
-                        done.push((i, digest, size));
+                        let Some(f) = files.get(i) else { return Ok(done) };
+                        let (digest, source) = hash_one(&f.source, progress).map_err(|source| {
+                            StageError::Read { path: f.source.clone(), source }
+                        })?;
+                        done.push((i, digest, source));
                     }
                 })
             })
@@ -185,36 +183,30 @@ pub fn hash_all(
             .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    let mut digests: Vec<Option<(String, u64)>> = vec![None; files.len()];
+    let mut digests: Vec<Option<(String, UploadSource)>> = vec![None; files.len()];
     for r in results {
-        for (i, d, size) in r? {
-            digests[i] = Some((d, size));
+        for (i, d, source) in r? {
+            digests[i] = Some((d, source));
         }
     }
     let mut contents: BTreeMap<String, Entry> = BTreeMap::new();
-    let mut sources: HashMap<String, PathBuf> = HashMap::new();
+    let mut sources: HashMap<String, UploadSource> = HashMap::new();
     for (f, d) in files.into_iter().zip(digests) {
-        let Some((digest, size)) = d else { continue };
+        let Some((digest, source)) = d else { continue };
         if let Some(prev) = contents.get(&f.name) {
             if prev.digest != digest {
                 return Err(StageError::Conflict {
                     name: f.name.clone(),
-                    first: sources[&f.name].display().to_string(),
+                    first: sources[&f.name].path.display().to_string(),
                     second: f.source.display().to_string(),
                 });
             }
             continue;
         }
-        contents.insert(f.name.clone(), Entry::stored(digest, size));
-        sources.insert(f.name, f.source);
+        contents.insert(f.name.clone(), Entry::stored(digest, source.stamp.len));
+        sources.insert(f.name, source);
     }
-    Ok((
-        Manifest {
-            contents,
-            ..Manifest::default()
-        },
-        sources,
-    ))
+    Ok((Manifest { contents, ..Manifest::default() }, sources))
 }
 
 #[cfg(test)]
@@ -262,7 +254,10 @@ mod tests {
         assert_eq!(split_reference_arg("s3://b/k"), ("s3://b/k", None));
         assert_eq!(split_reference_arg("s3://b/k=n/x"), ("s3://b/k", Some("n/x")));
         assert_eq!(split_reference_arg("s3://b/k?versionId=a"), ("s3://b/k?versionId=a", None));
-        assert_eq!(split_reference_arg("s3://b/k?versionId=a=n"), ("s3://b/k?versionId=a", Some("n")));
+        assert_eq!(
+            split_reference_arg("s3://b/k?versionId=a=n"),
+            ("s3://b/k?versionId=a", Some("n"))
+        );
         assert_eq!(split_reference_arg("http://h/a?x=1&y=2"), ("http://h/a?x=1&y=2", None));
     }
 
@@ -271,9 +266,7 @@ mod tests {
         let err = collect("/no/such/path").unwrap_err().to_string();
         assert!(err.contains("/no/such/path"), "{err}");
         let hello = fixture_inputs().join("hello.txt");
-        let err = collect(&format!("{}=../escape", hello.display()))
-            .unwrap_err()
-            .to_string();
+        let err = collect(&format!("{}=../escape", hello.display())).unwrap_err().to_string();
         assert!(err.contains("..") && err.contains("escape"), "{err}");
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("hello.txt"), "other").unwrap();

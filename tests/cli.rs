@@ -75,10 +75,7 @@ fn log_relog_change_alias_get_rm_gc() {
         "--metadata",
         r#"{"n": 1}"#,
     ]);
-    assert_eq!(
-        (v0["version"].as_str(), v0["created"].as_bool()),
-        (Some("v0"), Some(true))
-    );
+    assert_eq!((v0["version"].as_str(), v0["created"].as_bool()), (Some("v0"), Some(true)));
     assert_eq!(v0["uploaded_files"], 5);
     let blobs_after_v0 = list_files(&PathBuf::from(&env.registry).join("blobs"));
     assert_eq!(blobs_after_v0.len(), 5);
@@ -89,37 +86,21 @@ fn log_relog_change_alias_get_rm_gc() {
     assert_eq!(again["created"], false);
     assert_eq!(again["uploaded_files"], 0);
     assert_eq!(again["digest"], v0["digest"]);
-    assert_eq!(
-        list_files(&PathBuf::from(&env.registry).join("blobs")),
-        blobs_after_v0
-    );
+    assert_eq!(list_files(&PathBuf::from(&env.registry).join("blobs")), blobs_after_v0);
 
     // One file changed: v1, exactly one blob uploaded.
     files.insert("val/c.txt".to_owned(), b"hello, again\n".to_vec());
     write_tree(&src, &files);
     let v1 = env.json(&["log", "bike-dataset", &src_arg, "--alias", "best"]);
-    assert_eq!(
-        (v1["version"].as_str(), v1["created"].as_bool()),
-        (Some("v1"), Some(true))
-    );
+    assert_eq!((v1["version"].as_str(), v1["created"].as_bool()), (Some("v1"), Some(true)));
     assert_eq!(v1["uploaded_files"], 1);
     assert_eq!(v1["uploaded_bytes"], 13);
     assert_eq!(v1["aliases"], serde_json::json!(["latest", "best"]));
 
     // Aliases move and stay unique.
-    env.ok(&[
-        "alias",
-        "bike-dataset:v0",
-        "--add",
-        "best",
-        "--add",
-        "production",
-    ]);
+    env.ok(&["alias", "bike-dataset:v0", "--add", "best", "--add", "production"]);
     let versions = env.json(&["versions", "bike-dataset"]);
-    assert_eq!(
-        versions[0]["aliases"],
-        serde_json::json!(["best", "production"])
-    );
+    assert_eq!(versions[0]["aliases"], serde_json::json!(["best", "production"]));
     assert_eq!(versions[1]["aliases"], serde_json::json!(["latest"]));
     let err = env.fails(&["alias", "bike-dataset:v0", "--add", "v3"]);
     assert!(err.contains("looks like a version"), "{err}");
@@ -148,25 +129,13 @@ fn log_relog_change_alias_get_rm_gc() {
     let mut v0_files = files.clone();
     v0_files.insert("val/c.txt".to_owned(), b"hello\n".to_vec());
     let out = env.path("out-v0");
-    env.ok(&[
-        "get",
-        "acme/bikes/bike-dataset:best",
-        "--root",
-        out.to_str().unwrap(),
-    ]);
+    env.ok(&["get", "acme/bikes/bike-dataset:best", "--root", out.to_str().unwrap()]);
     assert_eq!(read_tree(&out), v0_files);
 
     // rm refuses while aliased; --delete-aliases forces; --unaliased deletes the rest.
     let err = env.fails(&["rm", "bike-dataset:v0"]);
-    assert!(
-        err.contains("--delete-aliases") && err.contains("production"),
-        "{err}"
-    );
-    env.ok(&[
-        "log",
-        "bike-dataset",
-        &format!("{}=only.txt", src.join("val/c.txt").display()),
-    ]);
+    assert!(err.contains("--delete-aliases") && err.contains("production"), "{err}");
+    env.ok(&["log", "bike-dataset", &format!("{}=only.txt", src.join("val/c.txt").display())]);
     let deleted = env.ok(&["rm", "bike-dataset", "--unaliased"]);
     assert!(deleted.contains("deleted 1 versions v1"), "{deleted}");
     env.ok(&["rm", "bike-dataset:v0", "--delete-aliases"]);
@@ -188,10 +157,7 @@ fn log_relog_change_alias_get_rm_gc() {
     env.ok(&["rm", "bike-dataset:v2", "--delete-aliases"]);
     let kept = env.ok(&["gc"]);
     assert!(kept.contains("deleted 0 blobs"), "{kept}");
-    assert_eq!(
-        list_files(&PathBuf::from(&env.registry).join("blobs")).len(),
-        1
-    );
+    assert_eq!(list_files(&PathBuf::from(&env.registry).join("blobs")).len(), 1);
 }
 
 #[test]
@@ -223,15 +189,9 @@ fn errors_say_what_is_wrong() {
     let cases: &[(&[&str], &[&str])] = &[
         (&["show", "unknown"], &["unknown", "not found", "known"]),
         (&["show", "known:v9"], &["no version v9", "v0"]),
-        (
-            &["show", "known:staging"],
-            &["no alias", "staging", "prod", "latest"],
-        ),
+        (&["show", "known:staging"], &["no alias", "staging", "prod", "latest"]),
         (&["log", "bad name", "f.txt"], &["invalid artifact name"]),
-        (
-            &["log", "ok", "missing.txt"],
-            &["missing.txt", "no such file"],
-        ),
+        (&["log", "ok", "missing.txt"], &["missing.txt", "no such file"]),
         (&["log", "ok", "f.txt=/abs"], &["absolute"]),
         (&["show", "a/b/c/d"], &["invalid artifact path"]),
     ];
@@ -255,12 +215,8 @@ fn a_tampered_blob_is_refused_naming_the_entry_and_both_digests() {
     env.ok(&["log", "tamper", src.to_str().unwrap()]);
     // Flip one byte of the blob of train/a.bin (size unchanged).
     let show = env.json(&["show", "tamper", "--files"]);
-    let entry = show["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["path"] == "train/a.bin")
-        .unwrap();
+    let entry =
+        show["entries"].as_array().unwrap().iter().find(|e| e["path"] == "train/a.bin").unwrap();
     let digest = entry["digest"].as_str().unwrap().to_owned();
     let raw = base64_decode(&digest);
     let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
@@ -274,10 +230,7 @@ fn a_tampered_blob_is_refused_naming_the_entry_and_both_digests() {
     assert!(err.contains("train/a.bin"), "{err}");
     assert!(err.contains(&digest), "expected digest missing: {err}");
     let actual = base64_md5(&bytes);
-    assert!(
-        err.contains(&actual),
-        "actual digest {actual} missing: {err}"
-    );
+    assert!(err.contains(&actual), "actual digest {actual} missing: {err}");
     // Nothing wrong was written: the tampered file is absent, every file present is correct.
     let got = read_tree(&out);
     assert!(!got.contains_key("train/a.bin"));

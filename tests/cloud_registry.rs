@@ -34,10 +34,7 @@ fn s3_registry_log_relog_change_get() {
     let s = src.to_str().unwrap();
 
     let v0 = env.json(&["log", "ds", s]);
-    assert_eq!(
-        (v0["version"].as_str(), v0["created"].as_bool()),
-        (Some("v0"), Some(true))
-    );
+    assert_eq!((v0["version"].as_str(), v0["created"].as_bool()), (Some("v0"), Some(true)));
     assert_eq!(v0["uploaded_files"], 4);
     let again = env.json(&["log", "ds", s]);
     assert_eq!(
@@ -47,16 +44,8 @@ fn s3_registry_log_relog_change_get() {
     files.insert("small/a.txt".to_owned(), b"changed\n".to_vec());
     write_tree(&src, &files);
     let v1 = env.json(&["log", "ds", s, "--alias", "best"]);
-    assert_eq!(
-        (v1["version"].as_str(), v1["uploaded_files"].as_u64()),
-        (Some("v1"), Some(1))
-    );
-    env.ok(&[
-        "get",
-        "ds:best",
-        "--root",
-        env.path("out").to_str().unwrap(),
-    ]);
+    assert_eq!((v1["version"].as_str(), v1["uploaded_files"].as_u64()), (Some("v1"), Some(1)));
+    env.ok(&["get", "ds:best", "--root", env.path("out").to_str().unwrap()]);
     assert_eq!(read_tree(&env.path("out")), files);
     let ls = env.json(&["ls"]);
     assert_eq!(ls[0]["versions"], 2);
@@ -80,11 +69,7 @@ fn s3_registry_that_is_down_gives_a_clear_error_quickly() {
     let t = std::time::Instant::now();
     let err = env.fails(&["ls"]);
     assert!(err.contains("s3://no-such-bucket/x"), "{err}");
-    assert!(
-        t.elapsed() < std::time::Duration::from_secs(60),
-        "took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < std::time::Duration::from_secs(60), "took {:?}", t.elapsed());
 }
 
 /// Copies a local registry into a GCS bucket through the JSON API (object_store writes do not work
@@ -117,15 +102,7 @@ fn gcs_registry_reads() {
     files.insert("x/model.bin".to_owned(), bytes(5, 3 << 20));
     files.insert("notes.md".to_owned(), b"# notes\n".to_vec());
     write_tree(&src, &files);
-    local.ok(&[
-        "log",
-        "weights",
-        src.to_str().unwrap(),
-        "--type",
-        "model",
-        "--alias",
-        "prod",
-    ]);
+    local.ok(&["log", "weights", src.to_str().unwrap(), "--type", "model", "--alias", "prod"]);
 
     let bucket = unique_bucket("gcs");
     curl(&[
@@ -144,11 +121,6 @@ fn gcs_registry_reads() {
     let show = env.json(&["show", "weights:prod"]);
     assert_eq!(show["version"], "v0");
     assert_eq!(show["type"], "model");
-    env.ok(&[
-        "get",
-        "weights:prod",
-        "--root",
-        env.path("out").to_str().unwrap(),
-    ]);
+    env.ok(&["get", "weights:prod", "--root", env.path("out").to_str().unwrap()]);
     assert_eq!(read_tree(&env.path("out")), files);
 }

@@ -27,11 +27,7 @@ pub fn eight_concurrent_logs(env: &Env) {
     let mut versions = BTreeSet::new();
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["created"], true);
         digests.insert(v["digest"].as_str().unwrap().to_owned());
@@ -44,10 +40,8 @@ pub fn eight_concurrent_logs(env: &Env) {
     let listed = env.json(&["versions", "contended"]);
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 8);
-    let listed_digests: BTreeSet<String> = listed
-        .iter()
-        .map(|v| v["digest"].as_str().unwrap().to_owned())
-        .collect();
+    let listed_digests: BTreeSet<String> =
+        listed.iter().map(|v| v["digest"].as_str().unwrap().to_owned()).collect();
     assert_eq!(listed_digests, digests);
     let latest: Vec<_> = listed
         .iter()
@@ -78,28 +72,18 @@ fn a_log_killed_mid_upload_leaves_no_version() {
     for i in 0..48 {
         std::fs::write(src.join(format!("part{i:02}.bin")), bytes(i, 4 << 20)).unwrap();
     }
-    let mut child = env
-        .cmd()
-        .args(["log", "killed", src.to_str().unwrap(), "-q"])
-        .spawn()
-        .unwrap();
+    let mut child = env.cmd().args(["log", "killed", src.to_str().unwrap(), "-q"]).spawn().unwrap();
     // Wait until the first blobs have landed, then kill without warning.
     let blobs = PathBuf::from(&env.registry).join("blobs");
     let deadline = Instant::now() + Duration::from_secs(60);
     while list_files(&blobs).len() < 2 {
         assert!(Instant::now() < deadline, "upload never started");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "log finished before it could be killed"
-        );
+        assert!(child.try_wait().unwrap().is_none(), "log finished before it could be killed");
         std::thread::sleep(Duration::from_millis(5));
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(
-        list_files(&blobs).len() < 48,
-        "the upload had already finished"
-    );
+    assert!(list_files(&blobs).len() < 48, "the upload had already finished");
 
     let err = env.fails(&["show", "killed"]);
     assert!(err.contains("not found"), "{err}");

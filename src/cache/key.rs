@@ -94,19 +94,13 @@ impl fmt::Display for CacheKey {
 }
 
 fn decode_digest16(kind: &'static str, digest: &str) -> Result<[u8; 16], CacheError> {
-    let raw = BASE64
-        .decode(digest)
-        .map_err(|source| CacheError::DigestEncoding {
-            kind,
-            digest: digest.to_owned(),
-            source,
-        })?;
-    let len = raw.len();
-    raw.try_into().map_err(|_| CacheError::DigestLength {
+    let raw = BASE64.decode(digest).map_err(|source| CacheError::DigestEncoding {
         kind,
         digest: digest.to_owned(),
-        len,
-    })
+        source,
+    })?;
+    let len = raw.len();
+    raw.try_into().map_err(|_| CacheError::DigestLength { kind, digest: digest.to_owned(), len })
 }
 
 /// What a freshly fetched blob must match before it becomes visible to anyone.
@@ -120,29 +114,17 @@ pub enum Verify {
 
 /// Running hash of the bytes written so far, with the digest it must end up matching.
 pub(super) enum DigestState {
-    Md5 {
-        expected: [u8; 16],
-        hasher: Md5,
-    },
+    Md5 { expected: [u8; 16], hasher: Md5 },
     // Boxed: the XXH3 streaming state is ~600 bytes, far larger than the other variants.
-    Xxh128 {
-        expected: [u8; 16],
-        hasher: Box<Xxh3>,
-    },
+    Xxh128 { expected: [u8; 16], hasher: Box<Xxh3> },
     SizeOnly,
 }
 
 impl DigestState {
     pub(super) fn new(verify: &Verify) -> Self {
         match *verify {
-            Verify::Md5(expected) => Self::Md5 {
-                expected,
-                hasher: Md5::new(),
-            },
-            Verify::Xxh128(expected) => Self::Xxh128 {
-                expected,
-                hasher: Box::new(Xxh3::new()),
-            },
+            Verify::Md5(expected) => Self::Md5 { expected, hasher: Md5::new() },
+            Verify::Xxh128(expected) => Self::Xxh128 { expected, hasher: Box::new(Xxh3::new()) },
             Verify::SizeOnly => Self::SizeOnly,
         }
     }

@@ -101,13 +101,8 @@ impl Ledger {
         obj_dir: &Path,
         change: impl FnOnce(&mut LedgerRecord),
     ) -> Result<LedgerRecord, CacheError> {
-        let lock_file = self
-            .lock_file
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        lock_file
-            .lock()
-            .map_err(|source| CacheError::io("lock", &self.data_path, source))?;
+        let lock_file = self.lock_file.lock().unwrap_or_else(PoisonError::into_inner);
+        lock_file.lock().map_err(|source| CacheError::io("lock", &self.data_path, source))?;
         let _flock = FlockGuard(&lock_file);
 
         let mut record = match self.read()? {
@@ -153,10 +148,8 @@ impl Ledger {
     }
 
     fn write(&self, record: &LedgerRecord) -> Result<(), CacheError> {
-        let json = serde_json::to_vec_pretty(record).map_err(|source| CacheError::Ledger {
-            path: self.data_path.clone(),
-            source,
-        })?;
+        let json = serde_json::to_vec_pretty(record)
+            .map_err(|source| CacheError::Ledger { path: self.data_path.clone(), source })?;
         fs::write(&self.staging_path, json)
             .map_err(|source| CacheError::io("write", &self.staging_path, source))?;
         fs::rename(&self.staging_path, &self.data_path)

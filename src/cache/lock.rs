@@ -31,10 +31,7 @@ impl KeyLock {
             let file = open_creating_parent(path)?;
             file.lock()?;
             if names_inode(path, &file)? {
-                return Ok(Self {
-                    _file: file,
-                    path: path.to_owned(),
-                });
+                return Ok(Self { _file: file, path: path.to_owned() });
             }
             // The previous holder unlinked this inode after we opened it; its fill is finished.
         }
@@ -52,14 +49,7 @@ impl Drop for KeyLock {
 }
 
 fn open_creating_parent(path: &Path) -> io::Result<File> {
-    let open = || {
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-    };
+    let open = || OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path);
     match open() {
         // The directory can vanish if someone wipes the cache under a running process.
         Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -118,11 +108,7 @@ impl TempBlob {
         loop {
             let sequence = TEMP_SEQUENCE.fetch_add(1, Ordering::Relaxed);
             let path = tmp_dir.join(format!("{stem}.{pid}.{sequence}.tmp"));
-            let created = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path);
+            let created = OpenOptions::new().read(true).write(true).create_new(true).open(&path);
             let file = match created {
                 Ok(file) => file,
                 // A dead process with a recycled pid may have left this very name behind.
@@ -133,11 +119,7 @@ impl TempBlob {
                 }
                 Err(err) => return Err(err),
             };
-            let temp = Self {
-                file,
-                path,
-                published: false,
-            };
+            let temp = Self { file, path, published: false };
             temp.file.lock_shared()?;
             return Ok(temp);
         }

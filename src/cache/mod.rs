@@ -97,17 +97,9 @@ pub enum CacheError {
         source: FetchError,
     },
     #[error("{key}: digest mismatch, expected {expected}, got {actual}")]
-    DigestMismatch {
-        key: CacheKey,
-        expected: String,
-        actual: String,
-    },
+    DigestMismatch { key: CacheKey, expected: String, actual: String },
     #[error("{key}: size mismatch, expected {expected} bytes, got {actual}")]
-    SizeMismatch {
-        key: CacheKey,
-        expected: u64,
-        actual: u64,
-    },
+    SizeMismatch { key: CacheKey, expected: u64, actual: u64 },
     #[error("invalid {kind} digest {digest:?}: not base64")]
     DigestEncoding {
         kind: &'static str,
@@ -116,11 +108,7 @@ pub enum CacheError {
         source: base64::DecodeError,
     },
     #[error("invalid {kind} digest {digest:?}: {len} bytes instead of 16")]
-    DigestLength {
-        kind: &'static str,
-        digest: String,
-        len: usize,
-    },
+    DigestLength { kind: &'static str, digest: String, len: usize },
     #[error("cannot encode cache ledger {}", path.display())]
     Ledger {
         path: PathBuf,
@@ -131,22 +119,14 @@ pub enum CacheError {
 
 impl CacheError {
     fn io(action: &'static str, path: &Path, source: io::Error) -> Self {
-        Self::Io {
-            action,
-            path: path.to_owned(),
-            source,
-        }
+        Self::Io { action, path: path.to_owned(), source }
     }
 
     /// Like [`CacheError::io`] for steps of a fill, where running out of space deserves its own
     /// message.
     fn fill_io(key: &CacheKey, action: &'static str, path: &Path, source: io::Error) -> Self {
         if is_disk_full(&source) {
-            Self::DiskFull {
-                key: *key,
-                path: path.to_owned(),
-                source,
-            }
+            Self::DiskFull { key: *key, path: path.to_owned(), source }
         } else {
             Self::io(action, path, source)
         }
@@ -154,10 +134,7 @@ impl CacheError {
 }
 
 fn is_disk_full(err: &io::Error) -> bool {
-    matches!(
-        err.kind(),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-    )
+    matches!(err.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
 }
 
 /// A cached entry, open and protected from eviction (shared flock) until dropped.
@@ -427,11 +404,8 @@ impl BlobCache {
             Err(source) => return Err(CacheError::io("open", &path, source)),
         };
         // Blocks only while an evictor holds the exclusive flock, i.e. for one unlink.
-        file.lock_shared()
-            .map_err(|source| CacheError::io("lock", &path, source))?;
-        let meta = file
-            .metadata()
-            .map_err(|source| CacheError::io("stat", &path, source))?;
+        file.lock_shared().map_err(|source| CacheError::io("lock", &path, source))?;
+        let meta = file.metadata().map_err(|source| CacheError::io("stat", &path, source))?;
         if meta.nlink() == 0 {
             // Evicted between our open and our lock.
             return Ok(Lookup::Missing);
@@ -443,11 +417,7 @@ impl BlobCache {
             // Only LRU precision suffers (e.g. a cache dir shared with another user).
             debug!(path = %path.display(), %err, "cannot mark cache entry as used");
         }
-        Ok(Lookup::Hit(CachedBlob {
-            file,
-            path,
-            len: meta.len(),
-        }))
+        Ok(Lookup::Hit(CachedBlob { file, path, len: meta.len() }))
     }
 
     fn fill<F>(
@@ -465,19 +435,13 @@ impl BlobCache {
             CacheError::fill_io(key, "create temp file in", &self.inner.tmp_dir, source)
         })?;
 
-        let mut writer = FillWriter::new(
-            BufWriter::with_capacity(FILL_BUFFER_BYTES, &temp.file),
-            verify,
-        );
+        let mut writer =
+            FillWriter::new(BufWriter::with_capacity(FILL_BUFFER_BYTES, &temp.file), verify);
         let fetched = fetch(&mut writer);
         let flushed = writer.flush();
         // A full disk usually surfaces through the fetcher as a generic write error.
         if let Some(source) = writer.disk_full.take() {
-            return Err(CacheError::DiskFull {
-                key: *key,
-                path: temp.path.clone(),
-                source,
-            });
+            return Err(CacheError::DiskFull { key: *key, path: temp.path.clone(), source });
         }
         fetched.map_err(|source| CacheError::Fetch { key: *key, source })?;
         flushed.map_err(|source| CacheError::fill_io(key, "write", &temp.path, source))?;
@@ -486,46 +450,31 @@ impl BlobCache {
         if let Some(expected) = size
             && expected != written
         {
-            return Err(CacheError::SizeMismatch {
-                key: *key,
-                expected,
-                actual: written,
-            });
+            return Err(CacheError::SizeMismatch { key: *key, expected, actual: written });
         }
-        digest
-            .finish()
-            .map_err(|(expected, actual)| CacheError::DigestMismatch {
-                key: *key,
-                expected,
-                actual,
-            })?;
+        digest.finish().map_err(|(expected, actual)| CacheError::DigestMismatch {
+            key: *key,
+            expected,
+            actual,
+        })?;
 
         temp.file
             .set_modified(SystemTime::now())
-            .and_then(|()| {
-                temp.file
-                    .set_permissions(Permissions::from_mode(ENTRY_MODE))
-            })
+            .and_then(|()| temp.file.set_permissions(Permissions::from_mode(ENTRY_MODE)))
             .map_err(|source| CacheError::io("finish", &temp.path, source))?;
         let path = self.entry_path(key);
         if let Some(shard_dir) = path.parent() {
             fs::create_dir_all(shard_dir)
                 .map_err(|source| CacheError::fill_io(key, "create", shard_dir, source))?;
         }
-        temp.publish(&path)
-            .map_err(|source| CacheError::io("publish", &path, source))?;
+        temp.publish(&path).map_err(|source| CacheError::io("publish", &path, source))?;
 
         // Hand out a read-only handle like a hit does. Its shared flock is taken while the
         // writer's still protects the entry, so there is no moment an evictor could take it.
         let file = File::open(&path).map_err(|source| CacheError::io("open", &path, source))?;
-        file.lock_shared()
-            .map_err(|source| CacheError::io("lock", &path, source))?;
+        file.lock_shared().map_err(|source| CacheError::io("lock", &path, source))?;
         debug!(%key, bytes = written, "cache entry published");
-        Ok(CachedBlob {
-            file,
-            path,
-            len: written,
-        })
+        Ok(CachedBlob { file, path, len: written })
     }
 
     fn open_evict_lock(&self) -> Result<File, CacheError> {
@@ -546,16 +495,14 @@ impl BlobCache {
         {
             return;
         }
-        let evicted = self
-            .open_evict_lock()
-            .and_then(|evict_lock| match evict_lock.try_lock() {
-                Ok(()) => self.evict_down_to(low_water_bytes(max_bytes)).map(Some),
-                // Another thread or process is evicting right now; its scan sees our entry too.
-                Err(TryLockError::WouldBlock) => Ok(None),
-                Err(TryLockError::Error(source)) => {
-                    Err(CacheError::io("lock", &self.inner.evict_lock_path, source))
-                }
-            });
+        let evicted = self.open_evict_lock().and_then(|evict_lock| match evict_lock.try_lock() {
+            Ok(()) => self.evict_down_to(low_water_bytes(max_bytes)).map(Some),
+            // Another thread or process is evicting right now; its scan sees our entry too.
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(source)) => {
+                Err(CacheError::io("lock", &self.inner.evict_lock_path, source))
+            }
+        });
         match evicted {
             Ok(Some(report)) => {
                 let floor = if report.remaining_bytes > max_bytes {
@@ -563,9 +510,7 @@ impl BlobCache {
                 } else {
                     0
                 };
-                self.inner
-                    .eviction_floor_bytes
-                    .store(floor, Ordering::Relaxed);
+                self.inner.eviction_floor_bytes.store(floor, Ordering::Relaxed);
             }
             Ok(None) => {}
             Err(err) => warn!(%err, "cache eviction failed"),
@@ -579,11 +524,8 @@ impl BlobCache {
         let mut entries = scan_entries(&self.inner.obj_dir)?;
         let scanned_entries = entries.len() as u64;
         let scanned_bytes: u64 = entries.iter().map(|entry| entry.len).sum();
-        entries.sort_unstable_by(|a, b| {
-            a.modified
-                .cmp(&b.modified)
-                .then_with(|| a.path.cmp(&b.path))
-        });
+        entries
+            .sort_unstable_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.path.cmp(&b.path)));
 
         let mut report = PruneReport::default();
         let (mut gone_entries, mut gone_bytes) = (0, 0);
@@ -687,14 +629,9 @@ fn scan_entries(obj_dir: &Path) -> Result<Vec<ScannedEntry>, CacheError> {
                 if !meta.is_file() {
                     continue;
                 }
-                let modified = meta
-                    .modified()
-                    .map_err(|source| CacheError::io("stat", &path, source))?;
-                entries.push(ScannedEntry {
-                    path,
-                    len: meta.len(),
-                    modified,
-                });
+                let modified =
+                    meta.modified().map_err(|source| CacheError::io("stat", &path, source))?;
+                entries.push(ScannedEntry { path, len: meta.len(), modified });
             }
         }
     }
@@ -706,10 +643,7 @@ fn list_dir(dir: &Path) -> Result<Vec<PathBuf>, CacheError> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err)
-            if matches!(
-                err.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
+            if matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) =>
         {
             return Ok(Vec::new());
         }
@@ -772,10 +706,7 @@ impl FillGate {
         // The set is valid after any panic (single insert/remove), so poisoning is ignored.
         let mut filling = self.filling.lock().unwrap_or_else(PoisonError::into_inner);
         while filling.contains(&key) {
-            filling = self
-                .fill_done
-                .wait(filling)
-                .unwrap_or_else(PoisonError::into_inner);
+            filling = self.fill_done.wait(filling).unwrap_or_else(PoisonError::into_inner);
         }
         filling.insert(key);
         FillGatePass { gate: self, key }
@@ -784,11 +715,7 @@ impl FillGate {
 
 impl Drop for FillGatePass<'_> {
     fn drop(&mut self) {
-        self.gate
-            .filling
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.key);
+        self.gate.filling.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.key);
         self.gate.fill_done.notify_all();
     }
 }
@@ -803,12 +730,7 @@ struct FillWriter<W> {
 
 impl<W: Write> FillWriter<W> {
     fn new(sink: W, verify: &Verify) -> Self {
-        Self {
-            sink,
-            digest: DigestState::new(verify),
-            written: 0,
-            disk_full: None,
-        }
+        Self { sink, digest: DigestState::new(verify), written: 0, disk_full: None }
     }
 
     fn finish(self) -> (u64, DigestState) {

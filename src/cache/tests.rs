@@ -31,9 +31,7 @@ fn write_all(content: &[u8]) -> impl FnOnce(&mut dyn Write) -> Result<(), FetchE
 fn fill(cache: &BlobCache, content: &[u8]) -> CacheKey {
     let key = md5_key(content);
     let size = Some(content.len() as u64);
-    cache
-        .get_or_fill(&key, &key.default_verify(), size, write_all(content))
-        .unwrap();
+    cache.get_or_fill(&key, &key.default_verify(), size, write_all(content)).unwrap();
     key
 }
 
@@ -49,10 +47,7 @@ fn set_age(path: &Path, age: Duration) {
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
-    fs::read_dir(dir)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .collect()
+    fs::read_dir(dir).unwrap().map(|entry| entry.unwrap().path()).collect()
 }
 
 #[test]
@@ -88,10 +83,7 @@ fn layout_golden() {
     ];
     let (dir, cache) = open_cache(DEFAULT_MAX_BYTES);
     for (key, expected) in cases {
-        assert_eq!(
-            Path::new(LAYOUT_VERSION).join(key.relative_path()),
-            Path::new(expected)
-        );
+        assert_eq!(Path::new(LAYOUT_VERSION).join(key.relative_path()), Path::new(expected));
         assert_eq!(cache.entry_path(&key), dir.path().join(expected));
     }
 }
@@ -104,11 +96,7 @@ fn digest_constructors_reject_bad_input() {
     ));
     assert!(matches!(
         CacheKey::from_xxh128_digest("AAAA"),
-        Err(CacheError::DigestLength {
-            kind: "xxh128",
-            len: 3,
-            ..
-        })
+        Err(CacheError::DigestLength { kind: "xxh128", len: 3, .. })
     ));
     let key = CacheKey::from_md5_digest("b1kCrCNwJL3QwXbLkwY9xA==").unwrap();
     assert_eq!(key.to_string(), "md5:b1kCrCNwJL3QwXbLkwY9xA==");
@@ -120,9 +108,7 @@ fn xxh128_fill_verifies_big_endian_digest() {
     let content = b"xxh content";
     let digest = BASE64.encode(xxhash_rust::xxh3::xxh3_128(content).to_be_bytes());
     let key = CacheKey::from_xxh128_digest(&digest).unwrap();
-    let blob = cache
-        .get_or_fill(&key, &key.default_verify(), None, write_all(content))
-        .unwrap();
+    let blob = cache.get_or_fill(&key, &key.default_verify(), None, write_all(content)).unwrap();
     assert_eq!(read_blob(&blob), content);
 }
 
@@ -142,9 +128,7 @@ fn hit_and_miss_are_counted() {
     let filled = cache.get_or_fill(&key, &verify, Some(11), fetch).unwrap();
     assert_eq!((filled.len(), read_blob(&filled)), (11, content.to_vec()));
     assert_eq!(filled.path(), cache.entry_path(&key));
-    let again = cache
-        .get_or_fill(&key, &verify, Some(11), |_| panic!("must not fetch"))
-        .unwrap();
+    let again = cache.get_or_fill(&key, &verify, Some(11), |_| panic!("must not fetch")).unwrap();
     let mut buf = [0; 5];
     assert_eq!(again.read_at(&mut buf, 6).unwrap(), 5);
     assert_eq!(&buf, b"world");
@@ -152,25 +136,16 @@ fn hit_and_miss_are_counted() {
     assert_eq!(fetches.load(Ordering::SeqCst), 1);
 
     let stats = cache.stats().unwrap();
-    assert_eq!(
-        (stats.hits, stats.misses, stats.entries, stats.bytes),
-        (2, 2, 1, 11)
-    );
+    assert_eq!((stats.hits, stats.misses, stats.entries, stats.bytes), (2, 2, 1, 11));
 }
 
 #[test]
 fn digest_mismatch_publishes_nothing() {
     let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
     let key = md5_key(b"expected");
-    let err = cache
-        .get_or_fill(&key, &key.default_verify(), None, write_all(b"tampered"))
-        .unwrap_err();
-    let CacheError::DigestMismatch {
-        expected, actual, ..
-    } = &err
-    else {
-        panic!("{err:?}")
-    };
+    let err =
+        cache.get_or_fill(&key, &key.default_verify(), None, write_all(b"tampered")).unwrap_err();
+    let CacheError::DigestMismatch { expected, actual, .. } = &err else { panic!("{err:?}") };
     assert_eq!(expected, &BASE64.encode(Md5::digest(b"expected")));
     assert_eq!(actual, &BASE64.encode(Md5::digest(b"tampered")));
     assert!(err.to_string().contains(expected.as_str()));
@@ -185,20 +160,8 @@ fn digest_mismatch_publishes_nothing() {
 fn size_mismatch_publishes_nothing() {
     let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
     let key = CacheKey::from_reference("s3://bucket/a.bin", "etag-1");
-    let err = cache
-        .get_or_fill(&key, &Verify::SizeOnly, Some(4), write_all(b"abc"))
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CacheError::SizeMismatch {
-                expected: 4,
-                actual: 3,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = cache.get_or_fill(&key, &Verify::SizeOnly, Some(4), write_all(b"abc")).unwrap_err();
+    assert!(matches!(err, CacheError::SizeMismatch { expected: 4, actual: 3, .. }), "{err:?}");
     assert!(!cache.entry_path(&key).exists());
     assert!(files_in(&cache.inner.tmp_dir).is_empty());
 }
@@ -217,9 +180,7 @@ fn fetch_error_keeps_its_source() {
             Err(RemoteRefused.into())
         })
         .unwrap_err();
-    let CacheError::Fetch { source, .. } = &err else {
-        panic!("{err:?}")
-    };
+    let CacheError::Fetch { source, .. } = &err else { panic!("{err:?}") };
     assert!(source.downcast_ref::<RemoteRefused>().is_some());
     assert!(!cache.entry_path(&key).exists());
     assert!(files_in(&cache.inner.tmp_dir).is_empty());
@@ -234,19 +195,10 @@ fn full_disk_is_reported_as_disk_full() {
     let fetched: Result<(), FetchError> = writer.write_all(b"data").map_err(Into::into);
     assert!(fetched.is_err());
     let source = writer.disk_full.take().unwrap();
-    let err = CacheError::DiskFull {
-        key,
-        path: "/x".into(),
-        source,
-    };
+    let err = CacheError::DiskFull { key, path: "/x".into(), source };
     assert!(err.to_string().starts_with("no space left on device"));
     assert!(matches!(
-        CacheError::fill_io(
-            &key,
-            "write",
-            Path::new("/x"),
-            io::ErrorKind::StorageFull.into()
-        ),
+        CacheError::fill_io(&key, "write", Path::new("/x"), io::ErrorKind::StorageFull.into()),
         CacheError::DiskFull { .. }
     ));
 }
@@ -288,15 +240,9 @@ const CHILD_CONTENT: &[u8] = b"content fetched by a child process";
 
 /// Re-runs this test binary as a helper process (see `child_process_role`).
 fn spawn_child(role: &str, dir: &Path) -> Child {
-    let module = module_path!()
-        .split_once("::")
-        .map_or(module_path!(), |(_, rest)| rest);
+    let module = module_path!().split_once("::").map_or(module_path!(), |(_, rest)| rest);
     Command::new(std::env::current_exe().unwrap())
-        .args([
-            &format!("{module}::child_process_role"),
-            "--exact",
-            "--test-threads=1",
-        ])
+        .args([&format!("{module}::child_process_role"), "--exact", "--test-threads=1"])
         .env(CHILD_ROLE_ENV, role)
         .env(CHILD_DIR_ENV, dir)
         .stdout(Stdio::null())
@@ -316,10 +262,8 @@ fn child_process_role() {
     let key = md5_key(CHILD_CONTENT);
     let blob = cache
         .get_or_fill(&key, &key.default_verify(), None, |out| {
-            let mut log = fs::File::options()
-                .create(true)
-                .append(true)
-                .open(dir.join("fetches"))?;
+            let mut log =
+                fs::File::options().create(true).append(true).open(dir.join("fetches"))?;
             log.write_all(b"fetch\n")?;
             out.write_all(&CHILD_CONTENT[..10])?;
             out.flush()?;
@@ -337,17 +281,11 @@ fn child_process_role() {
 #[test]
 fn two_processes_fetch_once() {
     let dir = tempfile::tempdir().unwrap();
-    let children = [
-        spawn_child("fill", dir.path()),
-        spawn_child("fill", dir.path()),
-    ];
+    let children = [spawn_child("fill", dir.path()), spawn_child("fill", dir.path())];
     for mut child in children {
         assert!(child.wait().unwrap().success());
     }
-    assert_eq!(
-        fs::read_to_string(dir.path().join("fetches")).unwrap(),
-        "fetch\n"
-    );
+    assert_eq!(fs::read_to_string(dir.path().join("fetches")).unwrap(), "fetch\n");
     let cache = BlobCache::open(&dir.path().join("cache"), DEFAULT_MAX_BYTES).unwrap();
     let stats = cache.stats().unwrap();
     assert_eq!((stats.entries, stats.misses, stats.hits), (1, 1, 1));
@@ -375,9 +313,8 @@ fn crashed_fill_is_invisible_and_cleaned() {
     drop(live);
 
     // The dead filler's key lock does not block the next fill.
-    let blob = cache
-        .get_or_fill(&key, &key.default_verify(), None, write_all(CHILD_CONTENT))
-        .unwrap();
+    let blob =
+        cache.get_or_fill(&key, &key.default_verify(), None, write_all(CHILD_CONTENT)).unwrap();
     assert_eq!(read_blob(&blob), CHILD_CONTENT);
     assert!(files_in(&cache.inner.tmp_dir).is_empty());
     assert!(files_in(&cache.inner.locks_dir).is_empty());
@@ -435,14 +372,8 @@ fn stats_persist_across_instances() {
     }
     let cache = BlobCache::open(dir.path(), DEFAULT_MAX_BYTES).unwrap();
     let stats = cache.stats().unwrap();
-    assert_eq!(
-        (stats.entries, stats.bytes, stats.hits, stats.misses),
-        (1, 9, 1, 2)
-    );
-    assert_eq!(
-        (stats.dir.as_path(), stats.max_bytes),
-        (dir.path(), DEFAULT_MAX_BYTES)
-    );
+    assert_eq!((stats.entries, stats.bytes, stats.hits, stats.misses), (1, 9, 1, 2));
+    assert_eq!((stats.dir.as_path(), stats.max_bytes), (dir.path(), DEFAULT_MAX_BYTES));
 
     // A lost ledger is rebuilt from the entries themselves.
     fs::remove_file(cache.inner.root.join("stats.json")).unwrap();
@@ -486,9 +417,8 @@ fn entry_of_wrong_size_is_refetched() {
     let path = cache.entry_path(&key);
     fs::remove_file(&path).unwrap();
     fs::write(&path, b"").unwrap();
-    let blob = cache
-        .get_or_fill(&key, &key.default_verify(), Some(16), write_all(content))
-        .unwrap();
+    let blob =
+        cache.get_or_fill(&key, &key.default_verify(), Some(16), write_all(content)).unwrap();
     assert_eq!(read_blob(&blob), content);
     assert_eq!(cache.stats().unwrap().entries, 1);
     // The estimate cannot know the truncation happened; a recount makes it exact.
@@ -501,10 +431,7 @@ fn published_entries_are_read_only() {
     use std::os::unix::fs::PermissionsExt as _;
     let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
     let key = fill(&cache, b"immutable");
-    let mode = fs::metadata(cache.entry_path(&key))
-        .unwrap()
-        .permissions()
-        .mode();
+    let mode = fs::metadata(cache.entry_path(&key)).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, ENTRY_MODE);
     assert!(cache.inner.dir.join("CACHEDIR.TAG").exists());
 }

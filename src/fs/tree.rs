@@ -102,12 +102,7 @@ struct Node {
 
 impl Node {
     fn new(name_start: u32, up: u32, payload: u32, size: u64) -> Node {
-        let mut node = Node {
-            name_start,
-            up,
-            payload,
-            size: [0, 0],
-        };
+        let mut node = Node { name_start, up, payload, size: [0, 0] };
         node.set_size(size);
         node
     }
@@ -213,10 +208,7 @@ impl Tree {
         if node.is_dir() {
             NodeKind::Dir
         } else {
-            NodeKind::File {
-                entry: node.payload,
-                size: node.size(),
-            }
+            NodeKind::File { entry: node.payload, size: node.size() }
         }
     }
 
@@ -238,10 +230,8 @@ impl Tree {
     /// The node's own name; empty for the root.
     pub fn name(&self, n: NodeId) -> &str {
         let start = self.nodes[n.idx()].name_start as usize;
-        let end = self
-            .nodes
-            .get(n.idx() + 1)
-            .map_or(self.names.len(), |next| next.name_start as usize);
+        let end =
+            self.nodes.get(n.idx() + 1).map_or(self.names.len(), |next| next.name_start as usize);
         // Names were appended whole, in node order, so both ends are char boundaries.
         &self.names[start..end]
     }
@@ -278,8 +268,7 @@ impl Tree {
 
     /// Number of child directories of `dir` (st_nlink = 2 + this); 0 for a file.
     pub fn subdir_count(&self, dir: NodeId) -> usize {
-        self.dir_info(dir)
-            .map_or(0, |info| info.subdir_count as usize)
+        self.dir_info(dir).map_or(0, |info| info.subdir_count as usize)
     }
 
     /// Path of `n` relative to the version root, `/`-separated; empty for the root.
@@ -301,8 +290,7 @@ impl Tree {
         if path.is_empty() {
             return Some(Self::ROOT);
         }
-        path.split('/')
-            .try_fold(Self::ROOT, |dir, name| self.lookup(dir, name))
+        path.split('/').try_fold(Self::ROOT, |dir, name| self.lookup(dir, name))
     }
 
     /// Heap bytes held by the tree (allocated capacity, not just used length).
@@ -338,19 +326,12 @@ fn validate_path(path: &str) -> Result<usize, TreeError> {
             .position(|&b| b == b'/' || b == 0)
             .map_or(bytes.len(), |len| start + len);
         let err = match &path[start..end] {
-            _ if bytes.get(end) == Some(&0) => TreeError::NulByte {
-                path: for_error(path),
-            },
-            "" => TreeError::EmptyComponent {
-                path: for_error(path),
-            },
-            "." | ".." => TreeError::DotComponent {
-                path: for_error(path),
-            },
-            name if name.len() > NAME_MAX_BYTES => TreeError::NameTooLong {
-                path: for_error(path),
-                len: name.len(),
-            },
+            _ if bytes.get(end) == Some(&0) => TreeError::NulByte { path: for_error(path) },
+            "" => TreeError::EmptyComponent { path: for_error(path) },
+            "." | ".." => TreeError::DotComponent { path: for_error(path) },
+            name if name.len() > NAME_MAX_BYTES => {
+                TreeError::NameTooLong { path: for_error(path), len: name.len() }
+            }
             _ if end == bytes.len() => return Ok(start),
             _ => {
                 start = end + 1;
@@ -480,9 +461,7 @@ impl<'a> Builder<'a> {
         if self.inputs.len() + self.dirs.len() < MAX_NODES {
             Ok(())
         } else {
-            Err(TreeError::TooLarge {
-                what: "more than 2^31 files and directories",
-            })
+            Err(TreeError::TooLarge { what: "more than 2^31 files and directories" })
         }
     }
 
@@ -551,19 +530,15 @@ impl<'a> Builder<'a> {
         bounds.push(count);
         // The final arena holds exactly these bytes and is indexed by u32.
         if u32::try_from(bytes).is_err() {
-            return Err(TreeError::TooLarge {
-                what: "more than 4 GiB of names",
-            });
+            return Err(TreeError::TooLarge { what: "more than 4 GiB of names" });
         }
 
         let mut children = vec![Child::default(); count];
         let mut names = vec![0u8; bytes];
         let mut slot_cursor = bounds.clone();
         let mut place = |parent: u32, name: &str, dir: u32, entry: u32, size: u64| {
-            let (slot, start) = (
-                &mut slot_cursor[parent as usize],
-                &mut name_cursor[parent as usize],
-            );
+            let (slot, start) =
+                (&mut slot_cursor[parent as usize], &mut name_cursor[parent as usize]);
             names[*start..*start + name.len()].copy_from_slice(name.as_bytes());
             children[*slot] = Child {
                 key: 0, // set when sorting
@@ -587,11 +562,7 @@ impl<'a> Builder<'a> {
         for group in bounds.windows(2) {
             sort_siblings(&mut children[group[0]..group[1]], &names);
         }
-        Ok(Grouped {
-            children,
-            bounds,
-            names,
-        })
+        Ok(Grouped { children, bounds, names })
     }
 
     /// Numbers the nodes breadth-first, so that each directory's sorted children get
@@ -603,11 +574,7 @@ impl<'a> Builder<'a> {
         // Scratch directory ids in breadth-first order: `queue[k]` becomes `infos[k]`.
         let mut queue: Vec<u32> = Vec::with_capacity(self.dirs.len());
         let mut node_of_dir = vec![0u32; self.dirs.len()];
-        let empty_dir = DirInfo {
-            first_child: 0,
-            child_count: 0,
-            subdir_count: 0,
-        };
+        let empty_dir = DirInfo { first_child: 0, child_count: 0, subdir_count: 0 };
         nodes.push(Node::new(0, DIR_FLAG, 0, 0)); // the root is its own parent
         queue.push(ROOT_DIR);
         infos.push(empty_dir);
@@ -656,11 +623,7 @@ impl<'a> Builder<'a> {
 
         // Cannot fail: the arena is a concatenation of whole names, each copied from a `&str`.
         let names = String::from_utf8(names).expect("names are whole UTF-8 strings");
-        Ok(Tree {
-            nodes,
-            dirs: infos,
-            names,
-        })
+        Ok(Tree { nodes, dirs: infos, names })
     }
 
     /// The error for two children of scratch directory `parent` that are both called `name`.
@@ -669,10 +632,9 @@ impl<'a> Builder<'a> {
         let witness = |dir: u32| for_error(self.dirs[dir as usize].witness);
         match (a.dir, b.dir) {
             (NO_DIR, NO_DIR) => TreeError::Duplicate { path: path() },
-            (NO_DIR, dir) | (dir, NO_DIR) => TreeError::FileDirCollision {
-                file: path(),
-                descendant: witness(dir),
-            },
+            (NO_DIR, dir) | (dir, NO_DIR) => {
+                TreeError::FileDirCollision { file: path(), descendant: witness(dir) }
+            }
             // Cannot happen (directories are deduplicated by path), but if it did, this
             // still names an entry below the directory.
             (dir, _) => TreeError::Duplicate { path: witness(dir) },
@@ -703,11 +665,7 @@ fn sort_siblings(group: &mut [Child], names: &[u8]) {
     // follow the shared prefix settles most comparisons without touching the names, which
     // matters once a directory's names outgrow the CPU caches.
     let shared = group.iter().fold(first.len(), |shared, c| {
-        first[..shared]
-            .iter()
-            .zip(name(c))
-            .take_while(|(a, b)| a == b)
-            .count()
+        first[..shared].iter().zip(name(c)).take_while(|(a, b)| a == b).count()
     });
     for child in group.iter_mut() {
         let rest = &name(child)[shared..];
@@ -748,12 +706,7 @@ mod tests {
 
     /// Entry index = position in `paths`, size = 10 × (index + 1).
     fn build(paths: &[&str]) -> Result<Tree, TreeError> {
-        Tree::build(
-            paths
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (*p, i as u32, 10 * (i as u64 + 1))),
-        )
+        Tree::build(paths.iter().enumerate().map(|(i, p)| (*p, i as u32, 10 * (i as u64 + 1))))
     }
 
     fn child_names(t: &Tree, dir: NodeId) -> Vec<&str> {
@@ -780,31 +733,20 @@ mod tests {
                 assert_eq!(next, k + 1);
                 assert_eq!(t.parent(c), n);
                 assert!(c > n, "child id must exceed parent id");
-                assert!(
-                    !std::mem::replace(&mut seen[c.idx()], true),
-                    "node listed twice"
-                );
+                assert!(!std::mem::replace(&mut seen[c.idx()], true), "node listed twice");
                 assert_eq!(t.lookup(n, t.name(c)), Some(c));
                 assert_eq!(t.resolve(&t.path(c)), Some(c));
             }
             for w in kids.windows(2) {
                 assert_eq!(w[1].0, w[0].0 + 1, "siblings must be contiguous");
-                assert!(
-                    t.name(w[0]) < t.name(w[1]),
-                    "siblings must be sorted, unique"
-                );
+                assert!(t.name(w[0]) < t.name(w[1]), "siblings must be sorted, unique");
             }
             let subdirs = kids.iter().filter(|c| t.is_dir(**c)).count();
             assert_eq!(t.subdir_count(n), subdirs);
-            let total = kids
-                .iter()
-                .fold(0u64, |acc, c| acc.saturating_add(t.size(*c)));
+            let total = kids.iter().fold(0u64, |acc, c| acc.saturating_add(t.size(*c)));
             assert_eq!(t.size(n), total);
         }
-        assert!(
-            seen.iter().all(|s| *s),
-            "every node is some directory's child"
-        );
+        assert!(seen.iter().all(|s| *s), "every node is some directory's child");
     }
 
     #[test]
@@ -828,13 +770,8 @@ mod tests {
 
     #[test]
     fn nested_paths() {
-        let t = build(&[
-            "data/train/b.png",
-            "README.md",
-            "data/test/c.png",
-            "data/train/a.png",
-        ])
-        .unwrap();
+        let t = build(&["data/train/b.png", "README.md", "data/test/c.png", "data/train/a.png"])
+            .unwrap();
         check_invariants(&t);
         assert_eq!(t.len(), 8); // root, README.md, data, test, train, 3 files
         assert_eq!(child_names(&t, Tree::ROOT), ["README.md", "data"]);
@@ -864,10 +801,7 @@ mod tests {
         assert_eq!(child_names(&t, Tree::ROOT), ["A", "a", "a-c", "a.d", "a0"]);
         let a = t.resolve("a").unwrap();
         assert_eq!(child_names(&t, a), ["-", "b", "z"]);
-        assert_eq!(
-            t.kind(t.resolve("a-c").unwrap()),
-            NodeKind::File { entry: 1, size: 20 }
-        );
+        assert_eq!(t.kind(t.resolve("a-c").unwrap()), NodeKind::File { entry: 1, size: 20 });
     }
 
     #[test]
@@ -884,10 +818,7 @@ mod tests {
         );
         // All names share "pre_": keys start after it.
         let t = build(&["pre_b", "pre_", "pre_a", "pre_ab"]).unwrap();
-        assert_eq!(
-            child_names(&t, Tree::ROOT),
-            ["pre_", "pre_a", "pre_ab", "pre_b"]
-        );
+        assert_eq!(child_names(&t, Tree::ROOT), ["pre_", "pre_a", "pre_ab", "pre_b"]);
     }
 
     #[test]
@@ -898,18 +829,12 @@ mod tests {
         check_invariants(&t);
         // NFC and NFD spellings are different byte strings, hence different files.
         assert_ne!(t.resolve(nfc), t.resolve(nfd));
-        assert_eq!(
-            t.kind(t.resolve(nfd).unwrap()),
-            NodeKind::File { entry: 4, size: 50 }
-        );
+        assert_eq!(t.kind(t.resolve(nfd).unwrap()), NodeKind::File { entry: 4, size: 50 });
         let ja = t.resolve("日本/語.txt").unwrap();
         assert_eq!(t.name(ja), "語.txt");
         assert_eq!(t.name(t.parent(ja)), "日本");
         assert_eq!(t.path(ja), "日本/語.txt");
-        assert_eq!(
-            t.resolve("données été.txt").map(|n| t.name(n)),
-            Some("données été.txt")
-        );
+        assert_eq!(t.resolve("données été.txt").map(|n| t.name(n)), Some("données été.txt"));
         let mut expected = vec!["données été.txt", "emoji 🎉", "日本", nfc, nfd];
         expected.sort_unstable();
         assert_eq!(child_names(&t, Tree::ROOT), expected);
@@ -929,13 +854,7 @@ mod tests {
         assert_eq!(t.child_count(Tree::ROOT), CHILDREN);
         for i in 0..CHILDREN {
             let c = t.lookup(Tree::ROOT, &format!("f{i:05}")).unwrap();
-            assert_eq!(
-                t.kind(c),
-                NodeKind::File {
-                    entry: i as u32,
-                    size: i as u64
-                }
-            );
+            assert_eq!(t.kind(c), NodeKind::File { entry: i as u32, size: i as u64 });
         }
         assert_eq!(t.lookup(Tree::ROOT, "f10000"), None);
         assert_eq!(t.lookup(Tree::ROOT, "f"), None);
@@ -953,10 +872,7 @@ mod tests {
         let mut seen = Vec::new();
         let mut off = 0;
         loop {
-            let batch: Vec<_> = t
-                .children(Tree::ROOT, off)
-                .take(rng.usize(1..300))
-                .collect();
+            let batch: Vec<_> = t.children(Tree::ROOT, off).take(rng.usize(1..300)).collect();
             let Some(&(last, _)) = batch.last() else {
                 break;
             };
@@ -970,16 +886,11 @@ mod tests {
 
     #[test]
     fn file_dir_collision_in_both_orders() {
-        let want = TreeError::FileDirCollision {
-            file: "a".into(),
-            descendant: "a/b".into(),
-        };
+        let want = TreeError::FileDirCollision { file: "a".into(), descendant: "a/b".into() };
         assert_eq!(build(&["a", "a/b"]).unwrap_err(), want);
         assert_eq!(build(&["a/b", "a"]).unwrap_err(), want);
-        let deep = TreeError::FileDirCollision {
-            file: "x/a/b".into(),
-            descendant: "x/a/b/c/d".into(),
-        };
+        let deep =
+            TreeError::FileDirCollision { file: "x/a/b".into(), descendant: "x/a/b/c/d".into() };
         assert_eq!(build(&["x/a/b/c/d", "x/a-", "x/a/b"]).unwrap_err(), deep);
         assert_eq!(build(&["x/a/b", "x/a/b-", "x/a/b/c/d"]).unwrap_err(), deep);
         // Shared prefixes that are not whole components are fine.
@@ -992,10 +903,7 @@ mod tests {
             build(&["a/b", "c", "a/b"]).unwrap_err(),
             TreeError::Duplicate { path: "a/b".into() }
         );
-        assert_eq!(
-            build(&["c", "c"]).unwrap_err(),
-            TreeError::Duplicate { path: "c".into() }
-        );
+        assert_eq!(build(&["c", "c"]).unwrap_err(), TreeError::Duplicate { path: "c".into() });
     }
 
     #[test]
@@ -1042,23 +950,14 @@ mod tests {
         assert!(build(&[&dir_max]).unwrap().resolve(&dir_max).is_some());
         for bad in [&ascii_over, &multi_over, &format!("d/{ascii_over}/f")] {
             let err = build(&[bad]).unwrap_err();
-            assert_eq!(
-                err,
-                TreeError::NameTooLong {
-                    path: bad.clone(),
-                    len: NAME_MAX_BYTES + 1
-                }
-            );
+            assert_eq!(err, TreeError::NameTooLong { path: bad.clone(), len: NAME_MAX_BYTES + 1 });
         }
     }
 
     #[test]
     fn errors_name_the_entry_and_stay_short() {
         let msg = build(&["ok", "data/x", "data"]).unwrap_err().to_string();
-        assert!(
-            msg.contains("\"data\"") && msg.contains("\"data/x\""),
-            "{msg}"
-        );
+        assert!(msg.contains("\"data\"") && msg.contains("\"data/x\""), "{msg}");
         let msg = build(&["a\0b"]).unwrap_err().to_string();
         assert!(msg.contains(r#""a\0b""#), "{msg}");
         let huge = format!("{}/x/", "é/".repeat(1_000_000));
@@ -1087,17 +986,7 @@ mod tests {
         assert_eq!(t.path(c), "a/b/c.txt");
         assert_eq!(t.resolve("a/b"), t.lookup(t.resolve("a").unwrap(), "b"));
         assert!(t.is_dir(t.resolve("a/b").unwrap()));
-        for miss in [
-            "/a",
-            "a/",
-            "a//b",
-            "./a",
-            "a/../a",
-            "a/b/c.txt/x",
-            "a/x",
-            "b",
-            "A",
-        ] {
+        for miss in ["/a", "a/", "a//b", "./a", "a/../a", "a/b/c.txt/x", "a/x", "b", "A"] {
             assert_eq!(t.resolve(miss), None, "{miss:?}");
         }
         // Lookups below a file find nothing rather than panicking.
@@ -1113,10 +1002,7 @@ mod tests {
         check_invariants(&t);
         assert_eq!(
             t.kind(t.resolve("a/x").unwrap()),
-            NodeKind::File {
-                entry: u32::MAX,
-                size: u64::MAX
-            }
+            NodeKind::File { entry: u32::MAX, size: u64::MAX }
         );
         assert_eq!(t.size(t.resolve("a").unwrap()), u64::MAX);
         assert_eq!(t.size(Tree::ROOT), u64::MAX);
@@ -1135,11 +1021,7 @@ mod tests {
         const ALPHABET: [&str; 8] = ["a", "b", "-", ".", "é", "0", " ", "_long_token_"];
         let depth = rng.usize(1..=4);
         let comps: Vec<String> = (0..depth)
-            .map(|_| {
-                (0..rng.usize(1..=3))
-                    .map(|_| ALPHABET[rng.usize(..ALPHABET.len())])
-                    .collect()
-            })
+            .map(|_| (0..rng.usize(1..=3)).map(|_| ALPHABET[rng.usize(..ALPHABET.len())]).collect())
             .collect();
         comps.join("/")
     }
@@ -1167,10 +1049,8 @@ mod tests {
                     files.insert(p, (entry, rng.u64(..)));
                 }
             }
-            let mut input: Vec<(&str, u32, u64)> = files
-                .iter()
-                .map(|(p, &(e, s))| (p.as_str(), e, s))
-                .collect();
+            let mut input: Vec<(&str, u32, u64)> =
+                files.iter().map(|(p, &(e, s))| (p.as_str(), e, s)).collect();
             rng.shuffle(&mut input);
             let t = Tree::build(input).unwrap();
             check_invariants(&t);
@@ -1193,15 +1073,9 @@ mod tests {
                     Some(rest.split('/').next()?.to_owned())
                 };
                 let expected: BTreeSet<String> = files.keys().filter_map(|p| below(p)).collect();
-                let listed: Vec<String> = t
-                    .children(n, 0)
-                    .map(|(_, c)| t.name(c).to_owned())
-                    .collect();
-                assert_eq!(
-                    listed,
-                    expected.into_iter().collect::<Vec<_>>(),
-                    "dir {d:?}"
-                );
+                let listed: Vec<String> =
+                    t.children(n, 0).map(|(_, c)| t.name(c).to_owned()).collect();
+                assert_eq!(listed, expected.into_iter().collect::<Vec<_>>(), "dir {d:?}");
             }
         }
     }
@@ -1211,16 +1085,11 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(0xC011);
         let (mut oks, mut errs) = (0, 0);
         for _round in 0..2000 {
-            let paths: Vec<String> = (0..rng.usize(1..12))
-                .map(|_| random_path(&mut rng))
-                .collect();
-            let valid = paths
-                .iter()
-                .all(|p| p.split('/').all(|c| c != "." && c != ".."));
+            let paths: Vec<String> = (0..rng.usize(1..12)).map(|_| random_path(&mut rng)).collect();
+            let valid = paths.iter().all(|p| p.split('/').all(|c| c != "." && c != ".."));
             let unique = paths.iter().collect::<BTreeSet<_>>().len() == paths.len();
-            let no_clash = paths
-                .iter()
-                .all(|p| proper_prefixes(p).all(|d| !paths.iter().any(|q| q == d)));
+            let no_clash =
+                paths.iter().all(|p| proper_prefixes(p).all(|d| !paths.iter().any(|q| q == d)));
             let refs: Vec<&str> = paths.iter().map(String::as_str).collect();
             let result = build(&refs);
             assert_eq!(result.is_ok(), valid && unique && no_clash, "{paths:?}");
@@ -1232,10 +1101,7 @@ mod tests {
                 Err(_) => errs += 1,
             }
         }
-        assert!(
-            oks > 200 && errs > 200,
-            "ok {oks}, err {errs}: generator lost balance"
-        );
+        assert!(oks > 200 && errs > 200, "ok {oks}, err {errs}: generator lost balance");
     }
 
     /// A field of /proc/self/status in KiB (Linux only).
@@ -1280,17 +1146,12 @@ mod tests {
             let _ = std::fs::write("/proc/self/clear_refs", "5");
             let rss_before = status_kib("VmRSS:");
             let (start, cpu_start) = (std::time::Instant::now(), thread_cpu_ns());
-            let t = Tree::build(
-                paths
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| (p.as_str(), i as u32, 4096)),
-            )
-            .unwrap();
+            let t =
+                Tree::build(paths.iter().enumerate().map(|(i, p)| (p.as_str(), i as u32, 4096)))
+                    .unwrap();
             let wall_ms = start.elapsed().as_secs_f64() * 1e3;
-            let cpu_ms = thread_cpu_ns()
-                .zip(cpu_start)
-                .map(|(end, start)| (end - start) / 1_000_000);
+            let cpu_ms =
+                thread_cpu_ns().zip(cpu_start).map(|(end, start)| (end - start) / 1_000_000);
             let peak_extra = status_kib("VmHWM:")
                 .zip(rss_before)
                 .map(|(peak, before)| (peak - before) * 1024 / ENTRIES as u64);

@@ -38,11 +38,7 @@ pub(super) fn encode_manifest(m: &Manifest) -> Vec<u8> {
             out.push_str(r#","birthArtifactID":"#);
             push_str(&mut out, b);
         }
-        out.push_str(if e.skip_cache {
-            r#","skip_cache":true"#
-        } else {
-            r#","skip_cache":false"#
-        });
+        out.push_str(if e.skip_cache { r#","skip_cache":true"# } else { r#","skip_cache":false"# });
         if !e.extra.is_empty() {
             out.push_str(r#","extra":{"#);
             for (j, (k, v)) in e.extra.iter().enumerate() {

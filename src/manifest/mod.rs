@@ -35,10 +35,7 @@ pub enum ManifestError {
 
 impl ManifestError {
     fn entry(path: &str, reason: impl Into<String>) -> Self {
-        ManifestError::Entry {
-            path: path.to_owned(),
-            reason: reason.into(),
-        }
+        ManifestError::Entry { path: path.to_owned(), reason: reason.into() }
     }
 }
 
@@ -51,10 +48,7 @@ pub struct StoragePolicyConfig {
 
 impl Default for StoragePolicyConfig {
     fn default() -> Self {
-        StoragePolicyConfig {
-            storage_layout: "V2".to_owned(),
-            storage_region: None,
-        }
+        StoragePolicyConfig { storage_layout: "V2".to_owned(), storage_region: None }
     }
 }
 
@@ -75,11 +69,7 @@ pub struct Entry {
 impl Entry {
     /// A stored file with a base64 MD5 digest.
     pub fn stored(digest: String, size: u64) -> Self {
-        Entry {
-            digest,
-            size: Some(size),
-            ..Entry::default()
-        }
+        Entry { digest, size: Some(size), ..Entry::default() }
     }
 
     pub fn is_reference(&self) -> bool {
@@ -147,20 +137,14 @@ impl Manifest {
                 .and_then(Value::as_str)
                 .unwrap_or("V2")
                 .to_owned(),
-            storage_region: cfg
-                .get("storageRegion")
-                .and_then(Value::as_str)
-                .map(str::to_owned),
+            storage_region: cfg.get("storageRegion").and_then(Value::as_str).map(str::to_owned),
         };
         let mut contents = BTreeMap::new();
         for (path, value) in raw.contents {
             let entry = parse_entry(&path, value)?;
             contents.insert(path, entry);
         }
-        let manifest = Manifest {
-            storage_policy_config,
-            contents,
-        };
+        let manifest = Manifest { storage_policy_config, contents };
         manifest.validate()?;
         Ok(manifest)
     }
@@ -188,20 +172,13 @@ impl Manifest {
 
     /// The artifact digest (W&B's `manifest.digest()`).
     pub fn digest(&self) -> String {
-        artifact_digest(
-            self.digest_alg(),
-            self.contents.iter().map(|(p, e)| (p, &e.digest)),
-        )
+        artifact_digest(self.digest_alg(), self.contents.iter().map(|(p, e)| (p, &e.digest)))
     }
 
     /// W&B hashes the manifest with XXH128 when the artifact was built with `digest_algorithm="XXH128"`,
     /// which tags every stored entry with `extra.alg`.
     pub fn digest_alg(&self) -> DigestAlg {
-        let mut stored = self
-            .contents
-            .values()
-            .filter(|e| !e.is_reference())
-            .peekable();
+        let mut stored = self.contents.values().filter(|e| !e.is_reference()).peekable();
         if stored.peek().is_some() && stored.all(|e| e.alg() == DigestAlg::Xxh128) {
             DigestAlg::Xxh128
         } else {
@@ -253,10 +230,7 @@ fn parse_entry(path: &str, value: Value) -> Result<Entry, ManifestError> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(ManifestError::entry(
-            path,
-            format!("`{key}` is not a string: {other}"),
-        )),
+        Some(other) => Err(ManifestError::entry(path, format!("`{key}` is not a string: {other}"))),
     };
     let reference = opt_string(&mut obj, "ref")?;
     let local_path = opt_string(&mut obj, "local_path")?;
@@ -278,21 +252,10 @@ fn parse_entry(path: &str, value: Value) -> Result<Entry, ManifestError> {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::Object(m)) => m.into_iter().collect(),
         Some(other) => {
-            return Err(ManifestError::entry(
-                path,
-                format!("`extra` is not an object: {other}"),
-            ));
+            return Err(ManifestError::entry(path, format!("`extra` is not an object: {other}")));
         }
     };
-    Ok(Entry {
-        digest,
-        reference,
-        size,
-        local_path,
-        birth_artifact_id,
-        skip_cache,
-        extra,
-    })
+    Ok(Entry { digest, reference, size, local_path, birth_artifact_id, skip_cache, extra })
 }
 
 #[cfg(test)]

@@ -41,11 +41,7 @@ fn summary_sizes_and_counts_match() {
         let m = Manifest::from_json(&read(&format!("outputs/{case}.manifest.json"))).unwrap();
         assert_eq!(m.digest(), digest.as_str().unwrap(), "{case}");
         assert_eq!(m.size(), info["size"].as_u64().unwrap(), "{case} size");
-        assert_eq!(
-            m.contents.len() as u64,
-            info["entries"].as_u64().unwrap(),
-            "{case} entries"
-        );
+        assert_eq!(m.contents.len() as u64, info["entries"].as_u64().unwrap(), "{case} entries");
         let want_alg = match info["digest_algorithm"].as_str().unwrap() {
             "MANIFEST_XXH128" => DigestAlg::Xxh128,
             _ => DigestAlg::Md5,
@@ -60,11 +56,7 @@ fn uploaded_manifests_reserialise_byte_for_byte() {
         let raw = read(&format!("capture/uploaded_wandb_manifest.{name}.json"));
         let m = Manifest::from_json(&raw).unwrap();
         let out = m.to_json();
-        assert_eq!(
-            String::from_utf8_lossy(&out),
-            String::from_utf8_lossy(&raw),
-            "{name}"
-        );
+        assert_eq!(String::from_utf8_lossy(&out), String::from_utf8_lossy(&raw), "{name}");
         assert_eq!(out, raw, "{name}");
     }
 }
@@ -80,10 +72,7 @@ fn python_form_roundtrips_through_the_compact_form() {
 #[test]
 fn entry_digests_of_fixture_inputs_match_the_sdk() {
     let inputs = fixtures().join("inputs");
-    for (case, alg) in [
-        ("local_files", DigestAlg::Md5),
-        ("xxh128", DigestAlg::Xxh128),
-    ] {
+    for (case, alg) in [("local_files", DigestAlg::Md5), ("xxh128", DigestAlg::Xxh128)] {
         let m = Manifest::from_json(&read(&format!("outputs/{case}.manifest.json"))).unwrap();
         let mut checked = 0;
         for (path, entry) in &m.contents {
@@ -106,10 +95,7 @@ fn entry_digests_of_fixture_inputs_match_the_sdk() {
 
 #[test]
 fn empty_manifest_digest_is_md5_of_header() {
-    assert_eq!(
-        Manifest::default().digest(),
-        "64e7c61456b10382e2f3b571ac24b659"
-    );
+    assert_eq!(Manifest::default().digest(), "64e7c61456b10382e2f3b571ac24b659");
     assert_eq!(md5_base64(b""), "1B2M2Y8AsgTpgAmY7PhCfg==");
 }
 
@@ -117,10 +103,7 @@ fn empty_manifest_digest_is_md5_of_header() {
 fn reference_extras_are_read_whatever_their_json_type() {
     let m = Manifest::from_json(&read("outputs/gcs_emulator.manifest.json")).unwrap();
     let e = &m.contents["gsingle.txt"];
-    assert_eq!(
-        e.extra_str("versionID").as_deref(),
-        Some("1795792144765384875")
-    );
+    assert_eq!(e.extra_str("versionID").as_deref(), Some("1795792144765384875"));
     assert_eq!(e.content_check(), ContentCheck::None);
     let m = Manifest::from_json(&read("outputs/refs_nochecksum.manifest.json")).unwrap();
     assert_eq!(m.contents["file.txt"].size, None);
@@ -148,22 +131,11 @@ fn lenient_parsing_of_sizes_and_extras() {
 
 #[test]
 fn unsafe_paths_are_refused_naming_the_entry() {
-    for bad in [
-        "/etc/passwd",
-        "../x",
-        "a/../../x",
-        "a//b",
-        "a/./b",
-        "a/",
-        "",
-    ] {
+    for bad in ["/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", "a/", ""] {
         let err = Manifest::from_json(&one_entry(bad, r#"{"digest":"x","size":1}"#)).unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, ManifestError::Entry { .. }), "{bad:?}: {msg}");
-        assert!(
-            msg.contains(&format!("{bad:?}")),
-            "{bad:?} not named in {msg}"
-        );
+        assert!(msg.contains(&format!("{bad:?}")), "{bad:?} not named in {msg}");
     }
     let long = "x".repeat(256);
     assert!(Manifest::from_json(&one_entry(&long, r#"{"digest":"x"}"#)).is_err());
@@ -180,17 +152,12 @@ fn file_directory_collisions_are_refused() {
 
 #[test]
 fn malformed_manifests_give_clear_errors() {
-    assert!(matches!(
-        Manifest::from_json(b"{"),
-        Err(ManifestError::Json(_))
-    ));
+    assert!(matches!(Manifest::from_json(b"{"), Err(ManifestError::Json(_))));
     assert!(matches!(
         Manifest::from_json(br#"{"version":2,"contents":{}}"#),
         Err(ManifestError::Version(2))
     ));
-    let err = Manifest::from_json(&one_entry("a", r#"{"size":1}"#))
-        .unwrap_err()
-        .to_string();
+    let err = Manifest::from_json(&one_entry("a", r#"{"size":1}"#)).unwrap_err().to_string();
     assert!(err.contains("digest"), "{err}");
     let err = Manifest::from_json(&one_entry("a", r#"{"digest":"x","size":-1}"#)).unwrap_err();
     assert!(err.to_string().contains("size"), "{err}");

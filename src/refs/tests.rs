@@ -38,10 +38,7 @@ fn manifest_of(entries: Vec<(String, Entry)>) -> Manifest {
             assert_eq!(old, entry, "{path} expanded twice, differently");
         }
     }
-    let m = Manifest {
-        contents,
-        ..Manifest::default()
-    };
+    let m = Manifest { contents, ..Manifest::default() };
     m.validate().unwrap();
     m
 }
@@ -55,22 +52,14 @@ fn assert_like_fixture(ours: &Manifest, theirs: &Manifest, fix_ref: impl Fn(&str
     for (path, want) in &theirs.contents {
         let got = &ours.contents[path];
         assert_eq!(got.digest, want.digest, "{path}: digest");
-        assert_eq!(
-            got.reference,
-            want.reference.as_deref().map(&fix_ref),
-            "{path}: ref"
-        );
+        assert_eq!(got.reference, want.reference.as_deref().map(&fix_ref), "{path}: ref");
         assert_eq!(got.size, want.size, "{path}: size");
         assert_eq!(
             got.extra.keys().collect::<Vec<_>>(),
             want.extra.keys().collect::<Vec<_>>(),
             "{path}: extra keys"
         );
-        assert_eq!(
-            got.extra.get("etag"),
-            want.extra.get("etag"),
-            "{path}: extra.etag"
-        );
+        assert_eq!(got.extra.get("etag"), want.extra.get("etag"), "{path}: extra.etag");
         if let (Some(g), Some(w)) = (got.extra.get("versionID"), want.extra.get("versionID")) {
             assert_eq!(g.is_string(), w.is_string(), "{path}: versionID type");
             assert_eq!(g.is_u64(), w.is_u64(), "{path}: versionID type");
@@ -171,12 +160,7 @@ async fn s3_bucket(clouds: &Clouds, endpoint: &str, bucket: &str, versioned: boo
                     <Status>Enabled</Status></VersioningConfiguration>";
         let headers = [("content-type", "application/xml".to_owned())];
         let resp = clouds
-            .send_with_body(
-                "PUT",
-                &format!("{url}?versioning"),
-                &headers,
-                Some(body.into()),
-            )
+            .send_with_body("PUT", &format!("{url}?versioning"), &headers, Some(body.into()))
             .await;
         expect_status(resp, "enable versioning").await;
     }
@@ -185,19 +169,14 @@ async fn s3_bucket(clouds: &Clouds, endpoint: &str, bucket: &str, versioned: boo
 async fn s3_put(clouds: &Clouds, bucket: &str, key: &str, body: &[u8]) -> PutResult {
     let store = clouds.s3(bucket).unwrap();
     let payload = PutPayload::from(Bytes::copy_from_slice(body));
-    store
-        .put(&ObjPath::parse(key).unwrap(), payload)
-        .await
-        .unwrap()
+    store.put(&ObjPath::parse(key).unwrap(), payload).await.unwrap()
 }
 
 async fn gcs_bucket(clouds: &Clouds, endpoint: &str, bucket: &str, versioned: bool) {
     let body = serde_json::json!({"name": bucket, "versioning": {"enabled": versioned}});
     let headers = [("content-type", "application/json".to_owned())];
     let url = format!("{endpoint}/storage/v1/b");
-    let resp = clouds
-        .send_with_body("POST", &url, &headers, Some(body.to_string().into()))
-        .await;
+    let resp = clouds.send_with_body("POST", &url, &headers, Some(body.to_string().into())).await;
     expect_status(resp, "create GCS bucket").await;
 }
 
@@ -205,17 +184,10 @@ async fn gcs_bucket(clouds: &Clouds, endpoint: &str, bucket: &str, versioned: bo
 /// new generation.
 async fn gcs_put(clouds: &Clouds, endpoint: &str, bucket: &str, key: &str, body: &[u8]) -> u64 {
     let mut url = Url::parse(&format!("{endpoint}/upload/storage/v1/b/{bucket}/o")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("uploadType", "media")
-        .append_pair("name", key);
+    url.query_pairs_mut().append_pair("uploadType", "media").append_pair("name", key);
     let headers = [("content-type", "application/octet-stream".to_owned())];
     let resp = clouds
-        .send_with_body(
-            "POST",
-            url.as_str(),
-            &headers,
-            Some(Bytes::copy_from_slice(body)),
-        )
+        .send_with_body("POST", url.as_str(), &headers, Some(Bytes::copy_from_slice(body)))
         .await;
     let meta: Value = serde_json::from_slice(&expect_status(resp, "GCS upload").await).unwrap();
     meta["generation"].as_str().unwrap().parse().unwrap()
@@ -243,20 +215,11 @@ fn uri_parts_split_like_urlsplit() {
     assert_eq!((p.netloc, p.path, p.key()), ("bucket", "", ""));
     let p = UriParts::split("/plain/path");
     assert_eq!((p.scheme.as_str(), p.path), ("", "/plain/path"));
-    assert_eq!(
-        RefScheme::of("https://acct.blob.core.windows.net/c/b"),
-        RefScheme::Azure
-    );
+    assert_eq!(RefScheme::of("https://acct.blob.core.windows.net/c/b"), RefScheme::Azure);
     assert_eq!(RefScheme::of("HTTPS://example.com/x"), RefScheme::Http);
     assert_eq!(RefScheme::of("nfs://server/x"), RefScheme::Other);
-    assert_eq!(
-        RefScheme::of("wandb-artifact://abc/x"),
-        RefScheme::WandbArtifact
-    );
-    assert_eq!(
-        file_path("file:///tmp/donn%C3%A9es%20x").unwrap(),
-        PathBuf::from("/tmp/données x")
-    );
+    assert_eq!(RefScheme::of("wandb-artifact://abc/x"), RefScheme::WandbArtifact);
+    assert_eq!(file_path("file:///tmp/donn%C3%A9es%20x").unwrap(), PathBuf::from("/tmp/données x"));
     assert!(file_path("file://otherhost/x").is_err());
 }
 
@@ -264,10 +227,7 @@ fn uri_parts_split_like_urlsplit() {
 fn listed_names_follow_the_sdk() {
     let n = |prefix, key, name| listed_name("s3://b/p", prefix, key, name);
     assert_eq!(n("prefix", "prefix/sub/b.txt", None).unwrap(), "sub/b.txt");
-    assert_eq!(
-        n("prefix/", "prefix/a.txt", Some("named")).unwrap(),
-        "named/a.txt"
-    );
+    assert_eq!(n("prefix/", "prefix/a.txt", Some("named")).unwrap(), "named/a.txt");
     assert_eq!(n("", "top/a.txt", None).unwrap(), "top/a.txt");
     assert_eq!(n("dir", "dir", None).unwrap(), "dir");
     let err = n("prefix", "prefixSibling/c.txt", None).unwrap_err();
@@ -276,14 +236,8 @@ fn listed_names_follow_the_sdk() {
     // LogicalPath normalisation, then manifest validation.
     assert_eq!(entry_path("u", "some/prefix/").unwrap(), "some/prefix");
     assert_eq!(entry_path("u", "a//./b").unwrap(), "a/b");
-    assert!(matches!(
-        entry_path("u", "../x"),
-        Err(RefError::InvalidName { .. })
-    ));
-    assert!(matches!(
-        entry_path("u", ""),
-        Err(RefError::InvalidName { .. })
-    ));
+    assert!(matches!(entry_path("u", "../x"), Err(RefError::InvalidName { .. })));
+    assert!(matches!(entry_path("u", ""), Err(RefError::InvalidName { .. })));
 }
 
 /// Every `add_reference(..., checksum=False)` call of the `refs_nochecksum` case, offline.
@@ -301,10 +255,7 @@ async fn nochecksum_entries_match_the_sdk() {
         ("s3://my-bucket/path/to/obj2.txt", Some("s3named/x.txt")),
         ("gs://my-gcs-bucket/path/gobj.txt", None),
         ("gs://my-gcs-bucket/gen.txt#1712345678901234", None),
-        (
-            "https://acct.blob.core.windows.net/container/dir/blob.txt",
-            None,
-        ),
+        ("https://acct.blob.core.windows.net/container/dir/blob.txt", None),
         ("nfs://server/share/file.dat", Some("tracked/file.dat")),
     ];
     let mut entries = Vec::new();
@@ -317,18 +268,9 @@ async fn nochecksum_entries_match_the_sdk() {
     assert_eq!(ours, fixture("refs_nochecksum"));
     assert_eq!(ours.digest(), fixture_digest("refs_nochecksum"));
     // Unknown schemes need a name, checksum or not; azure cannot be checksummed here.
-    let err = expand(&clouds, "nfs://server/x", None, true, 0)
-        .await
-        .unwrap_err();
+    let err = expand(&clouds, "nfs://server/x", None, true, 0).await.unwrap_err();
     assert!(matches!(err, RefError::NameRequired { .. }), "{err}");
-    let err = expand(
-        &clouds,
-        "https://a.blob.core.windows.net/c/b",
-        None,
-        true,
-        0,
-    )
-    .await;
+    let err = expand(&clouds, "https://a.blob.core.windows.net/c/b", None, true, 0).await;
     assert!(matches!(err, Err(RefError::Unsupported { .. })), "{err:?}");
     let err = expand(&clouds, "wandb-artifact://x/y", None, false, 0).await;
     assert!(matches!(err, Err(RefError::Unsupported { .. })), "{err:?}");
@@ -339,12 +281,7 @@ async fn nochecksum_entries_match_the_sdk() {
 fn http_entries_from_headers_match_the_sdk() {
     let base = "http://127.0.0.1:18765";
     let answers: &[(&str, Option<&str>, Option<&str>, u64)] = &[
-        (
-            "/etag.txt",
-            None,
-            Some("\"5d41402abc4b2a76b9719d911017c592\""),
-            17,
-        ),
+        ("/etag.txt", None, Some("\"5d41402abc4b2a76b9719d911017c592\""), 17),
         ("/weak.txt", None, Some("W/\"weak-123\""), 15),
         ("/noetag.txt", None, None, 13),
         ("/dir/file%20name.txt", None, Some("\"abc\""), 12),
@@ -373,25 +310,14 @@ fn http_entries_from_headers_match_the_sdk() {
 fn file_uri_digests_match_the_sdk() {
     let theirs = fixture("file_refs");
     let mut checked = 0;
-    for (path, entry) in theirs
-        .contents
-        .iter()
-        .filter(|(p, _)| p.starts_with("nocs"))
-    {
+    for (path, entry) in theirs.contents.iter().filter(|(p, _)| p.starts_with("nocs")) {
         let uri = entry.reference.as_deref().unwrap();
         let local = file_path(uri).unwrap();
-        assert_eq!(
-            md5_base64(file_uri(&local).as_bytes()),
-            entry.digest,
-            "{path}"
-        );
+        assert_eq!(md5_base64(file_uri(&local).as_bytes()), entry.digest, "{path}");
         checked += 1;
     }
     assert_eq!(checked, 4);
-    assert_eq!(
-        file_uri(Path::new("/tmp/a b/é#")),
-        "file:///tmp/a%20b/%C3%A9%23"
-    );
+    assert_eq!(file_uri(Path::new("/tmp/a b/é#")), "file:///tmp/a%20b/%C3%A9%23");
 }
 
 /// W&B's cache path of a reference is sha256(sha256(uri) || sha256(tag)) of our identity.
@@ -459,11 +385,7 @@ async fn file_refs_match_the_sdk_and_are_pinned_by_content() {
         (format!("file://{r}/hello.txt"), None, true),
         (format!("file://{r}/data"), None, true),
         (format!("file://{r}/data"), Some("named-dir"), true),
-        (
-            format!("file://{r}/hello.txt"),
-            Some("nocs/hello.txt"),
-            false,
-        ),
+        (format!("file://{r}/hello.txt"), Some("nocs/hello.txt"), false),
         (format!("file://{r}/data"), Some("nocs-dir"), false),
     ];
     let mut entries = Vec::new();
@@ -474,52 +396,28 @@ async fn file_refs_match_the_sdk_and_are_pinned_by_content() {
     let mut theirs = fixture("file_refs");
     // Without checksum the digest depends on where the files are: recompute those for our root.
     let fix_ref = |f: &str| f.replace("file:///tmp/wandb-fixtures-root", &format!("file://{r}"));
-    for (_, entry) in theirs
-        .contents
-        .iter_mut()
-        .filter(|(p, _)| p.starts_with("nocs"))
-    {
+    for (_, entry) in theirs.contents.iter_mut().filter(|(p, _)| p.starts_with("nocs")) {
         let local = file_path(&fix_ref(entry.reference.as_deref().unwrap())).unwrap();
         entry.digest = md5_base64(file_uri(&local).as_bytes());
     }
     assert_like_fixture(&ours, &theirs, fix_ref);
 
-    let err = expand(&clouds, &format!("file://{r}/data"), None, true, 2)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, RefError::TooManyObjects { max: 2, .. }),
-        "{err}"
-    );
-    let err = expand(&clouds, &format!("file://{r}/missing"), None, true, 0)
-        .await
-        .unwrap_err();
+    let err = expand(&clouds, &format!("file://{r}/data"), None, true, 2).await.unwrap_err();
+    assert!(matches!(err, RefError::TooManyObjects { max: 2, .. }), "{err}");
+    let err = expand(&clouds, &format!("file://{r}/missing"), None, true, 0).await.unwrap_err();
     assert!(matches!(err, RefError::NotFound { .. }), "{err}");
 
     // Reading: whole, a range, then after the file changed.
     let hello = &ours.contents["hello.txt"];
-    assert_eq!(
-        read_ref(&clouds, hello, None).await.unwrap(),
-        b"hello world\n"
-    );
-    assert_eq!(
-        read_ref(&clouds, hello, Some(6..11)).await.unwrap(),
-        b"world"
-    );
+    assert_eq!(read_ref(&clouds, hello, None).await.unwrap(), b"hello world\n");
+    assert_eq!(read_ref(&clouds, hello, Some(6..11)).await.unwrap(), b"world");
     std::fs::write(root.join("hello.txt"), b"HELLO WORLD\n").unwrap(); // same size
     let err = read_ref(&clouds, hello, None).await.unwrap_err();
     assert!(matches!(err, RefError::Changed { .. }), "{err}");
-    assert!(
-        err.to_string()
-            .contains("changed since it was logged: expected md5"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("changed since it was logged: expected md5"), "{err}");
     // Logged without checksum: content is not pinned, only the size.
     let nocs = &ours.contents["nocs/hello.txt"];
-    assert_eq!(
-        read_ref(&clouds, nocs, None).await.unwrap(),
-        b"HELLO WORLD\n"
-    );
+    assert_eq!(read_ref(&clouds, nocs, None).await.unwrap(), b"HELLO WORLD\n");
     std::fs::write(root.join("hello.txt"), b"longer than before\n").unwrap();
     let err = read_ref(&clouds, hello, Some(0..2)).await.unwrap_err();
     assert!(matches!(err, RefError::Changed { .. }), "{err}");
@@ -552,24 +450,15 @@ async fn s3_expand_matches_the_sdk() {
     s3_put(&clouds, &sibling, "prefix/a.txt", b"aaa\n").await;
     s3_put(&clouds, &sibling, "prefixSibling/c.txt", b"c\n").await;
     s3_put(&clouds, &versioned, "model.txt", b"v1\n").await;
-    let v2 = s3_put(&clouds, &versioned, "model.txt", b"v2 body\n")
-        .await
-        .version
-        .unwrap();
+    let v2 = s3_put(&clouds, &versioned, "model.txt", b"v2 body\n").await.version.unwrap();
 
     let calls = [
         (format!("s3://{plain}/single.txt"), None),
         (format!("s3://{plain}/prefix"), None),
         (format!("s3://{plain}/prefix/"), Some("named-prefix")),
-        (
-            format!("s3://{plain}/single.txt"),
-            Some("renamed/single.txt"),
-        ),
+        (format!("s3://{plain}/single.txt"), Some("renamed/single.txt")),
         (format!("s3://{versioned}/model.txt"), None),
-        (
-            format!("s3://{versioned}/model.txt?versionId={v2}"),
-            Some("pinned/model.txt"),
-        ),
+        (format!("s3://{versioned}/model.txt?versionId={v2}"), Some("pinned/model.txt")),
     ];
     let mut entries = Vec::new();
     for (uri, name) in &calls {
@@ -582,46 +471,23 @@ async fn s3_expand_matches_the_sdk() {
     });
     assert_eq!(ours.digest(), fixture_digest("s3_moto"));
     for path in ["model.txt", "pinned/model.txt"] {
-        assert_eq!(
-            ours.contents[path].extra_str("versionID").as_deref(),
-            Some(v2.as_str())
-        );
+        assert_eq!(ours.contents[path].extra_str("versionID").as_deref(), Some(v2.as_str()));
     }
 
-    let err = expand(&clouds, &format!("s3://{sibling}/prefix"), None, true, 0)
-        .await
-        .unwrap_err();
+    let err = expand(&clouds, &format!("s3://{sibling}/prefix"), None, true, 0).await.unwrap_err();
     assert!(matches!(err, RefError::OutsidePrefix { .. }), "{err}");
-    let folder = expand(&clouds, &format!("s3://{sibling}/prefix/"), None, true, 0)
-        .await
-        .unwrap();
-    assert_eq!(
-        folder.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
-        ["a.txt"]
-    );
+    let folder = expand(&clouds, &format!("s3://{sibling}/prefix/"), None, true, 0).await.unwrap();
+    assert_eq!(folder.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["a.txt"]);
     // The whole bucket: names are the keys.
-    let all = manifest_of(
-        expand(&clouds, &format!("s3://{plain}"), None, true, 0)
-            .await
-            .unwrap(),
-    );
+    let all = manifest_of(expand(&clouds, &format!("s3://{plain}"), None, true, 0).await.unwrap());
     assert_eq!(
         all.contents.keys().collect::<Vec<_>>(),
         ["prefix/a.txt", "prefix/sub/b.txt", "single.txt"]
     );
     // A single empty object gives no entry, as in the SDK.
-    let empty = expand(
-        &clouds,
-        &format!("s3://{plain}/prefix/empty.txt"),
-        None,
-        true,
-        0,
-    )
-    .await;
+    let empty = expand(&clouds, &format!("s3://{plain}/prefix/empty.txt"), None, true, 0).await;
     assert!(empty.unwrap().is_empty());
-    let err = expand(&clouds, &format!("s3://{plain}/nothing"), None, true, 0)
-        .await
-        .unwrap_err();
+    let err = expand(&clouds, &format!("s3://{plain}/nothing"), None, true, 0).await.unwrap_err();
     assert!(matches!(err, RefError::NotFound { .. }), "{err}");
     let bogus = format!("s3://{versioned}/model.txt?versionId=no-such-version");
     let err = expand(&clouds, &bogus, None, true, 0).await.unwrap_err();
@@ -630,10 +496,8 @@ async fn s3_expand_matches_the_sdk() {
 
 #[tokio::test]
 async fn s3_reads_are_pinned_by_version_or_etag() {
-    let Some(ep) = env_or_skip(
-        "ARTFS_TEST_S3_ENDPOINT",
-        "s3_reads_are_pinned_by_version_or_etag",
-    ) else {
+    let Some(ep) = env_or_skip("ARTFS_TEST_S3_ENDPOINT", "s3_reads_are_pinned_by_version_or_etag")
+    else {
         return;
     };
     let clouds = s3_clouds(&ep);
@@ -643,21 +507,12 @@ async fn s3_reads_are_pinned_by_version_or_etag() {
 
     // Versioned: the logged version stays readable after an overwrite.
     s3_put(&clouds, &versioned, "m.txt", b"first version\n").await;
-    let (_, entry) = only(
-        expand(&clouds, &format!("s3://{versioned}/m.txt"), None, true, 0)
-            .await
-            .unwrap(),
-    );
+    let (_, entry) =
+        only(expand(&clouds, &format!("s3://{versioned}/m.txt"), None, true, 0).await.unwrap());
     assert!(entry.extra_str("versionID").is_some(), "{entry:?}");
     s3_put(&clouds, &versioned, "m.txt", b"second, longer version\n").await;
-    assert_eq!(
-        read_ref(&clouds, &entry, None).await.unwrap(),
-        b"first version\n"
-    );
-    assert_eq!(
-        read_ref(&clouds, &entry, Some(6..13)).await.unwrap(),
-        b"version"
-    );
+    assert_eq!(read_ref(&clouds, &entry, None).await.unwrap(), b"first version\n");
+    assert_eq!(read_ref(&clouds, &entry, Some(6..13)).await.unwrap(), b"version");
 
     // Unversioned: an overwrite is detected, whole or ranged, with a clear message.
     s3_put(&clouds, &plain, "u.txt", b"one\n").await;
@@ -681,12 +536,7 @@ async fn s3_reads_are_pinned_by_version_or_etag() {
     }
     // Logged without checksum: read as it is now.
     assert_eq!(read_ref(&clouds, &loose, None).await.unwrap(), b"two!\n");
-    clouds
-        .s3(&plain)
-        .unwrap()
-        .delete(&ObjPath::parse("u.txt").unwrap())
-        .await
-        .unwrap();
+    clouds.s3(&plain).unwrap().delete(&ObjPath::parse("u.txt").unwrap()).await.unwrap();
     let err = read_ref(&clouds, &entry, None).await.unwrap_err();
     assert!(matches!(err, RefError::NotFound { .. }), "{err}");
 }
@@ -703,13 +553,7 @@ async fn s3_prefix_of_1000_objects_respects_max_objects() {
     stream::iter((0..N).map(|i| {
         let (clouds, bucket) = (clouds.clone(), bucket.clone());
         async move {
-            s3_put(
-                &clouds,
-                &bucket,
-                &format!("many/{i:04}.txt"),
-                format!("{i}\n").as_bytes(),
-            )
-            .await
+            s3_put(&clouds, &bucket, &format!("many/{i:04}.txt"), format!("{i}\n").as_bytes()).await
         }
     }))
     .buffer_unordered(32)
@@ -724,10 +568,7 @@ async fn s3_prefix_of_1000_objects_respects_max_objects() {
     for (i, (path, entry)) in m.contents.iter().enumerate() {
         assert_eq!(path, &format!("d/{i:04}.txt"));
         let body = format!("{i}\n");
-        assert_eq!(
-            entry.digest,
-            hex::encode(<md5::Md5 as md5::Digest>::digest(body.as_bytes()))
-        );
+        assert_eq!(entry.digest, hex::encode(<md5::Md5 as md5::Digest>::digest(body.as_bytes())));
         assert_eq!(entry.size, Some(body.len() as u64));
         assert_eq!(
             entry.reference.as_deref(),
@@ -735,14 +576,8 @@ async fn s3_prefix_of_1000_objects_respects_max_objects() {
         );
     }
     let err = expand(&clouds, &uri, None, true, N - 1).await.unwrap_err();
-    assert!(
-        matches!(err, RefError::TooManyObjects { max, .. } if max == N - 1),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains("pass a larger max_objects"),
-        "{err}"
-    );
+    assert!(matches!(err, RefError::TooManyObjects { max, .. } if max == N - 1), "{err}");
+    assert!(err.to_string().contains("pass a larger max_objects"), "{err}");
 }
 
 // -------------------------------------------------------------------------------------------
@@ -786,35 +621,15 @@ async fn gcs_expand_matches_the_sdk_and_reads_by_generation() {
     // `#generation` pins a version; a missing one is an error.
     let g = generations["gsingle.txt"];
     let (n, pinned) = only(
-        expand(
-            &clouds,
-            &format!("gs://{bucket}/gsingle.txt#{g}"),
-            None,
-            true,
-            0,
-        )
-        .await
-        .unwrap(),
+        expand(&clouds, &format!("gs://{bucket}/gsingle.txt#{g}"), None, true, 0).await.unwrap(),
     );
     assert_eq!(
         (n.as_str(), pinned.reference.as_deref()),
-        (
-            "gsingle.txt",
-            Some(format!("gs://{bucket}/gsingle.txt").as_str())
-        )
+        ("gsingle.txt", Some(format!("gs://{bucket}/gsingle.txt").as_str()))
     );
-    let err = expand(
-        &clouds,
-        &format!("gs://{bucket}/gsingle.txt#{}", g + 1),
-        None,
-        true,
-        0,
-    )
-    .await;
+    let err = expand(&clouds, &format!("gs://{bucket}/gsingle.txt#{}", g + 1), None, true, 0).await;
     assert!(matches!(err, Err(RefError::NotFound { .. })), "{err:?}");
-    let err = expand(&clouds, &format!("gs://{bucket}/gpre"), None, true, 0)
-        .await
-        .unwrap_err();
+    let err = expand(&clouds, &format!("gs://{bucket}/gpre"), None, true, 0).await.unwrap_err();
     assert!(matches!(err, RefError::OutsidePrefix { .. }), "{err}");
 
     // Versioned bucket: the logged generation stays readable after an overwrite.
@@ -835,24 +650,14 @@ async fn gcs_unversioned_overwrite_is_detected() {
     gcs_put(&clouds, &ep, &bucket, "k.txt", b"original\n").await;
     let uri = format!("gs://{bucket}/k.txt");
     let (_, entry) = only(expand(&clouds, &uri, None, true, 0).await.unwrap());
-    assert_eq!(
-        read_ref(&clouds, &entry, None).await.unwrap(),
-        b"original\n"
-    );
+    assert_eq!(read_ref(&clouds, &entry, None).await.unwrap(), b"original\n");
     gcs_put(&clouds, &ep, &bucket, "k.txt", b"modified\n").await;
     let err = read_ref(&clouds, &entry, None).await.unwrap_err();
     assert!(matches!(err, RefError::Changed { .. }), "{err}");
-    assert!(
-        err.to_string()
-            .contains(&format!("expected etag {}", entry.digest)),
-        "{err}"
-    );
+    assert!(err.to_string().contains(&format!("expected etag {}", entry.digest)), "{err}");
     // Same bytes again (new generation, same etag): the logged content, so it is served.
     gcs_put(&clouds, &ep, &bucket, "k.txt", b"original\n").await;
-    assert_eq!(
-        read_ref(&clouds, &entry, Some(0..4)).await.unwrap(),
-        b"orig"
-    );
+    assert_eq!(read_ref(&clouds, &entry, Some(0..4)).await.unwrap(), b"orig");
 }
 
 // -------------------------------------------------------------------------------------------
@@ -866,10 +671,7 @@ async fn http_refs_against_nginx() {
     ) else {
         return;
     };
-    let clouds = Clouds::new(CloudConfig {
-        net: test_net(),
-        ..CloudConfig::default()
-    });
+    let clouds = Clouds::new(CloudConfig { net: test_net(), ..CloudConfig::default() });
     let dir = unique("refs");
     let local = PathBuf::from(&root).join(&dir);
     std::fs::create_dir_all(local.join("dir")).unwrap();
@@ -897,21 +699,14 @@ async fn http_refs_against_nginx() {
         assert_eq!(e.digest, raw.trim_matches('"'));
         assert_eq!(e.size, Some(size));
     }
-    let err = expand(&clouds, &format!("{url}/missing.txt"), None, true, 0)
-        .await
-        .unwrap_err();
+    let err = expand(&clouds, &format!("{url}/missing.txt"), None, true, 0).await.unwrap_err();
     assert!(matches!(err, RefError::NotFound { .. }), "{err}");
 
     let e = &m.contents["etag.txt"];
-    assert_eq!(
-        read_ref(&clouds, e, None).await.unwrap(),
-        b"strong etag body\n"
-    );
+    assert_eq!(read_ref(&clouds, e, None).await.unwrap(), b"strong etag body\n");
     assert_eq!(read_ref(&clouds, e, Some(7..11)).await.unwrap(), b"etag");
     assert_eq!(
-        read_ref(&clouds, &m.contents["file%20name.txt"], None)
-            .await
-            .unwrap(),
+        read_ref(&clouds, &m.contents["file%20name.txt"], None).await.unwrap(),
         b"quoted path\n"
     );
     // nginx's ETag is mtime+size: change the size so the change is visible.
@@ -919,21 +714,11 @@ async fn http_refs_against_nginx() {
     for range in [None, Some(0..4)] {
         let err = read_ref(&clouds, e, range).await.unwrap_err();
         assert!(matches!(err, RefError::Changed { .. }), "{err}");
-        assert!(
-            err.to_string()
-                .contains(&format!("expected etag {}", e.digest)),
-            "{err}"
-        );
+        assert!(err.to_string().contains(&format!("expected etag {}", e.digest)), "{err}");
     }
-    let (_, loose) = only(
-        expand(&clouds, &format!("{url}/etag.txt"), None, false, 0)
-            .await
-            .unwrap(),
-    );
-    assert_eq!(
-        read_ref(&clouds, &loose, None).await.unwrap(),
-        b"different body!!!!\n"
-    );
+    let (_, loose) =
+        only(expand(&clouds, &format!("{url}/etag.txt"), None, false, 0).await.unwrap());
+    assert_eq!(read_ref(&clouds, &loose, None).await.unwrap(), b"different body!!!!\n");
     std::fs::remove_dir_all(&local).unwrap();
 }
 
@@ -953,15 +738,8 @@ async fn http_weak_etag_and_rangeless_server() {
             let n = sock.read(&mut buf).await.unwrap_or(0);
             let req = String::from_utf8_lossy(&buf[..n]).to_ascii_lowercase();
             let body = "0123456789";
-            let etag = if req.contains("/changed") {
-                "W/\"v2\""
-            } else {
-                "W/\"v1\""
-            };
-            assert!(
-                !req.contains("if-match"),
-                "weak etags must not be sent in If-Match"
-            );
+            let etag = if req.contains("/changed") { "W/\"v2\"" } else { "W/\"v1\"" };
+            assert!(!req.contains("if-match"), "weak etags must not be sent in If-Match");
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nETag: {etag}\r\n\
                  Connection: close\r\n\r\n",
@@ -970,10 +748,7 @@ async fn http_weak_etag_and_rangeless_server() {
             let _ = sock.write_all(format!("{head}{body}").as_bytes()).await;
         }
     });
-    let clouds = Clouds::new(CloudConfig {
-        net: test_net(),
-        ..CloudConfig::default()
-    });
+    let clouds = Clouds::new(CloudConfig { net: test_net(), ..CloudConfig::default() });
     let uri = format!("http://{addr}/weak.txt");
     let (_, mut e) = only(expand(&clouds, &uri, None, true, 0).await.unwrap());
     assert_eq!((e.digest.as_str(), e.size), ("W/\"v1", Some(10)));
@@ -992,14 +767,8 @@ async fn http_weak_etag_and_rangeless_server() {
 async fn dead_endpoints_fail_fast_and_clearly() {
     let dead = "http://127.0.0.1:1";
     let clouds = Clouds::new(CloudConfig {
-        s3: S3Config {
-            endpoint: Some(dead.into()),
-            ..S3Config::default()
-        },
-        gcs: GcsConfig {
-            base_url: Some(dead.into()),
-            credentials: GcpCredentials::Emulator,
-        },
+        s3: S3Config { endpoint: Some(dead.into()), ..S3Config::default() },
+        gcs: GcsConfig { base_url: Some(dead.into()), credentials: GcpCredentials::Emulator },
         net: test_net(),
     });
     let http_entry = Entry {
@@ -1009,22 +778,12 @@ async fn dead_endpoints_fail_fast_and_clearly() {
     };
     let start = Instant::now();
     let errors = [
-        expand(&clouds, "s3://bucket/key.txt", None, true, 0)
-            .await
-            .unwrap_err(),
-        expand(&clouds, "gs://bucket/key.txt", None, true, 0)
-            .await
-            .unwrap_err(),
-        expand(&clouds, &format!("{dead}/x.txt"), None, true, 0)
-            .await
-            .unwrap_err(),
+        expand(&clouds, "s3://bucket/key.txt", None, true, 0).await.unwrap_err(),
+        expand(&clouds, "gs://bucket/key.txt", None, true, 0).await.unwrap_err(),
+        expand(&clouds, &format!("{dead}/x.txt"), None, true, 0).await.unwrap_err(),
         fetch(&clouds, &http_entry, None).await.err().unwrap(),
     ];
-    assert!(
-        start.elapsed() < Duration::from_secs(30),
-        "took {:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_secs(30), "took {:?}", start.elapsed());
     for err in errors {
         assert!(matches!(err, RefError::Unreachable { .. }), "{err}");
         assert!(

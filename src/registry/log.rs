@@ -95,10 +95,7 @@ pub enum FoldError {
 impl CollectionState {
     pub fn apply(&mut self, c: &Commit) -> Result<(), FoldError> {
         if c.seq != self.seq + 1 {
-            return Err(FoldError::Gap {
-                prev: self.seq,
-                seq: c.seq,
-            });
+            return Err(FoldError::Gap { prev: self.seq, seq: c.seq });
         }
         let invalid = |reason: String| FoldError::Invalid { seq: c.seq, reason };
         match &c.op {
@@ -119,8 +116,7 @@ impl CollectionState {
                         self.next_version
                     )));
                 }
-                self.artifact_type
-                    .get_or_insert_with(|| artifact_type.clone());
+                self.artifact_type.get_or_insert_with(|| artifact_type.clone());
                 self.versions.insert(
                     *version,
                     VersionRecord {
@@ -140,11 +136,7 @@ impl CollectionState {
                     self.aliases.insert(a.clone(), *version);
                 }
             }
-            Op::Aliases {
-                version,
-                add,
-                remove,
-            } => {
+            Op::Aliases { version, add, remove } => {
                 if !self.versions.contains_key(version) {
                     return Err(invalid(format!("aliases v{version}, which does not exist")));
                 }
@@ -157,11 +149,7 @@ impl CollectionState {
                     self.aliases.insert(a.clone(), *version);
                 }
             }
-            Op::Edit {
-                version,
-                description,
-                metadata,
-            } => {
+            Op::Edit { version, description, metadata } => {
                 let Some(v) = self.versions.get_mut(version) else {
                     return Err(invalid(format!("edits v{version}, which does not exist")));
                 };
@@ -189,12 +177,8 @@ impl CollectionState {
 
     /// Aliases of one version, sorted with `latest` first.
     pub fn aliases_of(&self, version: u32) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .aliases
-            .iter()
-            .filter(|(_, v)| **v == version)
-            .map(|(a, _)| a.clone())
-            .collect();
+        let mut out: Vec<String> =
+            self.aliases.iter().filter(|(_, v)| **v == version).map(|(a, _)| a.clone()).collect();
         out.sort_by_key(|a| (a != LATEST, a.clone()));
         out
     }
@@ -245,12 +229,7 @@ mod tests {
     }
 
     fn op(seq: u64, op: Op) -> Commit {
-        Commit {
-            seq,
-            time: Utc::now(),
-            writer: "t".into(),
-            op,
-        }
+        Commit { seq, time: Utc::now(), writer: "t".into(), op }
     }
 
     #[test]
@@ -260,26 +239,12 @@ mod tests {
         s.apply(&create(2, 1, "d1", &[])).unwrap();
         assert_eq!(s.aliases_of(0), ["best"]);
         assert_eq!(s.aliases_of(1), ["latest"]);
-        s.apply(&op(
-            3,
-            Op::Aliases {
-                version: 1,
-                add: vec!["best".into()],
-                remove: vec![],
-            },
-        ))
-        .unwrap();
+        s.apply(&op(3, Op::Aliases { version: 1, add: vec!["best".into()], remove: vec![] }))
+            .unwrap();
         assert_eq!(s.aliases_of(0), Vec::<String>::new());
         assert_eq!(s.aliases_of(1), ["latest", "best"]);
-        s.apply(&op(
-            4,
-            Op::Aliases {
-                version: 1,
-                add: vec![],
-                remove: vec!["best".into()],
-            },
-        ))
-        .unwrap();
+        s.apply(&op(4, Op::Aliases { version: 1, add: vec![], remove: vec!["best".into()] }))
+            .unwrap();
         assert_eq!(s.aliases_of(1), ["latest"]);
     }
 
@@ -298,10 +263,7 @@ mod tests {
     #[test]
     fn gaps_and_bad_versions_are_refused() {
         let mut s = CollectionState::default();
-        assert_eq!(
-            s.apply(&create(2, 0, "d", &[])),
-            Err(FoldError::Gap { prev: 0, seq: 2 })
-        );
+        assert_eq!(s.apply(&create(2, 0, "d", &[])), Err(FoldError::Gap { prev: 0, seq: 2 }));
         assert!(s.apply(&create(1, 5, "d", &[])).is_err());
         assert!(s.apply(&op(1, Op::Delete { version: 0 })).is_err());
         assert_eq!(s, CollectionState::default());

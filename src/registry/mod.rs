@@ -37,45 +37,21 @@ pub enum RegistryError {
     #[error(transparent)]
     Name(#[from] NameError),
     #[error("artifact {name} not found in {scope}; {}", list_or_none("artifacts there", .available))]
-    UnknownArtifact {
-        name: String,
-        scope: String,
-        available: Vec<String>,
-    },
+    UnknownArtifact { name: String, scope: String, available: Vec<String> },
     #[error("{name} has no version v{version}; {}", list_or_none("versions", .available))]
-    UnknownVersion {
-        name: String,
-        version: u32,
-        available: Vec<String>,
-    },
+    UnknownVersion { name: String, version: u32, available: Vec<String> },
     #[error("{name} has no alias {alias:?}; {}", list_or_none("aliases", .available))]
-    UnknownAlias {
-        name: String,
-        alias: String,
-        available: Vec<String>,
-    },
+    UnknownAlias { name: String, alias: String, available: Vec<String> },
     #[error(
         "{name} is a collection of type {existing:?}; it cannot take a version of type {requested:?}"
     )]
-    TypeMismatch {
-        name: String,
-        existing: String,
-        requested: String,
-    },
+    TypeMismatch { name: String, existing: String, requested: String },
     #[error(
         "{name}:v{version} has aliases {aliases:?}; remove them first or pass --delete-aliases"
     )]
-    HasAliases {
-        name: String,
-        version: u32,
-        aliases: Vec<String>,
-    },
+    HasAliases { name: String, version: u32, aliases: Vec<String> },
     #[error("registry {url}: {key} is corrupt: {reason}")]
-    Corrupt {
-        url: String,
-        key: String,
-        reason: String,
-    },
+    Corrupt { url: String, key: String, reason: String },
     #[error("manifest {key} of {name} is invalid: {source}")]
     Manifest {
         name: String,
@@ -149,7 +125,7 @@ pub struct LogRequest {
     pub aliases: Vec<String>,
     pub manifest: Manifest,
     /// Local file of every stored (non-reference) entry, by entry path.
-    pub sources: std::collections::HashMap<String, std::path::PathBuf>,
+    pub sources: std::collections::HashMap<String, crate::store::UploadSource>,
 }
 
 /// Upload progress: files and bytes about to be sent, then byte counts.
@@ -170,9 +146,7 @@ pub struct Registry {
 
 pub fn blob_key(md5_digest_b64: &str) -> Option<String> {
     use base64::Engine;
-    let raw = base64::engine::general_purpose::STANDARD
-        .decode(md5_digest_b64)
-        .ok()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(md5_digest_b64).ok()?;
     if raw.len() != 16 {
         return None;
     }
@@ -232,21 +206,13 @@ impl Registry {
         let prefix = collection_prefix(c);
         let checkpoint_dir = format!("{prefix}/checkpoints");
         let after = log::checkpoint_key(&prefix, state.seq);
-        if let Some(newest) = self
-            .store
-            .list_after(&checkpoint_dir, Some(&after))
-            .await?
-            .pop()
-        {
+        if let Some(newest) = self.store.list_after(&checkpoint_dir, Some(&after)).await?.pop() {
             let bytes = self.store.get(&newest.key).await?;
             state = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&newest.key, e))?;
         }
         let commits = self
             .store
-            .list_after(
-                &format!("{prefix}/commits"),
-                Some(&log::commit_key(&prefix, state.seq)),
-            )
+            .list_after(&format!("{prefix}/commits"), Some(&log::commit_key(&prefix, state.seq)))
             .await?;
         for listed in commits {
             let bytes = self.store.get(&listed.key).await?;
@@ -255,9 +221,7 @@ impl Registry {
             if log::seq_of_key(&listed.key) != Some(commit.seq) {
                 return Err(self.corrupt(&listed.key, "sequence number does not match its key"));
             }
-            state
-                .apply(&commit)
-                .map_err(|e| self.corrupt(&listed.key, e))?;
+            state.apply(&commit).map_err(|e| self.corrupt(&listed.key, e))?;
         }
         Ok(state)
     }
@@ -267,10 +231,7 @@ impl Registry {
     }
 
     pub async fn projects(&self, entity: &str) -> Result<Vec<String>, RegistryError> {
-        Ok(self
-            .store
-            .list_dirs(&format!("collections/{entity}"))
-            .await?)
+        Ok(self.store.list_dirs(&format!("collections/{entity}")).await?)
     }
 
     pub async fn collections(
@@ -278,10 +239,7 @@ impl Registry {
         entity: &str,
         project: &str,
     ) -> Result<Vec<String>, RegistryError> {
-        Ok(self
-            .store
-            .list_dirs(&format!("collections/{entity}/{project}"))
-            .await?)
+        Ok(self.store.list_dirs(&format!("collections/{entity}/{project}")).await?)
     }
 
     pub async fn summaries(
@@ -313,10 +271,7 @@ impl Registry {
             return Err(RegistryError::UnknownArtifact {
                 name: c.name.clone(),
                 scope: format!("{}/{}", c.entity, c.project),
-                available: self
-                    .collections(&c.entity, &c.project)
-                    .await
-                    .unwrap_or_default(),
+                available: self.collections(&c.entity, &c.project).await.unwrap_or_default(),
             });
         }
         Ok(state)
@@ -392,18 +347,9 @@ impl Registry {
             let Some(op) = op else {
                 return Ok((state, out));
             };
-            let commit = Commit {
-                seq: state.seq + 1,
-                time: Utc::now(),
-                writer: writer_id(),
-                op,
-            };
+            let commit = Commit { seq: state.seq + 1, time: Utc::now(), writer: writer_id(), op };
             let bytes = serde_json::to_vec_pretty(&commit).map_err(|e| self.corrupt(&prefix, e))?;
-            if self
-                .store
-                .put_create(&log::commit_key(&prefix, commit.seq), bytes.into())
-                .await?
-            {
+            if self.store.put_create(&log::commit_key(&prefix, commit.seq), bytes.into()).await? {
                 state.apply(&commit).map_err(|e| self.corrupt(&prefix, e))?;
                 if commit.seq.is_multiple_of(log::CHECKPOINT_EVERY) {
                     self.write_checkpoint(&prefix, &state).await;
@@ -414,9 +360,7 @@ impl Registry {
             let jitter_ms = fastrand::u64(1..=(5 + 5 * u64::from(attempt.min(20))));
             tokio::time::sleep(Duration::from_millis(jitter_ms)).await;
         }
-        Err(RegistryError::Contention {
-            name: c.to_string(),
-        })
+        Err(RegistryError::Contention { name: c.to_string() })
     }
 
     async fn write_checkpoint(&self, prefix: &str, state: &CollectionState) {
@@ -463,11 +407,7 @@ impl Registry {
                 .filter(|a| state.aliases.get(*a) != Some(&version))
                 .cloned()
                 .collect();
-            (!missing.is_empty()).then_some(Op::Aliases {
-                version,
-                add: missing,
-                remove: vec![],
-            })
+            (!missing.is_empty()).then_some(Op::Aliases { version, add: missing, remove: vec![] })
         };
 
         let state = self.state(c).await?;
@@ -503,10 +443,7 @@ impl Registry {
                         manifest: manifest_key.clone(),
                         artifact_type: req.artifact_type.clone(),
                         description: req.description.clone(),
-                        metadata: req
-                            .metadata
-                            .clone()
-                            .unwrap_or(Value::Object(Default::default())),
+                        metadata: req.metadata.clone().unwrap_or(Value::Object(Default::default())),
                         size: req.manifest.size(),
                         file_count: req.manifest.contents.len() as u64,
                         aliases: stored_aliases.clone(),
@@ -575,7 +512,7 @@ impl Registry {
                             ),
                         })?;
                     self.store
-                        .upload_file(key, src, entry.alg(), &entry.digest, advance)
+                        .upload_file(key, src, advance)
                         .await
                         .map_err(RegistryError::from)
                 }
@@ -616,11 +553,8 @@ impl Registry {
         let (state, ()) = self
             .commit(c, |s| {
                 Self::resolve_in(c, s, &Selector::Version(version))?;
-                let add: Vec<String> = add
-                    .iter()
-                    .filter(|a| s.aliases.get(*a) != Some(&version))
-                    .cloned()
-                    .collect();
+                let add: Vec<String> =
+                    add.iter().filter(|a| s.aliases.get(*a) != Some(&version)).cloned().collect();
                 let remove: Vec<String> = remove
                     .iter()
                     .filter(|a| s.aliases.get(*a) == Some(&version))
@@ -662,14 +596,7 @@ impl Registry {
                 if description.is_none() && metadata.is_none() {
                     return Ok((None, ()));
                 }
-                Ok((
-                    Some(Op::Edit {
-                        version,
-                        description: description.clone(),
-                        metadata,
-                    }),
-                    (),
-                ))
+                Ok((Some(Op::Edit { version, description: description.clone(), metadata }), ()))
             })
             .await?;
         Self::resolve_in(c, &state, &Selector::Version(version)).map(|r| r.record)
@@ -807,10 +734,8 @@ impl Registry {
             report.blobs_deleted += 1;
             report.bytes_deleted += l.size;
         }
-        let live_sidecars: HashSet<String> = live_blobs
-            .iter()
-            .map(|b| crate::store::chunks::sidecar_key(b))
-            .collect();
+        let live_sidecars: HashSet<String> =
+            live_blobs.iter().map(|b| crate::store::chunks::sidecar_key(b)).collect();
         for l in self.store.list("chunks").await? {
             if live_sidecars.contains(&l.key) || l.last_modified > cutoff {
                 continue;

@@ -44,10 +44,7 @@ impl ChunkSums {
 
 /// The sidecar key of a blob key (`blobs/md5/ab/cdef…` → `chunks/md5/ab/cdef….json`).
 pub fn sidecar_key(blob_key: &str) -> String {
-    format!(
-        "chunks/{}.json",
-        blob_key.strip_prefix("blobs/").unwrap_or(blob_key)
-    )
+    format!("chunks/{}.json", blob_key.strip_prefix("blobs/").unwrap_or(blob_key))
 }
 
 /// Hashes a byte stream chunk by chunk, whatever the sizes of the pieces fed to it.
@@ -91,11 +88,7 @@ impl ChunkHasher {
         if self.in_current > 0 {
             self.done.push(hex::encode(self.current.finalize()));
         }
-        ChunkSums {
-            chunk_bytes: self.chunk_bytes,
-            size: self.size,
-            sha256: self.done,
-        }
+        ChunkSums { chunk_bytes: self.chunk_bytes, size: self.size, sha256: self.done }
     }
 }
 
@@ -127,9 +120,6 @@ mod tests {
 
     #[test]
     fn sidecar_sits_beside_the_blob() {
-        assert_eq!(
-            sidecar_key("blobs/md5/6f/5902ac"),
-            "chunks/md5/6f/5902ac.json"
-        );
+        assert_eq!(sidecar_key("blobs/md5/6f/5902ac"), "chunks/md5/6f/5902ac.json");
     }
 }

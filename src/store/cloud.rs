@@ -67,11 +67,7 @@ pub enum CloudError {
     #[error("cannot use S3 credentials: {reason}")]
     AwsCredentials { reason: String },
     #[error("invalid {var}={value:?}: {reason}")]
-    Config {
-        var: &'static str,
-        value: String,
-        reason: String,
-    },
+    Config { var: &'static str, value: String, reason: String },
     #[error("invalid request URL {url}: {reason}")]
     BadUrl { url: String, reason: String },
     /// Wrapped by callers, which name the resource and say what to do (`RefError::Unreachable`).
@@ -152,11 +148,7 @@ pub enum AwsCredentials {
     #[default]
     Anonymous,
     /// An access key pair (from the environment or a profile), with an optional session token.
-    Static {
-        key_id: String,
-        secret_key: String,
-        session_token: Option<String>,
-    },
+    Static { key_id: String, secret_key: String, session_token: Option<String> },
     /// Whatever `object_store` finds itself: web identity, ECS/EKS container credentials, or
     /// the EC2 instance metadata service.
     Ambient,
@@ -170,25 +162,11 @@ impl fmt::Debug for AwsCredentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             AwsCredentials::Anonymous => f.write_str("Anonymous"),
-            AwsCredentials::Static {
-                key_id,
-                session_token,
-                ..
-            } => {
+            AwsCredentials::Static { key_id, session_token, .. } => {
                 // The key id is not a secret, but its tail is enough to tell keys apart.
-                let tail: String = key_id
-                    .chars()
-                    .rev()
-                    .take(4)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
-                    .collect();
-                write!(
-                    f,
-                    "Static(key id …{tail}, session token: {})",
-                    session_token.is_some()
-                )
+                let tail: String =
+                    key_id.chars().rev().take(4).collect::<Vec<_>>().into_iter().rev().collect();
+                write!(f, "Static(key id …{tail}, session token: {})", session_token.is_some())
             }
             AwsCredentials::Ambient => f.write_str("Ambient"),
             AwsCredentials::Unavailable { reason } => write!(f, "Unavailable({reason})"),
@@ -288,16 +266,13 @@ impl CloudConfig {
         let config_file = var("AWS_CONFIG_FILE")
             .map(PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(".aws/config")));
-        let profile_creds = credentials_file
-            .as_deref()
-            .and_then(|p| ini_section(p, &profile));
+        let profile_creds = credentials_file.as_deref().and_then(|p| ini_section(p, &profile));
         let config_section_name = match profile.as_str() {
             "default" => "default".to_owned(),
             p => format!("profile {p}"),
         };
-        let profile_config = config_file
-            .as_deref()
-            .and_then(|p| ini_section(p, &config_section_name));
+        let profile_config =
+            config_file.as_deref().and_then(|p| ini_section(p, &config_section_name));
         let from_profile = |key: &str| {
             profile_creds
                 .as_ref()
@@ -320,10 +295,7 @@ impl CloudConfig {
                     var("AWS_WEB_IDENTITY_TOKEN_FILE").is_some() && var("AWS_ROLE_ARN").is_some();
                 let container = var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI").is_some()
                     || var("AWS_CONTAINER_CREDENTIALS_FULL_URI").is_some();
-                match (
-                    from_profile("aws_access_key_id"),
-                    from_profile("aws_secret_access_key"),
-                ) {
+                match (from_profile("aws_access_key_id"), from_profile("aws_secret_access_key")) {
                     _ if web_identity => AwsCredentials::Ambient,
                     (Some(key_id), Some(secret_key)) => AwsCredentials::Static {
                         key_id,
@@ -351,11 +323,7 @@ impl CloudConfig {
                 .map(|e| e.trim_end_matches('/').to_owned()),
             region: var("AWS_REGION")
                 .or_else(|| var("AWS_DEFAULT_REGION"))
-                .or_else(|| {
-                    profile_config
-                        .as_ref()
-                        .and_then(|s| s.get("region").cloned())
-                }),
+                .or_else(|| profile_config.as_ref().and_then(|s| s.get("region").cloned())),
             credentials,
             virtual_hosted_style: flag("ARTFS_S3_VIRTUAL_HOSTED"),
         };
@@ -393,23 +361,15 @@ impl CloudConfig {
                 } else {
                     GcpCredentials::Anonymous
                 };
-                GcsConfig {
-                    base_url: None,
-                    credentials,
-                }
+                GcsConfig { base_url: None, credentials }
             }
         };
-        CloudConfig {
-            s3,
-            gcs,
-            net: NetConfig::default(),
-        }
+        CloudConfig { s3, gcs, net: NetConfig::default() }
     }
 }
 
 fn display_opt(p: &Option<PathBuf>) -> String {
-    p.as_ref()
-        .map_or_else(|| "(no $HOME)".to_owned(), |p| p.display().to_string())
+    p.as_ref().map_or_else(|| "(no $HOME)".to_owned(), |p| p.display().to_string())
 }
 
 /// The `key = value` pairs of `[section]` in an AWS-style INI file; `None` if the file or the
@@ -464,12 +424,7 @@ pub struct Clouds {
 
 impl Clouds {
     pub fn new(config: CloudConfig) -> Clouds {
-        Clouds {
-            inner: Arc::new(Inner {
-                config,
-                ..Inner::default()
-            }),
-        }
+        Clouds { inner: Arc::new(Inner { config, ..Inner::default() }) }
     }
 
     /// [`CloudConfig::from_env`].
@@ -489,9 +444,7 @@ impl Clouds {
             "s3" => Ok(self.s3(bucket_of(url, "s3")?)? as Arc<dyn ObjectStore>),
             "gs" => Ok(self.gcs(bucket_of(url, "gs")?)? as Arc<dyn ObjectStore>),
             "http" | "https" => Ok(self.http_store(url)? as Arc<dyn ObjectStore>),
-            _ => Err(CloudError::UnsupportedScheme {
-                url: url.to_string(),
-            }),
+            _ => Err(CloudError::UnsupportedScheme { url: url.to_string() }),
         }
     }
 
@@ -517,10 +470,7 @@ impl Clouds {
         let built = self.cached("s3", bucket, || {
             let cfg = &self.inner.config.s3;
             let net = &self.inner.config.net;
-            let allow_http = cfg
-                .endpoint
-                .as_deref()
-                .is_some_and(|e| e.starts_with("http://"));
+            let allow_http = cfg.endpoint.as_deref().is_some_and(|e| e.starts_with("http://"));
             let mut b = AmazonS3Builder::new()
                 .with_bucket_name(bucket)
                 .with_region(cfg.region.as_deref().unwrap_or("us-east-1"))
@@ -532,14 +482,8 @@ impl Clouds {
             }
             b = match &cfg.credentials {
                 AwsCredentials::Anonymous => b.with_skip_signature(true),
-                AwsCredentials::Static {
-                    key_id,
-                    secret_key,
-                    session_token,
-                } => {
-                    let b = b
-                        .with_access_key_id(key_id)
-                        .with_secret_access_key(secret_key);
+                AwsCredentials::Static { key_id, secret_key, session_token } => {
+                    let b = b.with_access_key_id(key_id).with_secret_access_key(secret_key);
                     match session_token {
                         Some(t) => b.with_token(t),
                         None => b,
@@ -547,9 +491,7 @@ impl Clouds {
                 }
                 AwsCredentials::Ambient => ambient_aws(b),
                 AwsCredentials::Unavailable { reason } => {
-                    return Err(CloudError::AwsCredentials {
-                        reason: reason.clone(),
-                    });
+                    return Err(CloudError::AwsCredentials { reason: reason.clone() });
                 }
             };
             let store = b.build().map_err(|source| CloudError::Build {
@@ -562,9 +504,7 @@ impl Clouds {
         match built {
             Built::S3(s) => Ok(s),
             // Keys are namespaced by scheme, so another kind cannot be stored under "s3".
-            _ => Err(CloudError::UnsupportedScheme {
-                url: format!("s3://{bucket}"),
-            }),
+            _ => Err(CloudError::UnsupportedScheme { url: format!("s3://{bucket}") }),
         }
     }
 
@@ -581,11 +521,8 @@ impl Clouds {
             if cfg.base_url.is_some() {
                 b = b.with_base_url(base);
             }
-            let no_token = || {
-                Arc::new(StaticCredentialProvider::new(GcpCredential {
-                    bearer: String::new(),
-                }))
-            };
+            let no_token =
+                || Arc::new(StaticCredentialProvider::new(GcpCredential { bearer: String::new() }));
             b = match &cfg.credentials {
                 // Explicit empty credentials also keep object_store from reading gcloud's files.
                 GcpCredentials::Anonymous => {
@@ -610,9 +547,7 @@ impl Clouds {
         })?;
         match built {
             Built::Gcs(s) => Ok(s),
-            _ => Err(CloudError::UnsupportedScheme {
-                url: format!("gs://{bucket}"),
-            }),
+            _ => Err(CloudError::UnsupportedScheme { url: format!("gs://{bucket}") }),
         }
     }
 
@@ -642,12 +577,7 @@ impl Clouds {
 
     /// Base URL of the GCS XML and JSON APIs (an emulator's, or Google's).
     pub fn gcs_base_url(&self) -> &str {
-        self.inner
-            .config
-            .gcs
-            .base_url
-            .as_deref()
-            .unwrap_or(GCS_DEFAULT_BASE_URL)
+        self.inner.config.gcs.base_url.as_deref().unwrap_or(GCS_DEFAULT_BASE_URL)
     }
 
     /// `Authorization` header value for GCS JSON API requests on `bucket`; `None` when requests
@@ -661,10 +591,7 @@ impl Clouds {
             .credentials()
             .get_credential()
             .await
-            .map_err(|source| CloudError::GcsToken {
-                bucket: bucket.to_owned(),
-                source,
-            })?;
+            .map_err(|source| CloudError::GcsToken { bucket: bucket.to_owned(), source })?;
         Ok((!credential.bearer.is_empty()).then(|| format!("Bearer {}", credential.bearer)))
     }
 
@@ -674,13 +601,9 @@ impl Clouds {
             return Ok(c.clone());
         }
         let options = self.inner.config.net.client_options(true);
-        let client = ReqwestConnector::default()
-            .connect(&options)
-            .map_err(|source| CloudError::Build {
-                what: "HTTP client",
-                target: "references".to_owned(),
-                source,
-            })?;
+        let client = ReqwestConnector::default().connect(&options).map_err(|source| {
+            CloudError::Build { what: "HTTP client", target: "references".to_owned(), source }
+        })?;
         // Two threads may race to build; both clients work, one is kept.
         Ok(self.inner.http.get_or_init(|| client).clone())
     }
@@ -708,34 +631,23 @@ impl Clouds {
     ) -> Result<HttpResponse, CloudError> {
         let client = self.http_client()?;
         let net = &self.inner.config.net;
-        let bad = |reason: String| CloudError::BadUrl {
-            url: url.to_owned(),
-            reason,
-        };
+        let bad = |reason: String| CloudError::BadUrl { url: url.to_owned(), reason };
         let start = Instant::now();
         let mut backoff = RETRY_INITIAL_BACKOFF;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let body = body
-                .clone()
-                .map_or_else(HttpRequestBody::empty, HttpRequestBody::from);
+            let body = body.clone().map_or_else(HttpRequestBody::empty, HttpRequestBody::from);
             let mut req = HttpRequest::new(body);
-            *req.method_mut() = method
-                .parse()
-                .map_err(|e| bad(format!("method {method}: {e}")))?;
+            *req.method_mut() = method.parse().map_err(|e| bad(format!("method {method}: {e}")))?;
             *req.uri_mut() = url.parse().map_err(|e| bad(format!("{e}")))?;
             for (name, value) in headers {
                 // `insert` panics on names that are not lowercase tokens: refuse them instead.
-                if !name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 {
                     return Err(bad(format!("header name {name:?} must be lowercase")));
                 }
-                let value = value
-                    .parse()
-                    .map_err(|e| bad(format!("header {name}: {e}")))?;
+                let value = value.parse().map_err(|e| bad(format!("header {name}: {e}")))?;
                 req.headers_mut().insert(*name, value);
             }
             let can_retry = attempt <= net.max_retries && start.elapsed() < net.retry_timeout;
@@ -745,12 +657,7 @@ impl Clouds {
                     if !(can_retry && (status == 429 || (500..=599).contains(&status))) {
                         return Ok(resp);
                     }
-                    tracing::debug!(
-                        url = redacted(url),
-                        status,
-                        attempt,
-                        "retrying HTTP request"
-                    );
+                    tracing::debug!(url = redacted(url), status, attempt, "retrying HTTP request");
                 }
                 Err(source) => {
                     let transient = matches!(
@@ -761,11 +668,7 @@ impl Clouds {
                             | HttpErrorKind::Interrupted
                     );
                     if !transient {
-                        return Err(CloudError::Http {
-                            method,
-                            url: url.to_owned(),
-                            source,
-                        });
+                        return Err(CloudError::Http { method, url: url.to_owned(), source });
                     }
                     if !can_retry {
                         return Err(CloudError::Unreachable {
@@ -795,18 +698,9 @@ fn ambient_aws(mut b: AmazonS3Builder) -> AmazonS3Builder {
         ("AWS_ROLE_ARN", K::RoleArn),
         ("AWS_ROLE_SESSION_NAME", K::RoleSessionName),
         ("AWS_ENDPOINT_URL_STS", K::StsEndpoint),
-        (
-            "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-            K::ContainerCredentialsRelativeUri,
-        ),
-        (
-            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            K::ContainerCredentialsFullUri,
-        ),
-        (
-            "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-            K::ContainerAuthorizationTokenFile,
-        ),
+        ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", K::ContainerCredentialsRelativeUri),
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", K::ContainerCredentialsFullUri),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", K::ContainerAuthorizationTokenFile),
     ];
     for (var, key) in keys {
         if let Ok(value) = std::env::var(var) {
@@ -824,10 +718,7 @@ fn redacted(url: &str) -> &str {
 fn bucket_of<'u>(url: &'u Url, scheme: &'static str) -> Result<&'u str, CloudError> {
     url.host_str()
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| CloudError::MissingBucket {
-            url: url.to_string(),
-            scheme,
-        })
+        .ok_or_else(|| CloudError::MissingBucket { url: url.to_string(), scheme })
 }
 
 #[cfg(test)]
@@ -835,10 +726,8 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
     }
 
@@ -860,10 +749,7 @@ mod tests {
                 if key_id == "AKIAEXAMPLE1234"
         ));
         let shown = format!("{cfg:?}");
-        assert!(
-            !shown.contains("very-secret") && !shown.contains("tok\""),
-            "{shown}"
-        );
+        assert!(!shown.contains("very-secret") && !shown.contains("tok\""), "{shown}");
         // The S3-specific endpoint wins over the generic one.
         let cfg = CloudConfig::from_vars(vars(&[
             ("AWS_ENDPOINT_URL", "http://a"),
@@ -905,16 +791,10 @@ mod tests {
         missing.push(("AWS_PROFILE", "sso"));
         let clouds = Clouds::new(CloudConfig::from_vars(vars(&missing)));
         let err = clouds.s3("b").unwrap_err().to_string();
-        assert!(
-            err.contains("AWS_PROFILE=sso") && err.contains("AWS_ACCESS_KEY_ID"),
-            "{err}"
-        );
+        assert!(err.contains("AWS_PROFILE=sso") && err.contains("AWS_ACCESS_KEY_ID"), "{err}");
 
         let cfg = CloudConfig::from_vars(vars(&[("AWS_ACCESS_KEY_ID", "only")]));
-        assert!(matches!(
-            cfg.s3.credentials,
-            AwsCredentials::Unavailable { .. }
-        ));
+        assert!(matches!(cfg.s3.credentials, AwsCredentials::Unavailable { .. }));
     }
 
     #[test]
@@ -930,10 +810,7 @@ mod tests {
         let cfg = CloudConfig::from_vars(vars(&[("GOOGLE_SERVICE_ACCOUNT_KEY", "{\"secret\":1}")]));
         assert!(!format!("{cfg:?}").contains("secret"));
         let cfg = CloudConfig::from_vars(vars(&[("GOOGLE_APPLICATION_CREDENTIALS", "/x.json")]));
-        assert!(matches!(
-            cfg.gcs.credentials,
-            GcpCredentials::ApplicationCredentials(_)
-        ));
+        assert!(matches!(cfg.gcs.credentials, GcpCredentials::ApplicationCredentials(_)));
         // Nothing configured (and no gcloud files under a fake HOME): anonymous.
         let cfg = CloudConfig::from_vars(vars(&[("HOME", "/nonexistent")]));
         assert!(matches!(cfg.gcs.credentials, GcpCredentials::Anonymous));
@@ -950,35 +827,21 @@ mod tests {
         for ok in ["s3://b/prefix", "gs://b", "http://127.0.0.1:1/x"] {
             clouds.bucket_store(&Url::parse(ok).unwrap()).unwrap();
         }
-        let err = clouds
-            .bucket_store(&Url::parse("ftp://x/y").unwrap())
-            .unwrap_err();
+        let err = clouds.bucket_store(&Url::parse("ftp://x/y").unwrap()).unwrap_err();
         assert!(matches!(err, CloudError::UnsupportedScheme { .. }), "{err}");
-        let err = clouds
-            .bucket_store(&Url::parse("s3:///key").unwrap())
-            .unwrap_err();
+        let err = clouds.bucket_store(&Url::parse("s3:///key").unwrap()).unwrap_err();
         assert!(matches!(err, CloudError::MissingBucket { .. }), "{err}");
     }
 
     #[tokio::test]
     async fn dead_server_fails_within_bounded_time() {
         let clouds = Clouds::new(CloudConfig {
-            net: NetConfig {
-                max_retries: 2,
-                ..NetConfig::default()
-            },
+            net: NetConfig { max_retries: 2, ..NetConfig::default() },
             ..CloudConfig::default()
         });
         let start = Instant::now();
-        let err = clouds
-            .send("GET", "http://127.0.0.1:1/x", &[])
-            .await
-            .unwrap_err();
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "{:?}",
-            start.elapsed()
-        );
+        let err = clouds.send("GET", "http://127.0.0.1:1/x", &[]).await.unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
         match err {
             CloudError::Unreachable { attempts, .. } => assert_eq!(attempts, 3),
             other => panic!("expected Unreachable, got {other}"),

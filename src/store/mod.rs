@@ -20,8 +20,6 @@ use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
-use crate::manifest::{DigestAlg, EntryHasher};
-
 /// Files up to this size are uploaded in one request; larger ones in parts of this size.
 pub const UPLOAD_PART_BYTES: usize = 8 << 20;
 /// Parts of one multipart upload in flight at once.
@@ -47,13 +45,14 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "{path} changed while it was being logged (digest {expected} when hashed, {actual} when uploaded); log again"
-    )]
-    ChangedDuringUpload {
-        path: PathBuf,
-        expected: String,
-        actual: String,
+    #[error("{path} changed while it was being logged; log again once it is stable")]
+    ChangedDuringUpload { path: PathBuf },
+    #[error("registry {url}: cannot write {key}: {source}")]
+    LocalWrite {
+        url: String,
+        key: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error(transparent)]
     Cloud(#[from] cloud::CloudError),
@@ -73,27 +72,22 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     prefix: String,
     url: String,
+    /// The directory of a local registry: uploads there take a faster path.
+    local_root: Option<PathBuf>,
 }
 
 impl Store {
     /// Opens a local directory (created if missing), `file://…`, `s3://bucket/prefix` or
     /// `gs://bucket/prefix`.
     pub fn open(url: &str, clouds: &cloud::Clouds) -> Result<Store, StoreError> {
-        let open_err = |reason: String| StoreError::Open {
-            url: url.to_owned(),
-            reason,
-        };
+        let open_err = |reason: String| StoreError::Open { url: url.to_owned(), reason };
         if let Some((scheme, _)) = url.split_once("://")
             && scheme != "file"
         {
             let parsed = url::Url::parse(url).map_err(|e| open_err(e.to_string()))?;
             let inner = clouds.bucket_store(&parsed)?;
             let prefix = parsed.path().trim_matches('/').to_owned();
-            return Ok(Store {
-                inner,
-                prefix,
-                url: url.to_owned(),
-            });
+            return Ok(Store { inner, prefix, url: url.to_owned(), local_root: None });
         }
         let dir = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
         std::fs::create_dir_all(&dir)
@@ -106,6 +100,7 @@ impl Store {
             inner: Arc::new(inner),
             prefix: String::new(),
             url: url.to_owned(),
+            local_root: Some(dir),
         })
     }
 
@@ -115,6 +110,7 @@ impl Store {
             inner,
             prefix: prefix.trim_matches('/').to_owned(),
             url: url.to_owned(),
+            local_root: None,
         }
     }
 
@@ -134,35 +130,23 @@ impl Store {
         let s = p.as_ref();
         match self.prefix.is_empty() {
             true => s.to_owned(),
-            false => s
-                .strip_prefix(&self.prefix)
-                .unwrap_or(s)
-                .trim_start_matches('/')
-                .to_owned(),
+            false => s.strip_prefix(&self.prefix).unwrap_or(s).trim_start_matches('/').to_owned(),
         }
     }
 
     fn err(&self, action: &'static str, key: &str, source: object_store::Error) -> StoreError {
         match source {
-            object_store::Error::NotFound { .. } => StoreError::NotFound {
-                url: self.url.clone(),
-                key: key.to_owned(),
-            },
-            source => StoreError::Backend {
-                url: self.url.clone(),
-                action,
-                key: key.to_owned(),
-                source,
-            },
+            object_store::Error::NotFound { .. } => {
+                StoreError::NotFound { url: self.url.clone(), key: key.to_owned() }
+            }
+            source => {
+                StoreError::Backend { url: self.url.clone(), action, key: key.to_owned(), source }
+            }
         }
     }
 
     pub async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let r = self
-            .inner
-            .get(&self.path(key))
-            .await
-            .map_err(|e| self.err("get", key, e))?;
+        let r = self.inner.get(&self.path(key)).await.map_err(|e| self.err("get", key, e))?;
         r.bytes().await.map_err(|e| self.err("get", key, e))
     }
 
@@ -176,10 +160,7 @@ impl Store {
     }
 
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
-        self.inner
-            .get_range(&self.path(key), range)
-            .await
-            .map_err(|e| self.err("get", key, e))
+        self.inner.get_range(&self.path(key), range).await.map_err(|e| self.err("get", key, e))
     }
 
     /// A streaming read of a whole object.
@@ -187,11 +168,7 @@ impl Store {
         &self,
         key: &str,
     ) -> Result<impl futures::Stream<Item = Result<Bytes, StoreError>> + use<>, StoreError> {
-        let r = self
-            .inner
-            .get(&self.path(key))
-            .await
-            .map_err(|e| self.err("get", key, e))?;
+        let r = self.inner.get(&self.path(key)).await.map_err(|e| self.err("get", key, e))?;
         let this = self.clone();
         let key = key.to_owned();
         Ok(r.into_stream().map_err(move |e| this.err("get", &key, e)))
@@ -208,15 +185,8 @@ impl Store {
 
     /// Creates `key` only if absent. Returns `false` when it already existed.
     pub async fn put_create(&self, key: &str, bytes: Bytes) -> Result<bool, StoreError> {
-        let opts = PutOptions {
-            mode: PutMode::Create,
-            ..PutOptions::default()
-        };
-        match self
-            .inner
-            .put_opts(&self.path(key), PutPayload::from(bytes), opts)
-            .await
-        {
+        let opts = PutOptions { mode: PutMode::Create, ..PutOptions::default() };
+        match self.inner.put_opts(&self.path(key), PutPayload::from(bytes), opts).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
             Err(e) => Err(self.err("create", key, e)),
@@ -246,10 +216,7 @@ impl Store {
             Some(o) => self.inner.list_with_offset(Some(&p), &self.path(o)),
             None => self.inner.list(Some(&p)),
         };
-        let metas: Vec<_> = stream
-            .try_collect()
-            .await
-            .map_err(|e| self.err("list", prefix, e))?;
+        let metas: Vec<_> = stream.try_collect().await.map_err(|e| self.err("list", prefix, e))?;
         let mut out: Vec<Listed> = metas
             .into_iter()
             .map(|m| Listed {
@@ -272,52 +239,96 @@ impl Store {
             .list_with_delimiter(Some(&p))
             .await
             .map_err(|e| self.err("list", prefix, e))?;
-        let mut out: Vec<String> = res
-            .common_prefixes
-            .iter()
-            .filter_map(|c| c.filename().map(str::to_owned))
-            .collect();
+        let mut out: Vec<String> =
+            res.common_prefixes.iter().filter_map(|c| c.filename().map(str::to_owned)).collect();
         out.sort();
         Ok(out)
     }
 
-    /// Uploads a local file to a content-addressed `key`, hashing the bytes as they are sent and
-    /// refusing to publish them if they no longer match `expected` (the file changed after it was
-    /// hashed). A file of more than one chunk also gets its per-chunk checksums
-    /// (`chunks::sidecar_key`), stored before the blob is published. `progress` receives byte
-    /// counts.
+    /// Uploads a local file to the content-addressed `key`. The bytes were hashed before (at
+    /// `source.stamp`); if the file has changed since, nothing is published, because the key
+    /// would no longer name its content. Per-chunk checksums, if any, are stored first (see
+    /// `chunks`), so a published blob always has its sidecar. `progress` receives byte counts.
     pub async fn upload_file(
         &self,
         key: &str,
-        path: &Path,
-        alg: DigestAlg,
-        expected: &str,
+        source: &UploadSource,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), StoreError> {
-        let read_err = |source| StoreError::LocalRead {
-            path: path.to_owned(),
-            source,
-        };
+        if let Some(sums) = source.chunks.as_ref().filter(|c| c.sha256.len() > 1) {
+            let bytes = serde_json::to_vec(sums).unwrap_or_default();
+            self.put_create(&chunks::sidecar_key(key), Bytes::from(bytes)).await?;
+        }
+        match &self.local_root {
+            Some(root) => self.copy_local(root, key, source, progress).await,
+            None => self.stream_upload(key, source, progress).await,
+        }
+    }
+
+    /// Local registries: an in-kernel copy (`copy_file_range`) to a temporary name, then a hard
+    /// link into place, which fails rather than overwrite (create-only, as everywhere else).
+    async fn copy_local(
+        &self,
+        root: &Path,
+        key: &str,
+        source: &UploadSource,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), StoreError> {
+        let dest = root.join(key);
+        let src = source.path.clone();
+        let stamp = source.stamp;
+        let url = self.url.clone();
+        let key_owned = key.to_owned();
+        let copied = tokio::task::spawn_blocking(move || -> Result<u64, StoreError> {
+            let write_err = |e: std::io::Error| StoreError::LocalWrite {
+                url: url.clone(),
+                key: key_owned.clone(),
+                source: e,
+            };
+            let dir = dest.parent().unwrap_or(Path::new("/"));
+            std::fs::create_dir_all(dir).map_err(write_err)?;
+            let name =
+                dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let tmp = dir.join(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)));
+            let result = (|| {
+                let n = std::fs::copy(&src, &tmp)
+                    .map_err(|e| StoreError::LocalRead { path: src.clone(), source: e })?;
+                FileStamp::check(&src, stamp)?;
+                match std::fs::hard_link(&tmp, &dest) {
+                    Ok(()) => Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(n),
+                    Err(e) => Err(write_err(e)),
+                }
+            })();
+            let _ = std::fs::remove_file(&tmp);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::LocalWrite {
+            url: self.url.clone(),
+            key: key.to_owned(),
+            source: std::io::Error::other(e),
+        })??;
+        progress(copied);
+        Ok(())
+    }
+
+    /// Object stores: one PUT for small files, a multipart upload otherwise.
+    async fn stream_upload(
+        &self,
+        key: &str,
+        source: &UploadSource,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(), StoreError> {
+        let path = &source.path;
+        let read_err = |source| StoreError::LocalRead { path: path.clone(), source };
         let mut file = tokio::fs::File::open(path).await.map_err(read_err)?;
-        let mut hasher = EntryHasher::new(alg);
-        let mut first = vec![0u8; UPLOAD_PART_BYTES];
-        let n = read_full(&mut file, &mut first).await.map_err(read_err)?;
-        hasher.update(&first[..n]);
-        progress(n as u64);
-        let changed = |hasher: EntryHasher| {
-            let actual = hasher.finish();
-            (actual != expected).then(|| StoreError::ChangedDuringUpload {
-                path: path.to_owned(),
-                expected: expected.to_owned(),
-                actual,
-            })
-        };
-        if n < UPLOAD_PART_BYTES {
-            if let Some(e) = changed(hasher) {
-                return Err(e);
-            }
-            first.truncate(n);
-            self.put_create(key, Bytes::from(first)).await?;
+        if source.stamp.len < UPLOAD_PART_BYTES as u64 {
+            let mut buf = Vec::with_capacity(source.stamp.len as usize + 1);
+            file.read_to_end(&mut buf).await.map_err(read_err)?;
+            FileStamp::check(path, source.stamp)?;
+            progress(buf.len() as u64);
+            self.put_create(key, Bytes::from(buf)).await?;
             return Ok(());
         }
         let upload = self
@@ -326,10 +337,7 @@ impl Store {
             .await
             .map_err(|e| self.err("upload", key, e))?;
         let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_BYTES);
-        let mut chunk_sums = chunks::ChunkHasher::new(chunks::CHUNK_BYTES);
-        chunk_sums.update(&first[..n]);
-        writer.write(&first[..n]);
-        let mut buf = first;
+        let mut buf = vec![0u8; UPLOAD_PART_BYTES];
         loop {
             let n = match read_full(&mut file, &mut buf).await {
                 Ok(n) => n,
@@ -344,18 +352,55 @@ impl Store {
             if let Err(e) = writer.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
                 return Err(self.err("upload", key, e));
             }
-            hasher.update(&buf[..n]);
             writer.write(&buf[..n]);
             progress(n as u64);
         }
-        if let Some(e) = changed(hasher) {
+        if let Err(e) = FileStamp::check(path, source.stamp) {
             writer.abort().await.ok();
             return Err(e);
         }
-        writer
-            .finish()
-            .await
-            .map_err(|e| self.err("upload", key, e))?;
+        writer.finish().await.map_err(|e| self.err("upload", key, e))?;
+        Ok(())
+    }
+}
+
+/// A local file to upload, as it was when it was hashed.
+#[derive(Debug, Clone)]
+pub struct UploadSource {
+    pub path: PathBuf,
+    pub stamp: FileStamp,
+    /// Per-chunk checksums, computed while hashing (files of more than one chunk).
+    pub chunks: Option<chunks::ChunkSums>,
+}
+
+/// What tells that a file changed: size, modification time, inode (as `git` and `rsync` do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    pub len: u64,
+    pub mtime_ns: i128,
+    pub ino: u64,
+    pub dev: u64,
+}
+
+impl FileStamp {
+    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            len: meta.len(),
+            mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ino: meta.ino(),
+            dev: meta.dev(),
+        }
+    }
+
+    /// Fails if the file at `path` no longer has stamp `want`.
+    pub fn check(path: &Path, want: FileStamp) -> Result<(), StoreError> {
+        let meta = std::fs::metadata(path)
+            .map_err(|e| StoreError::LocalRead { path: path.to_owned(), source: e })?;
+        let now = FileStamp::of(&meta);
+        if now != want {
+            return Err(StoreError::ChangedDuringUpload { path: path.to_owned() });
+        }
         Ok(())
     }
 }
@@ -380,31 +425,12 @@ mod tests {
     async fn create_only_lists_and_uploads_verified() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().to_str().unwrap(), &cloud::Clouds::default()).unwrap();
-        assert!(
-            store
-                .put_create("a/b/1", Bytes::from_static(b"one"))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .put_create("a/b/1", Bytes::from_static(b"two"))
-                .await
-                .unwrap()
-        );
+        assert!(store.put_create("a/b/1", Bytes::from_static(b"one")).await.unwrap());
+        assert!(!store.put_create("a/b/1", Bytes::from_static(b"two")).await.unwrap());
         assert_eq!(&store.get("a/b/1").await.unwrap()[..], b"one");
         assert!(store.get_opt("a/b/2").await.unwrap().is_none());
-        store
-            .put_create("a/c/2", Bytes::from_static(b"x"))
-            .await
-            .unwrap();
-        let keys: Vec<_> = store
-            .list("a")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.key)
-            .collect();
+        store.put_create("a/c/2", Bytes::from_static(b"x")).await.unwrap();
+        let keys: Vec<_> = store.list("a").await.unwrap().into_iter().map(|l| l.key).collect();
         assert_eq!(keys, ["a/b/1", "a/c/2"]);
         let after: Vec<_> = store
             .list_after("a", Some("a/b/1"))
@@ -416,24 +442,50 @@ mod tests {
         assert_eq!(after, ["a/c/2"]);
         assert_eq!(store.list_dirs("a").await.unwrap(), ["b", "c"]);
 
-        let src = dir.path().join("big");
-        let data: Vec<u8> = (0..UPLOAD_PART_BYTES * 2 + 5)
-            .map(|i| (i % 251) as u8)
-            .collect();
-        std::fs::write(&src, &data).unwrap();
-        let digest = crate::manifest::md5_base64(&data);
-        store
-            .upload_file("blob", &src, DigestAlg::Md5, &digest, &|_| {})
-            .await
-            .unwrap();
-        assert_eq!(store.get("blob").await.unwrap().len(), data.len());
-        let err = store
-            .upload_file("blob2", &src, DigestAlg::Md5, "bogus", &|_| {})
-            .await;
-        assert!(
-            matches!(err, Err(StoreError::ChangedDuringUpload { .. })),
-            "{err:?}"
+        upload_publishes_blob_and_sidecar_only_if_unchanged(&store, dir.path()).await;
+        let memory = Store::from_object_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            "pre/fix",
+            "memory://",
         );
-        assert_eq!(store.head("blob2").await.unwrap(), None);
+        upload_publishes_blob_and_sidecar_only_if_unchanged(&memory, dir.path()).await;
+    }
+
+    async fn upload_publishes_blob_and_sidecar_only_if_unchanged(store: &Store, tmp: &Path) {
+        let src = tmp.join("big");
+        let data: Vec<u8> = (0..UPLOAD_PART_BYTES * 2 + 5).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let mut hasher = chunks::ChunkHasher::new(chunks::CHUNK_BYTES);
+        hasher.update(&data);
+        let source = UploadSource {
+            path: src.clone(),
+            stamp: FileStamp::of(&std::fs::metadata(&src).unwrap()),
+            chunks: Some(hasher.finish()),
+        };
+        store.upload_file("blobs/x", &source, &|_| {}).await.unwrap();
+        assert_eq!(&store.get("blobs/x").await.unwrap()[..], &data[..]);
+        let sums: chunks::ChunkSums =
+            serde_json::from_slice(&store.get("chunks/x.json").await.unwrap()).unwrap();
+        assert!(sums.is_consistent());
+        for i in 0..sums.sha256.len() {
+            let r = sums.range(i);
+            assert!(sums.verify(i, &data[r.start as usize..r.end as usize]), "chunk {i}");
+        }
+        // Small files take the single-request path.
+        let small = tmp.join("small");
+        std::fs::write(&small, b"tiny").unwrap();
+        let tiny = UploadSource {
+            path: small.clone(),
+            stamp: FileStamp::of(&std::fs::metadata(&small).unwrap()),
+            chunks: None,
+        };
+        store.upload_file("blobs/t", &tiny, &|_| {}).await.unwrap();
+        assert_eq!(&store.get("blobs/t").await.unwrap()[..], b"tiny");
+        // The file changed after hashing: nothing is published under its old digest.
+        std::fs::write(&src, b"changed").unwrap();
+        let err = store.upload_file("blobs/y", &source, &|_| {}).await;
+        assert!(matches!(err, Err(StoreError::ChangedDuringUpload { .. })), "{err:?}");
+        assert_eq!(store.head("blobs/y").await.unwrap(), None);
+        std::fs::write(&src, &data).unwrap();
     }
 }

@@ -22,12 +22,7 @@ impl Env {
         let dir = tempfile::tempdir().unwrap();
         let registry = dir.path().join("registry").display().to_string();
         let cache = dir.path().join("cache");
-        Env {
-            dir,
-            registry,
-            cache,
-            vars: Vec::new(),
-        }
+        Env { dir, registry, cache, vars: Vec::new() }
     }
 
     pub fn with_registry(registry: &str) -> Env {
@@ -74,10 +69,7 @@ impl Env {
     /// Runs `artfs ARGS`, expects failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(
-            !out.status.success(),
-            "artfs {args:?} unexpectedly succeeded"
-        );
+        assert!(!out.status.success(), "artfs {args:?} unexpectedly succeeded");
         String::from_utf8(out.stderr).unwrap()
     }
 
@@ -103,12 +95,7 @@ pub fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     for e in walkdir::WalkDir::new(root) {
         let e = e.unwrap();
         if e.file_type().is_file() {
-            let rel = e
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+            let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
             out.insert(rel, std::fs::read(e.path()).unwrap());
         }
     }
@@ -132,12 +119,7 @@ pub fn list_files(root: &Path) -> Vec<(String, u64)> {
     for e in walkdir::WalkDir::new(root) {
         let e = e.unwrap();
         if e.file_type().is_file() {
-            let rel = e
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
+            let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
             out.push((rel, e.metadata().unwrap().len()));
         }
     }
@@ -159,11 +141,7 @@ pub fn s3_vars() -> Option<Vec<(String, String)>> {
 
 /// A fresh bucket name, unique per test run.
 pub fn unique_bucket(tag: &str) -> String {
-    format!(
-        "artfs-{tag}-{}-{:08x}",
-        std::process::id(),
-        fastrand::u32(..)
-    )
+    format!("artfs-{tag}-{}-{:08x}", std::process::id(), fastrand::u32(..))
 }
 
 /// Creates an S3 bucket on the local server (optionally versioned).
@@ -189,10 +167,6 @@ pub fn curl(args: &[&str]) -> Vec<u8> {
         .args(args)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "curl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
