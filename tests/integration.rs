@@ -9,3 +9,5 @@ mod cli;
 mod concurrency;
 // Registries in S3 (ministack) and GCS (fake-gcs-server) buckets.
 mod cloud_registry;
+// Reference entries (s3://, gs://, http://) read back pinned from real local servers.
+mod references;
