@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::runtime::Handle;
@@ -18,6 +19,10 @@ use crate::store::Store;
 
 /// Files downloaded at once by `artfs get`.
 const GET_PARALLEL_FILES: usize = 8;
+
+/// A download that receives no byte for this long fails instead of waiting forever on a registry
+/// that stopped answering. Generous: backends retry slow requests themselves within it.
+pub const FETCH_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -55,6 +60,7 @@ pub struct Fetcher {
     store: Store,
     cache: BlobCache,
     handle: Handle,
+    stall_timeout: Duration,
 }
 
 impl Fetcher {
@@ -63,11 +69,27 @@ impl Fetcher {
             store,
             cache,
             handle,
+            stall_timeout: FETCH_STALL_TIMEOUT,
         }
+    }
+
+    /// Replaces [`FETCH_STALL_TIMEOUT`].
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Fetcher {
+        self.stall_timeout = timeout;
+        self
     }
 
     pub fn cache(&self) -> &BlobCache {
         &self.cache
+    }
+
+    /// Whether the entry is (probably) in the cache already, i.e. [`Fetcher::cached`] will not
+    /// download. A hint only: the entry may be evicted right after.
+    pub fn is_cached(&self, entry: &Entry) -> bool {
+        match Self::stored_key(entry) {
+            Some((key, _)) if entry.reference.is_none() => self.cache.entry_path(&key).exists(),
+            _ => false,
+        }
     }
 
     /// The cache key and check of a stored entry; `None` for references.
@@ -117,11 +139,21 @@ impl Fetcher {
         };
         let store = &self.store;
         let handle = &self.handle;
+        let stall = self.stall_timeout;
+        let stalled = || -> crate::cache::FetchError {
+            format!("{blob}: no data received for {stall:?}; is the registry reachable?").into()
+        };
         self.cache
             .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
+                // Timers must be created inside the runtime, hence everything in one async block.
                 handle.block_on(async {
-                    let mut stream = store.get_stream(&blob).await?;
-                    while let Some(chunk) = stream.next().await {
+                    let mut stream = tokio::time::timeout(stall, store.get_stream(&blob))
+                        .await
+                        .map_err(|_| stalled())??;
+                    while let Some(chunk) = tokio::time::timeout(stall, stream.next())
+                        .await
+                        .map_err(|_| stalled())?
+                    {
                         out.write_all(&chunk?)?;
                     }
                     Ok::<(), crate::cache::FetchError>(())
