@@ -32,6 +32,8 @@
 
 pub mod error;
 pub mod fuse;
+#[cfg(test)]
+mod tests;
 pub mod tree;
 
 use std::collections::HashMap;
@@ -695,11 +697,7 @@ impl ArtifactFs {
     }
 
     /// Appends the entries of a registry directory (after `.` and `..`).
-    fn list_registry_dir(
-        &self,
-        node: &RegistryNode,
-        out: &mut Listing,
-    ) -> Result<(), FsError> {
+    fn list_registry_dir(&self, node: &RegistryNode, out: &mut Listing) -> Result<(), FsError> {
         match node {
             RegistryNode::Root => {
                 for entity in self.listing(Scope::Entities)?.iter() {
