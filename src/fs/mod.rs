@@ -908,7 +908,9 @@ impl ArtifactFs {
                     false => Err(FsError::NotFound),
                 };
             }
-            let index = usize::try_from(ino.0 - 1).map_err(|_| FsError::NotFound)?;
+            // Inode 0 is never handed out.
+            let index = ino.0.checked_sub(1).ok_or(FsError::NotFound)?;
+            let index = usize::try_from(index).map_err(|_| FsError::NotFound)?;
             let table = read(&self.inner.nodes);
             let node = table.nodes.get(index).ok_or(FsError::NotFound)?;
             return Ok(Inode::Registry(node.clone()));
@@ -927,7 +929,8 @@ impl ArtifactFs {
     }
 
     fn slot(&self, slot_no: u64) -> Result<Arc<VersionSlot>, FsError> {
-        let index = usize::try_from(slot_no - 1).map_err(|_| FsError::NotFound)?;
+        let index = slot_no.checked_sub(1).ok_or(FsError::NotFound)?;
+        let index = usize::try_from(index).map_err(|_| FsError::NotFound)?;
         read(&self.inner.versions)
             .slots
             .get(index)

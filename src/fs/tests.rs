@@ -235,6 +235,10 @@ fn registry_mode_lists_entities_projects_versions_and_aliases() {
     let err = walk(&fs, "acme/bikes/ds:v0/a.txt/x").unwrap_err();
     assert_eq!(err.errno(), libc::ENOTDIR);
     assert_eq!(fs.readlink(v0.ino).unwrap_err().errno(), libc::EINVAL);
+    for bogus in [0, 999, 77 << 32, (1 << 32) + 12345] {
+        let err = fs.getattr(InodeNo(bogus)).unwrap_err();
+        assert_eq!(err.errno(), libc::ENOENT, "{bogus}");
+    }
 }
 
 #[test]

@@ -125,13 +125,29 @@ fn json_u64(text: &str, key: &str) -> u64 {
         .unwrap()
 }
 
+/// Polls `done` until it holds; panics after the usual wait.
+pub fn wait_until(mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < deadline, "condition not met in {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Whether an artfs mount is at `path`.
 pub fn is_mounted(path: &Path) -> bool {
     let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
     let want = path.to_str().unwrap();
     info.lines().any(|l| {
         let f: Vec<&str> = l.split(' ').collect();
-        f.get(4) == Some(&want) && l.contains(" - fuse.artfs ")
+        // mountinfo escapes whitespace and backslashes in octal.
+        let point = f.get(4).map(|p| {
+            p.replace("\\040", " ")
+                .replace("\\011", "\t")
+                .replace("\\012", "\n")
+                .replace("\\134", "\\")
+        });
+        point.as_deref() == Some(want) && l.contains(" - fuse.artfs ")
     })
 }
 

@@ -177,7 +177,12 @@ fn a_tampered_blob_gives_eio_and_is_never_cached() {
         assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     }
     assert_eq!(fs::read(mnt.join("good.txt")).unwrap(), good);
-    assert_eq!(env.cache_stats().0, 1, "only good.txt is cached");
+    // Each failed open tried again: two misses for bad.bin, one for good.txt.
+    assert_eq!(
+        env.cache_stats(),
+        (1, 3),
+        "(entries, misses): only good.txt is cached"
+    );
     let cached = read_tree(&env.cache().join("v1/obj"));
     assert!(cached.values().all(|b| *b == good));
     let log = mnt.log_text();
@@ -281,6 +286,17 @@ fn kill_9_during_fetches_then_remount_reads_everything_correctly() {
     let temps = fs::read_dir(env.cache().join("v1/tmp")).unwrap().count();
     eprintln!("{interrupted} readers interrupted, {temps} partial downloads left behind");
     assert!(is_mounted(&mountpoint), "a killed daemon leaves its mount");
+    let again = env
+        .artfs()
+        .args(["mount", "ds"])
+        .arg(&mountpoint)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        err.contains("dead artfs mount") && err.contains("fusermount3 -u"),
+        "{err}"
+    );
     assert!(mnt.fusermount_u());
     drop(mnt);
 
@@ -355,17 +371,47 @@ fn mount_lifecycle_and_clean_exits() {
     let again = env.artfs().arg("mount").arg(&mountpoint).output().unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already an artfs mount"));
-    env.run(&["unmount", mountpoint.to_str().unwrap()]);
+    // Busy: plain unmount refuses and says what to do; --lazy detaches, open files still read.
+    let mut held = fs::File::open(mountpoint.join("a.txt")).unwrap();
+    let busy = env
+        .artfs()
+        .arg("unmount")
+        .arg(&mountpoint)
+        .output()
+        .unwrap();
+    assert!(!busy.status.success());
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("--lazy"));
+    env.run(&["unmount", "--lazy", mountpoint.to_str().unwrap()]);
     assert!(!is_mounted(&mountpoint));
+    let mut text = String::new();
+    held.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "hello");
+    drop(held);
     drop(guard);
 
     // Foreground: each way of ending it exits 0 and unmounts.
-    for how in ["fusermount3", "INT", "TERM"] {
+    for how in ["fusermount3", "INT", "TERM", "TERM while busy"] {
         let mut mnt = env.mount(&["ds", env.path(how).to_str().unwrap()]);
         assert_eq!(fs::read(mnt.join("a.txt")).unwrap(), b"hello");
+        let mut held = fs::File::open(mnt.join("a.txt")).unwrap();
         match how {
-            "fusermount3" => assert!(mnt.fusermount_u()),
-            sig => mnt.signal(sig),
+            "fusermount3" => {
+                drop(held);
+                assert!(mnt.fusermount_u())
+            }
+            "TERM while busy" => {
+                // Detached at once; the open file reads on until it is closed.
+                mnt.signal("TERM");
+                harness::wait_until(|| !is_mounted(&mnt.path));
+                let mut text = String::new();
+                held.read_to_string(&mut text).unwrap();
+                assert_eq!(text, "hello");
+                drop(held);
+            }
+            sig => {
+                drop(held);
+                mnt.signal(sig)
+            }
         }
         let status = mnt.wait_exit();
         assert!(status.success(), "{how}: {status}\n{}", mnt.log_text());
@@ -387,6 +433,84 @@ fn mount_lifecycle_and_clean_exits() {
     assert!(!is_mounted(&err_dir));
     let err = fail(&["unmount", err_dir.to_str().unwrap()]);
     assert!(err.contains("not an artfs mount"), "{err}");
+}
+
+/// Only the mounting user gets in, unless --allow-other.
+#[test]
+fn other_users_get_in_only_with_allow_other() {
+    let env = Env::new();
+    // Let other users reach the mount points inside the test directory.
+    let open_dir = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    fs::set_permissions(env.dir.path(), open_dir).unwrap();
+    let src = env.path("src");
+    harness::write_tree(&src, &[("a.txt".to_owned(), b"hello".to_vec())].into());
+    env.log("ds", &src);
+    let private = env.mount(&["ds", env.path("private").to_str().unwrap()]);
+    let shared = env.mount(&["--allow-other", "ds", env.path("shared").to_str().unwrap()]);
+    let as_nobody = |path: &std::path::Path| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let denied = as_nobody(&private.join("a.txt"));
+    assert!(!denied.status.success());
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    let allowed = as_nobody(&shared.join("a.txt"));
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    assert_eq!(allowed.stdout, b"hello");
+}
+
+/// A download that does not progress holds up neither listings nor reads of other files.
+#[test]
+fn a_stuck_download_does_not_hold_up_other_requests() {
+    let env = Env::new();
+    let src = env.path("src");
+    let stuck = random_bytes(&mut fastrand::Rng::with_seed(6), MIB);
+    let files: harness::Files = [
+        ("stuck.bin".to_owned(), stuck.clone()),
+        ("other/fine.txt".to_owned(), b"fine".to_vec()),
+    ]
+    .into();
+    harness::write_tree(&src, &files);
+    env.log("ds", &src);
+    // A FIFO without a writer: the download blocks like a server that stopped sending.
+    let blob = blob_file(&env, &stuck);
+    fs::remove_file(&blob).unwrap();
+    sh(&format!("mkfifo '{}'", blob.display()));
+    let mnt = env.mount(&["ds", env.path("mnt").to_str().unwrap()]);
+    let stuck_path = mnt.join("stuck.bin");
+    let reader = std::thread::spawn(move || fs::read(stuck_path));
+    std::thread::sleep(Duration::from_millis(300));
+
+    let started = Instant::now();
+    assert_eq!(fs::read(mnt.join("other/fine.txt")).unwrap(), b"fine");
+    assert_eq!(fs::read_dir(mnt.join("other")).unwrap().count(), 1);
+    assert_eq!(
+        fs::metadata(mnt.join("stuck.bin")).unwrap().len(),
+        MIB as u64
+    );
+    sh(&format!(
+        "find '{}' -type f | xargs stat >/dev/null",
+        mnt.path.display()
+    ));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!reader.is_finished(), "the stuck download finished");
+
+    // Let the download end (with no bytes): it fails verification, so EIO.
+    drop(fs::OpenOptions::new().write(true).open(&blob).unwrap());
+    let err = reader.join().unwrap().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
 }
 
 /// Lazy: listing a version reads its manifest only; `stat` sizes need no content.
