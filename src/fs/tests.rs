@@ -111,6 +111,18 @@ impl Env {
             .version
     }
 
+    fn record(&self, name: &str, version: u32) -> VersionRecord {
+        let (c, selector) = (collection(name), Selector::Version(version));
+        let resolve = self.registry.resolve(&c, &selector);
+        self.runtime.block_on(resolve).unwrap().record
+    }
+
+    /// The registry file holding the manifest of `name:v<version>`.
+    fn manifest_file(&self, name: &str, version: u32) -> PathBuf {
+        self.registry_dir()
+            .join(self.record(name, version).manifest)
+    }
+
     /// The registry file holding the blob of `bytes`.
     fn blob_file(&self, bytes: &[u8]) -> PathBuf {
         let key = crate::registry::blob_key(&md5_base64(bytes)).unwrap();
@@ -284,14 +296,7 @@ fn attributes_come_from_the_manifest() {
         &[],
     );
     let fs = env.fs(Duration::from_secs(3));
-    let record = env
-        .runtime
-        .block_on(
-            env.registry
-                .resolve(&collection("ds"), &Selector::Version(0)),
-        )
-        .unwrap()
-        .record;
+    let record = env.record("ds", 0);
     let created: SystemTime = record.created_at.into();
 
     let f = walk(&fs, "acme/bikes/ds:v0/d/e/f.bin").unwrap();
@@ -532,16 +537,7 @@ fn a_registry_that_stops_answering_gives_eio_not_a_hang() {
     let blob = env.blob_file(b"stalls");
     std::fs::remove_file(&blob).unwrap();
     mkfifo(&blob);
-    let manifest = env
-        .runtime
-        .block_on(
-            env.registry
-                .resolve(&collection("hang"), &Selector::Version(0)),
-        )
-        .unwrap()
-        .record
-        .manifest;
-    let manifest = env.registry_dir().join(manifest);
+    let manifest = env.manifest_file("hang", 0);
     std::fs::remove_file(&manifest).unwrap();
     mkfifo(&manifest);
 
@@ -586,16 +582,7 @@ fn entries_without_a_size_are_read_directly() {
     let env = Env::new();
     env.log("ds", &[("nosize.bin", b"0123456789")], &[]);
     // Some W&B manifests carry no sizes: take it out of the stored one.
-    let key = env
-        .runtime
-        .block_on(
-            env.registry
-                .resolve(&collection("ds"), &Selector::Version(0)),
-        )
-        .unwrap()
-        .record
-        .manifest;
-    let path = env.registry_dir().join(key);
+    let path = env.manifest_file("ds", 0);
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace(r#","size":10"#, "")).unwrap();
     let fs = env.fs(REFRESH_INTERVAL);

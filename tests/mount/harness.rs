@@ -71,6 +71,18 @@ impl Env {
         self.run(&["-q", "log", name, src.to_str().unwrap()]);
     }
 
+    /// Writes `files` to a fresh source directory and logs it as a new version of
+    /// `acme/bikes/<name>`. Returns the source directory.
+    pub fn log_files(&self, name: &str, files: &Files) -> PathBuf {
+        let src = self.path("src");
+        if src.exists() {
+            fs::remove_dir_all(&src).unwrap();
+        }
+        write_tree(&src, files);
+        self.log(name, &src);
+        src
+    }
+
     /// `artfs cache stats --json` as (entries, misses).
     pub fn cache_stats(&self) -> (u64, u64) {
         let out = self.run(&["cache", "stats", "--json"]);

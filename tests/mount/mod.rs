@@ -14,10 +14,8 @@ use harness::{Env, MIB, MountGuard, assert_same, is_mounted, random_bytes, read_
 #[test]
 fn random_trees_read_back_exactly_through_every_tool() {
     let env = Env::new();
-    let src = env.path("src");
     let files = harness::random_tree(0x5eed);
-    harness::write_tree(&src, &files);
-    env.log("ds", &src);
+    let src = env.log_files("ds", &files);
     let mnt = env.mount(&["ds:v0", env.path("mnt").to_str().unwrap()]);
     let root = mnt.path.clone();
     let total: usize = files.values().map(Vec::len).sum();
@@ -96,9 +94,7 @@ print("ok")
 #[test]
 fn writes_fail_with_erofs() {
     let env = Env::new();
-    let src = env.path("src");
-    harness::write_tree(&src, &[("a.txt".to_owned(), b"a".to_vec())].into());
-    env.log("ds", &src);
+    env.log_files("ds", &[("a.txt".to_owned(), b"a".to_vec())].into());
     let mnt = env.mount(&[env.path("mnt").to_str().unwrap()]);
     let file = mnt.join("acme/bikes/ds:v0/a.txt");
     let dir = mnt.join("acme/bikes/ds:v0");
@@ -153,18 +149,16 @@ fn writes_fail_with_erofs() {
 #[test]
 fn a_tampered_blob_gives_eio_and_is_never_cached() {
     let env = Env::new();
-    let src = env.path("src");
     let good = b"good content".to_vec();
     let bad = random_bytes(&mut fastrand::Rng::with_seed(1), 300_000);
-    harness::write_tree(
-        &src,
+    env.log_files(
+        "ds",
         &[
             ("good.txt".to_owned(), good.clone()),
             ("sub/bad.bin".to_owned(), bad.clone()),
         ]
         .into(),
     );
-    env.log("ds", &src);
     // Same size, different bytes: only the digest can tell.
     let blob = blob_file(&env, &bad);
     let mut tampered = bad.clone();
@@ -204,10 +198,8 @@ fn a_tampered_blob_gives_eio_and_is_never_cached() {
 #[test]
 fn latest_moves_while_open_files_keep_reading_their_version() {
     let env = Env::new();
-    let src = env.path("src");
     let v0 = random_bytes(&mut fastrand::Rng::with_seed(2), 3 * MIB);
-    harness::write_tree(&src, &[("data.bin".to_owned(), v0.clone())].into());
-    env.log("ds", &src);
+    env.log_files("ds", &[("data.bin".to_owned(), v0.clone())].into());
     let mnt = env.mount(&["--refresh-secs", "1", env.path("mnt").to_str().unwrap()]);
     let latest = mnt.join("acme/bikes/ds:latest");
     assert_eq!(fs::read_link(&latest).unwrap().to_str(), Some("ds:v0"));
@@ -216,8 +208,7 @@ fn latest_moves_while_open_files_keep_reading_their_version() {
     open.read_exact(&mut head).unwrap();
 
     let v1 = random_bytes(&mut fastrand::Rng::with_seed(3), 2 * MIB);
-    harness::write_tree(&src, &[("data.bin".to_owned(), v1.clone())].into());
-    env.log("ds", &src);
+    env.log_files("ds", &[("data.bin".to_owned(), v1.clone())].into());
     let logged = Instant::now();
     while fs::read_link(&latest).unwrap().to_str() != Some("ds:v1") {
         assert!(
@@ -252,13 +243,11 @@ fn latest_moves_while_open_files_keep_reading_their_version() {
 #[test]
 fn kill_9_during_fetches_then_remount_reads_everything_correctly() {
     let env = Env::new();
-    let src = env.path("src");
     let mut rng = fastrand::Rng::with_seed(4);
     let files: harness::Files = (0..8)
         .map(|i| (format!("f{i}.bin"), random_bytes(&mut rng, 24 * MIB)))
         .collect();
-    harness::write_tree(&src, &files);
-    env.log("ds", &src);
+    env.log_files("ds", &files);
     let mountpoint = env.path("mnt");
     let mut mnt = env.mount(&["ds", mountpoint.to_str().unwrap()]);
     let readers: Vec<_> = files
@@ -315,13 +304,11 @@ fn kill_9_during_fetches_then_remount_reads_everything_correctly() {
 #[test]
 fn two_mounts_sharing_a_cache_download_each_blob_once() {
     let env = Env::new();
-    let src = env.path("src");
     let mut rng = fastrand::Rng::with_seed(5);
     let files: harness::Files = (0..6)
         .map(|i| (format!("d/f{i}.bin"), random_bytes(&mut rng, 4 * MIB + i)))
         .collect();
-    harness::write_tree(&src, &files);
-    env.log("ds", &src);
+    env.log_files("ds", &files);
     let a = env.mount(&["ds", env.path("a").to_str().unwrap()]);
     let b = env.mount(&[env.path("b").to_str().unwrap()]);
     let mut readers = Vec::new();
@@ -344,9 +331,7 @@ fn two_mounts_sharing_a_cache_download_each_blob_once() {
 #[test]
 fn mount_lifecycle_and_clean_exits() {
     let env = Env::new();
-    let src = env.path("src");
-    harness::write_tree(&src, &[("a.txt".to_owned(), b"hello".to_vec())].into());
-    env.log("ds", &src);
+    env.log_files("ds", &[("a.txt".to_owned(), b"hello".to_vec())].into());
 
     // Background: returns once mounted; `artfs unmount` ends it.
     let mountpoint = env.path("bg");
@@ -442,9 +427,7 @@ fn other_users_get_in_only_with_allow_other() {
     // Let other users reach the mount points inside the test directory.
     let open_dir = std::os::unix::fs::PermissionsExt::from_mode(0o755);
     fs::set_permissions(env.dir.path(), open_dir).unwrap();
-    let src = env.path("src");
-    harness::write_tree(&src, &[("a.txt".to_owned(), b"hello".to_vec())].into());
-    env.log("ds", &src);
+    env.log_files("ds", &[("a.txt".to_owned(), b"hello".to_vec())].into());
     let private = env.mount(&["ds", env.path("private").to_str().unwrap()]);
     let shared = env.mount(&["--allow-other", "ds", env.path("shared").to_str().unwrap()]);
     let as_nobody = |path: &std::path::Path| {
@@ -471,15 +454,13 @@ fn other_users_get_in_only_with_allow_other() {
 #[test]
 fn a_stuck_download_does_not_hold_up_other_requests() {
     let env = Env::new();
-    let src = env.path("src");
     let stuck = random_bytes(&mut fastrand::Rng::with_seed(6), MIB);
     let files: harness::Files = [
         ("stuck.bin".to_owned(), stuck.clone()),
         ("other/fine.txt".to_owned(), b"fine".to_vec()),
     ]
     .into();
-    harness::write_tree(&src, &files);
-    env.log("ds", &src);
+    env.log_files("ds", &files);
     // A FIFO without a writer: the download blocks like a server that stopped sending.
     let blob = blob_file(&env, &stuck);
     fs::remove_file(&blob).unwrap();
@@ -517,12 +498,10 @@ fn a_stuck_download_does_not_hold_up_other_requests() {
 #[test]
 fn stat_and_find_download_nothing() {
     let env = Env::new();
-    let src = env.path("src");
     let files: harness::Files = (0..50)
         .map(|i| (format!("d{}/f{i}", i % 5), vec![b'x'; i * 1000]))
         .collect();
-    harness::write_tree(&src, &files);
-    env.log("ds", &src);
+    env.log_files("ds", &files);
     let mnt = env.mount(&[env.path("mnt").to_str().unwrap()]);
     let version = mnt.join("acme/bikes/ds:v0");
     let listed = sh(&format!(
