@@ -8,10 +8,12 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::cache::{BlobCache, DEFAULT_MAX_BYTES};
-use crate::cli::{CacheCommand, Cli, Command, LogArgs};
-use crate::config::{Config, parse_duration, parse_size};
+use crate::cli::{CacheCommand, Cli, Command, LogArgs, MountArgs};
+use crate::config::{Config, MountConfig, default_mount_log, parse_duration, parse_size};
 use crate::fetch::Fetcher;
+use crate::fs::{ArtifactFs, FsOptions};
 use crate::manifest::Manifest;
+use crate::mount;
 use crate::names::{ArtifactRef, Selector};
 use crate::registry::{LogRequest, Registry, ResolvedVersion};
 use crate::store::{Store, cloud::Clouds};
@@ -27,6 +29,8 @@ pub fn run(cli: Cli) -> Result<()> {
     let app = App { config, clouds: Clouds::from_env() };
     match cli.command {
         Command::Cache { command } => app.cache_command(command),
+        // FUSE request threads block on the runtime, so the mount is served outside it.
+        Command::Mount(args) => app.mount(&args, runtime),
         command => runtime.block_on(app.dispatch(command)),
     }
 }
@@ -41,8 +45,12 @@ fn init_tracing(config: &Config) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARTFS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("artfs={level}")));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        // No colour codes in the mount daemon's log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 struct App {
@@ -83,7 +91,56 @@ impl App {
             }
             Command::Gc { grace } => self.gc(&grace).await,
             Command::Cache { command } => self.cache_command(command),
+            Command::Mount(_) => bail!("`artfs mount` cannot run inside the async runtime"),
+            Command::Unmount { mountpoint, lazy } => {
+                let mountpoint = mount::absolute_mountpoint(&mountpoint)?;
+                Ok(mount::unmount(&mountpoint, lazy)?)
+            }
         }
+    }
+
+    /// `artfs mount`: starts the daemon and waits for the mount, or (`--foreground`) is it.
+    fn mount(&self, args: &MountArgs, runtime: tokio::runtime::Runtime) -> Result<()> {
+        let mc = MountConfig::try_from(args)?;
+        let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
+        let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
+        mount::check_mountpoint(&mountpoint)?;
+        let what = match &artifact {
+            Some(a) => format!("{}:{}", a.collection, a.selector_or_latest()),
+            None => format!("registry {}", self.config.registry),
+        };
+        if !mc.foreground {
+            let log = match mc.log_file.clone().or_else(|| default_mount_log(&mountpoint)) {
+                Some(log) => log,
+                None => bail!("cannot find a directory for the mount log; pass --log-file"),
+            };
+            let pid = mount::spawn_daemon(&log, &mountpoint, mount::MOUNT_READY_TIMEOUT)?;
+            if !self.config.quiet {
+                eprintln!(
+                    "mounted {what} at {} (daemon pid {pid}, log {})",
+                    mountpoint.display(),
+                    log.display()
+                );
+            }
+            return Ok(());
+        }
+        let registry = self.registry()?;
+        let handle = runtime.handle().clone();
+        let fetcher = Fetcher::new(registry.store().clone(), self.cache()?, handle.clone());
+        let options = FsOptions { refresh: mc.refresh, ..FsOptions::default() };
+        let fs = match &artifact {
+            None => ArtifactFs::registry(registry, fetcher, handle, options),
+            Some(a) => {
+                let version =
+                    runtime.block_on(registry.resolve(&a.collection, &a.selector_or_latest()))?;
+                ArtifactFs::single(registry, fetcher, handle, options, &version)
+                    .with_context(|| format!("cannot mount {what}"))?
+            }
+        };
+        mount::serve(fs, &mountpoint, mc.allow_other, &runtime)?;
+        // Bounded: a download stuck in the runtime's blocking pool must not keep us alive.
+        runtime.shutdown_timeout(mount::SHUTDOWN_GRACE);
+        Ok(())
     }
 
     async fn log(&self, args: LogArgs) -> Result<()> {

@@ -119,6 +119,41 @@ pub enum Command {
         #[command(subcommand)]
         command: CacheCommand,
     },
+    /// Mount the registry, or one artifact version, as a read-only folder
+    #[command(override_usage = "artfs mount [OPTIONS] [ARTIFACT] MOUNTPOINT")]
+    Mount(MountArgs),
+    /// Unmount an artfs mount; its daemon then exits
+    Unmount {
+        mountpoint: PathBuf,
+        /// Detach now even if files are open; the mount goes away when they are closed
+        #[arg(short = 'z', long)]
+        lazy: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// `[ARTIFACT] MOUNTPOINT`. With only MOUNTPOINT, the whole registry appears there as
+    /// `<entity>/<project>/<name>:vN/` directories and `<name>:<alias>` symlinks. With
+    /// `[[entity/]project/]name[:alias|:vN]` first, that one version (default alias: latest),
+    /// resolved once now, appears at MOUNTPOINT.
+    #[arg(required = true, num_args = 1..=2, value_name = "PATH")]
+    pub targets: Vec<PathBuf>,
+    /// Stay attached and serve until unmounted (for systemd and tests) instead of returning
+    /// once the mount is ready
+    #[arg(long)]
+    pub foreground: bool,
+    /// Let other users read the mount (non-root users need `user_allow_other` in
+    /// /etc/fuse.conf)
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Seconds after which registry listings and aliases are read again, so new versions and
+    /// moved aliases show up without remounting (0: on every access)
+    #[arg(long, default_value_t = crate::fs::REFRESH_INTERVAL.as_secs(), value_name = "N")]
+    pub refresh_secs: u64,
+    /// Log file of the background daemon [default: $XDG_STATE_HOME/artfs/mount-<mountpoint>.log]
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::GlobalArgs;
+use crate::cli::{GlobalArgs, MountArgs};
 use crate::names::{NameError, validate_scope};
 
 /// W&B's default project.
@@ -19,6 +19,8 @@ pub enum ConfigError {
     Duration(String),
     #[error("cannot find a home directory for the default {0}; set it explicitly")]
     NoHome(&'static str),
+    #[error("artifact {0:?} is not valid UTF-8")]
+    NotUtf8(String),
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +69,53 @@ impl TryFrom<&GlobalArgs> for Config {
             quiet: g.quiet,
         })
     }
+}
+
+/// `artfs mount` settings.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    /// `None`: the whole registry.
+    pub artifact: Option<String>,
+    /// As given (made absolute by the caller, which may do I/O).
+    pub mountpoint: PathBuf,
+    pub foreground: bool,
+    pub allow_other: bool,
+    pub refresh: Duration,
+    /// `None`: the default under the XDG state dir.
+    pub log_file: Option<PathBuf>,
+}
+
+impl TryFrom<&MountArgs> for MountConfig {
+    type Error = ConfigError;
+
+    fn try_from(a: &MountArgs) -> Result<MountConfig, ConfigError> {
+        // clap guarantees one or two values.
+        let (artifact, mountpoint) = match a.targets.as_slice() {
+            [m] => (None, m.clone()),
+            [artifact, m, ..] => {
+                let artifact = artifact
+                    .to_str()
+                    .ok_or_else(|| ConfigError::NotUtf8(artifact.to_string_lossy().into()))?;
+                (Some(artifact.to_owned()), m.clone())
+            }
+            [] => (None, PathBuf::from(".")),
+        };
+        Ok(MountConfig {
+            artifact,
+            mountpoint,
+            foreground: a.foreground,
+            allow_other: a.allow_other,
+            refresh: Duration::from_secs(a.refresh_secs),
+            log_file: a.log_file.clone(),
+        })
+    }
+}
+
+/// Default log file of the mount daemon at `mountpoint` (absolute).
+pub fn default_mount_log(mountpoint: &std::path::Path) -> Option<PathBuf> {
+    let dir = dirs::state_dir().or_else(dirs::cache_dir)?.join("artfs");
+    let name = mountpoint.to_string_lossy().trim_matches('/').replace('/', "_");
+    Some(dir.join(format!("mount-{name}.log")))
 }
 
 fn default_user() -> String {

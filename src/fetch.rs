@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::runtime::Handle;
@@ -20,6 +21,10 @@ use crate::store::cloud::Clouds;
 
 /// Files downloaded at once by `artfs get`.
 const GET_PARALLEL_FILES: usize = 8;
+
+/// A download that receives no byte for this long fails instead of waiting forever on a registry
+/// that stopped answering. Generous: backends retry slow requests themselves within it.
+pub const FETCH_STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
@@ -56,13 +61,37 @@ pub struct Fetcher {
     clouds: Clouds,
     /// Distinguishes this process's reads of unpinned references (see `reference_key`).
     session: String,
+    stall_timeout: Duration,
 }
 
 impl Fetcher {
     /// Reads references with the environment's cloud credentials; see `with_clouds`.
     pub fn new(store: Store, cache: BlobCache, handle: Handle) -> Fetcher {
         let session = format!("{}-{}", std::process::id(), fastrand::u64(..));
-        Fetcher { store, cache, handle, clouds: Clouds::from_env(), session }
+        Fetcher {
+            store,
+            cache,
+            handle,
+            clouds: Clouds::from_env(),
+            session,
+            stall_timeout: FETCH_STALL_TIMEOUT,
+        }
+    }
+
+    /// Replaces [`FETCH_STALL_TIMEOUT`].
+    pub fn with_stall_timeout(mut self, timeout: Duration) -> Fetcher {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// Whether the entry is (probably) in the cache already, i.e. [`Fetcher::cached`] will not
+    /// download. A hint only: the entry may be evicted right after.
+    pub fn is_cached(&self, entry: &Entry) -> bool {
+        let key = match Self::stored_key(entry) {
+            Some((key, _)) if !entry.is_reference() => Some(key),
+            _ => self.reference_key(entry),
+        };
+        key.is_some_and(|k| self.cache.entry_path(&k).exists())
     }
 
     pub fn with_clouds(mut self, clouds: Clouds) -> Fetcher {
@@ -111,6 +140,10 @@ impl Fetcher {
         };
         let store = &self.store;
         let handle = &self.handle;
+        let stall = self.stall_timeout;
+        let stalled = |what: &str| -> crate::cache::FetchError {
+            format!("{what}: no data received for {stall:?}; is the server reachable?").into()
+        };
         if entry.is_reference() {
             let Some(key) = self.reference_key(entry) else {
                 return Err(FetchError::NoBlob {
@@ -125,9 +158,16 @@ impl Fetcher {
             return self
                 .cache
                 .get_or_fill(&key, &Verify::SizeOnly, size, |out: &mut dyn Write| {
+                    // Timers must be created inside the runtime, hence one async block.
                     handle.block_on(async {
-                        let mut stream = refs::fetch(clouds, entry, None).await?;
-                        while let Some(chunk) = stream.next().await {
+                        let mut stream =
+                            tokio::time::timeout(stall, refs::fetch(clouds, entry, None))
+                                .await
+                                .map_err(|_| stalled(entry.reference.as_deref().unwrap_or("")))??;
+                        while let Some(chunk) = tokio::time::timeout(stall, stream.next())
+                            .await
+                            .map_err(|_| stalled(entry.reference.as_deref().unwrap_or("")))?
+                        {
                             out.write_all(&chunk?)?;
                         }
                         Ok::<(), crate::cache::FetchError>(())
@@ -164,8 +204,13 @@ impl Fetcher {
         self.cache
             .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
                 handle.block_on(async {
-                    let mut stream = store.get_stream(&blob).await?;
-                    while let Some(chunk) = stream.next().await {
+                    let mut stream = tokio::time::timeout(stall, store.get_stream(&blob))
+                        .await
+                        .map_err(|_| stalled(&blob))??;
+                    while let Some(chunk) = tokio::time::timeout(stall, stream.next())
+                        .await
+                        .map_err(|_| stalled(&blob))?
+                    {
                         out.write_all(&chunk?)?;
                     }
                     Ok::<(), crate::cache::FetchError>(())

@@ -8,7 +8,8 @@
 //! - `registry`: versions and aliases, as a commit log per collection;
 //! - `cache`: the content-addressed local blob cache;
 //! - `fetch`: entries into the cache (verified), and `artfs get`;
-//! - `fs`: the read-only filesystem the mount serves;
+//! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
+//! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
 //! - `progress`: progress bars.
 
@@ -19,6 +20,7 @@ pub mod config;
 pub mod fetch;
 pub mod fs;
 pub mod manifest;
+pub mod mount;
 pub mod names;
 pub mod progress;
 pub mod refs;

@@ -11,3 +11,5 @@ mod concurrency;
 mod cloud_registry;
 // Reference entries (s3://, gs://, http://) read back pinned from real local servers.
 mod references;
+// Real FUSE mounts of temporary registries, through the built `artfs` binary.
+mod mount;

@@ -1,0 +1,545 @@
+//! `ArtifactFs` without a mount: a temporary registry and cache, requests as method calls.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::runtime::Runtime;
+
+use super::*;
+use crate::cache::BlobCache;
+use crate::manifest::md5_base64;
+use crate::registry::LogRequest;
+use crate::store::{Store, cloud::Clouds};
+
+struct Env {
+    dir: TempDir,
+    runtime: Runtime,
+    registry: Registry,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let reg_dir = dir.path().join("registry");
+        let store = Store::open(reg_dir.to_str().unwrap(), &Clouds::default()).unwrap();
+        Env { dir, runtime, registry: Registry::new(store) }
+    }
+
+    fn registry_dir(&self) -> PathBuf {
+        self.dir.path().join("registry").canonicalize().unwrap()
+    }
+
+    fn cache(&self) -> BlobCache {
+        BlobCache::open(&self.dir.path().join("cache"), 1 << 30).unwrap()
+    }
+
+    fn fetcher(&self) -> Fetcher {
+        Fetcher::new(self.registry.store().clone(), self.cache(), self.runtime.handle().clone())
+    }
+
+    fn options(refresh: Duration) -> FsOptions {
+        FsOptions { refresh, ..FsOptions::default() }
+    }
+
+    fn fs(&self, refresh: Duration) -> ArtifactFs {
+        ArtifactFs::registry(
+            self.registry.clone(),
+            self.fetcher(),
+            self.runtime.handle().clone(),
+            Self::options(refresh),
+        )
+    }
+
+    fn single(&self, name: &str, version: u32) -> ArtifactFs {
+        let c = collection(name);
+        let v =
+            self.runtime.block_on(self.registry.resolve(&c, &Selector::Version(version))).unwrap();
+        ArtifactFs::single(
+            self.registry.clone(),
+            self.fetcher(),
+            self.runtime.handle().clone(),
+            Self::options(REFRESH_INTERVAL),
+            &v,
+        )
+        .unwrap()
+    }
+
+    /// Logs `files` as a new version of `acme/bikes/<name>`.
+    fn log(&self, name: &str, files: &[(&str, &[u8])], aliases: &[&str]) -> u32 {
+        let src = tempfile::tempdir_in(self.dir.path()).unwrap();
+        let mut manifest = Manifest::default();
+        let mut sources = HashMap::new();
+        for (i, (path, bytes)) in files.iter().enumerate() {
+            let file = src.path().join(i.to_string());
+            std::fs::write(&file, bytes).unwrap();
+            let entry = Entry::stored(md5_base64(bytes), bytes.len() as u64);
+            manifest.contents.insert(path.to_string(), entry);
+            let stamp = crate::store::FileStamp::of(&std::fs::metadata(&file).unwrap());
+            let source = crate::store::UploadSource { path: file, stamp, chunks: None };
+            sources.insert(path.to_string(), source);
+        }
+        let req = LogRequest {
+            collection: collection(name),
+            artifact_type: "dataset".into(),
+            description: None,
+            metadata: None,
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+            manifest,
+            sources,
+        };
+        self.runtime.block_on(self.registry.log(&req, &())).unwrap().version
+    }
+
+    fn record(&self, name: &str, version: u32) -> VersionRecord {
+        let (c, selector) = (collection(name), Selector::Version(version));
+        let resolve = self.registry.resolve(&c, &selector);
+        self.runtime.block_on(resolve).unwrap().record
+    }
+
+    /// The registry file holding the manifest of `name:v<version>`.
+    fn manifest_file(&self, name: &str, version: u32) -> PathBuf {
+        self.registry_dir().join(self.record(name, version).manifest)
+    }
+
+    /// The registry file holding the blob of `bytes`.
+    fn blob_file(&self, bytes: &[u8]) -> PathBuf {
+        let key = crate::registry::blob_key(&md5_base64(bytes)).unwrap();
+        self.registry_dir().join(key)
+    }
+}
+
+fn collection(name: &str) -> CollectionPath {
+    CollectionPath::new("acme", "bikes", name).unwrap()
+}
+
+/// Walks `path` from the root with lookups (no symlink following).
+fn walk(fs: &ArtifactFs, path: &str) -> Result<Attr, FsError> {
+    let mut attr = fs.getattr(ROOT_INODE)?;
+    for name in path.split('/').filter(|n| !n.is_empty()) {
+        attr = fs.lookup(attr.ino, name)?;
+    }
+    Ok(attr)
+}
+
+fn list(fs: &ArtifactFs, ino: InodeNo) -> Vec<(String, Attr)> {
+    let dir = fs.opendir(ino).unwrap();
+    let mut out = Vec::new();
+    fs.readdir(ino, dir.fh, 0, &mut |e| {
+        out.push((e.name.to_owned(), e.attr));
+        false
+    })
+    .unwrap();
+    fs.releasedir(dir.fh);
+    out
+}
+
+fn names(fs: &ArtifactFs, path: &str) -> Vec<String> {
+    let ino = walk(fs, path).unwrap().ino;
+    list(fs, ino).into_iter().map(|(n, _)| n).collect()
+}
+
+fn open(fs: &ArtifactFs, ino: InodeNo) -> Result<OpenFile, FsError> {
+    match fs.open(ino, false)? {
+        Opened::Ready(f) => Ok(f),
+        Opened::Fetch(pending) => pending.run(),
+    }
+}
+
+fn read_all(fs: &ArtifactFs, fh: HandleNo) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let chunk = fs.read(fh, out.len() as u64, 64 * 1024).unwrap();
+        if chunk.is_empty() {
+            return out;
+        }
+        out.extend_from_slice(&chunk);
+    }
+}
+
+fn cat(fs: &ArtifactFs, path: &str) -> Vec<u8> {
+    let f = open(fs, walk(fs, path).unwrap().ino).unwrap();
+    let bytes = read_all(fs, f.fh);
+    fs.release(f.fh);
+    bytes
+}
+
+#[test]
+fn registry_mode_lists_entities_projects_versions_and_aliases() {
+    let env = Env::new();
+    env.log("ds", &[("a.txt", b"one")], &[]);
+    env.log("ds", &[("a.txt", b"two")], &["best"]);
+    env.log("model", &[("w.bin", b"weights")], &[]);
+    let fs = env.fs(REFRESH_INTERVAL);
+
+    assert_eq!(names(&fs, ""), [".", "..", "acme"]);
+    assert_eq!(names(&fs, "acme"), [".", "..", "bikes"]);
+    let mut project = names(&fs, "acme/bikes");
+    project.sort();
+    let want = [".", "..", "ds:best", "ds:latest", "ds:v0", "ds:v1", "model:latest", "model:v0"];
+    assert_eq!(project, want);
+
+    let latest = walk(&fs, "acme/bikes/ds:latest").unwrap();
+    assert_eq!(latest.kind, FileKind::Symlink);
+    assert_eq!(fs.readlink(latest.ino).unwrap(), "ds:v1");
+    assert_eq!(latest.size, "ds:v1".len() as u64);
+    assert_eq!(fs.readlink(walk(&fs, "acme/bikes/ds:best").unwrap().ino).unwrap(), "ds:v1");
+    assert_eq!(cat(&fs, "acme/bikes/ds:v0/a.txt"), b"one");
+    assert_eq!(cat(&fs, "acme/bikes/ds:v1/a.txt"), b"two");
+
+    // Same name, same inode, whichever way it was reached.
+    let listed = list(&fs, walk(&fs, "acme/bikes").unwrap().ino);
+    let v0 = listed.iter().find(|(n, _)| n == "ds:v0").unwrap().1;
+    assert_eq!(v0.ino, walk(&fs, "acme/bikes/ds:v0").unwrap().ino);
+    assert_eq!(v0.kind, FileKind::Directory);
+
+    for missing in [
+        "nobody",
+        "acme/nothing",
+        "acme/bikes/ds",
+        "acme/bikes/ds:v7",
+        "acme/bikes/ds:nope",
+        "acme/bikes/ghost:latest",
+        "acme/bikes/bad name:latest",
+        "acme/bikes/ds:v0/b.txt",
+        "acme/bikes/ds:v01",
+    ] {
+        assert_eq!(walk(&fs, missing).unwrap_err().errno(), libc::ENOENT, "{missing}");
+    }
+    let err = walk(&fs, "acme/bikes/ds:v0/a.txt/x").unwrap_err();
+    assert_eq!(err.errno(), libc::ENOTDIR);
+    assert_eq!(fs.readlink(v0.ino).unwrap_err().errno(), libc::EINVAL);
+    for bogus in [0, 999, 77 << 32, (1 << 32) + 12345] {
+        let err = fs.getattr(InodeNo(bogus)).unwrap_err();
+        assert_eq!(err.errno(), libc::ENOENT, "{bogus}");
+    }
+}
+
+#[test]
+fn names_resolve_on_lookup_before_any_listing() {
+    let env = Env::new();
+    env.log("ds", &[("a.txt", b"one")], &["prod"]);
+    let fs = env.fs(REFRESH_INTERVAL);
+    // Straight to the version, never listing the project.
+    assert_eq!(cat(&fs, "acme/bikes/ds:v0/a.txt"), b"one");
+    let prod = walk(&fs, "acme/bikes/ds:prod").unwrap();
+    assert_eq!(fs.readlink(prod.ino).unwrap(), "ds:v0");
+}
+
+#[test]
+fn manifests_load_only_when_a_version_is_entered() {
+    let env = Env::new();
+    env.log("ds", &[("a.txt", b"one")], &[]);
+    // Without its manifest, the version still lists and stats; entering it fails with EIO.
+    for manifest in std::fs::read_dir(env.registry_dir().join("manifests")).unwrap() {
+        std::fs::remove_file(manifest.unwrap().path()).unwrap();
+    }
+    let fs = env.fs(REFRESH_INTERVAL);
+    assert!(names(&fs, "acme/bikes").contains(&"ds:v0".to_owned()));
+    let v0 = walk(&fs, "acme/bikes/ds:v0").unwrap();
+    assert_eq!(v0.kind, FileKind::Directory);
+    assert_eq!(fs.getattr(v0.ino).unwrap().kind, FileKind::Directory);
+    assert_eq!(fs.lookup(v0.ino, "a.txt").unwrap_err().errno(), libc::EIO);
+    assert_eq!(fs.opendir(v0.ino).unwrap_err().errno(), libc::EIO);
+}
+
+#[test]
+fn attributes_come_from_the_manifest() {
+    let env = Env::new();
+    let big = vec![7u8; 1025];
+    env.log("ds", &[("d/e/f.bin", &big), ("d/g.txt", b"g"), ("d/h/i", b""), ("top", b"t")], &[]);
+    let fs = env.fs(Duration::from_secs(3));
+    let record = env.record("ds", 0);
+    let created: SystemTime = record.created_at.into();
+
+    let f = walk(&fs, "acme/bikes/ds:v0/d/e/f.bin").unwrap();
+    assert_eq!((f.kind, f.size, f.blocks, f.perm, f.nlink), (FileKind::File, 1025, 3, 0o444, 1));
+    assert_eq!((f.mtime, f.ttl), (created, VERSION_TTL));
+    assert_eq!(fs.getattr(f.ino).unwrap(), f);
+    let empty = walk(&fs, "acme/bikes/ds:v0/d/h/i").unwrap();
+    assert_eq!((empty.size, empty.blocks), (0, 0));
+
+    let d = walk(&fs, "acme/bikes/ds:v0/d").unwrap();
+    assert_eq!((d.kind, d.size, d.perm, d.nlink), (FileKind::Directory, 0, 0o555, 4));
+    assert_eq!(d.ttl, VERSION_TTL);
+    let root = walk(&fs, "acme/bikes/ds:v0").unwrap();
+    assert_eq!(fs.getattr(root.ino).unwrap().nlink, 3);
+
+    // Things that change carry the refresh interval.
+    let project = walk(&fs, "acme/bikes").unwrap();
+    assert_eq!(
+        (project.kind, project.perm, project.ttl),
+        (FileKind::Directory, 0o555, Duration::from_secs(3))
+    );
+    let latest = walk(&fs, "acme/bikes/ds:latest").unwrap();
+    assert_eq!((latest.perm, latest.ttl), (0o777, Duration::from_secs(3)));
+
+    // `.` and `..` carry the right inodes.
+    let listed = list(&fs, d.ino);
+    assert_eq!(listed[0].0, ".");
+    assert_eq!(listed[0].1.ino, d.ino);
+    assert_eq!(listed[1].0, "..");
+    assert_eq!(listed[1].1.ino, root.ino);
+    let listed = list(&fs, root.ino);
+    assert_eq!(listed[1].1.ino, project.ino);
+}
+
+#[test]
+fn readdir_resumes_at_any_offset_it_handed_out() {
+    let env = Env::new();
+    let files: Vec<(String, Vec<u8>)> =
+        (0..2000).map(|i| (format!("many/f{i:05}"), vec![])).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    env.log("ds", &refs, &[]);
+    let fs = env.fs(REFRESH_INTERVAL);
+    let dir = walk(&fs, "acme/bikes/ds:v0/many").unwrap().ino;
+    let all = list(&fs, dir);
+    assert_eq!(all.len(), 2002);
+
+    // Small pages, each resuming at the offset of the last entry taken.
+    let handle = fs.opendir(dir).unwrap();
+    let mut paged = Vec::new();
+    let mut offset = 0;
+    loop {
+        let mut page = Vec::new();
+        fs.readdir(dir, handle.fh, offset, &mut |e| {
+            page.push((e.name.to_owned(), e.offset));
+            page.len() == 7
+        })
+        .unwrap();
+        let Some(last) = page.last() else { break };
+        offset = last.1;
+        paged.extend(page.into_iter().map(|(n, _)| n));
+    }
+    let want: Vec<String> = all.iter().map(|(n, _)| n.clone()).collect();
+    assert_eq!(paged, want);
+    let mut sorted = want[2..].to_vec();
+    sorted.sort();
+    assert_eq!(sorted, want[2..]);
+
+    // Any offset: entry k resumes at offset k + 1.
+    for start in [0, 1, 2, 3, 1000, 2001, 2002, 5000] {
+        let mut got = Vec::new();
+        fs.readdir(dir, handle.fh, start, &mut |e| {
+            got.push(e.name.to_owned());
+            false
+        })
+        .unwrap();
+        assert_eq!(got, want[(start as usize).min(want.len())..], "offset {start}");
+    }
+
+    // Registry directories resume from their snapshot.
+    let project = walk(&fs, "acme/bikes").unwrap().ino;
+    let snap = fs.opendir(project).unwrap();
+    let mut first = Vec::new();
+    fs.readdir(project, snap.fh, 0, &mut |e| {
+        first.push(e.offset);
+        false
+    })
+    .unwrap();
+    let mut rest = Vec::new();
+    fs.readdir(project, snap.fh, first[1], &mut |e| {
+        rest.push(e.name.to_owned());
+        false
+    })
+    .unwrap();
+    assert_eq!(rest, ["ds:v0", "ds:latest"]);
+    fs.releasedir(snap.fh);
+    let stale = fs.readdir(project, snap.fh, 0, &mut |_| false).unwrap_err();
+    assert_eq!(stale.errno(), libc::EBADF);
+}
+
+#[test]
+fn refresh_shows_new_versions_and_moved_aliases() {
+    let env = Env::new();
+    env.log("ds", &[("a.txt", b"one")], &[]);
+    let fresh = env.fs(Duration::ZERO);
+    let cached = env.fs(Duration::from_secs(3600));
+    for fs in [&fresh, &cached] {
+        let latest = walk(fs, "acme/bikes/ds:latest").unwrap().ino;
+        assert_eq!(fs.readlink(latest).unwrap(), "ds:v0");
+    }
+    // Open before the new version: keeps reading v0 through the same symlink name.
+    let old = walk(&fresh, "acme/bikes/ds:v0/a.txt").unwrap();
+    let held = open(&fresh, old.ino).unwrap();
+
+    env.log("ds", &[("a.txt", b"two")], &[]);
+    let latest = walk(&fresh, "acme/bikes/ds:latest").unwrap().ino;
+    assert_eq!(fresh.readlink(latest).unwrap(), "ds:v1");
+    assert!(names(&fresh, "acme/bikes").contains(&"ds:v1".to_owned()));
+    assert_eq!(cat(&fresh, "acme/bikes/ds:v1/a.txt"), b"two");
+    assert_eq!(read_all(&fresh, held.fh), b"one");
+    fresh.release(held.fh);
+    assert_eq!(fresh.read(held.fh, 0, 10).unwrap_err().errno(), libc::EBADF);
+
+    // Within the refresh interval the old answer stands.
+    let latest = walk(&cached, "acme/bikes/ds:latest").unwrap().ino;
+    assert_eq!(cached.readlink(latest).unwrap(), "ds:v0");
+    assert_eq!(walk(&cached, "acme/bikes/ds:v1").unwrap_err().errno(), libc::ENOENT);
+}
+
+#[test]
+fn refresh_applies_only_new_commits() {
+    let env = Env::new();
+    env.log("ds", &[("a.txt", b"one")], &[]);
+    let fs = env.fs(Duration::ZERO);
+    walk(&fs, "acme/bikes/ds:latest").unwrap();
+    let (c, prod) = (collection("ds"), ["prod".to_owned()]);
+    let aliases = env.registry.set_aliases(&c, 0, &prod, &[]);
+    env.runtime.block_on(aliases).unwrap();
+    // A commit already folded is never read again: corrupting it changes nothing.
+    let commits = env.registry_dir().join("collections/acme/bikes/ds/commits");
+    std::fs::write(commits.join("00000000000000000001.json"), b"garbage").unwrap();
+    let prod = walk(&fs, "acme/bikes/ds:prod").unwrap().ino;
+    assert_eq!(fs.readlink(prod).unwrap(), "ds:v0");
+}
+
+#[test]
+fn single_mode_serves_one_version_at_the_root() {
+    let env = Env::new();
+    env.log("ds", &[("a.txt", b"one"), ("sub/b.txt", b"bee")], &[]);
+    env.log("ds", &[("a.txt", b"two")], &[]);
+    let fs = env.single("ds", 0);
+    let root = fs.getattr(ROOT_INODE).unwrap();
+    assert_eq!((root.ino, root.kind, root.nlink), (ROOT_INODE, FileKind::Directory, 3));
+    assert_eq!(names(&fs, ""), [".", "..", "a.txt", "sub"]);
+    let listed = list(&fs, ROOT_INODE);
+    assert_eq!(listed[1].1.ino, ROOT_INODE);
+    assert_eq!(cat(&fs, "a.txt"), b"one");
+    assert_eq!(cat(&fs, "sub/b.txt"), b"bee");
+    let sub = walk(&fs, "sub").unwrap();
+    assert_eq!(list(&fs, sub.ino)[1].1.ino, ROOT_INODE);
+    assert_eq!(walk(&fs, "acme").unwrap_err().errno(), libc::ENOENT);
+    assert_eq!(fs.getattr(InodeNo(2)).unwrap_err().errno(), libc::ENOENT);
+    assert_eq!(fs.getattr(InodeNo((1 << 32) + 99)).unwrap_err().errno(), libc::ENOENT);
+}
+
+#[test]
+fn everything_mutating_is_erofs() {
+    let env = Env::new();
+    env.log("ds", &[("a.txt", b"one")], &[]);
+    let fs = env.fs(REFRESH_INTERVAL);
+    let file = walk(&fs, "acme/bikes/ds:v0/a.txt").unwrap().ino;
+    assert_eq!(fs.open(file, true).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(fs.access(file, true).unwrap_err().errno(), libc::EROFS);
+    fs.access(file, false).unwrap();
+    let dir = walk(&fs, "acme/bikes").unwrap().ino;
+    assert_eq!(fs.access(dir, true).unwrap_err().errno(), libc::EROFS);
+    assert_eq!(fs.open(dir, false).unwrap_err().errno(), libc::EISDIR);
+    assert_eq!(FsError::ReadOnly.errno(), libc::EROFS);
+}
+
+#[test]
+fn a_tampered_blob_is_eio_and_never_cached() {
+    let env = Env::new();
+    env.log("ds", &[("good.txt", b"good"), ("bad.txt", b"original")], &[]);
+    let blob = env.blob_file(b"original");
+    std::fs::write(&blob, b"tampered").unwrap();
+    let fs = env.fs(REFRESH_INTERVAL);
+    let bad = walk(&fs, "acme/bikes/ds:v0/bad.txt").unwrap().ino;
+    let err = open(&fs, bad).unwrap_err();
+    assert_eq!(err.errno(), libc::EIO);
+    let msg = err.to_string();
+    assert!(msg.contains("acme/bikes/ds:v0") && msg.contains("bad.txt"), "{msg}");
+    assert!(
+        msg.contains(&md5_base64(b"original")) && msg.contains(&md5_base64(b"tampered")),
+        "{msg}"
+    );
+    assert_eq!(cat(&fs, "acme/bikes/ds:v0/good.txt"), b"good");
+    let stats = env.cache().stats().unwrap();
+    assert_eq!(stats.entries, 1, "only the good entry is cached");
+    assert_eq!(fs.open_files(), 0);
+}
+
+#[test]
+fn a_registry_that_stops_answering_gives_eio_not_a_hang() {
+    let env = Env::new();
+    env.log("ds", &[("a.txt", b"stalls")], &[]);
+    env.log("hang", &[("b.txt", b"never listed")], &[]);
+    // FIFOs without a writer: reading them blocks forever, like a server that never answers.
+    let blob = env.blob_file(b"stalls");
+    std::fs::remove_file(&blob).unwrap();
+    mkfifo(&blob);
+    let manifest = env.manifest_file("hang", 0);
+    std::fs::remove_file(&manifest).unwrap();
+    mkfifo(&manifest);
+
+    let timeout = Duration::from_millis(300);
+    let fetcher = env.fetcher().with_stall_timeout(timeout);
+    let options = FsOptions { registry_timeout: timeout, ..FsOptions::default() };
+    let fs =
+        ArtifactFs::registry(env.registry.clone(), fetcher, env.runtime.handle().clone(), options);
+
+    let started = Instant::now();
+    let err = walk(&fs, "acme/bikes/hang:v0/b.txt").unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(matches!(err, FsError::Timeout { .. }), "{err}");
+    let file = walk(&fs, "acme/bikes/ds:v0/a.txt").unwrap().ino;
+    let err = open(&fs, file).unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // Release the blocked readers so the runtime can shut down.
+    for fifo in [&blob, &manifest] {
+        drop(std::fs::OpenOptions::new().write(true).open(fifo).unwrap());
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn entries_without_a_size_are_read_directly() {
+    let env = Env::new();
+    env.log("ds", &[("nosize.bin", b"0123456789")], &[]);
+    // Some W&B manifests carry no sizes: take it out of the stored one.
+    let path = env.manifest_file("ds", 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace(r#","size":10"#, "")).unwrap();
+    let fs = env.fs(REFRESH_INTERVAL);
+    let attr = walk(&fs, "acme/bikes/ds:v0/nosize.bin").unwrap();
+    assert_eq!(attr.size, 0);
+    let f = open(&fs, attr.ino).unwrap();
+    assert!(f.direct_io);
+    assert_eq!(read_all(&fs, f.fh), b"0123456789");
+    assert_eq!(fs.getattr(attr.ino).unwrap().size, 10);
+}
+
+#[test]
+fn unsafe_manifest_paths_are_refused() {
+    for bad in ["../evil", "/abs", "a//b", "a/./b", "a/"] {
+        let mut manifest = Manifest::default();
+        manifest.contents.insert(bad.to_owned(), Entry::stored(md5_base64(b"x"), 1));
+        manifest.contents.insert("ok".to_owned(), Entry::stored(md5_base64(b"y"), 1));
+        let err = LoadedVersion::build("acme/bikes/ds:v0", manifest).unwrap_err();
+        assert_eq!(err.errno(), libc::EIO, "{bad}");
+        assert!(err.to_string().contains("acme/bikes/ds:v0"), "{err}");
+    }
+}
+
+#[test]
+fn reads_at_any_offset() {
+    let env = Env::new();
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    env.log("ds", &[("big", &data)], &[]);
+    let fs = env.fs(REFRESH_INTERVAL);
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big").unwrap().ino).unwrap();
+    assert!(!f.direct_io);
+    for (offset, len) in [(0, 10), (299_990, 100), (300_000, 5), (400_000, 5), (12_345, 131_072)] {
+        let got = fs.read(f.fh, offset, len).unwrap();
+        let start = (offset as usize).min(data.len());
+        let end = (start + len as usize).min(data.len());
+        assert_eq!(got, data[start..end], "offset {offset}");
+    }
+    assert_eq!(fs.open_files(), 1);
+    fs.release(f.fh);
+    assert_eq!(fs.open_files(), 0);
+}
