@@ -123,4 +123,38 @@ fn gcs_registry_reads() {
     assert_eq!(show["type"], "model");
     env.ok(&["get", "weights:prod", "--root", env.path("out").to_str().unwrap()]);
     assert_eq!(read_tree(&env.path("out")), files);
+    env.ok(&["cache", "clear"]);
+    let mnt = env.mount(&[env.path("mnt").to_str().unwrap()]);
+    assert_eq!(read_tree(&mnt.join("acme/bikes/weights:prod")), files, "gs:// registry mounted");
+}
+
+/// Two machines on one S3 registry (two processes, two caches): a writer logs v1 while a mount
+/// has v0's file open; `latest` moves within the refresh interval; the open file keeps v0's bytes.
+#[test]
+fn two_machines_one_s3_registry() {
+    use std::io::Read;
+    let Some(writer) = s3_env("machines") else { return };
+    let mut reader = Env::with_registry(&writer.registry);
+    reader.vars = writer.vars.clone();
+    let (v0, v1) = (bytes(10, 3 << 20), bytes(11, 3 << 20));
+    let src = writer.path("f.bin");
+    std::fs::write(&src, &v0).unwrap();
+    writer.ok(&["log", "ds", src.to_str().unwrap()]);
+
+    let mnt = reader.mount(&["--refresh-secs", "1", reader.path("mnt").to_str().unwrap()]);
+    let alias = mnt.join("acme/bikes/ds:latest");
+    let mut open = std::fs::File::open(alias.join("f.bin")).unwrap();
+    let mut head = vec![0u8; 1 << 20];
+    open.read_exact(&mut head).unwrap();
+    assert_eq!(head, v0[..1 << 20]);
+
+    std::fs::write(&src, &v1).unwrap();
+    writer.ok(&["log", "ds", src.to_str().unwrap()]);
+    crate::mount::harness::wait_until(|| {
+        std::fs::read_link(&alias).is_ok_and(|t| t.to_string_lossy() == "ds:v1")
+    });
+    assert_eq!(std::fs::read(alias.join("f.bin")).unwrap(), v1, "a new open reads v1");
+    let mut rest = Vec::new();
+    open.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, v0[1 << 20..], "the open file keeps reading v0");
 }

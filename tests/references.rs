@@ -113,6 +113,8 @@ fn sdk_s3_manifest_reads_back_from_local_s3() {
     .map(|(k, v)| (k.to_owned(), v.to_vec()))
     .collect();
     assert_eq!(got, want);
+    let mnt = env.mount(&["fixture-s3", env.path("mnt").to_str().unwrap()]);
+    assert_eq!(read_tree(&mnt.path), want, "through the mount");
 }
 
 #[test]
@@ -150,6 +152,17 @@ fn s3_references_are_pinned_drift_fails_and_versions_keep_old_bytes() {
 
     // The versioned object still reads its logged bytes through the recorded version.
     assert_eq!(read_tree(&env.path("out")).get("weights/model.bin"), Some(&bytes(2, 7000)));
+
+    // Through the mount: EIO for the changed object and a log line naming it; old bytes for the
+    // versioned one.
+    env.ok(&["cache", "clear"]);
+    let mnt = env.mount(&["refs", env.path("mnt").to_str().unwrap()]);
+    let err = std::fs::read(mnt.join("x.bin")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    let log = mnt.log_text();
+    assert!(log.contains(&format!("s3://{plain}/data/x.bin")) && log.contains(&old_etag), "{log}");
+    assert!(log.contains("changed since it was logged"), "{log}");
+    assert_eq!(std::fs::read(mnt.join("weights/model.bin")).unwrap(), bytes(2, 7000));
 }
 
 #[test]
@@ -170,6 +183,9 @@ fn a_prefix_of_a_thousand_objects_logs_and_reads_back() {
     assert!(err.contains("999"), "{err}");
     env.ok(&["get", "many", "--root", env.path("out").to_str().unwrap()]);
     assert_eq!(read_tree(&env.path("out")), want);
+    env.ok(&["cache", "clear"]);
+    let mnt = env.mount(&["many", env.path("mnt").to_str().unwrap()]);
+    assert_eq!(read_tree(&mnt.path), want, "through the mount");
 }
 
 /// Serves the bodies and ETags of make_fixtures.py's HTTP case on its port, 18765.
@@ -238,6 +254,12 @@ fn sdk_http_manifest_reads_back_from_a_server_with_the_same_etags() {
     assert_eq!(out["digest"], "e9a6f9fb54e6d6486bcdb18b6dee7ddb");
     env.ok(&["get", "fixture-http", "--root", env.path("out").to_str().unwrap()]);
     let got = read_tree(&env.path("out"));
+    env.ok(&["cache", "clear"]);
+    let mounted = {
+        let mnt = env.mount(&["fixture-http", env.path("mnt").to_str().unwrap()]);
+        read_tree(&mnt.path)
+    };
+    assert_eq!(mounted, got, "through the mount");
     let _ = std::net::TcpStream::connect("127.0.0.1:18765")
         .and_then(|mut s| s.write_all(b"GET /stop HTTP/1.1\r\n\r\n"));
     let _ = server.join();
@@ -300,6 +322,9 @@ fn sdk_gcs_manifest_reads_back_from_fake_gcs() {
     assert_eq!(got["gsingle.txt"], b"gcs single\n");
     assert_eq!(got["sub/b.txt"], b"gcs bb\n");
     assert_eq!(got["named-gprefix/a.txt"], b"gcs a\n");
+    env.ok(&["cache", "clear"]);
+    let mnt = env.mount(&["fixture-gcs", env.path("mnt").to_str().unwrap()]);
+    assert_eq!(read_tree(&mnt.path), got, "through the mount");
 }
 
 fn hex_md5(data: &[u8]) -> String {

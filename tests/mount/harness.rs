@@ -87,23 +87,28 @@ impl Env {
     /// Mounts in the foreground (`args` are what follows `mount`, e.g. `["ds", MOUNTPOINT]`)
     /// and waits until the mount is ready.
     pub fn mount(&self, args: &[&str]) -> MountGuard {
-        let mountpoint = PathBuf::from(args.last().unwrap());
-        fs::create_dir_all(&mountpoint).unwrap();
-        let log = mountpoint.with_extension("log");
-        let child = self
-            .artfs()
-            .arg("mount")
-            .args(args)
-            .arg("--foreground")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let mut guard = MountGuard { path: mountpoint, child: Some(child), log };
-        guard.wait_mounted();
-        guard
+        mount_with(self.artfs(), args)
     }
+}
+
+/// Runs `cmd mount ARGS --foreground` (the binary with its registry settings) and waits until
+/// the mount is ready.
+pub fn mount_with(mut cmd: Command, args: &[&str]) -> MountGuard {
+    let mountpoint = PathBuf::from(args.last().unwrap());
+    fs::create_dir_all(&mountpoint).unwrap();
+    let log = mountpoint.with_extension("log");
+    let child = cmd
+        .arg("mount")
+        .args(args)
+        .arg("--foreground")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut guard = MountGuard { path: mountpoint, child: Some(child), log };
+    guard.wait_mounted();
+    guard
 }
 
 fn stderr(out: &Output) -> String {

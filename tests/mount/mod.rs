@@ -1,7 +1,7 @@
 //! `artfs mount` on real FUSE mounts: bytes, tools, read-only, verification, consistency,
 //! crashes and shared caches. Each test mirrors a statement of docs/mount-semantics.md.
 
-mod harness;
+pub mod harness;
 
 use std::fs;
 use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom};

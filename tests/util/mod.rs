@@ -170,3 +170,10 @@ pub fn curl(args: &[&str]) -> Vec<u8> {
     assert!(out.status.success(), "curl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
+
+impl Env {
+    /// `artfs mount ARGS --foreground` with this env's registry and cache, once it is ready.
+    pub fn mount(&self, args: &[&str]) -> crate::mount::harness::MountGuard {
+        crate::mount::harness::mount_with(self.cmd(), args)
+    }
+}
