@@ -2,7 +2,7 @@
 //!
 //! The mapping is an exhaustive `match` without a catch-all, so a new variant cannot reach the
 //! kernel without someone choosing its errno. What each errno means to a user is written down in
-//! `docs/mount-semantics.md`.
+//! the README (Semantics, The mount).
 
 use std::io;
 use std::time::Duration;

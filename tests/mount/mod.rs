@@ -1,5 +1,5 @@
 //! `artfs mount` on real FUSE mounts: bytes, tools, read-only, verification, consistency,
-//! crashes and shared caches. Each test mirrors a statement of docs/mount-semantics.md.
+//! crashes and shared caches. Each test mirrors a statement of the README (Semantics, The mount).
 
 pub mod harness;
 
