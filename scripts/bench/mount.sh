@@ -132,10 +132,11 @@ if [[ $(stat -c %s "$BIG" 2>/dev/null || echo 0) != $((BIG_MIB << 20)) ]]; then
 fi
 "$ARTFS_BIN" -q log big "$BIG" >/dev/null
 PID=$(mount_bg big "$MNT/big")
+ls -l "$MNT/big" >/dev/null
+RSS_SMALL=$(rss_kib "$PID") # idle: one 1-entry version loaded, nothing read yet
 cat "$MNT/big/big.bin" >/dev/null # fills the artfs cache
 CACHED=$(find "$ARTFS_CACHE_DIR/v1/obj" -type f -size "$((BIG_MIB * 1024))k" | head -n 1)
 [[ -n $CACHED ]] || die "the cache holds no $BIG_MIB MiB entry"
-RSS_SMALL=$(rss_kib "$PID")
 T_MOUNT="" T_DIRECT=""
 for _ in $(seq "$REPS"); do
   drop; s=$(now); cat "$MNT/big/big.bin" >/dev/null; T_MOUNT+=" $(since "$s")"

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::fetch::FetchError;
 use crate::fs::tree::TreeError;
+use crate::manifest::ManifestError;
 use crate::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,12 @@ pub enum FsError {
     },
     #[error("{what}: the registry did not answer within {after:?}")]
     Timeout { what: String, after: Duration },
+    #[error("{artifact}: its manifest is invalid: {source}")]
+    Manifest {
+        artifact: String,
+        #[source]
+        source: ManifestError,
+    },
     #[error("{artifact}: its manifest cannot be shown as a directory tree: {source}")]
     Tree {
         artifact: String,
@@ -78,6 +85,7 @@ impl FsError {
             // programs expect from a failing disk, and it never looks like a missing file.
             FsError::Registry { .. }
             | FsError::Timeout { .. }
+            | FsError::Manifest { .. }
             | FsError::Tree { .. }
             | FsError::Verification { .. }
             | FsError::Fetch(_)
@@ -98,6 +106,7 @@ impl FsError {
             | FsError::NoXattr => true,
             FsError::Registry { .. }
             | FsError::Timeout { .. }
+            | FsError::Manifest { .. }
             | FsError::Tree { .. }
             | FsError::Verification { .. }
             | FsError::Fetch(_)
