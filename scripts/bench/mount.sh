@@ -219,7 +219,9 @@ $SECTION
 
 Run \`scripts/bench/mount.sh\` (or \`make bench\`). Local registry; medians of $REPS runs. Cold runs
 drop the page, dentry and inode caches first (\`echo 3 > /proc/sys/vm/drop_caches\`). The idle
-daemon (one 1-entry version mounted) had $((RSS_SMALL / 1024)) MiB RSS.
+daemon (one 1-entry version mounted) had $((RSS_SMALL / 1024)) MiB RSS. Reads through the
+mount copy every byte through the daemon (kernel page cache kept across opens, no FUSE
+passthrough yet: that is issue 5), which is what the warm-read ratio measures.
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - machine: $(nproc) cores, kernel $(uname -r), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }'), $(findmnt -no FSTYPE -T "$BENCH_DIR") in $BENCH_DIR
