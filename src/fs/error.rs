@@ -94,24 +94,9 @@ impl FsError {
     }
 
     /// Whether this is an expected answer (a missing name, a refused write) rather than a
-    /// failure worth a log line.
+    /// failure worth a log line: exactly the errors that are not `EIO`.
     pub fn is_expected(&self) -> bool {
-        match self {
-            FsError::NotFound
-            | FsError::NotADirectory
-            | FsError::IsADirectory
-            | FsError::NotASymlink
-            | FsError::ReadOnly
-            | FsError::BadHandle(_)
-            | FsError::NoXattr => true,
-            FsError::Registry { .. }
-            | FsError::Timeout { .. }
-            | FsError::Manifest { .. }
-            | FsError::Tree { .. }
-            | FsError::Verification { .. }
-            | FsError::Fetch(_)
-            | FsError::CacheRead { .. } => false,
-        }
+        self.errno() != libc::EIO
     }
 }
 
