@@ -173,7 +173,9 @@ pub fn spawn_daemon(log: &Path, mountpoint: &Path, timeout: Duration) -> Result<
     let err_out = out.try_clone().map_err(log_err)?;
     let exe = std::env::current_exe().map_err(MountError::Spawn)?;
     let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    args.push("--foreground".into());
+    // Right after the subcommand, so that it stays a flag even after a `--`.
+    let at = args.iter().position(|a| a == "mount").map_or(args.len(), |i| i + 1);
+    args.insert(at, "--foreground".into());
     let mut child = Command::new(exe)
         .args(args)
         .stdin(Stdio::null())

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::fetch::FetchError;
 use crate::fs::tree::TreeError;
+use crate::manifest::ManifestError;
 use crate::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +36,12 @@ pub enum FsError {
     },
     #[error("{what}: the registry did not answer within {after:?}")]
     Timeout { what: String, after: Duration },
+    #[error("{artifact}: its manifest is invalid: {source}")]
+    Manifest {
+        artifact: String,
+        #[source]
+        source: ManifestError,
+    },
     #[error("{artifact}: its manifest cannot be shown as a directory tree: {source}")]
     Tree {
         artifact: String,
@@ -73,6 +80,7 @@ impl FsError {
             // programs expect from a failing disk, and it never looks like a missing file.
             FsError::Registry { .. }
             | FsError::Timeout { .. }
+            | FsError::Manifest { .. }
             | FsError::Tree { .. }
             | FsError::Verification { .. }
             | FsError::Fetch(_)
@@ -81,23 +89,9 @@ impl FsError {
     }
 
     /// Whether this is an expected answer (a missing name, a refused write) rather than a
-    /// failure worth a log line.
+    /// failure worth a log line: exactly the errors that are not `EIO`.
     pub fn is_expected(&self) -> bool {
-        match self {
-            FsError::NotFound
-            | FsError::NotADirectory
-            | FsError::IsADirectory
-            | FsError::NotASymlink
-            | FsError::ReadOnly
-            | FsError::BadHandle(_)
-            | FsError::NoXattr => true,
-            FsError::Registry { .. }
-            | FsError::Timeout { .. }
-            | FsError::Tree { .. }
-            | FsError::Verification { .. }
-            | FsError::Fetch(_)
-            | FsError::CacheRead { .. } => false,
-        }
+        self.errno() != libc::EIO
     }
 }
 

@@ -35,6 +35,12 @@ const FUSE_THREADS: usize = 8;
 /// Downloads run at once; further opens of uncached files queue behind them.
 const FETCH_WORKERS: usize = 16;
 
+thread_local! {
+    /// Each request thread's read buffer, as large as the largest read it served (the kernel
+    /// asks for at most 1 MiB at a time).
+    static READ_BUFFER: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Inode numbers are never reused within a mount, so every generation is the same.
 const GENERATION: Generation = Generation(0);
 
@@ -289,10 +295,17 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(HandleNo(fh.0), offset, size) {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(errno("read", &e)),
-        }
+        READ_BUFFER.with_borrow_mut(|buf| {
+            // Grown once per thread, never zeroed again: reads are the hot path.
+            let size = size as usize;
+            if buf.len() < size {
+                buf.resize(size, 0);
+            }
+            match self.fs.read(HandleNo(fh.0), offset, &mut buf[..size]) {
+                Ok(n) => reply.data(&buf[..n]),
+                Err(e) => reply.error(errno("read", &e)),
+            }
+        })
     }
 
     fn flush(

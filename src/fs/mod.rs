@@ -35,6 +35,7 @@ pub mod fuse;
 #[cfg(test)]
 mod tests;
 pub mod tree;
+mod version;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -43,16 +44,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use base64::Engine as _;
 use tokio::runtime::Handle;
 
 use crate::cache::{CacheError, CachedBlob};
 use crate::fetch::{FetchError, Fetcher};
-use crate::manifest::{ContentCheck, Entry, Manifest};
 use crate::names::{CollectionPath, Selector, validate_scope};
 use crate::registry::{CollectionState, Registry, RegistryError, ResolvedVersion, VersionRecord};
 pub use error::FsError;
-use tree::{NodeId, NodeKind, Tree, TreeError};
+use tree::{NodeId, NodeKind, Tree};
+use version::LoadedVersion;
 
 /// How long the kernel may cache entries and attributes inside a version directory: versions
 /// are immutable, so only memory pressure should make it ask again.
@@ -244,7 +244,6 @@ struct VersionTable {
 #[derive(Debug)]
 struct VersionSlot {
     slot: u32,
-    collection: CollectionPath,
     record: VersionRecord,
     /// `entity/project/name:vN`, for errors and logs.
     label: String,
@@ -253,61 +252,6 @@ struct VersionSlot {
     loaded: OnceLock<Arc<LoadedVersion>>,
     /// Held while the manifest is fetched, so concurrent first lookups fetch it once.
     loading: Mutex<()>,
-}
-
-/// A version's tree plus what is needed to fetch its files. The manifest itself is dropped once
-/// this is built: a million-entry manifest costs hundreds of bytes per entry, this about 60.
-#[derive(Debug)]
-struct LoadedVersion {
-    tree: Tree,
-    /// Raw MD5 of every entry by manifest index; the common case, stored compactly.
-    md5: Vec<[u8; 16]>,
-    /// Entries that do not fit the compact form (references, other digests, unknown sizes).
-    others: HashMap<u32, Entry>,
-}
-
-impl LoadedVersion {
-    fn build(label: &str, manifest: Manifest) -> Result<LoadedVersion, FsError> {
-        let tree_err = |source| FsError::Tree { artifact: label.to_owned(), source };
-        if u32::try_from(manifest.contents.len()).is_err() {
-            return Err(tree_err(TreeError::TooLarge { what: "more than 2^32 entries" }));
-        }
-        let mut md5 = vec![[0u8; 16]; manifest.contents.len()];
-        let mut others = HashMap::new();
-        for (i, entry) in manifest.contents.values().enumerate() {
-            match (entry.content_check(), entry.size, entry.extra.get("alg")) {
-                (ContentCheck::Md5(raw), Some(_), None) if !entry.is_reference() => md5[i] = raw,
-                // Cannot truncate: the length was checked against u32 above.
-                _ => {
-                    others.insert(i as u32, entry.clone());
-                }
-            }
-        }
-        let tree = Tree::build(
-            manifest
-                .contents
-                .iter()
-                .enumerate()
-                .map(|(i, (path, e))| (path.as_str(), i as u32, e.size.unwrap_or(0))),
-        )
-        .map_err(tree_err)?;
-        Ok(LoadedVersion { tree, md5, others })
-    }
-
-    /// The manifest entry of manifest index `index` (size from the tree).
-    fn entry(&self, index: u32, size: u64) -> Entry {
-        match self.others.get(&index) {
-            Some(e) => e.clone(),
-            None => Entry::stored(
-                base64::engine::general_purpose::STANDARD.encode(self.md5[index as usize]),
-                size,
-            ),
-        }
-    }
-
-    fn size_unknown(&self, index: u32) -> bool {
-        self.others.get(&index).is_some_and(|e| e.size.is_none())
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -568,16 +512,13 @@ impl ArtifactFs {
         Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }))
     }
 
-    /// Reads up to `size` bytes at `offset`; fewer only at the end of the file.
-    pub fn read(&self, fh: HandleNo, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
+    /// Reads into `buf` from `offset`; fills it except at the end of the file. Returns the
+    /// byte count. The caller owns the buffer so that a request thread can reuse one.
+    pub fn read(&self, fh: HandleNo, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         let open = read(&self.inner.files).get(&fh.0).cloned().ok_or(FsError::BadHandle(fh.0))?;
-        let blob = &open.blob;
-        let want = u64::from(size).min(blob.len().saturating_sub(offset));
-        // Cannot truncate: at most `size`, a u32.
-        let mut buf = vec![0u8; want as usize];
         let mut filled = 0;
         while filled < buf.len() {
-            match blob.read_at(&mut buf[filled..], offset + filled as u64) {
+            match open.blob.read_at(&mut buf[filled..], offset + filled as u64) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -590,8 +531,7 @@ impl ArtifactFs {
                 }
             }
         }
-        buf.truncate(filled);
-        Ok(buf)
+        Ok(filled)
     }
 
     /// Closes a file; its cached blob may be evicted again once no handle holds it.
@@ -820,7 +760,6 @@ impl ArtifactFs {
         let slot = Arc::new(VersionSlot {
             // Slots stay far below 2^32: one per version directory ever looked at.
             slot: table.slots.len() as u32 + 1,
-            collection: c.clone(),
             record: record.clone(),
             label: format!("{c}:v{}", record.version),
             parent,
@@ -883,22 +822,16 @@ impl ArtifactFs {
         if let Some(loaded) = slot.loaded.get() {
             return Ok(loaded.clone());
         }
-        let resolved = ResolvedVersion {
-            collection: slot.collection.clone(),
-            artifact_type: String::new(),
-            record: slot.record.clone(),
-            aliases: Vec::new(),
-        };
-        let manifest = self.block_on(
-            || format!("reading the manifest of {}", slot.label),
-            self.inner.registry.manifest(&resolved),
-        )?;
-        let entries = manifest.contents.len();
-        let loaded = Arc::new(LoadedVersion::build(&slot.label, manifest)?);
+        let key = &slot.record.manifest;
+        let json = self.block_on(|| format!("reading the manifest of {}", slot.label), async {
+            Ok(self.inner.registry.store().get(key).await?)
+        })?;
+        let loaded = Arc::new(LoadedVersion::from_json(&slot.label, &json)?);
+        drop(json);
         tracing::info!(
             artifact = %slot.label,
-            entries,
-            tree_bytes = loaded.tree.heap_bytes(),
+            entries = slot.record.file_count,
+            heap_bytes = loaded.heap_bytes(),
             "loaded version tree"
         );
         Ok(slot.loaded.get_or_init(|| loaded).clone())

@@ -218,7 +218,7 @@ pub fn validate_path(path: &str) -> Result<(), ManifestError> {
     Ok(())
 }
 
-fn parse_entry(path: &str, value: Value) -> Result<Entry, ManifestError> {
+pub(crate) fn parse_entry(path: &str, value: Value) -> Result<Entry, ManifestError> {
     let Value::Object(mut obj) = value else {
         return Err(ManifestError::entry(path, "entry is not a JSON object"));
     };

@@ -341,7 +341,10 @@ fn mount_lifecycle_and_clean_exits() {
     let err_dir = env.path("err");
     let err = fail(&["mount", "nope", err_dir.to_str().unwrap(), "--foreground"]);
     assert!(err.contains("nope"), "{err}");
-    let err = fail(&["mount", "nope", err_dir.to_str().unwrap()]);
+    // Background: the daemon's failure comes back with its log (kept out of $HOME).
+    let log = env.path("err.log");
+    let err =
+        fail(&["mount", "nope", err_dir.to_str().unwrap(), "--log-file", log.to_str().unwrap()]);
     assert!(err.contains("nope"), "{err}");
     assert!(!is_mounted(&err_dir));
     let err = fail(&["unmount", err_dir.to_str().unwrap()]);
