@@ -150,7 +150,7 @@ fn two_machines_one_s3_registry() {
 
     std::fs::write(&src, &v1).unwrap();
     writer.ok(&["log", "ds", src.to_str().unwrap()]);
-    crate::mount::harness::wait_until(|| {
+    crate::util::wait_until(|| {
         std::fs::read_link(&alias).is_ok_and(|t| t.to_string_lossy() == "ds:v1")
     });
     assert_eq!(std::fs::read(alias.join("f.bin")).unwrap(), v1, "a new open reads v1");

@@ -1,6 +1,6 @@
 //! Integration tests: the real `artfs` binary against real registries, caches and mounts.
 
-// Shared helpers: temp registries, running the binary, random trees.
+// Shared helpers: temp registries, running the binary, mounts that never outlive a test, trees.
 mod util;
 
 // `artfs log/ls/versions/show/get/alias/edit/rm/gc` on a local registry, end to end.

@@ -1,20 +1,21 @@
 //! `artfs mount` on real FUSE mounts: bytes, tools, read-only, verification, consistency,
 //! crashes and shared caches. Each test mirrors a statement of the README (Semantics, The mount).
 
-pub mod harness;
-
 use std::fs;
 use std::io::{ErrorKind, Read as _, Seek as _, SeekFrom};
 use std::os::unix::fs::MetadataExt as _;
 use std::time::{Duration, Instant};
 
-use harness::{Env, MIB, MountGuard, assert_same, is_mounted, random_bytes, read_tree, sh};
+use crate::util::{
+    Env, Files, MIB, MountGuard, assert_same, is_mounted, random_bytes, random_tree, read_tree, sh,
+    wait_until,
+};
 
 /// Bytes, listings and the usual tools: every byte read through the mount equals the source.
 #[test]
 fn random_trees_read_back_exactly_through_every_tool() {
     let env = Env::new();
-    let files = harness::random_tree(0x5eed);
+    let files = random_tree(0x5eed);
     let src = env.log_files("ds", &files);
     let mnt = env.mount(&["ds:v0", env.path("mnt").to_str().unwrap()]);
     let root = mnt.path.clone();
@@ -142,7 +143,7 @@ fn a_tampered_blob_gives_eio_and_is_never_cached() {
     assert_eq!(fs::read(mnt.join("good.txt")).unwrap(), good);
     // Each failed open tried again: two misses for bad.bin, one for good.txt.
     assert_eq!(env.cache_stats(), (1, 3), "(entries, misses): only good.txt is cached");
-    let cached = read_tree(&env.cache().join("v1/obj"));
+    let cached = read_tree(&env.cache.join("v1/obj"));
     assert!(cached.values().all(|b| *b == good));
     let log = mnt.log_text();
     let line = log
@@ -197,7 +198,7 @@ fn latest_moves_while_open_files_keep_reading_their_version() {
 fn kill_9_during_fetches_then_remount_reads_everything_correctly() {
     let env = Env::new();
     let mut rng = fastrand::Rng::with_seed(4);
-    let files: harness::Files =
+    let files: Files =
         (0..8).map(|i| (format!("f{i}.bin"), random_bytes(&mut rng, 24 * MIB))).collect();
     env.log_files("ds", &files);
     let mountpoint = env.path("mnt");
@@ -221,10 +222,10 @@ fn kill_9_during_fetches_then_remount_reads_everything_correctly() {
         }
     }
     assert!(interrupted > 0, "the daemon was killed after every fetch had finished");
-    let temps = fs::read_dir(env.cache().join("v1/tmp")).unwrap().count();
+    let temps = fs::read_dir(env.cache.join("v1/tmp")).unwrap().count();
     eprintln!("{interrupted} readers interrupted, {temps} partial downloads left behind");
     assert!(is_mounted(&mountpoint), "a killed daemon leaves its mount");
-    let again = env.artfs().args(["mount", "ds"]).arg(&mountpoint).output().unwrap();
+    let again = env.cmd().args(["mount", "ds"]).arg(&mountpoint).output().unwrap();
     let err = String::from_utf8_lossy(&again.stderr);
     assert!(err.contains("dead artfs mount") && err.contains("fusermount3 -u"), "{err}");
     assert!(mnt.fusermount_u());
@@ -233,7 +234,7 @@ fn kill_9_during_fetches_then_remount_reads_everything_correctly() {
     let mnt = env.mount(&["ds", mountpoint.to_str().unwrap()]);
     assert_same(&read_tree(&mnt.path), &files);
     // Whatever the crash left in the cache is whole and verified.
-    for (name, bytes) in read_tree(&env.cache().join("v1/obj")) {
+    for (name, bytes) in read_tree(&env.cache.join("v1/obj")) {
         assert!(files.values().any(|f| *f == bytes), "cache entry {name} is not a source file");
     }
 }
@@ -243,7 +244,7 @@ fn kill_9_during_fetches_then_remount_reads_everything_correctly() {
 fn two_mounts_sharing_a_cache_download_each_blob_once() {
     let env = Env::new();
     let mut rng = fastrand::Rng::with_seed(5);
-    let files: harness::Files =
+    let files: Files =
         (0..6).map(|i| (format!("d/f{i}.bin"), random_bytes(&mut rng, 4 * MIB + i))).collect();
     env.log_files("ds", &files);
     let a = env.mount(&["ds", env.path("a").to_str().unwrap()]);
@@ -275,7 +276,7 @@ fn mount_lifecycle_and_clean_exits() {
     fs::create_dir(&mountpoint).unwrap();
     let log = env.path("bg.log");
     let out = env
-        .artfs()
+        .cmd()
         .args(["mount", "ds:latest"])
         .arg(&mountpoint)
         .arg("--log-file")
@@ -286,15 +287,15 @@ fn mount_lifecycle_and_clean_exits() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(is_mounted(&mountpoint));
     assert_eq!(fs::read(mountpoint.join("a.txt")).unwrap(), b"hello");
-    let again = env.artfs().arg("mount").arg(&mountpoint).output().unwrap();
+    let again = env.cmd().arg("mount").arg(&mountpoint).output().unwrap();
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already an artfs mount"));
     // Busy: plain unmount refuses and says what to do; --lazy detaches, open files still read.
     let mut held = fs::File::open(mountpoint.join("a.txt")).unwrap();
-    let busy = env.artfs().arg("unmount").arg(&mountpoint).output().unwrap();
+    let busy = env.cmd().arg("unmount").arg(&mountpoint).output().unwrap();
     assert!(!busy.status.success());
     assert!(String::from_utf8_lossy(&busy.stderr).contains("--lazy"));
-    env.run(&["unmount", "--lazy", mountpoint.to_str().unwrap()]);
+    env.ok(&["unmount", "--lazy", mountpoint.to_str().unwrap()]);
     assert!(!is_mounted(&mountpoint));
     let mut text = String::new();
     held.read_to_string(&mut text).unwrap();
@@ -315,7 +316,7 @@ fn mount_lifecycle_and_clean_exits() {
             "TERM while busy" => {
                 // Detached at once; the open file reads on until it is closed.
                 mnt.signal("TERM");
-                harness::wait_until(|| !is_mounted(&mnt.path));
+                wait_until(|| !is_mounted(&mnt.path));
                 let mut text = String::new();
                 held.read_to_string(&mut text).unwrap();
                 assert_eq!(text, "hello");
@@ -334,7 +335,7 @@ fn mount_lifecycle_and_clean_exits() {
     // Errors say what is wrong before anything is mounted.
     let fail = |args: &[&str]| {
         fs::create_dir_all(env.path("err")).unwrap();
-        let out = env.artfs().args(args).output().unwrap();
+        let out = env.cmd().args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
@@ -382,7 +383,7 @@ fn other_users_get_in_only_with_allow_other() {
 fn a_stuck_download_does_not_hold_up_other_requests() {
     let env = Env::new();
     let stuck = random_bytes(&mut fastrand::Rng::with_seed(6), MIB);
-    let files: harness::Files =
+    let files: Files =
         [("stuck.bin".to_owned(), stuck.clone()), ("other/fine.txt".to_owned(), b"fine".to_vec())]
             .into();
     env.log_files("ds", &files);
@@ -413,7 +414,7 @@ fn a_stuck_download_does_not_hold_up_other_requests() {
 #[test]
 fn stat_and_find_download_nothing() {
     let env = Env::new();
-    let files: harness::Files =
+    let files: Files =
         (0..50).map(|i| (format!("d{}/f{i}", i % 5), vec![b'x'; i * 1000])).collect();
     env.log_files("ds", &files);
     let mnt = env.mount(&[env.path("mnt").to_str().unwrap()]);
@@ -435,5 +436,5 @@ fn md5_base64(bytes: &[u8]) -> String {
 /// The registry file holding the blob of `bytes`.
 fn blob_file(env: &Env, bytes: &[u8]) -> std::path::PathBuf {
     let key = artfs::registry::blob_key(&md5_base64(bytes)).unwrap();
-    env.registry().join(key)
+    env.registry_dir().join(key)
 }
