@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
-use crate::cache::{BlobCache, DEFAULT_MAX_BYTES};
+use crate::cache::{BlobCache, default_max_bytes};
 use crate::cli::{CacheCommand, Cli, Command, LogArgs, MountArgs};
 use crate::config::{Config, MountConfig, default_mount_log, parse_duration, parse_size};
 use crate::fetch::Fetcher;
@@ -65,7 +65,8 @@ impl App {
     }
 
     fn cache(&self) -> Result<BlobCache> {
-        let size = self.config.cache_size.unwrap_or(DEFAULT_MAX_BYTES);
+        let dir = &self.config.cache_dir;
+        let size = self.config.cache_size.unwrap_or_else(|| default_max_bytes(dir));
         BlobCache::open(&self.config.cache_dir, size).with_context(|| {
             format!("cannot open the cache at {}", self.config.cache_dir.display())
         })

@@ -29,7 +29,8 @@ pub struct GlobalArgs {
     /// Blob cache directory [default: $XDG_CACHE_HOME/artfs]
     #[arg(long, global = true, env = "ARTFS_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// Cache size limit, e.g. 50G, 500M [default: 10% of the cache disk, at least 1G, at most 100G]
+    /// Cache size limit, e.g. 50G, 500M [default: 10G, or half the free space of the cache's disk
+    /// if that is less]
     #[arg(long, global = true, env = "ARTFS_CACHE_SIZE")]
     pub cache_size: Option<String>,
     /// More log output (-v info, -vv debug, -vvv trace)

@@ -55,6 +55,24 @@ pub const LAYOUT_VERSION: &str = "v1";
 /// to surprise on a laptop.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024 * 1024;
 
+/// The smallest default limit, so a nearly full disk still caches something.
+const MIN_DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
+
+/// The limit used when the user sets none: `DEFAULT_MAX_BYTES`, or half the space still free on
+/// the cache's disk if that is less, so the cache never fills the disk it lives on.
+pub fn default_max_bytes(dir: &Path) -> u64 {
+    // The cache dir may not exist yet: ask about its nearest existing ancestor.
+    let free = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .and_then(|p| rustix::fs::statvfs(p).ok())
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize));
+    match free {
+        Some(free) => (free / 2).clamp(MIN_DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES),
+        None => DEFAULT_MAX_BYTES,
+    }
+}
+
 /// Eviction frees space down to this share of the limit, so the next few fills do not rescan.
 const LOW_WATER_PERCENT: u64 = 90;
 

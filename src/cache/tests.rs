@@ -443,3 +443,13 @@ fn handles_are_send_and_sync() {
     assert_send_sync::<CachedBlob>();
     assert_send_sync::<CacheError>();
 }
+
+#[test]
+fn default_limit_is_bounded_by_the_free_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("not/yet/created");
+    let limit = default_max_bytes(&missing);
+    assert!((MIN_DEFAULT_MAX_BYTES..=DEFAULT_MAX_BYTES).contains(&limit), "{limit}");
+    let free = rustix::fs::statvfs(dir.path()).map(|s| s.f_bavail * s.f_frsize).unwrap();
+    assert!(limit <= (free / 2).max(MIN_DEFAULT_MAX_BYTES), "{limit} vs free {free}");
+}
