@@ -28,7 +28,8 @@
 //! attributes for [`VERSION_TTL`] and their pages indefinitely. Registry directories and alias
 //! symlinks change, so they carry the refresh interval as TTL. An open file holds its cached blob
 //! (which also keeps the blob from being evicted) until release, so it keeps reading the version
-//! it opened whatever aliases do meanwhile.
+//! it opened whatever aliases do meanwhile. A large stored file not yet cached opens at once and
+//! is read lazily, chunk by chunk, each chunk verified before it is served (`fetch::ranged`).
 
 pub mod error;
 pub mod fuse;
@@ -47,7 +48,7 @@ use base64::Engine as _;
 use tokio::runtime::Handle;
 
 use crate::cache::{CacheError, CachedBlob};
-use crate::fetch::{FetchError, Fetcher};
+use crate::fetch::{FetchError, Fetcher, OpenedBlob};
 use crate::manifest::{ContentCheck, Entry, Manifest};
 use crate::names::{CollectionPath, Selector, validate_scope};
 use crate::registry::{CollectionState, Registry, RegistryError, ResolvedVersion, VersionRecord};
@@ -209,10 +210,11 @@ struct Inner {
 /// A registry directory's entries as of its opendir, `.` and `..` first.
 type Listing = Vec<(String, Attr)>;
 
-/// An open file: its verified cached copy, held (and so protected from eviction) until release.
+/// An open file: its verified cached copy (or lazily fetched chunks), held (and so protected
+/// from eviction) until release.
 #[derive(Debug)]
 struct OpenHandle {
-    blob: CachedBlob,
+    blob: OpenedBlob,
     artifact: String,
     entry: String,
 }
@@ -571,27 +573,33 @@ impl ArtifactFs {
     /// Reads up to `size` bytes at `offset`; fewer only at the end of the file.
     pub fn read(&self, fh: HandleNo, offset: u64, size: u32) -> Result<Vec<u8>, FsError> {
         let open = read(&self.inner.files).get(&fh.0).cloned().ok_or(FsError::BadHandle(fh.0))?;
-        let blob = &open.blob;
-        let want = u64::from(size).min(blob.len().saturating_sub(offset));
-        // Cannot truncate: at most `size`, a u32.
-        let mut buf = vec![0u8; want as usize];
-        let mut filled = 0;
-        while filled < buf.len() {
-            match blob.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(FsError::CacheRead {
+        let blob = match &open.blob {
+            OpenedBlob::Cached(blob) => blob,
+            OpenedBlob::Lazy(lazy) => {
+                return lazy.read(offset, size).map_err(|source| {
+                    FsError::Fetch(FetchError::Chunk {
                         artifact: open.artifact.clone(),
-                        entry: open.entry.clone(),
+                        path: open.entry.clone(),
                         source,
-                    });
-                }
+                    })
+                });
             }
+        };
+        read_cached(blob, offset, size).map_err(|source| FsError::CacheRead {
+            artifact: open.artifact.clone(),
+            entry: open.entry.clone(),
+            source,
+        })
+    }
+
+    /// A new descriptor of an open file's complete cached copy, for the kernel to read directly
+    /// (FUSE passthrough); `None` while the file is being fetched lazily.
+    pub fn cached_file(&self, fh: HandleNo) -> Option<std::fs::File> {
+        let open = read(&self.inner.files).get(&fh.0).cloned()?;
+        match &open.blob {
+            OpenedBlob::Cached(blob) => blob.file().try_clone().ok(),
+            OpenedBlob::Lazy(_) => None,
         }
-        buf.truncate(filled);
-        Ok(buf)
     }
 
     /// Closes a file; its cached blob may be evicted again once no handle holds it.
@@ -920,7 +928,7 @@ impl ArtifactFs {
         let blob = self
             .inner
             .fetcher
-            .cached(&slot.label, &path, &entry)
+            .open(&slot.label, &path, &entry)
             .map_err(|e| fetch_error(&slot.label, &path, e))?;
         let size_unknown = loaded.size_unknown(index);
         if size_unknown {
@@ -990,6 +998,24 @@ impl ArtifactFs {
         };
         Attr { mtime: slot.record.created_at.into(), ..attr }
     }
+}
+
+/// Reads up to `size` bytes at `offset` of a complete cached blob; fewer only at its end.
+fn read_cached(blob: &CachedBlob, offset: u64, size: u32) -> std::io::Result<Vec<u8>> {
+    let want = u64::from(size).min(blob.len().saturating_sub(offset));
+    // Cannot truncate: at most `size`, a u32.
+    let mut buf = vec![0u8; want as usize];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match blob.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 /// Turns a failed fetch into the filesystem error, naming what did not verify.
