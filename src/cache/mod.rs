@@ -496,14 +496,7 @@ impl BlobCache {
     }
 
     fn open_evict_lock(&self) -> Result<File, CacheError> {
-        let path = &self.inner.evict_lock_path;
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|source| CacheError::io("open", path, source))
+        open_or_create(&self.inner.evict_lock_path)
     }
 
     fn evict_if_over_limit(&self, total_bytes: u64) {
@@ -612,6 +605,17 @@ impl BlobCache {
             }
         }
     }
+}
+
+/// Opens `path` for reading and writing, creating it empty if absent (lock and partial files).
+fn open_or_create(path: &Path) -> Result<File, CacheError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| CacheError::io("open", path, source))
 }
 
 fn low_water_bytes(max_bytes: u64) -> u64 {

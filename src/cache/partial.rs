@@ -11,7 +11,7 @@
 //! Every open [`PartialFile`] holds a shared flock on its data file; eviction removes only
 //! partial files whose exclusive flock it can take, i.e. ones no process is reading.
 
-use std::fs::{self, File, OpenOptions, TryLockError};
+use std::fs::{self, File, TryLockError};
 use std::io;
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
@@ -46,15 +46,7 @@ impl PartialFile {
         let stem = format!("{}-{}", key.kind(), key.hex());
         let data_path = dir.join(format!("{stem}.data"));
         let map_path = dir.join(format!("{stem}.map"));
-        let open = |path: &Path| {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-                .map_err(|source| CacheError::io("open", path, source))
-        };
+        let open = super::open_or_create;
         let mut data = open(&data_path)?;
         data.lock_shared().map_err(|source| CacheError::io("lock", &data_path, source))?;
         if data.metadata().is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) == 0) {

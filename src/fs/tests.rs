@@ -603,14 +603,20 @@ fn wait_cached(fetcher: &Fetcher, bytes: &[u8]) -> bool {
     false
 }
 
+/// Logs `data` as `ds:v0/big.bin` with test-sized chunks and opens it lazily.
+fn open_lazy(env: &Env, data: &[u8]) -> (Fetcher, ArtifactFs, OpenFile) {
+    env.log_chunked("ds", &[("big.bin", data)]);
+    let fetcher = env.lazy_fetcher();
+    let fs = env.fs_with(fetcher.clone());
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    (fetcher, fs, f)
+}
+
 #[test]
 fn a_random_read_of_a_large_file_fetches_only_nearby_chunks() {
     let env = Env::new();
     let data = pattern(64 * TEST_CHUNK_BYTES as usize + 123, 1);
-    env.log_chunked("ds", &[("big.bin", &data)]);
-    let fetcher = env.lazy_fetcher();
-    let fs = env.fs_with(fetcher.clone());
-    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    let (fetcher, fs, f) = open_lazy(&env, &data);
     assert_eq!(fetcher.stats().bytes_fetched, 0, "open fetches no content");
     let offset = 40 * TEST_CHUNK_BYTES + 1000;
     let got = fs.read(f.fh, offset, 4096).unwrap();
@@ -633,10 +639,7 @@ fn a_random_read_of_a_large_file_fetches_only_nearby_chunks() {
 fn a_file_read_fully_becomes_a_complete_verified_cache_entry() {
     let env = Env::new();
     let data = pattern(20 * TEST_CHUNK_BYTES as usize + 7, 2);
-    env.log_chunked("ds", &[("big.bin", &data)]);
-    let fetcher = env.lazy_fetcher();
-    let fs = env.fs_with(fetcher.clone());
-    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    let (fetcher, fs, f) = open_lazy(&env, &data);
     // Sequential reads prefetch ahead, yet every byte still comes out right.
     assert_eq!(read_all(&fs, f.fh), data);
     assert!(wait_cached(&fetcher, &data), "published once complete");
@@ -658,7 +661,8 @@ fn a_file_read_fully_becomes_a_complete_verified_cache_entry() {
 fn a_corrupted_chunk_never_reaches_a_reader() {
     let env = Env::new();
     let data = pattern(8 * TEST_CHUNK_BYTES as usize, 3);
-    env.log_chunked("ds", &[("big.bin", &data)]);
+    // Opening reads only the sidecar: the blob can still be tampered with afterwards.
+    let (fetcher, fs, f) = open_lazy(&env, &data);
     let blob = env.blob_file(&data);
     let mut tampered = data.clone();
     tampered[5 * TEST_CHUNK_BYTES as usize + 17] ^= 0x40;
@@ -666,9 +670,6 @@ fn a_corrupted_chunk_never_reaches_a_reader() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
     std::fs::set_permissions(&blob, perms).unwrap();
     std::fs::write(&blob, &tampered).unwrap();
-    let fetcher = env.lazy_fetcher();
-    let fs = env.fs_with(fetcher.clone());
-    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
     let good = 2 * TEST_CHUNK_BYTES;
     assert_eq!(fs.read(f.fh, good, 100).unwrap(), data[good as usize..good as usize + 100]);
     for offset in [5 * TEST_CHUNK_BYTES, 5 * TEST_CHUNK_BYTES + 17, 6 * TEST_CHUNK_BYTES - 1] {
