@@ -138,7 +138,7 @@ impl App {
                     .with_context(|| format!("cannot mount {what}"))?
             }
         };
-        mount::serve(fs, &mountpoint, mc.allow_other, &runtime)?;
+        mount::serve(fs, &mountpoint, mc.allow_other, mc.passthrough, &runtime)?;
         // Bounded: a download stuck in the runtime's blocking pool must not keep us alive.
         runtime.shutdown_timeout(mount::SHUTDOWN_GRACE);
         Ok(())

@@ -148,6 +148,10 @@ pub struct MountArgs {
     /// /etc/fuse.conf)
     #[arg(long)]
     pub allow_other: bool,
+    /// Never hand complete cached files to the kernel with FUSE passthrough; serve them through
+    /// the page cache instead (passthrough needs Linux 6.9+ and root, and falls back by itself)
+    #[arg(long)]
+    pub no_passthrough: bool,
     /// Seconds after which registry listings and aliases are read again, so new versions and
     /// moved aliases show up without remounting (0: on every access)
     #[arg(long, default_value_t = crate::fs::REFRESH_INTERVAL.as_secs(), value_name = "N")]

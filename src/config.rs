@@ -80,6 +80,8 @@ pub struct MountConfig {
     pub mountpoint: PathBuf,
     pub foreground: bool,
     pub allow_other: bool,
+    /// Hand complete cached files to the kernel (FUSE passthrough) where it allows it.
+    pub passthrough: bool,
     pub refresh: Duration,
     /// `None`: the default under the XDG state dir.
     pub log_file: Option<PathBuf>,
@@ -105,6 +107,7 @@ impl TryFrom<&MountArgs> for MountConfig {
             mountpoint,
             foreground: a.foreground,
             allow_other: a.allow_other,
+            passthrough: !a.no_passthrough,
             refresh: Duration::from_secs(a.refresh_secs),
             log_file: a.log_file.clone(),
         })

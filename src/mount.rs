@@ -96,7 +96,9 @@ pub fn absolute_mountpoint(path: &Path) -> Result<PathBuf, MountError> {
 /// Checks that `path` can take a new mount: a directory, not an artfs mount already.
 pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
     if is_artfs_mount(path)? {
-        return match fs::metadata(path) {
+        // Listing, not `stat`: the kernel answers `stat` of the root from its attribute cache
+        // (long TTL) even after the daemon died, but must ask the daemon to open a directory.
+        return match fs::metadata(path).and_then(|_| fs::read_dir(path).map(drop)) {
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
                 Err(MountError::Stale { path: path.to_owned() })
             }
@@ -230,6 +232,7 @@ pub fn serve(
     fs: ArtifactFs,
     mountpoint: &Path,
     allow_other: bool,
+    passthrough: bool,
     runtime: &Runtime,
 ) -> Result<(), MountError> {
     // Handlers first: a signal right after the mount appears must still unmount cleanly.
@@ -240,7 +243,7 @@ pub fn serve(
             signal(SignalKind::interrupt()).map_err(MountError::Signals)?,
         )
     };
-    let mut mount = Mount::new(fs, mountpoint, allow_other)
+    let mut mount = Mount::new(fs, mountpoint, allow_other, passthrough)
         .map_err(|source| MountError::Mount { path: mountpoint.to_owned(), source })?;
     let mut unmounter = mount.unmounter();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

@@ -18,16 +18,19 @@
 //! v1/obj/xxh128/<2 hex>/<30 hex>        XXH128 digests
 //! v1/obj/etag/<2 hex>/<62 hex>          references: sha256(sha256(uri) || sha256(etag))
 //! v1/tmp/<kind>-<hex>.<pid>.<seq>.tmp   fills in progress (or left by dead processes)
+//! v1/partial/<kind>-<hex>.data, .map    large blobs fetched chunk by chunk (see `partial.rs`)
 //! v1/locks/<kind>-<hex>.lock            per-key fill locks, unlinked when released
 //! v1/stats.json, v1/stats.lock          shared totals and counters (see `ledger.rs`)
 //! v1/evict.lock                         one evictor at a time
 //! ```
-//! Partially fetched large files can later get their own sibling of `obj/` (e.g. `v1/partial/`)
-//! without touching anything here.
+//! Partially fetched large files live in `v1/partial/`, never under `obj/`: they are not counted
+//! in the size estimate (they exist only while a large file is being read) and every eviction pass
+//! first removes the ones no process has open.
 
 mod key;
 mod ledger;
 mod lock;
+pub mod partial;
 #[cfg(test)]
 mod tests;
 
@@ -47,6 +50,7 @@ use key::DigestState;
 pub use key::{CacheKey, Verify};
 use ledger::Ledger;
 use lock::{KeyLock, TempBlob};
+pub use partial::PartialFile;
 
 /// Directory under the cache dir holding this on-disk format; bump it when the layout changes.
 pub const LAYOUT_VERSION: &str = "v1";
@@ -222,6 +226,7 @@ struct CacheInner {
     obj_dir: PathBuf,
     tmp_dir: PathBuf,
     locks_dir: PathBuf,
+    partial_dir: PathBuf,
     evict_lock_path: PathBuf,
     max_bytes: u64,
     ledger: Ledger,
@@ -256,7 +261,8 @@ impl BlobCache {
         let obj_dir = root.join("obj");
         let tmp_dir = root.join("tmp");
         let locks_dir = root.join("locks");
-        for path in [&obj_dir, &tmp_dir, &locks_dir] {
+        let partial_dir = root.join("partial");
+        for path in [&obj_dir, &tmp_dir, &locks_dir, &partial_dir] {
             fs::create_dir_all(path).map_err(|source| CacheError::io("create", path, source))?;
         }
         write_cachedir_tag(dir);
@@ -269,6 +275,7 @@ impl BlobCache {
                 obj_dir,
                 tmp_dir,
                 locks_dir,
+                partial_dir,
                 max_bytes,
                 ledger,
                 fill_gate: FillGate::default(),
@@ -292,6 +299,17 @@ impl BlobCache {
     /// Where the entry for `key` lives (whether or not it is present).
     pub fn entry_path(&self, key: &CacheKey) -> PathBuf {
         self.inner.root.join(key.relative_path())
+    }
+
+    /// The partial files of a blob of `size` bytes in `chunks` chunks, created if absent. Held
+    /// open, they are never removed by eviction.
+    pub fn partial(
+        &self,
+        key: &CacheKey,
+        size: u64,
+        chunks: usize,
+    ) -> Result<PartialFile, CacheError> {
+        PartialFile::open(&self.inner.partial_dir, key, size, chunks)
     }
 
     /// The entry for `key` if present; counts a hit or a miss. I/O errors other than absence are
@@ -496,14 +514,7 @@ impl BlobCache {
     }
 
     fn open_evict_lock(&self) -> Result<File, CacheError> {
-        let path = &self.inner.evict_lock_path;
-        OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|source| CacheError::io("open", path, source))
+        open_or_create(&self.inner.evict_lock_path)
     }
 
     fn evict_if_over_limit(&self, total_bytes: u64) {
@@ -538,6 +549,10 @@ impl BlobCache {
     /// Caller holds the evict lock. Scans all entries and evicts in LRU order.
     fn evict_down_to(&self, target_bytes: u64) -> Result<PruneReport, CacheError> {
         self.remove_leftovers();
+        let freed = partial::remove_unused(&self.inner.partial_dir);
+        if freed > 0 {
+            debug!(freed, "removed unused partial files");
+        }
         let before = self.inner.ledger.update(&self.inner.obj_dir, |_| {})?;
         let mut entries = scan_entries(&self.inner.obj_dir)?;
         let scanned_entries = entries.len() as u64;
@@ -608,6 +623,17 @@ impl BlobCache {
             }
         }
     }
+}
+
+/// Opens `path` for reading and writing, creating it empty if absent (lock and partial files).
+fn open_or_create(path: &Path) -> Result<File, CacheError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| CacheError::io("open", path, source))
 }
 
 fn low_water_bytes(max_bytes: u64) -> u64 {

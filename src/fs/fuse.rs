@@ -5,20 +5,29 @@
 //! first is passed to a pool of [`FETCH_WORKERS`] threads that reply when the download is done
 //! (fuser replies can be sent from any thread), so a slow download never holds up `ls`, `stat`
 //! or reads of other files. Mutating requests, grouped at the bottom, all answer `EROFS`.
+//!
+//! Warm reads: a file complete in the cache is handed to the kernel with FUSE passthrough where
+//! the kernel (6.9+) and privileges (CAP_SYS_ADMIN) allow it, so its reads never reach this
+//! process; otherwise its pages are kept across opens (`FOPEN_KEEP_CACHE`, immutable content).
+//! The kernel refuses to mix passthrough and page-cached opens of one inode, so an inode with a
+//! non-passthrough open (e.g. a file still being fetched lazily) gets no passthrough opens until
+//! those are released, and all passthrough opens of an inode share one backing file.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags,
-    RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, SessionACL,
+    AccessFlags, BackingId, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
+    FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, MountOption, OpenAccMode,
+    OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, SessionACL,
     SessionUnmounter, TimeOrNow, WriteFlags,
 };
 
@@ -59,8 +68,13 @@ impl std::fmt::Debug for Mount {
 impl Mount {
     /// Mounts `fs` read-only at `mountpoint` (type `fuse.artfs`). `allow_other` lets users
     /// other than the mounting one in (needs `user_allow_other` in /etc/fuse.conf for
-    /// non-root users).
-    pub fn new(fs: ArtifactFs, mountpoint: &Path, allow_other: bool) -> io::Result<Mount> {
+    /// non-root users). `passthrough`: hand complete cached files to the kernel where it can.
+    pub fn new(
+        fs: ArtifactFs,
+        mountpoint: &Path,
+        allow_other: bool,
+        passthrough: bool,
+    ) -> io::Result<Mount> {
         let mut config = fuser::Config::default();
         config.mount_options = vec![
             MountOption::RO,
@@ -78,7 +92,12 @@ impl Mount {
         };
         config.n_threads = Some(FUSE_THREADS);
         config.clone_fd = true;
-        let fuse_fs = FuseFs { fs, workers: Workers::start(FETCH_WORKERS)? };
+        let fuse_fs = FuseFs {
+            fs,
+            workers: Workers::start(FETCH_WORKERS)?,
+            passthrough_wanted: passthrough,
+            passthrough: Arc::new(Passthrough::default()),
+        };
         let session = fuser::Session::new(fuse_fs, mountpoint, &config)?;
         Ok(Mount { session, mountpoint: mountpoint.to_owned() })
     }
@@ -170,6 +189,99 @@ impl Workers {
 struct FuseFs {
     fs: ArtifactFs,
     workers: Workers,
+    /// Asked for by the user; whether it runs is decided at `init`.
+    passthrough_wanted: bool,
+    /// Shared with fetch workers, which reply to opens too.
+    passthrough: Arc<Passthrough>,
+}
+
+/// Passthrough bookkeeping: which inodes have a backing file, and the opens of each.
+#[derive(Default)]
+struct Passthrough {
+    enabled: AtomicBool,
+    state: Mutex<PassthroughState>,
+}
+
+#[derive(Default)]
+struct PassthroughState {
+    inodes: HashMap<u64, InodeOpens>,
+    /// Open file handle → (inode, opened with passthrough).
+    handles: HashMap<u64, (u64, bool)>,
+}
+
+#[derive(Default)]
+struct InodeOpens {
+    /// Closed (by its `Drop`) when the last passthrough open of the inode is released.
+    backing: Option<BackingId>,
+    passthrough: usize,
+    cached: usize,
+}
+
+impl Passthrough {
+    fn state(&self) -> MutexGuard<'_, PassthroughState> {
+        // Counters only; a panic elsewhere leaves them usable.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replies to a successful open: through the kernel's passthrough if enabled and the file
+    /// is complete in the cache, else with the page-cache flags.
+    fn reply(&self, fs: &ArtifactFs, i: INodeNo, f: &OpenFile, reply: ReplyOpen) {
+        if !self.enabled.load(Ordering::Relaxed) {
+            return reply.opened(FileHandle(f.fh.0), open_flags(f));
+        }
+        let mut state = self.state();
+        let backing_file = match f.direct_io {
+            true => None,
+            false => fs.cached_file(f.fh),
+        };
+        let opens = state.inodes.entry(i.0).or_default();
+        if let Some(file) = backing_file
+            && opens.cached == 0
+        {
+            if opens.backing.is_none() {
+                match reply.open_backing(&file) {
+                    Ok(id) => opens.backing = Some(id),
+                    Err(err) => {
+                        // E.g. no CAP_SYS_ADMIN: fall back for good, and say so once.
+                        self.enabled.store(false, Ordering::Relaxed);
+                        tracing::warn!(
+                            %err,
+                            "FUSE passthrough refused by the kernel; serving cached files \
+                             through the page cache instead"
+                        );
+                    }
+                }
+            }
+            if let Some(id) = &opens.backing {
+                opens.passthrough += 1;
+                reply.opened_passthrough(FileHandle(f.fh.0), FopenFlags::empty(), id);
+                state.handles.insert(f.fh.0, (i.0, true));
+                return;
+            }
+        }
+        opens.cached += 1;
+        reply.opened(FileHandle(f.fh.0), open_flags(f));
+        state.handles.insert(f.fh.0, (i.0, false));
+    }
+
+    fn release(&self, fh: HandleNo) {
+        let mut state = self.state();
+        let Some((ino, passthrough)) = state.handles.remove(&fh.0) else {
+            return;
+        };
+        if let Some(opens) = state.inodes.get_mut(&ino) {
+            match passthrough {
+                true => opens.passthrough = opens.passthrough.saturating_sub(1),
+                false => opens.cached = opens.cached.saturating_sub(1),
+            }
+            if opens.passthrough == 0 {
+                opens.backing = None;
+            }
+            if opens.passthrough == 0 && opens.cached == 0 {
+                state.inodes.remove(&ino);
+            }
+        }
+    }
 }
 
 /// The errno of an error, logging the ones that are failures rather than answers.
@@ -228,6 +340,21 @@ impl Filesystem for FuseFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         // Optional speedups: `ls -l`/`find` get attributes with the listing, and lookups in one
         // directory run in parallel. Kernels without them work too.
+        let passthrough = self.passthrough_wanted
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok();
+        self.passthrough.enabled.store(passthrough, Ordering::Relaxed);
+        match (self.passthrough_wanted, passthrough) {
+            (true, true) => tracing::info!(
+                "warm reads: FUSE passthrough (the kernel reads complete cached files directly)"
+            ),
+            (true, false) => tracing::info!(
+                "warm reads: page cache kept across opens (this kernel offers no FUSE passthrough)"
+            ),
+            (false, _) => tracing::info!(
+                "warm reads: page cache kept across opens (passthrough disabled by --no-passthrough)"
+            ),
+        }
         for flag in [
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
@@ -275,11 +402,14 @@ impl Filesystem for FuseFs {
         let write =
             !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
         match self.fs.open(ino(i), write) {
-            Ok(Opened::Ready(f)) => reply.opened(FileHandle(f.fh.0), open_flags(&f)),
-            Ok(Opened::Fetch(pending)) => self.workers.spawn(move || match pending.run() {
-                Ok(f) => reply.opened(FileHandle(f.fh.0), open_flags(&f)),
-                Err(e) => reply.error(errno("open", &e)),
-            }),
+            Ok(Opened::Ready(f)) => self.passthrough.reply(&self.fs, i, &f, reply),
+            Ok(Opened::Fetch(pending)) => {
+                let (fs, passthrough) = (self.fs.clone(), self.passthrough.clone());
+                self.workers.spawn(move || match pending.run() {
+                    Ok(f) => passthrough.reply(&fs, i, &f, reply),
+                    Err(e) => reply.error(errno("open", &e)),
+                })
+            }
             Err(e) => reply.error(errno("open", &e)),
         }
     }
@@ -330,6 +460,7 @@ impl Filesystem for FuseFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.passthrough.release(HandleNo(fh.0));
         self.fs.release(HandleNo(fh.0));
         reply.ok();
     }

@@ -28,7 +28,8 @@
 //! attributes for [`VERSION_TTL`] and their pages indefinitely. Registry directories and alias
 //! symlinks change, so they carry the refresh interval as TTL. An open file holds its cached blob
 //! (which also keeps the blob from being evicted) until release, so it keeps reading the version
-//! it opened whatever aliases do meanwhile.
+//! it opened whatever aliases do meanwhile. A large stored file not yet cached opens at once and
+//! is read lazily, chunk by chunk, each chunk verified before it is served (`fetch::ranged`).
 
 pub mod error;
 pub mod fuse;
@@ -46,8 +47,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::runtime::Handle;
 
-use crate::cache::{CacheError, CachedBlob};
-use crate::fetch::{FetchError, Fetcher};
+use crate::cache::CacheError;
+use crate::fetch::{FetchError, Fetcher, OpenedBlob};
 use crate::names::{CollectionPath, Selector, validate_scope};
 use crate::registry::{CollectionState, Registry, RegistryError, ResolvedVersion, VersionRecord};
 pub use error::FsError;
@@ -209,10 +210,11 @@ struct Inner {
 /// A registry directory's entries as of its opendir, `.` and `..` first.
 type Listing = Vec<(String, Attr)>;
 
-/// An open file: its verified cached copy, held (and so protected from eviction) until release.
+/// An open file: its verified cached copy (or lazily fetched chunks), held (and so protected
+/// from eviction) until release.
 #[derive(Debug)]
 struct OpenHandle {
-    blob: CachedBlob,
+    blob: OpenedBlob,
     artifact: String,
     entry: String,
 }
@@ -516,9 +518,25 @@ impl ArtifactFs {
     /// byte count. The caller owns the buffer so that a request thread can reuse one.
     pub fn read(&self, fh: HandleNo, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         let open = read(&self.inner.files).get(&fh.0).cloned().ok_or(FsError::BadHandle(fh.0))?;
+        let blob = match &open.blob {
+            OpenedBlob::Cached(blob) => blob,
+            OpenedBlob::Lazy(lazy) => {
+                // Cannot truncate: a FUSE read is at most a few MiB.
+                let bytes = lazy.read(offset, buf.len() as u32).map_err(|source| {
+                    FsError::Fetch(FetchError::Chunk {
+                        artifact: open.artifact.clone(),
+                        path: open.entry.clone(),
+                        source,
+                    })
+                })?;
+                let n = bytes.len().min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                return Ok(n);
+            }
+        };
         let mut filled = 0;
         while filled < buf.len() {
-            match open.blob.read_at(&mut buf[filled..], offset + filled as u64) {
+            match blob.read_at(&mut buf[filled..], offset + filled as u64) {
                 Ok(0) => break,
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -532,6 +550,16 @@ impl ArtifactFs {
             }
         }
         Ok(filled)
+    }
+
+    /// A new descriptor of an open file's complete cached copy, for the kernel to read directly
+    /// (FUSE passthrough); `None` while the file is being fetched lazily.
+    pub fn cached_file(&self, fh: HandleNo) -> Option<std::fs::File> {
+        let open = read(&self.inner.files).get(&fh.0).cloned()?;
+        match &open.blob {
+            OpenedBlob::Cached(blob) => blob.file().try_clone().ok(),
+            OpenedBlob::Lazy(_) => None,
+        }
     }
 
     /// Closes a file; its cached blob may be evicted again once no handle holds it.
@@ -853,7 +881,7 @@ impl ArtifactFs {
         let blob = self
             .inner
             .fetcher
-            .cached(&slot.label, &path, &entry)
+            .open(&slot.label, &path, &entry)
             .map_err(|e| fetch_error(&slot.label, &path, e))?;
         let size_unknown = loaded.size_unknown(index);
         if size_unknown {

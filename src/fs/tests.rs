@@ -44,6 +44,20 @@ impl Env {
         Fetcher::new(self.registry.store().clone(), self.cache(), self.runtime.handle().clone())
     }
 
+    /// A fetcher that reads files over 64 KiB lazily, for blobs logged by `log_chunked`.
+    fn lazy_fetcher(&self) -> Fetcher {
+        self.fetcher().with_lazy_min_bytes(TEST_CHUNK_BYTES)
+    }
+
+    fn fs_with(&self, fetcher: Fetcher) -> ArtifactFs {
+        let options = Self::options(REFRESH_INTERVAL);
+        ArtifactFs::registry(self.registry.clone(), fetcher, self.runtime.handle().clone(), options)
+    }
+
+    fn partial_dir(&self) -> PathBuf {
+        self.dir.path().join("cache/v1/partial")
+    }
+
     fn options(refresh: Duration) -> FsOptions {
         FsOptions { refresh, ..FsOptions::default() }
     }
@@ -73,6 +87,22 @@ impl Env {
 
     /// Logs `files` as a new version of `acme/bikes/<name>`.
     fn log(&self, name: &str, files: &[(&str, &[u8])], aliases: &[&str]) -> u32 {
+        self.log_with(name, files, aliases, None)
+    }
+
+    /// Logs `files` with chunk sidecars of [`TEST_CHUNK_BYTES`] chunks, as `artfs log` writes
+    /// them for large files (with larger chunks).
+    fn log_chunked(&self, name: &str, files: &[(&str, &[u8])]) -> u32 {
+        self.log_with(name, files, &[], Some(TEST_CHUNK_BYTES))
+    }
+
+    fn log_with(
+        &self,
+        name: &str,
+        files: &[(&str, &[u8])],
+        aliases: &[&str],
+        chunk_bytes: Option<u64>,
+    ) -> u32 {
         let src = tempfile::tempdir_in(self.dir.path()).unwrap();
         let mut manifest = Manifest::default();
         let mut sources = HashMap::new();
@@ -82,7 +112,12 @@ impl Env {
             let entry = Entry::stored(md5_base64(bytes), bytes.len() as u64);
             manifest.contents.insert(path.to_string(), entry);
             let stamp = crate::store::FileStamp::of(&std::fs::metadata(&file).unwrap());
-            let source = crate::store::UploadSource { path: file, stamp, chunks: None };
+            let chunks = chunk_bytes.map(|n| {
+                let mut hasher = crate::store::chunks::ChunkHasher::new(n);
+                hasher.update(bytes);
+                hasher.finish()
+            });
+            let source = crate::store::UploadSource { path: file, stamp, chunks };
             sources.insert(path.to_string(), source);
         }
         let req = LogRequest {
@@ -114,6 +149,9 @@ impl Env {
         self.registry_dir().join(key)
     }
 }
+
+/// Chunk size of the sidecars tests log, so that lazy reads are exercised on small files.
+const TEST_CHUNK_BYTES: u64 = 64 * 1024;
 
 fn collection(name: &str) -> CollectionPath {
     CollectionPath::new("acme", "bikes", name).unwrap()
@@ -537,4 +575,191 @@ fn reads_at_any_offset() {
     assert_eq!(fs.open_files(), 1);
     fs.release(f.fh);
     assert_eq!(fs.open_files(), 0);
+}
+
+// ---- lazy ranged reads (fetch::ranged) ----------------------------------------------------------
+
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761).wrapping_add(seed) >> 13) as u8)
+        .collect()
+}
+
+/// Waits for a lazily read file to become a complete cache entry (published in the background).
+fn wait_cached(fetcher: &Fetcher, bytes: &[u8]) -> bool {
+    let entry = Entry::stored(md5_base64(bytes), bytes.len() as u64);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if fetcher.is_cached(&entry) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// Logs `data` as `ds:v0/big.bin` with test-sized chunks and opens it lazily.
+fn open_lazy(env: &Env, data: &[u8]) -> (Fetcher, ArtifactFs, OpenFile) {
+    env.log_chunked("ds", &[("big.bin", data)]);
+    let fetcher = env.lazy_fetcher();
+    let fs = env.fs_with(fetcher.clone());
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    (fetcher, fs, f)
+}
+
+#[test]
+fn a_random_read_of_a_large_file_fetches_only_nearby_chunks() {
+    let env = Env::new();
+    let data = pattern(64 * TEST_CHUNK_BYTES as usize + 123, 1);
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    assert_eq!(fetcher.stats().bytes_fetched, 0, "open fetches no content");
+    let offset = 40 * TEST_CHUNK_BYTES + 1000;
+    let got = fs.read(f.fh, offset, 4096).unwrap();
+    assert_eq!(got, data[offset as usize..offset as usize + 4096]);
+    assert_eq!(fetcher.stats().bytes_fetched, TEST_CHUNK_BYTES, "one chunk, not the file");
+    // A read across a chunk boundary needs both chunks, and nothing more (it is not sequential).
+    let offset = 21 * TEST_CHUNK_BYTES - 10;
+    let got = fs.read(f.fh, offset, 20).unwrap();
+    assert_eq!(got, data[offset as usize..offset as usize + 20]);
+    assert_eq!(fetcher.stats().bytes_fetched, 3 * TEST_CHUNK_BYTES);
+    // The tail of the file (a header at the end), a short last chunk.
+    let tail = fs.read(f.fh, data.len() as u64 - 50, 4096).unwrap();
+    assert_eq!(tail, data[data.len() - 50..]);
+    assert_eq!(fetcher.stats().bytes_fetched, 3 * TEST_CHUNK_BYTES + 123);
+    assert!(!fetcher.is_cached(&Entry::stored(md5_base64(&data), data.len() as u64)));
+    fs.release(f.fh);
+}
+
+#[test]
+fn a_file_read_fully_becomes_a_complete_verified_cache_entry() {
+    let env = Env::new();
+    let data = pattern(20 * TEST_CHUNK_BYTES as usize + 7, 2);
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    // Sequential reads prefetch ahead, yet every byte still comes out right.
+    assert_eq!(read_all(&fs, f.fh), data);
+    assert!(wait_cached(&fetcher, &data), "published once complete");
+    assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64, "each chunk fetched once");
+    let entry = env
+        .cache()
+        .entry_path(&crate::cache::CacheKey::from_md5_digest(&md5_base64(&data)).unwrap());
+    assert_eq!(std::fs::read(entry).unwrap(), data);
+    let left: Vec<_> = std::fs::read_dir(env.partial_dir()).unwrap().collect();
+    assert!(left.is_empty(), "partial files removed after publishing: {left:?}");
+    // The handle keeps working, and a new open is a plain cache hit.
+    assert_eq!(fs.read(f.fh, 5, 10).unwrap(), data[5..15]);
+    fs.release(f.fh);
+    assert_eq!(cat(&fs, "acme/bikes/ds:v0/big.bin"), data);
+    assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64);
+}
+
+#[test]
+fn a_corrupted_chunk_never_reaches_a_reader() {
+    let env = Env::new();
+    let data = pattern(8 * TEST_CHUNK_BYTES as usize, 3);
+    // Opening reads only the sidecar: the blob can still be tampered with afterwards.
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    let blob = env.blob_file(&data);
+    let mut tampered = data.clone();
+    tampered[5 * TEST_CHUNK_BYTES as usize + 17] ^= 0x40;
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    std::fs::write(&blob, &tampered).unwrap();
+    let good = 2 * TEST_CHUNK_BYTES;
+    assert_eq!(fs.read(f.fh, good, 100).unwrap(), data[good as usize..good as usize + 100]);
+    for offset in [5 * TEST_CHUNK_BYTES, 5 * TEST_CHUNK_BYTES + 17, 6 * TEST_CHUNK_BYTES - 1] {
+        let err = fs.read(f.fh, offset, 4096).unwrap_err();
+        assert_eq!(err.errno(), libc::EIO, "{err}");
+        assert!(format!("{err:#}").contains("big.bin"), "{err:#}");
+    }
+    // A sequential reader gets everything before the bad chunk, then EIO.
+    let mut offset = 0;
+    let err = loop {
+        match fs.read(f.fh, offset, 65_536) {
+            Ok(chunk) => {
+                assert_eq!(chunk, data[offset as usize..offset as usize + chunk.len()]);
+                offset += chunk.len() as u64;
+            }
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(offset, 5 * TEST_CHUNK_BYTES);
+    assert_eq!(err.errno(), libc::EIO);
+    fs.release(f.fh);
+    assert!(!fetcher.is_cached(&Entry::stored(md5_base64(&data), data.len() as u64)));
+}
+
+#[test]
+fn a_crash_left_chunk_map_is_only_a_hint() {
+    let env = Env::new();
+    let data = pattern(4 * TEST_CHUNK_BYTES as usize, 4);
+    env.log_chunked("ds", &[("big.bin", &data)]);
+    {
+        let fs = env.fs_with(env.lazy_fetcher());
+        let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+        fs.read(f.fh, TEST_CHUNK_BYTES, 10).unwrap();
+        fs.release(f.fh);
+    }
+    // As after a crash before the data reached the disk: the map says chunk 1 is there,
+    // the data file holds something else.
+    let data_file = std::fs::read_dir(env.partial_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "data"))
+        .unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(&data_file).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0u8; 100], TEST_CHUNK_BYTES).unwrap();
+    let fetcher = env.lazy_fetcher();
+    let fs = env.fs_with(fetcher.clone());
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    let at = TEST_CHUNK_BYTES as usize;
+    assert_eq!(fs.read(f.fh, at as u64, 200).unwrap(), data[at..at + 200]);
+    assert_eq!(fetcher.stats().bytes_fetched, TEST_CHUNK_BYTES, "refetched, not served");
+    fs.release(f.fh);
+}
+
+#[test]
+fn the_memory_budget_holds_with_64_files_open() {
+    let env = Env::new();
+    let files: Vec<(String, Vec<u8>)> = (0..64)
+        .map(|i| (format!("f{i:02}.bin"), pattern(16 * TEST_CHUNK_BYTES as usize + i, i as u32)))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+    env.log_chunked("ds", &refs);
+    let budget = 3 * TEST_CHUNK_BYTES;
+    let fetcher = env.lazy_fetcher().with_ranged_budget(budget);
+    let fs = env.fs_with(fetcher.clone());
+    let handles: Vec<_> = files
+        .iter()
+        .map(|(p, _)| open(&fs, walk(&fs, &format!("acme/bikes/ds:v0/{p}")).unwrap().ino).unwrap())
+        .collect();
+    assert_eq!(fs.open_files(), 64);
+    std::thread::scope(|s| {
+        for (f, (_, data)) in handles.iter().zip(&files) {
+            let fs = &fs;
+            s.spawn(move || assert_eq!(&read_all(fs, f.fh), data));
+        }
+    });
+    let stats = fetcher.stats();
+    assert!(stats.peak_in_flight_bytes <= budget, "{stats:?}");
+    assert!(stats.peak_in_flight_bytes > 0, "{stats:?}");
+    for f in handles {
+        fs.release(f.fh);
+    }
+    for (_, data) in &files {
+        assert!(wait_cached(&fetcher, data));
+    }
+}
+
+#[test]
+fn files_without_a_sidecar_are_fetched_whole() {
+    let env = Env::new();
+    let data = pattern(8 * TEST_CHUNK_BYTES as usize, 5);
+    env.log("ds", &[("big.bin", &data)], &[]);
+    let fetcher = env.lazy_fetcher();
+    let fs = env.fs_with(fetcher.clone());
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64, "whole before the first byte");
+    assert_eq!(fs.read(f.fh, 100, 10).unwrap(), data[100..110]);
+    fs.release(f.fh);
 }

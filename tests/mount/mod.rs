@@ -438,3 +438,47 @@ fn blob_file(env: &Env, bytes: &[u8]) -> std::path::PathBuf {
     let key = artfs::registry::blob_key(&md5_base64(bytes)).unwrap();
     env.registry_dir().join(key)
 }
+
+/// Warm reads: a file complete in the cache is handed to the kernel (FUSE passthrough) where it
+/// allows it, otherwise served through the page cache; `--no-passthrough` forces the latter.
+/// Both paths, and the lazy chunked path of a large file read cold, give the source's bytes,
+/// and the log says which path runs.
+#[test]
+fn passthrough_and_page_cache_paths_read_the_same_bytes() {
+    let env = Env::new();
+    let mut rng = fastrand::Rng::with_seed(0xfa57);
+    let mut files = harness::Files::new();
+    // Three 4 MiB chunks with a sidecar: read lazily when cold.
+    files.insert("big/9MiB.bin".into(), random_bytes(&mut rng, 9 * MIB + 5));
+    files.insert("mid.bin".into(), random_bytes(&mut rng, 300_000));
+    files.insert("small.txt".into(), b"hello".to_vec());
+    env.log_files("ds", &files);
+    for (flags, want) in [
+        (&[][..], "warm reads: "),
+        (&["--no-passthrough"][..], "passthrough disabled by --no-passthrough"),
+    ] {
+        let mountpoint = env.path(&format!("mnt{}", flags.len()));
+        let mut args = flags.to_vec();
+        args.extend(["ds:v0", mountpoint.to_str().unwrap()]);
+        let mut cmd = env.artfs();
+        cmd.arg("-v");
+        let mnt = harness::mount_with(cmd, &args);
+        // Cold (fetched, the big file chunk by chunk), then warm once published in the cache.
+        assert_same(&read_tree(&mnt.path), &files);
+        harness::wait_until(|| env.cache_stats().0 == 3);
+        assert_same(&read_tree(&mnt.path), &files);
+        // Random offsets on a warm file, each through a fresh open.
+        let big = &files["big/9MiB.bin"];
+        for _ in 0..20 {
+            let offset = rng.usize(..big.len());
+            let mut f = fs::File::open(mnt.join("big/9MiB.bin")).unwrap();
+            f.seek(SeekFrom::Start(offset as u64)).unwrap();
+            let mut buf = vec![0u8; 70_000];
+            let n = f.read(&mut buf).unwrap();
+            assert_eq!(buf[..n], big[offset..offset + n]);
+        }
+        let log = mnt.log_text();
+        assert!(log.contains(want), "{log}");
+        assert!(!log.contains("refused by the kernel"), "{log}");
+    }
+}

@@ -1,11 +1,18 @@
 //! Brings manifest entries into the local cache, verified: stored files from the registry's blobs,
 //! reference entries from their source. Also `artfs get`: a whole version copied out of the cache.
 //!
+//! [`Fetcher::open`] is the mount's way in: large stored blobs with a chunk sidecar are read
+//! lazily, chunk by chunk (`ranged`); everything else is fetched whole before the first byte,
+//! because a reference or a blob without a sidecar can only be verified once complete.
+//!
 //! Everything here is synchronous and must run on plain threads (FUSE workers, scoped threads);
 //! the async store is driven through the one runtime `Handle` the caller passes in.
 
+pub mod ranged;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -17,7 +24,9 @@ use crate::manifest::{ContentCheck, Entry, Manifest};
 use crate::refs::{self, RefError};
 use crate::registry::blob_key;
 use crate::store::Store;
+use crate::store::chunks::{self, ChunkSums};
 use crate::store::cloud::Clouds;
+use ranged::{FetchStats, LazyBlob, LazyHandle, RangedError, Shared};
 
 /// Files downloaded at once by `artfs get`.
 const GET_PARALLEL_FILES: usize = 8;
@@ -44,6 +53,13 @@ pub enum FetchError {
         #[source]
         source: RefError,
     },
+    #[error("{artifact}: entry {path}: {source}")]
+    Chunk {
+        artifact: String,
+        path: String,
+        #[source]
+        source: Arc<RangedError>,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -62,6 +78,30 @@ pub struct Fetcher {
     /// Distinguishes this process's reads of unpinned references (see `reference_key`).
     session: String,
     stall_timeout: Duration,
+    /// Memory budget, counters and open lazy blobs, shared by every clone.
+    ranged: Arc<Shared>,
+    /// Stored entries larger than this are read lazily when they have a chunk sidecar.
+    lazy_min_bytes: u64,
+}
+
+/// An entry opened for reading: complete in the cache, or being fetched chunk by chunk.
+#[derive(Debug)]
+pub enum OpenedBlob {
+    Cached(CachedBlob),
+    Lazy(LazyHandle),
+}
+
+impl OpenedBlob {
+    pub fn len(&self) -> u64 {
+        match self {
+            OpenedBlob::Cached(b) => b.len(),
+            OpenedBlob::Lazy(l) => l.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Fetcher {
@@ -75,6 +115,121 @@ impl Fetcher {
             clouds: Clouds::from_env(),
             session,
             stall_timeout: FETCH_STALL_TIMEOUT,
+            ranged: Arc::new(Shared::new(ranged::RANGED_BUDGET_BYTES)),
+            lazy_min_bytes: chunks::CHUNK_BYTES,
+        }
+    }
+
+    /// Replaces [`ranged::RANGED_BUDGET_BYTES`], the bound on chunk bytes in memory at once.
+    pub fn with_ranged_budget(mut self, bytes: u64) -> Fetcher {
+        self.ranged = Arc::new(Shared::new(bytes));
+        self
+    }
+
+    /// Replaces the size above which stored entries are read lazily ([`chunks::CHUNK_BYTES`]:
+    /// smaller blobs have no sidecar, so asking for one would only cost a request). Tests lower
+    /// it to work with sidecars of small chunks.
+    pub fn with_lazy_min_bytes(mut self, bytes: u64) -> Fetcher {
+        self.lazy_min_bytes = bytes;
+        self
+    }
+
+    /// Bytes fetched so far and the peak of chunk bytes in memory, over all clones.
+    pub fn stats(&self) -> FetchStats {
+        self.ranged.counters.snapshot()
+    }
+
+    /// Opens an entry for reading: lazily, chunk by chunk, if it is a stored blob with a chunk
+    /// sidecar and not complete in the cache; otherwise fetched whole first (see `cached`).
+    /// Blocks (sidecar or whole download): call from plain threads only.
+    pub fn open(
+        &self,
+        artifact: &str,
+        path: &str,
+        entry: &Entry,
+    ) -> Result<OpenedBlob, FetchError> {
+        if let Some(lazy) = self.lazy(artifact, path, entry)? {
+            return Ok(OpenedBlob::Lazy(lazy));
+        }
+        self.cached(artifact, path, entry).map(OpenedBlob::Cached)
+    }
+
+    /// A lazy handle on a stored entry, or `None` where only the whole-file path applies.
+    fn lazy(
+        &self,
+        artifact: &str,
+        path: &str,
+        entry: &Entry,
+    ) -> Result<Option<LazyHandle>, FetchError> {
+        if entry.is_reference() {
+            return Ok(None);
+        }
+        let (Some((key, verify @ Verify::Md5(_))), Some(size)) =
+            (Self::stored_key(entry), entry.size)
+        else {
+            return Ok(None);
+        };
+        // One chunk or less has no sidecar: fetching it whole costs the same as a range.
+        if size <= self.lazy_min_bytes || self.cache.entry_path(&key).exists() {
+            return Ok(None);
+        }
+        let Some(blob_key) = blob_key(&entry.digest) else {
+            return Ok(None);
+        };
+        let Some(sums) = self.sidecar(&blob_key, size) else {
+            return Ok(None);
+        };
+        let source = ranged::Source {
+            store: self.store.clone(),
+            blob_key,
+            cache: self.cache.clone(),
+            key,
+            verify,
+            handle: self.handle.clone(),
+            stall: self.stall_timeout,
+        };
+        let blob = LazyBlob::open(&self.ranged, source, sums).map_err(|source| {
+            FetchError::Cache { artifact: artifact.to_owned(), path: path.to_owned(), source }
+        })?;
+        Ok(Some(LazyHandle::new(blob)))
+    }
+
+    /// The chunk sidecar of a blob of `size` bytes, if it has a usable one. Any failure to read
+    /// it only means the whole-file path, which verifies everything anyway.
+    fn sidecar(&self, blob_key: &str, size: u64) -> Option<ChunkSums> {
+        let key = chunks::sidecar_key(blob_key);
+        let stall = self.stall_timeout;
+        let fetched = self
+            .handle
+            .block_on(async { tokio::time::timeout(stall, self.store.get_opt(&key)).await });
+        let bytes = match fetched {
+            Ok(Ok(Some(bytes))) => bytes,
+            Ok(Ok(None)) => return None,
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "cannot read chunk sidecar; fetching the whole blob");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!(key, "chunk sidecar stalled; fetching the whole blob");
+                return None;
+            }
+        };
+        match serde_json::from_slice::<ChunkSums>(&bytes) {
+            Ok(sums)
+                if sums.is_consistent()
+                    && sums.size == size
+                    && self.ranged.fits(sums.chunk_bytes) =>
+            {
+                Some(sums)
+            }
+            Ok(_) => {
+                tracing::warn!(key, size, "chunk sidecar does not fit the blob; ignoring it");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(key, %err, "chunk sidecar is not valid JSON; ignoring it");
+                None
+            }
         }
     }
 
@@ -140,6 +295,7 @@ impl Fetcher {
         };
         let store = &self.store;
         let handle = &self.handle;
+        let counters = &self.ranged.counters;
         let stall = self.stall_timeout;
         let stalled = |what: &str| -> crate::cache::FetchError {
             format!("{what}: no data received for {stall:?}; is the server reachable?").into()
@@ -168,7 +324,9 @@ impl Fetcher {
                             .await
                             .map_err(|_| stalled(entry.reference.as_deref().unwrap_or("")))?
                         {
-                            out.write_all(&chunk?)?;
+                            let chunk = chunk?;
+                            counters.add_fetched(chunk.len() as u64);
+                            out.write_all(&chunk)?;
                         }
                         Ok::<(), crate::cache::FetchError>(())
                     })
@@ -211,7 +369,9 @@ impl Fetcher {
                         .await
                         .map_err(|_| stalled(&blob))?
                     {
-                        out.write_all(&chunk?)?;
+                        let chunk = chunk?;
+                        counters.add_fetched(chunk.len() as u64);
+                        out.write_all(&chunk)?;
                     }
                     Ok::<(), crate::cache::FetchError>(())
                 })

@@ -1,0 +1,207 @@
+#!/usr/bin/env bash
+# Benchmark for issue 5 (read speed): artfs mount vs curl, s3fs and rclone mount, all reading the
+# same objects from the same local S3 server (ministack) in the same run.
+#
+#   1. one 1 GiB file read sequentially (cold, warm): artfs vs curl GET vs s3fs vs rclone
+#   2. 10,000 x 16 KiB files read by 8 parallel readers (cold, warm): artfs vs s3fs vs rclone
+#   3. 4 KiB at a random offset of a 4 GiB file (metadata known, data cold): time, bytes fetched
+#   4. a cached 1 GiB file through the mount vs the cache file directly (disk-cold, page-warm)
+#   5. artfs daemon peak RSS (VmHWM) over 1 and 2
+#
+# Peers read artfs's own blob objects (`registry/blobs/md5/..`): same bytes, same server.
+# cold = `echo 3 > /proc/sys/vm/drop_caches` and empty caches (fresh mount, fresh cache dir);
+# warm = the same read again on the same mount. Results go to stdout and replace the
+# `## Speed (issue 5)` section of BENCHMARKS.md. Leaves no mount or server behind (ministack is
+# stopped again if this script started it).
+#
+# Environment: BENCH_DIR (default /tmp/artfs-speed), ARTFS_BIN, BENCH_BIG_MIB (1024),
+# BENCH_HUGE_MIB (4096), BENCH_SMALL_N (10000), BENCH_MD (BENCHMARKS.md).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$REPO"
+BENCH_DIR=${BENCH_DIR:-/tmp/artfs-speed}
+BIG_MIB=${BENCH_BIG_MIB:-1024}
+HUGE_MIB=${BENCH_HUGE_MIB:-4096}
+SMALL_N=${BENCH_SMALL_N:-10000}
+SMALL_KIB=16
+BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
+SECTION="## Speed (issue 5)"
+ENDPOINT=http://127.0.0.1:4566
+BUCKET=artfs-speed
+REG=s3://$BUCKET/registry
+
+note() { echo "speed.sh: $*" >&2; }
+die() { note "$*"; exit 1; }
+[[ -w /proc/sys/vm/drop_caches ]] || die "needs root (drops the page cache, mounts FUSE)"
+
+# --- tools ------------------------------------------------------------------------------------
+for pkg in s3fs rclone fuse3; do
+  bin=$pkg; [[ $pkg == fuse3 ]] && bin=fusermount3
+  command -v "$bin" >/dev/null || { note "installing $pkg"; apt-get install -y -q "$pkg" >/dev/null; }
+done
+if [[ -z ${ARTFS_BIN:-} ]]; then
+  ARTFS_BIN=$REPO/target/release/artfs
+  [[ -x $ARTFS_BIN ]] || cargo build --release
+fi
+
+# --- cleanup: every mount and process this script starts -----------------------------------------
+MOUNTS=() PIDS=() STARTED_SERVICES=0
+cleanup() {
+  for m in "${MOUNTS[@]}"; do mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"; }; done
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  [[ $STARTED_SERVICES == 1 ]] && scripts/test-services.sh stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+# Captured first: with pipefail, `grep -q` closing the pipe early would fail the status command
+# and make a running server look down (and then stopped by the cleanup).
+services=$(scripts/test-services.sh status 2>/dev/null || true)
+if ! grep -q '^s3 *up' <<<"$services"; then
+  scripts/test-services.sh start >/dev/null && STARTED_SERVICES=1
+fi
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$ENDPOINT
+export ARTFS_ENTITY=bench ARTFS_PROJECT=speed
+curl -sf -X PUT "$ENDPOINT/$BUCKET" >/dev/null || true
+
+# --- data and registry -------------------------------------------------------------------------
+DATA=$BENCH_DIR/data
+mkdir -p "$DATA/big" "$DATA/huge" "$DATA/small" "$BENCH_DIR/mnt"
+[[ $(stat -c %s "$DATA/big/big.bin" 2>/dev/null) == $((BIG_MIB << 20)) ]] ||
+  head -c $((BIG_MIB << 20)) /dev/urandom >"$DATA/big/big.bin"
+[[ $(stat -c %s "$DATA/huge/huge.bin" 2>/dev/null) == $((HUGE_MIB << 20)) ]] ||
+  head -c $((HUGE_MIB << 20)) /dev/urandom >"$DATA/huge/huge.bin"
+if [[ $(find "$DATA/small" -type f | wc -l) != "$SMALL_N" ]]; then
+  rm -rf "$DATA/small" && mkdir -p "$DATA/small"
+  head -c $((SMALL_N * SMALL_KIB * 1024)) /dev/urandom |
+    split -b $((SMALL_KIB * 1024)) -a 5 -d - "$DATA/small/f"
+fi
+A="$ARTFS_BIN --registry $REG -q"
+# Logging is idempotent: an unchanged directory returns the existing version.
+$A log big "$DATA/big" >/dev/null && $A log huge "$DATA/huge" >/dev/null && $A log small "$DATA/small" >/dev/null
+blob() { local h; h=$(md5sum "$1" | cut -c1-32); echo "registry/blobs/md5/${h:0:2}/${h:2}"; }
+BIG_KEY=$(blob "$DATA/big/big.bin")
+HUGE_KEY=$(blob "$DATA/huge/huge.bin")
+(cd "$DATA/small" && md5sum f*) | awk '{print "registry/blobs/md5/" substr($1,1,2) "/" substr($1,3)}' >"$BENCH_DIR/small-keys"
+ls "$DATA/small" | sed 's|^|small:v0/|' >"$BENCH_DIR/small-names"
+
+# --- mounts -------------------------------------------------------------------------------------
+now() { date +%s.%N; }
+wait_mounted() { for _ in $(seq 300); do mountpoint -q "$1" && return 0; sleep 0.1; done; die "no mount at $1"; }
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+DAEMON=0
+mount_artfs() { # fresh cache dir; sets DAEMON
+  local m=$BENCH_DIR/mnt/artfs; rm -rf "$BENCH_DIR/cache"; mkdir -p "$m"
+  $ARTFS_BIN --registry "$REG" --cache-dir "$BENCH_DIR/cache" --cache-size 20G -v mount "$m" --foreground \
+    2>"$BENCH_DIR/artfs-mount.log" &
+  DAEMON=$!; PIDS+=("$DAEMON"); MOUNTS+=("$m"); wait_mounted "$m"; MNT=$m/bench/speed
+}
+mount_s3fs() {
+  local m=$BENCH_DIR/mnt/s3fs; mkdir -p "$m"; echo 'test:test' >"$BENCH_DIR/passwd"; chmod 600 "$BENCH_DIR/passwd"
+  s3fs "$BUCKET" "$m" -f -o ro,url=$ENDPOINT,use_path_request_style,passwd_file="$BENCH_DIR/passwd",endpoint=us-east-1 \
+    2>"$BENCH_DIR/s3fs.log" &
+  DAEMON=$!; PIDS+=("$DAEMON"); MOUNTS+=("$m"); wait_mounted "$m"; MNT=$m
+}
+mount_rclone() {
+  local m=$BENCH_DIR/mnt/rclone; mkdir -p "$m"; rm -rf "$BENCH_DIR/rclone-cache"
+  env -u AWS_CA_BUNDLE RCLONE_CONFIG_S_TYPE=s3 RCLONE_CONFIG_S_PROVIDER=Other RCLONE_CONFIG_S_ENDPOINT=$ENDPOINT \
+    RCLONE_CONFIG_S_REGION=us-east-1 RCLONE_CONFIG_S_ACCESS_KEY_ID=test RCLONE_CONFIG_S_SECRET_ACCESS_KEY=test \
+    RCLONE_CONFIG_S_FORCE_PATH_STYLE=true rclone mount "S:$BUCKET" "$m" --read-only --vfs-cache-mode full \
+    --cache-dir "$BENCH_DIR/rclone-cache" 2>"$BENCH_DIR/rclone.log" &
+  DAEMON=$!; PIDS+=("$DAEMON"); MOUNTS+=("$m"); wait_mounted "$m"; MNT=$m
+}
+unmount() {
+  fusermount3 -u "$1" 2>/dev/null || fusermount3 -uz "$1"
+  wait "$DAEMON" 2>/dev/null || true
+}
+timed() { local t0; t0=$(now); "$@" >/dev/null; printf '%.3f' "$(echo "$(now) - $t0" | bc -l)"; }
+# Bytes fetched for test 3, where a daemon keeps them: artfs's partial chunk files, rclone's
+# sparse VFS cache (allocated bytes). s3fs without a disk cache keeps nothing to measure.
+fetched() { du -s --block-size=1 "$1" 2>/dev/null | cut -f1; }
+hwm_mib() { awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$DAEMON/status"; }
+read_small() { # $1: root, $2: list of relative paths; 8 parallel readers
+  (cd "$1" && xargs -P 8 -n 200 cat <"$2" >/dev/null)
+}
+
+declare -A R
+# artfs: 1, 2, 3, 4, 5
+mount_artfs
+drop; R[artfs,seq,cold]=$(timed cat "$MNT/big:v0/big.bin")
+R[artfs,seq,warm]=$(timed cat "$MNT/big:v0/big.bin")
+drop; R[artfs,small,cold]=$(timed read_small "$MNT" "$BENCH_DIR/small-names")
+R[artfs,small,warm]=$(timed read_small "$MNT" "$BENCH_DIR/small-names")
+R[artfs,rss]=$(hwm_mib)
+OFFSET=$(( (HUGE_MIB << 20) - 3 * 4096 - 12345 ))
+# Metadata known (stat first, as for the peers), data cold.
+stat "$MNT/huge:v0/huge.bin" >/dev/null; drop
+R[artfs,rand,cold]=$(timed dd if="$MNT/huge:v0/huge.bin" of=/dev/null bs=4096 count=1 skip="$OFFSET" iflag=skip_bytes status=none)
+R[artfs,rand,bytes]=$(fetched "$BENCH_DIR/cache/v1/partial")
+CACHED=$BENCH_DIR/cache/v1/obj/md5/${BIG_KEY#registry/blobs/md5/}
+for _ in $(seq 100); do [[ -f $CACHED ]] && break; sleep 0.2; done
+drop; R[warm4,mount,cold]=$(timed cat "$MNT/big:v0/big.bin")
+drop; R[warm4,direct,cold]=$(timed cat "$CACHED")
+cat "$MNT/big:v0/big.bin" "$CACHED" >/dev/null
+R[warm4,mount,warm]=$(timed cat "$MNT/big:v0/big.bin")
+R[warm4,direct,warm]=$(timed cat "$CACHED")
+PATH_USED=$(grep -o 'warm reads: [^(]*' "$BENCH_DIR/artfs-mount.log" | head -1 || true)
+unmount "$BENCH_DIR/mnt/artfs"
+
+# curl: one plain GET
+drop; R[curl,seq,cold]=$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")
+R[curl,seq,warm]=$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")
+
+for peer in s3fs rclone; do
+  "mount_$peer"
+  drop; R[$peer,seq,cold]=$(timed cat "$MNT/$BIG_KEY")
+  R[$peer,seq,warm]=$(timed cat "$MNT/$BIG_KEY")
+  drop; R[$peer,small,cold]=$(timed read_small "$MNT" "$BENCH_DIR/small-keys")
+  R[$peer,small,warm]=$(timed read_small "$MNT" "$BENCH_DIR/small-keys")
+  stat "$MNT/$HUGE_KEY" >/dev/null; drop
+  R[$peer,rand,cold]=$(timed dd if="$MNT/$HUGE_KEY" of=/dev/null bs=4096 count=1 skip="$OFFSET" iflag=skip_bytes status=none)
+  R[$peer,rand,bytes]=$([[ $peer == rclone ]] && fetched "$BENCH_DIR/rclone-cache/vfs" || echo '')
+  R[$peer,rss]=$(hwm_mib)
+  unmount "$MNT"
+done
+
+# --- report -----------------------------------------------------------------------------------
+mbs() { echo "scale=0; $BIG_MIB / ${R[$1,seq,$2]}" | bc -l; }
+ratio() { echo "scale=2; $2 / $1" | bc -l | sed 's/^\./0./'; } # time($2)/time($1): >1 means $1 faster
+mib() { [[ -n $1 ]] && echo "scale=2; $1 / 1048576" | bc -l | sed 's/^\./0./' || echo n/a; }
+ms() { echo "scale=1; $1 * 1000 / 1" | bc -l; }
+best_small_cold=$(printf '%s\n' "${R[s3fs,small,cold]}" "${R[rclone,small,cold]}" | sort -g | head -1)
+best_small_warm=$(printf '%s\n' "${R[s3fs,small,warm]}" "${R[rclone,small,warm]}" | sort -g | head -1)
+TABLE=$(cat <<EOF
+| measurement | artfs | curl | s3fs | rclone | ratio (target) |
+|---|---:|---:|---:|---:|---|
+| 1. ${BIG_MIB} MiB sequential, cold: s (MB/s) | ${R[artfs,seq,cold]} ($(mbs artfs cold)) | ${R[curl,seq,cold]} ($(mbs curl cold)) | ${R[s3fs,seq,cold]} ($(mbs s3fs cold)) | ${R[rclone,seq,cold]} ($(mbs rclone cold)) | vs curl $(ratio "${R[artfs,seq,cold]}" "${R[curl,seq,cold]}")× (≥ 1.0), vs s3fs $(ratio "${R[artfs,seq,cold]}" "${R[s3fs,seq,cold]}")× (≥ 1.3) |
+| 1. ${BIG_MIB} MiB sequential, warm: s | ${R[artfs,seq,warm]} | ${R[curl,seq,warm]} | ${R[s3fs,seq,warm]} | ${R[rclone,seq,warm]} | vs curl $(ratio "${R[artfs,seq,warm]}" "${R[curl,seq,warm]}")×, vs s3fs $(ratio "${R[artfs,seq,warm]}" "${R[s3fs,seq,warm]}")× |
+| 2. ${SMALL_N} × ${SMALL_KIB} KiB, 8 readers, cold: s | ${R[artfs,small,cold]} | – | ${R[s3fs,small,cold]} | ${R[rclone,small,cold]} | vs better peer $(ratio "${R[artfs,small,cold]}" "$best_small_cold")× (≥ 2) |
+| 2. ${SMALL_N} × ${SMALL_KIB} KiB, 8 readers, warm: s | ${R[artfs,small,warm]} | – | ${R[s3fs,small,warm]} | ${R[rclone,small,warm]} | vs better peer $(ratio "${R[artfs,small,warm]}" "$best_small_warm")× |
+| 3. 4 KiB at a random offset of ${HUGE_MIB} MiB, cold: ms | $(ms "${R[artfs,rand,cold]}") | – | $(ms "${R[s3fs,rand,cold]}") | $(ms "${R[rclone,rand,cold]}") | artfs ≤ 50 ms |
+| 3. bytes fetched (kept on disk by the daemon), MiB | $(mib "${R[artfs,rand,bytes]}") | – | n/a | $(mib "${R[rclone,rand,bytes]}") | artfs ≤ 16 MiB |
+| 4. cached ${BIG_MIB} MiB, disk-cold: mount s / direct s | ${R[warm4,mount,cold]} / ${R[warm4,direct,cold]} | – | – | – | $(ratio "${R[warm4,mount,cold]}" "${R[warm4,direct,cold]}")× of direct (≥ 0.95) |
+| 4. cached ${BIG_MIB} MiB, page-warm: mount s / direct s | ${R[warm4,mount,warm]} / ${R[warm4,direct,warm]} | – | – | – | $(ratio "${R[warm4,mount,warm]}" "${R[warm4,direct,warm]}")× of direct |
+| 5. daemon peak RSS (VmHWM) over 1–2 (artfs), 1–3 (peers), MiB | ${R[artfs,rss]} | – | ${R[s3fs,rss]} | ${R[rclone,rss]} | artfs < 256 |
+EOF
+)
+HEAD="Run \`scripts/bench/speed.sh\` (root). Same ministack server, same objects, same run; peers read
+artfs's blob objects directly. cold: page cache dropped and every cache emptied (fresh mount, fresh
+cache dir); warm: the same read again on the same mount. Ratios are time(peer)/time(artfs), so > 1
+means artfs is faster. Timings include \`cat\`/\`xargs cat\` process overhead; 2 cores shared by
+server, daemon and reader: compare ratios, not absolute numbers.
+
+- date: $(date -u '+%Y-%m-%d %H:%M UTC'); kernel $(uname -r); $(nproc) cores
+- artfs: commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (working tree modified)'); warm-read path: ${PATH_USED:-unknown}
+- peers: $(s3fs --version 2>&1 | head -1); $(rclone --version 2>/dev/null | head -1)"
+printf '\n%s\n\n%s\n\n%s\n' "$SECTION" "$HEAD" "$TABLE"
+python3 - "$BENCH_MD" "$SECTION" "$HEAD" "$TABLE" <<'EOF'
+import re, sys
+path, section, head, table = sys.argv[1:]
+text = open(path).read() if __import__("os").path.exists(path) else "# Benchmarks\n"
+body = f"{section}\n\n{head}\n\n{table}\n"
+pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
+text = pattern.sub(lambda _: body + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + body
+open(path, "w").write(text.rstrip("\n") + "\n")
+EOF
+note "results in $BENCH_MD"
