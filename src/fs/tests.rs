@@ -614,16 +614,16 @@ fn a_random_read_of_a_large_file_fetches_only_nearby_chunks() {
     let (fetcher, fs, f) = open_lazy(&env, &data);
     assert_eq!(fetcher.stats().bytes_fetched, 0, "open fetches no content");
     let offset = 40 * TEST_CHUNK_BYTES + 1000;
-    let got = fs.read(f.fh, offset, 4096).unwrap();
+    let got = read_at(&fs, f.fh, offset, 4096).unwrap();
     assert_eq!(got, data[offset as usize..offset as usize + 4096]);
     assert_eq!(fetcher.stats().bytes_fetched, TEST_CHUNK_BYTES, "one chunk, not the file");
     // A read across a chunk boundary needs both chunks, and nothing more (it is not sequential).
     let offset = 21 * TEST_CHUNK_BYTES - 10;
-    let got = fs.read(f.fh, offset, 20).unwrap();
+    let got = read_at(&fs, f.fh, offset, 20).unwrap();
     assert_eq!(got, data[offset as usize..offset as usize + 20]);
     assert_eq!(fetcher.stats().bytes_fetched, 3 * TEST_CHUNK_BYTES);
     // The tail of the file (a header at the end), a short last chunk.
-    let tail = fs.read(f.fh, data.len() as u64 - 50, 4096).unwrap();
+    let tail = read_at(&fs, f.fh, data.len() as u64 - 50, 4096).unwrap();
     assert_eq!(tail, data[data.len() - 50..]);
     assert_eq!(fetcher.stats().bytes_fetched, 3 * TEST_CHUNK_BYTES + 123);
     assert!(!fetcher.is_cached(&Entry::stored(md5_base64(&data), data.len() as u64)));
@@ -646,7 +646,7 @@ fn a_file_read_fully_becomes_a_complete_verified_cache_entry() {
     let left: Vec<_> = std::fs::read_dir(env.partial_dir()).unwrap().collect();
     assert!(left.is_empty(), "partial files removed after publishing: {left:?}");
     // The handle keeps working, and a new open is a plain cache hit.
-    assert_eq!(fs.read(f.fh, 5, 10).unwrap(), data[5..15]);
+    assert_eq!(read_at(&fs, f.fh, 5, 10).unwrap(), data[5..15]);
     fs.release(f.fh);
     assert_eq!(cat(&fs, "acme/bikes/ds:v0/big.bin"), data);
     assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64);
@@ -666,16 +666,16 @@ fn a_corrupted_chunk_never_reaches_a_reader() {
     std::fs::set_permissions(&blob, perms).unwrap();
     std::fs::write(&blob, &tampered).unwrap();
     let good = 2 * TEST_CHUNK_BYTES;
-    assert_eq!(fs.read(f.fh, good, 100).unwrap(), data[good as usize..good as usize + 100]);
+    assert_eq!(read_at(&fs, f.fh, good, 100).unwrap(), data[good as usize..good as usize + 100]);
     for offset in [5 * TEST_CHUNK_BYTES, 5 * TEST_CHUNK_BYTES + 17, 6 * TEST_CHUNK_BYTES - 1] {
-        let err = fs.read(f.fh, offset, 4096).unwrap_err();
+        let err = read_at(&fs, f.fh, offset, 4096).unwrap_err();
         assert_eq!(err.errno(), libc::EIO, "{err}");
         assert!(format!("{err:#}").contains("big.bin"), "{err:#}");
     }
     // A sequential reader gets everything before the bad chunk, then EIO.
     let mut offset = 0;
     let err = loop {
-        match fs.read(f.fh, offset, 65_536) {
+        match read_at(&fs, f.fh, offset, 65_536) {
             Ok(chunk) => {
                 assert_eq!(chunk, data[offset as usize..offset as usize + chunk.len()]);
                 offset += chunk.len() as u64;
@@ -697,7 +697,7 @@ fn a_crash_left_chunk_map_is_only_a_hint() {
     {
         let fs = env.fs_with(env.lazy_fetcher());
         let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
-        fs.read(f.fh, TEST_CHUNK_BYTES, 10).unwrap();
+        read_at(&fs, f.fh, TEST_CHUNK_BYTES, 10).unwrap();
         fs.release(f.fh);
     }
     // As after a crash before the data reached the disk: the map says chunk 1 is there,
@@ -713,7 +713,7 @@ fn a_crash_left_chunk_map_is_only_a_hint() {
     let fs = env.fs_with(fetcher.clone());
     let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
     let at = TEST_CHUNK_BYTES as usize;
-    assert_eq!(fs.read(f.fh, at as u64, 200).unwrap(), data[at..at + 200]);
+    assert_eq!(read_at(&fs, f.fh, at as u64, 200).unwrap(), data[at..at + 200]);
     assert_eq!(fetcher.stats().bytes_fetched, TEST_CHUNK_BYTES, "refetched, not served");
     fs.release(f.fh);
 }
@@ -760,6 +760,6 @@ fn files_without_a_sidecar_are_fetched_whole() {
     let fs = env.fs_with(fetcher.clone());
     let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
     assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64, "whole before the first byte");
-    assert_eq!(fs.read(f.fh, 100, 10).unwrap(), data[100..110]);
+    assert_eq!(read_at(&fs, f.fh, 100, 10).unwrap(), data[100..110]);
     fs.release(f.fh);
 }

@@ -447,7 +447,7 @@ fn blob_file(env: &Env, bytes: &[u8]) -> std::path::PathBuf {
 fn passthrough_and_page_cache_paths_read_the_same_bytes() {
     let env = Env::new();
     let mut rng = fastrand::Rng::with_seed(0xfa57);
-    let mut files = harness::Files::new();
+    let mut files = Files::new();
     // Three 4 MiB chunks with a sidecar: read lazily when cold.
     files.insert("big/9MiB.bin".into(), random_bytes(&mut rng, 9 * MIB + 5));
     files.insert("mid.bin".into(), random_bytes(&mut rng, 300_000));
@@ -460,12 +460,12 @@ fn passthrough_and_page_cache_paths_read_the_same_bytes() {
         let mountpoint = env.path(&format!("mnt{}", flags.len()));
         let mut args = flags.to_vec();
         args.extend(["ds:v0", mountpoint.to_str().unwrap()]);
-        let mut cmd = env.artfs();
+        let mut cmd = env.cmd();
         cmd.arg("-v");
-        let mnt = harness::mount_with(cmd, &args);
+        let mnt = crate::util::mount_with(cmd, &args);
         // Cold (fetched, the big file chunk by chunk), then warm once published in the cache.
         assert_same(&read_tree(&mnt.path), &files);
-        harness::wait_until(|| env.cache_stats().0 == 3);
+        crate::util::wait_until(|| env.cache_stats().0 == 3);
         assert_same(&read_tree(&mnt.path), &files);
         // Random offsets on a warm file, each through a fresh open.
         let big = &files["big/9MiB.bin"];
