@@ -261,6 +261,9 @@ fn two_mounts_sharing_a_cache_download_each_blob_once() {
     for r in readers {
         r.join().unwrap();
     }
+    // Files over one chunk are read lazily and published to the cache just after their last
+    // chunk is verified, in the background: wait for that, then count downloads.
+    wait_until(|| env.cache_stats().0 == 6);
     assert_eq!(env.cache_stats(), (6, 6), "(entries, misses)");
 }
 
