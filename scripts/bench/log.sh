@@ -319,21 +319,7 @@ echo "$TABLE"
 echo
 
 # Replace only the lines from our heading up to the next `## ` heading; keep everything else.
-SECTION_TEXT=$SECTION_TEXT python3 - "$BENCH_MD" "$SECTION" <<'PY'
-import os, pathlib, sys
-path, heading = pathlib.Path(sys.argv[1]), sys.argv[2]
-new = os.environ["SECTION_TEXT"].rstrip("\n") + "\n"
-lines = path.read_text().splitlines(keepends=True) if path.exists() else ["# Benchmarks\n", "\n"]
-start = next((i for i, l in enumerate(lines) if l.rstrip("\n") == heading), None)
-if start is None:
-    if lines and lines[-1].strip():
-        lines.append("\n")
-    lines.append(new)
-else:
-    end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
-    lines[start:end] = [new] + (["\n"] if end < len(lines) else [])
-path.write_text("".join(lines))
-PY
+printf '%s\n' "$SECTION_TEXT" | python3 "$REPO/scripts/bench/update-section.py" "$BENCH_MD" "$SECTION"
 note "results written to $BENCH_MD ($SECTION)"
 
 if [[ $MISSED == 1 ]]; then
