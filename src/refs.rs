@@ -522,13 +522,18 @@ async fn list_s3(
         }
     }
     if !any {
-        return Err(RefError::NotFound {
-            uri: uri.to_owned(),
-            what: "no object and no object below that prefix".into(),
-            source: None,
-        });
+        return Err(nothing_at(uri));
     }
     Ok(out)
+}
+
+/// A reference that names neither an object nor a non-empty prefix (S3 and GCS alike).
+fn nothing_at(uri: &str) -> RefError {
+    RefError::NotFound {
+        uri: uri.to_owned(),
+        what: "no object and no object below that prefix".into(),
+        source: None,
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -711,11 +716,7 @@ async fn expand_gcs(
         }
     }
     if !any {
-        return Err(RefError::NotFound {
-            uri: uri.to_owned(),
-            what: "no object and no object below that prefix".into(),
-            source: None,
-        });
+        return Err(nothing_at(uri));
     }
     Ok(out)
 }
