@@ -128,7 +128,11 @@ impl App {
         let registry = self.registry()?;
         let handle = runtime.handle().clone();
         let fetcher = Fetcher::new(registry.store().clone(), self.cache()?, handle.clone());
-        let options = FsOptions { refresh: mc.refresh, ..FsOptions::default() };
+        let options = FsOptions {
+            refresh: mc.refresh,
+            readahead_files: mc.readahead_files,
+            ..FsOptions::default()
+        };
         let fs = match &artifact {
             None => ArtifactFs::registry(registry, fetcher, handle, options),
             Some(a) => {

@@ -152,6 +152,10 @@ pub struct MountArgs {
     /// the page cache instead (passthrough needs Linux 6.9+ and root, and falls back by itself)
     #[arg(long)]
     pub no_passthrough: bool,
+    /// Small files (up to 4 MiB) fetched ahead of a reader that opens a directory's files in
+    /// name order (`cp -r`, `tar`, loaders walking a folder); 0 turns this off
+    #[arg(long, default_value_t = crate::fs::READAHEAD_FILES, value_name = "N")]
+    pub readahead_files: u32,
     /// Seconds after which registry listings and aliases are read again, so new versions and
     /// moved aliases show up without remounting (0: on every access)
     #[arg(long, default_value_t = crate::fs::REFRESH_INTERVAL.as_secs(), value_name = "N")]

@@ -83,6 +83,8 @@ pub struct MountConfig {
     /// Hand complete cached files to the kernel (FUSE passthrough) where it allows it.
     pub passthrough: bool,
     pub refresh: Duration,
+    /// Small files fetched ahead of a directory walk (0: off).
+    pub readahead_files: u32,
     /// `None`: the default under the XDG state dir.
     pub log_file: Option<PathBuf>,
 }
@@ -109,6 +111,7 @@ impl TryFrom<&MountArgs> for MountConfig {
             allow_other: a.allow_other,
             passthrough: !a.no_passthrough,
             refresh: Duration::from_secs(a.refresh_secs),
+            readahead_files: a.readahead_files,
             log_file: a.log_file.clone(),
         })
     }

@@ -19,7 +19,6 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -34,7 +33,7 @@ use fuser::{
 use super::tree::NAME_MAX_BYTES;
 use super::{
     ArtifactFs, Attr, BLOCK_SIZE_BYTES, DirEntry, FileKind, FsError, HandleNo, InodeNo, OpenFile,
-    Opened,
+    Opened, Pool,
 };
 
 /// Request threads reading from `/dev/fuse`. Registry lookups block one of them at most for the
@@ -94,7 +93,7 @@ impl Mount {
         config.clone_fd = true;
         let fuse_fs = FuseFs {
             fs,
-            workers: Workers::start(FETCH_WORKERS)?,
+            workers: Pool::start("artfs-fetch", FETCH_WORKERS)?,
             passthrough_wanted: passthrough,
             passthrough: Arc::new(Passthrough::default()),
         };
@@ -148,47 +147,9 @@ impl Unmounter {
     }
 }
 
-type Job = Box<dyn FnOnce() + Send>;
-
-/// A fixed pool of threads for blocking work (downloads) whose replies are sent when done.
-struct Workers {
-    queue: Mutex<mpsc::Sender<Job>>,
-}
-
-impl Workers {
-    fn start(threads: usize) -> io::Result<Workers> {
-        let (tx, rx) = mpsc::channel::<Job>();
-        let rx = Arc::new(Mutex::new(rx));
-        for i in 0..threads {
-            let rx = rx.clone();
-            std::thread::Builder::new().name(format!("artfs-fetch-{i}")).spawn(move || {
-                loop {
-                    // The lock is held only while waiting for the next job; the pool ends
-                    // when the sender (the filesystem) is dropped.
-                    let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
-                    match job {
-                        Ok(job) => job(),
-                        Err(mpsc::RecvError) => return,
-                    }
-                }
-            })?;
-        }
-        Ok(Workers { queue: Mutex::new(tx) })
-    }
-
-    /// Runs `job` on the pool, or here if the pool is gone (only during shutdown).
-    fn spawn(&self, job: impl FnOnce() + Send + 'static) {
-        let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(mpsc::SendError(job)) = queue.send(Box::new(job)) {
-            drop(queue);
-            job();
-        }
-    }
-}
-
 struct FuseFs {
     fs: ArtifactFs,
-    workers: Workers,
+    workers: Pool,
     /// Asked for by the user; whether it runs is decided at `init`.
     passthrough_wanted: bool,
     /// Shared with fetch workers, which reply to opens too.

@@ -33,6 +33,8 @@
 
 pub mod error;
 pub mod fuse;
+mod pool;
+mod readahead;
 #[cfg(test)]
 mod tests;
 pub mod tree;
@@ -51,7 +53,10 @@ use crate::cache::CacheError;
 use crate::fetch::{FetchError, Fetcher, OpenedBlob};
 use crate::names::{CollectionPath, Selector, validate_scope};
 use crate::registry::{CollectionState, Registry, RegistryError, ResolvedVersion, VersionRecord};
+use crate::store::chunks::CHUNK_BYTES;
 pub use error::FsError;
+pub use pool::Pool;
+use readahead::Readahead;
 use tree::{NodeId, NodeKind, Tree};
 use version::LoadedVersion;
 
@@ -72,6 +77,20 @@ pub const BLOCK_SIZE_BYTES: u32 = 128 * 1024;
 
 /// Unit of `st_blocks`, fixed by POSIX.
 const STAT_BLOCK_BYTES: u64 = 512;
+
+/// Default of [`FsOptions::readahead_files`].
+pub const READAHEAD_FILES: u32 = 16;
+
+/// Only files up to this size are fetched ahead of a directory walk; larger stored files open
+/// at once anyway and are read lazily.
+const READAHEAD_MAX_FILE_BYTES: u64 = CHUNK_BYTES;
+
+/// Threads fetching ahead, i.e. readahead downloads in flight across all readers.
+const READAHEAD_THREADS: usize = 32;
+
+/// Readahead downloads that may wait for a thread; beyond that, walks run ahead of what the
+/// network delivers, and more queued files would only arrive after they were read.
+const READAHEAD_MAX_WAITING: usize = 256;
 
 /// The root directory's inode (both modes).
 pub const ROOT_INODE: InodeNo = InodeNo(1);
@@ -168,6 +187,9 @@ pub struct FsOptions {
     /// Owner shown for every file.
     pub uid: u32,
     pub gid: u32,
+    /// Small files fetched ahead of a reader that opens a directory's files in name order
+    /// (see `readahead`); 0 turns readahead off.
+    pub readahead_files: u32,
 }
 
 impl Default for FsOptions {
@@ -175,7 +197,13 @@ impl Default for FsOptions {
         // The owner of /proc/self is this process's effective user, without `unsafe` getuid.
         let (uid, gid) =
             std::fs::metadata("/proc/self").map(|m| (m.uid(), m.gid())).unwrap_or((0, 0));
-        FsOptions { refresh: REFRESH_INTERVAL, registry_timeout: REGISTRY_TIMEOUT, uid, gid }
+        FsOptions {
+            refresh: REFRESH_INTERVAL,
+            registry_timeout: REGISTRY_TIMEOUT,
+            uid,
+            gid,
+            readahead_files: READAHEAD_FILES,
+        }
     }
 }
 
@@ -205,6 +233,9 @@ struct Inner {
     /// Sizes of entries whose manifest has none, learned when they were fetched; by inode.
     learned_sizes: Mutex<HashMap<InodeNo, u64>>,
     next_handle: AtomicU64,
+    readahead: Readahead,
+    /// Started on first use: most mounts of large files never walk a directory.
+    readahead_pool: OnceLock<Option<Pool>>,
 }
 
 /// A registry directory's entries as of its opendir, `.` and `..` first.
@@ -312,7 +343,6 @@ impl ArtifactFs {
                 registry,
                 fetcher,
                 handle,
-                options,
                 mounted_at: SystemTime::now(),
                 nodes: RwLock::new(nodes),
                 versions: RwLock::default(),
@@ -322,6 +352,9 @@ impl ArtifactFs {
                 files: RwLock::default(),
                 learned_sizes: Mutex::default(),
                 next_handle: AtomicU64::new(1),
+                readahead: Readahead::new(options.readahead_files),
+                readahead_pool: OnceLock::new(),
+                options,
             }),
         }
     }
@@ -508,6 +541,7 @@ impl ArtifactFs {
         let NodeKind::File { entry, size } = loaded.tree.kind(node) else {
             return Err(FsError::IsADirectory);
         };
+        self.read_ahead(&slot, &loaded, node);
         if self.inner.fetcher.is_cached(&loaded.entry(entry, size)) {
             return self.finish_open(&slot, &loaded, node).map(Opened::Ready);
         }
@@ -892,6 +926,54 @@ impl ArtifactFs {
         let open = OpenHandle { blob, artifact: slot.label.clone(), entry: path };
         write(&self.inner.files).insert(fh, Arc::new(open));
         Ok(OpenFile { fh: HandleNo(fh), direct_io: size_unknown })
+    }
+
+    /// Fetches, in the background, the small siblings that a directory walk reaching `node`
+    /// will open next. Best effort: a failure here only means the open fetches (and reports).
+    fn read_ahead(&self, slot: &Arc<VersionSlot>, loaded: &Arc<LoadedVersion>, node: NodeId) {
+        let next =
+            self.inner.readahead.opened(u64::from(slot.slot), node.0, loaded.tree.siblings(node));
+        for sibling in next.map(NodeId) {
+            let NodeKind::File { entry: index, size } = loaded.tree.kind(sibling) else {
+                continue;
+            };
+            let entry = loaded.entry(index, size);
+            if size > READAHEAD_MAX_FILE_BYTES
+                || loaded.size_unknown(index)
+                || self.inner.fetcher.is_cached(&entry)
+            {
+                continue;
+            }
+            let Some(pool) = self.readahead_pool() else { return };
+            let (fs, label, path) = (self.clone(), slot.label.clone(), loaded.tree.path(sibling));
+            let queued = pool.try_spawn(READAHEAD_MAX_WAITING, move || {
+                if let Err(err) = fs.inner.fetcher.cached(&label, &path, &entry) {
+                    tracing::debug!(%err, "readahead fetch failed");
+                }
+            });
+            if !queued {
+                return;
+            }
+        }
+    }
+
+    /// Whether no readahead download is queued or running.
+    #[cfg(test)]
+    fn readahead_idle(&self) -> bool {
+        self.inner.readahead_pool.get().and_then(Option::as_ref).is_none_or(Pool::is_idle)
+    }
+
+    fn readahead_pool(&self) -> Option<&Pool> {
+        self.inner
+            .readahead_pool
+            .get_or_init(|| match Pool::start("artfs-readahead", READAHEAD_THREADS) {
+                Ok(pool) => Some(pool),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot start readahead threads; reading without");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     // ---- attributes ---------------------------------------------------------------------------

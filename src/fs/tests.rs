@@ -763,3 +763,98 @@ fn files_without_a_sidecar_are_fetched_whole() {
     assert_eq!(read_at(&fs, f.fh, 100, 10).unwrap(), data[100..110]);
     fs.release(f.fh);
 }
+
+// ---- sibling readahead (fs::readahead) -----------------------------------------------------------
+
+/// Logs `n` small distinct files `d/f000…` as `acme/bikes/<name>:v0`; returns their contents.
+fn log_small_files(env: &Env, name: &str, n: usize) -> Vec<(String, Vec<u8>)> {
+    let files: Vec<(String, Vec<u8>)> =
+        (0..n).map(|i| (format!("d/f{i:03}"), pattern(1000 + i, i as u32))).collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, b)| (p.as_str(), b.as_slice())).collect();
+    env.log(name, &refs, &[]);
+    files
+}
+
+fn fs_with_readahead(env: &Env, fetcher: Fetcher, files: u32) -> ArtifactFs {
+    let options = FsOptions { readahead_files: files, ..Env::options(REFRESH_INTERVAL) };
+    ArtifactFs::registry(env.registry.clone(), fetcher, env.runtime.handle().clone(), options)
+}
+
+fn wait_readahead_idle(fs: &ArtifactFs) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !fs.readahead_idle() {
+        assert!(Instant::now() < deadline, "readahead never finished");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn cached_flags(fetcher: &Fetcher, files: &[(String, Vec<u8>)]) -> Vec<bool> {
+    files
+        .iter()
+        .map(|(_, b)| fetcher.is_cached(&Entry::stored(md5_base64(b), b.len() as u64)))
+        .collect()
+}
+
+#[test]
+fn a_directory_walk_fetches_the_next_files_ahead() {
+    let env = Env::new();
+    let files = log_small_files(&env, "ds", 40);
+    let fetcher = env.fetcher();
+    let fs = fs_with_readahead(&env, fetcher.clone(), 8);
+    let path = |i: usize| format!("acme/bikes/ds:v0/{}", files[i].0);
+    assert_eq!(cat(&fs, &path(0)), files[0].1);
+    assert_eq!(cat(&fs, &path(1)), files[1].1);
+    wait_readahead_idle(&fs);
+    // The second open in name order continued a walk: the next 8 came ahead, no more.
+    let expected: Vec<bool> = (0..40).map(|i| i <= 9).collect();
+    assert_eq!(cached_flags(&fetcher, &files), expected);
+    // The rest of the walk reads the right bytes, prefetched or not, and keeps the window ahead.
+    for (i, (_, bytes)) in files.iter().enumerate().skip(2).take(20) {
+        assert_eq!(&cat(&fs, &path(i)), bytes, "{}", files[i].0);
+    }
+    wait_readahead_idle(&fs);
+    let expected: Vec<bool> = (0..40).map(|i| i <= 21 + 8).collect();
+    assert_eq!(cached_flags(&fetcher, &files), expected);
+}
+
+#[test]
+fn opens_out_of_name_order_fetch_nothing_ahead() {
+    let env = Env::new();
+    let files = log_small_files(&env, "ds", 30);
+    let fetcher = env.fetcher();
+    let fs = fs_with_readahead(&env, fetcher.clone(), 8);
+    // Backwards, then a few scattered picks: no open follows its predecessor in name order.
+    let order: Vec<usize> = (20..30).rev().chain([3, 11, 7, 15, 1]).collect();
+    for &i in &order {
+        assert_eq!(cat(&fs, &format!("acme/bikes/ds:v0/{}", files[i].0)), files[i].1);
+    }
+    wait_readahead_idle(&fs);
+    let expected: Vec<bool> = (0..30).map(|i| order.contains(&i)).collect();
+    assert_eq!(cached_flags(&fetcher, &files), expected);
+}
+
+#[test]
+fn readahead_zero_is_off_and_broken_siblings_only_fail_their_own_open() {
+    let env = Env::new();
+    let files = log_small_files(&env, "ds", 12);
+    let fetcher = env.fetcher();
+    let off = fs_with_readahead(&env, fetcher.clone(), 0);
+    for (path, bytes) in files.iter().take(6) {
+        assert_eq!(&cat(&off, &format!("acme/bikes/ds:v0/{path}")), bytes);
+    }
+    wait_readahead_idle(&off);
+    let expected: Vec<bool> = (0..12).map(|i| i < 6).collect();
+    assert_eq!(cached_flags(&fetcher, &files), expected);
+
+    // A tampered sibling: readahead fails quietly, nothing wrong is cached, and the open of that
+    // file still reports the error itself.
+    std::fs::write(env.blob_file(&files[8].1), b"tampered").unwrap();
+    let on = fs_with_readahead(&env, fetcher.clone(), 8);
+    assert_eq!(cat(&on, &format!("acme/bikes/ds:v0/{}", files[6].0)), files[6].1);
+    assert_eq!(cat(&on, &format!("acme/bikes/ds:v0/{}", files[7].0)), files[7].1);
+    wait_readahead_idle(&on);
+    let expected: Vec<bool> = (0..12).map(|i| i != 8).collect();
+    assert_eq!(cached_flags(&fetcher, &files), expected);
+    let tampered = walk(&on, &format!("acme/bikes/ds:v0/{}", files[8].0)).unwrap().ino;
+    assert_eq!(open(&on, tampered).unwrap_err().errno(), libc::EIO);
+}

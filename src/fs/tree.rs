@@ -260,6 +260,17 @@ impl Tree {
         (start..hi).map(move |id| (id - lo + 1, NodeId(id as u32)))
     }
 
+    /// The children of `n`'s directory (`n` among them), as node ids: siblings are
+    /// consecutive in name order. The root is its own only sibling.
+    pub fn siblings(&self, n: NodeId) -> std::ops::RangeInclusive<u32> {
+        if n == Self::ROOT {
+            return 0..=0;
+        }
+        let (lo, hi) = self.child_range(self.parent(n));
+        // Node ids are u32 and `n` is in `lo..hi`, so neither end truncates or underflows.
+        lo as u32..=(hi - 1) as u32
+    }
+
     /// Number of children of `dir`; 0 for a file.
     pub fn child_count(&self, dir: NodeId) -> usize {
         let (lo, hi) = self.child_range(dir);
@@ -736,6 +747,10 @@ mod tests {
                 assert!(!std::mem::replace(&mut seen[c.idx()], true), "node listed twice");
                 assert_eq!(t.lookup(n, t.name(c)), Some(c));
                 assert_eq!(t.resolve(&t.path(c)), Some(c));
+            }
+            for c in &kids {
+                let range = t.siblings(*c);
+                assert_eq!(range.map(NodeId).collect::<Vec<_>>(), kids, "siblings of a child");
             }
             for w in kids.windows(2) {
                 assert_eq!(w[1].0, w[0].0 + 1, "siblings must be contiguous");

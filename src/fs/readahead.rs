@@ -1,0 +1,155 @@
+//! Sibling readahead: when the files of one directory are opened in name order, the next few
+//! are fetched before they are asked for.
+//!
+//! Why: a reader that opens one file at a time (`cp -r`, `tar`, `xargs cat`, a data loader
+//! walking a folder) has one download in flight, so small files run at the speed of one round
+//! trip each. Following such a walk keeps up to `window` downloads in flight per reader. Random
+//! or shuffled opens never match the pattern, so they cost nothing extra.
+//!
+//! Detection only: the caller decides which of the returned siblings are worth fetching (files,
+//! small, not cached) and fetches them. Siblings of a directory are consecutive node ids in name
+//! order (see `tree`), so "the next file" is the next node id within the directory.
+
+use std::collections::VecDeque;
+use std::ops::RangeInclusive;
+use std::sync::{Mutex, PoisonError};
+
+/// Walks remembered for detection: enough for dozens of readers at once.
+const STREAMS: usize = 64;
+
+/// Recognises directory walks and says which siblings to fetch ahead.
+#[derive(Debug)]
+pub struct Readahead {
+    /// Siblings kept ahead of a walk; 0 turns readahead off.
+    window: u32,
+    /// Most recently advanced first.
+    streams: Mutex<VecDeque<Stream>>,
+}
+
+/// One walk through one directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stream {
+    slot: u64,
+    /// Node last opened.
+    last: u32,
+    /// Highest node already handed out for fetching.
+    ahead: u32,
+}
+
+impl Readahead {
+    pub fn new(window: u32) -> Readahead {
+        Readahead { window, streams: Mutex::default() }
+    }
+
+    /// Records an open of `node` in version `slot`, whose directory's children are the nodes
+    /// `siblings`. Returns the siblings to fetch now: none unless this open continues a walk
+    /// (the previous sibling was opened recently), and never one handed out before for the
+    /// same walk.
+    pub fn opened(
+        &self,
+        slot: u64,
+        node: u32,
+        siblings: RangeInclusive<u32>,
+    ) -> RangeInclusive<u32> {
+        let none = RangeInclusive::new(1, 0);
+        if self.window == 0 || !siblings.contains(&node) {
+            return none;
+        }
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        let continues = match node > *siblings.start() {
+            true => streams.iter().position(|s| s.slot == slot && s.last + 1 == node),
+            false => None,
+        };
+        let Some(i) = continues else {
+            // A new walk, or the same file opened again: remember it, fetch nothing yet.
+            if let Some(i) = streams.iter().position(|s| s.slot == slot && s.last == node) {
+                streams.remove(i);
+            }
+            streams.push_front(Stream { slot, last: node, ahead: node });
+            streams.truncate(STREAMS);
+            return none;
+        };
+        // Exists: `position` found it.
+        let Some(stream) = streams.remove(i) else { return none };
+        let end = node.saturating_add(self.window).min(*siblings.end());
+        let start = stream.ahead.max(node) + 1;
+        streams.push_front(Stream { slot, last: node, ahead: stream.ahead.max(end) });
+        start..=end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(r: RangeInclusive<u32>) -> Vec<u32> {
+        r.collect()
+    }
+
+    #[test]
+    fn a_walk_gets_its_window_ahead_once() {
+        let ra = Readahead::new(4);
+        let dir = 10..=30;
+        assert_eq!(collect(ra.opened(1, 10, dir.clone())), Vec::<u32>::new());
+        assert_eq!(collect(ra.opened(1, 11, dir.clone())), [12, 13, 14, 15]);
+        // Each further step hands out one new sibling only.
+        assert_eq!(collect(ra.opened(1, 12, dir.clone())), [16]);
+        assert_eq!(collect(ra.opened(1, 13, dir.clone())), [17]);
+    }
+
+    #[test]
+    fn the_window_stops_at_the_last_sibling() {
+        let ra = Readahead::new(8);
+        let dir = 10..=14;
+        ra.opened(1, 11, dir.clone());
+        assert_eq!(collect(ra.opened(1, 12, dir.clone())), [13, 14]);
+        assert_eq!(collect(ra.opened(1, 13, dir.clone())), Vec::<u32>::new());
+        assert_eq!(collect(ra.opened(1, 14, dir)), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn random_opens_fetch_nothing() {
+        let ra = Readahead::new(8);
+        let dir = 0..=1000;
+        let mut fetched = 0;
+        for node in [500, 17, 900, 3, 640, 641 - 100, 77, 78 + 5] {
+            fetched += ra.opened(1, node, dir.clone()).count();
+        }
+        assert_eq!(fetched, 0);
+    }
+
+    #[test]
+    fn interleaved_readers_each_keep_their_walk() {
+        let ra = Readahead::new(2);
+        let dir = 0..=1000;
+        // Eight readers, each walking its own stretch, their opens interleaved.
+        let starts: Vec<u32> = (0..8).map(|r| r * 100).collect();
+        for s in &starts {
+            ra.opened(1, *s, dir.clone());
+        }
+        for s in &starts {
+            assert_eq!(collect(ra.opened(1, s + 1, dir.clone())), [s + 2, s + 3]);
+        }
+        for s in &starts {
+            assert_eq!(collect(ra.opened(1, s + 2, dir.clone())), [s + 4]);
+        }
+    }
+
+    #[test]
+    fn walks_do_not_cross_directories_or_versions() {
+        let ra = Readahead::new(4);
+        ra.opened(1, 9, 0..=9);
+        // Node 10 is the first child of the next directory: not a continuation.
+        assert_eq!(ra.opened(1, 10, 10..=20).count(), 0);
+        // Same node ids in another version: a different walk.
+        ra.opened(1, 11, 10..=20);
+        assert_eq!(ra.opened(2, 12, 10..=20).count(), 0);
+    }
+
+    #[test]
+    fn zero_window_is_off() {
+        let ra = Readahead::new(0);
+        ra.opened(1, 1, 0..=9);
+        assert_eq!(ra.opened(1, 2, 0..=9).count(), 0);
+    }
+}
