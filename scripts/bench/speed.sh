@@ -15,7 +15,7 @@
 # stopped again if this script started it).
 #
 # Environment: BENCH_DIR (default /tmp/artfs-speed), ARTFS_BIN, BENCH_BIG_MIB (1024),
-# BENCH_HUGE_MIB (4096), BENCH_SMALL_N (10000), BENCH_MD (BENCHMARKS.md).
+# BENCH_HUGE_MIB (4096), BENCH_SMALL_N (10000), BENCH_REPS (3), BENCH_MD (BENCHMARKS.md).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -24,6 +24,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/artfs-speed}
 BIG_MIB=${BENCH_BIG_MIB:-1024}
 HUGE_MIB=${BENCH_HUGE_MIB:-4096}
 SMALL_N=${BENCH_SMALL_N:-10000}
+REPS=${BENCH_REPS:-3}
 SMALL_KIB=16
 BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
 SECTION="## Speed (issue 5)"
@@ -124,44 +125,67 @@ read_small() { # $1: root, $2: list of relative paths; 8 parallel readers
   (cd "$1" && xargs -P 8 -n 200 cat <"$2" >/dev/null)
 }
 
-declare -A R
-# artfs: 1, 2, 3, 4, 5
-mount_artfs
-drop; R[artfs,seq,cold]=$(timed cat "$MNT/big:v0/big.bin")
-R[artfs,seq,warm]=$(timed cat "$MNT/big:v0/big.bin")
-drop; R[artfs,small,cold]=$(timed read_small "$MNT" "$BENCH_DIR/small-names")
-R[artfs,small,warm]=$(timed read_small "$MNT" "$BENCH_DIR/small-names")
-R[artfs,rss]=$(hwm_mib)
-OFFSET=$(( (HUGE_MIB << 20) - 3 * 4096 - 12345 ))
-# Metadata known (stat first, as for the peers), data cold.
-stat "$MNT/huge:v0/huge.bin" >/dev/null; drop
-R[artfs,rand,cold]=$(timed dd if="$MNT/huge:v0/huge.bin" of=/dev/null bs=4096 count=1 skip="$OFFSET" iflag=skip_bytes status=none)
-R[artfs,rand,bytes]=$(fetched "$BENCH_DIR/cache/v1/partial")
-CACHED=$BENCH_DIR/cache/v1/obj/md5/${BIG_KEY#registry/blobs/md5/}
-for _ in $(seq 100); do [[ -f $CACHED ]] && break; sleep 0.2; done
-drop; R[warm4,mount,cold]=$(timed cat "$MNT/big:v0/big.bin")
-drop; R[warm4,direct,cold]=$(timed cat "$CACHED")
-cat "$MNT/big:v0/big.bin" "$CACHED" >/dev/null
-R[warm4,mount,warm]=$(timed cat "$MNT/big:v0/big.bin")
-R[warm4,direct,warm]=$(timed cat "$CACHED")
-PATH_USED=$(grep -o 'warm reads: [^(]*' "$BENCH_DIR/artfs-mount.log" | head -1 || true)
-unmount "$BENCH_DIR/mnt/artfs"
-
-# curl: one plain GET
-drop; R[curl,seq,cold]=$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")
-R[curl,seq,warm]=$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")
-
-for peer in s3fs rclone; do
+# Every measurement is repeated BENCH_REPS times, tools interleaved within each repetition (so
+# slow phases of the machine hit all of them), and reported as the median.
+declare -A R # key -> space-separated samples
+add() { R[$1]="${R[$1]:-} $2"; }
+artfs_round() { # one repetition of 1-5 for artfs
+  mount_artfs
+  drop; add artfs,seq,cold "$(timed cat "$MNT/big:v0/big.bin")"
+  add artfs,seq,warm "$(timed cat "$MNT/big:v0/big.bin")"
+  drop; add artfs,small,cold "$(timed read_small "$MNT" "$BENCH_DIR/small-names")"
+  add artfs,small,warm "$(timed read_small "$MNT" "$BENCH_DIR/small-names")"
+  add artfs,rss "$(hwm_mib)"
+  # Metadata known (stat first, as for the peers), data cold.
+  stat "$MNT/huge:v0/huge.bin" >/dev/null; drop
+  add artfs,rand,cold "$(timed dd if="$MNT/huge:v0/huge.bin" of=/dev/null bs=4096 count=1 skip="$OFFSET" iflag=skip_bytes status=none)"
+  add artfs,rand,bytes "$(fetched "$BENCH_DIR/cache/v1/partial")"
+  local cached=$BENCH_DIR/cache/v1/obj/md5/${BIG_KEY#registry/blobs/md5/} i
+  for _ in $(seq 100); do [[ -f $cached ]] && break; sleep 0.2; done
+  # Warm: mount and direct alternate which goes first, since a read can warm caches below the
+  # VM for the one after it.
+  for i in 1 2; do
+    if (( i % 2 )); then
+      drop; add warm4,mount,cold "$(timed cat "$MNT/big:v0/big.bin")"
+      drop; add warm4,direct,cold "$(timed cat "$cached")"
+    else
+      drop; add warm4,direct,cold "$(timed cat "$cached")"
+      drop; add warm4,mount,cold "$(timed cat "$MNT/big:v0/big.bin")"
+    fi
+    cat "$MNT/big:v0/big.bin" "$cached" >/dev/null
+    add warm4,mount,warm "$(timed cat "$MNT/big:v0/big.bin")"
+    add warm4,direct,warm "$(timed cat "$cached")"
+  done
+  PATH_USED=$(grep -o 'warm reads: [^(]*' "$BENCH_DIR/artfs-mount.log" | head -1 || true)
+  unmount "$BENCH_DIR/mnt/artfs"
+}
+peer_round() { # $1: s3fs or rclone
+  local peer=$1
   "mount_$peer"
-  drop; R[$peer,seq,cold]=$(timed cat "$MNT/$BIG_KEY")
-  R[$peer,seq,warm]=$(timed cat "$MNT/$BIG_KEY")
-  drop; R[$peer,small,cold]=$(timed read_small "$MNT" "$BENCH_DIR/small-keys")
-  R[$peer,small,warm]=$(timed read_small "$MNT" "$BENCH_DIR/small-keys")
+  drop; add "$peer,seq,cold" "$(timed cat "$MNT/$BIG_KEY")"
+  add "$peer,seq,warm" "$(timed cat "$MNT/$BIG_KEY")"
+  drop; add "$peer,small,cold" "$(timed read_small "$MNT" "$BENCH_DIR/small-keys")"
+  add "$peer,small,warm" "$(timed read_small "$MNT" "$BENCH_DIR/small-keys")"
   stat "$MNT/$HUGE_KEY" >/dev/null; drop
-  R[$peer,rand,cold]=$(timed dd if="$MNT/$HUGE_KEY" of=/dev/null bs=4096 count=1 skip="$OFFSET" iflag=skip_bytes status=none)
-  R[$peer,rand,bytes]=$([[ $peer == rclone ]] && fetched "$BENCH_DIR/rclone-cache/vfs" || echo '')
-  R[$peer,rss]=$(hwm_mib)
+  add "$peer,rand,cold" "$(timed dd if="$MNT/$HUGE_KEY" of=/dev/null bs=4096 count=1 skip="$OFFSET" iflag=skip_bytes status=none)"
+  [[ $peer == rclone ]] && add "$peer,rand,bytes" "$(fetched "$BENCH_DIR/rclone-cache/vfs")"
+  add "$peer,rss" "$(hwm_mib)"
   unmount "$MNT"
+}
+OFFSET=$(( (HUGE_MIB << 20) - 3 * 4096 - 12345 ))
+for rep in $(seq "$REPS"); do
+  note "repetition $rep of $REPS"
+  artfs_round
+  drop; add curl,seq,cold "$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")"
+  add curl,seq,warm "$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")"
+  for peer in s3fs rclone; do peer_round "$peer"; done
+done
+# The raw samples go to stderr for the record; medians replace them.
+for k in "${!R[@]}"; do echo "samples $k:${R[$k]}"; done | sort >&2
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
+for k in "${!R[@]}"; do
+  # shellcheck disable=SC2086 # word splitting of the sample list is the point
+  R[$k]=$(median ${R[$k]})
 done
 
 # --- report -----------------------------------------------------------------------------------
@@ -187,21 +211,16 @@ EOF
 )
 HEAD="Run \`scripts/bench/speed.sh\` (root). Same ministack server, same objects, same run; peers read
 artfs's blob objects directly. cold: page cache dropped and every cache emptied (fresh mount, fresh
-cache dir); warm: the same read again on the same mount. Ratios are time(peer)/time(artfs), so > 1
-means artfs is faster. Timings include \`cat\`/\`xargs cat\` process overhead; 2 cores shared by
-server, daemon and reader: compare ratios, not absolute numbers.
+cache dir); warm: the same read again on the same mount. Every number is the median of $REPS
+repetitions, the tools interleaved within each repetition (row 4: $((2 * REPS)) samples per side,
+alternating which side reads first). Ratios are time(peer)/time(artfs) from those medians: above
+1 means artfs is faster. Timings include \`cat\`/\`xargs cat\` process overhead; 2 cores
+shared by server, daemon and reader: compare ratios, not absolute numbers.
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'); kernel $(uname -r); $(nproc) cores
 - artfs: commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (working tree modified)'); warm-read path: ${PATH_USED:-unknown}
 - peers: $(s3fs --version 2>&1 | head -1); $(rclone --version 2>/dev/null | head -1)"
-printf '\n%s\n\n%s\n\n%s\n' "$SECTION" "$HEAD" "$TABLE"
-python3 - "$BENCH_MD" "$SECTION" "$HEAD" "$TABLE" <<'EOF'
-import re, sys
-path, section, head, table = sys.argv[1:]
-text = open(path).read() if __import__("os").path.exists(path) else "# Benchmarks\n"
-body = f"{section}\n\n{head}\n\n{table}\n"
-pattern = re.compile(rf"^{re.escape(section)}\n.*?(?=^## |\Z)", re.S | re.M)
-text = pattern.sub(lambda _: body + "\n", text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + body
-open(path, "w").write(text.rstrip("\n") + "\n")
-EOF
+SECTION_TEXT=$(printf '%s\n\n%s\n\n%s\n' "$SECTION" "$HEAD" "$TABLE")
+printf '\n%s\n' "$SECTION_TEXT"
+printf '%s\n' "$SECTION_TEXT" | python3 "$REPO/scripts/bench/update-section.py" "$BENCH_MD" "$SECTION"
 note "results in $BENCH_MD"

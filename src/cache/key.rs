@@ -76,9 +76,18 @@ impl CacheKey {
         }
     }
 
-    /// File name shared by every process that wants to fill this key.
-    pub(super) fn lock_file_name(&self) -> String {
-        format!("{}-{}.lock", self.kind(), self.hex())
+    /// Byte of the shared fill-lock file that every process filling this key locks: 62 bits of
+    /// the digest, so distinct keys practically never share one (and sharing would only make
+    /// two fills wait for each other), and offset + 1 still fits `off_t`.
+    pub(super) fn lock_offset(&self) -> i64 {
+        let raw: &[u8] = match self {
+            Self::Md5(raw) | Self::Xxh128(raw) => raw,
+            Self::Etag(raw) => raw,
+        };
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&raw[..8]);
+        // 62 bits: always non-negative and far from i64::MAX.
+        (u64::from_be_bytes(first) >> 2) as i64
     }
 }
 

@@ -1,11 +1,12 @@
-//! Cross-process coordination files: per-key fill locks and in-progress temp files.
+//! Cross-process coordination: per-key fill locks and in-progress temp files.
 //!
-//! Lock files are deleted when released so `locks/` stays small. That is safe only because of one
-//! rule: a lock file's name may be unlinked only by a process holding the flock on the inode that
-//! name currently points at. Acquirers therefore re-check, after the flock is granted, that the
-//! name still points at the inode they locked, and start over if not. Temp files hold a shared
-//! flock for their whole life, so a temp file whose flock can be taken exclusively belongs to a
-//! dead process.
+//! Fill locks are open-file-description (OFD) byte-range locks on one shared file, one byte per
+//! key: no file is created or deleted per fill. (A lock file per key, created and unlinked around
+//! every fill, made ext4 inode allocation the largest cost of filling many small files.) OFD locks
+//! belong to the open file, not the process, so they exclude threads of one process as well as
+//! other processes, and the kernel drops them when the holder's descriptor closes, also when the
+//! holder dies. Temp files hold a shared flock for their whole life, so a temp file whose flock
+//! can be taken exclusively belongs to a dead process.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
@@ -14,36 +15,35 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, fcntl};
 use tracing::{debug, warn};
 
-/// Exclusive right, across processes, to fill one key. Released (and its file unlinked) on drop.
+/// Exclusive right, across threads and processes, to fill one key; released on drop.
 #[derive(Debug)]
 pub(super) struct KeyLock {
-    // Held only for its flock, which the kernel drops when this handle closes (after `drop` ran).
+    // Held only for its lock, which the kernel drops when this descriptor closes.
     _file: File,
-    path: PathBuf,
 }
 
 impl KeyLock {
-    /// Blocks until this handle holds the flock on the file currently named `path`.
-    pub(super) fn acquire(path: &Path) -> io::Result<Self> {
+    /// Blocks until this handle holds byte `offset` of the fill-lock file at `path`.
+    pub(super) fn acquire(path: &Path, offset: i64) -> io::Result<Self> {
+        let file = open_creating_parent(path)?;
+        let byte = libc::flock {
+            l_type: libc::F_WRLCK as libc::c_short,
+            l_whence: libc::SEEK_SET as libc::c_short,
+            l_start: offset,
+            l_len: 1,
+            // Must be 0 for OFD locks.
+            l_pid: 0,
+        };
         loop {
-            let file = open_creating_parent(path)?;
-            file.lock()?;
-            if names_inode(path, &file)? {
-                return Ok(Self { _file: file, path: path.to_owned() });
+            match fcntl(&file, FcntlArg::F_OFD_SETLKW(&byte)) {
+                Ok(_) => return Ok(Self { _file: file }),
+                Err(Errno::EINTR) => continue,
+                Err(errno) => return Err(errno.into()),
             }
-            // The previous holder unlinked this inode after we opened it; its fill is finished.
-        }
-    }
-}
-
-impl Drop for KeyLock {
-    fn drop(&mut self) {
-        if let Err(err) = fs::remove_file(&self.path)
-            && err.kind() != io::ErrorKind::NotFound
-        {
-            warn!(path = %self.path.display(), %err, "cannot remove cache lock file");
         }
     }
 }
@@ -70,25 +70,6 @@ pub(super) fn names_inode(path: &Path, file: &File) -> io::Result<bool> {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(err) => Err(err),
     }
-}
-
-/// Removes the lock file at `path` if no process holds it; returns whether it was removed.
-pub(super) fn remove_unheld_lock(path: &Path) -> io::Result<bool> {
-    let file = match File::open(path) {
-        Ok(file) => file,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(err) => return Err(err),
-    };
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(TryLockError::WouldBlock) => return Ok(false),
-        Err(TryLockError::Error(err)) => return Err(err),
-    }
-    if !names_inode(path, &file)? {
-        return Ok(false);
-    }
-    fs::remove_file(path)?;
-    Ok(true)
 }
 
 /// A fill in progress: a uniquely named file in `tmp/`, removed on drop unless published.
@@ -184,5 +165,35 @@ fn remove_if_dead(path: &Path, now: SystemTime, min_age: Duration) -> io::Result
         }
         Err(TryLockError::WouldBlock) => Ok(false),
         Err(TryLockError::Error(err)) => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::thread;
+
+    #[test]
+    fn a_key_lock_excludes_the_same_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locks/fill.lock");
+        let held = KeyLock::acquire(&path, 7).unwrap();
+        // Another key's byte is free at once, even in the same process.
+        let other = KeyLock::acquire(&path, 8).unwrap();
+        let (tx, rx) = mpsc::channel();
+        let path2 = path.clone();
+        let waiter = thread::spawn(move || {
+            let lock = KeyLock::acquire(&path2, 7).unwrap();
+            tx.send(()).unwrap();
+            drop(lock);
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err(), "same key must wait");
+        drop(held);
+        rx.recv_timeout(Duration::from_secs(10)).expect("released lock is granted");
+        waiter.join().unwrap();
+        drop(other);
+        // One file for every key.
+        assert_eq!(fs::read_dir(dir.path().join("locks")).unwrap().count(), 1);
     }
 }

@@ -5,7 +5,7 @@
 //! a temp file, which is removed once its (flock-holding) writer is gone. Every handle to an entry
 //! holds a shared flock for as long as it lives, and eviction deletes only entries whose exclusive
 //! flock it can take, so an entry in use by any process is never evicted. At most one process and
-//! one thread fill a given key at a time (`v1/locks/<kind>-<hex>.lock` plus an in-process gate).
+//! one thread fill a given key at a time (a byte lock in `v1/fill.lock` plus an in-process gate).
 //! Recency is the entry's mtime, set on publish and on every hit, so LRU order survives restarts
 //! and is shared across processes. The total size is a running estimate in `v1/stats.json`; only
 //! crossing the limit triggers a scan of the tree, and eviction then goes down to
@@ -19,7 +19,7 @@
 //! v1/obj/etag/<2 hex>/<62 hex>          references: sha256(sha256(uri) || sha256(etag))
 //! v1/tmp/<kind>-<hex>.<pid>.<seq>.tmp   fills in progress (or left by dead processes)
 //! v1/partial/<kind>-<hex>.data, .map    large blobs fetched chunk by chunk (see `partial.rs`)
-//! v1/locks/<kind>-<hex>.lock            per-key fill locks, unlinked when released
+//! v1/fill.lock                          per-key fill locks: one byte each (see `lock.rs`)
 //! v1/stats.json, v1/stats.lock          shared totals and counters (see `ledger.rs`)
 //! v1/evict.lock                         one evictor at a time
 //! ```
@@ -225,7 +225,7 @@ struct CacheInner {
     root: PathBuf,
     obj_dir: PathBuf,
     tmp_dir: PathBuf,
-    locks_dir: PathBuf,
+    fill_lock_path: PathBuf,
     partial_dir: PathBuf,
     evict_lock_path: PathBuf,
     max_bytes: u64,
@@ -260,9 +260,8 @@ impl BlobCache {
         let root = dir.join(LAYOUT_VERSION);
         let obj_dir = root.join("obj");
         let tmp_dir = root.join("tmp");
-        let locks_dir = root.join("locks");
         let partial_dir = root.join("partial");
-        for path in [&obj_dir, &tmp_dir, &locks_dir, &partial_dir] {
+        for path in [&obj_dir, &tmp_dir, &partial_dir] {
             fs::create_dir_all(path).map_err(|source| CacheError::io("create", path, source))?;
         }
         write_cachedir_tag(dir);
@@ -271,10 +270,10 @@ impl BlobCache {
             inner: Arc::new(CacheInner {
                 dir: dir.to_owned(),
                 evict_lock_path: root.join("evict.lock"),
+                fill_lock_path: root.join("fill.lock"),
                 root,
                 obj_dir,
                 tmp_dir,
-                locks_dir,
                 partial_dir,
                 max_bytes,
                 ledger,
@@ -351,9 +350,9 @@ impl BlobCache {
             return Ok(blob);
         }
         let gate_pass = self.inner.fill_gate.enter(*key);
-        let lock_path = self.inner.locks_dir.join(key.lock_file_name());
-        let key_lock = KeyLock::acquire(&lock_path)
-            .map_err(|source| CacheError::io("lock", &lock_path, source))?;
+        let lock_path = &self.inner.fill_lock_path;
+        let key_lock = KeyLock::acquire(lock_path, key.lock_offset())
+            .map_err(|source| CacheError::io("lock", lock_path, source))?;
         let replacing = match self.lookup(key, size)? {
             Lookup::Hit(blob) => {
                 self.count_hit();
@@ -608,19 +607,6 @@ impl BlobCache {
     fn remove_leftovers(&self) {
         if let Err(err) = lock::remove_dead_temps(&self.inner.tmp_dir, STALE_TEMP_AGE) {
             warn!(dir = %self.inner.tmp_dir.display(), %err, "cannot clean cache temp files");
-        }
-        let lock_files = match fs::read_dir(&self.inner.locks_dir) {
-            Ok(lock_files) => lock_files,
-            Err(err) => {
-                warn!(dir = %self.inner.locks_dir.display(), %err, "cannot list cache lock files");
-                return;
-            }
-        };
-        for lock_file in lock_files.flatten() {
-            let path = lock_file.path();
-            if let Err(err) = lock::remove_unheld_lock(&path) {
-                warn!(path = %path.display(), %err, "cannot clean cache lock file");
-            }
         }
     }
 }
