@@ -6,6 +6,8 @@
 #   2. 10,000 x 16 KiB files read by 8 parallel readers (cold, warm): artfs vs s3fs vs rclone
 #   3. 4 KiB at a random offset of a 4 GiB file (metadata known, data cold): time, bytes fetched
 #   4. a cached 1 GiB file through the mount vs the cache file directly (disk-cold, page-warm)
+#   2b. the first 2,000 of those files through a proxy adding 30 ms per request (a realistic
+#       object-store round trip; loopback has none): artfs (readahead on, off) vs s3fs vs rclone
 #   5. artfs daemon peak RSS (VmHWM) over 1 and 2
 #
 # Peers read artfs's own blob objects (`registry/blobs/md5/..`): same bytes, same server.
@@ -15,7 +17,8 @@
 # stopped again if this script started it).
 #
 # Environment: BENCH_DIR (default /tmp/artfs-speed), ARTFS_BIN, BENCH_BIG_MIB (1024),
-# BENCH_HUGE_MIB (4096), BENCH_SMALL_N (10000), BENCH_REPS (3), BENCH_MD (BENCHMARKS.md).
+# BENCH_HUGE_MIB (4096), BENCH_SMALL_N (10000), BENCH_REPS (3), BENCH_LATENCY_MS (30),
+# BENCH_LATENCY_N (2000), BENCH_BUCKET (artfs-speed), BENCH_MD (BENCHMARKS.md).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -29,7 +32,12 @@ SMALL_KIB=16
 BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
 SECTION="## Speed (issue 5)"
 ENDPOINT=http://127.0.0.1:4566
-BUCKET=artfs-speed
+# Row 2b goes through a proxy that delays each request by LATENCY_MS (scripts/bench/latency-proxy.py).
+LATENCY_MS=${BENCH_LATENCY_MS:-30}
+LATENCY_N=${BENCH_LATENCY_N:-2000}
+PROXY_PORT=4567
+EP=$ENDPOINT # endpoint the next mount uses
+BUCKET=${BENCH_BUCKET:-artfs-speed}
 REG=s3://$BUCKET/registry
 
 note() { echo "speed.sh: $*" >&2; }
@@ -92,21 +100,21 @@ now() { date +%s.%N; }
 wait_mounted() { for _ in $(seq 300); do mountpoint -q "$1" && return 0; sleep 0.1; done; die "no mount at $1"; }
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 DAEMON=0
-mount_artfs() { # fresh cache dir; sets DAEMON
+mount_artfs() { # fresh cache dir; sets DAEMON; extra arguments go to `artfs mount`
   local m=$BENCH_DIR/mnt/artfs; rm -rf "$BENCH_DIR/cache"; mkdir -p "$m"
-  $ARTFS_BIN --registry "$REG" --cache-dir "$BENCH_DIR/cache" --cache-size 20G -v mount "$m" --foreground \
-    2>"$BENCH_DIR/artfs-mount.log" &
+  AWS_ENDPOINT_URL=$EP $ARTFS_BIN --registry "$REG" --cache-dir "$BENCH_DIR/cache" --cache-size 20G -v \
+    mount "$m" --foreground "$@" 2>"$BENCH_DIR/artfs-mount.log" &
   DAEMON=$!; PIDS+=("$DAEMON"); MOUNTS+=("$m"); wait_mounted "$m"; MNT=$m/bench/speed
 }
 mount_s3fs() {
   local m=$BENCH_DIR/mnt/s3fs; mkdir -p "$m"; echo 'test:test' >"$BENCH_DIR/passwd"; chmod 600 "$BENCH_DIR/passwd"
-  s3fs "$BUCKET" "$m" -f -o ro,url=$ENDPOINT,use_path_request_style,passwd_file="$BENCH_DIR/passwd",endpoint=us-east-1 \
+  s3fs "$BUCKET" "$m" -f -o ro,url=$EP,use_path_request_style,passwd_file="$BENCH_DIR/passwd",endpoint=us-east-1 \
     2>"$BENCH_DIR/s3fs.log" &
   DAEMON=$!; PIDS+=("$DAEMON"); MOUNTS+=("$m"); wait_mounted "$m"; MNT=$m
 }
 mount_rclone() {
   local m=$BENCH_DIR/mnt/rclone; mkdir -p "$m"; rm -rf "$BENCH_DIR/rclone-cache"
-  env -u AWS_CA_BUNDLE RCLONE_CONFIG_S_TYPE=s3 RCLONE_CONFIG_S_PROVIDER=Other RCLONE_CONFIG_S_ENDPOINT=$ENDPOINT \
+  env -u AWS_CA_BUNDLE RCLONE_CONFIG_S_TYPE=s3 RCLONE_CONFIG_S_PROVIDER=Other RCLONE_CONFIG_S_ENDPOINT=$EP \
     RCLONE_CONFIG_S_REGION=us-east-1 RCLONE_CONFIG_S_ACCESS_KEY_ID=test RCLONE_CONFIG_S_SECRET_ACCESS_KEY=test \
     RCLONE_CONFIG_S_FORCE_PATH_STYLE=true rclone mount "S:$BUCKET" "$m" --read-only --vfs-cache-mode full \
     --cache-dir "$BENCH_DIR/rclone-cache" 2>"$BENCH_DIR/rclone.log" &
@@ -121,8 +129,28 @@ timed() { local t0; t0=$(now); "$@" >/dev/null; printf '%.3f' "$(echo "$(now) - 
 # sparse VFS cache (allocated bytes). s3fs without a disk cache keeps nothing to measure.
 fetched() { du -s --block-size=1 "$1" 2>/dev/null | cut -f1; }
 hwm_mib() { awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$DAEMON/status"; }
-read_small() { # $1: root, $2: list of relative paths; 8 parallel readers
-  (cd "$1" && xargs -P 8 -n 200 cat <"$2" >/dev/null)
+read_small() { # $1: root, $2: list of relative paths, $3: files per `cat` (200); 8 parallel readers
+  (cd "$1" && xargs -P 8 -n "${3:-200}" cat <"$2" >/dev/null)
+}
+head -n "$LATENCY_N" "$BENCH_DIR/small-names" >"$BENCH_DIR/latency-names"
+head -n "$LATENCY_N" "$BENCH_DIR/small-keys" >"$BENCH_DIR/latency-keys"
+python3 "$REPO/scripts/bench/latency-proxy.py" "$PROXY_PORT" 4566 "$LATENCY_MS" &
+PIDS+=("$!")
+for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PROXY_PORT/" && break; sleep 0.1; done
+latency_round() { # row 2b for every tool, each through the delaying proxy, cold
+  EP=http://127.0.0.1:$PROXY_PORT
+  local mode
+  for mode in on off; do
+    if [[ $mode == on ]]; then mount_artfs; else mount_artfs --readahead-files 0; fi
+    drop; add "artfs-ra-$mode,lat,cold" "$(timed read_small "$MNT" "$BENCH_DIR/latency-names" 50)"
+    unmount "$BENCH_DIR/mnt/artfs"
+  done
+  for peer in s3fs rclone; do
+    "mount_$peer"
+    drop; add "$peer,lat,cold" "$(timed read_small "$MNT" "$BENCH_DIR/latency-keys" 50)"
+    unmount "$MNT"
+  done
+  EP=$ENDPOINT
 }
 
 # Every measurement is repeated BENCH_REPS times, tools interleaved within each repetition (so
@@ -179,6 +207,7 @@ for rep in $(seq "$REPS"); do
   drop; add curl,seq,cold "$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")"
   add curl,seq,warm "$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")"
   for peer in s3fs rclone; do peer_round "$peer"; done
+  latency_round
 done
 # The raw samples go to stderr for the record; medians replace them.
 for k in "${!R[@]}"; do echo "samples $k:${R[$k]}"; done | sort >&2
@@ -194,6 +223,7 @@ ratio() { echo "scale=2; $2 / $1" | bc -l | sed 's/^\./0./'; } # time($2)/time($
 mib() { [[ -n $1 ]] && echo "scale=2; $1 / 1048576" | bc -l | sed 's/^\./0./' || echo n/a; }
 ms() { echo "scale=1; $1 * 1000 / 1" | bc -l; }
 best_small_cold=$(printf '%s\n' "${R[s3fs,small,cold]}" "${R[rclone,small,cold]}" | sort -g | head -1)
+best_lat=$(printf '%s\n' "${R[s3fs,lat,cold]}" "${R[rclone,lat,cold]}" | sort -g | head -1)
 best_small_warm=$(printf '%s\n' "${R[s3fs,small,warm]}" "${R[rclone,small,warm]}" | sort -g | head -1)
 TABLE=$(cat <<EOF
 | measurement | artfs | curl | s3fs | rclone | ratio (target) |
@@ -202,6 +232,7 @@ TABLE=$(cat <<EOF
 | 1. ${BIG_MIB} MiB sequential, warm: s | ${R[artfs,seq,warm]} | ${R[curl,seq,warm]} | ${R[s3fs,seq,warm]} | ${R[rclone,seq,warm]} | vs curl $(ratio "${R[artfs,seq,warm]}" "${R[curl,seq,warm]}")×, vs s3fs $(ratio "${R[artfs,seq,warm]}" "${R[s3fs,seq,warm]}")× |
 | 2. ${SMALL_N} × ${SMALL_KIB} KiB, 8 readers, cold: s | ${R[artfs,small,cold]} | – | ${R[s3fs,small,cold]} | ${R[rclone,small,cold]} | vs better peer $(ratio "${R[artfs,small,cold]}" "$best_small_cold")× (≥ 2) |
 | 2. ${SMALL_N} × ${SMALL_KIB} KiB, 8 readers, warm: s | ${R[artfs,small,warm]} | – | ${R[s3fs,small,warm]} | ${R[rclone,small,warm]} | vs better peer $(ratio "${R[artfs,small,warm]}" "$best_small_warm")× |
+| 2b. ${LATENCY_N} × ${SMALL_KIB} KiB, 8 readers, cold, +${LATENCY_MS} ms per request: s | ${R[artfs-ra-on,lat,cold]} (readahead off: ${R[artfs-ra-off,lat,cold]}) | – | ${R[s3fs,lat,cold]} | ${R[rclone,lat,cold]} | vs better peer $(ratio "${R[artfs-ra-on,lat,cold]}" "$best_lat")×; readahead on vs off $(ratio "${R[artfs-ra-on,lat,cold]}" "${R[artfs-ra-off,lat,cold]}")× |
 | 3. 4 KiB at a random offset of ${HUGE_MIB} MiB, cold: ms | $(ms "${R[artfs,rand,cold]}") | – | $(ms "${R[s3fs,rand,cold]}") | $(ms "${R[rclone,rand,cold]}") | artfs ≤ 50 ms |
 | 3. bytes fetched (kept on disk by the daemon), MiB | $(mib "${R[artfs,rand,bytes]}") | – | n/a | $(mib "${R[rclone,rand,bytes]}") | artfs ≤ 16 MiB |
 | 4. cached ${BIG_MIB} MiB, disk-cold: mount s / direct s | ${R[warm4,mount,cold]} / ${R[warm4,direct,cold]} | – | – | – | $(ratio "${R[warm4,mount,cold]}" "${R[warm4,direct,cold]}")× of direct (≥ 0.95) |
