@@ -430,13 +430,13 @@ impl LazyHandle {
         self.blob.is_empty()
     }
 
-    /// Reads up to `len` bytes at `offset` (fewer only at the end), waiting for the chunks they
-    /// lie in, all verified. Blocks: call from plain threads only.
-    pub fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, Arc<RangedError>> {
+    /// Fills `buf` from `offset` (less only at the end of the file), waiting for the chunks it
+    /// touches, all verified; returns the byte count. Blocks: call from plain threads only.
+    pub fn read(&self, offset: u64, buf: &mut [u8]) -> Result<usize, Arc<RangedError>> {
         let blob = &self.blob;
-        let end = (offset + u64::from(len)).min(blob.len());
+        let end = (offset + buf.len() as u64).min(blob.len());
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let chunk_bytes = blob.sums.chunk_bytes;
         let (first, last) = (offset / chunk_bytes, (end - 1) / chunk_bytes);
@@ -455,16 +455,16 @@ impl LazyHandle {
                 }
             }
         }
-        // Cannot truncate: at most `len`, a u32.
-        let mut buf = vec![0u8; (end - offset) as usize];
-        blob.file.read_exact_at(&mut buf, offset).map_err(|source| {
+        // Cannot truncate: at most `buf.len()`.
+        let n = (end - offset) as usize;
+        blob.file.read_exact_at(&mut buf[..n], offset).map_err(|source| {
             Arc::new(RangedError::Io {
                 blob: blob.source.blob_key.clone(),
                 index: first as usize,
                 source,
             })
         })?;
-        Ok(buf)
+        Ok(n)
     }
 
     /// Records a read of chunks `first..=last`; returns how many chunks to prefetch after it.

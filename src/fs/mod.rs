@@ -555,17 +555,13 @@ impl ArtifactFs {
         let blob = match &open.blob {
             OpenedBlob::Cached(blob) => blob,
             OpenedBlob::Lazy(lazy) => {
-                // Cannot truncate: a FUSE read is at most a few MiB.
-                let bytes = lazy.read(offset, buf.len() as u32).map_err(|source| {
+                return lazy.read(offset, buf).map_err(|source| {
                     FsError::Fetch(FetchError::Chunk {
                         artifact: open.artifact.clone(),
                         path: open.entry.clone(),
                         source,
                     })
-                })?;
-                let n = bytes.len().min(buf.len());
-                buf[..n].copy_from_slice(&bytes[..n]);
-                return Ok(n);
+                });
             }
         };
         let mut filled = 0;
