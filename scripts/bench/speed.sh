@@ -6,7 +6,7 @@
 #   2. 10,000 x 16 KiB files read by 8 parallel readers (cold, warm): artfs vs s3fs vs rclone
 #   3. 4 KiB at a random offset of a 4 GiB file (metadata known, data cold): time, bytes fetched
 #   4. a cached 1 GiB file through the mount vs the cache file directly (disk-cold, page-warm)
-#   2b. the first 2,000 of those files through a proxy adding 30 ms per request (a realistic
+#   2b. the first 500 of those files through a proxy adding 30 ms per request (a realistic
 #       object-store round trip; loopback has none): artfs (readahead on, off) vs s3fs vs rclone
 #   5. artfs daemon peak RSS (VmHWM) over 1 and 2
 #
@@ -18,7 +18,7 @@
 #
 # Environment: BENCH_DIR (default /tmp/artfs-speed), ARTFS_BIN, BENCH_BIG_MIB (1024),
 # BENCH_HUGE_MIB (4096), BENCH_SMALL_N (10000), BENCH_REPS (3), BENCH_LATENCY_MS (30),
-# BENCH_LATENCY_N (2000), BENCH_BUCKET (artfs-speed), BENCH_MD (BENCHMARKS.md).
+# BENCH_LATENCY_N (500), BENCH_BUCKET (artfs-speed), BENCH_MD (BENCHMARKS.md).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -34,7 +34,7 @@ SECTION="## Speed (issue 5)"
 ENDPOINT=http://127.0.0.1:4566
 # Row 2b goes through a proxy that delays each request by LATENCY_MS (scripts/bench/latency-proxy.py).
 LATENCY_MS=${BENCH_LATENCY_MS:-30}
-LATENCY_N=${BENCH_LATENCY_N:-2000}
+LATENCY_N=${BENCH_LATENCY_N:-500}
 PROXY_PORT=4567
 EP=$ENDPOINT # endpoint the next mount uses
 BUCKET=${BENCH_BUCKET:-artfs-speed}

@@ -71,9 +71,10 @@ pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 /// past it the caller gets `EIO` instead of waiting on a registry that stopped answering.
 pub const REGISTRY_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `st_blksize`: the I/O size `cp`, `cat` and friends use, large enough to amortise a FUSE round
-/// trip per read.
-pub const BLOCK_SIZE_BYTES: u32 = 128 * 1024;
+/// `st_blksize`: the buffer size `cat`, `cp` and Python's buffered files read with. Large, so a
+/// sequential reader makes few syscalls: each read costs a FUSE round trip (or a passthrough
+/// hop), not just a copy.
+pub const BLOCK_SIZE_BYTES: u32 = 1024 * 1024;
 
 /// Unit of `st_blocks`, fixed by POSIX.
 const STAT_BLOCK_BYTES: u64 = 512;
