@@ -1,8 +1,9 @@
 //! On-disk, content-addressed blob cache shared by every mount and CLI run on the machine.
 //!
 //! Invariants: a file under `v1/obj/` is always complete and verified (digest and size), because
-//! fills write to `v1/tmp/` and rename into place only after verification; a crash leaves at most
-//! a temp file, which is removed once its (flock-holding) writer is gone. Every handle to an entry
+//! fills write to `v1/tmp/` (lazily read large files to `v1/partial/`) and rename into place only
+//! after verification; a crash leaves at most a temp file, which is removed once its
+//! (flock-holding) writer is gone. Every handle to an entry
 //! holds a shared flock for as long as it lives, and eviction deletes only entries whose exclusive
 //! flock it can take, so an entry in use by any process is never evicted. At most one process and
 //! one thread fill a given key at a time (`v1/locks/<kind>-<hex>.lock` plus an in-process gate).
@@ -85,6 +86,9 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 
 /// Buffer between the fetch closure and the temp file; fetchers often write small chunks.
 const FILL_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Read size when hashing a complete partial file before adopting it.
+const VERIFY_BUFFER_BYTES: usize = 1 << 20;
 
 /// Published entries are read-only so that no caller can corrupt a verified entry in place.
 const ENTRY_MODE: u32 = 0o444;
@@ -246,6 +250,17 @@ impl Drop for CacheInner {
     }
 }
 
+/// How [`BlobCache::adopt`] made a partial file's content an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adopted {
+    /// The data file itself became the entry.
+    Renamed,
+    /// The data file had lost its name, so its content was copied into a new entry.
+    Copied,
+    /// Another handle or process had published it already; the partial files were dropped.
+    AlreadyCached,
+}
+
 enum Lookup {
     Hit(CachedBlob),
     Missing,
@@ -371,18 +386,58 @@ impl BlobCache {
         // Waiters may proceed as soon as the entry is visible; accounting can follow.
         drop(key_lock);
         drop(gate_pass);
-
-        let recorded = self.inner.ledger.update(&self.inner.obj_dir, |record| {
-            record.bytes = (record.bytes + blob.len).saturating_sub(replacing.unwrap_or(0));
-            if replacing.is_none() {
-                record.entries += 1;
-            }
-        });
-        match recorded {
-            Ok(record) => self.evict_if_over_limit(record.bytes),
-            Err(err) => warn!(%key, %err, "cannot record cache fill"),
-        }
+        self.record_fill(key, blob.len, replacing);
         Ok(blob)
+    }
+
+    /// Makes a complete partial file the entry of its key without copying it: checks the data
+    /// file against `verify` and its size, then renames it into `obj/` and drops the chunk map.
+    /// Runs under the same per-key exclusion as [`BlobCache::get_or_fill`]. If the entry exists
+    /// already, it is kept and the partial files are dropped. On a digest or size mismatch
+    /// nothing is published and the partial files are dropped too (the chunks matched their
+    /// sidecar, so fetching them again would give the same bytes). Counts a hit or a miss like a
+    /// fill. Handles on `partial` keep working throughout: they read the same inode.
+    pub fn adopt(&self, partial: &PartialFile, verify: &Verify) -> Result<Adopted, CacheError> {
+        let key = partial.key();
+        let gate_pass = self.inner.fill_gate.enter(*key);
+        let lock_path = self.inner.locks_dir.join(key.lock_file_name());
+        let key_lock = KeyLock::acquire(&lock_path)
+            .map_err(|source| CacheError::io("lock", &lock_path, source))?;
+        let replacing = match self.lookup(key, Some(partial.len()))? {
+            Lookup::Hit(_) => {
+                self.count_hit();
+                partial.remove_names();
+                return Ok(Adopted::AlreadyCached);
+            }
+            Lookup::Missing => None,
+            Lookup::WrongSize => {
+                let path = self.entry_path(key);
+                warn!(%key, path = %path.display(), "cache entry has the wrong size");
+                fs::symlink_metadata(&path).ok().map(|meta| meta.len())
+            }
+        };
+        self.count_miss();
+        let adopted = if partial.is_named()? {
+            self.rename_partial(partial, verify).map(|()| Adopted::Renamed)
+        } else {
+            // Our data file lost its name (another holder published it and that entry has been
+            // evicted since, or someone cleared the directory): its bytes are still good to copy.
+            self.fill(key, verify, Some(partial.len()), |out| copy_partial(partial, out))
+                .map(|_| Adopted::Copied)
+        };
+        match &adopted {
+            Ok(_) | Err(CacheError::DigestMismatch { .. } | CacheError::SizeMismatch { .. }) => {
+                partial.remove_names();
+            }
+            // Leave the partial files for a later attempt (or eviction, once unused).
+            Err(_) => {}
+        }
+        drop(key_lock);
+        drop(gate_pass);
+        if adopted.is_ok() {
+            self.record_fill(key, partial.len(), replacing);
+        }
+        adopted
     }
 
     /// Current totals (estimates, see [`CacheStats`]) and hit/miss counts of all processes.
@@ -513,6 +568,43 @@ impl BlobCache {
         Ok(CachedBlob { file, path, len: written })
     }
 
+    /// Caller holds the key's fill lock and has checked that `partial` is still named.
+    fn rename_partial(&self, partial: &PartialFile, verify: &Verify) -> Result<(), CacheError> {
+        let key = partial.key();
+        let (file, from) = (partial.data(), partial.data_path());
+        verify_file(key, file, from, verify, partial.len())?;
+        file.set_modified(SystemTime::now())
+            .map_err(|source| CacheError::io("finish", from, source))?;
+        let path = self.entry_path(key);
+        if let Some(shard_dir) = path.parent() {
+            fs::create_dir_all(shard_dir)
+                .map_err(|source| CacheError::fill_io(key, "create", shard_dir, source))?;
+        }
+        fs::rename(from, &path).map_err(|source| CacheError::io("publish", &path, source))?;
+        // Only after the rename: a process opening the partial file for writing just before
+        // must not fail on a read-only mode. A crash in between leaves a verified entry that is
+        // merely writable.
+        if let Err(err) = file.set_permissions(Permissions::from_mode(ENTRY_MODE)) {
+            warn!(path = %path.display(), %err, "cannot make cache entry read-only");
+        }
+        debug!(%key, bytes = partial.len(), "partial file published as cache entry");
+        Ok(())
+    }
+
+    /// Accounts a new entry of `len` bytes, replacing one of `replacing` bytes if any.
+    fn record_fill(&self, key: &CacheKey, len: u64, replacing: Option<u64>) {
+        let recorded = self.inner.ledger.update(&self.inner.obj_dir, |record| {
+            record.bytes = (record.bytes + len).saturating_sub(replacing.unwrap_or(0));
+            if replacing.is_none() {
+                record.entries += 1;
+            }
+        });
+        match recorded {
+            Ok(record) => self.evict_if_over_limit(record.bytes),
+            Err(err) => warn!(%key, %err, "cannot record cache fill"),
+        }
+    }
+
     fn open_evict_lock(&self) -> Result<File, CacheError> {
         open_or_create(&self.inner.evict_lock_path)
     }
@@ -623,6 +715,56 @@ impl BlobCache {
             }
         }
     }
+}
+
+/// Checks that `file` is `size` bytes long and passes `verify`.
+fn verify_file(
+    key: &CacheKey,
+    file: &File,
+    path: &Path,
+    verify: &Verify,
+    size: u64,
+) -> Result<(), CacheError> {
+    let len = file.metadata().map_err(|source| CacheError::io("stat", path, source))?.len();
+    if len != size {
+        return Err(CacheError::SizeMismatch { key: *key, expected: size, actual: len });
+    }
+    let mut digest = DigestState::new(verify);
+    if !matches!(verify, Verify::SizeOnly) {
+        let mut buf = vec![0u8; VERIFY_BUFFER_BYTES];
+        let mut offset = 0;
+        while offset < len {
+            // At most the buffer's length, a usize.
+            let want = (len - offset).min(buf.len() as u64) as usize;
+            let n = file
+                .read_at(&mut buf[..want], offset)
+                .map_err(|source| CacheError::io("read", path, source))?;
+            if n == 0 {
+                return Err(CacheError::SizeMismatch { key: *key, expected: size, actual: offset });
+            }
+            digest.update(&buf[..n]);
+            offset += n as u64;
+        }
+    }
+    digest.finish().map_err(|(expected, actual)| CacheError::DigestMismatch {
+        key: *key,
+        expected,
+        actual,
+    })
+}
+
+/// Writes the content of a complete partial file to `out`.
+fn copy_partial(partial: &PartialFile, out: &mut dyn Write) -> Result<(), FetchError> {
+    let mut buf = vec![0u8; VERIFY_BUFFER_BYTES];
+    let mut offset = 0;
+    while offset < partial.len() {
+        // At most the buffer's length, a usize.
+        let n = (partial.len() - offset).min(buf.len() as u64) as usize;
+        partial.read_exact_at(&mut buf[..n], offset)?;
+        out.write_all(&buf[..n])?;
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 /// Opens `path` for reading and writing, creating it empty if absent (lock and partial files).

@@ -453,3 +453,110 @@ fn default_limit_is_bounded_by_the_free_disk() {
     let free = rustix::fs::statvfs(dir.path()).map(|s| s.f_bavail * s.f_frsize).unwrap();
     assert!(limit <= (free / 2).max(MIN_DEFAULT_MAX_BYTES), "{limit} vs free {free}");
 }
+
+/// A complete partial file of `content` in chunks of `chunk_bytes`, as `fetch::ranged` leaves it.
+fn write_partial(
+    cache: &BlobCache,
+    key: &CacheKey,
+    content: &[u8],
+    chunk_bytes: usize,
+) -> PartialFile {
+    let chunks = content.len().div_ceil(chunk_bytes);
+    let partial = cache.partial(key, content.len() as u64, chunks).unwrap();
+    for (index, piece) in content.chunks(chunk_bytes).enumerate() {
+        partial.write_chunk(index, (index * chunk_bytes) as u64, piece).unwrap();
+    }
+    partial
+}
+
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata(path).unwrap().ino()
+}
+
+fn some_content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+#[test]
+fn a_complete_partial_file_is_renamed_not_copied() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = some_content(10_000);
+    let key = md5_key(&content);
+    let partial = write_partial(&cache, &key, &content, 4096);
+    let data_inode = inode(partial.data_path());
+
+    assert_eq!(cache.adopt(&partial, &key.default_verify()).unwrap(), Adopted::Renamed);
+    let entry = cache.entry_path(&key);
+    assert_eq!(inode(&entry), data_inode, "the data file itself became the entry");
+    assert_eq!(fs::read(&entry).unwrap(), content);
+    assert_eq!(fs::metadata(&entry).unwrap().permissions().mode() & 0o777, ENTRY_MODE);
+    assert!(files_in(&cache.inner.partial_dir).is_empty(), "map and data names are gone");
+    assert!(files_in(&cache.inner.tmp_dir).is_empty(), "no copy was written");
+    let stats = cache.stats().unwrap();
+    assert_eq!((stats.entries, stats.bytes, stats.misses), (1, 10_000, 1));
+
+    // The partial handle reads on, and keeps the entry in use like any open entry.
+    let mut head = [0u8; 16];
+    partial.read_exact_at(&mut head, 0).unwrap();
+    assert_eq!(head, content[..16]);
+    assert_eq!(cache.clear().unwrap().in_use_entries, 1);
+    drop(partial);
+    assert_eq!(cache.clear().unwrap().evicted_entries, 1);
+}
+
+#[test]
+fn a_partial_file_failing_the_digest_is_never_published() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = some_content(10_000);
+    // Chunks that matched their sidecar, but not the manifest's digest.
+    let key = md5_key(b"what the manifest says");
+    let partial = write_partial(&cache, &key, &content, 4096);
+    let err = cache.adopt(&partial, &key.default_verify()).unwrap_err();
+    assert!(matches!(err, CacheError::DigestMismatch { .. }), "{err:?}");
+    assert!(!cache.entry_path(&key).exists());
+    assert!(cache.get(&key).is_none());
+    assert!(files_in(&cache.inner.partial_dir).is_empty(), "disowned partial files are dropped");
+    assert_eq!(cache.stats().unwrap().entries, 0);
+}
+
+#[test]
+fn a_late_holder_removes_neither_the_entry_nor_a_newer_partial_file() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = some_content(10_000);
+    let key = md5_key(&content);
+    let verify = key.default_verify();
+    let first = write_partial(&cache, &key, &content, 4096);
+    // Another process reading the same file holds the same data file.
+    let second = cache.partial(&key, 10_000, 3).unwrap();
+    let data_inode = inode(first.data_path());
+    assert_eq!(inode(second.data_path()), data_inode);
+
+    assert_eq!(cache.adopt(&first, &verify).unwrap(), Adopted::Renamed);
+    // A reader arriving now starts a new partial file under the same name.
+    let newer = cache.partial(&key, 10_000, 3).unwrap();
+    assert_ne!(inode(newer.data_path()), data_inode);
+    assert_eq!(cache.adopt(&second, &verify).unwrap(), Adopted::AlreadyCached);
+    assert_eq!(inode(&cache.entry_path(&key)), data_inode, "the entry survives");
+    assert_eq!(files_in(&cache.inner.partial_dir).len(), 2, "the newer data and map survive");
+    // Eviction drops the newer partial files only once unused.
+    cache.clear().unwrap();
+    assert_eq!(files_in(&cache.inner.partial_dir).len(), 2);
+    drop(newer);
+    cache.clear().unwrap();
+    assert!(files_in(&cache.inner.partial_dir).is_empty());
+}
+
+#[test]
+fn a_partial_file_that_lost_its_name_is_copied() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = some_content(10_000);
+    let key = md5_key(&content);
+    let partial = write_partial(&cache, &key, &content, 4096);
+    // As after someone wiped the partial directory under a running reader.
+    fs::remove_file(partial.data_path()).unwrap();
+    assert_eq!(cache.adopt(&partial, &key.default_verify()).unwrap(), Adopted::Copied);
+    assert_eq!(fs::read(cache.entry_path(&key)).unwrap(), content);
+    assert!(files_in(&cache.inner.partial_dir).is_empty());
+}
