@@ -3,23 +3,28 @@
 //! `stats.json` is only read or replaced while holding an exclusive flock on `stats.lock`, and is
 //! replaced by rename so a crash never leaves it half written. Sizes are an estimate: a process
 //! killed between publishing an entry and recording it leaves the total short until the next
-//! eviction scan recounts. Hit/miss counts accumulate per process and are merged on every ledger
-//! update (each fill, `stats()`, every `COUNTER_FLUSH_OPS` lookups, and drop), so a killed process
-//! loses at most its unmerged counts.
+//! eviction scan recounts. The total counts published entries (`bytes`) and the allocated bytes of
+//! partially fetched files (`partial_bytes`), since both take space under the limit. Hit/miss
+//! counts and partial-file growth accumulate per process and are merged on every ledger update
+//! (each fill, `stats()`, every `COUNTER_FLUSH_OPS` lookups, every `PARTIAL_FLUSH_BYTES` of
+//! partial growth, and drop), so a killed process loses at most its unmerged deltas.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use super::partial::scan_partial_bytes;
 use super::{CacheError, scan_entries};
 
 /// Lookups counted locally before they are merged into the shared ledger.
 pub(super) const COUNTER_FLUSH_OPS: u64 = 1024;
+
+/// Growth of partial files counted locally before it is merged (and the limit checked).
+pub(super) const PARTIAL_FLUSH_BYTES: u64 = 64 << 20;
 
 #[derive(Serialize, Deserialize, Default, Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct LedgerRecord {
@@ -28,6 +33,45 @@ pub(super) struct LedgerRecord {
     pub(super) hits: u64,
     pub(super) misses: u64,
     pub(super) evictions: u64,
+    /// Allocated bytes of the data files under `partial/` (absent in ledgers of older versions).
+    #[serde(default)]
+    pub(super) partial_bytes: u64,
+}
+
+impl LedgerRecord {
+    /// What counts against the size limit: entries and partial files.
+    pub(super) fn total_bytes(&self) -> u64 {
+        self.bytes.saturating_add(self.partial_bytes)
+    }
+}
+
+/// Changes of this process not yet merged into the shared record.
+#[derive(Debug, Default)]
+struct Pending {
+    hits: u64,
+    misses: u64,
+    partial_bytes: i64,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.hits == 0 && self.misses == 0 && self.partial_bytes == 0
+    }
+
+    /// Adds the deltas to `record`; sizes only if it was not just `recounted` (which saw them).
+    fn apply(&self, record: &mut LedgerRecord, recounted: bool) {
+        record.hits += self.hits;
+        record.misses += self.misses;
+        if !recounted {
+            record.partial_bytes = record.partial_bytes.saturating_add_signed(self.partial_bytes);
+        }
+    }
+
+    fn merge(&mut self, other: Pending) {
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.partial_bytes += other.partial_bytes;
+    }
 }
 
 #[derive(Debug)]
@@ -36,8 +80,10 @@ pub(super) struct Ledger {
     lock_file: Mutex<File>,
     data_path: PathBuf,
     staging_path: PathBuf,
-    pending_hits: AtomicU64,
-    pending_misses: AtomicU64,
+    /// Where a lost record is recounted from.
+    obj_dir: PathBuf,
+    partial_dir: PathBuf,
+    pending: Mutex<Pending>,
 }
 
 /// Releases the ledger flock even when an update bails out early.
@@ -53,7 +99,11 @@ impl Drop for FlockGuard<'_> {
 }
 
 impl Ledger {
-    pub(super) fn open(root: &Path) -> Result<Self, CacheError> {
+    pub(super) fn open(
+        root: &Path,
+        obj_dir: &Path,
+        partial_dir: &Path,
+    ) -> Result<Self, CacheError> {
         let lock_path = root.join("stats.lock");
         let lock_file = OpenOptions::new()
             .read(true)
@@ -66,66 +116,72 @@ impl Ledger {
             lock_file: Mutex::new(lock_file),
             data_path: root.join("stats.json"),
             staging_path: root.join("stats.json.new"),
-            pending_hits: AtomicU64::new(0),
-            pending_misses: AtomicU64::new(0),
+            obj_dir: obj_dir.to_owned(),
+            partial_dir: partial_dir.to_owned(),
+            pending: Mutex::default(),
         })
+    }
+
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // Plain counters, valid after any panic.
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Counts a hit; returns whether enough lookups have piled up to merge them now.
     pub(super) fn record_hit(&self) -> bool {
-        self.pending_hits.fetch_add(1, Ordering::Relaxed) + 1 + self.pending_misses()
-            >= COUNTER_FLUSH_OPS
+        let mut pending = self.pending();
+        pending.hits += 1;
+        pending.hits + pending.misses >= COUNTER_FLUSH_OPS
     }
 
     pub(super) fn record_miss(&self) -> bool {
-        self.pending_misses.fetch_add(1, Ordering::Relaxed) + 1 + self.pending_hits()
-            >= COUNTER_FLUSH_OPS
+        let mut pending = self.pending();
+        pending.misses += 1;
+        pending.hits + pending.misses >= COUNTER_FLUSH_OPS
     }
 
-    pub(super) fn has_pending_counts(&self) -> bool {
-        self.pending_hits() + self.pending_misses() > 0
+    /// Counts `delta` bytes more (or fewer) allocated to partial files; returns whether enough
+    /// has piled up to merge it now.
+    pub(super) fn record_partial_bytes(&self, delta: i64) -> bool {
+        let mut pending = self.pending();
+        pending.partial_bytes += delta;
+        pending.partial_bytes.unsigned_abs() >= PARTIAL_FLUSH_BYTES
     }
 
-    fn pending_hits(&self) -> u64 {
-        self.pending_hits.load(Ordering::Relaxed)
+    pub(super) fn has_pending(&self) -> bool {
+        !self.pending().is_empty()
     }
 
-    fn pending_misses(&self) -> u64 {
-        self.pending_misses.load(Ordering::Relaxed)
-    }
-
-    /// Applies `change` to the shared record, merging this process's pending counts, and returns
-    /// the result. A missing or unreadable record is rebuilt by scanning `obj_dir`.
+    /// Applies `change` to the shared record, merging this process's pending deltas, and returns
+    /// the result. A missing or unreadable record is rebuilt by scanning the cache.
     pub(super) fn update(
         &self,
-        obj_dir: &Path,
         change: impl FnOnce(&mut LedgerRecord),
     ) -> Result<LedgerRecord, CacheError> {
         let lock_file = self.lock_file.lock().unwrap_or_else(PoisonError::into_inner);
         lock_file.lock().map_err(|source| CacheError::io("lock", &self.data_path, source))?;
         let _flock = FlockGuard(&lock_file);
 
-        let mut record = match self.read()? {
-            Some(record) => record,
+        let (mut record, recounted) = match self.read()? {
+            Some(record) => (record, false),
             None => {
-                let scanned = scan_entries(obj_dir)?;
-                LedgerRecord {
+                let scanned = scan_entries(&self.obj_dir)?;
+                let record = LedgerRecord {
                     entries: scanned.len() as u64,
                     bytes: scanned.iter().map(|entry| entry.len).sum(),
+                    partial_bytes: scan_partial_bytes(&self.partial_dir),
                     ..LedgerRecord::default()
-                }
+                };
+                (record, true)
             }
         };
-        let hits = self.pending_hits.swap(0, Ordering::Relaxed);
-        let misses = self.pending_misses.swap(0, Ordering::Relaxed);
-        record.hits += hits;
-        record.misses += misses;
+        let pending = std::mem::take(&mut *self.pending());
+        pending.apply(&mut record, recounted);
         change(&mut record);
 
         if let Err(err) = self.write(&record) {
-            // Put the counts back so the next successful update still reports them.
-            self.pending_hits.fetch_add(hits, Ordering::Relaxed);
-            self.pending_misses.fetch_add(misses, Ordering::Relaxed);
+            // Put the deltas back so the next successful update still reports them.
+            self.pending().merge(pending);
             return Err(err);
         }
         Ok(record)

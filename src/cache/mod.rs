@@ -24,9 +24,11 @@
 //! v1/stats.json, v1/stats.lock          shared totals and counters (see `ledger.rs`)
 //! v1/evict.lock                         one evictor at a time
 //! ```
-//! Partially fetched large files live in `v1/partial/`, never under `obj/`: they are not counted
-//! in the size estimate (they exist only while a large file is being read) and every eviction pass
-//! first removes the ones no process has open.
+//! Partially fetched large files live in `v1/partial/`, never under `obj/`. Their allocated bytes
+//! count against the limit like entries (a reader touching the headers of many huge files must
+//! not push the cache past it): written chunks are added as they land, a published file's bytes
+//! move from partial to entry, and every eviction pass first removes the partial files no process
+//! has open, then recounts both from the disk.
 
 mod key;
 mod ledger;
@@ -198,9 +200,12 @@ impl CachedBlob {
 pub struct CacheStats {
     pub dir: PathBuf,
     pub max_bytes: u64,
-    /// Estimated entry count and total size (exact after any prune or eviction scan).
+    /// Estimated entry count and total size (exact after any prune or eviction scan). The size
+    /// is what counts against `max_bytes`: the entries plus the partially fetched large files.
     pub entries: u64,
     pub bytes: u64,
+    /// Of `bytes`, those allocated to partially fetched files.
+    pub partial_bytes: u64,
     /// Lookups answered from the cache / that had to fetch, summed over all processes.
     pub hits: u64,
     pub misses: u64,
@@ -214,7 +219,10 @@ pub struct PruneReport {
     /// Entries that would have been evicted but are open somewhere.
     pub in_use_entries: u64,
     pub remaining_entries: u64,
+    /// Bytes left under the limit: entries and the partial files still in use.
     pub remaining_bytes: u64,
+    /// Of `remaining_bytes`, those of partial files (in use, so never evicted).
+    pub partial_bytes: u64,
 }
 
 /// Handle to a cache directory; cheap to clone, usable from any thread.
@@ -242,10 +250,10 @@ struct CacheInner {
 
 impl Drop for CacheInner {
     fn drop(&mut self) {
-        if self.ledger.has_pending_counts()
-            && let Err(err) = self.ledger.update(&self.obj_dir, |_| {})
+        if self.ledger.has_pending()
+            && let Err(err) = self.ledger.update(|_| {})
         {
-            warn!(%err, "cannot save cache hit/miss counts");
+            warn!(%err, "cannot save cache counts");
         }
     }
 }
@@ -281,7 +289,7 @@ impl BlobCache {
             fs::create_dir_all(path).map_err(|source| CacheError::io("create", path, source))?;
         }
         write_cachedir_tag(dir);
-        let ledger = Ledger::open(&root)?;
+        let ledger = Ledger::open(&root, &obj_dir, &partial_dir)?;
         let cache = Self {
             inner: Arc::new(CacheInner {
                 dir: dir.to_owned(),
@@ -298,8 +306,8 @@ impl BlobCache {
             }),
         };
         cache.remove_leftovers();
-        let record = cache.inner.ledger.update(&cache.inner.obj_dir, |_| {})?;
-        cache.evict_if_over_limit(record.bytes);
+        let record = cache.inner.ledger.update(|_| {})?;
+        cache.evict_if_over_limit(record.total_bytes());
         Ok(cache)
     }
 
@@ -317,14 +325,14 @@ impl BlobCache {
     }
 
     /// The partial files of a blob of `size` bytes in `chunks` chunks, created if absent. Held
-    /// open, they are never removed by eviction.
+    /// open, they are never removed by eviction; their allocated bytes count against the limit.
     pub fn partial(
         &self,
         key: &CacheKey,
         size: u64,
         chunks: usize,
     ) -> Result<PartialFile, CacheError> {
-        PartialFile::open(&self.inner.partial_dir, key, size, chunks)
+        PartialFile::open(self, key, size, chunks)
     }
 
     /// The entry for `key` if present; counts a hit or a miss. I/O errors other than absence are
@@ -386,7 +394,7 @@ impl BlobCache {
         // Waiters may proceed as soon as the entry is visible; accounting can follow.
         drop(key_lock);
         drop(gate_pass);
-        self.record_fill(key, blob.len, replacing);
+        self.record_fill(key, blob.len, replacing, 0);
         Ok(blob)
     }
 
@@ -406,7 +414,10 @@ impl BlobCache {
         let replacing = match self.lookup(key, Some(partial.len()))? {
             Lookup::Hit(_) => {
                 self.count_hit();
-                partial.remove_names();
+                let freed = partial.remove_names();
+                drop(key_lock);
+                drop(gate_pass);
+                self.record_partial_bytes(-partial::signed(freed));
                 return Ok(Adopted::AlreadyCached);
             }
             Lookup::Missing => None,
@@ -417,37 +428,44 @@ impl BlobCache {
             }
         };
         self.count_miss();
-        let adopted = if partial.is_named()? {
-            self.rename_partial(partial, verify).map(|()| Adopted::Renamed)
+        // Bytes that move from partial files to entries: the data file's, if it is renamed.
+        let (adopted, mut moved) = if partial.is_named()? {
+            match self.rename_partial(partial, verify) {
+                Ok(allocated) => (Ok(Adopted::Renamed), allocated),
+                Err(err) => (Err(err), 0),
+            }
         } else {
             // Our data file lost its name (another holder published it and that entry has been
             // evicted since, or someone cleared the directory): its bytes are still good to copy.
-            self.fill(key, verify, Some(partial.len()), |out| copy_partial(partial, out))
-                .map(|_| Adopted::Copied)
+            let copied =
+                self.fill(key, verify, Some(partial.len()), |out| copy_partial(partial, out));
+            (copied.map(|_| Adopted::Copied), 0)
         };
         match &adopted {
             Ok(_) | Err(CacheError::DigestMismatch { .. } | CacheError::SizeMismatch { .. }) => {
-                partial.remove_names();
+                moved += partial.remove_names();
             }
             // Leave the partial files for a later attempt (or eviction, once unused).
             Err(_) => {}
         }
         drop(key_lock);
         drop(gate_pass);
-        if adopted.is_ok() {
-            self.record_fill(key, partial.len(), replacing);
+        match adopted {
+            Ok(_) => self.record_fill(key, partial.len(), replacing, moved),
+            Err(_) => self.record_partial_bytes(-partial::signed(moved)),
         }
         adopted
     }
 
     /// Current totals (estimates, see [`CacheStats`]) and hit/miss counts of all processes.
     pub fn stats(&self) -> Result<CacheStats, CacheError> {
-        let record = self.inner.ledger.update(&self.inner.obj_dir, |_| {})?;
+        let record = self.inner.ledger.update(|_| {})?;
         Ok(CacheStats {
             dir: self.inner.dir.clone(),
             max_bytes: self.inner.max_bytes,
             entries: record.entries,
-            bytes: record.bytes,
+            bytes: record.total_bytes(),
+            partial_bytes: record.partial_bytes,
             hits: record.hits,
             misses: record.misses,
             evictions: record.evictions,
@@ -471,19 +489,22 @@ impl BlobCache {
 
     fn count_hit(&self) {
         if self.inner.ledger.record_hit() {
-            self.flush_counts();
+            self.flush();
         }
     }
 
     fn count_miss(&self) {
         if self.inner.ledger.record_miss() {
-            self.flush_counts();
+            self.flush();
         }
     }
 
-    fn flush_counts(&self) {
-        if let Err(err) = self.inner.ledger.update(&self.inner.obj_dir, |_| {}) {
-            warn!(%err, "cannot save cache hit/miss counts");
+    /// Merges this process's pending deltas into the ledger and evicts if that shows the cache
+    /// over its limit.
+    fn flush(&self) {
+        match self.inner.ledger.update(|_| {}) {
+            Ok(record) => self.evict_if_over_limit(record.total_bytes()),
+            Err(err) => warn!(%err, "cannot save cache counts"),
         }
     }
 
@@ -568,11 +589,13 @@ impl BlobCache {
         Ok(CachedBlob { file, path, len: written })
     }
 
-    /// Caller holds the key's fill lock and has checked that `partial` is still named.
-    fn rename_partial(&self, partial: &PartialFile, verify: &Verify) -> Result<(), CacheError> {
+    /// Caller holds the key's fill lock and has checked that `partial` is still named. Returns
+    /// the allocated bytes of the data file, which now count as an entry.
+    fn rename_partial(&self, partial: &PartialFile, verify: &Verify) -> Result<u64, CacheError> {
         let key = partial.key();
         let (file, from) = (partial.data(), partial.data_path());
         verify_file(key, file, from, verify, partial.len())?;
+        let allocated = partial.allocated_bytes()?;
         file.set_modified(SystemTime::now())
             .map_err(|source| CacheError::io("finish", from, source))?;
         let path = self.entry_path(key);
@@ -588,20 +611,29 @@ impl BlobCache {
             warn!(path = %path.display(), %err, "cannot make cache entry read-only");
         }
         debug!(%key, bytes = partial.len(), "partial file published as cache entry");
-        Ok(())
+        Ok(allocated)
     }
 
-    /// Accounts a new entry of `len` bytes, replacing one of `replacing` bytes if any.
-    fn record_fill(&self, key: &CacheKey, len: u64, replacing: Option<u64>) {
-        let recorded = self.inner.ledger.update(&self.inner.obj_dir, |record| {
+    /// Accounts a new entry of `len` bytes, replacing one of `replacing` bytes if any, made of
+    /// partial files that took `from_partial` bytes.
+    fn record_fill(&self, key: &CacheKey, len: u64, replacing: Option<u64>, from_partial: u64) {
+        let recorded = self.inner.ledger.update(|record| {
             record.bytes = (record.bytes + len).saturating_sub(replacing.unwrap_or(0));
+            record.partial_bytes = record.partial_bytes.saturating_sub(from_partial);
             if replacing.is_none() {
                 record.entries += 1;
             }
         });
         match recorded {
-            Ok(record) => self.evict_if_over_limit(record.bytes),
+            Ok(record) => self.evict_if_over_limit(record.total_bytes()),
             Err(err) => warn!(%key, %err, "cannot record cache fill"),
+        }
+    }
+
+    /// Accounts partial files growing (or shrinking) by `delta` allocated bytes.
+    fn record_partial_bytes(&self, delta: i64) {
+        if delta != 0 && self.inner.ledger.record_partial_bytes(delta) {
+            self.flush();
         }
     }
 
@@ -645,16 +677,18 @@ impl BlobCache {
         if freed > 0 {
             debug!(freed, "removed unused partial files");
         }
-        let before = self.inner.ledger.update(&self.inner.obj_dir, |_| {})?;
+        let before = self.inner.ledger.update(|_| {})?;
         let mut entries = scan_entries(&self.inner.obj_dir)?;
         let scanned_entries = entries.len() as u64;
         let scanned_bytes: u64 = entries.iter().map(|entry| entry.len).sum();
+        let partial_bytes = partial::scan_partial_bytes(&self.inner.partial_dir);
         entries
             .sort_unstable_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.path.cmp(&b.path)));
 
-        let mut report = PruneReport::default();
+        let mut report = PruneReport { partial_bytes, ..PruneReport::default() };
         let (mut gone_entries, mut gone_bytes) = (0, 0);
-        let mut remaining_bytes = scanned_bytes;
+        // Partial files in use cannot be evicted, but take room that entries must give up.
+        let mut remaining_bytes = scanned_bytes + partial_bytes;
         for entry in &entries {
             if remaining_bytes <= target_bytes {
                 break;
@@ -687,9 +721,11 @@ impl BlobCache {
         // other processes recorded while we scanned.
         let dropped_entries = before.entries + report.evicted_entries + gone_entries;
         let dropped_bytes = before.bytes + report.evicted_bytes + gone_bytes;
-        self.inner.ledger.update(&self.inner.obj_dir, |record| {
+        self.inner.ledger.update(|record| {
             record.entries = (record.entries + scanned_entries).saturating_sub(dropped_entries);
             record.bytes = (record.bytes + scanned_bytes).saturating_sub(dropped_bytes);
+            record.partial_bytes =
+                (record.partial_bytes + partial_bytes).saturating_sub(before.partial_bytes);
             record.evictions += report.evicted_entries;
         })?;
         debug!(?report, target_bytes, "cache eviction pass");

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use tracing::debug;
 
 use super::lock::names_inode;
-use super::{CacheError, CacheKey};
+use super::{BlobCache, CacheError, CacheKey};
 
 /// Map byte of a chunk whose data was written after verification.
 const CHUNK_WRITTEN: u8 = 1;
@@ -37,6 +37,8 @@ const CHUNK_WRITTEN: u8 = 1;
 /// The on-disk state of one partially fetched blob, open and protected from eviction.
 #[derive(Debug)]
 pub struct PartialFile {
+    /// Where growth of the data file is accounted.
+    cache: BlobCache,
     key: CacheKey,
     size: u64,
     data: File,
@@ -51,11 +53,12 @@ impl PartialFile {
     /// bytes in `chunks` chunks. Files of another size (left by an older format or a bug) are
     /// reset rather than trusted.
     pub(super) fn open(
-        dir: &Path,
+        cache: &BlobCache,
         key: &CacheKey,
         size: u64,
         chunks: usize,
     ) -> Result<PartialFile, CacheError> {
+        let dir = &cache.inner.partial_dir;
         let stem = format!("{}-{}", key.kind(), key.hex());
         let data_path = dir.join(format!("{stem}.data"));
         let map_path = dir.join(format!("{stem}.map"));
@@ -83,14 +86,16 @@ impl PartialFile {
             }
             Ok(())
         };
-        let data_len = data.metadata().map_err(|e| CacheError::io("stat", &data_path, e))?.len();
-        if data_len != size {
+        let data_meta = data.metadata().map_err(|e| CacheError::io("stat", &data_path, e))?;
+        if data_meta.len() != size {
             // New or inconsistent: nothing in the map can be trusted either.
             map.set_len(0).map_err(|source| CacheError::io("resize", &map_path, source))?;
+            resize(&data, &data_path, size)?;
+            cache.record_partial_bytes(-signed(allocated_bytes(&data_meta)));
         }
-        resize(&data, &data_path, size)?;
         resize(&map, &map_path, chunks as u64)?;
-        Ok(PartialFile { key: *key, size, data, map, data_path, map_path, chunks })
+        let cache = cache.clone();
+        Ok(PartialFile { cache, key: *key, size, data, map, data_path, map_path, chunks })
     }
 
     /// Which chunks the map says were written (to be re-verified before use).
@@ -108,6 +113,9 @@ impl PartialFile {
     /// Stores verified chunk `index` at `offset`: data first, then its map byte.
     pub fn write_chunk(&self, index: usize, offset: u64, bytes: &[u8]) -> io::Result<()> {
         self.data.write_all_at(bytes, offset)?;
+        // The chunk's length rather than a stat: exact except for a chunk written twice (a
+        // failed hint, or two processes racing), and eviction scans recount anyway.
+        self.cache.record_partial_bytes(signed(bytes.len() as u64));
         self.map.write_all_at(&[CHUNK_WRITTEN], index as u64)
     }
 
@@ -147,17 +155,35 @@ impl PartialFile {
             .map_err(|source| CacheError::io("stat", &self.data_path, source))
     }
 
+    /// Allocated bytes of the data file (it is sparse until complete).
+    pub(super) fn allocated_bytes(&self) -> Result<u64, CacheError> {
+        let meta = self
+            .data
+            .metadata()
+            .map_err(|source| CacheError::io("stat", &self.data_path, source))?;
+        Ok(allocated_bytes(&meta))
+    }
+
     /// Unlinks those of the two names that still point at this handle's files; readers keep
     /// reading the (unlinked) data. The caller holds the key's fill lock (see the module doc).
-    pub(super) fn remove_names(&self) {
-        for (path, file) in [(&self.map_path, &self.map), (&self.data_path, &self.data)] {
-            let removed = names_inode(path, file)
-                .and_then(|ours| if ours { fs::remove_file(path) } else { Ok(()) });
-            match removed {
-                Ok(()) => {}
-                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                Err(err) => debug!(path = %path.display(), %err, "cannot remove partial file"),
-            }
+    /// Returns the allocated bytes of the data file if its name was removed, for the ledger.
+    pub(super) fn remove_names(&self) -> u64 {
+        let allocated = self.data.metadata().map(|meta| allocated_bytes(&meta)).unwrap_or(0);
+        remove_if_named(&self.map_path, &self.map);
+        if remove_if_named(&self.data_path, &self.data) { allocated } else { 0 }
+    }
+}
+
+/// Unlinks `path` if it names the inode `file` has open; returns whether it did.
+fn remove_if_named(path: &Path, file: &File) -> bool {
+    let removed = names_inode(path, file)
+        .and_then(|ours| if ours { fs::remove_file(path).map(|()| true) } else { Ok(false) });
+    match removed {
+        Ok(removed) => removed,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => false,
+        Err(err) => {
+            debug!(path = %path.display(), %err, "cannot remove partial file");
+            false
         }
     }
 }
@@ -198,8 +224,26 @@ pub(super) fn remove_unused(dir: &Path) -> u64 {
     freed
 }
 
+/// A byte count as a ledger delta; file sizes stay far below `i64::MAX`.
+pub(super) fn signed(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
 /// Disk space a (possibly sparse) file takes.
 pub(super) fn allocated_bytes(meta: &fs::Metadata) -> u64 {
     // `st_blocks` counts 512-byte units whatever the filesystem's block size.
     meta.blocks() * 512
+}
+
+/// Allocated bytes of all partial data files in `dir` (0 if it cannot be listed).
+pub(super) fn scan_partial_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "data"))
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| allocated_bytes(&meta))
+        .sum()
 }

@@ -397,6 +397,7 @@ fn prune_and_clear() {
             in_use_entries: 0,
             remaining_entries: 2,
             remaining_bytes: 100,
+            partial_bytes: 0,
         }
     );
     assert!(!cache.entry_path(&keys[0]).exists() && !cache.entry_path(&keys[1]).exists());
@@ -559,4 +560,74 @@ fn a_partial_file_that_lost_its_name_is_copied() {
     assert_eq!(cache.adopt(&partial, &key.default_verify()).unwrap(), Adopted::Copied);
     assert_eq!(fs::read(cache.entry_path(&key)).unwrap(), content);
     assert!(files_in(&cache.inner.partial_dir).is_empty());
+}
+
+#[test]
+fn partial_bytes_count_until_they_move_to_the_entry() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let chunk = 16 * 1024;
+    let content = some_content(4 * chunk);
+    let key = md5_key(&content);
+    let partial = cache.partial(&key, content.len() as u64, 4).unwrap();
+    for index in [0, 3] {
+        let range = index * chunk..(index + 1) * chunk;
+        partial.write_chunk(index, range.start as u64, &content[range]).unwrap();
+    }
+    let stats = cache.stats().unwrap();
+    let written = 2 * chunk as u64;
+    assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), (0, written, written));
+    // A recount from the disk agrees (4 KiB blocks: the chunks are block-aligned).
+    cache.prune(u64::MAX).unwrap();
+    let stats = cache.stats().unwrap();
+    assert_eq!((stats.bytes, stats.partial_bytes), (written, written));
+
+    for index in [1, 2] {
+        let range = index * chunk..(index + 1) * chunk;
+        partial.write_chunk(index, range.start as u64, &content[range]).unwrap();
+    }
+    assert_eq!(cache.adopt(&partial, &key.default_verify()).unwrap(), Adopted::Renamed);
+    let stats = cache.stats().unwrap();
+    let len = content.len() as u64;
+    assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), (1, len, 0), "counted once");
+    cache.prune(u64::MAX).unwrap();
+    let stats = cache.stats().unwrap();
+    assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), (1, len, 0));
+}
+
+#[test]
+fn dropped_partial_files_stop_counting() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = some_content(8192);
+    // Disowned by the manifest: dropped at once.
+    let disowned = write_partial(&cache, &md5_key(b"other"), &content, 4096);
+    cache.adopt(&disowned, &md5_key(b"other").default_verify()).unwrap_err();
+    assert_eq!(cache.stats().unwrap().partial_bytes, 0);
+    // Abandoned (the reader went away): dropped by the next eviction pass.
+    drop(write_partial(&cache, &md5_key(&content), &content, 4096));
+    assert_eq!(cache.stats().unwrap().partial_bytes, 8192);
+    let report = cache.prune(u64::MAX).unwrap();
+    assert_eq!((report.remaining_bytes, report.partial_bytes), (0, 0));
+    assert!(files_in(&cache.inner.partial_dir).is_empty());
+    assert_eq!(cache.stats().unwrap().bytes, 0);
+}
+
+#[test]
+fn partial_files_in_use_push_entries_out() {
+    let (_dir, cache) = open_cache(200 * 1024);
+    let old: Vec<_> = (0..3u8).map(|i| fill(&cache, &[i; 50 * 1024])).collect();
+    for (age, key) in (1..).zip(old.iter().rev()) {
+        set_age(&cache.entry_path(key), Duration::from_secs(age * 10));
+    }
+    // A reader holds 64 KiB of a large file: with the next fill, 224 KiB in all.
+    let content = some_content(256 * 1024);
+    let partial = cache.partial(&md5_key(&content), content.len() as u64, 4).unwrap();
+    partial.write_chunk(0, 0, &content[..64 * 1024]).unwrap();
+    let new = fill(&cache, &[9; 10 * 1024]);
+    let stats = cache.stats().unwrap();
+    assert_eq!((stats.bytes, stats.partial_bytes), (174 * 1024, 64 * 1024), "{stats:?}");
+    assert!(!cache.entry_path(&old[0]).exists(), "the oldest entry made room");
+    for key in [old[1], old[2], new] {
+        assert!(cache.entry_path(&key).exists(), "{key} evicted");
+    }
+    drop(partial);
 }

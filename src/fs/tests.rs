@@ -763,6 +763,24 @@ fn chunks_matching_the_sidecar_but_not_the_manifest_are_never_published() {
 }
 
 #[test]
+fn partially_read_files_count_in_the_cache_size() {
+    let env = Env::new();
+    let data = pattern(16 * TEST_CHUNK_BYTES as usize, 8);
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    read_at(&fs, f.fh, 5 * TEST_CHUNK_BYTES + 3, 10).unwrap();
+    let stats = fetcher.cache().stats().unwrap();
+    let one_chunk = (0, TEST_CHUNK_BYTES, TEST_CHUNK_BYTES);
+    assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), one_chunk);
+    // Held open, the partial file survives eviction; once closed, it goes.
+    fetcher.cache().clear().unwrap();
+    assert_eq!(fetcher.cache().stats().unwrap().partial_bytes, TEST_CHUNK_BYTES);
+    fs.release(f.fh);
+    fetcher.cache().clear().unwrap();
+    let stats = fetcher.cache().stats().unwrap();
+    assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), (0, 0, 0));
+}
+
+#[test]
 fn a_crash_left_chunk_map_is_only_a_hint() {
     let env = Env::new();
     let data = pattern(4 * TEST_CHUNK_BYTES as usize, 4);
