@@ -1,18 +1,27 @@
 //! The cache-wide running totals (`stats.json`), shared by every process using the cache.
 //!
 //! `stats.json` is only read or replaced while holding an exclusive flock on `stats.lock`, and is
-//! replaced by rename so a crash never leaves it half written. Sizes are an estimate: a process
-//! killed between publishing an entry and recording it leaves the total short until the next
-//! eviction scan recounts. The total counts published entries (`bytes`) and the allocated bytes of
-//! partially fetched files (`partial_bytes`), since both take space under the limit. Hit/miss
-//! counts and partial-file growth accumulate per process and are merged on every ledger update
-//! (each fill, `stats()`, every `COUNTER_FLUSH_OPS` lookups, every `PARTIAL_FLUSH_BYTES` of
-//! partial growth, and drop), so a killed process loses at most its unmerged deltas.
+//! replaced by rename so a crash never leaves it half written. The total counts published entries
+//! (`bytes`) and the allocated bytes of partially fetched files (`partial_bytes`), since both take
+//! space under the limit.
+//!
+//! Writing the file on every fill would serialise all fills of all processes behind one lock and
+//! cost a read, a write and a rename each, so each process keeps its changes (sizes, entry count,
+//! hits, misses) as pending deltas and merges them at most about once per `FLUSH_INTERVAL` (a
+//! background thread in `BlobCache`), as soon as `FLUSH_BYTES` of size changes pile up, before an
+//! eviction scan, on `stats()` and on drop. Between merges the process judges the limit by its
+//! estimate: the record it last merged into plus its own pending deltas, so the bound holds
+//! promptly for what this process adds and within about one interval for what others add.
+//!
+//! Sizes are an estimate: a process killed before merging loses its pending deltas, and an
+//! eviction scan that recounts while another process holds unmerged deltas for entries the scan
+//! already saw counts those twice; either way the error lasts until the next scan recounts.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
@@ -20,11 +29,11 @@ use tracing::warn;
 use super::partial::scan_partial_bytes;
 use super::{CacheError, scan_entries};
 
-/// Lookups counted locally before they are merged into the shared ledger.
-pub(super) const COUNTER_FLUSH_OPS: u64 = 1024;
+/// How long a process may keep changes to itself before they are merged into the shared ledger.
+pub(super) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Growth of partial files counted locally before it is merged (and the limit checked).
-pub(super) const PARTIAL_FLUSH_BYTES: u64 = 64 << 20;
+/// Size changes that are merged at once rather than waiting for the interval.
+const FLUSH_BYTES: u64 = 64 << 20;
 
 #[derive(Serialize, Deserialize, Default, Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct LedgerRecord {
@@ -46,44 +55,80 @@ impl LedgerRecord {
 }
 
 /// Changes of this process not yet merged into the shared record.
-#[derive(Debug, Default)]
-struct Pending {
-    hits: u64,
-    misses: u64,
-    partial_bytes: i64,
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Pending {
+    pub(super) entries: i64,
+    pub(super) bytes: i64,
+    pub(super) partial_bytes: i64,
+    pub(super) hits: u64,
+    pub(super) misses: u64,
 }
 
 impl Pending {
     fn is_empty(&self) -> bool {
-        self.hits == 0 && self.misses == 0 && self.partial_bytes == 0
+        self.entries == 0
+            && self.bytes == 0
+            && self.partial_bytes == 0
+            && self.hits == 0
+            && self.misses == 0
     }
 
-    /// Adds the deltas to `record`; sizes only if it was not just `recounted` (which saw them).
+    /// Adds the deltas to `record`; sizes unless it was just `recounted` (which saw them).
     fn apply(&self, record: &mut LedgerRecord, recounted: bool) {
         record.hits += self.hits;
         record.misses += self.misses;
         if !recounted {
+            record.entries = record.entries.saturating_add_signed(self.entries);
+            record.bytes = record.bytes.saturating_add_signed(self.bytes);
             record.partial_bytes = record.partial_bytes.saturating_add_signed(self.partial_bytes);
         }
     }
 
     fn merge(&mut self, other: Pending) {
+        self.entries += other.entries;
+        self.bytes += other.bytes;
+        self.partial_bytes += other.partial_bytes;
         self.hits += other.hits;
         self.misses += other.misses;
-        self.partial_bytes += other.partial_bytes;
     }
+
+    fn size_change(&self) -> u64 {
+        self.bytes.unsigned_abs().saturating_add(self.partial_bytes.unsigned_abs())
+    }
+}
+
+/// What this process knows between merges.
+#[derive(Debug, Default)]
+struct Local {
+    pending: Pending,
+    /// The shared record as of this process's last merge.
+    last: LedgerRecord,
+    /// Whether a background flush is scheduled (see `BlobCache::start_flusher`).
+    flusher: bool,
+}
+
+/// What [`Ledger::record`] tells its caller to do next.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Recorded {
+    /// Total bytes as this process sees them: the record of its last merge plus its own
+    /// pending changes.
+    pub(super) estimate: u64,
+    /// Enough has piled up to merge now.
+    pub(super) flush_now: bool,
+    /// Pending deltas appeared with no flush scheduled: the caller must schedule one.
+    pub(super) start_flusher: bool,
 }
 
 #[derive(Debug)]
 pub(super) struct Ledger {
-    // The mutex serialises this process's threads; the flock on the file serialises processes.
+    // The mutex serialises this process's merges; the flock on the file serialises processes.
     lock_file: Mutex<File>,
     data_path: PathBuf,
     staging_path: PathBuf,
     /// Where a lost record is recounted from.
     obj_dir: PathBuf,
     partial_dir: PathBuf,
-    pending: Mutex<Pending>,
+    local: Mutex<Local>,
 }
 
 /// Releases the ledger flock even when an update bails out early.
@@ -118,38 +163,38 @@ impl Ledger {
             staging_path: root.join("stats.json.new"),
             obj_dir: obj_dir.to_owned(),
             partial_dir: partial_dir.to_owned(),
-            pending: Mutex::default(),
+            local: Mutex::default(),
         })
     }
 
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+    fn local(&self) -> MutexGuard<'_, Local> {
         // Plain counters, valid after any panic.
-        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+        self.local.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Counts a hit; returns whether enough lookups have piled up to merge them now.
-    pub(super) fn record_hit(&self) -> bool {
-        let mut pending = self.pending();
-        pending.hits += 1;
-        pending.hits + pending.misses >= COUNTER_FLUSH_OPS
-    }
-
-    pub(super) fn record_miss(&self) -> bool {
-        let mut pending = self.pending();
-        pending.misses += 1;
-        pending.hits + pending.misses >= COUNTER_FLUSH_OPS
-    }
-
-    /// Counts `delta` bytes more (or fewer) allocated to partial files; returns whether enough
-    /// has piled up to merge it now.
-    pub(super) fn record_partial_bytes(&self, delta: i64) -> bool {
-        let mut pending = self.pending();
-        pending.partial_bytes += delta;
-        pending.partial_bytes.unsigned_abs() >= PARTIAL_FLUSH_BYTES
+    /// Adds `change` to this process's pending deltas.
+    pub(super) fn record(&self, change: impl FnOnce(&mut Pending)) -> Recorded {
+        let mut local = self.local();
+        change(&mut local.pending);
+        let start_flusher = !local.flusher && !local.pending.is_empty();
+        local.flusher |= start_flusher;
+        Recorded {
+            estimate: estimate(&local),
+            flush_now: local.pending.size_change() >= FLUSH_BYTES,
+            start_flusher,
+        }
     }
 
     pub(super) fn has_pending(&self) -> bool {
-        !self.pending().is_empty()
+        !self.local().pending.is_empty()
+    }
+
+    /// Called by the background flusher after a merge: whether it may stop because nothing is
+    /// pending (if so, the next change schedules a new one).
+    pub(super) fn flusher_may_stop(&self) -> bool {
+        let mut local = self.local();
+        local.flusher = !local.pending.is_empty();
+        !local.flusher
     }
 
     /// Applies `change` to the shared record, merging this process's pending deltas, and returns
@@ -175,15 +220,16 @@ impl Ledger {
                 (record, true)
             }
         };
-        let pending = std::mem::take(&mut *self.pending());
+        let pending = std::mem::take(&mut self.local().pending);
         pending.apply(&mut record, recounted);
         change(&mut record);
 
         if let Err(err) = self.write(&record) {
             // Put the deltas back so the next successful update still reports them.
-            self.pending().merge(pending);
+            self.local().pending.merge(pending);
             return Err(err);
         }
+        self.local().last = record;
         Ok(record)
     }
 
@@ -211,4 +257,13 @@ impl Ledger {
         fs::rename(&self.staging_path, &self.data_path)
             .map_err(|source| CacheError::io("replace", &self.data_path, source))
     }
+}
+
+fn estimate(local: &Local) -> u64 {
+    let pending = &local.pending;
+    local
+        .last
+        .total_bytes()
+        .saturating_add_signed(pending.bytes)
+        .saturating_add_signed(pending.partial_bytes)
 }

@@ -8,9 +8,10 @@
 //! flock it can take, so an entry in use by any process is never evicted. At most one process and
 //! one thread fill a given key at a time (`v1/locks/<kind>-<hex>.lock` plus an in-process gate).
 //! Recency is the entry's mtime, set on publish and on every hit, so LRU order survives restarts
-//! and is shared across processes. The total size is a running estimate in `v1/stats.json`; only
-//! crossing the limit triggers a scan of the tree, and eviction then goes down to
-//! `LOW_WATER_PERCENT` of the limit so scans stay rare.
+//! and is shared across processes. The total size is a running estimate in `v1/stats.json`, to
+//! which each process adds its changes in batches (see `ledger.rs`); only crossing the limit
+//! triggers a scan of the tree, and eviction then goes down to `LOW_WATER_PERCENT` of the limit
+//! so scans stay rare.
 //!
 //! Layout under the cache dir (W&B's own object layout below `obj/`):
 //! ```text
@@ -51,9 +52,10 @@ use tracing::{debug, warn};
 
 use key::DigestState;
 pub use key::{CacheKey, Verify};
-use ledger::Ledger;
+use ledger::{Ledger, Pending};
 use lock::{KeyLock, TempBlob};
 pub use partial::PartialFile;
+use partial::signed;
 
 /// Directory under the cache dir holding this on-disk format; bump it when the layout changes.
 pub const LAYOUT_VERSION: &str = "v1";
@@ -394,7 +396,7 @@ impl BlobCache {
         // Waiters may proceed as soon as the entry is visible; accounting can follow.
         drop(key_lock);
         drop(gate_pass);
-        self.record_fill(key, blob.len, replacing, 0);
+        self.record_fill(blob.len, replacing, 0);
         Ok(blob)
     }
 
@@ -417,7 +419,7 @@ impl BlobCache {
                 let freed = partial.remove_names();
                 drop(key_lock);
                 drop(gate_pass);
-                self.record_partial_bytes(-partial::signed(freed));
+                self.record_partial_bytes(-signed(freed));
                 return Ok(Adopted::AlreadyCached);
             }
             Lookup::Missing => None,
@@ -451,8 +453,8 @@ impl BlobCache {
         drop(key_lock);
         drop(gate_pass);
         match adopted {
-            Ok(_) => self.record_fill(key, partial.len(), replacing, moved),
-            Err(_) => self.record_partial_bytes(-partial::signed(moved)),
+            Ok(_) => self.record_fill(partial.len(), replacing, moved),
+            Err(_) => self.record_partial_bytes(-signed(moved)),
         }
         adopted
     }
@@ -488,23 +490,56 @@ impl BlobCache {
     }
 
     fn count_hit(&self) {
-        if self.inner.ledger.record_hit() {
-            self.flush();
-        }
+        self.record(|pending| pending.hits += 1);
     }
 
     fn count_miss(&self) {
-        if self.inner.ledger.record_miss() {
+        self.record(|pending| pending.misses += 1);
+    }
+
+    /// Adds a change to this process's pending deltas (see `ledger.rs`), then merges them if
+    /// enough piled up, or evicts if the estimate says the cache is over its limit.
+    fn record(&self, change: impl FnOnce(&mut Pending)) {
+        let recorded = self.inner.ledger.record(change);
+        if recorded.start_flusher {
+            self.start_flusher();
+        }
+        if recorded.flush_now {
             self.flush();
+        } else {
+            self.evict_if_over_limit(recorded.estimate);
         }
     }
 
-    /// Merges this process's pending deltas into the ledger and evicts if that shows the cache
-    /// over its limit.
-    fn flush(&self) {
+    /// Merges this process's pending deltas into the shared ledger now (they are merged about
+    /// once a second anyway, and on drop), and evicts if that shows the cache over its limit.
+    pub fn flush(&self) {
         match self.inner.ledger.update(|_| {}) {
             Ok(record) => self.evict_if_over_limit(record.total_bytes()),
             Err(err) => warn!(%err, "cannot save cache counts"),
+        }
+    }
+
+    /// Merges pending deltas within `ledger::FLUSH_INTERVAL` even if this process goes quiet (a
+    /// mount between reads), so other processes see them. The thread holds only a weak handle:
+    /// it ends once nothing is pending or the cache is dropped (whose drop merges the rest).
+    fn start_flusher(&self) {
+        let cache = Arc::downgrade(&self.inner);
+        let spawned =
+            std::thread::Builder::new().name("artfs-cache-ledger".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(ledger::FLUSH_INTERVAL);
+                    let Some(inner) = cache.upgrade() else { return };
+                    let cache = BlobCache { inner };
+                    cache.flush();
+                    if cache.inner.ledger.flusher_may_stop() {
+                        return;
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            // The deltas stay pending until the next size-triggered merge, a scan or drop.
+            warn!(%err, "cannot start the cache ledger thread");
         }
     }
 
@@ -616,24 +651,20 @@ impl BlobCache {
 
     /// Accounts a new entry of `len` bytes, replacing one of `replacing` bytes if any, made of
     /// partial files that took `from_partial` bytes.
-    fn record_fill(&self, key: &CacheKey, len: u64, replacing: Option<u64>, from_partial: u64) {
-        let recorded = self.inner.ledger.update(|record| {
-            record.bytes = (record.bytes + len).saturating_sub(replacing.unwrap_or(0));
-            record.partial_bytes = record.partial_bytes.saturating_sub(from_partial);
+    fn record_fill(&self, len: u64, replacing: Option<u64>, from_partial: u64) {
+        self.record(|pending| {
+            pending.bytes += signed(len) - signed(replacing.unwrap_or(0));
+            pending.partial_bytes -= signed(from_partial);
             if replacing.is_none() {
-                record.entries += 1;
+                pending.entries += 1;
             }
         });
-        match recorded {
-            Ok(record) => self.evict_if_over_limit(record.total_bytes()),
-            Err(err) => warn!(%key, %err, "cannot record cache fill"),
-        }
     }
 
     /// Accounts partial files growing (or shrinking) by `delta` allocated bytes.
     fn record_partial_bytes(&self, delta: i64) {
-        if delta != 0 && self.inner.ledger.record_partial_bytes(delta) {
-            self.flush();
+        if delta != 0 {
+            self.record(|pending| pending.partial_bytes += delta);
         }
     }
 

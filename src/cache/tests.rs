@@ -631,3 +631,82 @@ fn partial_files_in_use_push_entries_out() {
     }
     drop(partial);
 }
+
+#[test]
+fn the_limit_holds_between_ledger_merges() {
+    let (dir, cache) = open_cache(200 * 1024);
+    // Another process using the same cache.
+    let other = BlobCache::open(dir.path(), 200 * 1024).unwrap();
+    let old: Vec<_> = (0..3u8).map(|i| fill(&cache, &[i; 50 * 1024])).collect();
+    for (age, key) in (1..).zip(old.iter().rev()) {
+        set_age(&cache.entry_path(key), Duration::from_secs(age * 10));
+    }
+    // Headers of a huge file: 64 KiB more puts the estimate over the limit, so the oldest entry
+    // goes at once, with no fill or merge to trigger it.
+    let content = some_content(256 * 1024);
+    let partial = cache.partial(&md5_key(&content), content.len() as u64, 4).unwrap();
+    partial.write_chunk(0, 0, &content[..64 * 1024]).unwrap();
+    assert!(!cache.entry_path(&old[0]).exists(), "evicted on the estimate");
+
+    // A quiet process's changes still reach the others within about a second.
+    let new = fill(&cache, &[9; 1024]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let want = (3, (100 + 64 + 1) * 1024);
+    loop {
+        let seen = other.stats().unwrap();
+        if (seen.entries, seen.bytes) == want {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{seen:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(cache.entry_path(&new).exists());
+    drop(partial);
+}
+
+/// `cargo test --release --lib -- --ignored --nocapture small_fills`: the per-fill overhead
+/// (temp file, verify, rename, ledger) when a reader walks through many small files.
+#[test]
+#[ignore = "benchmark; run in release mode"]
+fn ten_thousand_small_fills() {
+    const FILES: u32 = 10_000;
+    const FILE_BYTES: usize = 16 * 1024;
+    let content = |i: u32| {
+        let mut bytes = vec![0u8; FILE_BYTES];
+        bytes[..4].copy_from_slice(&i.to_le_bytes());
+        bytes
+    };
+    for threads in [1, 4] {
+        let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+        let keys: Vec<CacheKey> = (0..FILES).map(|i| md5_key(&content(i))).collect();
+        let next = AtomicUsize::new(0);
+        let start = std::time::Instant::now();
+        thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(key) = keys.get(i) else { return };
+                        let bytes = content(i as u32);
+                        let size = Some(FILE_BYTES as u64);
+                        cache
+                            .get_or_fill(key, &key.default_verify(), size, write_all(&bytes))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let elapsed = start.elapsed();
+        let stats = cache.stats().unwrap();
+        assert_eq!(
+            (stats.entries, stats.bytes),
+            (FILES.into(), u64::from(FILES) * FILE_BYTES as u64)
+        );
+        println!(
+            "small_fills: {FILES} x {} KiB, {threads} thread(s): {:.2} s, {:.0} us per fill",
+            FILE_BYTES / 1024,
+            elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1e6 / f64::from(FILES)
+        );
+    }
+}
