@@ -140,6 +140,11 @@ impl Shared {
         }
     }
 
+    /// The lazy blob of `key` if one is open in this process.
+    pub fn open_blob(&self, key: &CacheKey) -> Option<Arc<LazyBlob>> {
+        lock(&self.open).get(key).and_then(Weak::upgrade)
+    }
+
     /// Whether chunks of `chunk_bytes` fit the budget at all (else one would wait forever).
     pub fn fits(&self, chunk_bytes: u64) -> bool {
         chunk_bytes <= self.budget_bytes && u32::try_from(chunk_bytes).is_ok()
@@ -186,7 +191,7 @@ pub struct Source {
 #[derive(Debug)]
 pub struct LazyBlob {
     source: Source,
-    sums: ChunkSums,
+    sums: Arc<ChunkSums>,
     file: PartialFile,
     shared: Arc<Shared>,
     state: Mutex<State>,
@@ -199,7 +204,7 @@ impl LazyBlob {
     pub fn open(
         shared: &Arc<Shared>,
         source: Source,
-        sums: ChunkSums,
+        sums: Arc<ChunkSums>,
     ) -> Result<Arc<LazyBlob>, CacheError> {
         let mut open = lock(&shared.open);
         if let Some(blob) = open.get(&source.key).and_then(Weak::upgrade) {

@@ -783,6 +783,41 @@ fn partially_read_files_count_in_the_cache_size() {
 }
 
 #[test]
+fn reopening_a_large_file_asks_for_its_sidecar_only_once() {
+    let env = Env::new();
+    let data = pattern(8 * TEST_CHUNK_BYTES as usize, 9);
+    let (fetcher, fs, first) = open_lazy(&env, &data);
+    // From now on only this process's memory of the sidecar can make an open lazy.
+    let blob_key = crate::registry::blob_key(&md5_base64(&data)).unwrap();
+    let sidecar = env.registry_dir().join(crate::store::chunks::sidecar_key(&blob_key));
+    std::fs::remove_file(sidecar).unwrap();
+    let ino = walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino;
+
+    // While the file is open, a second open shares its lazy blob.
+    let second = open(&fs, ino).unwrap();
+    assert_eq!(fetcher.stats().bytes_fetched, 0, "lazy: nothing downloaded by the open");
+    // Not at the start, so nothing is prefetched.
+    let at = 3 * TEST_CHUNK_BYTES as usize + 10;
+    assert_eq!(read_at(&fs, second.fh, at as u64, 5).unwrap(), data[at..at + 5]);
+    fs.release(first.fh);
+    fs.release(second.fh);
+
+    // Once closed (its partial file no longer held), a new open remembers the sidecar.
+    let data_file = partial_data_file(&env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::File::open(&data_file).unwrap().try_lock().is_err() {
+        assert!(Instant::now() < deadline, "the lazy blob is still held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let third = open(&fs, ino).unwrap();
+    assert_eq!(fetcher.stats().bytes_fetched, TEST_CHUNK_BYTES, "lazy again: no download");
+    let at = 6 * TEST_CHUNK_BYTES as usize + 1;
+    assert_eq!(read_at(&fs, third.fh, at as u64, 5).unwrap(), data[at..at + 5]);
+    assert_eq!(fetcher.stats().bytes_fetched, 2 * TEST_CHUNK_BYTES);
+    fs.release(third.fh);
+}
+
+#[test]
 fn a_crash_left_chunk_map_is_only_a_hint() {
     let env = Env::new();
     let data = pattern(4 * TEST_CHUNK_BYTES as usize, 4);
