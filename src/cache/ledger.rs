@@ -189,6 +189,11 @@ impl Ledger {
         !self.local().pending.is_empty()
     }
 
+    /// The background flusher could not be started.
+    pub(super) fn flusher_stopped(&self) {
+        self.local().flusher = false;
+    }
+
     /// Called by the background flusher after a merge: whether it may stop because nothing is
     /// pending (if so, the next change schedules a new one).
     pub(super) fn flusher_may_stop(&self) -> bool {

@@ -489,26 +489,32 @@ impl BlobCache {
         self.prune(0)
     }
 
+    // Lookups change no size, so they never trigger eviction (they may run under a key lock).
     fn count_hit(&self) {
-        self.record(|pending| pending.hits += 1);
+        self.record_only(|pending| pending.hits += 1);
     }
 
     fn count_miss(&self) {
-        self.record(|pending| pending.misses += 1);
+        self.record_only(|pending| pending.misses += 1);
     }
 
-    /// Adds a change to this process's pending deltas (see `ledger.rs`), then merges them if
-    /// enough piled up, or evicts if the estimate says the cache is over its limit.
+    /// Adds a size change to this process's pending deltas (see `ledger.rs`), then merges them
+    /// if enough piled up, or evicts if the estimate says the cache is over its limit.
     fn record(&self, change: impl FnOnce(&mut Pending)) {
-        let recorded = self.inner.ledger.record(change);
-        if recorded.start_flusher {
-            self.start_flusher();
-        }
+        let recorded = self.record_only(change);
         if recorded.flush_now {
             self.flush();
         } else {
             self.evict_if_over_limit(recorded.estimate);
         }
+    }
+
+    fn record_only(&self, change: impl FnOnce(&mut Pending)) -> ledger::Recorded {
+        let recorded = self.inner.ledger.record(change);
+        if recorded.start_flusher {
+            self.start_flusher();
+        }
+        recorded
     }
 
     /// Merges this process's pending deltas into the shared ledger now (they are merged about
@@ -538,8 +544,9 @@ impl BlobCache {
                 }
             });
         if let Err(err) = spawned {
-            // The deltas stay pending until the next size-triggered merge, a scan or drop.
+            // The deltas stay pending until a merge for another reason; a later change retries.
             warn!(%err, "cannot start the cache ledger thread");
+            self.inner.ledger.flusher_stopped();
         }
     }
 
@@ -680,7 +687,15 @@ impl BlobCache {
             return;
         }
         let evicted = self.open_evict_lock().and_then(|evict_lock| match evict_lock.try_lock() {
-            Ok(()) => self.evict_down_to(low_water_bytes(max_bytes)).map(Some),
+            Ok(()) => {
+                // The total may be this process's estimate, stale if another process evicted
+                // since our last merge: the merged record decides whether a scan is needed.
+                let merged = self.inner.ledger.update(|_| {})?;
+                if merged.total_bytes() <= max_bytes {
+                    return Ok(None);
+                }
+                self.evict_down_to(low_water_bytes(max_bytes)).map(Some)
+            }
             // Another thread or process is evicting right now; its scan sees our entry too.
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(source)) => {

@@ -49,9 +49,9 @@ pub struct PartialFile {
 }
 
 impl PartialFile {
-    /// Opens (creating if needed) the partial files of `key` in `dir` for a blob of `size`
-    /// bytes in `chunks` chunks. Files of another size (left by an older format or a bug) are
-    /// reset rather than trusted.
+    /// Opens (creating if needed) the partial files of `key` in the cache's `partial/` for a
+    /// blob of `size` bytes in `chunks` chunks. Files of another size (left by an older format
+    /// or a bug) are reset rather than trusted.
     pub(super) fn open(
         cache: &BlobCache,
         key: &CacheKey,

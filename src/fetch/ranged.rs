@@ -5,7 +5,8 @@
 //! it is written to the blob's [`PartialFile`]; a read is served only from chunks verified by this
 //! process, so no unverified byte ever reaches a reader. Once every chunk is present the whole
 //! file is checked against the manifest MD5 and renamed into the cache as a complete entry
-//! ([`BlobCache::adopt`]), without a copy. Blobs without a sidecar and references take the whole-file path in `fetch`.
+//! ([`BlobCache::adopt`]), without a copy. Blobs without a sidecar and references take the
+//! whole-file path in `fetch`.
 //!
 //! Throughput: each handle detects sequential reads and prefetches a window of chunks ahead that
 //! doubles on every new chunk up to [`MAX_PREFETCH_CHUNKS`]; the chunks run as concurrent tasks
