@@ -1,25 +1,39 @@
 //! The cache-wide running totals (`stats.json`), shared by every process using the cache.
 //!
 //! `stats.json` is only read or replaced while holding an exclusive flock on `stats.lock`, and is
-//! replaced by rename so a crash never leaves it half written. Sizes are an estimate: a process
-//! killed between publishing an entry and recording it leaves the total short until the next
-//! eviction scan recounts. Hit/miss counts accumulate per process and are merged on every ledger
-//! update (each fill, `stats()`, every `COUNTER_FLUSH_OPS` lookups, and drop), so a killed process
-//! loses at most its unmerged counts.
+//! replaced by rename so a crash never leaves it half written. The total counts published entries
+//! (`bytes`) and the allocated bytes of partially fetched files (`partial_bytes`), since both take
+//! space under the limit.
+//!
+//! Writing the file on every fill would serialise all fills of all processes behind one lock and
+//! cost a read, a write and a rename each, so each process keeps its changes (sizes, entry count,
+//! hits, misses) as pending deltas and merges them at most about once per `FLUSH_INTERVAL` (a
+//! background thread in `BlobCache`), as soon as `FLUSH_BYTES` of size changes pile up, before an
+//! eviction scan, on `stats()` and on drop. Between merges the process judges the limit by its
+//! estimate: the record it last merged into plus its own pending deltas, so the bound holds
+//! promptly for what this process adds and within about one interval for what others add.
+//!
+//! Sizes are an estimate: a process killed before merging loses its pending deltas, and an
+//! eviction scan that recounts while another process holds unmerged deltas for entries the scan
+//! already saw counts those twice; either way the error lasts until the next scan recounts.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use super::partial::scan_partial_bytes;
 use super::{CacheError, scan_entries};
 
-/// Lookups counted locally before they are merged into the shared ledger.
-pub(super) const COUNTER_FLUSH_OPS: u64 = 1024;
+/// How long a process may keep changes to itself before they are merged into the shared ledger.
+pub(super) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Size changes that are merged at once rather than waiting for the interval.
+const FLUSH_BYTES: u64 = 64 << 20;
 
 #[derive(Serialize, Deserialize, Default, Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct LedgerRecord {
@@ -28,16 +42,93 @@ pub(super) struct LedgerRecord {
     pub(super) hits: u64,
     pub(super) misses: u64,
     pub(super) evictions: u64,
+    /// Allocated bytes of the data files under `partial/` (absent in ledgers of older versions).
+    #[serde(default)]
+    pub(super) partial_bytes: u64,
+}
+
+impl LedgerRecord {
+    /// What counts against the size limit: entries and partial files.
+    pub(super) fn total_bytes(&self) -> u64 {
+        self.bytes.saturating_add(self.partial_bytes)
+    }
+}
+
+/// Changes of this process not yet merged into the shared record.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Pending {
+    pub(super) entries: i64,
+    pub(super) bytes: i64,
+    pub(super) partial_bytes: i64,
+    pub(super) hits: u64,
+    pub(super) misses: u64,
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.entries == 0
+            && self.bytes == 0
+            && self.partial_bytes == 0
+            && self.hits == 0
+            && self.misses == 0
+    }
+
+    /// Adds the deltas to `record`; sizes unless it was just `recounted` (which saw them).
+    fn apply(&self, record: &mut LedgerRecord, recounted: bool) {
+        record.hits += self.hits;
+        record.misses += self.misses;
+        if !recounted {
+            record.entries = record.entries.saturating_add_signed(self.entries);
+            record.bytes = record.bytes.saturating_add_signed(self.bytes);
+            record.partial_bytes = record.partial_bytes.saturating_add_signed(self.partial_bytes);
+        }
+    }
+
+    fn merge(&mut self, other: Pending) {
+        self.entries += other.entries;
+        self.bytes += other.bytes;
+        self.partial_bytes += other.partial_bytes;
+        self.hits += other.hits;
+        self.misses += other.misses;
+    }
+
+    fn size_change(&self) -> u64 {
+        self.bytes.unsigned_abs().saturating_add(self.partial_bytes.unsigned_abs())
+    }
+}
+
+/// What this process knows between merges.
+#[derive(Debug, Default)]
+struct Local {
+    pending: Pending,
+    /// The shared record as of this process's last merge.
+    last: LedgerRecord,
+    /// Whether a background flush is scheduled (see `BlobCache::start_flusher`).
+    flusher: bool,
+}
+
+/// What [`Ledger::record`] tells its caller to do next.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Recorded {
+    /// Total bytes as this process sees them: the record of its last merge plus its own
+    /// pending changes.
+    pub(super) estimate: u64,
+    /// Enough has piled up to merge now.
+    pub(super) flush_now: bool,
+    /// Pending deltas appeared with no flush scheduled: the caller must schedule one.
+    pub(super) start_flusher: bool,
 }
 
 #[derive(Debug)]
 pub(super) struct Ledger {
-    // The mutex serialises this process's threads; the flock on the file serialises processes.
+    // The mutex serialises this process's merges; the flock on the file serialises processes.
     lock_file: Mutex<File>,
     data_path: PathBuf,
     staging_path: PathBuf,
-    pending_hits: AtomicU64,
-    pending_misses: AtomicU64,
+    /// Where a lost record is recounted from.
+    obj_dir: PathBuf,
+    partial_dir: PathBuf,
+    local: Mutex<Local>,
 }
 
 /// Releases the ledger flock even when an update bails out early.
@@ -53,7 +144,11 @@ impl Drop for FlockGuard<'_> {
 }
 
 impl Ledger {
-    pub(super) fn open(root: &Path) -> Result<Self, CacheError> {
+    pub(super) fn open(
+        root: &Path,
+        obj_dir: &Path,
+        partial_dir: &Path,
+    ) -> Result<Self, CacheError> {
         let lock_path = root.join("stats.lock");
         let lock_file = OpenOptions::new()
             .read(true)
@@ -66,68 +161,80 @@ impl Ledger {
             lock_file: Mutex::new(lock_file),
             data_path: root.join("stats.json"),
             staging_path: root.join("stats.json.new"),
-            pending_hits: AtomicU64::new(0),
-            pending_misses: AtomicU64::new(0),
+            obj_dir: obj_dir.to_owned(),
+            partial_dir: partial_dir.to_owned(),
+            local: Mutex::default(),
         })
     }
 
-    /// Counts a hit; returns whether enough lookups have piled up to merge them now.
-    pub(super) fn record_hit(&self) -> bool {
-        self.pending_hits.fetch_add(1, Ordering::Relaxed) + 1 + self.pending_misses()
-            >= COUNTER_FLUSH_OPS
+    fn local(&self) -> MutexGuard<'_, Local> {
+        // Plain counters, valid after any panic.
+        self.local.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn record_miss(&self) -> bool {
-        self.pending_misses.fetch_add(1, Ordering::Relaxed) + 1 + self.pending_hits()
-            >= COUNTER_FLUSH_OPS
+    /// Adds `change` to this process's pending deltas.
+    pub(super) fn record(&self, change: impl FnOnce(&mut Pending)) -> Recorded {
+        let mut local = self.local();
+        change(&mut local.pending);
+        let start_flusher = !local.flusher && !local.pending.is_empty();
+        local.flusher |= start_flusher;
+        Recorded {
+            estimate: estimate(&local),
+            flush_now: local.pending.size_change() >= FLUSH_BYTES,
+            start_flusher,
+        }
     }
 
-    pub(super) fn has_pending_counts(&self) -> bool {
-        self.pending_hits() + self.pending_misses() > 0
+    pub(super) fn has_pending(&self) -> bool {
+        !self.local().pending.is_empty()
     }
 
-    fn pending_hits(&self) -> u64 {
-        self.pending_hits.load(Ordering::Relaxed)
+    /// The background flusher could not be started.
+    pub(super) fn flusher_stopped(&self) {
+        self.local().flusher = false;
     }
 
-    fn pending_misses(&self) -> u64 {
-        self.pending_misses.load(Ordering::Relaxed)
+    /// Called by the background flusher after a merge: whether it may stop because nothing is
+    /// pending (if so, the next change schedules a new one).
+    pub(super) fn flusher_may_stop(&self) -> bool {
+        let mut local = self.local();
+        local.flusher = !local.pending.is_empty();
+        !local.flusher
     }
 
-    /// Applies `change` to the shared record, merging this process's pending counts, and returns
-    /// the result. A missing or unreadable record is rebuilt by scanning `obj_dir`.
+    /// Applies `change` to the shared record, merging this process's pending deltas, and returns
+    /// the result. A missing or unreadable record is rebuilt by scanning the cache.
     pub(super) fn update(
         &self,
-        obj_dir: &Path,
         change: impl FnOnce(&mut LedgerRecord),
     ) -> Result<LedgerRecord, CacheError> {
         let lock_file = self.lock_file.lock().unwrap_or_else(PoisonError::into_inner);
         lock_file.lock().map_err(|source| CacheError::io("lock", &self.data_path, source))?;
         let _flock = FlockGuard(&lock_file);
 
-        let mut record = match self.read()? {
-            Some(record) => record,
+        let (mut record, recounted) = match self.read()? {
+            Some(record) => (record, false),
             None => {
-                let scanned = scan_entries(obj_dir)?;
-                LedgerRecord {
+                let scanned = scan_entries(&self.obj_dir)?;
+                let record = LedgerRecord {
                     entries: scanned.len() as u64,
                     bytes: scanned.iter().map(|entry| entry.len).sum(),
+                    partial_bytes: scan_partial_bytes(&self.partial_dir),
                     ..LedgerRecord::default()
-                }
+                };
+                (record, true)
             }
         };
-        let hits = self.pending_hits.swap(0, Ordering::Relaxed);
-        let misses = self.pending_misses.swap(0, Ordering::Relaxed);
-        record.hits += hits;
-        record.misses += misses;
+        let pending = std::mem::take(&mut self.local().pending);
+        pending.apply(&mut record, recounted);
         change(&mut record);
 
         if let Err(err) = self.write(&record) {
-            // Put the counts back so the next successful update still reports them.
-            self.pending_hits.fetch_add(hits, Ordering::Relaxed);
-            self.pending_misses.fetch_add(misses, Ordering::Relaxed);
+            // Put the deltas back so the next successful update still reports them.
+            self.local().pending.merge(pending);
             return Err(err);
         }
+        self.local().last = record;
         Ok(record)
     }
 
@@ -155,4 +262,13 @@ impl Ledger {
         fs::rename(&self.staging_path, &self.data_path)
             .map_err(|source| CacheError::io("replace", &self.data_path, source))
     }
+}
+
+fn estimate(local: &Local) -> u64 {
+    let pending = &local.pending;
+    local
+        .last
+        .total_bytes()
+        .saturating_add_signed(pending.bytes)
+        .saturating_add_signed(pending.partial_bytes)
 }

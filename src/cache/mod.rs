@@ -1,15 +1,17 @@
 //! On-disk, content-addressed blob cache shared by every mount and CLI run on the machine.
 //!
 //! Invariants: a file under `v1/obj/` is always complete and verified (digest and size), because
-//! fills write to `v1/tmp/` and rename into place only after verification; a crash leaves at most
-//! a temp file, which is removed once its (flock-holding) writer is gone. Every handle to an entry
+//! fills write to `v1/tmp/` (lazily read large files to `v1/partial/`) and rename into place only
+//! after verification; a crash leaves at most a temp file, which is removed once its
+//! (flock-holding) writer is gone. Every handle to an entry
 //! holds a shared flock for as long as it lives, and eviction deletes only entries whose exclusive
 //! flock it can take, so an entry in use by any process is never evicted. At most one process and
 //! one thread fill a given key at a time (a byte lock in `v1/fill.lock` plus an in-process gate).
 //! Recency is the entry's mtime, set on publish and on every hit, so LRU order survives restarts
-//! and is shared across processes. The total size is a running estimate in `v1/stats.json`; only
-//! crossing the limit triggers a scan of the tree, and eviction then goes down to
-//! `LOW_WATER_PERCENT` of the limit so scans stay rare.
+//! and is shared across processes. The total size is a running estimate in `v1/stats.json`, to
+//! which each process adds its changes in batches (see `ledger.rs`); only crossing the limit
+//! triggers a scan of the tree, and eviction then goes down to `LOW_WATER_PERCENT` of the limit
+//! so scans stay rare.
 //!
 //! Layout under the cache dir (W&B's own object layout below `obj/`):
 //! ```text
@@ -23,9 +25,11 @@
 //! v1/stats.json, v1/stats.lock          shared totals and counters (see `ledger.rs`)
 //! v1/evict.lock                         one evictor at a time
 //! ```
-//! Partially fetched large files live in `v1/partial/`, never under `obj/`: they are not counted
-//! in the size estimate (they exist only while a large file is being read) and every eviction pass
-//! first removes the ones no process has open.
+//! Partially fetched large files live in `v1/partial/`, never under `obj/`. Their allocated bytes
+//! count against the limit like entries (a reader touching the headers of many huge files must
+//! not push the cache past it): written chunks are added as they land, a published file's bytes
+//! move from partial to entry, and every eviction pass first removes the partial files no process
+//! has open, then recounts both from the disk.
 
 mod key;
 mod ledger;
@@ -48,9 +52,10 @@ use tracing::{debug, warn};
 
 use key::DigestState;
 pub use key::{CacheKey, Verify};
-use ledger::Ledger;
+use ledger::{Ledger, Pending};
 use lock::{KeyLock, TempBlob};
 pub use partial::PartialFile;
+use partial::signed;
 
 /// Directory under the cache dir holding this on-disk format; bump it when the layout changes.
 pub const LAYOUT_VERSION: &str = "v1";
@@ -85,6 +90,9 @@ const STALE_TEMP_AGE: Duration = Duration::from_secs(60);
 
 /// Buffer between the fetch closure and the temp file; fetchers often write small chunks.
 const FILL_BUFFER_BYTES: usize = 256 * 1024;
+
+/// Read size when hashing a complete partial file before adopting it.
+const VERIFY_BUFFER_BYTES: usize = 1 << 20;
 
 /// Published entries are read-only so that no caller can corrupt a verified entry in place.
 const ENTRY_MODE: u32 = 0o444;
@@ -194,9 +202,12 @@ impl CachedBlob {
 pub struct CacheStats {
     pub dir: PathBuf,
     pub max_bytes: u64,
-    /// Estimated entry count and total size (exact after any prune or eviction scan).
+    /// Estimated entry count and total size (exact after any prune or eviction scan). The size
+    /// is what counts against `max_bytes`: the entries plus the partially fetched large files.
     pub entries: u64,
     pub bytes: u64,
+    /// Of `bytes`, those allocated to partially fetched files.
+    pub partial_bytes: u64,
     /// Lookups answered from the cache / that had to fetch, summed over all processes.
     pub hits: u64,
     pub misses: u64,
@@ -210,7 +221,10 @@ pub struct PruneReport {
     /// Entries that would have been evicted but are open somewhere.
     pub in_use_entries: u64,
     pub remaining_entries: u64,
+    /// Bytes left under the limit: entries and the partial files still in use.
     pub remaining_bytes: u64,
+    /// Of `remaining_bytes`, those of partial files (in use, so never evicted).
+    pub partial_bytes: u64,
 }
 
 /// Handle to a cache directory; cheap to clone, usable from any thread.
@@ -238,12 +252,23 @@ struct CacheInner {
 
 impl Drop for CacheInner {
     fn drop(&mut self) {
-        if self.ledger.has_pending_counts()
-            && let Err(err) = self.ledger.update(&self.obj_dir, |_| {})
+        if self.ledger.has_pending()
+            && let Err(err) = self.ledger.update(|_| {})
         {
-            warn!(%err, "cannot save cache hit/miss counts");
+            warn!(%err, "cannot save cache counts");
         }
     }
+}
+
+/// How [`BlobCache::adopt`] made a partial file's content an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Adopted {
+    /// The data file itself became the entry.
+    Renamed,
+    /// The data file had lost its name, so its content was copied into a new entry.
+    Copied,
+    /// Another handle or process had published it already; the partial files were dropped.
+    AlreadyCached,
 }
 
 enum Lookup {
@@ -265,7 +290,7 @@ impl BlobCache {
             fs::create_dir_all(path).map_err(|source| CacheError::io("create", path, source))?;
         }
         write_cachedir_tag(dir);
-        let ledger = Ledger::open(&root)?;
+        let ledger = Ledger::open(&root, &obj_dir, &partial_dir)?;
         let cache = Self {
             inner: Arc::new(CacheInner {
                 dir: dir.to_owned(),
@@ -282,8 +307,8 @@ impl BlobCache {
             }),
         };
         cache.remove_leftovers();
-        let record = cache.inner.ledger.update(&cache.inner.obj_dir, |_| {})?;
-        cache.evict_if_over_limit(record.bytes);
+        let record = cache.inner.ledger.update(|_| {})?;
+        cache.evict_if_over_limit(record.total_bytes());
         Ok(cache)
     }
 
@@ -301,14 +326,14 @@ impl BlobCache {
     }
 
     /// The partial files of a blob of `size` bytes in `chunks` chunks, created if absent. Held
-    /// open, they are never removed by eviction.
+    /// open, they are never removed by eviction; their allocated bytes count against the limit.
     pub fn partial(
         &self,
         key: &CacheKey,
         size: u64,
         chunks: usize,
     ) -> Result<PartialFile, CacheError> {
-        PartialFile::open(&self.inner.partial_dir, key, size, chunks)
+        PartialFile::open(self, key, size, chunks)
     }
 
     /// The entry for `key` if present; counts a hit or a miss. I/O errors other than absence are
@@ -370,28 +395,78 @@ impl BlobCache {
         // Waiters may proceed as soon as the entry is visible; accounting can follow.
         drop(key_lock);
         drop(gate_pass);
-
-        let recorded = self.inner.ledger.update(&self.inner.obj_dir, |record| {
-            record.bytes = (record.bytes + blob.len).saturating_sub(replacing.unwrap_or(0));
-            if replacing.is_none() {
-                record.entries += 1;
-            }
-        });
-        match recorded {
-            Ok(record) => self.evict_if_over_limit(record.bytes),
-            Err(err) => warn!(%key, %err, "cannot record cache fill"),
-        }
+        self.record_fill(blob.len, replacing, 0);
         Ok(blob)
+    }
+
+    /// Makes a complete partial file the entry of its key without copying it: checks the data
+    /// file against `verify` and its size, then renames it into `obj/` and drops the chunk map.
+    /// Runs under the same per-key exclusion as [`BlobCache::get_or_fill`]. If the entry exists
+    /// already, it is kept and the partial files are dropped. On a digest or size mismatch
+    /// nothing is published and the partial files are dropped too (the chunks matched their
+    /// sidecar, so fetching them again would give the same bytes). Counts a hit or a miss like a
+    /// fill. Handles on `partial` keep working throughout: they read the same inode.
+    pub fn adopt(&self, partial: &PartialFile, verify: &Verify) -> Result<Adopted, CacheError> {
+        let key = partial.key();
+        let gate_pass = self.inner.fill_gate.enter(*key);
+        let lock_path = self.inner.locks_dir.join(key.lock_file_name());
+        let key_lock = KeyLock::acquire(&lock_path)
+            .map_err(|source| CacheError::io("lock", &lock_path, source))?;
+        let replacing = match self.lookup(key, Some(partial.len()))? {
+            Lookup::Hit(_) => {
+                self.count_hit();
+                let freed = partial.remove_names();
+                drop(key_lock);
+                drop(gate_pass);
+                self.record_partial_bytes(-signed(freed));
+                return Ok(Adopted::AlreadyCached);
+            }
+            Lookup::Missing => None,
+            Lookup::WrongSize => {
+                let path = self.entry_path(key);
+                warn!(%key, path = %path.display(), "cache entry has the wrong size");
+                fs::symlink_metadata(&path).ok().map(|meta| meta.len())
+            }
+        };
+        self.count_miss();
+        // Bytes that move from partial files to entries: the data file's, if it is renamed.
+        let (adopted, mut moved) = if partial.is_named()? {
+            match self.rename_partial(partial, verify) {
+                Ok(allocated) => (Ok(Adopted::Renamed), allocated),
+                Err(err) => (Err(err), 0),
+            }
+        } else {
+            // Our data file lost its name (another holder published it and that entry has been
+            // evicted since, or someone cleared the directory): its bytes are still good to copy.
+            let copied =
+                self.fill(key, verify, Some(partial.len()), |out| copy_partial(partial, out));
+            (copied.map(|_| Adopted::Copied), 0)
+        };
+        match &adopted {
+            Ok(_) | Err(CacheError::DigestMismatch { .. } | CacheError::SizeMismatch { .. }) => {
+                moved += partial.remove_names();
+            }
+            // Leave the partial files for a later attempt (or eviction, once unused).
+            Err(_) => {}
+        }
+        drop(key_lock);
+        drop(gate_pass);
+        match adopted {
+            Ok(_) => self.record_fill(partial.len(), replacing, moved),
+            Err(_) => self.record_partial_bytes(-signed(moved)),
+        }
+        adopted
     }
 
     /// Current totals (estimates, see [`CacheStats`]) and hit/miss counts of all processes.
     pub fn stats(&self) -> Result<CacheStats, CacheError> {
-        let record = self.inner.ledger.update(&self.inner.obj_dir, |_| {})?;
+        let record = self.inner.ledger.update(|_| {})?;
         Ok(CacheStats {
             dir: self.inner.dir.clone(),
             max_bytes: self.inner.max_bytes,
             entries: record.entries,
-            bytes: record.bytes,
+            bytes: record.total_bytes(),
+            partial_bytes: record.partial_bytes,
             hits: record.hits,
             misses: record.misses,
             evictions: record.evictions,
@@ -413,21 +488,64 @@ impl BlobCache {
         self.prune(0)
     }
 
+    // Lookups change no size, so they never trigger eviction (they may run under a key lock).
     fn count_hit(&self) {
-        if self.inner.ledger.record_hit() {
-            self.flush_counts();
-        }
+        self.record_only(|pending| pending.hits += 1);
     }
 
     fn count_miss(&self) {
-        if self.inner.ledger.record_miss() {
-            self.flush_counts();
+        self.record_only(|pending| pending.misses += 1);
+    }
+
+    /// Adds a size change to this process's pending deltas (see `ledger.rs`), then merges them
+    /// if enough piled up, or evicts if the estimate says the cache is over its limit.
+    fn record(&self, change: impl FnOnce(&mut Pending)) {
+        let recorded = self.record_only(change);
+        if recorded.flush_now {
+            self.flush();
+        } else {
+            self.evict_if_over_limit(recorded.estimate);
         }
     }
 
-    fn flush_counts(&self) {
-        if let Err(err) = self.inner.ledger.update(&self.inner.obj_dir, |_| {}) {
-            warn!(%err, "cannot save cache hit/miss counts");
+    fn record_only(&self, change: impl FnOnce(&mut Pending)) -> ledger::Recorded {
+        let recorded = self.inner.ledger.record(change);
+        if recorded.start_flusher {
+            self.start_flusher();
+        }
+        recorded
+    }
+
+    /// Merges this process's pending deltas into the shared ledger now (they are merged about
+    /// once a second anyway, and on drop), and evicts if that shows the cache over its limit.
+    pub fn flush(&self) {
+        match self.inner.ledger.update(|_| {}) {
+            Ok(record) => self.evict_if_over_limit(record.total_bytes()),
+            Err(err) => warn!(%err, "cannot save cache counts"),
+        }
+    }
+
+    /// Merges pending deltas within `ledger::FLUSH_INTERVAL` even if this process goes quiet (a
+    /// mount between reads), so other processes see them. The thread holds only a weak handle:
+    /// it ends once nothing is pending or the cache is dropped (whose drop merges the rest).
+    fn start_flusher(&self) {
+        let cache = Arc::downgrade(&self.inner);
+        let spawned =
+            std::thread::Builder::new().name("artfs-cache-ledger".into()).spawn(move || {
+                loop {
+                    std::thread::sleep(ledger::FLUSH_INTERVAL);
+                    let Some(inner) = cache.upgrade() else { return };
+                    let cache = BlobCache { inner };
+                    cache.flush();
+                    if cache.inner.ledger.flusher_may_stop() {
+                        return;
+                    }
+                }
+            });
+        if let Err(err) = spawned {
+            // The deltas stay pending until a merge for another reason; a later change retries.
+            warn!(%err, "cannot start the cache ledger thread");
+            self.inner.ledger.flusher_stopped();
         }
     }
 
@@ -512,6 +630,50 @@ impl BlobCache {
         Ok(CachedBlob { file, path, len: written })
     }
 
+    /// Caller holds the key's fill lock and has checked that `partial` is still named. Returns
+    /// the allocated bytes of the data file, which now count as an entry.
+    fn rename_partial(&self, partial: &PartialFile, verify: &Verify) -> Result<u64, CacheError> {
+        let key = partial.key();
+        let (file, from) = (partial.data(), partial.data_path());
+        verify_file(key, file, from, verify, partial.len())?;
+        let allocated = partial.allocated_bytes()?;
+        file.set_modified(SystemTime::now())
+            .map_err(|source| CacheError::io("finish", from, source))?;
+        let path = self.entry_path(key);
+        if let Some(shard_dir) = path.parent() {
+            fs::create_dir_all(shard_dir)
+                .map_err(|source| CacheError::fill_io(key, "create", shard_dir, source))?;
+        }
+        fs::rename(from, &path).map_err(|source| CacheError::io("publish", &path, source))?;
+        // Only after the rename: a process opening the partial file for writing just before
+        // must not fail on a read-only mode. A crash in between leaves a verified entry that is
+        // merely writable.
+        if let Err(err) = file.set_permissions(Permissions::from_mode(ENTRY_MODE)) {
+            warn!(path = %path.display(), %err, "cannot make cache entry read-only");
+        }
+        debug!(%key, bytes = partial.len(), "partial file published as cache entry");
+        Ok(allocated)
+    }
+
+    /// Accounts a new entry of `len` bytes, replacing one of `replacing` bytes if any, made of
+    /// partial files that took `from_partial` bytes.
+    fn record_fill(&self, len: u64, replacing: Option<u64>, from_partial: u64) {
+        self.record(|pending| {
+            pending.bytes += signed(len) - signed(replacing.unwrap_or(0));
+            pending.partial_bytes -= signed(from_partial);
+            if replacing.is_none() {
+                pending.entries += 1;
+            }
+        });
+    }
+
+    /// Accounts partial files growing (or shrinking) by `delta` allocated bytes.
+    fn record_partial_bytes(&self, delta: i64) {
+        if delta != 0 {
+            self.record(|pending| pending.partial_bytes += delta);
+        }
+    }
+
     fn open_evict_lock(&self) -> Result<File, CacheError> {
         open_or_create(&self.inner.evict_lock_path)
     }
@@ -524,7 +686,15 @@ impl BlobCache {
             return;
         }
         let evicted = self.open_evict_lock().and_then(|evict_lock| match evict_lock.try_lock() {
-            Ok(()) => self.evict_down_to(low_water_bytes(max_bytes)).map(Some),
+            Ok(()) => {
+                // The total may be this process's estimate, stale if another process evicted
+                // since our last merge: the merged record decides whether a scan is needed.
+                let merged = self.inner.ledger.update(|_| {})?;
+                if merged.total_bytes() <= max_bytes {
+                    return Ok(None);
+                }
+                self.evict_down_to(low_water_bytes(max_bytes)).map(Some)
+            }
             // Another thread or process is evicting right now; its scan sees our entry too.
             Err(TryLockError::WouldBlock) => Ok(None),
             Err(TryLockError::Error(source)) => {
@@ -552,16 +722,18 @@ impl BlobCache {
         if freed > 0 {
             debug!(freed, "removed unused partial files");
         }
-        let before = self.inner.ledger.update(&self.inner.obj_dir, |_| {})?;
+        let before = self.inner.ledger.update(|_| {})?;
         let mut entries = scan_entries(&self.inner.obj_dir)?;
         let scanned_entries = entries.len() as u64;
         let scanned_bytes: u64 = entries.iter().map(|entry| entry.len).sum();
+        let partial_bytes = partial::scan_partial_bytes(&self.inner.partial_dir);
         entries
             .sort_unstable_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.path.cmp(&b.path)));
 
-        let mut report = PruneReport::default();
+        let mut report = PruneReport { partial_bytes, ..PruneReport::default() };
         let (mut gone_entries, mut gone_bytes) = (0, 0);
-        let mut remaining_bytes = scanned_bytes;
+        // Partial files in use cannot be evicted, but take room that entries must give up.
+        let mut remaining_bytes = scanned_bytes + partial_bytes;
         for entry in &entries {
             if remaining_bytes <= target_bytes {
                 break;
@@ -594,9 +766,11 @@ impl BlobCache {
         // other processes recorded while we scanned.
         let dropped_entries = before.entries + report.evicted_entries + gone_entries;
         let dropped_bytes = before.bytes + report.evicted_bytes + gone_bytes;
-        self.inner.ledger.update(&self.inner.obj_dir, |record| {
+        self.inner.ledger.update(|record| {
             record.entries = (record.entries + scanned_entries).saturating_sub(dropped_entries);
             record.bytes = (record.bytes + scanned_bytes).saturating_sub(dropped_bytes);
+            record.partial_bytes =
+                (record.partial_bytes + partial_bytes).saturating_sub(before.partial_bytes);
             record.evictions += report.evicted_entries;
         })?;
         debug!(?report, target_bytes, "cache eviction pass");
@@ -609,6 +783,56 @@ impl BlobCache {
             warn!(dir = %self.inner.tmp_dir.display(), %err, "cannot clean cache temp files");
         }
     }
+}
+
+/// Checks that `file` is `size` bytes long and passes `verify`.
+fn verify_file(
+    key: &CacheKey,
+    file: &File,
+    path: &Path,
+    verify: &Verify,
+    size: u64,
+) -> Result<(), CacheError> {
+    let len = file.metadata().map_err(|source| CacheError::io("stat", path, source))?.len();
+    if len != size {
+        return Err(CacheError::SizeMismatch { key: *key, expected: size, actual: len });
+    }
+    let mut digest = DigestState::new(verify);
+    if !matches!(verify, Verify::SizeOnly) {
+        let mut buf = vec![0u8; VERIFY_BUFFER_BYTES];
+        let mut offset = 0;
+        while offset < len {
+            // At most the buffer's length, a usize.
+            let want = (len - offset).min(buf.len() as u64) as usize;
+            let n = file
+                .read_at(&mut buf[..want], offset)
+                .map_err(|source| CacheError::io("read", path, source))?;
+            if n == 0 {
+                return Err(CacheError::SizeMismatch { key: *key, expected: size, actual: offset });
+            }
+            digest.update(&buf[..n]);
+            offset += n as u64;
+        }
+    }
+    digest.finish().map_err(|(expected, actual)| CacheError::DigestMismatch {
+        key: *key,
+        expected,
+        actual,
+    })
+}
+
+/// Writes the content of a complete partial file to `out`.
+fn copy_partial(partial: &PartialFile, out: &mut dyn Write) -> Result<(), FetchError> {
+    let mut buf = vec![0u8; VERIFY_BUFFER_BYTES];
+    let mut offset = 0;
+    while offset < partial.len() {
+        // At most the buffer's length, a usize.
+        let n = (partial.len() - offset).min(buf.len() as u64) as usize;
+        partial.read_exact_at(&mut buf[..n], offset)?;
+        out.write_all(&buf[..n])?;
+        offset += n as u64;
+    }
+    Ok(())
 }
 
 /// Opens `path` for reading and writing, creating it empty if absent (lock and partial files).

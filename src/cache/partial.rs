@@ -5,20 +5,31 @@
 //! crash can leave a map byte set over data that never reached the disk. Hence a process never
 //! serves a hinted chunk before re-verifying it against its SHA-256 (see `fetch::ranged`); the map
 //! only saves the network fetch when the data turns out to be good. Nothing under `partial/` is
-//! ever served as a complete entry: a finished file is copied through the normal verified fill
-//! into `obj/` and its partial files are removed.
+//! ever served as a complete entry: a finished data file is verified whole (digest and size) and
+//! then *renamed* into `obj/` by [`BlobCache::adopt`](super::BlobCache::adopt), so its bytes are
+//! never copied; its map is removed.
 //!
 //! Every open [`PartialFile`] holds a shared flock on its data file; eviction removes only
-//! partial files whose exclusive flock it can take, i.e. ones no process is reading.
+//! partial files whose exclusive flock it can take, i.e. ones no process is reading. Handles of
+//! other processes may still hold the data file when it is renamed: they go on reading (and
+//! writing verified, hence identical, chunks into) the same inode, which is now a complete
+//! entry, and their shared flock keeps that entry from being evicted while they do.
+//!
+//! Names under `partial/` change only by rename or unlink, and only (a) by a holder of the data
+//! file, under the key's fill lock, after checking that the name still points at the inode it
+//! holds (`PartialFile::remove_names`, `BlobCache::adopt`), or (b) by eviction, holding the
+//! exclusive flock of the inode the name points at (`remove_unused`). So a holder that comes late
+//! never removes a newer partial file of the same key, nor the published entry.
 
 use std::fs::{self, File, TryLockError};
 use std::io;
-use std::os::unix::fs::FileExt as _;
+use std::os::unix::fs::{FileExt as _, MetadataExt as _};
 use std::path::{Path, PathBuf};
 
 use tracing::debug;
 
-use super::{CacheError, CacheKey};
+use super::lock::names_inode;
+use super::{BlobCache, CacheError, CacheKey};
 
 /// Map byte of a chunk whose data was written after verification.
 const CHUNK_WRITTEN: u8 = 1;
@@ -26,6 +37,10 @@ const CHUNK_WRITTEN: u8 = 1;
 /// The on-disk state of one partially fetched blob, open and protected from eviction.
 #[derive(Debug)]
 pub struct PartialFile {
+    /// Where growth of the data file is accounted.
+    cache: BlobCache,
+    key: CacheKey,
+    size: u64,
     data: File,
     map: File,
     data_path: PathBuf,
@@ -34,26 +49,31 @@ pub struct PartialFile {
 }
 
 impl PartialFile {
-    /// Opens (creating if needed) the partial files of `key` in `dir` for a blob of `size`
-    /// bytes in `chunks` chunks. Files of another size (left by an older format or a bug) are
-    /// reset rather than trusted.
+    /// Opens (creating if needed) the partial files of `key` in the cache's `partial/` for a
+    /// blob of `size` bytes in `chunks` chunks. Files of another size (left by an older format
+    /// or a bug) are reset rather than trusted.
     pub(super) fn open(
-        dir: &Path,
+        cache: &BlobCache,
         key: &CacheKey,
         size: u64,
         chunks: usize,
     ) -> Result<PartialFile, CacheError> {
+        let dir = &cache.inner.partial_dir;
         let stem = format!("{}-{}", key.kind(), key.hex());
         let data_path = dir.join(format!("{stem}.data"));
         let map_path = dir.join(format!("{stem}.map"));
         let open = super::open_or_create;
-        let mut data = open(&data_path)?;
-        data.lock_shared().map_err(|source| CacheError::io("lock", &data_path, source))?;
-        if data.metadata().is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) == 0) {
-            // Removed by eviction between our open and our lock: start a new one.
-            data = open(&data_path)?;
+        let data = loop {
+            let data = open(&data_path)?;
             data.lock_shared().map_err(|source| CacheError::io("lock", &data_path, source))?;
-        }
+            // Between our open and our lock the file may have been evicted, or published (renamed
+            // into `obj/`): then the name is free or names a newer file, so start over.
+            if names_inode(&data_path, &data)
+                .map_err(|source| CacheError::io("stat", &data_path, source))?
+            {
+                break data;
+            }
+        };
         let map = open(&map_path)?;
         let resize = |file: &File, path: &Path, len: u64| -> Result<(), CacheError> {
             let current =
@@ -66,14 +86,16 @@ impl PartialFile {
             }
             Ok(())
         };
-        let data_len = data.metadata().map_err(|e| CacheError::io("stat", &data_path, e))?.len();
-        if data_len != size {
+        let data_meta = data.metadata().map_err(|e| CacheError::io("stat", &data_path, e))?;
+        if data_meta.len() != size {
             // New or inconsistent: nothing in the map can be trusted either.
             map.set_len(0).map_err(|source| CacheError::io("resize", &map_path, source))?;
+            resize(&data, &data_path, size)?;
+            cache.record_partial_bytes(-signed(allocated_bytes(&data_meta)));
         }
-        resize(&data, &data_path, size)?;
         resize(&map, &map_path, chunks as u64)?;
-        Ok(PartialFile { data, map, data_path, map_path, chunks })
+        let cache = cache.clone();
+        Ok(PartialFile { cache, key: *key, size, data, map, data_path, map_path, chunks })
     }
 
     /// Which chunks the map says were written (to be re-verified before use).
@@ -91,6 +113,9 @@ impl PartialFile {
     /// Stores verified chunk `index` at `offset`: data first, then its map byte.
     pub fn write_chunk(&self, index: usize, offset: u64, bytes: &[u8]) -> io::Result<()> {
         self.data.write_all_at(bytes, offset)?;
+        // The chunk's length rather than a stat: exact except for a chunk written twice (a
+        // failed hint, or two processes racing), and eviction scans recount anyway.
+        self.cache.record_partial_bytes(signed(bytes.len() as u64));
         self.map.write_all_at(&[CHUNK_WRITTEN], index as u64)
     }
 
@@ -103,14 +128,62 @@ impl PartialFile {
         self.data.read_exact_at(buf, offset)
     }
 
-    /// Removes both files; readers holding this handle keep reading the (unlinked) data.
-    pub fn remove(&self) {
-        for path in [&self.map_path, &self.data_path] {
-            if let Err(err) = fs::remove_file(path)
-                && err.kind() != io::ErrorKind::NotFound
-            {
-                debug!(path = %path.display(), %err, "cannot remove partial file");
-            }
+    pub fn key(&self) -> &CacheKey {
+        &self.key
+    }
+
+    /// Size of the complete blob (and apparent size of the data file).
+    pub fn len(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.size == 0
+    }
+
+    pub(super) fn data(&self) -> &File {
+        &self.data
+    }
+
+    pub(super) fn data_path(&self) -> &Path {
+        &self.data_path
+    }
+
+    /// Whether `partial/<stem>.data` still names the data file this handle holds.
+    pub(super) fn is_named(&self) -> Result<bool, CacheError> {
+        names_inode(&self.data_path, &self.data)
+            .map_err(|source| CacheError::io("stat", &self.data_path, source))
+    }
+
+    /// Allocated bytes of the data file (it is sparse until complete).
+    pub(super) fn allocated_bytes(&self) -> Result<u64, CacheError> {
+        let meta = self
+            .data
+            .metadata()
+            .map_err(|source| CacheError::io("stat", &self.data_path, source))?;
+        Ok(allocated_bytes(&meta))
+    }
+
+    /// Unlinks those of the two names that still point at this handle's files; readers keep
+    /// reading the (unlinked) data. The caller holds the key's fill lock (see the module doc).
+    /// Returns the allocated bytes of the data file if its name was removed, for the ledger.
+    pub(super) fn remove_names(&self) -> u64 {
+        let allocated = self.data.metadata().map(|meta| allocated_bytes(&meta)).unwrap_or(0);
+        remove_if_named(&self.map_path, &self.map);
+        if remove_if_named(&self.data_path, &self.data) { allocated } else { 0 }
+    }
+}
+
+/// Unlinks `path` if it names the inode `file` has open; returns whether it did.
+fn remove_if_named(path: &Path, file: &File) -> bool {
+    let removed = names_inode(path, file)
+        .and_then(|ours| if ours { fs::remove_file(path).map(|()| true) } else { Ok(false) });
+    match removed {
+        Ok(removed) => removed,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => false,
+        Err(err) => {
+            debug!(path = %path.display(), %err, "cannot remove partial file");
+            false
         }
     }
 }
@@ -133,8 +206,13 @@ pub(super) fn remove_unused(dir: &Path) -> u64 {
             Ok(()) => {}
             Err(TryLockError::WouldBlock | TryLockError::Error(_)) => continue,
         }
+        // The inode we locked may have been published (renamed away) after our open, and the
+        // name reused by a newer partial file that is in use.
+        if !names_inode(&path, &file).unwrap_or(false) {
+            continue;
+        }
         // Allocated bytes, not the apparent size: the data file is sparse.
-        let used = file.metadata().map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512);
+        let used = file.metadata().map(|m| allocated_bytes(&m));
         let removed = fs::remove_file(path.with_extension("map"))
             .or_else(|e| if e.kind() == io::ErrorKind::NotFound { Ok(()) } else { Err(e) })
             .and_then(|()| fs::remove_file(&path));
@@ -144,4 +222,28 @@ pub(super) fn remove_unused(dir: &Path) -> u64 {
         }
     }
     freed
+}
+
+/// A byte count as a ledger delta; file sizes stay far below `i64::MAX`.
+pub(super) fn signed(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+/// Disk space a (possibly sparse) file takes.
+pub(super) fn allocated_bytes(meta: &fs::Metadata) -> u64 {
+    // `st_blocks` counts 512-byte units whatever the filesystem's block size.
+    meta.blocks() * 512
+}
+
+/// Allocated bytes of all partial data files in `dir` (0 if it cannot be listed).
+pub(super) fn scan_partial_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "data"))
+        .filter_map(|entry| entry.metadata().ok())
+        .map(|meta| allocated_bytes(&meta))
+        .sum()
 }

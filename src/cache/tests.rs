@@ -395,6 +395,7 @@ fn prune_and_clear() {
             in_use_entries: 0,
             remaining_entries: 2,
             remaining_bytes: 100,
+            partial_bytes: 0,
         }
     );
     assert!(!cache.entry_path(&keys[0]).exists() && !cache.entry_path(&keys[1]).exists());
@@ -450,4 +451,260 @@ fn default_limit_is_bounded_by_the_free_disk() {
     assert!((MIN_DEFAULT_MAX_BYTES..=DEFAULT_MAX_BYTES).contains(&limit), "{limit}");
     let free = rustix::fs::statvfs(dir.path()).map(|s| s.f_bavail * s.f_frsize).unwrap();
     assert!(limit <= (free / 2).max(MIN_DEFAULT_MAX_BYTES), "{limit} vs free {free}");
+}
+
+/// A complete partial file of `content` in chunks of `chunk_bytes`, as `fetch::ranged` leaves it.
+fn write_partial(
+    cache: &BlobCache,
+    key: &CacheKey,
+    content: &[u8],
+    chunk_bytes: usize,
+) -> PartialFile {
+    let chunks = content.len().div_ceil(chunk_bytes);
+    let partial = cache.partial(key, content.len() as u64, chunks).unwrap();
+    for (index, piece) in content.chunks(chunk_bytes).enumerate() {
+        partial.write_chunk(index, (index * chunk_bytes) as u64, piece).unwrap();
+    }
+    partial
+}
+
+fn inode(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt as _;
+    fs::metadata(path).unwrap().ino()
+}
+
+fn some_content(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+#[test]
+fn a_complete_partial_file_is_renamed_not_copied() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = some_content(10_000);
+    let key = md5_key(&content);
+    let partial = write_partial(&cache, &key, &content, 4096);
+    let data_inode = inode(partial.data_path());
+
+    assert_eq!(cache.adopt(&partial, &key.default_verify()).unwrap(), Adopted::Renamed);
+    let entry = cache.entry_path(&key);
+    assert_eq!(inode(&entry), data_inode, "the data file itself became the entry");
+    assert_eq!(fs::read(&entry).unwrap(), content);
+    assert_eq!(fs::metadata(&entry).unwrap().permissions().mode() & 0o777, ENTRY_MODE);
+    assert!(files_in(&cache.inner.partial_dir).is_empty(), "map and data names are gone");
+    assert!(files_in(&cache.inner.tmp_dir).is_empty(), "no copy was written");
+    let stats = cache.stats().unwrap();
+    assert_eq!((stats.entries, stats.bytes, stats.misses), (1, 10_000, 1));
+
+    // The partial handle reads on, and keeps the entry in use like any open entry.
+    let mut head = [0u8; 16];
+    partial.read_exact_at(&mut head, 0).unwrap();
+    assert_eq!(head, content[..16]);
+    assert_eq!(cache.clear().unwrap().in_use_entries, 1);
+    drop(partial);
+    assert_eq!(cache.clear().unwrap().evicted_entries, 1);
+}
+
+#[test]
+fn a_partial_file_failing_the_digest_is_never_published() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = some_content(10_000);
+    // Chunks that matched their sidecar, but not the manifest's digest.
+    let key = md5_key(b"what the manifest says");
+    let partial = write_partial(&cache, &key, &content, 4096);
+    let err = cache.adopt(&partial, &key.default_verify()).unwrap_err();
+    assert!(matches!(err, CacheError::DigestMismatch { .. }), "{err:?}");
+    assert!(!cache.entry_path(&key).exists());
+    assert!(cache.get(&key).is_none());
+    assert!(files_in(&cache.inner.partial_dir).is_empty(), "disowned partial files are dropped");
+    assert_eq!(cache.stats().unwrap().entries, 0);
+}
+
+#[test]
+fn a_late_holder_removes_neither_the_entry_nor_a_newer_partial_file() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = some_content(10_000);
+    let key = md5_key(&content);
+    let verify = key.default_verify();
+    let first = write_partial(&cache, &key, &content, 4096);
+    // Another process reading the same file holds the same data file.
+    let second = cache.partial(&key, 10_000, 3).unwrap();
+    let data_inode = inode(first.data_path());
+    assert_eq!(inode(second.data_path()), data_inode);
+
+    assert_eq!(cache.adopt(&first, &verify).unwrap(), Adopted::Renamed);
+    // A reader arriving now starts a new partial file under the same name.
+    let newer = cache.partial(&key, 10_000, 3).unwrap();
+    assert_ne!(inode(newer.data_path()), data_inode);
+    assert_eq!(cache.adopt(&second, &verify).unwrap(), Adopted::AlreadyCached);
+    assert_eq!(inode(&cache.entry_path(&key)), data_inode, "the entry survives");
+    assert_eq!(files_in(&cache.inner.partial_dir).len(), 2, "the newer data and map survive");
+    // Eviction drops the newer partial files only once unused.
+    cache.clear().unwrap();
+    assert_eq!(files_in(&cache.inner.partial_dir).len(), 2);
+    drop(newer);
+    cache.clear().unwrap();
+    assert!(files_in(&cache.inner.partial_dir).is_empty());
+}
+
+#[test]
+fn a_partial_file_that_lost_its_name_is_copied() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = some_content(10_000);
+    let key = md5_key(&content);
+    let partial = write_partial(&cache, &key, &content, 4096);
+    // As after someone wiped the partial directory under a running reader.
+    fs::remove_file(partial.data_path()).unwrap();
+    assert_eq!(cache.adopt(&partial, &key.default_verify()).unwrap(), Adopted::Copied);
+    assert_eq!(fs::read(cache.entry_path(&key)).unwrap(), content);
+    assert!(files_in(&cache.inner.partial_dir).is_empty());
+}
+
+#[test]
+fn partial_bytes_count_until_they_move_to_the_entry() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let chunk = 16 * 1024;
+    let content = some_content(4 * chunk);
+    let key = md5_key(&content);
+    let partial = cache.partial(&key, content.len() as u64, 4).unwrap();
+    for index in [0, 3] {
+        let range = index * chunk..(index + 1) * chunk;
+        partial.write_chunk(index, range.start as u64, &content[range]).unwrap();
+    }
+    let stats = cache.stats().unwrap();
+    let written = 2 * chunk as u64;
+    assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), (0, written, written));
+    // A recount from the disk agrees (4 KiB blocks: the chunks are block-aligned).
+    cache.prune(u64::MAX).unwrap();
+    let stats = cache.stats().unwrap();
+    assert_eq!((stats.bytes, stats.partial_bytes), (written, written));
+
+    for index in [1, 2] {
+        let range = index * chunk..(index + 1) * chunk;
+        partial.write_chunk(index, range.start as u64, &content[range]).unwrap();
+    }
+    assert_eq!(cache.adopt(&partial, &key.default_verify()).unwrap(), Adopted::Renamed);
+    let stats = cache.stats().unwrap();
+    let len = content.len() as u64;
+    assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), (1, len, 0), "counted once");
+    cache.prune(u64::MAX).unwrap();
+    let stats = cache.stats().unwrap();
+    assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), (1, len, 0));
+}
+
+#[test]
+fn dropped_partial_files_stop_counting() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = some_content(8192);
+    // Disowned by the manifest: dropped at once.
+    let disowned = write_partial(&cache, &md5_key(b"other"), &content, 4096);
+    cache.adopt(&disowned, &md5_key(b"other").default_verify()).unwrap_err();
+    assert_eq!(cache.stats().unwrap().partial_bytes, 0);
+    // Abandoned (the reader went away): dropped by the next eviction pass.
+    drop(write_partial(&cache, &md5_key(&content), &content, 4096));
+    assert_eq!(cache.stats().unwrap().partial_bytes, 8192);
+    let report = cache.prune(u64::MAX).unwrap();
+    assert_eq!((report.remaining_bytes, report.partial_bytes), (0, 0));
+    assert!(files_in(&cache.inner.partial_dir).is_empty());
+    assert_eq!(cache.stats().unwrap().bytes, 0);
+}
+
+#[test]
+fn partial_files_in_use_push_entries_out() {
+    let (_dir, cache) = open_cache(200 * 1024);
+    let old: Vec<_> = (0..3u8).map(|i| fill(&cache, &[i; 50 * 1024])).collect();
+    for (age, key) in (1..).zip(old.iter().rev()) {
+        set_age(&cache.entry_path(key), Duration::from_secs(age * 10));
+    }
+    // A reader holds 64 KiB of a large file: with the next fill, 224 KiB in all.
+    let content = some_content(256 * 1024);
+    let partial = cache.partial(&md5_key(&content), content.len() as u64, 4).unwrap();
+    partial.write_chunk(0, 0, &content[..64 * 1024]).unwrap();
+    let new = fill(&cache, &[9; 10 * 1024]);
+    let stats = cache.stats().unwrap();
+    assert_eq!((stats.bytes, stats.partial_bytes), (174 * 1024, 64 * 1024), "{stats:?}");
+    assert!(!cache.entry_path(&old[0]).exists(), "the oldest entry made room");
+    for key in [old[1], old[2], new] {
+        assert!(cache.entry_path(&key).exists(), "{key} evicted");
+    }
+    drop(partial);
+}
+
+#[test]
+fn the_limit_holds_between_ledger_merges() {
+    let (dir, cache) = open_cache(200 * 1024);
+    // Another process using the same cache.
+    let other = BlobCache::open(dir.path(), 200 * 1024).unwrap();
+    let old: Vec<_> = (0..3u8).map(|i| fill(&cache, &[i; 50 * 1024])).collect();
+    for (age, key) in (1..).zip(old.iter().rev()) {
+        set_age(&cache.entry_path(key), Duration::from_secs(age * 10));
+    }
+    // Headers of a huge file: 64 KiB more puts the estimate over the limit, so the oldest entry
+    // goes at once, with no fill or merge to trigger it.
+    let content = some_content(256 * 1024);
+    let partial = cache.partial(&md5_key(&content), content.len() as u64, 4).unwrap();
+    partial.write_chunk(0, 0, &content[..64 * 1024]).unwrap();
+    assert!(!cache.entry_path(&old[0]).exists(), "evicted on the estimate");
+
+    // A quiet process's changes still reach the others within about a second.
+    let new = fill(&cache, &[9; 1024]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let want = (3, (100 + 64 + 1) * 1024);
+    loop {
+        let seen = other.stats().unwrap();
+        if (seen.entries, seen.bytes) == want {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{seen:?}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(cache.entry_path(&new).exists());
+    drop(partial);
+}
+
+/// `cargo test --release --lib -- --ignored --nocapture small_fills`: the per-fill overhead
+/// (temp file, verify, rename, ledger) when a reader walks through many small files.
+#[test]
+#[ignore = "benchmark; run in release mode"]
+fn ten_thousand_small_fills() {
+    const FILES: u32 = 10_000;
+    const FILE_BYTES: usize = 16 * 1024;
+    let content = |i: u32| {
+        let mut bytes = vec![0u8; FILE_BYTES];
+        bytes[..4].copy_from_slice(&i.to_le_bytes());
+        bytes
+    };
+    for threads in [1, 4] {
+        let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+        let keys: Vec<CacheKey> = (0..FILES).map(|i| md5_key(&content(i))).collect();
+        let next = AtomicUsize::new(0);
+        let start = std::time::Instant::now();
+        thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(key) = keys.get(i) else { return };
+                        let bytes = content(i as u32);
+                        let size = Some(FILE_BYTES as u64);
+                        cache
+                            .get_or_fill(key, &key.default_verify(), size, write_all(&bytes))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let elapsed = start.elapsed();
+        let stats = cache.stats().unwrap();
+        assert_eq!(
+            (stats.entries, stats.bytes),
+            (FILES.into(), u64::from(FILES) * FILE_BYTES as u64)
+        );
+        println!(
+            "small_fills: {FILES} x {} KiB, {threads} thread(s): {:.2} s, {:.0} us per fill",
+            FILE_BYTES / 1024,
+            elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1e6 / f64::from(FILES)
+        );
+    }
 }

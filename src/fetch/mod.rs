@@ -3,17 +3,20 @@
 //!
 //! [`Fetcher::open`] is the mount's way in: large stored blobs with a chunk sidecar are read
 //! lazily, chunk by chunk (`ranged`); everything else is fetched whole before the first byte,
-//! because a reference or a blob without a sidecar can only be verified once complete.
+//! because a reference or a blob without a sidecar can only be verified once complete. Opening a
+//! file that is already open lazily shares its chunks, and recently fetched sidecars are kept in
+//! a bounded memo, so reopening a large file costs no request to the registry.
 //!
 //! Everything here is synchronous and must run on plain threads (FUSE workers, scoped threads);
 //! the async store is driven through the one runtime `Handle` the caller passes in.
 
 pub mod ranged;
 
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -30,6 +33,11 @@ use ranged::{FetchStats, LazyBlob, LazyHandle, RangedError, Shared};
 
 /// Files downloaded at once by `artfs get`.
 const GET_PARALLEL_FILES: usize = 8;
+
+/// Chunk checksums of recently opened large files kept in memory, so that opening one again
+/// (while it is still not complete in the cache) costs no request: at most about 6 MiB, the
+/// sidecars of 256 GiB of data in 4 MiB chunks.
+const SIDECAR_MEMO_SUMS: usize = 64 * 1024;
 
 /// A download that receives no byte for this long fails instead of waiting forever on a registry
 /// that stopped answering. Generous: backends retry slow requests themselves within it.
@@ -82,6 +90,8 @@ pub struct Fetcher {
     ranged: Arc<Shared>,
     /// Stored entries larger than this are read lazily when they have a chunk sidecar.
     lazy_min_bytes: u64,
+    /// Sidecars fetched recently, shared by every clone.
+    sidecars: Arc<Mutex<SidecarMemo>>,
 }
 
 /// An entry opened for reading: complete in the cache, or being fetched chunk by chunk.
@@ -117,6 +127,7 @@ impl Fetcher {
             stall_timeout: FETCH_STALL_TIMEOUT,
             ranged: Arc::new(Shared::new(ranged::RANGED_BUDGET_BYTES)),
             lazy_min_bytes: chunks::CHUNK_BYTES,
+            sidecars: Arc::new(Mutex::new(SidecarMemo::new(SIDECAR_MEMO_SUMS))),
         }
     }
 
@@ -173,6 +184,11 @@ impl Fetcher {
         if size <= self.lazy_min_bytes || self.cache.entry_path(&key).exists() {
             return Ok(None);
         }
+        // Open already (another handle, or a kernel that opens once per reader): share it
+        // without asking the registry for its sidecar again.
+        if let Some(blob) = self.ranged.open_blob(&key) {
+            return Ok((blob.len() == size).then(|| LazyHandle::new(blob)));
+        }
         let Some(blob_key) = blob_key(&entry.digest) else {
             return Ok(None);
         };
@@ -194,9 +210,30 @@ impl Fetcher {
         Ok(Some(LazyHandle::new(blob)))
     }
 
-    /// The chunk sidecar of a blob of `size` bytes, if it has a usable one. Any failure to read
-    /// it only means the whole-file path, which verifies everything anyway.
-    fn sidecar(&self, blob_key: &str, size: u64) -> Option<ChunkSums> {
+    /// The chunk sidecar of a blob of `size` bytes, if it has a usable one: remembered from an
+    /// earlier open, else fetched. Any failure to read it only means the whole-file path, which
+    /// verifies everything anyway.
+    fn sidecar(&self, blob_key: &str, size: u64) -> Option<Arc<ChunkSums>> {
+        let memo = || self.sidecars.lock().unwrap_or_else(PoisonError::into_inner);
+        let remembered = memo().get(blob_key);
+        let sums = match remembered {
+            Some(sums) => sums,
+            None => {
+                let sums = Arc::new(self.fetch_sidecar(blob_key)?);
+                memo().insert(blob_key, sums.clone());
+                sums
+            }
+        };
+        if sums.size == size && self.ranged.fits(sums.chunk_bytes) {
+            Some(sums)
+        } else {
+            tracing::warn!(blob_key, size, "chunk sidecar does not fit the blob; ignoring it");
+            None
+        }
+    }
+
+    /// Reads the sidecar of `blob_key` from the registry, if it has a self-consistent one.
+    fn fetch_sidecar(&self, blob_key: &str) -> Option<ChunkSums> {
         let key = chunks::sidecar_key(blob_key);
         let stall = self.stall_timeout;
         let fetched = self
@@ -215,15 +252,9 @@ impl Fetcher {
             }
         };
         match serde_json::from_slice::<ChunkSums>(&bytes) {
-            Ok(sums)
-                if sums.is_consistent()
-                    && sums.size == size
-                    && self.ranged.fits(sums.chunk_bytes) =>
-            {
-                Some(sums)
-            }
+            Ok(sums) if sums.is_consistent() => Some(sums),
             Ok(_) => {
-                tracing::warn!(key, size, "chunk sidecar does not fit the blob; ignoring it");
+                tracing::warn!(key, "chunk sidecar is inconsistent; ignoring it");
                 None
             }
             Err(err) => {
@@ -417,6 +448,43 @@ impl Fetcher {
     }
 }
 
+/// Recently fetched chunk sidecars by blob key, bounded by the number of checksums they hold;
+/// the oldest fetched goes first. Blobs are content-addressed, so a remembered sidecar never
+/// goes stale.
+#[derive(Debug)]
+struct SidecarMemo {
+    max_sums: usize,
+    sums: usize,
+    by_blob: HashMap<String, Arc<ChunkSums>>,
+    fetched: VecDeque<String>,
+}
+
+impl SidecarMemo {
+    fn new(max_sums: usize) -> SidecarMemo {
+        SidecarMemo { max_sums, sums: 0, by_blob: HashMap::new(), fetched: VecDeque::new() }
+    }
+
+    fn get(&self, blob_key: &str) -> Option<Arc<ChunkSums>> {
+        self.by_blob.get(blob_key).cloned()
+    }
+
+    fn insert(&mut self, blob_key: &str, sums: Arc<ChunkSums>) {
+        let count = sums.sha256.len();
+        if count > self.max_sums || self.by_blob.contains_key(blob_key) {
+            return;
+        }
+        while self.sums + count > self.max_sums {
+            let Some(oldest) = self.fetched.pop_front() else { break };
+            if let Some(dropped) = self.by_blob.remove(&oldest) {
+                self.sums -= dropped.sha256.len();
+            }
+        }
+        self.sums += count;
+        self.fetched.push_back(blob_key.to_owned());
+        self.by_blob.insert(blob_key.to_owned(), sums);
+    }
+}
+
 /// Copies a cached blob to `dest` through a temporary file in the same directory.
 fn copy_out(blob: &CachedBlob, dest: &Path) -> Result<(), FetchError> {
     let write_err = |source| FetchError::Write { path: dest.to_owned(), source };
@@ -437,4 +505,36 @@ fn copy_out(blob: &CachedBlob, dest: &Path) -> Result<(), FetchError> {
         let _ = std::fs::remove_file(&tmp);
     }
     result.map_err(write_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sums(count: usize) -> Arc<ChunkSums> {
+        Arc::new(ChunkSums {
+            chunk_bytes: 1,
+            size: count as u64,
+            sha256: vec![String::new(); count],
+        })
+    }
+
+    #[test]
+    fn the_sidecar_memo_drops_the_oldest_beyond_its_bound() {
+        let mut memo = SidecarMemo::new(10);
+        memo.insert("a", sums(4));
+        memo.insert("b", sums(4));
+        assert!(memo.get("a").is_some() && memo.get("b").is_some());
+        memo.insert("c", sums(4));
+        assert!(memo.get("a").is_none(), "oldest dropped");
+        assert!(memo.get("b").is_some() && memo.get("c").is_some());
+        assert_eq!(memo.sums, 8);
+        // A sidecar larger than the whole bound is not kept (and evicts nothing).
+        memo.insert("huge", sums(11));
+        assert!(memo.get("huge").is_none() && memo.get("b").is_some());
+        // One that needs all the room evicts everything else.
+        memo.insert("d", sums(10));
+        assert!(memo.get("b").is_none() && memo.get("c").is_none());
+        assert_eq!((memo.sums, memo.by_blob.len(), memo.fetched.len()), (10, 1, 1));
+    }
 }

@@ -4,8 +4,9 @@
 //! one chunk). Each chunk is fetched with one ranged GET and verified against its SHA-256 before
 //! it is written to the blob's [`PartialFile`]; a read is served only from chunks verified by this
 //! process, so no unverified byte ever reaches a reader. Once every chunk is present the whole
-//! file goes through the cache's normal fill, which checks the manifest MD5, and becomes a
-//! complete entry. Blobs without a sidecar and references take the whole-file path in `fetch`.
+//! file is checked against the manifest MD5 and renamed into the cache as a complete entry
+//! ([`BlobCache::adopt`]), without a copy. Blobs without a sidecar and references take the
+//! whole-file path in `fetch`.
 //!
 //! Throughput: each handle detects sequential reads and prefetches a window of chunks ahead that
 //! doubles on every new chunk up to [`MAX_PREFETCH_CHUNKS`]; the chunks run as concurrent tasks
@@ -140,6 +141,11 @@ impl Shared {
         }
     }
 
+    /// The lazy blob of `key` if one is open in this process.
+    pub fn open_blob(&self, key: &CacheKey) -> Option<Arc<LazyBlob>> {
+        lock(&self.open).get(key).and_then(Weak::upgrade)
+    }
+
     /// Whether chunks of `chunk_bytes` fit the budget at all (else one would wait forever).
     pub fn fits(&self, chunk_bytes: u64) -> bool {
         chunk_bytes <= self.budget_bytes && u32::try_from(chunk_bytes).is_ok()
@@ -186,7 +192,7 @@ pub struct Source {
 #[derive(Debug)]
 pub struct LazyBlob {
     source: Source,
-    sums: ChunkSums,
+    sums: Arc<ChunkSums>,
     file: PartialFile,
     shared: Arc<Shared>,
     state: Mutex<State>,
@@ -199,7 +205,7 @@ impl LazyBlob {
     pub fn open(
         shared: &Arc<Shared>,
         source: Source,
-        sums: ChunkSums,
+        sums: Arc<ChunkSums>,
     ) -> Result<Arc<LazyBlob>, CacheError> {
         let mut open = lock(&shared.open);
         if let Some(blob) = open.get(&source.key).and_then(Weak::upgrade) {
@@ -360,35 +366,19 @@ impl LazyBlob {
         self.changed.notify_all();
         if complete {
             let blob = self.clone();
-            // Copying a large file: the blocking pool, never a runtime worker.
+            // Hashing a large file: the blocking pool, never a runtime worker.
             self.source.handle.spawn_blocking(move || blob.publish());
         }
     }
 
-    /// Copies the complete file through the cache's verified fill (which checks the manifest
-    /// digest) and drops the partial files.
+    /// Makes the complete file a cache entry by renaming it into place once it matches the
+    /// manifest digest (see [`BlobCache::adopt`]); this handle goes on reading the same inode.
     fn publish(&self) {
-        let size = self.sums.size;
-        let filled = self.source.cache.get_or_fill(
-            &self.source.key,
-            &self.source.verify,
-            Some(size),
-            |out| {
-                let mut buf = vec![0u8; 1 << 20];
-                let mut offset = 0;
-                while offset < size {
-                    // At most the buffer's length, a usize.
-                    let n = (size - offset).min(buf.len() as u64) as usize;
-                    self.file.read_exact_at(&mut buf[..n], offset)?;
-                    out.write_all(&buf[..n])?;
-                    offset += n as u64;
-                }
-                Ok(())
-            },
-        );
-        match filled {
-            Ok(_) => debug!(blob = %self.source.blob_key, "lazily fetched blob is complete"),
-            Err(source) => {
+        match self.source.cache.adopt(&self.file, &self.source.verify) {
+            Ok(adopted) => {
+                debug!(blob = %self.source.blob_key, ?adopted, "lazily fetched blob is complete");
+            }
+            Err(source @ (CacheError::DigestMismatch { .. } | CacheError::SizeMismatch { .. })) => {
                 // Chunks matched the sidecar but not the manifest: the registry is broken.
                 // Fail every further read rather than serve bytes the manifest disowns.
                 let err =
@@ -397,8 +387,12 @@ impl LazyBlob {
                 lock(&self.state).broken = Some(err);
                 self.changed.notify_all();
             }
+            // Every chunk served was verified on its own, so reads go on; a later open of the
+            // file tries again.
+            Err(err) => {
+                warn!(blob = %self.source.blob_key, %err, "cannot publish lazily fetched blob")
+            }
         }
-        self.file.remove();
     }
 }
 

@@ -486,7 +486,8 @@ fn a_tampered_blob_is_eio_and_never_cached() {
     env.log("ds", &[("good.txt", b"good"), ("bad.txt", b"original")], &[]);
     let blob = env.blob_file(b"original");
     std::fs::write(&blob, b"tampered").unwrap();
-    let fs = env.fs(REFRESH_INTERVAL);
+    let fetcher = env.fetcher();
+    let fs = env.fs_with(fetcher.clone());
     let bad = walk(&fs, "acme/bikes/ds:v0/bad.txt").unwrap().ino;
     let err = open(&fs, bad).unwrap_err();
     assert_eq!(err.errno(), libc::EIO);
@@ -497,7 +498,8 @@ fn a_tampered_blob_is_eio_and_never_cached() {
         "{msg}"
     );
     assert_eq!(cat(&fs, "acme/bikes/ds:v0/good.txt"), b"good");
-    let stats = env.cache().stats().unwrap();
+    // The fetcher's own cache handle: another one would see its fills only once merged.
+    let stats = fetcher.cache().stats().unwrap();
     assert_eq!(stats.entries, 1, "only the good entry is cached");
     assert_eq!(fs.open_files(), 0);
 }
@@ -687,6 +689,132 @@ fn a_corrupted_chunk_never_reaches_a_reader() {
     assert_eq!(err.errno(), libc::EIO);
     fs.release(f.fh);
     assert!(!fetcher.is_cached(&Entry::stored(md5_base64(&data), data.len() as u64)));
+}
+
+/// The one partial data file of the cache (panics unless there is exactly one).
+fn partial_data_file(env: &Env) -> PathBuf {
+    let files: Vec<PathBuf> = std::fs::read_dir(env.partial_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "data"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+#[test]
+fn a_lazily_read_file_is_published_by_rename_not_copied() {
+    use std::os::unix::fs::MetadataExt as _;
+    let env = Env::new();
+    let data = pattern(12 * TEST_CHUNK_BYTES as usize + 5, 6);
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    read_at(&fs, f.fh, 0, 10).unwrap();
+    let partial_inode = std::fs::metadata(partial_data_file(&env)).unwrap().ino();
+    assert_eq!(read_all(&fs, f.fh), data);
+    assert!(wait_cached(&fetcher, &data));
+    let key = crate::cache::CacheKey::from_md5_digest(&md5_base64(&data)).unwrap();
+    let entry = env.cache().entry_path(&key);
+    assert_eq!(std::fs::metadata(&entry).unwrap().ino(), partial_inode, "renamed, not copied");
+    assert_eq!(std::fs::read(&entry).unwrap(), data);
+    let left: Vec<_> = std::fs::read_dir(env.partial_dir()).unwrap().collect();
+    assert!(left.is_empty(), "partial files removed after publishing: {left:?}");
+    assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64);
+    fs.release(f.fh);
+}
+
+#[test]
+fn chunks_matching_the_sidecar_but_not_the_manifest_are_never_published() {
+    let env = Env::new();
+    let data = pattern(6 * TEST_CHUNK_BYTES as usize, 7);
+    env.log_chunked("ds", &[("big.bin", &data)]);
+    // A broken registry: blob and sidecar agree with each other, not with the manifest.
+    let mut tampered = data.clone();
+    tampered[3 * TEST_CHUNK_BYTES as usize + 1] ^= 0x01;
+    let blob_key = crate::registry::blob_key(&md5_base64(&data)).unwrap();
+    let sidecar = env.registry_dir().join(crate::store::chunks::sidecar_key(&blob_key));
+    let mut hasher = crate::store::chunks::ChunkHasher::new(TEST_CHUNK_BYTES);
+    hasher.update(&tampered);
+    let sums = serde_json::to_vec(&hasher.finish()).unwrap();
+    for (path, bytes) in [(env.blob_file(&data), tampered), (sidecar, sums)] {
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+        std::fs::set_permissions(&path, perms).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let fetcher = env.lazy_fetcher();
+    let fs = env.fs_with(fetcher.clone());
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    // Chunks are served (each matches its sidecar) until the whole file has been checked; from
+    // then on every read fails.
+    for index in 0..6 {
+        let _ = read_at(&fs, f.fh, index * TEST_CHUNK_BYTES, 10);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let err = loop {
+        match read_at(&fs, f.fh, 0, 10) {
+            Err(err) => break err,
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(_) => panic!("reads still succeed after the whole-file check"),
+        }
+    };
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(!fetcher.is_cached(&Entry::stored(md5_base64(&data), data.len() as u64)));
+    let left: Vec<_> = std::fs::read_dir(env.partial_dir()).unwrap().collect();
+    assert!(left.is_empty(), "disowned partial files are dropped: {left:?}");
+    fs.release(f.fh);
+}
+
+#[test]
+fn partially_read_files_count_in_the_cache_size() {
+    let env = Env::new();
+    let data = pattern(16 * TEST_CHUNK_BYTES as usize, 8);
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    read_at(&fs, f.fh, 5 * TEST_CHUNK_BYTES + 3, 10).unwrap();
+    let stats = fetcher.cache().stats().unwrap();
+    let one_chunk = (0, TEST_CHUNK_BYTES, TEST_CHUNK_BYTES);
+    assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), one_chunk);
+    // Held open, the partial file survives eviction; once closed, it goes.
+    fetcher.cache().clear().unwrap();
+    assert_eq!(fetcher.cache().stats().unwrap().partial_bytes, TEST_CHUNK_BYTES);
+    fs.release(f.fh);
+    fetcher.cache().clear().unwrap();
+    let stats = fetcher.cache().stats().unwrap();
+    assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), (0, 0, 0));
+}
+
+#[test]
+fn reopening_a_large_file_asks_for_its_sidecar_only_once() {
+    let env = Env::new();
+    let data = pattern(8 * TEST_CHUNK_BYTES as usize, 9);
+    let (fetcher, fs, first) = open_lazy(&env, &data);
+    // From now on only this process's memory of the sidecar can make an open lazy.
+    let blob_key = crate::registry::blob_key(&md5_base64(&data)).unwrap();
+    let sidecar = env.registry_dir().join(crate::store::chunks::sidecar_key(&blob_key));
+    std::fs::remove_file(sidecar).unwrap();
+    let ino = walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino;
+
+    // While the file is open, a second open shares its lazy blob.
+    let second = open(&fs, ino).unwrap();
+    assert_eq!(fetcher.stats().bytes_fetched, 0, "lazy: nothing downloaded by the open");
+    // Not at the start, so nothing is prefetched.
+    let at = 3 * TEST_CHUNK_BYTES as usize + 10;
+    assert_eq!(read_at(&fs, second.fh, at as u64, 5).unwrap(), data[at..at + 5]);
+    fs.release(first.fh);
+    fs.release(second.fh);
+
+    // Once closed (its partial file no longer held), a new open remembers the sidecar.
+    let data_file = partial_data_file(&env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::File::open(&data_file).unwrap().try_lock().is_err() {
+        assert!(Instant::now() < deadline, "the lazy blob is still held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let third = open(&fs, ino).unwrap();
+    assert_eq!(fetcher.stats().bytes_fetched, TEST_CHUNK_BYTES, "lazy again: no download");
+    let at = 6 * TEST_CHUNK_BYTES as usize + 1;
+    assert_eq!(read_at(&fs, third.fh, at as u64, 5).unwrap(), data[at..at + 5]);
+    assert_eq!(fetcher.stats().bytes_fetched, 2 * TEST_CHUNK_BYTES);
+    fs.release(third.fh);
 }
 
 #[test]
