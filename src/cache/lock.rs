@@ -109,7 +109,7 @@ impl TempBlob {
     /// Renames the temp file to `dest` (replacing whatever is there) and keeps it from being
     /// removed on drop.
     pub(super) fn publish(&mut self, dest: &Path) -> io::Result<()> {
-        fs::rename(&self.path, dest)?;
+        rename_creating_parent(&self.path, dest)?;
         self.published = true;
         Ok(())
     }
@@ -122,6 +122,20 @@ impl Drop for TempBlob {
         {
             warn!(path = %self.path.display(), %err, "cannot remove cache temp file");
         }
+    }
+}
+
+/// Renames `from` to `to`, creating `to`'s directory only when it is missing: most fills land
+/// in an existing shard, and a `mkdir` per fill is measurable with thousands of small files.
+pub(super) fn rename_creating_parent(from: &Path, to: &Path) -> io::Result<()> {
+    match fs::rename(from, to) {
+        Err(err) if err.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = to.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            fs::rename(from, to)
+        }
+        other => other,
     }
 }
 

@@ -374,10 +374,7 @@ impl BlobCache {
             self.count_hit();
             return Ok(blob);
         }
-        let gate_pass = self.inner.fill_gate.enter(*key);
-        let lock_path = &self.inner.fill_lock_path;
-        let key_lock = KeyLock::acquire(lock_path, key.lock_offset())
-            .map_err(|source| CacheError::io("lock", lock_path, source))?;
+        let (gate_pass, key_lock) = self.lock_key(key)?;
         let replacing = match self.lookup(key, size)? {
             Lookup::Hit(blob) => {
                 self.count_hit();
@@ -408,10 +405,7 @@ impl BlobCache {
     /// fill. Handles on `partial` keep working throughout: they read the same inode.
     pub fn adopt(&self, partial: &PartialFile, verify: &Verify) -> Result<Adopted, CacheError> {
         let key = partial.key();
-        let gate_pass = self.inner.fill_gate.enter(*key);
-        let lock_path = self.inner.locks_dir.join(key.lock_file_name());
-        let key_lock = KeyLock::acquire(&lock_path)
-            .map_err(|source| CacheError::io("lock", &lock_path, source))?;
+        let (gate_pass, key_lock) = self.lock_key(key)?;
         let replacing = match self.lookup(key, Some(partial.len()))? {
             Lookup::Hit(_) => {
                 self.count_hit();
@@ -616,10 +610,6 @@ impl BlobCache {
             .and_then(|()| temp.file.set_permissions(Permissions::from_mode(ENTRY_MODE)))
             .map_err(|source| CacheError::io("finish", &temp.path, source))?;
         let path = self.entry_path(key);
-        if let Some(shard_dir) = path.parent() {
-            fs::create_dir_all(shard_dir)
-                .map_err(|source| CacheError::fill_io(key, "create", shard_dir, source))?;
-        }
         temp.publish(&path).map_err(|source| CacheError::io("publish", &path, source))?;
 
         // Hand out a read-only handle like a hit does. Its shared flock is taken while the
@@ -640,11 +630,8 @@ impl BlobCache {
         file.set_modified(SystemTime::now())
             .map_err(|source| CacheError::io("finish", from, source))?;
         let path = self.entry_path(key);
-        if let Some(shard_dir) = path.parent() {
-            fs::create_dir_all(shard_dir)
-                .map_err(|source| CacheError::fill_io(key, "create", shard_dir, source))?;
-        }
-        fs::rename(from, &path).map_err(|source| CacheError::io("publish", &path, source))?;
+        lock::rename_creating_parent(from, &path)
+            .map_err(|source| CacheError::io("publish", &path, source))?;
         // Only after the rename: a process opening the partial file for writing just before
         // must not fail on a read-only mode. A crash in between leaves a verified entry that is
         // merely writable.
@@ -672,6 +659,15 @@ impl BlobCache {
         if delta != 0 {
             self.record(|pending| pending.partial_bytes += delta);
         }
+    }
+
+    /// The right to fill `key`: first among this process's threads, then among processes.
+    fn lock_key(&self, key: &CacheKey) -> Result<(FillGatePass<'_>, KeyLock), CacheError> {
+        let gate_pass = self.inner.fill_gate.enter(*key);
+        let path = &self.inner.fill_lock_path;
+        let key_lock = KeyLock::acquire(path, key.lock_offset())
+            .map_err(|source| CacheError::io("lock", path, source))?;
+        Ok((gate_pass, key_lock))
     }
 
     fn open_evict_lock(&self) -> Result<File, CacheError> {
@@ -943,7 +939,7 @@ fn evict_entry(entry: &ScannedEntry) -> io::Result<Eviction> {
 }
 
 /// Serialises fills of the same key among this process's threads, so they wait on a condvar
-/// instead of each holding a descriptor blocked on the key's lock file.
+/// instead of each holding a descriptor blocked on the key's byte of the fill-lock file.
 #[derive(Debug, Default)]
 struct FillGate {
     filling: Mutex<HashSet<CacheKey>>,
