@@ -55,7 +55,7 @@ use crate::names::{CollectionPath, Selector, validate_scope};
 use crate::registry::{CollectionState, Registry, RegistryError, ResolvedVersion, VersionRecord};
 use crate::store::chunks::CHUNK_BYTES;
 pub use error::FsError;
-pub use pool::Pool;
+use pool::Pool;
 use readahead::Readahead;
 use tree::{NodeId, NodeKind, Tree};
 use version::LoadedVersion;

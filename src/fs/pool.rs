@@ -17,7 +17,7 @@ pub struct Pool {
     queue: Mutex<mpsc::Sender<Job>>,
     /// Jobs queued and not yet started.
     waiting: Arc<AtomicUsize>,
-    /// Jobs queued or running.
+    /// Jobs queued or running; read only by tests, which wait for readahead to settle.
     unfinished: Arc<AtomicUsize>,
 }
 
@@ -76,11 +76,13 @@ impl Pool {
     }
 
     /// Jobs queued and not yet started.
+    #[cfg(test)]
     pub fn waiting(&self) -> usize {
         self.waiting.load(Ordering::Relaxed)
     }
 
-    /// Whether every job handed to the pool has finished.
+    /// Whether every job handed to the pool has finished (tests wait for readahead with it).
+    #[cfg(test)]
     pub fn is_idle(&self) -> bool {
         self.unfinished.load(Ordering::Acquire) == 0
     }
