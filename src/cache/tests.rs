@@ -609,17 +609,30 @@ fn dropped_partial_files_stop_counting() {
     assert_eq!(cache.stats().unwrap().bytes, 0);
 }
 
-#[test]
-fn partial_files_in_use_push_entries_out() {
-    let (_dir, cache) = open_cache(200 * 1024);
-    let old: Vec<_> = (0..3u8).map(|i| fill(&cache, &[i; 50 * 1024])).collect();
+/// Three 50 KiB entries, the first the least recently used.
+fn three_aged_entries(cache: &BlobCache) -> Vec<CacheKey> {
+    let old: Vec<_> = (0..3u8).map(|i| fill(cache, &[i; 50 * 1024])).collect();
     for (age, key) in (1..).zip(old.iter().rev()) {
         set_age(&cache.entry_path(key), Duration::from_secs(age * 10));
     }
-    // A reader holds 64 KiB of a large file: with the next fill, 224 KiB in all.
+    old
+}
+
+/// The partial file of a 256 KiB blob with its first 64 KiB chunk written, as a reader of a
+/// large file's header leaves it.
+fn partial_with_one_chunk(cache: &BlobCache) -> PartialFile {
     let content = some_content(256 * 1024);
     let partial = cache.partial(&md5_key(&content), content.len() as u64, 4).unwrap();
     partial.write_chunk(0, 0, &content[..64 * 1024]).unwrap();
+    partial
+}
+
+#[test]
+fn partial_files_in_use_push_entries_out() {
+    let (_dir, cache) = open_cache(200 * 1024);
+    let old = three_aged_entries(&cache);
+    // A reader holds 64 KiB of a large file: with the next fill, 224 KiB in all.
+    let partial = partial_with_one_chunk(&cache);
     let new = fill(&cache, &[9; 10 * 1024]);
     let stats = cache.stats().unwrap();
     assert_eq!((stats.bytes, stats.partial_bytes), (174 * 1024, 64 * 1024), "{stats:?}");
@@ -635,15 +648,10 @@ fn the_limit_holds_between_ledger_merges() {
     let (dir, cache) = open_cache(200 * 1024);
     // Another process using the same cache.
     let other = BlobCache::open(dir.path(), 200 * 1024).unwrap();
-    let old: Vec<_> = (0..3u8).map(|i| fill(&cache, &[i; 50 * 1024])).collect();
-    for (age, key) in (1..).zip(old.iter().rev()) {
-        set_age(&cache.entry_path(key), Duration::from_secs(age * 10));
-    }
+    let old = three_aged_entries(&cache);
     // Headers of a huge file: 64 KiB more puts the estimate over the limit, so the oldest entry
     // goes at once, with no fill or merge to trigger it.
-    let content = some_content(256 * 1024);
-    let partial = cache.partial(&md5_key(&content), content.len() as u64, 4).unwrap();
-    partial.write_chunk(0, 0, &content[..64 * 1024]).unwrap();
+    let partial = partial_with_one_chunk(&cache);
     assert!(!cache.entry_path(&old[0]).exists(), "evicted on the estimate");
 
     // A quiet process's changes still reach the others within about a second.
