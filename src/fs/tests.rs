@@ -903,6 +903,11 @@ fn log_small_files(env: &Env, name: &str, n: usize) -> Vec<(String, Vec<u8>)> {
     files
 }
 
+/// `rel` inside version 0 of `ds`, as the tests here log it.
+fn in_ds(rel: &str) -> String {
+    format!("acme/bikes/ds:v0/{rel}")
+}
+
 fn fs_with_readahead(env: &Env, fetcher: Fetcher, files: u32) -> ArtifactFs {
     let options = FsOptions { readahead_files: files, ..Env::options(REFRESH_INTERVAL) };
     ArtifactFs::registry(env.registry.clone(), fetcher, env.runtime.handle().clone(), options)
@@ -929,16 +934,15 @@ fn a_directory_walk_fetches_the_next_files_ahead() {
     let files = log_small_files(&env, "ds", 40);
     let fetcher = env.fetcher();
     let fs = fs_with_readahead(&env, fetcher.clone(), 8);
-    let path = |i: usize| format!("acme/bikes/ds:v0/{}", files[i].0);
-    assert_eq!(cat(&fs, &path(0)), files[0].1);
-    assert_eq!(cat(&fs, &path(1)), files[1].1);
+    assert_eq!(cat(&fs, &in_ds(&files[0].0)), files[0].1);
+    assert_eq!(cat(&fs, &in_ds(&files[1].0)), files[1].1);
     wait_readahead_idle(&fs);
     // The second open in name order continued a walk: the next 8 came ahead, no more.
     let expected: Vec<bool> = (0..40).map(|i| i <= 9).collect();
     assert_eq!(cached_flags(&fetcher, &files), expected);
     // The rest of the walk reads the right bytes, prefetched or not, and keeps the window ahead.
     for (i, (_, bytes)) in files.iter().enumerate().skip(2).take(20) {
-        assert_eq!(&cat(&fs, &path(i)), bytes, "{}", files[i].0);
+        assert_eq!(&cat(&fs, &in_ds(&files[i].0)), bytes, "{}", files[i].0);
     }
     wait_readahead_idle(&fs);
     let expected: Vec<bool> = (0..40).map(|i| i <= 21 + 8).collect();
@@ -954,7 +958,7 @@ fn opens_out_of_name_order_fetch_nothing_ahead() {
     // Backwards, then a few scattered picks: no open follows its predecessor in name order.
     let order: Vec<usize> = (20..30).rev().chain([3, 11, 7, 15, 1]).collect();
     for &i in &order {
-        assert_eq!(cat(&fs, &format!("acme/bikes/ds:v0/{}", files[i].0)), files[i].1);
+        assert_eq!(cat(&fs, &in_ds(&files[i].0)), files[i].1);
     }
     wait_readahead_idle(&fs);
     let expected: Vec<bool> = (0..30).map(|i| order.contains(&i)).collect();
@@ -968,7 +972,7 @@ fn readahead_zero_is_off_and_broken_siblings_only_fail_their_own_open() {
     let fetcher = env.fetcher();
     let off = fs_with_readahead(&env, fetcher.clone(), 0);
     for (path, bytes) in files.iter().take(6) {
-        assert_eq!(&cat(&off, &format!("acme/bikes/ds:v0/{path}")), bytes);
+        assert_eq!(&cat(&off, &in_ds(path)), bytes);
     }
     wait_readahead_idle(&off);
     let expected: Vec<bool> = (0..12).map(|i| i < 6).collect();
@@ -978,11 +982,11 @@ fn readahead_zero_is_off_and_broken_siblings_only_fail_their_own_open() {
     // file still reports the error itself.
     std::fs::write(env.blob_file(&files[8].1), b"tampered").unwrap();
     let on = fs_with_readahead(&env, fetcher.clone(), 8);
-    assert_eq!(cat(&on, &format!("acme/bikes/ds:v0/{}", files[6].0)), files[6].1);
-    assert_eq!(cat(&on, &format!("acme/bikes/ds:v0/{}", files[7].0)), files[7].1);
+    assert_eq!(cat(&on, &in_ds(&files[6].0)), files[6].1);
+    assert_eq!(cat(&on, &in_ds(&files[7].0)), files[7].1);
     wait_readahead_idle(&on);
     let expected: Vec<bool> = (0..12).map(|i| i != 8).collect();
     assert_eq!(cached_flags(&fetcher, &files), expected);
-    let tampered = walk(&on, &format!("acme/bikes/ds:v0/{}", files[8].0)).unwrap().ino;
+    let tampered = walk(&on, &in_ds(&files[8].0)).unwrap().ino;
     assert_eq!(open(&on, tampered).unwrap_err().errno(), libc::EIO);
 }
