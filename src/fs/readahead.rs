@@ -121,9 +121,9 @@ mod tests {
     #[test]
     fn interleaved_readers_each_keep_their_walk() {
         let ra = Readahead::new(2);
-        let dir = 0..=1000;
-        // Eight readers, each walking its own stretch, their opens interleaved.
-        let starts: Vec<u32> = (0..8).map(|r| r * 100).collect();
+        let dir = 0..=10_000;
+        // As many readers as are told apart, each walking its own stretch, opens interleaved.
+        let starts: Vec<u32> = (0..STREAMS as u32).map(|r| r * 100).collect();
         for s in &starts {
             ra.opened(1, *s, dir.clone());
         }
