@@ -205,7 +205,15 @@ impl App {
             sources,
         };
         let bar = progress::Bytes::new("uploading", 0, quiet);
-        let outcome = registry.log(&req, &bar).await;
+        let outcome = tokio::select! {
+            outcome = registry.log(&req, &bar) => outcome,
+            signal = interrupted() => {
+                // The log is dropped mid-way: remove its temporary files and lease, then stop.
+                registry.interrupt().await;
+                bar.finish();
+                bail!("interrupted by {signal}: nothing was published and temporary files were removed");
+            }
+        };
         bar.finish();
         let outcome = outcome?;
         if args.json {
@@ -481,10 +489,11 @@ impl App {
         let grace = parse_duration(grace)?;
         let r = self.registry()?.gc(grace).await?;
         println!(
-            "deleted {} blobs ({}) and {} manifests; kept {} unreferenced objects younger than the grace period",
+            "deleted {} blobs, {} manifests and {} abandoned temporary files ({}); kept {} unreferenced objects younger than the grace period",
             r.blobs_deleted,
-            human_bytes(r.bytes_deleted),
             r.manifests_deleted,
+            r.temp_deleted,
+            human_bytes(r.bytes_deleted),
             r.kept_young
         );
         Ok(())
@@ -530,6 +539,20 @@ impl App {
             }
         }
         Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
     }
 }
 
