@@ -11,5 +11,7 @@ mod concurrency;
 mod cloud_registry;
 // Reference entries (s3://, gs://, http://) read back pinned from real local servers.
 mod references;
+// Issue 12's write-path defects: lying sizes, bad names, crafted objects, interrupted logs.
+mod hardening;
 // Real FUSE mounts of temporary registries, through the built `artfs` binary.
 mod mount;
