@@ -196,7 +196,8 @@ fn an_interrupted_log_gives_its_space_back() {
         let blobs = PathBuf::from(&env.registry).join("blobs");
         if signal == "-INT" {
             // Ctrl-C: the log removes its own temporary files and its lease.
-            let left: Vec<_> = list_files(&blobs).into_iter().filter(|(p, _)| p.contains('#')).collect();
+            let left: Vec<_> =
+                list_files(&blobs).into_iter().filter(|(p, _)| p.contains('#')).collect();
             assert_eq!(left, Vec::<(String, u64)>::new(), "{signal}");
             assert_eq!(list_files(&PathBuf::from(&env.registry).join("leases")), vec![]);
         }
@@ -204,6 +205,16 @@ fn an_interrupted_log_gives_its_space_back() {
         env.ok(&["gc", "--grace", "0s"]);
         assert_eq!(registry_bytes(&env), before, "{signal}");
         assert!(env.fails(&["show", name]).contains("not found"));
+    }
+}
+
+/// A helper process that never outlives its test, even one that fails.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -223,13 +234,14 @@ with open(sys.argv[1], "r+b") as f:
         i += 1
         m[(i * 4099) % len(m)] = i % 251
         m[len(m) - 1 - (i % 4096)] = i % 239
-        if i % 64 == 0:
-            time.sleep(0.0005)
+        if i % 16 == 0:
+            time.sleep(0.001)
 "#;
-    let mut python = std::process::Command::new("python3")
+    let python = std::process::Command::new("python3")
         .args(["-c", writer, file.to_str().unwrap()])
         .spawn()
         .unwrap();
+    let _python = KillOnDrop(python);
     let mut published = 0;
     for round in 0..12 {
         let out = env.run(&["-q", "log", "mapped", file.parent().unwrap().to_str().unwrap()]);
@@ -243,7 +255,41 @@ with open(sys.argv[1], "r+b") as f:
         let root = env.path(&format!("out{round}"));
         env.ok(&["-q", "get", "mapped", "--root", root.to_str().unwrap()]);
     }
-    python.kill().unwrap();
-    python.wait().unwrap();
     eprintln!("{published} of 12 logs published beside the mmap writer");
+}
+
+#[test]
+fn get_never_loses_an_entry_named_like_its_temporary_file() {
+    use std::io::Write;
+    let env = Env::new();
+    // `get` named temporary files after its pid: start it first (held at a `read`), so the
+    // artifact can hold an entry named exactly like the temporary file of its other entry.
+    let out = env.path("out");
+    let script = format!("read go; exec {BIN} -q get tmpnames --root {}", out.display());
+    let mut get = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .env("ARTFS_REGISTRY", &env.registry)
+        .env("ARTFS_CACHE_DIR", &env.cache)
+        .env("ARTFS_ENTITY", "acme")
+        .env("ARTFS_PROJECT", "bikes")
+        .current_dir(env.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = get.id();
+    let files: Files = [
+        // Large enough to be copied out after the other entry has been placed.
+        ("x".to_string(), bytes(3, 3 << 20)),
+        (format!(".x.artfs-{pid}.tmp"), b"an entry with a temporary name".to_vec()),
+    ]
+    .into();
+    env.log_files("tmpnames", &files);
+    writeln!(get.stdin.take().unwrap(), "go").unwrap();
+    let done = get.wait_with_output().unwrap();
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    let got = read_tree(&out);
+    assert_eq!(got.keys().collect::<Vec<_>>(), files.keys().collect::<Vec<_>>());
+    assert!(got == files, "an entry holds another's bytes");
 }
