@@ -13,7 +13,7 @@ pub mod chunks;
 pub mod cloud;
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +31,9 @@ use tokio::io::AsyncReadExt;
 pub const UPLOAD_PART_BYTES: usize = 8 << 20;
 /// Parts of one multipart upload in flight at once.
 const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
-/// Copy buffer of local uploads; cancellation is checked between buffers.
+/// Local uploads copy in chunks of this size; cancellation is checked between chunks.
+const COPY_CHUNK_BYTES: u64 = 16 << 20;
+/// Read buffer for checking a local copy.
 const COPY_BUF_BYTES: usize = 1 << 20;
 /// How long `cancel_uploads` waits for local copies to notice and clean up.
 const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -485,8 +487,8 @@ impl Store {
     }
 }
 
-/// Copies `source` to `tmp`, checking the bytes against `source.check` as they go; stops at the
-/// next buffer once `cancelled` is set.
+/// Copies `source` to `tmp` (in the kernel, `copy_file_range`, where the filesystems allow), then
+/// checks the copy's bytes against `source.check`; stops at the next chunk once `cancelled` is set.
 fn copy_checked(
     source: &UploadSource,
     tmp: &Path,
@@ -494,23 +496,44 @@ fn copy_checked(
     write_err: &dyn Fn(std::io::Error) -> StoreError,
 ) -> Result<u64, StoreError> {
     let read_err = |e| StoreError::LocalRead { path: source.path.clone(), source: e };
+    let cancel = || StoreError::Cancelled { path: source.path.clone() };
     let mut from = std::fs::File::open(&source.path).map_err(read_err)?;
     let mut to =
         std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(write_err)?;
+    loop {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(cancel());
+        }
+        // `io::copy` of files uses `copy_file_range` (falling back to read/write, e.g. for
+        // `/proc` files, whose size is wrong); a bounded chunk keeps cancellation prompt.
+        let n =
+            std::io::copy(&mut (&mut from).take(COPY_CHUNK_BYTES), &mut to).map_err(|e| match e
+                .kind()
+            {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::PermissionDenied => {
+                    write_err(e)
+                }
+                _ => read_err(e),
+            })?;
+        if n == 0 {
+            break;
+        }
+    }
+    drop(to);
+    // The copy is checked, not the file: it is what will be published.
+    let mut copy = std::fs::File::open(tmp).map_err(write_err)?;
     let mut buf = vec![0u8; COPY_BUF_BYTES.min(source.check.size as usize + 1).max(64 << 10)];
     let mut check = UploadChecker::default();
     loop {
         if cancelled.load(Ordering::Relaxed) {
-            return Err(StoreError::Cancelled { path: source.path.clone() });
+            return Err(cancel());
         }
-        let n = match from.read(&mut buf) {
+        match copy.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(read_err(e)),
-        };
-        check.update(&buf[..n]);
-        to.write_all(&buf[..n]).map_err(write_err)?;
+            Ok(n) => check.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(write_err(e)),
+        }
     }
     check.verify(source)?;
     Ok(check.size)
