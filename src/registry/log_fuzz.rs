@@ -59,8 +59,8 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
     let leaf = prop_oneof![
         Just(J::Null),
         any::<bool>().prop_map(J::Bool),
-        any::<i64>().prop_map(|n| J::from(n)),
-        any::<u64>().prop_map(|n| J::from(n)),
+        any::<i64>().prop_map(J::from),
+        any::<u64>().prop_map(J::from),
         prop::sample::select(vec!["create", "aliases", "edit", "delete", "latest", "v0", ""])
             .prop_map(|s| J::String(s.into())),
     ];
