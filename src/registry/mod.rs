@@ -906,9 +906,27 @@ impl Registry {
     /// Everything is read before anything is deleted.
     async fn sweep(&self, grace: Duration) -> Result<GcReport, RegistryError> {
         let mut live_manifests = HashSet::new();
-        for entity in self.entities().await? {
-            for project in self.projects(&entity).await? {
-                for name in self.collections(&entity, &project).await? {
+        // Only directories belong above the logs: a file there may be a directory of
+        // collections that was replaced, whose versions gc could then not see.
+        let level = |prefix: String| async move {
+            let (dirs, files) = self.store.list_level(&prefix).await?;
+            match files.first() {
+                Some(file) => Err(RegistryError::Unsafe(format!(
+                    "{file} is a file where only directories of collections belong; move it away, then run gc again"
+                ))),
+                None => Ok(dirs),
+            }
+        };
+        let entities = level("collections".into()).await?;
+        if entities.is_empty() && !self.store.list("manifests").await?.is_empty() {
+            return Err(RegistryError::Unsafe(
+                "the registry has manifests but no collections (is `collections` a directory?)"
+                    .into(),
+            ));
+        }
+        for entity in entities {
+            for project in level(format!("collections/{entity}")).await? {
+                for name in level(format!("collections/{entity}/{project}")).await? {
                     // Whatever its name: a directory artfs would not create may still hold a log.
                     let prefix = format!("collections/{entity}/{project}/{name}");
                     let loaded =

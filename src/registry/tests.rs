@@ -261,6 +261,41 @@ async fn gc_deletes_nothing_when_a_log_cannot_be_read_completely() {
     assert_eq!(files_below(&dir.path().join("registry/blobs")), blobs_before);
     // ... while readers skip it and still read the version.
     assert!(readable(&r, "kept").await);
+    std::fs::remove_file(commits.join(format!("{:020}.json", 2))).unwrap();
+    // A file where a collection's directory belongs, or no collections at all.
+    let project = dir.path().join("registry/collections/acme/bikes");
+    std::fs::write(project.join("lost"), b"was a collection").unwrap();
+    let err = r.gc(Duration::ZERO).await.unwrap_err().to_string();
+    assert!(err.contains("deleted nothing") && err.contains("lost"), "{err}");
+    std::fs::remove_file(project.join("lost")).unwrap();
+    let collections = dir.path().join("registry/collections");
+    std::fs::rename(&collections, dir.path().join("saved-collections")).unwrap();
+    std::fs::write(&collections, b"").unwrap();
+    let err = r.gc(Duration::ZERO).await.unwrap_err().to_string();
+    assert!(err.contains("deleted nothing"), "{err}");
+    assert_eq!(files_below(&dir.path().join("registry/blobs")), blobs_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_whose_lease_lapsed_does_not_commit_while_gc_runs() {
+    // A lease that may have lapsed (here: a TTL shorter than the log) is renewed before the
+    // commit, and a gc that started meanwhile stops the log.
+    let dir = tempfile::tempdir().unwrap();
+    let timing = LeaseTiming { ttl: Duration::from_millis(1), renew: Duration::from_secs(3600) };
+    let r = registry(dir.path()).with_lease_timing(timing);
+    let req = request(dir.path(), "a", "lapsed", &[("a", b"bytes")]);
+    r.log(&req, &()).await.unwrap();
+    let req = request(dir.path(), "b", "lapsed", &[("a", b"other bytes")]);
+    let gc_dir = dir.path().join("registry/gc");
+    let me = std::process::id();
+    let body = local_lease_body(me, lease::process_start(me).unwrap());
+    let progress = on_first_upload(|| {
+        std::fs::create_dir_all(&gc_dir).unwrap();
+        std::fs::write(gc_dir.join("running.json"), &body).unwrap();
+    });
+    let err = r.log(&req, &progress).await.unwrap_err();
+    assert!(matches!(err, RegistryError::Busy(_)), "{err}");
+    assert_eq!(r.state(&collection("lapsed")).await.unwrap().versions.len(), 1);
 }
 
 #[tokio::test]

@@ -344,16 +344,29 @@ impl Store {
 
     /// The immediate "subdirectories" of `prefix`, sorted.
     pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.list_level(prefix).await?.0)
+    }
+
+    /// The immediate "subdirectories" of `prefix` and the keys of the objects directly in it,
+    /// each sorted.
+    pub async fn list_level(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>), StoreError> {
         let p = self.path(prefix);
         let res = self
             .inner
             .list_with_delimiter(Some(&p))
             .await
             .map_err(|e| self.err("list", prefix, e))?;
-        let mut out: Vec<String> =
+        let mut dirs: Vec<String> =
             res.common_prefixes.iter().filter_map(|c| c.filename().map(str::to_owned)).collect();
-        out.sort();
-        Ok(out)
+        dirs.sort();
+        let mut files: Vec<String> = res
+            .objects
+            .iter()
+            .map(|m| self.key_of(&m.location))
+            .filter(|k| !k.contains('#'))
+            .collect();
+        files.sort();
+        Ok((dirs, files))
     }
 
     /// Uploads a local file to the content-addressed `key`. The bytes were hashed before (at
