@@ -304,3 +304,46 @@ fn get_never_loses_an_entry_named_like_its_temporary_file() {
     assert_eq!(got.keys().collect::<Vec<_>>(), files.keys().collect::<Vec<_>>());
     assert!(got == files, "an entry holds another's bytes");
 }
+
+#[test]
+fn an_interrupted_log_to_s3_aborts_its_multipart_upload() {
+    let Some(vars) = s3_vars() else {
+        eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
+        return;
+    };
+    let endpoint = vars[0].1.clone();
+    let src = tempfile::tempdir().unwrap();
+    let file = src.path().join("big.bin");
+    std::fs::write(&file, bytes(9, 200 << 20)).unwrap();
+    let uploads = |bucket: &str| {
+        let listing = curl(&[&format!("{endpoint}/{bucket}?uploads")]);
+        String::from_utf8_lossy(&listing).matches("<UploadId>").count()
+    };
+    // Bounded retries: the upload must be caught while it is in progress.
+    for _ in 0..5 {
+        let bucket = unique_bucket("mpu");
+        create_s3_bucket(&endpoint, &bucket, false);
+        let mut env = Env::with_registry(&format!("s3://{bucket}/r"));
+        env.vars = vars.clone();
+        let mut child = env
+            .cmd()
+            .args(["-q", "log", "big", file.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while uploads(&bucket) == 0 && child.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "the upload never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let pid = child.id().to_string();
+        std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        if child.wait().unwrap().success() {
+            continue; // finished before the signal
+        }
+        assert_eq!(uploads(&bucket), 0, "an interrupted multipart upload was left in the bucket");
+        return;
+    }
+    panic!("never caught a log mid-upload");
+}

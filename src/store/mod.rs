@@ -97,6 +97,8 @@ pub struct Store {
 struct Uploads {
     cancelled: AtomicBool,
     temporary: Mutex<HashSet<PathBuf>>,
+    /// Multipart uploads being aborted in the background.
+    aborting: std::sync::atomic::AtomicUsize,
 }
 
 impl Uploads {
@@ -329,12 +331,16 @@ impl Store {
         }
     }
 
-    /// Stops every local upload of this store (and its clones) at its next buffer and waits,
-    /// boundedly, until their temporary files are removed. Uploads after this fail.
+    /// Stops every local upload of this store (and its clones) at its next chunk and waits,
+    /// boundedly, until their temporary files are removed and dropped multipart uploads are
+    /// aborted. Local uploads after this fail.
     pub async fn cancel_uploads(&self) {
         self.uploads.cancelled.store(true, Ordering::SeqCst);
         let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
-        while !self.uploads.temporary().is_empty() && tokio::time::Instant::now() < deadline {
+        let busy = || {
+            !self.uploads.temporary().is_empty() || self.uploads.aborting.load(Ordering::SeqCst) > 0
+        };
+        while busy() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         for tmp in self.uploads.temporary().drain() {
@@ -471,32 +477,76 @@ impl Store {
             .put_multipart(&self.path(key))
             .await
             .map_err(|e| self.err("upload", key, e))?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_BYTES);
+        let mut writer = MultipartGuard {
+            writer: Some(WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_BYTES)),
+            uploads: self.uploads.clone(),
+        };
+        let writer = &mut writer;
         let mut buf = vec![0u8; UPLOAD_PART_BYTES];
         loop {
             let n = match read_full(&mut file, &mut buf).await {
                 Ok(n) => n,
                 Err(e) => {
-                    writer.abort().await.ok();
+                    writer.abort().await;
                     return Err(read_err(e));
                 }
             };
             if n == 0 {
                 break;
             }
-            if let Err(e) = writer.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
+            if let Err(e) = writer.get().wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
                 return Err(self.err("upload", key, e));
             }
             check.update(&buf[..n]);
-            writer.write(&buf[..n]);
+            writer.get().write(&buf[..n]);
             progress(n as u64);
         }
         if let Err(e) = check.verify(source).and_then(|()| FileStamp::check(path, source.stamp)) {
-            writer.abort().await.ok();
+            writer.abort().await;
             return Err(e);
         }
         writer.finish().await.map_err(|e| self.err("upload", key, e))?;
         Ok(())
+    }
+}
+
+/// A multipart upload that is aborted if it is dropped unfinished (a failed or interrupted log),
+/// so its parts do not linger in the bucket; `Store::cancel_uploads` waits for such aborts.
+struct MultipartGuard {
+    writer: Option<WriteMultipart>,
+    uploads: Arc<Uploads>,
+}
+
+impl MultipartGuard {
+    fn get(&mut self) -> &mut WriteMultipart {
+        // Present until `finish` or `abort`, which consume the guard's use.
+        self.writer.as_mut().expect("multipart upload used after it ended")
+    }
+
+    async fn finish(&mut self) -> Result<(), object_store::Error> {
+        match self.writer.take() {
+            Some(w) => w.finish().await.map(|_| ()),
+            None => Ok(()),
+        }
+    }
+
+    async fn abort(&mut self) {
+        if let Some(w) = self.writer.take() {
+            w.abort().await.ok();
+        }
+    }
+}
+
+impl Drop for MultipartGuard {
+    fn drop(&mut self) {
+        let Some(w) = self.writer.take() else { return };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        let uploads = self.uploads.clone();
+        uploads.aborting.fetch_add(1, Ordering::SeqCst);
+        rt.spawn(async move {
+            w.abort().await.ok();
+            uploads.aborting.fetch_sub(1, Ordering::SeqCst);
+        });
     }
 }
 
