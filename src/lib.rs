@@ -5,7 +5,8 @@
 //! - `manifest`: the W&B manifest format and digests;
 //! - `stage`: PATH arguments to manifest entries (hashing);
 //! - `store`: the registry's object storage (local, S3, GCS);
-//! - `registry`: versions and aliases, as a commit log per collection;
+//! - `registry`: versions and aliases, as a commit log per collection (`log`), and the leases
+//!   that keep writers and gc apart (`lease`);
 //! - `cache`: the content-addressed local blob cache;
 //! - `fetch`: entries into the cache (verified), lazy chunked reads of large blobs (`ranged`),
 //!   and `artfs get`;
