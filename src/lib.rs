@@ -1,6 +1,6 @@
 //! artfs: versioned datasets and models (W&B-compatible artifacts) mounted as read-only folders.
 //!
-//! - `cli`, `config`, `app`: the edge (flags, resolved settings, subcommands);
+//! - `cli`, `config`, `cmd`: the edge (flags, resolved settings, one file per subcommand);
 //! - `names`: artifact paths `[[entity/]project/]name[:alias]`;
 //! - `manifest`: the W&B manifest format and digests;
 //! - `stage`: PATH arguments to manifest entries (hashing);
@@ -14,9 +14,9 @@
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
 //! - `progress`: progress bars.
 
-pub mod app;
 pub mod cache;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod fetch;
 pub mod fs;

@@ -1,0 +1,23 @@
+//! `artfs alias`: add and remove aliases of a version.
+
+use anyhow::{Result, bail};
+
+use super::App;
+
+impl App {
+    pub(super) async fn alias(
+        &self,
+        artifact: &str,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<()> {
+        if add.is_empty() && remove.is_empty() {
+            bail!("nothing to do: pass --add ALIAS and/or --remove ALIAS");
+        }
+        let registry = self.registry()?;
+        let (target, version) = self.version_of(&registry, artifact).await?;
+        let aliases = registry.set_aliases(&target.collection, version, add, remove).await?;
+        println!("{}:v{} aliases: {}", target.collection, version, aliases.join(", "));
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! `artfs log`: stage files, directories and references, then publish a version.
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use super::{App, human_bytes, parse_json_object, print_json};
+use crate::cli::LogArgs;
+use crate::manifest::Manifest;
+use crate::registry::LogRequest;
+use crate::{progress, refs, stage};
+
+impl App {
+    pub(super) async fn log(&self, args: LogArgs) -> Result<()> {
+        let target = self.artifact(&args.artifact)?;
+        if target.selector.is_some() {
+            bail!(
+                "`artfs log` takes an artifact name without `:alias`; use --alias to set aliases"
+            );
+        }
+        let metadata = args.metadata.as_deref().map(parse_json_object).transpose()?;
+        let quiet = self.config.quiet;
+        let (uris, paths): (Vec<String>, Vec<String>) =
+            args.paths.iter().cloned().partition(|p| stage::is_reference(p));
+        let mut references = Vec::new();
+        for arg in &uris {
+            let (uri, name) = stage::split_reference_arg(arg);
+            let found =
+                refs::expand(&self.clouds, uri, name, !args.no_checksum, args.max_objects).await?;
+            references.extend(found);
+        }
+        let (mut manifest, sources) = tokio::task::spawn_blocking(move || {
+            let mut files = Vec::new();
+            for p in &paths {
+                files.extend(stage::collect(p)?);
+            }
+            let total = files.iter().map(|f| f.size).sum();
+            let bar = progress::Bytes::new("hashing", total, quiet);
+            let staged = stage::hash_all(files, &|n| bar.inc(n));
+            bar.finish();
+            staged
+        })
+        .await??;
+        if let Some(file) = &args.manifest {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let foreign = Manifest::from_json(&bytes)
+                .with_context(|| format!("{} is not a valid W&B manifest", file.display()))?;
+            references.extend(foreign.contents);
+        }
+        for (path, entry) in references {
+            if let Some(prev) = manifest.contents.get(&path)
+                && prev.digest != entry.digest
+            {
+                bail!("entry {path:?} is given twice with different content");
+            }
+            manifest.contents.insert(path, entry);
+        }
+        manifest.validate()?;
+        let registry = self.registry()?;
+        let req = LogRequest {
+            collection: target.collection.clone(),
+            artifact_type: args.artifact_type,
+            description: args.description,
+            metadata,
+            aliases: args.aliases,
+            manifest,
+            sources,
+        };
+        let bar = progress::Bytes::new("uploading", 0, quiet);
+        let outcome = registry.log(&req, &bar).await;
+        bar.finish();
+        let outcome = outcome?;
+        if args.json {
+            print_json(&json!({
+                "name": target.collection.to_string(),
+                "version": format!("v{}", outcome.version),
+                "digest": outcome.digest,
+                "created": outcome.created,
+                "aliases": outcome.aliases,
+                "uploaded_files": outcome.uploaded_files,
+                "uploaded_bytes": outcome.uploaded_bytes,
+                "file_count": req.manifest.contents.len(),
+                "size": req.manifest.size(),
+            }))
+        } else {
+            let what = if outcome.created { "new version" } else { "unchanged, existing version" };
+            println!(
+                "{}:v{} ({what}; digest {}; aliases {}; uploaded {} files, {})",
+                target.collection,
+                outcome.version,
+                outcome.digest,
+                outcome.aliases.join(", "),
+                outcome.uploaded_files,
+                human_bytes(outcome.uploaded_bytes),
+            );
+            Ok(())
+        }
+    }
+}

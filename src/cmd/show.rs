@@ -1,0 +1,61 @@
+//! `artfs show`: one version, optionally with its files.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{App, human_bytes, print_json};
+
+impl App {
+    pub(super) async fn show(&self, artifact: &str, files: bool, json_out: bool) -> Result<()> {
+        let registry = self.registry()?;
+        let v = self.resolve(&registry, artifact).await?;
+        let manifest = if files { Some(registry.manifest(&v).await?) } else { None };
+        if json_out {
+            let mut out = json!({
+                "name": v.collection.to_string(),
+                "version": format!("v{}", v.record.version),
+                "digest": v.record.digest,
+                "type": v.artifact_type,
+                "aliases": v.aliases,
+                "size": v.record.size,
+                "file_count": v.record.file_count,
+                "description": v.record.description,
+                "metadata": v.record.metadata,
+                "created_at": v.record.created_at,
+            });
+            if let Some(m) = &manifest {
+                out["entries"] = m
+                    .contents
+                    .iter()
+                    .map(|(p, e)| {
+                        let mut o = json!({"path": p, "digest": e.digest, "size": e.size});
+                        if let Some(r) = &e.reference {
+                            o["ref"] = json!(r);
+                        }
+                        o
+                    })
+                    .collect();
+            }
+            return print_json(&out);
+        }
+        println!("{}:v{}", v.collection, v.record.version);
+        println!("  type:        {}", v.artifact_type);
+        println!("  digest:      {}", v.record.digest);
+        println!("  aliases:     {}", v.aliases.join(", "));
+        println!("  size:        {} in {} files", human_bytes(v.record.size), v.record.file_count);
+        println!("  created:     {}", v.record.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+        println!("  description: {}", v.record.description.as_deref().unwrap_or(""));
+        println!("  metadata:    {}", v.record.metadata);
+        if let Some(m) = manifest {
+            println!("  files:");
+            for (p, e) in &m.contents {
+                let size = e.size.map(human_bytes).unwrap_or_else(|| "?".into());
+                match &e.reference {
+                    Some(r) => println!("    {p}  {size}  {}  -> {r}", e.digest),
+                    None => println!("    {p}  {size}  {}", e.digest),
+                }
+            }
+        }
+        Ok(())
+    }
+}
