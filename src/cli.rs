@@ -76,6 +76,8 @@ pub enum Command {
         /// Target folder [default: ./artifacts/<name>:<vN>]
         #[arg(long)]
         root: Option<PathBuf>,
+        #[command(flatten)]
+        access: RefAccessArgs,
     },
     /// Add or remove aliases of a version
     Alias {
@@ -163,6 +165,23 @@ pub struct MountArgs {
     /// Log file of the background daemon [default: $XDG_STATE_HOME/artfs/mount-<mountpoint>.log]
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub access: RefAccessArgs,
+}
+
+/// What reference entries may reach when read (`get`, `mount`). Whoever writes a registry chooses
+/// its references, so by default reads reach neither local files nor private addresses.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RefAccessArgs {
+    /// Read `file://` references whose file (symlinks resolved) is below DIR; repeatable, and
+    /// colon-separated in the environment variable [default: none]
+    #[arg(long = "allow-file-refs", value_name = "DIR", env = "ARTFS_ALLOW_FILE_REFS")]
+    #[arg(value_delimiter = ':')]
+    pub allow_file_refs: Vec<PathBuf>,
+    /// Let `http(s)://` references reach loopback, link-local and private addresses (127.0.0.0/8,
+    /// 10.0.0.0/8, 169.254.0.0/16, fc00::/7, ...) [default: public addresses only]
+    #[arg(long, env = "ARTFS_ALLOW_PRIVATE_REFS")]
+    pub allow_private_refs: bool,
 }
 
 #[derive(Debug, Args)]

@@ -12,7 +12,8 @@
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
-//! - `progress`: progress bars.
+//! - `progress`: progress bars;
+//! - `terminal`: registry text made safe to print (control characters escaped).
 
 pub mod cache;
 pub mod cli;
@@ -28,3 +29,4 @@ pub mod refs;
 pub mod registry;
 pub mod stage;
 pub mod store;
+pub mod terminal;

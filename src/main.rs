@@ -7,7 +7,8 @@ fn main() -> std::process::ExitCode {
     match artfs::cmd::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Messages quote registry content (entry names, URIs): no raw control characters.
+            eprintln!("error: {}", artfs::terminal::printable(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

@@ -49,6 +49,7 @@ use url::Url;
 
 use crate::manifest::{DigestAlg, Entry, EntryHasher, ManifestError, hash_file, md5_base64};
 use crate::store::cloud::{CloudError, Clouds};
+use crate::store::guard::RefAccess;
 
 /// W&B's default cap on the objects one reference may expand to.
 pub const DEFAULT_MAX_OBJECTS: usize = 10_000;
@@ -69,25 +70,26 @@ type BoxError = Box<dyn StdError + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefError {
-    #[error("{uri}: {reason}")]
+    #[error("{uri}: {reason}", uri = redact(.uri))]
     InvalidUri { uri: String, reason: String },
     #[error(
         "{uri}: references with this scheme cannot be read or checksummed, only tracked; \
-         pass a name for the entry"
+         pass a name for the entry",
+        uri = redact(.uri)
     )]
     NameRequired { uri: String },
-    #[error("{uri}: entry name {name:?} is not a valid artifact path ({source}); pass a name")]
+    #[error("{uri}: entry name {name:?} is not a valid artifact path ({source}); pass a name", uri = redact(.uri))]
     InvalidName {
         uri: String,
         name: String,
         #[source]
         source: ManifestError,
     },
-    #[error("{uri}: {reason}")]
+    #[error("{uri}: {reason}", uri = redact(.uri))]
     Unsupported { uri: String, reason: String },
     #[error("the entry is not a reference (it has no `ref`)")]
     NotAReference,
-    #[error("{uri}: {what}")]
+    #[error("{uri}: {what}", uri = redact(.uri))]
     NotFound {
         uri: String,
         what: String,
@@ -96,66 +98,100 @@ pub enum RefError {
     },
     #[error(
         "reference {uri} changed since it was logged: expected {expected}, found {found}; \
-         log the artifact again to record the current content"
+         log the artifact again to record the current content",
+        uri = redact(.uri)
     )]
     Changed { uri: String, expected: String, found: String },
     #[error(
         "{uri} holds more than {max} objects; pass a larger max_objects or reference a \
-         narrower prefix"
+         narrower prefix",
+        uri = redact(.uri)
     )]
     TooManyObjects { uri: String, max: usize },
     #[error(
         "{uri}: the listing also matched {key}, which is not inside the folder {prefix:?} (it only \
          shares the string prefix, and W&B refuses this too); end the URI with `/` to reference \
-         just the folder"
+         just the folder",
+        uri = redact(.uri)
     )]
     OutsidePrefix { uri: String, key: String, prefix: String },
     #[error(
         "{uri}: access denied ({source}); check the credentials (AWS_ACCESS_KEY_ID or AWS_PROFILE \
-         for s3://, GOOGLE_APPLICATION_CREDENTIALS for gs://)"
+         for s3://, GOOGLE_APPLICATION_CREDENTIALS for gs://)",
+        uri = redact(.uri)
     )]
     Denied {
         uri: String,
         #[source]
         source: BoxError,
     },
-    #[error("{uri}: server unreachable, check that it is up and reachable: {source}")]
+    #[error("{uri}: server unreachable, check that it is up and reachable: {source}", uri = redact(.uri))]
     Unreachable {
         uri: String,
         #[source]
         source: BoxError,
     },
-    #[error("{uri}: {action} failed: {source}")]
+    #[error("{uri}: {action} failed: {source}", uri = redact(.uri))]
     Store {
         uri: String,
         action: &'static str,
         #[source]
         source: object_store::Error,
     },
-    #[error("{uri}: {source}")]
+    #[error("{uri}: {source}", uri = redact(.uri))]
     Cloud {
         uri: String,
         // Boxed: the error type stays small enough to return cheaply everywhere.
         #[source]
         source: Box<CloudError>,
     },
-    #[error("{uri}: the server answered HTTP {status}{}", quote_body(body))]
+    #[error("{uri}: the server answered HTTP {status}{}", quote_body(body), uri = redact(.uri))]
     Status { uri: String, status: u16, body: String },
-    #[error("{uri}: reading the response failed: {source}")]
+    #[error("{uri}: reading the response failed: {source}", uri = redact(.uri))]
     Transfer {
         uri: String,
         #[source]
         source: HttpError,
     },
-    #[error("{uri}: cannot read {}: {source}", path.display())]
+    #[error("{uri}: cannot read {}: {source}", path.display(), uri = redact(.uri))]
     Io {
         uri: String,
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{uri}: unexpected answer from the server: {reason}")]
+    #[error("{uri}: unexpected answer from the server: {reason}", uri = redact(.uri))]
     Protocol { uri: String, reason: String },
+    /// The reader's [`RefAccess`] does not allow this read (see `store::guard`).
+    #[error("{uri}: refused: {reason}", uri = redact(.uri))]
+    Refused { uri: String, reason: String },
+    #[error(
+        "{uri}: reference URLs must not contain credentials (`user:password@`): they would be \
+         stored in the manifest, readable by everyone who can read the registry; use a URL \
+         without them (e.g. a presigned URL)",
+        uri = redact(.uri)
+    )]
+    Credentials { uri: String },
+}
+
+/// A reference URI fit to show: credentials before an `@` in the host part (`user:pass@`)
+/// become `***@`. Registries written by other tools (or before artfs refused them) may hold
+/// such URIs; errors, logs and `artfs show` print them only through this.
+pub fn redact(uri: &str) -> std::borrow::Cow<'_, str> {
+    let netloc = UriParts::split(uri).netloc;
+    match (netloc.rfind('@'), uri.find(netloc)) {
+        (Some(at), Some(start)) => format!("{}***{}", &uri[..start], &uri[start + at..]).into(),
+        _ => uri.into(),
+    }
+}
+
+/// Refuses a reference URI with credentials in its host part (any scheme): logging one would
+/// publish them to every reader of the registry.
+pub fn refuse_credentials(uri: &str) -> Result<(), RefError> {
+    match UriParts::split(uri).netloc.contains('@') {
+        true => Err(RefError::Credentials { uri: uri.to_owned() }),
+        false => Ok(()),
+    }
 }
 
 fn quote_body(body: &str) -> String {
@@ -252,6 +288,7 @@ pub async fn expand(
     checksum: bool,
     max_objects: usize,
 ) -> Result<Vec<(String, Entry)>, RefError> {
+    refuse_credentials(uri)?;
     let max_objects = if max_objects == 0 { DEFAULT_MAX_OBJECTS } else { max_objects };
     let name = name.filter(|n| !n.is_empty());
     let raw = match RefScheme::of(uri) {
@@ -345,6 +382,9 @@ fn cloud_err(uri: &str) -> impl Fn(CloudError) -> RefError + '_ {
     move |source| match source {
         CloudError::Unreachable { .. } => {
             RefError::Unreachable { uri: uri.to_owned(), source: Box::new(source) }
+        }
+        CloudError::Refused { source, .. } => {
+            RefError::Refused { uri: uri.to_owned(), reason: source.to_string() }
         }
         source => RefError::Cloud { uri: uri.to_owned(), source: Box::new(source) },
     }
@@ -727,9 +767,29 @@ async fn expand_gcs(
 /// The URL to request for a reference URI (percent-encoding completed where the URI left
 /// characters raw).
 fn request_url(uri: &str) -> Result<String, RefError> {
-    Url::parse(uri)
-        .map(String::from)
-        .map_err(|e| RefError::InvalidUri { uri: uri.to_owned(), reason: e.to_string() })
+    request_parts(uri).map(|(url, _)| url)
+}
+
+/// The URL to request without its credentials, and the `Authorization` header they become.
+/// Credentials never travel inside the URL, so no error of the HTTP stack can quote them.
+fn request_parts(uri: &str) -> Result<(String, Option<String>), RefError> {
+    use base64::Engine;
+    let invalid = |reason: String| RefError::InvalidUri { uri: uri.to_owned(), reason };
+    let mut url = Url::parse(uri).map_err(|e| invalid(e.to_string()))?;
+    if url.username().is_empty() && url.password().is_none() {
+        return Ok((url.into(), None));
+    }
+    let decode = |s: &str| percent_encoding_decode(s);
+    let pair = format!("{}:{}", decode(url.username()), decode(url.password().unwrap_or("")));
+    let auth = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+    let no_credentials = |_| invalid("its credentials cannot be removed".into());
+    url.set_username("").map_err(no_credentials)?;
+    url.set_password(None).map_err(no_credentials)?;
+    Ok((url.into(), Some(auth)))
+}
+
+fn percent_encoding_decode(s: &str) -> String {
+    String::from_utf8_lossy(&percent_decode(s.as_bytes())).into_owned()
 }
 
 fn header(resp: &HttpResponse, name: &str) -> Option<String> {
@@ -1035,7 +1095,7 @@ pub async fn fetch(
         RefScheme::S3 => fetch_s3(clouds, uri, entry, range).await,
         RefScheme::Gcs => fetch_gcs(clouds, uri, entry, range).await,
         RefScheme::Http => fetch_http(clouds, uri, entry, range).await,
-        RefScheme::File => fetch_file(uri, entry, range).await,
+        RefScheme::File => fetch_file(uri, entry, range, &clouds.config().refs).await,
         RefScheme::Azure | RefScheme::WandbArtifact | RefScheme::Other => {
             Err(RefError::Unsupported {
                 uri: uri.to_owned(),
@@ -1242,7 +1302,10 @@ async fn fetch_http(
     if pinned && let Some(etag) = recorded_etag.as_deref().filter(|e| !e.starts_with("W/")) {
         headers.push(("if-match", etag.to_owned()));
     }
-    let resp = clouds.send("GET", &request_url(uri)?, &headers).await.map_err(cloud_err(uri))?;
+    let (url, auth) = request_parts(uri)?;
+    headers.extend(auth.map(|a| ("authorization", a)));
+    // The URL was chosen by whoever wrote the registry: only what the reader allows is reached.
+    let resp = clouds.send_reference("GET", &url, &headers).await.map_err(cloud_err(uri))?;
     let status = resp.status().as_u16();
     let found_etag = header(&resp, "etag");
     let describe = |etag: &Option<String>| match etag {
@@ -1396,6 +1459,7 @@ async fn fetch_file(
     uri: &str,
     entry: &Entry,
     range: Option<Range<u64>>,
+    access: &RefAccess,
 ) -> Result<ByteStream, RefError> {
     let path = file_path(uri)?;
     let io = |source: std::io::Error| match source.kind() {
@@ -1406,7 +1470,15 @@ async fn fetch_file(
         },
         _ => RefError::Io { uri: uri.to_owned(), path: path.clone(), source },
     };
-    let mut file = tokio::fs::File::open(&path).await.map_err(io)?;
+    let (owned_uri, owned_path, access) = (uri.to_owned(), path.clone(), access.clone());
+    let opened = tokio::task::spawn_blocking(move || open_allowed(&owned_path, &access))
+        .await
+        .map_err(|e| io(std::io::Error::other(format!("file reference worker failed: {e}"))))?;
+    let mut file = match opened {
+        Ok(file) => tokio::fs::File::from_std(file),
+        Err(FileOpen::Refused(reason)) => return Err(RefError::Refused { uri: owned_uri, reason }),
+        Err(FileOpen::Io(e)) => return Err(io(e)),
+    };
     let size = file.metadata().await.map_err(io)?.len();
     if let Some(expected) = entry.size
         && expected != size
@@ -1438,6 +1510,63 @@ async fn fetch_file(
         Some((item, read))
     })
     .boxed())
+}
+
+enum FileOpen {
+    Refused(String),
+    Io(std::io::Error),
+}
+
+/// Opens `path` for reading if it lies below a directory `access` allows. The check is made on
+/// the path with every symlink resolved, and made again on the file actually opened (its real
+/// path through `/proc/self/fd`, and its device and inode against the checked path), so
+/// swapping a directory for a symlink between the check and the open reaches nothing else.
+fn open_allowed(path: &Path, access: &RefAccess) -> Result<std::fs::File, FileOpen> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let refused = |shown: String| {
+        FileOpen::Refused(format!(
+            "{shown} is not below a directory the reader allowed with --allow-file-refs DIR \
+             (none are by default); pass --allow-file-refs with a directory that holds it to \
+             read it"
+        ))
+    };
+    let canonical = match std::fs::canonicalize(path) {
+        Ok(c) => c,
+        // Say nothing about files outside the allowed directories, not even that they are gone.
+        Err(_) if !access.allows_file(path) => return Err(refused(path.display().to_string())),
+        Err(e) => return Err(FileOpen::Io(e)),
+    };
+    let shown = match canonical == path {
+        true => path.display().to_string(),
+        false => format!("{} (really {})", path.display(), canonical.display()),
+    };
+    if !access.allows_file(&canonical) {
+        return Err(refused(shown));
+    }
+    let checked = std::fs::metadata(&canonical).map_err(FileOpen::Io)?;
+    // O_NONBLOCK: opening a FIFO must not hang; it is refused below as not a regular file.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&canonical)
+        .map_err(FileOpen::Io)?;
+    let opened = file.metadata().map_err(FileOpen::Io)?;
+    if (opened.dev(), opened.ino()) != (checked.dev(), checked.ino()) {
+        return Err(refused(format!("{shown}, which changed while it was opened,")));
+    }
+    use std::os::fd::AsRawFd;
+    if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        && !access.allows_file(&real)
+    {
+        return Err(refused(format!("{} (opened as {})", path.display(), real.display())));
+    }
+    if !opened.is_file() {
+        return Err(FileOpen::Io(std::io::Error::other(format!(
+            "{} is not a regular file",
+            canonical.display()
+        ))));
+    }
+    Ok(file)
 }
 
 // In a file of its own; the explicit path resolves the same in every crate that includes this one.

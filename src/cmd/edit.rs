@@ -3,6 +3,7 @@
 use anyhow::{Result, bail};
 
 use super::{App, parse_json_object};
+use crate::terminal::printable;
 
 impl App {
     pub(super) async fn edit(
@@ -25,7 +26,7 @@ impl App {
             target.collection,
             version,
             r.description.unwrap_or_default(),
-            r.metadata
+            printable(&r.metadata.to_string())
         );
         Ok(())
     }

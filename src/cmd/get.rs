@@ -5,11 +5,18 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 use super::{App, human_bytes};
+use crate::cli::RefAccessArgs;
 use crate::fetch::Fetcher;
 use crate::progress;
 
 impl App {
-    pub(super) async fn get(&self, artifact: &str, root: Option<PathBuf>) -> Result<()> {
+    pub(super) async fn get(
+        &self,
+        artifact: &str,
+        root: Option<PathBuf>,
+        access: &RefAccessArgs,
+    ) -> Result<()> {
+        let clouds = self.reference_clouds(access)?;
         let registry = self.registry()?;
         let v = self.resolve(&registry, artifact).await?;
         let manifest = registry.manifest(&v).await?;
@@ -19,7 +26,8 @@ impl App {
             registry.store().clone(),
             self.cache()?,
             tokio::runtime::Handle::current(),
-        );
+        )
+        .with_clouds(clouds);
         let quiet = self.config.quiet;
         let label = format!("{}:v{}", v.collection, v.record.version);
         let root2 = root.clone();

@@ -45,6 +45,11 @@ impl App {
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
             let foreign = Manifest::from_json(&bytes)
                 .with_context(|| format!("{} is not a valid W&B manifest", file.display()))?;
+            for (path, entry) in &foreign.contents {
+                if let Some(uri) = &entry.reference {
+                    refs::refuse_credentials(uri).with_context(|| format!("entry {path}"))?;
+                }
+            }
             references.extend(foreign.contents);
         }
         for (path, entry) in references {

@@ -4,6 +4,7 @@ use anyhow::{Result, bail};
 use serde_json::{Value, json};
 
 use super::{App, human_bytes, print_json};
+use crate::terminal::printable;
 
 impl App {
     pub(super) async fn ls(&self, scope: Option<String>, json_out: bool) -> Result<()> {
@@ -46,7 +47,11 @@ impl App {
             };
             println!(
                 "{:<40} {:<10} {:>8} {:>7} {:>10}",
-                s.collection.name, s.artifact_type, s.versions, latest, size
+                printable(&s.collection.name),
+                printable(&s.artifact_type),
+                s.versions,
+                latest,
+                size
             );
         }
         Ok(())

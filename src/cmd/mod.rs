@@ -19,11 +19,12 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::cache::{BlobCache, default_max_bytes};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, RefAccessArgs};
 use crate::config::Config;
 use crate::names::{ArtifactRef, Selector};
 use crate::registry::{Registry, ResolvedVersion};
-use crate::store::{Store, cloud::Clouds};
+use crate::store::cloud::{CloudConfig, Clouds};
+use crate::store::{Store, guard::RefAccess};
 
 pub fn run(cli: Cli) -> Result<()> {
     let config = Config::try_from(&cli.global)?;
@@ -78,6 +79,12 @@ impl App {
         })
     }
 
+    /// Cloud clients for reading references, limited to what the reader allowed.
+    fn reference_clouds(&self, args: &RefAccessArgs) -> Result<Clouds> {
+        let refs = RefAccess::new(&args.allow_file_refs, args.allow_private_refs)?;
+        Ok(Clouds::new(CloudConfig { refs, ..self.clouds.config().clone() }))
+    }
+
     fn artifact(&self, s: &str) -> Result<ArtifactRef> {
         Ok(ArtifactRef::parse(s, &self.config.entity, &self.config.project)?)
     }
@@ -105,7 +112,7 @@ impl App {
             Command::Ls { scope, json } => self.ls(scope, json).await,
             Command::Versions { artifact, json } => self.versions(&artifact, json).await,
             Command::Show { artifact, files, json } => self.show(&artifact, files, json).await,
-            Command::Get { artifact, root } => self.get(&artifact, root).await,
+            Command::Get { artifact, root, access } => self.get(&artifact, root, &access).await,
             Command::Alias { artifact, add, remove } => self.alias(&artifact, &add, &remove).await,
             Command::Edit { artifact, description, metadata, merge_metadata } => {
                 self.edit(&artifact, description, metadata, merge_metadata).await

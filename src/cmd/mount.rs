@@ -13,6 +13,8 @@ impl App {
     /// `artfs mount`: starts the daemon and waits for the mount, or (`--foreground`) is it.
     pub(super) fn mount(&self, args: &MountArgs, runtime: tokio::runtime::Runtime) -> Result<()> {
         let mc = MountConfig::try_from(args)?;
+        // Checked before the daemon starts, so a bad --allow-file-refs fails here.
+        let clouds = self.reference_clouds(&args.access)?;
         let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
         let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
         mount::check_mountpoint(&mountpoint)?;
@@ -37,7 +39,8 @@ impl App {
         }
         let registry = self.registry()?;
         let handle = runtime.handle().clone();
-        let fetcher = Fetcher::new(registry.store().clone(), self.cache()?, handle.clone());
+        let fetcher = Fetcher::new(registry.store().clone(), self.cache()?, handle.clone())
+            .with_clouds(clouds);
         let options = FsOptions {
             refresh: mc.refresh,
             readahead_files: mc.readahead_files,

@@ -4,6 +4,8 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{App, human_bytes, print_json};
+use crate::refs::redact;
+use crate::terminal::printable;
 
 impl App {
     pub(super) async fn show(&self, artifact: &str, files: bool, json_out: bool) -> Result<()> {
@@ -30,7 +32,7 @@ impl App {
                     .map(|(p, e)| {
                         let mut o = json!({"path": p, "digest": e.digest, "size": e.size});
                         if let Some(r) = &e.reference {
-                            o["ref"] = json!(r);
+                            o["ref"] = json!(redact(r));
                         }
                         o
                     })
@@ -38,21 +40,23 @@ impl App {
             }
             return print_json(&out);
         }
+        // Everything below comes from the registry: printed through `printable`.
         println!("{}:v{}", v.collection, v.record.version);
-        println!("  type:        {}", v.artifact_type);
-        println!("  digest:      {}", v.record.digest);
-        println!("  aliases:     {}", v.aliases.join(", "));
+        println!("  type:        {}", printable(&v.artifact_type));
+        println!("  digest:      {}", printable(&v.record.digest));
+        println!("  aliases:     {}", printable(&v.aliases.join(", ")));
         println!("  size:        {} in {} files", human_bytes(v.record.size), v.record.file_count);
         println!("  created:     {}", v.record.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
-        println!("  description: {}", v.record.description.as_deref().unwrap_or(""));
-        println!("  metadata:    {}", v.record.metadata);
+        println!("  description: {}", printable(v.record.description.as_deref().unwrap_or("")));
+        println!("  metadata:    {}", printable(&v.record.metadata.to_string()));
         if let Some(m) = manifest {
             println!("  files:");
             for (p, e) in &m.contents {
                 let size = e.size.map(human_bytes).unwrap_or_else(|| "?".into());
+                let (p, digest) = (printable(p), printable(&e.digest));
                 match &e.reference {
-                    Some(r) => println!("    {p}  {size}  {}  -> {r}", e.digest),
-                    None => println!("    {p}  {size}  {}", e.digest),
+                    Some(r) => println!("    {p}  {size}  {digest}  -> {}", printable(&redact(r))),
+                    None => println!("    {p}  {size}  {digest}"),
                 }
             }
         }

@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::{App, human_bytes, print_json};
+use crate::terminal::printable;
 
 impl App {
     pub(super) async fn versions(&self, artifact: &str, json_out: bool) -> Result<()> {
@@ -35,11 +36,11 @@ impl App {
             println!(
                 "{:<6} {:<32} {:>10} {:<20} {:<24} {}",
                 format!("v{}", v.version),
-                v.digest,
+                printable(&v.digest),
                 human_bytes(v.size),
                 v.created_at.format("%Y-%m-%d %H:%M:%S"),
-                state.aliases_of(v.version).join(","),
-                v.description.as_deref().unwrap_or(""),
+                printable(&state.aliases_of(v.version).join(",")),
+                printable(v.description.as_deref().unwrap_or("")),
             );
         }
         Ok(())

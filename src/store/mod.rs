@@ -7,6 +7,7 @@
 
 pub mod chunks;
 pub mod cloud;
+pub mod guard;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
