@@ -180,7 +180,8 @@ pub struct RefAccessArgs {
     pub allow_file_refs: Vec<PathBuf>,
     /// Let `http(s)://` references reach loopback, link-local and private addresses (127.0.0.0/8,
     /// 10.0.0.0/8, 169.254.0.0/16, fc00::/7, ...) [default: public addresses only]
-    #[arg(long, env = "ARTFS_ALLOW_PRIVATE_REFS")]
+    #[arg(long, env = "ARTFS_ALLOW_PRIVATE_REFS", action = clap::ArgAction::SetTrue)]
+    #[arg(value_parser = clap::builder::BoolishValueParser::new())]
     pub allow_private_refs: bool,
 }
 

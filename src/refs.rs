@@ -1106,6 +1106,37 @@ pub async fn fetch(
     }
 }
 
+/// Whether the reader's [`RefAccess`] allows reading this reference, checked without reading
+/// it: a `file://` path below an allowed directory (symlinks resolved), an `http(s)://` URL on
+/// an allowed address. Callers check this before serving a cached copy too, so bytes fetched
+/// once by a reader who allowed them are not served to a read that is not allowed.
+pub async fn check_allowed(clouds: &Clouds, entry: &Entry) -> Result<(), RefError> {
+    let Some(uri) = entry.reference.as_deref() else {
+        return Ok(());
+    };
+    match RefScheme::of(uri) {
+        RefScheme::File => {
+            let (path, access) = (file_path(uri)?, clouds.config().refs.clone());
+            let checked = tokio::task::spawn_blocking(move || allowed_path(&path, &access)).await;
+            match checked {
+                Ok(Err(FileOpen::Refused(reason))) => {
+                    Err(RefError::Refused { uri: uri.to_owned(), reason })
+                }
+                // Anything else (a missing file, a failed worker) is the read's to report.
+                _ => Ok(()),
+            }
+        }
+        RefScheme::Http => {
+            clouds.check_reference_url(&request_url(uri)?).await.map_err(cloud_err(uri))
+        }
+        RefScheme::S3
+        | RefScheme::Gcs
+        | RefScheme::Azure
+        | RefScheme::WandbArtifact
+        | RefScheme::Other => Ok(()),
+    }
+}
+
 /// GET through an object store: the object's metadata (as answered) and its bytes.
 async fn get_object(
     store: &dyn ObjectStore,
@@ -1523,13 +1554,44 @@ enum FileOpen {
 /// swapping a directory for a symlink between the check and the open reaches nothing else.
 fn open_allowed(path: &Path, access: &RefAccess) -> Result<std::fs::File, FileOpen> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let refused = |shown: String| {
-        FileOpen::Refused(format!(
-            "{shown} is not below a directory the reader allowed with --allow-file-refs DIR \
-             (none are by default); pass --allow-file-refs with a directory that holds it to \
-             read it"
-        ))
-    };
+    let (canonical, shown) = allowed_path(path, access)?;
+    let checked = std::fs::metadata(&canonical).map_err(FileOpen::Io)?;
+    // O_NONBLOCK: opening a FIFO must not hang; it is refused below as not a regular file.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&canonical)
+        .map_err(FileOpen::Io)?;
+    let opened = file.metadata().map_err(FileOpen::Io)?;
+    if (opened.dev(), opened.ino()) != (checked.dev(), checked.ino()) {
+        return Err(file_refused(format!("{shown}, which changed while it was opened,")));
+    }
+    use std::os::fd::AsRawFd;
+    if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        && !access.allows_file(&real)
+    {
+        return Err(file_refused(format!("{} (opened as {})", path.display(), real.display())));
+    }
+    if !opened.is_file() {
+        return Err(FileOpen::Io(std::io::Error::other(format!(
+            "{} is not a regular file",
+            canonical.display()
+        ))));
+    }
+    Ok(file)
+}
+
+fn file_refused(shown: String) -> FileOpen {
+    FileOpen::Refused(format!(
+        "{shown} is not below a directory the reader allowed with --allow-file-refs DIR (none \
+         are by default); pass --allow-file-refs with a directory that holds it to read it"
+    ))
+}
+
+/// `path` with every symlink resolved, if that is below a directory `access` allows, and how
+/// to name it in messages.
+fn allowed_path(path: &Path, access: &RefAccess) -> Result<(PathBuf, String), FileOpen> {
+    let refused = file_refused;
     let canonical = match std::fs::canonicalize(path) {
         Ok(c) => c,
         // Say nothing about files outside the allowed directories, not even that they are gone.
@@ -1543,30 +1605,7 @@ fn open_allowed(path: &Path, access: &RefAccess) -> Result<std::fs::File, FileOp
     if !access.allows_file(&canonical) {
         return Err(refused(shown));
     }
-    let checked = std::fs::metadata(&canonical).map_err(FileOpen::Io)?;
-    // O_NONBLOCK: opening a FIFO must not hang; it is refused below as not a regular file.
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&canonical)
-        .map_err(FileOpen::Io)?;
-    let opened = file.metadata().map_err(FileOpen::Io)?;
-    if (opened.dev(), opened.ino()) != (checked.dev(), checked.ino()) {
-        return Err(refused(format!("{shown}, which changed while it was opened,")));
-    }
-    use std::os::fd::AsRawFd;
-    if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        && !access.allows_file(&real)
-    {
-        return Err(refused(format!("{} (opened as {})", path.display(), real.display())));
-    }
-    if !opened.is_file() {
-        return Err(FileOpen::Io(std::io::Error::other(format!(
-            "{} is not a regular file",
-            canonical.display()
-        ))));
-    }
-    Ok(file)
+    Ok((canonical, shown))
 }
 
 // In a file of its own; the explicit path resolves the same in every crate that includes this one.

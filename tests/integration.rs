@@ -11,5 +11,7 @@ mod concurrency;
 mod cloud_registry;
 // Reference entries (s3://, gs://, http://) read back pinned from real local servers.
 mod references;
+// Shared registries written by others: references a reader did not allow, wrong sizes, raw text.
+mod trust;
 // Real FUSE mounts of temporary registries, through the built `artfs` binary.
 mod mount;

@@ -345,6 +345,18 @@ impl Fetcher {
                 });
             };
             let clouds = &self.clouds;
+            // Before the cache too: a copy fetched when some reader allowed it is no reason to
+            // serve it to a read this reader does not allow.
+            handle
+                .block_on(async {
+                    tokio::time::timeout(stall, refs::check_allowed(clouds, entry)).await
+                })
+                .unwrap_or(Ok(()))
+                .map_err(|source| FetchError::Reference {
+                    artifact: artifact.to_owned(),
+                    path: path.to_owned(),
+                    source,
+                })?;
             // The source is pinned by etag/version while it is read (unless logged without
             // checksum); the cache checks the size whenever one is recorded.
             let size = entry.size;

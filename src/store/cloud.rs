@@ -672,6 +672,28 @@ impl Clouds {
         Ok(self.inner.ref_http.get_or_init(|| HttpClient::new(client)).clone())
     }
 
+    /// Whether a reference request to `url` would be allowed, without making it: its address
+    /// if it names one, else the addresses its name resolves to now. Used before serving a
+    /// cached copy. A name that does not resolve is not refused here: a request would fail on
+    /// its own, and a cached copy stays readable offline.
+    pub async fn check_reference_url(&self, url: &str) -> Result<(), CloudError> {
+        let Some(check) = self.inner.address_check else {
+            return Ok(());
+        };
+        let parsed = Url::parse(url)
+            .map_err(|e| CloudError::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
+        let refused =
+            |source| CloudError::Refused { method: "GET", url: redacted(url).to_owned(), source };
+        guard::check_url(&parsed, check).map_err(refused)?;
+        if let Some(url::Host::Domain(name)) = parsed.host()
+            && let Err(e @ GuardError::PrivateAddress { .. }) =
+                (FilteringResolver { check }).resolve_allowed(name).await
+        {
+            return Err(refused(e));
+        }
+        Ok(())
+    }
+
     /// [`Clouds::send`] for a reference URL: refused before any request when it names an
     /// address the reader did not allow, and on the reference client, which checks every
     /// address it connects to and every redirect.
