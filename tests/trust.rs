@@ -241,6 +241,36 @@ fn registry_text_is_printed_escaped_and_reference_credentials_never() {
     let err = env.fails(&["log", "creds", "--manifest", file.to_str().unwrap()]);
     assert!(err.contains("entry x") && err.contains("credentials"), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
+    // A registry written by another tool may hold such URIs: they are shown redacted everywhere.
+    env.ok(&["log", "stored", "--no-checksum", "http://127.0.0.1:1/x.bin"]);
+    for m in std::fs::read_dir(env.registry_dir().join("manifests")).unwrap() {
+        let path = m.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let with_password = text.replace("http://127.0.0.1:1/", "http://user:hunter2@127.0.0.1:1/");
+        std::fs::write(&path, with_password).unwrap();
+    }
+    let shown = env.ok(&["show", "stored", "--files"]);
+    let json = env.ok(&["show", "stored", "--files", "--json"]);
+    let refused = env.fails(&["get", "stored", "--root", env.path("o1").to_str().unwrap()]);
+    let out = env
+        .cmd()
+        .args(["get", "stored", "--allow-private-refs", "--root"])
+        .arg(env.path("o2"))
+        .output()
+        .unwrap();
+    let unreachable = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mounted = {
+        let mnt = env.mount(&["--allow-private-refs", "stored", env.path("mnt").to_str().unwrap()]);
+        assert_eq!(errno_of_read(&mnt.join("x.bin")), Some(libc::EIO));
+        mnt.log_text()
+    };
+    for text in [&shown, &json, &refused, &unreachable, &mounted] {
+        assert!(
+            text.contains("http://***@127.0.0.1:1/x.bin") && !text.contains("hunter2"),
+            "{text}"
+        );
+    }
+
     // Errors quoting an entry name escape it too (here: a refused reference).
     let target = src.join("bell\x07\x1b[2J.txt");
     env.ok(&["log", "named", &format!("file://{}=evil\x1b[2J\x07name", target.display())]);

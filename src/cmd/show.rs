@@ -30,7 +30,9 @@ impl App {
                     .contents
                     .iter()
                     .map(|(p, e)| {
-                        let mut o = json!({"path": p, "digest": e.digest, "size": e.size});
+                        // Unchecked references have their URI as digest: redacted as well.
+                        let digest = redact(&e.digest);
+                        let mut o = json!({"path": p, "digest": digest, "size": e.size});
                         if let Some(r) = &e.reference {
                             o["ref"] = json!(redact(r));
                         }
@@ -53,7 +55,8 @@ impl App {
             println!("  files:");
             for (p, e) in &m.contents {
                 let size = e.size.map(human_bytes).unwrap_or_else(|| "?".into());
-                let (p, digest) = (printable(p), printable(&e.digest));
+                let digest = redact(&e.digest);
+                let (p, digest) = (printable(p), printable(&digest));
                 match &e.reference {
                     Some(r) => println!("    {p}  {size}  {digest}  -> {}", printable(&redact(r))),
                     None => println!("    {p}  {size}  {digest}"),

@@ -49,6 +49,11 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest pause between retries.
 const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a host name found to resolve to allowed addresses is not looked up again before
+/// serving cached copies of its references (connections always resolve afresh).
+const HOST_CHECK_TTL: Duration = Duration::from_secs(60);
+/// Host names remembered that way at most.
+const HOST_CHECK_MEMO: usize = 4096;
 /// Where GCS serves both its XML and its JSON API.
 pub const GCS_DEFAULT_BASE_URL: &str = "https://storage.googleapis.com";
 /// A service-account key that makes `object_store` skip OAuth: what GCS emulators need.
@@ -431,6 +436,9 @@ struct Inner {
     ref_http: OnceLock<HttpClient>,
     /// Which addresses reference requests may reach, unless the reader allowed private ones.
     address_check: Option<AddressCheck>,
+    /// Host names found to resolve to allowed addresses, and when: opening a cached reference
+    /// again soon costs no DNS lookup.
+    hosts_checked: Mutex<HashMap<String, Instant>>,
 }
 
 /// Cloud stores and the reference HTTP client, built on first use and shared. Cheap to clone.
@@ -685,11 +693,24 @@ impl Clouds {
         let refused =
             |source| CloudError::Refused { method: "GET", url: redacted(url).to_owned(), source };
         guard::check_url(&parsed, check).map_err(refused)?;
-        if let Some(url::Host::Domain(name)) = parsed.host()
-            && let Err(e @ GuardError::PrivateAddress { .. }) =
-                (FilteringResolver { check }).resolve_allowed(name).await
-        {
-            return Err(refused(e));
+        let Some(url::Host::Domain(name)) = parsed.host() else {
+            return Ok(());
+        };
+        let checked = || self.inner.hosts_checked.lock().unwrap_or_else(|e| e.into_inner());
+        if checked().get(name).is_some_and(|at| at.elapsed() < HOST_CHECK_TTL) {
+            return Ok(());
+        }
+        match (FilteringResolver { check }).resolve_allowed(name).await {
+            Err(e @ GuardError::PrivateAddress { .. }) => return Err(refused(e)),
+            Ok(_) => {
+                let mut hosts = checked();
+                // Bounded: forget everything rather than grow without limit.
+                if hosts.len() >= HOST_CHECK_MEMO {
+                    hosts.clear();
+                }
+                hosts.insert(name.to_owned(), Instant::now());
+            }
+            Err(_) => {}
         }
         Ok(())
     }
