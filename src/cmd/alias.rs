@@ -17,7 +17,8 @@ impl App {
         let registry = self.registry()?;
         let (target, version) = self.version_of(&registry, artifact).await?;
         let aliases = registry.set_aliases(&target.collection, version, add, remove).await?;
-        println!("{}:v{} aliases: {}", target.collection, version, aliases.join(", "));
+        let aliases = crate::terminal::printable(&aliases.join(", ")).into_owned();
+        println!("{}:v{} aliases: {aliases}", target.collection, version);
         Ok(())
     }
 }

@@ -94,7 +94,7 @@ impl App {
                 target.collection,
                 outcome.version,
                 outcome.digest,
-                outcome.aliases.join(", "),
+                crate::terminal::printable(&outcome.aliases.join(", ")),
                 outcome.uploaded_files,
                 human_bytes(outcome.uploaded_bytes),
             );
