@@ -9,11 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use object_store::client::HttpResponse;
 use object_store::{PutPayload, PutResult};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncReadExt;
+use url::Url;
 
 use super::*;
-use crate::manifest::Manifest;
+use crate::manifest::{DigestAlg, Manifest, hash_file};
 use crate::store::cloud::{
     AwsCredentials, CloudConfig, GcpCredentials, GcsConfig, NetConfig, S3Config,
 };
