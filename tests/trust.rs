@@ -79,14 +79,17 @@ fn file_refs_of_a_shared_registry_are_refused_unless_the_reader_allowed_their_di
     std::fs::write(&secret, b"-----BEGIN OPENSSH PRIVATE KEY-----\n").unwrap();
     std::fs::write(data.join("ok.txt"), b"shared data\n").unwrap();
     std::os::unix::fs::symlink(&secret, data.join("escape")).unwrap();
-    // A writer of the shared registry points entries at the reader's files (logging is allowed).
-    env.ok(&[
+    // A writer of the shared registry points entries at the reader's files (logging is allowed,
+    // with a warning that readers must allow them).
+    let logged = env.run(&[
         "log",
         "shared",
         &format!("file://{}=key", secret.display()),
         &format!("file://{}/ok.txt=ok.txt", data.display()),
         &format!("file://{}/escape=escape", data.display()),
     ]);
+    assert!(logged.status.success());
+    assert!(String::from_utf8_lossy(&logged.stderr).contains("--allow-file-refs"));
 
     let out = env.path("out");
     let out_s = out.to_str().unwrap();

@@ -43,7 +43,8 @@ use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt
 
 use crate::manifest::{Entry, ManifestError, md5_base64};
 use crate::store::cloud::{CloudError, Clouds};
-use crate::store::guard::RefAccess;
+use crate::store::guard::{self, RefAccess};
+use url::Url;
 
 mod azure;
 mod file;
@@ -319,7 +320,30 @@ pub async fn expand(
             vec![(name.to_owned(), unchecked(uri.to_owned()))]
         }
     };
+    warn_if_readers_must_allow(uri);
     raw.into_iter().map(|(n, e)| Ok((entry_path(uri, &n)?, e))).collect()
+}
+
+/// Logging reads what the writer names, but readers refuse local files and private addresses
+/// unless they allow them (`store::guard`): say so while the writer can still choose.
+fn warn_if_readers_must_allow(uri: &str) {
+    let private = |url: &Url| {
+        guard::check_url(url, guard::private_kind).is_err()
+            || url.host_str().is_some_and(|h| h.eq_ignore_ascii_case("localhost"))
+    };
+    match RefScheme::of(uri) {
+        RefScheme::File => tracing::warn!(
+            "{}: readers of this registry read file:// references only below directories they \
+             allow with --allow-file-refs DIR",
+            redact(uri)
+        ),
+        RefScheme::Http if Url::parse(uri).is_ok_and(|u| private(&u)) => tracing::warn!(
+            "{}: a private address; readers of this registry read it only with \
+             --allow-private-refs",
+            redact(uri)
+        ),
+        _ => {}
+    }
 }
 
 /// The entry path W&B stores for a name (its `LogicalPath`: `PurePosixPath` normalisation), then
