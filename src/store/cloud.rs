@@ -463,7 +463,8 @@ impl Clouds {
 
     /// Replaces which addresses reference requests may reach ([`guard::private_kind`] unless
     /// private ones are allowed): tests tell two loopback servers apart with it.
-    pub fn with_address_check(config: CloudConfig, check: AddressCheck) -> Clouds {
+    #[cfg(test)]
+    pub(crate) fn with_address_check(config: CloudConfig, check: AddressCheck) -> Clouds {
         Clouds { inner: Arc::new(Inner { config, address_check: Some(check), ..Inner::default() }) }
     }
 
