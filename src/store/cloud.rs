@@ -761,6 +761,8 @@ impl Clouds {
         self.send_on(self.http_client()?, method, url, headers, body).await
     }
 
+    /// The retry loop of [`Clouds::send`] on a given client. A refusal by the reference
+    /// client's resolver or redirect policy is returned at once as [`CloudError::Refused`].
     async fn send_on(
         &self,
         client: HttpClient,
