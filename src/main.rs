@@ -1,13 +1,11 @@
-//! The `artfs` binary: parse flags, run, print the error chain.
-
-use clap::Parser;
+//! The `artfs` binary: parse flags, run, print the error and its causes.
 
 fn main() -> std::process::ExitCode {
-    let cli = artfs::cli::Cli::parse();
+    let cli = artfs::cli::parse();
     match artfs::cmd::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", artfs::cmd::error_report(&e));
             std::process::ExitCode::FAILURE
         }
     }

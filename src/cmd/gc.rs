@@ -8,7 +8,7 @@ use crate::config::parse_duration;
 impl App {
     pub(super) async fn gc(&self, grace: &str) -> Result<()> {
         let grace = parse_duration(grace)?;
-        let r = self.registry()?.gc(grace).await?;
+        let r = self.registry().await?.gc(grace).await?;
         println!(
             "deleted {} blobs ({}) and {} manifests; kept {} unreferenced objects younger than the grace period",
             r.blobs_deleted,

@@ -56,7 +56,7 @@ impl App {
             manifest.contents.insert(path, entry);
         }
         manifest.validate()?;
-        let registry = self.registry()?;
+        let registry = self.registry_for_log().await?;
         let req = LogRequest {
             collection: target.collection.clone(),
             artifact_type: args.artifact_type,

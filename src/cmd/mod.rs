@@ -65,9 +65,26 @@ struct App {
 }
 
 impl App {
-    fn registry(&self) -> Result<Registry> {
-        let store = Store::open(&self.config.registry, &self.clouds)?;
-        Ok(Registry::new(store))
+    /// The registry at the configured URL, which must exist: reading (or changing) a mistyped
+    /// URL says there is no registry there rather than creating an empty one.
+    async fn registry(&self) -> Result<Registry> {
+        let url = &self.config.registry;
+        let store = Store::open_existing(url, &self.clouds)?;
+        let registry = store.map(Registry::new);
+        match registry {
+            Some(r) if r.exists().await? => Ok(r),
+            _ => bail!(
+                "no artfs registry at {url} (check --registry or ARTFS_REGISTRY); `artfs log` creates one"
+            ),
+        }
+    }
+
+    /// The registry at the configured URL, created (with its marker) if there is none: only
+    /// `artfs log` creates a registry.
+    async fn registry_for_log(&self) -> Result<Registry> {
+        let registry = Registry::new(Store::open(&self.config.registry, &self.clouds)?);
+        registry.mark_created().await?;
+        Ok(registry)
     }
 
     fn cache(&self) -> Result<BlobCache> {
@@ -105,7 +122,7 @@ impl App {
             Command::Ls { scope, json } => self.ls(scope, json).await,
             Command::Versions { artifact, json } => self.versions(&artifact, json).await,
             Command::Show { artifact, files, json } => self.show(&artifact, files, json).await,
-            Command::Get { artifact, root } => self.get(&artifact, root).await,
+            Command::Get(args) => self.get(args).await,
             Command::Alias { artifact, add, remove } => self.alias(&artifact, &add, &remove).await,
             Command::Edit { artifact, description, metadata, merge_metadata } => {
                 self.edit(&artifact, description, metadata, merge_metadata).await
@@ -122,6 +139,29 @@ impl App {
             }
         }
     }
+}
+
+/// An error and its causes on one line, `: `-separated, each cause once. Errors here carry their
+/// source in their own message (so a log line is complete) and also return it from `source()`
+/// (so it can be inspected); a cause whose text its parent's message already contains is
+/// therefore skipped instead of being printed again (`…: X: X: X`).
+pub fn error_report(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut parent: Option<String> = None;
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if parent.as_deref().is_some_and(|p| p.contains(text.as_str())) {
+            // Already shown inside its parent; its own causes are compared with it next.
+            parent = Some(text);
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+        parent = Some(text);
+    }
+    out
 }
 
 /// A JSON object given inline or as `@file`.
@@ -155,4 +195,32 @@ pub fn human_bytes(n: u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read {path}: {source}")]
+    struct Repeats {
+        path: &'static str,
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn error_report_prints_each_cause_once() {
+        let io = || std::io::Error::from_raw_os_error(libc::ENOENT);
+        // The cause is in the message and returned as `source()`: printed once.
+        let e = anyhow::Error::new(Repeats { path: "/x", source: io() });
+        assert_eq!(error_report(&e), "cannot read /x: No such file or directory (os error 2)");
+        // Context that does not repeat its cause keeps it, and the repeat below is dropped.
+        let e = e.context("cannot log data");
+        assert_eq!(
+            error_report(&e),
+            "cannot log data: cannot read /x: No such file or directory (os error 2)"
+        );
+        assert_eq!(format!("{e:#}").matches("os error 2").count(), 2, "anyhow's own chain repeats");
+    }
 }

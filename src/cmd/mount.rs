@@ -1,5 +1,7 @@
 //! `artfs mount`: start the daemon, or be it (`--foreground`).
 
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
 
 use super::App;
@@ -13,9 +15,15 @@ impl App {
     /// `artfs mount`: starts the daemon and waits for the mount, or (`--foreground`) is it.
     pub(super) fn mount(&self, args: &MountArgs, runtime: tokio::runtime::Runtime) -> Result<()> {
         let mc = MountConfig::try_from(args)?;
+        let created = create_mountpoint(&mc.mountpoint)?;
         let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
+        if created && !self.config.quiet {
+            eprintln!("created the mount point {}", mountpoint.display());
+        }
         let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
         mount::check_mountpoint(&mountpoint)?;
+        // Before the daemon starts, so that a mistyped registry is this command's error.
+        let registry = runtime.block_on(self.registry())?;
         let what = match &artifact {
             Some(a) => format!("{}:{}", a.collection, a.selector_or_latest()),
             None => format!("registry {}", self.config.registry),
@@ -35,7 +43,6 @@ impl App {
             }
             return Ok(());
         }
-        let registry = self.registry()?;
         let handle = runtime.handle().clone();
         let fetcher = Fetcher::new(registry.store().clone(), self.cache()?, handle.clone());
         let options = FsOptions {
@@ -57,4 +64,26 @@ impl App {
         runtime.shutdown_timeout(mount::SHUTDOWN_GRACE);
         Ok(())
     }
+}
+
+/// Creates a missing mount point with its missing parents, as `mkdir -p` would, and says whether
+/// it did. Only missing components are made: a path through a file is an error naming that file,
+/// and anything that exists (a directory, a file, a dead mount) is left to `check_mountpoint`.
+fn create_mountpoint(path: &Path) -> Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => return Ok(false),
+    }
+    let abs = std::path::absolute(path)
+        .with_context(|| format!("mount point {}: cannot make it absolute", path.display()))?;
+    if let Some(file) = abs.ancestors().skip(1).find(|a| a.is_file()) {
+        bail!(
+            "cannot create the mount point {}: {} is a file, not a directory",
+            path.display(),
+            file.display()
+        );
+    }
+    std::fs::create_dir_all(&abs)
+        .with_context(|| format!("cannot create the mount point {}", path.display()))?;
+    Ok(true)
 }

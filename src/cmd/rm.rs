@@ -11,7 +11,7 @@ impl App {
         delete_aliases: bool,
         unaliased: bool,
     ) -> Result<()> {
-        let registry = self.registry()?;
+        let registry = self.registry().await?;
         if unaliased {
             let target = self.artifact(artifact)?;
             if target.selector.is_some() {

@@ -7,7 +7,7 @@ use super::{App, human_bytes, print_json};
 
 impl App {
     pub(super) async fn show(&self, artifact: &str, files: bool, json_out: bool) -> Result<()> {
-        let registry = self.registry()?;
+        let registry = self.registry().await?;
         let v = self.resolve(&registry, artifact).await?;
         let manifest = if files { Some(registry.manifest(&v).await?) } else { None };
         if json_out {

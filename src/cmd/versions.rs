@@ -8,7 +8,7 @@ use super::{App, human_bytes, print_json};
 impl App {
     pub(super) async fn versions(&self, artifact: &str, json_out: bool) -> Result<()> {
         let target = self.artifact(artifact)?;
-        let state = self.registry()?.existing_state(&target.collection).await?;
+        let state = self.registry().await?.existing_state(&target.collection).await?;
         let rows: Vec<Value> = state
             .versions
             .values()
