@@ -70,8 +70,9 @@ impl App {
 /// it did. Only missing components are made: a path through a file is an error naming that file,
 /// and anything that exists (a directory, a file, a dead mount) is left to `check_mountpoint`.
 fn create_mountpoint(path: &Path) -> Result<bool> {
+    use std::io::ErrorKind::{NotADirectory, NotFound};
     match std::fs::symlink_metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if matches!(e.kind(), NotFound | NotADirectory) => {}
         _ => return Ok(false),
     }
     let abs = std::path::absolute(path)
