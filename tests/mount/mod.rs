@@ -535,3 +535,39 @@ fn a_directory_walk_is_fetched_ahead_and_random_opens_are_not() {
     let all: Vec<u8> = (0..60).flat_map(|i| files[&format!("d/f{i:02}")].clone()).collect();
     assert!(out.stdout == all, "a cat walk read different bytes");
 }
+
+/// A missing mount point is created with its missing parents (as `mkdir -p`) and stays after
+/// unmount; a mount point through a file, or that is a file, is refused naming it, and nothing
+/// is created.
+#[test]
+fn a_missing_mount_point_is_created_and_a_file_is_never_mounted_over() {
+    let env = Env::new();
+    env.log_files("ds", &[("a.txt".to_owned(), b"hello".to_vec())].into());
+    let mountpoint = env.path("mnt/deeper/bikes");
+    let out = env
+        .cmd()
+        .args(["mount", "ds"])
+        .arg(&mountpoint)
+        .arg("--log-file")
+        .arg(env.path("bg.log"))
+        .output()
+        .unwrap();
+    let guard = MountGuard::adopt(mountpoint.clone());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("created the mount point {}", mountpoint.display())), "{said}");
+    assert_eq!(fs::read(mountpoint.join("a.txt")).unwrap(), b"hello");
+    env.ok(&["unmount", mountpoint.to_str().unwrap()]);
+    drop(guard);
+    assert!(mountpoint.is_dir(), "the created mount point stays, as after mkdir -p");
+
+    let file = env.path("file");
+    fs::write(&file, b"not a directory").unwrap();
+    let through = file.join("mnt");
+    let err = env.fails(&["mount", "ds", through.to_str().unwrap(), "--foreground"]);
+    assert!(err.contains(&format!("{} is a file", file.display())), "{err}");
+    let err = env.fails(&["mount", "ds", file.to_str().unwrap(), "--foreground"]);
+    assert!(err.contains(&format!("mount point {}", file.display())), "{err}");
+    assert!(err.contains("Not a directory"), "{err}");
+    assert_eq!(fs::read(&file).unwrap(), b"not a directory");
+}
