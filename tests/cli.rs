@@ -137,7 +137,7 @@ fn log_relog_change_alias_get_rm_gc() {
     assert!(err.contains("--delete-aliases") && err.contains("production"), "{err}");
     env.ok(&["log", "bike-dataset", &format!("{}=only.txt", src.join("val/c.txt").display())]);
     let deleted = env.ok(&["rm", "bike-dataset", "--unaliased"]);
-    assert!(deleted.contains("deleted 1 versions v1"), "{deleted}");
+    assert!(deleted.contains("deleted 1 version v1"), "{deleted}");
     env.ok(&["rm", "bike-dataset:v0", "--delete-aliases"]);
     let versions = env.json(&["versions", "bike-dataset"]);
     assert_eq!(versions.as_array().unwrap().len(), 1);

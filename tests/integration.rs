@@ -13,3 +13,5 @@ mod cloud_registry;
 mod references;
 // Real FUSE mounts of temporary registries, through the built `artfs` binary.
 mod mount;
+// The README's quick start, run verbatim in a fresh HOME.
+mod readme;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{App, human_bytes};
+use super::{App, count, human_bytes};
 use crate::cli::GetArgs;
 use crate::fetch::Fetcher;
 use crate::manifest::{ContentCheck, Entry, Manifest, hash_file};
@@ -238,14 +238,6 @@ fn checked(entries: &[&Entry]) -> String {
             entries.len() - n,
             count(n, "reference")
         ),
-    }
-}
-
-fn count(n: usize, what: &str) -> String {
-    match (n, what) {
-        (1, _) => format!("1 {what}"),
-        (_, "entry") => format!("{n} entries"),
-        _ => format!("{n} {what}s"),
     }
 }
 

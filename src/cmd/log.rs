@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use super::{App, human_bytes, parse_json_object, print_json};
+use super::{App, count, human_bytes, parse_json_object, print_json};
 use crate::cli::LogArgs;
 use crate::manifest::Manifest;
 use crate::registry::LogRequest;
@@ -85,12 +85,12 @@ impl App {
         } else {
             let what = if outcome.created { "new version" } else { "unchanged, existing version" };
             println!(
-                "{}:v{} ({what}; digest {}; aliases {}; uploaded {} files, {})",
+                "{}:v{} ({what}; digest {}; aliases {}; uploaded {}, {})",
                 target.collection,
                 outcome.version,
                 outcome.digest,
                 outcome.aliases.join(", "),
-                outcome.uploaded_files,
+                count(outcome.uploaded_files as usize, "file"),
                 human_bytes(outcome.uploaded_bytes),
             );
             Ok(())

@@ -186,6 +186,15 @@ fn print_json(v: &Value) -> Result<()> {
     Ok(())
 }
 
+/// `1 file`, `2 files`, `3 entries`.
+fn count(n: usize, what: &str) -> String {
+    match (n, what) {
+        (1, _) => format!("1 {what}"),
+        (n, "entry") => format!("{n} entries"),
+        (n, _) => format!("{n} {what}s"),
+    }
+}
+
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 
-use super::App;
+use super::{App, count};
 
 impl App {
     pub(super) async fn rm(
@@ -20,9 +20,9 @@ impl App {
             let deleted = registry.delete_unaliased(&target.collection).await?;
             let list: Vec<String> = deleted.iter().map(|v| format!("v{v}")).collect();
             println!(
-                "{}: deleted {} versions {}",
+                "{}: deleted {} {}",
                 target.collection,
-                deleted.len(),
+                count(deleted.len(), "version"),
                 list.join(" ")
             );
             return Ok(());

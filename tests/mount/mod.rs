@@ -571,3 +571,32 @@ fn a_missing_mount_point_is_created_and_a_file_is_never_mounted_over() {
     assert!(err.contains("Not a directory"), "{err}");
     assert_eq!(fs::read(&file).unwrap(), b"not a directory");
 }
+
+/// Aliases are symlinks: `cp -r` and `tar` copy them as such unless told to follow them; a
+/// trailing `/`, `tar -h` or the version's own path copy the version.
+#[test]
+fn an_alias_is_copied_through_its_folder_not_as_its_symlink() {
+    let env = Env::new();
+    let files: Files = [
+        ("a.txt".to_owned(), b"hello".to_vec()),
+        ("d/b.bin".to_owned(), random_bytes(&mut fastrand::Rng::with_seed(3), 5000)),
+    ]
+    .into();
+    env.log_files("ds", &files);
+    let mnt = env.mount(&[env.path("mnt").to_str().unwrap()]);
+    let project = mnt.join("acme/bikes");
+    let out = env.path("out");
+    fs::create_dir(&out).unwrap();
+    let run = |script: &str| sh(&format!("cd '{}' && {script}", project.display()));
+    let o = out.display();
+    run(&format!("cp -r ds:latest '{o}/plain'"));
+    assert!(fs::symlink_metadata(out.join("plain")).unwrap().file_type().is_symlink());
+    run(&format!("cp -r ds:latest/ '{o}/slash'"));
+    assert_same(&read_tree(&out.join("slash")), &files);
+    run(&format!("cp -r ds:v0 '{o}/version'"));
+    assert_same(&read_tree(&out.join("version")), &files);
+    run(&format!(
+        "tar -chf '{o}/x.tar' ds:latest && mkdir '{o}/untar' && tar -C '{o}/untar' -xf '{o}/x.tar'"
+    ));
+    assert_same(&read_tree(&out.join("untar/ds:latest")), &files);
+}
