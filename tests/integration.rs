@@ -15,3 +15,5 @@ mod references;
 mod mount;
 // The README's quick start, run verbatim in a fresh HOME.
 mod readme;
+// `scripts/test-services.sh` on other ports, beside the default services.
+mod services;
