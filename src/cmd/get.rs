@@ -41,7 +41,8 @@ impl App {
                 if survey.in_the_way.len() == 1 { "it" } else { "them" },
             );
         }
-        if !args.force && !(survey.other.is_empty() && survey.differing.is_empty()) {
+        let clean = survey.other.is_empty() && survey.differing.is_empty();
+        if !args.force && !clean {
             let mut what = Vec::new();
             if !survey.other.is_empty() {
                 what.push(format!("files that are not in {label}: {}", listing(&survey.other)));
