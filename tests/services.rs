@@ -58,19 +58,29 @@ fn the_test_services_run_on_other_ports_beside_the_default_ones() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let [s3, gcs, http] = free_ports();
-    let services = Services {
-        vars: vec![
-            ("ARTFS_SERVICES_DIR", dir.path().display().to_string()),
-            ("ARTFS_SERVICES_VENV", venv),
-            ("ARTFS_S3_PORT", s3.to_string()),
-            ("ARTFS_GCS_PORT", gcs.to_string()),
-            ("ARTFS_HTTP_PORT", http.to_string()),
-            ("ARTFS_SERVICES_TIMEOUT", "120".into()),
-        ],
+    // A port found free may be taken by another test before the server binds it: the script
+    // then refuses to start (it never shares a port), and another set of ports is tried.
+    let mut attempts = 0;
+    let (services, [s3, gcs, http]) = loop {
+        let ports @ [s3, gcs, http] = free_ports();
+        let services = Services {
+            vars: vec![
+                ("ARTFS_SERVICES_DIR", dir.path().display().to_string()),
+                ("ARTFS_SERVICES_VENV", venv.clone()),
+                ("ARTFS_S3_PORT", s3.to_string()),
+                ("ARTFS_GCS_PORT", gcs.to_string()),
+                ("ARTFS_HTTP_PORT", http.to_string()),
+                ("ARTFS_SERVICES_TIMEOUT", "120".into()),
+            ],
+        };
+        let started = services.run("start");
+        let stderr = String::from_utf8_lossy(&started.stderr).into_owned();
+        attempts += 1;
+        if started.status.success() {
+            break (services, ports);
+        }
+        assert!(stderr.contains("is taken") && attempts < 3, "start: {stderr}");
     };
-    let started = services.run("start");
-    assert!(started.status.success(), "start: {}", String::from_utf8_lossy(&started.stderr));
 
     // `env` points the tests at the moved ports.
     let env_out = String::from_utf8(services.run("env").stdout).unwrap();
