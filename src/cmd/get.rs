@@ -58,12 +58,14 @@ impl App {
             );
         }
 
-        let mut todo = Manifest { contents: Default::default(), ..manifest.clone() };
-        for path in &selected {
-            if !survey.same.contains(path) {
-                todo.contents.insert(path.clone(), manifest.contents[path].clone());
-            }
-        }
+        let todo = Manifest {
+            storage_policy_config: manifest.storage_policy_config.clone(),
+            contents: selected
+                .iter()
+                .filter(|p| !survey.same.contains(*p))
+                .map(|p| (p.clone(), manifest.contents[p].clone()))
+                .collect(),
+        };
         let fetcher = Fetcher::new(
             registry.store().clone(),
             self.cache()?,
@@ -140,13 +142,14 @@ fn select(
         bail!("{label} has no entry {path}; `artfs show {label} --files` lists its entries");
     }
     if let Some(prefix) = prefix {
-        let before = out.len();
-        out.extend(manifest.contents.keys().filter(|p| p.starts_with(prefix)).cloned());
-        if out.len() == before && !manifest.contents.keys().any(|p| p.starts_with(prefix)) {
+        let matching: Vec<&String> =
+            manifest.contents.keys().filter(|p| p.starts_with(prefix)).collect();
+        if matching.is_empty() {
             bail!(
                 "no entry of {label} starts with {prefix}; `artfs show {label} --files` lists its entries"
             );
         }
+        out.extend(matching.into_iter().cloned());
     }
     Ok(out)
 }
@@ -166,7 +169,8 @@ struct Survey {
 
 fn survey(root: &Path, manifest: &Manifest, selected: &BTreeSet<String>) -> Result<Survey> {
     let mut s = Survey::default();
-    match std::fs::symlink_metadata(root) {
+    // The folder itself may be a symlink to one (walkdir follows it too).
+    match std::fs::metadata(root) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(s),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", root.display())),
         Ok(m) if !m.is_dir() => bail!("{} exists and is not a folder", root.display()),
