@@ -12,7 +12,8 @@
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
-//! - `progress`: progress bars.
+//! - `progress`: progress bars;
+//! - `report`: errors and their causes on one line (the CLI's messages, the daemon's log).
 
 pub mod cache;
 pub mod cli;
@@ -26,5 +27,6 @@ pub mod names;
 pub mod progress;
 pub mod refs;
 pub mod registry;
+pub mod report;
 pub mod stage;
 pub mod store;

@@ -141,27 +141,9 @@ impl App {
     }
 }
 
-/// An error and its causes on one line, `: `-separated, each cause once. Errors here carry their
-/// source in their own message (so a log line is complete) and also return it from `source()`
-/// (so it can be inspected); a cause whose text its parent's message already contains is
-/// therefore skipped instead of being printed again (`…: X: X: X`).
+/// An error and its causes on one line, each cause once (see `report`).
 pub fn error_report(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let mut parent: Option<String> = None;
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if parent.as_deref().is_some_and(|p| p.contains(text.as_str())) {
-            // Already shown inside its parent; its own causes are compared with it next.
-            parent = Some(text);
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-        parent = Some(text);
-    }
-    out
+    crate::report::error_line(e.as_ref())
 }
 
 /// A JSON object given inline or as `@file`.
@@ -210,21 +192,12 @@ pub fn human_bytes(n: u64) -> String {
 mod tests {
     use super::*;
 
-    #[derive(Debug, thiserror::Error)]
-    #[error("cannot read {path}: {source}")]
-    struct Repeats {
-        path: &'static str,
-        #[source]
-        source: std::io::Error,
-    }
-
     #[test]
     fn error_report_prints_each_cause_once() {
-        let io = || std::io::Error::from_raw_os_error(libc::ENOENT);
-        // The cause is in the message and returned as `source()`: printed once.
-        let e = anyhow::Error::new(Repeats { path: "/x", source: io() });
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let e = anyhow::Error::new(io)
+            .context("cannot read /x: No such file or directory (os error 2)");
         assert_eq!(error_report(&e), "cannot read /x: No such file or directory (os error 2)");
-        // Context that does not repeat its cause keeps it, and the repeat below is dropped.
         let e = e.context("cannot log data");
         assert_eq!(
             error_report(&e),
