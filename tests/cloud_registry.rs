@@ -151,6 +151,11 @@ fn gcs_registry_reads() {
     env.ok(&["cache", "clear"]);
     let mnt = env.mount(&[env.path("mnt").to_str().unwrap()]);
     assert_eq!(read_tree(&mnt.join("acme/bikes/weights:prod")), files, "gs:// registry mounted");
+    // A mistyped prefix in the same bucket is no registry.
+    let mut typo = Env::with_registry(&format!("gs://{bucket}/regg"));
+    typo.vars = env.vars.clone();
+    let err = typo.fails(&["ls"]);
+    assert!(err.contains(&format!("no artfs registry at gs://{bucket}/regg")), "{err}");
 }
 
 /// Two machines on one S3 registry (two processes, two caches): a writer logs v1 while a mount
