@@ -15,15 +15,16 @@ impl App {
     /// `artfs mount`: starts the daemon and waits for the mount, or (`--foreground`) is it.
     pub(super) fn mount(&self, args: &MountArgs, runtime: tokio::runtime::Runtime) -> Result<()> {
         let mc = MountConfig::try_from(args)?;
+        let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
+        // Before the daemon starts (a mistyped registry is this command's error) and before a
+        // mount point is created for nothing.
+        let registry = runtime.block_on(self.registry())?;
         let created = create_mountpoint(&mc.mountpoint)?;
         let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
         if created && !self.config.quiet {
             eprintln!("created the mount point {}", mountpoint.display());
         }
-        let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
         mount::check_mountpoint(&mountpoint)?;
-        // Before the daemon starts, so that a mistyped registry is this command's error.
-        let registry = runtime.block_on(self.registry())?;
         let what = match &artifact {
             Some(a) => format!("{}:{}", a.collection, a.selector_or_latest()),
             None => format!("registry {}", self.config.registry),
