@@ -13,6 +13,7 @@
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
 //! - `progress`: progress bars;
+//! - `report`: errors and their causes on one line (the CLI's messages, the daemon's log);
 //! - `terminal`: registry text made safe to print (control characters escaped).
 
 pub mod cache;
@@ -27,6 +28,7 @@ pub mod names;
 pub mod progress;
 pub mod refs;
 pub mod registry;
+pub mod report;
 pub mod stage;
 pub mod store;
 pub mod terminal;

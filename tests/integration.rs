@@ -15,3 +15,7 @@ mod references;
 mod trust;
 // Real FUSE mounts of temporary registries, through the built `artfs` binary.
 mod mount;
+// The README's quick start, run verbatim in a fresh HOME.
+mod readme;
+// `scripts/test-services.sh` on other ports, beside the default services.
+mod services;

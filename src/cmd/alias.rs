@@ -14,7 +14,7 @@ impl App {
         if add.is_empty() && remove.is_empty() {
             bail!("nothing to do: pass --add ALIAS and/or --remove ALIAS");
         }
-        let registry = self.registry()?;
+        let registry = self.registry().await?;
         let (target, version) = self.version_of(&registry, artifact).await?;
         let aliases = registry.set_aliases(&target.collection, version, add, remove).await?;
         let aliases = crate::terminal::printable(&aliases.join(", ")).into_owned();

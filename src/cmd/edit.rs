@@ -18,7 +18,7 @@ impl App {
         if description.is_none() && metadata.is_none() && merge.is_none() {
             bail!("nothing to do: pass --description, --metadata or --merge-metadata");
         }
-        let registry = self.registry()?;
+        let registry = self.registry().await?;
         let (target, version) = self.version_of(&registry, artifact).await?;
         let r = registry.edit(&target.collection, version, description, metadata, merge).await?;
         println!(

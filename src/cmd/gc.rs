@@ -2,19 +2,19 @@
 
 use anyhow::Result;
 
-use super::{App, human_bytes};
+use super::{App, count, human_bytes};
 use crate::config::parse_duration;
 
 impl App {
     pub(super) async fn gc(&self, grace: &str) -> Result<()> {
         let grace = parse_duration(grace)?;
-        let r = self.registry()?.gc(grace).await?;
+        let r = self.registry().await?.gc(grace).await?;
         println!(
-            "deleted {} blobs ({}) and {} manifests; kept {} unreferenced objects younger than the grace period",
-            r.blobs_deleted,
+            "deleted {} ({}) and {}; kept {} younger than the grace period",
+            count(r.blobs_deleted as usize, "blob"),
             human_bytes(r.bytes_deleted),
-            r.manifests_deleted,
-            r.kept_young
+            count(r.manifests_deleted as usize, "manifest"),
+            count(r.kept_young as usize, "unreferenced object"),
         );
         Ok(())
     }

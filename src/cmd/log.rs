@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use serde_json::json;
 
-use super::{App, human_bytes, parse_json_object, print_json};
+use super::{App, count, human_bytes, parse_json_object, print_json};
 use crate::cli::LogArgs;
 use crate::manifest::Manifest;
 use crate::registry::LogRequest;
@@ -61,7 +61,7 @@ impl App {
             manifest.contents.insert(path, entry);
         }
         manifest.validate()?;
-        let registry = self.registry()?;
+        let registry = self.registry_for_log().await?;
         let req = LogRequest {
             collection: target.collection.clone(),
             artifact_type: args.artifact_type,
@@ -90,12 +90,12 @@ impl App {
         } else {
             let what = if outcome.created { "new version" } else { "unchanged, existing version" };
             println!(
-                "{}:v{} ({what}; digest {}; aliases {}; uploaded {} files, {})",
+                "{}:v{} ({what}; digest {}; aliases {}; uploaded {}, {})",
                 target.collection,
                 outcome.version,
                 outcome.digest,
                 crate::terminal::printable(&outcome.aliases.join(", ")),
-                outcome.uploaded_files,
+                count(outcome.uploaded_files as usize, "file"),
                 human_bytes(outcome.uploaded_bytes),
             );
             Ok(())

@@ -66,9 +66,26 @@ struct App {
 }
 
 impl App {
-    fn registry(&self) -> Result<Registry> {
-        let store = Store::open(&self.config.registry, &self.clouds)?;
-        Ok(Registry::new(store))
+    /// The registry at the configured URL, which must exist: reading (or changing) a mistyped
+    /// URL says there is no registry there rather than creating an empty one.
+    async fn registry(&self) -> Result<Registry> {
+        let url = &self.config.registry;
+        let store = Store::open_existing(url, &self.clouds)?;
+        let registry = store.map(Registry::new);
+        match registry {
+            Some(r) if r.exists().await? => Ok(r),
+            _ => bail!(
+                "no artfs registry at {url} (check --registry or ARTFS_REGISTRY); `artfs log` creates one"
+            ),
+        }
+    }
+
+    /// The registry at the configured URL, created (with its marker) if there is none: only
+    /// `artfs log` creates a registry.
+    async fn registry_for_log(&self) -> Result<Registry> {
+        let registry = Registry::new(Store::open(&self.config.registry, &self.clouds)?);
+        registry.mark_created().await?;
+        Ok(registry)
     }
 
     fn cache(&self) -> Result<BlobCache> {
@@ -112,7 +129,7 @@ impl App {
             Command::Ls { scope, json } => self.ls(scope, json).await,
             Command::Versions { artifact, json } => self.versions(&artifact, json).await,
             Command::Show { artifact, files, json } => self.show(&artifact, files, json).await,
-            Command::Get { artifact, root, access } => self.get(&artifact, root, &access).await,
+            Command::Get(args) => self.get(args).await,
             Command::Alias { artifact, add, remove } => self.alias(&artifact, &add, &remove).await,
             Command::Edit { artifact, description, metadata, merge_metadata } => {
                 self.edit(&artifact, description, metadata, merge_metadata).await
@@ -129,6 +146,11 @@ impl App {
             }
         }
     }
+}
+
+/// An error and its causes on one line, each cause once (see `report`).
+pub fn error_report(e: &anyhow::Error) -> String {
+    crate::report::error_line(e.as_ref())
 }
 
 /// A JSON object given inline or as `@file`.
@@ -153,6 +175,15 @@ fn print_json(v: &Value) -> Result<()> {
     Ok(())
 }
 
+/// `1 file`, `2 files`, `3 entries`.
+fn count(n: usize, what: &str) -> String {
+    match (n, what) {
+        (1, _) => format!("1 {what}"),
+        (n, "entry") => format!("{n} entries"),
+        (n, _) => format!("{n} {what}s"),
+    }
+}
+
 pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -162,4 +193,23 @@ pub fn human_bytes(n: u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_report_prints_each_cause_once() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let e = anyhow::Error::new(io)
+            .context("cannot read /x: No such file or directory (os error 2)");
+        assert_eq!(error_report(&e), "cannot read /x: No such file or directory (os error 2)");
+        let e = e.context("cannot log data");
+        assert_eq!(
+            error_report(&e),
+            "cannot log data: cannot read /x: No such file or directory (os error 2)"
+        );
+        assert_eq!(format!("{e:#}").matches("os error 2").count(), 2, "anyhow's own chain repeats");
+    }
 }

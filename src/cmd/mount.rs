@@ -1,5 +1,7 @@
 //! `artfs mount`: start the daemon, or be it (`--foreground`).
 
+use std::path::Path;
+
 use anyhow::{Context, Result, bail};
 
 use super::App;
@@ -15,8 +17,15 @@ impl App {
         let mc = MountConfig::try_from(args)?;
         // Checked before the daemon starts, so a bad --allow-file-refs fails here.
         let clouds = self.reference_clouds(&args.access)?;
-        let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
         let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
+        // Before the daemon starts (a mistyped registry is this command's error) and before a
+        // mount point is created for nothing.
+        let registry = runtime.block_on(self.registry())?;
+        let created = create_mountpoint(&mc.mountpoint)?;
+        let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
+        if created && !self.config.quiet {
+            eprintln!("created the mount point {}", mountpoint.display());
+        }
         mount::check_mountpoint(&mountpoint)?;
         let what = match &artifact {
             Some(a) => format!("{}:{}", a.collection, a.selector_or_latest()),
@@ -37,7 +46,6 @@ impl App {
             }
             return Ok(());
         }
-        let registry = self.registry()?;
         let handle = runtime.handle().clone();
         let fetcher = Fetcher::new(registry.store().clone(), self.cache()?, handle.clone())
             .with_clouds(clouds);
@@ -60,4 +68,27 @@ impl App {
         runtime.shutdown_timeout(mount::SHUTDOWN_GRACE);
         Ok(())
     }
+}
+
+/// Creates a missing mount point with its missing parents, as `mkdir -p` would, and says whether
+/// it did. Only missing components are made: a path through a file is an error naming that file,
+/// and anything that exists (a directory, a file, a dead mount) is left to `check_mountpoint`.
+fn create_mountpoint(path: &Path) -> Result<bool> {
+    use std::io::ErrorKind::{NotADirectory, NotFound};
+    match std::fs::symlink_metadata(path) {
+        Err(e) if matches!(e.kind(), NotFound | NotADirectory) => {}
+        _ => return Ok(false),
+    }
+    let abs = std::path::absolute(path)
+        .with_context(|| format!("mount point {}: cannot make it absolute", path.display()))?;
+    if let Some(file) = abs.ancestors().skip(1).find(|a| a.is_file()) {
+        bail!(
+            "cannot create the mount point {}: {} is a file, not a directory",
+            path.display(),
+            file.display()
+        );
+    }
+    std::fs::create_dir_all(&abs)
+        .with_context(|| format!("cannot create the mount point {}", path.display()))?;
+    Ok(true)
 }

@@ -2,7 +2,7 @@
 
 use anyhow::{Result, bail};
 
-use super::App;
+use super::{App, count};
 
 impl App {
     pub(super) async fn rm(
@@ -11,7 +11,7 @@ impl App {
         delete_aliases: bool,
         unaliased: bool,
     ) -> Result<()> {
-        let registry = self.registry()?;
+        let registry = self.registry().await?;
         if unaliased {
             let target = self.artifact(artifact)?;
             if target.selector.is_some() {
@@ -20,9 +20,9 @@ impl App {
             let deleted = registry.delete_unaliased(&target.collection).await?;
             let list: Vec<String> = deleted.iter().map(|v| format!("v{v}")).collect();
             println!(
-                "{}: deleted {} versions {}",
+                "{}: deleted {} {}",
                 target.collection,
-                deleted.len(),
+                count(deleted.len(), "version"),
                 list.join(" ")
             );
             return Ok(());

@@ -9,7 +9,7 @@ use crate::terminal::printable;
 
 impl App {
     pub(super) async fn show(&self, artifact: &str, files: bool, json_out: bool) -> Result<()> {
-        let registry = self.registry()?;
+        let registry = self.registry().await?;
         let v = self.resolve(&registry, artifact).await?;
         let manifest = if files { Some(registry.manifest(&v).await?) } else { None };
         if json_out {
