@@ -231,11 +231,12 @@ fn every_error_prints_each_cause_once() {
     std::fs::write(&src, b"x").unwrap();
     env.ok(&["log", "known", src.to_str().unwrap()]);
     let file = src.to_str().unwrap();
-    // A registry whose one commit is not JSON.
+    // A registry whose one manifest is not JSON (a bad commit is skipped with a warning instead).
     let broken = Env::new();
-    let commits = broken.path("registry/collections/acme/bikes/n/commits");
-    std::fs::create_dir_all(&commits).unwrap();
-    std::fs::write(commits.join("00000000000000000001.json"), b"garbage").unwrap();
+    broken.ok(&["log", "n", file]);
+    for m in std::fs::read_dir(broken.path("registry/manifests")).unwrap() {
+        std::fs::write(m.unwrap().path(), b"garbage").unwrap();
+    }
     // An S3 endpoint that refuses connections (a port just closed).
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut refused = Env::with_registry("s3://bucket/prefix");
@@ -277,7 +278,7 @@ fn every_error_prints_each_cause_once() {
             vec!["--cache-dir".into(), format!("{file}/cache"), "get".into(), "known".into()],
             "cache",
         ),
-        (&broken, vec!["show".into(), "n".into()], "is corrupt"),
+        (&broken, vec!["show".into(), "n".into(), "--files".into()], "is invalid"),
         (&refused, vec!["ls".into()], "Connection refused"),
         (&refused, vec!["log".into(), "x".into(), file.into()], "Connection refused"),
     ];

@@ -8,7 +8,7 @@ use crate::util::{
     Env, bytes, create_s3_bucket, curl, list_files, read_tree, s3_vars, unique_bucket, write_tree,
 };
 
-fn s3_env(tag: &str) -> Option<Env> {
+pub(crate) fn s3_env(tag: &str) -> Option<Env> {
     let Some(vars) = s3_vars() else {
         eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
         return None;

@@ -10,10 +10,11 @@ impl App {
         let grace = parse_duration(grace)?;
         let r = self.registry().await?.gc(grace).await?;
         println!(
-            "deleted {} ({}) and {}; kept {} younger than the grace period",
+            "deleted {}, {} and {} ({}); kept {} younger than the grace period",
             count(r.blobs_deleted as usize, "blob"),
-            human_bytes(r.bytes_deleted),
             count(r.manifests_deleted as usize, "manifest"),
+            count(r.temp_deleted as usize, "abandoned temporary file"),
+            human_bytes(r.bytes_deleted),
             count(r.kept_young as usize, "unreferenced object"),
         );
         Ok(())

@@ -72,7 +72,15 @@ impl App {
             sources,
         };
         let bar = progress::Bytes::new("uploading", 0, quiet);
-        let outcome = registry.log(&req, &bar).await;
+        let outcome = tokio::select! {
+            outcome = registry.log(&req, &bar) => outcome,
+            signal = interrupted() => {
+                // The log is dropped mid-way: remove its temporary files and lease, then stop.
+                registry.interrupt().await;
+                bar.finish();
+                bail!("interrupted by {signal}: nothing was published and temporary files were removed");
+            }
+        };
         bar.finish();
         let outcome = outcome?;
         if args.json {
@@ -100,5 +108,19 @@ impl App {
             );
             Ok(())
         }
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
     }
 }

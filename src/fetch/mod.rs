@@ -441,6 +441,12 @@ impl Fetcher {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, FetchError> {
         let entries: Vec<(&String, &Entry)> = manifest.contents.iter().collect();
+        let is_entry = |p: &Path| {
+            p.strip_prefix(root)
+                .ok()
+                .and_then(Path::to_str)
+                .is_some_and(|rel| manifest.contents.contains_key(rel))
+        };
         let next = AtomicUsize::new(0);
         let results: Vec<Result<u64, FetchError>> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..GET_PARALLEL_FILES.min(entries.len().max(1)))
@@ -453,7 +459,7 @@ impl Fetcher {
                                 return Ok(bytes);
                             };
                             let blob = self.cached(artifact, path, entry)?;
-                            copy_out(&blob, &root.join(path))?;
+                            copy_out(&blob, &root.join(path), &is_entry)?;
                             bytes += blob.len();
                             progress(blob.len());
                         }
@@ -506,14 +512,24 @@ impl SidecarMemo {
     }
 }
 
-/// Copies a cached blob to `dest` through a temporary file in the same directory.
-fn copy_out(blob: &CachedBlob, dest: &Path) -> Result<(), FetchError> {
+/// Copies a cached blob to `dest` through a temporary file in the same directory, named so that
+/// it is none of the version's entries (`is_entry`): a temporary file must never replace one.
+fn copy_out(
+    blob: &CachedBlob,
+    dest: &Path,
+    is_entry: &dyn Fn(&Path) -> bool,
+) -> Result<(), FetchError> {
     let write_err = |source| FetchError::Write { path: dest.to_owned(), source };
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(write_err)?;
     }
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dest.with_file_name(format!(".{name}.artfs-{}.tmp", std::process::id()));
+    let tmp = std::iter::repeat_with(|| {
+        let id = format!("{}-{:08x}", std::process::id(), fastrand::u32(..));
+        dest.with_file_name(format!(".{name}.artfs-{id}.tmp"))
+    })
+    .find(|t| !is_entry(t))
+    .unwrap_or_else(|| dest.with_file_name(format!(".{name}.artfs.tmp")));
     let result = (|| {
         std::fs::copy(blob.path(), &tmp)?;
         // Cache entries are read-only; the user's copy is theirs to change.

@@ -117,7 +117,8 @@ impl Env {
                 hasher.update(bytes);
                 hasher.finish()
             });
-            let source = crate::store::UploadSource { path: file, stamp, chunks };
+            let check = crate::store::UploadCheck::of(bytes);
+            let source = crate::store::UploadSource { path: file, stamp, check, chunks };
             sources.insert(path.to_string(), source);
         }
         let req = LogRequest {
