@@ -288,14 +288,19 @@ impl Fetcher {
     /// Cache key of a reference entry. A pinned reference is keyed by (URI, recorded etag or
     /// version), like W&B's cache. An unpinned one (logged without checksum) has no identity
     /// beyond its URI, so it is keyed per process: each `artfs get` and each mount reads it fresh
-    /// once, rather than serving what some earlier process saw.
+    /// once, rather than serving what some earlier process saw. Its recorded size, if any, is
+    /// part of the key: entries of one URI with different sizes must not share bytes (each is
+    /// checked against its own size).
     fn reference_key(&self, entry: &Entry) -> Option<CacheKey> {
         let (uri, tag) = refs::cache_identity(entry)?;
         if refs::is_pinned(entry) {
-            Some(CacheKey::from_reference(&uri, &tag))
-        } else {
-            Some(CacheKey::from_reference(&uri, &format!("unpinned:{}", self.session)))
+            return Some(CacheKey::from_reference(&uri, &tag));
         }
+        let tag = match entry.size {
+            Some(size) => format!("unpinned:{}:{size}", self.session),
+            None => format!("unpinned:{}", self.session),
+        };
+        Some(CacheKey::from_reference(&uri, &tag))
     }
 
     pub fn cache(&self) -> &BlobCache {
@@ -340,8 +345,21 @@ impl Fetcher {
                 });
             };
             let clouds = &self.clouds;
-            // The source is pinned by etag/version while it is read; the cache checks the size.
-            let size = entry.size.filter(|_| refs::is_pinned(entry));
+            // Before the cache too: a copy fetched when some reader allowed it is no reason to
+            // serve it to a read this reader does not allow.
+            handle
+                .block_on(async {
+                    tokio::time::timeout(stall, refs::check_allowed(clouds, entry)).await
+                })
+                .unwrap_or(Ok(()))
+                .map_err(|source| FetchError::Reference {
+                    artifact: artifact.to_owned(),
+                    path: path.to_owned(),
+                    source,
+                })?;
+            // The source is pinned by etag/version while it is read (unless logged without
+            // checksum); the cache checks the size whenever one is recorded.
+            let size = entry.size;
             return self
                 .cache
                 .get_or_fill(&key, &Verify::SizeOnly, size, |out: &mut dyn Write| {
@@ -350,10 +368,13 @@ impl Fetcher {
                         let mut stream =
                             tokio::time::timeout(stall, refs::fetch(clouds, entry, None))
                                 .await
-                                .map_err(|_| stalled(entry.reference.as_deref().unwrap_or("")))??;
-                        while let Some(chunk) = tokio::time::timeout(stall, stream.next())
-                            .await
-                            .map_err(|_| stalled(entry.reference.as_deref().unwrap_or("")))?
+                                .map_err(|_| {
+                                stalled(&refs::redact(entry.reference.as_deref().unwrap_or("")))
+                            })??;
+                        while let Some(chunk) =
+                            tokio::time::timeout(stall, stream.next()).await.map_err(|_| {
+                                stalled(&refs::redact(entry.reference.as_deref().unwrap_or("")))
+                            })?
                         {
                             let chunk = chunk?;
                             counters.add_fetched(chunk.len() as u64);

@@ -5,7 +5,8 @@
 //! - `chunks/md5/<2 hex>/<30 hex>.json`: per-chunk SHA-256 of large blobs (`store::chunks`);
 //! - `manifests/<hex md5 of the bytes>.json`: W&B manifests, content-addressed;
 //! - `collections/<entity>/<project>/<name>/{commits,checkpoints}/…`: one commit log per collection;
-//! - `leases/…` and `gc/…`: markers that keep `gc` and writers apart (`lease`).
+//! - `leases/…` and `gc/…`: markers that keep `gc` and writers apart (`lease`);
+//! - `artfs-registry.json`: says that a registry is here (`marker`).
 //!
 //! Order of a log: blobs, then the manifest, then the commit that publishes the version. A reader
 //! never sees a version whose manifest or blobs are missing; a crashed writer leaves only
@@ -13,6 +14,7 @@
 
 pub mod lease;
 pub mod log;
+pub mod marker;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -49,7 +51,8 @@ pub enum RegistryError {
     )]
     TypeMismatch { name: String, existing: String, requested: String },
     #[error(
-        "{name}:v{version} has aliases {aliases:?}; remove them first or pass --delete-aliases"
+        "{name}:v{version} has aliases {}; remove them first or pass --delete-aliases",
+        .aliases.join(", ")
     )]
     HasAliases { name: String, version: u32, aliases: Vec<String> },
     #[error("registry {url}: {key} is corrupt: {reason}")]

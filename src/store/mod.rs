@@ -11,6 +11,7 @@
 
 pub mod chunks;
 pub mod cloud;
+pub mod guard;
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -140,6 +141,20 @@ impl Store {
             local_root: Some(dir),
             uploads: Default::default(),
         })
+    }
+
+    /// Opens `url` as [`Store::open`] does but creates nothing: `None` when it names a local
+    /// directory that does not exist. (A bucket prefix always opens; whether a registry is in
+    /// it is the registry's question.)
+    pub fn open_existing(url: &str, clouds: &cloud::Clouds) -> Result<Option<Store>, StoreError> {
+        let local = match url.split_once("://") {
+            Some((scheme, _)) if scheme != "file" => None,
+            _ => Some(Path::new(url.strip_prefix("file://").unwrap_or(url))),
+        };
+        if local.is_some_and(|dir| !dir.exists()) {
+            return Ok(None);
+        }
+        Store::open(url, clouds).map(Some)
     }
 
     /// A store over any `object_store` backend (tests, benchmarks).
