@@ -278,10 +278,10 @@ async fn gc_deletes_nothing_when_a_log_cannot_be_read_completely() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_whose_lease_lapsed_does_not_commit_while_gc_runs() {
-    // A lease that may have lapsed (here: a TTL shorter than the log) is renewed before the
+    // A lease that may have lapsed (here: a TTL of zero) is renewed before the
     // commit, and a gc that started meanwhile stops the log.
     let dir = tempfile::tempdir().unwrap();
-    let timing = LeaseTiming { ttl: Duration::from_millis(1), renew: Duration::from_secs(3600) };
+    let timing = LeaseTiming { ttl: Duration::ZERO, renew: Duration::from_secs(3600) };
     let r = registry(dir.path()).with_lease_timing(timing);
     let req = request(dir.path(), "a", "lapsed", &[("a", b"bytes")]);
     r.log(&req, &()).await.unwrap();
