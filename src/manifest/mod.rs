@@ -255,7 +255,16 @@ pub(crate) fn parse_entry(path: &str, value: Value) -> Result<Entry, ManifestErr
             return Err(ManifestError::entry(path, format!("`extra` is not an object: {other}")));
         }
     };
-    Ok(Entry { digest, reference, size, local_path, birth_artifact_id, skip_cache, extra })
+    let mut entry =
+        Entry { digest, reference, size, local_path, birth_artifact_id, skip_cache, extra };
+    // wandb-core writes an unknown size as 0 (a Go int64 has no "absent"), and so does artfs to
+    // stay byte-compatible: a 0 is only believed where the digest says the content is empty.
+    // Anything else would make a reference or an imported entry unreadable (every fetch would
+    // "change size").
+    if entry.size == Some(0) && !entry.content_check().is_empty_content() {
+        entry.size = None;
+    }
+    Ok(entry)
 }
 
 #[cfg(test)]
