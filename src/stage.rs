@@ -203,7 +203,8 @@ pub fn hash_all(
             }
             continue;
         }
-        contents.insert(f.name.clone(), Entry::stored(digest, source.stamp.len));
+        let entry = Entry::stored(digest, source.stamp.len);
+        contents.insert(f.name.clone(), crate::store::chunks::bound(entry, source.chunks.as_ref()));
         sources.insert(f.name, source);
     }
     Ok((Manifest { contents, ..Manifest::default() }, sources))

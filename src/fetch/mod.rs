@@ -184,15 +184,22 @@ impl Fetcher {
         if size <= self.lazy_min_bytes || self.cache.entry_path(&key).exists() {
             return Ok(None);
         }
+        // Chunk checksums are trusted only when the manifest names them (`chunks::binding`):
+        // an unbound sidecar may have been rewritten together with the blob.
+        let Some(binding) = chunks::binding(entry) else {
+            return Ok(None);
+        };
         // Open already (another handle, or a kernel that opens once per reader): share it
         // without asking the registry for its sidecar again.
         if let Some(blob) = self.ranged.open_blob(&key) {
-            return Ok((blob.len() == size).then(|| LazyHandle::new(blob)));
+            return Ok(
+                (blob.len() == size && blob.binding() == binding).then(|| LazyHandle::new(blob))
+            );
         }
         let Some(blob_key) = blob_key(&entry.digest) else {
             return Ok(None);
         };
-        let Some(sums) = self.sidecar(&blob_key, size) else {
+        let Some(sums) = self.sidecar(&blob_key, size, binding) else {
             return Ok(None);
         };
         let source = ranged::Source {
@@ -203,6 +210,7 @@ impl Fetcher {
             verify,
             handle: self.handle.clone(),
             stall: self.stall_timeout,
+            binding: binding.to_owned(),
         };
         let blob = LazyBlob::open(&self.ranged, source, sums).map_err(|source| {
             FetchError::Cache { artifact: artifact.to_owned(), path: path.to_owned(), source }
@@ -210,22 +218,32 @@ impl Fetcher {
         Ok(Some(LazyHandle::new(blob)))
     }
 
-    /// The chunk sidecar of a blob of `size` bytes, if it has a usable one: remembered from an
-    /// earlier open, else fetched. Any failure to read it only means the whole-file path, which
-    /// verifies everything anyway.
-    fn sidecar(&self, blob_key: &str, size: u64) -> Option<Arc<ChunkSums>> {
+    /// The chunk sidecar of a blob of `size` bytes, if it has a usable one whose bytes hash to
+    /// `binding` (the manifest entry's): remembered from an earlier open, else fetched. Any
+    /// failure to read it only means the whole-file path, which verifies everything anyway.
+    fn sidecar(&self, blob_key: &str, size: u64, binding: &str) -> Option<Arc<ChunkSums>> {
         let memo = || self.sidecars.lock().unwrap_or_else(PoisonError::into_inner);
         let remembered = memo().get(blob_key);
-        let sums = match remembered {
-            Some(sums) => sums,
+        let sidecar = match remembered {
+            Some(sidecar) => sidecar,
             None => {
-                let sums = Arc::new(self.fetch_sidecar(blob_key)?);
-                memo().insert(blob_key, sums.clone());
-                sums
+                let sidecar = Arc::new(self.fetch_sidecar(blob_key)?);
+                memo().insert(blob_key, sidecar.clone());
+                sidecar
             }
         };
+        if sidecar.digest != binding {
+            tracing::warn!(
+                blob_key,
+                expected = binding,
+                found = %sidecar.digest,
+                "chunk sidecar is not the one the manifest names; verifying the whole file instead"
+            );
+            return None;
+        }
+        let sums = &sidecar.sums;
         if sums.size == size && self.ranged.fits(sums.chunk_bytes) {
-            Some(sums)
+            Some(sums.clone())
         } else {
             tracing::warn!(blob_key, size, "chunk sidecar does not fit the blob; ignoring it");
             None
@@ -233,7 +251,7 @@ impl Fetcher {
     }
 
     /// Reads the sidecar of `blob_key` from the registry, if it has a self-consistent one.
-    fn fetch_sidecar(&self, blob_key: &str) -> Option<ChunkSums> {
+    fn fetch_sidecar(&self, blob_key: &str) -> Option<Sidecar> {
         let key = chunks::sidecar_key(blob_key);
         let stall = self.stall_timeout;
         let fetched = self
@@ -252,7 +270,9 @@ impl Fetcher {
             }
         };
         match serde_json::from_slice::<ChunkSums>(&bytes) {
-            Ok(sums) if sums.is_consistent() => Some(sums),
+            Ok(sums) if sums.is_consistent() => {
+                Some(Sidecar { sums: Arc::new(sums), digest: chunks::binding_of(&bytes) })
+            }
             Ok(_) => {
                 tracing::warn!(key, "chunk sidecar is inconsistent; ignoring it");
                 None
@@ -448,14 +468,21 @@ impl Fetcher {
     }
 }
 
+/// A fetched sidecar and the digest of its bytes (compared with an entry's binding).
+#[derive(Debug)]
+struct Sidecar {
+    sums: Arc<ChunkSums>,
+    digest: String,
+}
+
 /// Recently fetched chunk sidecars by blob key, bounded by the number of checksums they hold;
 /// the oldest fetched goes first. Blobs are content-addressed, so a remembered sidecar never
-/// goes stale.
+/// goes stale (and each use checks it against the entry's binding).
 #[derive(Debug)]
 struct SidecarMemo {
     max_sums: usize,
     sums: usize,
-    by_blob: HashMap<String, Arc<ChunkSums>>,
+    by_blob: HashMap<String, Arc<Sidecar>>,
     fetched: VecDeque<String>,
 }
 
@@ -464,24 +491,24 @@ impl SidecarMemo {
         SidecarMemo { max_sums, sums: 0, by_blob: HashMap::new(), fetched: VecDeque::new() }
     }
 
-    fn get(&self, blob_key: &str) -> Option<Arc<ChunkSums>> {
+    fn get(&self, blob_key: &str) -> Option<Arc<Sidecar>> {
         self.by_blob.get(blob_key).cloned()
     }
 
-    fn insert(&mut self, blob_key: &str, sums: Arc<ChunkSums>) {
-        let count = sums.sha256.len();
+    fn insert(&mut self, blob_key: &str, sidecar: Arc<Sidecar>) {
+        let count = sidecar.sums.sha256.len();
         if count > self.max_sums || self.by_blob.contains_key(blob_key) {
             return;
         }
         while self.sums + count > self.max_sums {
             let Some(oldest) = self.fetched.pop_front() else { break };
             if let Some(dropped) = self.by_blob.remove(&oldest) {
-                self.sums -= dropped.sha256.len();
+                self.sums -= dropped.sums.sha256.len();
             }
         }
         self.sums += count;
         self.fetched.push_back(blob_key.to_owned());
-        self.by_blob.insert(blob_key.to_owned(), sums);
+        self.by_blob.insert(blob_key.to_owned(), sidecar);
     }
 }
 
@@ -511,12 +538,10 @@ fn copy_out(blob: &CachedBlob, dest: &Path) -> Result<(), FetchError> {
 mod tests {
     use super::*;
 
-    fn sums(count: usize) -> Arc<ChunkSums> {
-        Arc::new(ChunkSums {
-            chunk_bytes: 1,
-            size: count as u64,
-            sha256: vec![String::new(); count],
-        })
+    fn sums(count: usize) -> Arc<Sidecar> {
+        let sums =
+            ChunkSums { chunk_bytes: 1, size: count as u64, sha256: vec![String::new(); count] };
+        Arc::new(Sidecar { sums: Arc::new(sums), digest: String::new() })
     }
 
     #[test]

@@ -186,6 +186,9 @@ pub struct Source {
     pub verify: Verify,
     pub handle: Handle,
     pub stall: Duration,
+    /// The manifest's binding of `sums` (`chunks::binding`), so a handle of another entry
+    /// shares this blob only if it names the same sidecar.
+    pub binding: String,
 }
 
 /// One large blob being read lazily; shared by all handles of it in this process.
@@ -242,6 +245,10 @@ impl LazyBlob {
 
     pub fn is_empty(&self) -> bool {
         self.sums.size == 0
+    }
+
+    pub fn binding(&self) -> &str {
+        &self.source.binding
     }
 
     fn chunk_count(&self) -> u64 {

@@ -109,14 +109,15 @@ impl Env {
         for (i, (path, bytes)) in files.iter().enumerate() {
             let file = src.path().join(i.to_string());
             std::fs::write(&file, bytes).unwrap();
-            let entry = Entry::stored(md5_base64(bytes), bytes.len() as u64);
-            manifest.contents.insert(path.to_string(), entry);
             let stamp = crate::store::FileStamp::of(&std::fs::metadata(&file).unwrap());
             let chunks = chunk_bytes.map(|n| {
                 let mut hasher = crate::store::chunks::ChunkHasher::new(n);
                 hasher.update(bytes);
                 hasher.finish()
             });
+            let entry = Entry::stored(md5_base64(bytes), bytes.len() as u64);
+            let entry = crate::store::chunks::bound(entry, chunks.as_ref());
+            manifest.contents.insert(path.to_string(), entry);
             let source = crate::store::UploadSource { path: file, stamp, chunks };
             sources.insert(path.to_string(), source);
         }
@@ -561,6 +562,30 @@ fn entries_without_a_size_are_read_directly() {
 }
 
 #[test]
+fn entries_stored_with_size_0_but_not_empty_are_read_whole() {
+    let env = Env::new();
+    env.log("ds", &[("imported.bin", b"0123456789"), ("empty.txt", b"")], &[]);
+    // How an imported manifest without sizes is stored: wandb-core (and artfs) write unknown
+    // sizes as 0.
+    let path = env.manifest_file("ds", 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace(r#""size":10"#, r#""size":0"#)).unwrap();
+    let fs = env.fs(REFRESH_INTERVAL);
+    let attr = walk(&fs, "acme/bikes/ds:v0/imported.bin").unwrap();
+    let f = open(&fs, attr.ino).unwrap();
+    assert!(f.direct_io, "the kernel must not trust a size of 0");
+    assert_eq!(read_all(&fs, f.fh), b"0123456789");
+    assert_eq!(fs.getattr(attr.ino).unwrap().size, 10, "learned on open");
+    fs.release(f.fh);
+    // A real empty file keeps its size: its digest says so.
+    let empty = walk(&fs, "acme/bikes/ds:v0/empty.txt").unwrap();
+    let f = open(&fs, empty.ino).unwrap();
+    assert!(!f.direct_io);
+    assert_eq!(read_all(&fs, f.fh), b"");
+    fs.release(f.fh);
+}
+
+#[test]
 fn reads_at_any_offset() {
     let env = Env::new();
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -722,25 +747,88 @@ fn a_lazily_read_file_is_published_by_rename_not_copied() {
     fs.release(f.fh);
 }
 
-#[test]
-fn chunks_matching_the_sidecar_but_not_the_manifest_are_never_published() {
-    let env = Env::new();
-    let data = pattern(6 * TEST_CHUNK_BYTES as usize, 7);
-    env.log_chunked("ds", &[("big.bin", &data)]);
-    // A broken registry: blob and sidecar agree with each other, not with the manifest.
-    let mut tampered = data.clone();
-    tampered[3 * TEST_CHUNK_BYTES as usize + 1] ^= 0x01;
-    let blob_key = crate::registry::blob_key(&md5_base64(&data)).unwrap();
+/// Logs `data` as `ds:v0/big.bin` with a sidecar, then replaces blob and sidecar by `tampered`
+/// and a sidecar recomputed over it, as someone who can write the registry could.
+fn log_then_tamper_blob_and_sidecar(env: &Env, data: &[u8], tampered: &[u8]) -> Vec<u8> {
+    env.log_chunked("ds", &[("big.bin", data)]);
+    let blob_key = crate::registry::blob_key(&md5_base64(data)).unwrap();
     let sidecar = env.registry_dir().join(crate::store::chunks::sidecar_key(&blob_key));
     let mut hasher = crate::store::chunks::ChunkHasher::new(TEST_CHUNK_BYTES);
-    hasher.update(&tampered);
-    let sums = serde_json::to_vec(&hasher.finish()).unwrap();
-    for (path, bytes) in [(env.blob_file(&data), tampered), (sidecar, sums)] {
+    hasher.update(tampered);
+    let sums = hasher.finish().to_json();
+    for (path, bytes) in [(env.blob_file(data), tampered), (sidecar, &sums[..])] {
         let mut perms = std::fs::metadata(&path).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
         std::fs::set_permissions(&path, perms).unwrap();
         std::fs::write(&path, bytes).unwrap();
     }
+    sums
+}
+
+#[test]
+fn a_tampered_blob_with_a_recomputed_sidecar_serves_no_byte() {
+    let env = Env::new();
+    let data = pattern(6 * TEST_CHUNK_BYTES as usize, 7);
+    let mut tampered = data.clone();
+    tampered[3 * TEST_CHUNK_BYTES as usize + 1] ^= 0x01;
+    log_then_tamper_blob_and_sidecar(&env, &data, &tampered);
+    let fetcher = env.lazy_fetcher();
+    let fs = env.fs_with(fetcher.clone());
+    // The sidecar is not the one the manifest names: the file is verified whole before any
+    // byte is served, and that fails.
+    let ino = walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino;
+    let err = open(&fs, ino).unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(matches!(err, FsError::Verification { .. }), "{err}");
+    assert_eq!(fs.open_files(), 0);
+    assert!(!fetcher.is_cached(&Entry::stored(md5_base64(&data), data.len() as u64)));
+    let left: Vec<_> = std::fs::read_dir(env.partial_dir()).unwrap().collect();
+    assert!(left.is_empty(), "no chunk was even fetched lazily: {left:?}");
+}
+
+#[test]
+fn a_sidecar_the_manifest_does_not_name_is_not_trusted() {
+    let env = Env::new();
+    let data = pattern(6 * TEST_CHUNK_BYTES as usize, 8);
+    env.log_chunked("ds", &[("big.bin", &data)]);
+    // As logged by artfs before sidecars were bound: the same sidecar, no binding.
+    let path = env.manifest_file("ds", 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let key = crate::store::chunks::BINDING_KEY;
+    let unbound = regex_free_remove_extra(&text, key);
+    assert_ne!(unbound, text);
+    std::fs::write(&path, unbound).unwrap();
+    let fetcher = env.lazy_fetcher();
+    let fs = env.fs_with(fetcher.clone());
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64, "whole before the first byte");
+    assert_eq!(read_all(&fs, f.fh), data);
+    fs.release(f.fh);
+}
+
+/// `text` without the `extra` object holding `key` (the only extra of test entries).
+fn regex_free_remove_extra(text: &str, key: &str) -> String {
+    let Some(start) = text.find(&format!(r#","extra":{{"{key}":"#)) else { return text.into() };
+    let end = start + text[start..].find('}').unwrap() + 1;
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+#[test]
+fn chunks_matching_a_bound_sidecar_but_not_the_manifest_are_never_published() {
+    let env = Env::new();
+    let data = pattern(6 * TEST_CHUNK_BYTES as usize, 7);
+    let mut tampered = data.clone();
+    tampered[3 * TEST_CHUNK_BYTES as usize + 1] ^= 0x01;
+    let sums = log_then_tamper_blob_and_sidecar(&env, &data, &tampered);
+    // A broken writer: the manifest names the sidecar of other bytes than its digest's.
+    let path = env.manifest_file("ds", 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let logged = crate::store::chunks::binding_of(&{
+        let mut hasher = crate::store::chunks::ChunkHasher::new(TEST_CHUNK_BYTES);
+        hasher.update(&data);
+        hasher.finish().to_json()
+    });
+    std::fs::write(&path, text.replace(&logged, &crate::store::chunks::binding_of(&sums))).unwrap();
     let fetcher = env.lazy_fetcher();
     let fs = env.fs_with(fetcher.clone());
     let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();

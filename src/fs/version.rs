@@ -6,7 +6,8 @@
 //! `serde_json::Value` per entry, then a `BTreeMap` of `Entry`s), and freed small allocations
 //! mostly stay in the process. Here each entry is parsed on its own with the manifest's lenient
 //! entry parser, checked, and reduced to its path (appended to one arena), its size and its raw
-//! MD5; only unusual entries (references, other digest algorithms, unknown sizes) are kept
+//! MD5; only unusual entries (references, other digest algorithms, unknown sizes, `extra` such
+//! as a chunk-sidecar binding) are kept
 //! whole. The tree is then built from the arena, which is dropped: what stays is the tree (about
 //! 40 bytes plus the name per entry) and 16 bytes of digest per entry.
 
@@ -102,9 +103,7 @@ impl Collector {
         })?;
         let compact = match entry.content_check() {
             ContentCheck::Md5(raw)
-                if entry.size.is_some()
-                    && !entry.is_reference()
-                    && !entry.extra.contains_key("alg") =>
+                if entry.size.is_some() && !entry.is_reference() && entry.extra.is_empty() =>
             {
                 Some(raw)
             }
