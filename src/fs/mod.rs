@@ -1033,8 +1033,10 @@ impl ArtifactFs {
             NodeKind::File { entry, .. } if loaded.size_unknown(entry) => {
                 let learned = lock(&self.inner.learned_sizes).get(&ino).copied();
                 Attr {
-                    // Asked again soon: the size is learned when the file is first opened.
-                    ttl: self.inner.options.refresh,
+                    // Not cached by the kernel until known: the size is learned when the file
+                    // is first opened, and `stat` right after must show it. Once learned it is
+                    // fixed for the life of the mount (the entry is cached in this process).
+                    ttl: if learned.is_some() { VERSION_TTL } else { Duration::ZERO },
                     ..self.attr(ino, FileKind::File, learned.unwrap_or(0), 1)
                 }
             }

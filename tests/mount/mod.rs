@@ -158,6 +158,41 @@ fn a_tampered_blob_gives_eio_and_is_never_cached() {
     }
 }
 
+/// Verification: someone who rewrites a large blob and recomputes its chunk sidecar gets no
+/// byte through the mount: the sidecar is not the one the manifest names, so the file is
+/// checked whole before its first byte, and fails.
+#[test]
+fn a_tampered_large_blob_with_a_recomputed_sidecar_serves_no_byte() {
+    use artfs::store::chunks::{CHUNK_BYTES, ChunkHasher, sidecar_key};
+    let env = Env::new();
+    let data = random_bytes(&mut fastrand::Rng::with_seed(5), 20 * MIB);
+    env.log_files("ds", &[("big.bin".to_owned(), data.clone())].into());
+    let blob = blob_file(&env, &data);
+    let key = artfs::registry::blob_key(&md5_base64(&data)).unwrap();
+    let sidecar = env.registry_dir().join(sidecar_key(&key));
+    assert!(sidecar.exists(), "log wrote a sidecar");
+    let mut tampered = data.clone();
+    tampered[9 * MIB] ^= 0xff;
+    let mut hasher = ChunkHasher::new(CHUNK_BYTES);
+    hasher.update(&tampered);
+    for (path, bytes) in [(&blob, tampered.clone()), (&sidecar, hasher.finish().to_json())] {
+        let _ = fs::remove_file(path);
+        fs::write(path, bytes).unwrap();
+    }
+
+    let mnt = env.mount(&["ds", env.path("mnt").to_str().unwrap()]);
+    let err = fs::File::open(mnt.join("big.bin")).and_then(|mut f| {
+        let mut first = vec![0u8; 4096];
+        f.read_exact(&mut first)
+    });
+    let err = err.unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(fs::read(mnt.join("big.bin")).unwrap_err().raw_os_error(), Some(libc::EIO));
+    let log = mnt.log_text();
+    assert!(log.contains("not the one the manifest names"), "{log}");
+    assert!(read_tree(&env.cache.join("v1/obj")).is_empty(), "nothing cached");
+}
+
 /// Consistency: `latest` moves within the refresh interval; an open file keeps its version.
 #[test]
 fn latest_moves_while_open_files_keep_reading_their_version() {
