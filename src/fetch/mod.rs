@@ -332,8 +332,25 @@ impl Fetcher {
     }
 
     /// The entry's bytes in the cache, fetched and verified first if needed. `artifact` and
-    /// `path` only name the entry in errors.
+    /// `path` only name the entry in errors. A fill that runs out of disk space makes room in
+    /// the cache (see [`BlobCache::make_room`]) and is tried once more.
     pub fn cached(
+        &self,
+        artifact: &str,
+        path: &str,
+        entry: &Entry,
+    ) -> Result<CachedBlob, FetchError> {
+        match self.cached_once(artifact, path, entry) {
+            Err(FetchError::Cache { source: CacheError::DiskFull { .. }, .. })
+                if self.cache.make_room() =>
+            {
+                self.cached_once(artifact, path, entry)
+            }
+            other => other,
+        }
+    }
+
+    fn cached_once(
         &self,
         artifact: &str,
         path: &str,

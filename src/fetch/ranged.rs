@@ -362,6 +362,13 @@ impl LazyBlob {
             }
             Err(err) => {
                 warn!(%err, "chunk fetch failed");
+                if let RangedError::Io { source, .. } = &err
+                    && crate::cache::is_disk_full(source)
+                {
+                    // Free room for the retry, off this runtime thread (eviction scans).
+                    let cache = self.source.cache.clone();
+                    self.source.handle.spawn_blocking(move || cache.make_room());
+                }
                 state.chunks[index] = ChunkState::Failed(Arc::new(err));
             }
         }
