@@ -10,6 +10,7 @@
 //! Everything here is synchronous and must run on plain threads (FUSE workers, scoped threads);
 //! the async store is driven through the one runtime `Handle` the caller passes in.
 
+pub mod health;
 pub mod ranged;
 
 use std::collections::{HashMap, VecDeque};
@@ -29,6 +30,7 @@ use crate::registry::blob_key;
 use crate::store::Store;
 use crate::store::chunks::{self, ChunkSums};
 use crate::store::cloud::Clouds;
+pub use health::RegistryHealth;
 use ranged::{FetchStats, LazyBlob, LazyHandle, RangedError, Shared};
 
 /// Files downloaded at once by `artfs get`.
@@ -86,6 +88,8 @@ pub struct Fetcher {
     /// Distinguishes this process's reads of unpinned references (see `reference_key`).
     session: String,
     stall_timeout: Duration,
+    /// Whether the registry answers; shared with the filesystem (`fs`) and every lazy blob.
+    health: Arc<RegistryHealth>,
     /// Memory budget, counters and open lazy blobs, shared by every clone.
     ranged: Arc<Shared>,
     /// Stored entries larger than this are read lazily when they have a chunk sidecar.
@@ -125,6 +129,7 @@ impl Fetcher {
             clouds: Clouds::from_env(),
             session,
             stall_timeout: FETCH_STALL_TIMEOUT,
+            health: Arc::new(RegistryHealth::new(FETCH_STALL_TIMEOUT)),
             ranged: Arc::new(Shared::new(ranged::RANGED_BUDGET_BYTES)),
             lazy_min_bytes: chunks::CHUNK_BYTES,
             sidecars: Arc::new(Mutex::new(SidecarMemo::new(SIDECAR_MEMO_SUMS))),
@@ -210,6 +215,7 @@ impl Fetcher {
             verify,
             handle: self.handle.clone(),
             stall: self.stall_timeout,
+            health: self.health.clone(),
             binding: binding.to_owned(),
         };
         let blob = LazyBlob::open(&self.ranged, source, sums).map_err(|source| {
@@ -254,9 +260,17 @@ impl Fetcher {
     fn fetch_sidecar(&self, blob_key: &str) -> Option<Sidecar> {
         let key = chunks::sidecar_key(blob_key);
         let stall = self.stall_timeout;
+        if self.health.stalled_since().is_some() {
+            return None;
+        }
         let fetched = self
             .handle
             .block_on(async { tokio::time::timeout(stall, self.store.get_opt(&key)).await });
+        if fetched.is_err() {
+            self.health.timed_out();
+        } else {
+            self.health.answered();
+        }
         let bytes = match fetched {
             Ok(Ok(Some(bytes))) => bytes,
             Ok(Ok(None)) => return None,
@@ -284,10 +298,16 @@ impl Fetcher {
         }
     }
 
-    /// Replaces [`FETCH_STALL_TIMEOUT`].
+    /// Replaces [`FETCH_STALL_TIMEOUT`] (also how long requests fail fast after one stalled).
     pub fn with_stall_timeout(mut self, timeout: Duration) -> Fetcher {
         self.stall_timeout = timeout;
+        self.health = Arc::new(RegistryHealth::new(timeout));
         self
+    }
+
+    /// Whether the registry answers, as seen by this fetcher's clones.
+    pub fn health(&self) -> &Arc<RegistryHealth> {
+        &self.health
     }
 
     /// Whether the entry is (probably) in the cache already, i.e. [`Fetcher::cached`] will not
@@ -427,15 +447,29 @@ impl Fetcher {
                 digest: entry.digest.clone(),
             });
         };
+        let health = &self.health;
         self.cache
             .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
+                // After a stall, do not wait on the registry again for a while (see `health`).
+                if let Some(ago) = health.stalled_since() {
+                    return Err(format!(
+                        "{blob}: the registry did not answer a request {ago:.0?} ago; not \
+                         waiting on it again yet"
+                    )
+                    .into());
+                }
+                let timed_out = |what: &str| {
+                    health.timed_out();
+                    stalled(what)
+                };
                 handle.block_on(async {
                     let mut stream = tokio::time::timeout(stall, store.get_stream(&blob))
                         .await
-                        .map_err(|_| stalled(&blob))??;
+                        .map_err(|_| timed_out(&blob))??;
+                    health.answered();
                     while let Some(chunk) = tokio::time::timeout(stall, stream.next())
                         .await
-                        .map_err(|_| stalled(&blob))?
+                        .map_err(|_| timed_out(&blob))?
                     {
                         let chunk = chunk?;
                         counters.add_fetched(chunk.len() as u64);

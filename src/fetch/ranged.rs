@@ -186,6 +186,8 @@ pub struct Source {
     pub verify: Verify,
     pub handle: Handle,
     pub stall: Duration,
+    /// Whether the registry answers: no chunk waits on it again right after one stalled.
+    pub health: Arc<crate::fetch::RegistryHealth>,
     /// The manifest's binding of `sums` (`chunks::binding`), so a handle of another entry
     /// shares this blob only if it names the same sidecar.
     pub binding: String,
@@ -316,13 +318,23 @@ impl LazyBlob {
         // `fits` was checked at open, so the count is a u32 and never exceeds the total.
         let _permit = self.shared.budget.clone().acquire_many_owned(len as u32).await;
         let _in_flight = InFlight::new(&self.shared.counters, len);
-        let bytes: Bytes = tokio::time::timeout(
+        let health = &self.source.health;
+        let stalled = || RangedError::Stalled { blob: blob.clone(), index, after: health.hold() };
+        if health.stalled_since().is_some() {
+            return Err(stalled());
+        }
+        let fetched = tokio::time::timeout(
             self.source.stall,
             self.source.store.get_range(&blob, range.clone()),
         )
-        .await
-        .map_err(|_| RangedError::Stalled { blob: blob.clone(), index, after: self.source.stall })?
-        .map_err(|source| RangedError::Store { blob: blob.clone(), index, source })?;
+        .await;
+        match &fetched {
+            Ok(_) => health.answered(),
+            Err(_) => health.timed_out(),
+        }
+        let bytes: Bytes = fetched
+            .map_err(|_| stalled())?
+            .map_err(|source| RangedError::Store { blob: blob.clone(), index, source })?;
         self.shared.counters.add_fetched(bytes.len() as u64);
         let me = self.clone();
         tokio::task::spawn_blocking(move || {

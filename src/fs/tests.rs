@@ -525,17 +525,25 @@ fn a_registry_that_stops_answering_gives_eio_not_a_hang() {
         ArtifactFs::registry(env.registry.clone(), fetcher, env.runtime.handle().clone(), options);
 
     let started = Instant::now();
-    let err = walk(&fs, "acme/bikes/hang:v0/b.txt").unwrap_err();
-    assert_eq!(err.errno(), libc::EIO, "{err}");
-    assert!(matches!(err, FsError::Timeout { .. }), "{err}");
     let file = walk(&fs, "acme/bikes/ds:v0/a.txt").unwrap().ino;
     let err = open(&fs, file).unwrap_err();
     assert_eq!(err.errno(), libc::EIO, "{err}");
+    // Right after a timeout, the registry is not waited on again ...
+    let err = walk(&fs, "acme/bikes/hang:v0/b.txt").unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(matches!(err, FsError::Unresponsive { .. }), "{err}");
+    // ... but asked again once the hold is over.
+    std::thread::sleep(timeout);
+    let err = walk(&fs, "acme/bikes/hang:v0/b.txt").unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(matches!(err, FsError::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 
-    // Release the blocked readers so the runtime can shut down.
+    // Release the blocked readers so the runtime can shut down (a FIFO nobody reads fails
+    // a non-blocking open, which is fine).
     for fifo in [&blob, &manifest] {
-        drop(std::fs::OpenOptions::new().write(true).open(fifo).unwrap());
+        use std::os::unix::fs::OpenOptionsExt as _;
+        drop(std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo));
     }
 }
 
@@ -677,6 +685,40 @@ fn a_file_read_fully_becomes_a_complete_verified_cache_entry() {
     fs.release(f.fh);
     assert_eq!(cat(&fs, "acme/bikes/ds:v0/big.bin"), data);
     assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64);
+}
+
+#[test]
+fn a_file_read_completely_after_a_transient_registry_error_is_still_cached() {
+    let env = Env::new();
+    let data = pattern(10 * TEST_CHUNK_BYTES as usize + 3, 11);
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    // The registry fails once: the blob is briefly gone.
+    let blob = env.blob_file(&data);
+    let away = blob.with_extension("away");
+    std::fs::rename(&blob, &away).unwrap();
+    let err = read_at(&fs, f.fh, 0, 4096).unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    std::fs::rename(&away, &blob).unwrap();
+    // Read completely, from the same handle and from a new one: published all the same.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let mut out = Vec::new();
+        let done = loop {
+            match read_at(&fs, f.fh, out.len() as u64, 64 * 1024) {
+                Ok(chunk) if chunk.is_empty() => break true,
+                Ok(chunk) => out.extend_from_slice(&chunk),
+                Err(_) => break false,
+            }
+        };
+        if done {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "reads keep failing after the registry is back");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(got, data);
+    assert!(wait_cached(&fetcher, &data), "a completely read file is published");
+    fs.release(f.fh);
 }
 
 #[test]
