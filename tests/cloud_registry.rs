@@ -197,11 +197,11 @@ fn a_stalled_registry_fails_each_operation_within_the_timeout() {
     env.ok(&["-q", "log", "ds", src.to_str().unwrap()]);
     let timeout = TIMEOUT_SECS.to_string();
     let mnt = env.mount(&[
-        env.path("mnt").to_str().unwrap(),
         "--refresh-secs",
         "0",
         "--timeout-secs",
         &timeout,
+        env.path("mnt").to_str().unwrap(),
     ]);
     let dir = mnt.path.join("acme/bikes/ds:v0");
     assert_eq!(std::fs::read(dir.join("warm.txt")).unwrap(), files["warm.txt"]);
@@ -247,9 +247,10 @@ fn cached_files_of_resolved_versions_read_while_the_registry_is_down() {
     ]);
     write_tree(&src, &files);
     env.ok(&["-q", "log", "ds", src.to_str().unwrap()]);
-    let mnt = env.mount(&[env.path("mnt").to_str().unwrap(), "--refresh-secs", "1"]);
+    let mnt = env.mount(&["--refresh-secs", "1", env.path("mnt").to_str().unwrap()]);
     let via_alias = mnt.path.join("acme/bikes/ds:latest");
     assert_eq!(read_tree(&via_alias), files);
+    assert_eq!(std::fs::read_dir(mnt.path.join("acme/bikes")).unwrap().count(), 2);
     proxy.down();
     // Past the refresh interval: every listing and alias would be read again.
     std::thread::sleep(std::time::Duration::from_millis(1500));
