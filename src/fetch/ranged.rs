@@ -172,6 +172,8 @@ struct State {
     chunks: Vec<ChunkState>,
     verified: usize,
     publishing: bool,
+    /// Whether hinted chunks are being verified in the background (see `sweep_hinted`).
+    sweeping: bool,
     /// Set when the complete file failed the manifest check: every read fails from then on.
     broken: Option<Arc<RangedError>>,
 }
@@ -232,13 +234,56 @@ impl LazyBlob {
                 chunks: states,
                 verified: 0,
                 publishing: false,
+                sweeping: false,
                 broken: None,
             }),
             changed: Condvar::new(),
         });
         open.retain(|_, weak| weak.strong_count() > 0);
         open.insert(blob.source.key, Arc::downgrade(&blob));
+        drop(open);
+        blob.sweep_if_only_hints_left();
         Ok(blob)
+    }
+
+    /// Once every chunk is verified or hinted (written by an earlier open, e.g. one that ended
+    /// with a transient registry error), verifies the hinted ones in the background. A reader
+    /// may never ask for them: the kernel keeps the pages of version files across opens and
+    /// serves them itself, and without this the file would never be complete, so never
+    /// published to the cache.
+    fn sweep_if_only_hints_left(self: &Arc<Self>) {
+        let mut state = lock(&self.state);
+        let only_hints_left = !state.sweeping
+            && state.broken.is_none()
+            && state.chunks.iter().any(|c| matches!(c, ChunkState::Hinted))
+            && state.chunks.iter().all(|c| matches!(c, ChunkState::Hinted | ChunkState::Verified));
+        if !only_hints_left {
+            return;
+        }
+        state.sweeping = true;
+        drop(state);
+        let blob = self.clone();
+        // Local disk reads and hashing: the blocking pool, one chunk buffer at a time.
+        self.source.handle.spawn_blocking(move || blob.sweep_hinted());
+    }
+
+    fn sweep_hinted(self: &Arc<Self>) {
+        for index in 0..self.sums.sha256.len() {
+            {
+                let mut state = lock(&self.state);
+                if !matches!(state.chunks[index], ChunkState::Hinted) {
+                    continue;
+                }
+                state.chunks[index] = ChunkState::InFlight;
+            }
+            if self.reverify(index) {
+                self.finish(index, Ok(()));
+            } else {
+                // The hint was wrong (see `partial`): fetch it like any missing chunk.
+                lock(&self.state).chunks[index] = ChunkState::Missing;
+                self.start(index as u64..=index as u64);
+            }
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -390,6 +435,9 @@ impl LazyBlob {
         }
         drop(state);
         self.changed.notify_all();
+        if !complete {
+            self.sweep_if_only_hints_left();
+        }
         if complete {
             let blob = self.clone();
             // Hashing a large file: the blocking pool, never a runtime worker.

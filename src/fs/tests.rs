@@ -722,6 +722,35 @@ fn a_file_read_completely_after_a_transient_registry_error_is_still_cached() {
 }
 
 #[test]
+fn chunks_kept_from_an_earlier_open_are_verified_so_the_file_is_published() {
+    let env = Env::new();
+    let data = pattern(10 * TEST_CHUNK_BYTES as usize + 3, 12);
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    // A reader gets the first chunks, then fails (a transient registry error) and closes.
+    let first = 4 * TEST_CHUNK_BYTES as usize;
+    assert_eq!(read_at(&fs, f.fh, 0, first).unwrap(), data[..first]);
+    fs.release(f.fh);
+    let data_file = partial_data_file(&env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::File::open(&data_file).unwrap().try_lock().is_err() {
+        assert!(Instant::now() < deadline, "the lazy blob is still held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Read again to the end, but the kernel serves the first chunks from its page cache
+    // (version files keep their pages across opens): their reads never reach the daemon.
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    let mut offset = first;
+    while offset < data.len() {
+        let chunk = read_at(&fs, f.fh, offset as u64, 64 * 1024).unwrap();
+        assert_eq!(chunk, data[offset..offset + chunk.len()]);
+        offset += chunk.len();
+    }
+    assert!(wait_cached(&fetcher, &data), "every chunk is present: the file is published");
+    assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64, "kept chunks not fetched again");
+    fs.release(f.fh);
+}
+
+#[test]
 fn a_corrupted_chunk_never_reaches_a_reader() {
     let env = Env::new();
     let data = pattern(8 * TEST_CHUNK_BYTES as usize, 3);
