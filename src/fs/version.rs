@@ -299,4 +299,23 @@ mod tests {
         let per_entry = loaded.heap_bytes() / entries.len();
         assert!(per_entry < 64, "{per_entry} bytes per entry");
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::manifest::tests::fuzz::config())]
+
+        /// The mount's own streaming parser, fed the manifest fuzzer's near-valid manifests:
+        /// never a panic, and it accepts only what the manifest parser accepts (except that it
+        /// skips the fields it ignores without checking their UTF-8).
+        #[test]
+        fn near_valid_manifests_never_panic_the_mount(
+            bytes in crate::manifest::tests::fuzz::near_valid()
+        ) {
+            if LoadedVersion::from_json("v", &bytes).is_ok()
+                && serde_json::from_slice::<Value>(&bytes).is_ok()
+            {
+                let parsed = Manifest::from_json(&bytes);
+                proptest::prop_assert!(parsed.is_ok(), "{:?}", parsed.err());
+            }
+        }
+    }
 }

@@ -116,8 +116,10 @@ struct RawManifest {
     version: u64,
     #[serde(rename = "storagePolicy", default)]
     storage_policy: Option<String>,
+    /// Any JSON: only an object's `storageLayout`/`storageRegion` mean something (the mount's
+    /// streaming parser ignores it the same way).
     #[serde(rename = "storagePolicyConfig", default)]
-    storage_policy_config: Option<serde_json::Map<String, Value>>,
+    storage_policy_config: Option<Value>,
     #[serde(default)]
     contents: BTreeMap<String, Value>,
 }
@@ -130,7 +132,10 @@ impl Manifest {
             return Err(ManifestError::Version(raw.version));
         }
         let _ = raw.storage_policy; // Any policy name parses; only the v1 layout is understood.
-        let cfg = raw.storage_policy_config.unwrap_or_default();
+        let cfg = match raw.storage_policy_config {
+            Some(Value::Object(cfg)) => cfg,
+            _ => serde_json::Map::new(),
+        };
         let storage_policy_config = StoragePolicyConfig {
             storage_layout: cfg
                 .get("storageLayout")
@@ -268,4 +273,4 @@ pub(crate) fn parse_entry(path: &str, value: Value) -> Result<Entry, ManifestErr
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

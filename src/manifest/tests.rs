@@ -127,6 +127,9 @@ fn lenient_parsing_of_sizes_and_extras() {
     assert_eq!(m.contents["a"].size, Some(12));
     // No storagePolicyConfig at all: W&B's default layout.
     assert_eq!(m.storage_policy_config.storage_layout, "V2");
+    // One that is not an object means nothing, as for the mount's parser (found by fuzzing).
+    let odd = br#"{"version":1,"storagePolicyConfig":false,"contents":{}}"#;
+    assert_eq!(Manifest::from_json(odd).unwrap().storage_policy_config.storage_layout, "V2");
 }
 
 #[test]
@@ -193,7 +196,7 @@ fn an_unknown_size_stays_unknown_through_wandb_bytes() {
 
 // ---- fuzzing: the parser never panics, and what it accepts is safe and stable -------------------
 
-mod fuzz {
+pub(crate) mod fuzz {
     use proptest::prelude::*;
     use serde_json::{Value, json};
 
@@ -201,9 +204,9 @@ mod fuzz {
 
     /// Cases per property: enough to cover the grammar below many times over (about a second
     /// each in release builds).
-    const CASES: u32 = 100_000;
+    pub(crate) const CASES: u32 = 100_000;
 
-    fn config() -> ProptestConfig {
+    pub(crate) fn config() -> ProptestConfig {
         ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() }
     }
 
@@ -307,7 +310,7 @@ mod fuzz {
     }
 
     /// A manifest close to a valid one, as JSON text, possibly cut or with a byte changed.
-    fn near_valid() -> impl Strategy<Value = Vec<u8>> {
+    pub(crate) fn near_valid() -> impl Strategy<Value = Vec<u8>> {
         (
             prop_oneof![Just(json!(1)), Just(json!(2)), value()],
             prop::option::of(value()),
