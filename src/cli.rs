@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Versioned datasets and models (W&B-compatible artifacts), mounted as read-only folders.
 #[derive(Debug, Parser)]
@@ -14,13 +14,35 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Parses the process's arguments (exits with clap's message on bad ones).
+pub fn parse() -> Cli {
+    let mut matches = command().get_matches();
+    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
+}
+
+/// The clap command with fixed usage lines. Clap's error usage line lists every option already
+/// given, and one given through its env var (`ARTFS_REGISTRY`, …) then reads as if it were
+/// required (`Usage: artfs get --registry <REGISTRY> <ARTIFACT>`); each command's own usage,
+/// rendered before any parsing, says what is really needed.
+pub fn command() -> clap::Command {
+    let mut cmd = Cli::command();
+    cmd.build();
+    with_static_usage(cmd)
+}
+
+fn with_static_usage(mut cmd: clap::Command) -> clap::Command {
+    let usage = cmd.render_usage().to_string();
+    let usage = usage.strip_prefix("Usage: ").unwrap_or(&usage).trim().to_owned();
+    cmd.override_usage(usage).mut_subcommands(with_static_usage)
+}
+
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// Registry URL: a directory, file://DIR, s3://bucket/prefix or gs://bucket/prefix
     /// [default: $XDG_DATA_HOME/artfs/registry]
     #[arg(long, global = true, env = "ARTFS_REGISTRY")]
     pub registry: Option<String>,
-    /// Default entity for artifact paths [default: the OS user name]
+    /// Default entity for artifact paths [default: $USER, else the account name of the uid]
     #[arg(long, global = true, env = "ARTFS_ENTITY")]
     pub entity: Option<String>,
     /// Default project for artifact paths [default: uncategorized]
@@ -69,14 +91,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Download a version to a folder, verifying every file
-    Get {
-        /// `[[entity/]project/]name[:alias|:vN]`
-        artifact: String,
-        /// Target folder [default: ./artifacts/<name>:<vN>]
-        #[arg(long)]
-        root: Option<PathBuf>,
-    },
+    /// Download a version, or some of its entries, to a folder, verifying every file
+    Get(GetArgs),
     /// Add or remove aliases of a version
     Alias {
         /// `[[entity/]project/]name:vN` (or `:alias`)
@@ -167,6 +183,46 @@ pub struct MountArgs {
     /// Log file of the background daemon [default: $XDG_STATE_HOME/artfs/mount-<mountpoint>.log]
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub access: RefAccessArgs,
+}
+
+/// What reference entries may reach when read (`get`, `mount`). Whoever writes a registry chooses
+/// its references, so by default reads reach neither local files nor private addresses.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RefAccessArgs {
+    /// Read `file://` references whose file (symlinks resolved) is below DIR; repeatable, and
+    /// colon-separated in the environment variable [default: none]
+    #[arg(long = "allow-file-refs", value_name = "DIR", env = "ARTFS_ALLOW_FILE_REFS")]
+    #[arg(value_delimiter = ':')]
+    pub allow_file_refs: Vec<PathBuf>,
+    /// Let `http(s)://` references reach loopback, link-local and private addresses (127.0.0.0/8,
+    /// 10.0.0.0/8, 169.254.0.0/16, fc00::/7, ...) [default: public addresses only]
+    #[arg(long, env = "ARTFS_ALLOW_PRIVATE_REFS", action = clap::ArgAction::SetTrue)]
+    #[arg(value_parser = clap::builder::BoolishValueParser::new())]
+    pub allow_private_refs: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// `[[entity/]project/]name[:alias|:vN]`
+    pub artifact: String,
+    /// Entries to download, by their path in the version (as `show --files` lists them)
+    /// [default: every entry]
+    pub paths: Vec<String>,
+    /// Download the entries whose path starts with P, as the W&B SDK's `path_prefix` (a plain
+    /// string prefix: `train/` is one folder, `train` also matches `training.csv`)
+    #[arg(long, value_name = "P")]
+    pub path_prefix: Option<String>,
+    /// Target folder [default: ./artifacts/<name>:<vN>]
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Download into a folder that holds files which are not the version's (they are kept) or
+    /// differ from it (they are replaced); both are listed
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub access: RefAccessArgs,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,10 @@ pub enum ConfigError {
     Duration(String),
     #[error("cannot find a home directory for the default {0}; set it explicitly")]
     NoHome(&'static str),
+    #[error(
+        "no default entity: $USER is not set and uid {0} has no account name; pass --entity or set ARTFS_ENTITY"
+    )]
+    NoUser(u32),
     #[error("artifact {0:?} is not valid UTF-8")]
     NotUtf8(String),
 }
@@ -49,7 +53,7 @@ impl TryFrom<&GlobalArgs> for Config {
         };
         let entity = match &g.entity {
             Some(e) => e.clone(),
-            None => default_user(),
+            None => default_user()?,
         };
         validate_scope("entity", &entity)?;
         let project = g.project.clone().unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
@@ -127,11 +131,17 @@ pub fn default_mount_log(mountpoint: &std::path::Path) -> Option<PathBuf> {
     Some(dir.join(format!("mount-{name}.log")))
 }
 
-fn default_user() -> String {
-    ["USER", "LOGNAME"]
-        .iter()
-        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| "local".to_owned())
+/// The default entity, W&B's: the user name. `$USER`, else the account name of the process's uid
+/// (from the passwd database, so NSS/LDAP accounts count), never a made-up name.
+fn default_user() -> Result<String, ConfigError> {
+    if let Some(user) = std::env::var("USER").ok().filter(|v| !v.is_empty()) {
+        return Ok(user);
+    }
+    let uid = nix::unistd::Uid::current();
+    match nix::unistd::User::from_uid(uid) {
+        Ok(Some(user)) if !user.name.is_empty() => Ok(user.name),
+        _ => Err(ConfigError::NoUser(uid.as_raw())),
+    }
 }
 
 /// `500M`, `20G`, `1.5T`, `1048576` (bytes); binary units.

@@ -1,6 +1,6 @@
 //! artfs: versioned datasets and models (W&B-compatible artifacts) mounted as read-only folders.
 //!
-//! - `cli`, `config`, `app`: the edge (flags, resolved settings, subcommands);
+//! - `cli`, `config`, `cmd`: the edge (flags, resolved settings, one file per subcommand);
 //! - `names`: artifact paths `[[entity/]project/]name[:alias]`;
 //! - `manifest`: the W&B manifest format and digests;
 //! - `stage`: PATH arguments to manifest entries (hashing);
@@ -12,11 +12,13 @@
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
-//! - `progress`: progress bars.
+//! - `progress`: progress bars;
+//! - `report`: errors and their causes on one line (the CLI's messages, the daemon's log);
+//! - `terminal`: registry text made safe to print (control characters escaped).
 
-pub mod app;
 pub mod cache;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod fetch;
 pub mod fs;
@@ -26,5 +28,7 @@ pub mod names;
 pub mod progress;
 pub mod refs;
 pub mod registry;
+pub mod report;
 pub mod stage;
 pub mod store;
+pub mod terminal;

@@ -1,13 +1,12 @@
-//! The `artfs` binary: parse flags, run, print the error chain.
-
-use clap::Parser;
+//! The `artfs` binary: parse flags, run, print the error and its causes.
 
 fn main() -> std::process::ExitCode {
-    let cli = artfs::cli::Cli::parse();
-    match artfs::app::run(cli) {
+    let cli = artfs::cli::parse();
+    match artfs::cmd::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Messages quote registry content (entry names, URIs): no raw control characters.
+            eprintln!("error: {}", artfs::terminal::printable(&artfs::cmd::error_report(&e)));
             std::process::ExitCode::FAILURE
         }
     }

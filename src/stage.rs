@@ -11,7 +11,7 @@ use std::io::Read;
 
 use crate::manifest::{DigestAlg, Entry, EntryHasher, Manifest, ManifestError, validate_path};
 use crate::store::chunks::{CHUNK_BYTES, ChunkHasher};
-use crate::store::{FileStamp, UploadSource};
+use crate::store::{FileStamp, UploadChecker, UploadSource};
 
 /// Read buffer for hashing: large enough that syscalls do not dominate.
 const HASH_BUF_BYTES: usize = 1 << 20;
@@ -30,6 +30,10 @@ pub enum StageError {
     NotRegular { path: PathBuf },
     #[error("entry {name:?} is given twice, by {first} and {second}, with different content")]
     Conflict { name: String, first: String, second: String },
+    #[error(
+        "{path:?}: the name is not valid UTF-8; artifact paths are text (as in W&B), rename the file"
+    )]
+    NotUtf8 { path: PathBuf },
     #[error("{arg}: {source}")]
     Name {
         arg: String,
@@ -90,10 +94,19 @@ pub fn collect(arg: &str) -> Result<Vec<StagedFile>, StageError> {
         validate_path(&n).map_err(|source| StageError::Name { arg: arg.to_owned(), source })?;
         Ok(n)
     };
+    // A lossy conversion would give two different names one entry (both U+FFFD).
+    let text = |p: &Path| {
+        p.to_str().map(str::to_owned).ok_or_else(|| StageError::NotUtf8 { path: p.to_owned() })
+    };
     if meta.is_file() {
         let name = match name {
             Some(n) => n.to_owned(),
-            None => path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            None => match path.file_name() {
+                Some(n) => {
+                    text(Path::new(n)).map_err(|_| StageError::NotUtf8 { path: path.clone() })?
+                }
+                None => String::new(),
+            },
         };
         return Ok(vec![StagedFile { name: check(name)?, source: path, size: meta.len() }]);
     }
@@ -110,7 +123,9 @@ pub fn collect(arg: &str) -> Result<Vec<StagedFile>, StageError> {
             continue;
         }
         let rel = item.path().strip_prefix(&path).unwrap_or(item.path());
-        let rel = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
+        let rel = text(rel)
+            .map_err(|_| StageError::NotUtf8 { path: item.path().to_owned() })?
+            .replace(std::path::MAIN_SEPARATOR, "/");
         let logical = match name {
             Some(prefix) if !prefix.is_empty() => format!("{prefix}/{rel}"),
             _ => rel,
@@ -124,9 +139,11 @@ pub fn collect(arg: &str) -> Result<Vec<StagedFile>, StageError> {
     Ok(out)
 }
 
-/// Hashes one file in one pass: its W&B digest and, for files of more than one chunk, the
-/// per-chunk checksums stored beside its blob. The stamp is taken before reading, so a change
-/// during or after hashing is caught before upload.
+/// Hashes one file in one pass: its W&B digest, the check the upload verifies its bytes against
+/// and, for files of more than one chunk, the per-chunk checksums stored beside its blob. The
+/// size recorded is that of the bytes read, not `st_size` (which `/proc` and `/sys` files get
+/// wrong). The stamp is taken before reading, so a change during or after hashing is caught
+/// before upload.
 fn hash_one(
     path: &Path,
     progress: &(dyn Fn(u64) + Sync),
@@ -135,7 +152,9 @@ fn hash_one(
     let stamp = FileStamp::of(&file.metadata()?);
     let mut hasher = EntryHasher::new(DigestAlg::Md5);
     let mut sums = (stamp.len > CHUNK_BYTES).then(|| ChunkHasher::new(CHUNK_BYTES));
-    let mut buf = vec![0u8; HASH_BUF_BYTES.min(stamp.len as usize + 1)];
+    let mut check = UploadChecker::default();
+    // At least 64 KiB: `st_size` may say 0 for a file that has content.
+    let mut buf = vec![0u8; HASH_BUF_BYTES.min(stamp.len as usize + 1).max(64 << 10)];
     loop {
         let n = match file.read(&mut buf) {
             Ok(0) => break,
@@ -144,13 +163,18 @@ fn hash_one(
             Err(e) => return Err(e),
         };
         hasher.update(&buf[..n]);
+        check.update(&buf[..n]);
         if let Some(s) = sums.as_mut() {
             s.update(&buf[..n]);
         }
         progress(n as u64);
     }
-    let source =
-        UploadSource { path: path.to_owned(), stamp, chunks: sums.map(ChunkHasher::finish) };
+    let source = UploadSource {
+        path: path.to_owned(),
+        stamp,
+        check: check.finish(),
+        chunks: sums.map(ChunkHasher::finish),
+    };
     Ok((hasher.finish(), source))
 }
 
@@ -203,7 +227,7 @@ pub fn hash_all(
             }
             continue;
         }
-        let entry = Entry::stored(digest, source.stamp.len);
+        let entry = Entry::stored(digest, source.check.size);
         contents.insert(f.name.clone(), crate::store::chunks::bound(entry, source.chunks.as_ref()));
         sources.insert(f.name, source);
     }

@@ -8,7 +8,7 @@ use crate::util::{
     Env, bytes, create_s3_bucket, curl, list_files, read_tree, s3_vars, unique_bucket, write_tree,
 };
 
-fn s3_env(tag: &str) -> Option<Env> {
+pub(crate) fn s3_env(tag: &str) -> Option<Env> {
     let Some(vars) = s3_vars() else {
         eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
         return None;
@@ -55,6 +55,31 @@ fn s3_registry_log_relog_change_get() {
 fn s3_registry_keeps_eight_concurrent_logs() {
     let Some(env) = s3_env("race") else { return };
     crate::concurrency::eight_concurrent_logs(&env);
+}
+
+/// An empty (or mistyped) prefix is no registry: reads say so and write nothing; the first
+/// `log` writes the marker, which keeps the registry recognised once every version is deleted.
+#[test]
+fn s3_reads_of_an_empty_prefix_create_nothing() {
+    let Some(env) = s3_env("empty") else { return };
+    let (endpoint, bucket) = (&env.vars[0].1, env.registry.split('/').nth(2).unwrap().to_owned());
+    let keys = || {
+        let xml = curl(&[&format!("{endpoint}/{bucket}?list-type=2")]);
+        String::from_utf8(xml).unwrap().matches("<Key>").count()
+    };
+    for args in [&["ls"][..], &["show", "ds"], &["versions", "ds"], &["get", "ds"], &["gc"]] {
+        let err = env.fails(args);
+        assert!(err.contains(&format!("no artfs registry at {}", env.registry)), "{args:?}: {err}");
+    }
+    assert_eq!(keys(), 0, "a read wrote to the bucket");
+    let src = env.path("f.txt");
+    std::fs::write(&src, b"x").unwrap();
+    env.ok(&["log", "ds", src.to_str().unwrap()]);
+    let marker = curl(&[&format!("{endpoint}/{bucket}/team/registry/artfs-registry.json")]);
+    assert!(String::from_utf8_lossy(&marker).contains("artfs_registry"));
+    env.ok(&["rm", "ds:v0", "--delete-aliases"]);
+    env.ok(&["gc", "--grace", "0s"]);
+    assert_eq!(env.json(&["ls"])[0]["versions"], 0);
 }
 
 #[test]
@@ -126,6 +151,11 @@ fn gcs_registry_reads() {
     env.ok(&["cache", "clear"]);
     let mnt = env.mount(&[env.path("mnt").to_str().unwrap()]);
     assert_eq!(read_tree(&mnt.join("acme/bikes/weights:prod")), files, "gs:// registry mounted");
+    // A mistyped prefix in the same bucket is no registry.
+    let mut typo = Env::with_registry(&format!("gs://{bucket}/regg"));
+    typo.vars = env.vars.clone();
+    let err = typo.fails(&["ls"]);
+    assert!(err.contains(&format!("no artfs registry at gs://{bucket}/regg")), "{err}");
 }
 
 /// Two machines on one S3 registry (two processes, two caches): a writer logs v1 while a mount

@@ -11,5 +11,13 @@ mod concurrency;
 mod cloud_registry;
 // Reference entries (s3://, gs://, http://) read back pinned from real local servers.
 mod references;
+// Shared registries written by others: references a reader did not allow, wrong sizes, raw text.
+mod trust;
+// Issue 12's write-path defects: lying sizes, bad names, crafted objects, interrupted logs.
+mod hardening;
 // Real FUSE mounts of temporary registries, through the built `artfs` binary.
 mod mount;
+// The README's quick start, run verbatim in a fresh HOME.
+mod readme;
+// `scripts/test-services.sh` on other ports, beside the default services.
+mod services;

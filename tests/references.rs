@@ -246,7 +246,9 @@ fn serve_http_fixture() -> Option<std::thread::JoinHandle<()>> {
 #[test]
 fn sdk_http_manifest_reads_back_from_a_server_with_the_same_etags() {
     let Some(server) = serve_http_fixture() else { return };
-    let env = Env::new();
+    let mut env = Env::new();
+    // The fixture server is on 127.0.0.1: this reader allows private addresses.
+    env.vars.push(("ARTFS_ALLOW_PRIVATE_REFS".into(), "1".into()));
     let path = env.path("http.json");
     std::fs::write(&path, serde_json::to_vec(&fixture("http_checksum.manifest.json")).unwrap())
         .unwrap();
@@ -368,7 +370,9 @@ fn serve_body_forever(body: &'static [u8]) -> String {
 fn an_unchecked_http_reference_reads_back_whatever_its_size() {
     const BODY: &[u8] = b"unchecked reference body\n";
     let url = format!("{}/data/unchecked.txt", serve_body_forever(BODY));
-    let env = Env::new();
+    let mut env = Env::new();
+    // The server is on 127.0.0.1, which readers refuse unless allowed.
+    env.vars.push(("ARTFS_ALLOW_PRIVATE_REFS".into(), "1".into()));
     env.ok(&["-q", "log", "nocheck", &url, "--no-checksum"]);
     // Stored as W&B stores it: the URI as digest, the unknown size as 0.
     let show = env.json(&["show", "nocheck", "--files"]);

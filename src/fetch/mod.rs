@@ -328,14 +328,19 @@ impl Fetcher {
     /// Cache key of a reference entry. A pinned reference is keyed by (URI, recorded etag or
     /// version), like W&B's cache. An unpinned one (logged without checksum) has no identity
     /// beyond its URI, so it is keyed per process: each `artfs get` and each mount reads it fresh
-    /// once, rather than serving what some earlier process saw.
+    /// once, rather than serving what some earlier process saw. Its recorded size, if any, is
+    /// part of the key: entries of one URI with different sizes must not share bytes (each is
+    /// checked against its own size).
     fn reference_key(&self, entry: &Entry) -> Option<CacheKey> {
         let (uri, tag) = refs::cache_identity(entry)?;
         if refs::is_pinned(entry) {
-            Some(CacheKey::from_reference(&uri, &tag))
-        } else {
-            Some(CacheKey::from_reference(&uri, &format!("unpinned:{}", self.session)))
+            return Some(CacheKey::from_reference(&uri, &tag));
         }
+        let tag = match entry.size {
+            Some(size) => format!("unpinned:{}:{size}", self.session),
+            None => format!("unpinned:{}", self.session),
+        };
+        Some(CacheKey::from_reference(&uri, &tag))
     }
 
     pub fn cache(&self) -> &BlobCache {
@@ -397,8 +402,21 @@ impl Fetcher {
                 });
             };
             let clouds = &self.clouds;
-            // The source is pinned by etag/version while it is read; the cache checks the size.
-            let size = entry.size.filter(|_| refs::is_pinned(entry));
+            // Before the cache too: a copy fetched when some reader allowed it is no reason to
+            // serve it to a read this reader does not allow.
+            handle
+                .block_on(async {
+                    tokio::time::timeout(stall, refs::check_allowed(clouds, entry)).await
+                })
+                .unwrap_or(Ok(()))
+                .map_err(|source| FetchError::Reference {
+                    artifact: artifact.to_owned(),
+                    path: path.to_owned(),
+                    source,
+                })?;
+            // The source is pinned by etag/version while it is read (unless logged without
+            // checksum); the cache checks the size whenever one is recorded.
+            let size = entry.size;
             return self
                 .cache
                 .get_or_fill(&key, &Verify::SizeOnly, size, |out: &mut dyn Write| {
@@ -407,10 +425,13 @@ impl Fetcher {
                         let mut stream =
                             tokio::time::timeout(stall, refs::fetch(clouds, entry, None))
                                 .await
-                                .map_err(|_| stalled(entry.reference.as_deref().unwrap_or("")))??;
-                        while let Some(chunk) = tokio::time::timeout(stall, stream.next())
-                            .await
-                            .map_err(|_| stalled(entry.reference.as_deref().unwrap_or("")))?
+                                .map_err(|_| {
+                                stalled(&refs::redact(entry.reference.as_deref().unwrap_or("")))
+                            })??;
+                        while let Some(chunk) =
+                            tokio::time::timeout(stall, stream.next()).await.map_err(|_| {
+                                stalled(&refs::redact(entry.reference.as_deref().unwrap_or("")))
+                            })?
                         {
                             let chunk = chunk?;
                             counters.add_fetched(chunk.len() as u64);
@@ -491,6 +512,12 @@ impl Fetcher {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<u64, FetchError> {
         let entries: Vec<(&String, &Entry)> = manifest.contents.iter().collect();
+        let is_entry = |p: &Path| {
+            p.strip_prefix(root)
+                .ok()
+                .and_then(Path::to_str)
+                .is_some_and(|rel| manifest.contents.contains_key(rel))
+        };
         let next = AtomicUsize::new(0);
         let results: Vec<Result<u64, FetchError>> = std::thread::scope(|s| {
             let workers: Vec<_> = (0..GET_PARALLEL_FILES.min(entries.len().max(1)))
@@ -503,7 +530,7 @@ impl Fetcher {
                                 return Ok(bytes);
                             };
                             let blob = self.cached(artifact, path, entry)?;
-                            copy_out(&blob, &root.join(path))?;
+                            copy_out(&blob, &root.join(path), &is_entry)?;
                             bytes += blob.len();
                             progress(blob.len());
                         }
@@ -563,14 +590,24 @@ impl SidecarMemo {
     }
 }
 
-/// Copies a cached blob to `dest` through a temporary file in the same directory.
-fn copy_out(blob: &CachedBlob, dest: &Path) -> Result<(), FetchError> {
+/// Copies a cached blob to `dest` through a temporary file in the same directory, named so that
+/// it is none of the version's entries (`is_entry`): a temporary file must never replace one.
+fn copy_out(
+    blob: &CachedBlob,
+    dest: &Path,
+    is_entry: &dyn Fn(&Path) -> bool,
+) -> Result<(), FetchError> {
     let write_err = |source| FetchError::Write { path: dest.to_owned(), source };
     if let Some(dir) = dest.parent() {
         std::fs::create_dir_all(dir).map_err(write_err)?;
     }
     let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dest.with_file_name(format!(".{name}.artfs-{}.tmp", std::process::id()));
+    let tmp = std::iter::repeat_with(|| {
+        let id = format!("{}-{:08x}", std::process::id(), fastrand::u32(..));
+        dest.with_file_name(format!(".{name}.artfs-{id}.tmp"))
+    })
+    .find(|t| !is_entry(t))
+    .unwrap_or_else(|| dest.with_file_name(format!(".{name}.artfs.tmp")));
     let result = (|| {
         std::fs::copy(blob.path(), &tmp)?;
         // Cache entries are read-only; the user's copy is theirs to change.

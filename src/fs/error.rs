@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::fetch::FetchError;
 use crate::fs::tree::TreeError;
 use crate::manifest::ManifestError;
+use crate::refs::RefError;
 use crate::registry::RegistryError;
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +80,11 @@ impl FsError {
             FsError::ReadOnly => libc::EROFS,
             FsError::BadHandle(_) => libc::EBADF,
             FsError::NoXattr => libc::ENODATA,
+            // A reference the reader did not allow (a local file, a private address): the
+            // reader's own policy refuses it, as a permission would; retrying cannot help.
+            FsError::Fetch(FetchError::Reference { source: RefError::Refused { .. }, .. }) => {
+                libc::EACCES
+            }
             // Everything below is "the bytes cannot be produced right now": the registry or the
             // blob is unreachable, broken or not what the manifest promised. EIO is what
             // programs expect from a failing disk, and it never looks like a missing file.
@@ -94,9 +100,10 @@ impl FsError {
     }
 
     /// Whether this is an expected answer (a missing name, a refused write) rather than a
-    /// failure worth a log line: exactly the errors that are not `EIO`.
+    /// failure worth a log line: exactly the errors that are not `EIO`, nor `EACCES` (a refused
+    /// reference, which the log names so the reader can decide to allow it).
     pub fn is_expected(&self) -> bool {
-        self.errno() != libc::EIO
+        !matches!(self.errno(), libc::EIO | libc::EACCES)
     }
 }
 
@@ -113,5 +120,12 @@ mod tests {
         assert_eq!(timeout.errno(), libc::EIO);
         assert!(!timeout.is_expected());
         assert!(FsError::ReadOnly.is_expected());
+        let refused = FsError::Fetch(FetchError::Reference {
+            artifact: "a:v0".into(),
+            path: "secret".into(),
+            source: RefError::Refused { uri: "file:///etc/shadow".into(), reason: "no".into() },
+        });
+        assert_eq!(refused.errno(), libc::EACCES);
+        assert!(!refused.is_expected(), "a refused reference gets a log line");
     }
 }

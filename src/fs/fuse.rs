@@ -248,7 +248,7 @@ impl Passthrough {
 /// The errno of an error, logging the ones that are failures rather than answers.
 fn errno(op: &str, err: &FsError) -> Errno {
     if !err.is_expected() {
-        tracing::error!("{op}: {err:#}");
+        tracing::error!("{op}: {}", crate::report::error_line(err));
     }
     Errno::from_i32(err.errno())
 }

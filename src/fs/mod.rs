@@ -693,7 +693,20 @@ impl ArtifactFs {
                     let Ok(c) = CollectionPath::new(entity, project, name) else {
                         continue;
                     };
-                    let state = self.collection_state(&c)?;
+                    // A collection whose log is broken is left out; the others are listed. (A
+                    // registry that fails or stalls still fails the listing.)
+                    let state = match self.collection_state(&c) {
+                        Ok(state) => state,
+                        Err(
+                            err @ FsError::Registry {
+                                source: RegistryError::Corrupt { .. }, ..
+                            },
+                        ) => {
+                            tracing::warn!(%err, "leaving {c} out of the listing");
+                            continue;
+                        }
+                        Err(err) => return Err(err),
+                    };
                     for record in state.versions.values() {
                         let slot = self.intern_version(&c, record, parent);
                         let attr = self.getattr(self.version_ino(&slot, Tree::ROOT))?;

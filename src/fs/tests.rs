@@ -118,7 +118,8 @@ impl Env {
             let entry = Entry::stored(md5_base64(bytes), bytes.len() as u64);
             let entry = crate::store::chunks::bound(entry, chunks.as_ref());
             manifest.contents.insert(path.to_string(), entry);
-            let source = crate::store::UploadSource { path: file, stamp, chunks };
+            let check = crate::store::UploadCheck::of(bytes);
+            let source = crate::store::UploadSource { path: file, stamp, check, chunks };
             sources.insert(path.to_string(), source);
         }
         let req = LogRequest {

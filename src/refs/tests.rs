@@ -5,13 +5,19 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use object_store::client::HttpResponse;
 use object_store::{PutPayload, PutResult};
+use serde_json::Value;
 use sha2::{Digest as _, Sha256};
+use tokio::io::AsyncReadExt;
+use url::Url;
 
 use super::*;
-use crate::manifest::Manifest;
+use crate::manifest::{DigestAlg, Manifest, hash_file};
 use crate::store::cloud::{
     AwsCredentials, CloudConfig, GcpCredentials, GcsConfig, NetConfig, S3Config,
 };
@@ -98,6 +104,12 @@ fn test_net() -> NetConfig {
         read_timeout: Duration::from_secs(20),
         request_timeout: None,
     }
+}
+
+/// Test servers listen on 127.0.0.1: references to them need the reader's permission.
+fn private_clouds() -> Clouds {
+    let refs = RefAccess::new(&[], true).unwrap();
+    Clouds::new(CloudConfig { net: test_net(), refs, ..CloudConfig::default() })
 }
 
 fn env_or_skip(var: &str, test: &str) -> Option<String> {
@@ -380,7 +392,8 @@ async fn file_refs_match_the_sdk_and_are_pinned_by_content() {
     let root = tmp.path().canonicalize().unwrap().join("root");
     copy_tree(&fixtures().join("inputs"), &root);
     let r = root.display().to_string();
-    let clouds = Clouds::default();
+    let refs = RefAccess::new(std::slice::from_ref(&root), false).unwrap();
+    let clouds = Clouds::new(CloudConfig { refs, ..CloudConfig::default() });
     let calls: Vec<(String, Option<&str>, bool)> = vec![
         (format!("file://{r}/hello.txt"), None, true),
         (format!("file://{r}/data"), None, true),
@@ -671,7 +684,7 @@ async fn http_refs_against_nginx() {
     ) else {
         return;
     };
-    let clouds = Clouds::new(CloudConfig { net: test_net(), ..CloudConfig::default() });
+    let clouds = private_clouds();
     let dir = unique("refs");
     let local = PathBuf::from(&root).join(&dir);
     std::fs::create_dir_all(local.join("dir")).unwrap();
@@ -748,7 +761,7 @@ async fn http_weak_etag_and_rangeless_server() {
             let _ = sock.write_all(format!("{head}{body}").as_bytes()).await;
         }
     });
-    let clouds = Clouds::new(CloudConfig { net: test_net(), ..CloudConfig::default() });
+    let clouds = private_clouds();
     let uri = format!("http://{addr}/weak.txt");
     let (_, mut e) = only(expand(&clouds, &uri, None, true, 0).await.unwrap());
     assert_eq!((e.digest.as_str(), e.size), ("W/\"v1", Some(10)));
@@ -770,6 +783,7 @@ async fn dead_endpoints_fail_fast_and_clearly() {
         s3: S3Config { endpoint: Some(dead.into()), ..S3Config::default() },
         gcs: GcsConfig { base_url: Some(dead.into()), credentials: GcpCredentials::Emulator },
         net: test_net(),
+        refs: RefAccess::new(&[], true).unwrap(),
     });
     let http_entry = Entry {
         digest: "abc".into(),
@@ -791,4 +805,229 @@ async fn dead_endpoints_fail_fast_and_clearly() {
             "{err}"
         );
     }
+}
+
+// -------------------------------------------------------------------------------------------
+// What a reader allows: file:// directories, private addresses, credentials
+
+/// A file reference entry of `path` as `expand` records it (size and MD5).
+fn file_ref(path: &Path) -> Entry {
+    let (digest, size) = hash_file(path, DigestAlg::Md5, |_| {}).unwrap();
+    Entry { digest, size: Some(size), reference: Some(file_uri(path)), ..Entry::default() }
+}
+
+fn file_clouds(dirs: &[PathBuf]) -> Clouds {
+    let refs = RefAccess::new(dirs, false).unwrap();
+    Clouds::new(CloudConfig { refs, ..CloudConfig::default() })
+}
+
+#[tokio::test]
+async fn file_refs_are_read_only_below_allowed_directories_after_resolving_symlinks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().canonicalize().unwrap();
+    let (allowed, secret_dir) = (base.join("allowed"), base.join("secret"));
+    std::fs::create_dir_all(allowed.join("sub")).unwrap();
+    std::fs::create_dir_all(&secret_dir).unwrap();
+    std::fs::write(allowed.join("sub/ok.txt"), b"fine\n").unwrap();
+    std::fs::write(secret_dir.join("key"), b"private key\n").unwrap();
+    std::os::unix::fs::symlink(secret_dir.join("key"), allowed.join("link-out")).unwrap();
+    std::os::unix::fs::symlink(&secret_dir, allowed.join("dir-out")).unwrap();
+    std::os::unix::fs::symlink(allowed.join("sub/ok.txt"), secret_dir.join("link-in")).unwrap();
+    let ok = file_ref(&allowed.join("sub/ok.txt"));
+    let secret = file_ref(&secret_dir.join("key"));
+
+    // Nothing is allowed by default, not even reading what exists.
+    let err = read_ref(&Clouds::default(), &ok, None).await.unwrap_err();
+    assert!(matches!(err, RefError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("--allow-file-refs"), "{err}");
+
+    let clouds = file_clouds(std::slice::from_ref(&allowed));
+    assert_eq!(read_ref(&clouds, &ok, None).await.unwrap(), b"fine\n");
+    assert_eq!(read_ref(&clouds, &ok, Some(1..3)).await.unwrap(), b"in");
+    let mut outside = vec![
+        secret.clone(),
+        // Symlinks inside the allowed directory to files and directories outside it.
+        Entry { reference: Some(file_uri(&allowed.join("link-out"))), ..secret.clone() },
+        Entry { reference: Some(file_uri(&allowed.join("dir-out/key"))), ..secret.clone() },
+        // `..` out of the allowed directory.
+        Entry {
+            reference: Some(format!("file://{}/sub/../../secret/key", allowed.display())),
+            ..secret.clone()
+        },
+        // A sibling whose name starts with the allowed one.
+        Entry { reference: Some(format!("file://{}-x/key", allowed.display())), ..secret.clone() },
+    ];
+    // Files that do not exist outside: refused too, revealing nothing about them.
+    outside.push(Entry {
+        reference: Some(format!("file://{}/missing", secret_dir.display())),
+        ..secret.clone()
+    });
+    for entry in &outside {
+        for range in [None, Some(0..4)] {
+            let err = read_ref(&clouds, entry, range).await.unwrap_err();
+            assert!(matches!(err, RefError::Refused { .. }), "{:?}: {err}", entry.reference);
+        }
+    }
+    // A symlink from outside into the allowed directory reads what it points to.
+    let inward = Entry { reference: Some(file_uri(&secret_dir.join("link-in"))), ..ok.clone() };
+    assert_eq!(read_ref(&clouds, &inward, None).await.unwrap(), b"fine\n");
+    // Missing files inside keep their own error.
+    let gone = Entry { reference: Some(file_uri(&allowed.join("gone.txt"))), ..ok.clone() };
+    let err = read_ref(&clouds, &gone, None).await.unwrap_err();
+    assert!(matches!(err, RefError::NotFound { .. }), "{err}");
+    // Special files inside are not read (a FIFO would block forever).
+    let fifo = allowed.join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let pipe = Entry { reference: Some(file_uri(&fifo)), ..ok.clone() };
+    let err = read_ref(&clouds, &pipe, None).await.unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    // Logging stays allowed: the writer reads their own files.
+    let (_, logged) = only(
+        expand(&Clouds::default(), &file_uri(&secret_dir.join("key")), None, true, 0)
+            .await
+            .unwrap(),
+    );
+    assert_eq!(logged.size, Some(12));
+}
+
+/// Accepts connections on `addr`, counting them, and answers each with `answer(request)`.
+async fn counting_server(
+    addr: &str,
+    answer: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> (std::net::SocketAddr, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    use tokio::io::AsyncWriteExt;
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let local = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else { return };
+            seen.fetch_add(1, Ordering::SeqCst);
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.unwrap_or(0);
+            let reply = answer(&String::from_utf8_lossy(&buf[..n]));
+            let _ = sock.write_all(reply.as_bytes()).await;
+        }
+    });
+    (local, count, task)
+}
+
+fn ok_reply(body: &str) -> String {
+    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+}
+
+fn unchecked_http(uri: String) -> Entry {
+    Entry { digest: uri.clone(), reference: Some(uri), ..Entry::default() }
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_before_any_request_unless_allowed() {
+    let (addr, count, server) = counting_server("127.0.0.1:0", |_| ok_reply("internal")).await;
+    let port = addr.port();
+    let refused = [
+        format!("http://127.0.0.1:{port}/admin"),
+        format!("http://localhost:{port}/admin"),
+        format!("http://2130706433:{port}/admin"),
+        format!("http://[::1]:{port}/admin"),
+        format!("http://[::ffff:127.0.0.1]:{port}/admin"),
+    ];
+    let clouds = Clouds::new(CloudConfig { net: test_net(), ..CloudConfig::default() });
+    for uri in &refused {
+        for range in [None, Some(0..4)] {
+            let err = read_ref(&clouds, &unchecked_http(uri.clone()), range).await.unwrap_err();
+            assert!(matches!(err, RefError::Refused { .. }), "{uri}: {err}");
+            let text = err.to_string();
+            assert!(text.contains("--allow-private-refs") && text.contains("loopback"), "{text}");
+        }
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 0, "no request reached the server");
+    // The reader's permission lets the same references through.
+    let uri = format!("http://localhost:{port}/admin");
+    assert_eq!(read_ref(&private_clouds(), &unchecked_http(uri), None).await.unwrap(), b"internal");
+    server.abort();
+}
+
+/// Every local address is loopback, so the redirect check is exercised with an address rule
+/// that allows 127.0.0.1 only: a server there redirects to one on 127.0.0.2 (also loopback on
+/// Linux), which must never be contacted.
+#[tokio::test]
+async fn redirects_are_checked_at_every_hop() {
+    let (inner, inner_count, inner_server) =
+        counting_server("127.0.0.2:0", |_| ok_reply("metadata secrets")).await;
+    let (outer, _, outer_server) = counting_server("127.0.0.1:0", move |req| {
+        let to = match req.contains("GET /fine") {
+            true => "/landing".to_owned(),
+            false => format!("http://{inner}/latest/meta-data"),
+        };
+        match req.contains("GET /landing") {
+            true => ok_reply("landed"),
+            false => format!(
+                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+        }
+    })
+    .await;
+    let only_first = |ip: std::net::IpAddr| match ip.to_string().as_str() {
+        "127.0.0.1" => None,
+        _ => Some("test-refused"),
+    };
+    let config = CloudConfig { net: test_net(), ..CloudConfig::default() };
+    let clouds = Clouds::with_address_check(config, only_first);
+    let hop = unchecked_http(format!("http://{outer}/redirect"));
+    let err = read_ref(&clouds, &hop, None).await.unwrap_err();
+    assert!(matches!(err, RefError::Refused { .. }), "{err}");
+    assert!(err.to_string().contains("127.0.0.2"), "{err}");
+    assert_eq!(inner_count.load(Ordering::SeqCst), 0, "the hop was not made");
+    // Redirects within what is allowed are followed.
+    let fine = unchecked_http(format!("http://{outer}/fine"));
+    assert_eq!(read_ref(&clouds, &fine, None).await.unwrap(), b"landed");
+    inner_server.abort();
+    outer_server.abort();
+}
+
+#[tokio::test]
+async fn credentials_in_reference_urls_are_refused_when_logging_and_never_shown() {
+    for uri in [
+        "http://user:hunter2@example.com/x",
+        "https://token@example.com/x",
+        "s3://key:hunter2@bucket/x",
+    ] {
+        let err = expand(&Clouds::default(), uri, None, false, 0).await.unwrap_err();
+        assert!(matches!(err, RefError::Credentials { .. }), "{uri}: {err}");
+        assert!(
+            !err.to_string().contains("hunter2") && !err.to_string().contains("token@"),
+            "{err}"
+        );
+    }
+    assert_eq!(redact("http://u:p@h:1/a@b?c=d@e"), "http://***@h:1/a@b?c=d@e");
+    assert_eq!(redact("http://h/a@b"), "http://h/a@b");
+    assert_eq!(redact("file:///x@y"), "file:///x@y");
+
+    // Stored by another tool: read with the credentials as a header, never in errors.
+    let (addr, _, server) = counting_server("127.0.0.1:0", |req| {
+        // base64("user:hunter2")
+        match req.to_ascii_lowercase().contains("authorization: basic dxnlcjpodw50zxiy") {
+            true => ok_reply("authorised"),
+            false => "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_owned(),
+        }
+    })
+    .await;
+    let clouds = private_clouds();
+    let good = unchecked_http(format!("http://user:hunter2@{addr}/x"));
+    assert_eq!(read_ref(&clouds, &good, None).await.unwrap(), b"authorised");
+    for entry in [
+        unchecked_http(format!("http://user:wrong-hunter2@{addr}/x")),
+        unchecked_http("http://user:hunter2@127.0.0.1:1/x".to_owned()),
+        Entry { digest: "etag".into(), ..unchecked_http(format!("http://user:hunter2@{addr}/x")) },
+    ] {
+        let err = read_ref(&clouds, &entry, None).await.unwrap_err();
+        let text = format!("{:#}", anyhow::Error::from(err));
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("***@"), "{text}");
+    }
+    let err = read_ref(&Clouds::default(), &good, None).await.unwrap_err();
+    assert!(!format!("{:#}", anyhow::Error::from(err)).contains("hunter2"));
+    server.abort();
 }

@@ -5,6 +5,13 @@
 //! aliases, descriptions, deletions) is the fold of the log. Every `CHECKPOINT_EVERY` commits a
 //! writer also stores the folded state as `<collection>/checkpoints/<N:020>.json` (deterministic,
 //! so racing writers store identical bytes), and readers start from the newest checkpoint.
+//!
+//! Reading is lenient where one bad object would otherwise take the whole collection down: names
+//! that are not `<20 digits>.json` are ignored, a checkpoint that does not parse or does not hold
+//! together is passed over for the commits, and a commit that does not parse or does not apply
+//! (e.g. it aliases a version deleted meanwhile) is skipped as a no-op, with a warning. All readers
+//! skip the same commits, so they agree on the state. Writers are strict: a commit is checked
+//! against the state with `apply` before it is created.
 
 use std::collections::BTreeMap;
 
@@ -84,7 +91,7 @@ pub struct CollectionState {
     pub aliases: BTreeMap<String, u32>,
 }
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum FoldError {
     #[error("commit {seq} follows commit {prev}: the log has a gap")]
     Gap { prev: u64, seq: u64 },
@@ -94,7 +101,7 @@ pub enum FoldError {
 
 impl CollectionState {
     pub fn apply(&mut self, c: &Commit) -> Result<(), FoldError> {
-        if c.seq != self.seq + 1 {
+        if self.seq.checked_add(1) != Some(c.seq) {
             return Err(FoldError::Gap { prev: self.seq, seq: c.seq });
         }
         let invalid = |reason: String| FoldError::Invalid { seq: c.seq, reason };
@@ -110,11 +117,20 @@ impl CollectionState {
                 file_count,
                 aliases,
             } => {
-                if *version != self.next_version {
+                if *version != self.next_version || self.versions.contains_key(version) {
                     return Err(invalid(format!(
                         "creates v{version} but the next version is v{}",
                         self.next_version
                     )));
+                }
+                // Wrapping would hand out v0 again and overwrite it.
+                let Some(next) = version.checked_add(1) else {
+                    return Err(invalid(format!(
+                        "creates v{version}, but the version counter cannot go further"
+                    )));
+                };
+                if let Some(a) = aliases.iter().find(|a| !valid_alias(a)) {
+                    return Err(invalid(format!("sets the invalid alias {a:?}")));
                 }
                 self.artifact_type.get_or_insert_with(|| artifact_type.clone());
                 self.versions.insert(
@@ -130,7 +146,7 @@ impl CollectionState {
                         created_at: c.time,
                     },
                 );
-                self.next_version += 1;
+                self.next_version = next;
                 self.aliases.insert(LATEST.to_owned(), *version);
                 for a in aliases {
                     self.aliases.insert(a.clone(), *version);
@@ -139,6 +155,9 @@ impl CollectionState {
             Op::Aliases { version, add, remove } => {
                 if !self.versions.contains_key(version) {
                     return Err(invalid(format!("aliases v{version}, which does not exist")));
+                }
+                if let Some(a) = add.iter().find(|a| !valid_alias(a)) {
+                    return Err(invalid(format!("sets the invalid alias {a:?}")));
                 }
                 for a in remove {
                     if self.aliases.get(a) == Some(version) {
@@ -175,6 +194,88 @@ impl CollectionState {
         Ok(())
     }
 
+    /// Applies a commit as a reader does: a commit that does not apply to this state is skipped
+    /// (the state moves past its sequence number unchanged) and returned, so the caller can warn.
+    /// Only a gap in the log is an error.
+    pub fn apply_lenient(&mut self, c: &Commit) -> Result<Option<FoldError>, FoldError> {
+        match self.apply(c) {
+            Ok(()) => Ok(None),
+            Err(e @ FoldError::Gap { .. }) => Err(e),
+            Err(e @ FoldError::Invalid { .. }) => {
+                self.seq = c.seq;
+                Ok(Some(e))
+            }
+        }
+    }
+
+    /// Replays one stored commit object (the bytes under `commits/<seq>.json`) leniently: bytes
+    /// that are not a commit, or a commit whose number differs from its name, are skipped like a
+    /// commit that does not apply.
+    pub fn replay(&mut self, seq: u64, bytes: &[u8]) -> Result<Replayed, FoldError> {
+        if self.seq.checked_add(1) != Some(seq) {
+            return Err(FoldError::Gap { prev: self.seq, seq });
+        }
+        let commit: Commit = match serde_json::from_slice(bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                self.seq = seq;
+                return Ok(Replayed::Unreadable { reason: format!("not a commit: {e}") });
+            }
+        };
+        if commit.seq != seq {
+            self.seq = seq;
+            return Ok(Replayed::Unreadable {
+                reason: format!("holds commit {} under the name of commit {seq}", commit.seq),
+            });
+        }
+        Ok(match self.apply_lenient(&commit)? {
+            None => Replayed::Applied,
+            Some(e) => Replayed::Skipped {
+                reason: e.to_string(),
+                manifest: match commit.op {
+                    Op::Create { manifest, .. } => Some(manifest),
+                    _ => None,
+                },
+            },
+        })
+    }
+
+    /// Parses a stored checkpoint (the bytes under `checkpoints/<seq>.json`) and checks that it
+    /// holds together; a reader that gets an error here replays the commits instead.
+    pub fn from_checkpoint(seq: u64, bytes: &[u8]) -> Result<CollectionState, String> {
+        let state: CollectionState =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a checkpoint: {e}"))?;
+        if state.seq != seq {
+            return Err(format!("holds the state after commit {} under the name {seq}", state.seq));
+        }
+        state.check()?;
+        Ok(state)
+    }
+
+    /// The invariants every fold keeps: records under their own numbers, numbers below the
+    /// counter, aliases naming live versions, valid alias names, a type once there are versions.
+    pub fn check(&self) -> Result<(), String> {
+        let state = self;
+        if let Some((&v, r)) = state.versions.iter().find(|(v, r)| **v != r.version) {
+            return Err(format!("records v{} under v{v}", r.version));
+        }
+        if let Some(&newest) = state.versions.keys().next_back()
+            && newest >= state.next_version
+        {
+            return Err(format!("has v{newest} but the next version is v{}", state.next_version));
+        }
+        if let Some((a, v)) = state.aliases.iter().find(|(_, v)| !state.versions.contains_key(v)) {
+            return Err(format!("alias {a:?} names v{v}, which it does not have"));
+        }
+        if let Some(a) = state.aliases.keys().find(|a| !valid_alias(a)) {
+            return Err(format!("has the invalid alias {a:?}"));
+        }
+        if !state.versions.is_empty() && state.artifact_type.is_none() {
+            return Err("has versions but no type".into());
+        }
+        Ok(())
+    }
+
     /// Aliases of one version, sorted with `latest` first.
     pub fn aliases_of(&self, version: u32) -> Vec<String> {
         let mut out: Vec<String> =
@@ -192,6 +293,27 @@ impl CollectionState {
     }
 }
 
+/// What replaying one commit object did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replayed {
+    Applied,
+    /// A well-formed commit that does not apply (e.g. it aliases a deleted version). `manifest`
+    /// is the manifest a skipped `Create` names, which `gc` keeps to be safe.
+    Skipped {
+        reason: String,
+        manifest: Option<String>,
+    },
+    /// Bytes that are not a commit of this number; what they meant is unknown.
+    Unreadable {
+        reason: String,
+    },
+}
+
+/// `latest` or an alias a user may set.
+fn valid_alias(a: &str) -> bool {
+    a == LATEST || crate::names::validate_user_alias(a).is_ok()
+}
+
 pub fn commit_key(collection_prefix: &str, seq: u64) -> String {
     format!("{collection_prefix}/commits/{seq:020}.json")
 }
@@ -200,9 +322,16 @@ pub fn checkpoint_key(collection_prefix: &str, seq: u64) -> String {
     format!("{collection_prefix}/checkpoints/{seq:020}.json")
 }
 
-/// The sequence number of a commit or checkpoint key.
-pub fn seq_of_key(key: &str) -> Option<u64> {
-    key.rsplit('/').next()?.strip_suffix(".json")?.parse().ok()
+/// The sequence number of a commit or checkpoint key directly in `dir`: its name must be exactly
+/// 20 digits and `.json`. Anything else there (`README`, NFS's `.nfsXXXX`, editor backups,
+/// subdirectories) is not part of the log.
+pub fn seq_in(dir: &str, key: &str) -> Option<u64> {
+    let name = key.strip_prefix(dir)?.strip_prefix('/')?;
+    let digits = name.strip_suffix(".json")?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 #[cfg(test)]
@@ -270,8 +399,72 @@ mod tests {
     }
 
     #[test]
+    fn the_version_counter_refuses_to_wrap() {
+        // A crafted checkpoint at the end of the counter: creating the last number would wrap
+        // the counter to v0 and overwrite it.
+        let mut s = CollectionState::default();
+        s.apply(&create(1, 0, "d0", &[])).unwrap();
+        s.next_version = u32::MAX;
+        let before = s.clone();
+        let err = s.apply(&create(2, u32::MAX, "d1", &[])).unwrap_err();
+        assert!(err.to_string().contains("cannot go further"), "{err}");
+        assert_eq!(s, before);
+        assert_eq!(s.versions[&0].digest, "d0");
+        // A checkpoint whose counter is below a version it holds is refused as a whole.
+        let mut bad = before.clone();
+        bad.next_version = 0;
+        let bytes = serde_json::to_vec(&bad).unwrap();
+        assert!(CollectionState::from_checkpoint(1, &bytes).unwrap_err().contains("next version"));
+    }
+
+    #[test]
+    fn readers_skip_commits_that_do_not_apply_and_stay_in_step() {
+        // The `log`/`rm` race of issue 12: an alias commit for a version deleted just before.
+        let mut s = CollectionState::default();
+        s.apply(&create(1, 0, "d0", &[])).unwrap();
+        s.apply(&create(2, 1, "d1", &[])).unwrap();
+        s.apply(&op(3, Op::Delete { version: 0 })).unwrap();
+        let stale = op(4, Op::Aliases { version: 0, add: vec!["latest".into()], remove: vec![] });
+        let bytes = serde_json::to_vec(&stale).unwrap();
+        let replayed = s.replay(4, &bytes).unwrap();
+        assert!(matches!(&replayed, Replayed::Skipped { reason, .. } if reason.contains("v0")));
+        assert_eq!((s.seq, s.latest().unwrap().version), (4, 1));
+        // Bytes that are no commit, or a commit under another number, are skipped too.
+        assert!(matches!(s.replay(5, b"{\"seq\": 5"), Ok(Replayed::Unreadable { .. })));
+        let moved = serde_json::to_vec(&create(9, 2, "d2", &[])).unwrap();
+        assert!(matches!(s.replay(6, &moved), Ok(Replayed::Unreadable { .. })));
+        // The next writer's commit applies after them.
+        let bytes = serde_json::to_vec(&create(7, 2, "d2", &["best"])).unwrap();
+        assert_eq!(s.replay(7, &bytes), Ok(Replayed::Applied));
+        assert_eq!(s.aliases_of(2), ["latest", "best"]);
+        // A gap is still an error.
+        assert!(s.replay(9, &bytes).is_err());
+    }
+
+    #[test]
+    fn invalid_aliases_never_enter_the_state() {
+        let mut s = CollectionState::default();
+        assert!(s.apply(&create(1, 0, "d0", &["a/b"])).is_err());
+        s.apply(&create(1, 0, "d0", &[])).unwrap();
+        for bad in ["", "v3", "x:y"] {
+            let c = op(2, Op::Aliases { version: 0, add: vec![bad.into()], remove: vec![] });
+            assert!(s.apply(&c).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn keys_sort_by_sequence() {
         assert!(commit_key("c", 9) < commit_key("c", 10));
-        assert_eq!(seq_of_key(&commit_key("a/b", 42)), Some(42));
+        assert_eq!(seq_in("a/b/commits", &commit_key("a/b", 42)), Some(42));
+        for foreign in ["a/b/commits/README", "a/b/commits/.nfs000001", "a/b/commits/1.json"] {
+            assert_eq!(seq_in("a/b/commits", foreign), None, "{foreign}");
+        }
+        assert_eq!(seq_in("a/b/commits", "a/b/commits/x/00000000000000000001.json"), None);
+        assert_eq!(seq_in("a/b/commits", "a/b/commits/00000000000000000001.json.bak"), None);
     }
 }
+
+// Arbitrary commit logs and arbitrary bytes through the fold (issue 12's fuzz target).
+#[cfg(test)]
+#[path = "log_fuzz.rs"]
+mod fuzz;

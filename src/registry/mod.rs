@@ -5,13 +5,16 @@
 //! - `chunks/md5/<2 hex>/<30 hex>.json`: per-chunk SHA-256 of large blobs (`store::chunks`);
 //! - `manifests/<hex md5 of the bytes>.json`: W&B manifests, content-addressed;
 //! - `collections/<entity>/<project>/<name>/{commits,checkpoints}/…`: one commit log per collection;
-//! - `leases/…` and `gc/…`: markers that keep `gc` and writers apart.
+//! - `leases/…` and `gc/…`: markers that keep `gc` and writers apart (`lease`);
+//! - `artfs-registry.json`: says that a registry is here (`marker`).
 //!
 //! Order of a log: blobs, then the manifest, then the commit that publishes the version. A reader
 //! never sees a version whose manifest or blobs are missing; a crashed writer leaves only
 //! unreferenced objects, which `gc` sweeps after a grace period.
 
+pub mod lease;
 pub mod log;
+pub mod marker;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -23,12 +26,13 @@ use serde_json::Value;
 use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::names::{CollectionPath, LATEST, NameError, Selector, validate_user_alias};
 use crate::store::{Store, StoreError};
+pub use lease::{LeaseGuard, LeaseTiming};
 pub use log::{CollectionState, Commit, Op, VersionRecord};
 
 /// Attempts at publishing a commit before giving up on a very busy collection.
 const MAX_COMMIT_ATTEMPTS: u32 = 200;
-/// A lease or gc marker older than this belongs to a dead process and is ignored.
-pub const LEASE_TTL: Duration = Duration::from_secs(3600);
+/// Blob existence checks in flight at once.
+const HEADS_IN_FLIGHT: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -47,7 +51,8 @@ pub enum RegistryError {
     )]
     TypeMismatch { name: String, existing: String, requested: String },
     #[error(
-        "{name}:v{version} has aliases {aliases:?}; remove them first or pass --delete-aliases"
+        "{name}:v{version} has aliases {}; remove them first or pass --delete-aliases",
+        .aliases.join(", ")
     )]
     HasAliases { name: String, version: u32, aliases: Vec<String> },
     #[error("registry {url}: {key} is corrupt: {reason}")]
@@ -67,6 +72,14 @@ pub enum RegistryError {
     Busy(String),
     #[error("{name}: {reason}")]
     Invalid { name: String, reason: String },
+    #[error("{name}: the commit would be invalid ({source}); nothing was published")]
+    Refused {
+        name: String,
+        #[source]
+        source: log::FoldError,
+    },
+    #[error("gc deleted nothing: {0}")]
+    Unsafe(String),
 }
 
 fn list_or_none(what: &str, items: &[String]) -> String {
@@ -113,6 +126,8 @@ pub struct GcReport {
     pub bytes_deleted: u64,
     pub manifests_deleted: u64,
     pub kept_young: u64,
+    /// Temporary objects of interrupted or killed writers (`…#…` names), counted in bytes too.
+    pub temp_deleted: u64,
 }
 
 /// A log request: the manifest to publish and where its stored entries' bytes come from.
@@ -142,6 +157,18 @@ impl UploadProgress for () {
 #[derive(Debug, Clone)]
 pub struct Registry {
     store: Store,
+    timing: LeaseTiming,
+    held: lease::HeldLeases,
+}
+
+/// A collection's log as read, and what in it was doubtful.
+#[derive(Debug, Default)]
+struct Loaded {
+    state: CollectionState,
+    /// Commits whose bytes are not a commit: what they meant is unknown.
+    unreadable: Vec<String>,
+    /// Manifests named by `Create` commits that were skipped.
+    skipped_manifests: Vec<String>,
 }
 
 pub fn blob_key(md5_digest_b64: &str) -> Option<String> {
@@ -159,22 +186,18 @@ fn collection_prefix(c: &CollectionPath) -> String {
 }
 
 fn writer_id() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    format!("{}:{}", host.trim(), std::process::id())
-}
-
-fn unique_id() -> String {
-    format!(
-        "{}-{}-{:08x}",
-        Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
-        std::process::id(),
-        fastrand::u32(..)
-    )
+    lease::Holder::me().writer
 }
 
 impl Registry {
     pub fn new(store: Store) -> Registry {
-        Registry { store }
+        Registry { store, timing: LeaseTiming::default(), held: Default::default() }
+    }
+
+    /// The same registry with other lease timings (tests; a server holding leases).
+    pub fn with_lease_timing(mut self, timing: LeaseTiming) -> Registry {
+        self.timing = timing;
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -197,33 +220,68 @@ impl Registry {
     }
 
     /// Brings `state` up to date by replaying only the commits after it (or after the newest
-    /// checkpoint, if that is further along).
+    /// usable checkpoint, if that is further along).
     pub async fn refresh(
         &self,
         c: &CollectionPath,
-        mut state: CollectionState,
+        state: CollectionState,
     ) -> Result<CollectionState, RegistryError> {
-        let prefix = collection_prefix(c);
-        let checkpoint_dir = format!("{prefix}/checkpoints");
-        let after = log::checkpoint_key(&prefix, state.seq);
-        if let Some(newest) = self.store.list_after(&checkpoint_dir, Some(&after)).await?.pop() {
-            let bytes = self.store.get(&newest.key).await?;
-            state = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&newest.key, e))?;
-        }
-        let commits = self
+        Ok(self.load(&collection_prefix(c), state).await?.state)
+    }
+
+    /// Reads a collection's log below `prefix` after `state`, leniently (see `log`): foreign
+    /// names are ignored, a bad checkpoint is passed over for the commits, commits that do not
+    /// apply are skipped with a warning. Only I/O errors and gaps fail.
+    async fn load(
+        &self,
+        prefix: &str,
+        mut state: CollectionState,
+    ) -> Result<Loaded, RegistryError> {
+        let url = self.store.url();
+        let dir = format!("{prefix}/checkpoints");
+        let after = log::checkpoint_key(prefix, state.seq);
+        let mut checkpoints: Vec<(u64, String)> = self
             .store
-            .list_after(&format!("{prefix}/commits"), Some(&log::commit_key(&prefix, state.seq)))
-            .await?;
-        for listed in commits {
-            let bytes = self.store.get(&listed.key).await?;
-            let commit: Commit =
-                serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&listed.key, e))?;
-            if log::seq_of_key(&listed.key) != Some(commit.seq) {
-                return Err(self.corrupt(&listed.key, "sequence number does not match its key"));
+            .list_after(&dir, Some(&after))
+            .await?
+            .into_iter()
+            .filter_map(|l| Some((log::seq_in(&dir, &l.key)?, l.key)))
+            .filter(|(seq, _)| *seq > state.seq)
+            .collect();
+        while let Some((seq, key)) = checkpoints.pop() {
+            let bytes = self.store.get(&key).await?;
+            match CollectionState::from_checkpoint(seq, &bytes) {
+                Ok(s) => {
+                    state = s;
+                    break;
+                }
+                Err(reason) => tracing::warn!(
+                    "registry {url}: ignoring checkpoint {key} ({reason}); reading the commits instead"
+                ),
             }
-            state.apply(&commit).map_err(|e| self.corrupt(&listed.key, e))?;
         }
-        Ok(state)
+        let dir = format!("{prefix}/commits");
+        let listed = self.store.list_after(&dir, Some(&log::commit_key(prefix, state.seq))).await?;
+        let mut loaded = Loaded::default();
+        for l in listed {
+            let Some(seq) = log::seq_in(&dir, &l.key).filter(|s| *s > state.seq) else {
+                continue;
+            };
+            let bytes = self.store.get(&l.key).await?;
+            match state.replay(seq, &bytes).map_err(|e| self.corrupt(&l.key, e))? {
+                log::Replayed::Applied => {}
+                log::Replayed::Skipped { reason, manifest } => {
+                    tracing::warn!("registry {url}: skipping commit {} ({reason})", l.key);
+                    loaded.skipped_manifests.extend(manifest);
+                }
+                log::Replayed::Unreadable { reason } => {
+                    tracing::warn!("registry {url}: skipping commit {} ({reason})", l.key);
+                    loaded.unreadable.push(l.key);
+                }
+            }
+        }
+        loaded.state = state;
+        Ok(loaded)
     }
 
     pub async fn entities(&self) -> Result<Vec<String>, RegistryError> {
@@ -249,8 +307,26 @@ impl Registry {
     ) -> Result<Vec<CollectionSummary>, RegistryError> {
         let mut out = Vec::new();
         for name in self.collections(entity, project).await? {
-            let collection = CollectionPath::new(entity, project, &name)?;
-            let state = self.state(&collection).await?;
+            // One bad collection must not hide the others: it is left out, with a warning.
+            let collection = match CollectionPath::new(entity, project, &name) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(
+                        "registry {}: skipping {entity}/{project}/{name}: {e}",
+                        self.store.url()
+                    );
+                    continue;
+                }
+            };
+            // (A registry that fails still fails the listing: only a broken log is left out.)
+            let state = match self.state(&collection).await {
+                Ok(s) => s,
+                Err(e @ RegistryError::Corrupt { .. }) => {
+                    tracing::warn!("skipping {collection}, which cannot be read: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             out.push(CollectionSummary {
                 artifact_type: state.artifact_type.clone().unwrap_or_default(),
                 versions: state.versions.len(),
@@ -347,14 +423,21 @@ impl Registry {
             let Some(op) = op else {
                 return Ok((state, out));
             };
-            let commit = Commit { seq: state.seq + 1, time: Utc::now(), writer: writer_id(), op };
+            let Some(seq) = state.seq.checked_add(1) else {
+                return Err(self.corrupt(&prefix, "the commit counter cannot go further"));
+            };
+            let commit = Commit { seq, time: Utc::now(), writer: writer_id(), op };
+            // Checked against the state it follows before it exists: an invalid commit, once
+            // created, could never be taken back.
+            let mut next = state.clone();
+            next.apply(&commit)
+                .map_err(|source| RegistryError::Refused { name: c.to_string(), source })?;
             let bytes = serde_json::to_vec_pretty(&commit).map_err(|e| self.corrupt(&prefix, e))?;
             if self.store.put_create(&log::commit_key(&prefix, commit.seq), bytes.into()).await? {
-                state.apply(&commit).map_err(|e| self.corrupt(&prefix, e))?;
                 if commit.seq.is_multiple_of(log::CHECKPOINT_EVERY) {
-                    self.write_checkpoint(&prefix, &state).await;
+                    self.write_checkpoint(&prefix, &next).await;
                 }
-                return Ok((state, out));
+                return Ok((next, out));
             }
             // Lost the race for this sequence number: back off a little, re-read, decide again.
             let jitter_ms = fastrand::u64(1..=(5 + 5 * u64::from(attempt.min(20))));
@@ -412,23 +495,36 @@ impl Registry {
 
         let state = self.state(c).await?;
         check_type(&state)?;
-        if let Some(existing) = state.version_by_digest(&digest) {
-            let version = existing.version;
-            let (state, ()) = self.commit(c, |s| Ok((alias_op(s, version), ()))).await?;
-            return Ok(LogOutcome {
-                version,
-                digest,
-                created: false,
-                aliases: state.aliases_of(version),
-                uploaded_files: 0,
-                uploaded_bytes: 0,
-            });
+        if state.version_by_digest(&digest).is_some() {
+            // Decided again on the freshest state at every attempt: the version may have been
+            // deleted meanwhile, and then this content is logged as a new version below.
+            let (state, found) = self
+                .commit(c, |s| {
+                    check_type(s)?;
+                    Ok(match s.version_by_digest(&digest) {
+                        Some(v) => (alias_op(s, v.version), Some(v.version)),
+                        None => (None, None),
+                    })
+                })
+                .await?;
+            if let Some(version) = found {
+                return Ok(LogOutcome {
+                    version,
+                    digest,
+                    created: false,
+                    aliases: state.aliases_of(version),
+                    uploaded_files: 0,
+                    uploaded_bytes: 0,
+                });
+            }
         }
 
-        let lease = self.acquire_lease().await?;
+        let lease = self.lease().await?;
         let result = async {
             let (files, bytes) = self.upload_blobs(req, progress).await?;
             let manifest_key = self.put_manifest(&req.manifest).await?;
+            self.confirm(&lease).await?;
+            self.verify_stored(req, &manifest_key).await?;
             let stored_aliases: Vec<String> = aliases[1..].to_vec();
             let (state, created) = self
                 .commit(c, |s| {
@@ -462,8 +558,91 @@ impl Registry {
             })
         }
         .await;
-        self.release(&lease).await;
+        lease.release().await;
         result
+    }
+
+    /// Stored entries of a log request: (entry path, entry, blob key), one per distinct digest.
+    /// Refuses entries that could never be read back.
+    fn stored_entries<'a>(
+        &self,
+        req: &'a LogRequest,
+    ) -> Result<Vec<(&'a String, &'a Entry, String)>, RegistryError> {
+        let invalid =
+            |reason: String| RegistryError::Invalid { name: req.collection.to_string(), reason };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (path, entry) in &req.manifest.contents {
+            if entry.is_reference() || !seen.insert(entry.digest.as_str()) {
+                continue;
+            }
+            // Blobs are stored and read by MD5: an XXH128 entry's bytes could never be found.
+            if entry.alg() == crate::manifest::DigestAlg::Xxh128 {
+                return Err(invalid(format!(
+                    "entry {path}: stored entries with XXH128 digests cannot be read from an artfs registry (blobs are stored by MD5); give the file itself as a PATH"
+                )));
+            }
+            let key = blob_key(&entry.digest).ok_or_else(|| {
+                invalid(format!("entry {path}: digest {} is not a base64 MD5", entry.digest))
+            })?;
+            out.push((path, entry, key));
+        }
+        Ok(out)
+    }
+
+    /// Before the commit: the lease must not have lapsed unnoticed (a process suspended for
+    /// longer than its TTL); if it may have, it is renewed and gc must not be running.
+    async fn confirm(&self, lease: &LeaseGuard) -> Result<(), RegistryError> {
+        if lease.is_intact() {
+            return Ok(());
+        }
+        lease.renew().await?;
+        let now = self.store_now(&lease.key()).await?;
+        let gc = lease::census(&self.store, "gc", "", now, self.timing).await?;
+        if !gc.live.is_empty() {
+            return Err(RegistryError::Busy(format!(
+                "this log's lease lapsed and artfs gc is running on {} ({}); log again when it has finished",
+                self.store.url(),
+                gc.live.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every blob and the manifest of a log must still be there when its commit is made: a
+    /// version is never published over missing objects (e.g. swept by a gc that took the
+    /// writer for dead).
+    async fn verify_stored(&self, req: &LogRequest, manifest: &str) -> Result<(), RegistryError> {
+        use futures::{StreamExt, TryStreamExt};
+        let entries = self.stored_entries(req)?;
+        let missing: Vec<Option<String>> = futures::stream::iter(entries)
+            .map(|(path, _, key)| async move {
+                Ok::<_, RegistryError>(
+                    self.store
+                        .head(&key)
+                        .await?
+                        .is_none()
+                        .then(|| format!("entry {path} (blob {key})")),
+                )
+            })
+            .buffer_unordered(HEADS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut missing: Vec<String> = missing.into_iter().flatten().collect();
+        if self.store.head(manifest).await?.is_none() {
+            missing.push(format!("the manifest {manifest}"));
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing.sort();
+        Err(RegistryError::Invalid {
+            name: req.collection.to_string(),
+            reason: format!(
+                "{} disappeared from the registry before the commit (removed by hand, or by a gc that took this log for dead); nothing was published, log again",
+                missing.join(", ")
+            ),
+        })
     }
 
     /// Uploads the blobs the registry does not have yet. Returns (files, bytes) uploaded.
@@ -474,23 +653,24 @@ impl Registry {
     ) -> Result<(u64, u64), RegistryError> {
         use futures::{StreamExt, TryStreamExt};
         // One upload per distinct digest: W&B artifacts often hold the same file twice.
-        let mut seen = HashSet::new();
-        let mut todo: Vec<(&String, &Entry)> = Vec::new();
-        for (path, entry) in &req.manifest.contents {
-            if !entry.is_reference() && seen.insert(entry.digest.as_str()) {
-                todo.push((path, entry));
-            }
-        }
+        let todo = self.stored_entries(req)?;
         let heads: Vec<Option<(String, &String, &Entry)>> = futures::stream::iter(todo)
-            .map(|(path, entry)| async move {
-                let key = blob_key(&entry.digest).ok_or_else(|| RegistryError::Invalid {
-                    name: req.collection.to_string(),
-                    reason: format!("entry {path}: digest {} is not a base64 MD5", entry.digest),
-                })?;
-                let exists = self.store.head(&key).await?.is_some();
-                Ok::<_, RegistryError>((!exists).then_some((key, path, entry)))
+            .map(|(path, entry, key)| async move {
+                match (self.store.head(&key).await?, entry.size) {
+                    (None, _) => Ok((key, path, entry).into()),
+                    // A blob is content-addressed: one of another size means the entry is wrong
+                    // and could never be read back.
+                    (Some(stored), Some(size)) if stored != size => Err(RegistryError::Invalid {
+                        name: req.collection.to_string(),
+                        reason: format!(
+                            "entry {path}: the registry's blob {} has {stored} bytes, the entry says {size}",
+                            entry.digest
+                        ),
+                    }),
+                    (Some(_), _) => Ok(None),
+                }
             })
-            .buffer_unordered(16)
+            .buffer_unordered(HEADS_IN_FLIGHT)
             .try_collect()
             .await?;
         let missing: Vec<_> = heads.into_iter().flatten().collect();
@@ -644,85 +824,163 @@ impl Registry {
 
     // ---- leases and garbage collection --------------------------------------------------------
 
-    /// Marks a writer as active so that `gc` does not delete blobs it is about to reference.
-    async fn acquire_lease(&self) -> Result<String, RegistryError> {
-        let key = format!("leases/{}.json", unique_id());
-        let body = serde_json::json!({"writer": writer_id(), "time": Utc::now()}).to_string();
-        self.store.put_create(&key, body.into()).await?;
+    /// Takes a writer's lease, so that `gc` deletes nothing a write in progress is about to
+    /// reference; it is renewed in the background until the guard is released or dropped.
+    /// Refuses while gc runs.
+    pub async fn lease(&self) -> Result<LeaseGuard, RegistryError> {
+        let guard = self.hold("leases").await?;
         // Write first, then look: of a writer and a gc running at once, at least one sees the other.
-        let gc = self.live_markers("gc").await?;
-        if !gc.is_empty() {
-            self.release(&key).await;
+        let census = async {
+            let now = self.store_now(&guard.key()).await?;
+            Ok::<_, RegistryError>(lease::census(&self.store, "gc", "", now, self.timing).await?)
+        };
+        let gc = match census.await {
+            Ok(gc) => gc,
+            Err(e) => {
+                guard.release().await;
+                return Err(e);
+            }
+        };
+        if !gc.live.is_empty() {
+            guard.release().await;
             return Err(RegistryError::Busy(format!(
                 "artfs gc is running on {} ({}); try again when it has finished",
                 self.store.url(),
-                gc.join(", ")
+                gc.live.join(", ")
             )));
         }
-        Ok(key)
+        Ok(guard)
     }
 
-    async fn release(&self, key: &str) {
-        if let Err(e) = self.store.delete(key).await {
-            tracing::warn!("could not remove {key}: {e}");
+    /// The store's clock: when `key`, just written, was last modified.
+    async fn store_now(&self, key: &str) -> Result<chrono::DateTime<Utc>, RegistryError> {
+        Ok(self.store.modified(key).await?.unwrap_or_else(Utc::now))
+    }
+
+    async fn hold(&self, dir: &'static str) -> Result<LeaseGuard, RegistryError> {
+        let key = lease::new_key(dir);
+        self.store.put_create(&key, lease::body()).await?;
+        Ok(LeaseGuard::start(self.store.clone(), dir, key, self.timing, self.held.clone()))
+    }
+
+    /// After Ctrl-C or SIGTERM: stops local uploads, removes their temporary files and the
+    /// leases this process holds, so an interrupted command leaves nothing behind.
+    pub async fn interrupt(&self) {
+        self.store.cancel_uploads().await;
+        let keys: Vec<String> =
+            self.held.lock().map(|h| h.iter().cloned().collect()).unwrap_or_default();
+        for key in keys {
+            lease::delete(&self.store, &key, &self.held).await;
         }
     }
 
-    async fn live_markers(&self, dir: &str) -> Result<Vec<String>, RegistryError> {
-        let cutoff = Utc::now() - chrono::Duration::from_std(LEASE_TTL).unwrap_or_default();
-        Ok(self
-            .store
-            .list(dir)
-            .await?
-            .into_iter()
-            .filter(|l| l.last_modified > cutoff)
-            .map(|l| l.key)
-            .collect())
-    }
-
-    /// Deletes blobs and manifests no live version uses and that are older than `grace`.
+    /// Deletes blobs and manifests no live version uses and that are older than `grace`, and
+    /// temporary objects that interrupted writers left behind. Fails safe: anything it cannot
+    /// read completely, or that looks wrong, means nothing is deleted.
     pub async fn gc(&self, grace: Duration) -> Result<GcReport, RegistryError> {
-        let marker = format!("gc/{}.json", unique_id());
-        let body = serde_json::json!({"writer": writer_id(), "time": Utc::now()}).to_string();
-        self.store.put_create(&marker, body.into()).await?;
-        let writers = self.live_markers("leases").await?;
-        let result = if writers.is_empty() {
-            self.sweep(grace).await
-        } else {
-            Err(RegistryError::Busy(format!(
-                "{} writer(s) are logging to {}; run gc again when they have finished ({})",
-                writers.len(),
-                self.store.url(),
-                writers.join(", ")
-            )))
-        };
-        self.release(&marker).await;
+        let marker = self.hold("gc").await?;
+        let result = async {
+            let now = self.store_now(&marker.key()).await?;
+            let writers = lease::census(&self.store, "leases", "", now, self.timing).await?;
+            if !writers.live.is_empty() {
+                return Err(RegistryError::Busy(format!(
+                    "{} writer(s) are logging to {}; run gc again when they have finished ({})",
+                    writers.live.len(),
+                    self.store.url(),
+                    writers.live.join(", ")
+                )));
+            }
+            let report = self.sweep(grace).await?;
+            // Leases of dead writers are only clutter now.
+            for key in writers.stale {
+                self.store.delete(&key).await?;
+            }
+            let markers = lease::census(&self.store, "gc", &marker.key(), now, self.timing).await?;
+            for key in markers.stale {
+                self.store.delete(&key).await?;
+            }
+            Ok(report)
+        }
+        .await;
+        marker.release().await;
         result
     }
 
+    /// Everything is read before anything is deleted.
     async fn sweep(&self, grace: Duration) -> Result<GcReport, RegistryError> {
         let mut live_manifests = HashSet::new();
-        for entity in self.entities().await? {
-            for project in self.projects(&entity).await? {
-                for name in self.collections(&entity, &project).await? {
-                    let c = CollectionPath::new(&entity, &project, &name)?;
-                    let state = self.state(&c).await?;
-                    live_manifests.extend(state.versions.values().map(|v| v.manifest.clone()));
+        // Only directories belong above the logs: a file there may be a directory of
+        // collections that was replaced, whose versions gc could then not see.
+        let level = |prefix: String| async move {
+            let (dirs, files) = self.store.list_level(&prefix).await?;
+            match files.first() {
+                Some(file) => Err(RegistryError::Unsafe(format!(
+                    "{file} is a file where only directories of collections belong; move it away, then run gc again"
+                ))),
+                None => Ok(dirs),
+            }
+        };
+        let entities = level("collections".into()).await?;
+        if entities.is_empty() && !self.store.list("manifests").await?.is_empty() {
+            return Err(RegistryError::Unsafe(
+                "the registry has manifests but no collections (is `collections` a directory?)"
+                    .into(),
+            ));
+        }
+        for entity in entities {
+            for project in level(format!("collections/{entity}")).await? {
+                for name in level(format!("collections/{entity}/{project}")).await? {
+                    // Whatever its name: a directory artfs would not create may still hold a log.
+                    let prefix = format!("collections/{entity}/{project}/{name}");
+                    let loaded =
+                        self.load(&prefix, CollectionState::default()).await.map_err(|e| {
+                            RegistryError::Unsafe(format!("cannot read the log of {prefix}: {e}"))
+                        })?;
+                    if loaded.state.seq == 0 {
+                        return Err(RegistryError::Unsafe(format!(
+                            "{prefix} has no readable commits (is {prefix}/commits a directory of commits?); fix or remove it, then run gc again"
+                        )));
+                    }
+                    if let Some(key) = loaded.unreadable.first() {
+                        return Err(RegistryError::Unsafe(format!(
+                            "commit {key} cannot be read, so the versions it may publish are unknown; fix or remove it, then run gc again"
+                        )));
+                    }
+                    live_manifests
+                        .extend(loaded.state.versions.values().map(|v| v.manifest.clone()));
+                    live_manifests.extend(loaded.skipped_manifests);
                 }
             }
         }
         let mut live_blobs = HashSet::new();
         for key in &live_manifests {
-            let bytes = self.store.get(key).await?;
-            let m = Manifest::from_json(&bytes).map_err(|e| self.corrupt(key, e))?;
+            let bytes = self.store.get_opt(key).await?.ok_or_else(|| {
+                RegistryError::Unsafe(format!("the live manifest {key} is missing"))
+            })?;
+            let m = Manifest::from_json(&bytes).map_err(|e| {
+                RegistryError::Unsafe(format!("the live manifest {key} cannot be read: {e}"))
+            })?;
             live_blobs.extend(m.contents.values().filter_map(|e| match e.is_reference() {
                 true => None,
                 false => blob_key(&e.digest),
             }));
         }
-        let cutoff = Utc::now() - chrono::Duration::from_std(grace).unwrap_or_default();
+        let live_sidecars: HashSet<String> =
+            live_blobs.iter().map(|b| crate::store::chunks::sidecar_key(b)).collect();
+        let (blobs, sidecars, manifests) = (
+            self.store.list("blobs").await?,
+            self.store.list("chunks").await?,
+            self.store.list("manifests").await?,
+        );
+        let mut temps = Vec::new();
+        for dir in ["blobs", "chunks", "manifests"] {
+            temps.extend(self.store.list_temporary(dir).await?);
+        }
+
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
         let mut report = GcReport::default();
-        for l in self.store.list("blobs").await? {
+        for l in blobs {
             if live_blobs.contains(&l.key) {
                 continue;
             }
@@ -734,15 +992,13 @@ impl Registry {
             report.blobs_deleted += 1;
             report.bytes_deleted += l.size;
         }
-        let live_sidecars: HashSet<String> =
-            live_blobs.iter().map(|b| crate::store::chunks::sidecar_key(b)).collect();
-        for l in self.store.list("chunks").await? {
+        for l in sidecars {
             if live_sidecars.contains(&l.key) || l.last_modified > cutoff {
                 continue;
             }
             self.store.delete(&l.key).await?;
         }
-        for l in self.store.list("manifests").await? {
+        for l in manifests {
             if live_manifests.contains(&l.key) {
                 continue;
             }
@@ -753,6 +1009,20 @@ impl Registry {
             self.store.delete(&l.key).await?;
             report.manifests_deleted += 1;
         }
+        // No writer holds a lease now, so no temporary object is being written: they are what
+        // interrupted or killed writers left (the grace period still applies).
+        for l in temps {
+            if l.last_modified > cutoff {
+                report.kept_young += 1;
+                continue;
+            }
+            self.store.delete_temporary(&l.key).await?;
+            report.temp_deleted += 1;
+            report.bytes_deleted += l.size;
+        }
         Ok(report)
     }
 }
+
+#[cfg(test)]
+mod tests;

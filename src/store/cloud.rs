@@ -3,7 +3,9 @@
 //! [`Clouds`] is created once (from the environment with [`Clouds::from_env`], or from an explicit
 //! [`CloudConfig`] in tests) and passed around; it builds one store per bucket on first use and
 //! shares it afterwards, so connection pools and credential caches are reused. It also carries the
-//! plain HTTP client that reference entries (`http(s)://` URLs, the GCS JSON API) are read with.
+//! plain HTTP clients: one for the GCS JSON API (a configured endpoint) and one for reference
+//! entries (`http(s)://` URLs chosen by whoever wrote the registry), which only reaches what the
+//! reader's [`RefAccess`] allows (see `guard`).
 //!
 //! The configuration is read from specific variables only. `AmazonS3Builder::from_env()` is not
 //! used on purpose: it slurps every `AWS_*` variable, and unrelated ones (`AWS_CA_BUNDLE`, ...)
@@ -31,6 +33,8 @@ use object_store::{
 };
 use url::Url;
 
+use crate::store::guard::{self, AddressCheck, FilteringResolver, GuardError, RefAccess};
+
 /// Retries after the first attempt of a request that failed in a retryable way.
 pub const DEFAULT_MAX_RETRIES: usize = 3;
 /// No retry starts later than this after the first attempt. With the connect and read
@@ -50,6 +54,11 @@ pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
 const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
 /// Longest pause between retries.
 const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a host name found to resolve to allowed addresses is not looked up again before
+/// serving cached copies of its references (connections always resolve afresh).
+const HOST_CHECK_TTL: Duration = Duration::from_secs(60);
+/// Host names remembered that way at most.
+const HOST_CHECK_MEMO: usize = 4096;
 /// Where GCS serves both its XML and its JSON API.
 pub const GCS_DEFAULT_BASE_URL: &str = "https://storage.googleapis.com";
 /// A service-account key that makes `object_store` skip OAuth: what GCS emulators need.
@@ -91,6 +100,14 @@ pub enum CloudError {
         url: String,
         #[source]
         source: HttpError,
+    },
+    /// A reference URL (or a redirect it led to) that the reader's [`RefAccess`] refuses.
+    #[error("{method} {url}: refused: {source}")]
+    Refused {
+        method: &'static str,
+        url: String,
+        #[source]
+        source: GuardError,
     },
     #[error("cannot get GCS credentials for gs://{bucket}: {source}")]
     GcsToken {
@@ -234,6 +251,8 @@ pub struct CloudConfig {
     pub s3: S3Config,
     pub gcs: GcsConfig,
     pub net: NetConfig,
+    /// What reference reads may reach; the default: public HTTP(S) addresses only, no files.
+    pub refs: RefAccess,
 }
 
 impl CloudConfig {
@@ -369,7 +388,7 @@ impl CloudConfig {
                 GcsConfig { base_url: None, credentials }
             }
         };
-        CloudConfig { s3, gcs, net: NetConfig::default() }
+        CloudConfig { s3, gcs, net: NetConfig::default(), refs: RefAccess::default() }
     }
 }
 
@@ -419,17 +438,39 @@ struct Inner {
     config: CloudConfig,
     stores: Mutex<HashMap<(String, String), Built>>,
     http: OnceLock<HttpClient>,
+    ref_http: OnceLock<HttpClient>,
+    /// Which addresses reference requests may reach, unless the reader allowed private ones.
+    address_check: Option<AddressCheck>,
+    /// Host names found to resolve to allowed addresses, and when: opening a cached reference
+    /// again soon costs no DNS lookup.
+    hosts_checked: Mutex<HashMap<String, Instant>>,
 }
 
 /// Cloud stores and the reference HTTP client, built on first use and shared. Cheap to clone.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Clouds {
     inner: Arc<Inner>,
 }
 
+/// Anonymous public clouds; references limited as [`RefAccess::default`] says.
+impl Default for Clouds {
+    fn default() -> Clouds {
+        Clouds::new(CloudConfig::default())
+    }
+}
+
 impl Clouds {
     pub fn new(config: CloudConfig) -> Clouds {
-        Clouds { inner: Arc::new(Inner { config, ..Inner::default() }) }
+        let address_check =
+            (!config.refs.allows_private()).then_some(guard::private_kind as AddressCheck);
+        Clouds { inner: Arc::new(Inner { config, address_check, ..Inner::default() }) }
+    }
+
+    /// Replaces which addresses reference requests may reach ([`guard::private_kind`] unless
+    /// private ones are allowed): tests tell two loopback servers apart with it.
+    #[cfg(test)]
+    pub(crate) fn with_address_check(config: CloudConfig, check: AddressCheck) -> Clouds {
+        Clouds { inner: Arc::new(Inner { config, address_check: Some(check), ..Inner::default() }) }
     }
 
     /// [`CloudConfig::from_env`].
@@ -613,6 +654,94 @@ impl Clouds {
         Ok(self.inner.http.get_or_init(|| client).clone())
     }
 
+    /// The client for reference URLs: like [`Clouds::http_client`], but it only connects to
+    /// addresses the reader's [`RefAccess`] allows, redirects included.
+    fn reference_client(&self) -> Result<HttpClient, CloudError> {
+        let Some(check) = self.inner.address_check else {
+            return self.http_client();
+        };
+        if let Some(c) = self.inner.ref_http.get() {
+            return Ok(c.clone());
+        }
+        let net = &self.inner.config.net;
+        let mut builder = reqwest::ClientBuilder::new()
+            .user_agent(concat!("artfs/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(net.connect_timeout)
+            .read_timeout(net.read_timeout)
+            // Content-Length must describe the bytes as stored, as in object_store's clients.
+            .no_gzip()
+            .no_brotli()
+            .no_zstd()
+            .no_deflate()
+            .dns_resolver(FilteringResolver { check })
+            .redirect(guard::redirect_policy(check));
+        if let Some(t) = net.request_timeout {
+            builder = builder.timeout(t);
+        }
+        let client = builder.build().map_err(|e| CloudError::Build {
+            what: "HTTP client",
+            target: "references".to_owned(),
+            source: object_store::Error::Generic { store: "HTTP", source: Box::new(e) },
+        })?;
+        Ok(self.inner.ref_http.get_or_init(|| HttpClient::new(client)).clone())
+    }
+
+    /// Whether a reference request to `url` would be allowed, without making it: its address
+    /// if it names one, else the addresses its name resolves to now. Used before serving a
+    /// cached copy. A name that does not resolve is not refused here: a request would fail on
+    /// its own, and a cached copy stays readable offline.
+    pub async fn check_reference_url(&self, url: &str) -> Result<(), CloudError> {
+        let Some(check) = self.inner.address_check else {
+            return Ok(());
+        };
+        let parsed = Url::parse(url)
+            .map_err(|e| CloudError::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
+        let refused =
+            |source| CloudError::Refused { method: "GET", url: redacted(url).to_owned(), source };
+        guard::check_url(&parsed, check).map_err(refused)?;
+        let Some(url::Host::Domain(name)) = parsed.host() else {
+            return Ok(());
+        };
+        let checked = || self.inner.hosts_checked.lock().unwrap_or_else(|e| e.into_inner());
+        if checked().get(name).is_some_and(|at| at.elapsed() < HOST_CHECK_TTL) {
+            return Ok(());
+        }
+        match (FilteringResolver { check }).resolve_allowed(name).await {
+            Err(e @ GuardError::PrivateAddress { .. }) => return Err(refused(e)),
+            Ok(_) => {
+                let mut hosts = checked();
+                // Bounded: forget everything rather than grow without limit.
+                if hosts.len() >= HOST_CHECK_MEMO {
+                    hosts.clear();
+                }
+                hosts.insert(name.to_owned(), Instant::now());
+            }
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
+    /// [`Clouds::send`] for a reference URL: refused before any request when it names an
+    /// address the reader did not allow, and on the reference client, which checks every
+    /// address it connects to and every redirect.
+    pub async fn send_reference(
+        &self,
+        method: &'static str,
+        url: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<HttpResponse, CloudError> {
+        if let Some(check) = self.inner.address_check {
+            let parsed = Url::parse(url)
+                .map_err(|e| CloudError::BadUrl { url: url.to_owned(), reason: e.to_string() })?;
+            guard::check_url(&parsed, check).map_err(|source| CloudError::Refused {
+                method,
+                url: redacted(url).to_owned(),
+                source,
+            })?;
+        }
+        self.send_on(self.reference_client()?, method, url, headers, None).await
+    }
+
     /// Sends a request built by `make` (called again for every attempt), retrying connection
     /// failures, timeouts, 429 and 5xx answers with exponential backoff within the [`NetConfig`]
     /// limits. Any answer that is not retried (or the last one) is returned as it is, whatever
@@ -634,7 +763,19 @@ impl Clouds {
         headers: &[(&'static str, String)],
         body: Option<Bytes>,
     ) -> Result<HttpResponse, CloudError> {
-        let client = self.http_client()?;
+        self.send_on(self.http_client()?, method, url, headers, body).await
+    }
+
+    /// The retry loop of [`Clouds::send`] on a given client. A refusal by the reference
+    /// client's resolver or redirect policy is returned at once as [`CloudError::Refused`].
+    async fn send_on(
+        &self,
+        client: HttpClient,
+        method: &'static str,
+        url: &str,
+        headers: &[(&'static str, String)],
+        body: Option<Bytes>,
+    ) -> Result<HttpResponse, CloudError> {
         let net = &self.inner.config.net;
         let bad = |reason: String| CloudError::BadUrl { url: url.to_owned(), reason };
         let start = Instant::now();
@@ -665,6 +806,14 @@ impl Clouds {
                     tracing::debug!(url = redacted(url), status, attempt, "retrying HTTP request");
                 }
                 Err(source) => {
+                    // A refused address is the reader's policy, not a network hiccup.
+                    if let Some(refusal) = guard::refusal_in(&source) {
+                        return Err(CloudError::Refused {
+                            method,
+                            url: redacted(url).to_owned(),
+                            source: refusal,
+                        });
+                    }
                     let transient = matches!(
                         source.kind(),
                         HttpErrorKind::Connect

@@ -4,13 +4,21 @@
 //! create-only puts (`PutMode::Create`: `O_EXCL`/link on disk, `If-None-Match: *` on S3,
 //! `ifGenerationMatch=0` on GCS), which the commit protocol builds on, and uploads of
 //! content-addressed blobs, where a second writer of the same key writes the same bytes.
+//!
+//! An upload publishes exactly the bytes that were hashed: it checks what it reads from the local
+//! file against a checksum taken while hashing (`UploadCheck`) before the blob becomes visible,
+//! because a file changed in place (e.g. through `mmap`) can keep its size and modification time.
 
 pub mod chunks;
 pub mod cloud;
+pub mod guard;
 
+use std::collections::HashSet;
+use std::io::Read;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -24,6 +32,12 @@ use tokio::io::AsyncReadExt;
 pub const UPLOAD_PART_BYTES: usize = 8 << 20;
 /// Parts of one multipart upload in flight at once.
 const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
+/// Local uploads copy in chunks of this size; cancellation is checked between chunks.
+const COPY_CHUNK_BYTES: u64 = 16 << 20;
+/// Read buffer for checking a local copy.
+const COPY_BUF_BYTES: usize = 1 << 20;
+/// How long `cancel_uploads` waits for local copies to notice and clean up.
+const CANCEL_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -47,6 +61,8 @@ pub enum StoreError {
     },
     #[error("{path} changed while it was being logged; log again once it is stable")]
     ChangedDuringUpload { path: PathBuf },
+    #[error("the upload of {path} was cancelled")]
+    Cancelled { path: PathBuf },
     #[error("registry {url}: cannot write {key}: {source}")]
     LocalWrite {
         url: String,
@@ -74,6 +90,20 @@ pub struct Store {
     url: String,
     /// The directory of a local registry: uploads there take a faster path.
     local_root: Option<PathBuf>,
+    uploads: Arc<Uploads>,
+}
+
+/// Local uploads in progress, so that an interrupted command can remove their temporary files.
+#[derive(Debug, Default)]
+struct Uploads {
+    cancelled: AtomicBool,
+    temporary: Mutex<HashSet<PathBuf>>,
+}
+
+impl Uploads {
+    fn temporary(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
+        self.temporary.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 impl Store {
@@ -87,7 +117,13 @@ impl Store {
             let parsed = url::Url::parse(url).map_err(|e| open_err(e.to_string()))?;
             let inner = clouds.bucket_store(&parsed)?;
             let prefix = parsed.path().trim_matches('/').to_owned();
-            return Ok(Store { inner, prefix, url: url.to_owned(), local_root: None });
+            return Ok(Store {
+                inner,
+                prefix,
+                url: url.to_owned(),
+                local_root: None,
+                uploads: Default::default(),
+            });
         }
         let dir = PathBuf::from(url.strip_prefix("file://").unwrap_or(url));
         std::fs::create_dir_all(&dir)
@@ -101,7 +137,22 @@ impl Store {
             prefix: String::new(),
             url: url.to_owned(),
             local_root: Some(dir),
+            uploads: Default::default(),
         })
+    }
+
+    /// Opens `url` as [`Store::open`] does but creates nothing: `None` when it names a local
+    /// directory that does not exist. (A bucket prefix always opens; whether a registry is in
+    /// it is the registry's question.)
+    pub fn open_existing(url: &str, clouds: &cloud::Clouds) -> Result<Option<Store>, StoreError> {
+        let local = match url.split_once("://") {
+            Some((scheme, _)) if scheme != "file" => None,
+            _ => Some(Path::new(url.strip_prefix("file://").unwrap_or(url))),
+        };
+        if local.is_some_and(|dir| !dir.exists()) {
+            return Ok(None);
+        }
+        Store::open(url, clouds).map(Some)
     }
 
     /// A store over any `object_store` backend (tests, benchmarks).
@@ -111,6 +162,7 @@ impl Store {
             prefix: prefix.trim_matches('/').to_owned(),
             url: url.to_owned(),
             local_root: None,
+            uploads: Default::default(),
         }
     }
 
@@ -174,6 +226,15 @@ impl Store {
         Ok(r.into_stream().map_err(move |e| this.err("get", &key, e)))
     }
 
+    /// When an object was last modified (the store's clock), `None` when it does not exist.
+    pub async fn modified(&self, key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.inner.head(&self.path(key)).await {
+            Ok(meta) => Ok(Some(meta.last_modified)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("head", key, e)),
+        }
+    }
+
     /// Size of an object, `None` when it does not exist.
     pub async fn head(&self, key: &str) -> Result<Option<u64>, StoreError> {
         match self.inner.head(&self.path(key)).await {
@@ -231,24 +292,103 @@ impl Store {
         Ok(out)
     }
 
+    /// Temporary files of local writes below `prefix` (names with `#`: this module's uploads and
+    /// `object_store`'s staging files), which `list` never shows. Object stores have none.
+    pub async fn list_temporary(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        let Some(root) = self.local_root.clone() else { return Ok(Vec::new()) };
+        let (url, prefix) = (self.url.clone(), prefix.to_owned());
+        let walk = move || -> Result<Vec<Listed>, StoreError> {
+            let dir = root.join(&prefix);
+            let mut out = Vec::new();
+            if !dir.exists() {
+                return Ok(out);
+            }
+            for item in walkdir::WalkDir::new(&dir) {
+                let err = |e: std::io::Error| StoreError::LocalWrite {
+                    url: url.clone(),
+                    key: prefix.clone(),
+                    source: e,
+                };
+                let item = item.map_err(|e| err(e.into()))?;
+                if !item.file_type().is_file() || !item.file_name().to_string_lossy().contains('#')
+                {
+                    continue;
+                }
+                let meta = item.metadata().map_err(|e| err(e.into()))?;
+                let rel = item.path().strip_prefix(&root).unwrap_or(item.path());
+                out.push(Listed {
+                    key: rel.to_string_lossy().into_owned(),
+                    size: meta.len(),
+                    last_modified: meta.modified().map(DateTime::<Utc>::from).map_err(err)?,
+                });
+            }
+            Ok(out)
+        };
+        tokio::task::spawn_blocking(walk).await.map_err(|e| StoreError::LocalWrite {
+            url: self.url.clone(),
+            key: "(temporary files)".into(),
+            source: std::io::Error::other(e),
+        })?
+    }
+
+    /// Deletes a temporary file found by `list_temporary`.
+    pub async fn delete_temporary(&self, key: &str) -> Result<(), StoreError> {
+        let Some(root) = &self.local_root else { return Ok(()) };
+        match std::fs::remove_file(root.join(key)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::LocalWrite {
+                url: self.url.clone(),
+                key: key.to_owned(),
+                source: e,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Stops every local upload of this store (and its clones) at its next buffer and waits,
+    /// boundedly, until their temporary files are removed. Uploads after this fail.
+    pub async fn cancel_uploads(&self) {
+        self.uploads.cancelled.store(true, Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+        while !self.uploads.temporary().is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        for tmp in self.uploads.temporary().drain() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+
     /// The immediate "subdirectories" of `prefix`, sorted.
     pub async fn list_dirs(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self.list_level(prefix).await?.0)
+    }
+
+    /// The immediate "subdirectories" of `prefix` and the keys of the objects directly in it,
+    /// each sorted.
+    pub async fn list_level(&self, prefix: &str) -> Result<(Vec<String>, Vec<String>), StoreError> {
         let p = self.path(prefix);
         let res = self
             .inner
             .list_with_delimiter(Some(&p))
             .await
             .map_err(|e| self.err("list", prefix, e))?;
-        let mut out: Vec<String> =
+        let mut dirs: Vec<String> =
             res.common_prefixes.iter().filter_map(|c| c.filename().map(str::to_owned)).collect();
-        out.sort();
-        Ok(out)
+        dirs.sort();
+        let mut files: Vec<String> = res
+            .objects
+            .iter()
+            .map(|m| self.key_of(&m.location))
+            .filter(|k| !k.contains('#'))
+            .collect();
+        files.sort();
+        Ok((dirs, files))
     }
 
     /// Uploads a local file to the content-addressed `key`. The bytes were hashed before (at
-    /// `source.stamp`); if the file has changed since, nothing is published, because the key
-    /// would no longer name its content. Per-chunk checksums, if any, are stored first (see
-    /// `chunks`), so a published blob always has its sidecar. `progress` receives byte counts.
+    /// `source.stamp`, with `source.check`); the bytes read now are checked against that, and if
+    /// they differ nothing is published, because the key would no longer name its content.
+    /// Per-chunk checksums, if any, are stored first (see `chunks`), so a published blob always
+    /// has its sidecar. `progress` receives byte counts.
     pub async fn upload_file(
         &self,
         key: &str,
@@ -265,8 +405,10 @@ impl Store {
         }
     }
 
-    /// Local registries: an in-kernel copy (`copy_file_range`) to a temporary name, then a hard
-    /// link into place, which fails rather than overwrite (create-only, as everywhere else).
+    /// Local registries: a copy to a temporary name (checked while copying), then a hard link
+    /// into place, which fails rather than overwrite (create-only, as everywhere else). The
+    /// blob is always a copy: a link to the user's file would share its inode, and a later change
+    /// to the file would change the blob.
     async fn copy_local(
         &self,
         root: &Path,
@@ -275,10 +417,10 @@ impl Store {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), StoreError> {
         let dest = root.join(key);
-        let src = source.path.clone();
-        let stamp = source.stamp;
+        let source = source.clone();
         let url = self.url.clone();
         let key_owned = key.to_owned();
+        let uploads = self.uploads.clone();
         let copied = tokio::task::spawn_blocking(move || -> Result<u64, StoreError> {
             let write_err = |e: std::io::Error| StoreError::LocalWrite {
                 url: url.clone(),
@@ -290,10 +432,13 @@ impl Store {
             let name =
                 dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let tmp = dir.join(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)));
+            uploads.temporary().insert(tmp.clone());
             let result = (|| {
-                let n = std::fs::copy(&src, &tmp)
-                    .map_err(|e| StoreError::LocalRead { path: src.clone(), source: e })?;
-                FileStamp::check(&src, stamp)?;
+                if uploads.cancelled.load(Ordering::SeqCst) {
+                    return Err(StoreError::Cancelled { path: source.path.clone() });
+                }
+                let n = copy_checked(&source, &tmp, &uploads.cancelled, &write_err)?;
+                FileStamp::check(&source.path, source.stamp)?;
                 match std::fs::hard_link(&tmp, &dest) {
                     Ok(()) => Ok(n),
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(n),
@@ -301,6 +446,7 @@ impl Store {
                 }
             })();
             let _ = std::fs::remove_file(&tmp);
+            uploads.temporary().remove(&tmp);
             result
         })
         .await
@@ -313,7 +459,8 @@ impl Store {
         Ok(())
     }
 
-    /// Object stores: one PUT for small files, a multipart upload otherwise.
+    /// Object stores: one PUT for small files, a multipart upload otherwise, checked before
+    /// the PUT or before the multipart upload is completed.
     async fn stream_upload(
         &self,
         key: &str,
@@ -323,9 +470,12 @@ impl Store {
         let path = &source.path;
         let read_err = |source| StoreError::LocalRead { path: path.clone(), source };
         let mut file = tokio::fs::File::open(path).await.map_err(read_err)?;
-        if source.stamp.len < UPLOAD_PART_BYTES as u64 {
-            let mut buf = Vec::with_capacity(source.stamp.len as usize + 1);
+        let mut check = UploadChecker::default();
+        if source.check.size < UPLOAD_PART_BYTES as u64 {
+            let mut buf = Vec::with_capacity(source.check.size as usize + 1);
             file.read_to_end(&mut buf).await.map_err(read_err)?;
+            check.update(&buf);
+            check.verify(source)?;
             FileStamp::check(path, source.stamp)?;
             progress(buf.len() as u64);
             self.put_create(key, Bytes::from(buf)).await?;
@@ -352,10 +502,11 @@ impl Store {
             if let Err(e) = writer.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
                 return Err(self.err("upload", key, e));
             }
+            check.update(&buf[..n]);
             writer.write(&buf[..n]);
             progress(n as u64);
         }
-        if let Err(e) = FileStamp::check(path, source.stamp) {
+        if let Err(e) = check.verify(source).and_then(|()| FileStamp::check(path, source.stamp)) {
             writer.abort().await.ok();
             return Err(e);
         }
@@ -364,11 +515,107 @@ impl Store {
     }
 }
 
+/// Copies `source` to `tmp` (in the kernel, `copy_file_range`, where the filesystems allow), then
+/// checks the copy's bytes against `source.check`; stops at the next chunk once `cancelled` is set.
+fn copy_checked(
+    source: &UploadSource,
+    tmp: &Path,
+    cancelled: &AtomicBool,
+    write_err: &dyn Fn(std::io::Error) -> StoreError,
+) -> Result<u64, StoreError> {
+    let read_err = |e| StoreError::LocalRead { path: source.path.clone(), source: e };
+    let cancel = || StoreError::Cancelled { path: source.path.clone() };
+    let mut from = std::fs::File::open(&source.path).map_err(read_err)?;
+    let mut to =
+        std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(write_err)?;
+    loop {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(cancel());
+        }
+        // `io::copy` of files uses `copy_file_range` (falling back to read/write, e.g. for
+        // `/proc` files, whose size is wrong); a bounded chunk keeps cancellation prompt.
+        let n =
+            std::io::copy(&mut (&mut from).take(COPY_CHUNK_BYTES), &mut to).map_err(|e| match e
+                .kind()
+            {
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::PermissionDenied => {
+                    write_err(e)
+                }
+                _ => read_err(e),
+            })?;
+        if n == 0 {
+            break;
+        }
+    }
+    drop(to);
+    // The copy is checked, not the file: it is what will be published.
+    let mut copy = std::fs::File::open(tmp).map_err(write_err)?;
+    let mut buf = vec![0u8; COPY_BUF_BYTES.min(source.check.size as usize + 1).max(64 << 10)];
+    let mut check = UploadChecker::default();
+    loop {
+        if cancelled.load(Ordering::Relaxed) {
+            return Err(cancel());
+        }
+        match copy.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => check.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(write_err(e)),
+        }
+    }
+    check.verify(source)?;
+    Ok(check.size)
+}
+
+/// What an upload must find again in the file: the size and XXH3-128 of the bytes that were
+/// hashed for the manifest. XXH3 is checked instead of hashing MD5 a second time because it
+/// costs a fraction of it, and it only has to tell two states of one file apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadCheck {
+    pub size: u64,
+    pub xxh3: u128,
+}
+
+impl UploadCheck {
+    pub fn of(bytes: &[u8]) -> UploadCheck {
+        let mut c = UploadChecker::default();
+        c.update(bytes);
+        c.finish()
+    }
+}
+
+/// Computes an `UploadCheck` over bytes as they stream past.
+#[derive(Default)]
+pub struct UploadChecker {
+    size: u64,
+    hasher: xxhash_rust::xxh3::Xxh3Default,
+}
+
+impl UploadChecker {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.size += bytes.len() as u64;
+        self.hasher.update(bytes);
+    }
+
+    pub fn finish(&self) -> UploadCheck {
+        UploadCheck { size: self.size, xxh3: self.hasher.digest128() }
+    }
+
+    fn verify(&self, source: &UploadSource) -> Result<(), StoreError> {
+        match self.finish() == source.check {
+            true => Ok(()),
+            false => Err(StoreError::ChangedDuringUpload { path: source.path.clone() }),
+        }
+    }
+}
+
 /// A local file to upload, as it was when it was hashed.
 #[derive(Debug, Clone)]
 pub struct UploadSource {
     pub path: PathBuf,
     pub stamp: FileStamp,
+    /// Size and checksum of the bytes that were hashed: what the upload must read again.
+    pub check: UploadCheck,
     /// Per-chunk checksums, computed while hashing (files of more than one chunk).
     pub chunks: Option<chunks::ChunkSums>,
 }
@@ -451,6 +698,33 @@ mod tests {
         upload_publishes_blob_and_sidecar_only_if_unchanged(&memory, dir.path()).await;
     }
 
+    /// What an `mmap` writer does (issue 12): the bytes change, size and mtime do not.
+    async fn changed_in_place_keeping_size_and_mtime_publishes_nothing(store: &Store, tmp: &Path) {
+        for len in [100, UPLOAD_PART_BYTES + 100] {
+            let src = tmp.join(format!("mapped-{len}"));
+            let data = vec![7u8; len];
+            std::fs::write(&src, &data).unwrap();
+            let meta = std::fs::metadata(&src).unwrap();
+            let source = UploadSource {
+                path: src.clone(),
+                stamp: FileStamp::of(&meta),
+                check: UploadCheck::of(&data),
+                chunks: None,
+            };
+            let mut changed = data.clone();
+            changed[len / 2] = 8;
+            std::fs::write(&src, &changed).unwrap();
+            let f = std::fs::OpenOptions::new().write(true).open(&src).unwrap();
+            f.set_modified(meta.modified().unwrap()).unwrap();
+            drop(f);
+            assert_eq!(FileStamp::of(&std::fs::metadata(&src).unwrap()), source.stamp);
+            let key = format!("blobs/mapped-{len}");
+            let err = store.upload_file(&key, &source, &|_| {}).await;
+            assert!(matches!(err, Err(StoreError::ChangedDuringUpload { .. })), "{len}: {err:?}");
+            assert_eq!(store.head(&key).await.unwrap(), None, "{len}");
+        }
+    }
+
     async fn upload_publishes_blob_and_sidecar_only_if_unchanged(store: &Store, tmp: &Path) {
         let src = tmp.join("big");
         let data: Vec<u8> = (0..UPLOAD_PART_BYTES * 2 + 5).map(|i| (i % 251) as u8).collect();
@@ -460,6 +734,7 @@ mod tests {
         let source = UploadSource {
             path: src.clone(),
             stamp: FileStamp::of(&std::fs::metadata(&src).unwrap()),
+            check: UploadCheck::of(&data),
             chunks: Some(hasher.finish()),
         };
         store.upload_file("blobs/x", &source, &|_| {}).await.unwrap();
@@ -477,6 +752,7 @@ mod tests {
         let tiny = UploadSource {
             path: small.clone(),
             stamp: FileStamp::of(&std::fs::metadata(&small).unwrap()),
+            check: UploadCheck::of(b"tiny"),
             chunks: None,
         };
         store.upload_file("blobs/t", &tiny, &|_| {}).await.unwrap();
@@ -487,5 +763,6 @@ mod tests {
         assert!(matches!(err, Err(StoreError::ChangedDuringUpload { .. })), "{err:?}");
         assert_eq!(store.head("blobs/y").await.unwrap(), None);
         std::fs::write(&src, &data).unwrap();
+        changed_in_place_keeping_size_and_mtime_publishes_nothing(store, tmp).await;
     }
 }

@@ -636,3 +636,68 @@ fn a_full_cache_disk_is_evicted_and_never_bricks_the_cache() {
     assert!(left.is_empty(), "partial files left after prune --to 0: {left:?}");
     assert!(read_tree(&env.cache.join("v1/obj")).is_empty());
 }
+
+/// A missing mount point is created with its missing parents (as `mkdir -p`) and stays after
+/// unmount; a mount point through a file, or that is a file, is refused naming it, and nothing
+/// is created.
+#[test]
+fn a_missing_mount_point_is_created_and_a_file_is_never_mounted_over() {
+    let env = Env::new();
+    env.log_files("ds", &[("a.txt".to_owned(), b"hello".to_vec())].into());
+    let mountpoint = env.path("mnt/deeper/bikes");
+    let out = env
+        .cmd()
+        .args(["mount", "ds"])
+        .arg(&mountpoint)
+        .arg("--log-file")
+        .arg(env.path("bg.log"))
+        .output()
+        .unwrap();
+    let guard = MountGuard::adopt(mountpoint.clone());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains(&format!("created the mount point {}", mountpoint.display())), "{said}");
+    assert_eq!(fs::read(mountpoint.join("a.txt")).unwrap(), b"hello");
+    env.ok(&["unmount", mountpoint.to_str().unwrap()]);
+    drop(guard);
+    assert!(mountpoint.is_dir(), "the created mount point stays, as after mkdir -p");
+
+    let file = env.path("file");
+    fs::write(&file, b"not a directory").unwrap();
+    let through = file.join("mnt");
+    let err = env.fails(&["mount", "ds", through.to_str().unwrap(), "--foreground"]);
+    assert!(err.contains(&format!("{} is a file", file.display())), "{err}");
+    let err = env.fails(&["mount", "ds", file.to_str().unwrap(), "--foreground"]);
+    assert!(err.contains(&format!("mount point {}", file.display())), "{err}");
+    assert!(err.contains("Not a directory"), "{err}");
+    assert_eq!(fs::read(&file).unwrap(), b"not a directory");
+}
+
+/// Aliases are symlinks: `cp -r` and `tar` copy them as such unless told to follow them; a
+/// trailing `/`, `tar -h` or the version's own path copy the version.
+#[test]
+fn an_alias_is_copied_through_its_folder_not_as_its_symlink() {
+    let env = Env::new();
+    let files: Files = [
+        ("a.txt".to_owned(), b"hello".to_vec()),
+        ("d/b.bin".to_owned(), random_bytes(&mut fastrand::Rng::with_seed(3), 5000)),
+    ]
+    .into();
+    env.log_files("ds", &files);
+    let mnt = env.mount(&[env.path("mnt").to_str().unwrap()]);
+    let project = mnt.join("acme/bikes");
+    let out = env.path("out");
+    fs::create_dir(&out).unwrap();
+    let run = |script: &str| sh(&format!("cd '{}' && {script}", project.display()));
+    let o = out.display();
+    run(&format!("cp -r ds:latest '{o}/plain'"));
+    assert!(fs::symlink_metadata(out.join("plain")).unwrap().file_type().is_symlink());
+    run(&format!("cp -r ds:latest/ '{o}/slash'"));
+    assert_same(&read_tree(&out.join("slash")), &files);
+    run(&format!("cp -r ds:v0 '{o}/version'"));
+    assert_same(&read_tree(&out.join("version")), &files);
+    run(&format!(
+        "tar -chf '{o}/x.tar' ds:latest && mkdir '{o}/untar' && tar -C '{o}/untar' -xf '{o}/x.tar'"
+    ));
+    assert_same(&read_tree(&out.join("untar/ds:latest")), &files);
+}

@@ -1,0 +1,33 @@
+//! `artfs edit`: change the description or metadata of a version.
+
+use anyhow::{Result, bail};
+
+use super::{App, parse_json_object};
+use crate::terminal::printable;
+
+impl App {
+    pub(super) async fn edit(
+        &self,
+        artifact: &str,
+        description: Option<String>,
+        metadata: Option<String>,
+        merge: Option<String>,
+    ) -> Result<()> {
+        let metadata = metadata.as_deref().map(parse_json_object).transpose()?;
+        let merge = merge.as_deref().map(parse_json_object).transpose()?;
+        if description.is_none() && metadata.is_none() && merge.is_none() {
+            bail!("nothing to do: pass --description, --metadata or --merge-metadata");
+        }
+        let registry = self.registry().await?;
+        let (target, version) = self.version_of(&registry, artifact).await?;
+        let r = registry.edit(&target.collection, version, description, metadata, merge).await?;
+        println!(
+            "{}:v{} description: {:?} metadata: {}",
+            target.collection,
+            version,
+            r.description.unwrap_or_default(),
+            printable(&r.metadata.to_string())
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,22 @@
+//! `artfs gc`: delete blobs and manifests no version references.
+
+use anyhow::Result;
+
+use super::{App, count, human_bytes};
+use crate::config::parse_duration;
+
+impl App {
+    pub(super) async fn gc(&self, grace: &str) -> Result<()> {
+        let grace = parse_duration(grace)?;
+        let r = self.registry().await?.gc(grace).await?;
+        println!(
+            "deleted {}, {} and {} ({}); kept {} younger than the grace period",
+            count(r.blobs_deleted as usize, "blob"),
+            count(r.manifests_deleted as usize, "manifest"),
+            count(r.temp_deleted as usize, "abandoned temporary file"),
+            human_bytes(r.bytes_deleted),
+            count(r.kept_young as usize, "unreferenced object"),
+        );
+        Ok(())
+    }
+}

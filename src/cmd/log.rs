@@ -1,0 +1,126 @@
+//! `artfs log`: stage files, directories and references, then publish a version.
+
+use anyhow::{Context, Result, bail};
+use serde_json::json;
+
+use super::{App, count, human_bytes, parse_json_object, print_json};
+use crate::cli::LogArgs;
+use crate::manifest::Manifest;
+use crate::registry::LogRequest;
+use crate::{progress, refs, stage};
+
+impl App {
+    pub(super) async fn log(&self, args: LogArgs) -> Result<()> {
+        let target = self.artifact(&args.artifact)?;
+        if target.selector.is_some() {
+            bail!(
+                "`artfs log` takes an artifact name without `:alias`; use --alias to set aliases"
+            );
+        }
+        let metadata = args.metadata.as_deref().map(parse_json_object).transpose()?;
+        let quiet = self.config.quiet;
+        let (uris, paths): (Vec<String>, Vec<String>) =
+            args.paths.iter().cloned().partition(|p| stage::is_reference(p));
+        let mut references = Vec::new();
+        for arg in &uris {
+            let (uri, name) = stage::split_reference_arg(arg);
+            let found =
+                refs::expand(&self.clouds, uri, name, !args.no_checksum, args.max_objects).await?;
+            references.extend(found);
+        }
+        let (mut manifest, sources) = tokio::task::spawn_blocking(move || {
+            let mut files = Vec::new();
+            for p in &paths {
+                files.extend(stage::collect(p)?);
+            }
+            let total = files.iter().map(|f| f.size).sum();
+            let bar = progress::Bytes::new("hashing", total, quiet);
+            let staged = stage::hash_all(files, &|n| bar.inc(n));
+            bar.finish();
+            staged
+        })
+        .await??;
+        if let Some(file) = &args.manifest {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let foreign = Manifest::from_json(&bytes)
+                .with_context(|| format!("{} is not a valid W&B manifest", file.display()))?;
+            for (path, entry) in &foreign.contents {
+                if let Some(uri) = &entry.reference {
+                    refs::refuse_credentials(uri).with_context(|| format!("entry {path}"))?;
+                }
+            }
+            references.extend(foreign.contents);
+        }
+        for (path, entry) in references {
+            if let Some(prev) = manifest.contents.get(&path)
+                && prev.digest != entry.digest
+            {
+                bail!("entry {path:?} is given twice with different content");
+            }
+            manifest.contents.insert(path, entry);
+        }
+        manifest.validate()?;
+        let registry = self.registry_for_log().await?;
+        let req = LogRequest {
+            collection: target.collection.clone(),
+            artifact_type: args.artifact_type,
+            description: args.description,
+            metadata,
+            aliases: args.aliases,
+            manifest,
+            sources,
+        };
+        let bar = progress::Bytes::new("uploading", 0, quiet);
+        let outcome = tokio::select! {
+            outcome = registry.log(&req, &bar) => outcome,
+            signal = interrupted() => {
+                // The log is dropped mid-way: remove its temporary files and lease, then stop.
+                registry.interrupt().await;
+                bar.finish();
+                bail!("interrupted by {signal}: nothing was published and temporary files were removed");
+            }
+        };
+        bar.finish();
+        let outcome = outcome?;
+        if args.json {
+            print_json(&json!({
+                "name": target.collection.to_string(),
+                "version": format!("v{}", outcome.version),
+                "digest": outcome.digest,
+                "created": outcome.created,
+                "aliases": outcome.aliases,
+                "uploaded_files": outcome.uploaded_files,
+                "uploaded_bytes": outcome.uploaded_bytes,
+                "file_count": req.manifest.contents.len(),
+                "size": req.manifest.size(),
+            }))
+        } else {
+            let what = if outcome.created { "new version" } else { "unchanged, existing version" };
+            println!(
+                "{}:v{} ({what}; digest {}; aliases {}; uploaded {}, {})",
+                target.collection,
+                outcome.version,
+                outcome.digest,
+                crate::terminal::printable(&outcome.aliases.join(", ")),
+                count(outcome.uploaded_files as usize, "file"),
+                human_bytes(outcome.uploaded_bytes),
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, with the signal's name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) =
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}

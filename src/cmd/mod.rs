@@ -1,0 +1,215 @@
+//! The subcommands: glue between the CLI and the library (the only place, with `main`, that uses
+//! `anyhow`). One file per subcommand; this file holds `run`, the dispatch and shared helpers.
+
+mod alias;
+mod cache;
+mod edit;
+mod gc;
+mod get;
+mod log;
+mod ls;
+mod mount;
+mod rm;
+mod show;
+mod versions;
+
+use std::io::Write;
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::cache::{BlobCache, default_max_bytes};
+use crate::cli::{Cli, Command, RefAccessArgs};
+use crate::config::Config;
+use crate::names::{ArtifactRef, Selector};
+use crate::registry::{Registry, ResolvedVersion};
+use crate::store::cloud::{CloudConfig, Clouds};
+use crate::store::{Store, guard::RefAccess};
+
+pub fn run(cli: Cli) -> Result<()> {
+    let config = Config::try_from(&cli.global)?;
+    init_tracing(&config);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let app = App { config, clouds: Clouds::from_env() };
+    match cli.command {
+        Command::Cache { command } => app.cache_command(command),
+        // FUSE request threads block on the runtime, so the mount is served outside it.
+        Command::Mount(args) => app.mount(&args, runtime),
+        command => runtime.block_on(app.dispatch(command)),
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let level = match (config.quiet, config.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("ARTFS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("artfs={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        // No colour codes in the mount daemon's log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+struct App {
+    config: Config,
+    clouds: Clouds,
+}
+
+impl App {
+    /// The registry at the configured URL, which must exist: reading (or changing) a mistyped
+    /// URL says there is no registry there rather than creating an empty one.
+    async fn registry(&self) -> Result<Registry> {
+        let url = &self.config.registry;
+        let store = Store::open_existing(url, &self.clouds)?;
+        let registry = store.map(Registry::new);
+        match registry {
+            Some(r) if r.exists().await? => Ok(r),
+            _ => bail!(
+                "no artfs registry at {url} (check --registry or ARTFS_REGISTRY); `artfs log` creates one"
+            ),
+        }
+    }
+
+    /// The registry at the configured URL, created (with its marker) if there is none: only
+    /// `artfs log` creates a registry.
+    async fn registry_for_log(&self) -> Result<Registry> {
+        let registry = Registry::new(Store::open(&self.config.registry, &self.clouds)?);
+        registry.mark_created().await?;
+        Ok(registry)
+    }
+
+    fn cache(&self) -> Result<BlobCache> {
+        let dir = &self.config.cache_dir;
+        let size = self.config.cache_size.unwrap_or_else(|| default_max_bytes(dir));
+        BlobCache::open(&self.config.cache_dir, size).with_context(|| {
+            format!("cannot open the cache at {}", self.config.cache_dir.display())
+        })
+    }
+
+    /// Cloud clients for reading references, limited to what the reader allowed.
+    fn reference_clouds(&self, args: &RefAccessArgs) -> Result<Clouds> {
+        let refs = RefAccess::new(&args.allow_file_refs, args.allow_private_refs)?;
+        Ok(Clouds::new(CloudConfig { refs, ..self.clouds.config().clone() }))
+    }
+
+    fn artifact(&self, s: &str) -> Result<ArtifactRef> {
+        Ok(ArtifactRef::parse(s, &self.config.entity, &self.config.project)?)
+    }
+
+    async fn resolve(&self, registry: &Registry, artifact: &str) -> Result<ResolvedVersion> {
+        let target = self.artifact(artifact)?;
+        Ok(registry.resolve(&target.collection, &target.selector_or_latest()).await?)
+    }
+
+    async fn version_of(&self, registry: &Registry, artifact: &str) -> Result<(ArtifactRef, u32)> {
+        let target = self.artifact(artifact)?;
+        let Some(selector) = &target.selector else {
+            bail!("{artifact}: name a version, e.g. {artifact}:v0 or {artifact}:latest");
+        };
+        let version = match selector {
+            Selector::Version(v) => *v,
+            alias => registry.resolve(&target.collection, alias).await?.record.version,
+        };
+        Ok((target, version))
+    }
+
+    async fn dispatch(&self, command: Command) -> Result<()> {
+        match command {
+            Command::Log(args) => self.log(args).await,
+            Command::Ls { scope, json } => self.ls(scope, json).await,
+            Command::Versions { artifact, json } => self.versions(&artifact, json).await,
+            Command::Show { artifact, files, json } => self.show(&artifact, files, json).await,
+            Command::Get(args) => self.get(args).await,
+            Command::Alias { artifact, add, remove } => self.alias(&artifact, &add, &remove).await,
+            Command::Edit { artifact, description, metadata, merge_metadata } => {
+                self.edit(&artifact, description, metadata, merge_metadata).await
+            }
+            Command::Rm { artifact, delete_aliases, unaliased } => {
+                self.rm(&artifact, delete_aliases, unaliased).await
+            }
+            Command::Gc { grace } => self.gc(&grace).await,
+            Command::Cache { command } => self.cache_command(command),
+            Command::Mount(_) => bail!("`artfs mount` cannot run inside the async runtime"),
+            Command::Unmount { mountpoint, lazy } => {
+                let mountpoint = crate::mount::absolute_mountpoint(&mountpoint)?;
+                Ok(crate::mount::unmount(&mountpoint, lazy)?)
+            }
+        }
+    }
+}
+
+/// An error and its causes on one line, each cause once (see `report`).
+pub fn error_report(e: &anyhow::Error) -> String {
+    crate::report::error_line(e.as_ref())
+}
+
+/// A JSON object given inline or as `@file`.
+fn parse_json_object(s: &str) -> Result<Value> {
+    let text = match s.strip_prefix('@') {
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("cannot read {path}"))?
+        }
+        None => s.to_owned(),
+    };
+    let v: Value = serde_json::from_str(&text).with_context(|| format!("invalid JSON: {text}"))?;
+    if !v.is_object() {
+        bail!("metadata must be a JSON object, got {v}");
+    }
+    Ok(v)
+}
+
+fn print_json(v: &Value) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, v)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// `1 file`, `2 files`, `3 entries`.
+fn count(n: usize, what: &str) -> String {
+    match (n, what) {
+        (1, _) => format!("1 {what}"),
+        (n, "entry") => format!("{n} entries"),
+        (n, _) => format!("{n} {what}s"),
+    }
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_report_prints_each_cause_once() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let e = anyhow::Error::new(io)
+            .context("cannot read /x: No such file or directory (os error 2)");
+        assert_eq!(error_report(&e), "cannot read /x: No such file or directory (os error 2)");
+        let e = e.context("cannot log data");
+        assert_eq!(
+            error_report(&e),
+            "cannot log data: cannot read /x: No such file or directory (os error 2)"
+        );
+        assert_eq!(format!("{e:#}").matches("os error 2").count(), 2, "anyhow's own chain repeats");
+    }
+}

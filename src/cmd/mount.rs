@@ -1,0 +1,96 @@
+//! `artfs mount`: start the daemon, or be it (`--foreground`).
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+
+use super::App;
+use crate::cli::MountArgs;
+use crate::config::{MountConfig, default_mount_log};
+use crate::fetch::Fetcher;
+use crate::fs::{ArtifactFs, FsOptions};
+use crate::mount;
+
+impl App {
+    /// `artfs mount`: starts the daemon and waits for the mount, or (`--foreground`) is it.
+    pub(super) fn mount(&self, args: &MountArgs, runtime: tokio::runtime::Runtime) -> Result<()> {
+        let mc = MountConfig::try_from(args)?;
+        // Checked before the daemon starts, so a bad --allow-file-refs fails here.
+        let clouds = self.reference_clouds(&args.access)?;
+        let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
+        // Before the daemon starts (a mistyped registry is this command's error) and before a
+        // mount point is created for nothing.
+        let registry = runtime.block_on(self.registry())?;
+        let created = create_mountpoint(&mc.mountpoint)?;
+        let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
+        if created && !self.config.quiet {
+            eprintln!("created the mount point {}", mountpoint.display());
+        }
+        mount::check_mountpoint(&mountpoint)?;
+        let what = match &artifact {
+            Some(a) => format!("{}:{}", a.collection, a.selector_or_latest()),
+            None => format!("registry {}", self.config.registry),
+        };
+        if !mc.foreground {
+            let log = match mc.log_file.clone().or_else(|| default_mount_log(&mountpoint)) {
+                Some(log) => log,
+                None => bail!("cannot find a directory for the mount log; pass --log-file"),
+            };
+            let pid = mount::spawn_daemon(&log, &mountpoint, mount::MOUNT_READY_TIMEOUT)?;
+            if !self.config.quiet {
+                eprintln!(
+                    "mounted {what} at {} (daemon pid {pid}, log {})",
+                    mountpoint.display(),
+                    log.display()
+                );
+            }
+            return Ok(());
+        }
+        let handle = runtime.handle().clone();
+        let fetcher = Fetcher::new(registry.store().clone(), self.cache()?, handle.clone())
+            .with_clouds(clouds)
+            .with_stall_timeout(mc.timeout);
+        let options = FsOptions {
+            refresh: mc.refresh,
+            registry_timeout: mc.timeout,
+            readahead_files: mc.readahead_files,
+            ..FsOptions::default()
+        };
+        let fs = match &artifact {
+            None => ArtifactFs::registry(registry, fetcher, handle, options),
+            Some(a) => {
+                let version =
+                    runtime.block_on(registry.resolve(&a.collection, &a.selector_or_latest()))?;
+                ArtifactFs::single(registry, fetcher, handle, options, &version)
+                    .with_context(|| format!("cannot mount {what}"))?
+            }
+        };
+        mount::serve(fs, &mountpoint, mc.allow_other, mc.passthrough, &runtime)?;
+        // Bounded: a download stuck in the runtime's blocking pool must not keep us alive.
+        runtime.shutdown_timeout(mount::SHUTDOWN_GRACE);
+        Ok(())
+    }
+}
+
+/// Creates a missing mount point with its missing parents, as `mkdir -p` would, and says whether
+/// it did. Only missing components are made: a path through a file is an error naming that file,
+/// and anything that exists (a directory, a file, a dead mount) is left to `check_mountpoint`.
+fn create_mountpoint(path: &Path) -> Result<bool> {
+    use std::io::ErrorKind::{NotADirectory, NotFound};
+    match std::fs::symlink_metadata(path) {
+        Err(e) if matches!(e.kind(), NotFound | NotADirectory) => {}
+        _ => return Ok(false),
+    }
+    let abs = std::path::absolute(path)
+        .with_context(|| format!("mount point {}: cannot make it absolute", path.display()))?;
+    if let Some(file) = abs.ancestors().skip(1).find(|a| a.is_file()) {
+        bail!(
+            "cannot create the mount point {}: {} is a file, not a directory",
+            path.display(),
+            file.display()
+        );
+    }
+    std::fs::create_dir_all(&abs)
+        .with_context(|| format!("cannot create the mount point {}", path.display()))?;
+    Ok(true)
+}

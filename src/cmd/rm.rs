@@ -1,0 +1,35 @@
+//! `artfs rm`: delete one version, or every unaliased one.
+
+use anyhow::{Result, bail};
+
+use super::{App, count};
+
+impl App {
+    pub(super) async fn rm(
+        &self,
+        artifact: &str,
+        delete_aliases: bool,
+        unaliased: bool,
+    ) -> Result<()> {
+        let registry = self.registry().await?;
+        if unaliased {
+            let target = self.artifact(artifact)?;
+            if target.selector.is_some() {
+                bail!("--unaliased takes an artifact name without `:version`");
+            }
+            let deleted = registry.delete_unaliased(&target.collection).await?;
+            let list: Vec<String> = deleted.iter().map(|v| format!("v{v}")).collect();
+            println!(
+                "{}: deleted {} {}",
+                target.collection,
+                count(deleted.len(), "version"),
+                list.join(" ")
+            );
+            return Ok(());
+        }
+        let (target, version) = self.version_of(&registry, artifact).await?;
+        registry.delete_version(&target.collection, version, delete_aliases).await?;
+        println!("{}:v{} deleted (run `artfs gc` to free its storage)", target.collection, version);
+        Ok(())
+    }
+}

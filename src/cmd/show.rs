@@ -1,0 +1,68 @@
+//! `artfs show`: one version, optionally with its files.
+
+use anyhow::Result;
+use serde_json::json;
+
+use super::{App, human_bytes, print_json};
+use crate::refs::redact;
+use crate::terminal::printable;
+
+impl App {
+    pub(super) async fn show(&self, artifact: &str, files: bool, json_out: bool) -> Result<()> {
+        let registry = self.registry().await?;
+        let v = self.resolve(&registry, artifact).await?;
+        let manifest = if files { Some(registry.manifest(&v).await?) } else { None };
+        if json_out {
+            let mut out = json!({
+                "name": v.collection.to_string(),
+                "version": format!("v{}", v.record.version),
+                "digest": v.record.digest,
+                "type": v.artifact_type,
+                "aliases": v.aliases,
+                "size": v.record.size,
+                "file_count": v.record.file_count,
+                "description": v.record.description,
+                "metadata": v.record.metadata,
+                "created_at": v.record.created_at,
+            });
+            if let Some(m) = &manifest {
+                out["entries"] = m
+                    .contents
+                    .iter()
+                    .map(|(p, e)| {
+                        // Unchecked references have their URI as digest: redacted as well.
+                        let digest = redact(&e.digest);
+                        let mut o = json!({"path": p, "digest": digest, "size": e.size});
+                        if let Some(r) = &e.reference {
+                            o["ref"] = json!(redact(r));
+                        }
+                        o
+                    })
+                    .collect();
+            }
+            return print_json(&out);
+        }
+        // Everything below comes from the registry: printed through `printable`.
+        println!("{}:v{}", v.collection, v.record.version);
+        println!("  type:        {}", printable(&v.artifact_type));
+        println!("  digest:      {}", printable(&v.record.digest));
+        println!("  aliases:     {}", printable(&v.aliases.join(", ")));
+        println!("  size:        {} in {} files", human_bytes(v.record.size), v.record.file_count);
+        println!("  created:     {}", v.record.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+        println!("  description: {}", printable(v.record.description.as_deref().unwrap_or("")));
+        println!("  metadata:    {}", printable(&v.record.metadata.to_string()));
+        if let Some(m) = manifest {
+            println!("  files:");
+            for (p, e) in &m.contents {
+                let size = e.size.map(human_bytes).unwrap_or_else(|| "?".into());
+                let digest = redact(&e.digest);
+                let (p, digest) = (printable(p), printable(&digest));
+                match &e.reference {
+                    Some(r) => println!("    {p}  {size}  {digest}  -> {}", printable(&redact(r))),
+                    None => println!("    {p}  {size}  {digest}"),
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! The README's quick start, parsed from the README itself and run verbatim as a new user would:
+//! a fresh HOME, XDG dirs and mount points in a temp dir, no artfs settings in the environment.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::util::{BIN, MountGuard};
+
+/// One `$ command` of the quick start and the output lines the README shows under it.
+#[derive(Debug)]
+struct Step {
+    command: String,
+    shown: Vec<String>,
+}
+
+/// The ```` ```console ```` block after `## Quick start`: `$ ` lines are commands, the lines
+/// after one are its output; blank lines only separate.
+fn quick_start(readme: &str) -> Vec<Step> {
+    let section = &readme[readme.find("## Quick start").expect("no quick start section")..];
+    let block = section.split("```console\n").nth(1).expect("no console block in the quick start");
+    let block = &block[..block.find("```").expect("unterminated console block")];
+    let mut steps: Vec<Step> = Vec::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        match line.strip_prefix("$ ") {
+            Some(command) => steps.push(Step { command: command.to_owned(), shown: Vec::new() }),
+            None => steps.last_mut().expect("output before any command").shown.push(line.into()),
+        }
+    }
+    steps
+}
+
+/// A bash script that runs every step in one shell (so `export` and `cd` carry over), each
+/// framed by marker lines with its exit code.
+fn script(steps: &[Step]) -> String {
+    let mut s = String::from("exec 2>&1\n");
+    for (i, step) in steps.iter().enumerate() {
+        // The command on its own lines: a trailing `# comment` must not swallow the braces.
+        s += &format!("echo '@@step {i}'\n{{\n{}\n}}\necho \"@@rc $?\"\n", step.command);
+    }
+    s
+}
+
+/// Each step's output lines and exit code, from the script's output.
+fn split_output(out: &str, steps: usize) -> Vec<(Vec<String>, Option<i32>)> {
+    let mut results = vec![(Vec::new(), None); steps];
+    let mut current = None;
+    for line in out.lines() {
+        if let Some(i) = line.strip_prefix("@@step ") {
+            current = i.parse::<usize>().ok();
+        } else if let Some(rc) = line.strip_prefix("@@rc ") {
+            if let Some(i) = current.take() {
+                results[i].1 = rc.parse().ok();
+            }
+        } else if let Some(i) = current {
+            results[i].0.push(line.to_owned());
+        }
+    }
+    results
+}
+
+#[test]
+fn the_quick_start_parses_into_commands_and_their_output() {
+    let steps =
+        quick_start("# x\n## Quick start\n```console\n$ a  # c\nout 1\n\nout 2\n$ b\n```\n");
+    assert_eq!(steps.len(), 2);
+    assert_eq!((steps[0].command.as_str(), steps[0].shown.len()), ("a  # c", 2));
+    assert!(steps[1].shown.is_empty());
+    let out = "@@step 0\nx\n@@rc 0\n@@step 1\n@@rc 3\n";
+    assert_eq!(split_output(out, 2), vec![(vec!["x".to_owned()], Some(0)), (vec![], Some(3))]);
+}
+
+#[test]
+fn the_quick_start_runs_verbatim() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let steps = quick_start(&readme);
+    assert!(steps.len() >= 10, "quick start not found: {steps:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&work).unwrap();
+    // Whatever the quick start mounts below the temp HOME is unmounted when the test ends.
+    let mounts: Vec<MountGuard> = ["mnt/artifacts", "mnt/bikes"]
+        .into_iter()
+        .map(|m| MountGuard::adopt(home.join(m)))
+        .collect();
+    let bin_dir = PathBuf::from(BIN).parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c").arg(script(&steps)).current_dir(&work).env("HOME", &home).env("PATH", path);
+    for (var, dir) in [
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_CACHE_HOME", ".cache"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CONFIG_HOME", ".config"),
+    ] {
+        cmd.env(var, home.join(dir));
+    }
+    for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("ARTFS_")) {
+        cmd.env_remove(var);
+    }
+    // `ls` sorts by the locale; the README shows the C order.
+    cmd.env("LC_ALL", "C");
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let results = split_output(&text, steps.len());
+    for (step, (printed, rc)) in steps.iter().zip(&results) {
+        assert_eq!(*rc, Some(0), "`{}` failed; it printed:\n{}", step.command, printed.join("\n"));
+        if !step.shown.is_empty() {
+            assert_eq!(
+                &step.shown, printed,
+                "`{}` prints other lines than the README",
+                step.command
+            );
+        }
+    }
+    // The quick start unmounts what it mounted.
+    for m in &mounts {
+        assert!(!crate::util::is_mounted(&m.path), "{} still mounted", m.path.display());
+    }
+    assert!(home.join(".local/share/artfs/registry/artfs-registry.json").is_file());
+}
