@@ -176,6 +176,10 @@ pub struct MountArgs {
     /// moved aliases show up without remounting (0: on every access)
     #[arg(long, default_value_t = crate::fs::REFRESH_INTERVAL.as_secs(), value_name = "N")]
     pub refresh_secs: u64,
+    /// Seconds a request waits for a registry that does not answer before it fails with EIO
+    /// (retries included); right after such a timeout, requests fail at once for as long
+    #[arg(long, default_value_t = crate::fs::REGISTRY_TIMEOUT.as_secs(), value_name = "N")]
+    pub timeout_secs: u64,
     /// Log file of the background daemon [default: $XDG_STATE_HOME/artfs/mount-<mountpoint>.log]
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,

@@ -87,6 +87,8 @@ pub struct MountConfig {
     /// Hand complete cached files to the kernel (FUSE passthrough) where it allows it.
     pub passthrough: bool,
     pub refresh: Duration,
+    /// Bound on one registry request (and on a download's silence); at least one second.
+    pub timeout: Duration,
     /// Small files fetched ahead of a directory walk (0: off).
     pub readahead_files: u32,
     /// `None`: the default under the XDG state dir.
@@ -115,6 +117,7 @@ impl TryFrom<&MountArgs> for MountConfig {
             allow_other: a.allow_other,
             passthrough: !a.no_passthrough,
             refresh: Duration::from_secs(a.refresh_secs),
+            timeout: Duration::from_secs(a.timeout_secs.max(1)),
             readahead_files: a.readahead_files,
             log_file: a.log_file.clone(),
         })
@@ -193,5 +196,16 @@ mod tests {
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
         assert!(parse_duration("1w").is_err());
+    }
+
+    #[test]
+    fn a_mount_waits_60_s_for_a_registry_that_does_not_answer_by_default() {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from(["artfs", "mount", "/mnt"]).unwrap();
+        let crate::cli::Command::Mount(args) = &cli.command else { panic!("not a mount") };
+        let mc = MountConfig::try_from(args).unwrap();
+        assert_eq!(mc.timeout, Duration::from_secs(60));
+        assert_eq!(crate::fs::FsOptions::default().registry_timeout, Duration::from_secs(60));
+        assert_eq!(crate::fetch::FETCH_STALL_TIMEOUT, Duration::from_secs(60));
     }
 }

@@ -9,7 +9,7 @@
 //!   that keep writers and gc apart (`lease`);
 //! - `cache`: the content-addressed local blob cache;
 //! - `fetch`: entries into the cache (verified), lazy chunked reads of large blobs (`ranged`),
-//!   and `artfs get`;
+//!   whether the registry answers (`health`), and `artfs get`;
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;

@@ -227,7 +227,8 @@ pub fn hash_all(
             }
             continue;
         }
-        contents.insert(f.name.clone(), Entry::stored(digest, source.check.size));
+        let entry = Entry::stored(digest, source.check.size);
+        contents.insert(f.name.clone(), crate::store::chunks::bound(entry, source.chunks.as_ref()));
         sources.insert(f.name, source);
     }
     Ok((Manifest { contents, ..Manifest::default() }, sources))

@@ -188,3 +188,145 @@ fn two_machines_one_s3_registry() {
     open.read_to_end(&mut rest).unwrap();
     assert_eq!(rest, v0[1 << 20..], "the open file keeps reading v0");
 }
+
+// ---- a registry that stalls, fails once or goes away (through a proxy in front of S3) ----------
+
+/// An S3 registry reached through a [`Proxy`] the test controls.
+fn s3_env_behind_proxy(tag: &str) -> Option<(Env, crate::util::Proxy)> {
+    let mut env = s3_env(tag)?;
+    let endpoint = env.vars[0].1.clone();
+    let proxy = crate::util::Proxy::start(endpoint.trim_start_matches("http://"));
+    env.vars[0].1 = proxy.url();
+    Some((env, proxy))
+}
+
+/// Runs `op` and returns how long it took and what it returned.
+fn timed<T>(op: impl FnOnce() -> T) -> (std::time::Duration, T) {
+    let start = std::time::Instant::now();
+    let out = op();
+    (start.elapsed(), out)
+}
+
+/// The mount (README, Errors): a registry that stops answering gives `EIO` (or, for listings,
+/// the last answer) within the timeout, once per operation: `cat` of a file not cached, a read
+/// of a large file, `ls`, each within `--timeout-secs` plus a small margin, not once per
+/// registry request they make. The one timed assertion of the suite (the default of 60 s is
+/// checked by `config::tests`).
+#[test]
+fn a_stalled_registry_fails_each_operation_within_the_timeout() {
+    const TIMEOUT_SECS: u64 = 4;
+    let margin = std::time::Duration::from_secs(3);
+    let Some((env, proxy)) = s3_env_behind_proxy("stall") else { return };
+    let src = env.path("src");
+    let files = BTreeMap::from([
+        ("warm.txt".to_owned(), b"read before the stall".to_vec()),
+        ("cold.txt".to_owned(), b"never read before the stall".to_vec()),
+        ("big.bin".to_owned(), bytes(7, 12 << 20)),
+    ]);
+    write_tree(&src, &files);
+    env.ok(&["-q", "log", "ds", src.to_str().unwrap()]);
+    let timeout = TIMEOUT_SECS.to_string();
+    let mnt = env.mount(&[
+        "--refresh-secs",
+        "0",
+        "--timeout-secs",
+        &timeout,
+        env.path("mnt").to_str().unwrap(),
+    ]);
+    let dir = mnt.path.join("acme/bikes/ds:v0");
+    assert_eq!(std::fs::read(dir.join("warm.txt")).unwrap(), files["warm.txt"]);
+    assert_eq!(std::fs::metadata(dir.join("big.bin")).unwrap().len(), 12 << 20);
+
+    proxy.stall();
+    let bound = std::time::Duration::from_secs(TIMEOUT_SECS) + margin;
+    let (took, cold) = timed(|| std::fs::read(dir.join("cold.txt")));
+    assert_eq!(cold.unwrap_err().raw_os_error(), Some(libc::EIO));
+    assert!(took <= bound, "cat of an uncached file took {took:?}");
+    let (took, big) = timed(|| {
+        use std::io::Read as _;
+        let mut buf = vec![0u8; 1 << 20];
+        std::fs::File::open(dir.join("big.bin")).and_then(|mut f| f.read_exact(&mut buf))
+    });
+    assert_eq!(big.unwrap_err().raw_os_error(), Some(libc::EIO));
+    assert!(took <= bound, "a read of a large file took {took:?}");
+    let (took, listed) =
+        timed(|| std::fs::read_dir(mnt.path.join("acme/bikes")).map(|d| d.count()));
+    assert!(took <= bound, "ls took {took:?} ({listed:?})");
+    // Past the hold, the registry is asked again: still one timeout per operation.
+    std::thread::sleep(std::time::Duration::from_secs(TIMEOUT_SECS));
+    let (took, cold) = timed(|| std::fs::read(dir.join("cold.txt")));
+    assert!(cold.is_err());
+    assert!(took <= bound, "cat after the hold took {took:?}");
+    // And once it answers again, everything reads.
+    proxy.forward();
+    std::thread::sleep(std::time::Duration::from_secs(TIMEOUT_SECS));
+    assert_eq!(std::fs::read(dir.join("cold.txt")).unwrap(), files["cold.txt"]);
+    assert_eq!(std::fs::read(dir.join("big.bin")).unwrap(), files["big.bin"]);
+}
+
+/// The mount (README, Consistency): once the registry is unreachable, versions already
+/// resolved and their cached files keep working; listings and aliases are the last ones read,
+/// and the log says they are stale.
+#[test]
+fn cached_files_of_resolved_versions_read_while_the_registry_is_down() {
+    let Some((env, proxy)) = s3_env_behind_proxy("offline") else { return };
+    let src = env.path("src");
+    let files = BTreeMap::from([
+        ("a.txt".to_owned(), b"cached a".to_vec()),
+        ("sub/b.bin".to_owned(), bytes(3, 6 << 20)),
+    ]);
+    write_tree(&src, &files);
+    env.ok(&["-q", "log", "ds", src.to_str().unwrap()]);
+    let mnt = env.mount(&["--refresh-secs", "1", env.path("mnt").to_str().unwrap()]);
+    let via_alias = mnt.path.join("acme/bikes/ds:latest");
+    assert_eq!(read_tree(&via_alias), files);
+    assert_eq!(std::fs::read_dir(mnt.path.join("acme/bikes")).unwrap().count(), 2);
+    proxy.down();
+    // Past the refresh interval: every listing and alias would be read again.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    for root in [mnt.path.join("acme/bikes/ds:v0"), via_alias] {
+        assert_eq!(read_tree(&root), files, "{}", root.display());
+    }
+    let names: Vec<String> = std::fs::read_dir(mnt.path.join("acme/bikes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.contains(&"ds:v0".to_owned()) && names.contains(&"ds:latest".to_owned()),
+        "{names:?}"
+    );
+    assert!(mnt.log_text().contains("stale"), "{}", mnt.log_text());
+}
+
+/// The cache (README): a large file read lazily through a registry that failed once in the
+/// middle is still published to the cache once it has been read completely, although the
+/// kernel serves the part read before the error from its page cache (the daemon never sees
+/// those reads again).
+#[test]
+fn a_file_read_completely_after_a_transient_error_is_cached() {
+    let Some((env, proxy)) = s3_env_behind_proxy("transient") else { return };
+    let src = env.path("src");
+    let data = bytes(11, 64 << 20);
+    write_tree(&src, &BTreeMap::from([("big.bin".to_owned(), data.clone())]));
+    env.ok(&["-q", "log", "ds", src.to_str().unwrap()]);
+    let mnt = env.mount(&["ds", env.path("mnt").to_str().unwrap()]);
+    let path = mnt.path.join("big.bin");
+    {
+        use std::io::{Read as _, Seek as _};
+        let mut f = std::fs::File::open(&path).unwrap();
+        // Two whole 4 MiB chunks, now also in the kernel's page cache.
+        let mut first = vec![0u8; 8 << 20];
+        f.read_exact(&mut first).unwrap();
+        assert_eq!(first, data[..8 << 20]);
+        let mut buf = vec![0u8; 4096];
+        proxy.down();
+        // Far beyond the prefetch window.
+        f.seek(std::io::SeekFrom::Start(40 << 20)).unwrap();
+        let err = f.read_exact(&mut buf).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+        proxy.forward();
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), data);
+    crate::util::wait_until(|| !list_files(&env.cache.join("v1/obj")).is_empty());
+    assert_eq!(read_tree(&env.cache.join("v1/obj")).into_values().collect::<Vec<_>>(), vec![data]);
+}

@@ -333,3 +333,54 @@ fn hex_md5(data: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(data))
 }
+
+/// Serves `body` (no ETag) to every GET and HEAD on 127.0.0.1 until the process ends; returns
+/// the base URL.
+fn serve_body_forever(body: &'static [u8]) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            if !line.starts_with("HEAD") {
+                let _ = stream.write_all(body);
+            }
+        }
+    });
+    url
+}
+
+#[test]
+fn an_unchecked_http_reference_reads_back_whatever_its_size() {
+    const BODY: &[u8] = b"unchecked reference body\n";
+    let url = format!("{}/data/unchecked.txt", serve_body_forever(BODY));
+    let mut env = Env::new();
+    // The server is on 127.0.0.1, which readers refuse unless allowed.
+    env.vars.push(("ARTFS_ALLOW_PRIVATE_REFS".into(), "1".into()));
+    env.ok(&["-q", "log", "nocheck", &url, "--no-checksum"]);
+    // Stored as W&B stores it: the URI as digest, the unknown size as 0.
+    let show = env.json(&["show", "nocheck", "--files"]);
+    assert!(show.to_string().contains(&url), "{show}");
+    let out = env.path("out");
+    env.ok(&["-q", "get", "nocheck", "--root", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read(out.join("unchecked.txt")).unwrap(), BODY);
+    let mnt = env.mount(&["nocheck", env.path("mnt").to_str().unwrap()]);
+    assert_eq!(std::fs::read(mnt.path.join("unchecked.txt")).unwrap(), BODY);
+    assert_eq!(std::fs::metadata(mnt.path.join("unchecked.txt")).unwrap().len(), BODY.len() as u64);
+}

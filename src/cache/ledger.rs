@@ -230,11 +230,14 @@ impl Ledger {
         change(&mut record);
 
         if let Err(err) = self.write(&record) {
-            // Put the deltas back so the next successful update still reports them.
+            // The record is an estimate that only saves scans: failing to save it (a full or
+            // read-only disk) must not fail the caller, or a full cache could never be opened
+            // or pruned again. Put the deltas back so the next successful save includes them.
+            warn!(%err, "cannot save cache totals; they are saved with the next change");
             self.local().pending.merge(pending);
-            return Err(err);
+        } else {
+            self.local().last = record;
         }
-        self.local().last = record;
         Ok(record)
     }
 

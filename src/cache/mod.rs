@@ -163,7 +163,8 @@ impl CacheError {
     }
 }
 
-fn is_disk_full(err: &io::Error) -> bool {
+/// Whether an I/O error means the cache's disk (or quota) is full.
+pub fn is_disk_full(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
 }
 
@@ -708,6 +709,40 @@ impl BlobCache {
             }
             Ok(None) => {}
             Err(err) => warn!(%err, "cache eviction failed"),
+        }
+    }
+
+    /// After a write ran out of disk space: frees room by evicting unused partial files and
+    /// least-recently-used entries down to [`LOW_WATER_PERCENT`] of what the cache holds now
+    /// (or of the limit, if less), whatever the limit says. The disk may be smaller than the
+    /// limit, or shared with other data; without this a full disk would fail every later fill.
+    /// Skipped while another eviction runs (it frees room too). Returns whether it ran.
+    pub fn make_room(&self) -> bool {
+        let evicted = self.open_evict_lock().and_then(|evict_lock| match evict_lock.try_lock() {
+            Ok(()) => {
+                let held = self.inner.ledger.update(|_| {})?.total_bytes();
+                let target = low_water_bytes(held.min(self.inner.max_bytes));
+                self.evict_down_to(target).map(Some)
+            }
+            Err(TryLockError::WouldBlock) => Ok(None),
+            Err(TryLockError::Error(source)) => {
+                Err(CacheError::io("lock", &self.inner.evict_lock_path, source))
+            }
+        });
+        match evicted {
+            Ok(Some(report)) => {
+                warn!(
+                    evicted = report.evicted_entries,
+                    bytes = report.evicted_bytes,
+                    "cache disk full: evicted unused partial files and entries"
+                );
+                true
+            }
+            Ok(None) => false,
+            Err(err) => {
+                warn!(%err, "cache disk full, and eviction failed");
+                false
+            }
         }
     }
 

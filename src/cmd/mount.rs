@@ -48,9 +48,11 @@ impl App {
         }
         let handle = runtime.handle().clone();
         let fetcher = Fetcher::new(registry.store().clone(), self.cache()?, handle.clone())
-            .with_clouds(clouds);
+            .with_clouds(clouds)
+            .with_stall_timeout(mc.timeout);
         let options = FsOptions {
             refresh: mc.refresh,
+            registry_timeout: mc.timeout,
             readahead_files: mc.readahead_files,
             ..FsOptions::default()
         };

@@ -10,6 +10,7 @@
 //! Everything here is synchronous and must run on plain threads (FUSE workers, scoped threads);
 //! the async store is driven through the one runtime `Handle` the caller passes in.
 
+pub mod health;
 pub mod ranged;
 
 use std::collections::{HashMap, VecDeque};
@@ -29,6 +30,7 @@ use crate::registry::blob_key;
 use crate::store::Store;
 use crate::store::chunks::{self, ChunkSums};
 use crate::store::cloud::Clouds;
+pub use health::RegistryHealth;
 use ranged::{FetchStats, LazyBlob, LazyHandle, RangedError, Shared};
 
 /// Files downloaded at once by `artfs get`.
@@ -86,6 +88,8 @@ pub struct Fetcher {
     /// Distinguishes this process's reads of unpinned references (see `reference_key`).
     session: String,
     stall_timeout: Duration,
+    /// Whether the registry answers; shared with the filesystem (`fs`) and every lazy blob.
+    health: Arc<RegistryHealth>,
     /// Memory budget, counters and open lazy blobs, shared by every clone.
     ranged: Arc<Shared>,
     /// Stored entries larger than this are read lazily when they have a chunk sidecar.
@@ -125,6 +129,7 @@ impl Fetcher {
             clouds: Clouds::from_env(),
             session,
             stall_timeout: FETCH_STALL_TIMEOUT,
+            health: Arc::new(RegistryHealth::new(FETCH_STALL_TIMEOUT)),
             ranged: Arc::new(Shared::new(ranged::RANGED_BUDGET_BYTES)),
             lazy_min_bytes: chunks::CHUNK_BYTES,
             sidecars: Arc::new(Mutex::new(SidecarMemo::new(SIDECAR_MEMO_SUMS))),
@@ -184,15 +189,22 @@ impl Fetcher {
         if size <= self.lazy_min_bytes || self.cache.entry_path(&key).exists() {
             return Ok(None);
         }
+        // Chunk checksums are trusted only when the manifest names them (`chunks::binding`):
+        // an unbound sidecar may have been rewritten together with the blob.
+        let Some(binding) = chunks::binding(entry) else {
+            return Ok(None);
+        };
         // Open already (another handle, or a kernel that opens once per reader): share it
         // without asking the registry for its sidecar again.
         if let Some(blob) = self.ranged.open_blob(&key) {
-            return Ok((blob.len() == size).then(|| LazyHandle::new(blob)));
+            return Ok(
+                (blob.len() == size && blob.binding() == binding).then(|| LazyHandle::new(blob))
+            );
         }
         let Some(blob_key) = blob_key(&entry.digest) else {
             return Ok(None);
         };
-        let Some(sums) = self.sidecar(&blob_key, size) else {
+        let Some(sums) = self.sidecar(&blob_key, size, binding) else {
             return Ok(None);
         };
         let source = ranged::Source {
@@ -203,6 +215,8 @@ impl Fetcher {
             verify,
             handle: self.handle.clone(),
             stall: self.stall_timeout,
+            health: self.health.clone(),
+            binding: binding.to_owned(),
         };
         let blob = LazyBlob::open(&self.ranged, source, sums).map_err(|source| {
             FetchError::Cache { artifact: artifact.to_owned(), path: path.to_owned(), source }
@@ -210,22 +224,32 @@ impl Fetcher {
         Ok(Some(LazyHandle::new(blob)))
     }
 
-    /// The chunk sidecar of a blob of `size` bytes, if it has a usable one: remembered from an
-    /// earlier open, else fetched. Any failure to read it only means the whole-file path, which
-    /// verifies everything anyway.
-    fn sidecar(&self, blob_key: &str, size: u64) -> Option<Arc<ChunkSums>> {
+    /// The chunk sidecar of a blob of `size` bytes, if it has a usable one whose bytes hash to
+    /// `binding` (the manifest entry's): remembered from an earlier open, else fetched. Any
+    /// failure to read it only means the whole-file path, which verifies everything anyway.
+    fn sidecar(&self, blob_key: &str, size: u64, binding: &str) -> Option<Arc<ChunkSums>> {
         let memo = || self.sidecars.lock().unwrap_or_else(PoisonError::into_inner);
         let remembered = memo().get(blob_key);
-        let sums = match remembered {
-            Some(sums) => sums,
+        let sidecar = match remembered {
+            Some(sidecar) => sidecar,
             None => {
-                let sums = Arc::new(self.fetch_sidecar(blob_key)?);
-                memo().insert(blob_key, sums.clone());
-                sums
+                let sidecar = Arc::new(self.fetch_sidecar(blob_key)?);
+                memo().insert(blob_key, sidecar.clone());
+                sidecar
             }
         };
+        if sidecar.digest != binding {
+            tracing::warn!(
+                blob_key,
+                expected = binding,
+                found = %sidecar.digest,
+                "chunk sidecar is not the one the manifest names; verifying the whole file instead"
+            );
+            return None;
+        }
+        let sums = &sidecar.sums;
         if sums.size == size && self.ranged.fits(sums.chunk_bytes) {
-            Some(sums)
+            Some(sums.clone())
         } else {
             tracing::warn!(blob_key, size, "chunk sidecar does not fit the blob; ignoring it");
             None
@@ -233,12 +257,20 @@ impl Fetcher {
     }
 
     /// Reads the sidecar of `blob_key` from the registry, if it has a self-consistent one.
-    fn fetch_sidecar(&self, blob_key: &str) -> Option<ChunkSums> {
+    fn fetch_sidecar(&self, blob_key: &str) -> Option<Sidecar> {
         let key = chunks::sidecar_key(blob_key);
         let stall = self.stall_timeout;
+        if self.health.stalled_since().is_some() {
+            return None;
+        }
         let fetched = self
             .handle
             .block_on(async { tokio::time::timeout(stall, self.store.get_opt(&key)).await });
+        if fetched.is_err() {
+            self.health.timed_out();
+        } else {
+            self.health.answered();
+        }
         let bytes = match fetched {
             Ok(Ok(Some(bytes))) => bytes,
             Ok(Ok(None)) => return None,
@@ -252,7 +284,9 @@ impl Fetcher {
             }
         };
         match serde_json::from_slice::<ChunkSums>(&bytes) {
-            Ok(sums) if sums.is_consistent() => Some(sums),
+            Ok(sums) if sums.is_consistent() => {
+                Some(Sidecar { sums: Arc::new(sums), digest: chunks::binding_of(&bytes) })
+            }
             Ok(_) => {
                 tracing::warn!(key, "chunk sidecar is inconsistent; ignoring it");
                 None
@@ -264,10 +298,16 @@ impl Fetcher {
         }
     }
 
-    /// Replaces [`FETCH_STALL_TIMEOUT`].
+    /// Replaces [`FETCH_STALL_TIMEOUT`] (also how long requests fail fast after one stalled).
     pub fn with_stall_timeout(mut self, timeout: Duration) -> Fetcher {
         self.stall_timeout = timeout;
+        self.health = Arc::new(RegistryHealth::new(timeout));
         self
+    }
+
+    /// Whether the registry answers, as seen by this fetcher's clones.
+    pub fn health(&self) -> &Arc<RegistryHealth> {
+        &self.health
     }
 
     /// Whether the entry is (probably) in the cache already, i.e. [`Fetcher::cached`] will not
@@ -317,8 +357,25 @@ impl Fetcher {
     }
 
     /// The entry's bytes in the cache, fetched and verified first if needed. `artifact` and
-    /// `path` only name the entry in errors.
+    /// `path` only name the entry in errors. A fill that runs out of disk space makes room in
+    /// the cache (see [`BlobCache::make_room`]) and is tried once more.
     pub fn cached(
+        &self,
+        artifact: &str,
+        path: &str,
+        entry: &Entry,
+    ) -> Result<CachedBlob, FetchError> {
+        match self.cached_once(artifact, path, entry) {
+            Err(FetchError::Cache { source: CacheError::DiskFull { .. }, .. })
+                if self.cache.make_room() =>
+            {
+                self.cached_once(artifact, path, entry)
+            }
+            other => other,
+        }
+    }
+
+    fn cached_once(
         &self,
         artifact: &str,
         path: &str,
@@ -411,15 +468,29 @@ impl Fetcher {
                 digest: entry.digest.clone(),
             });
         };
+        let health = &self.health;
         self.cache
             .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
+                // After a stall, do not wait on the registry again for a while (see `health`).
+                if let Some(ago) = health.stalled_since() {
+                    return Err(format!(
+                        "{blob}: the registry did not answer a request {ago:.0?} ago; not \
+                         waiting on it again yet"
+                    )
+                    .into());
+                }
+                let timed_out = |what: &str| {
+                    health.timed_out();
+                    stalled(what)
+                };
                 handle.block_on(async {
                     let mut stream = tokio::time::timeout(stall, store.get_stream(&blob))
                         .await
-                        .map_err(|_| stalled(&blob))??;
+                        .map_err(|_| timed_out(&blob))??;
+                    health.answered();
                     while let Some(chunk) = tokio::time::timeout(stall, stream.next())
                         .await
-                        .map_err(|_| stalled(&blob))?
+                        .map_err(|_| timed_out(&blob))?
                     {
                         let chunk = chunk?;
                         counters.add_fetched(chunk.len() as u64);
@@ -475,14 +546,21 @@ impl Fetcher {
     }
 }
 
+/// A fetched sidecar and the digest of its bytes (compared with an entry's binding).
+#[derive(Debug)]
+struct Sidecar {
+    sums: Arc<ChunkSums>,
+    digest: String,
+}
+
 /// Recently fetched chunk sidecars by blob key, bounded by the number of checksums they hold;
 /// the oldest fetched goes first. Blobs are content-addressed, so a remembered sidecar never
-/// goes stale.
+/// goes stale (and each use checks it against the entry's binding).
 #[derive(Debug)]
 struct SidecarMemo {
     max_sums: usize,
     sums: usize,
-    by_blob: HashMap<String, Arc<ChunkSums>>,
+    by_blob: HashMap<String, Arc<Sidecar>>,
     fetched: VecDeque<String>,
 }
 
@@ -491,24 +569,24 @@ impl SidecarMemo {
         SidecarMemo { max_sums, sums: 0, by_blob: HashMap::new(), fetched: VecDeque::new() }
     }
 
-    fn get(&self, blob_key: &str) -> Option<Arc<ChunkSums>> {
+    fn get(&self, blob_key: &str) -> Option<Arc<Sidecar>> {
         self.by_blob.get(blob_key).cloned()
     }
 
-    fn insert(&mut self, blob_key: &str, sums: Arc<ChunkSums>) {
-        let count = sums.sha256.len();
+    fn insert(&mut self, blob_key: &str, sidecar: Arc<Sidecar>) {
+        let count = sidecar.sums.sha256.len();
         if count > self.max_sums || self.by_blob.contains_key(blob_key) {
             return;
         }
         while self.sums + count > self.max_sums {
             let Some(oldest) = self.fetched.pop_front() else { break };
             if let Some(dropped) = self.by_blob.remove(&oldest) {
-                self.sums -= dropped.sha256.len();
+                self.sums -= dropped.sums.sha256.len();
             }
         }
         self.sums += count;
         self.fetched.push_back(blob_key.to_owned());
-        self.by_blob.insert(blob_key.to_owned(), sums);
+        self.by_blob.insert(blob_key.to_owned(), sidecar);
     }
 }
 
@@ -548,12 +626,10 @@ fn copy_out(
 mod tests {
     use super::*;
 
-    fn sums(count: usize) -> Arc<ChunkSums> {
-        Arc::new(ChunkSums {
-            chunk_bytes: 1,
-            size: count as u64,
-            sha256: vec![String::new(); count],
-        })
+    fn sums(count: usize) -> Arc<Sidecar> {
+        let sums =
+            ChunkSums { chunk_bytes: 1, size: count as u64, sha256: vec![String::new(); count] };
+        Arc::new(Sidecar { sums: Arc::new(sums), digest: String::new() })
     }
 
     #[test]

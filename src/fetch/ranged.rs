@@ -172,6 +172,8 @@ struct State {
     chunks: Vec<ChunkState>,
     verified: usize,
     publishing: bool,
+    /// Whether hinted chunks are being verified in the background (see `sweep_hinted`).
+    sweeping: bool,
     /// Set when the complete file failed the manifest check: every read fails from then on.
     broken: Option<Arc<RangedError>>,
 }
@@ -186,6 +188,11 @@ pub struct Source {
     pub verify: Verify,
     pub handle: Handle,
     pub stall: Duration,
+    /// Whether the registry answers: no chunk waits on it again right after one stalled.
+    pub health: Arc<crate::fetch::RegistryHealth>,
+    /// The manifest's binding of `sums` (`chunks::binding`), so a handle of another entry
+    /// shares this blob only if it names the same sidecar.
+    pub binding: String,
 }
 
 /// One large blob being read lazily; shared by all handles of it in this process.
@@ -227,13 +234,56 @@ impl LazyBlob {
                 chunks: states,
                 verified: 0,
                 publishing: false,
+                sweeping: false,
                 broken: None,
             }),
             changed: Condvar::new(),
         });
         open.retain(|_, weak| weak.strong_count() > 0);
         open.insert(blob.source.key, Arc::downgrade(&blob));
+        drop(open);
+        blob.sweep_if_only_hints_left();
         Ok(blob)
+    }
+
+    /// Once every chunk is verified or hinted (written by an earlier open, e.g. one that ended
+    /// with a transient registry error), verifies the hinted ones in the background. A reader
+    /// may never ask for them: the kernel keeps the pages of version files across opens and
+    /// serves them itself, and without this the file would never be complete, so never
+    /// published to the cache.
+    fn sweep_if_only_hints_left(self: &Arc<Self>) {
+        let mut state = lock(&self.state);
+        let only_hints_left = !state.sweeping
+            && state.broken.is_none()
+            && state.chunks.iter().any(|c| matches!(c, ChunkState::Hinted))
+            && state.chunks.iter().all(|c| matches!(c, ChunkState::Hinted | ChunkState::Verified));
+        if !only_hints_left {
+            return;
+        }
+        state.sweeping = true;
+        drop(state);
+        let blob = self.clone();
+        // Local disk reads and hashing: the blocking pool, one chunk buffer at a time.
+        self.source.handle.spawn_blocking(move || blob.sweep_hinted());
+    }
+
+    fn sweep_hinted(self: &Arc<Self>) {
+        for index in 0..self.sums.sha256.len() {
+            {
+                let mut state = lock(&self.state);
+                if !matches!(state.chunks[index], ChunkState::Hinted) {
+                    continue;
+                }
+                state.chunks[index] = ChunkState::InFlight;
+            }
+            if self.reverify(index) {
+                self.finish(index, Ok(()));
+            } else {
+                // The hint was wrong (see `partial`): fetch it like any missing chunk.
+                lock(&self.state).chunks[index] = ChunkState::Missing;
+                self.start(index as u64..=index as u64);
+            }
+        }
     }
 
     pub fn len(&self) -> u64 {
@@ -242,6 +292,10 @@ impl LazyBlob {
 
     pub fn is_empty(&self) -> bool {
         self.sums.size == 0
+    }
+
+    pub fn binding(&self) -> &str {
+        &self.source.binding
     }
 
     fn chunk_count(&self) -> u64 {
@@ -309,13 +363,23 @@ impl LazyBlob {
         // `fits` was checked at open, so the count is a u32 and never exceeds the total.
         let _permit = self.shared.budget.clone().acquire_many_owned(len as u32).await;
         let _in_flight = InFlight::new(&self.shared.counters, len);
-        let bytes: Bytes = tokio::time::timeout(
+        let health = &self.source.health;
+        let stalled = || RangedError::Stalled { blob: blob.clone(), index, after: health.hold() };
+        if health.stalled_since().is_some() {
+            return Err(stalled());
+        }
+        let fetched = tokio::time::timeout(
             self.source.stall,
             self.source.store.get_range(&blob, range.clone()),
         )
-        .await
-        .map_err(|_| RangedError::Stalled { blob: blob.clone(), index, after: self.source.stall })?
-        .map_err(|source| RangedError::Store { blob: blob.clone(), index, source })?;
+        .await;
+        match &fetched {
+            Ok(_) => health.answered(),
+            Err(_) => health.timed_out(),
+        }
+        let bytes: Bytes = fetched
+            .map_err(|_| stalled())?
+            .map_err(|source| RangedError::Store { blob: blob.clone(), index, source })?;
         self.shared.counters.add_fetched(bytes.len() as u64);
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -355,6 +419,13 @@ impl LazyBlob {
             }
             Err(err) => {
                 warn!(%err, "chunk fetch failed");
+                if let RangedError::Io { source, .. } = &err
+                    && crate::cache::is_disk_full(source)
+                {
+                    // Free room for the retry, off this runtime thread (eviction scans).
+                    let cache = self.source.cache.clone();
+                    self.source.handle.spawn_blocking(move || cache.make_room());
+                }
                 state.chunks[index] = ChunkState::Failed(Arc::new(err));
             }
         }
@@ -364,6 +435,9 @@ impl LazyBlob {
         }
         drop(state);
         self.changed.notify_all();
+        if !complete {
+            self.sweep_if_only_hints_left();
+        }
         if complete {
             let blob = self.clone();
             // Hashing a large file: the blocking pool, never a runtime worker.

@@ -37,6 +37,10 @@ pub enum FsError {
     },
     #[error("{what}: the registry did not answer within {after:?}")]
     Timeout { what: String, after: Duration },
+    #[error(
+        "{what}: the registry did not answer a request {ago:.0?} ago; not waiting on it again yet"
+    )]
+    Unresponsive { what: String, ago: Duration },
     #[error("{artifact}: its manifest is invalid: {source}")]
     Manifest {
         artifact: String,
@@ -86,6 +90,7 @@ impl FsError {
             // programs expect from a failing disk, and it never looks like a missing file.
             FsError::Registry { .. }
             | FsError::Timeout { .. }
+            | FsError::Unresponsive { .. }
             | FsError::Manifest { .. }
             | FsError::Tree { .. }
             | FsError::Verification { .. }

@@ -762,14 +762,18 @@ impl ArtifactFs {
             return Ok(t.value.clone());
         }
         let registry = &self.inner.registry;
-        let names = match &scope {
+        let fresh = match &scope {
             Scope::Entities => self.block_on(|| "listing entities".into(), registry.entities()),
             Scope::Projects(e) => {
                 self.block_on(|| format!("listing projects of {e}"), registry.projects(e))
             }
             Scope::Collections(e, p) => self
                 .block_on(|| format!("listing artifacts of {e}/{p}"), registry.collections(e, p)),
-        }?;
+        };
+        let names = match fresh {
+            Ok(names) => names,
+            Err(err) => return self.stale(&self.inner.listings, scope, err),
+        };
         let names = Arc::new(names);
         let timed = Timed { value: names.clone(), at: Instant::now() };
         lock(&self.inner.listings).insert(scope, timed);
@@ -786,28 +790,65 @@ impl ArtifactFs {
             return Ok(t.value.clone());
         }
         let old = cached.map(|t| (*t.value).clone()).unwrap_or_default();
-        let state = self.block_on(
+        let state = match self.block_on(
             || format!("reading the versions of {c}"),
             self.inner.registry.refresh(c, old),
-        )?;
+        ) {
+            Ok(state) => state,
+            Err(err) => return self.stale(&self.inner.states, c.clone(), err),
+        };
         let state = Arc::new(state);
         let timed = Timed { value: state.clone(), at: Instant::now() };
         lock(&self.inner.states).insert(c.clone(), timed);
         Ok(state)
     }
 
+    /// What the mount last read for `key`, when reading it again failed with `err`: versions
+    /// are immutable, so a listing or alias that is stale is better than `EIO` for files that
+    /// are cached already. Logged; asked again after the next refresh interval. `err` if
+    /// nothing was ever read.
+    fn stale<K: std::hash::Hash + Eq + std::fmt::Debug, V: Clone>(
+        &self,
+        table: &Mutex<HashMap<K, Timed<V>>>,
+        key: K,
+        err: FsError,
+    ) -> Result<V, FsError> {
+        let mut table = lock(table);
+        let Some(timed) = table.get_mut(&key) else { return Err(err) };
+        tracing::warn!(
+            ?key,
+            age = ?timed.at.elapsed(),
+            error = %err,
+            "registry unreachable; serving what it said before (stale)"
+        );
+        timed.at = Instant::now();
+        Ok(timed.value.clone())
+    }
+
     /// Runs registry I/O to completion from a FUSE thread, bounded by the registry timeout.
+    /// Right after a registry request timed out, fails at once instead of waiting again (see
+    /// `fetch::health`), so one user operation waits the timeout at most once.
     fn block_on<T>(
         &self,
         what: impl FnOnce() -> String,
         fut: impl Future<Output = Result<T, RegistryError>>,
     ) -> Result<T, FsError> {
         let after = self.inner.options.registry_timeout;
+        let health = self.inner.fetcher.health();
+        if let Some(ago) = health.stalled_since() {
+            return Err(FsError::Unresponsive { what: what(), ago });
+        }
         // The timer must be created inside the runtime, hence the async block.
         match self.inner.handle.block_on(async { tokio::time::timeout(after, fut).await }) {
-            Ok(Ok(v)) => Ok(v),
+            Ok(Ok(v)) => {
+                health.answered();
+                Ok(v)
+            }
             Ok(Err(source)) => Err(FsError::Registry { what: what(), source }),
-            Err(_elapsed) => Err(FsError::Timeout { what: what(), after }),
+            Err(_elapsed) => {
+                health.timed_out();
+                Err(FsError::Timeout { what: what(), after })
+            }
         }
     }
 
@@ -1046,8 +1087,10 @@ impl ArtifactFs {
             NodeKind::File { entry, .. } if loaded.size_unknown(entry) => {
                 let learned = lock(&self.inner.learned_sizes).get(&ino).copied();
                 Attr {
-                    // Asked again soon: the size is learned when the file is first opened.
-                    ttl: self.inner.options.refresh,
+                    // Not cached by the kernel until known: the size is learned when the file
+                    // is first opened, and `stat` right after must show it. Once learned it is
+                    // fixed for the life of the mount (the entry is cached in this process).
+                    ttl: if learned.is_some() { VERSION_TTL } else { Duration::ZERO },
                     ..self.attr(ino, FileKind::File, learned.unwrap_or(0), 1)
                 }
             }

@@ -109,14 +109,15 @@ impl Env {
         for (i, (path, bytes)) in files.iter().enumerate() {
             let file = src.path().join(i.to_string());
             std::fs::write(&file, bytes).unwrap();
-            let entry = Entry::stored(md5_base64(bytes), bytes.len() as u64);
-            manifest.contents.insert(path.to_string(), entry);
             let stamp = crate::store::FileStamp::of(&std::fs::metadata(&file).unwrap());
             let chunks = chunk_bytes.map(|n| {
                 let mut hasher = crate::store::chunks::ChunkHasher::new(n);
                 hasher.update(bytes);
                 hasher.finish()
             });
+            let entry = Entry::stored(md5_base64(bytes), bytes.len() as u64);
+            let entry = crate::store::chunks::bound(entry, chunks.as_ref());
+            manifest.contents.insert(path.to_string(), entry);
             let check = crate::store::UploadCheck::of(bytes);
             let source = crate::store::UploadSource { path: file, stamp, check, chunks };
             sources.insert(path.to_string(), source);
@@ -525,17 +526,25 @@ fn a_registry_that_stops_answering_gives_eio_not_a_hang() {
         ArtifactFs::registry(env.registry.clone(), fetcher, env.runtime.handle().clone(), options);
 
     let started = Instant::now();
-    let err = walk(&fs, "acme/bikes/hang:v0/b.txt").unwrap_err();
-    assert_eq!(err.errno(), libc::EIO, "{err}");
-    assert!(matches!(err, FsError::Timeout { .. }), "{err}");
     let file = walk(&fs, "acme/bikes/ds:v0/a.txt").unwrap().ino;
     let err = open(&fs, file).unwrap_err();
     assert_eq!(err.errno(), libc::EIO, "{err}");
+    // Right after a timeout, the registry is not waited on again ...
+    let err = walk(&fs, "acme/bikes/hang:v0/b.txt").unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(matches!(err, FsError::Unresponsive { .. }), "{err}");
+    // ... but asked again once the hold is over.
+    std::thread::sleep(timeout);
+    let err = walk(&fs, "acme/bikes/hang:v0/b.txt").unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(matches!(err, FsError::Timeout { .. }), "{err}");
     assert!(started.elapsed() < Duration::from_secs(5));
 
-    // Release the blocked readers so the runtime can shut down.
+    // Release the blocked readers so the runtime can shut down (a FIFO nobody reads fails
+    // a non-blocking open, which is fine).
     for fifo in [&blob, &manifest] {
-        drop(std::fs::OpenOptions::new().write(true).open(fifo).unwrap());
+        use std::os::unix::fs::OpenOptionsExt as _;
+        drop(std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(fifo));
     }
 }
 
@@ -559,6 +568,30 @@ fn entries_without_a_size_are_read_directly() {
     assert!(f.direct_io);
     assert_eq!(read_all(&fs, f.fh), b"0123456789");
     assert_eq!(fs.getattr(attr.ino).unwrap().size, 10);
+}
+
+#[test]
+fn entries_stored_with_size_0_but_not_empty_are_read_whole() {
+    let env = Env::new();
+    env.log("ds", &[("imported.bin", b"0123456789"), ("empty.txt", b"")], &[]);
+    // How an imported manifest without sizes is stored: wandb-core (and artfs) write unknown
+    // sizes as 0.
+    let path = env.manifest_file("ds", 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace(r#""size":10"#, r#""size":0"#)).unwrap();
+    let fs = env.fs(REFRESH_INTERVAL);
+    let attr = walk(&fs, "acme/bikes/ds:v0/imported.bin").unwrap();
+    let f = open(&fs, attr.ino).unwrap();
+    assert!(f.direct_io, "the kernel must not trust a size of 0");
+    assert_eq!(read_all(&fs, f.fh), b"0123456789");
+    assert_eq!(fs.getattr(attr.ino).unwrap().size, 10, "learned on open");
+    fs.release(f.fh);
+    // A real empty file keeps its size: its digest says so.
+    let empty = walk(&fs, "acme/bikes/ds:v0/empty.txt").unwrap();
+    let f = open(&fs, empty.ino).unwrap();
+    assert!(!f.direct_io);
+    assert_eq!(read_all(&fs, f.fh), b"");
+    fs.release(f.fh);
 }
 
 #[test]
@@ -656,6 +689,69 @@ fn a_file_read_fully_becomes_a_complete_verified_cache_entry() {
 }
 
 #[test]
+fn a_file_read_completely_after_a_transient_registry_error_is_still_cached() {
+    let env = Env::new();
+    let data = pattern(10 * TEST_CHUNK_BYTES as usize + 3, 11);
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    // The registry fails once: the blob is briefly gone.
+    let blob = env.blob_file(&data);
+    let away = blob.with_extension("away");
+    std::fs::rename(&blob, &away).unwrap();
+    let err = read_at(&fs, f.fh, 0, 4096).unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    std::fs::rename(&away, &blob).unwrap();
+    // Read completely, from the same handle and from a new one: published all the same.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = loop {
+        let mut out = Vec::new();
+        let done = loop {
+            match read_at(&fs, f.fh, out.len() as u64, 64 * 1024) {
+                Ok(chunk) if chunk.is_empty() => break true,
+                Ok(chunk) => out.extend_from_slice(&chunk),
+                Err(_) => break false,
+            }
+        };
+        if done {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "reads keep failing after the registry is back");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(got, data);
+    assert!(wait_cached(&fetcher, &data), "a completely read file is published");
+    fs.release(f.fh);
+}
+
+#[test]
+fn chunks_kept_from_an_earlier_open_are_verified_so_the_file_is_published() {
+    let env = Env::new();
+    let data = pattern(10 * TEST_CHUNK_BYTES as usize + 3, 12);
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    // A reader gets the first chunks, then fails (a transient registry error) and closes.
+    let first = 4 * TEST_CHUNK_BYTES as usize;
+    assert_eq!(read_at(&fs, f.fh, 0, first).unwrap(), data[..first]);
+    fs.release(f.fh);
+    let data_file = partial_data_file(&env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::File::open(&data_file).unwrap().try_lock().is_err() {
+        assert!(Instant::now() < deadline, "the lazy blob is still held");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Read again to the end, but the kernel serves the first chunks from its page cache
+    // (version files keep their pages across opens): their reads never reach the daemon.
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    let mut offset = first;
+    while offset < data.len() {
+        let chunk = read_at(&fs, f.fh, offset as u64, 64 * 1024).unwrap();
+        assert_eq!(chunk, data[offset..offset + chunk.len()]);
+        offset += chunk.len();
+    }
+    assert!(wait_cached(&fetcher, &data), "every chunk is present: the file is published");
+    assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64, "kept chunks not fetched again");
+    fs.release(f.fh);
+}
+
+#[test]
 fn a_corrupted_chunk_never_reaches_a_reader() {
     let env = Env::new();
     let data = pattern(8 * TEST_CHUNK_BYTES as usize, 3);
@@ -723,25 +819,88 @@ fn a_lazily_read_file_is_published_by_rename_not_copied() {
     fs.release(f.fh);
 }
 
-#[test]
-fn chunks_matching_the_sidecar_but_not_the_manifest_are_never_published() {
-    let env = Env::new();
-    let data = pattern(6 * TEST_CHUNK_BYTES as usize, 7);
-    env.log_chunked("ds", &[("big.bin", &data)]);
-    // A broken registry: blob and sidecar agree with each other, not with the manifest.
-    let mut tampered = data.clone();
-    tampered[3 * TEST_CHUNK_BYTES as usize + 1] ^= 0x01;
-    let blob_key = crate::registry::blob_key(&md5_base64(&data)).unwrap();
+/// Logs `data` as `ds:v0/big.bin` with a sidecar, then replaces blob and sidecar by `tampered`
+/// and a sidecar recomputed over it, as someone who can write the registry could.
+fn log_then_tamper_blob_and_sidecar(env: &Env, data: &[u8], tampered: &[u8]) -> Vec<u8> {
+    env.log_chunked("ds", &[("big.bin", data)]);
+    let blob_key = crate::registry::blob_key(&md5_base64(data)).unwrap();
     let sidecar = env.registry_dir().join(crate::store::chunks::sidecar_key(&blob_key));
     let mut hasher = crate::store::chunks::ChunkHasher::new(TEST_CHUNK_BYTES);
-    hasher.update(&tampered);
-    let sums = serde_json::to_vec(&hasher.finish()).unwrap();
-    for (path, bytes) in [(env.blob_file(&data), tampered), (sidecar, sums)] {
+    hasher.update(tampered);
+    let sums = hasher.finish().to_json();
+    for (path, bytes) in [(env.blob_file(data), tampered), (sidecar, &sums[..])] {
         let mut perms = std::fs::metadata(&path).unwrap().permissions();
         std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
         std::fs::set_permissions(&path, perms).unwrap();
         std::fs::write(&path, bytes).unwrap();
     }
+    sums
+}
+
+#[test]
+fn a_tampered_blob_with_a_recomputed_sidecar_serves_no_byte() {
+    let env = Env::new();
+    let data = pattern(6 * TEST_CHUNK_BYTES as usize, 7);
+    let mut tampered = data.clone();
+    tampered[3 * TEST_CHUNK_BYTES as usize + 1] ^= 0x01;
+    log_then_tamper_blob_and_sidecar(&env, &data, &tampered);
+    let fetcher = env.lazy_fetcher();
+    let fs = env.fs_with(fetcher.clone());
+    // The sidecar is not the one the manifest names: the file is verified whole before any
+    // byte is served, and that fails.
+    let ino = walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino;
+    let err = open(&fs, ino).unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(matches!(err, FsError::Verification { .. }), "{err}");
+    assert_eq!(fs.open_files(), 0);
+    assert!(!fetcher.is_cached(&Entry::stored(md5_base64(&data), data.len() as u64)));
+    let left: Vec<_> = std::fs::read_dir(env.partial_dir()).unwrap().collect();
+    assert!(left.is_empty(), "no chunk was even fetched lazily: {left:?}");
+}
+
+#[test]
+fn a_sidecar_the_manifest_does_not_name_is_not_trusted() {
+    let env = Env::new();
+    let data = pattern(6 * TEST_CHUNK_BYTES as usize, 8);
+    env.log_chunked("ds", &[("big.bin", &data)]);
+    // As logged by artfs before sidecars were bound: the same sidecar, no binding.
+    let path = env.manifest_file("ds", 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let key = crate::store::chunks::BINDING_KEY;
+    let unbound = regex_free_remove_extra(&text, key);
+    assert_ne!(unbound, text);
+    std::fs::write(&path, unbound).unwrap();
+    let fetcher = env.lazy_fetcher();
+    let fs = env.fs_with(fetcher.clone());
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64, "whole before the first byte");
+    assert_eq!(read_all(&fs, f.fh), data);
+    fs.release(f.fh);
+}
+
+/// `text` without the `extra` object holding `key` (the only extra of test entries).
+fn regex_free_remove_extra(text: &str, key: &str) -> String {
+    let Some(start) = text.find(&format!(r#","extra":{{"{key}":"#)) else { return text.into() };
+    let end = start + text[start..].find('}').unwrap() + 1;
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+#[test]
+fn chunks_matching_a_bound_sidecar_but_not_the_manifest_are_never_published() {
+    let env = Env::new();
+    let data = pattern(6 * TEST_CHUNK_BYTES as usize, 7);
+    let mut tampered = data.clone();
+    tampered[3 * TEST_CHUNK_BYTES as usize + 1] ^= 0x01;
+    let sums = log_then_tamper_blob_and_sidecar(&env, &data, &tampered);
+    // A broken writer: the manifest names the sidecar of other bytes than its digest's.
+    let path = env.manifest_file("ds", 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let logged = crate::store::chunks::binding_of(&{
+        let mut hasher = crate::store::chunks::ChunkHasher::new(TEST_CHUNK_BYTES);
+        hasher.update(&data);
+        hasher.finish().to_json()
+    });
+    std::fs::write(&path, text.replace(&logged, &crate::store::chunks::binding_of(&sums))).unwrap();
     let fetcher = env.lazy_fetcher();
     let fs = env.fs_with(fetcher.clone());
     let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();

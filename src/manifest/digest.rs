@@ -43,6 +43,15 @@ impl ContentCheck {
         }
     }
 
+    /// Whether this check names the empty content (the only content a size of 0 can have).
+    pub fn is_empty_content(&self) -> bool {
+        match self {
+            ContentCheck::Md5(raw) => *raw == EntryHasher::new(DigestAlg::Md5).finish_raw(),
+            ContentCheck::Xxh128(raw) => *raw == EntryHasher::new(DigestAlg::Xxh128).finish_raw(),
+            ContentCheck::None => false,
+        }
+    }
+
     pub fn alg(&self) -> Option<DigestAlg> {
         match self {
             ContentCheck::Md5(_) => Some(DigestAlg::Md5),

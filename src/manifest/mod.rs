@@ -116,8 +116,10 @@ struct RawManifest {
     version: u64,
     #[serde(rename = "storagePolicy", default)]
     storage_policy: Option<String>,
+    /// Any JSON: only an object's `storageLayout`/`storageRegion` mean something (the mount's
+    /// streaming parser ignores it the same way).
     #[serde(rename = "storagePolicyConfig", default)]
-    storage_policy_config: Option<serde_json::Map<String, Value>>,
+    storage_policy_config: Option<Value>,
     #[serde(default)]
     contents: BTreeMap<String, Value>,
 }
@@ -130,7 +132,10 @@ impl Manifest {
             return Err(ManifestError::Version(raw.version));
         }
         let _ = raw.storage_policy; // Any policy name parses; only the v1 layout is understood.
-        let cfg = raw.storage_policy_config.unwrap_or_default();
+        let cfg = match raw.storage_policy_config {
+            Some(Value::Object(cfg)) => cfg,
+            _ => serde_json::Map::new(),
+        };
         let storage_policy_config = StoragePolicyConfig {
             storage_layout: cfg
                 .get("storageLayout")
@@ -255,8 +260,17 @@ pub(crate) fn parse_entry(path: &str, value: Value) -> Result<Entry, ManifestErr
             return Err(ManifestError::entry(path, format!("`extra` is not an object: {other}")));
         }
     };
-    Ok(Entry { digest, reference, size, local_path, birth_artifact_id, skip_cache, extra })
+    let mut entry =
+        Entry { digest, reference, size, local_path, birth_artifact_id, skip_cache, extra };
+    // wandb-core writes an unknown size as 0 (a Go int64 has no "absent"), and so does artfs to
+    // stay byte-compatible: a 0 is only believed where the digest says the content is empty.
+    // Anything else would make a reference or an imported entry unreadable (every fetch would
+    // "change size").
+    if entry.size == Some(0) && !entry.content_check().is_empty_content() {
+        entry.size = None;
+    }
+    Ok(entry)
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

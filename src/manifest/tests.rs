@@ -127,6 +127,15 @@ fn lenient_parsing_of_sizes_and_extras() {
     assert_eq!(m.contents["a"].size, Some(12));
     // No storagePolicyConfig at all: W&B's default layout.
     assert_eq!(m.storage_policy_config.storage_layout, "V2");
+    // Floats in `extra` come back as the same bytes (serde_json's default float parsing is
+    // not exact: found by fuzzing).
+    let float = one_entry("a", r#"{"digest":"x","extra":{"f":5.3846222811071244e-194}}"#);
+    let once = Manifest::from_json(&float).unwrap().to_json();
+    assert_eq!(Manifest::from_json(&once).unwrap().to_json(), once);
+    assert!(String::from_utf8_lossy(&once).contains("5.3846222811071244e-194"));
+    // One that is not an object means nothing, as for the mount's parser (found by fuzzing).
+    let odd = br#"{"version":1,"storagePolicyConfig":false,"contents":{}}"#;
+    assert_eq!(Manifest::from_json(odd).unwrap().storage_policy_config.storage_layout, "V2");
 }
 
 #[test]
@@ -161,4 +170,207 @@ fn malformed_manifests_give_clear_errors() {
     assert!(err.contains("digest"), "{err}");
     let err = Manifest::from_json(&one_entry("a", r#"{"digest":"x","size":-1}"#)).unwrap_err();
     assert!(err.to_string().contains("size"), "{err}");
+}
+
+#[test]
+fn an_unknown_size_stays_unknown_through_wandb_bytes() {
+    // The Python form of an imported manifest and a `--no-checksum` reference: no size at all.
+    let python = br#"{"version":1,"storagePolicy":"wandb-storage-policy-v1","contents":{
+        "ref.txt":{"digest":"https://example.com/a.txt","ref":"https://example.com/a.txt"},
+        "stored.bin":{"digest":"0/ppOIkogzD4OkZK25Uczw==","size":null},
+        "empty.txt":{"digest":"1B2M2Y8AsgTpgAmY7PhCfg=="}}}"#;
+    let m = Manifest::from_json(python).unwrap();
+    assert_eq!(m.contents["ref.txt"].size, None);
+    assert_eq!(m.contents["stored.bin"].size, None);
+    let stored = m.to_json();
+    // wandb-core's bytes: an unknown size is written as 0 ...
+    let text = String::from_utf8(stored.clone()).unwrap();
+    assert!(text.contains(r#""ref.txt":{"digest":"https://example.com/a.txt","ref":"https://example.com/a.txt","size":0,"skip_cache":false}"#), "{text}");
+    // ... and read back as unknown, except where the digest says the content is empty.
+    let again = Manifest::from_json(&stored).unwrap();
+    assert_eq!(again.contents["ref.txt"].size, None);
+    assert_eq!(again.contents["stored.bin"].size, None);
+    assert_eq!(again.contents["empty.txt"].size, Some(0));
+    assert_eq!(again.to_json(), stored);
+    assert_eq!(again.digest(), m.digest());
+    // The SDK's own uploaded reference manifest records its unknown sizes as 0 too.
+    let raw = read("capture/uploaded_wandb_manifest.fixture-uploaded-ref.json");
+    let m = Manifest::from_json(&raw).unwrap();
+    assert!(m.contents.values().all(|e| e.size.is_none()));
+    assert_eq!(m.to_json(), raw);
+}
+
+// ---- fuzzing: the parser never panics, and what it accepts is safe and stable -------------------
+
+pub(crate) mod fuzz {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
+    use super::super::*;
+
+    /// Cases per property: enough to cover the grammar below many times over (about a second
+    /// each in release builds).
+    pub(crate) const CASES: u32 = 100_000;
+
+    pub(crate) fn config() -> ProptestConfig {
+        ProptestConfig { cases: CASES, failure_persistence: None, ..ProptestConfig::default() }
+    }
+
+    /// Path components near the edge of what is allowed.
+    fn component() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            Just(".".to_owned()),
+            Just("..".to_owned()),
+            Just("a\0b".to_owned()),
+            Just("x".repeat(256)),
+            Just("x".repeat(255)),
+            "[a-c]{1,3}",
+            "\\PC{1,4}",
+        ]
+    }
+
+    fn path() -> impl Strategy<Value = String> {
+        (any::<bool>(), prop::collection::vec(component(), 1..4))
+            .prop_map(|(abs, parts)| format!("{}{}", if abs { "/" } else { "" }, parts.join("/")))
+    }
+
+    /// JSON values of every type, small.
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            "\\PC{0,6}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(2, 8, 3, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::btree_map("[a-z]{1,3}", inner, 0..3)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn digest() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            Just(json!("1B2M2Y8AsgTpgAmY7PhCfg==")),
+            Just(json!("0/ppOIkogzD4OkZK25Uczw==")),
+            Just(json!("")),
+            "[A-Za-z0-9+/=]{0,30}".prop_map(Value::String),
+            value(),
+        ]
+    }
+
+    fn size() -> impl Strategy<Value = Option<Value>> {
+        prop::option::of(prop_oneof![
+            Just(json!(0)),
+            Just(json!(12.0)),
+            Just(json!(-1)),
+            Just(json!(1.5)),
+            Just(json!(1e300)),
+            any::<u64>().prop_map(|n| json!(n)),
+            value(),
+        ])
+    }
+
+    fn entry() -> impl Strategy<Value = Value> {
+        (
+            digest(),
+            size(),
+            prop::option::of(prop_oneof![
+                "(s3|gs|https?|file)://[a-z/]{0,8}".prop_map(Value::String),
+                value()
+            ]),
+            prop::option::of(value()),
+            prop::option::of(prop::collection::btree_map(
+                prop_oneof![Just("alg".to_owned()), Just("etag".to_owned()), "[a-z]{1,4}"],
+                prop_oneof![Just(json!("XXH128")), value()],
+                0..3,
+            )),
+            any::<u8>(),
+        )
+            .prop_map(|(digest, size, reference, other, extra, shape)| {
+                let mut obj = serde_json::Map::new();
+                obj.insert("digest".into(), digest);
+                if let Some(s) = size {
+                    obj.insert("size".into(), s);
+                }
+                if let Some(r) = reference {
+                    obj.insert("ref".into(), r);
+                }
+                if let Some(o) = other {
+                    let key = ["local_path", "birthArtifactID", "skip_cache", "extra"]
+                        [shape as usize % 4];
+                    obj.insert(key.into(), o);
+                }
+                if let Some(e) = extra {
+                    obj.insert("extra".into(), Value::Object(e.into_iter().collect()));
+                }
+                // A few entries are not objects at all.
+                if shape % 61 == 0 { Value::Array(vec![]) } else { Value::Object(obj) }
+            })
+    }
+
+    /// A manifest close to a valid one, as JSON text, possibly cut or with a byte changed.
+    pub(crate) fn near_valid() -> impl Strategy<Value = Vec<u8>> {
+        (
+            prop_oneof![Just(json!(1)), Just(json!(2)), value()],
+            prop::option::of(value()),
+            prop::collection::btree_map(path(), entry(), 0..6),
+            any::<u16>(),
+            any::<u8>(),
+        )
+            .prop_map(|(version, config, contents, at, byte)| {
+                let mut m = json!({"version": version, "storagePolicy": "wandb-storage-policy-v1"});
+                if let Some(c) = config {
+                    m["storagePolicyConfig"] = c;
+                }
+                m["contents"] = Value::Object(contents.into_iter().collect());
+                let mut bytes = serde_json::to_vec(&m).unwrap_or_default();
+                match at % 4 {
+                    0 if !bytes.is_empty() => {
+                        let i = at as usize % bytes.len();
+                        bytes[i] = byte;
+                    }
+                    1 => bytes.truncate(at as usize % (bytes.len() + 1)),
+                    _ => {}
+                }
+                bytes
+            })
+    }
+
+    /// What the parser promises for any input: no panic; an accepted manifest is valid, and
+    /// its W&B serialisation is a fixed point with the same artifact digest.
+    fn check(bytes: &[u8]) -> Result<(), TestCaseError> {
+        let Ok(m) = Manifest::from_json(bytes) else { return Ok(()) };
+        prop_assert!(m.validate().is_ok());
+        for path in m.contents.keys() {
+            prop_assert!(validate_path(path).is_ok(), "{path:?}");
+        }
+        let once = m.to_json();
+        let again = Manifest::from_json(&once);
+        prop_assert!(again.is_ok(), "re-parse failed: {:?}", again.err());
+        let again = again.unwrap_or_default();
+        prop_assert_eq!(again.to_json(), once);
+        prop_assert_eq!(again.digest(), m.digest());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_parser(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
+            check(&bytes)?;
+        }
+
+        #[test]
+        fn near_valid_manifests_parse_safely_or_fail_cleanly(bytes in near_valid()) {
+            check(&bytes)?;
+        }
+    }
 }

@@ -6,12 +6,24 @@
 //! `chunks/md5/<2 hex>/<30 hex>.json`, written before the blob itself is published, so every blob
 //! artfs uploads with more than one chunk has its sidecar. Blobs without one (older or foreign)
 //! can only be verified whole, against the manifest digest.
+//!
+//! A sidecar is only trusted when the manifest entry names it: `log` records the SHA-256 of the
+//! sidecar's bytes in the entry's `extra` ([`BINDING_KEY`]). Anyone who can rewrite a blob can
+//! rewrite its sidecar too, so an unnamed sidecar proves nothing about the logged bytes; one
+//! whose digest differs from the entry's is refused, and the file is verified whole instead.
+//! W&B ignores `extra` (it is hashed neither into entry nor artifact digests), so the binding
+//! changes no digest and W&B clients read the manifest as before.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::manifest::Entry;
+
 /// Chunk size of new sidecars: the unit a partial read fetches and verifies.
 pub const CHUNK_BYTES: u64 = 4 << 20;
+
+/// Key in a manifest entry's `extra` holding the hex SHA-256 of the entry's sidecar bytes.
+pub const BINDING_KEY: &str = "artfsChunksSha256";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkSums {
@@ -36,10 +48,40 @@ impl ChunkSums {
         })
     }
 
+    /// The sidecar's bytes, as stored beside the blob.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Plain data (numbers and strings): serialising it cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Whether the blob gets a sidecar at all: more than one chunk.
+    pub fn is_stored(&self) -> bool {
+        self.sha256.len() > 1
+    }
+
     /// Whether the sidecar is self-consistent (a corrupt one must not be trusted).
     pub fn is_consistent(&self) -> bool {
         self.chunk_bytes > 0 && self.sha256.len() as u64 == self.size.div_ceil(self.chunk_bytes)
     }
+}
+
+/// Hex SHA-256 of sidecar bytes: what [`BINDING_KEY`] records.
+pub fn binding_of(sidecar: &[u8]) -> String {
+    hex::encode(Sha256::digest(sidecar))
+}
+
+/// `entry` with the binding of `sums` recorded, if the blob gets a sidecar (what `log` calls for
+/// every stored file it hashed).
+pub fn bound(mut entry: Entry, sums: Option<&ChunkSums>) -> Entry {
+    if let Some(sums) = sums.filter(|s| s.is_stored()) {
+        entry.extra.insert(BINDING_KEY.to_owned(), binding_of(&sums.to_json()).into());
+    }
+    entry
+}
+
+/// The sidecar digest an entry was logged with, if any.
+pub fn binding(entry: &Entry) -> Option<&str> {
+    entry.extra.get(BINDING_KEY).and_then(serde_json::Value::as_str)
 }
 
 /// The sidecar key of a blob key (`blobs/md5/ab/cdef…` → `chunks/md5/ab/cdef….json`).
@@ -116,6 +158,30 @@ mod tests {
         bad[5] ^= 1;
         assert!(!whole.verify(1, &bad));
         assert!(!whole.verify(3, &[]));
+    }
+
+    #[test]
+    fn the_binding_names_the_stored_sidecar_and_changes_no_wandb_digest() {
+        let data = vec![7u8; 10_000];
+        let mut hasher = ChunkHasher::new(4096);
+        hasher.update(&data);
+        let sums = hasher.finish();
+        let plain = Entry::stored(crate::manifest::md5_base64(&data), data.len() as u64);
+        let entry = bound(plain.clone(), Some(&sums));
+        assert_eq!(binding(&entry), Some(binding_of(&sums.to_json()).as_str()));
+        assert_eq!(entry.digest, plain.digest);
+        // W&B's digests ignore `extra`: the artifact digest is the same with or without it.
+        let manifest = |e: &Entry| crate::manifest::Manifest {
+            contents: [("big.bin".to_owned(), e.clone())].into(),
+            ..Default::default()
+        };
+        assert_eq!(manifest(&entry).digest(), manifest(&plain).digest());
+        let json = String::from_utf8(manifest(&entry).to_json()).unwrap();
+        assert!(json.contains(r#""skip_cache":false,"extra":{"artfsChunksSha256":""#), "{json}");
+        // One chunk: no sidecar, no binding.
+        let mut small = ChunkHasher::new(1 << 20);
+        small.update(&data);
+        assert_eq!(binding(&bound(plain, Some(&small.finish()))), None);
     }
 
     #[test]

@@ -37,8 +37,13 @@ use crate::store::guard::{self, AddressCheck, FilteringResolver, GuardError, Ref
 
 /// Retries after the first attempt of a request that failed in a retryable way.
 pub const DEFAULT_MAX_RETRIES: usize = 3;
-/// No retry starts later than this after the first attempt.
-pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(60);
+/// No retry starts later than this after the first attempt. With the connect and read
+/// timeouts below, a request to a server that stopped answering ends, retries included, within
+/// [`REQUEST_BOUND`]: its last attempt starts by 25 s, connects by 30 s and hears a byte by 60 s.
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(25);
+/// What the README promises for one registry request against a stalled server, retries
+/// included (the mount also enforces it on its own, see `fs::REGISTRY_TIMEOUT`).
+pub const REQUEST_BOUND: Duration = Duration::from_secs(60);
 /// Time allowed to establish a TCP (+TLS) connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest silence allowed while waiting for response headers or body bytes. This, not a total
@@ -995,5 +1000,13 @@ mod tests {
             CloudError::Unreachable { attempts, .. } => assert_eq!(attempts, 3),
             other => panic!("expected Unreachable, got {other}"),
         }
+    }
+
+    #[test]
+    fn a_stalled_request_retries_included_ends_within_60_s() {
+        let net = NetConfig::default();
+        let last_attempt_ends = net.retry_timeout + net.connect_timeout + net.read_timeout;
+        assert!(last_attempt_ends <= REQUEST_BOUND, "{last_attempt_ends:?}");
+        assert_eq!(REQUEST_BOUND, Duration::from_secs(60));
     }
 }

@@ -401,9 +401,9 @@ impl Store {
         source: &UploadSource,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(), StoreError> {
-        if let Some(sums) = source.chunks.as_ref().filter(|c| c.sha256.len() > 1) {
-            let bytes = serde_json::to_vec(sums).unwrap_or_default();
-            self.put_create(&chunks::sidecar_key(key), Bytes::from(bytes)).await?;
+        if let Some(sums) = source.chunks.as_ref().filter(|c| c.is_stored()) {
+            // The bytes the manifest entry's binding names (`chunks::bound`).
+            self.put_create(&chunks::sidecar_key(key), Bytes::from(sums.to_json())).await?;
         }
         match &self.local_root {
             Some(root) => self.copy_local(root, key, source, progress).await,

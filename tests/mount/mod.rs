@@ -158,6 +158,43 @@ fn a_tampered_blob_gives_eio_and_is_never_cached() {
     }
 }
 
+/// Verification: someone who rewrites a large blob and recomputes its chunk sidecar gets no
+/// byte through the mount: the sidecar is not the one the manifest names, so the file is
+/// checked whole before its first byte, and fails.
+#[test]
+fn a_tampered_large_blob_with_a_recomputed_sidecar_serves_no_byte() {
+    use artfs::store::chunks::{CHUNK_BYTES, ChunkHasher, sidecar_key};
+    let env = Env::new();
+    let data = random_bytes(&mut fastrand::Rng::with_seed(5), 20 * MIB);
+    env.log_files("ds", &[("big.bin".to_owned(), data.clone())].into());
+    let blob = blob_file(&env, &data);
+    let key = artfs::registry::blob_key(&md5_base64(&data)).unwrap();
+    let sidecar = env.registry_dir().join(sidecar_key(&key));
+    assert!(sidecar.exists(), "log wrote a sidecar");
+    let mut tampered = data.clone();
+    tampered[9 * MIB] ^= 0xff;
+    let mut hasher = ChunkHasher::new(CHUNK_BYTES);
+    hasher.update(&tampered);
+    for (path, bytes) in
+        [(&blob, tampered.clone()), (&sidecar, serde_json::to_vec(&hasher.finish()).unwrap())]
+    {
+        let _ = fs::remove_file(path);
+        fs::write(path, bytes).unwrap();
+    }
+
+    let mnt = env.mount(&["ds", env.path("mnt").to_str().unwrap()]);
+    let err = fs::File::open(mnt.join("big.bin")).and_then(|mut f| {
+        let mut first = vec![0u8; 4096];
+        f.read_exact(&mut first)
+    });
+    let err = err.unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(fs::read(mnt.join("big.bin")).unwrap_err().raw_os_error(), Some(libc::EIO));
+    let log = mnt.log_text();
+    assert!(log.contains("not the one the manifest names"), "{log}");
+    assert!(read_tree(&env.cache.join("v1/obj")).is_empty(), "nothing cached");
+}
+
 /// Consistency: `latest` moves within the refresh interval; an open file keeps its version.
 #[test]
 fn latest_moves_while_open_files_keep_reading_their_version() {
@@ -534,6 +571,70 @@ fn a_directory_walk_is_fetched_ahead_and_random_opens_are_not() {
     assert!(out.status.success());
     let all: Vec<u8> = (0..60).flat_map(|i| files[&format!("d/f{i:02}")].clone()).collect();
     assert!(out.stdout == all, "a cat walk read different bytes");
+}
+
+/// A tmpfs of `size` mounted at `path` for one test, unmounted when dropped (also on failure).
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &std::path::Path, size: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(path.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Whether no process holds any partial file of the cache (each holder has a shared flock).
+fn partial_files_unused(cache: &std::path::Path) -> bool {
+    let Ok(dir) = fs::read_dir(cache.join("v1/partial")) else { return true };
+    dir.flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "data"))
+        .all(|e| fs::File::open(e.path()).is_ok_and(|f| f.try_lock().is_ok()))
+}
+
+/// The cache: a full cache disk (a 16 MiB tmpfs under a 256 MiB limit) fails only the read
+/// that did not fit; unused partial files are evicted to make room for the next reads, and
+/// afterwards every cache command works, `cache prune --to 0` included.
+#[test]
+fn a_full_cache_disk_is_evicted_and_never_bricks_the_cache() {
+    let env = Env::new();
+    let mut files: Files = (0..8)
+        .map(|i| {
+            (format!("small/{i}.bin"), random_bytes(&mut fastrand::Rng::with_seed(i), 300_000))
+        })
+        .collect();
+    files.insert("big.bin".into(), random_bytes(&mut fastrand::Rng::with_seed(99), 24 * MIB));
+    env.log_files("ds", &files);
+    let Some(_tmpfs) = Tmpfs::mount(&env.cache, "16m") else {
+        eprintln!("skipped: cannot mount a tmpfs (needs root)");
+        return;
+    };
+    {
+        let mnt = env.mount(&["ds", env.path("mnt").to_str().unwrap()]);
+        let err = fs::read(mnt.join("big.bin")).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+        // The disk is full now, with the big file's chunks; once it is closed they may go.
+        wait_until(|| partial_files_unused(&env.cache));
+        for (path, bytes) in files.iter().filter(|(p, _)| p.starts_with("small/")) {
+            assert_eq!(&fs::read(mnt.join(path)).unwrap(), bytes, "{path}");
+        }
+    }
+    let stats = env.json(&["cache", "stats"]);
+    assert!(stats["entries"].as_u64().is_some(), "{stats}");
+    env.ok(&["cache", "prune", "--to", "0"]);
+    let left: Vec<_> = fs::read_dir(env.cache.join("v1/partial")).unwrap().flatten().collect();
+    assert!(left.is_empty(), "partial files left after prune --to 0: {left:?}");
+    assert!(read_tree(&env.cache.join("v1/obj")).is_empty());
 }
 
 /// A missing mount point is created with its missing parents (as `mkdir -p`) and stays after

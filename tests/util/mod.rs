@@ -420,3 +420,100 @@ pub fn sh(script: &str) -> String {
     assert!(out.status.success(), "{script}: {}", stderr(&out));
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// A TCP proxy on 127.0.0.1 in front of a real server, that a test can make stall (accept and
+/// never answer, like a server under `SIGSTOP`) or go down (refuse every connection), and bring
+/// back. Its threads end with the test process.
+pub struct Proxy {
+    pub addr: std::net::SocketAddr,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+}
+
+impl Proxy {
+    const FORWARD: u8 = 0;
+    const STALL: u8 = 1;
+    const DOWN: u8 = 2;
+
+    /// Forwards every connection to `upstream` (`host:port`).
+    pub fn start(upstream: &str) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mode = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(Self::FORWARD));
+        let upstream = upstream.to_owned();
+        let m = mode.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if m.load(Ordering::SeqCst) == Self::DOWN {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(&upstream) else { continue };
+                for (from, to) in [(&client, &server), (&server, &client)] {
+                    let (from, to, m) =
+                        (from.try_clone().unwrap(), to.try_clone().unwrap(), m.clone());
+                    std::thread::spawn(move || pump(from, to, &m));
+                }
+            }
+        });
+        Proxy { addr, mode }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Accepts connections and holds every byte: nothing is answered until [`Proxy::forward`].
+    pub fn stall(&self) {
+        self.mode.store(Self::STALL, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Closes every connection, new and open.
+    pub fn down(&self) {
+        self.mode.store(Self::DOWN, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn forward(&self) {
+        self.mode.store(Self::FORWARD, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Copies `from` to `to` while the proxy forwards; holds the bytes while it stalls; closes both
+/// when it goes down.
+fn pump(
+    mut from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    mode: &std::sync::atomic::AtomicU8,
+) {
+    use std::io::{Read as _, Write as _};
+    use std::sync::atomic::Ordering;
+    from.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match mode.load(Ordering::SeqCst) {
+            Proxy::DOWN => break,
+            Proxy::STALL => {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            _ => {}
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = from.shutdown(std::net::Shutdown::Both);
+    let _ = to.shutdown(std::net::Shutdown::Both);
+}
