@@ -93,11 +93,50 @@ impl App {
             Command::Gc { grace } => self.gc(&grace).await,
             Command::Cache { command } => self.cache_command(command),
             Command::Mount(_) => bail!("`artfs mount` cannot run inside the async runtime"),
+            Command::Serve(args) => self.serve(&args).await,
+            Command::Key { command } => self.key(command).await,
             Command::Unmount { mountpoint, lazy } => {
                 let mountpoint = mount::absolute_mountpoint(&mountpoint)?;
                 Ok(mount::unmount(&mountpoint, lazy)?)
             }
         }
+    }
+
+    /// `artfs serve`: binds, prints the address (first stdout line), serves until a signal.
+    async fn serve(&self, args: &crate::cli::ServeArgs) -> Result<()> {
+        let opts = crate::serve::ServeOptions {
+            public_url: args.public_url.clone(),
+            url_ttl: parse_duration(&args.url_ttl)?,
+        };
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        println!("listening on http://{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        };
+        Ok(crate::serve::serve(opts, self.registry()?, listener, shutdown).await?)
+    }
+
+    /// `artfs key create`: prints the new key once.
+    async fn key(&self, command: crate::cli::KeyCommand) -> Result<()> {
+        let crate::cli::KeyCommand::Create { user, entities, read_only } = command;
+        let (secret, record) = self.registry()?.create_key(&user, &entities, read_only).await?;
+        println!("{secret}");
+        if !self.config.quiet {
+            let mode = if record.read_only { "read-only" } else { "read-write" };
+            eprintln!(
+                "key for {user} ({mode}, entities: {}); it is not shown again",
+                record.entities.join(", ")
+            );
+        }
+        Ok(())
     }
 
     /// `artfs mount`: starts the daemon and waits for the mount, or (`--foreground`) is it.

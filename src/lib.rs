@@ -12,6 +12,7 @@
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
+//! - `serve`: `artfs serve`, the W&B-compatible HTTP API over the registry (GraphQL + storage);
 //! - `progress`: progress bars.
 
 pub mod app;
@@ -26,5 +27,6 @@ pub mod names;
 pub mod progress;
 pub mod refs;
 pub mod registry;
+pub mod serve;
 pub mod stage;
 pub mod store;

@@ -5,13 +5,18 @@
 //! - `chunks/md5/<2 hex>/<30 hex>.json`: per-chunk SHA-256 of large blobs (`store::chunks`);
 //! - `manifests/<hex md5 of the bytes>.json`: W&B manifests, content-addressed;
 //! - `collections/<entity>/<project>/<name>/{commits,checkpoints}/…`: one commit log per collection;
-//! - `leases/…` and `gc/…`: markers that keep `gc` and writers apart.
+//! - `leases/…` and `gc/…`: markers that keep `gc` and writers apart;
+//! - `drafts/…` (versions pending across requests), `runs/…` (one log per run), `keys/…`
+//!   (hashed API keys) and `serve/…`: what `artfs serve` keeps (see `drafts`, `runs`, `keys`).
 //!
 //! Order of a log: blobs, then the manifest, then the commit that publishes the version. A reader
 //! never sees a version whose manifest or blobs are missing; a crashed writer leaves only
 //! unreferenced objects, which `gc` sweeps after a grace period.
 
+pub mod drafts;
+pub mod keys;
 pub mod log;
+pub mod runs;
 
 use std::collections::HashSet;
 use std::time::Duration;
