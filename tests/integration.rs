@@ -13,3 +13,5 @@ mod cloud_registry;
 mod references;
 // Real FUSE mounts of temporary registries, through the built `artfs` binary.
 mod mount;
+// `artfs serve` with the real wandb SDK (flow scripts in tests/serve/), auth and bad input.
+mod serve;

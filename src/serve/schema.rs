@@ -276,13 +276,19 @@ impl Project {
         Ok((state.seq > 0).then(|| ArtifactSequence::new(c, state)))
     }
 
-    async fn all_collections(&self, ctx: &Context<'_>) -> Res<Vec<ArtifactSequence>> {
+    /// The project's collections; those whose versions were all deleted only with `with_empty`
+    /// (their type stays, as on W&B, but listings skip them).
+    async fn all_collections(
+        &self,
+        ctx: &Context<'_>,
+        with_empty: bool,
+    ) -> Res<Vec<ArtifactSequence>> {
         let r = reg(ctx);
         let mut out = Vec::new();
         for name in r.collections(&self.entity, &self.name).await.map_err(err)? {
             let Ok(c) = CollectionPath::new(&self.entity, &self.name, &name) else { continue };
             let state = r.state(&c).await.map_err(err)?;
-            if !state.versions.is_empty() {
+            if state.seq > 0 && (with_empty || !state.versions.is_empty()) {
                 out.push(ArtifactSequence::new(c, state));
             }
         }
@@ -291,7 +297,7 @@ impl Project {
 
     async fn types(&self, ctx: &Context<'_>) -> Res<Vec<ArtifactType>> {
         let mut names: Vec<String> = self
-            .all_collections(ctx)
+            .all_collections(ctx, true)
             .await?
             .into_iter()
             .filter_map(|c| c.state.artifact_type.clone())
@@ -388,7 +394,7 @@ impl Project {
         #[graphql(name = "filters")] _filters: Option<JsonString>,
         #[graphql(name = "order")] _order: Option<String>,
     ) -> Res<ArtifactCollectionConnection> {
-        let all = self.all_collections(ctx).await?;
+        let all = self.all_collections(ctx, false).await?;
         Ok(ArtifactCollectionConnection::of(&all, after.as_deref(), first))
     }
 }
@@ -448,7 +454,7 @@ impl ArtifactType {
     ) -> Res<ArtifactCollectionConnection> {
         let all: Vec<ArtifactSequence> = self
             .project
-            .all_collections(ctx)
+            .all_collections(ctx, false)
             .await?
             .into_iter()
             .filter(|c| c.state.artifact_type.as_deref() == Some(&self.name))
@@ -767,6 +773,7 @@ pub struct UploadMultipartUrls {
 }
 
 #[derive(SimpleObject, Clone, Debug, Default)]
+#[graphql(complex)]
 pub struct File {
     pub id: String,
     pub name: String,
@@ -782,6 +789,14 @@ pub struct File {
     pub upload_headers: Option<Vec<String>>,
     pub upload_multipart_urls: Option<UploadMultipartUrls>,
     pub artifact: Option<Artifact>,
+}
+
+#[async_graphql::ComplexObject]
+impl File {
+    /// The manifest path, as `name` (the SDK reads `name: displayName`).
+    async fn display_name(&self) -> &str {
+        &self.name
+    }
 }
 
 #[derive(SimpleObject, Clone, Debug)]
