@@ -135,6 +135,8 @@ pub fn http(
     body: &[u8],
 ) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
+    // Generous: only a hung server trips it.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -255,4 +257,205 @@ fn sdk_flows_and_the_round_trip_to_artfs() {
     assert!(!log.contains(secret.trim()), "the signing secret appears in the server log");
     assert!(!log.contains("sig="), "a URL signature appears in the server log");
     let _ = f2_dir;
+}
+
+const CREATE: &str = "mutation($input: CreateArtifactInput!) { createArtifact(input: $input) { artifact { id state } } }";
+const FILES: &str = "mutation($input: CreateArtifactFilesInput!) { createArtifactFiles(input: $input) { files { edges { node { uploadUrl artifact { id } } } } } }";
+const MANIFEST: &str = "mutation($id: ID!) { createArtifactManifest(input: {artifactID: $id, name: \"wandb_manifest.json\", digest: \"\", entityName: \"acme\", projectName: \"bikes\", runName: \"r\", type: FULL}) { artifactManifest { id file { uploadUrl } } } }";
+const COMMIT: &str =
+    "mutation($id: ID!) { commitArtifact(input: {artifactID: $id}) { artifact { id } } }";
+
+fn create_input(entity: &str, name: &str) -> serde_json::Value {
+    serde_json::json!({"input": {"entityName": entity, "projectName": "bikes",
+        "artifactTypeName": "dataset", "artifactCollectionName": name, "digest": "d0",
+        "aliases": [{"alias": "latest", "artifactCollectionName": name}], "runName": null,
+        "clientID": null, "metadata": null, "description": null}})
+}
+
+fn md5_b64(data: &[u8]) -> String {
+    use base64::Engine;
+    use md5::Digest;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
+}
+
+fn file_spec(id: &str, name: &str, data: &[u8]) -> serde_json::Value {
+    serde_json::json!({"input": {"artifactFiles": [{"artifactID": id, "artifactManifestID": null,
+        "name": name, "md5": md5_b64(data), "digest": md5_b64(data), "mimetype": null,
+        "uploadPartsInput": null}], "storageLayout": "V2", "digestAlgorithm": "MANIFEST_MD5"}})
+}
+
+/// `http://addr/path?query` → `/path?query`.
+fn path_of(url: &str, server: &Server) -> String {
+    url.strip_prefix(&server.url()).unwrap_or_else(|| panic!("{url}")).to_owned()
+}
+
+#[test]
+fn keys_entities_signed_urls_and_bad_input() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let rw = create_key(&env, &["ana", "--entity", "acme"]);
+    let ro = create_key(&env, &["rita", "--entity", "acme", "--read-only"]);
+    let other = create_key(&env, &["olga", "--entity", "globex"]);
+    let addr = server.addr.clone();
+
+    // Health needs no key; everything else does: no key or a wrong key is a bare 401.
+    assert_eq!(http(&addr, "GET", "/healthz", &[], b"").0, 200);
+    let viewer = br#"{"query": "{ viewer { entity } }"}"#;
+    let (status, body) = http(&addr, "POST", "/graphql", &[], viewer);
+    assert_eq!(status, 401);
+    assert!(!body.contains("data"), "{body}");
+    let wrong = basic("artfs-0000000000000000000000000000000000000000000000");
+    assert_eq!(http(&addr, "POST", "/graphql", &[("Authorization", &wrong)], viewer).0, 401);
+    assert_eq!(http(&addr, "POST", "/files/acme/bikes/r1/file_stream", &[], b"{}").0, 401);
+    assert_eq!(http(&addr, "GET", "/artifactsV2/default/acme/bikes/x/a/b/c", &[], b"").0, 401);
+    let v = gql(&server, &rw, "{ viewer { entity username } }", serde_json::json!({}));
+    assert_eq!(v["data"]["viewer"]["entity"], "acme");
+
+    // A read-only key cannot write; another entity's key cannot write here either.
+    let r = gql(&server, &ro, CREATE, create_input("acme", "raw"));
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("read-only"), "{r}");
+    let r = gql(&server, &other, CREATE, create_input("acme", "raw"));
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("may not write"), "{r}");
+
+    // A pending version: invisible, needs its manifest and its verified files to commit.
+    let r = gql(&server, &rw, CREATE, create_input("acme", "raw"));
+    assert_eq!(r["data"]["createArtifact"]["artifact"]["state"], "PENDING", "{r}");
+    let id = r["data"]["createArtifact"]["artifact"]["id"].as_str().unwrap().to_owned();
+    let r = gql(&server, &rw, COMMIT, serde_json::json!({"id": id}));
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("manifest was never uploaded"));
+    let data = b"hello bytes".to_vec();
+    let r = gql(&server, &rw, FILES, file_spec(&id, "a.txt", &data));
+    let url = r["data"]["createArtifactFiles"]["files"]["edges"][0]["node"]["uploadUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    let put = path_of(&url, &server);
+    // Bytes that do not match the declared MD5 are refused and nothing is stored.
+    let (status, body) = http(&addr, "PUT", &put, &[], b"other bytes");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("MD5"), "{body}");
+    let blob =
+        env.registry_dir().join("blobs/md5").join(&hex_of(&data)[..2]).join(&hex_of(&data)[2..]);
+    assert!(!blob.exists());
+    // An altered signature, or a URL used for another object or method, is refused.
+    let altered =
+        format!("{}{}", &put[..put.len() - 1], if put.ends_with('0') { '1' } else { '0' });
+    assert_eq!(http(&addr, "PUT", &altered, &[], &data).0, 403);
+    assert_eq!(http(&addr, "GET", &put, &[], b"").0, 403);
+    let unsigned = put.split('?').next().unwrap();
+    assert_eq!(http(&addr, "PUT", unsigned, &[], &data).0, 403);
+    assert_eq!(http(&addr, "PUT", &put, &[], &data).0, 200);
+    assert!(blob.exists());
+
+    // A manifest naming a file that was never uploaded cannot be committed.
+    let manifest = serde_json::json!({"version": 1, "storagePolicy": "wandb-storage-policy-v1",
+        "storagePolicyConfig": {"storageLayout": "V2"}, "contents": {
+            "a.txt": {"digest": md5_b64(&data), "size": data.len()},
+            "missing.txt": {"digest": md5_b64(b"never sent"), "size": 10}}});
+    let r = gql(&server, &rw, MANIFEST, serde_json::json!({"id": id}));
+    let murl = r["data"]["createArtifactManifest"]["artifactManifest"]["file"]["uploadUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    let mput = path_of(&murl, &server);
+    assert_eq!(http(&addr, "PUT", &mput, &[], b"{not json").0, 400);
+    let evil = serde_json::json!({"version": 1, "contents": {"../evil": {"digest": md5_b64(&data), "size": 1}}});
+    assert_eq!(http(&addr, "PUT", &mput, &[], evil.to_string().as_bytes()).0, 400);
+    assert_eq!(http(&addr, "PUT", &mput, &[], manifest.to_string().as_bytes()).0, 200);
+    let r = gql(&server, &rw, COMMIT, serde_json::json!({"id": id}));
+    let msg = r["errors"][0]["message"].as_str().unwrap_or_else(|| panic!("{r}"));
+    assert!(msg.contains("never uploaded") && msg.contains("missing.txt"), "{msg}");
+    assert!(env.json(&["ls", "acme/bikes"]).as_array().unwrap().is_empty(), "nothing published");
+
+    // Path traversal in an entry name is refused.
+    let r = gql(&server, &rw, FILES, file_spec(&id, "../../etc/passwd", &data));
+    assert!(r["errors"][0]["message"].as_str().is_some(), "{r}");
+
+    // Another entity's artifact looks nonexistent.
+    env.ok(&["-q", "log", "acme/bikes/secret", env.registry_dir().join("blobs").to_str().unwrap()]);
+    let q = "{ project(entityName: \"acme\", name: \"bikes\") { artifactCollection(name: \"secret\") { name } } }";
+    assert_eq!(
+        gql(&server, &other, q, serde_json::json!({}))["data"]["project"],
+        serde_json::Value::Null
+    );
+    assert!(
+        gql(&server, &rw, q, serde_json::json!({}))["data"]["project"]["artifactCollection"]["name"]
+            == "secret"
+    );
+    let vid = gql(&server, &rw, "{ project(entityName: \"acme\", name: \"bikes\") { artifact(name: \"secret:v0\") { id } } }", serde_json::json!({}))
+        ["data"]["project"]["artifact"]["id"].as_str().unwrap().to_owned();
+    let by_id = gql(
+        &server,
+        &other,
+        "query($id: ID!) { artifact(id: $id) { id } }",
+        serde_json::json!({"id": vid}),
+    );
+    assert_eq!(by_id["data"]["artifact"], serde_json::Value::Null);
+    let auth_other = basic(&other);
+    assert_eq!(
+        http(
+            &addr,
+            "POST",
+            "/files/acme/bikes/r1/file_stream",
+            &[("Authorization", &auth_other)],
+            b"{}"
+        )
+        .0,
+        403
+    );
+
+    // Bad requests: 4xx or GraphQL errors with a message, never a 5xx.
+    let auth = basic(&rw);
+    let h = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let (status, body) = http(&addr, "POST", "/graphql", &h, b"{\"query\": ");
+    assert_eq!(status, 400, "{body}");
+    let r = gql(&server, &rw, "query { viewer { ", serde_json::json!({}));
+    assert!(r["errors"][0]["message"].as_str().is_some(), "{r}");
+    let r = gql(&server, &rw, "{ serverInfo { nope } }", serde_json::json!({}));
+    assert!(
+        r["errors"][0]["message"].as_str().unwrap().starts_with("Cannot query field \"nope\""),
+        "{r}"
+    );
+    let r = gql(&server, &rw, CREATE, create_input("acme", "bad/name"));
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("invalid artifact name"), "{r}");
+    // A body over the GraphQL limit is refused with 413 once the limit is crossed.
+    let big = 33usize << 20;
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    write!(s, "POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: {big}\r\nConnection: close\r\n\r\n").unwrap();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..33 {
+        if s.write_all(&chunk).is_err() {
+            break; // the server answered and closed: fine
+        }
+    }
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    assert!(!server.log_text().contains("panicked"));
+}
+
+fn hex_of(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
+#[test]
+fn expired_urls_are_refused() {
+    let env = Env::new();
+    let server = Server::start(&env, &["--url-ttl", "0s"]);
+    let rw = create_key(&env, &["ana", "--entity", "acme"]);
+    let r = gql(&server, &rw, CREATE, create_input("acme", "raw"));
+    let id = r["data"]["createArtifact"]["artifact"]["id"].as_str().unwrap().to_owned();
+    let r = gql(&server, &rw, FILES, file_spec(&id, "a.txt", b"x"));
+    let url = r["data"]["createArtifactFiles"]["files"]["edges"][0]["node"]["uploadUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Issued with a zero lifetime: once this second is over, the URL is dead.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (status, body) = http(&server.addr, "PUT", &path_of(&url, &server), &[], b"x");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("expired"), "{body}");
 }

@@ -141,8 +141,12 @@ async fn graphql(State(st): State<AppState>, headers: HeaderMap, body: Bytes) ->
     }
     fill_variable_defaults(&mut req);
     let op = req.operation_name.clone().unwrap_or_default();
-    let res = st.schema.execute(req.data(access)).await;
-    for e in &res.errors {
+    let mut res = st.schema.execute(req.data(access)).await;
+    for e in &mut res.errors {
+        // The standard wording (graphql-js, W&B), which clients match to detect older servers.
+        if let Some(rest) = e.message.strip_prefix("Unknown field ") {
+            e.message = format!("Cannot query field {rest}");
+        }
         tracing::info!("graphql {op}: {}", e.message);
     }
     axum::Json(res).into_response()
