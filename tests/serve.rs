@@ -459,3 +459,81 @@ fn expired_urls_are_refused() {
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("expired"), "{body}");
 }
+
+#[test]
+fn eight_sdk_writers_make_eight_dense_versions() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let results: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (env, server, key) = (&env, &server, &key);
+                s.spawn(move || {
+                    let seed = i.to_string();
+                    let tag = format!("w{i}");
+                    let vars = [("FLOW_ARTIFACT", "shared"), ("FLOW_SEED", seed.as_str())];
+                    run_flow(env, server, key, "log_one.py", &tag, &vars).0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut got: Vec<String> = results.iter().map(|r| r["version"].as_str().unwrap().to_owned()).collect();
+    got.sort_by_key(|v| v[1..].parse::<u32>().unwrap());
+    assert_eq!(got, (0..8).map(|i| format!("v{i}")).collect::<Vec<_>>());
+    let versions = env.json(&["versions", "acme/bikes/shared"]);
+    let mut digests: Vec<&str> = versions.as_array().unwrap().iter().map(|v| v["digest"].as_str().unwrap()).collect();
+    let mut want: Vec<&str> = results.iter().map(|r| r["digest"].as_str().unwrap()).collect();
+    digests.sort();
+    want.sort();
+    assert_eq!(digests, want, "each writer's content is one version");
+}
+
+#[test]
+fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let t = env.path("flow-killed");
+    std::fs::create_dir_all(t.join("wandb")).unwrap();
+    // In its own session, so wandb-core (its child) dies with it.
+    let mut cmd = Command::new("setsid");
+    cmd.arg(python()).arg(scripts_dir().join("log_one.py")).current_dir(&t);
+    for (k, v) in [
+        ("WANDB_BASE_URL", server.url()),
+        ("WANDB_API_KEY", key.clone()),
+        ("WANDB_MODE", "online".into()),
+        ("WANDB_SILENT", "true".into()),
+        ("WANDB_DIR", t.join("wandb").display().to_string()),
+        ("WANDB_CACHE_DIR", t.join("cache").display().to_string()),
+        ("WANDB_DATA_DIR", t.join("data").display().to_string()),
+        ("WANDB_CONFIG_DIR", t.join("config").display().to_string()),
+        ("WANDB_DISABLE_GIT", "true".into()),
+        ("NETRC", t.join("netrc").display().to_string()),
+        ("PYTHONPATH", scripts_dir().display().to_string()),
+        ("FLOW_ENTITY", "acme".into()),
+        ("FLOW_PROJECT", "bikes".into()),
+        ("FLOW_TMP", t.display().to_string()),
+        ("FLOW_ARTIFACT", "killed".into()),
+        ("FLOW_SEED", "1".into()),
+        ("FLOW_SIZE", (400u64 << 20).to_string()),
+    ] {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // The upload is under way once its temporary blob file appears in the registry.
+    let blobs = env.registry_dir().join("blobs");
+    crate::util::wait_until(|| {
+        walkdir::WalkDir::new(&blobs)
+            .into_iter()
+            .filter_map(Result::ok)
+            .any(|e| e.file_name().to_string_lossy().contains('#') && e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+    });
+    Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().unwrap();
+    let _ = child.wait();
+    // Nothing is visible: no version, and the collection does not exist.
+    assert!(env.json(&["ls", "acme/bikes"]).as_array().unwrap().is_empty());
+    assert!(env.fails(&["show", "acme/bikes/killed"]).contains("not found"));
+    assert!(!env.registry_dir().join("collections/acme/bikes/killed").exists());
+}
