@@ -27,7 +27,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(env: &Env, extra: &[&str]) -> Server {
-        let log = env.path("serve.log");
+        Server::start_logging_to(env, extra, "serve.log")
+    }
+
+    pub fn start_logging_to(env: &Env, extra: &[&str], log_name: &str) -> Server {
+        let log = env.path(log_name);
         let mut child = env
             .cmd()
             .env("ARTFS_LOG", "artfs=debug")
@@ -479,11 +483,13 @@ fn eight_sdk_writers_make_eight_dense_versions() {
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let mut got: Vec<String> = results.iter().map(|r| r["version"].as_str().unwrap().to_owned()).collect();
+    let mut got: Vec<String> =
+        results.iter().map(|r| r["version"].as_str().unwrap().to_owned()).collect();
     got.sort_by_key(|v| v[1..].parse::<u32>().unwrap());
     assert_eq!(got, (0..8).map(|i| format!("v{i}")).collect::<Vec<_>>());
     let versions = env.json(&["versions", "acme/bikes/shared"]);
-    let mut digests: Vec<&str> = versions.as_array().unwrap().iter().map(|v| v["digest"].as_str().unwrap()).collect();
+    let mut digests: Vec<&str> =
+        versions.as_array().unwrap().iter().map(|v| v["digest"].as_str().unwrap()).collect();
     let mut want: Vec<&str> = results.iter().map(|r| r["digest"].as_str().unwrap()).collect();
     digests.sort();
     want.sort();
@@ -525,10 +531,10 @@ fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
     // The upload is under way once its temporary blob file appears in the registry.
     let blobs = env.registry_dir().join("blobs");
     crate::util::wait_until(|| {
-        walkdir::WalkDir::new(&blobs)
-            .into_iter()
-            .filter_map(Result::ok)
-            .any(|e| e.file_name().to_string_lossy().contains('#') && e.metadata().map(|m| m.len() > 0).unwrap_or(false))
+        walkdir::WalkDir::new(&blobs).into_iter().filter_map(Result::ok).any(|e| {
+            e.file_name().to_string_lossy().contains('#')
+                && e.metadata().map(|m| m.len() > 0).unwrap_or(false)
+        })
     });
     Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().unwrap();
     let _ = child.wait();
@@ -536,4 +542,65 @@ fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
     assert!(env.json(&["ls", "acme/bikes"]).as_array().unwrap().is_empty());
     assert!(env.fails(&["show", "acme/bikes/killed"]).contains("not found"));
     assert!(!env.registry_dir().join("collections/acme/bikes/killed").exists());
+}
+
+#[test]
+fn two_servers_over_one_s3_registry_agree() {
+    let Some(vars) = crate::util::s3_vars() else {
+        eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
+        return;
+    };
+    let bucket = crate::util::unique_bucket("serve");
+    crate::util::create_s3_bucket(&vars[0].1, &bucket, false);
+    let mut env = Env::with_registry(&format!("s3://{bucket}/reg"));
+    env.vars = vars;
+    let a = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    // Logged, used and downloaded through server A, on S3.
+    let (f3, f3_dir) = run_flow(&env, &a, &key, "f3_use.py", "f3", &[]);
+    // Server B (a second process over the same bucket) sees the same version, digest and bytes.
+    let b = Server::start_logging_to(&env, &[], "serve-b.log");
+    let digest = f3["digest"].as_str().unwrap().to_owned();
+    let expect = f3_dir.join("dl");
+    let vars = [
+        ("FLOW_ARTIFACT", "acme/bikes/flowers:prod"),
+        ("FLOW_DIGEST", digest.as_str()),
+        ("FLOW_EXPECT_DIR", expect.to_str().unwrap()),
+    ];
+    let (used, _) = run_flow(&env, &b, &key, "use_logged.py", "via-b", &vars);
+    assert_eq!(used["version"], "v0");
+    // Writers on both servers at once still give dense versions.
+    std::thread::scope(|s| {
+        let (env, key) = (&env, &key);
+        let ha = s.spawn(|| {
+            run_flow(
+                env,
+                &a,
+                key,
+                "log_one.py",
+                "wa",
+                &[("FLOW_ARTIFACT", "both"), ("FLOW_SEED", "1")],
+            )
+        });
+        let hb = s.spawn(|| {
+            run_flow(
+                env,
+                &b,
+                key,
+                "log_one.py",
+                "wb",
+                &[("FLOW_ARTIFACT", "both"), ("FLOW_SEED", "2")],
+            )
+        });
+        ha.join().unwrap();
+        hb.join().unwrap();
+    });
+    let versions = env.json(&["versions", "acme/bikes/both"]);
+    let names: Vec<&str> =
+        versions.as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(names, ["v0", "v1"]);
+    // And the CLI reads what the SDK wrote, byte for byte.
+    let got = env.path("got");
+    env.ok(&["-q", "get", "acme/bikes/flowers:v0", "--root", got.to_str().unwrap()]);
+    same_tree(&got, &expect);
 }

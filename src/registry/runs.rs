@@ -44,7 +44,7 @@ pub struct RunFields {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunOp {
-    Upsert(RunFields),
+    Upsert(Box<RunFields>),
     /// The run logged (created or re-logged) `collection:v{version}`.
     Logged {
         collection: String,
@@ -237,9 +237,9 @@ mod tests {
             config: Some("{}".into()),
             ..Default::default()
         };
-        s.apply(&commit(1, RunOp::Upsert(f))).unwrap();
+        s.apply(&commit(1, RunOp::Upsert(Box::new(f)))).unwrap();
         let g = RunFields { config: Some("{\"a\":1}".into()), ..Default::default() };
-        s.apply(&commit(2, RunOp::Upsert(g))).unwrap();
+        s.apply(&commit(2, RunOp::Upsert(Box::new(g)))).unwrap();
         assert_eq!(s.fields.job_type.as_deref(), Some("train"));
         assert_eq!(s.fields.config.as_deref(), Some("{\"a\":1}"));
         let used = RunOp::Used { collection: "e/p/d".into(), version: 1 };
@@ -259,7 +259,7 @@ mod tests {
         .unwrap();
         let reg = Registry::new(store);
         let run = RunPath::new("e", "p", "abc123").unwrap();
-        reg.record_run(&run, RunOp::Upsert(RunFields::default())).await.unwrap();
+        reg.record_run(&run, RunOp::Upsert(Box::default())).await.unwrap();
         reg.record_run(&run, RunOp::Finished { exit_code: Some(0) }).await.unwrap();
         reg.keep_run_stream(&run, Bytes::from_static(b"{}")).await.unwrap();
         let s = reg.run_state(&run).await.unwrap();
