@@ -604,3 +604,26 @@ fn two_servers_over_one_s3_registry_agree() {
     env.ok(&["-q", "get", "acme/bikes/flowers:v0", "--root", got.to_str().unwrap()]);
     same_tree(&got, &expect);
 }
+
+#[test]
+fn a_file_of_two_gib_goes_up_in_parts() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let (big, dir) = run_flow(&env, &server, &key, "big_file.py", "big", &[]);
+    // wandb-core sent it in parts (it does from 2 GiB on); the registry holds it whole.
+    assert!(server.log_text().contains("PUT /storage/part/"), "no multipart upload happened");
+    let show = env.json(&["show", "acme/bikes/big:v0", "--files"]);
+    assert_eq!(show["file_count"], 1, "{show}");
+    let md5 = big["md5"].as_str().unwrap();
+    let blob = env.registry_dir().join("blobs/md5").join(&md5[..2]).join(&md5[2..]);
+    assert_eq!(std::fs::metadata(&blob).unwrap().len(), (2u64 << 30) + (5 << 20));
+    assert!(
+        !env.registry_dir().join("uploads").exists()
+            || std::fs::read_dir(env.registry_dir().join("uploads"))
+                .unwrap()
+                .all(|d| std::fs::read_dir(d.unwrap().path()).unwrap().next().is_none()),
+        "parts are removed once joined"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -42,6 +42,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/storage/blob/{hex}", put(put_blob).get(get_blob))
         .route("/storage/manifest/{hex}", get(get_manifest))
+        .route("/storage/part/{upload}/{n}/{hex}", put(put_part))
         .route(
             "/storage/draft/{draft}",
             put(put_draft_manifest).layer(DefaultBodyLimit::max(MAX_MANIFEST_BYTES)),
@@ -237,6 +238,34 @@ async fn put_blob(
     let stream = body.into_data_stream().map_err(std::io::Error::other);
     match st.shared.registry.store().put_verified(&key, stream, want).await {
         Ok(_) => {
+            let mut r = StatusCode::OK.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("\"{hex}\"")) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            r
+        }
+        Err(e) => store_error(&e),
+    }
+}
+
+/// One part of a multipart upload (files of 2 GiB or more), kept until the upload completes.
+async fn put_part(
+    State(st): State<AppState>,
+    Path((upload, n, hex)): Path<(String, u32, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Body,
+) -> Response {
+    if let Err(r) = check_signature(&st.shared, "PUT", &format!("part/{upload}/{n}/{hex}"), &q) {
+        return r;
+    }
+    let (Some(want), true) = (hex_md5(&hex), super::schema::valid_upload_id(&upload)) else {
+        return text(StatusCode::BAD_REQUEST, "not an upload part");
+    };
+    let key = super::schema::part_key(&upload, n);
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    match st.shared.registry.store().put_verified(&key, stream, want).await {
+        Ok(_) => {
+            // wandb-core requires the ETag and hands it back verbatim at completion.
             let mut r = StatusCode::OK.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("\"{hex}\"")) {
                 r.headers_mut().insert(header::ETAG, v);

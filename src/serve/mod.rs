@@ -87,6 +87,12 @@ impl Shared {
         Some(self.signed("GET", &format!("/storage/manifest/{hex}"), &format!("manifest/{hex}")))
     }
 
+    /// A signed PUT URL for part `n` of multipart upload `upload`, bound to the part's MD5.
+    pub fn part_url(&self, upload: &str, n: u32, hex_md5: &str) -> String {
+        let what = format!("part/{upload}/{n}/{hex_md5}");
+        self.signed("PUT", &format!("/storage/part/{upload}/{n}/{hex_md5}"), &what)
+    }
+
     pub fn draft_manifest_url(&self, draft: &str) -> String {
         self.signed("PUT", &format!("/storage/draft/{draft}"), &format!("draft/{draft}"))
     }

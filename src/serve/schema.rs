@@ -138,6 +138,7 @@ pub enum ArtifactManifestType {
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
 pub enum CompleteMultipartAction {
+    #[graphql(name = "Complete")]
     Complete,
 }
 
@@ -1517,6 +1518,41 @@ pub struct DeleteArtifactInput {
     pub client_mutation_id: Option<String>,
 }
 
+/// Multipart upload ids are random hex, also used as a key component.
+pub fn valid_upload_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+pub fn part_key(upload: &str, n: u32) -> String {
+    format!("uploads/{upload}/{n:05}")
+}
+
+fn md5_of_blob_key(key: &str) -> Option<[u8; 16]> {
+    let hex = key.strip_prefix("blobs/md5/")?.replace('/', "");
+    hex::decode(hex).ok()?.try_into().ok()
+}
+
+/// Part URLs for a file the SDK uploads in parts (wandb-core does so from 2 GiB on).
+fn multipart_urls(s: &Shared, name: &str, parts: &[UploadPartsInput]) -> Res<UploadMultipartUrls> {
+    let upload_id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let mut urls = Vec::with_capacity(parts.len());
+    for p in parts {
+        let hex = p.hex_md5.to_ascii_lowercase();
+        let valid_md5 = hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        if !valid_md5 || !(1..=10_000).contains(&p.part_number) {
+            return Err(err(format!(
+                "createArtifactFiles: {name}: invalid part {}",
+                p.part_number
+            )));
+        }
+        urls.push(UploadPartUrl {
+            part_number: p.part_number,
+            upload_url: s.part_url(&upload_id, p.part_number as u32, &hex),
+        });
+    }
+    Ok(UploadMultipartUrls { upload_id, upload_url_parts: urls })
+}
+
 fn run_path(entity: Option<&str>, project: Option<&str>, run: Option<&str>) -> Option<RunPath> {
     RunPath::new(entity?, project?, run?).ok()
 }
@@ -1752,12 +1788,6 @@ impl Mutation {
                 drafts.insert(spec.artifact_id.clone(), Artifact::pending(&d));
             }
             crate::manifest::validate_path(&spec.name).map_err(err)?;
-            if spec.upload_parts_input.is_some() {
-                return Err(err(format!(
-                    "createArtifactFiles: {}: multipart uploads (files of 2 GiB or more) are not supported by artfs serve yet",
-                    spec.name
-                )));
-            }
             let key = blob_key(&spec.md5).ok_or_else(|| {
                 err(format!(
                     "createArtifactFiles: {}: md5 {:?} is not a base64 MD5",
@@ -1765,6 +1795,10 @@ impl Mutation {
                 ))
             })?;
             let stored = s.registry.store().head(&key).await.map_err(err)?.is_some();
+            let multipart = match (&spec.upload_parts_input, stored) {
+                (Some(parts), false) => Some(multipart_urls(s, &spec.name, parts)?),
+                _ => None,
+            };
             edges.push(FileEdge {
                 node: File {
                     id: ids::other_id("File", &spec.name),
@@ -1773,6 +1807,7 @@ impl Mutation {
                     upload_url: (!stored).then(|| s.blob_url("PUT", &key)),
                     upload_headers: Some(Vec::new()),
                     storage_path: Some(key),
+                    upload_multipart_urls: multipart,
                     direct_url: s.public_url.clone(),
                     artifact: drafts.get(&spec.artifact_id).cloned(),
                     ..File::default()
@@ -1788,13 +1823,78 @@ impl Mutation {
         })
     }
 
+    /// Joins the parts, in order, into the blob; published only if the whole file hashes to the
+    /// MD5 its storage path names. The parts are then removed.
     async fn complete_multipart_upload_artifact(
         &self,
-        _input: CompleteMultipartUploadArtifactInput,
+        ctx: &Context<'_>,
+        input: CompleteMultipartUploadArtifactInput,
     ) -> Res<CompleteMultipartPayload> {
-        Err(err(
-            "completeMultipartUploadArtifact: multipart uploads are not supported by artfs serve yet",
-        ))
+        use futures::{StreamExt, TryStreamExt};
+        draft_for_write(ctx, input.artifact_id.as_deref().unwrap_or_default()).await?;
+        let upload = input.upload_id.unwrap_or_default();
+        let key = input.storage_path.unwrap_or_default();
+        let want = md5_of_blob_key(&key);
+        let (true, Some(want)) = (valid_upload_id(&upload), want) else {
+            return Err(err("completeMultipartUploadArtifact: unknown upload or storage path"));
+        };
+        let store = reg(ctx).store().clone();
+        let blob = key.clone();
+        if store.head(&key).await.map_err(err)?.is_some() {
+            return Ok(CompleteMultipartPayload { digest: Some(hex::encode(want)) });
+        }
+        let mut parts = input.completed_parts.unwrap_or_default();
+        parts.sort_by_key(|p| p.part_number);
+        let mut keys = Vec::with_capacity(parts.len());
+        for (i, p) in parts.iter().enumerate() {
+            if p.part_number != i as i32 + 1 {
+                return Err(err(format!(
+                    "completeMultipartUploadArtifact: parts must be 1..{}, got part {}",
+                    parts.len(),
+                    p.part_number
+                )));
+            }
+            let k = part_key(&upload, p.part_number as u32);
+            if store.head(&k).await.map_err(err)?.is_none() {
+                return Err(err(format!(
+                    "completeMultipartUploadArtifact: part {} was never uploaded",
+                    p.part_number
+                )));
+            }
+            keys.push(k);
+        }
+        // Joining gigabytes outlasts the client's request timeout: the join runs in its own task
+        // (a dropped request does not stop it) and a retried request that finds the blob, or
+        // loses a race with the first join, answers from the blob.
+        let job = tokio::spawn(async move {
+            let source = store.clone();
+            let joined = futures::stream::iter(keys.clone())
+                .then(move |k| {
+                    let source = source.clone();
+                    async move { source.get_stream(&k).await }
+                })
+                .try_flatten()
+                .map_err(std::io::Error::other)
+                .boxed();
+            let result = store.put_verified(&key, joined, want).await;
+            if result.is_ok() {
+                for k in keys {
+                    if let Err(e) = store.delete(&k).await {
+                        tracing::warn!("could not remove upload part {k}: {e}");
+                    }
+                }
+            }
+            result
+        });
+        match job.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) if reg(ctx).store().head(&blob).await.ok().flatten().is_none() => {
+                return Err(err(e));
+            }
+            Ok(Err(_)) => {}
+            Err(e) => return Err(err(format!("completeMultipartUploadArtifact: {e}"))),
+        }
+        Ok(CompleteMultipartPayload { digest: Some(hex::encode(want)) })
     }
 
     async fn commit_artifact(
