@@ -530,12 +530,16 @@ fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // The upload is under way once its temporary blob file appears in the registry.
     let blobs = env.registry_dir().join("blobs");
-    crate::util::wait_until(|| {
-        walkdir::WalkDir::new(&blobs).into_iter().filter_map(Result::ok).any(|e| {
-            e.file_name().to_string_lossy().contains('#')
-                && e.metadata().map(|m| m.len() > 0).unwrap_or(false)
-        })
-    });
+    // Generous: the SDK first writes and hashes 400 MiB, on a machine busy with other tests.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !walkdir::WalkDir::new(&blobs).into_iter().filter_map(Result::ok).any(|e| {
+        e.file_name().to_string_lossy().contains('#')
+            && e.metadata().map(|m| m.len() > 0).unwrap_or(false)
+    }) {
+        assert!(std::time::Instant::now() < deadline, "the upload never started");
+        assert!(child.try_wait().unwrap().is_none(), "the SDK exited before uploading");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().unwrap();
     let _ = child.wait();
     // Nothing is visible: no version, and the collection does not exist.
