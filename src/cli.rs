@@ -139,6 +139,14 @@ pub enum Command {
     /// Mount the registry, or one artifact version, as a read-only folder
     #[command(override_usage = "artfs mount [OPTIONS] [ARTIFACT] MOUNTPOINT")]
     Mount(MountArgs),
+    /// Serve the registry over W&B's API, so the `wandb` SDK logs and uses artifacts in it
+    /// (point it there with WANDB_BASE_URL and a key from `artfs key create`)
+    Serve(ServeArgs),
+    /// Manage the API keys `artfs serve` accepts
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Unmount an artfs mount; its daemon then exits
     Unmount {
         mountpoint: PathBuf,
@@ -257,6 +265,35 @@ pub struct LogArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`127.0.0.1:0` picks a free port; the first stdout line says which)
+    #[arg(long, default_value = "127.0.0.1:8765", value_name = "ADDR")]
+    pub listen: String,
+    /// Base URL clients reach this server at, used in the upload and download URLs it hands
+    /// out [default: http://<listen address>]
+    #[arg(long, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Lifetime of those signed upload and download URLs (e.g. 24h, 10m)
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub url_ttl: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Create an API key; it is printed once and only its hash is stored in the registry
+    Create {
+        /// The user the key belongs to (W&B's viewer)
+        user: String,
+        /// An entity the key may use (repeatable) [default: the user's own]
+        #[arg(long = "entity", value_name = "ENTITY")]
+        entities: Vec<String>,
+        /// Read only: listing and downloads, no logging or edits
+        #[arg(long)]
+        read_only: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

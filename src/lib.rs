@@ -13,6 +13,7 @@
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
+//! - `serve`: `artfs serve`, the W&B-compatible HTTP API over the registry (GraphQL + storage);
 //! - `progress`: progress bars;
 //! - `report`: errors and their causes on one line (the CLI's messages, the daemon's log);
 //! - `terminal`: registry text made safe to print (control characters escaped).
@@ -30,6 +31,7 @@ pub mod progress;
 pub mod refs;
 pub mod registry;
 pub mod report;
+pub mod serve;
 pub mod stage;
 pub mod store;
 pub mod terminal;

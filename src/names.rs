@@ -28,7 +28,9 @@ pub enum NameError {
 }
 
 /// `entity/project/name`: one collection of versions.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct CollectionPath {
     pub entity: String,
     pub project: String,

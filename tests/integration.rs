@@ -21,3 +21,5 @@ mod mount;
 mod readme;
 // `scripts/test-services.sh` on other ports, beside the default services.
 mod services;
+// `artfs serve` with the real wandb SDK (flow scripts in tests/serve/), auth and bad input.
+mod serve;

@@ -57,6 +57,12 @@ fn the_test_services_run_on_other_ports_beside_the_default_ones() {
         eprintln!("skipped: ARTFS_SERVICES_VENV is not set (run `make test`)");
         return;
     };
+    // Likewise the wandb SDK's venv, which `start` would otherwise install into the new state dir.
+    let Some(wandb_venv) = std::env::var("ARTFS_WANDB_VENV").ok().filter(|v| Path::new(v).is_dir())
+    else {
+        eprintln!("skipped: ARTFS_WANDB_VENV is not set (run `make test`)");
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     // A port found free may be taken by another test before the server binds it: the script
     // then refuses to start (it never shares a port), and another set of ports is tried.
@@ -67,6 +73,7 @@ fn the_test_services_run_on_other_ports_beside_the_default_ones() {
             vars: vec![
                 ("ARTFS_SERVICES_DIR", dir.path().display().to_string()),
                 ("ARTFS_SERVICES_VENV", venv.clone()),
+                ("ARTFS_WANDB_VENV", wandb_venv.clone()),
                 ("ARTFS_S3_PORT", s3.to_string()),
                 ("ARTFS_GCS_PORT", gcs.to_string()),
                 ("ARTFS_HTTP_PORT", http.to_string()),

@@ -61,7 +61,7 @@ impl App {
             manifest.contents.insert(path, entry);
         }
         manifest.validate()?;
-        let registry = self.registry_for_log().await?;
+        let registry = self.registry_for_write().await?;
         let req = LogRequest {
             collection: target.collection.clone(),
             artifact_type: args.artifact_type,

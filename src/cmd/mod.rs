@@ -6,10 +6,12 @@ mod cache;
 mod edit;
 mod gc;
 mod get;
+mod key;
 mod log;
 mod ls;
 mod mount;
 mod rm;
+mod serve;
 mod show;
 mod versions;
 
@@ -82,7 +84,7 @@ impl App {
 
     /// The registry at the configured URL, created (with its marker) if there is none: only
     /// `artfs log` creates a registry.
-    async fn registry_for_log(&self) -> Result<Registry> {
+    async fn registry_for_write(&self) -> Result<Registry> {
         let registry = Registry::new(Store::open(&self.config.registry, &self.clouds)?);
         registry.mark_created().await?;
         Ok(registry)
@@ -140,6 +142,8 @@ impl App {
             Command::Gc { grace } => self.gc(&grace).await,
             Command::Cache { command } => self.cache_command(command),
             Command::Mount(_) => bail!("`artfs mount` cannot run inside the async runtime"),
+            Command::Serve(args) => self.serve(&args).await,
+            Command::Key { command } => self.key(command).await,
             Command::Unmount { mountpoint, lazy } => {
                 let mountpoint = crate::mount::absolute_mountpoint(&mountpoint)?;
                 Ok(crate::mount::unmount(&mountpoint, lazy)?)

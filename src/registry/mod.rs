@@ -6,15 +6,20 @@
 //! - `manifests/<hex md5 of the bytes>.json`: W&B manifests, content-addressed;
 //! - `collections/<entity>/<project>/<name>/{commits,checkpoints}/…`: one commit log per collection;
 //! - `leases/…` and `gc/…`: markers that keep `gc` and writers apart (`lease`);
-//! - `artfs-registry.json`: says that a registry is here (`marker`).
+//! - `artfs-registry.json`: says that a registry is here (`marker`);
+//! - `drafts/…` (versions pending across requests), `runs/…` (one log per run), `keys/…`
+//!   (hashed API keys) and `serve/…`: what `artfs serve` keeps (see `drafts`, `runs`, `keys`).
 //!
 //! Order of a log: blobs, then the manifest, then the commit that publishes the version. A reader
 //! never sees a version whose manifest or blobs are missing; a crashed writer leaves only
 //! unreferenced objects, which `gc` sweeps after a grace period.
 
+pub mod drafts;
+pub mod keys;
 pub mod lease;
 pub mod log;
 pub mod marker;
+pub mod runs;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -187,6 +192,16 @@ fn collection_prefix(c: &CollectionPath) -> String {
 
 fn writer_id() -> String {
     lease::Holder::me().writer
+}
+
+/// A name no other writer picks: time, process and a random part.
+fn unique_id() -> String {
+    format!(
+        "{}-{}-{:08x}",
+        Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id(),
+        fastrand::u32(..)
+    )
 }
 
 impl Registry {

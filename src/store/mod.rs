@@ -72,6 +72,14 @@ pub enum StoreError {
     },
     #[error(transparent)]
     Cloud(#[from] cloud::CloudError),
+    #[error("upload of {key} rejected: its bytes have MD5 {got}, not the declared {want}")]
+    DigestMismatch { key: String, want: String, got: String },
+    #[error("upload of {key} failed while receiving its bytes: {source}")]
+    Body {
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One listed object.
@@ -235,6 +243,26 @@ impl Store {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(self.err("head", key, e)),
         }
+    }
+
+    /// A streaming read of `range` of an object (no more than one network buffer in memory).
+    pub async fn get_range_stream(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<impl futures::Stream<Item = Result<Bytes, StoreError>> + use<>, StoreError> {
+        let opts = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let r = self
+            .inner
+            .get_opts(&self.path(key), opts)
+            .await
+            .map_err(|e| self.err("get", key, e))?;
+        let this = self.clone();
+        let key = key.to_owned();
+        Ok(r.into_stream().map_err(move |e| this.err("get", &key, e)))
     }
 
     /// Size of an object, `None` when it does not exist.
@@ -655,6 +683,122 @@ impl UploadChecker {
         match self.finish() == source.check {
             true => Ok(()),
             false => Err(StoreError::ChangedDuringUpload { path: source.path.clone() }),
+        }
+    }
+}
+
+impl Store {
+    /// Streams `body` to the content-addressed `key` and publishes it only if the bytes hash to
+    /// `want_md5`, so a truncated or altered upload never counts. Memory stays at one part
+    /// (`UPLOAD_PART_BYTES`) whatever the size. Returns the byte count.
+    pub async fn put_verified<S>(
+        &self,
+        key: &str,
+        mut body: S,
+        want_md5: [u8; 16],
+    ) -> Result<u64, StoreError>
+    where
+        S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+    {
+        use futures::StreamExt;
+        use md5::Digest;
+        let mismatch = |got: [u8; 16]| StoreError::DigestMismatch {
+            key: key.to_owned(),
+            want: hex::encode(want_md5),
+            got: hex::encode(got),
+        };
+        let body_err = |source| StoreError::Body { key: key.to_owned(), source };
+        let mut hasher = md5::Md5::new();
+        let mut total = 0u64;
+        if let Some(root) = &self.local_root {
+            use tokio::io::AsyncWriteExt;
+            let dest = root.join(key);
+            let write_err = |e| StoreError::LocalWrite {
+                url: self.url.clone(),
+                key: key.to_owned(),
+                source: e,
+            };
+            let dir = dest.parent().unwrap_or(Path::new("/")).to_owned();
+            tokio::fs::create_dir_all(&dir).await.map_err(write_err)?;
+            let name =
+                dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let tmp = dir.join(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)));
+            let result = async {
+                let mut file = tokio::fs::File::create(&tmp).await.map_err(write_err)?;
+                while let Some(chunk) = body.next().await {
+                    let chunk = chunk.map_err(body_err)?;
+                    hasher.update(&chunk);
+                    total += chunk.len() as u64;
+                    file.write_all(&chunk).await.map_err(write_err)?;
+                }
+                file.flush().await.map_err(write_err)?;
+                let got: [u8; 16] = hasher.finalize().into();
+                if got != want_md5 {
+                    return Err(mismatch(got));
+                }
+                match tokio::fs::hard_link(&tmp, &dest).await {
+                    Ok(()) => Ok(total),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(total),
+                    Err(e) => Err(write_err(e)),
+                }
+            }
+            .await;
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return result;
+        }
+        // Object stores: one PUT when the body fits in a part, a multipart upload otherwise,
+        // completed only after the digest matched (an aborted upload publishes nothing).
+        let mut buf: Vec<u8> = Vec::new();
+        let mut writer: Option<WriteMultipart> = None;
+        while let Some(chunk) = body.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    if let Some(w) = writer.take() {
+                        w.abort().await.ok();
+                    }
+                    return Err(body_err(e));
+                }
+            };
+            hasher.update(&chunk);
+            total += chunk.len() as u64;
+            match &mut writer {
+                Some(w) => {
+                    if let Err(e) = w.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
+                        return Err(self.err("upload", key, e));
+                    }
+                    w.write(&chunk);
+                }
+                None => {
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() >= UPLOAD_PART_BYTES {
+                        let upload = self
+                            .inner
+                            .put_multipart(&self.path(key))
+                            .await
+                            .map_err(|e| self.err("upload", key, e))?;
+                        let mut w = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_BYTES);
+                        w.write(&std::mem::take(&mut buf));
+                        writer = Some(w);
+                    }
+                }
+            }
+        }
+        let got: [u8; 16] = hasher.finalize().into();
+        match writer {
+            Some(w) if got != want_md5 => {
+                w.abort().await.ok();
+                Err(mismatch(got))
+            }
+            Some(w) => {
+                w.finish().await.map_err(|e| self.err("upload", key, e))?;
+                Ok(total)
+            }
+            None if got != want_md5 => Err(mismatch(got)),
+            None => {
+                self.put_create(key, Bytes::from(buf)).await?;
+                Ok(total)
+            }
         }
     }
 }

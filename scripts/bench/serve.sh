@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Benchmark for issue 9 (Performance): the wandb SDK through `artfs serve` against artfs itself.
+#   log:      SDK `log_artifact` of BENCH_FILES files through `artfs serve`  vs  `artfs log`
+#             (target: within 1.5x)
+#   download: SDK `artifact.download()` through `artfs serve`  vs  `artfs get`  vs  `cat` of every
+#             file through `artfs mount` (each with an empty cache)
+#   memory:   peak RSS (VmHWM) of the server over the run
+# Warm page cache, one repetition (the SDK run dominates; compare ratios of one run only).
+# Results go to stdout and to the `## artfs serve (issue 9)` section of BENCHMARKS.md.
+#
+# Environment: ARTFS_BIN (default target/release/artfs), ARTFS_WANDB_PYTHON (a Python with
+# wandb==0.31.0; default /work/venv/bin/python), BENCH_DIR (default /tmp/artfs-bench-serve),
+# BENCH_FILES (default 2000), BENCH_FILE_KIB (default 1024), BENCH_MD (default BENCHMARKS.md).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ARTFS_BIN=${ARTFS_BIN:-$REPO/target/release/artfs}
+PY=${ARTFS_WANDB_PYTHON:-/work/venv/bin/python}
+DIR=${BENCH_DIR:-/tmp/artfs-bench-serve}
+FILES=${BENCH_FILES:-2000}
+KIB=${BENCH_FILE_KIB:-1024}
+BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
+[[ -x $ARTFS_BIN ]] || { echo "serve.sh: build first (cargo build --release)" >&2; exit 1; }
+
+rm -rf "$DIR" && mkdir -p "$DIR/data" "$DIR/w/wandb"
+"$PY" - "$DIR/data" "$FILES" "$KIB" <<'EOF'
+import os, sys
+root, n, kib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    d = os.path.join(root, "d%02d" % (i % 50))
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "f%05d.bin" % i), "wb") as f:
+        f.write(os.urandom(kib * 1024))
+EOF
+secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null; t1=$(date +%s.%N); printf "%.2f" "$(echo "$t1 - $t0" | bc)"; }
+
+export ARTFS_CACHE_DIR=$DIR/cache-log
+t_artfs_log=$(secs "$ARTFS_BIN" -q --registry "$DIR/reg-cli" log acme/bench/data "$DIR/data")
+
+REG=$DIR/reg-serve
+KEY=$("$ARTFS_BIN" -q --registry "$REG" key create acme)
+"$ARTFS_BIN" --registry "$REG" serve --listen 127.0.0.1:0 >"$DIR/serve.out" 2>"$DIR/serve.log" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [[ -s $DIR/serve.out ]] && break; sleep 0.1; done
+URL=$(sed -n 's/^listening on //p' "$DIR/serve.out")
+sdk() {
+  env WANDB_BASE_URL="$URL" WANDB_API_KEY="$KEY" WANDB_MODE=online WANDB_SILENT=true \
+    WANDB_DIR="$DIR/w/wandb" WANDB_CACHE_DIR="$DIR/w/$1" WANDB_DATA_DIR="$DIR/w/data" \
+    WANDB_CONFIG_DIR="$DIR/w/config" WANDB_DISABLE_GIT=true NETRC="$DIR/w/netrc" \
+    "$PY" -c "$2"
+}
+LOG='import wandb, sys
+with wandb.init(entity="acme", project="bench", job_type="bench") as run:
+    a = wandb.Artifact("data", type="dataset"); a.add_dir(sys.argv[1] if len(sys.argv) > 1 else "'"$DIR/data"'")
+    run.log_artifact(a); a.wait()'
+GET='import wandb
+wandb.Api().artifact("acme/bench/data:latest").download(root="'"$DIR/dl-sdk"'")'
+t_sdk_log=$(secs sdk cache-up "$LOG")
+t_sdk_get=$(secs sdk cache-down "$GET")
+export ARTFS_CACHE_DIR=$DIR/cache-get
+t_artfs_get=$(secs "$ARTFS_BIN" -q --registry "$REG" get acme/bench/data:latest --root "$DIR/dl-artfs")
+export ARTFS_CACHE_DIR=$DIR/cache-mount
+mkdir -p "$DIR/mnt"
+"$ARTFS_BIN" --registry "$REG" mount acme/bench/data:latest "$DIR/mnt" --log-file "$DIR/mount.log"
+t_mount_cat=$(secs sh -c "find '$DIR/mnt' -type f -exec cat {} + >/dev/null")
+fusermount3 -u "$DIR/mnt" || true
+diff -r "$DIR/dl-sdk" "$DIR/data" >/dev/null && diff -r "$DIR/dl-artfs" "$DIR/data" >/dev/null \
+  || { echo "serve.sh: downloaded trees differ from the source" >&2; exit 1; }
+rss_kib=$(awk '/VmHWM/ {print $2}' "/proc/$SERVER/status")
+
+MIB=$((FILES * KIB / 1024))
+ratio() { echo "scale=2; $1 / $2" | bc; }
+report=$(cat <<EOF
+## artfs serve (issue 9)
+
+\`scripts/bench/serve.sh\`, $FILES files of $KIB KiB ($MIB MiB), warm page cache, one run,
+$(date -u +%Y-%m-%d) on $(nproc) cores shared with other work; ratios within this run.
+
+| what | seconds | ratio |
+| --- | ---: | ---: |
+| \`artfs log\` | $t_artfs_log | 1.00 |
+| SDK \`log_artifact\` through \`artfs serve\` | $t_sdk_log | $(ratio "$t_sdk_log" "$t_artfs_log") (target <= 1.5) |
+| \`artfs get\` | $t_artfs_get | 1.00 |
+| SDK \`artifact.download()\` through \`artfs serve\` | $t_sdk_get | $(ratio "$t_sdk_get" "$t_artfs_get") |
+| \`cat\` of every file through \`artfs mount\` | $t_mount_cat | $(ratio "$t_mount_cat" "$t_artfs_get") |
+
+Server peak RSS (VmHWM) over the run: $((rss_kib / 1024)) MiB.
+EOF
+)
+echo "$report"
+echo "$report" | python3 "$REPO/scripts/bench/update-section.py" "$BENCH_MD" "## artfs serve (issue 9)"

@@ -1,0 +1,23 @@
+//! `artfs key create`: an API key for `artfs serve`, printed once, stored only as a hash.
+
+use anyhow::Result;
+
+use super::App;
+use crate::cli::KeyCommand;
+
+impl App {
+    pub(super) async fn key(&self, command: KeyCommand) -> Result<()> {
+        let KeyCommand::Create { user, entities, read_only } = command;
+        let registry = self.registry_for_write().await?;
+        let (secret, record) = registry.create_key(&user, &entities, read_only).await?;
+        println!("{secret}");
+        if !self.config.quiet {
+            let mode = if record.read_only { "read-only" } else { "read-write" };
+            eprintln!(
+                "key for {user} ({mode}, entities: {}); it is not shown again",
+                record.entities.join(", ")
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,41 @@
+//! `artfs serve`: the W&B-compatible API over the registry, until SIGINT or SIGTERM.
+
+use std::io::Write;
+
+use anyhow::{Context, Result};
+
+use super::App;
+use crate::cli::ServeArgs;
+use crate::config::parse_duration;
+
+impl App {
+    /// Binds, prints the address (the first stdout line, which tests read), serves until a signal.
+    pub(super) async fn serve(&self, args: &ServeArgs) -> Result<()> {
+        let opts = crate::serve::ServeOptions {
+            public_url: args.public_url.clone(),
+            url_ttl: parse_duration(&args.url_ttl)?,
+        };
+        // The SDK logs into a fresh registry as `artfs log` does: serving may create it.
+        let registry = self.registry_for_write().await?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        println!("listening on http://{}", listener.local_addr()?);
+        std::io::stdout().flush()?;
+        Ok(crate::serve::serve(opts, registry, listener, shutdown_signal()).await?)
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+        (Ok(mut int), Ok(mut term)) => {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        }
+        _ => std::future::pending().await,
+    }
+}

@@ -1,0 +1,371 @@
+//! Drafts: a version that is PENDING across requests (W&B's `createArtifact` … `commitArtifact`),
+//! stored in the registry so that every `artfs serve` process over it agrees, and invisible to
+//! readers until committed.
+//!
+//! Layout: `drafts/<id>/draft.json` (what the client declared), `drafts/<id>/manifest.json` (the
+//! uploaded manifest's key), `drafts/<id>/committed.json` (the version it became), and
+//! `drafts/by-client/<sha256 of the client id>.json` (the client's own id → draft, for retries
+//! and `wandb-client-artifact://` references). Every object is created once and never changed;
+//! a draft becomes a version only through the collection's commit log (`Registry::log`), with
+//! the same dedup and alias rules as `artfs log`.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Digest as _;
+
+use super::{LogOutcome, LogRequest, Op, Registry, RegistryError, blob_key};
+use crate::manifest::Manifest;
+use crate::names::{CollectionPath, LATEST, validate_user_alias};
+
+/// What a client declared when it opened a draft.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Draft {
+    pub id: String,
+    pub collection: CollectionPath,
+    pub artifact_type: String,
+    /// The artifact digest the client computed; the committed version's digest is the
+    /// manifest's own.
+    pub digest: String,
+    pub description: Option<String>,
+    pub metadata: Option<Value>,
+    pub aliases: Vec<String>,
+    /// The run that logs it (`None` for user-created artifacts used by a run).
+    pub run: Option<String>,
+    pub client_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a draft stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DraftStatus {
+    Pending { manifest: Option<String> },
+    Committed { version: u32 },
+}
+
+#[derive(Serialize, Deserialize)]
+struct Pointer {
+    key: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Committed {
+    version: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ClientMapping {
+    draft: String,
+}
+
+fn draft_key(id: &str) -> String {
+    format!("drafts/{id}/draft.json")
+}
+
+fn manifest_pointer_key(id: &str) -> String {
+    format!("drafts/{id}/manifest.json")
+}
+
+fn committed_key(id: &str) -> String {
+    format!("drafts/{id}/committed.json")
+}
+
+fn client_key(client_id: &str) -> String {
+    format!("drafts/by-client/{}.json", hex::encode(sha2::Sha256::digest(client_id.as_bytes())))
+}
+
+/// Draft ids are also path components and URL parts: lowercase hex only.
+pub fn valid_draft_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+}
+
+impl Registry {
+    /// Opens a draft, or returns the one already opened under the same client id (a retried
+    /// request must not open a second one).
+    pub async fn create_draft(&self, mut draft: Draft) -> Result<Draft, RegistryError> {
+        if let Some(cid) = &draft.client_id
+            && let Some(existing) = self.draft_by_client_id(cid).await?
+        {
+            return Ok(existing);
+        }
+        draft.id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        let bytes = serde_json::to_vec_pretty(&draft).map_err(|e| self.corrupt("drafts", e))?;
+        self.store.put_create(&draft_key(&draft.id), bytes.into()).await?;
+        if let Some(cid) = &draft.client_id {
+            let map = serde_json::to_vec(&ClientMapping { draft: draft.id.clone() })
+                .map_err(|e| self.corrupt("drafts", e))?;
+            if !self.store.put_create(&client_key(cid), map.into()).await? {
+                // Another request with this client id won: use its draft.
+                if let Some(existing) = self.draft_by_client_id(cid).await? {
+                    return Ok(existing);
+                }
+            }
+        }
+        Ok(draft)
+    }
+
+    pub async fn draft(&self, id: &str) -> Result<Option<Draft>, RegistryError> {
+        if !valid_draft_id(id) {
+            return Ok(None);
+        }
+        let key = draft_key(id);
+        match self.store.get_opt(&key).await? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| self.corrupt(&key, e))?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn draft_by_client_id(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Draft>, RegistryError> {
+        let key = client_key(client_id);
+        let Some(b) = self.store.get_opt(&key).await? else {
+            return Ok(None);
+        };
+        let map: ClientMapping = serde_json::from_slice(&b).map_err(|e| self.corrupt(&key, e))?;
+        self.draft(&map.draft).await
+    }
+
+    pub async fn draft_status(&self, id: &str) -> Result<DraftStatus, RegistryError> {
+        let key = committed_key(id);
+        if let Some(b) = self.store.get_opt(&key).await? {
+            let c: Committed = serde_json::from_slice(&b).map_err(|e| self.corrupt(&key, e))?;
+            return Ok(DraftStatus::Committed { version: c.version });
+        }
+        let key = manifest_pointer_key(id);
+        let manifest = match self.store.get_opt(&key).await? {
+            Some(b) => {
+                Some(serde_json::from_slice::<Pointer>(&b).map_err(|e| self.corrupt(&key, e))?.key)
+            }
+            None => None,
+        };
+        Ok(DraftStatus::Pending { manifest })
+    }
+
+    /// Stores the draft's manifest. Sending the same manifest again is fine; a different one
+    /// for the same draft is refused (a draft's content is fixed once uploaded).
+    pub async fn set_draft_manifest(
+        &self,
+        draft: &Draft,
+        manifest: &Manifest,
+    ) -> Result<(), RegistryError> {
+        let key = self.put_manifest(manifest).await?;
+        let pointer_key = manifest_pointer_key(&draft.id);
+        let bytes = serde_json::to_vec(&Pointer { key: key.clone() })
+            .map_err(|e| self.corrupt(&pointer_key, e))?;
+        if self.store.put_create(&pointer_key, bytes.into()).await? {
+            return Ok(());
+        }
+        match self.draft_status(&draft.id).await? {
+            DraftStatus::Pending { manifest: Some(k) } if k == key => Ok(()),
+            DraftStatus::Committed { .. } => Err(RegistryError::Invalid {
+                name: draft.collection.to_string(),
+                reason: "this version is already committed; its manifest cannot change".into(),
+            }),
+            _ => Err(RegistryError::Invalid {
+                name: draft.collection.to_string(),
+                reason: "a different manifest was already uploaded for this version".into(),
+            }),
+        }
+    }
+
+    /// Publishes a draft through the collection's commit log. Refused while a stored entry's
+    /// file was never uploaded (verified). Committing twice returns the same version.
+    pub async fn commit_draft(&self, draft: &Draft) -> Result<LogOutcome, RegistryError> {
+        let invalid =
+            |reason: String| RegistryError::Invalid { name: draft.collection.to_string(), reason };
+        let manifest_key = match self.draft_status(&draft.id).await? {
+            DraftStatus::Committed { version } => {
+                let state = self.existing_state(&draft.collection).await?;
+                let r = Self::resolve_in(
+                    &draft.collection,
+                    &state,
+                    &crate::names::Selector::Version(version),
+                )?;
+                return Ok(LogOutcome {
+                    version,
+                    digest: r.record.digest,
+                    created: false,
+                    aliases: r.aliases,
+                    uploaded_files: 0,
+                    uploaded_bytes: 0,
+                });
+            }
+            DraftStatus::Pending { manifest: None } => {
+                return Err(invalid("cannot commit: its manifest was never uploaded".into()));
+            }
+            DraftStatus::Pending { manifest: Some(k) } => k,
+        };
+        let bytes = self.store.get(&manifest_key).await?;
+        let manifest = Manifest::from_json(&bytes).map_err(|e| self.corrupt(&manifest_key, e))?;
+        let mut missing = Vec::new();
+        for (path, entry) in manifest.contents.iter().filter(|(_, e)| !e.is_reference()) {
+            let present = match blob_key(&entry.digest) {
+                Some(k) => self.store.head(&k).await?.is_some(),
+                None => false,
+            };
+            if !present {
+                missing.push(path.clone());
+            }
+        }
+        if !missing.is_empty() {
+            missing.truncate(10);
+            return Err(invalid(format!(
+                "cannot commit: these files were never uploaded (or failed verification): {}",
+                missing.join(", ")
+            )));
+        }
+        let req = LogRequest {
+            collection: draft.collection.clone(),
+            artifact_type: draft.artifact_type.clone(),
+            description: draft.description.clone(),
+            metadata: draft.metadata.clone(),
+            aliases: draft.aliases.clone(),
+            manifest,
+            sources: Default::default(),
+        };
+        let outcome = self.publish(&req).await?;
+        let bytes = serde_json::to_vec(&Committed { version: outcome.version })
+            .map_err(|e| self.corrupt("drafts", e))?;
+        // A racing commit of the same draft published the same content, hence the same version.
+        self.store.put_create(&committed_key(&draft.id), bytes.into()).await?;
+        Ok(outcome)
+    }
+}
+
+impl Registry {
+    /// `log` for a manifest whose stored entries are all in the registry already (uploaded
+    /// across earlier requests): stores the manifest and publishes it with `log`'s rules (same
+    /// content → no new version, the aliases and `latest` move to it).
+    pub async fn publish(&self, req: &LogRequest) -> Result<LogOutcome, RegistryError> {
+        let c = &req.collection;
+        for a in &req.aliases {
+            validate_user_alias(a)?;
+        }
+        let digest = req.manifest.digest();
+        let mut aliases: Vec<String> = vec![LATEST.to_owned()];
+        aliases.extend(req.aliases.iter().filter(|a| *a != LATEST).cloned());
+        // The lease keeps `gc` from sweeping blobs this version is about to reference.
+        let lease = self.lease().await?;
+        let result = async {
+            let manifest_key = self.put_manifest(&req.manifest).await?;
+            let (state, (version, created)) = self
+                .commit(c, |s| {
+                    if let Some(t) = &s.artifact_type
+                        && s.seq > 0
+                        && *t != req.artifact_type
+                    {
+                        return Err(RegistryError::TypeMismatch {
+                            name: c.to_string(),
+                            existing: t.clone(),
+                            requested: req.artifact_type.clone(),
+                        });
+                    }
+                    if let Some(v) = s.version_by_digest(&digest) {
+                        let version = v.version;
+                        let add: Vec<String> = aliases
+                            .iter()
+                            .filter(|a| s.aliases.get(*a) != Some(&version))
+                            .cloned()
+                            .collect();
+                        let op = (!add.is_empty()).then_some(Op::Aliases {
+                            version,
+                            add,
+                            remove: vec![],
+                        });
+                        return Ok((op, (version, false)));
+                    }
+                    let op = Op::Create {
+                        version: s.next_version,
+                        digest: digest.clone(),
+                        manifest: manifest_key.clone(),
+                        artifact_type: req.artifact_type.clone(),
+                        description: req.description.clone(),
+                        metadata: req.metadata.clone().unwrap_or(Value::Object(Default::default())),
+                        size: req.manifest.size(),
+                        file_count: req.manifest.contents.len() as u64,
+                        aliases: aliases[1..].to_vec(),
+                    };
+                    Ok((Some(op), (s.next_version, true)))
+                })
+                .await?;
+            Ok(LogOutcome {
+                version,
+                digest: digest.clone(),
+                created,
+                aliases: state.aliases_of(version),
+                uploaded_files: 0,
+                uploaded_bytes: 0,
+            })
+        }
+        .await;
+        lease.release().await;
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Entry, md5_base64};
+    use crate::store::{Store, cloud::Clouds};
+
+    fn draft(c: &CollectionPath, client: Option<&str>) -> Draft {
+        Draft {
+            id: String::new(),
+            collection: c.clone(),
+            artifact_type: "dataset".into(),
+            digest: "d".into(),
+            description: Some("desc".into()),
+            metadata: None,
+            aliases: vec!["best".into()],
+            run: None,
+            client_id: client.map(str::to_owned),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn draft_is_invisible_until_committed_and_needs_its_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap(), &Clouds::default()).unwrap();
+        let reg = Registry::new(store.clone());
+        let c = CollectionPath::new("e", "p", "ds").unwrap();
+        let d = reg.create_draft(draft(&c, Some("client-1"))).await.unwrap();
+        assert!(valid_draft_id(&d.id));
+        // A retry with the same client id finds the same draft.
+        assert_eq!(reg.create_draft(draft(&c, Some("client-1"))).await.unwrap().id, d.id);
+        let err = reg.commit_draft(&d).await.unwrap_err().to_string();
+        assert!(err.contains("manifest was never uploaded"), "{err}");
+
+        let body = b"hello".to_vec();
+        let mut m = Manifest::default();
+        m.contents.insert("a.txt".into(), Entry::stored(md5_base64(&body), 5));
+        reg.set_draft_manifest(&d, &m).await.unwrap();
+        reg.set_draft_manifest(&d, &m).await.unwrap();
+        let mut other = m.clone();
+        other.contents.insert("b.txt".into(), Entry::stored(md5_base64(b"x"), 1));
+        assert!(reg.set_draft_manifest(&d, &other).await.is_err());
+        assert_eq!(reg.state(&c).await.unwrap().seq, 0, "a draft is invisible");
+        let err = reg.commit_draft(&d).await.unwrap_err().to_string();
+        assert!(err.contains("never uploaded") && err.contains("a.txt"), "{err}");
+
+        // A wrong body is refused and publishes nothing; the right one counts.
+        let key = blob_key(&m.contents["a.txt"].digest).unwrap();
+        let want: [u8; 16] = <md5::Md5 as md5::Digest>::digest(&body).into();
+        let bad = futures::stream::iter([Ok(bytes::Bytes::from_static(b"hellO"))]);
+        assert!(store.put_verified(&key, bad, want).await.is_err());
+        assert_eq!(store.head(&key).await.unwrap(), None);
+        let good = futures::stream::iter([Ok(bytes::Bytes::from(body.clone()))]);
+        assert_eq!(store.put_verified(&key, good, want).await.unwrap(), 5);
+
+        let out = reg.commit_draft(&d).await.unwrap();
+        assert_eq!((out.version, out.created), (0, true));
+        assert_eq!(reg.draft_status(&d.id).await.unwrap(), DraftStatus::Committed { version: 0 });
+        assert_eq!(reg.commit_draft(&d).await.unwrap().version, 0);
+        let state = reg.state(&c).await.unwrap();
+        assert_eq!(state.aliases_of(0), ["latest", "best"]);
+        assert_eq!(state.versions[&0].description.as_deref(), Some("desc"));
+    }
+}

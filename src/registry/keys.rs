@@ -1,0 +1,110 @@
+//! API keys for `artfs serve`: `keys/<sha256 hex of the key>.json` holds who the key is and which
+//! entities it may read or write. Only the hash is stored, so reading the registry does not
+//! reveal a key; the key itself is shown once, by `artfs key create`.
+
+use std::io::Read;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::Digest as _;
+
+use super::{Registry, RegistryError};
+use crate::names::validate_scope;
+
+/// Prefix of every key; W&B's SDK accepts `prefix-<40+ word characters>`.
+pub const KEY_PREFIX: &str = "artfs";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    pub user: String,
+    /// The entities this key may use; never empty.
+    pub entities: Vec<String>,
+    pub read_only: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+fn key_path(secret: &str) -> String {
+    format!("keys/{}.json", hex::encode(sha2::Sha256::digest(secret.as_bytes())))
+}
+
+fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
+    let mut buf = vec![0u8; bytes];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
+    Ok(hex::encode(buf))
+}
+
+impl Registry {
+    /// Creates a key for `user` (entities default to the user's own) and returns the secret.
+    pub async fn create_key(
+        &self,
+        user: &str,
+        entities: &[String],
+        read_only: bool,
+    ) -> Result<(String, KeyRecord), RegistryError> {
+        validate_scope("user", user)?;
+        for e in entities {
+            validate_scope("entity", e)?;
+        }
+        let entities = if entities.is_empty() { vec![user.to_owned()] } else { entities.to_vec() };
+        let record =
+            KeyRecord { user: user.to_owned(), entities, read_only, created_at: Utc::now() };
+        let secret = format!(
+            "{KEY_PREFIX}-{}",
+            random_hex(24)
+                .map_err(|e| RegistryError::Busy(format!("cannot read /dev/urandom: {e}")))?
+        );
+        let bytes = serde_json::to_vec_pretty(&record).map_err(|e| self.corrupt("keys", e))?;
+        self.store.put_create(&key_path(&secret), bytes.into()).await?;
+        Ok((secret, record))
+    }
+
+    /// The record of a key, `None` for an unknown key.
+    pub async fn key(&self, secret: &str) -> Result<Option<KeyRecord>, RegistryError> {
+        let key = key_path(secret);
+        match self.store.get_opt(&key).await? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| self.corrupt(&key, e))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// A secret shared by every `artfs serve` over this registry, for signing URLs; created
+    /// by the first one.
+    pub async fn serve_secret(&self) -> Result<Vec<u8>, RegistryError> {
+        const KEY: &str = "serve/url-signing-secret";
+        if let Some(b) = self.store.get_opt(KEY).await? {
+            return Ok(b.to_vec());
+        }
+        let secret = random_hex(32)
+            .map_err(|e| RegistryError::Busy(format!("cannot read /dev/urandom: {e}")))?;
+        self.store.put_create(KEY, secret.into_bytes().into()).await?;
+        // Whoever created it first, this is the one everybody uses.
+        Ok(self.store.get(KEY).await?.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_are_stored_as_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(
+            dir.path().to_str().unwrap(),
+            &crate::store::cloud::Clouds::default(),
+        )
+        .unwrap();
+        let reg = Registry::new(store.clone());
+        let (secret, rec) = reg.create_key("ana", &[], true).await.unwrap();
+        assert!(secret.len() >= 46 && secret.starts_with("artfs-"), "{secret}");
+        assert_eq!(rec.entities, ["ana"]);
+        assert_eq!(reg.key(&secret).await.unwrap(), Some(rec));
+        assert_eq!(reg.key("artfs-nope").await.unwrap(), None);
+        for l in store.list("keys").await.unwrap() {
+            let body = store.get(&l.key).await.unwrap();
+            assert!(!String::from_utf8_lossy(&body).contains(&secret[6..]));
+            assert!(!l.key.contains(&secret[6..]));
+        }
+        assert_eq!(reg.serve_secret().await.unwrap(), reg.serve_secret().await.unwrap());
+    }
+}

@@ -1,0 +1,270 @@
+//! Runs (W&B's `wandb.init` … `run.finish()`), recorded in the registry as a create-only commit
+//! log per run, the same shape as a collection's: `runs/<entity>/<project>/<run>/commits/<N>.json`,
+//! state the pure fold `RunState::apply` over a tagged `RunOp`. What a run streams (history,
+//! summary, console) and the files it uploads are kept as immutable objects beside the log:
+//! `runs/…/stream/<unique>.json` and `runs/…/files/<name>/<unique>`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{MAX_COMMIT_ATTEMPTS, Registry, RegistryError, unique_id, writer_id};
+use crate::names::validate_scope;
+
+/// One published change to a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunCommit {
+    pub seq: u64,
+    pub time: DateTime<Utc>,
+    pub writer: String,
+    pub op: RunOp,
+}
+
+/// Fields a client set on a run; `None` leaves the current value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunFields {
+    pub display_name: Option<String>,
+    pub job_type: Option<String>,
+    pub group: Option<String>,
+    /// W&B's config: a JSON string `{"key": {"value": …}}`.
+    pub config: Option<String>,
+    pub summary_metrics: Option<String>,
+    pub description: Option<String>,
+    pub notes: Option<String>,
+    pub host: Option<String>,
+    pub program: Option<String>,
+    pub commit: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub state: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunOp {
+    Upsert(Box<RunFields>),
+    /// The run logged (created or re-logged) `collection:v{version}`.
+    Logged {
+        collection: String,
+        version: u32,
+    },
+    /// The run used `collection:v{version}`.
+    Used {
+        collection: String,
+        version: u32,
+    },
+    /// The client reported the run finished.
+    Finished {
+        exit_code: Option<i64>,
+    },
+}
+
+/// The fold of a run's log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub seq: u64,
+    pub created_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub fields: RunFields,
+    pub logged: Vec<(String, u32)>,
+    pub used: Vec<(String, u32)>,
+    pub exit_code: Option<i64>,
+    pub finished: bool,
+}
+
+impl RunState {
+    pub fn apply(&mut self, c: &RunCommit) -> Result<(), super::log::FoldError> {
+        if c.seq != self.seq + 1 {
+            return Err(super::log::FoldError::Gap { prev: self.seq, seq: c.seq });
+        }
+        self.created_at.get_or_insert(c.time);
+        self.updated_at = Some(c.time);
+        match &c.op {
+            RunOp::Upsert(f) => {
+                let cur = &mut self.fields;
+                macro_rules! set {
+                    ($($name:ident),*) => { $( if f.$name.is_some() { cur.$name = f.$name.clone(); } )* };
+                }
+                set!(
+                    display_name,
+                    job_type,
+                    group,
+                    config,
+                    summary_metrics,
+                    description,
+                    notes,
+                    host,
+                    program,
+                    commit,
+                    tags,
+                    state
+                );
+            }
+            RunOp::Logged { collection, version } => {
+                let item = (collection.clone(), *version);
+                if !self.logged.contains(&item) {
+                    self.logged.push(item);
+                }
+            }
+            RunOp::Used { collection, version } => {
+                let item = (collection.clone(), *version);
+                if !self.used.contains(&item) {
+                    self.used.push(item);
+                }
+            }
+            RunOp::Finished { exit_code } => {
+                self.finished = true;
+                self.exit_code = *exit_code;
+            }
+        }
+        self.seq = c.seq;
+        Ok(())
+    }
+}
+
+/// Identifies one run.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RunPath {
+    pub entity: String,
+    pub project: String,
+    pub name: String,
+}
+
+impl RunPath {
+    pub fn new(entity: &str, project: &str, name: &str) -> Result<RunPath, RegistryError> {
+        validate_scope("entity", entity)?;
+        validate_scope("project", project)?;
+        validate_scope("run", name)?;
+        Ok(RunPath { entity: entity.into(), project: project.into(), name: name.into() })
+    }
+
+    fn prefix(&self) -> String {
+        format!("runs/{}/{}/{}", self.entity, self.project, self.name)
+    }
+}
+
+impl Registry {
+    pub async fn run_state(&self, run: &RunPath) -> Result<RunState, RegistryError> {
+        let mut state = RunState::default();
+        let dir = format!("{}/commits", run.prefix());
+        for listed in self.store.list(&dir).await? {
+            let bytes = self.store.get(&listed.key).await?;
+            let c: RunCommit =
+                serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&listed.key, e))?;
+            state.apply(&c).map_err(|e| self.corrupt(&listed.key, e))?;
+        }
+        Ok(state)
+    }
+
+    /// Appends one op to a run's log (creating the run), retrying when another writer won.
+    pub async fn record_run(&self, run: &RunPath, op: RunOp) -> Result<RunState, RegistryError> {
+        let mut state = self.run_state(run).await?;
+        for attempt in 0..MAX_COMMIT_ATTEMPTS {
+            let commit = RunCommit {
+                seq: state.seq + 1,
+                time: Utc::now(),
+                writer: writer_id(),
+                op: op.clone(),
+            };
+            let key = format!("{}/commits/{:020}.json", run.prefix(), commit.seq);
+            let bytes = serde_json::to_vec_pretty(&commit).map_err(|e| self.corrupt(&key, e))?;
+            if self.store.put_create(&key, bytes.into()).await? {
+                state.apply(&commit).map_err(|e| self.corrupt(&key, e))?;
+                return Ok(state);
+            }
+            let jitter_ms = fastrand::u64(1..=(5 + 5 * u64::from(attempt.min(20))));
+            tokio::time::sleep(Duration::from_millis(jitter_ms)).await;
+            state = self.run_state(run).await?;
+        }
+        Err(RegistryError::Contention { name: format!("run {}", run.prefix()) })
+    }
+
+    /// Keeps one `file_stream` request body as sent.
+    pub async fn keep_run_stream(&self, run: &RunPath, body: Bytes) -> Result<(), RegistryError> {
+        let key = format!("{}/stream/{}.json", run.prefix(), unique_id());
+        self.store.put_create(&key, body).await?;
+        Ok(())
+    }
+
+    /// Keeps one uploaded run file (`config.yaml`, `wandb-summary.json`, …); every upload of
+    /// the same name is kept, in time order.
+    pub async fn keep_run_file(
+        &self,
+        run: &RunPath,
+        name: &str,
+        body: Bytes,
+    ) -> Result<(), RegistryError> {
+        let key = format!("{}/files/{name}/{}", run.prefix(), unique_id());
+        self.store.put_create(&key, body).await?;
+        Ok(())
+    }
+
+    /// The runs of a project, by name.
+    pub async fn runs(&self, entity: &str, project: &str) -> Result<Vec<String>, RegistryError> {
+        Ok(self.store.list_dirs(&format!("runs/{entity}/{project}")).await?)
+    }
+
+    /// Every stored object of a run below `sub` (`stream`, `files`), as (key, bytes).
+    pub async fn run_objects(
+        &self,
+        run: &RunPath,
+        sub: &str,
+    ) -> Result<BTreeMap<String, Bytes>, RegistryError> {
+        let mut out = BTreeMap::new();
+        for l in self.store.list(&format!("{}/{sub}", run.prefix())).await? {
+            let b = self.store.get(&l.key).await?;
+            out.insert(l.key, b);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commit(seq: u64, op: RunOp) -> RunCommit {
+        RunCommit { seq, time: Utc::now(), writer: "t".into(), op }
+    }
+
+    #[test]
+    fn upserts_merge_and_lineage_is_a_set() {
+        let mut s = RunState::default();
+        let f = RunFields {
+            job_type: Some("train".into()),
+            config: Some("{}".into()),
+            ..Default::default()
+        };
+        s.apply(&commit(1, RunOp::Upsert(Box::new(f)))).unwrap();
+        let g = RunFields { config: Some("{\"a\":1}".into()), ..Default::default() };
+        s.apply(&commit(2, RunOp::Upsert(Box::new(g)))).unwrap();
+        assert_eq!(s.fields.job_type.as_deref(), Some("train"));
+        assert_eq!(s.fields.config.as_deref(), Some("{\"a\":1}"));
+        let used = RunOp::Used { collection: "e/p/d".into(), version: 1 };
+        s.apply(&commit(3, used.clone())).unwrap();
+        s.apply(&commit(4, used)).unwrap();
+        assert_eq!(s.used, [("e/p/d".to_string(), 1)]);
+        assert!(s.apply(&commit(9, RunOp::Finished { exit_code: Some(0) })).is_err());
+    }
+
+    #[tokio::test]
+    async fn runs_are_recorded_in_the_registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(
+            dir.path().to_str().unwrap(),
+            &crate::store::cloud::Clouds::default(),
+        )
+        .unwrap();
+        let reg = Registry::new(store);
+        let run = RunPath::new("e", "p", "abc123").unwrap();
+        reg.record_run(&run, RunOp::Upsert(Box::default())).await.unwrap();
+        reg.record_run(&run, RunOp::Finished { exit_code: Some(0) }).await.unwrap();
+        reg.keep_run_stream(&run, Bytes::from_static(b"{}")).await.unwrap();
+        let s = reg.run_state(&run).await.unwrap();
+        assert_eq!((s.seq, s.finished), (2, true));
+        assert_eq!(reg.runs("e", "p").await.unwrap(), ["abc123"]);
+        assert_eq!(reg.run_objects(&run, "stream").await.unwrap().len(), 1);
+    }
+}

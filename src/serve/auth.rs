@@ -1,0 +1,217 @@
+//! Who a request is (API keys in `Authorization: Basic api:KEY`, as the W&B SDK sends them) and
+//! signed URLs (HMAC-SHA256 over method, path and expiry) for the storage endpoints, which the
+//! SDK calls without credentials.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::registry::keys::KeyRecord;
+use crate::registry::{Registry, RegistryError};
+
+/// How long a key lookup is remembered (a key is one registry read per minute, not per request).
+const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// What the caller may do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Access {
+    pub user: String,
+    pub entities: Vec<String>,
+    pub read_only: bool,
+}
+
+impl Access {
+    pub fn can_read(&self, entity: &str) -> bool {
+        self.entities.iter().any(|e| e == entity)
+    }
+
+    pub fn can_write(&self, entity: &str) -> bool {
+        !self.read_only && self.can_read(entity)
+    }
+
+    /// The entity used when a request names none (W&B's `viewer.entity`).
+    pub fn default_entity(&self) -> &str {
+        self.entities.first().map(String::as_str).unwrap_or(&self.user)
+    }
+}
+
+impl From<KeyRecord> for Access {
+    fn from(r: KeyRecord) -> Access {
+        Access { user: r.user, entities: r.entities, read_only: r.read_only }
+    }
+}
+
+/// The key in an `Authorization` header value: `Basic base64(api:KEY)` (any user name).
+pub fn key_of_header(value: &str) -> Option<String> {
+    let b64 = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (_, key) = text.split_once(':')?;
+    (!key.is_empty()).then(|| key.to_owned())
+}
+
+/// Checks keys against the registry, remembering answers briefly.
+#[derive(Debug, Default)]
+pub struct KeyCheck {
+    cache: Mutex<HashMap<String, (Option<Access>, Instant)>>,
+}
+
+impl KeyCheck {
+    pub async fn access(
+        &self,
+        registry: &Registry,
+        key: &str,
+    ) -> Result<Option<Access>, RegistryError> {
+        if let Ok(cache) = self.cache.lock()
+            && let Some((a, at)) = cache.get(key)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(a.clone());
+        }
+        let access = registry.key(key).await?.map(Access::from);
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key.to_owned(), (access.clone(), Instant::now()));
+        }
+        Ok(access)
+    }
+}
+
+/// Why a signed URL was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum SignatureError {
+    #[error("this URL carries no signature")]
+    Missing,
+    #[error("this URL's signature does not match what it names")]
+    Bad,
+    #[error("this URL expired; ask the server for a new one")]
+    Expired,
+}
+
+/// Signs and checks storage URLs.
+#[derive(Clone)]
+pub struct Signer {
+    secret: Vec<u8>,
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signer").field("secret", &"<redacted>").field("ttl", &self.ttl).finish()
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+impl Signer {
+    pub fn new(secret: Vec<u8>, ttl: Duration) -> Signer {
+        Signer { secret, ttl }
+    }
+
+    fn mac(&self, method: &str, path: &str, expires: u64) -> Hmac<Sha256> {
+        // HMAC takes keys of any length; this cannot fail.
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        mac.update(format!("{method}\n{path}\n{expires}").as_bytes());
+        mac
+    }
+
+    /// The query string that authorises `method` on `path` until now + ttl.
+    pub fn sign(&self, method: &str, path: &str) -> String {
+        let expires = now_secs() + self.ttl.as_secs();
+        let sig = hex::encode(self.mac(method, path, expires).finalize().into_bytes());
+        format!("expires={expires}&sig={sig}")
+    }
+
+    pub fn verify(
+        &self,
+        method: &str,
+        path: &str,
+        expires: Option<&str>,
+        sig: Option<&str>,
+    ) -> Result<(), SignatureError> {
+        let (Some(expires), Some(sig)) = (expires, sig) else {
+            return Err(SignatureError::Missing);
+        };
+        let exp: u64 = expires.parse().map_err(|_| SignatureError::Bad)?;
+        let sig = hex::decode(sig).map_err(|_| SignatureError::Bad)?;
+        self.mac(method, path, exp).verify_slice(&sig).map_err(|_| SignatureError::Bad)?;
+        if exp < now_secs() {
+            return Err(SignatureError::Expired);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(q: &str) -> (String, String) {
+        let mut e = String::new();
+        let mut s = String::new();
+        for kv in q.split('&') {
+            match kv.split_once('=') {
+                Some(("expires", v)) => e = v.into(),
+                Some(("sig", v)) => s = v.into(),
+                _ => {}
+            }
+        }
+        (e, s)
+    }
+
+    #[test]
+    fn signatures_bind_method_path_and_expiry() {
+        let s = Signer::new(b"secret".to_vec(), Duration::from_secs(60));
+        let (e, sig) = parts(&s.sign("GET", "/storage/blob/ab"));
+        assert_eq!(s.verify("GET", "/storage/blob/ab", Some(&e), Some(&sig)), Ok(()));
+        assert_eq!(
+            s.verify("PUT", "/storage/blob/ab", Some(&e), Some(&sig)),
+            Err(SignatureError::Bad)
+        );
+        assert_eq!(
+            s.verify("GET", "/storage/blob/ac", Some(&e), Some(&sig)),
+            Err(SignatureError::Bad)
+        );
+        let later = (e.parse::<u64>().unwrap() + 1).to_string();
+        assert_eq!(
+            s.verify("GET", "/storage/blob/ab", Some(&later), Some(&sig)),
+            Err(SignatureError::Bad)
+        );
+        assert_eq!(s.verify("GET", "/storage/blob/ab", None, None), Err(SignatureError::Missing));
+        let other = Signer::new(b"other".to_vec(), Duration::from_secs(60));
+        assert_eq!(
+            other.verify("GET", "/storage/blob/ab", Some(&e), Some(&sig)),
+            Err(SignatureError::Bad)
+        );
+        let expired = Signer::new(b"secret".to_vec(), Duration::ZERO);
+        let (e, sig) = parts(&expired.sign("GET", "/x"));
+        let e = (e.parse::<u64>().unwrap() - 5).to_string();
+        let sig2 =
+            hex::encode(expired.mac("GET", "/x", e.parse().unwrap()).finalize().into_bytes());
+        let _ = sig;
+        assert_eq!(
+            expired.verify("GET", "/x", Some(&e), Some(&sig2)),
+            Err(SignatureError::Expired)
+        );
+        assert!(!format!("{s:?}").contains("secret\""));
+    }
+
+    #[test]
+    fn basic_auth_header() {
+        let h = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("api:k-123"));
+        assert_eq!(key_of_header(&h).as_deref(), Some("k-123"));
+        assert_eq!(key_of_header("Bearer x"), None);
+        assert_eq!(key_of_header("Basic !!!"), None);
+        let empty = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("api:"));
+        assert_eq!(key_of_header(&empty), None);
+    }
+}

@@ -1,0 +1,140 @@
+//! `artfs serve`: a W&B-compatible HTTP server over the registry, so the unmodified `wandb` SDK
+//! logs, uses and downloads artifacts in it (`../shared/wandb-api.md` is the client's contract).
+//!
+//! - `schema`: GraphQL (async-graphql) — W&B's types, limited to what the SDK reads;
+//! - `http`: the other endpoints — storage PUT/GET behind signed URLs, `file_stream`,
+//!   `/artifactsV2/…`, and the router;
+//! - `auth`: API keys (Basic `api:KEY`) and URL signing;
+//! - `ids`: stateless GraphQL ids.
+//!
+//! All state lives in the registry (versions, drafts, runs, keys, the signing secret), so several
+//! `artfs serve` processes over one bucket, and the CLI beside them, agree.
+
+pub mod auth;
+mod http;
+pub mod ids;
+pub mod schema;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::registry::runs::RunPath;
+use crate::registry::{Registry, RegistryError};
+
+/// Default lifetime of the upload and download URLs the server hands out.
+pub const DEFAULT_URL_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Largest GraphQL request body (a `createArtifactFiles` batch of 2,000 files is about 1 MiB).
+pub const MAX_GRAPHQL_BYTES: usize = 32 << 20;
+/// Largest `file_stream` body or run file kept (they are held in memory while stored).
+pub const MAX_RUN_UPLOAD_BYTES: usize = 64 << 20;
+/// Largest manifest accepted (parsed in memory; ~200 bytes per entry).
+pub const MAX_MANIFEST_BYTES: usize = 512 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error("cannot serve on {addr}: {source}")]
+    Io {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How the server presents itself.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The base of the URLs handed to clients [default: `http://<bound address>`].
+    pub public_url: Option<String>,
+    pub url_ttl: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions { public_url: None, url_ttl: DEFAULT_URL_TTL }
+    }
+}
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct Shared {
+    pub registry: Registry,
+    pub public_url: String,
+    signer: auth::Signer,
+    keys: auth::KeyCheck,
+}
+
+fn seg(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+impl Shared {
+    fn signed(&self, method: &str, path: &str, what: &str) -> String {
+        format!("{}{path}?{}", self.public_url, self.signer.sign(method, what))
+    }
+
+    /// A signed URL for a blob key (`blobs/md5/ab/cdef…`).
+    pub fn blob_url(&self, method: &str, key: &str) -> String {
+        let hex = key.trim_start_matches("blobs/md5/").replace('/', "");
+        self.signed(method, &format!("/storage/blob/{hex}"), &format!("blob/{hex}"))
+    }
+
+    /// A signed GET URL for a stored manifest (`manifests/<hex>.json`).
+    pub fn manifest_url(&self, key: &str) -> Option<String> {
+        let hex = key.strip_prefix("manifests/")?.strip_suffix(".json")?;
+        Some(self.signed("GET", &format!("/storage/manifest/{hex}"), &format!("manifest/{hex}")))
+    }
+
+    /// A signed PUT URL for part `n` of multipart upload `upload`, bound to the part's MD5.
+    pub fn part_url(&self, upload: &str, n: u32, hex_md5: &str) -> String {
+        let what = format!("part/{upload}/{n}/{hex_md5}");
+        self.signed("PUT", &format!("/storage/part/{upload}/{n}/{hex_md5}"), &what)
+    }
+
+    pub fn draft_manifest_url(&self, draft: &str) -> String {
+        self.signed("PUT", &format!("/storage/draft/{draft}"), &format!("draft/{draft}"))
+    }
+
+    pub fn run_file_url(&self, run: &RunPath, name: &str) -> String {
+        let path = format!(
+            "/storage/run/{}/{}/{}/{}",
+            seg(&run.entity),
+            seg(&run.project),
+            seg(&run.name),
+            name.split('/').map(seg).collect::<Vec<_>>().join("/")
+        );
+        let what = format!("run/{}/{}/{}/{name}", run.entity, run.project, run.name);
+        self.signed("PUT", &path, &what)
+    }
+}
+
+/// Serves the W&B API for `registry` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    opts: ServeOptions,
+    registry: Registry,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServeError::Io { addr: "listener".into(), source })?;
+    let public_url = opts
+        .public_url
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let secret = registry.serve_secret().await?;
+    let shared = Arc::new(Shared {
+        registry,
+        public_url,
+        signer: auth::Signer::new(secret, opts.url_ttl),
+        keys: auth::KeyCheck::default(),
+    });
+    tracing::info!("artfs serve: listening on {addr}, public URL {}", shared.public_url);
+    let app = http::router(shared);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Io { addr: addr.to_string(), source })
+}

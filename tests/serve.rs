@@ -1,0 +1,633 @@
+//! `artfs serve` driven by the real `wandb` SDK 0.31 (`$ARTFS_WANDB_PYTHON`), with the flow
+//! scripts in `tests/serve/*.py`, plus raw HTTP for auth and bad input.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::util::{Env, read_tree, write_tree};
+
+fn python() -> String {
+    std::env::var("ARTFS_WANDB_PYTHON").expect(
+        "ARTFS_WANDB_PYTHON must name a Python with wandb==0.31.0 installed \
+         (eval \"$(scripts/test-services.sh env)\" sets it)",
+    )
+}
+
+fn scripts_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/serve")
+}
+
+/// A running `artfs serve` on 127.0.0.1:0 over the env's registry; killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub log: PathBuf,
+}
+
+impl Server {
+    pub fn start(env: &Env, extra: &[&str]) -> Server {
+        Server::start_logging_to(env, extra, "serve.log")
+    }
+
+    pub fn start_logging_to(env: &Env, extra: &[&str], log_name: &str) -> Server {
+        let log = env.path(log_name);
+        let mut child = env
+            .cmd()
+            .env("ARTFS_LOG", "artfs=debug")
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| panic!("first line of artfs serve: {line:?}"))
+            .to_owned();
+        Server { child, addr, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn create_key(env: &Env, args: &[&str]) -> String {
+    let mut full = vec!["-q", "key", "create"];
+    full.extend(args);
+    env.ok(&full).trim().to_owned()
+}
+
+/// Runs one flow script with the SDK pointed at `server`; its files live in `<env>/flow-<tag>`.
+/// Returns the script's FLOW-RESULT JSON and that directory.
+pub fn run_flow(
+    env: &Env,
+    server: &Server,
+    key: &str,
+    script: &str,
+    tag: &str,
+    vars: &[(&str, &str)],
+) -> (serde_json::Value, PathBuf) {
+    let t = env.path(&format!("flow-{tag}"));
+    std::fs::create_dir_all(t.join("wandb")).unwrap();
+    let mut cmd = Command::new(python());
+    cmd.arg(scripts_dir().join(script))
+        .current_dir(&t)
+        .env("WANDB_BASE_URL", server.url())
+        .env("WANDB_API_KEY", key)
+        .env("WANDB_MODE", "online")
+        .env("WANDB_SILENT", "true")
+        .env("WANDB_DIR", t.join("wandb"))
+        .env("WANDB_CACHE_DIR", t.join("cache"))
+        .env("WANDB_DATA_DIR", t.join("data"))
+        .env("WANDB_CONFIG_DIR", t.join("config"))
+        .env("WANDB_ARTIFACT_DIR", t.join("artifacts"))
+        .env("WANDB_DISABLE_GIT", "true")
+        .env("NETRC", t.join("netrc"))
+        .env("PYTHONPATH", scripts_dir())
+        .env("FLOW_ENTITY", "acme")
+        .env("FLOW_PROJECT", "bikes")
+        .env("FLOW_TMP", &t)
+        .env_remove("WANDB_ENTITY")
+        .env_remove("WANDB_PROJECT");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "flow {script} failed ({}):\n{stdout}\n{stderr}\n--- server log (tail) ---\n{}",
+        out.status,
+        tail(&server.log_text(), 40)
+    );
+    let result = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("FLOW-RESULT "))
+        .unwrap_or_else(|| panic!("flow {script} printed no result:\n{stdout}\n{stderr}"));
+    (serde_json::from_str(result).unwrap(), t)
+}
+
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// One HTTP/1.1 request over a fresh connection: (status, body).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    // Generous: only a hung server trips it.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+fn basic(key: &str) -> String {
+    use base64::Engine;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("api:{key}")))
+}
+
+/// A GraphQL request with `key`; returns the JSON answer (asserting HTTP 200).
+pub fn gql(server: &Server, key: &str, query: &str, vars: serde_json::Value) -> serde_json::Value {
+    let body = serde_json::json!({"query": query, "variables": vars}).to_string();
+    let auth = basic(key);
+    let (status, text) = http(
+        &server.addr,
+        "POST",
+        "/graphql",
+        &[("Authorization", &auth), ("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
+    assert_eq!(status, 200, "{text}");
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let (ta, tb) = (read_tree(a), read_tree(b));
+    assert_eq!(ta.keys().collect::<Vec<_>>(), tb.keys().collect::<Vec<_>>());
+    assert!(ta == tb, "{} and {} differ in content", a.display(), b.display());
+}
+
+#[test]
+fn sdk_flows_and_the_round_trip_to_artfs() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+
+    // F1 + F2: runs and log_artifact (files, dirs, new_file, references, aliases, dedup).
+    let (f2, f2_dir) = run_flow(&env, &server, &key, "f2_log.py", "f2", &[]);
+    let versions = env.json(&["versions", "acme/bikes/bikes"]);
+    let list = versions.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{versions}");
+    let v0 = env.json(&["show", "acme/bikes/bikes:v0", "--files"]);
+    assert_eq!(v0["digest"], f2["digest"], "artfs sees the digest the SDK computed");
+    assert_eq!(v0["description"], "F2 test");
+    let mut aliases: Vec<String> =
+        v0["aliases"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().to_owned()).collect();
+    aliases.sort();
+    assert_eq!(aliases, ["again", "best"]);
+    assert_eq!(env.json(&["show", "acme/bikes/bikes:latest"])["digest"], f2["v1_digest"]);
+    // The run was recorded in the registry: its log and what it streamed.
+    let run = f2["run"].as_str().unwrap();
+    let run_dir = env.registry_dir().join(format!("runs/acme/bikes/{run}"));
+    assert!(run_dir.join("commits").read_dir().unwrap().count() >= 3, "upserts + lineage");
+    assert!(run_dir.join("stream").read_dir().unwrap().count() >= 1, "file_stream kept");
+    assert!(run_dir.join("files").read_dir().unwrap().count() >= 1, "run files kept");
+
+    // F3 + F6: use, download, get_path, get_entry (/artifactsV2), the public API.
+    let (f3, f3_dir) = run_flow(&env, &server, &key, "f3_use.py", "f3", &[]);
+    assert_eq!(env.json(&["show", "acme/bikes/flowers:prod"])["digest"], f3["digest"]);
+    // What the SDK logged reads byte-identically through `artfs get` and `artfs mount`.
+    let got = env.path("got");
+    env.ok(&["-q", "get", "acme/bikes/flowers:v0", "--root", got.to_str().unwrap()]);
+    same_tree(&got, &f3_dir.join("dl"));
+    let mnt = env.path("mnt");
+    let m = env.mount(&["acme/bikes/flowers:v0", mnt.to_str().unwrap()]);
+    same_tree(&m.join(""), &f3_dir.join("dl"));
+    drop(m);
+
+    // F4 + F6 edits and deletes; F7 the wandb CLI.
+    run_flow(&env, &server, &key, "f4_edit.py", "f4", &[]);
+    assert!(env.json(&["versions", "acme/bikes/model"]).as_array().unwrap().is_empty());
+    run_flow(&env, &server, &key, "f7_cli.py", "f7", &[]);
+    assert_eq!(env.json(&["show", "acme/bikes/cli-data:cli-alias"])["description"], "from the CLI");
+
+    // The reverse: what `artfs log` writes, the SDK uses and downloads, digest for digest.
+    let src = env.path("cli-src");
+    let mut files = crate::util::Files::new();
+    files.insert("a.bin".into(), crate::util::bytes(1, 300_000));
+    files.insert("d/b.txt".into(), b"bee\n".to_vec());
+    files.insert("d/e/empty".into(), Vec::new());
+    write_tree(&src, &files);
+    let logged = env.json(&["log", "acme/bikes/from-artfs", src.to_str().unwrap()]);
+    let digest = logged["digest"].as_str().unwrap().to_owned();
+    let (used, _) = run_flow(
+        &env,
+        &server,
+        &key,
+        "use_logged.py",
+        "reverse",
+        &[
+            ("FLOW_ARTIFACT", "acme/bikes/from-artfs:latest"),
+            ("FLOW_DIGEST", &digest),
+            ("FLOW_EXPECT_DIR", src.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(used["version"], "v0");
+
+    // No key or secret in the server's log.
+    let log = server.log_text();
+    assert!(log.contains("POST /graphql"), "the log is the debug log: {}", tail(&log, 5));
+    assert!(!log.contains(&key[6..]), "the API key appears in the server log");
+    let secret =
+        std::fs::read_to_string(env.registry_dir().join("serve/url-signing-secret")).unwrap();
+    assert!(!log.contains(secret.trim()), "the signing secret appears in the server log");
+    assert!(!log.contains("sig="), "a URL signature appears in the server log");
+    let _ = f2_dir;
+}
+
+const CREATE: &str = "mutation($input: CreateArtifactInput!) { createArtifact(input: $input) { artifact { id state } } }";
+const FILES: &str = "mutation($input: CreateArtifactFilesInput!) { createArtifactFiles(input: $input) { files { edges { node { uploadUrl artifact { id } } } } } }";
+const MANIFEST: &str = "mutation($id: ID!) { createArtifactManifest(input: {artifactID: $id, name: \"wandb_manifest.json\", digest: \"\", entityName: \"acme\", projectName: \"bikes\", runName: \"r\", type: FULL}) { artifactManifest { id file { uploadUrl } } } }";
+const COMMIT: &str =
+    "mutation($id: ID!) { commitArtifact(input: {artifactID: $id}) { artifact { id } } }";
+
+fn create_input(entity: &str, name: &str) -> serde_json::Value {
+    serde_json::json!({"input": {"entityName": entity, "projectName": "bikes",
+        "artifactTypeName": "dataset", "artifactCollectionName": name, "digest": "d0",
+        "aliases": [{"alias": "latest", "artifactCollectionName": name}], "runName": null,
+        "clientID": null, "metadata": null, "description": null}})
+}
+
+fn md5_b64(data: &[u8]) -> String {
+    use base64::Engine;
+    use md5::Digest;
+    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
+}
+
+fn file_spec(id: &str, name: &str, data: &[u8]) -> serde_json::Value {
+    serde_json::json!({"input": {"artifactFiles": [{"artifactID": id, "artifactManifestID": null,
+        "name": name, "md5": md5_b64(data), "digest": md5_b64(data), "mimetype": null,
+        "uploadPartsInput": null}], "storageLayout": "V2", "digestAlgorithm": "MANIFEST_MD5"}})
+}
+
+/// `http://addr/path?query` → `/path?query`.
+fn path_of(url: &str, server: &Server) -> String {
+    url.strip_prefix(&server.url()).unwrap_or_else(|| panic!("{url}")).to_owned()
+}
+
+#[test]
+fn keys_entities_signed_urls_and_bad_input() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let rw = create_key(&env, &["ana", "--entity", "acme"]);
+    let ro = create_key(&env, &["rita", "--entity", "acme", "--read-only"]);
+    let other = create_key(&env, &["olga", "--entity", "globex"]);
+    let addr = server.addr.clone();
+
+    // Health needs no key; everything else does: no key or a wrong key is a bare 401.
+    assert_eq!(http(&addr, "GET", "/healthz", &[], b"").0, 200);
+    let viewer = br#"{"query": "{ viewer { entity } }"}"#;
+    let (status, body) = http(&addr, "POST", "/graphql", &[], viewer);
+    assert_eq!(status, 401);
+    assert!(!body.contains("data"), "{body}");
+    let wrong = basic("artfs-0000000000000000000000000000000000000000000000");
+    assert_eq!(http(&addr, "POST", "/graphql", &[("Authorization", &wrong)], viewer).0, 401);
+    assert_eq!(http(&addr, "POST", "/files/acme/bikes/r1/file_stream", &[], b"{}").0, 401);
+    assert_eq!(http(&addr, "GET", "/artifactsV2/default/acme/bikes/x/a/b/c", &[], b"").0, 401);
+    let v = gql(&server, &rw, "{ viewer { entity username } }", serde_json::json!({}));
+    assert_eq!(v["data"]["viewer"]["entity"], "acme");
+
+    // A read-only key cannot write; another entity's key cannot write here either.
+    let r = gql(&server, &ro, CREATE, create_input("acme", "raw"));
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("read-only"), "{r}");
+    let r = gql(&server, &other, CREATE, create_input("acme", "raw"));
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("may not write"), "{r}");
+
+    // A pending version: invisible, needs its manifest and its verified files to commit.
+    let r = gql(&server, &rw, CREATE, create_input("acme", "raw"));
+    assert_eq!(r["data"]["createArtifact"]["artifact"]["state"], "PENDING", "{r}");
+    let id = r["data"]["createArtifact"]["artifact"]["id"].as_str().unwrap().to_owned();
+    let r = gql(&server, &rw, COMMIT, serde_json::json!({"id": id}));
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("manifest was never uploaded"));
+    let data = b"hello bytes".to_vec();
+    let r = gql(&server, &rw, FILES, file_spec(&id, "a.txt", &data));
+    let url = r["data"]["createArtifactFiles"]["files"]["edges"][0]["node"]["uploadUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    let put = path_of(&url, &server);
+    // Bytes that do not match the declared MD5 are refused and nothing is stored.
+    let (status, body) = http(&addr, "PUT", &put, &[], b"other bytes");
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("MD5"), "{body}");
+    let blob =
+        env.registry_dir().join("blobs/md5").join(&hex_of(&data)[..2]).join(&hex_of(&data)[2..]);
+    assert!(!blob.exists());
+    // An altered signature, or a URL used for another object or method, is refused.
+    let altered =
+        format!("{}{}", &put[..put.len() - 1], if put.ends_with('0') { '1' } else { '0' });
+    assert_eq!(http(&addr, "PUT", &altered, &[], &data).0, 403);
+    assert_eq!(http(&addr, "GET", &put, &[], b"").0, 403);
+    let unsigned = put.split('?').next().unwrap();
+    assert_eq!(http(&addr, "PUT", unsigned, &[], &data).0, 403);
+    assert_eq!(http(&addr, "PUT", &put, &[], &data).0, 200);
+    assert!(blob.exists());
+
+    // A manifest naming a file that was never uploaded cannot be committed.
+    let manifest = serde_json::json!({"version": 1, "storagePolicy": "wandb-storage-policy-v1",
+        "storagePolicyConfig": {"storageLayout": "V2"}, "contents": {
+            "a.txt": {"digest": md5_b64(&data), "size": data.len()},
+            "missing.txt": {"digest": md5_b64(b"never sent"), "size": 10}}});
+    let r = gql(&server, &rw, MANIFEST, serde_json::json!({"id": id}));
+    let murl = r["data"]["createArtifactManifest"]["artifactManifest"]["file"]["uploadUrl"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{r}"))
+        .to_owned();
+    let mput = path_of(&murl, &server);
+    assert_eq!(http(&addr, "PUT", &mput, &[], b"{not json").0, 400);
+    let evil = serde_json::json!({"version": 1, "contents": {"../evil": {"digest": md5_b64(&data), "size": 1}}});
+    assert_eq!(http(&addr, "PUT", &mput, &[], evil.to_string().as_bytes()).0, 400);
+    assert_eq!(http(&addr, "PUT", &mput, &[], manifest.to_string().as_bytes()).0, 200);
+    let r = gql(&server, &rw, COMMIT, serde_json::json!({"id": id}));
+    let msg = r["errors"][0]["message"].as_str().unwrap_or_else(|| panic!("{r}"));
+    assert!(msg.contains("never uploaded") && msg.contains("missing.txt"), "{msg}");
+    assert!(env.json(&["ls", "acme/bikes"]).as_array().unwrap().is_empty(), "nothing published");
+
+    // Path traversal in an entry name is refused.
+    let r = gql(&server, &rw, FILES, file_spec(&id, "../../etc/passwd", &data));
+    assert!(r["errors"][0]["message"].as_str().is_some(), "{r}");
+
+    // Another entity's artifact looks nonexistent.
+    env.ok(&["-q", "log", "acme/bikes/secret", env.registry_dir().join("blobs").to_str().unwrap()]);
+    let q = "{ project(entityName: \"acme\", name: \"bikes\") { artifactCollection(name: \"secret\") { name } } }";
+    assert_eq!(
+        gql(&server, &other, q, serde_json::json!({}))["data"]["project"],
+        serde_json::Value::Null
+    );
+    assert!(
+        gql(&server, &rw, q, serde_json::json!({}))["data"]["project"]["artifactCollection"]["name"]
+            == "secret"
+    );
+    let vid = gql(&server, &rw, "{ project(entityName: \"acme\", name: \"bikes\") { artifact(name: \"secret:v0\") { id } } }", serde_json::json!({}))
+        ["data"]["project"]["artifact"]["id"].as_str().unwrap().to_owned();
+    let by_id = gql(
+        &server,
+        &other,
+        "query($id: ID!) { artifact(id: $id) { id } }",
+        serde_json::json!({"id": vid}),
+    );
+    assert_eq!(by_id["data"]["artifact"], serde_json::Value::Null);
+    let auth_other = basic(&other);
+    assert_eq!(
+        http(
+            &addr,
+            "POST",
+            "/files/acme/bikes/r1/file_stream",
+            &[("Authorization", &auth_other)],
+            b"{}"
+        )
+        .0,
+        403
+    );
+
+    // Bad requests: 4xx or GraphQL errors with a message, never a 5xx.
+    let auth = basic(&rw);
+    let h = [("Authorization", auth.as_str()), ("Content-Type", "application/json")];
+    let (status, body) = http(&addr, "POST", "/graphql", &h, b"{\"query\": ");
+    assert_eq!(status, 400, "{body}");
+    let r = gql(&server, &rw, "query { viewer { ", serde_json::json!({}));
+    assert!(r["errors"][0]["message"].as_str().is_some(), "{r}");
+    let r = gql(&server, &rw, "{ serverInfo { nope } }", serde_json::json!({}));
+    assert!(
+        r["errors"][0]["message"].as_str().unwrap().starts_with("Cannot query field \"nope\""),
+        "{r}"
+    );
+    let r = gql(&server, &rw, CREATE, create_input("acme", "bad/name"));
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("invalid artifact name"), "{r}");
+    // A body over the GraphQL limit is refused with 413 once the limit is crossed.
+    let big = 33usize << 20;
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    write!(s, "POST /graphql HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Length: {big}\r\nConnection: close\r\n\r\n").unwrap();
+    let chunk = vec![b' '; 1 << 20];
+    for _ in 0..33 {
+        if s.write_all(&chunk).is_err() {
+            break; // the server answered and closed: fine
+        }
+    }
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp);
+    assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
+    assert!(!server.log_text().contains("panicked"));
+}
+
+fn hex_of(data: &[u8]) -> String {
+    use md5::Digest;
+    hex::encode(md5::Md5::digest(data))
+}
+
+#[test]
+fn expired_urls_are_refused() {
+    let env = Env::new();
+    let server = Server::start(&env, &["--url-ttl", "0s"]);
+    let rw = create_key(&env, &["ana", "--entity", "acme"]);
+    let r = gql(&server, &rw, CREATE, create_input("acme", "raw"));
+    let id = r["data"]["createArtifact"]["artifact"]["id"].as_str().unwrap().to_owned();
+    let r = gql(&server, &rw, FILES, file_spec(&id, "a.txt", b"x"));
+    let url = r["data"]["createArtifactFiles"]["files"]["edges"][0]["node"]["uploadUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Issued with a zero lifetime: once this second is over, the URL is dead.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (status, body) = http(&server.addr, "PUT", &path_of(&url, &server), &[], b"x");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("expired"), "{body}");
+}
+
+#[test]
+fn eight_sdk_writers_make_eight_dense_versions() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let results: Vec<serde_json::Value> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let (env, server, key) = (&env, &server, &key);
+                s.spawn(move || {
+                    let seed = i.to_string();
+                    let tag = format!("w{i}");
+                    let vars = [("FLOW_ARTIFACT", "shared"), ("FLOW_SEED", seed.as_str())];
+                    run_flow(env, server, key, "log_one.py", &tag, &vars).0
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut got: Vec<String> =
+        results.iter().map(|r| r["version"].as_str().unwrap().to_owned()).collect();
+    got.sort_by_key(|v| v[1..].parse::<u32>().unwrap());
+    assert_eq!(got, (0..8).map(|i| format!("v{i}")).collect::<Vec<_>>());
+    let versions = env.json(&["versions", "acme/bikes/shared"]);
+    let mut digests: Vec<&str> =
+        versions.as_array().unwrap().iter().map(|v| v["digest"].as_str().unwrap()).collect();
+    let mut want: Vec<&str> = results.iter().map(|r| r["digest"].as_str().unwrap()).collect();
+    digests.sort();
+    want.sort();
+    assert_eq!(digests, want, "each writer's content is one version");
+}
+
+#[test]
+fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let t = env.path("flow-killed");
+    std::fs::create_dir_all(t.join("wandb")).unwrap();
+    // In its own session, so wandb-core (its child) dies with it.
+    let mut cmd = Command::new("setsid");
+    cmd.arg(python()).arg(scripts_dir().join("log_one.py")).current_dir(&t);
+    for (k, v) in [
+        ("WANDB_BASE_URL", server.url()),
+        ("WANDB_API_KEY", key.clone()),
+        ("WANDB_MODE", "online".into()),
+        ("WANDB_SILENT", "true".into()),
+        ("WANDB_DIR", t.join("wandb").display().to_string()),
+        ("WANDB_CACHE_DIR", t.join("cache").display().to_string()),
+        ("WANDB_DATA_DIR", t.join("data").display().to_string()),
+        ("WANDB_CONFIG_DIR", t.join("config").display().to_string()),
+        ("WANDB_DISABLE_GIT", "true".into()),
+        ("NETRC", t.join("netrc").display().to_string()),
+        ("PYTHONPATH", scripts_dir().display().to_string()),
+        ("FLOW_ENTITY", "acme".into()),
+        ("FLOW_PROJECT", "bikes".into()),
+        ("FLOW_TMP", t.display().to_string()),
+        ("FLOW_ARTIFACT", "killed".into()),
+        ("FLOW_SEED", "1".into()),
+        ("FLOW_SIZE", (400u64 << 20).to_string()),
+    ] {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // The upload is under way once its temporary blob file appears in the registry.
+    let blobs = env.registry_dir().join("blobs");
+    // Generous: the SDK first writes and hashes 400 MiB, on a machine busy with other tests.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while !walkdir::WalkDir::new(&blobs).into_iter().filter_map(Result::ok).any(|e| {
+        e.file_name().to_string_lossy().contains('#')
+            && e.metadata().map(|m| m.len() > 0).unwrap_or(false)
+    }) {
+        assert!(std::time::Instant::now() < deadline, "the upload never started");
+        assert!(child.try_wait().unwrap().is_none(), "the SDK exited before uploading");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    Command::new("kill").args(["-KILL", "--", &format!("-{}", child.id())]).status().unwrap();
+    let _ = child.wait();
+    // Nothing is visible: no version, and the collection does not exist.
+    assert!(env.json(&["ls", "acme/bikes"]).as_array().unwrap().is_empty());
+    assert!(env.fails(&["show", "acme/bikes/killed"]).contains("not found"));
+    assert!(!env.registry_dir().join("collections/acme/bikes/killed").exists());
+}
+
+#[test]
+fn two_servers_over_one_s3_registry_agree() {
+    let Some(vars) = crate::util::s3_vars() else {
+        eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
+        return;
+    };
+    let bucket = crate::util::unique_bucket("serve");
+    crate::util::create_s3_bucket(&vars[0].1, &bucket, false);
+    let mut env = Env::with_registry(&format!("s3://{bucket}/reg"));
+    env.vars = vars;
+    let a = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    // Logged, used and downloaded through server A, on S3.
+    let (f3, f3_dir) = run_flow(&env, &a, &key, "f3_use.py", "f3", &[]);
+    // Server B (a second process over the same bucket) sees the same version, digest and bytes.
+    let b = Server::start_logging_to(&env, &[], "serve-b.log");
+    let digest = f3["digest"].as_str().unwrap().to_owned();
+    let expect = f3_dir.join("dl");
+    let vars = [
+        ("FLOW_ARTIFACT", "acme/bikes/flowers:prod"),
+        ("FLOW_DIGEST", digest.as_str()),
+        ("FLOW_EXPECT_DIR", expect.to_str().unwrap()),
+    ];
+    let (used, _) = run_flow(&env, &b, &key, "use_logged.py", "via-b", &vars);
+    assert_eq!(used["version"], "v0");
+    // Writers on both servers at once still give dense versions.
+    std::thread::scope(|s| {
+        let (env, key) = (&env, &key);
+        let ha = s.spawn(|| {
+            run_flow(
+                env,
+                &a,
+                key,
+                "log_one.py",
+                "wa",
+                &[("FLOW_ARTIFACT", "both"), ("FLOW_SEED", "1")],
+            )
+        });
+        let hb = s.spawn(|| {
+            run_flow(
+                env,
+                &b,
+                key,
+                "log_one.py",
+                "wb",
+                &[("FLOW_ARTIFACT", "both"), ("FLOW_SEED", "2")],
+            )
+        });
+        ha.join().unwrap();
+        hb.join().unwrap();
+    });
+    let versions = env.json(&["versions", "acme/bikes/both"]);
+    let names: Vec<&str> =
+        versions.as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
+    assert_eq!(names, ["v0", "v1"]);
+    // And the CLI reads what the SDK wrote, byte for byte.
+    let got = env.path("got");
+    env.ok(&["-q", "get", "acme/bikes/flowers:v0", "--root", got.to_str().unwrap()]);
+    same_tree(&got, &expect);
+}
+
+#[test]
+fn a_file_of_two_gib_goes_up_in_parts() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let (big, dir) = run_flow(&env, &server, &key, "big_file.py", "big", &[]);
+    // wandb-core sent it in parts (it does from 2 GiB on); the registry holds it whole.
+    assert!(server.log_text().contains("PUT /storage/part/"), "no multipart upload happened");
+    let show = env.json(&["show", "acme/bikes/big:v0", "--files"]);
+    assert_eq!(show["file_count"], 1, "{show}");
+    let md5 = big["md5"].as_str().unwrap();
+    let blob = env.registry_dir().join("blobs/md5").join(&md5[..2]).join(&md5[2..]);
+    assert_eq!(std::fs::metadata(&blob).unwrap().len(), (2u64 << 30) + (5 << 20));
+    assert!(
+        !env.registry_dir().join("uploads").exists()
+            || std::fs::read_dir(env.registry_dir().join("uploads"))
+                .unwrap()
+                .all(|d| std::fs::read_dir(d.unwrap().path()).unwrap().next().is_none()),
+        "parts are removed once joined"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
