@@ -870,6 +870,26 @@ impl Artifact {
         }
     }
 
+    /// Runs of this artifact's project whose state matches `pick` for this version.
+    async fn project_runs(
+        &self,
+        ctx: &Context<'_>,
+        pick: impl Fn(&RunState, &(String, u32)) -> bool,
+    ) -> Res<Vec<Run>> {
+        let Some(version) = self.version else { return Ok(Vec::new()) };
+        let item = (self.collection.to_string(), version);
+        let (e, p) = (&self.collection.entity, &self.collection.project);
+        let mut out = Vec::new();
+        for name in reg(ctx).runs(e, p).await.map_err(err)? {
+            let Ok(path) = RunPath::new(e, p, &name) else { continue };
+            let state = reg(ctx).run_state(&path).await.map_err(err)?;
+            if pick(&state, &item) {
+                out.push(Run { path, state });
+            }
+        }
+        Ok(out)
+    }
+
     fn alias_objects(&self) -> Vec<ArtifactAlias> {
         self.aliases
             .iter()
@@ -1024,19 +1044,24 @@ impl Artifact {
             },
         })
     }
-    async fn created_by(&self) -> Option<Creator> {
-        None
+    /// The first run of the artifact's project that logged this version (runs of other
+    /// projects are not searched).
+    async fn created_by(&self, ctx: &Context<'_>) -> Res<Option<Creator>> {
+        let mut runs = self.project_runs(ctx, |s, item| s.logged.contains(item)).await?;
+        runs.sort_by_key(|r| r.state.created_at);
+        Ok(runs.into_iter().next().map(|r| Creator::Run(Box::new(r))))
     }
-    async fn used_by(&self) -> RunConnection {
-        RunConnection { edges: Vec::new() }
+    /// The runs of the artifact's project that used this version.
+    async fn used_by(&self, ctx: &Context<'_>) -> Res<RunConnection> {
+        let runs = self.project_runs(ctx, |s, item| s.used.contains(item)).await?;
+        Ok(RunConnection { edges: runs.into_iter().map(|node| RunEdge { node }).collect() })
     }
 }
 
-/// What `createdBy` may be; artfs does not answer it yet (the SDK then reports no creator).
-#[allow(clippy::large_enum_variant)]
+/// What `createdBy` may be (artfs answers runs only).
 #[derive(Union, Clone, Debug)]
 pub enum Creator {
-    Run(Run),
+    Run(Box<Run>),
     User(User),
 }
 

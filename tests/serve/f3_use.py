@@ -16,8 +16,10 @@ with wandb.init(entity=ENTITY, project=PROJECT, job_type="make") as run:
     run.log_artifact(art, aliases=["prod"])
     art.wait()
     logged_digest = art.digest
+    maker = run.id
 
 with wandb.init(entity=ENTITY, project=PROJECT, job_type="train") as run:
+    user = run.id
     used = run.use_artifact("flowers:prod")
     check(used.version == "v0", "resolved %s" % used.version)
     check(used.digest == logged_digest, "digest %s != %s" % (used.digest, logged_digest))
@@ -49,5 +51,8 @@ check(types == ["dataset"], "types %r" % types)
 colls = [c.name for c in api.artifact_collections("%s/%s" % (ENTITY, PROJECT), "dataset")]
 check("flowers" in colls, "collections %r" % colls)
 check(api.artifact_exists("%s/%s/flowers:v0" % (ENTITY, PROJECT)), "exists v0")
+# Lineage: the run that logged it, and the run that used it.
+check(a.logged_by().id == maker, "logged_by %r != %r" % (a.logged_by().id, maker))
+check([r.id for r in a.used_by()] == [user], "used_by %r" % [r.id for r in a.used_by()])
 check(not api.artifact_exists("%s/%s/flowers:v9" % (ENTITY, PROJECT)), "not exists v9")
 done({"digest": logged_digest})
