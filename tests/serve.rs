@@ -216,10 +216,20 @@ fn sdk_flows_and_the_round_trip_to_artfs() {
     assert_eq!(env.json(&["show", "acme/bikes/flowers:prod"])["digest"], f3["digest"]);
     // What the SDK logged reads byte-identically through `artfs get` and `artfs mount`.
     let got = env.path("got");
-    env.ok(&["-q", "get", "acme/bikes/flowers:v0", "--root", got.to_str().unwrap()]);
+    // The flow logs a file:// reference below its own folder, which the reader must allow.
+    let refs = f3_dir.to_str().unwrap();
+    env.ok(&[
+        "-q",
+        "get",
+        "acme/bikes/flowers:v0",
+        "--root",
+        got.to_str().unwrap(),
+        "--allow-file-refs",
+        refs,
+    ]);
     same_tree(&got, &f3_dir.join("dl"));
     let mnt = env.path("mnt");
-    let m = env.mount(&["acme/bikes/flowers:v0", mnt.to_str().unwrap()]);
+    let m = env.mount(&["--allow-file-refs", refs, "acme/bikes/flowers:v0", mnt.to_str().unwrap()]);
     same_tree(&m.join(""), &f3_dir.join("dl"));
     drop(m);
 
@@ -605,7 +615,16 @@ fn two_servers_over_one_s3_registry_agree() {
     assert_eq!(names, ["v0", "v1"]);
     // And the CLI reads what the SDK wrote, byte for byte.
     let got = env.path("got");
-    env.ok(&["-q", "get", "acme/bikes/flowers:v0", "--root", got.to_str().unwrap()]);
+    let refs = env.path("flow-f3");
+    env.ok(&[
+        "-q",
+        "get",
+        "acme/bikes/flowers:v0",
+        "--root",
+        got.to_str().unwrap(),
+        "--allow-file-refs",
+        refs.to_str().unwrap(),
+    ]);
     same_tree(&got, &expect);
 }
 
