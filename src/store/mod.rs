@@ -749,13 +749,14 @@ impl Store {
         // Object stores: one PUT when the body fits in a part, a multipart upload otherwise,
         // completed only after the digest matched (an aborted upload publishes nothing).
         let mut buf: Vec<u8> = Vec::new();
-        let mut writer: Option<WriteMultipart> = None;
+        // Aborted when dropped unfinished (a client that hangs up mid-body), so no parts linger.
+        let mut writer: Option<MultipartGuard> = None;
         while let Some(chunk) = body.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
-                    if let Some(w) = writer.take() {
-                        w.abort().await.ok();
+                    if let Some(w) = writer.as_mut() {
+                        w.abort().await;
                     }
                     return Err(body_err(e));
                 }
@@ -764,10 +765,10 @@ impl Store {
             total += chunk.len() as u64;
             match &mut writer {
                 Some(w) => {
-                    if let Err(e) = w.wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
+                    if let Err(e) = w.get().wait_for_capacity(UPLOAD_PARTS_IN_FLIGHT).await {
                         return Err(self.err("upload", key, e));
                     }
-                    w.write(&chunk);
+                    w.get().write(&chunk);
                 }
                 None => {
                     buf.extend_from_slice(&chunk);
@@ -777,8 +778,14 @@ impl Store {
                             .put_multipart(&self.path(key))
                             .await
                             .map_err(|e| self.err("upload", key, e))?;
-                        let mut w = WriteMultipart::new_with_chunk_size(upload, UPLOAD_PART_BYTES);
-                        w.write(&std::mem::take(&mut buf));
+                        let mut w = MultipartGuard {
+                            writer: Some(WriteMultipart::new_with_chunk_size(
+                                upload,
+                                UPLOAD_PART_BYTES,
+                            )),
+                            uploads: self.uploads.clone(),
+                        };
+                        w.get().write(&std::mem::take(&mut buf));
                         writer = Some(w);
                     }
                 }
@@ -786,11 +793,11 @@ impl Store {
         }
         let got: [u8; 16] = hasher.finalize().into();
         match writer {
-            Some(w) if got != want_md5 => {
-                w.abort().await.ok();
+            Some(mut w) if got != want_md5 => {
+                w.abort().await;
                 Err(mismatch(got))
             }
-            Some(w) => {
+            Some(mut w) => {
                 w.finish().await.map_err(|e| self.err("upload", key, e))?;
                 Ok(total)
             }
