@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest as _;
 
-use super::{LogOutcome, LogRequest, Op, Registry, RegistryError, blob_key};
+use super::{LogOutcome, LogRequest, Registry, RegistryError, blob_key};
 use crate::manifest::Manifest;
-use crate::names::{CollectionPath, LATEST, validate_user_alias};
+use crate::names::{CollectionPath, validate_user_alias};
 
 /// What a client declared when it opened a draft.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,65 +239,14 @@ impl Registry {
     /// across earlier requests): stores the manifest and publishes it with `log`'s rules (same
     /// content → no new version, the aliases and `latest` move to it).
     pub async fn publish(&self, req: &LogRequest) -> Result<LogOutcome, RegistryError> {
-        let c = &req.collection;
         for a in &req.aliases {
             validate_user_alias(a)?;
         }
-        let digest = req.manifest.digest();
-        let mut aliases: Vec<String> = vec![LATEST.to_owned()];
-        aliases.extend(req.aliases.iter().filter(|a| *a != LATEST).cloned());
         // The lease keeps `gc` from sweeping blobs this version is about to reference.
         let lease = self.lease().await?;
         let result = async {
             let manifest_key = self.put_manifest(&req.manifest).await?;
-            let (state, (version, created)) = self
-                .commit(c, |s| {
-                    if let Some(t) = &s.artifact_type
-                        && s.seq > 0
-                        && *t != req.artifact_type
-                    {
-                        return Err(RegistryError::TypeMismatch {
-                            name: c.to_string(),
-                            existing: t.clone(),
-                            requested: req.artifact_type.clone(),
-                        });
-                    }
-                    if let Some(v) = s.version_by_digest(&digest) {
-                        let version = v.version;
-                        let add: Vec<String> = aliases
-                            .iter()
-                            .filter(|a| s.aliases.get(*a) != Some(&version))
-                            .cloned()
-                            .collect();
-                        let op = (!add.is_empty()).then_some(Op::Aliases {
-                            version,
-                            add,
-                            remove: vec![],
-                        });
-                        return Ok((op, (version, false)));
-                    }
-                    let op = Op::Create {
-                        version: s.next_version,
-                        digest: digest.clone(),
-                        manifest: manifest_key.clone(),
-                        artifact_type: req.artifact_type.clone(),
-                        description: req.description.clone(),
-                        metadata: req.metadata.clone().unwrap_or(Value::Object(Default::default())),
-                        size: req.manifest.size(),
-                        file_count: req.manifest.contents.len() as u64,
-                        aliases: aliases[1..].to_vec(),
-                    };
-                    Ok((Some(op), (s.next_version, true)))
-                })
-                .await?;
-            Ok(LogOutcome {
-                version,
-                digest: digest.clone(),
-                created,
-                aliases: state.aliases_of(version),
-                uploaded_files: 0,
-                uploaded_bytes: 0,
-            })
+            self.publish_stored(req, &manifest_key, &lease).await
         }
         .await;
         lease.release().await;

@@ -194,6 +194,33 @@ fn writer_id() -> String {
     lease::Holder::me().writer
 }
 
+/// A log may not change an artifact's type once it has versions.
+fn check_type(req: &LogRequest, state: &CollectionState) -> Result<(), RegistryError> {
+    match &state.artifact_type {
+        Some(t) if state.seq > 0 && *t != req.artifact_type => Err(RegistryError::TypeMismatch {
+            name: req.collection.to_string(),
+            existing: t.clone(),
+            requested: req.artifact_type.clone(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The aliases a log asks for besides `latest`, which the fold moves by itself.
+fn user_aliases(req: &LogRequest) -> Vec<String> {
+    req.aliases.iter().filter(|a| *a != LATEST).cloned().collect()
+}
+
+/// The commit that moves `latest` and the requested aliases to an existing `version`, if any
+/// of them is elsewhere.
+fn alias_op(req: &LogRequest, state: &CollectionState, version: u32) -> Option<Op> {
+    let missing: Vec<String> = std::iter::once(LATEST.to_owned())
+        .chain(user_aliases(req))
+        .filter(|a| state.aliases.get(a) != Some(&version))
+        .collect();
+    (!missing.is_empty()).then_some(Op::Aliases { version, add: missing, remove: vec![] })
+}
+
 /// A name no other writer picks: time, process and a random part.
 fn unique_id() -> String {
     format!(
@@ -487,26 +514,8 @@ impl Registry {
             validate_user_alias(a)?;
         }
         let digest = req.manifest.digest();
-        let check_type = |state: &CollectionState| match &state.artifact_type {
-            Some(t) if state.seq > 0 && *t != req.artifact_type => {
-                Err(RegistryError::TypeMismatch {
-                    name: c.to_string(),
-                    existing: t.clone(),
-                    requested: req.artifact_type.clone(),
-                })
-            }
-            _ => Ok(()),
-        };
-        let mut aliases: Vec<String> = vec![LATEST.to_owned()];
-        aliases.extend(req.aliases.iter().filter(|a| *a != LATEST).cloned());
-        let alias_op = |state: &CollectionState, version: u32| {
-            let missing: Vec<String> = aliases
-                .iter()
-                .filter(|a| state.aliases.get(*a) != Some(&version))
-                .cloned()
-                .collect();
-            (!missing.is_empty()).then_some(Op::Aliases { version, add: missing, remove: vec![] })
-        };
+        let check_type = |state: &CollectionState| check_type(req, state);
+        let alias_op = |state: &CollectionState, version: u32| alias_op(req, state, version);
 
         let state = self.state(c).await?;
         check_type(&state)?;
@@ -538,43 +547,56 @@ impl Registry {
         let result = async {
             let (files, bytes) = self.upload_blobs(req, progress).await?;
             let manifest_key = self.put_manifest(&req.manifest).await?;
-            self.confirm(&lease).await?;
-            self.verify_stored(req, &manifest_key).await?;
-            let stored_aliases: Vec<String> = aliases[1..].to_vec();
-            let (state, created) = self
-                .commit(c, |s| {
-                    check_type(s)?;
-                    // A concurrent writer may have published the same content meanwhile.
-                    if let Some(v) = s.version_by_digest(&digest) {
-                        return Ok((alias_op(s, v.version), (v.version, false)));
-                    }
-                    let op = Op::Create {
-                        version: s.next_version,
-                        digest: digest.clone(),
-                        manifest: manifest_key.clone(),
-                        artifact_type: req.artifact_type.clone(),
-                        description: req.description.clone(),
-                        metadata: req.metadata.clone().unwrap_or(Value::Object(Default::default())),
-                        size: req.manifest.size(),
-                        file_count: req.manifest.contents.len() as u64,
-                        aliases: stored_aliases.clone(),
-                    };
-                    Ok((Some(op), (s.next_version, true)))
-                })
-                .await?;
-            let (version, created) = created;
-            Ok(LogOutcome {
-                version,
-                digest: digest.clone(),
-                created,
-                aliases: state.aliases_of(version),
-                uploaded_files: files,
-                uploaded_bytes: bytes,
-            })
+            let mut outcome = self.publish_stored(req, &manifest_key, &lease).await?;
+            (outcome.uploaded_files, outcome.uploaded_bytes) = (files, bytes);
+            Ok(outcome)
         }
         .await;
         lease.release().await;
         result
+    }
+
+    /// The last step of every log (CLI and `artfs serve` drafts alike): with the blobs and the
+    /// manifest (at `manifest_key`) stored under `lease`, checks that the lease held and that
+    /// they are all still there, then commits the version — or, when a concurrent writer
+    /// published the same content meanwhile, moves the aliases to it.
+    pub(crate) async fn publish_stored(
+        &self,
+        req: &LogRequest,
+        manifest_key: &str,
+        lease: &LeaseGuard,
+    ) -> Result<LogOutcome, RegistryError> {
+        self.confirm(lease).await?;
+        self.verify_stored(req, manifest_key).await?;
+        let digest = req.manifest.digest();
+        let (state, (version, created)) = self
+            .commit(&req.collection, |s| {
+                check_type(req, s)?;
+                if let Some(v) = s.version_by_digest(&digest) {
+                    return Ok((alias_op(req, s, v.version), (v.version, false)));
+                }
+                let op = Op::Create {
+                    version: s.next_version,
+                    digest: digest.clone(),
+                    manifest: manifest_key.to_owned(),
+                    artifact_type: req.artifact_type.clone(),
+                    description: req.description.clone(),
+                    metadata: req.metadata.clone().unwrap_or(Value::Object(Default::default())),
+                    size: req.manifest.size(),
+                    file_count: req.manifest.contents.len() as u64,
+                    aliases: user_aliases(req),
+                };
+                Ok((Some(op), (s.next_version, true)))
+            })
+            .await?;
+        Ok(LogOutcome {
+            version,
+            digest,
+            created,
+            aliases: state.aliases_of(version),
+            uploaded_files: 0,
+            uploaded_bytes: 0,
+        })
     }
 
     /// Stored entries of a log request: (entry path, entry, blob key), one per distinct digest.
@@ -629,9 +651,11 @@ impl Registry {
     /// writer for dead).
     async fn verify_stored(&self, req: &LogRequest, manifest: &str) -> Result<(), RegistryError> {
         use futures::{StreamExt, TryStreamExt};
-        let entries = self.stored_entries(req)?;
+        // Owned pairs: the stream's futures must be `Send` for any borrow (`artfs serve` awaits this).
+        let entries: Vec<(String, String)> =
+            self.stored_entries(req)?.into_iter().map(|(p, _, k)| (p.clone(), k)).collect();
         let missing: Vec<Option<String>> = futures::stream::iter(entries)
-            .map(|(path, _, key)| async move {
+            .map(|(path, key)| async move {
                 Ok::<_, RegistryError>(
                     self.store
                         .head(&key)
