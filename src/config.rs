@@ -43,20 +43,26 @@ impl TryFrom<&GlobalArgs> for Config {
     type Error = ConfigError;
 
     fn try_from(g: &GlobalArgs) -> Result<Config, ConfigError> {
-        let registry = match &g.registry {
-            Some(r) => r.clone(),
+        // W&B's own variables are the defaults where ours are unset, as the SDK reads them.
+        let wandb = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
+        let registry = match g.registry.clone().or_else(|| wandb("WANDB_BASE_URL")) {
+            Some(r) => r,
             None => dirs::data_dir()
                 .ok_or(ConfigError::NoHome("registry"))?
                 .join("artfs/registry")
                 .to_string_lossy()
                 .into_owned(),
         };
-        let entity = match &g.entity {
-            Some(e) => e.clone(),
+        let entity = match g.entity.clone().or_else(|| wandb("WANDB_ENTITY")) {
+            Some(e) => e,
             None => default_user()?,
         };
         validate_scope("entity", &entity)?;
-        let project = g.project.clone().unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
+        let project = g
+            .project
+            .clone()
+            .or_else(|| wandb("WANDB_PROJECT"))
+            .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
         validate_scope("project", &project)?;
         let cache_dir = match &g.cache_dir {
             Some(d) => d.clone(),

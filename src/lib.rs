@@ -11,6 +11,7 @@
 //! - `fetch`: entries into the cache (verified), lazy chunked reads of large blobs (`ranged`),
 //!   whether the registry answers (`health`), and `artfs get`;
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
+//! - `http`: the one HTTP policy (timeouts, bounded jittered retries) of every client;
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
 //! - `source`: the seam between readers (mount, `get`, `ls`) and where versions live: a catalog
@@ -26,6 +27,7 @@ pub mod cmd;
 pub mod config;
 pub mod fetch;
 pub mod fs;
+pub mod http;
 pub mod manifest;
 pub mod mount;
 pub mod names;

@@ -23,3 +23,5 @@ mod readme;
 mod services;
 // `artfs serve` with the real wandb SDK (flow scripts in tests/serve/), auth and bad input.
 mod serve;
+// A W&B server (`artfs serve` with SDK-logged versions) as the registry; failing servers.
+mod wandb_source;

@@ -24,9 +24,11 @@ use serde_json::Value;
 use crate::cache::{BlobCache, default_max_bytes};
 use crate::cli::{Cli, Command, RefAccessArgs};
 use crate::config::Config;
+use crate::http::NetConfig;
 use crate::names::{ArtifactRef, Selector};
 use crate::registry::Registry;
 use crate::source::registry::RegistrySource;
+use crate::source::wandb::{self, WandbSource};
 use crate::source::{Catalog, ResolvedVersion};
 use crate::store::cloud::{CloudConfig, Clouds};
 use crate::store::{Store, guard::RefAccess};
@@ -85,9 +87,34 @@ impl App {
         }
     }
 
-    /// Where the read commands and the mount find versions: the registry at the configured URL.
+    /// Where the read commands and the mount find versions: the artfs registry at the configured
+    /// URL, or, for an `http(s)://` URL that holds none (or `wandb://HOST`), the W&B server there.
     async fn catalog(&self) -> Result<Arc<dyn Catalog>> {
-        Ok(Arc::new(RegistrySource::new(self.registry().await?)))
+        let url = &self.config.registry;
+        let Some(base) = WandbSource::base_url(url) else {
+            return Ok(Arc::new(RegistrySource::new(self.registry().await?)));
+        };
+        if !url.starts_with("wandb://")
+            && let Ok(Some(store)) = Store::open_existing(url, &self.clouds)
+        {
+            let registry = Registry::new(store);
+            if matches!(registry.exists().await, Ok(true)) {
+                return Ok(Arc::new(RegistrySource::new(registry)));
+            }
+        }
+        let key = wandb::auth::find(&base, &|var| std::env::var(var).ok());
+        if let Some((_, origin)) = &key {
+            tracing::info!(%origin, "W&B API key found");
+        }
+        let client = wandb::Client::new(base, key.map(|(k, _)| k), NetConfig::default())?;
+        let source = WandbSource::new(client);
+        source.probe().await.with_context(|| {
+            format!(
+                "{url} is neither an artfs registry nor a W&B server (check --registry or \
+                 ARTFS_REGISTRY)"
+            )
+        })?;
+        Ok(Arc::new(source))
     }
 
     /// The registry at the configured URL, created (with its marker) if there is none: only

@@ -211,6 +211,18 @@ pub struct EntityEdge {
     pub node: Entity,
 }
 
+/// `models(entityName)`: the projects of an entity (`GetProjects`, `Api().projects()`).
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ProjectConnection {
+    pub page_info: PageInfo,
+    pub edges: Vec<ProjectEdge>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ProjectEdge {
+    pub node: Project,
+}
+
 #[derive(SimpleObject, Clone, Debug)]
 pub struct EntityConnection {
     pub edges: Vec<EntityEdge>,
@@ -1240,6 +1252,27 @@ impl Query {
             return None;
         }
         Some(Project { entity, name })
+    }
+    /// The projects of an entity (those holding artifacts), paged.
+    async fn models(
+        &self,
+        ctx: &Context<'_>,
+        entity_name: Option<String>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Res<Option<ProjectConnection>> {
+        let a = access(ctx);
+        let entity = entity_name.unwrap_or_else(|| a.default_entity().to_owned());
+        if !a.can_read(&entity) {
+            return Ok(None);
+        }
+        let names = reg(ctx).projects(&entity).await.map_err(err)?;
+        let (names, page_info) = page(&names, after.as_deref(), first);
+        let edges = names
+            .into_iter()
+            .map(|name| ProjectEdge { node: Project { entity: entity.clone(), name } })
+            .collect();
+        Ok(Some(ProjectConnection { page_info, edges }))
     }
     async fn entity(&self, ctx: &Context<'_>, name: Option<String>) -> Option<Entity> {
         let name = name.unwrap_or_else(|| access(ctx).default_entity().to_owned());

@@ -11,6 +11,7 @@
 //! allocation per request, nothing next to a network round trip.
 
 pub mod registry;
+pub mod wandb;
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -44,6 +45,8 @@ pub enum SourceError {
     Corrupt(RegistryError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Wandb(#[from] wandb::WandbError),
     #[error("manifest of {name} is invalid: {source}")]
     Manifest {
         name: String,

@@ -35,25 +35,10 @@ use url::Url;
 
 use crate::store::guard::{self, AddressCheck, FilteringResolver, GuardError, RefAccess};
 
-/// Retries after the first attempt of a request that failed in a retryable way.
-pub const DEFAULT_MAX_RETRIES: usize = 3;
-/// No retry starts later than this after the first attempt. With the connect and read
-/// timeouts below, a request to a server that stopped answering ends, retries included, within
-/// [`REQUEST_BOUND`]: its last attempt starts by 25 s, connects by 30 s and hears a byte by 60 s.
-pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(25);
-/// What the README promises for one registry request against a stalled server, retries
-/// included (the mount also enforces it on its own, see `fs::REGISTRY_TIMEOUT`).
-pub const REQUEST_BOUND: Duration = Duration::from_secs(60);
-/// Time allowed to establish a TCP (+TLS) connection.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest silence allowed while waiting for response headers or body bytes. This, not a total
-/// request timeout, is what bounds a hung server: a total timeout would also kill healthy
-/// multi-gigabyte downloads.
-pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// First pause between retries of the raw HTTP client; doubles per retry.
-const RETRY_INITIAL_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest pause between retries.
-const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub use crate::http::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_READ_TIMEOUT, DEFAULT_RETRY_TIMEOUT,
+    NetConfig, REQUEST_BOUND,
+};
 /// How long a host name found to resolve to allowed addresses is not looked up again before
 /// serving cached copies of its references (connections always resolve afresh).
 const HOST_CHECK_TTL: Duration = Duration::from_secs(60);
@@ -117,31 +102,7 @@ pub enum CloudError {
     },
 }
 
-/// Retries and timeouts of every store and of the raw HTTP client.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NetConfig {
-    pub max_retries: usize,
-    pub retry_timeout: Duration,
-    pub connect_timeout: Duration,
-    /// See [`DEFAULT_READ_TIMEOUT`].
-    pub read_timeout: Duration,
-    /// Total time for one request including its body; `None` (the default) because references
-    /// and blobs can be large. The read timeout still bounds a stalled transfer.
-    pub request_timeout: Option<Duration>,
-}
-
-impl Default for NetConfig {
-    fn default() -> Self {
-        NetConfig {
-            max_retries: DEFAULT_MAX_RETRIES,
-            retry_timeout: DEFAULT_RETRY_TIMEOUT,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            read_timeout: DEFAULT_READ_TIMEOUT,
-            request_timeout: None,
-        }
-    }
-}
-
+/// `object_store`'s form of the one HTTP policy (`crate::http`).
 impl NetConfig {
     fn retry(&self) -> RetryConfig {
         RetryConfig {
@@ -664,20 +625,10 @@ impl Clouds {
             return Ok(c.clone());
         }
         let net = &self.inner.config.net;
-        let mut builder = reqwest::ClientBuilder::new()
-            .user_agent(concat!("artfs/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(net.connect_timeout)
-            .read_timeout(net.read_timeout)
-            // Content-Length must describe the bytes as stored, as in object_store's clients.
-            .no_gzip()
-            .no_brotli()
-            .no_zstd()
-            .no_deflate()
+        let builder = net
+            .client_builder()
             .dns_resolver(FilteringResolver { check })
             .redirect(guard::redirect_policy(check));
-        if let Some(t) = net.request_timeout {
-            builder = builder.timeout(t);
-        }
         let client = builder.build().map_err(|e| CloudError::Build {
             what: "HTTP client",
             target: "references".to_owned(),
@@ -778,11 +729,8 @@ impl Clouds {
     ) -> Result<HttpResponse, CloudError> {
         let net = &self.inner.config.net;
         let bad = |reason: String| CloudError::BadUrl { url: url.to_owned(), reason };
-        let start = Instant::now();
-        let mut backoff = RETRY_INITIAL_BACKOFF;
-        let mut attempt = 0;
+        let mut retries = net.retries();
         loop {
-            attempt += 1;
             let body = body.clone().map_or_else(HttpRequestBody::empty, HttpRequestBody::from);
             let mut req = HttpRequest::new(body);
             *req.method_mut() = method.parse().map_err(|e| bad(format!("method {method}: {e}")))?;
@@ -796,14 +744,16 @@ impl Clouds {
                 let value = value.parse().map_err(|e| bad(format!("header {name}: {e}")))?;
                 req.headers_mut().insert(*name, value);
             }
-            let can_retry = attempt <= net.max_retries && start.elapsed() < net.retry_timeout;
+            let attempt = retries.attempts();
             match client.execute(req).await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
-                    if !(can_retry && (status == 429 || (500..=599).contains(&status))) {
+                    if !crate::http::retryable_status(status) {
                         return Ok(resp);
                     }
+                    let Some(pause) = retries.next_pause() else { return Ok(resp) };
                     tracing::debug!(url = redacted(url), status, attempt, "retrying HTTP request");
+                    tokio::time::sleep(pause).await;
                 }
                 Err(source) => {
                     // A refused address is the reader's policy, not a network hiccup.
@@ -824,21 +774,20 @@ impl Clouds {
                     if !transient {
                         return Err(CloudError::Http { method, url: url.to_owned(), source });
                     }
-                    if !can_retry {
+                    let Some(pause) = retries.next_pause() else {
                         return Err(CloudError::Unreachable {
                             method,
                             url: url.to_owned(),
                             attempts: attempt,
-                            elapsed: start.elapsed(),
+                            elapsed: retries.elapsed(),
                             source,
                         });
-                    }
+                    };
                     let url = redacted(url);
                     tracing::debug!(url, attempt, error = %source, "retrying HTTP request");
+                    tokio::time::sleep(pause).await;
                 }
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(RETRY_MAX_BACKOFF);
         }
     }
 }

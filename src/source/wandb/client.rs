@@ -1,0 +1,266 @@
+//! The wire: GraphQL POSTs to `{base}/graphql` with the API key, and GETs of the file and
+//! manifest URLs the server hands out, without it. Both under the one HTTP policy (`crate::http`):
+//! timeouts, bounded jittered retries of 429/5xx and transport failures.
+//!
+//! Credentials go to the base URL's `/graphql` only: file URLs are presigned (or on another
+//! host), and the SDK sends them nothing either. Redirects of GraphQL requests are not followed,
+//! so the `Authorization` header cannot travel on.
+
+use std::collections::HashSet;
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use url::Url;
+
+use super::WandbError;
+use super::auth::ApiKey;
+use crate::http::{NetConfig, retryable_status};
+
+/// Longest server error text quoted in a message.
+const QUOTED_BODY_CHARS: usize = 300;
+
+/// One W&B server: its base URL, the key, pooled connections and the features it announced.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    base: Url,
+    graphql: Url,
+    key: Option<ApiKey>,
+    net: NetConfig,
+    /// GraphQL: no redirects (the key must not follow one).
+    api: reqwest::Client,
+    /// File and manifest URLs: redirects followed (storage often answers with one), no key.
+    files: reqwest::Client,
+    features: OnceCell<HashSet<String>>,
+}
+
+impl Client {
+    pub fn new(base: Url, key: Option<ApiKey>, net: NetConfig) -> Result<Client, WandbError> {
+        let build = |b: reqwest::ClientBuilder| {
+            b.build()
+                .map_err(|e| WandbError::Setup { base: base.to_string(), reason: e.to_string() })
+        };
+        let api = build(net.client_builder().redirect(reqwest::redirect::Policy::none()))?;
+        let files = build(net.client_builder())?;
+        let graphql = base
+            .join("graphql")
+            .map_err(|e| WandbError::Setup { base: base.to_string(), reason: e.to_string() })?;
+        Ok(Client {
+            inner: Arc::new(Inner {
+                base,
+                graphql,
+                key,
+                net,
+                api,
+                files,
+                features: OnceCell::new(),
+            }),
+        })
+    }
+
+    pub fn base(&self) -> &Url {
+        &self.inner.base
+    }
+
+    /// Runs one GraphQL operation and returns its `data`. GraphQL errors are errors; 429 and 5xx
+    /// are retried within the policy.
+    pub async fn graphql(
+        &self,
+        operation: &'static str,
+        document: &str,
+        variables: Value,
+    ) -> Result<Value, WandbError> {
+        let mut body = json!({"operationName": operation, "query": document});
+        if !variables.as_object().is_none_or(|v| v.is_empty()) {
+            body["variables"] = variables;
+        }
+        let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
+        let url = self.inner.graphql.as_str();
+        let mut retries = self.inner.net.retries();
+        let resp = loop {
+            let mut req = self
+                .inner
+                .api
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body.clone());
+            if let Some(key) = &self.inner.key {
+                req = req.header("authorization", key.authorization());
+            }
+            let attempt = retries.attempts();
+            match req.send().await {
+                Ok(resp) if retryable_status(resp.status().as_u16()) => {
+                    let status = resp.status().as_u16();
+                    tracing::debug!(operation, status, attempt, "retrying W&B request");
+                    if !retries.pause().await {
+                        break resp;
+                    }
+                }
+                Ok(resp) => break resp,
+                Err(e) => {
+                    tracing::debug!(operation, attempt, error = %e, "retrying W&B request");
+                    if !retries.pause().await {
+                        return Err(WandbError::Unreachable {
+                            what: format!("{operation} (POST {url})"),
+                            attempts: attempt,
+                            elapsed: retries.elapsed(),
+                            source: e,
+                        });
+                    }
+                }
+            }
+        };
+        let status = resp.status().as_u16();
+        let attempts = retries.attempts();
+        let text = resp.bytes().await.map_err(|e| WandbError::Unreachable {
+            what: format!("{operation} (POST {url})"),
+            attempts,
+            elapsed: retries.elapsed(),
+            source: e,
+        })?;
+        if status == 401 || status == 403 {
+            return Err(WandbError::Unauthorized {
+                base: self.inner.base.to_string(),
+                status,
+                has_key: self.inner.key.is_some(),
+            });
+        }
+        if !(200..300).contains(&status) {
+            return Err(WandbError::Status {
+                what: format!("{operation} (POST {url})"),
+                status,
+                attempts,
+                body: quote(&text),
+            });
+        }
+        let answer: Value = serde_json::from_slice(&text).map_err(|e| WandbError::Answer {
+            operation,
+            reason: format!("not JSON ({e}): {}", quote(&text)),
+        })?;
+        if let Some(errors) = answer.get("errors").and_then(Value::as_array)
+            && !errors.is_empty()
+        {
+            let messages: Vec<String> = errors
+                .iter()
+                .map(|e| e.get("message").and_then(Value::as_str).unwrap_or("?").to_owned())
+                .collect();
+            return Err(WandbError::GraphQl { operation, message: messages.join("; ") });
+        }
+        Ok(answer.get("data").cloned().unwrap_or(Value::Null))
+    }
+
+    /// The server's enabled features (`ServerFeaturesQuery`), asked once. A server that does not
+    /// know the field, or answers `serverInfo: null`, has none, as the SDK treats it.
+    pub async fn features(&self) -> Result<&HashSet<String>, WandbError> {
+        self.inner
+            .features
+            .get_or_try_init(|| async {
+                let doc = super::queries::SERVER_FEATURES;
+                match self.graphql("ServerFeaturesQuery", doc, json!({})).await {
+                    Ok(data) => Ok(data
+                        .pointer("/serverInfo/features")
+                        .and_then(Value::as_array)
+                        .map(|fs| {
+                            fs.iter()
+                                .filter(|f| f.get("isEnabled") == Some(&Value::Bool(true)))
+                                .filter_map(|f| f.get("name")?.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default()),
+                    Err(WandbError::GraphQl { message, .. }) => {
+                        tracing::debug!(%message, "server has no features field; assuming none");
+                        Ok(HashSet::new())
+                    }
+                    Err(e) => Err(e),
+                }
+            })
+            .await
+    }
+
+    pub async fn has_feature(&self, name: &str) -> Result<bool, WandbError> {
+        Ok(self.features().await?.contains(name))
+    }
+
+    /// GET of a file or manifest URL (optionally a range), without credentials. 429 and 5xx are
+    /// retried; any other non-success status is returned as [`WandbError::FileStatus`] so the
+    /// caller can refresh an expired URL (401/403).
+    pub async fn get_file(
+        &self,
+        what: &str,
+        url: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<reqwest::Response, WandbError> {
+        let parsed = Url::parse(url)
+            .map_err(|e| WandbError::BadUrl { what: what.to_owned(), reason: e.to_string() })?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(WandbError::BadUrl {
+                what: what.to_owned(),
+                reason: format!("scheme {} is not http(s)", parsed.scheme()),
+            });
+        }
+        let mut retries = self.inner.net.retries();
+        loop {
+            let mut req = self.inner.files.get(parsed.clone());
+            if let Some(r) = &range {
+                req = req.header("range", format!("bytes={}-{}", r.start, r.end.saturating_sub(1)));
+            }
+            let attempt = retries.attempts();
+            let failure = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let ok = match &range {
+                        Some(_) => status == 206,
+                        None => (200..300).contains(&status),
+                    };
+                    if ok {
+                        return Ok(resp);
+                    }
+                    if !retryable_status(status) {
+                        return Err(WandbError::FileStatus {
+                            what: what.to_owned(),
+                            status,
+                            ranged: range.is_some(),
+                        });
+                    }
+                    WandbError::FileStatus {
+                        what: what.to_owned(),
+                        status,
+                        ranged: range.is_some(),
+                    }
+                }
+                Err(e) => WandbError::Unreachable {
+                    what: format!("{what} (GET)"),
+                    attempts: attempt,
+                    elapsed: retries.elapsed(),
+                    source: e,
+                },
+            };
+            tracing::debug!(what, attempt, error = %failure, "retrying file download");
+            if !retries.pause().await {
+                return Err(match failure {
+                    WandbError::FileStatus { status, .. } => WandbError::Status {
+                        what: format!("{what} (GET)"),
+                        status,
+                        attempts: attempt,
+                        body: String::new(),
+                    },
+                    other => other,
+                });
+            }
+        }
+    }
+}
+
+/// The start of a server's answer, for a message: printable and bounded.
+fn quote(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text: String = text.chars().take(QUOTED_BODY_CHARS).collect();
+    crate::terminal::printable(text.trim()).into_owned()
+}

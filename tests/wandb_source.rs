@@ -1,0 +1,362 @@
+//! A W&B server as the registry (`--registry http://…`): `artfs serve` on 127.0.0.1 with
+//! versions logged by the real `wandb` SDK, read back by `ls`, `versions`, `show`, `get` and the
+//! mount; plus servers that fail, throttle or never answer, and what goes on the wire.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::serve::{Server, create_key, run_flow};
+use crate::util::{Env, Files, bytes, read_tree, write_tree};
+
+/// `artfs ARGS` reading the W&B server at `url` with `key`, with its own cache.
+fn reader(env: &Env, url: &str, key: &str, args: &[&str]) -> Command {
+    let mut c = env.cmd();
+    c.env("ARTFS_REGISTRY", url)
+        .env("ARTFS_CACHE_DIR", env.path("reader-cache"))
+        .env("WANDB_API_KEY", key)
+        .env("NETRC", env.path("no-netrc"))
+        .args(args);
+    c
+}
+
+fn ok(mut c: Command) -> String {
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(mut c: Command) -> String {
+    let out = c.output().unwrap();
+    assert!(!out.status.success(), "{c:?} unexpectedly succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn sdk_log(env: &Env, server: &Server, key: &str, tag: &str, dir: &Path, aliases: &str) {
+    let vars = [
+        ("FLOW_OP", "log"),
+        ("FLOW_ARTIFACT", "ds"),
+        ("FLOW_DIR", dir.to_str().unwrap()),
+        ("FLOW_ALIASES", aliases),
+    ];
+    run_flow(env, server, key, "wandb_source.py", tag, &vars);
+}
+
+fn tree(seed: u64) -> Files {
+    let mut files = Files::new();
+    files.insert("a.bin".into(), bytes(seed, 300_000));
+    files.insert("d/b.txt".into(), format!("bee {seed}\n").into_bytes());
+    files.insert("d/e/empty".into(), Vec::new());
+    for i in 0..12 {
+        files.insert(format!("many/{i:02}.txt"), format!("{seed}-{i}").into_bytes());
+    }
+    files
+}
+
+#[test]
+fn an_sdk_logged_artifact_on_a_wandb_server_lists_gets_and_mounts_byte_for_byte() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let (v0, v1) = (tree(1), tree(2));
+    let (d0, d1) = (env.path("src0"), env.path("src1"));
+    write_tree(&d0, &v0);
+    write_tree(&d1, &v1);
+    sdk_log(&env, &server, &key, "log0", &d0, "");
+    sdk_log(&env, &server, &key, "log1", &d1, "best");
+    let url = server.url();
+
+    // ls / versions / show, through the SDK's own queries.
+    let ls: serde_json::Value =
+        serde_json::from_str(&ok(reader(&env, &url, &key, &["ls", "acme/bikes", "--json"])))
+            .unwrap();
+    assert_eq!(ls[0]["name"], "acme/bikes/ds", "{ls}");
+    assert_eq!(ls[0]["versions"], 2);
+    assert_eq!(ls[0]["latest"], "v1");
+    let versions: serde_json::Value = serde_json::from_str(&ok(reader(
+        &env,
+        &url,
+        &key,
+        &["versions", "acme/bikes/ds", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(versions.as_array().unwrap().len(), 2, "{versions}");
+    assert_eq!(versions[1]["aliases"], serde_json::json!(["latest", "best"]), "{versions}");
+    let show: serde_json::Value = serde_json::from_str(&ok(reader(
+        &env,
+        &url,
+        &key,
+        &["show", "acme/bikes/ds:best", "--files", "--json"],
+    )))
+    .unwrap();
+    assert_eq!(show["version"], "v1");
+    assert_eq!(show["entries"].as_array().unwrap().len(), v1.len());
+
+    // get: every byte, verified.
+    let got = env.path("got");
+    ok(reader(
+        &env,
+        &url,
+        &key,
+        &["-q", "get", "acme/bikes/ds:v0", "--root", got.to_str().unwrap()],
+    ));
+    assert_eq!(read_tree(&got), v0);
+
+    // The whole server mounted: entities, projects, versions and aliases, every byte.
+    let mnt = env.path("mnt");
+    let mut cmd = reader(&env, &url, &key, &[]);
+    cmd.env_remove("ARTFS_REGISTRY");
+    let m = crate::util::mount_with(
+        cmd,
+        &["--registry", &url, "--refresh-secs", "1", mnt.to_str().unwrap()],
+    );
+    let names = |p: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&m.join("")), ["acme"]);
+    assert_eq!(names(&m.join("acme")), ["bikes"]);
+    assert_eq!(names(&m.join("acme/bikes")), ["ds:best", "ds:latest", "ds:v0", "ds:v1"]);
+    assert_eq!(read_tree(&m.join("acme/bikes/ds:v0")), v0);
+    assert_eq!(read_tree(&m.join("acme/bikes/ds:latest")), v1);
+    let link = m.join("acme/bikes/ds:best");
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("ds:v1"));
+
+    // The SDK moves `best` to v0: the mount's symlink follows within the refresh interval.
+    let vars = [("FLOW_OP", "alias"), ("FLOW_ARTIFACT", "ds:v0"), ("FLOW_ALIAS", "best")];
+    run_flow(&env, &server, &key, "wandb_source.py", "alias", &vars);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_link(&link).unwrap() != Path::new("ds:v0") {
+        assert!(Instant::now() < deadline, "the alias never moved in the mount");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A blob changed on the server (of a version not read yet): the mount says EIO, `get`
+    // names the entry, and nothing is cached.
+    let v2 = tree(3);
+    let d2 = env.path("src2");
+    write_tree(&d2, &v2);
+    sdk_log(&env, &server, &key, "log2", &d2, "");
+    let blob = blob_file(&env, &v2["d/b.txt"]);
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    std::fs::write(&blob, b"BEE 3\n").unwrap();
+    let err = std::fs::read(m.join("acme/bikes/ds:v2/d/b.txt")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    assert_eq!(std::fs::read(m.join("acme/bikes/ds:v2/a.bin")).unwrap(), v2["a.bin"]);
+    drop(m);
+    let bad = env.path("bad");
+    let get = ["get", "acme/bikes/ds:v2", "--root", bad.to_str().unwrap()];
+    let err = fails(reader(&env, &url, &key, &get));
+    assert!(err.contains("d/b.txt"), "{err}");
+    assert!(!bad.join("d/b.txt").exists());
+}
+
+/// The registry file holding the blob of `data` (the server's registry is the env's).
+fn blob_file(env: &Env, data: &[u8]) -> std::path::PathBuf {
+    use base64::Engine as _;
+    use md5::Digest as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data));
+    let hex = hex::encode(base64::engine::general_purpose::STANDARD.decode(b64).unwrap());
+    env.registry_dir().join(format!("blobs/md5/{}/{}", &hex[..2], &hex[2..]))
+}
+
+/// An HTTP server on 127.0.0.1:0 that answers every request with `status` (or, with `None`,
+/// reads it and never answers); counts the requests it got.
+fn bad_server(status: Option<u16>) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let seen = seen.clone();
+            let held = held.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 65536];
+                let mut text = Vec::new();
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    text.extend_from_slice(&buf[..n]);
+                    // One request per connection is enough here: answer once its headers are in.
+                    if text.windows(4).any(|w| w == b"\r\n\r\n") {
+                        seen.fetch_add(1, Ordering::SeqCst);
+                        match status {
+                            Some(s) => {
+                                let body = "server trouble";
+                                let _ = write!(
+                                    conn,
+                                    "HTTP/1.1 {s} Oops\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                                    body.len()
+                                );
+                                return;
+                            }
+                            None => {
+                                held.lock().unwrap().push(conn);
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (format!("http://{addr}"), count)
+}
+
+#[test]
+fn a_wandb_server_answering_500_or_429_or_nothing_gives_bounded_retries_then_a_clear_error() {
+    let env = Env::new();
+    for status in [500, 429] {
+        let (url, count) = bad_server(Some(status));
+        let started = Instant::now();
+        let err = fails(reader(&env, &url, "k", &["ls", "acme/bikes"]));
+        assert!(err.contains(&format!("HTTP {status}")), "{err}");
+        assert!(err.contains("neither an artfs registry nor a W&B server"), "{err}");
+        let n = count.load(Ordering::SeqCst);
+        // The marker probe of the HTTP registry, then GraphQL: 1 + 3 retries.
+        assert!((2..=1 + 4 + 4).contains(&n), "{n} requests");
+        assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    }
+    // A server that never answers: the read timeout and the retry budget end it (60 s bound).
+    let (url, _) = bad_server(None);
+    let started = Instant::now();
+    let err = fails(reader(&env, &url, "k", &["ls", "acme/bikes"]));
+    assert!(err.contains("neither an artfs registry nor a W&B server"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(150), "{:?}", started.elapsed());
+}
+
+/// A TCP proxy on 127.0.0.1:0 that records both directions; its upstream is set once known.
+struct Recorder {
+    addr: String,
+    upstream: Arc<Mutex<Option<String>>>,
+    sent: Arc<Mutex<Vec<u8>>>,
+    received: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Recorder {
+    fn start() -> Recorder {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let upstream: Arc<Mutex<Option<String>>> = Arc::default();
+        let (sent, received): (Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>) = Default::default();
+        let (up, s, r) = (upstream.clone(), sent.clone(), received.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Some(target) = up.lock().unwrap().clone() else { continue };
+                let Ok(server) = std::net::TcpStream::connect(target) else { continue };
+                for (from, to, log) in
+                    [(&client, &server, s.clone()), (&server, &client, r.clone())]
+                {
+                    let (mut from, mut to) = (from.try_clone().unwrap(), to.try_clone().unwrap());
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 65536];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            log.lock().unwrap().extend_from_slice(&buf[..n]);
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Recorder { addr, upstream, sent, received }
+    }
+
+    /// Request heads sent through the proxy: (request line, lowercase header names).
+    fn requests(&self) -> Vec<(String, Vec<String>)> {
+        let sent = String::from_utf8_lossy(&self.sent.lock().unwrap()).into_owned();
+        let mut out = Vec::new();
+        let mut lines = sent.split("\r\n");
+        while let Some(line) = lines.next() {
+            let is_request = ["GET ", "POST ", "PUT ", "HEAD "].iter().any(|m| line.contains(m))
+                && line.ends_with("HTTP/1.1");
+            if !is_request {
+                continue;
+            }
+            // Bodies (JSON) may precede the request line on the same "line".
+            let start = ["GET ", "POST ", "PUT ", "HEAD "]
+                .iter()
+                .filter_map(|m| line.find(m))
+                .min()
+                .unwrap_or(0);
+            let mut headers = Vec::new();
+            for h in lines.by_ref() {
+                if h.is_empty() {
+                    break;
+                }
+                headers.push(h.split(':').next().unwrap_or("").to_ascii_lowercase());
+            }
+            out.push((line[start..].to_owned(), headers));
+        }
+        out
+    }
+}
+
+#[test]
+fn credentials_go_to_graphql_only_and_expired_file_urls_are_asked_for_again() {
+    let env = Env::new();
+    let proxy = Recorder::start();
+    let proxy_url = format!("http://{}", proxy.addr);
+    let server = Server::start(&env, &["--public-url", &proxy_url, "--url-ttl", "2s"]);
+    *proxy.upstream.lock().unwrap() = Some(server.addr.clone());
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let files = tree(7);
+    let dir = env.path("src");
+    write_tree(&dir, &files);
+    sdk_log(&env, &server, &key, "log", &dir, "");
+    proxy.sent.lock().unwrap().clear();
+    proxy.received.lock().unwrap().clear();
+
+    let mnt = env.path("mnt");
+    let mut cmd = reader(&env, &proxy_url, &key, &[]);
+    cmd.env_remove("ARTFS_REGISTRY");
+    let m = crate::util::mount_with(
+        cmd,
+        &["--registry", &proxy_url, "acme/bikes/ds:v0", mnt.to_str().unwrap()],
+    );
+    // Eight files by name, the ninth lists every URL of the version at once ...
+    for i in 0..9 {
+        let p = format!("many/{i:02}.txt");
+        assert_eq!(std::fs::read(m.join(&p)).unwrap(), files[&p], "{p}");
+    }
+    // ... which have expired (2 s) by the time the rest is read: each is asked for again.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(read_tree(&m.join("")), files);
+    drop(m);
+    let received = String::from_utf8_lossy(&proxy.received.lock().unwrap()).into_owned();
+    assert!(received.contains("HTTP/1.1 403"), "no expired URL was met");
+
+    let requests = proxy.requests();
+    assert!(requests.iter().any(|(l, _)| l.starts_with("POST /graphql")), "{requests:?}");
+    assert!(requests.iter().any(|(l, _)| l.starts_with("GET ") && !l.contains("/graphql")));
+    for (line, headers) in &requests {
+        let has_auth = headers.iter().any(|h| h == "authorization");
+        if line.starts_with("POST /graphql") {
+            assert!(has_auth, "GraphQL without the key: {line}");
+        } else {
+            assert!(!has_auth, "the key went to a file URL: {line}");
+        }
+    }
+}
