@@ -262,6 +262,9 @@ pub struct LogArgs {
     /// JSON object or @file
     #[arg(long)]
     pub metadata: Option<String>,
+    /// Hash every file, even those the stat cache knows unchanged since their last log
+    #[arg(long)]
+    pub rehash: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
