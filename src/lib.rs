@@ -13,6 +13,8 @@
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
+//! - `source`: the seam between readers (mount, `get`, `ls`) and where versions live: a catalog
+//!   and per-version blob sources, implemented by the artfs registry (`source::registry`);
 //! - `serve`: `artfs serve`, the W&B-compatible HTTP API over the registry (GraphQL + storage);
 //! - `progress`: progress bars;
 //! - `report`: errors and their causes on one line (the CLI's messages, the daemon's log);
@@ -32,6 +34,7 @@ pub mod refs;
 pub mod registry;
 pub mod report;
 pub mod serve;
+pub mod source;
 pub mod stage;
 pub mod store;
 pub mod terminal;

@@ -21,9 +21,10 @@ const LISTED_PATHS: usize = 5;
 impl App {
     pub(super) async fn get(&self, args: GetArgs) -> Result<()> {
         let clouds = self.reference_clouds(&args.access)?;
-        let registry = self.registry().await?;
-        let v = self.resolve(&registry, &args.artifact).await?;
-        let manifest = registry.manifest(&v).await?;
+        let catalog = self.catalog().await?;
+        let v = self.resolve(catalog.as_ref(), &args.artifact).await?;
+        let manifest = catalog.manifest(&v).await?;
+        let blobs = catalog.blobs(&v.collection, &v.record);
         let name = format!("{}:v{}", v.collection.name, v.record.version);
         let label = format!("{}:v{}", v.collection, v.record.version);
         let selected = select(&label, &manifest, &args.paths, args.path_prefix.as_deref())?;
@@ -67,17 +68,13 @@ impl App {
                 .map(|p| (p.clone(), manifest.contents[p].clone()))
                 .collect(),
         };
-        let fetcher = Fetcher::new(
-            registry.store().clone(),
-            self.cache()?,
-            tokio::runtime::Handle::current(),
-        )
-        .with_clouds(clouds);
+        let fetcher =
+            Fetcher::new(self.cache()?, tokio::runtime::Handle::current()).with_clouds(clouds);
         let quiet = self.config.quiet;
         let dest = root.clone();
         tokio::task::spawn_blocking(move || {
             let bar = progress::Bytes::new("downloading", todo.size(), quiet);
-            let r = fetcher.download(&label, &todo, &dest, &|n| bar.inc(n));
+            let r = fetcher.download(&blobs, &label, &todo, &dest, &|n| bar.inc(n));
             bar.finish();
             r
         })

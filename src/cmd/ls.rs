@@ -19,7 +19,7 @@ impl App {
                 ),
             },
         };
-        let summaries = self.registry().await?.summaries(&entity, &project).await?;
+        let summaries = self.catalog().await?.summaries(&entity, &project).await?;
         if json_out {
             let items: Vec<Value> = summaries
                 .iter()

@@ -16,6 +16,7 @@ mod show;
 mod versions;
 
 use std::io::Write;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -24,7 +25,9 @@ use crate::cache::{BlobCache, default_max_bytes};
 use crate::cli::{Cli, Command, RefAccessArgs};
 use crate::config::Config;
 use crate::names::{ArtifactRef, Selector};
-use crate::registry::{Registry, ResolvedVersion};
+use crate::registry::Registry;
+use crate::source::registry::RegistrySource;
+use crate::source::{Catalog, ResolvedVersion};
 use crate::store::cloud::{CloudConfig, Clouds};
 use crate::store::{Store, guard::RefAccess};
 
@@ -82,6 +85,11 @@ impl App {
         }
     }
 
+    /// Where the read commands and the mount find versions: the registry at the configured URL.
+    async fn catalog(&self) -> Result<Arc<dyn Catalog>> {
+        Ok(Arc::new(RegistrySource::new(self.registry().await?)))
+    }
+
     /// The registry at the configured URL, created (with its marker) if there is none: only
     /// `artfs log` creates a registry.
     async fn registry_for_write(&self) -> Result<Registry> {
@@ -108,9 +116,9 @@ impl App {
         Ok(ArtifactRef::parse(s, &self.config.entity, &self.config.project)?)
     }
 
-    async fn resolve(&self, registry: &Registry, artifact: &str) -> Result<ResolvedVersion> {
+    async fn resolve(&self, catalog: &dyn Catalog, artifact: &str) -> Result<ResolvedVersion> {
         let target = self.artifact(artifact)?;
-        Ok(registry.resolve(&target.collection, &target.selector_or_latest()).await?)
+        Ok(catalog.resolve(&target.collection, &target.selector_or_latest()).await?)
     }
 
     async fn version_of(&self, registry: &Registry, artifact: &str) -> Result<(ArtifactRef, u32)> {

@@ -20,7 +20,7 @@ impl App {
         let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
         // Before the daemon starts (a mistyped registry is this command's error) and before a
         // mount point is created for nothing.
-        let registry = runtime.block_on(self.registry())?;
+        let catalog = runtime.block_on(self.catalog())?;
         let created = create_mountpoint(&mc.mountpoint)?;
         let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
         if created && !self.config.quiet {
@@ -47,7 +47,7 @@ impl App {
             return Ok(());
         }
         let handle = runtime.handle().clone();
-        let fetcher = Fetcher::new(registry.store().clone(), self.cache()?, handle.clone())
+        let fetcher = Fetcher::new(self.cache()?, handle.clone())
             .with_clouds(clouds)
             .with_stall_timeout(mc.timeout);
         let options = FsOptions {
@@ -57,11 +57,11 @@ impl App {
             ..FsOptions::default()
         };
         let fs = match &artifact {
-            None => ArtifactFs::registry(registry, fetcher, handle, options),
+            None => ArtifactFs::registry(catalog, fetcher, handle, options),
             Some(a) => {
                 let version =
-                    runtime.block_on(registry.resolve(&a.collection, &a.selector_or_latest()))?;
-                ArtifactFs::single(registry, fetcher, handle, options, &version)
+                    runtime.block_on(catalog.resolve(&a.collection, &a.selector_or_latest()))?;
+                ArtifactFs::single(catalog, fetcher, handle, options, &version)
                     .with_context(|| format!("cannot mount {what}"))?
             }
         };

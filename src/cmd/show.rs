@@ -9,9 +9,9 @@ use crate::terminal::printable;
 
 impl App {
     pub(super) async fn show(&self, artifact: &str, files: bool, json_out: bool) -> Result<()> {
-        let registry = self.registry().await?;
-        let v = self.resolve(&registry, artifact).await?;
-        let manifest = if files { Some(registry.manifest(&v).await?) } else { None };
+        let catalog = self.catalog().await?;
+        let v = self.resolve(catalog.as_ref(), artifact).await?;
+        let manifest = if files { Some(catalog.manifest(&v).await?) } else { None };
         if json_out {
             let mut out = json!({
                 "name": v.collection.to_string(),

@@ -9,7 +9,7 @@ use crate::terminal::printable;
 impl App {
     pub(super) async fn versions(&self, artifact: &str, json_out: bool) -> Result<()> {
         let target = self.artifact(artifact)?;
-        let state = self.registry().await?.existing_state(&target.collection).await?;
+        let state = self.catalog().await?.existing_collection(&target.collection).await?;
         let rows: Vec<Value> = state
             .versions
             .values()

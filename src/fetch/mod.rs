@@ -1,5 +1,5 @@
-//! Brings manifest entries into the local cache, verified: stored files from the registry's blobs,
-//! reference entries from their source. Also `artfs get`: a whole version copied out of the cache.
+//! Brings manifest entries into the local cache, verified: stored files from their version's
+//! [`BlobSource`] (the seam: the artfs registry or a W&B server), reference entries from their URI. Also `artfs get`: a whole version copied out of the cache.
 //!
 //! [`Fetcher::open`] is the mount's way in: large stored blobs with a chunk sidecar are read
 //! lazily, chunk by chunk (`ranged`); everything else is fetched whole before the first byte,
@@ -8,7 +8,7 @@
 //! a bounded memo, so reopening a large file costs no request to the registry.
 //!
 //! Everything here is synchronous and must run on plain threads (FUSE workers, scoped threads);
-//! the async store is driven through the one runtime `Handle` the caller passes in.
+//! the async sources are driven through the one runtime `Handle` the caller passes in.
 
 pub mod health;
 pub mod ranged;
@@ -26,8 +26,7 @@ use tokio::runtime::Handle;
 use crate::cache::{BlobCache, CacheError, CacheKey, CachedBlob, Verify};
 use crate::manifest::{ContentCheck, Entry, Manifest};
 use crate::refs::{self, RefError};
-use crate::registry::blob_key;
-use crate::store::Store;
+use crate::source::BlobSource;
 use crate::store::chunks::{self, ChunkSums};
 use crate::store::cloud::Clouds;
 pub use health::RegistryHealth;
@@ -78,10 +77,9 @@ pub enum FetchError {
     },
 }
 
-/// Fetches entries of one registry into one cache.
+/// Fetches entries into one cache (from the blob source each call names).
 #[derive(Debug, Clone)]
 pub struct Fetcher {
-    store: Store,
     cache: BlobCache,
     handle: Handle,
     clouds: Clouds,
@@ -120,10 +118,9 @@ impl OpenedBlob {
 
 impl Fetcher {
     /// Reads references with the environment's cloud credentials; see `with_clouds`.
-    pub fn new(store: Store, cache: BlobCache, handle: Handle) -> Fetcher {
+    pub fn new(cache: BlobCache, handle: Handle) -> Fetcher {
         let session = format!("{}-{}", std::process::id(), fastrand::u64(..));
         Fetcher {
-            store,
             cache,
             handle,
             clouds: Clouds::from_env(),
@@ -160,19 +157,21 @@ impl Fetcher {
     /// Blocks (sidecar or whole download): call from plain threads only.
     pub fn open(
         &self,
+        blobs: &Arc<dyn BlobSource>,
         artifact: &str,
         path: &str,
         entry: &Entry,
     ) -> Result<OpenedBlob, FetchError> {
-        if let Some(lazy) = self.lazy(artifact, path, entry)? {
+        if let Some(lazy) = self.lazy(blobs, artifact, path, entry)? {
             return Ok(OpenedBlob::Lazy(lazy));
         }
-        self.cached(artifact, path, entry).map(OpenedBlob::Cached)
+        self.cached(blobs, artifact, path, entry).map(OpenedBlob::Cached)
     }
 
     /// A lazy handle on a stored entry, or `None` where only the whole-file path applies.
     fn lazy(
         &self,
+        blobs: &Arc<dyn BlobSource>,
         artifact: &str,
         path: &str,
         entry: &Entry,
@@ -201,14 +200,16 @@ impl Fetcher {
                 (blob.len() == size && blob.binding() == binding).then(|| LazyHandle::new(blob))
             );
         }
-        let Some(blob_key) = blob_key(&entry.digest) else {
+        let Some(blob_key) = blobs.locate(path, entry) else {
             return Ok(None);
         };
-        let Some(sums) = self.sidecar(&blob_key, size, binding) else {
+        let Some(sums) = self.sidecar(blobs, path, entry, &blob_key, size, binding) else {
             return Ok(None);
         };
         let source = ranged::Source {
-            store: self.store.clone(),
+            blobs: blobs.clone(),
+            path: path.to_owned(),
+            entry: entry.clone(),
             blob_key,
             cache: self.cache.clone(),
             key,
@@ -227,13 +228,21 @@ impl Fetcher {
     /// The chunk sidecar of a blob of `size` bytes, if it has a usable one whose bytes hash to
     /// `binding` (the manifest entry's): remembered from an earlier open, else fetched. Any
     /// failure to read it only means the whole-file path, which verifies everything anyway.
-    fn sidecar(&self, blob_key: &str, size: u64, binding: &str) -> Option<Arc<ChunkSums>> {
+    fn sidecar(
+        &self,
+        blobs: &Arc<dyn BlobSource>,
+        path: &str,
+        entry: &Entry,
+        blob_key: &str,
+        size: u64,
+        binding: &str,
+    ) -> Option<Arc<ChunkSums>> {
         let memo = || self.sidecars.lock().unwrap_or_else(PoisonError::into_inner);
         let remembered = memo().get(blob_key);
         let sidecar = match remembered {
             Some(sidecar) => sidecar,
             None => {
-                let sidecar = Arc::new(self.fetch_sidecar(blob_key)?);
+                let sidecar = Arc::new(self.fetch_sidecar(blobs, path, entry, blob_key)?);
                 memo().insert(blob_key, sidecar.clone());
                 sidecar
             }
@@ -256,16 +265,22 @@ impl Fetcher {
         }
     }
 
-    /// Reads the sidecar of `blob_key` from the registry, if it has a self-consistent one.
-    fn fetch_sidecar(&self, blob_key: &str) -> Option<Sidecar> {
-        let key = chunks::sidecar_key(blob_key);
+    /// Reads the sidecar of an entry from its source, if it has a self-consistent one.
+    fn fetch_sidecar(
+        &self,
+        blobs: &Arc<dyn BlobSource>,
+        path: &str,
+        entry: &Entry,
+        blob_key: &str,
+    ) -> Option<Sidecar> {
+        let key = blob_key;
         let stall = self.stall_timeout;
         if self.health.stalled_since().is_some() {
             return None;
         }
         let fetched = self
             .handle
-            .block_on(async { tokio::time::timeout(stall, self.store.get_opt(&key)).await });
+            .block_on(async { tokio::time::timeout(stall, blobs.chunk_sums(path, entry)).await });
         if fetched.is_err() {
             self.health.timed_out();
         } else {
@@ -361,15 +376,16 @@ impl Fetcher {
     /// the cache (see [`BlobCache::make_room`]) and is tried once more.
     pub fn cached(
         &self,
+        blobs: &Arc<dyn BlobSource>,
         artifact: &str,
         path: &str,
         entry: &Entry,
     ) -> Result<CachedBlob, FetchError> {
-        match self.cached_once(artifact, path, entry) {
+        match self.cached_once(blobs, artifact, path, entry) {
             Err(FetchError::Cache { source: CacheError::DiskFull { .. }, .. })
                 if self.cache.make_room() =>
             {
-                self.cached_once(artifact, path, entry)
+                self.cached_once(blobs, artifact, path, entry)
             }
             other => other,
         }
@@ -377,6 +393,7 @@ impl Fetcher {
 
     fn cached_once(
         &self,
+        blobs: &Arc<dyn BlobSource>,
         artifact: &str,
         path: &str,
         entry: &Entry,
@@ -386,7 +403,6 @@ impl Fetcher {
             path: path.to_owned(),
             source,
         };
-        let store = &self.store;
         let handle = &self.handle;
         let counters = &self.ranged.counters;
         let stall = self.stall_timeout;
@@ -460,8 +476,7 @@ impl Fetcher {
                 digest: entry.digest.clone(),
             });
         };
-        let Some(blob) = blob_key(&entry.digest).filter(|_| matches!(verify, Verify::Md5(_)))
-        else {
+        let Some(blob) = blobs.locate(path, entry) else {
             return Err(FetchError::NoBlob {
                 artifact: artifact.to_owned(),
                 path: path.to_owned(),
@@ -484,7 +499,7 @@ impl Fetcher {
                     stalled(what)
                 };
                 handle.block_on(async {
-                    let mut stream = tokio::time::timeout(stall, store.get_stream(&blob))
+                    let mut stream = tokio::time::timeout(stall, blobs.stream(path, entry))
                         .await
                         .map_err(|_| timed_out(&blob))??;
                     health.answered();
@@ -506,6 +521,7 @@ impl Fetcher {
     /// temporary name and renamed, so a failure leaves no file with wrong content.
     pub fn download(
         &self,
+        blobs: &Arc<dyn BlobSource>,
         artifact: &str,
         manifest: &Manifest,
         root: &Path,
@@ -529,7 +545,7 @@ impl Fetcher {
                             let Some((path, entry)) = entries.get(i) else {
                                 return Ok(bytes);
                             };
-                            let blob = self.cached(artifact, path, entry)?;
+                            let blob = self.cached(blobs, artifact, path, entry)?;
                             copy_out(&blob, &root.join(path), &is_entry)?;
                             bytes += blob.len();
                             progress(blob.len());

@@ -29,8 +29,9 @@ use tokio::sync::Semaphore;
 use tracing::{debug, error, warn};
 
 use crate::cache::{BlobCache, CacheError, CacheKey, PartialFile, Verify};
+use crate::manifest::Entry;
+use crate::source::{BlobSource, SourceError};
 use crate::store::chunks::ChunkSums;
-use crate::store::{Store, StoreError};
 
 /// Default bound on chunk bytes fetched but not yet written to disk, across all open files.
 pub const RANGED_BUDGET_BYTES: u64 = 64 << 20;
@@ -43,11 +44,11 @@ pub enum RangedError {
     #[error("{blob}: chunk {index} does not match its SHA-256; nothing of it was served")]
     ChunkMismatch { blob: String, index: usize },
     #[error("{blob}: chunk {index}: {source}")]
-    Store {
+    Source {
         blob: String,
         index: usize,
         #[source]
-        source: StoreError,
+        source: SourceError,
     },
     #[error("{blob}: chunk {index}: no data received for {after:?}; is the server reachable?")]
     Stalled { blob: String, index: usize, after: Duration },
@@ -181,7 +182,11 @@ struct State {
 /// Where one blob's chunks come from and go to.
 #[derive(Debug)]
 pub struct Source {
-    pub store: Store,
+    pub blobs: Arc<dyn BlobSource>,
+    /// The entry in its version, as the blob source names it.
+    pub path: String,
+    pub entry: Entry,
+    /// The blob's name in messages (and the key of the sidecar memo).
     pub blob_key: String,
     pub cache: BlobCache,
     pub key: CacheKey,
@@ -370,7 +375,7 @@ impl LazyBlob {
         }
         let fetched = tokio::time::timeout(
             self.source.stall,
-            self.source.store.get_range(&blob, range.clone()),
+            self.source.blobs.range(&self.source.path, &self.source.entry, range.clone()),
         )
         .await;
         match &fetched {
@@ -379,7 +384,7 @@ impl LazyBlob {
         }
         let bytes: Bytes = fetched
             .map_err(|_| stalled())?
-            .map_err(|source| RangedError::Store { blob: blob.clone(), index, source })?;
+            .map_err(|source| RangedError::Source { blob: blob.clone(), index, source })?;
         self.shared.counters.add_fetched(bytes.len() as u64);
         let me = self.clone();
         tokio::task::spawn_blocking(move || {

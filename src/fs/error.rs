@@ -11,7 +11,7 @@ use crate::fetch::FetchError;
 use crate::fs::tree::TreeError;
 use crate::manifest::ManifestError;
 use crate::refs::RefError;
-use crate::registry::RegistryError;
+use crate::source::SourceError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
@@ -30,10 +30,10 @@ pub enum FsError {
     #[error("no such extended attribute")]
     NoXattr,
     #[error("{what}: {source}")]
-    Registry {
+    Source {
         what: String,
         #[source]
-        source: RegistryError,
+        source: SourceError,
     },
     #[error("{what}: the registry did not answer within {after:?}")]
     Timeout { what: String, after: Duration },
@@ -88,7 +88,7 @@ impl FsError {
             // Everything below is "the bytes cannot be produced right now": the registry or the
             // blob is unreachable, broken or not what the manifest promised. EIO is what
             // programs expect from a failing disk, and it never looks like a missing file.
-            FsError::Registry { .. }
+            FsError::Source { .. }
             | FsError::Timeout { .. }
             | FsError::Unresponsive { .. }
             | FsError::Manifest { .. }

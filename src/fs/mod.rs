@@ -52,7 +52,9 @@ use tokio::runtime::Handle;
 use crate::cache::CacheError;
 use crate::fetch::{FetchError, Fetcher, OpenedBlob};
 use crate::names::{CollectionPath, Selector, validate_scope};
-use crate::registry::{CollectionState, Registry, RegistryError, ResolvedVersion, VersionRecord};
+use crate::source::{
+    BlobSource, Catalog, CollectionView, ResolvedVersion, SourceError, VersionInfo,
+};
 use crate::store::chunks::CHUNK_BYTES;
 pub use error::FsError;
 use pool::Pool;
@@ -217,7 +219,7 @@ pub struct ArtifactFs {
 #[derive(Debug)]
 struct Inner {
     single: bool,
-    registry: Registry,
+    catalog: Arc<dyn Catalog>,
     fetcher: Fetcher,
     /// The one place where FUSE threads meet tokio; never used from a runtime thread.
     handle: Handle,
@@ -226,7 +228,7 @@ struct Inner {
     nodes: RwLock<NodeTable>,
     versions: RwLock<VersionTable>,
     listings: Mutex<HashMap<Scope, Timed<Arc<Vec<String>>>>>,
-    states: Mutex<HashMap<CollectionPath, Timed<Arc<CollectionState>>>>,
+    states: Mutex<HashMap<CollectionPath, Timed<Arc<CollectionView>>>>,
     /// Snapshots of open registry directories, so that readdir offsets stay valid while the
     /// registry changes underneath.
     dirs: Mutex<HashMap<u64, Arc<Listing>>>,
@@ -278,7 +280,10 @@ struct VersionTable {
 #[derive(Debug)]
 struct VersionSlot {
     slot: u32,
-    record: VersionRecord,
+    collection: CollectionPath,
+    record: VersionInfo,
+    /// Where its stored entries come from.
+    blobs: Arc<dyn BlobSource>,
     /// `entity/project/name:vN`, for errors and logs.
     label: String,
     /// Inode of the directory holding the version directory (itself in single mode).
@@ -328,7 +333,7 @@ fn version_dir_name(name: &str, version: u32) -> String {
 impl ArtifactFs {
     fn new(
         single: bool,
-        registry: Registry,
+        catalog: Arc<dyn Catalog>,
         fetcher: Fetcher,
         handle: Handle,
         options: FsOptions,
@@ -341,7 +346,7 @@ impl ArtifactFs {
         ArtifactFs {
             inner: Arc::new(Inner {
                 single,
-                registry,
+                catalog,
                 fetcher,
                 handle,
                 mounted_at: SystemTime::now(),
@@ -363,24 +368,24 @@ impl ArtifactFs {
     /// The whole registry: `/<entity>/<project>/<name>:vN/…`. Reads nothing until asked.
     /// `handle` drives the registry's async I/O; call the methods only from plain threads.
     pub fn registry(
-        registry: Registry,
+        catalog: Arc<dyn Catalog>,
         fetcher: Fetcher,
         handle: Handle,
         options: FsOptions,
     ) -> ArtifactFs {
-        Self::new(false, registry, fetcher, handle, options)
+        Self::new(false, catalog, fetcher, handle, options)
     }
 
     /// One version at the root. Its manifest is read now, so that a broken one fails the mount
     /// rather than the first `ls`.
     pub fn single(
-        registry: Registry,
+        catalog: Arc<dyn Catalog>,
         fetcher: Fetcher,
         handle: Handle,
         options: FsOptions,
         version: &ResolvedVersion,
     ) -> Result<ArtifactFs, FsError> {
-        let fs = Self::new(true, registry, fetcher, handle, options);
+        let fs = Self::new(true, catalog, fetcher, handle, options);
         let slot = fs.intern_version(&version.collection, &version.record, ROOT_INODE);
         fs.loaded(&slot)?;
         Ok(fs)
@@ -697,11 +702,7 @@ impl ArtifactFs {
                     // registry that fails or stalls still fails the listing.)
                     let state = match self.collection_state(&c) {
                         Ok(state) => state,
-                        Err(
-                            err @ FsError::Registry {
-                                source: RegistryError::Corrupt { .. }, ..
-                            },
-                        ) => {
+                        Err(err @ FsError::Source { source: SourceError::Corrupt(_), .. }) => {
                             tracing::warn!(%err, "leaving {c} out of the listing");
                             continue;
                         }
@@ -734,7 +735,7 @@ impl ArtifactFs {
 
     fn alias_target_in(
         c: &CollectionPath,
-        state: &CollectionState,
+        state: &CollectionView,
         alias: &str,
     ) -> Result<String, FsError> {
         let version = state.aliases.get(alias).ok_or(FsError::NotFound)?;
@@ -761,14 +762,15 @@ impl ArtifactFs {
         {
             return Ok(t.value.clone());
         }
-        let registry = &self.inner.registry;
+        let catalog = &self.inner.catalog;
         let fresh = match &scope {
-            Scope::Entities => self.block_on(|| "listing entities".into(), registry.entities()),
+            Scope::Entities => self.block_on(|| "listing entities".into(), catalog.entities()),
             Scope::Projects(e) => {
-                self.block_on(|| format!("listing projects of {e}"), registry.projects(e))
+                self.block_on(|| format!("listing projects of {e}"), catalog.projects(e))
             }
-            Scope::Collections(e, p) => self
-                .block_on(|| format!("listing artifacts of {e}/{p}"), registry.collections(e, p)),
+            Scope::Collections(e, p) => {
+                self.block_on(|| format!("listing artifacts of {e}/{p}"), catalog.collections(e, p))
+            }
         };
         let names = match fresh {
             Ok(names) => names,
@@ -780,20 +782,17 @@ impl ArtifactFs {
         Ok(names)
     }
 
-    /// A collection's versions and aliases, brought up to date (incrementally) once older than
-    /// the refresh interval.
-    fn collection_state(&self, c: &CollectionPath) -> Result<Arc<CollectionState>, FsError> {
+    /// A collection's versions and aliases, read again once older than the refresh interval.
+    fn collection_state(&self, c: &CollectionPath) -> Result<Arc<CollectionView>, FsError> {
         let cached = lock(&self.inner.states).get(c).cloned();
         if let Some(t) = &cached
             && t.at.elapsed() < self.inner.options.refresh
         {
             return Ok(t.value.clone());
         }
-        let old = cached.map(|t| (*t.value).clone()).unwrap_or_default();
-        let state = match self.block_on(
-            || format!("reading the versions of {c}"),
-            self.inner.registry.refresh(c, old),
-        ) {
+        let state = match self
+            .block_on(|| format!("reading the versions of {c}"), self.inner.catalog.collection(c))
+        {
             Ok(state) => state,
             Err(err) => return self.stale(&self.inner.states, c.clone(), err),
         };
@@ -831,7 +830,7 @@ impl ArtifactFs {
     fn block_on<T>(
         &self,
         what: impl FnOnce() -> String,
-        fut: impl Future<Output = Result<T, RegistryError>>,
+        fut: impl Future<Output = Result<T, SourceError>>,
     ) -> Result<T, FsError> {
         let after = self.inner.options.registry_timeout;
         let health = self.inner.fetcher.health();
@@ -844,7 +843,7 @@ impl ArtifactFs {
                 health.answered();
                 Ok(v)
             }
-            Ok(Err(source)) => Err(FsError::Registry { what: what(), source }),
+            Ok(Err(source)) => Err(FsError::Source { what: what(), source }),
             Err(_elapsed) => {
                 health.timed_out();
                 Err(FsError::Timeout { what: what(), after })
@@ -871,7 +870,7 @@ impl ArtifactFs {
     fn intern_version(
         &self,
         c: &CollectionPath,
-        record: &VersionRecord,
+        record: &VersionInfo,
         parent: InodeNo,
     ) -> Arc<VersionSlot> {
         let key = (c.clone(), record.version);
@@ -885,6 +884,8 @@ impl ArtifactFs {
         let slot = Arc::new(VersionSlot {
             // Slots stay far below 2^32: one per version directory ever looked at.
             slot: table.slots.len() as u32 + 1,
+            collection: c.clone(),
+            blobs: self.inner.catalog.blobs(c, record),
             record: record.clone(),
             label: format!("{c}:v{}", record.version),
             parent,
@@ -947,10 +948,10 @@ impl ArtifactFs {
         if let Some(loaded) = slot.loaded.get() {
             return Ok(loaded.clone());
         }
-        let key = &slot.record.manifest;
-        let json = self.block_on(|| format!("reading the manifest of {}", slot.label), async {
-            Ok(self.inner.registry.store().get(key).await?)
-        })?;
+        let json = self.block_on(
+            || format!("reading the manifest of {}", slot.label),
+            self.inner.catalog.manifest_bytes(&slot.collection, &slot.record),
+        )?;
         let loaded = Arc::new(LoadedVersion::from_json(&slot.label, &json)?);
         drop(json);
         tracing::info!(
@@ -978,7 +979,7 @@ impl ArtifactFs {
         let blob = self
             .inner
             .fetcher
-            .open(&slot.label, &path, &entry)
+            .open(&slot.blobs, &slot.label, &path, &entry)
             .map_err(|e| fetch_error(&slot.label, &path, e))?;
         let size_unknown = loaded.size_unknown(index);
         if size_unknown {
@@ -1009,8 +1010,9 @@ impl ArtifactFs {
             }
             let Some(pool) = self.readahead_pool() else { return };
             let (fs, label, path) = (self.clone(), slot.label.clone(), loaded.tree.path(sibling));
+            let blobs = slot.blobs.clone();
             let queued = pool.try_spawn(READAHEAD_MAX_WAITING, move || {
-                if let Err(err) = fs.inner.fetcher.cached(&label, &path, &entry) {
+                if let Err(err) = fs.inner.fetcher.cached(&blobs, &label, &path, &entry) {
                     tracing::debug!(%err, "readahead fetch failed");
                 }
             });

@@ -10,7 +10,8 @@ use tokio::runtime::Runtime;
 use super::*;
 use crate::cache::BlobCache;
 use crate::manifest::{Entry, Manifest, md5_base64};
-use crate::registry::LogRequest;
+use crate::registry::{LogRequest, Registry, VersionRecord};
+use crate::source::registry::RegistrySource;
 use crate::store::{Store, cloud::Clouds};
 
 struct Env {
@@ -32,6 +33,11 @@ impl Env {
         Env { dir, runtime, registry: Registry::new(store) }
     }
 
+    /// The registry as the filesystem sees it.
+    fn catalog(&self) -> Arc<dyn Catalog> {
+        Arc::new(RegistrySource::new(self.registry.clone()))
+    }
+
     fn registry_dir(&self) -> PathBuf {
         self.dir.path().join("registry").canonicalize().unwrap()
     }
@@ -41,7 +47,7 @@ impl Env {
     }
 
     fn fetcher(&self) -> Fetcher {
-        Fetcher::new(self.registry.store().clone(), self.cache(), self.runtime.handle().clone())
+        Fetcher::new(self.cache(), self.runtime.handle().clone())
     }
 
     /// A fetcher that reads files over 64 KiB lazily, for blobs logged by `log_chunked`.
@@ -51,7 +57,7 @@ impl Env {
 
     fn fs_with(&self, fetcher: Fetcher) -> ArtifactFs {
         let options = Self::options(REFRESH_INTERVAL);
-        ArtifactFs::registry(self.registry.clone(), fetcher, self.runtime.handle().clone(), options)
+        ArtifactFs::registry(self.catalog(), fetcher, self.runtime.handle().clone(), options)
     }
 
     fn partial_dir(&self) -> PathBuf {
@@ -64,7 +70,7 @@ impl Env {
 
     fn fs(&self, refresh: Duration) -> ArtifactFs {
         ArtifactFs::registry(
-            self.registry.clone(),
+            self.catalog(),
             self.fetcher(),
             self.runtime.handle().clone(),
             Self::options(refresh),
@@ -73,10 +79,13 @@ impl Env {
 
     fn single(&self, name: &str, version: u32) -> ArtifactFs {
         let c = collection(name);
-        let v =
-            self.runtime.block_on(self.registry.resolve(&c, &Selector::Version(version))).unwrap();
+        let v = self
+            .runtime
+            .block_on(self.registry.resolve(&c, &Selector::Version(version)))
+            .unwrap()
+            .into();
         ArtifactFs::single(
-            self.registry.clone(),
+            self.catalog(),
             self.fetcher(),
             self.runtime.handle().clone(),
             Self::options(REFRESH_INTERVAL),
@@ -522,8 +531,7 @@ fn a_registry_that_stops_answering_gives_eio_not_a_hang() {
     let timeout = Duration::from_millis(300);
     let fetcher = env.fetcher().with_stall_timeout(timeout);
     let options = FsOptions { registry_timeout: timeout, ..FsOptions::default() };
-    let fs =
-        ArtifactFs::registry(env.registry.clone(), fetcher, env.runtime.handle().clone(), options);
+    let fs = ArtifactFs::registry(env.catalog(), fetcher, env.runtime.handle().clone(), options);
 
     let started = Instant::now();
     let file = walk(&fs, "acme/bikes/ds:v0/a.txt").unwrap().ino;
@@ -1070,7 +1078,7 @@ fn in_ds(rel: &str) -> String {
 
 fn fs_with_readahead(env: &Env, fetcher: Fetcher, files: u32) -> ArtifactFs {
     let options = FsOptions { readahead_files: files, ..Env::options(REFRESH_INTERVAL) };
-    ArtifactFs::registry(env.registry.clone(), fetcher, env.runtime.handle().clone(), options)
+    ArtifactFs::registry(env.catalog(), fetcher, env.runtime.handle().clone(), options)
 }
 
 fn wait_readahead_idle(fs: &ArtifactFs) {
