@@ -93,6 +93,8 @@ pub enum Command {
     },
     /// Download a version, or some of its entries, to a folder, verifying every file
     Get(GetArgs),
+    /// Fill the cache with a version, or a folder of it, ahead of its readers (verified)
+    Prefetch(PrefetchArgs),
     /// Add or remove aliases of a version
     Alias {
         /// `[[entity/]project/]name:vN` (or `:alias`)
@@ -180,6 +182,11 @@ pub struct MountArgs {
     /// name order (`cp -r`, `tar`, loaders walking a folder); 0 turns this off
     #[arg(long, default_value_t = crate::fs::READAHEAD_FILES, value_name = "N")]
     pub readahead_files: u32,
+    /// When a reader opens a version's files in shuffled order (a data loader's first epoch),
+    /// fetch that version's small files (up to 4 MiB) into the cache in the background, up to
+    /// SIZE bytes (`2G`, `500M`; also bounded by --cache-size); 0 turns this off
+    #[arg(long, default_value = "0", value_name = "SIZE")]
+    pub warm_up: String,
     /// Seconds after which registry listings and aliases are read again, so new versions and
     /// moved aliases show up without remounting (0: on every access)
     #[arg(long, default_value_t = crate::fs::REFRESH_INTERVAL.as_secs(), value_name = "N")]
@@ -234,6 +241,21 @@ pub struct GetArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PrefetchArgs {
+    /// `[[entity/]project/]name[:alias|:vN][/PATH]`: a version, or its entries at or below PATH
+    /// (a PATH needs the `:alias`, e.g. `ds:latest/train`)
+    pub artifact: String,
+    /// Downloads in flight
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub jobs: usize,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub access: RefAccessArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct LogArgs {
     /// `[[entity/]project/]name`
     pub artifact: String,
@@ -262,6 +284,9 @@ pub struct LogArgs {
     /// JSON object or @file
     #[arg(long)]
     pub metadata: Option<String>,
+    /// Hash every file, even those the stat cache knows unchanged since their last log
+    #[arg(long)]
+    pub rehash: bool,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,

@@ -97,6 +97,8 @@ pub struct MountConfig {
     pub timeout: Duration,
     /// Small files fetched ahead of a directory walk (0: off).
     pub readahead_files: u32,
+    /// Bytes warmed up for a version read in shuffled order (0: off).
+    pub warm_up_bytes: u64,
     /// `None`: the default under the XDG state dir.
     pub log_file: Option<PathBuf>,
 }
@@ -125,6 +127,7 @@ impl TryFrom<&MountArgs> for MountConfig {
             refresh: Duration::from_secs(a.refresh_secs),
             timeout: Duration::from_secs(a.timeout_secs.max(1)),
             readahead_files: a.readahead_files,
+            warm_up_bytes: parse_size(&a.warm_up)?,
             log_file: a.log_file.clone(),
         })
     }

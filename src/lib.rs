@@ -13,6 +13,8 @@
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
 //! - `http`: the one HTTP policy (timeouts, bounded jittered retries) of every client;
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
+//! - `prefetch`: warming the cache with a version ahead of its readers (`artfs prefetch`, the
+//!   mount's warm-up);
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
 //! - `source`: the seam between readers (mount, `get`, `ls`) and where versions live: a catalog
 //!   and per-version blob sources, implemented by the artfs registry (`source::registry`);
@@ -31,6 +33,7 @@ pub mod http;
 pub mod manifest;
 pub mod mount;
 pub mod names;
+pub mod prefetch;
 pub mod progress;
 pub mod refs;
 pub mod registry;

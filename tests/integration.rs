@@ -5,6 +5,10 @@ mod util;
 
 // `artfs log/ls/versions/show/get/alias/edit/rm/gc` on a local registry, end to end.
 mod cli;
+// Re-logs through the stat cache, and files that change while they are logged.
+mod relog;
+// `artfs prefetch`: the cache filled ahead of readers, verified, within its limit.
+mod prefetch;
 // Many writers at once and writers killed mid-upload.
 mod concurrency;
 // Registries in S3 (ministack) and GCS (fake-gcs-server) buckets.

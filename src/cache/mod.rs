@@ -321,6 +321,12 @@ impl BlobCache {
         self.inner.max_bytes
     }
 
+    /// The most a set of entries meant to stay cached together may hold: what eviction leaves
+    /// once the limit is crossed (a larger set would evict its own first entries).
+    pub fn keep_bytes(&self) -> u64 {
+        self.inner.max_bytes / 100 * LOW_WATER_PERCENT
+    }
+
     /// Where the entry for `key` lives (whether or not it is present).
     pub fn entry_path(&self, key: &CacheKey) -> PathBuf {
         self.inner.root.join(key.relative_path())

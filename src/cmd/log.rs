@@ -28,18 +28,22 @@ impl App {
                 refs::expand(&self.clouds, uri, name, !args.no_checksum, args.max_objects).await?;
             references.extend(found);
         }
-        let (mut manifest, sources) = tokio::task::spawn_blocking(move || {
+        // Files unchanged since their last log are not read again (`--rehash` reads them all).
+        let known = (!args.rehash).then(|| stage::StatCache::open(&self.config.cache_dir));
+        let staged = tokio::task::spawn_blocking(move || {
             let mut files = Vec::new();
             for p in &paths {
                 files.extend(stage::collect(p)?);
             }
             let total = files.iter().map(|f| f.size).sum();
             let bar = progress::Bytes::new("hashing", total, quiet);
-            let staged = stage::hash_all(files, &|n| bar.inc(n));
+            let staged = stage::hash_all(files, known.as_ref(), &|n| bar.inc(n));
             bar.finish();
             staged
         })
         .await??;
+        let stage::Staged { mut manifest, sources, hashed_files, hashed_bytes, known_files } =
+            staged;
         if let Some(file) = &args.manifest {
             let bytes =
                 std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -94,6 +98,9 @@ impl App {
                 "uploaded_bytes": outcome.uploaded_bytes,
                 "file_count": req.manifest.contents.len(),
                 "size": req.manifest.size(),
+                "hashed_files": hashed_files,
+                "hashed_bytes": hashed_bytes,
+                "unchanged_files_not_read": known_files,
             }))
         } else {
             let what = if outcome.created { "new version" } else { "unchanged, existing version" };

@@ -10,6 +10,7 @@ mod key;
 mod log;
 mod ls;
 mod mount;
+mod prefetch;
 mod rm;
 mod serve;
 mod show;
@@ -167,6 +168,7 @@ impl App {
             Command::Versions { artifact, json } => self.versions(&artifact, json).await,
             Command::Show { artifact, files, json } => self.show(&artifact, files, json).await,
             Command::Get(args) => self.get(args).await,
+            Command::Prefetch(args) => self.prefetch(args).await,
             Command::Alias { artifact, add, remove } => self.alias(&artifact, &add, &remove).await,
             Command::Edit { artifact, description, metadata, merge_metadata } => {
                 self.edit(&artifact, description, metadata, merge_metadata).await

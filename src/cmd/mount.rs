@@ -54,6 +54,7 @@ impl App {
             refresh: mc.refresh,
             registry_timeout: mc.timeout,
             readahead_files: mc.readahead_files,
+            warm_up_bytes: mc.warm_up_bytes,
             ..FsOptions::default()
         };
         let fs = match &artifact {

@@ -95,6 +95,10 @@ const READAHEAD_THREADS: usize = 32;
 /// network delivers, and more queued files would only arrive after they were read.
 const READAHEAD_MAX_WAITING: usize = 256;
 
+/// Downloads in flight for the warm-up of a version read in shuffled order (beside the
+/// readers' own).
+const WARM_UP_JOBS: usize = 16;
+
 /// The root directory's inode (both modes).
 pub const ROOT_INODE: InodeNo = InodeNo(1);
 
@@ -193,6 +197,9 @@ pub struct FsOptions {
     /// Small files fetched ahead of a reader that opens a directory's files in name order
     /// (see `readahead`); 0 turns readahead off.
     pub readahead_files: u32,
+    /// Bytes of a version's small files warmed up into the cache once a reader opens its files
+    /// in shuffled order (see `prefetch`); 0 turns the warm-up off.
+    pub warm_up_bytes: u64,
 }
 
 impl Default for FsOptions {
@@ -206,6 +213,7 @@ impl Default for FsOptions {
             uid,
             gid,
             readahead_files: READAHEAD_FILES,
+            warm_up_bytes: 0,
         }
     }
 }
@@ -997,6 +1005,11 @@ impl ArtifactFs {
     fn read_ahead(&self, slot: &Arc<VersionSlot>, loaded: &Arc<LoadedVersion>, node: NodeId) {
         let next =
             self.inner.readahead.opened(u64::from(slot.slot), node.0, loaded.tree.siblings(node));
+        if self.inner.options.warm_up_bytes > 0
+            && self.inner.readahead.take_shuffled(u64::from(slot.slot))
+        {
+            self.warm_up(slot, loaded);
+        }
         for sibling in next.map(NodeId) {
             let NodeKind::File { entry: index, size } = loaded.tree.kind(sibling) else {
                 continue;
@@ -1019,6 +1032,62 @@ impl ArtifactFs {
             if !queued {
                 return;
             }
+        }
+    }
+
+    /// Starts fetching, in the background, the small files of a version that a reader opens in
+    /// shuffled order, in path order, within the warm-up budget (and what the cache keeps
+    /// together); once per version and mount. Best effort, like readahead: a failure only means
+    /// the reader's own open fetches (and reports) it.
+    fn warm_up(&self, slot: &Arc<VersionSlot>, loaded: &Arc<LoadedVersion>) {
+        let tree = &loaded.tree;
+        let entries: Vec<(String, crate::manifest::Entry)> = (0..tree.len() as u32)
+            .map(NodeId)
+            .filter_map(|n| match tree.kind(n) {
+                NodeKind::File { entry, size }
+                    if size <= READAHEAD_MAX_FILE_BYTES && !loaded.size_unknown(entry) =>
+                {
+                    Some((tree.path(n), loaded.entry(entry, size)))
+                }
+                _ => None,
+            })
+            .collect();
+        // Path order, as `artfs prefetch` takes a manifest (node ids go breadth first).
+        let mut entries = entries;
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let fetcher = self.inner.fetcher.clone();
+        let budget = self.inner.options.warm_up_bytes.min(fetcher.cache().keep_bytes());
+        let set = crate::prefetch::plan(entries.iter().map(|(p, e)| (p, e)), budget);
+        let (label, blobs) = (slot.label.clone(), slot.blobs.clone());
+        tracing::info!(
+            "{label}: opened in shuffled order; warming up {} files ({} bytes), {} left out by the budget",
+            set.entries.len(),
+            set.bytes,
+            set.left_out_files
+        );
+        let started = std::thread::Builder::new().name("artfs-warm-up".into()).spawn(move || {
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let done = crate::prefetch::warm(
+                &fetcher,
+                &blobs,
+                &label,
+                &set.entries,
+                WARM_UP_JOBS,
+                &|_| {},
+                &stop,
+            );
+            tracing::info!(
+                "{label}: warm-up done: {} files in the cache ({} fetched), {} failed",
+                done.files,
+                done.fetched_files,
+                done.failed.len()
+            );
+            for err in done.failed.iter().take(5) {
+                tracing::debug!(%err, "warm-up fetch failed");
+            }
+        });
+        if let Err(err) = started {
+            tracing::warn!(%err, "cannot start the warm-up thread; reading without");
         }
     }
 

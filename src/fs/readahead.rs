@@ -6,16 +6,29 @@
 //! trip each. Following such a walk keeps up to `window` downloads in flight per reader. Random
 //! or shuffled opens never match the pattern, so they cost nothing extra.
 //!
+//! The same bookkeeping tells a shuffled reader (a data loader's first epoch in random order):
+//! when most of a version's recent opens continue no walk, [`Readahead::take_shuffled`] says so,
+//! once per version, and the caller may warm the whole version up (see `prefetch`).
+//!
 //! Detection only: the caller decides which of the returned siblings are worth fetching (files,
 //! small, not cached) and fetches them. Siblings of a directory are consecutive node ids in name
 //! order (see `tree`), so "the next file" is the next node id within the directory.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::ops::RangeInclusive;
 use std::sync::{Mutex, PoisonError};
 
 /// Walks remembered for detection: enough for dozens of readers at once.
 const STREAMS: usize = 64;
+
+/// Opens of a version before its order is judged, and the share of them (in quarters) that must
+/// continue no walk for it to count as shuffled. A name-order walk of folders of two files jumps
+/// at every other open (half), a shuffled loader at nearly every open.
+const SHUFFLE_MIN_OPENS: u32 = 16;
+const SHUFFLE_JUMP_QUARTERS: u32 = 3;
+
+/// Past this many opens, the counts of a version are halved, so its recent opens decide.
+const SHUFFLE_HISTORY_OPENS: u32 = 64;
 
 /// Recognises directory walks and says which siblings to fetch ahead.
 #[derive(Debug)]
@@ -24,6 +37,18 @@ pub struct Readahead {
     window: u32,
     /// Most recently advanced first.
     streams: Mutex<VecDeque<Stream>>,
+    /// Open order per version slot, for shuffle detection.
+    orders: Mutex<HashMap<u64, Order>>,
+}
+
+/// Recent opens of one version: how many, how many continued no walk, and whether it was
+/// reported shuffled already.
+#[derive(Clone, Copy, Debug, Default)]
+struct Order {
+    opens: u32,
+    jumps: u32,
+    reported: bool,
+    pending: bool,
 }
 
 /// One walk through one directory.
@@ -38,7 +63,32 @@ struct Stream {
 
 impl Readahead {
     pub fn new(window: u32) -> Readahead {
-        Readahead { window, streams: Mutex::default() }
+        Readahead { window, streams: Mutex::default(), orders: Mutex::default() }
+    }
+
+    /// Whether version `slot` is being read in shuffled order: true once, the first time its
+    /// recent opens mostly continued no walk.
+    pub fn take_shuffled(&self, slot: u64) -> bool {
+        let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        orders.get_mut(&slot).is_some_and(|o| std::mem::take(&mut o.pending))
+    }
+
+    fn count_open(&self, slot: u64, jumped: bool) {
+        let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
+        let o = orders.entry(slot).or_default();
+        o.opens += 1;
+        o.jumps += u32::from(jumped);
+        if !o.reported
+            && o.opens >= SHUFFLE_MIN_OPENS
+            && o.jumps * 4 >= o.opens * SHUFFLE_JUMP_QUARTERS
+        {
+            o.reported = true;
+            o.pending = true;
+        }
+        if o.opens >= SHUFFLE_HISTORY_OPENS {
+            o.opens /= 2;
+            o.jumps /= 2;
+        }
     }
 
     /// Records an open of `node` in version `slot`, whose directory's children are the nodes
@@ -52,7 +102,7 @@ impl Readahead {
         siblings: RangeInclusive<u32>,
     ) -> RangeInclusive<u32> {
         let none = RangeInclusive::new(1, 0);
-        if self.window == 0 || !siblings.contains(&node) {
+        if !siblings.contains(&node) {
             return none;
         }
         let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
@@ -62,8 +112,11 @@ impl Readahead {
         };
         let Some(i) = continues else {
             // A new walk, or the same file opened again: remember it, fetch nothing yet.
-            if let Some(i) = streams.iter().position(|s| s.slot == slot && s.last == node) {
-                streams.remove(i);
+            match streams.iter().position(|s| s.slot == slot && s.last == node) {
+                Some(i) => {
+                    streams.remove(i);
+                }
+                None => self.count_open(slot, true),
             }
             streams.push_front(Stream { slot, last: node, ahead: node });
             streams.truncate(STREAMS);
@@ -71,6 +124,7 @@ impl Readahead {
         };
         // Exists: `position` found it.
         let Some(stream) = streams.remove(i) else { return none };
+        self.count_open(slot, false);
         let end = node.saturating_add(self.window).min(*siblings.end());
         let start = stream.ahead.max(node) + 1;
         streams.push_front(Stream { slot, last: node, ahead: stream.ahead.max(end) });
@@ -144,6 +198,36 @@ mod tests {
         // Same node ids in another version: a different walk.
         ra.opened(1, 11, 10..=20);
         assert_eq!(ra.opened(2, 12, 10..=20).count(), 0);
+    }
+
+    #[test]
+    fn a_shuffled_reader_is_told_once_and_walks_never() {
+        let ra = Readahead::new(4);
+        let dir = 0..=9999;
+        let mut rng = fastrand::Rng::with_seed(7);
+        let mut told = 0;
+        for _ in 0..200 {
+            ra.opened(1, rng.u32(0..10_000), dir.clone());
+            told += usize::from(ra.take_shuffled(1));
+        }
+        assert_eq!(told, 1);
+        // Four readers walking in name order, interleaved: not shuffled.
+        for i in 0..500 {
+            ra.opened(2, (i % 4) * 2000 + i / 4, dir.clone());
+            assert!(!ra.take_shuffled(2), "at open {i}");
+        }
+        // A walk over folders of two files each jumps at every other open: not shuffled.
+        for d in 0..300u32 {
+            ra.opened(3, d * 2, d * 2..=d * 2 + 1);
+            ra.opened(3, d * 2 + 1, d * 2..=d * 2 + 1);
+            assert!(!ra.take_shuffled(3), "at folder {d}");
+        }
+        // With readahead off, shuffles are still told.
+        let off = Readahead::new(0);
+        for _ in 0..100 {
+            off.opened(1, rng.u32(0..10_000), dir.clone());
+        }
+        assert!(off.take_shuffled(1));
     }
 
     #[test]

@@ -23,7 +23,8 @@ fn request(dir: &Path, tag: &str, name: &str, files: &[(&str, &[u8])]) -> LogReq
         std::fs::write(src.join(path), bytes).unwrap();
     }
     let staged = crate::stage::collect(src.to_str().unwrap()).unwrap();
-    let (manifest, sources) = crate::stage::hash_all(staged, &|_| {}).unwrap();
+    let crate::stage::Staged { manifest, sources, .. } =
+        crate::stage::hash_all(staged, None, &|_| {}).unwrap();
     LogRequest {
         collection: collection(name),
         artifact_type: "dataset".into(),

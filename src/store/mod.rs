@@ -648,7 +648,7 @@ fn copy_checked(
 /// What an upload must find again in the file: the size and XXH3-128 of the bytes that were
 /// hashed for the manifest. XXH3 is checked instead of hashing MD5 a second time because it
 /// costs a fraction of it, and it only has to tell two states of one file apart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct UploadCheck {
     pub size: u64,
     pub xxh3: u128,
@@ -821,11 +821,14 @@ pub struct UploadSource {
     pub chunks: Option<chunks::ChunkSums>,
 }
 
-/// What tells that a file changed: size, modification time, inode (as `git` and `rsync` do).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What tells that a file changed: size, modification and change times, inode and device (as
+/// `git` does). The change time is set by the kernel on every write and cannot be set back by
+/// `touch`, so content rewritten with its size kept and its mtime restored still shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileStamp {
     pub len: u64,
     pub mtime_ns: i128,
+    pub ctime_ns: i128,
     pub ino: u64,
     pub dev: u64,
 }
@@ -836,6 +839,7 @@ impl FileStamp {
         FileStamp {
             len: meta.len(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
             ino: meta.ino(),
             dev: meta.dev(),
         }
@@ -906,19 +910,24 @@ mod tests {
             let data = vec![7u8; len];
             std::fs::write(&src, &data).unwrap();
             let meta = std::fs::metadata(&src).unwrap();
-            let source = UploadSource {
-                path: src.clone(),
-                stamp: FileStamp::of(&meta),
-                check: UploadCheck::of(&data),
-                chunks: None,
-            };
             let mut changed = data.clone();
             changed[len / 2] = 8;
             std::fs::write(&src, &changed).unwrap();
             let f = std::fs::OpenOptions::new().write(true).open(&src).unwrap();
             f.set_modified(meta.modified().unwrap()).unwrap();
             drop(f);
-            assert_eq!(FileStamp::of(&std::fs::metadata(&src).unwrap()), source.stamp);
+            // The kernel moved the ctime; an mmap writer's change may not show even there
+            // before the pages are written back, so the stamp is taken after the change.
+            let source = UploadSource {
+                path: src.clone(),
+                stamp: FileStamp::of(&std::fs::metadata(&src).unwrap()),
+                check: UploadCheck::of(&data),
+                chunks: None,
+            };
+            assert_eq!(
+                FileStamp::of(&std::fs::metadata(&src).unwrap()).mtime_ns,
+                FileStamp::of(&meta).mtime_ns
+            );
             let key = format!("blobs/mapped-{len}");
             let err = store.upload_file(&key, &source, &|_| {}).await;
             assert!(matches!(err, Err(StoreError::ChangedDuringUpload { .. })), "{len}: {err:?}");

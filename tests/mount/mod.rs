@@ -573,6 +573,71 @@ fn a_directory_walk_is_fetched_ahead_and_random_opens_are_not() {
     assert!(out.stdout == all, "a cat walk read different bytes");
 }
 
+/// The warm-up (`mount --warm-up SIZE`): a reader opening a version's files in shuffled order
+/// gets the version's files fetched in the background, in path order, up to the budget; a
+/// reader walking in name order never starts it; every byte read is right.
+#[test]
+fn a_shuffled_reader_starts_the_warm_up_of_its_version_within_the_budget() {
+    let cached = |env: &Env| {
+        sh(&format!("find '{}' -type f | wc -l", env.cache.join("v1/obj").display()))
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let mut rng = fastrand::Rng::with_seed(12);
+    // 120 files of 1000 bytes in three folders; a budget of 100 of them.
+    let files: Files =
+        (0..120).map(|i| (format!("c{}/f{i:03}", i % 3), random_bytes(&mut rng, 1000))).collect();
+    let env = Env::new();
+    env.log_files("ds", &files);
+    let mnt = env.mount(&[
+        "-v",
+        "--warm-up",
+        "100000",
+        "--readahead-files",
+        "0",
+        env.path("mnt").to_str().unwrap(),
+    ]);
+    let root = mnt.join("acme/bikes/ds:v0");
+    let mut names: Vec<&String> = files.keys().collect();
+    rng.shuffle(&mut names);
+    let opened = &names[..20];
+    for n in opened {
+        assert_eq!(fs::read(root.join(n)).unwrap(), files[*n], "{n}");
+    }
+    let in_budget: std::collections::BTreeSet<&String> = files.keys().take(100).collect();
+    let want = 100 + opened.iter().filter(|n| !in_budget.contains(**n)).count();
+    wait_until(|| cached(&env) >= want);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(cached(&env), want, "the first 100 in path order, and the files opened");
+    assert!(mnt.log_text().contains("shuffled order"), "{}", mnt.log_text());
+    for (n, b) in &files {
+        assert_eq!(&fs::read(root.join(n)).unwrap(), b, "{n}");
+    }
+
+    // Name order, with the warm-up on: only what is read is fetched.
+    let walker = Env::new();
+    walker.log_files("ds", &files);
+    let mnt = walker.mount(&[
+        "-v",
+        "--warm-up",
+        "1G",
+        "--readahead-files",
+        "0",
+        walker.path("mnt").to_str().unwrap(),
+    ]);
+    let dir = mnt.join("acme/bikes/ds:v0/c0");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("cd '{}' && cat f*", dir.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(cached(&walker), 40);
+    assert!(!mnt.log_text().contains("shuffled order"), "{}", mnt.log_text());
+}
+
 /// A tmpfs of `size` mounted at `path` for one test, unmounted when dropped (also on failure).
 struct Tmpfs(std::path::PathBuf);
 

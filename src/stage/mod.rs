@@ -2,7 +2,10 @@
 //!
 //! A file is stored under its base name, a directory's files under their paths relative to it;
 //! `PATH=NAME` renames a file or puts a directory under the prefix `NAME`. Files are hashed in
-//! parallel (one thread per core), streaming.
+//! parallel (one thread per core), streaming; files the stat cache knows unchanged since their
+//! last log are not read at all (`stat_cache`).
+
+pub mod stat_cache;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -12,6 +15,7 @@ use std::io::Read;
 use crate::manifest::{DigestAlg, Entry, EntryHasher, Manifest, ManifestError, validate_path};
 use crate::store::chunks::{CHUNK_BYTES, ChunkHasher};
 use crate::store::{FileStamp, UploadChecker, UploadSource};
+pub use stat_cache::StatCache;
 
 /// Read buffer for hashing: large enough that syscalls do not dominate.
 const HASH_BUF_BYTES: usize = 1 << 20;
@@ -143,11 +147,29 @@ pub fn collect(arg: &str) -> Result<Vec<StagedFile>, StageError> {
 /// and, for files of more than one chunk, the per-chunk checksums stored beside its blob. The
 /// size recorded is that of the bytes read, not `st_size` (which `/proc` and `/sys` files get
 /// wrong). The stamp is taken before reading, so a change during or after hashing is caught
-/// before upload.
+/// before upload. A file the stat cache knows with its current stamp is not read; the returned
+/// flag says so.
 fn hash_one(
     path: &Path,
+    known: Option<&StatCache>,
     progress: &(dyn Fn(u64) + Sync),
-) -> std::io::Result<(String, UploadSource)> {
+) -> std::io::Result<(String, UploadSource, bool)> {
+    let started = std::time::SystemTime::now();
+    if let Some(cache) = known {
+        let stamp = FileStamp::of(&std::fs::metadata(path)?);
+        if let Some(k) = cache.lookup(path, &stamp) {
+            progress(k.check.size);
+            let source = UploadSource {
+                path: path.to_owned(),
+                stamp,
+                check: k.check,
+                chunks: k.chunks.clone(),
+            };
+            let digest = k.digest.clone();
+            cache.used(path, k);
+            return Ok((digest, source, true));
+        }
+    }
     let mut file = std::fs::File::open(path)?;
     let stamp = FileStamp::of(&file.metadata()?);
     let mut hasher = EntryHasher::new(DigestAlg::Md5);
@@ -175,17 +197,38 @@ fn hash_one(
         check: check.finish(),
         chunks: sums.map(ChunkHasher::finish),
     };
-    Ok((hasher.finish(), source))
+    let digest = hasher.finish();
+    if let Some(cache) = known
+        && let Ok(after) = std::fs::metadata(path)
+    {
+        let after = FileStamp::of(&after);
+        cache.learn(path, &stamp, &after, started, &digest, source.check, source.chunks.as_ref());
+    }
+    Ok((digest, source, false))
 }
 
-/// Hashes staged files (in parallel) into manifest entries. `progress` receives byte counts.
+/// Staged files as manifest entries, with the local file behind each stored entry.
+#[derive(Debug)]
+pub struct Staged {
+    pub manifest: Manifest,
+    pub sources: HashMap<String, UploadSource>,
+    /// Files (and their bytes) read and hashed.
+    pub hashed_files: u64,
+    pub hashed_bytes: u64,
+    /// Files the stat cache knew unchanged, not read.
+    pub known_files: u64,
+}
+
+/// Hashes staged files (in parallel) into manifest entries, skipping those `known` (the stat
+/// cache, if any) has seen unchanged. `progress` receives byte counts.
 pub fn hash_all(
     files: Vec<StagedFile>,
+    known: Option<&StatCache>,
     progress: &(dyn Fn(u64) + Sync),
-) -> Result<(Manifest, HashMap<String, UploadSource>), StageError> {
+) -> Result<Staged, StageError> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).min(8);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    type Hashed = Vec<(usize, String, UploadSource)>;
+    type Hashed = Vec<(usize, String, UploadSource, bool)>;
     let results: Vec<Result<Hashed, StageError>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -194,10 +237,11 @@ pub fn hash_all(
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(f) = files.get(i) else { return Ok(done) };
-                        let (digest, source) = hash_one(&f.source, progress).map_err(|source| {
-                            StageError::Read { path: f.source.clone(), source }
-                        })?;
-                        done.push((i, digest, source));
+                        let (digest, source, hit) =
+                            hash_one(&f.source, known, progress).map_err(|source| {
+                                StageError::Read { path: f.source.clone(), source }
+                            })?;
+                        done.push((i, digest, source, hit));
                     }
                 })
             })
@@ -207,11 +251,21 @@ pub fn hash_all(
             .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
+    let (mut hashed_files, mut hashed_bytes, mut known_files) = (0, 0, 0);
     let mut digests: Vec<Option<(String, UploadSource)>> = vec![None; files.len()];
     for r in results {
-        for (i, d, source) in r? {
+        for (i, d, source, hit) in r? {
+            if hit {
+                known_files += 1;
+            } else {
+                hashed_files += 1;
+                hashed_bytes += source.check.size;
+            }
             digests[i] = Some((d, source));
         }
+    }
+    if let Some(cache) = known {
+        cache.save();
     }
     let mut contents: BTreeMap<String, Entry> = BTreeMap::new();
     let mut sources: HashMap<String, UploadSource> = HashMap::new();
@@ -231,7 +285,8 @@ pub fn hash_all(
         contents.insert(f.name.clone(), crate::store::chunks::bound(entry, source.chunks.as_ref()));
         sources.insert(f.name, source);
     }
-    Ok((Manifest { contents, ..Manifest::default() }, sources))
+    let manifest = Manifest { contents, ..Manifest::default() };
+    Ok(Staged { manifest, sources, hashed_files, hashed_bytes, known_files })
 }
 
 #[cfg(test)]
@@ -261,7 +316,7 @@ mod tests {
         for a in &args {
             files.extend(collect(a).unwrap());
         }
-        let (m, sources) = hash_all(files, &|_| {}).unwrap();
+        let Staged { manifest: m, sources, .. } = hash_all(files, None, &|_| {}).unwrap();
         assert_eq!(m.contents.len(), 11);
         assert_eq!(sources.len(), 11);
         assert_eq!(m.digest(), "451c9ef954ee2635a988bdb256c29159");
@@ -297,7 +352,7 @@ mod tests {
         std::fs::write(tmp.path().join("hello.txt"), "other").unwrap();
         let mut files = collect(hello.to_str().unwrap()).unwrap();
         files.extend(collect(tmp.path().join("hello.txt").to_str().unwrap()).unwrap());
-        let err = hash_all(files, &|_| {}).unwrap_err().to_string();
+        let err = hash_all(files, None, &|_| {}).unwrap_err().to_string();
         assert!(err.contains("given twice"), "{err}");
     }
 }
