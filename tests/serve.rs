@@ -650,3 +650,147 @@ fn a_file_of_two_gib_goes_up_in_parts() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Removes a directory outside the test's temp dir (nginx's root) when the test ends, passed or not.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Puts `body` at `bucket/key` on the local S3 server.
+fn s3_put(endpoint: &str, bucket: &str, key: &str, body: &[u8], tmp: &Path) {
+    let file = tmp.join(format!("put-{}", fastrand::u64(..)));
+    std::fs::write(&file, body).unwrap();
+    let data = format!("@{}", file.display());
+    crate::util::curl(&[
+        "-X",
+        "PUT",
+        "--data-binary",
+        &data,
+        &format!("{endpoint}/{bucket}/{key}"),
+    ]);
+}
+
+/// Puts `body` at `bucket/key` on fake-gcs (JSON API upload).
+fn gcs_put(endpoint: &str, bucket: &str, key: &str, body: &[u8], tmp: &Path) {
+    let file = tmp.join(format!("put-{}", fastrand::u64(..)));
+    std::fs::write(&file, body).unwrap();
+    let data = format!("@{}", file.display());
+    let enc: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+    let url = format!("{endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={enc}");
+    let ty = "Content-Type: application/octet-stream";
+    crate::util::curl(&["-X", "POST", "-H", ty, "--data-binary", &data, &url]);
+}
+
+#[test]
+fn sdk_references_to_s3_http_gs_and_files_read_back_everywhere() {
+    let (Some(s3), Ok(gcs), Ok(http_root), Ok(http_url)) = (
+        crate::util::s3_vars(),
+        std::env::var("ARTFS_TEST_GCS_ENDPOINT"),
+        std::env::var("ARTFS_TEST_HTTP_ROOT"),
+        std::env::var("ARTFS_TEST_HTTP_URL"),
+    ) else {
+        eprintln!("skipped: the test services are not running (run `make test`)");
+        return;
+    };
+    let s3_endpoint = s3[0].1.clone();
+    let mut env = Env::new();
+    env.vars = s3.clone();
+    env.vars.push(("ARTFS_GCS_ENDPOINT".into(), gcs.clone()));
+    // Every target is on 127.0.0.1, which readers refuse unless allowed.
+    env.vars.push(("ARTFS_ALLOW_PRIVATE_REFS".into(), "1".into()));
+    let bucket = crate::util::unique_bucket("sdkrefs");
+    crate::util::create_s3_bucket(&s3_endpoint, &bucket, true);
+    crate::util::curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        &format!("{gcs}/storage/v1/b"),
+        "-d",
+        &format!(r#"{{"name":"{bucket}","versioning":{{"enabled":true}}}}"#),
+    ]);
+    let http_dir = PathBuf::from(&http_root).join(&bucket);
+    let _cleanup = RemoveOnDrop(http_dir.clone());
+    let file_dir = env.path("file-refs");
+    // What a download must produce, entry by entry.
+    let mut want = crate::util::Files::new();
+    for scheme in ["s3", "http", "gs", "file"] {
+        let mut objects = vec![
+            ("one.txt", format!("{scheme}: one, checksummed\n").into_bytes()),
+            ("nock.txt", format!("{scheme}: logged without checksum\n").into_bytes()),
+        ];
+        if scheme == "s3" {
+            objects.push(("dir/a.txt", crate::util::bytes(7, 70_000)));
+            objects.push(("dir/b.txt", b"s3: b under the prefix\n".to_vec()));
+        }
+        for (key, body) in objects {
+            match scheme {
+                "s3" => s3_put(&s3_endpoint, &bucket, key, &body, env.dir.path()),
+                "gs" => gcs_put(&gcs, &bucket, key, &body, env.dir.path()),
+                "http" => write_tree(&http_dir, &[(key.to_owned(), body.clone())].into()),
+                _ => write_tree(&file_dir, &[(key.to_owned(), body.clone())].into()),
+            }
+            want.insert(format!("{scheme}/{key}"), body);
+        }
+    }
+    let expect = env.path("expect");
+    let sdk_want: crate::util::Files = want
+        .iter()
+        .filter(|(k, _)| !k.ends_with("/nock.txt"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    write_tree(&expect, &sdk_want);
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let (s3_base, http_base) = (format!("s3://{bucket}"), format!("{http_url}/{bucket}"));
+    let (gs_base, file_base) = (format!("gs://{bucket}"), format!("file://{}", file_dir.display()));
+    // boto3 and google-cloud-storage reach the local servers through their own variables.
+    let vars = [
+        ("FLOW_S3", s3_base.as_str()),
+        ("FLOW_HTTP", &http_base),
+        ("FLOW_GS", &gs_base),
+        ("FLOW_FILE", &file_base),
+        ("FLOW_EXPECT_DIR", expect.to_str().unwrap()),
+        ("AWS_ENDPOINT_URL", &s3_endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("STORAGE_EMULATOR_HOST", &gcs),
+        ("GOOGLE_CLOUD_PROJECT", "artfs-test"),
+    ];
+    let (out, _) = run_flow(&env, &server, &key, "refs.py", "refs", &vars);
+    assert_eq!(out["version"], "v0");
+    let show = env.json(&["show", "acme/bikes/refs:v0", "--files"]);
+    assert_eq!(show["digest"], out["digest"], "artfs sees the SDK's digest");
+    // The flow's second artifact holds the unchecked http reference (see refs.py).
+    let mut nock = crate::util::Files::new();
+    for scheme in ["s3", "http", "gs", "file"] {
+        nock.extend(want.remove_entry(&format!("{scheme}/nock.txt")));
+    }
+    let names: Vec<String> = want.keys().cloned().collect();
+    assert_eq!(out["names"], serde_json::json!(names), "one entry per target object");
+    // `artfs get` and the mount read every reference's bytes.
+    let refs = file_dir.to_str().unwrap();
+    for (name, files) in [("refs", &want), ("refs-nock", &nock)] {
+        let got = env.path(&format!("got-{name}"));
+        let version = format!("acme/bikes/{name}:v0");
+        env.ok(&[
+            "-q",
+            "get",
+            &version,
+            "--root",
+            got.to_str().unwrap(),
+            "--allow-file-refs",
+            refs,
+        ]);
+        assert!(read_tree(&got) == *files, "artfs get {name}: the bytes differ from the targets'");
+        env.ok(&["cache", "clear"]);
+        let mnt = env.path(&format!("mnt-{name}"));
+        let m = env.mount(&["--allow-file-refs", refs, &version, mnt.to_str().unwrap()]);
+        assert!(read_tree(&m.join("")) == *files, "mount {name}: the bytes differ");
+    }
+}
