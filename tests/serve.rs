@@ -558,6 +558,7 @@ fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
     assert!(!env.registry_dir().join("collections/acme/bikes/killed").exists());
 }
 
+/// The S3 registry both ways (SDK → artfs get/mount, artfs log → SDK) and two servers agreeing.
 #[test]
 fn two_servers_over_one_s3_registry_agree() {
     let Some(vars) = crate::util::s3_vars() else {
@@ -626,6 +627,36 @@ fn two_servers_over_one_s3_registry_agree() {
         refs.to_str().unwrap(),
     ]);
     same_tree(&got, &expect);
+    // ... and through the mount, from the bucket.
+    env.ok(&["cache", "clear"]);
+    let mnt = env.path("mnt");
+    let m = env.mount(&[
+        "--allow-file-refs",
+        refs.to_str().unwrap(),
+        "acme/bikes/flowers:v0",
+        mnt.to_str().unwrap(),
+    ]);
+    same_tree(&m.join(""), &expect);
+    drop(m);
+    // The reverse on S3: what `artfs log` writes to the bucket, the SDK uses and downloads
+    // through either server.
+    let src = env.path("cli-src");
+    let mut files = crate::util::Files::new();
+    files.insert("a.bin".into(), crate::util::bytes(3, 300_000));
+    files.insert("d/b.txt".into(), b"bee\n".to_vec());
+    files.insert("d/e/empty".into(), Vec::new());
+    write_tree(&src, &files);
+    let logged = env.json(&["log", "acme/bikes/from-artfs", src.to_str().unwrap()]);
+    let digest = logged["digest"].as_str().unwrap().to_owned();
+    for (server, tag) in [(&a, "reverse-a"), (&b, "reverse-b")] {
+        let vars = [
+            ("FLOW_ARTIFACT", "acme/bikes/from-artfs:latest"),
+            ("FLOW_DIGEST", digest.as_str()),
+            ("FLOW_EXPECT_DIR", src.to_str().unwrap()),
+        ];
+        let (used, _) = run_flow(&env, server, &key, "use_logged.py", tag, &vars);
+        assert_eq!(used["version"], "v0");
+    }
 }
 
 #[test]
