@@ -22,6 +22,8 @@ fn scripts_dir() -> PathBuf {
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// `http` or `https`.
+    pub scheme: String,
     pub log: PathBuf,
 }
 
@@ -44,16 +46,17 @@ impl Server {
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line
+        let (scheme, addr) = line
             .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("first line of artfs serve: {line:?}"))
-            .to_owned();
-        Server { child, addr, log }
+            .strip_prefix("listening on ")
+            .and_then(|u| u.split_once("://"))
+            .unwrap_or_else(|| panic!("first line of artfs serve: {line:?}"));
+        let (scheme, addr) = (scheme.to_owned(), addr.to_owned());
+        Server { child, addr, scheme, log }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn log_text(&self) -> String {
@@ -824,4 +827,58 @@ fn sdk_references_to_s3_http_gs_and_files_read_back_everywhere() {
         let m = env.mount(&["--allow-file-refs", refs, &version, mnt.to_str().unwrap()]);
         assert!(read_tree(&m.join("")) == *files, "mount {name}: the bytes differ");
     }
+}
+
+#[test]
+fn https_with_a_self_signed_certificate() {
+    let env = Env::new();
+    let (cert, key) = (env.path("cert.pem"), env.path("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=artfs test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian package openssl) must be installed");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    // A key that is not PEM fails the start, naming the files; nothing listens.
+    let junk = env.path("junk.pem");
+    std::fs::write(&junk, "not a key\n").unwrap();
+    let (c, j) = (cert.to_str().unwrap(), junk.to_str().unwrap());
+    let err = env.fails(&["serve", "--listen", "127.0.0.1:0", "--tls-cert", c, "--tls-key", j]);
+    assert!(err.contains("junk.pem") && err.contains("cert.pem"), "{err}");
+    assert!(env.fails(&["serve", "--tls-cert", c]).contains("--tls-key"));
+
+    let server = Server::start(&env, &["--tls-cert", c, "--tls-key", key.to_str().unwrap()]);
+    assert_eq!(server.scheme, "https");
+    let api_key = create_key(&env, &["ana", "--entity", "acme"]);
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    assert!(!resp.starts_with(b"HTTP/1.1 200"), "plain HTTP was answered");
+    // The SDK (Python requests and wandb-core) trusts the certificate through the usual
+    // variables, and logs, uses and downloads over https://; the URLs it is handed are https.
+    let vars = [("REQUESTS_CA_BUNDLE", c), ("SSL_CERT_FILE", c)];
+    let (f3, dir) = run_flow(&env, &server, &api_key, "f3_use.py", "tls", &vars);
+    assert_eq!(env.json(&["show", "acme/bikes/flowers:prod"])["digest"], f3["digest"]);
+    let log = server.log_text();
+    assert!(log.contains("public URL https://"), "{}", tail(&log, 5));
+    assert!(log.contains("PUT /storage/blob/"), "no upload logged: {}", tail(&log, 20));
+    let got = env.path("got");
+    let refs = dir.to_str().unwrap();
+    env.ok(&[
+        "-q",
+        "get",
+        "acme/bikes/flowers:v0",
+        "--root",
+        got.to_str().unwrap(),
+        "--allow-file-refs",
+        refs,
+    ]);
+    same_tree(&got, &dir.join("dl"));
 }
