@@ -882,3 +882,31 @@ fn https_with_a_self_signed_certificate() {
     ]);
     same_tree(&got, &dir.join("dl"));
 }
+
+#[test]
+fn xxh128_artifacts_stay_xxh128_and_read_back_everywhere() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let (out, dir) = run_flow(&env, &server, &key, "xxh.py", "xxh", &[]);
+    drop(server);
+    let show = env.json(&["show", "acme/bikes/fast:v0", "--files"]);
+    assert_eq!(show["digest"], out["digest"], "artfs sees the SDK's XXH128 digest");
+    // The stored manifest is the SDK's XXH128 one, each entry naming its MD5 blob.
+    let manifests: Vec<String> = std::fs::read_dir(env.registry_dir().join("manifests"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        manifests.iter().any(|m| m.contains("XXH128") && m.contains("\"md5\"")),
+        "{manifests:?}"
+    );
+    // gc keeps the blobs of XXH128 entries (found by their MD5), and both readers verify them.
+    env.ok(&["-q", "gc", "--grace", "0s"]);
+    let got = env.path("got");
+    env.ok(&["-q", "get", "acme/bikes/fast:v0", "--root", got.to_str().unwrap()]);
+    same_tree(&got, &dir.join("src"));
+    env.ok(&["cache", "clear"]);
+    let m = env.mount(&["acme/bikes/fast:v0", env.path("mnt").to_str().unwrap()]);
+    same_tree(&m.join(""), &dir.join("src"));
+}

@@ -26,7 +26,7 @@ use tokio::runtime::Handle;
 use crate::cache::{BlobCache, CacheError, CacheKey, CachedBlob, Verify};
 use crate::manifest::{ContentCheck, Entry, Manifest};
 use crate::refs::{self, RefError};
-use crate::registry::blob_key;
+use crate::registry::entry_blob_key;
 use crate::store::Store;
 use crate::store::chunks::{self, ChunkSums};
 use crate::store::cloud::Clouds;
@@ -201,7 +201,7 @@ impl Fetcher {
                 (blob.len() == size && blob.binding() == binding).then(|| LazyHandle::new(blob))
             );
         }
-        let Some(blob_key) = blob_key(&entry.digest) else {
+        let Some(blob_key) = entry_blob_key(entry) else {
             return Ok(None);
         };
         let Some(sums) = self.sidecar(&blob_key, size, binding) else {
@@ -460,8 +460,8 @@ impl Fetcher {
                 digest: entry.digest.clone(),
             });
         };
-        let Some(blob) = blob_key(&entry.digest).filter(|_| matches!(verify, Verify::Md5(_)))
-        else {
+        // An XXH128 entry's blob is found by its recorded MD5 and verified by its XXH128.
+        let Some(blob) = entry_blob_key(entry) else {
             return Err(FetchError::NoBlob {
                 artifact: artifact.to_owned(),
                 path: path.to_owned(),
