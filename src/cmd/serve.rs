@@ -14,13 +14,24 @@ impl App {
         let opts = crate::serve::ServeOptions {
             public_url: args.public_url.clone(),
             url_ttl: parse_duration(&args.url_ttl)?,
+            tls: match (&args.tls_cert, &args.tls_key) {
+                (Some(cert), Some(key)) => {
+                    Some(crate::serve::TlsFiles { cert: cert.clone(), key: key.clone() })
+                }
+                _ => None,
+            },
         };
+        // A bad certificate or key fails here, before anything listens.
+        if let Some(files) = &opts.tls {
+            crate::serve::load_tls(files).await?;
+        }
         // The SDK logs into a fresh registry as `artfs log` does: serving may create it.
         let registry = self.registry_for_write().await?;
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        println!("listening on http://{}", listener.local_addr()?);
+        let scheme = if opts.tls.is_some() { "https" } else { "http" };
+        println!("listening on {scheme}://{}", listener.local_addr()?);
         std::io::stdout().flush()?;
         Ok(crate::serve::serve(opts, registry, listener, shutdown_signal()).await?)
     }

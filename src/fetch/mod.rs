@@ -476,6 +476,7 @@ impl Fetcher {
                 digest: entry.digest.clone(),
             });
         };
+        // An XXH128 entry's blob is found by its recorded MD5 and verified by its XXH128.
         let Some(blob) = blobs.locate(path, entry) else {
             return Err(FetchError::NoBlob {
                 artifact: artifact.to_owned(),

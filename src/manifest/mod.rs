@@ -52,6 +52,9 @@ impl Default for StoragePolicyConfig {
     }
 }
 
+/// The `extra` key holding the blob MD5 of an XXH128 entry (see [`Entry::blob_md5`]).
+pub const EXTRA_MD5: &str = "md5";
+
 /// One file of an artifact: stored content (digest = base64 MD5 or XXH128) or a reference to a URI
 /// (digest = the etag recorded at log time, or the URI itself when logged without checksums).
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -90,6 +93,19 @@ impl Entry {
         match self.extra.get("alg").and_then(Value::as_str) {
             Some(a) if a.eq_ignore_ascii_case("XXH128") => DigestAlg::Xxh128,
             _ => DigestAlg::Md5,
+        }
+    }
+
+    /// The base64 MD5 that names this stored entry's blob in a registry: the digest itself, or
+    /// for an XXH128 entry its `extra.md5` (which `artfs serve` records from what the SDK
+    /// declared). Only a location: the bytes found are still verified against `digest`.
+    pub fn blob_md5(&self) -> Option<&str> {
+        if self.is_reference() {
+            return None;
+        }
+        match self.alg() {
+            DigestAlg::Md5 => Some(&self.digest),
+            DigestAlg::Xxh128 => self.extra.get(EXTRA_MD5).and_then(Value::as_str),
         }
     }
 

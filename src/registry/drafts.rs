@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest as _;
 
-use super::{LogOutcome, LogRequest, Registry, RegistryError, blob_key};
+use super::{LogOutcome, LogRequest, Registry, RegistryError, entry_blob_key};
 use crate::manifest::Manifest;
 use crate::names::{CollectionPath, validate_user_alias};
 
@@ -68,6 +68,15 @@ fn manifest_pointer_key(id: &str) -> String {
 
 fn committed_key(id: &str) -> String {
     format!("drafts/{id}/committed.json")
+}
+
+/// One `createArtifactFiles` batch of an XXH128 draft: entry digest → blob MD5 (base64 both).
+fn blob_md5s_key(id: &str, batch: &[u8]) -> String {
+    format!("{}{}.json", blob_md5s_prefix(id), hex::encode(sha2::Sha256::digest(batch)))
+}
+
+fn blob_md5s_prefix(id: &str) -> String {
+    format!("drafts/{id}/md5/")
 }
 
 fn client_key(client_id: &str) -> String {
@@ -143,6 +152,71 @@ impl Registry {
         Ok(DraftStatus::Pending { manifest })
     }
 
+    /// Records the MD5s the client declared for the files of an XXH128 draft (entry digest →
+    /// blob MD5), so that its manifest can name each entry's blob ([`Entry::blob_md5`]) when it
+    /// arrives, maybe at another server. Content-addressed: a retried batch is stored once.
+    ///
+    /// [`Entry::blob_md5`]: crate::manifest::Entry::blob_md5
+    pub async fn note_draft_blob_md5s(
+        &self,
+        draft: &Draft,
+        pairs: &std::collections::BTreeMap<String, String>,
+    ) -> Result<(), RegistryError> {
+        if pairs.is_empty() {
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(pairs).map_err(|e| self.corrupt("drafts", e))?;
+        self.store.put_create(&blob_md5s_key(&draft.id, &bytes), bytes.into()).await?;
+        Ok(())
+    }
+
+    /// Gives every XXH128 entry of `manifest` without `extra.md5` the MD5 recorded for its digest
+    /// by [`Registry::note_draft_blob_md5s`]. Refused if one was never declared, or declared with
+    /// two different MD5s.
+    pub async fn fill_blob_md5s(
+        &self,
+        draft: &Draft,
+        manifest: &mut Manifest,
+    ) -> Result<(), RegistryError> {
+        use crate::manifest::{DigestAlg, EXTRA_MD5};
+        let wanted = |e: &crate::manifest::Entry| {
+            !e.is_reference() && e.alg() == DigestAlg::Xxh128 && e.blob_md5().is_none()
+        };
+        if !manifest.contents.values().any(wanted) {
+            return Ok(());
+        }
+        let invalid =
+            |reason: String| RegistryError::Invalid { name: draft.collection.to_string(), reason };
+        let mut known: std::collections::HashMap<String, String> = Default::default();
+        for listed in self.store.list(&blob_md5s_prefix(&draft.id)).await? {
+            let bytes = self.store.get(&listed.key).await?;
+            let batch: std::collections::BTreeMap<String, String> =
+                serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&listed.key, e))?;
+            for (digest, md5) in batch {
+                match known.get(&digest) {
+                    Some(other) if *other != md5 => {
+                        return Err(invalid(format!(
+                            "the file with XXH128 digest {digest} was declared with two MD5s ({other} and {md5})"
+                        )));
+                    }
+                    _ => {
+                        known.insert(digest, md5);
+                    }
+                }
+            }
+        }
+        for (path, entry) in manifest.contents.iter_mut().filter(|(_, e)| wanted(e)) {
+            let Some(md5) = known.get(&entry.digest) else {
+                return Err(invalid(format!(
+                    "entry {path}: its file (XXH128 {}) was never declared with createArtifactFiles",
+                    entry.digest
+                )));
+            };
+            entry.extra.insert(EXTRA_MD5.to_owned(), Value::String(md5.clone()));
+        }
+        Ok(())
+    }
+
     /// Stores the draft's manifest. Sending the same manifest again is fine; a different one
     /// for the same draft is refused (a draft's content is fixed once uploaded).
     pub async fn set_draft_manifest(
@@ -201,7 +275,7 @@ impl Registry {
         let manifest = Manifest::from_json(&bytes).map_err(|e| self.corrupt(&manifest_key, e))?;
         let mut missing = Vec::new();
         for (path, entry) in manifest.contents.iter().filter(|(_, e)| !e.is_reference()) {
-            let present = match blob_key(&entry.digest) {
+            let present = match entry_blob_key(entry) {
                 Some(k) => self.store.head(&k).await?.is_some(),
                 None => false,
             };
@@ -301,7 +375,7 @@ mod tests {
         assert!(err.contains("never uploaded") && err.contains("a.txt"), "{err}");
 
         // A wrong body is refused and publishes nothing; the right one counts.
-        let key = blob_key(&m.contents["a.txt"].digest).unwrap();
+        let key = crate::registry::blob_key(&m.contents["a.txt"].digest).unwrap();
         let want: [u8; 16] = <md5::Md5 as md5::Digest>::digest(&body).into();
         let bad = futures::stream::iter([Ok(bytes::Bytes::from_static(b"hellO"))]);
         assert!(store.put_verified(&key, bad, want).await.is_err());

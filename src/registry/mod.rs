@@ -176,6 +176,11 @@ struct Loaded {
     skipped_manifests: Vec<String>,
 }
 
+/// The blob key of a stored entry (its MD5, or an XXH128 entry's `extra.md5`).
+pub fn entry_blob_key(entry: &Entry) -> Option<String> {
+    blob_key(entry.blob_md5()?)
+}
+
 pub fn blob_key(md5_digest_b64: &str) -> Option<String> {
     use base64::Engine;
     let raw = base64::engine::general_purpose::STANDARD.decode(md5_digest_b64).ok()?;
@@ -613,13 +618,13 @@ impl Registry {
             if entry.is_reference() || !seen.insert(entry.digest.as_str()) {
                 continue;
             }
-            // Blobs are stored and read by MD5: an XXH128 entry's bytes could never be found.
-            if entry.alg() == crate::manifest::DigestAlg::Xxh128 {
+            // Blobs are stored and read by MD5: an XXH128 entry needs its blob's MD5 beside it.
+            if entry.alg() == crate::manifest::DigestAlg::Xxh128 && entry.blob_md5().is_none() {
                 return Err(invalid(format!(
-                    "entry {path}: stored entries with XXH128 digests cannot be read from an artfs registry (blobs are stored by MD5); give the file itself as a PATH"
+                    "entry {path}: an XXH128 entry without extra.md5 cannot be read from an artfs registry (blobs are stored by MD5); give the file itself as a PATH"
                 )));
             }
-            let key = blob_key(&entry.digest).ok_or_else(|| {
+            let key = entry_blob_key(entry).ok_or_else(|| {
                 invalid(format!("entry {path}: digest {} is not a base64 MD5", entry.digest))
             })?;
             out.push((path, entry, key));
@@ -999,10 +1004,7 @@ impl Registry {
             let m = Manifest::from_json(&bytes).map_err(|e| {
                 RegistryError::Unsafe(format!("the live manifest {key} cannot be read: {e}"))
             })?;
-            live_blobs.extend(m.contents.values().filter_map(|e| match e.is_reference() {
-                true => None,
-                false => blob_key(&e.digest),
-            }));
+            live_blobs.extend(m.contents.values().filter_map(entry_blob_key));
         }
         let live_sidecars: HashSet<String> =
             live_blobs.iter().map(|b| crate::store::chunks::sidecar_key(b)).collect();

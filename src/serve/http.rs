@@ -372,7 +372,7 @@ async fn put_draft_manifest(
     if let Err(r) = check_signature(&st.shared, "PUT", &format!("draft/{draft}"), &q) {
         return r;
     }
-    let manifest = match Manifest::from_json(&body) {
+    let mut manifest = match Manifest::from_json(&body) {
         Ok(m) => m,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("manifest refused: {e}")),
     };
@@ -382,7 +382,12 @@ async fn put_draft_manifest(
         Ok(None) => return text(StatusCode::NOT_FOUND, "no such pending version"),
         Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     };
-    match reg.set_draft_manifest(&d, &manifest).await {
+    // XXH128 entries get the MD5 their blob is stored by (declared in createArtifactFiles).
+    let filled = match reg.fill_blob_md5s(&d, &mut manifest).await {
+        Ok(()) => reg.set_draft_manifest(&d, &manifest).await,
+        Err(e) => Err(e),
+    };
+    match filled {
         Ok(()) => StatusCode::OK.into_response(),
         Err(crate::registry::RegistryError::Invalid { name, reason }) => {
             text(StatusCode::CONFLICT, format!("{name}: {reason}"))
@@ -443,8 +448,9 @@ async fn artifacts_v2(
     if parts.len() < 3 {
         return not_found();
     }
+    // The entry's digest: an MD5, or an XXH128 whose blob is named by the entry's `extra.md5`.
     let hex = parts[parts.len() - 2].to_ascii_lowercase();
-    let (Some(raw), Some(key)) = (hex_md5(&hex), key_of_hex(&hex)) else {
+    let Some(raw) = hex_md5(&hex) else {
         return not_found();
     };
     let Ok(c) = CollectionPath::new(&entity, &project, &collection) else {
@@ -460,18 +466,22 @@ async fn artifacts_v2(
     let digest = base64::engine::general_purpose::STANDARD.encode(raw);
     let mut manifests: Vec<&String> = state.versions.values().rev().map(|v| &v.manifest).collect();
     manifests.dedup();
-    let mut found = false;
+    let mut found = None;
     for m in manifests {
         let Ok(bytes) = reg.store().get(m).await else { continue };
         let Ok(manifest) = Manifest::from_json(&bytes) else { continue };
-        if manifest.contents.values().any(|e| !e.is_reference() && e.digest == digest) {
-            found = true;
+        found = manifest
+            .contents
+            .values()
+            .filter(|e| e.digest == digest)
+            .find_map(crate::registry::entry_blob_key);
+        if found.is_some() {
             break;
         }
     }
-    if !found {
+    let Some(key) = found else {
         return not_found();
-    }
+    };
     stream_blob(&st.shared, &key, &headers).await
 }
 

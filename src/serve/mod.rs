@@ -41,6 +41,20 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot use TLS certificate {cert} with key {key}: {source}")]
+    Tls {
+        cert: String,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// PEM files of the certificate chain and its private key, for HTTPS.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
 }
 
 /// How the server presents itself.
@@ -49,12 +63,31 @@ pub struct ServeOptions {
     /// The base of the URLs handed to clients [default: `http://<bound address>`].
     pub public_url: Option<String>,
     pub url_ttl: Duration,
+    /// Serve HTTPS (rustls) instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { public_url: None, url_ttl: DEFAULT_URL_TTL }
+        ServeOptions { public_url: None, url_ttl: DEFAULT_URL_TTL, tls: None }
     }
+}
+
+/// How long in-flight requests may finish after a shutdown signal, over TLS (plain HTTP waits
+/// for them as long as they take, as `axum::serve` does).
+const TLS_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Loads the certificate and key once, before serving, so a bad file fails the start.
+pub async fn load_tls(
+    files: &TlsFiles,
+) -> Result<axum_server::tls_rustls::RustlsConfig, ServeError> {
+    axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key).await.map_err(
+        |source| ServeError::Tls {
+            cert: files.cert.display().to_string(),
+            key: files.key.display().to_string(),
+            source,
+        },
+    )
 }
 
 /// What every request handler shares.
@@ -120,10 +153,15 @@ pub async fn serve(
     let addr = listener
         .local_addr()
         .map_err(|source| ServeError::Io { addr: "listener".into(), source })?;
+    let tls = match &opts.tls {
+        Some(files) => Some(load_tls(files).await?),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let public_url = opts
         .public_url
         .map(|u| u.trim_end_matches('/').to_owned())
-        .unwrap_or_else(|| format!("http://{addr}"));
+        .unwrap_or_else(|| format!("{scheme}://{addr}"));
     let secret = registry.serve_secret().await?;
     let shared = Arc::new(Shared {
         registry,
@@ -133,8 +171,21 @@ pub async fn serve(
     });
     tracing::info!("artfs serve: listening on {addr}, public URL {}", shared.public_url);
     let app = http::router(shared);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let io = |source| ServeError::Io { addr: addr.to_string(), source };
+    let Some(tls) = tls else {
+        return axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(io);
+    };
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(TLS_SHUTDOWN_GRACE));
+    });
+    let std_listener = listener.into_std().map_err(io)?;
+    axum_server::from_tcp_rustls(std_listener, tls)
+        .map_err(io)?
+        .handle(handle)
+        .serve(app.into_make_service())
         .await
-        .map_err(|source| ServeError::Io { addr: addr.to_string(), source })
+        .map_err(io)
 }

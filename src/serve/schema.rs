@@ -158,7 +158,7 @@ pub struct ServerFeature {
 
 #[derive(SimpleObject, Clone, Debug)]
 pub struct ServerInfo {
-    /// None advertised: every flow works without them (§6), and each one unlocks fields.
+    /// Only what the schema implements (each one unlocks fields, §6 of the client map).
     pub features: Vec<ServerFeature>,
 }
 
@@ -195,9 +195,10 @@ impl Entity {
     async fn organization(&self) -> Option<Organization> {
         None
     }
-    /// False: the SDK then hashes everything with MD5, the digest the registry stores by.
+    /// True: `wandb.Artifact(…, digest_algorithm="XXH128")` stays XXH128. Its files are still
+    /// uploaded and stored by MD5 (the SDK sends both), which the manifest records per entry.
     async fn xxhash_digests_enabled(&self) -> bool {
-        false
+        true
     }
 }
 
@@ -605,8 +606,12 @@ impl ArtifactSequence {
     async fn tags(&self) -> TagConnection {
         TagConnection { edges: Vec::new() }
     }
-    async fn digest_algorithm(&self) -> ArtifactDigestAlgorithm {
-        ArtifactDigestAlgorithm::ManifestMd5
+    /// The latest version's (wandb-core re-hashes a new version to match it).
+    async fn digest_algorithm(&self, ctx: &Context<'_>) -> Res<ArtifactDigestAlgorithm> {
+        match self.state.latest() {
+            Some(v) => digest_algorithm_of(reg(ctx), &v.manifest).await,
+            None => Ok(ArtifactDigestAlgorithm::ManifestMd5),
+        }
     }
     async fn latest_artifact(&self) -> Option<Artifact> {
         self.state.latest().and_then(|v| self.version(v.version))
@@ -753,7 +758,7 @@ impl Membership {
             .map(|(path, e)| {
                 let direct_url = match &e.reference {
                     Some(r) => r.clone(),
-                    None => blob_key(&e.digest)
+                    None => crate::registry::entry_blob_key(e)
                         .map(|k| s.blob_url("GET", &k))
                         .unwrap_or_else(|| s.public_url.clone()),
                 };
@@ -763,7 +768,7 @@ impl Membership {
                         name: path.clone(),
                         size_bytes: e.size.unwrap_or(0) as i64,
                         digest: Some(e.digest.clone()),
-                        md5: (!e.is_reference()).then(|| e.digest.clone()),
+                        md5: e.blob_md5().map(str::to_owned),
                         direct_url,
                         ..File::default()
                     },
@@ -918,6 +923,15 @@ impl Artifact {
     }
 }
 
+/// How the manifest at `key` computes its artifact digest.
+async fn digest_algorithm_of(r: &Registry, key: &str) -> Res<ArtifactDigestAlgorithm> {
+    let manifest = Manifest::from_json(&r.store().get(key).await.map_err(err)?).map_err(err)?;
+    Ok(match manifest.digest_alg() {
+        crate::manifest::DigestAlg::Md5 => ArtifactDigestAlgorithm::ManifestMd5,
+        crate::manifest::DigestAlg::Xxh128 => ArtifactDigestAlgorithm::ManifestXxh128,
+    })
+}
+
 /// Resolves an artifact id the caller may read: a version, or a draft (committed or not).
 pub async fn artifact_by_id(
     registry: &Registry,
@@ -1025,8 +1039,11 @@ impl Artifact {
     async fn digest(&self) -> &str {
         &self.digest
     }
-    async fn digest_algorithm(&self) -> ArtifactDigestAlgorithm {
-        ArtifactDigestAlgorithm::ManifestMd5
+    async fn digest_algorithm(&self, ctx: &Context<'_>) -> Res<ArtifactDigestAlgorithm> {
+        match &self.manifest_key {
+            Some(key) => digest_algorithm_of(reg(ctx), key).await,
+            None => Ok(ArtifactDigestAlgorithm::ManifestMd5),
+        }
     }
     async fn commit_hash(&self) -> Option<String> {
         None
@@ -1237,7 +1254,10 @@ impl Query {
         }
     }
     async fn server_info(&self) -> ServerInfo {
-        ServerInfo { features: Vec::new() }
+        // ARTIFACT_DIGEST_ALGORITHM: wandb-core keeps XXH128 artifacts XXH128 only with it (and
+        // then selects `digestAlgorithm`, which this schema resolves from the manifest).
+        let on = |name: &str| ServerFeature { name: name.to_owned(), is_enabled: true };
+        ServerInfo { features: vec![on("ARTIFACT_DIGEST_ALGORITHM")] }
     }
     async fn project(
         &self,
@@ -1838,12 +1858,23 @@ impl Mutation {
         input: CreateArtifactFilesInput,
     ) -> Res<CreateArtifactFilesPayload> {
         let s = shared(ctx);
-        let mut drafts: std::collections::HashMap<String, Artifact> = Default::default();
+        let mut drafts: std::collections::HashMap<String, (Draft, Artifact)> = Default::default();
+        // XXH128 drafts: entry digest → blob MD5, which the manifest will need (see fill_blob_md5s).
+        let mut md5s: std::collections::HashMap<
+            String,
+            std::collections::BTreeMap<String, String>,
+        > = Default::default();
         let mut edges = Vec::with_capacity(input.artifact_files.len());
         for spec in input.artifact_files {
             if !drafts.contains_key(&spec.artifact_id) {
                 let d = draft_for_write(ctx, &spec.artifact_id).await?;
-                drafts.insert(spec.artifact_id.clone(), Artifact::pending(&d));
+                let a = Artifact::pending(&d);
+                drafts.insert(spec.artifact_id.clone(), (d, a));
+            }
+            if let Some(digest) = spec.digest.as_ref().filter(|d| **d != spec.md5) {
+                md5s.entry(spec.artifact_id.clone())
+                    .or_default()
+                    .insert(digest.clone(), spec.md5.clone());
             }
             crate::manifest::validate_path(&spec.name).map_err(err)?;
             let key = blob_key(&spec.md5).ok_or_else(|| {
@@ -1867,10 +1898,15 @@ impl Mutation {
                     storage_path: Some(key),
                     upload_multipart_urls: multipart,
                     direct_url: s.public_url.clone(),
-                    artifact: drafts.get(&spec.artifact_id).cloned(),
+                    artifact: drafts.get(&spec.artifact_id).map(|(_, a)| a.clone()),
                     ..File::default()
                 },
             });
+        }
+        for (id, pairs) in &md5s {
+            if let Some((d, _)) = drafts.get(id) {
+                s.registry.note_draft_blob_md5s(d, pairs).await.map_err(err)?;
+            }
         }
         Ok(CreateArtifactFilesPayload {
             files: FileConnection {

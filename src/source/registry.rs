@@ -17,7 +17,7 @@ use super::{
 };
 use crate::manifest::Entry;
 use crate::names::{CollectionPath, Selector};
-use crate::registry::{self, CollectionState, Registry, VersionRecord, blob_key};
+use crate::registry::{self, CollectionState, Registry, VersionRecord, entry_blob_key};
 use crate::store::{Store, chunks};
 
 /// The artfs registry as a [`Catalog`].
@@ -163,10 +163,9 @@ impl RegistryBlobs {
     }
 
     /// The blob key of an MD5-digested entry; the registry stores nothing else.
+    /// An MD5 entry's blob by its digest; an XXH128 entry's by the MD5 recorded beside it.
     fn key(entry: &Entry) -> Option<String> {
-        matches!(entry.content_check(), crate::manifest::ContentCheck::Md5(_))
-            .then(|| blob_key(&entry.digest))
-            .flatten()
+        entry_blob_key(entry)
     }
 
     fn key_or_err(entry: &Entry) -> Result<String, SourceError> {
