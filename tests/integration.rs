@@ -15,6 +15,8 @@ mod references;
 mod trust;
 // Issue 12's write-path defects: lying sizes, bad names, crafted objects, interrupted logs.
 mod hardening;
+// Runs and lineage from the CLI: --run on log/get/mount, `artfs run`, `runs`, `lineage`.
+mod lineage;
 // Real FUSE mounts of temporary registries, through the built `artfs` binary.
 mod mount;
 // The README's quick start, run verbatim in a fresh HOME.
@@ -23,3 +25,5 @@ mod readme;
 mod services;
 // `artfs serve` with the real wandb SDK (flow scripts in tests/serve/), auth and bad input.
 mod serve;
+// Issue 11 through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.
+mod serve_lineage;

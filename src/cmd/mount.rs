@@ -18,6 +18,7 @@ impl App {
         // Checked before the daemon starts, so a bad --allow-file-refs fails here.
         let clouds = self.reference_clouds(&args.access)?;
         let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
+        let run = self.run_of(&args.run)?;
         // Before the daemon starts (a mistyped registry is this command's error) and before a
         // mount point is created for nothing.
         let registry = runtime.block_on(self.registry())?;
@@ -50,10 +51,14 @@ impl App {
         let fetcher = Fetcher::new(registry.store().clone(), self.cache()?, handle.clone())
             .with_clouds(clouds)
             .with_stall_timeout(mc.timeout);
+        let on_open = run.map(|run| {
+            super::run::use_recorder(&registry, run, args.run.job_type.clone(), &handle)
+        });
         let options = FsOptions {
             refresh: mc.refresh,
             registry_timeout: mc.timeout,
             readahead_files: mc.readahead_files,
+            on_open,
             ..FsOptions::default()
         };
         let fs = match &artifact {

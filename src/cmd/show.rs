@@ -5,6 +5,8 @@ use serde_json::json;
 
 use super::{App, human_bytes, print_json};
 use crate::refs::redact;
+use crate::registry::lineage::VersionKey;
+use crate::registry::runs::RunPath;
 use crate::terminal::printable;
 
 impl App {
@@ -25,6 +27,13 @@ impl App {
                 "metadata": v.record.metadata,
                 "created_at": v.record.created_at,
             });
+            let key = VersionKey { collection: v.collection.clone(), version: v.record.version };
+            let (logged_by, used_by) = registry.logged_and_used_by(&key).await?;
+            let ids = |runs: Vec<RunPath>| -> Vec<String> {
+                runs.iter().map(|r| format!("{}/{}/{}", r.entity, r.project, r.name)).collect()
+            };
+            out["logged_by"] = json!(ids(logged_by));
+            out["used_by"] = json!(ids(used_by));
             if let Some(m) = &manifest {
                 out["entries"] = m
                     .contents

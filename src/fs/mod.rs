@@ -191,6 +191,19 @@ pub struct FsOptions {
     /// Small files fetched ahead of a reader that opens a directory's files in name order
     /// (see `readahead`); 0 turns readahead off.
     pub readahead_files: u32,
+    /// Told `entity/project/name:vN` on every open of a file (the mount's `--run` lineage);
+    /// it must return at once: it runs on the FUSE thread.
+    pub on_open: Option<OpenHook>,
+}
+
+/// See [`FsOptions::on_open`].
+#[derive(Clone)]
+pub struct OpenHook(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for OpenHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpenHook")
+    }
 }
 
 impl Default for FsOptions {
@@ -204,6 +217,7 @@ impl Default for FsOptions {
             uid,
             gid,
             readahead_files: READAHEAD_FILES,
+            on_open: None,
         }
     }
 }
@@ -542,6 +556,9 @@ impl ArtifactFs {
         let NodeKind::File { entry, size } = loaded.tree.kind(node) else {
             return Err(FsError::IsADirectory);
         };
+        if let Some(hook) = &self.inner.options.on_open {
+            (hook.0)(&slot.label);
+        }
         self.read_ahead(&slot, &loaded, node);
         if self.inner.fetcher.is_cached(&loaded.entry(entry, size)) {
             return self.finish_open(&slot, &loaded, node).map(Opened::Ready);
