@@ -149,6 +149,21 @@ pub enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Start or finish a run, for shell pipelines that want one run across several commands
+    Run {
+        #[command(subcommand)]
+        command: RunCommand,
+    },
+    /// List the runs of a project, with their job type, state and what they logged and used
+    Runs {
+        /// `entity/project` or `project` [default: the default entity and project]
+        scope: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the lineage graph of a version: the runs that logged and used it, the versions they
+    /// used and logged, and so on
+    Lineage(LineageArgs),
     /// Unmount an artfs mount; its daemon then exits
     Unmount {
         mountpoint: PathBuf,
@@ -156,6 +171,68 @@ pub enum Command {
         #[arg(short = 'z', long)]
         lazy: bool,
     },
+}
+
+/// The run a command is part of (lineage): `log` records that the run logged the version, `get`
+/// and `mount` that it used it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RunArgs {
+    /// Record this command in run ID (`[[entity/]project/]ID`, created if new; default entity
+    /// and project: the global ones)
+    #[arg(long = "run", value_name = "ID", env = "ARTFS_RUN")]
+    pub run: Option<String>,
+    /// The run's job type (preprocess, train, eval, ...), set on the run
+    #[arg(long, value_name = "T", requires = "run")]
+    pub job_type: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// Start a run (or update one) and print its id; pass it to later commands with --run or
+    /// ARTFS_RUN
+    Start {
+        /// `[[entity/]project/]ID` [default: a new random id in the default project]
+        id: Option<String>,
+        #[arg(long, value_name = "T")]
+        job_type: Option<String>,
+        /// Display name
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Mark a run finished
+    Finish {
+        /// `[[entity/]project/]ID`
+        #[arg(env = "ARTFS_RUN")]
+        id: String,
+        #[arg(long, default_value_t = 0)]
+        exit_code: i64,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LineageArgs {
+    /// `[[entity/]project/]name[:alias|:vN]` (default alias: latest)
+    pub artifact: String,
+    /// Only upstream: the run that logged it, the versions that run used, ...
+    #[arg(long, conflicts_with = "down")]
+    pub up: bool,
+    /// Only downstream: the runs that used it, the versions they logged, ...
+    #[arg(long)]
+    pub down: bool,
+    /// Hops (edges) to follow from the version [default: all]
+    #[arg(long, value_name = "N")]
+    pub depth: Option<u32>,
+    /// The graph as JSON: {root, nodes, edges}
+    #[arg(long, conflicts_with_all = ["dot", "svg"])]
+    pub json: bool,
+    /// The graph in Graphviz DOT
+    #[arg(long, conflicts_with = "svg")]
+    pub dot: bool,
+    /// Draw the graph as SVG into FILE (the picture `artfs serve`'s web page shows)
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -200,6 +277,9 @@ pub struct MountArgs {
     pub log_file: Option<PathBuf>,
     #[command(flatten)]
     pub access: RefAccessArgs,
+    /// With --run: the first open of a file in a version records that the run used it
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// What reference entries may reach when read (`get`, `mount`). Whoever writes a registry chooses
@@ -238,6 +318,8 @@ pub struct GetArgs {
     pub force: bool,
     #[command(flatten)]
     pub access: RefAccessArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]
@@ -261,8 +343,16 @@ pub struct LogArgs {
     pub artifact: String,
     /// Files or directories (`PATH` or `PATH=NAME` to store under NAME), or references to
     /// objects and prefixes (`s3://…`, `gs://…`, `http(s)://…`, `file://…`, `URI=NAME`)
-    #[arg(required_unless_present = "manifest")]
+    #[arg(required_unless_present_any = ["manifest", "finish"])]
     pub paths: Vec<String>,
+    /// Add the PATHs as one part of group GROUP instead of publishing them: parts from many
+    /// processes become one version when one of them runs `--finish GROUP`
+    #[arg(long, value_name = "GROUP", conflicts_with = "finish")]
+    pub part: Option<String>,
+    /// Publish the parts of group GROUP as one version (the union of their files; a path two
+    /// parts give different content is refused)
+    #[arg(long, value_name = "GROUP", conflicts_with_all = ["paths", "manifest"])]
+    pub finish: Option<String>,
     /// Start from an existing W&B manifest (e.g. one downloaded from W&B); its stored entries
     /// must already be in the registry or be given as PATHs too
     #[arg(long, value_name = "FILE")]
@@ -290,6 +380,8 @@ pub struct LogArgs {
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,8 @@
 //! - `stage`: PATH arguments to manifest entries (hashing);
 //! - `store`: the registry's object storage (local, S3, GCS);
 //! - `registry`: versions and aliases, as a commit log per collection (`log`), and the leases
-//!   that keep writers and gc apart (`lease`);
+//!   that keep writers and gc apart (`lease`), runs (`runs`) and their lineage index (`lineage`);
+//! - `svg`: the lineage graph drawn as SVG (`artfs lineage --svg` and the web page of `serve`);
 //! - `cache`: the content-addressed local blob cache;
 //! - `fetch`: entries into the cache (verified), lazy chunked reads of large blobs (`ranged`),
 //!   whether the registry answers (`health`), and `artfs get`;
@@ -42,4 +43,5 @@ pub mod serve;
 pub mod source;
 pub mod stage;
 pub mod store;
+pub mod svg;
 pub mod terminal;

@@ -19,6 +19,8 @@ mod references;
 mod trust;
 // Issue 12's write-path defects: lying sizes, bad names, crafted objects, interrupted logs.
 mod hardening;
+// Runs and lineage from the CLI: --run on log/get/mount, `artfs run`, `runs`, `lineage`.
+mod lineage;
 // Real FUSE mounts of temporary registries, through the built `artfs` binary.
 mod mount;
 // The README's quick start, run verbatim in a fresh HOME.
@@ -29,3 +31,5 @@ mod services;
 mod serve;
 // A W&B server (`artfs serve` with SDK-logged versions) as the registry; failing servers.
 mod wandb_source;
+// Issue 11 through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.
+mod serve_lineage;

@@ -13,6 +13,7 @@ use super::{App, count, human_bytes};
 use crate::cli::GetArgs;
 use crate::fetch::Fetcher;
 use crate::manifest::{ContentCheck, Entry, Manifest, hash_file};
+use crate::registry::runs::RunOp;
 use crate::{progress, refs};
 
 /// Paths quoted by name in a message; the rest are counted.
@@ -21,6 +22,7 @@ const LISTED_PATHS: usize = 5;
 impl App {
     pub(super) async fn get(&self, args: GetArgs) -> Result<()> {
         let clouds = self.reference_clouds(&args.access)?;
+        let run = self.run_recording(&args.run).await?;
         let catalog = self.catalog().await?;
         let v = self.resolve(catalog.as_ref(), &args.artifact).await?;
         let manifest = catalog.manifest(&v).await?;
@@ -79,6 +81,11 @@ impl App {
             r
         })
         .await??;
+        if let Some((run, registry)) = &run {
+            let op =
+                RunOp::Used { collection: v.collection.to_string(), version: v.record.version };
+            super::run::note_run(registry, run, args.run.job_type.as_deref(), op).await?;
+        }
         if !self.config.quiet {
             let entries: Vec<&Entry> = selected.iter().map(|p| &manifest.contents[p]).collect();
             let bytes = entries.iter().filter_map(|e| e.size).sum();

@@ -6,7 +6,10 @@ use serde_json::json;
 use super::{App, count, human_bytes, parse_json_object, print_json};
 use crate::cli::LogArgs;
 use crate::manifest::Manifest;
-use crate::registry::LogRequest;
+use crate::names::CollectionPath;
+use crate::registry::parts::Part;
+use crate::registry::runs::{RunOp, RunPath};
+use crate::registry::{LogOutcome, LogRequest, Registry};
 use crate::{progress, refs, stage};
 
 impl App {
@@ -18,6 +21,10 @@ impl App {
             );
         }
         let metadata = args.metadata.as_deref().map(parse_json_object).transpose()?;
+        let run = self.run_of(&args.run)?;
+        if let Some(group) = &args.finish {
+            return self.finish_group(&args, &target.collection, group, metadata, run).await;
+        }
         let quiet = self.config.quiet;
         let (uris, paths): (Vec<String>, Vec<String>) =
             args.paths.iter().cloned().partition(|p| stage::is_reference(p));
@@ -68,14 +75,36 @@ impl App {
         let registry = self.registry_for_write().await?;
         let req = LogRequest {
             collection: target.collection.clone(),
-            artifact_type: args.artifact_type,
-            description: args.description,
+            artifact_type: args.artifact_type.clone(),
+            description: args.description.clone(),
             metadata,
-            aliases: args.aliases,
+            aliases: args.aliases.clone(),
             manifest,
             sources,
         };
         let bar = progress::Bytes::new("uploading", 0, quiet);
+        if let Some(group) = &args.part {
+            let (round, files, bytes) = tokio::select! {
+                r = registry.log_part(&req, group, &bar) => r?,
+                signal = interrupted() => {
+                    registry.interrupt().await;
+                    bar.finish();
+                    bail!("interrupted by {signal}: no part was added and temporary files were removed");
+                }
+            };
+            bar.finish();
+            println!(
+                "{}: added a part of group {} (round {round}; {}; uploaded {}, {}); `artfs log {} --finish {}` publishes the group",
+                target.collection,
+                crate::terminal::printable(group),
+                count(req.manifest.contents.len(), "file"),
+                count(files as usize, "file"),
+                human_bytes(bytes),
+                args.artifact,
+                crate::terminal::printable(group),
+            );
+            return Ok(());
+        }
         let outcome = tokio::select! {
             outcome = registry.log(&req, &bar) => outcome,
             signal = interrupted() => {
@@ -87,26 +116,78 @@ impl App {
         };
         bar.finish();
         let outcome = outcome?;
+        let counts = (&registry, req.manifest.contents.len(), req.manifest.size());
+        let hashing = Some((hashed_files, hashed_bytes, known_files));
+        self.log_done(&args, &target.collection, &outcome, run, counts, hashing).await
+    }
+
+    /// `artfs log NAME --finish GROUP`: the group's parts become one version.
+    async fn finish_group(
+        &self,
+        args: &LogArgs,
+        collection: &CollectionPath,
+        group: &str,
+        metadata: Option<serde_json::Value>,
+        run: Option<RunPath>,
+    ) -> Result<()> {
+        let registry = self.registry_for_write().await?;
+        if !args.aliases.is_empty() {
+            let part = Part {
+                group: group.to_owned(),
+                manifest: None,
+                artifact_type: args.artifact_type.clone(),
+                aliases: args.aliases.clone(),
+                writer: crate::registry::lease::Holder::me().writer,
+                created_at: chrono::Utc::now(),
+            };
+            registry.add_part(collection, &part, None, None).await?;
+        }
+        let outcome = registry
+            .finish_parts(collection, group, None, args.description.clone(), metadata)
+            .await?;
+        let v =
+            registry.resolve(collection, &crate::names::Selector::Version(outcome.version)).await?;
+        let counts = (&registry, v.record.file_count as usize, v.record.size);
+        // The parts were hashed by the processes that added them.
+        self.log_done(args, collection, &outcome, run, counts, None).await
+    }
+
+    /// What every log prints, after recording it in the run.
+    async fn log_done(
+        &self,
+        args: &LogArgs,
+        collection: &CollectionPath,
+        outcome: &LogOutcome,
+        run: Option<RunPath>,
+        (registry, file_count, size): (&Registry, usize, u64),
+        hashing: Option<(u64, u64, u64)>,
+    ) -> Result<()> {
+        if let Some(run) = &run {
+            let op = RunOp::Logged { collection: collection.to_string(), version: outcome.version };
+            super::run::note_run(registry, run, args.run.job_type.as_deref(), op).await.context(
+                "the version was published, but the run did not record it; log again with the same --run to record it",
+            )?;
+        }
         if args.json {
             print_json(&json!({
-                "name": target.collection.to_string(),
+                "name": collection.to_string(),
                 "version": format!("v{}", outcome.version),
                 "digest": outcome.digest,
                 "created": outcome.created,
                 "aliases": outcome.aliases,
                 "uploaded_files": outcome.uploaded_files,
                 "uploaded_bytes": outcome.uploaded_bytes,
-                "file_count": req.manifest.contents.len(),
-                "size": req.manifest.size(),
-                "hashed_files": hashed_files,
-                "hashed_bytes": hashed_bytes,
-                "unchanged_files_not_read": known_files,
+                "file_count": file_count,
+                "size": size,
+                "hashed_files": hashing.map(|h| h.0),
+                "hashed_bytes": hashing.map(|h| h.1),
+                "unchanged_files_not_read": hashing.map(|h| h.2),
             }))
         } else {
             let what = if outcome.created { "new version" } else { "unchanged, existing version" };
             println!(
                 "{}:v{} ({what}; digest {}; aliases {}; uploaded {}, {})",
-                target.collection,
+                collection,
                 outcome.version,
                 outcome.digest,
                 crate::terminal::printable(&outcome.aliases.join(", ")),

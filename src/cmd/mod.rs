@@ -7,11 +7,14 @@ mod edit;
 mod gc;
 mod get;
 mod key;
+mod lineage;
 mod log;
 mod ls;
 mod mount;
 mod prefetch;
 mod rm;
+mod run;
+mod runs;
 mod serve;
 mod show;
 mod versions;
@@ -181,6 +184,9 @@ impl App {
             Command::Mount(_) => bail!("`artfs mount` cannot run inside the async runtime"),
             Command::Serve(args) => self.serve(&args).await,
             Command::Key { command } => self.key(command).await,
+            Command::Run { command } => self.run_command(command).await,
+            Command::Runs { scope, json } => self.runs(scope, json).await,
+            Command::Lineage(args) => self.lineage(&args).await,
             Command::Unmount { mountpoint, lazy } => {
                 let mountpoint = crate::mount::absolute_mountpoint(&mountpoint)?;
                 Ok(crate::mount::unmount(&mountpoint, lazy)?)

@@ -21,6 +21,7 @@ impl App {
         // Before the daemon starts (a mistyped registry is this command's error) and before a
         // mount point is created for nothing.
         let catalog = runtime.block_on(self.catalog())?;
+        let run = runtime.block_on(self.run_recording(&args.run))?;
         let created = create_mountpoint(&mc.mountpoint)?;
         let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
         if created && !self.config.quiet {
@@ -50,11 +51,15 @@ impl App {
         let fetcher = Fetcher::new(self.cache()?, handle.clone())
             .with_clouds(clouds)
             .with_stall_timeout(mc.timeout);
+        let on_open = run.map(|(run, registry)| {
+            super::run::use_recorder(&registry, run, args.run.job_type.clone(), &handle)
+        });
         let options = FsOptions {
             refresh: mc.refresh,
             registry_timeout: mc.timeout,
             readahead_files: mc.readahead_files,
             warm_up_bytes: mc.warm_up_bytes,
+            on_open,
             ..FsOptions::default()
         };
         let fs = match &artifact {

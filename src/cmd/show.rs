@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::{App, human_bytes, print_json};
 use crate::refs::redact;
+use crate::registry::runs::RunPath;
 use crate::terminal::printable;
 
 impl App {
@@ -25,6 +26,17 @@ impl App {
                 "metadata": v.record.metadata,
                 "created_at": v.record.created_at,
             });
+            // A source without lineage (W&B) says so with nulls rather than empty lists.
+            if let Some(runs) = catalog.runs_of(&v).await? {
+                let ids = |runs: &[RunPath]| -> Vec<String> {
+                    runs.iter().map(|r| format!("{}/{}/{}", r.entity, r.project, r.name)).collect()
+                };
+                out["logged_by"] = json!(ids(&runs.logged_by));
+                out["used_by"] = json!(ids(&runs.used_by));
+            } else {
+                out["logged_by"] = serde_json::Value::Null;
+                out["used_by"] = serde_json::Value::Null;
+            }
             if let Some(m) = &manifest {
                 out["entries"] = m
                     .contents

@@ -200,6 +200,19 @@ pub struct FsOptions {
     /// Bytes of a version's small files warmed up into the cache once a reader opens its files
     /// in shuffled order (see `prefetch`); 0 turns the warm-up off.
     pub warm_up_bytes: u64,
+    /// Told `entity/project/name:vN` on every open of a file (the mount's `--run` lineage);
+    /// it must return at once: it runs on the FUSE thread.
+    pub on_open: Option<OpenHook>,
+}
+
+/// See [`FsOptions::on_open`].
+#[derive(Clone)]
+pub struct OpenHook(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for OpenHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OpenHook")
+    }
 }
 
 impl Default for FsOptions {
@@ -214,6 +227,7 @@ impl Default for FsOptions {
             gid,
             readahead_files: READAHEAD_FILES,
             warm_up_bytes: 0,
+            on_open: None,
         }
     }
 }
@@ -555,6 +569,9 @@ impl ArtifactFs {
         let NodeKind::File { entry, size } = loaded.tree.kind(node) else {
             return Err(FsError::IsADirectory);
         };
+        if let Some(hook) = &self.inner.options.on_open {
+            (hook.0)(&slot.label);
+        }
         self.read_ahead(&slot, &loaded, node);
         if self.inner.fetcher.is_cached(&loaded.entry(entry, size)) {
             return self.finish_open(&slot, &loaded, node).map(Opened::Ready);

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest as _;
 
+use super::parts::Part;
 use super::{LogOutcome, LogRequest, Registry, RegistryError, entry_blob_key};
 use crate::manifest::Manifest;
 use crate::names::{CollectionPath, validate_user_alias};
@@ -34,6 +35,23 @@ pub struct Draft {
     pub run: Option<String>,
     pub client_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// One round of a group of parallel writers (W&B's `distributedID`): every writer of the
+    /// round shares this draft, each manifest upload is a part, the commit finishes the round.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributed: Option<Distributed>,
+}
+
+/// A draft's group and round (see `parts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distributed {
+    pub group: String,
+    pub round: u64,
+}
+
+/// The one draft of a round of a group: the same id for every writer.
+fn distributed_draft_id(c: &CollectionPath, d: &Distributed) -> String {
+    let h = sha2::Sha256::digest(format!("dist\0{c}\0{}\0{}", d.group, d.round).as_bytes());
+    hex::encode(&h[..16])
 }
 
 /// Where a draft stands.
@@ -97,9 +115,18 @@ impl Registry {
         {
             return Ok(existing);
         }
-        draft.id = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+        draft.id = match &draft.distributed {
+            Some(d) => distributed_draft_id(&draft.collection, d),
+            None => format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
+        };
         let bytes = serde_json::to_vec_pretty(&draft).map_err(|e| self.corrupt("drafts", e))?;
-        self.store.put_create(&draft_key(&draft.id), bytes.into()).await?;
+        if !self.store.put_create(&draft_key(&draft.id), bytes.into()).await? {
+            // Another writer of the round opened it first: theirs is the round's draft.
+            draft = self
+                .draft(&draft.id)
+                .await?
+                .ok_or_else(|| self.corrupt("drafts", "a draft vanished"))?;
+        }
         if let Some(cid) = &draft.client_id {
             let map = serde_json::to_vec(&ClientMapping { draft: draft.id.clone() })
                 .map_err(|e| self.corrupt("drafts", e))?;
@@ -224,6 +251,18 @@ impl Registry {
         draft: &Draft,
         manifest: &Manifest,
     ) -> Result<(), RegistryError> {
+        if let Some(d) = &draft.distributed {
+            let part = Part {
+                group: d.group.clone(),
+                manifest: None,
+                artifact_type: draft.artifact_type.clone(),
+                aliases: Vec::new(),
+                writer: super::writer_id(),
+                created_at: Utc::now(),
+            };
+            self.add_part(&draft.collection, &part, Some(manifest), Some(d.round)).await?;
+            return Ok(());
+        }
         let key = self.put_manifest(manifest).await?;
         let pointer_key = manifest_pointer_key(&draft.id);
         let bytes = serde_json::to_vec(&Pointer { key: key.clone() })
@@ -265,6 +304,9 @@ impl Registry {
                     uploaded_files: 0,
                     uploaded_bytes: 0,
                 });
+            }
+            DraftStatus::Pending { .. } if draft.distributed.is_some() => {
+                return self.commit_distributed(draft).await;
             }
             DraftStatus::Pending { manifest: None } => {
                 return Err(invalid("cannot commit: its manifest was never uploaded".into()));
@@ -309,6 +351,47 @@ impl Registry {
 }
 
 impl Registry {
+    /// Joins the open round of a distributed group with the writer's aliases (a part without
+    /// files) and returns it, for the round's draft.
+    pub async fn join_group(
+        &self,
+        c: &CollectionPath,
+        group: &str,
+        artifact_type: &str,
+        aliases: &[String],
+    ) -> Result<Distributed, RegistryError> {
+        let part = Part {
+            group: group.to_owned(),
+            manifest: None,
+            artifact_type: artifact_type.to_owned(),
+            aliases: aliases.to_vec(),
+            writer: super::writer_id(),
+            created_at: Utc::now(),
+        };
+        let round = self.add_part(c, &part, None, None).await?;
+        Ok(Distributed { group: group.to_owned(), round })
+    }
+
+    /// The finish of a distributed draft: its round's parts become the version.
+    async fn commit_distributed(&self, draft: &Draft) -> Result<LogOutcome, RegistryError> {
+        let Some(d) = &draft.distributed else {
+            return Err(self.corrupt("drafts", "not a distributed draft"));
+        };
+        let outcome = self
+            .finish_parts(
+                &draft.collection,
+                &d.group,
+                Some(d.round),
+                draft.description.clone(),
+                draft.metadata.clone(),
+            )
+            .await?;
+        let bytes = serde_json::to_vec(&Committed { version: outcome.version })
+            .map_err(|e| self.corrupt("drafts", e))?;
+        self.store.put_create(&committed_key(&draft.id), bytes.into()).await?;
+        Ok(outcome)
+    }
+
     /// `log` for a manifest whose stored entries are all in the registry already (uploaded
     /// across earlier requests): stores the manifest and publishes it with `log`'s rules (same
     /// content → no new version, the aliases and `latest` move to it).
@@ -346,6 +429,7 @@ mod tests {
             run: None,
             client_id: client.map(str::to_owned),
             created_at: Utc::now(),
+            distributed: None,
         }
     }
 

@@ -7,6 +7,8 @@
 //! - `collections/<entity>/<project>/<name>/{commits,checkpoints}/…`: one commit log per collection;
 //! - `leases/…` and `gc/…`: markers that keep `gc` and writers apart (`lease`);
 //! - `artfs-registry.json`: says that a registry is here (`marker`);
+//! - `parts/…`: parts of versions written by many processes at once, until finished (`parts`);
+//! - `lineage/…`: an index of which runs logged and used which versions (`lineage`);
 //! - `drafts/…` (versions pending across requests), `runs/…` (one log per run), `keys/…`
 //!   (hashed API keys) and `serve/…`: what `artfs serve` keeps (see `drafts`, `runs`, `keys`).
 //!
@@ -17,8 +19,10 @@
 pub mod drafts;
 pub mod keys;
 pub mod lease;
+pub mod lineage;
 pub mod log;
 pub mod marker;
+pub mod parts;
 pub mod runs;
 
 use std::collections::HashSet;

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::lineage::{EdgeKind, VersionKey};
 use super::{MAX_COMMIT_ATTEMPTS, Registry, RegistryError, unique_id, writer_id};
-use crate::names::validate_scope;
+use crate::names::{CollectionPath, validate_scope};
 
 /// One published change to a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +61,26 @@ pub enum RunOp {
     Finished {
         exit_code: Option<i64>,
     },
+}
+
+impl RunOp {
+    /// The lineage edge a `Logged` or `Used` op records.
+    pub fn edge(&self) -> Result<Option<(EdgeKind, VersionKey)>, RegistryError> {
+        let (kind, collection, version) = match self {
+            RunOp::Logged { collection, version } => (EdgeKind::Logged, collection, *version),
+            RunOp::Used { collection, version } => (EdgeKind::Used, collection, *version),
+            RunOp::Upsert(_) | RunOp::Finished { .. } => return Ok(None),
+        };
+        let mut parts = collection.splitn(3, '/');
+        let (Some(e), Some(p), Some(n)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(RegistryError::Invalid {
+                name: collection.clone(),
+                reason: "a run's artifact must be named entity/project/name".into(),
+            });
+        };
+        let collection = CollectionPath::new(e, p, n)?;
+        Ok(Some((kind, VersionKey { collection, version })))
+    }
 }
 
 /// The fold of a run's log.
@@ -149,17 +171,29 @@ impl Registry {
     pub async fn run_state(&self, run: &RunPath) -> Result<RunState, RegistryError> {
         let mut state = RunState::default();
         let dir = format!("{}/commits", run.prefix());
-        for listed in self.store.list(&dir).await? {
-            let bytes = self.store.get(&listed.key).await?;
-            let c: RunCommit =
-                serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&listed.key, e))?;
-            state.apply(&c).map_err(|e| self.corrupt(&listed.key, e))?;
+        // Fetched in parallel, applied in order: a run is a handful of requests' latency.
+        let listed = self.store.list(&dir).await?;
+        let fetched: Vec<(String, Bytes)> = futures::stream::iter(listed)
+            .map(|l| async move {
+                Ok::<_, RegistryError>((l.key.clone(), self.store.get(&l.key).await?))
+            })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        for (key, bytes) in fetched {
+            let c: RunCommit = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&key, e))?;
+            state.apply(&c).map_err(|e| self.corrupt(&key, e))?;
         }
         Ok(state)
     }
 
     /// Appends one op to a run's log (creating the run), retrying when another writer won.
+    /// A `Logged` or `Used` op writes the edge's lineage index first (`lineage`), so the index
+    /// never misses an edge the run's log has.
     pub async fn record_run(&self, run: &RunPath, op: RunOp) -> Result<RunState, RegistryError> {
+        if let Some((kind, v)) = op.edge()? {
+            self.index_edge(run, kind, &v).await?;
+        }
         let mut state = self.run_state(run).await?;
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
             let commit = RunCommit {

@@ -53,6 +53,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/artifactsV2/{region}/{entity}/{project}/{collection}/{*rest}", get(artifacts_v2))
         .route("/artifacts/{entity}/{hex}", get(artifacts_v1))
+        .nest_service("/ui", super::web::router(state.shared.clone()))
         .fallback(|| async { text(StatusCode::NOT_FOUND, "no such endpoint") })
         .layer(middleware::from_fn(log_request))
         .with_state(state)

@@ -5,7 +5,8 @@
 //! - `http`: the other endpoints — storage PUT/GET behind signed URLs, `file_stream`,
 //!   `/artifactsV2/…`, and the router;
 //! - `auth`: API keys (Basic `api:KEY`) and URL signing;
-//! - `ids`: stateless GraphQL ids.
+//! - `ids`: stateless GraphQL ids;
+//! - `web`: the web UI under `/ui/` (server-rendered HTML, lineage as SVG), same keys as the API.
 //!
 //! All state lives in the registry (versions, drafts, runs, keys, the signing secret), so several
 //! `artfs serve` processes over one bucket, and the CLI beside them, agree.
@@ -14,6 +15,7 @@ pub mod auth;
 mod http;
 pub mod ids;
 pub mod schema;
+mod web;
 
 use std::future::Future;
 use std::sync::Arc;

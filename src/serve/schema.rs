@@ -18,6 +18,7 @@ use super::ids::{self, NodeId};
 use crate::manifest::{Entry, Manifest};
 use crate::names::{CollectionPath, LATEST, Selector, parse_version};
 use crate::registry::drafts::{Draft, DraftStatus};
+use crate::registry::lineage::{EdgeKind, VersionKey};
 use crate::registry::runs::{RunFields, RunOp, RunPath, RunState};
 use crate::registry::{CollectionState, Registry, RegistryError, ResolvedVersion, blob_key};
 
@@ -887,22 +888,18 @@ impl Artifact {
         }
     }
 
-    /// Runs of this artifact's project whose state matches `pick` for this version.
-    async fn project_runs(
-        &self,
-        ctx: &Context<'_>,
-        pick: impl Fn(&RunState, &(String, u32)) -> bool,
-    ) -> Res<Vec<Run>> {
+    /// The runs that logged (or used) this version, from the lineage index: one listing, not a
+    /// scan of the project's runs; runs of entities the caller may not read are left out.
+    async fn project_runs(&self, ctx: &Context<'_>, kind: EdgeKind) -> Res<Vec<Run>> {
         let Some(version) = self.version else { return Ok(Vec::new()) };
-        let item = (self.collection.to_string(), version);
-        let (e, p) = (&self.collection.entity, &self.collection.project);
+        let key = VersionKey { collection: self.collection.clone(), version };
         let mut out = Vec::new();
-        for name in reg(ctx).runs(e, p).await.map_err(err)? {
-            let Ok(path) = RunPath::new(e, p, &name) else { continue };
-            let state = reg(ctx).run_state(&path).await.map_err(err)?;
-            if pick(&state, &item) {
-                out.push(Run { path, state });
+        for (k, path) in reg(ctx).version_edges(&key).await.map_err(err)? {
+            if k != kind || !access(ctx).can_read(&path.entity) {
+                continue;
             }
+            let state = reg(ctx).run_state(&path).await.map_err(err)?;
+            out.push(Run { path, state });
         }
         Ok(out)
     }
@@ -1073,16 +1070,15 @@ impl Artifact {
             },
         })
     }
-    /// The first run of the artifact's project that logged this version (runs of other
-    /// projects are not searched).
+    /// The first run that logged this version.
     async fn created_by(&self, ctx: &Context<'_>) -> Res<Option<Creator>> {
-        let mut runs = self.project_runs(ctx, |s, item| s.logged.contains(item)).await?;
+        let mut runs = self.project_runs(ctx, EdgeKind::Logged).await?;
         runs.sort_by_key(|r| r.state.created_at);
         Ok(runs.into_iter().next().map(|r| Creator::Run(Box::new(r))))
     }
-    /// The runs of the artifact's project that used this version.
+    /// The runs that used this version.
     async fn used_by(&self, ctx: &Context<'_>) -> Res<RunConnection> {
-        let runs = self.project_runs(ctx, |s, item| s.used.contains(item)).await?;
+        let runs = self.project_runs(ctx, EdgeKind::Used).await?;
         Ok(RunConnection { edges: runs.into_iter().map(|node| RunEdge { node }).collect() })
     }
 }
@@ -1732,11 +1728,6 @@ impl Mutation {
                 "createArtifact: projectName, artifactCollectionName, artifactTypeName and digest are required",
             ));
         };
-        if input.distributed_id.is_some() {
-            return Err(err(
-                "createArtifact: distributed artifacts (upsert_artifact/finish_artifact) are not supported by artfs serve",
-            ));
-        }
         must_write(ctx, &entity)?;
         let c = CollectionPath::new(&entity, project, name).map_err(err)?;
         let r = reg(ctx);
@@ -1765,7 +1756,9 @@ impl Mutation {
             None => None,
         };
         let run = run_path(Some(&entity), Some(project), input.run_name.as_deref());
-        let dedup = input.enable_digest_deduplication != Some(false);
+        // A part's digest is its own, not the version's: distributed writers never dedup.
+        let dedup =
+            input.enable_digest_deduplication != Some(false) && input.distributed_id.is_none();
         if dedup && let Some(existing) = state.version_by_digest(digest).cloned() {
             // Same content as an existing version: no new version; the aliases move to it.
             let resolved = Registry::resolve_in(&c, &state, &Selector::Version(existing.version))
@@ -1788,6 +1781,10 @@ impl Mutation {
             a.aliases = out.aliases;
             return Ok(CreateArtifactPayload { artifact: a });
         }
+        let distributed = match &input.distributed_id {
+            Some(g) => Some(r.join_group(&c, g, ty, &aliases).await.map_err(err)?),
+            None => None,
+        };
         let draft = r
             .create_draft(Draft {
                 id: String::new(),
@@ -1800,6 +1797,7 @@ impl Mutation {
                 run: input.run_name,
                 client_id: input.client_id,
                 created_at: Utc::now(),
+                distributed,
             })
             .await
             .map_err(err)?;
@@ -1822,9 +1820,12 @@ impl Mutation {
     ) -> Res<ArtifactManifestPayload> {
         let id = input.artifact_id.as_deref().unwrap_or_default();
         let draft = draft_for_write(ctx, id).await?;
-        if !matches!(input.manifest_type, None | Some(ArtifactManifestType::Full)) {
+        let patch = matches!(input.manifest_type, Some(ArtifactManifestType::Patch));
+        if !matches!(input.manifest_type, None | Some(ArtifactManifestType::Full))
+            && !(patch && draft.distributed.is_some())
+        {
             return Err(err(
-                "createArtifactManifest: only FULL manifests are supported by artfs serve (no PATCH or INCREMENTAL)",
+                "createArtifactManifest: only FULL manifests, and PATCH manifests of distributed artifacts, are supported by artfs serve (no INCREMENTAL)",
             ));
         }
         let s = shared(ctx);
@@ -1843,13 +1844,37 @@ impl Mutation {
         })
     }
 
+    /// A distributed writer's PATCH manifest: uploaded to its draft, where it becomes a part.
     async fn update_artifact_manifest(
         &self,
-        _input: UpdateArtifactManifestInput,
+        ctx: &Context<'_>,
+        input: UpdateArtifactManifestInput,
     ) -> Res<ArtifactManifestPayload> {
-        Err(err(
-            "updateArtifactManifest: PATCH and INCREMENTAL manifests are not supported by artfs serve",
-        ))
+        let id = input.artifact_manifest_id.as_deref().unwrap_or_default();
+        let refused = || {
+            err(
+                "updateArtifactManifest: only PATCH manifests of distributed artifacts are supported by artfs serve (no INCREMENTAL)",
+            )
+        };
+        let Some(NodeId::Other(d)) = ids::decode(id) else { return Err(refused()) };
+        let draft = draft_for_write(ctx, &ids::draft_id(&d)).await?;
+        if draft.distributed.is_none() {
+            return Err(refused());
+        }
+        let s = shared(ctx);
+        Ok(ArtifactManifestPayload {
+            artifact_manifest: ArtifactManifest {
+                id: id.to_owned(),
+                file: File {
+                    id: ids::other_id("File", &draft.id),
+                    name: "wandb_manifest.patch.json".into(),
+                    upload_url: Some(s.draft_manifest_url(&draft.id)),
+                    upload_headers: Some(vec!["Content-Type:application/json".into()]),
+                    direct_url: s.public_url.clone(),
+                    ..File::default()
+                },
+            },
+        })
     }
 
     async fn create_artifact_files(

@@ -27,6 +27,7 @@ use serde_json::Value;
 use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::names::{CollectionPath, LATEST, Selector};
 use crate::registry::RegistryError;
+use crate::registry::runs::RunPath;
 use crate::store::StoreError;
 
 /// What every catalog and blob request returns.
@@ -106,6 +107,13 @@ impl CollectionView {
     }
 }
 
+/// Runs that logged a version and runs that used it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunsOf {
+    pub logged_by: Vec<RunPath>,
+    pub used_by: Vec<RunPath>,
+}
+
 /// A resolved version: everything needed to show, download or mount it.
 #[derive(Debug, Clone)]
 pub struct ResolvedVersion {
@@ -180,6 +188,12 @@ pub trait Catalog: Send + Sync + Debug {
             Manifest::from_json(&bytes)
                 .map_err(|source| SourceError::Manifest { name: v.label(), source })
         })
+    }
+
+    /// The runs that logged and that used a version, where the source records lineage; `None`
+    /// where it does not (the W&B source, which reads no runs).
+    fn runs_of<'a>(&'a self, _v: &'a ResolvedVersion) -> SourceFuture<'a, Option<RunsOf>> {
+        Box::pin(async { Ok(None) })
     }
 
     /// One summary per collection of a project. A collection that cannot be read is left out

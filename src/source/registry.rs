@@ -12,11 +12,12 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{
-    BlobSource, BlobStream, Catalog, CollectionView, ResolvedVersion, SourceError, SourceFuture,
-    VersionInfo,
+    BlobSource, BlobStream, Catalog, CollectionView, ResolvedVersion, RunsOf, SourceError,
+    SourceFuture, VersionInfo,
 };
 use crate::manifest::Entry;
 use crate::names::{CollectionPath, Selector};
+use crate::registry::lineage::VersionKey;
 use crate::registry::{self, CollectionState, Registry, VersionRecord, entry_blob_key};
 use crate::store::{Store, chunks};
 
@@ -94,6 +95,14 @@ impl From<registry::ResolvedVersion> for ResolvedVersion {
 impl Catalog for RegistrySource {
     fn url(&self) -> &str {
         self.registry.store().url()
+    }
+
+    fn runs_of<'a>(&'a self, v: &'a ResolvedVersion) -> SourceFuture<'a, Option<RunsOf>> {
+        Box::pin(async move {
+            let key = VersionKey { collection: v.collection.clone(), version: v.record.version };
+            let (logged_by, used_by) = self.registry.logged_and_used_by(&key).await?;
+            Ok(Some(RunsOf { logged_by, used_by }))
+        })
     }
 
     fn entities(&self) -> SourceFuture<'_, Vec<String>> {

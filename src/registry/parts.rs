@@ -1,0 +1,450 @@
+//! Parallel writers: many processes each add a *part* (a partial manifest) to a group, one
+//! finishes the group, and the union of the parts becomes one version (W&B's `upsert_artifact`
+//! … `finish_artifact` with a `distributed_id`, and `artfs log --part/--finish`).
+//!
+//! Layout: `parts/<entity>/<project>/<name>/<sha256 of the group, 32 hex>/<round:010>/`, holding
+//! - `parts/<unique>.json`: one part (its manifest's key, aliases, type), created once;
+//! - `sealed.json`: created (create-only) by the finisher *before* it lists the parts;
+//! - `finished.json`: what the finish decided: the parts it took and the version, or why it
+//!   published nothing.
+//!
+//! A group's open round is its newest one without `finished.json`; once a round is finished the
+//! next part starts the next round, hence the next version. Nothing below `parts/` is a version,
+//! so until the finish readers see nothing of it. Why no part is lost: a writer creates its part,
+//! then looks for the seal. No seal yet means the finisher had not sealed when the part existed,
+//! so its listing (made after the seal) has it. A seal means it may or may not: the writer waits
+//! for `finished.json` and, if its part is not listed there, writes it again in the next round.
+//! A path that two parts give different content is refused at the finish, naming both parts;
+//! the round is then closed unpublished, so the group can be written again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::Digest as _;
+
+use super::{LogOutcome, LogRequest, Registry, RegistryError, unique_id, writer_id};
+use crate::manifest::Manifest;
+use crate::names::CollectionPath;
+
+/// How long a writer that finds its round sealed waits for the finish.
+const FINISH_WAIT: Duration = Duration::from_secs(120);
+/// Rounds a part may move on (each only when a finish took the round meanwhile).
+const MAX_ROUNDS_TRIED: u32 = 20;
+
+/// One writer's contribution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    pub group: String,
+    /// The partial manifest (content-addressed key); `None` for a part that only adds aliases.
+    pub manifest: Option<String>,
+    #[serde(rename = "type")]
+    pub artifact_type: String,
+    pub aliases: Vec<String>,
+    pub writer: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Sealed {
+    writer: String,
+    time: DateTime<Utc>,
+}
+
+/// What a finish decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finished {
+    /// The part keys it took.
+    pub parts: Vec<String>,
+    pub version: Option<u32>,
+    pub digest: Option<String>,
+    /// Why nothing was published.
+    pub error: Option<String>,
+}
+
+/// Where one group of one collection lives.
+fn group_prefix(c: &CollectionPath, group: &str) -> String {
+    let h = hex::encode(sha2::Sha256::digest(group.as_bytes()));
+    format!("parts/{}/{}/{}/{}", c.entity, c.project, c.name, &h[..32])
+}
+
+fn round_prefix(c: &CollectionPath, group: &str, round: u64) -> String {
+    format!("{}/{round:010}", group_prefix(c, group))
+}
+
+/// The paths that parts give different content: (path, part A, part B).
+pub fn merge(parts: &[(String, Manifest)]) -> Result<Manifest, Vec<(String, String, String)>> {
+    let mut out = Manifest::default();
+    let mut from: BTreeMap<String, &str> = BTreeMap::new();
+    let mut conflicts = Vec::new();
+    for (key, m) in parts {
+        if out.contents.is_empty() {
+            out.storage_policy_config = m.storage_policy_config.clone();
+        }
+        for (path, entry) in &m.contents {
+            match out.contents.get(path) {
+                Some(prev) if prev.digest != entry.digest => {
+                    conflicts.push((path.clone(), from[path].to_owned(), key.clone()));
+                }
+                Some(_) => {}
+                None => {
+                    out.contents.insert(path.clone(), entry.clone());
+                    from.insert(path.clone(), key);
+                }
+            }
+        }
+    }
+    if conflicts.is_empty() { Ok(out) } else { Err(conflicts) }
+}
+
+impl Registry {
+    /// `artfs log --part`: uploads the request's blobs (under a lease, as `log`) and adds its
+    /// manifest as a part of `group`. Returns the round and the (files, bytes) uploaded.
+    pub async fn log_part(
+        &self,
+        req: &LogRequest,
+        group: &str,
+        progress: &dyn super::UploadProgress,
+    ) -> Result<(u64, u64, u64), RegistryError> {
+        for a in &req.aliases {
+            crate::names::validate_user_alias(a)?;
+        }
+        let lease = self.lease().await?;
+        let result = async {
+            let (files, bytes) = self.upload_blobs(req, progress).await?;
+            let part = Part {
+                group: group.to_owned(),
+                manifest: None,
+                artifact_type: req.artifact_type.clone(),
+                aliases: req.aliases.clone(),
+                writer: writer_id(),
+                created_at: Utc::now(),
+            };
+            let round = self.add_part(&req.collection, &part, Some(&req.manifest), None).await?;
+            Ok((round, files, bytes))
+        }
+        .await;
+        lease.release().await;
+        result
+    }
+
+    /// The group's open round: the newest without `finished.json` (0 for a new group).
+    pub async fn open_round(&self, c: &CollectionPath, group: &str) -> Result<u64, RegistryError> {
+        let rounds: Vec<u64> = self
+            .store
+            .list_dirs(&group_prefix(c, group))
+            .await?
+            .iter()
+            .filter(|d| d.len() == 10)
+            .filter_map(|d| d.parse().ok())
+            .collect();
+        let Some(&newest) = rounds.iter().max() else { return Ok(0) };
+        Ok(match self.finished(c, group, newest).await? {
+            Some(_) => newest + 1,
+            None => newest,
+        })
+    }
+
+    pub async fn finished(
+        &self,
+        c: &CollectionPath,
+        group: &str,
+        round: u64,
+    ) -> Result<Option<Finished>, RegistryError> {
+        let key = format!("{}/finished.json", round_prefix(c, group, round));
+        match self.store.get_opt(&key).await? {
+            Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| self.corrupt(&key, e))?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn sealed(
+        &self,
+        c: &CollectionPath,
+        group: &str,
+        round: u64,
+    ) -> Result<bool, RegistryError> {
+        let key = format!("{}/sealed.json", round_prefix(c, group, round));
+        Ok(self.store.head(&key).await?.is_some())
+    }
+
+    /// Waits for the finish of a sealed round.
+    async fn wait_finished(
+        &self,
+        c: &CollectionPath,
+        group: &str,
+        round: u64,
+    ) -> Result<Finished, RegistryError> {
+        let deadline = tokio::time::Instant::now() + FINISH_WAIT;
+        loop {
+            if let Some(f) = self.finished(c, group, round).await? {
+                return Ok(f);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(RegistryError::Busy(format!(
+                    "{c}: group {group:?} is being finished by another writer, which has not finished in {}s; try again later",
+                    FINISH_WAIT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Adds a part to the group's open round (`only_round`: to that round or not at all) and
+    /// returns the round it belongs to. The part's blobs must be stored already.
+    pub async fn add_part(
+        &self,
+        c: &CollectionPath,
+        part: &Part,
+        manifest: Option<&Manifest>,
+        only_round: Option<u64>,
+    ) -> Result<u64, RegistryError> {
+        let mut part = part.clone();
+        if let Some(m) = manifest {
+            m.validate().map_err(|e| RegistryError::Invalid {
+                name: c.to_string(),
+                reason: e.to_string(),
+            })?;
+            part.manifest = Some(self.put_manifest(m).await?);
+        }
+        let bytes = serde_json::to_vec_pretty(&part).map_err(|e| self.corrupt("parts", e))?;
+        for _ in 0..MAX_ROUNDS_TRIED {
+            let round = match only_round {
+                Some(r) => r,
+                None => self.open_round(c, &part.group).await?,
+            };
+            let key = format!("{}/parts/{}.json", round_prefix(c, &part.group, round), unique_id());
+            self.store.put_create(&key, bytes.clone().into()).await?;
+            if !self.sealed(c, &part.group, round).await? {
+                return Ok(round);
+            }
+            let finished = self.wait_finished(c, &part.group, round).await?;
+            if finished.parts.contains(&key) {
+                return Ok(round);
+            }
+            if only_round.is_some() {
+                return Err(RegistryError::Invalid {
+                    name: c.to_string(),
+                    reason: format!(
+                        "group {:?} was finished while this part was written, without it; write the part again",
+                        part.group
+                    ),
+                });
+            }
+        }
+        Err(RegistryError::Contention { name: format!("{c} group {:?}", part.group) })
+    }
+
+    /// Finishes the group's open round (or `round`): the union of its parts becomes one
+    /// version, published through the collection's log like any `log`. A path two parts give
+    /// different content fails the finish, publishes nothing and closes the round.
+    pub async fn finish_parts(
+        &self,
+        c: &CollectionPath,
+        group: &str,
+        round: Option<u64>,
+        description: Option<String>,
+        metadata: Option<Value>,
+    ) -> Result<LogOutcome, RegistryError> {
+        let invalid = |reason: String| RegistryError::Invalid { name: c.to_string(), reason };
+        let round = match round {
+            Some(r) => r,
+            None => self.open_round(c, group).await?,
+        };
+        let prefix = round_prefix(c, group, round);
+        let seal = serde_json::to_vec(&Sealed { writer: writer_id(), time: Utc::now() })
+            .map_err(|e| self.corrupt(&prefix, e))?;
+        if !self.store.put_create(&format!("{prefix}/sealed.json"), seal.into()).await? {
+            // Another finisher (or a retry of this one): its decision is the answer.
+            let f = self.wait_finished(c, group, round).await?;
+            return self.outcome_of(c, group, &f).await;
+        }
+        let result = self.finish_sealed(c, group, &prefix, description, metadata).await;
+        let finished = match &result {
+            Ok((outcome, parts)) => Finished {
+                parts: parts.clone(),
+                version: Some(outcome.version),
+                digest: Some(outcome.digest.clone()),
+                error: None,
+            },
+            Err((e, parts)) => Finished {
+                parts: parts.clone(),
+                version: None,
+                digest: None,
+                error: Some(e.to_string()),
+            },
+        };
+        let bytes = serde_json::to_vec_pretty(&finished).map_err(|e| self.corrupt(&prefix, e))?;
+        self.store.put_create(&format!("{prefix}/finished.json"), bytes.into()).await?;
+        match result {
+            Ok((outcome, _)) => Ok(outcome),
+            Err((RegistryError::Invalid { reason, .. }, _)) => Err(invalid(reason)),
+            Err((e, _)) => Err(e),
+        }
+    }
+
+    async fn outcome_of(
+        &self,
+        c: &CollectionPath,
+        group: &str,
+        f: &Finished,
+    ) -> Result<LogOutcome, RegistryError> {
+        match (f.version, &f.error) {
+            (Some(version), _) => {
+                let state = self.existing_state(c).await?;
+                let r = Self::resolve_in(c, &state, &crate::names::Selector::Version(version))?;
+                Ok(LogOutcome {
+                    version,
+                    digest: r.record.digest,
+                    created: false,
+                    aliases: r.aliases,
+                    uploaded_files: 0,
+                    uploaded_bytes: 0,
+                })
+            }
+            (None, e) => Err(RegistryError::Invalid {
+                name: c.to_string(),
+                reason: format!(
+                    "group {group:?} was finished without a version: {}",
+                    e.as_deref().unwrap_or("unknown reason")
+                ),
+            }),
+        }
+    }
+
+    /// After the seal: reads every part, merges, publishes. Returns the part keys either way.
+    async fn finish_sealed(
+        &self,
+        c: &CollectionPath,
+        group: &str,
+        prefix: &str,
+        description: Option<String>,
+        metadata: Option<Value>,
+    ) -> Result<(LogOutcome, Vec<String>), (RegistryError, Vec<String>)> {
+        let listed =
+            self.store.list(&format!("{prefix}/parts")).await.map_err(|e| (e.into(), vec![]))?;
+        let keys: Vec<String> = listed.into_iter().map(|l| l.key).collect();
+        let fail = |e: RegistryError| (e, keys.clone());
+        let invalid = |reason: String| fail(RegistryError::Invalid { name: c.to_string(), reason });
+        let mut manifests = Vec::new();
+        let mut aliases: Vec<String> = Vec::new();
+        let mut artifact_type: Option<String> = None;
+        for key in &keys {
+            let bytes = self.store.get(key).await.map_err(|e| fail(e.into()))?;
+            let part: Part =
+                serde_json::from_slice(&bytes).map_err(|e| fail(self.corrupt(key, e)))?;
+            match &artifact_type {
+                Some(t) if *t != part.artifact_type => {
+                    return Err(invalid(format!(
+                        "group {group:?}: parts of types {t:?} and {:?}; a version has one type",
+                        part.artifact_type
+                    )));
+                }
+                _ => artifact_type = Some(part.artifact_type.clone()),
+            }
+            for a in part.aliases {
+                if a != crate::names::LATEST && !aliases.contains(&a) {
+                    aliases.push(a);
+                }
+            }
+            if let Some(m) = &part.manifest {
+                let bytes = self.store.get(m).await.map_err(|e| fail(e.into()))?;
+                let manifest = Manifest::from_json(&bytes).map_err(|e| fail(self.corrupt(m, e)))?;
+                manifests.push((part.writer.clone() + " (" + key + ")", manifest));
+            }
+        }
+        if manifests.is_empty() {
+            return Err(invalid(format!(
+                "group {group:?} has no parts with files; nothing was published"
+            )));
+        }
+        let manifest = merge(&manifests).map_err(|conflicts| {
+            let list: Vec<String> = conflicts
+                .iter()
+                .take(5)
+                .map(|(p, a, b)| format!("{p:?} (parts of {a} and {b})"))
+                .collect();
+            invalid(format!(
+                "group {group:?}: {} path(s) written by two parts with different content: {}; nothing was published and the group's parts were dropped, write them again",
+                conflicts.len(),
+                list.join(", ")
+            ))
+        })?;
+        let req = LogRequest {
+            collection: c.clone(),
+            artifact_type: artifact_type.unwrap_or_else(|| "dataset".into()),
+            description,
+            metadata,
+            aliases,
+            manifest,
+            sources: Default::default(),
+        };
+        let outcome = self.publish(&req).await.map_err(fail)?;
+        Ok((outcome, keys.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Entry, md5_base64};
+    use crate::store::{Store, cloud::Clouds};
+
+    fn part(group: &str, aliases: &[&str]) -> Part {
+        Part {
+            group: group.into(),
+            manifest: None,
+            artifact_type: "dataset".into(),
+            aliases: aliases.iter().map(|s| s.to_string()).collect(),
+            writer: "t".into(),
+            created_at: Utc::now(),
+        }
+    }
+
+    async fn stored(reg: &Registry, path: &str, body: &[u8]) -> Manifest {
+        let key = crate::registry::blob_key(&md5_base64(body)).unwrap();
+        reg.store.put_create(&key, bytes::Bytes::copy_from_slice(body)).await.unwrap();
+        let mut m = Manifest::default();
+        m.contents.insert(path.into(), Entry::stored(md5_base64(body), body.len() as u64));
+        m
+    }
+
+    #[tokio::test]
+    async fn parts_become_one_version_on_finish_and_conflicts_publish_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg =
+            Registry::new(Store::open(dir.path().to_str().unwrap(), &Clouds::default()).unwrap());
+        let c = CollectionPath::new("e", "p", "shards").unwrap();
+        for i in 0..3 {
+            let m = stored(&reg, &format!("s{i}.txt"), format!("shard {i}").as_bytes()).await;
+            assert_eq!(reg.add_part(&c, &part("g", &["best"]), Some(&m), None).await.unwrap(), 0);
+        }
+        assert_eq!(reg.state(&c).await.unwrap().seq, 0, "invisible before the finish");
+        let out = reg.finish_parts(&c, "g", None, None, None).await.unwrap();
+        assert_eq!((out.version, out.created), (0, true));
+        let v = reg.resolve(&c, &crate::names::Selector::Version(0)).await.unwrap();
+        assert_eq!(v.record.file_count, 3);
+        assert_eq!(v.aliases, ["latest", "best"]);
+        // The union's digest is the digest of a manifest of the three files.
+        let mut all = Manifest::default();
+        for i in 0..3 {
+            all.contents.extend(
+                stored(&reg, &format!("s{i}.txt"), format!("shard {i}").as_bytes()).await.contents,
+            );
+        }
+        assert_eq!(v.record.digest, all.digest());
+        // Finishing again answers the same version; the next part starts round 1.
+        assert_eq!(reg.finish_parts(&c, "g", Some(0), None, None).await.unwrap().version, 0);
+        let m = stored(&reg, "s0.txt", b"other").await;
+        assert_eq!(reg.add_part(&c, &part("g", &[]), Some(&m), None).await.unwrap(), 1);
+        let m = stored(&reg, "s0.txt", b"shard 0").await;
+        assert_eq!(reg.add_part(&c, &part("g", &[]), Some(&m), None).await.unwrap(), 1);
+        let err = reg.finish_parts(&c, "g", None, None, None).await.unwrap_err().to_string();
+        assert!(err.contains("\"s0.txt\"") && err.contains("different content"), "{err}");
+        assert_eq!(reg.state(&c).await.unwrap().versions.len(), 1, "nothing published");
+        // The failed round is closed: the group starts afresh.
+        assert_eq!(reg.open_round(&c, "g").await.unwrap(), 2);
+    }
+}

@@ -1,0 +1,434 @@
+//! The web UI of `artfs serve`: server-rendered HTML under `/ui/`, no JavaScript, no build step.
+//! entities → projects → artifacts → versions (aliases, digest, size, metadata, description,
+//! files, who logged and used it, its lineage drawn by `crate::svg`) and runs.
+//!
+//! Access control is the API's: every page needs an API key, sent by the browser as HTTP Basic
+//! credentials (any user name, the key as password; a request without them gets `401` with
+//! `WWW-Authenticate: Basic`, so browsers prompt). A key shows only its entities; other
+//! entities' pages are `404`, as in the API.
+
+mod html;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use self::html::{artifact_href, esc, link, list, page, run_href, table};
+use super::Shared;
+use super::auth::{Access, key_of_header};
+use crate::names::{CollectionPath, Selector, parse_version};
+use crate::registry::lineage::{Direction, Node, VersionKey};
+use crate::registry::runs::RunPath;
+use crate::registry::{Registry, RegistryError};
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/", get(entities))
+        .route("/a/{entity}", get(projects))
+        .route("/a/{entity}/{project}", get(artifacts))
+        .route("/a/{entity}/{project}/{name}", get(versions))
+        .route("/a/{entity}/{project}/{name}/{version}", get(version))
+        .route("/a/{entity}/{project}/{name}/{version}/lineage.svg", get(lineage_svg))
+        .route("/r/{entity}/{project}/{run}", get(run))
+        .with_state(shared)
+}
+
+/// What a page handler returns: HTML, or the status to send.
+type PageResult = Result<Response, Response>;
+
+fn plain(status: StatusCode, msg: &str) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{msg}\n"))
+        .into_response()
+}
+
+fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "not found")
+}
+
+fn html(body: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+}
+
+fn failed(e: RegistryError) -> Response {
+    tracing::error!("web page: {e}");
+    plain(StatusCode::SERVICE_UNAVAILABLE, "the registry cannot be read right now; retry")
+}
+
+/// The caller's access (the API's keys), or the `401` that makes a browser ask for the key.
+async fn who(shared: &Shared, headers: &HeaderMap) -> Result<Access, Response> {
+    let key =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(key_of_header);
+    let access = match key {
+        Some(k) => shared.keys.access(&shared.registry, &k).await.map_err(failed)?,
+        None => None,
+    };
+    access.ok_or_else(|| {
+        let mut r = plain(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized: sign in with any user name and an API key (`artfs key create`) as the password",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="artfs", charset="UTF-8""#),
+        );
+        r
+    })
+}
+
+fn readable(access: &Access, entity: &str) -> Result<(), Response> {
+    if access.can_read(entity) { Ok(()) } else { Err(not_found()) }
+}
+
+fn respond(r: PageResult) -> Response {
+    r.unwrap_or_else(|e| e)
+}
+
+async fn entities(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    respond(
+        async {
+            let access = who(&s, &headers).await?;
+            let present = s.registry.entities().await.map_err(failed)?;
+            let items: Vec<String> = access
+                .entities
+                .iter()
+                .filter(|e| present.contains(e))
+                .map(|e| link(&artifact_href(&[e]), e))
+                .collect();
+            Ok(html(page("Entities", &[], &list(&items))))
+        }
+        .await,
+    )
+}
+
+async fn projects(
+    State(s): State<Arc<Shared>>,
+    Path(entity): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let access = who(&s, &headers).await?;
+            readable(&access, &entity)?;
+            let items: Vec<String> = s
+                .registry
+                .projects(&entity)
+                .await
+                .map_err(failed)?
+                .iter()
+                .map(|p| link(&artifact_href(&[&entity, p]), p))
+                .collect();
+            let crumbs = [(artifact_href(&[&entity]), entity.clone())];
+            Ok(html(page(&format!("Projects of {entity}"), &crumbs, &list(&items))))
+        }
+        .await,
+    )
+}
+
+async fn artifacts(
+    State(s): State<Arc<Shared>>,
+    Path((entity, project)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let access = who(&s, &headers).await?;
+            readable(&access, &entity)?;
+            let summaries = s.registry.summaries(&entity, &project).await.map_err(failed)?;
+            let rows: Vec<Vec<String>> = summaries
+                .iter()
+                .map(|c| {
+                    let name = &c.collection.name;
+                    vec![
+                        link(&artifact_href(&[&entity, &project, name]), name),
+                        esc(&c.artifact_type),
+                        c.versions.to_string(),
+                        c.latest.as_ref().map(|v| format!("v{}", v.version)).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            let mut body = table(&["artifact", "type", "versions", "latest"], &rows);
+            let runs = s.registry.runs(&entity, &project).await.map_err(failed)?;
+            body.push_str("<h2>Runs</h2>");
+            let runs: Vec<String> =
+                runs.iter().map(|r| link(&run_href(&entity, &project, r), r)).collect();
+            body.push_str(&list(&runs));
+            let crumbs = [
+                (artifact_href(&[&entity]), entity.clone()),
+                (artifact_href(&[&entity, &project]), project.clone()),
+            ];
+            Ok(html(page(&format!("{entity}/{project}"), &crumbs, &body)))
+        }
+        .await,
+    )
+}
+
+async fn collection(
+    registry: &Registry,
+    entity: &str,
+    project: &str,
+    name: &str,
+) -> Result<(CollectionPath, crate::registry::CollectionState), Response> {
+    let c = CollectionPath::new(entity, project, name).map_err(|_| not_found())?;
+    let state = registry.state(&c).await.map_err(failed)?;
+    if state.seq == 0 {
+        return Err(not_found());
+    }
+    Ok((c, state))
+}
+
+async fn versions(
+    State(s): State<Arc<Shared>>,
+    Path((entity, project, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let access = who(&s, &headers).await?;
+            readable(&access, &entity)?;
+            let (c, state) = collection(&s.registry, &entity, &project, &name).await?;
+            let rows: Vec<Vec<String>> = state
+                .versions
+                .values()
+                .rev()
+                .map(|v| {
+                    let vn = format!("v{}", v.version);
+                    vec![
+                        link(&artifact_href(&[&entity, &project, &name, &vn]), &vn),
+                        esc(&state.aliases_of(v.version).join(", ")),
+                        format!("<code>{}</code>", esc(&v.digest)),
+                        indicatif::HumanBytes(v.size).to_string(),
+                        esc(&v.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+                    ]
+                })
+                .collect();
+            let body = format!(
+                "<p>type {}</p>{}",
+                esc(state.artifact_type.as_deref().unwrap_or("")),
+                table(&["version", "aliases", "digest", "size", "created"], &rows)
+            );
+            let crumbs = [
+                (artifact_href(&[&entity]), entity.clone()),
+                (artifact_href(&[&entity, &project]), project.clone()),
+                (artifact_href(&[&entity, &project, &name]), name.clone()),
+            ];
+            Ok(html(page(&c.to_string(), &crumbs, &body)))
+        }
+        .await,
+    )
+}
+
+/// `vN` or an alias of `c`, as a version number.
+fn version_number(
+    c: &CollectionPath,
+    state: &crate::registry::CollectionState,
+    v: &str,
+) -> Result<u32, Response> {
+    let selector = match parse_version(v) {
+        Some(n) => Selector::Version(n),
+        None => Selector::Alias(v.to_owned()),
+    };
+    match selector {
+        // A deleted version keeps its page: its lineage is still there.
+        Selector::Version(n) if n < state.next_version => Ok(n),
+        s => Registry::resolve_in(c, state, &s).map(|r| r.record.version).map_err(|_| not_found()),
+    }
+}
+
+/// The lineage graph of a version as the caller may see it, drawn with links to the pages.
+async fn lineage_drawing(
+    registry: &Registry,
+    access: &Access,
+    key: &VersionKey,
+    depth: Option<u32>,
+) -> Result<String, Response> {
+    let mut graph = registry.lineage(key, Direction::Both, depth).await.map_err(failed)?;
+    graph.retain_entities(|e| access.can_read(e));
+    Ok(crate::svg::render(&graph, &|n| {
+        Some(match n {
+            Node::Version(v) => {
+                let mut parts = v.name.splitn(3, '/');
+                let (e, p, name) = (parts.next()?, parts.next()?, parts.next()?);
+                artifact_href(&[e, p, name, &v.version])
+            }
+            Node::Run(r) => run_href(&r.entity, &r.project, &r.run),
+        })
+    }))
+}
+
+fn depth_of(q: &HashMap<String, String>) -> Option<u32> {
+    q.get("depth").and_then(|d| d.parse().ok())
+}
+
+async fn version(
+    State(s): State<Arc<Shared>>,
+    Path((entity, project, name, v)): Path<(String, String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let access = who(&s, &headers).await?;
+            readable(&access, &entity)?;
+            let (c, state) = collection(&s.registry, &entity, &project, &name).await?;
+            let number = version_number(&c, &state, &v)?;
+            let key = VersionKey { collection: c.clone(), version: number };
+            let vn = format!("v{number}");
+            let mut body = String::new();
+            let record = state.versions.get(&number);
+            match record {
+                None => body.push_str("<p><strong>This version was deleted.</strong></p>"),
+                Some(r) => {
+                    let rows = vec![
+                        vec!["type".into(), esc(state.artifact_type.as_deref().unwrap_or(""))],
+                        vec!["aliases".into(), esc(&state.aliases_of(number).join(", "))],
+                        vec!["digest".into(), format!("<code>{}</code>", esc(&r.digest))],
+                        vec![
+                            "size".into(),
+                            format!("{} in {} files", indicatif::HumanBytes(r.size), r.file_count),
+                        ],
+                        vec!["created".into(), esc(&r.created_at.to_rfc3339())],
+                        vec!["description".into(), esc(r.description.as_deref().unwrap_or(""))],
+                        vec![
+                            "metadata".into(),
+                            format!(
+                                "<pre>{}</pre>",
+                                esc(&serde_json::to_string_pretty(&r.metadata).unwrap_or_default())
+                            ),
+                        ],
+                    ];
+                    body.push_str(&table(&["", ""], &rows));
+                }
+            }
+            let (logged_by, used_by) = s.registry.logged_and_used_by(&key).await.map_err(failed)?;
+            let runs = |rs: Vec<RunPath>| -> Vec<String> {
+                rs.iter()
+                    .filter(|r| access.can_read(&r.entity))
+                    .map(|r| link(&run_href(&r.entity, &r.project, &r.name), &r.name))
+                    .collect()
+            };
+            body.push_str("<h2>Logged by</h2>");
+            body.push_str(&list(&runs(logged_by)));
+            body.push_str("<h2>Used by</h2>");
+            body.push_str(&list(&runs(used_by)));
+            body.push_str("<h2>Lineage</h2><div class=\"lineage-box\">");
+            body.push_str(&lineage_drawing(&s.registry, &access, &key, depth_of(&q)).await?);
+            body.push_str("</div>");
+            if let Some(r) = record {
+                let resolved = crate::registry::ResolvedVersion {
+                    collection: c.clone(),
+                    artifact_type: state.artifact_type.clone().unwrap_or_default(),
+                    record: r.clone(),
+                    aliases: state.aliases_of(number),
+                };
+                let manifest = s.registry.manifest(&resolved).await.map_err(failed)?;
+                let rows: Vec<Vec<String>> = manifest
+                    .contents
+                    .iter()
+                    .map(|(p, e)| {
+                        vec![
+                            esc(p),
+                            e.size
+                                .map(|n| indicatif::HumanBytes(n).to_string())
+                                .unwrap_or_else(|| "?".into()),
+                            format!("<code>{}</code>", esc(&crate::refs::redact(&e.digest))),
+                            esc(&e
+                                .reference
+                                .as_deref()
+                                .map(crate::refs::redact)
+                                .unwrap_or_default()),
+                        ]
+                    })
+                    .collect();
+                body.push_str("<h2>Files</h2>");
+                body.push_str(&table(&["path", "size", "digest", "reference"], &rows));
+            }
+            let crumbs = [
+                (artifact_href(&[&entity]), entity.clone()),
+                (artifact_href(&[&entity, &project]), project.clone()),
+                (artifact_href(&[&entity, &project, &name]), name.clone()),
+                (artifact_href(&[&entity, &project, &name, &vn]), vn.clone()),
+            ];
+            Ok(html(page(&format!("{c}:{vn}"), &crumbs, &body)))
+        }
+        .await,
+    )
+}
+
+async fn lineage_svg(
+    State(s): State<Arc<Shared>>,
+    Path((entity, project, name, v)): Path<(String, String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let access = who(&s, &headers).await?;
+            readable(&access, &entity)?;
+            let (c, state) = collection(&s.registry, &entity, &project, &name).await?;
+            let number = version_number(&c, &state, &v)?;
+            let key = VersionKey { collection: c, version: number };
+            let svg = lineage_drawing(&s.registry, &access, &key, depth_of(&q)).await?;
+            Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
+        }
+        .await,
+    )
+}
+
+async fn run(
+    State(s): State<Arc<Shared>>,
+    Path((entity, project, name)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    respond(
+        async {
+            let access = who(&s, &headers).await?;
+            readable(&access, &entity)?;
+            let path = RunPath::new(&entity, &project, &name).map_err(|_| not_found())?;
+            let state = s.registry.run_state(&path).await.map_err(failed)?;
+            let edges = s.registry.run_edges(&path).await.map_err(failed)?;
+            if state.seq == 0 && edges == Default::default() {
+                return Err(not_found());
+            }
+            let f = &state.fields;
+            let opt = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
+            let rows = vec![
+                vec!["name".into(), opt(&f.display_name)],
+                vec!["job type".into(), opt(&f.job_type)],
+                vec!["group".into(), opt(&f.group)],
+                vec!["state".into(), (if state.finished { "finished" } else { "running" }).into()],
+                vec!["host".into(), opt(&f.host)],
+                vec![
+                    "created".into(),
+                    esc(&state.created_at.map(|t| t.to_rfc3339()).unwrap_or_default()),
+                ],
+            ];
+            let versions = |vs: &[VersionKey]| -> Vec<String> {
+                vs.iter()
+                    .filter(|v| access.can_read(&v.collection.entity))
+                    .map(|v| {
+                        let c = &v.collection;
+                        let vn = format!("v{}", v.version);
+                        link(&artifact_href(&[&c.entity, &c.project, &c.name, &vn]), &v.to_string())
+                    })
+                    .collect()
+            };
+            let body = format!(
+                "{}<h2>Logged</h2>{}<h2>Used</h2>{}",
+                table(&["", ""], &rows),
+                list(&versions(&edges.logged)),
+                list(&versions(&edges.used))
+            );
+            let crumbs = [
+                (artifact_href(&[&entity]), entity.clone()),
+                (artifact_href(&[&entity, &project]), project.clone()),
+            ];
+            Ok(html(page(&format!("run {entity}/{project}/{name}"), &crumbs, &body)))
+        }
+        .await,
+    )
+}
