@@ -315,16 +315,28 @@ impl Registry {
         };
         let bytes = self.store.get(&manifest_key).await?;
         let manifest = Manifest::from_json(&bytes).map_err(|e| self.corrupt(&manifest_key, e))?;
-        let mut missing = Vec::new();
-        for (path, entry) in manifest.contents.iter().filter(|(_, e)| !e.is_reference()) {
-            let present = match entry_blob_key(entry) {
-                Some(k) => self.store.head(&k).await?.is_some(),
-                None => false,
-            };
-            if !present {
-                missing.push(path.clone());
-            }
-        }
+        // Concurrent: one HEAD per file, thousands for a big artifact (each a request on S3).
+        use futures::{StreamExt, TryStreamExt};
+        // Owned pairs: the futures must be `Send` for any borrow (`artfs serve` awaits this).
+        let stored: Vec<(String, Option<String>)> = manifest
+            .contents
+            .iter()
+            .filter(|(_, e)| !e.is_reference())
+            .map(|(p, e)| (p.clone(), entry_blob_key(e)))
+            .collect();
+        let mut missing: Vec<String> = futures::stream::iter(stored)
+            .map(|(path, key)| async move {
+                let present = match key {
+                    Some(k) => self.store.head(&k).await?.is_some(),
+                    None => false,
+                };
+                Ok::<_, RegistryError>((!present).then_some(path))
+            })
+            .buffer_unordered(super::HEADS_IN_FLIGHT)
+            .try_filter_map(|m| async move { Ok(m) })
+            .try_collect()
+            .await?;
+        missing.sort();
         if !missing.is_empty() {
             missing.truncate(10);
             return Err(invalid(format!(

@@ -28,6 +28,8 @@ pub type WandbSchema = Schema<Query, Mutation, EmptySubscription>;
 const MAX_DEPTH: usize = 32;
 const DEFAULT_PAGE: usize = 50;
 const MAX_PAGE: usize = 10_000;
+/// Blob existence checks in flight at once for one request.
+const HEADS_IN_FLIGHT: usize = 16;
 
 pub fn build(shared: std::sync::Arc<Shared>) -> WandbSchema {
     Schema::build(Query, Mutation, EmptySubscription)
@@ -1889,7 +1891,7 @@ impl Mutation {
             String,
             std::collections::BTreeMap<String, String>,
         > = Default::default();
-        let mut edges = Vec::with_capacity(input.artifact_files.len());
+        let mut specs = Vec::with_capacity(input.artifact_files.len());
         for spec in input.artifact_files {
             if !drafts.contains_key(&spec.artifact_id) {
                 let d = draft_for_write(ctx, &spec.artifact_id).await?;
@@ -1908,7 +1910,23 @@ impl Mutation {
                     spec.name, spec.md5
                 ))
             })?;
-            let stored = s.registry.store().head(&key).await.map_err(err)?.is_some();
+            specs.push((spec, key));
+        }
+        // Which blobs the registry has: one HEAD per file (a batch holds up to 2,000), concurrently.
+        use futures::{StreamExt, TryStreamExt};
+        // Owned keys: the futures must be `Send` for any borrow (the engine's futures are).
+        let keys: Vec<String> = specs.iter().map(|(_, k)| k.clone()).collect();
+        let store = s.registry.store().clone();
+        let stored: Vec<bool> = futures::stream::iter(keys)
+            .map(|key| {
+                let store = store.clone();
+                async move { Ok::<_, Error>(store.head(&key).await.map_err(err)?.is_some()) }
+            })
+            .buffered(HEADS_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let mut edges = Vec::with_capacity(specs.len());
+        for ((spec, key), stored) in specs.into_iter().zip(stored) {
             let multipart = match (&spec.upload_parts_input, stored) {
                 (Some(parts), false) => Some(multipart_urls(s, &spec.name, parts)?),
                 _ => None,
