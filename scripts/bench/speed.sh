@@ -11,7 +11,9 @@
 #   5. artfs daemon peak RSS (VmHWM) over 1 and 2
 #
 # Peers read artfs's own blob objects (`registry/blobs/md5/..`): same bytes, same server.
-# cold = `echo 3 > /proc/sys/vm/drop_caches` and empty caches (fresh mount, fresh cache dir);
+# cold = this run's files evicted from the page cache one by one (`evict.py`, posix_fadvise
+# DONTNEED; never `drop_caches`, which would disturb others measuring on the machine) and empty
+# caches (fresh mount, fresh cache dir);
 # warm = the same read again on the same mount. Results go to stdout and replace the
 # `## Speed (issue 5)` section of BENCHMARKS.md. Leaves no mount or server behind (ministack is
 # stopped again if this script started it).
@@ -42,7 +44,7 @@ REG=s3://$BUCKET/registry
 
 note() { echo "speed.sh: $*" >&2; }
 die() { note "$*"; exit 1; }
-[[ -w /proc/sys/vm/drop_caches ]] || die "needs root (drops the page cache, mounts FUSE)"
+[[ $(id -u) == 0 ]] || die "needs root (mounts FUSE)"
 
 # --- tools ------------------------------------------------------------------------------------
 for pkg in s3fs rclone fuse3; do
@@ -98,7 +100,8 @@ ls "$DATA/small" | sed 's|^|small:v0/|' >"$BENCH_DIR/small-names"
 # --- mounts -------------------------------------------------------------------------------------
 now() { date +%s.%N; }
 wait_mounted() { for _ in $(seq 300); do mountpoint -q "$1" && return 0; sleep 0.1; done; die "no mount at $1"; }
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# Per-file eviction (evict.py), never the whole machine's page cache: others may be measuring.
+drop() { sync; python3 "$REPO/scripts/bench/evict.py" "$BENCH_DIR"; }
 DAEMON=0
 mount_artfs() { # fresh cache dir; sets DAEMON; extra arguments go to `artfs mount`
   local m=$BENCH_DIR/mnt/artfs; rm -rf "$BENCH_DIR/cache"; mkdir -p "$m"
@@ -129,6 +132,13 @@ timed() { local t0; t0=$(now); "$@" >/dev/null; printf '%.3f' "$(echo "$(now) - 
 # sparse VFS cache (allocated bytes). s3fs without a disk cache keeps nothing to measure.
 fetched() { du -s --block-size=1 "$1" 2>/dev/null | cut -f1; }
 hwm_mib() { awk '/^VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$DAEMON/status"; }
+# CPU seconds (user + system, all threads) of the given processes so far, from /proc/PID/stat.
+TICKS=$(getconf CLK_TCK)
+cpu_s() { local p t=0; for p in "$@"; do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo "scale=2; $t / $TICKS" | bc -l | sed 's/^\./0./'; }
+SERVER_PIDS=$(pgrep -f 'bin/ministack' | tr '\n' ' ')
+[[ -n $SERVER_PIDS ]] || note "ministack's pid not found: server CPU is reported as 0"
+# Row 1 with per-stage CPU: the time, and the CPU seconds the daemon and the server spent on it.
+cpu_delta() { echo "scale=2; $2 - $1" | bc -l | sed 's/^\./0./; s/^-\./-0./'; }
 read_small() { # $1: root, $2: list of relative paths, $3: files per `cat` (200); 8 parallel readers
   (cd "$1" && xargs -P 8 -n "${3:-200}" cat <"$2" >/dev/null)
 }
@@ -159,7 +169,11 @@ declare -A R # key -> space-separated samples
 add() { R[$1]="${R[$1]:-} $2"; }
 artfs_round() { # one repetition of 1-5 for artfs
   mount_artfs
-  drop; add artfs,seq,cold "$(timed cat "$MNT/big:v0/big.bin")"
+  drop
+  local d0 s0; d0=$(cpu_s "$DAEMON"); s0=$(cpu_s $SERVER_PIDS)
+  add artfs,seq,cold "$(timed cat "$MNT/big:v0/big.bin")"
+  add artfs,seq,cpu,daemon "$(cpu_delta "$d0" "$(cpu_s "$DAEMON")")"
+  add artfs,seq,cpu,server "$(cpu_delta "$s0" "$(cpu_s $SERVER_PIDS)")"
   add artfs,seq,warm "$(timed cat "$MNT/big:v0/big.bin")"
   drop; add artfs,small,cold "$(timed read_small "$MNT" "$BENCH_DIR/small-names")"
   add artfs,small,warm "$(timed read_small "$MNT" "$BENCH_DIR/small-names")"
@@ -201,10 +215,14 @@ peer_round() { # $1: s3fs or rclone
   unmount "$MNT"
 }
 OFFSET=$(( (HUGE_MIB << 20) - 3 * 4096 - 12345 ))
+s0=0
 for rep in $(seq "$REPS"); do
   note "repetition $rep of $REPS"
   artfs_round
-  drop; add curl,seq,cold "$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")"
+  drop
+  s0=$(cpu_s $SERVER_PIDS)
+  add curl,seq,cold "$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")"
+  add curl,seq,cpu,server "$(cpu_delta "$s0" "$(cpu_s $SERVER_PIDS)")"
   add curl,seq,warm "$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")"
   for peer in s3fs rclone; do peer_round "$peer"; done
   latency_round
@@ -229,6 +247,7 @@ TABLE=$(cat <<EOF
 | measurement | artfs | curl | s3fs | rclone | ratio (target) |
 |---|---:|---:|---:|---:|---|
 | 1. ${BIG_MIB} MiB sequential, cold: s (MB/s) | ${R[artfs,seq,cold]} ($(mbs artfs cold)) | ${R[curl,seq,cold]} ($(mbs curl cold)) | ${R[s3fs,seq,cold]} ($(mbs s3fs cold)) | ${R[rclone,seq,cold]} ($(mbs rclone cold)) | vs curl $(ratio "${R[artfs,seq,cold]}" "${R[curl,seq,cold]}")× (≥ 1.0), vs s3fs $(ratio "${R[artfs,seq,cold]}" "${R[s3fs,seq,cold]}")× (≥ 1.3) |
+| 1. cold, CPU s spent: artfs daemon / server (for curl: server) | ${R[artfs,seq,cpu,daemon]} / ${R[artfs,seq,cpu,server]} | ${R[curl,seq,cpu,server]} (server) | – | – | daemon $(ratio "${R[artfs,seq,cpu,server]}" "${R[artfs,seq,cpu,daemon]}")× the server's own |
 | 1. ${BIG_MIB} MiB sequential, warm: s | ${R[artfs,seq,warm]} | ${R[curl,seq,warm]} | ${R[s3fs,seq,warm]} | ${R[rclone,seq,warm]} | vs curl $(ratio "${R[artfs,seq,warm]}" "${R[curl,seq,warm]}")×, vs s3fs $(ratio "${R[artfs,seq,warm]}" "${R[s3fs,seq,warm]}")× |
 | 2. ${SMALL_N} × ${SMALL_KIB} KiB, 8 readers, cold: s | ${R[artfs,small,cold]} | – | ${R[s3fs,small,cold]} | ${R[rclone,small,cold]} | vs better peer $(ratio "${R[artfs,small,cold]}" "$best_small_cold")× (≥ 2) |
 | 2. ${SMALL_N} × ${SMALL_KIB} KiB, 8 readers, warm: s | ${R[artfs,small,warm]} | – | ${R[s3fs,small,warm]} | ${R[rclone,small,warm]} | vs better peer $(ratio "${R[artfs,small,warm]}" "$best_small_warm")× |
@@ -241,8 +260,8 @@ TABLE=$(cat <<EOF
 EOF
 )
 HEAD="Run \`scripts/bench/speed.sh\` (root). Same ministack server, same objects, same run; peers read
-artfs's blob objects directly. cold: page cache dropped and every cache emptied (fresh mount, fresh
-cache dir); warm: the same read again on the same mount. Every number is the median of $REPS
+artfs's blob objects directly. cold: the run's files evicted from the page cache one by one
+(\`evict.py\`) and every cache emptied (fresh mount, fresh cache dir); warm: the same read again on the same mount. Every number is the median of $REPS
 repetitions, the tools interleaved within each repetition (row 4: $((2 * REPS)) samples per side,
 alternating which side reads first). Ratios are time(peer)/time(artfs) from those medians: above
 1 means artfs is faster. Timings include \`cat\`/\`xargs cat\` process overhead; 2 cores

@@ -95,6 +95,10 @@ impl StatCache {
 
     /// Remembers what hashing `path` gave, if it is safe to (see the module notes). `before`
     /// and `after` are the stamps around the hash; `started` is when it began.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "each argument is one fact the safety rule weighs; a struct would only rename them"
+    )]
     pub fn learn(
         &self,
         path: &Path,
