@@ -257,7 +257,8 @@ impl Recorder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let upstream: Arc<Mutex<Option<String>>> = Arc::default();
-        let (sent, received): (Arc<Mutex<Vec<u8>>>, Arc<Mutex<Vec<u8>>>) = Default::default();
+        let sent: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let received: Arc<Mutex<Vec<u8>>> = Arc::default();
         let (up, s, r) = (upstream.clone(), sent.clone(), received.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
