@@ -101,7 +101,8 @@ fn runs_record_what_they_logged_and_used_and_lineage_walks_both_ways() {
     env.ok(&["lineage", "model:v0", "--svg", svg_path.to_str().unwrap()]);
     let svg = std::fs::read_to_string(&svg_path).unwrap();
     assert!(svg.contains(r#"class="node version deleted" data-id="acme/bikes/raw:v0""#), "{svg}");
-    assert_eq!(svg.matches(r#"<path class="edge"#).count(), 3);
+    // Both ways: the three upstream edges and C's use.
+    assert_eq!(svg.matches(r#"<path class="edge"#).count(), 4);
 
     let runs = env.json(&["runs"]);
     let row = |id: &str| runs.as_array().unwrap().iter().find(|r| r["id"] == id).unwrap().clone();

@@ -192,7 +192,7 @@ fn the_web_ui_in_a_real_browser_shows_the_lineage_graph() {
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     assert!(head.contains("www-authenticate: Basic realm=\"artfs\""), "{head}");
     let refused = browse(&env, &browser, &["--dump-dom"], &format!("{}/ui/", server.url()));
-    assert!(refused.contains("unauthorized"), "{refused}");
+    // (Headless Chromium shows an empty page for a 401 it cannot answer.)
     assert!(!refused.contains("/ui/a/acme"), "{refused}");
 
     // With the key as Basic credentials, link by link.

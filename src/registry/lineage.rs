@@ -556,7 +556,7 @@ mod tests {
         assert_eq!(ids, ["e/p/model:v0", "e/p/raw:v0", "run:e/p/b"]);
         let one = reg.lineage(&raw, Direction::Both, Some(1)).await.unwrap();
         assert_eq!(one.nodes.len(), 3, "{:?}", one.nodes);
-        assert_eq!(reg.run_edges(&b).await.unwrap().used, [raw.clone()]);
+        assert_eq!(reg.run_edges(&b).await.unwrap().used, std::slice::from_ref(&raw));
         let (by, users) = reg.logged_and_used_by(&model).await.unwrap();
         assert_eq!((by, users), (vec![b.clone()], vec![c.clone()]));
     }

@@ -1823,9 +1823,8 @@ impl Mutation {
         let id = input.artifact_id.as_deref().unwrap_or_default();
         let draft = draft_for_write(ctx, id).await?;
         let patch = matches!(input.manifest_type, Some(ArtifactManifestType::Patch));
-        if !matches!(input.manifest_type, None | Some(ArtifactManifestType::Full))
-            && !(patch && draft.distributed.is_some())
-        {
+        let full = matches!(input.manifest_type, None | Some(ArtifactManifestType::Full));
+        if !(full || patch && draft.distributed.is_some()) {
             return Err(err(
                 "createArtifactManifest: only FULL manifests, and PATCH manifests of distributed artifacts, are supported by artfs serve (no INCREMENTAL)",
             ));

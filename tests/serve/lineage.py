@@ -42,7 +42,8 @@ def names(arts):
     return sorted(a.name for a in arts)
 
 
-runs = {rid: api.run("%s/%s" % (scope, rid)) for rid in (a_id, b_id, c_id)}
+# The Run objects logged_by()/used_by() return (W&B's lightweight run fragment).
+runs = {a_id: raw.logged_by(), b_id: model.logged_by(), c_id: list(model.used_by())[0]}
 got = {
     rid: {"logged": names(r.logged_artifacts()), "used": names(r.used_artifacts())}
     for rid, r in runs.items()
