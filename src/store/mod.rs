@@ -32,8 +32,6 @@ use tokio::io::AsyncReadExt;
 pub const UPLOAD_PART_BYTES: usize = 8 << 20;
 /// Parts of one multipart upload in flight at once.
 const UPLOAD_PARTS_IN_FLIGHT: usize = 4;
-/// Write buffer of a streamed upload into a local registry (`put_verified`).
-const LOCAL_WRITE_BUF_BYTES: usize = 1 << 20;
 /// Local uploads copy in chunks of this size; cancellation is checked between chunks.
 const COPY_CHUNK_BYTES: u64 = 16 << 20;
 /// Read buffer for checking a local copy.
@@ -726,10 +724,7 @@ impl Store {
                 dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let tmp = dir.join(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)));
             let result = async {
-                // Buffered: each write of a tokio file is a trip to the blocking pool, and
-                // request bodies arrive in chunks of a few KiB.
-                let file = tokio::fs::File::create(&tmp).await.map_err(write_err)?;
-                let mut file = tokio::io::BufWriter::with_capacity(LOCAL_WRITE_BUF_BYTES, file);
+                let mut file = tokio::fs::File::create(&tmp).await.map_err(write_err)?;
                 while let Some(chunk) = body.next().await {
                     let chunk = chunk.map_err(body_err)?;
                     hasher.update(&chunk);
