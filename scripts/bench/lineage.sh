@@ -74,7 +74,7 @@ if eval "$(scripts/test-services.sh env 2>/dev/null)" && [[ -n ${ARTFS_TEST_S3_E
     curl -sf --noproxy 127.0.0.1 -X PUT --data-binary x "$ARTFS_TEST_S3_ENDPOINT/$bucket/bench-complete" >/dev/null
   fi
   pport=$((20000 + RANDOM % 20000))
-  python3 scripts/bench/count-proxy.py "$pport" "$port" 20 "$BENCH_DIR/count" &
+  python3 scripts/bench/latency-proxy.py "$pport" "$port" 20 "$BENCH_DIR/count" &
   proxy=$!
   trap 'kill $proxy 2>/dev/null || true' EXIT
   sleep 0.5
