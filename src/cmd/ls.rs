@@ -1,6 +1,6 @@
 //! `artfs ls`: the artifacts of a project.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::{App, human_bytes, print_json};
@@ -8,17 +8,7 @@ use crate::terminal::printable;
 
 impl App {
     pub(super) async fn ls(&self, scope: Option<String>, json_out: bool) -> Result<()> {
-        let (entity, project) = match scope.as_deref().map(|s| s.split('/').collect::<Vec<_>>()) {
-            None => (self.config.entity.clone(), self.config.project.clone()),
-            Some(parts) => match parts.as_slice() {
-                [p] => (self.config.entity.clone(), p.to_string()),
-                [e, p] => (e.to_string(), p.to_string()),
-                _ => bail!(
-                    "expected `entity/project` or `project`, got {:?}",
-                    scope.unwrap_or_default()
-                ),
-            },
-        };
+        let (entity, project) = self.project_scope(scope.as_deref())?;
         let summaries = self.catalog().await?.summaries(&entity, &project).await?;
         if json_out {
             let items: Vec<Value> = summaries

@@ -77,6 +77,18 @@ struct App {
 }
 
 impl App {
+    /// `entity/project`, `project` (in the default entity) or nothing (the default project).
+    fn project_scope(&self, scope: Option<&str>) -> Result<(String, String)> {
+        let Some(scope) = scope else {
+            return Ok((self.config.entity.clone(), self.config.project.clone()));
+        };
+        match scope.split('/').collect::<Vec<_>>().as_slice() {
+            [p] => Ok((self.config.entity.clone(), p.to_string())),
+            [e, p] => Ok((e.to_string(), p.to_string())),
+            _ => bail!("expected `entity/project` or `project`, got {scope:?}"),
+        }
+    }
+
     /// The registry at the configured URL, which must exist: reading (or changing) a mistyped
     /// URL says there is no registry there rather than creating an empty one.
     async fn registry(&self) -> Result<Registry> {

@@ -1,6 +1,6 @@
 //! `artfs runs`: the runs of a project.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::{App, print_json};
@@ -9,17 +9,7 @@ use crate::terminal::printable;
 
 impl App {
     pub(super) async fn runs(&self, scope: Option<String>, json_out: bool) -> Result<()> {
-        let (entity, project) = match scope.as_deref().map(|s| s.split('/').collect::<Vec<_>>()) {
-            None => (self.config.entity.clone(), self.config.project.clone()),
-            Some(parts) => match parts.as_slice() {
-                [p] => (self.config.entity.clone(), p.to_string()),
-                [e, p] => (e.to_string(), p.to_string()),
-                _ => bail!(
-                    "expected `entity/project` or `project`, got {:?}",
-                    scope.unwrap_or_default()
-                ),
-            },
-        };
+        let (entity, project) = self.project_scope(scope.as_deref())?;
         let registry = self.registry().await?;
         let mut rows = Vec::new();
         for name in registry.runs(&entity, &project).await? {
