@@ -5,11 +5,11 @@ use std::collections::BTreeSet;
 
 use crate::util::{Env, wait_until};
 
-fn ids(v: &serde_json::Value, key: &str) -> BTreeSet<String> {
+pub(crate) fn ids(v: &serde_json::Value, key: &str) -> BTreeSet<String> {
     v[key].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_owned()).collect()
 }
 
-fn edges(v: &serde_json::Value) -> BTreeSet<(String, String, String)> {
+pub(crate) fn edges(v: &serde_json::Value) -> BTreeSet<(String, String, String)> {
     v["edges"]
         .as_array()
         .unwrap()

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::lineage::{edges, ids as node_ids};
 use crate::serve::{Server, create_key, run_flow};
 use crate::util::Env;
 
@@ -21,23 +22,9 @@ fn the_sdk_walks_lineage_both_ways_and_artfs_lineage_agrees() {
     let (ids, _) = run_flow(&env, &server, &key, "lineage.py", "lineage", &[]);
     let run = |k: &str| format!("run:acme/bikes/{}", ids[k].as_str().unwrap());
     let g = env.json(&["lineage", "acme/bikes/model:v0", "--up"]);
-    let nodes: Vec<String> = g["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["id"].as_str().unwrap().to_owned())
-        .collect();
     let want = [run("a"), run("b"), "acme/bikes/raw:v0".into(), "acme/bikes/model:v0".into()];
-    assert_eq!(set(&nodes), set(&want), "{g}");
-    let edges: BTreeSet<(String, String, String)> = g["edges"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let s = |k: &str| e[k].as_str().unwrap().to_owned();
-            (s("from"), s("kind"), s("to"))
-        })
-        .collect();
+    assert_eq!(node_ids(&g, "nodes"), set(&want), "{g}");
+    let edges = edges(&g);
     let want: BTreeSet<_> = [
         (run("a"), "logged".into(), "acme/bikes/raw:v0".into()),
         ("acme/bikes/raw:v0".into(), "used".into(), run("b")),
