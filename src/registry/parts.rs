@@ -4,7 +4,8 @@
 //!
 //! Layout: `parts/<entity>/<project>/<name>/<sha256 of the group, 32 hex>/<round:010>/`, holding
 //! - `parts/<unique>.json`: one part (its manifest's key, aliases, type), created once;
-//! - `sealed.json`: created (create-only) by the finisher *before* it lists the parts;
+//! - `sealed.json`: created (create-only) by the finisher *before* it lists the parts, naming
+//!   its process; `sealed-<n>.json`: the seal taken over from a finisher that died (below);
 //! - `finished.json`: what the finish decided: the parts it took and the version, or why it
 //!   published nothing.
 //!
@@ -16,6 +17,13 @@
 //! for `finished.json` and, if its part is not listed there, writes it again in the next round.
 //! A path that two parts give different content is refused at the finish, naming both parts;
 //! the round is then closed unpublished, so the group can be written again.
+//!
+//! A finisher that dies after sealing must not leave the round stuck: its seal names its process
+//! (as a lease does), so once that process is gone (on this machine), or the seal is older than
+//! the lease TTL with no finish (another machine's), the next `finish` creates the next seal
+//! (create-only, so one takes over) and finishes the round; writers waiting on a dead seal keep
+//! their part in the round for that finish. If the dead finisher had already published, the
+//! takeover publishes the same union again, which makes no new version (same digest).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -25,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::Digest as _;
 
+use super::lease::Holder;
 use super::{LogOutcome, LogRequest, Registry, RegistryError, unique_id, writer_id};
 use crate::manifest::Manifest;
 use crate::names::CollectionPath;
@@ -51,6 +60,25 @@ pub struct Part {
 struct Sealed {
     writer: String,
     time: DateTime<Utc>,
+    /// The finisher's process, to tell whether it still runs (absent in older seals: those are
+    /// judged by age only).
+    #[serde(default)]
+    holder: Option<Holder>,
+}
+
+/// What waiting on a seal found.
+enum Waited {
+    Finished(Finished),
+    /// The seal's finisher is gone without a finish.
+    Dead,
+}
+
+/// Seal `n` of a round: `sealed.json` first, then `sealed-<n>.json` for each takeover.
+fn seal_key(prefix: &str, n: u32) -> String {
+    match n {
+        0 => format!("{prefix}/sealed.json"),
+        n => format!("{prefix}/sealed-{n}.json"),
+    }
 }
 
 /// What a finish decided.
@@ -160,28 +188,51 @@ impl Registry {
         }
     }
 
-    async fn sealed(
-        &self,
-        c: &CollectionPath,
-        group: &str,
-        round: u64,
-    ) -> Result<bool, RegistryError> {
-        let key = format!("{}/sealed.json", round_prefix(c, group, round));
-        Ok(self.store.head(&key).await?.is_some())
+    /// The newest seal of a round (`None`: not sealed).
+    async fn newest_seal(&self, prefix: &str) -> Result<Option<(u32, String)>, RegistryError> {
+        let mut n = 0;
+        while self.store.head(&seal_key(prefix, n)).await?.is_some() {
+            n += 1;
+        }
+        Ok(n.checked_sub(1).map(|n| (n, seal_key(prefix, n))))
     }
 
-    /// Waits for the finish of a sealed round.
-    async fn wait_finished(
+    /// Whether the finisher that wrote the seal `key` is gone: its process has ended (this
+    /// machine), or the seal is older than the lease TTL (another machine, or an older seal).
+    async fn seal_is_dead(&self, key: &str) -> Result<bool, RegistryError> {
+        let Some(bytes) = self.store.get_opt(key).await? else { return Ok(false) };
+        let sealed: Option<Sealed> = serde_json::from_slice(&bytes).ok();
+        if let Some(h) = sealed.as_ref().and_then(|s| s.holder.as_ref())
+            && h.is_local()
+        {
+            return Ok(!h.is_running_here());
+        }
+        let ttl = chrono::Duration::from_std(self.timing.ttl).unwrap_or(chrono::Duration::MAX);
+        Ok(match self.store.modified(key).await? {
+            Some(t) => Utc::now() - t > ttl,
+            None => false,
+        })
+    }
+
+    /// Waits for the finish of a round sealed by `seal`, or for that seal's finisher to be gone.
+    async fn wait_seal(
         &self,
         c: &CollectionPath,
         group: &str,
         round: u64,
-    ) -> Result<Finished, RegistryError> {
+        seal: &str,
+    ) -> Result<Waited, RegistryError> {
         let deadline = tokio::time::Instant::now() + FINISH_WAIT;
+        let mut polls = 0u32;
         loop {
             if let Some(f) = self.finished(c, group, round).await? {
-                return Ok(f);
+                return Ok(Waited::Finished(f));
             }
+            // Every second or so: a liveness check reads the seal, which polling need not.
+            if polls.is_multiple_of(5) && self.seal_is_dead(seal).await? {
+                return Ok(Waited::Dead);
+            }
+            polls += 1;
             if tokio::time::Instant::now() > deadline {
                 return Err(RegistryError::Busy(format!(
                     "{c}: group {group:?} is being finished by another writer, which has not finished in {}s; try again later",
@@ -217,10 +268,13 @@ impl Registry {
             };
             let key = format!("{}/parts/{}.json", round_prefix(c, &part.group, round), unique_id());
             self.store.put_create(&key, bytes.clone().into()).await?;
-            if !self.sealed(c, &part.group, round).await? {
-                return Ok(round);
-            }
-            let finished = self.wait_finished(c, &part.group, round).await?;
+            let prefix = round_prefix(c, &part.group, round);
+            let Some((_, seal)) = self.newest_seal(&prefix).await? else { return Ok(round) };
+            let finished = match self.wait_seal(c, &part.group, round, &seal).await? {
+                Waited::Finished(f) => f,
+                // Listed by whichever finish takes the round over.
+                Waited::Dead => return Ok(round),
+            };
             if finished.parts.contains(&key) {
                 return Ok(round);
             }
@@ -254,12 +308,29 @@ impl Registry {
             None => self.open_round(c, group).await?,
         };
         let prefix = round_prefix(c, group, round);
-        let seal = serde_json::to_vec(&Sealed { writer: writer_id(), time: Utc::now() })
-            .map_err(|e| self.corrupt(&prefix, e))?;
-        if !self.store.put_create(&format!("{prefix}/sealed.json"), seal.into()).await? {
-            // Another finisher (or a retry of this one): its decision is the answer.
-            let f = self.wait_finished(c, group, round).await?;
-            return self.outcome_of(c, group, &f).await;
+        let seal = serde_json::to_vec(&Sealed {
+            writer: writer_id(),
+            time: Utc::now(),
+            holder: Some(Holder::me()),
+        })
+        .map_err(|e| self.corrupt(&prefix, e))?;
+        let mut n = self.newest_seal(&prefix).await?.map_or(0, |(n, _)| n);
+        loop {
+            let key = seal_key(&prefix, n);
+            if self.store.put_create(&key, seal.clone().into()).await? {
+                if n > 0 {
+                    tracing::warn!(
+                        "{c}: group {group:?}: the finisher of round {round} is gone; finishing it"
+                    );
+                }
+                break;
+            }
+            // Another finisher (or a retry of this one): its decision is the answer, unless it
+            // died before deciding.
+            match self.wait_seal(c, group, round, &key).await? {
+                Waited::Finished(f) => return self.outcome_of(c, group, &f).await,
+                Waited::Dead => n += 1,
+            }
         }
         let result = self.finish_sealed(c, group, &prefix, description, metadata).await;
         let finished = match &result {
@@ -446,5 +517,60 @@ mod tests {
         assert_eq!(reg.state(&c).await.unwrap().versions.len(), 1, "nothing published");
         // The failed round is closed: the group starts afresh.
         assert_eq!(reg.open_round(&c, "g").await.unwrap(), 2);
+    }
+
+    /// Seals `round` of group `g` as a finisher `holder` that then vanished without a finish.
+    async fn abandoned_seal(reg: &Registry, c: &CollectionPath, round: u64, holder: Holder) {
+        let seal = Sealed { writer: holder.writer.clone(), time: Utc::now(), holder: Some(holder) };
+        let key = seal_key(&round_prefix(c, "g", round), 0);
+        assert!(
+            reg.store.put_create(&key, serde_json::to_vec(&seal).unwrap().into()).await.unwrap()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_finisher_that_died_after_sealing_is_taken_over_and_no_part_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg =
+            Registry::new(Store::open(dir.path().to_str().unwrap(), &Clouds::default()).unwrap());
+        let c = CollectionPath::new("e", "p", "shards").unwrap();
+        let m = stored(&reg, "a.txt", b"a").await;
+        assert_eq!(reg.add_part(&c, &part("g", &[]), Some(&m), None).await.unwrap(), 0);
+        // A process of this machine that no longer runs (its start time does not match).
+        abandoned_seal(&reg, &c, 0, Holder { start: u64::MAX, ..Holder::me() }).await;
+        // A writer arriving now keeps its part in the sealed round, at once (no 120 s wait).
+        let t = std::time::Instant::now();
+        let m = stored(&reg, "b.txt", b"b").await;
+        assert_eq!(reg.add_part(&c, &part("g", &[]), Some(&m), None).await.unwrap(), 0);
+        assert!(t.elapsed() < FINISH_WAIT / 4, "waited {:?} on a dead finisher", t.elapsed());
+        let out = reg.finish_parts(&c, "g", None, None, None).await.unwrap();
+        assert_eq!((out.version, out.created), (0, true));
+        let v = reg.resolve(&c, &crate::names::Selector::Version(0)).await.unwrap();
+        assert_eq!(v.record.file_count, 2, "both parts, the one after the dead seal too");
+        let prefix = round_prefix(&c, "g", 0);
+        assert!(reg.store.head(&seal_key(&prefix, 1)).await.unwrap().is_some(), "taken over");
+        assert_eq!(reg.open_round(&c, "g").await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn another_machines_seal_is_taken_over_only_once_older_than_the_lease_ttl() {
+        let dir = tempfile::tempdir().unwrap();
+        let timing = super::super::lease::LeaseTiming {
+            ttl: Duration::from_millis(1500),
+            renew: Duration::from_millis(500),
+        };
+        let reg =
+            Registry::new(Store::open(dir.path().to_str().unwrap(), &Clouds::default()).unwrap())
+                .with_lease_timing(timing);
+        let c = CollectionPath::new("e", "p", "shards").unwrap();
+        let m = stored(&reg, "a.txt", b"a").await;
+        reg.add_part(&c, &part("g", &[]), Some(&m), None).await.unwrap();
+        let remote = Holder { boot_id: "another-machine".into(), ..Holder::me() };
+        abandoned_seal(&reg, &c, 0, remote).await;
+        let key = seal_key(&round_prefix(&c, "g", 0), 0);
+        assert!(!reg.seal_is_dead(&key).await.unwrap(), "a fresh remote seal counts as live");
+        let out = reg.finish_parts(&c, "g", None, None, None).await.unwrap();
+        assert_eq!(out.version, 0);
+        assert!(reg.seal_is_dead(&key).await.unwrap());
     }
 }

@@ -1200,6 +1200,18 @@ impl Run {
     async fn history_line_count(&self) -> i64 {
         0
     }
+    /// What `upsertBucket` last recorded (`{}` if nothing): `Api().run(…)` asks for it.
+    async fn summary_metrics(&self) -> JsonString {
+        JsonString(self.state.fields.summary_metrics.clone().unwrap_or_else(|| "{}".to_owned()))
+    }
+    /// Metrics history is not kept (the file_stream body is stored as sent, not parsed).
+    async fn system_metrics(&self) -> JsonString {
+        JsonString("{}".to_owned())
+    }
+    /// A JSON object, not a string: the SDK calls `.get("lastStep", -1)` on it.
+    async fn history_keys(&self) -> async_graphql::Json<serde_json::Value> {
+        async_graphql::Json(serde_json::json!({ "keys": {} }))
+    }
     async fn config(&self) -> Option<JsonString> {
         self.state.fields.config.clone().map(JsonString)
     }

@@ -55,4 +55,12 @@ want = {
 }
 check(got == want, "run artifacts %r != %r" % (got, want))
 check(runs[a_id].job_type == "preprocess", "run A job_type %r" % runs[a_id].job_type)
+
+# The full Run object `Api().run(path)` loads (W&B's heavy fragment) walks the same edges.
+b = api.run("%s/%s" % (scope, b_id))
+check(b.job_type == "train", "api.run job_type %r" % b.job_type)
+check(
+    (names(b.logged_artifacts()), names(b.used_artifacts())) == (["model:v0"], ["raw:v0"]),
+    "api.run(B) artifacts %r" % ((names(b.logged_artifacts()), names(b.used_artifacts())),),
+)
 done({"a": a_id, "b": b_id, "c": c_id})
