@@ -244,6 +244,29 @@ impl Registry {
         Ok(())
     }
 
+    /// The manifests uploaded to drafts not committed yet: `gc` keeps them and their blobs.
+    pub(super) async fn pending_draft_manifests(&self) -> Result<Vec<String>, RegistryError> {
+        let listed = self.store.list("drafts").await?;
+        let committed: std::collections::HashSet<&str> =
+            listed.iter().filter_map(|l| l.key.strip_suffix("/committed.json")).collect();
+        let mut out = Vec::new();
+        for l in &listed {
+            let Some(draft) = l.key.strip_suffix("/manifest.json") else { continue };
+            if committed.contains(draft) {
+                continue;
+            }
+            let Some(bytes) = self.store.get_opt(&l.key).await? else { continue };
+            let pointer: Pointer = serde_json::from_slice(&bytes).map_err(|e| {
+                RegistryError::Unsafe(format!(
+                    "the draft manifest pointer {} cannot be read: {e}",
+                    l.key
+                ))
+            })?;
+            out.push(pointer.key);
+        }
+        Ok(out)
+    }
+
     /// Stores the draft's manifest. Sending the same manifest again is fine; a different one
     /// for the same draft is refused (a draft's content is fixed once uploaded).
     pub async fn set_draft_manifest(
@@ -443,6 +466,31 @@ mod tests {
             created_at: Utc::now(),
             distributed: None,
         }
+    }
+
+    #[tokio::test]
+    async fn gc_keeps_what_an_uncommitted_draft_uploaded_however_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap(), &Clouds::default()).unwrap();
+        let reg = Registry::new(store.clone());
+        let c = CollectionPath::new("e", "p", "ds").unwrap();
+        let d = reg.create_draft(draft(&c, None)).await.unwrap();
+        let body = b"slow upload".to_vec();
+        let key = crate::registry::blob_key(&md5_base64(&body)).unwrap();
+        store.put_create(&key, body.clone().into()).await.unwrap();
+        let mut m = Manifest::default();
+        m.contents.insert("a.txt".into(), Entry::stored(md5_base64(&body), body.len() as u64));
+        reg.set_draft_manifest(&d, &m).await.unwrap();
+        // Grace 0: everything unreferenced goes, but not the draft's manifest and blob.
+        let report = reg.gc(std::time::Duration::ZERO).await.unwrap();
+        assert_eq!((report.blobs_deleted, report.manifests_deleted), (0, 0), "{report:?}");
+        assert_eq!(reg.commit_draft(&d).await.unwrap().version, 0);
+        // Committed, the version holds them; an orphan blob still goes.
+        let orphan = crate::registry::blob_key(&md5_base64(b"orphan")).unwrap();
+        store.put_create(&orphan, bytes::Bytes::from_static(b"orphan")).await.unwrap();
+        let report = reg.gc(std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(report.blobs_deleted, 1, "{report:?}");
+        assert!(store.head(&key).await.unwrap().is_some());
     }
 
     #[tokio::test]

@@ -922,7 +922,8 @@ impl Registry {
         }
     }
 
-    /// Deletes blobs and manifests no live version uses and that are older than `grace`, and
+    /// Deletes blobs and manifests no live version (nor unfinished part, nor uncommitted draft's
+    /// uploaded manifest) uses and that are older than `grace`, and
     /// temporary objects that interrupted writers left behind. Fails safe: anything it cannot
     /// read completely, or that looks wrong, means nothing is deleted.
     pub async fn gc(&self, grace: Duration) -> Result<GcReport, RegistryError> {
@@ -968,8 +969,14 @@ impl Registry {
                 None => Ok(dirs),
             }
         };
+        // Versions still being written: a parallel group's parts and `artfs serve` drafts. One
+        // whose manifest is gone cannot be finished anyway, so it does not stop gc.
+        let mut pending: HashSet<String> = self.open_part_manifests().await?.into_iter().collect();
+        pending.extend(self.pending_draft_manifests().await?);
         let entities = level("collections".into()).await?;
-        if entities.is_empty() && !self.store.list("manifests").await?.is_empty() {
+        if entities.is_empty()
+            && self.store.list("manifests").await?.iter().any(|l| !pending.contains(&l.key))
+        {
             return Err(RegistryError::Unsafe(
                 "the registry has manifests but no collections (is `collections` a directory?)"
                     .into(),
@@ -1000,11 +1007,15 @@ impl Registry {
                 }
             }
         }
+        pending.retain(|k| !live_manifests.contains(k));
         let mut live_blobs = HashSet::new();
-        for key in &live_manifests {
-            let bytes = self.store.get_opt(key).await?.ok_or_else(|| {
-                RegistryError::Unsafe(format!("the live manifest {key} is missing"))
-            })?;
+        for key in live_manifests.iter().chain(&pending) {
+            let Some(bytes) = self.store.get_opt(key).await? else {
+                if pending.contains(key) {
+                    continue;
+                }
+                return Err(RegistryError::Unsafe(format!("the live manifest {key} is missing")));
+            };
             let m = Manifest::from_json(&bytes).map_err(|e| {
                 RegistryError::Unsafe(format!("the live manifest {key} cannot be read: {e}"))
             })?;
@@ -1044,7 +1055,7 @@ impl Registry {
             self.store.delete(&l.key).await?;
         }
         for l in manifests {
-            if live_manifests.contains(&l.key) {
+            if live_manifests.contains(&l.key) || pending.contains(&l.key) {
                 continue;
             }
             if l.last_modified > cutoff {

@@ -188,6 +188,30 @@ impl Registry {
         }
     }
 
+    /// The manifests of every part in a round that is not finished yet: `gc` keeps them (and
+    /// their blobs) however old, since a group may take hours or days to be finished.
+    pub(super) async fn open_part_manifests(&self) -> Result<Vec<String>, RegistryError> {
+        let listed = self.store.list("parts").await?;
+        // `…/<round>/finished.json` and `…/<round>/parts/<unique>.json`, by round prefix.
+        let finished: std::collections::HashSet<&str> =
+            listed.iter().filter_map(|l| l.key.strip_suffix("/finished.json")).collect();
+        let mut out = Vec::new();
+        for l in &listed {
+            let Some((round, _)) = l.key.rsplit_once("/parts/") else { continue };
+            if finished.contains(round) {
+                continue;
+            }
+            let bytes = self.store.get_opt(&l.key).await?;
+            // A part deleted meanwhile is no longer protected; one that cannot be read stops gc.
+            let Some(bytes) = bytes else { continue };
+            let part: Part = serde_json::from_slice(&bytes).map_err(|e| {
+                RegistryError::Unsafe(format!("the part {} cannot be read: {e}", l.key))
+            })?;
+            out.extend(part.manifest);
+        }
+        Ok(out)
+    }
+
     /// The newest seal of a round (`None`: not sealed).
     async fn newest_seal(&self, prefix: &str) -> Result<Option<(u32, String)>, RegistryError> {
         let mut n = 0;
@@ -517,6 +541,26 @@ mod tests {
         assert_eq!(reg.state(&c).await.unwrap().versions.len(), 1, "nothing published");
         // The failed round is closed: the group starts afresh.
         assert_eq!(reg.open_round(&c, "g").await.unwrap(), 2);
+    }
+
+    #[tokio::test]
+    async fn gc_keeps_the_parts_of_an_unfinished_group_however_old() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg =
+            Registry::new(Store::open(dir.path().to_str().unwrap(), &Clouds::default()).unwrap());
+        let c = CollectionPath::new("e", "p", "shards").unwrap();
+        for i in 0..2 {
+            let m = stored(&reg, &format!("s{i}.txt"), format!("shard {i}").as_bytes()).await;
+            reg.add_part(&c, &part("g", &[]), Some(&m), None).await.unwrap();
+        }
+        let report = reg.gc(Duration::ZERO).await.unwrap();
+        assert_eq!((report.blobs_deleted, report.manifests_deleted), (0, 0), "{report:?}");
+        let out = reg.finish_parts(&c, "g", None, None, None).await.unwrap();
+        let v = reg.resolve(&c, &crate::names::Selector::Version(out.version)).await.unwrap();
+        assert_eq!(v.record.file_count, 2);
+        // Finished: the parts' own manifests are no longer needed, the version's blobs are.
+        let report = reg.gc(Duration::ZERO).await.unwrap();
+        assert_eq!((report.blobs_deleted, report.manifests_deleted), (0, 2), "{report:?}");
     }
 
     /// Seals `round` of group `g` as a finisher `holder` that then vanished without a finish.
