@@ -1,0 +1,123 @@
+//! Memberships (a version as seen from its collection) and files with their download URLs.
+
+use super::*;
+
+#[derive(Clone, Debug)]
+pub struct Membership {
+    pub collection: ArtifactSequence,
+    pub artifact: Artifact,
+}
+
+#[Object(name = "ArtifactCollectionMembership")]
+impl Membership {
+    async fn id(&self) -> async_graphql::ID {
+        ids::other_id("ArtifactCollectionMembership", &self.artifact.id).into()
+    }
+    async fn version_index(&self) -> Option<i32> {
+        self.artifact.version.map(|v| v as i32)
+    }
+    async fn created_at(&self) -> &str {
+        &self.artifact.created_at
+    }
+    async fn aliases(&self) -> Vec<ArtifactAlias> {
+        self.artifact.alias_objects()
+    }
+    async fn artifact_collection(&self) -> ArtifactSequence {
+        self.collection.clone()
+    }
+    async fn artifact(&self) -> Artifact {
+        self.artifact.clone()
+    }
+    /// Every manifest entry, references included (the SDK downloads only what is listed here).
+    async fn files(
+        &self,
+        ctx: &Context<'_>,
+        names: Option<Vec<String>>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Res<FileConnection> {
+        let manifest = self.artifact.manifest(ctx).await?;
+        let all: Vec<(&String, &Entry)> = manifest
+            .contents
+            .iter()
+            .filter(|(p, _)| names.as_ref().is_none_or(|n| n.contains(p)))
+            .collect();
+        let (items, page_info) = page(&all, after.as_deref(), first);
+        let s = shared(ctx);
+        let edges = items
+            .into_iter()
+            .map(|(path, e)| {
+                let direct_url = match &e.reference {
+                    Some(r) => r.clone(),
+                    None => crate::registry::entry_blob_key(e)
+                        .map(|k| s.blob_url("GET", &k))
+                        .unwrap_or_else(|| s.public_url.clone()),
+                };
+                FileEdge {
+                    node: File {
+                        id: ids::other_id("File", &format!("{}/{path}", self.artifact.id)),
+                        name: path.clone(),
+                        size_bytes: e.size.unwrap_or(0) as i64,
+                        digest: Some(e.digest.clone()),
+                        md5: e.blob_md5().map(str::to_owned),
+                        direct_url,
+                        ..File::default()
+                    },
+                }
+            })
+            .collect();
+        Ok(FileConnection { total_count: Some(all.len() as i32), page_info, edges })
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug, Default)]
+pub struct UploadPartUrl {
+    pub part_number: i32,
+    pub upload_url: String,
+}
+
+#[derive(SimpleObject, Clone, Debug, Default)]
+pub struct UploadMultipartUrls {
+    #[graphql(name = "uploadID")]
+    pub upload_id: String,
+    pub upload_url_parts: Vec<UploadPartUrl>,
+}
+
+#[derive(SimpleObject, Clone, Debug, Default)]
+#[graphql(complex)]
+pub struct File {
+    pub id: String,
+    pub name: String,
+    pub size_bytes: i64,
+    pub url: Option<String>,
+    pub storage_path: Option<String>,
+    pub mimetype: Option<String>,
+    pub updated_at: Option<String>,
+    pub digest: Option<String>,
+    pub md5: Option<String>,
+    pub direct_url: String,
+    pub upload_url: Option<String>,
+    pub upload_headers: Option<Vec<String>>,
+    pub upload_multipart_urls: Option<UploadMultipartUrls>,
+    pub artifact: Option<Artifact>,
+}
+
+#[async_graphql::ComplexObject]
+impl File {
+    /// The manifest path, as `name` (the SDK reads `name: displayName`).
+    async fn display_name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct FileEdge {
+    pub node: File,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct FileConnection {
+    pub total_count: Option<i32>,
+    pub page_info: PageInfo,
+    pub edges: Vec<FileEdge>,
+}

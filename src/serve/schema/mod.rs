@@ -1,0 +1,114 @@
+//! The GraphQL schema: W&B's types, limited to the fields the `wandb` SDK 0.31 selects
+//! (`../shared/wandb-api.md` §9.2), resolved over the registry. Everything the SDK may send as
+//! explicit `null` is nullable here; a field the schema lacks gets the engine's standard
+//! "Cannot query field" error, which is how the SDK probes servers.
+//!
+//! One file per part of the schema: `types` (scalars, enums, small objects), `project`,
+//! `collections`, `files` (memberships and files), `artifacts`, `runs`, `query`, `inputs` (the
+//! mutations' inputs and payloads) and `mutation`.
+//!
+//! Access: every resolver checks the caller's entities. Another entity's project, collection or
+//! version resolves as `null` (as if it did not exist); writes need a key that may write there.
+
+use async_graphql::{
+    Context, EmptySubscription, Enum, Error, InputObject, InputValueError, InputValueResult,
+    Interface, Object, Scalar, ScalarType, Schema, SimpleObject, Union, Value,
+};
+use chrono::{DateTime, Utc};
+
+use super::Shared;
+use super::auth::Access;
+use super::ids::{self, NodeId};
+use crate::manifest::{Entry, Manifest};
+use crate::names::{CollectionPath, LATEST, Selector, parse_version};
+use crate::registry::drafts::{Draft, DraftStatus};
+use crate::registry::lineage::{EdgeKind, VersionKey};
+use crate::registry::runs::{RunFields, RunOp, RunPath, RunState};
+use crate::registry::{CollectionState, Registry, RegistryError, ResolvedVersion, blob_key};
+
+pub type WandbSchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Deepest nesting the SDK's documents reach is about 10; this bounds hostile ones.
+const MAX_DEPTH: usize = 32;
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 10_000;
+/// Blob existence checks in flight at once for one request.
+const HEADS_IN_FLIGHT: usize = 16;
+
+pub fn build(shared: std::sync::Arc<Shared>) -> WandbSchema {
+    Schema::build(Query, Mutation, EmptySubscription)
+        .data(shared)
+        .register_output_type::<ArtifactCollection>()
+        .limit_depth(MAX_DEPTH)
+        .disable_introspection()
+        .finish()
+}
+
+type Res<T> = Result<T, Error>;
+
+fn err(e: impl std::fmt::Display) -> Error {
+    Error::new(e.to_string())
+}
+
+fn shared<'a>(ctx: &Context<'a>) -> &'a Shared {
+    ctx.data_unchecked::<std::sync::Arc<Shared>>()
+}
+
+fn access<'a>(ctx: &Context<'a>) -> &'a Access {
+    ctx.data_unchecked::<Access>()
+}
+
+fn reg<'a>(ctx: &Context<'a>) -> &'a Registry {
+    &shared(ctx).registry
+}
+
+fn must_write(ctx: &Context<'_>, entity: &str) -> Res<()> {
+    let a = access(ctx);
+    if a.read_only && a.can_read(entity) {
+        return Err(err(format!("permission denied: this API key of {} is read-only", a.user)));
+    }
+    if !a.can_write(entity) {
+        return Err(err(format!(
+            "permission denied: this API key may not write entity {entity:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn time(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+/// Pages of a list: `after` is the index of the last item seen, as a string.
+fn page<T: Clone>(items: &[T], after: Option<&str>, first: Option<i32>) -> (Vec<T>, PageInfo) {
+    let start = after.and_then(|a| a.parse::<usize>().ok()).map(|a| a + 1).unwrap_or(0);
+    let n = first.map(|f| f.clamp(0, MAX_PAGE as i32) as usize).unwrap_or(DEFAULT_PAGE);
+    let start = start.min(items.len());
+    let end = (start + n).min(items.len());
+    let info = PageInfo {
+        end_cursor: (end > start).then(|| (end - 1).to_string()),
+        has_next_page: end < items.len(),
+    };
+    (items[start..end].to_vec(), info)
+}
+
+mod artifacts;
+mod collections;
+mod files;
+mod inputs;
+mod mutation;
+mod project;
+mod query;
+mod runs;
+mod types;
+
+use artifacts::*;
+use collections::*;
+use files::*;
+use inputs::*;
+pub use inputs::{part_key, valid_upload_id};
+use mutation::*;
+use project::*;
+use query::*;
+use runs::*;
+use types::*;

@@ -1,0 +1,209 @@
+//! `Project`: a project's artifact types, collections, runs and artifacts by name.
+
+use super::*;
+
+#[derive(Clone, Debug)]
+pub struct Project {
+    pub entity: String,
+    pub name: String,
+}
+
+impl Project {
+    pub(super) async fn collection(
+        &self,
+        ctx: &Context<'_>,
+        name: &str,
+    ) -> Res<Option<ArtifactSequence>> {
+        let Ok(c) = CollectionPath::new(&self.entity, &self.name, name) else {
+            return Ok(None);
+        };
+        let state = reg(ctx).state(&c).await.map_err(err)?;
+        Ok((state.seq > 0).then(|| ArtifactSequence::new(c, state)))
+    }
+
+    /// The project's collections; those whose versions were all deleted only with `with_empty`
+    /// (their type stays, as on W&B, but listings skip them).
+    pub(super) async fn all_collections(
+        &self,
+        ctx: &Context<'_>,
+        with_empty: bool,
+    ) -> Res<Vec<ArtifactSequence>> {
+        let r = reg(ctx);
+        let mut out = Vec::new();
+        for name in r.collections(&self.entity, &self.name).await.map_err(err)? {
+            let Ok(c) = CollectionPath::new(&self.entity, &self.name, &name) else { continue };
+            let state = r.state(&c).await.map_err(err)?;
+            if state.seq > 0 && (with_empty || !state.versions.is_empty()) {
+                out.push(ArtifactSequence::new(c, state));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn types(&self, ctx: &Context<'_>) -> Res<Vec<ArtifactType>> {
+        let mut names: Vec<String> = self
+            .all_collections(ctx, true)
+            .await?
+            .into_iter()
+            .filter_map(|c| c.state.artifact_type.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names.into_iter().map(|n| ArtifactType { project: self.clone(), name: n }).collect())
+    }
+
+    /// `collection:alias` (alias `latest` when absent).
+    pub(super) async fn member(&self, ctx: &Context<'_>, name: &str) -> Res<Option<Membership>> {
+        let (coll, alias) = name.rsplit_once(':').unwrap_or((name, LATEST));
+        match self.collection(ctx, coll).await? {
+            Some(seq) => Ok(seq.membership(alias)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[Object]
+impl Project {
+    async fn id(&self) -> async_graphql::ID {
+        ids::project_id(&self.entity, &self.name).into()
+    }
+    async fn internal_id(&self) -> String {
+        ids::project_number(&self.entity, &self.name).to_string()
+    }
+    async fn name(&self) -> &str {
+        &self.name
+    }
+    async fn entity(&self) -> Entity {
+        Entity { name: self.entity.clone() }
+    }
+    async fn run(&self, ctx: &Context<'_>, name: Option<String>) -> Res<Option<Run>> {
+        let Some(Ok(path)) = name.map(|n| RunPath::new(&self.entity, &self.name, &n)) else {
+            return Ok(None);
+        };
+        let state = reg(ctx).run_state(&path).await.map_err(err)?;
+        Ok((state.seq > 0).then_some(Run { path, state }))
+    }
+    async fn artifact(&self, ctx: &Context<'_>, name: Option<String>) -> Res<Option<Artifact>> {
+        match name {
+            Some(n) => Ok(self.member(ctx, &n).await?.map(|m| m.artifact)),
+            None => Ok(None),
+        }
+    }
+    async fn artifact_collection_membership(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+    ) -> Res<Option<Membership>> {
+        match name {
+            Some(n) => self.member(ctx, &n).await,
+            None => Ok(None),
+        }
+    }
+    async fn artifact_type(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+    ) -> Res<Option<ArtifactType>> {
+        let Some(name) = name else { return Ok(None) };
+        Ok(self.types(ctx).await?.into_iter().find(|t| t.name == name))
+    }
+    async fn artifact_types(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Res<ArtifactTypeConnection> {
+        let all = self.types(ctx).await?;
+        let (items, page_info) = page(&all, after.as_deref(), first);
+        Ok(ArtifactTypeConnection {
+            total_count: all.len() as i32,
+            page_info,
+            edges: items.into_iter().map(|node| ArtifactTypeEdge { node }).collect(),
+        })
+    }
+    async fn artifact_collection(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+    ) -> Res<Option<ArtifactSequence>> {
+        match name {
+            Some(n) => self.collection(ctx, &n).await,
+            None => Ok(None),
+        }
+    }
+    async fn artifact_collections(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+        #[graphql(name = "filters")] _filters: Option<JsonString>,
+        #[graphql(name = "order")] _order: Option<String>,
+    ) -> Res<ArtifactCollectionConnection> {
+        let all = self.all_collections(ctx, false).await?;
+        Ok(ArtifactCollectionConnection::of(&all, after.as_deref(), first))
+    }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ArtifactTypeEdge {
+    pub node: ArtifactType,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ArtifactTypeConnection {
+    pub total_count: i32,
+    pub page_info: PageInfo,
+    pub edges: Vec<ArtifactTypeEdge>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ArtifactType {
+    pub project: Project,
+    pub name: String,
+}
+
+#[Object]
+impl ArtifactType {
+    async fn id(&self) -> async_graphql::ID {
+        let what = format!("{}/{}/{}", self.project.entity, self.project.name, self.name);
+        ids::other_id("ArtifactType", &what).into()
+    }
+    async fn name(&self) -> &str {
+        &self.name
+    }
+    async fn description(&self) -> Option<String> {
+        None
+    }
+    async fn created_at(&self) -> String {
+        time(DateTime::<Utc>::UNIX_EPOCH)
+    }
+    async fn artifact_collection(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+    ) -> Res<Option<ArtifactSequence>> {
+        let Some(name) = name else { return Ok(None) };
+        Ok(self
+            .project
+            .collection(ctx, &name)
+            .await?
+            .filter(|c| c.state.artifact_type.as_deref() == Some(&self.name)))
+    }
+    async fn artifact_collections(
+        &self,
+        ctx: &Context<'_>,
+        after: Option<String>,
+        first: Option<i32>,
+        #[graphql(name = "filters")] _filters: Option<JsonString>,
+        #[graphql(name = "order")] _order: Option<String>,
+    ) -> Res<ArtifactCollectionConnection> {
+        let all: Vec<ArtifactSequence> = self
+            .project
+            .all_collections(ctx, false)
+            .await?
+            .into_iter()
+            .filter(|c| c.state.artifact_type.as_deref() == Some(&self.name))
+            .collect();
+        Ok(ArtifactCollectionConnection::of(&all, after.as_deref(), first))
+    }
+}
