@@ -13,7 +13,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -80,91 +81,79 @@ async fn who(shared: &Shared, headers: &HeaderMap) -> Result<Access, Response> {
     })
 }
 
+/// The caller of a page: extracting it answers `401` (or `503`) when there is no valid key.
+struct Viewer(Access);
+
+impl FromRequestParts<Arc<Shared>> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Self, Response> {
+        who(s, &parts.headers).await.map(Viewer)
+    }
+}
+
 fn readable(access: &Access, entity: &str) -> Result<(), Response> {
     if access.can_read(entity) { Ok(()) } else { Err(not_found()) }
 }
 
-fn respond(r: PageResult) -> Response {
-    r.unwrap_or_else(|e| e)
-}
-
-async fn entities(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
-    respond(
-        async {
-            let access = who(&s, &headers).await?;
-            let present = s.registry.entities().await.map_err(failed)?;
-            let items: Vec<String> = access
-                .entities
-                .iter()
-                .filter(|e| present.contains(e))
-                .map(|e| link(&artifact_href(&[e]), e))
-                .collect();
-            Ok(html(page("Entities", &[], &list(&items))))
-        }
-        .await,
-    )
+async fn entities(State(s): State<Arc<Shared>>, Viewer(access): Viewer) -> PageResult {
+    let present = s.registry.entities().await.map_err(failed)?;
+    let items: Vec<String> = access
+        .entities
+        .iter()
+        .filter(|e| present.contains(e))
+        .map(|e| link(&artifact_href(&[e]), e))
+        .collect();
+    Ok(html(page("Entities", &[], &list(&items))))
 }
 
 async fn projects(
     State(s): State<Arc<Shared>>,
+    Viewer(access): Viewer,
     Path(entity): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let access = who(&s, &headers).await?;
-            readable(&access, &entity)?;
-            let items: Vec<String> = s
-                .registry
-                .projects(&entity)
-                .await
-                .map_err(failed)?
-                .iter()
-                .map(|p| link(&artifact_href(&[&entity, p]), p))
-                .collect();
-            let crumbs = [(artifact_href(&[&entity]), entity.clone())];
-            Ok(html(page(&format!("Projects of {entity}"), &crumbs, &list(&items))))
-        }
-        .await,
-    )
+) -> PageResult {
+    readable(&access, &entity)?;
+    let items: Vec<String> = s
+        .registry
+        .projects(&entity)
+        .await
+        .map_err(failed)?
+        .iter()
+        .map(|p| link(&artifact_href(&[&entity, p]), p))
+        .collect();
+    let crumbs = [(artifact_href(&[&entity]), entity.clone())];
+    Ok(html(page(&format!("Projects of {entity}"), &crumbs, &list(&items))))
 }
 
 async fn artifacts(
     State(s): State<Arc<Shared>>,
+    Viewer(access): Viewer,
     Path((entity, project)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let access = who(&s, &headers).await?;
-            readable(&access, &entity)?;
-            let summaries = s.registry.summaries(&entity, &project).await.map_err(failed)?;
-            let rows: Vec<Vec<String>> = summaries
-                .iter()
-                .map(|c| {
-                    let name = &c.collection.name;
-                    vec![
-                        link(&artifact_href(&[&entity, &project, name]), name),
-                        esc(&c.artifact_type),
-                        c.versions.to_string(),
-                        c.latest.as_ref().map(|v| format!("v{}", v.version)).unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            let mut body = table(&["artifact", "type", "versions", "latest"], &rows);
-            let runs = s.registry.runs(&entity, &project).await.map_err(failed)?;
-            body.push_str("<h2>Runs</h2>");
-            let runs: Vec<String> =
-                runs.iter().map(|r| link(&run_href(&entity, &project, r), r)).collect();
-            body.push_str(&list(&runs));
-            let crumbs = [
-                (artifact_href(&[&entity]), entity.clone()),
-                (artifact_href(&[&entity, &project]), project.clone()),
-            ];
-            Ok(html(page(&format!("{entity}/{project}"), &crumbs, &body)))
-        }
-        .await,
-    )
+) -> PageResult {
+    readable(&access, &entity)?;
+    let summaries = s.registry.summaries(&entity, &project).await.map_err(failed)?;
+    let rows: Vec<Vec<String>> = summaries
+        .iter()
+        .map(|c| {
+            let name = &c.collection.name;
+            vec![
+                link(&artifact_href(&[&entity, &project, name]), name),
+                esc(&c.artifact_type),
+                c.versions.to_string(),
+                c.latest.as_ref().map(|v| format!("v{}", v.version)).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let mut body = table(&["artifact", "type", "versions", "latest"], &rows);
+    let runs = s.registry.runs(&entity, &project).await.map_err(failed)?;
+    body.push_str("<h2>Runs</h2>");
+    let runs: Vec<String> = runs.iter().map(|r| link(&run_href(&entity, &project, r), r)).collect();
+    body.push_str(&list(&runs));
+    let crumbs = [
+        (artifact_href(&[&entity]), entity.clone()),
+        (artifact_href(&[&entity, &project]), project.clone()),
+    ];
+    Ok(html(page(&format!("{entity}/{project}"), &crumbs, &body)))
 }
 
 async fn collection(
@@ -183,43 +172,37 @@ async fn collection(
 
 async fn versions(
     State(s): State<Arc<Shared>>,
+    Viewer(access): Viewer,
     Path((entity, project, name)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let access = who(&s, &headers).await?;
-            readable(&access, &entity)?;
-            let (c, state) = collection(&s.registry, &entity, &project, &name).await?;
-            let rows: Vec<Vec<String>> = state
-                .versions
-                .values()
-                .rev()
-                .map(|v| {
-                    let vn = format!("v{}", v.version);
-                    vec![
-                        link(&artifact_href(&[&entity, &project, &name, &vn]), &vn),
-                        esc(&state.aliases_of(v.version).join(", ")),
-                        format!("<code>{}</code>", esc(&v.digest)),
-                        indicatif::HumanBytes(v.size).to_string(),
-                        esc(&v.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
-                    ]
-                })
-                .collect();
-            let body = format!(
-                "<p>type {}</p>{}",
-                esc(state.artifact_type.as_deref().unwrap_or("")),
-                table(&["version", "aliases", "digest", "size", "created"], &rows)
-            );
-            let crumbs = [
-                (artifact_href(&[&entity]), entity.clone()),
-                (artifact_href(&[&entity, &project]), project.clone()),
-                (artifact_href(&[&entity, &project, &name]), name.clone()),
-            ];
-            Ok(html(page(&c.to_string(), &crumbs, &body)))
-        }
-        .await,
-    )
+) -> PageResult {
+    readable(&access, &entity)?;
+    let (c, state) = collection(&s.registry, &entity, &project, &name).await?;
+    let rows: Vec<Vec<String>> = state
+        .versions
+        .values()
+        .rev()
+        .map(|v| {
+            let vn = format!("v{}", v.version);
+            vec![
+                link(&artifact_href(&[&entity, &project, &name, &vn]), &vn),
+                esc(&state.aliases_of(v.version).join(", ")),
+                format!("<code>{}</code>", esc(&v.digest)),
+                indicatif::HumanBytes(v.size).to_string(),
+                esc(&v.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+            ]
+        })
+        .collect();
+    let body = format!(
+        "<p>type {}</p>{}",
+        esc(state.artifact_type.as_deref().unwrap_or("")),
+        table(&["version", "aliases", "digest", "size", "created"], &rows)
+    );
+    let crumbs = [
+        (artifact_href(&[&entity]), entity.clone()),
+        (artifact_href(&[&entity, &project]), project.clone()),
+        (artifact_href(&[&entity, &project, &name]), name.clone()),
+    ];
+    Ok(html(page(&c.to_string(), &crumbs, &body)))
 }
 
 /// `vN` or an alias of `c`, as a version number.
@@ -266,169 +249,144 @@ fn depth_of(q: &HashMap<String, String>) -> Option<u32> {
 
 async fn version(
     State(s): State<Arc<Shared>>,
+    Viewer(access): Viewer,
     Path((entity, project, name, v)): Path<(String, String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let access = who(&s, &headers).await?;
-            readable(&access, &entity)?;
-            let (c, state) = collection(&s.registry, &entity, &project, &name).await?;
-            let number = version_number(&c, &state, &v)?;
-            let key = VersionKey { collection: c.clone(), version: number };
-            let vn = format!("v{number}");
-            let mut body = String::new();
-            let record = state.versions.get(&number);
-            match record {
-                None => body.push_str("<p><strong>This version was deleted.</strong></p>"),
-                Some(r) => {
-                    let rows = vec![
-                        vec!["type".into(), esc(state.artifact_type.as_deref().unwrap_or(""))],
-                        vec!["aliases".into(), esc(&state.aliases_of(number).join(", "))],
-                        vec!["digest".into(), format!("<code>{}</code>", esc(&r.digest))],
-                        vec![
-                            "size".into(),
-                            format!("{} in {} files", indicatif::HumanBytes(r.size), r.file_count),
-                        ],
-                        vec!["created".into(), esc(&r.created_at.to_rfc3339())],
-                        vec!["description".into(), esc(r.description.as_deref().unwrap_or(""))],
-                        vec![
-                            "metadata".into(),
-                            format!(
-                                "<pre>{}</pre>",
-                                esc(&serde_json::to_string_pretty(&r.metadata).unwrap_or_default())
-                            ),
-                        ],
-                    ];
-                    body.push_str(&table(&["", ""], &rows));
-                }
-            }
-            let (logged_by, used_by) = s.registry.logged_and_used_by(&key).await.map_err(failed)?;
-            let runs = |rs: Vec<RunPath>| -> Vec<String> {
-                rs.iter()
-                    .filter(|r| access.can_read(&r.entity))
-                    .map(|r| link(&run_href(&r.entity, &r.project, &r.name), &r.name))
-                    .collect()
-            };
-            body.push_str("<h2>Logged by</h2>");
-            body.push_str(&list(&runs(logged_by)));
-            body.push_str("<h2>Used by</h2>");
-            body.push_str(&list(&runs(used_by)));
-            body.push_str("<h2>Lineage</h2><div class=\"lineage-box\">");
-            body.push_str(&lineage_drawing(&s.registry, &access, &key, depth_of(&q)).await?);
-            body.push_str("</div>");
-            if let Some(r) = record {
-                let resolved = crate::registry::ResolvedVersion {
-                    collection: c.clone(),
-                    artifact_type: state.artifact_type.clone().unwrap_or_default(),
-                    record: r.clone(),
-                    aliases: state.aliases_of(number),
-                };
-                let manifest = s.registry.manifest(&resolved).await.map_err(failed)?;
-                let rows: Vec<Vec<String>> = manifest
-                    .contents
-                    .iter()
-                    .map(|(p, e)| {
-                        vec![
-                            esc(p),
-                            e.size
-                                .map(|n| indicatif::HumanBytes(n).to_string())
-                                .unwrap_or_else(|| "?".into()),
-                            format!("<code>{}</code>", esc(&crate::refs::redact(&e.digest))),
-                            esc(&e
-                                .reference
-                                .as_deref()
-                                .map(crate::refs::redact)
-                                .unwrap_or_default()),
-                        ]
-                    })
-                    .collect();
-                body.push_str("<h2>Files</h2>");
-                body.push_str(&table(&["path", "size", "digest", "reference"], &rows));
-            }
-            let crumbs = [
-                (artifact_href(&[&entity]), entity.clone()),
-                (artifact_href(&[&entity, &project]), project.clone()),
-                (artifact_href(&[&entity, &project, &name]), name.clone()),
-                (artifact_href(&[&entity, &project, &name, &vn]), vn.clone()),
+) -> PageResult {
+    readable(&access, &entity)?;
+    let (c, state) = collection(&s.registry, &entity, &project, &name).await?;
+    let number = version_number(&c, &state, &v)?;
+    let key = VersionKey { collection: c.clone(), version: number };
+    let vn = format!("v{number}");
+    let mut body = String::new();
+    let record = state.versions.get(&number);
+    match record {
+        None => body.push_str("<p><strong>This version was deleted.</strong></p>"),
+        Some(r) => {
+            let rows = vec![
+                vec!["type".into(), esc(state.artifact_type.as_deref().unwrap_or(""))],
+                vec!["aliases".into(), esc(&state.aliases_of(number).join(", "))],
+                vec!["digest".into(), format!("<code>{}</code>", esc(&r.digest))],
+                vec![
+                    "size".into(),
+                    format!("{} in {} files", indicatif::HumanBytes(r.size), r.file_count),
+                ],
+                vec!["created".into(), esc(&r.created_at.to_rfc3339())],
+                vec!["description".into(), esc(r.description.as_deref().unwrap_or(""))],
+                vec![
+                    "metadata".into(),
+                    format!(
+                        "<pre>{}</pre>",
+                        esc(&serde_json::to_string_pretty(&r.metadata).unwrap_or_default())
+                    ),
+                ],
             ];
-            Ok(html(page(&format!("{c}:{vn}"), &crumbs, &body)))
+            body.push_str(&table(&["", ""], &rows));
         }
-        .await,
-    )
+    }
+    let (logged_by, used_by) = s.registry.logged_and_used_by(&key).await.map_err(failed)?;
+    let runs = |rs: Vec<RunPath>| -> Vec<String> {
+        rs.iter()
+            .filter(|r| access.can_read(&r.entity))
+            .map(|r| link(&run_href(&r.entity, &r.project, &r.name), &r.name))
+            .collect()
+    };
+    body.push_str("<h2>Logged by</h2>");
+    body.push_str(&list(&runs(logged_by)));
+    body.push_str("<h2>Used by</h2>");
+    body.push_str(&list(&runs(used_by)));
+    body.push_str("<h2>Lineage</h2><div class=\"lineage-box\">");
+    body.push_str(&lineage_drawing(&s.registry, &access, &key, depth_of(&q)).await?);
+    body.push_str("</div>");
+    if let Some(r) = record {
+        let resolved = crate::registry::ResolvedVersion {
+            collection: c.clone(),
+            artifact_type: state.artifact_type.clone().unwrap_or_default(),
+            record: r.clone(),
+            aliases: state.aliases_of(number),
+        };
+        let manifest = s.registry.manifest(&resolved).await.map_err(failed)?;
+        let rows: Vec<Vec<String>> = manifest
+            .contents
+            .iter()
+            .map(|(p, e)| {
+                vec![
+                    esc(p),
+                    e.size
+                        .map(|n| indicatif::HumanBytes(n).to_string())
+                        .unwrap_or_else(|| "?".into()),
+                    format!("<code>{}</code>", esc(&crate::refs::redact(&e.digest))),
+                    esc(&e.reference.as_deref().map(crate::refs::redact).unwrap_or_default()),
+                ]
+            })
+            .collect();
+        body.push_str("<h2>Files</h2>");
+        body.push_str(&table(&["path", "size", "digest", "reference"], &rows));
+    }
+    let crumbs = [
+        (artifact_href(&[&entity]), entity.clone()),
+        (artifact_href(&[&entity, &project]), project.clone()),
+        (artifact_href(&[&entity, &project, &name]), name.clone()),
+        (artifact_href(&[&entity, &project, &name, &vn]), vn.clone()),
+    ];
+    Ok(html(page(&format!("{c}:{vn}"), &crumbs, &body)))
 }
 
 async fn lineage_svg(
     State(s): State<Arc<Shared>>,
+    Viewer(access): Viewer,
     Path((entity, project, name, v)): Path<(String, String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let access = who(&s, &headers).await?;
-            readable(&access, &entity)?;
-            let (c, state) = collection(&s.registry, &entity, &project, &name).await?;
-            let number = version_number(&c, &state, &v)?;
-            let key = VersionKey { collection: c, version: number };
-            let svg = lineage_drawing(&s.registry, &access, &key, depth_of(&q)).await?;
-            Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
-        }
-        .await,
-    )
+) -> PageResult {
+    readable(&access, &entity)?;
+    let (c, state) = collection(&s.registry, &entity, &project, &name).await?;
+    let number = version_number(&c, &state, &v)?;
+    let key = VersionKey { collection: c, version: number };
+    let svg = lineage_drawing(&s.registry, &access, &key, depth_of(&q)).await?;
+    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }
 
 async fn run(
     State(s): State<Arc<Shared>>,
+    Viewer(access): Viewer,
     Path((entity, project, name)): Path<(String, String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    respond(
-        async {
-            let access = who(&s, &headers).await?;
-            readable(&access, &entity)?;
-            let path = RunPath::new(&entity, &project, &name).map_err(|_| not_found())?;
-            let state = s.registry.run_state(&path).await.map_err(failed)?;
-            let edges = s.registry.run_edges(&path).await.map_err(failed)?;
-            if state.seq == 0 && edges == Default::default() {
-                return Err(not_found());
-            }
-            let f = &state.fields;
-            let opt = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
-            let rows = vec![
-                vec!["name".into(), opt(&f.display_name)],
-                vec!["job type".into(), opt(&f.job_type)],
-                vec!["group".into(), opt(&f.group)],
-                vec!["state".into(), (if state.finished { "finished" } else { "running" }).into()],
-                vec!["host".into(), opt(&f.host)],
-                vec![
-                    "created".into(),
-                    esc(&state.created_at.map(|t| t.to_rfc3339()).unwrap_or_default()),
-                ],
-            ];
-            let versions = |vs: &[VersionKey]| -> Vec<String> {
-                vs.iter()
-                    .filter(|v| access.can_read(&v.collection.entity))
-                    .map(|v| {
-                        let c = &v.collection;
-                        let vn = format!("v{}", v.version);
-                        link(&artifact_href(&[&c.entity, &c.project, &c.name, &vn]), &v.to_string())
-                    })
-                    .collect()
-            };
-            let body = format!(
-                "{}<h2>Logged</h2>{}<h2>Used</h2>{}",
-                table(&["", ""], &rows),
-                list(&versions(&edges.logged)),
-                list(&versions(&edges.used))
-            );
-            let crumbs = [
-                (artifact_href(&[&entity]), entity.clone()),
-                (artifact_href(&[&entity, &project]), project.clone()),
-            ];
-            Ok(html(page(&format!("run {entity}/{project}/{name}"), &crumbs, &body)))
-        }
-        .await,
-    )
+) -> PageResult {
+    readable(&access, &entity)?;
+    let path = RunPath::new(&entity, &project, &name).map_err(|_| not_found())?;
+    let state = s.registry.run_state(&path).await.map_err(failed)?;
+    let edges = s.registry.run_edges(&path).await.map_err(failed)?;
+    if state.seq == 0 && edges == Default::default() {
+        return Err(not_found());
+    }
+    let f = &state.fields;
+    let opt = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
+    let rows = vec![
+        vec!["name".into(), opt(&f.display_name)],
+        vec!["job type".into(), opt(&f.job_type)],
+        vec!["group".into(), opt(&f.group)],
+        vec!["state".into(), (if state.finished { "finished" } else { "running" }).into()],
+        vec!["host".into(), opt(&f.host)],
+        vec!["created".into(), esc(&state.created_at.map(|t| t.to_rfc3339()).unwrap_or_default())],
+    ];
+    let versions = |vs: &[VersionKey]| -> Vec<String> {
+        vs.iter()
+            .filter(|v| access.can_read(&v.collection.entity))
+            .map(|v| {
+                let c = &v.collection;
+                let vn = format!("v{}", v.version);
+                link(&artifact_href(&[&c.entity, &c.project, &c.name, &vn]), &v.to_string())
+            })
+            .collect()
+    };
+    let body = format!(
+        "{}<h2>Logged</h2>{}<h2>Used</h2>{}",
+        table(&["", ""], &rows),
+        list(&versions(&edges.logged)),
+        list(&versions(&edges.used))
+    );
+    let crumbs = [
+        (artifact_href(&[&entity]), entity.clone()),
+        (artifact_href(&[&entity, &project]), project.clone()),
+    ];
+    Ok(html(page(&format!("run {entity}/{project}/{name}"), &crumbs, &body)))
 }
