@@ -242,6 +242,19 @@ fn sdk_flows_and_the_round_trip_to_artfs() {
     run_flow(&env, &server, &key, "f7_cli.py", "f7", &[]);
     assert_eq!(env.json(&["show", "acme/bikes/cli-data:cli-alias"])["description"], "from the CLI");
 
+    // F5.inc: an incremental artifact is its base with the new and changed files laid over it.
+    let (inc, inc_dir) = run_flow(&env, &server, &key, "incremental.py", "inc", &[]);
+    let v1 = env.json(&["show", "acme/bikes/inc:v1", "--files"]);
+    assert_eq!(
+        (v1["digest"].as_str(), v1["file_count"].as_u64()),
+        (inc["digest"].as_str(), Some(3))
+    );
+    // Its digest is the digest of the whole tree: `artfs log` of that tree makes no new version.
+    let whole = env.path("inc-whole");
+    write_tree(&whole, &read_tree(&inc_dir.join("dl")));
+    let relog = env.json(&["log", "acme/bikes/inc", whole.to_str().unwrap()]);
+    assert_eq!((relog["version"].as_str(), relog["created"].as_bool()), (Some("v1"), Some(false)));
+
     // The reverse: what `artfs log` writes, the SDK uses and downloads, digest for digest.
     let src = env.path("cli-src");
     let mut files = crate::util::Files::new();

@@ -5,7 +5,9 @@
 //! Layout: `drafts/<id>/draft.json` (what the client declared), `drafts/<id>/manifest.json` (the
 //! uploaded manifest's key), `drafts/<id>/committed.json` (the version it became), and
 //! `drafts/by-client/<sha256 of the client id>.json` (the client's own id → draft, for retries
-//! and `wandb-client-artifact://` references). Every object is created once and never changed;
+//! and `wandb-client-artifact://` references), and for an incremental draft (W&B's INCREMENTAL
+//! manifest) `drafts/<id>/base.json`: the manifest of the version it extends, which the uploaded
+//! manifest (new and changed entries only) is laid over. Every object is created once and never changed;
 //! a draft becomes a version only through the collection's commit log (`Registry::log`), with
 //! the same dedup and alias rules as `artfs log`.
 
@@ -82,6 +84,10 @@ fn draft_key(id: &str) -> String {
 
 fn manifest_pointer_key(id: &str) -> String {
     format!("drafts/{id}/manifest.json")
+}
+
+fn base_key(id: &str) -> String {
+    format!("drafts/{id}/base.json")
 }
 
 fn committed_key(id: &str) -> String {
@@ -267,9 +273,54 @@ impl Registry {
         Ok(out)
     }
 
-    /// Stores the draft's manifest. Sending the same manifest again is fine; a different one
-    /// for the same draft is refused (a draft's content is fixed once uploaded).
+    /// Makes the draft incremental over the manifest `base` (a stored manifest key): the
+    /// manifest uploaded next holds only new and changed entries. Idempotent; another base for
+    /// the same draft is refused.
+    pub async fn set_draft_base(&self, draft: &Draft, base: &str) -> Result<(), RegistryError> {
+        let key = base_key(&draft.id);
+        let bytes = serde_json::to_vec(&Pointer { key: base.to_owned() })
+            .map_err(|e| self.corrupt(&key, e))?;
+        if self.store.put_create(&key, bytes.into()).await? {
+            return Ok(());
+        }
+        match self.draft_base(&draft.id).await? {
+            Some(k) if k == base => Ok(()),
+            _ => Err(RegistryError::Invalid {
+                name: draft.collection.to_string(),
+                reason: "this pending version already extends another version".into(),
+            }),
+        }
+    }
+
+    /// The manifest an incremental draft extends.
+    pub async fn draft_base(&self, id: &str) -> Result<Option<String>, RegistryError> {
+        let key = base_key(id);
+        match self.store.get_opt(&key).await? {
+            Some(b) => Ok(Some(
+                serde_json::from_slice::<Pointer>(&b).map_err(|e| self.corrupt(&key, e))?.key,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores the draft's manifest (laid over its base, for an incremental draft). Sending the
+    /// same manifest again is fine; a different one for the same draft is refused (a draft's
+    /// content is fixed once uploaded).
     pub async fn set_draft_manifest(
+        &self,
+        draft: &Draft,
+        manifest: &Manifest,
+    ) -> Result<(), RegistryError> {
+        if let Some(base) = self.draft_base(&draft.id).await? {
+            let bytes = self.store.get(&base).await?;
+            let mut full = Manifest::from_json(&bytes).map_err(|e| self.corrupt(&base, e))?;
+            full.contents.extend(manifest.contents.iter().map(|(p, e)| (p.clone(), e.clone())));
+            return self.set_full_draft_manifest(draft, &full).await;
+        }
+        self.set_full_draft_manifest(draft, manifest).await
+    }
+
+    async fn set_full_draft_manifest(
         &self,
         draft: &Draft,
         manifest: &Manifest,
@@ -466,6 +517,42 @@ mod tests {
             created_at: Utc::now(),
             distributed: None,
         }
+    }
+
+    #[tokio::test]
+    async fn an_incremental_draft_is_its_base_with_the_upload_laid_over_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap(), &Clouds::default()).unwrap();
+        let reg = Registry::new(store.clone());
+        let c = CollectionPath::new("e", "p", "ds").unwrap();
+        let put = async |body: &[u8]| {
+            let key = crate::registry::blob_key(&md5_base64(body)).unwrap();
+            store.put_create(&key, bytes::Bytes::copy_from_slice(body)).await.unwrap();
+            Entry::stored(md5_base64(body), body.len() as u64)
+        };
+        let mut base = Manifest::default();
+        base.contents.insert("a".into(), put(b"a").await);
+        base.contents.insert("b".into(), put(b"old b").await);
+        let d0 = reg.create_draft(draft(&c, None)).await.unwrap();
+        reg.set_draft_manifest(&d0, &base).await.unwrap();
+        reg.commit_draft(&d0).await.unwrap();
+        let v0 = reg.resolve(&c, &crate::names::Selector::Version(0)).await.unwrap();
+
+        let d1 = reg.create_draft(draft(&c, None)).await.unwrap();
+        reg.set_draft_base(&d1, &v0.record.manifest).await.unwrap();
+        reg.set_draft_base(&d1, &v0.record.manifest).await.unwrap();
+        assert!(reg.set_draft_base(&d1, "manifests/other.json").await.is_err(), "one base only");
+        let mut inc = Manifest::default();
+        inc.contents.insert("b".into(), put(b"new b").await);
+        inc.contents.insert("c".into(), put(b"c").await);
+        reg.set_draft_manifest(&d1, &inc).await.unwrap();
+        let out = reg.commit_draft(&d1).await.unwrap();
+        let v1 = reg.resolve(&c, &crate::names::Selector::Version(out.version)).await.unwrap();
+        let mut whole = base.clone();
+        whole.contents.extend(inc.contents.clone());
+        assert_eq!((out.version, v1.record.file_count), (1, 3));
+        assert_eq!(v1.record.digest, whole.digest(), "digest of the whole, not of the upload");
+        assert_eq!(reg.manifest(&v1).await.unwrap().contents["b"].digest, md5_base64(b"new b"));
     }
 
     #[tokio::test]

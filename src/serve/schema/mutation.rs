@@ -178,9 +178,23 @@ impl Mutation {
         let draft = draft_for_write(ctx, id).await?;
         let patch = matches!(input.manifest_type, Some(ArtifactManifestType::Patch));
         let full = matches!(input.manifest_type, None | Some(ArtifactManifestType::Full));
-        if !(full || patch && draft.distributed.is_some()) {
+        let incremental = matches!(input.manifest_type, Some(ArtifactManifestType::Incremental));
+        if incremental && draft.distributed.is_none() {
+            // The version it extends: its manifest is the base the upload is laid over.
+            let base_id = input.base_artifact_id.as_deref().unwrap_or_default();
+            let base = artifact_by_id(reg(ctx), access(ctx), base_id)
+                .await
+                .map_err(err)?
+                .and_then(|a| a.manifest_key)
+                .ok_or_else(|| {
+                    err(format!(
+                        "createArtifactManifest: INCREMENTAL needs baseArtifactID, a committed version you may read ({base_id:?} is not)"
+                    ))
+                })?;
+            reg(ctx).set_draft_base(&draft, &base).await.map_err(err)?;
+        } else if !(full || patch && draft.distributed.is_some()) {
             return Err(err(
-                "createArtifactManifest: only FULL manifests, and PATCH manifests of distributed artifacts, are supported by artfs serve (no INCREMENTAL)",
+                "createArtifactManifest: only FULL and INCREMENTAL manifests, and PATCH manifests of distributed artifacts, are supported by artfs serve",
             ));
         }
         let s = shared(ctx);
@@ -199,7 +213,8 @@ impl Mutation {
         })
     }
 
-    /// A distributed writer's PATCH manifest: uploaded to its draft, where it becomes a part.
+    /// A distributed writer's PATCH manifest (uploaded to its draft, where it becomes a part),
+    /// or an incremental draft's manifest (laid over its base when uploaded).
     async fn update_artifact_manifest(
         &self,
         ctx: &Context<'_>,
@@ -208,21 +223,27 @@ impl Mutation {
         let id = input.artifact_manifest_id.as_deref().unwrap_or_default();
         let refused = || {
             err(
-                "updateArtifactManifest: only PATCH manifests of distributed artifacts are supported by artfs serve (no INCREMENTAL)",
+                "updateArtifactManifest: only PATCH manifests of distributed artifacts and INCREMENTAL manifests are supported by artfs serve",
             )
         };
         let Some(NodeId::Other(d)) = ids::decode(id) else { return Err(refused()) };
         let draft = draft_for_write(ctx, &ids::draft_id(&d)).await?;
-        if draft.distributed.is_none() {
+        let incremental = reg(ctx).draft_base(&draft.id).await.map_err(err)?.is_some();
+        if draft.distributed.is_none() && !incremental {
             return Err(refused());
         }
+        let name = if incremental {
+            "wandb_manifest.incremental.json"
+        } else {
+            "wandb_manifest.patch.json"
+        };
         let s = shared(ctx);
         Ok(ArtifactManifestPayload {
             artifact_manifest: ArtifactManifest {
                 id: id.to_owned(),
                 file: File {
                     id: ids::other_id("File", &draft.id),
-                    name: "wandb_manifest.patch.json".into(),
+                    name: name.into(),
                     upload_url: Some(s.draft_manifest_url(&draft.id)),
                     upload_headers: Some(vec!["Content-Type:application/json".into()]),
                     direct_url: s.public_url.clone(),
