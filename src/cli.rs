@@ -327,8 +327,8 @@ pub struct PrefetchArgs {
     /// `[[entity/]project/]name[:alias|:vN][/PATH]`: a version, or its entries at or below PATH
     /// (a PATH needs the `:alias`, e.g. `ds:latest/train`)
     pub artifact: String,
-    /// Downloads in flight
-    #[arg(long, default_value_t = 16, value_name = "N")]
+    /// Downloads in flight (small files are bound by round trips: many in flight pay off)
+    #[arg(long, default_value_t = 64, value_name = "N")]
     pub jobs: usize,
     /// Print the result as JSON
     #[arg(long)]

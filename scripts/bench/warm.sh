@@ -102,7 +102,7 @@ for rep in $(seq "$REPS"); do
   # B: prefetch vs sequential cat, both on the proxy, fresh cache each.
   rm -rf "$BENCH_DIR/cache"
   add prefetch "$(timed env AWS_ENDPOINT_URL=$PROXY "$ARTFS_BIN" --registry "$S3_REG" --cache-dir "$BENCH_DIR/cache" \
-    --cache-size 20G -q prefetch images:v0 --jobs 32)"
+    --cache-size 20G -q prefetch images:v0)"
   mount_artfs "$S3_REG" "$PROXY"; add cat "$(timed cat_in_order)"; unmount
   mount_artfs "$S3_REG" "$PROXY" --readahead-files 0; add cat-ra-off "$(timed cat_in_order)"; unmount
 done
@@ -123,7 +123,7 @@ TABLE=$(cat <<EOF
 | A. same, S3 registry, \`--warm-up 1G\` | ${R[s3-warm]} | ${r_warm}× local | ≤ 1.5× | $(verdict "$r_warm" 1.5 le) |
 | A. same, S3 +${LATENCY_MS} ms per request, no warm-up | ${R[lat]} | $(ratio "${R[lat]}" "${R[local]}")× local | – | – |
 | A. same, S3 +${LATENCY_MS} ms, \`--warm-up 1G\` | ${R[lat-warm]} | ${r_lat}× local; $(ratio "${R[lat]}" "${R[lat-warm]}")× faster than without | – | – |
-| B. \`artfs prefetch --jobs 32\`, S3 +${LATENCY_MS} ms, fresh cache | ${R[prefetch]} | ${r_pre}× faster than \`cat\` | ≥ 4× | $(verdict "$r_pre" 4 ge) |
+| B. \`artfs prefetch\` (default \`--jobs 64\`), S3 +${LATENCY_MS} ms, fresh cache | ${R[prefetch]} | ${r_pre}× faster than \`cat\` | ≥ 4× | $(verdict "$r_pre" 4 ge) |
 | B. sequential \`cat\` in name order through a fresh mount (readahead on, default) | ${R[cat]} | – | – | – |
 | B. same, \`--readahead-files 0\` | ${R[cat-ra-off]} | $(ratio "${R[cat-ra-off]}" "${R[prefetch]}")× prefetch | – | – |
 EOF
