@@ -361,3 +361,114 @@ fn credentials_go_to_graphql_only_and_expired_file_urls_are_asked_for_again() {
         }
     }
 }
+
+/// Blob downloads the server has answered so far, from its request log (file URLs are
+/// `/storage/blob/…`; the SDK's artifact routes would be `/artifacts…`).
+fn blob_gets(server: &Server) -> usize {
+    let log = server.log_text();
+    log.lines().filter(|l| l.contains("GET /storage/blob/") || l.contains("GET /artifacts")).count()
+}
+
+/// Downloads `artifact` (`name:vN`) to `root` with the SDK, its cache in `wandb_cache`
+/// (`WANDB_CACHE_DIR`, so `<wandb_cache>/artifacts`); returns path → MD5 hex of what it wrote.
+fn sdk_download(
+    env: &Env,
+    server: &Server,
+    key: &str,
+    tag: &str,
+    artifact: &str,
+    wandb_cache: &Path,
+) -> serde_json::Value {
+    let root = env.path(&format!("{tag}-root"));
+    let vars = [
+        ("FLOW_OP", "download"),
+        ("FLOW_ARTIFACT", artifact),
+        ("FLOW_ROOT", root.to_str().unwrap()),
+        ("WANDB_CACHE_DIR", wandb_cache.to_str().unwrap()),
+    ];
+    run_flow(env, server, key, "wandb_source.py", tag, &vars).0["files"].clone()
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest as _;
+    hex::encode(md5::Md5::digest(data))
+}
+
+fn md5_tree(files: &Files) -> serde_json::Value {
+    files
+        .iter()
+        .map(|(path, data)| (path.clone(), serde_json::Value::from(md5_hex(data))))
+        .collect()
+}
+
+#[test]
+fn a_cache_shared_with_the_sdk_serves_each_sides_downloads_to_the_other_verified() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let versions = [tree(11), tree(12), tree(13)];
+    for (i, files) in versions.iter().enumerate() {
+        let dir = env.path(&format!("src{i}"));
+        write_tree(&dir, files);
+        sdk_log(&env, &server, &key, &format!("log{i}"), &dir, "");
+    }
+    let url = server.url();
+    let wandb_cache = env.path("wandb-cache");
+    let shared = wandb_cache.join("artifacts");
+    let sharing = |args: &[&str]| {
+        let mut c = reader(&env, &url, &key, args);
+        c.env("ARTFS_CACHE_DIR", &shared);
+        c
+    };
+    let mount = |name: &str, at: &str| {
+        let mut cmd = sharing(&[]);
+        cmd.env_remove("ARTFS_REGISTRY");
+        let mnt = env.path(at);
+        crate::util::mount_with(cmd, &["--registry", &url, name, mnt.to_str().unwrap()])
+    };
+
+    // The SDK downloads v0 into its cache; a mount on that cache reads every byte of v0
+    // without downloading any.
+    let got = sdk_download(&env, &server, &key, "dl0", "ds:v0", &wandb_cache);
+    assert_eq!(got, md5_tree(&versions[0]));
+    assert!(shared.join("obj/md5").is_dir(), "the SDK's cache is not where it was expected");
+    let before = blob_gets(&server);
+    assert!(before > 0, "the server log shows no blob download at all");
+    let m = mount("acme/bikes/ds:v0", "mnt0");
+    assert_eq!(read_tree(&m.join("")), versions[0]);
+    drop(m);
+    assert_eq!(blob_gets(&server), before, "the mount downloaded files the SDK had cached");
+    // Recognised as the SDK's: no artfs layout of its own beside it.
+    assert!(!shared.join("v1").exists() && shared.join("artfs-v1").is_dir());
+    let stats: serde_json::Value =
+        serde_json::from_str(&ok(sharing(&["cache", "stats", "--json"]))).unwrap();
+    assert_eq!(stats["layout"], "wandb", "{stats}");
+
+    // artfs fetches v1 into the shared cache; the SDK's download of v1 then fetches nothing.
+    let got_dir = env.path("got1");
+    ok(sharing(&["-q", "get", "acme/bikes/ds:v1", "--root", got_dir.to_str().unwrap()]));
+    assert_eq!(read_tree(&got_dir), versions[1]);
+    let before = blob_gets(&server);
+    let got = sdk_download(&env, &server, &key, "dl1", "ds:v1", &wandb_cache);
+    assert_eq!(got, md5_tree(&versions[1]));
+    assert_eq!(blob_gets(&server), before, "the SDK downloaded files artfs had cached");
+
+    // A file of the SDK's cache changed behind its back, same size (the SDK checks only sizes):
+    // the mount never serves it, fetches the right bytes once, and leaves them for the SDK too.
+    sdk_download(&env, &server, &key, "dl2", "ds:v2", &wandb_cache);
+    let right = &versions[2]["a.bin"];
+    let hex = md5_hex(right);
+    let entry = shared.join(format!("obj/md5/{}/{}", &hex[..2], &hex[2..]));
+    let mut wrong = right.clone();
+    wrong[1000] ^= 0xff;
+    std::fs::write(&entry, &wrong).unwrap();
+    let before = blob_gets(&server);
+    let m = mount("acme/bikes/ds:v2", "mnt2");
+    assert_eq!(read_tree(&m.join("")), versions[2]);
+    drop(m);
+    assert_eq!(blob_gets(&server), before + 1, "not exactly the tampered file was fetched again");
+    assert_eq!(&std::fs::read(&entry).unwrap(), right);
+    let got = sdk_download(&env, &server, &key, "dl2-again", "ds:v2", &wandb_cache);
+    assert_eq!(got, md5_tree(&versions[2]));
+    assert_eq!(blob_gets(&server), before + 1, "the SDK downloaded again");
+}
