@@ -472,3 +472,75 @@ fn a_cache_shared_with_the_sdk_serves_each_sides_downloads_to_the_other_verified
     assert_eq!(got, md5_tree(&versions[2]));
     assert_eq!(blob_gets(&server), before + 1, "the SDK downloaded again");
 }
+
+/// GETs of the blob of `data` the server has answered so far.
+fn gets_of(server: &Server, data: &[u8]) -> usize {
+    let line = format!("GET /storage/blob/{}", md5_hex(data));
+    server.log_text().lines().filter(|l| l.contains(&line)).count()
+}
+
+#[test]
+fn a_large_wandb_entry_arrives_by_ranges_verified_whole_and_open_files_keep_their_version() {
+    use std::os::unix::fs::FileExt as _;
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    // Past the 64 MiB at which W&B entries are fetched by 16 MiB ranges: five of them.
+    let big_len = 65 << 20;
+    let mut v0 = Files::new();
+    v0.insert("big.bin".into(), bytes(21, big_len));
+    v0.insert("small.txt".into(), b"version zero\n".to_vec());
+    let mut v1 = Files::new();
+    v1.insert("big.bin".into(), bytes(22, big_len));
+    v1.insert("small.txt".into(), b"version one\n".to_vec());
+    for (i, (files, aliases)) in [(&v0, "best"), (&v1, "")].into_iter().enumerate() {
+        let dir = env.path(&format!("src{i}"));
+        write_tree(&dir, files);
+        sdk_log(&env, &server, &key, &format!("log{i}"), &dir, aliases);
+    }
+    let url = server.url();
+    let mnt = env.path("mnt");
+    let mut cmd = reader(&env, &url, &key, &[]);
+    cmd.env_remove("ARTFS_REGISTRY");
+    let m = crate::util::mount_with(
+        cmd,
+        &["--registry", &url, "--refresh-secs", "1", mnt.to_str().unwrap()],
+    );
+
+    // The large file: every byte right, fetched as five ranged GETs, not one.
+    assert!(std::fs::read(m.join("acme/bikes/ds:v0/big.bin")).unwrap() == v0["big.bin"]);
+    assert_eq!(gets_of(&server, &v0["big.bin"]), 5, "not fetched by 16 MiB ranges");
+
+    // Changed on the server (same size, one byte in the middle): not a byte is served, not
+    // even the first page, which is right; the whole file is verified first (at open, where
+    // the mount fetches files that have no chunk sums).
+    let blob = blob_file(&env, &v1["big.bin"]);
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&blob).unwrap();
+    file.write_all_at(&[!v1["big.bin"][big_len / 2]], (big_len / 2) as u64).unwrap();
+    drop(file);
+    let err = std::fs::File::open(m.join("acme/bikes/ds:v1/big.bin"))
+        .and_then(|f| f.read_at(&mut [0u8; 4096], 0))
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+
+    // A file open through `ds:best` stays on v0 while the SDK moves `best` to v1.
+    let open = std::fs::File::open(m.join("acme/bikes/ds:best/small.txt")).unwrap();
+    let vars = [("FLOW_OP", "alias"), ("FLOW_ARTIFACT", "ds:v1"), ("FLOW_ALIAS", "best")];
+    run_flow(&env, &server, &key, "wandb_source.py", "alias", &vars);
+    let link = m.join("acme/bikes/ds:best");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_link(&link).unwrap() != Path::new("ds:v1") {
+        assert!(Instant::now() < deadline, "the alias never moved in the mount");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Past two refresh intervals, the old handle still reads the old version ...
+    std::thread::sleep(Duration::from_secs(2));
+    let mut old = vec![0u8; 64];
+    let n = open.read_at(&mut old, 0).unwrap();
+    assert_eq!(&old[..n], v0["small.txt"].as_slice());
+    // ... and a new open of the alias reads the new one.
+    assert_eq!(std::fs::read(link.join("small.txt")).unwrap(), v1["small.txt"]);
+}
