@@ -187,6 +187,30 @@ impl Seals {
             let _ = fs::remove_file(self.dir.join(rest));
         }
     }
+
+    /// Removes the seals whose entry is gone (the SDK's own cleanup removes entries without
+    /// telling artfs); run by eviction passes. Returns how many were removed. Best effort.
+    pub(super) fn remove_orphans(&self) -> usize {
+        let mut removed = 0;
+        for kind in read_dir_paths(&self.dir) {
+            for shard in read_dir_paths(&kind) {
+                for seal in read_dir_paths(&shard) {
+                    let Ok(rest) = seal.strip_prefix(&self.dir) else { continue };
+                    let entry = self.obj_dir.join(rest);
+                    if !entry.exists() && fs::remove_file(&seal).is_ok() {
+                        removed += 1;
+                    }
+                }
+            }
+        }
+        removed
+    }
+}
+
+fn read_dir_paths(dir: &Path) -> Vec<PathBuf> {
+    fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default()
 }
 
 /// What a seal says of a file: device, inode, size and mtime to the nanosecond.

@@ -860,6 +860,12 @@ impl BlobCache {
         if freed > 0 {
             debug!(freed, "removed unused partial files");
         }
+        if let Some(seals) = &self.inner.seals {
+            let orphans = seals.remove_orphans();
+            if orphans > 0 {
+                debug!(orphans, "removed seals of entries removed outside artfs");
+            }
+        }
         let before = self.inner.ledger.update(|_| {})?;
         let mut entries = scan_entries(&self.inner.obj_dir, self.inner.layout)?;
         let scanned_entries = entries.len() as u64;

@@ -863,6 +863,19 @@ fn a_filled_entry_is_a_hit_without_hashing_and_evicted_by_access_time() {
 }
 
 #[test]
+fn seals_of_entries_the_sdk_removed_go_with_the_next_eviction_pass() {
+    let (dir, cache) = open_shared(DEFAULT_MAX_BYTES);
+    let kept = fill(&cache, b"kept");
+    let gone = fill(&cache, b"removed by wandb artifact cache cleanup");
+    let seal = |key: &CacheKey| dir.path().join("artfs-v1/sealed").join(key.below_obj());
+    fs::remove_file(cache.entry_path(&gone)).unwrap();
+    assert!(seal(&gone).exists());
+    cache.prune(u64::MAX).unwrap();
+    assert!(!seal(&gone).exists(), "an orphan seal stayed");
+    assert!(seal(&kept).exists(), "a live entry lost its seal");
+}
+
+#[test]
 fn the_sdk_temp_dir_is_never_cleaned_by_artfs() {
     let (dir, cache) = open_shared(DEFAULT_MAX_BYTES);
     let sdk_temp = dir.path().join("tmp/tmpabc123");
