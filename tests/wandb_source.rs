@@ -361,3 +361,186 @@ fn credentials_go_to_graphql_only_and_expired_file_urls_are_asked_for_again() {
         }
     }
 }
+
+/// Blob downloads the server has answered so far, from its request log (file URLs are
+/// `/storage/blob/…`; the SDK's artifact routes would be `/artifacts…`).
+fn blob_gets(server: &Server) -> usize {
+    let log = server.log_text();
+    log.lines().filter(|l| l.contains("GET /storage/blob/") || l.contains("GET /artifacts")).count()
+}
+
+/// Downloads `artifact` (`name:vN`) to `root` with the SDK, its cache in `wandb_cache`
+/// (`WANDB_CACHE_DIR`, so `<wandb_cache>/artifacts`); returns path → MD5 hex of what it wrote.
+fn sdk_download(
+    env: &Env,
+    server: &Server,
+    key: &str,
+    tag: &str,
+    artifact: &str,
+    wandb_cache: &Path,
+) -> serde_json::Value {
+    let root = env.path(&format!("{tag}-root"));
+    let vars = [
+        ("FLOW_OP", "download"),
+        ("FLOW_ARTIFACT", artifact),
+        ("FLOW_ROOT", root.to_str().unwrap()),
+        ("WANDB_CACHE_DIR", wandb_cache.to_str().unwrap()),
+    ];
+    run_flow(env, server, key, "wandb_source.py", tag, &vars).0["files"].clone()
+}
+
+fn md5_hex(data: &[u8]) -> String {
+    use md5::Digest as _;
+    hex::encode(md5::Md5::digest(data))
+}
+
+fn md5_tree(files: &Files) -> serde_json::Value {
+    files
+        .iter()
+        .map(|(path, data)| (path.clone(), serde_json::Value::from(md5_hex(data))))
+        .collect()
+}
+
+#[test]
+fn a_cache_shared_with_the_sdk_serves_each_sides_downloads_to_the_other_verified() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let versions = [tree(11), tree(12), tree(13)];
+    for (i, files) in versions.iter().enumerate() {
+        let dir = env.path(&format!("src{i}"));
+        write_tree(&dir, files);
+        sdk_log(&env, &server, &key, &format!("log{i}"), &dir, "");
+    }
+    let url = server.url();
+    let wandb_cache = env.path("wandb-cache");
+    let shared = wandb_cache.join("artifacts");
+    let sharing = |args: &[&str]| {
+        let mut c = reader(&env, &url, &key, args);
+        c.env("ARTFS_CACHE_DIR", &shared);
+        c
+    };
+    let mount = |name: &str, at: &str| {
+        let mut cmd = sharing(&[]);
+        cmd.env_remove("ARTFS_REGISTRY");
+        let mnt = env.path(at);
+        crate::util::mount_with(cmd, &["--registry", &url, name, mnt.to_str().unwrap()])
+    };
+
+    // The SDK downloads v0 into its cache; a mount on that cache reads every byte of v0
+    // without downloading any.
+    let got = sdk_download(&env, &server, &key, "dl0", "ds:v0", &wandb_cache);
+    assert_eq!(got, md5_tree(&versions[0]));
+    assert!(shared.join("obj/md5").is_dir(), "the SDK's cache is not where it was expected");
+    let before = blob_gets(&server);
+    assert!(before > 0, "the server log shows no blob download at all");
+    let m = mount("acme/bikes/ds:v0", "mnt0");
+    assert_eq!(read_tree(&m.join("")), versions[0]);
+    drop(m);
+    assert_eq!(blob_gets(&server), before, "the mount downloaded files the SDK had cached");
+    // Recognised as the SDK's: no artfs layout of its own beside it.
+    assert!(!shared.join("v1").exists() && shared.join("artfs-v1").is_dir());
+    let stats: serde_json::Value =
+        serde_json::from_str(&ok(sharing(&["cache", "stats", "--json"]))).unwrap();
+    assert_eq!(stats["layout"], "wandb", "{stats}");
+
+    // artfs fetches v1 into the shared cache; the SDK's download of v1 then fetches nothing.
+    let got_dir = env.path("got1");
+    ok(sharing(&["-q", "get", "acme/bikes/ds:v1", "--root", got_dir.to_str().unwrap()]));
+    assert_eq!(read_tree(&got_dir), versions[1]);
+    let before = blob_gets(&server);
+    let got = sdk_download(&env, &server, &key, "dl1", "ds:v1", &wandb_cache);
+    assert_eq!(got, md5_tree(&versions[1]));
+    assert_eq!(blob_gets(&server), before, "the SDK downloaded files artfs had cached");
+
+    // A file of the SDK's cache changed behind its back, same size (the SDK checks only sizes):
+    // the mount never serves it, fetches the right bytes once, and leaves them for the SDK too.
+    sdk_download(&env, &server, &key, "dl2", "ds:v2", &wandb_cache);
+    let right = &versions[2]["a.bin"];
+    let hex = md5_hex(right);
+    let entry = shared.join(format!("obj/md5/{}/{}", &hex[..2], &hex[2..]));
+    let mut wrong = right.clone();
+    wrong[1000] ^= 0xff;
+    std::fs::write(&entry, &wrong).unwrap();
+    let before = blob_gets(&server);
+    let m = mount("acme/bikes/ds:v2", "mnt2");
+    assert_eq!(read_tree(&m.join("")), versions[2]);
+    drop(m);
+    assert_eq!(blob_gets(&server), before + 1, "not exactly the tampered file was fetched again");
+    assert_eq!(&std::fs::read(&entry).unwrap(), right);
+    let got = sdk_download(&env, &server, &key, "dl2-again", "ds:v2", &wandb_cache);
+    assert_eq!(got, md5_tree(&versions[2]));
+    assert_eq!(blob_gets(&server), before + 1, "the SDK downloaded again");
+}
+
+/// GETs of the blob of `data` the server has answered so far.
+fn gets_of(server: &Server, data: &[u8]) -> usize {
+    let line = format!("GET /storage/blob/{}", md5_hex(data));
+    server.log_text().lines().filter(|l| l.contains(&line)).count()
+}
+
+#[test]
+fn a_large_wandb_entry_arrives_by_ranges_verified_whole_and_open_files_keep_their_version() {
+    use std::os::unix::fs::FileExt as _;
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    // Past the 64 MiB at which W&B entries are fetched by 16 MiB ranges: five of them.
+    let big_len = 65 << 20;
+    let mut v0 = Files::new();
+    v0.insert("big.bin".into(), bytes(21, big_len));
+    v0.insert("small.txt".into(), b"version zero\n".to_vec());
+    let mut v1 = Files::new();
+    v1.insert("big.bin".into(), bytes(22, big_len));
+    v1.insert("small.txt".into(), b"version one\n".to_vec());
+    for (i, (files, aliases)) in [(&v0, "best"), (&v1, "")].into_iter().enumerate() {
+        let dir = env.path(&format!("src{i}"));
+        write_tree(&dir, files);
+        sdk_log(&env, &server, &key, &format!("log{i}"), &dir, aliases);
+    }
+    let url = server.url();
+    let mnt = env.path("mnt");
+    let mut cmd = reader(&env, &url, &key, &[]);
+    cmd.env_remove("ARTFS_REGISTRY");
+    let m = crate::util::mount_with(
+        cmd,
+        &["--registry", &url, "--refresh-secs", "1", mnt.to_str().unwrap()],
+    );
+
+    // The large file: every byte right, fetched as five ranged GETs, not one.
+    assert!(std::fs::read(m.join("acme/bikes/ds:v0/big.bin")).unwrap() == v0["big.bin"]);
+    assert_eq!(gets_of(&server, &v0["big.bin"]), 5, "not fetched by 16 MiB ranges");
+
+    // Changed on the server (same size, one byte in the middle): not a byte is served, not
+    // even the first page, which is right; the whole file is verified first (at open, where
+    // the mount fetches files that have no chunk sums).
+    let blob = blob_file(&env, &v1["big.bin"]);
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&blob).unwrap();
+    file.write_all_at(&[!v1["big.bin"][big_len / 2]], (big_len / 2) as u64).unwrap();
+    drop(file);
+    let err = std::fs::File::open(m.join("acme/bikes/ds:v1/big.bin"))
+        .and_then(|f| f.read_at(&mut [0u8; 4096], 0))
+        .unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+
+    // A file open through `ds:best` stays on v0 while the SDK moves `best` to v1.
+    let open = std::fs::File::open(m.join("acme/bikes/ds:best/small.txt")).unwrap();
+    let vars = [("FLOW_OP", "alias"), ("FLOW_ARTIFACT", "ds:v1"), ("FLOW_ALIAS", "best")];
+    run_flow(&env, &server, &key, "wandb_source.py", "alias", &vars);
+    let link = m.join("acme/bikes/ds:best");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_link(&link).unwrap() != Path::new("ds:v1") {
+        assert!(Instant::now() < deadline, "the alias never moved in the mount");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Past two refresh intervals, the old handle still reads the old version ...
+    std::thread::sleep(Duration::from_secs(2));
+    let mut old = vec![0u8; 64];
+    let n = open.read_at(&mut old, 0).unwrap();
+    assert_eq!(&old[..n], v0["small.txt"].as_slice());
+    // ... and a new open of the alias reads the new one.
+    assert_eq!(std::fs::read(link.join("small.txt")).unwrap(), v1["small.txt"]);
+}

@@ -4,7 +4,7 @@
 //! changing it orphans every existing entry, so it is pinned by a golden test.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -44,11 +44,17 @@ impl CacheKey {
         Self::Etag(outer.finalize().into())
     }
 
-    /// Path of the entry relative to the versioned cache root (`<dir>/v1/`).
+    /// Path of the entry relative to the directory holding `obj/` (`<dir>/v1/` in artfs's own
+    /// layout, `<dir>` in the W&B SDK's: see `layout.rs`).
     pub fn relative_path(&self) -> PathBuf {
+        Path::new("obj").join(self.below_obj())
+    }
+
+    /// `<kind>/<2 hex>/<rest>`: the entry's path below `obj/`.
+    pub(super) fn below_obj(&self) -> PathBuf {
         let hex = self.hex();
         let (shard, rest) = hex.split_at(2);
-        ["obj", self.kind(), shard, rest].iter().collect()
+        [self.kind(), shard, rest].iter().collect()
     }
 
     /// The strongest check the key itself allows: its own digest, or only the size for references

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::partial::scan_partial_bytes;
-use super::{CacheError, scan_entries};
+use super::{CacheError, Layout, scan_entries};
 
 /// How long a process may keep changes to itself before they are merged into the shared ledger.
 pub(super) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
@@ -127,6 +127,7 @@ pub(super) struct Ledger {
     staging_path: PathBuf,
     /// Where a lost record is recounted from.
     obj_dir: PathBuf,
+    layout: Layout,
     partial_dir: PathBuf,
     local: Mutex<Local>,
 }
@@ -148,6 +149,7 @@ impl Ledger {
         root: &Path,
         obj_dir: &Path,
         partial_dir: &Path,
+        layout: Layout,
     ) -> Result<Self, CacheError> {
         let lock_path = root.join("stats.lock");
         let lock_file = OpenOptions::new()
@@ -162,6 +164,7 @@ impl Ledger {
             data_path: root.join("stats.json"),
             staging_path: root.join("stats.json.new"),
             obj_dir: obj_dir.to_owned(),
+            layout,
             partial_dir: partial_dir.to_owned(),
             local: Mutex::default(),
         })
@@ -215,7 +218,7 @@ impl Ledger {
         let (mut record, recounted) = match self.read()? {
             Some(record) => (record, false),
             None => {
-                let scanned = scan_entries(&self.obj_dir)?;
+                let scanned = scan_entries(&self.obj_dir, self.layout)?;
                 let record = LedgerRecord {
                     entries: scanned.len() as u64,
                     bytes: scanned.iter().map(|entry| entry.len).sum(),

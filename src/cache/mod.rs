@@ -25,6 +25,13 @@
 //! v1/stats.json, v1/stats.lock          shared totals and counters (see `ledger.rs`)
 //! v1/evict.lock                         one evictor at a time
 //! ```
+//! A cache shared with the `wandb` SDK (`~/.cache/wandb/artifacts`; `layout.rs` says how it is
+//! recognised) has `obj/` at the top, where the SDK keeps its entries, and everything else of
+//! the list above under `artfs-v1/` instead of `v1/`, plus `artfs-v1/sealed/`: which entries
+//! artfs has verified, since the SDK's own downloads are trusted only once artfs hashed them.
+//! There, entries are writable by their owner and recency is the access time (see `layout.rs`);
+//! the SDK takes no flocks, so its cleanup can remove an entry artfs has open, whose handles
+//! keep reading the unlinked file.
 //! Partially fetched large files live in `v1/partial/`, never under `obj/`. Their allocated bytes
 //! count against the limit like entries (a reader touching the headers of many huge files must
 //! not push the cache past it): written chunks are added as they land, a published file's bytes
@@ -32,6 +39,7 @@
 //! has open, then recounts both from the disk.
 
 mod key;
+mod layout;
 mod ledger;
 mod lock;
 pub mod partial;
@@ -52,6 +60,8 @@ use tracing::{debug, warn};
 
 use key::DigestState;
 pub use key::{CacheKey, Verify};
+use layout::Seals;
+pub use layout::{Layout, sdk_cache_dir};
 use ledger::{Ledger, Pending};
 use lock::{KeyLock, TempBlob};
 pub use partial::PartialFile;
@@ -93,9 +103,6 @@ const FILL_BUFFER_BYTES: usize = 256 * 1024;
 
 /// Read size when hashing a complete partial file before adopting it.
 const VERIFY_BUFFER_BYTES: usize = 1 << 20;
-
-/// Published entries are read-only so that no caller can corrupt a verified entry in place.
-const ENTRY_MODE: u32 = 0o444;
 
 /// Standard marker telling backup and indexing tools to skip the directory.
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
@@ -209,6 +216,7 @@ pub struct CacheStats {
     pub bytes: u64,
     /// Of `bytes`, those allocated to partially fetched files.
     pub partial_bytes: u64,
+    pub layout: Layout,
     /// Lookups answered from the cache / that had to fetch, summed over all processes.
     pub hits: u64,
     pub misses: u64,
@@ -237,8 +245,12 @@ pub struct BlobCache {
 #[derive(Debug)]
 struct CacheInner {
     dir: PathBuf,
-    root: PathBuf,
+    layout: Layout,
+    /// The directory holding `obj/` (the cache dir itself in the shared layout).
+    entry_root: PathBuf,
     obj_dir: PathBuf,
+    /// In the shared layout, which entries artfs has verified.
+    seals: Option<Seals>,
     tmp_dir: PathBuf,
     fill_lock_path: PathBuf,
     partial_dir: PathBuf,
@@ -277,28 +289,44 @@ enum Lookup {
     Missing,
     /// Present but not the expected size (e.g. truncated by a power loss before writeback).
     WrongSize,
+    /// A shared-layout entry artfs has not verified yet, reported as such when the caller does
+    /// not want it hashed now.
+    Unsealed,
+    /// A shared-layout entry that failed verification (its size): never served, and removed
+    /// before it is filled again, so that the SDK does not keep using it either.
+    Corrupt(u64),
 }
 
 impl BlobCache {
     /// Opens (creating if needed) the cache in `dir`, cleaning up after dead processes and
-    /// evicting if the cache is over `max_bytes`.
+    /// evicting if the cache is over `max_bytes`. The layout is the one `dir` has, or, for a new
+    /// directory, the W&B SDK's if `dir` is where the SDK keeps its cache (see `layout.rs`).
     pub fn open(dir: &Path, max_bytes: u64) -> Result<Self, CacheError> {
-        let root = dir.join(LAYOUT_VERSION);
-        let obj_dir = root.join("obj");
+        let sdk_dir = sdk_cache_dir(|name| std::env::var_os(name), dirs::cache_dir());
+        Self::open_as(dir, max_bytes, Layout::detect(dir, sdk_dir.as_deref()))
+    }
+
+    /// Like [`BlobCache::open`] with the layout given.
+    pub fn open_as(dir: &Path, max_bytes: u64, layout: Layout) -> Result<Self, CacheError> {
+        let (entry_root, root) = layout.roots(dir);
+        let obj_dir = entry_root.join("obj");
         let tmp_dir = root.join("tmp");
         let partial_dir = root.join("partial");
         for path in [&obj_dir, &tmp_dir, &partial_dir] {
             fs::create_dir_all(path).map_err(|source| CacheError::io("create", path, source))?;
         }
         write_cachedir_tag(dir);
-        let ledger = Ledger::open(&root, &obj_dir, &partial_dir)?;
+        let ledger = Ledger::open(&root, &obj_dir, &partial_dir, layout)?;
+        let seals = (layout == Layout::Wandb).then(|| Seals::new(&root, &obj_dir));
         let cache = Self {
             inner: Arc::new(CacheInner {
                 dir: dir.to_owned(),
+                layout,
+                entry_root,
                 evict_lock_path: root.join("evict.lock"),
                 fill_lock_path: root.join("fill.lock"),
-                root,
                 obj_dir,
+                seals,
                 tmp_dir,
                 partial_dir,
                 max_bytes,
@@ -321,6 +349,10 @@ impl BlobCache {
         self.inner.max_bytes
     }
 
+    pub fn layout(&self) -> Layout {
+        self.inner.layout
+    }
+
     /// The most a set of entries meant to stay cached together may hold: what eviction leaves
     /// once the limit is crossed (a larger set would evict its own first entries).
     pub fn keep_bytes(&self) -> u64 {
@@ -329,7 +361,7 @@ impl BlobCache {
 
     /// Where the entry for `key` lives (whether or not it is present).
     pub fn entry_path(&self, key: &CacheKey) -> PathBuf {
-        self.inner.root.join(key.relative_path())
+        self.inner.entry_root.join(key.relative_path())
     }
 
     /// The partial files of a blob of `size` bytes in `chunks` chunks, created if absent. Held
@@ -343,15 +375,16 @@ impl BlobCache {
         PartialFile::open(self, key, size, chunks)
     }
 
-    /// The entry for `key` if present; counts a hit or a miss. I/O errors other than absence are
-    /// logged and reported as a miss, since the caller can always fetch instead.
+    /// The entry for `key` if present (and, in the shared layout, verified); counts a hit or a
+    /// miss. I/O errors other than absence are logged and reported as a miss, since the caller
+    /// can always fetch instead.
     pub fn get(&self, key: &CacheKey) -> Option<CachedBlob> {
-        match self.lookup(key, None) {
+        match self.lookup(key, None, true) {
             Ok(Lookup::Hit(blob)) => {
                 self.count_hit();
                 Some(blob)
             }
-            Ok(Lookup::Missing | Lookup::WrongSize) => {
+            Ok(Lookup::Missing | Lookup::WrongSize | Lookup::Unsealed | Lookup::Corrupt(_)) => {
                 self.count_miss();
                 None
             }
@@ -366,7 +399,9 @@ impl BlobCache {
     /// The entry for `key`, fetching it first if absent (or not `size` bytes long). `fetch` writes
     /// the content; it runs at most once per key at a time across all threads and processes, and
     /// its output is published only if it passes `verify` and `size`. Counts a hit if no fetch was
-    /// needed (including after waiting for another filler), a miss otherwise.
+    /// needed (including after waiting for another filler), a miss otherwise. In the shared
+    /// layout, an entry artfs has not verified (the SDK's download) is hashed first, under the
+    /// key's lock, and one that fails is replaced.
     pub fn get_or_fill<F>(
         &self,
         key: &CacheKey,
@@ -377,21 +412,26 @@ impl BlobCache {
     where
         F: FnOnce(&mut dyn Write) -> Result<(), FetchError>,
     {
-        if let Lookup::Hit(blob) = self.lookup(key, size)? {
+        if let Lookup::Hit(blob) = self.lookup(key, size, false)? {
             self.count_hit();
             return Ok(blob);
         }
         let (gate_pass, key_lock) = self.lock_key(key)?;
-        let replacing = match self.lookup(key, size)? {
+        let replacing = match self.lookup(key, size, true)? {
             Lookup::Hit(blob) => {
                 self.count_hit();
                 return Ok(blob);
             }
-            Lookup::Missing => None,
+            // (Unsealed is not reported when asking to hash; a fill would replace it anyway.)
+            Lookup::Missing | Lookup::Unsealed => None,
             Lookup::WrongSize => {
                 let path = self.entry_path(key);
                 warn!(%key, path = %path.display(), ?size, "cache entry has the wrong size");
                 fs::symlink_metadata(&path).ok().map(|meta| meta.len())
+            }
+            Lookup::Corrupt(len) => {
+                self.remove_corrupt(key);
+                Some(len)
             }
         };
         self.count_miss();
@@ -413,7 +453,7 @@ impl BlobCache {
     pub fn adopt(&self, partial: &PartialFile, verify: &Verify) -> Result<Adopted, CacheError> {
         let key = partial.key();
         let (gate_pass, key_lock) = self.lock_key(key)?;
-        let replacing = match self.lookup(key, Some(partial.len()))? {
+        let replacing = match self.lookup(key, Some(partial.len()), true)? {
             Lookup::Hit(_) => {
                 self.count_hit();
                 let freed = partial.remove_names();
@@ -422,11 +462,15 @@ impl BlobCache {
                 self.record_partial_bytes(-signed(freed));
                 return Ok(Adopted::AlreadyCached);
             }
-            Lookup::Missing => None,
+            Lookup::Missing | Lookup::Unsealed => None,
             Lookup::WrongSize => {
                 let path = self.entry_path(key);
                 warn!(%key, path = %path.display(), "cache entry has the wrong size");
                 fs::symlink_metadata(&path).ok().map(|meta| meta.len())
+            }
+            Lookup::Corrupt(len) => {
+                self.remove_corrupt(key);
+                Some(len)
             }
         };
         self.count_miss();
@@ -468,6 +512,7 @@ impl BlobCache {
             entries: record.entries,
             bytes: record.total_bytes(),
             partial_bytes: record.partial_bytes,
+            layout: self.inner.layout,
             hits: record.hits,
             misses: record.misses,
             evictions: record.evictions,
@@ -550,7 +595,14 @@ impl BlobCache {
         }
     }
 
-    fn lookup(&self, key: &CacheKey, expected_len: Option<u64>) -> Result<Lookup, CacheError> {
+    /// The entry of `key` as found on disk. In the shared layout an entry without a matching
+    /// seal is hashed if `hash_unsealed` (and sealed if it passes), else reported `Unsealed`.
+    fn lookup(
+        &self,
+        key: &CacheKey,
+        expected_len: Option<u64>,
+        hash_unsealed: bool,
+    ) -> Result<Lookup, CacheError> {
         let path = self.entry_path(key);
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -567,11 +619,54 @@ impl BlobCache {
         if expected_len.is_some_and(|expected| expected != meta.len()) {
             return Ok(Lookup::WrongSize);
         }
-        if let Err(err) = file.set_modified(SystemTime::now()) {
+        if let Some(seals) = &self.inner.seals
+            && !seals.holds(key, &meta)
+        {
+            if !hash_unsealed {
+                return Ok(Lookup::Unsealed);
+            }
+            match verify_file(key, &file, &path, &key.default_verify(), meta.len()) {
+                Ok(()) => {
+                    debug!(%key, path = %path.display(), "verified a cache entry artfs did not write");
+                    if let Err(err) = seals.seal(key, &meta, &self.inner.tmp_dir) {
+                        warn!(%key, %err, "cannot record that a cache entry was verified");
+                    }
+                }
+                Err(
+                    err @ (CacheError::DigestMismatch { .. } | CacheError::SizeMismatch { .. }),
+                ) => {
+                    warn!(path = %path.display(), %err, "cache entry written outside artfs is corrupt; fetching it again");
+                    return Ok(Lookup::Corrupt(meta.len()));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        if let Err(err) = self.inner.layout.mark_used(&file) {
             // Only LRU precision suffers (e.g. a cache dir shared with another user).
             debug!(path = %path.display(), %err, "cannot mark cache entry as used");
         }
         Ok(Lookup::Hit(CachedBlob { file, path, len: meta.len() }))
+    }
+
+    /// Removes the corrupt shared-layout entry of `key` (caller holds the key's lock). A fill
+    /// would replace it, but might fail, and the SDK must not go on reading it meanwhile.
+    fn remove_corrupt(&self, key: &CacheKey) {
+        let path = self.entry_path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => warn!(path = %path.display(), %err, "cannot remove corrupt cache entry"),
+        }
+    }
+
+    /// Records that the just-published entry `file` of `key` is verified (shared layout only).
+    fn seal(&self, key: &CacheKey, file: &File) {
+        let Some(seals) = &self.inner.seals else { return };
+        let sealed = file.metadata().and_then(|meta| seals.seal(key, &meta, &self.inner.tmp_dir));
+        if let Err(err) = sealed {
+            // The next open hashes the entry once more; nothing unverified is served.
+            warn!(%key, %err, "cannot record that a cache entry was verified");
+        }
     }
 
     fn fill<F>(
@@ -614,7 +709,9 @@ impl BlobCache {
 
         temp.file
             .set_modified(SystemTime::now())
-            .and_then(|()| temp.file.set_permissions(Permissions::from_mode(ENTRY_MODE)))
+            .and_then(|()| {
+                temp.file.set_permissions(Permissions::from_mode(self.inner.layout.entry_mode()))
+            })
             .map_err(|source| CacheError::io("finish", &temp.path, source))?;
         let path = self.entry_path(key);
         temp.publish(&path).map_err(|source| CacheError::io("publish", &path, source))?;
@@ -623,6 +720,7 @@ impl BlobCache {
         // writer's still protects the entry, so there is no moment an evictor could take it.
         let file = File::open(&path).map_err(|source| CacheError::io("open", &path, source))?;
         file.lock_shared().map_err(|source| CacheError::io("lock", &path, source))?;
+        self.seal(key, &file);
         debug!(%key, bytes = written, "cache entry published");
         Ok(CachedBlob { file, path, len: written })
     }
@@ -642,9 +740,12 @@ impl BlobCache {
         // Only after the rename: a process opening the partial file for writing just before
         // must not fail on a read-only mode. A crash in between leaves a verified entry that is
         // merely writable.
-        if let Err(err) = file.set_permissions(Permissions::from_mode(ENTRY_MODE)) {
-            warn!(path = %path.display(), %err, "cannot make cache entry read-only");
+        if let Err(err) =
+            file.set_permissions(Permissions::from_mode(self.inner.layout.entry_mode()))
+        {
+            warn!(path = %path.display(), %err, "cannot set the mode of a cache entry");
         }
+        self.seal(key, file);
         debug!(%key, bytes = partial.len(), "partial file published as cache entry");
         Ok(allocated)
     }
@@ -759,13 +860,18 @@ impl BlobCache {
         if freed > 0 {
             debug!(freed, "removed unused partial files");
         }
+        if let Some(seals) = &self.inner.seals {
+            let orphans = seals.remove_orphans();
+            if orphans > 0 {
+                debug!(orphans, "removed seals of entries removed outside artfs");
+            }
+        }
         let before = self.inner.ledger.update(|_| {})?;
-        let mut entries = scan_entries(&self.inner.obj_dir)?;
+        let mut entries = scan_entries(&self.inner.obj_dir, self.inner.layout)?;
         let scanned_entries = entries.len() as u64;
         let scanned_bytes: u64 = entries.iter().map(|entry| entry.len).sum();
         let partial_bytes = partial::scan_partial_bytes(&self.inner.partial_dir);
-        entries
-            .sort_unstable_by(|a, b| a.modified.cmp(&b.modified).then_with(|| a.path.cmp(&b.path)));
+        entries.sort_unstable_by(|a, b| a.used.cmp(&b.used).then_with(|| a.path.cmp(&b.path)));
 
         let mut report = PruneReport { partial_bytes, ..PruneReport::default() };
         let (mut gone_entries, mut gone_bytes) = (0, 0);
@@ -775,8 +881,11 @@ impl BlobCache {
             if remaining_bytes <= target_bytes {
                 break;
             }
-            match evict_entry(entry) {
+            match evict_entry(entry, self.inner.layout) {
                 Ok(Eviction::Evicted) => {
+                    if let Some(seals) = &self.inner.seals {
+                        seals.unseal_entry(&entry.path);
+                    }
                     report.evicted_entries += 1;
                     report.evicted_bytes += entry.len;
                 }
@@ -903,11 +1012,12 @@ fn write_cachedir_tag(dir: &Path) {
 struct ScannedEntry {
     path: PathBuf,
     len: u64,
-    modified: SystemTime,
+    /// See [`Layout::last_used`].
+    used: SystemTime,
 }
 
 /// Every entry under `obj/<kind>/<shard>/`. Entries vanishing mid-scan are skipped.
-fn scan_entries(obj_dir: &Path) -> Result<Vec<ScannedEntry>, CacheError> {
+fn scan_entries(obj_dir: &Path, layout: Layout) -> Result<Vec<ScannedEntry>, CacheError> {
     let mut entries = Vec::new();
     for kind_dir in list_dir(obj_dir)? {
         for shard_dir in list_dir(&kind_dir)? {
@@ -920,9 +1030,10 @@ fn scan_entries(obj_dir: &Path) -> Result<Vec<ScannedEntry>, CacheError> {
                 if !meta.is_file() {
                     continue;
                 }
-                let modified =
-                    meta.modified().map_err(|source| CacheError::io("stat", &path, source))?;
-                entries.push(ScannedEntry { path, len: meta.len(), modified });
+                let used = layout
+                    .last_used(&meta)
+                    .map_err(|source| CacheError::io("stat", &path, source))?;
+                entries.push(ScannedEntry { path, len: meta.len(), used });
             }
         }
     }
@@ -955,7 +1066,7 @@ enum Eviction {
     UsedSinceScan,
 }
 
-fn evict_entry(entry: &ScannedEntry) -> io::Result<Eviction> {
+fn evict_entry(entry: &ScannedEntry, layout: Layout) -> io::Result<Eviction> {
     let file = match File::open(&entry.path) {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Eviction::Vanished),
@@ -970,7 +1081,7 @@ fn evict_entry(entry: &ScannedEntry) -> io::Result<Eviction> {
     if meta.nlink() == 0 {
         return Ok(Eviction::Vanished);
     }
-    if !lock::names_inode(&entry.path, &file)? || meta.modified()? != entry.modified {
+    if !lock::names_inode(&entry.path, &file)? || layout.last_used(&meta)? != entry.used {
         return Ok(Eviction::UsedSinceScan);
     }
     // Unlinking while holding the exclusive flock: a reader that opened the entry just before

@@ -374,7 +374,7 @@ fn stats_persist_across_instances() {
     assert_eq!((stats.dir.as_path(), stats.max_bytes), (dir.path(), DEFAULT_MAX_BYTES));
 
     // A lost ledger is rebuilt from the entries themselves.
-    fs::remove_file(cache.inner.root.join("stats.json")).unwrap();
+    fs::remove_file(cache.dir().join("v1/stats.json")).unwrap();
     let stats = cache.stats().unwrap();
     assert_eq!((stats.entries, stats.bytes, stats.hits), (1, 9, 0));
 }
@@ -431,7 +431,7 @@ fn published_entries_are_read_only() {
     let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
     let key = fill(&cache, b"immutable");
     let mode = fs::metadata(cache.entry_path(&key)).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, ENTRY_MODE);
+    assert_eq!(mode & 0o777, Layout::Artfs.entry_mode());
     assert!(cache.inner.dir.join("CACHEDIR.TAG").exists());
 }
 
@@ -490,7 +490,10 @@ fn a_complete_partial_file_is_renamed_not_copied() {
     let entry = cache.entry_path(&key);
     assert_eq!(inode(&entry), data_inode, "the data file itself became the entry");
     assert_eq!(fs::read(&entry).unwrap(), content);
-    assert_eq!(fs::metadata(&entry).unwrap().permissions().mode() & 0o777, ENTRY_MODE);
+    assert_eq!(
+        fs::metadata(&entry).unwrap().permissions().mode() & 0o777,
+        Layout::Artfs.entry_mode()
+    );
     assert!(files_in(&cache.inner.partial_dir).is_empty(), "map and data names are gone");
     assert!(files_in(&cache.inner.tmp_dir).is_empty(), "no copy was written");
     let stats = cache.stats().unwrap();
@@ -715,4 +718,173 @@ fn ten_thousand_small_fills() {
             elapsed.as_secs_f64() * 1e6 / f64::from(FILES)
         );
     }
+}
+
+// ---- The layout shared with the `wandb` SDK --------------------------------------------------
+
+fn open_shared(max_bytes: u64) -> (tempfile::TempDir, BlobCache) {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::open_as(dir.path(), max_bytes, Layout::Wandb).unwrap();
+    (dir, cache)
+}
+
+/// Writes `content` where the SDK would put the entry of `key`, as the SDK does (temp file in
+/// its `tmp/`, mode 0644, renamed into place).
+fn sdk_write(cache: &BlobCache, key: &CacheKey, content: &[u8]) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = cache.entry_path(key);
+    let tmp = cache.dir().join("tmp").join(format!("tmp{}", fastrand::u64(..)));
+    fs::create_dir_all(tmp.parent().unwrap()).unwrap();
+    fs::write(&tmp, content).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::rename(&tmp, &path).unwrap();
+    path
+}
+
+fn must_not_fetch(_: &mut dyn Write) -> Result<(), FetchError> {
+    panic!("fetched an entry that is in the cache")
+}
+
+#[test]
+fn shared_layout_golden() {
+    // Where the SDK 0.31 puts them (`ArtifactFileCache.check_digest_obj_path`/`check_etag_obj_path`).
+    let cases = [
+        (
+            CacheKey::from_md5_digest("b1kCrCNwJL3QwXbLkwY9xA==").unwrap(),
+            "obj/md5/6f/5902ac237024bdd0c176cb93063dc4",
+        ),
+        (
+            CacheKey::from_reference(
+                "s3://plain-bucket/single.txt",
+                "f6a55cae6bfb7626fbb65b0c9f13231e",
+            ),
+            "obj/etag/44/87d90628f9ab9d3b43a1fafc12e1e69a090eb3e186585f1c34dcdb9dcdbdc6",
+        ),
+        (
+            CacheKey::from_xxh128_digest("b1kCrCNwJL3QwXbLkwY9xA==").unwrap(),
+            "obj/xxh128/6f/5902ac237024bdd0c176cb93063dc4",
+        ),
+    ];
+    let (dir, cache) = open_shared(DEFAULT_MAX_BYTES);
+    for (key, expected) in cases {
+        assert_eq!(cache.entry_path(&key), dir.path().join(expected));
+    }
+    // artfs's own files stay out of the SDK's `tmp/` and `obj/`.
+    let key = fill(&cache, b"ours");
+    assert!(cache.inner.tmp_dir.starts_with(dir.path().join("artfs-v1")));
+    assert!(!dir.path().join("tmp").exists());
+    assert!(dir.path().join("artfs-v1/sealed").join(key.below_obj()).is_file());
+    assert_eq!(cache.stats().unwrap().layout, Layout::Wandb);
+}
+
+#[test]
+fn an_sdk_written_entry_is_hashed_once_then_trusted_by_its_seal() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let (_dir, cache) = open_shared(DEFAULT_MAX_BYTES);
+    let content = b"downloaded by wandb";
+    let key = md5_key(content);
+    let size = Some(content.len() as u64);
+    let path = sdk_write(&cache, &key, content);
+    let blob = cache.get_or_fill(&key, &key.default_verify(), size, must_not_fetch).unwrap();
+    assert_eq!(read_blob(&blob), content);
+    drop(blob);
+    // Proof that the next open does not hash: bytes changed in place with the sealed mtime
+    // put back are (wrongly, and only in this contrived case) still a hit.
+    let sealed_mtime = fs::metadata(&path).unwrap().modified().unwrap();
+    let file = fs::File::options().write(true).open(&path).unwrap();
+    file.write_all_at(b"DOWNLOADED", 0).unwrap();
+    file.set_modified(sealed_mtime).unwrap();
+    drop(file);
+    let blob = cache.get_or_fill(&key, &key.default_verify(), size, must_not_fetch).unwrap();
+    assert_eq!(&read_blob(&blob)[..10], b"DOWNLOADED");
+    drop(blob);
+    // Any write that moves the mtime (the normal case) breaks the seal: hashed, found
+    // corrupt, fetched again.
+    let file = fs::File::options().write(true).open(&path).unwrap();
+    file.set_modified(SystemTime::now() + Duration::from_secs(5)).unwrap();
+    drop(file);
+    let blob = cache.get_or_fill(&key, &key.default_verify(), size, write_all(content)).unwrap();
+    assert_eq!(read_blob(&blob), content);
+    assert_eq!(fs::read(&path).unwrap(), content);
+    // Writable by its owner like the SDK's own, so the SDK can copy and later overwrite it.
+    assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+}
+
+#[test]
+fn a_tampered_sdk_entry_is_never_served_and_is_replaced() {
+    let (_dir, cache) = open_shared(DEFAULT_MAX_BYTES);
+    let content = b"the right bytes";
+    let key = md5_key(content);
+    let size = Some(content.len() as u64);
+    // Same size, other bytes: the SDK's size check would take it.
+    let path = sdk_write(&cache, &key, b"the wrong bytes");
+    assert!(cache.get(&key).is_none(), "a corrupt entry was served");
+    // A failed fetch leaves no corrupt entry behind for the SDK either.
+    let failed = cache.get_or_fill(&key, &key.default_verify(), size, |_| Err("offline".into()));
+    assert!(matches!(failed, Err(CacheError::Fetch { .. })), "{failed:?}");
+    assert!(!path.exists());
+    sdk_write(&cache, &key, b"the wrong bytes");
+    let blob = cache.get_or_fill(&key, &key.default_verify(), size, write_all(content)).unwrap();
+    assert_eq!(read_blob(&blob), content);
+    assert_eq!(fs::read(&path).unwrap(), content);
+    drop(blob);
+    assert_eq!(read_blob(&cache.get(&key).unwrap()), content);
+}
+
+#[test]
+fn a_filled_entry_is_a_hit_without_hashing_and_evicted_by_access_time() {
+    let (dir, cache) = open_shared(350);
+    let a = fill(&cache, &[b'a'; 100]);
+    let b = fill(&cache, &[b'b'; 100]);
+    let c = sdk_write(&cache, &md5_key(&[b'c'; 100]), &[b'c'; 100]);
+    // The SDK reads the same files: `obj/` is where it looks, nothing else is in its way.
+    assert_eq!(fs::read(cache.entry_path(&a)).unwrap(), [b'a'; 100]);
+    // Recency is the access time (the SDK's cleanup sorts by it too); mtimes are left alone.
+    let set_atime = |path: &Path, age: u64| {
+        let file = fs::File::open(path).unwrap();
+        let t = SystemTime::now() - Duration::from_secs(age);
+        file.set_times(fs::FileTimes::new().set_accessed(t)).unwrap();
+    };
+    set_atime(&cache.entry_path(&a), 30);
+    set_atime(&cache.entry_path(&b), 20);
+    set_atime(&c, 10);
+    let a_mtime = fs::metadata(cache.entry_path(&a)).unwrap().modified().unwrap();
+    drop(cache.get(&a).unwrap());
+    assert_eq!(fs::metadata(cache.entry_path(&a)).unwrap().modified().unwrap(), a_mtime);
+    let d = fill(&cache, &[b'd'; 100]);
+    cache.prune(350).unwrap();
+    assert!(!cache.entry_path(&b).exists(), "the least recently used entry stayed");
+    assert!(!dir.path().join("artfs-v1/sealed").join(b.below_obj()).exists(), "its seal stayed");
+    for key in [a, d, md5_key(&[b'c'; 100])] {
+        let blob = cache.get_or_fill(&key, &key.default_verify(), Some(100), must_not_fetch);
+        assert!(blob.is_ok(), "{key}: {blob:?}");
+    }
+}
+
+#[test]
+fn seals_of_entries_the_sdk_removed_go_with_the_next_eviction_pass() {
+    let (dir, cache) = open_shared(DEFAULT_MAX_BYTES);
+    let kept = fill(&cache, b"kept");
+    let gone = fill(&cache, b"removed by wandb artifact cache cleanup");
+    let seal = |key: &CacheKey| dir.path().join("artfs-v1/sealed").join(key.below_obj());
+    fs::remove_file(cache.entry_path(&gone)).unwrap();
+    assert!(seal(&gone).exists());
+    cache.prune(u64::MAX).unwrap();
+    assert!(!seal(&gone).exists(), "an orphan seal stayed");
+    assert!(seal(&kept).exists(), "a live entry lost its seal");
+}
+
+#[test]
+fn the_sdk_temp_dir_is_never_cleaned_by_artfs() {
+    let (dir, cache) = open_shared(DEFAULT_MAX_BYTES);
+    let sdk_temp = dir.path().join("tmp/tmpabc123");
+    fs::create_dir_all(sdk_temp.parent().unwrap()).unwrap();
+    fs::write(&sdk_temp, b"half a download").unwrap();
+    set_age(&sdk_temp, Duration::from_secs(3600));
+    fill(&cache, b"x");
+    cache.clear().unwrap();
+    drop(cache);
+    BlobCache::open(dir.path(), DEFAULT_MAX_BYTES).unwrap().clear().unwrap();
+    assert!(sdk_temp.exists());
 }

@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde_json::json;
 
 use super::{App, human_bytes, print_json};
+use crate::cache::Layout;
 use crate::cli::CacheCommand;
 use crate::config::parse_size;
 
@@ -15,11 +16,14 @@ impl App {
                 let s = cache.stats()?;
                 if json_out {
                     return print_json(&json!({
-                        "dir": s.dir, "max_bytes": s.max_bytes, "entries": s.entries,
+                        "dir": s.dir, "layout": s.layout.name(), "max_bytes": s.max_bytes, "entries": s.entries,
                         "bytes": s.bytes, "hits": s.hits, "misses": s.misses, "evictions": s.evictions,
                     }));
                 }
                 println!("cache:     {}", s.dir.display());
+                if s.layout == Layout::Wandb {
+                    println!("layout:    shared with the wandb SDK (entries in obj/)");
+                }
                 println!("entries:   {}", s.entries);
                 println!("size:      {} of {}", human_bytes(s.bytes), human_bytes(s.max_bytes));
                 println!("hits:      {}", s.hits);

@@ -10,6 +10,8 @@
 //! Both traits are object-safe (`Arc<dyn Catalog>`): their futures are boxed, which costs one
 //! allocation per request, nothing next to a network round trip.
 
+#[cfg(test)]
+mod conformance;
 pub mod registry;
 pub mod wandb;
 
@@ -54,6 +56,23 @@ pub enum SourceError {
         #[source]
         source: ManifestError,
     },
+}
+
+impl SourceError {
+    /// Whether the error says a name (collection, version, alias, project) does not exist, as
+    /// opposed to a source that failed: the same answer from every source.
+    pub fn is_not_found(&self) -> bool {
+        match self {
+            SourceError::Registry(e) => matches!(
+                e,
+                RegistryError::UnknownArtifact { .. }
+                    | RegistryError::UnknownVersion { .. }
+                    | RegistryError::UnknownAlias { .. }
+            ),
+            SourceError::Wandb(e) => matches!(e, wandb::WandbError::NotFound(_)),
+            SourceError::Corrupt(_) | SourceError::Store(_) | SourceError::Manifest { .. } => false,
+        }
+    }
 }
 
 impl From<RegistryError> for SourceError {
