@@ -1,8 +1,8 @@
 //! Lazy ranged reads of large stored blobs: a read waits only for the chunks it touches.
 //!
 //! Applies to blobs artfs stored with a chunk sidecar (`store::chunks`, every blob of more than
-//! one chunk). A run of consecutive chunks is fetched with one ranged GET; the body is hashed as
-//! it streams in and cut at chunk boundaries ([`ChunkCutter`]), and each chunk whose SHA-256
+//! one chunk). Each chunk is fetched with one ranged GET; the body is hashed as it streams in
+//! ([`ChunkCutter`], which cuts any range at chunk boundaries), and a chunk whose SHA-256
 //! matches is written to the blob's [`PartialFile`] (its pieces as received, one `pwritev`) and
 //! only then marked verified. A read is served only from chunks verified by this process, so no
 //! unverified byte ever reaches a reader (nor the partial file, which other processes read too).
@@ -11,8 +11,11 @@
 //! sidecar and references take the whole-file path in `fetch`.
 //!
 //! Throughput: each handle detects sequential reads and prefetches a window of chunks ahead that
-//! doubles on every new chunk up to [`MAX_PREFETCH_CHUNKS`], in runs of up to [`MAX_RUN_CHUNKS`]
-//! per request; the runs are concurrent tasks on the runtime. A verified chunk stays in memory
+//! doubles on every new chunk up to [`MAX_PREFETCH_CHUNKS`]; the chunks run as concurrent tasks
+//! on the runtime. One request per chunk, not one per run of chunks: measured on speed.sh row 1,
+//! 16 MiB ranges cost the server (ministack) twice the CPU per byte of 4 MiB ones and made the
+//! read slower, and a window of chunks in flight hides the per-request round trip. A verified
+//! chunk stays in memory
 //! (`Recent`, [`RECENT_BYTES`] across all files) until a read consumes its end, so the reader
 //! that waited for it copies it from there instead of reading it back from the partial file.
 //! Memory: every chunk in flight holds permits of one [`Semaphore`] of bytes shared by all open
@@ -45,11 +48,6 @@ pub const RANGED_BUDGET_BYTES: u64 = 64 << 20;
 
 /// Largest prefetch window of a sequential reader, in chunks (32 MiB with 4 MiB chunks).
 pub const MAX_PREFETCH_CHUNKS: u64 = 8;
-
-/// Most chunks fetched with one request (16 MiB with 4 MiB chunks): fewer, longer responses
-/// cost the server and the daemon less per byte. A sequential reader's window is refilled in
-/// runs of up to this many chunks.
-pub const MAX_RUN_CHUNKS: u64 = 4;
 
 /// Bound on verified chunk bytes kept in memory for the reads that follow, across all files.
 pub const RECENT_BYTES: u64 = 48 << 20;
@@ -127,8 +125,7 @@ struct InFlight {
 }
 
 impl InFlight {
-    /// Waits for `bytes` of budget (a u32: `fits` was checked at open, and runs stay within the
-    /// budget).
+    /// Waits for `bytes` of budget (a u32: one chunk, and `fits` was checked at open).
     async fn acquire(shared: &Arc<Shared>, bytes: u64) -> Option<InFlight> {
         let permit = shared.budget.clone().acquire_many_owned(bytes as u32).await.ok()?;
         let counters = &shared.counters;
@@ -468,7 +465,7 @@ impl LazyBlob {
             } else {
                 // The hint was wrong (see `partial`): fetch it like any missing chunk.
                 lock(&self.state).chunks[index] = ChunkState::Missing;
-                self.start(index as u64..=index as u64, 1);
+                self.start(index as u64..=index as u64);
             }
         }
     }
@@ -489,50 +486,28 @@ impl LazyBlob {
         self.sums.sha256.len() as u64
     }
 
-    /// Most chunks one request may fetch: [`MAX_RUN_CHUNKS`], less if the budget is smaller.
-    fn max_run(&self) -> usize {
-        let chunks_in_budget = self.shared.budget_bytes / self.sums.chunk_bytes.max(1);
-        chunks_in_budget.clamp(1, MAX_RUN_CHUNKS) as usize
-    }
-
-    /// Starts fetching the chunks of `range` not yet present or in flight, consecutive missing
-    /// ones together in runs of up to [`Self::max_run`] chunks. A run shorter than `min_run` is
-    /// left for a later call (a prefetch waits until it can ask for a long run), unless it ends
-    /// the file.
-    fn start(self: &Arc<Self>, range: RangeInclusive<u64>, min_run: usize) {
-        let max_run = self.max_run();
-        let min_run = min_run.clamp(1, max_run);
+    /// Starts fetching the chunks of `range` not yet present or in flight.
+    fn start(self: &Arc<Self>, range: RangeInclusive<u64>) {
         let mut state = lock(&self.state);
         if state.broken.is_some() {
             return;
         }
-        let chunks = state.chunks.len();
-        let mut runs: Vec<Range<usize>> = Vec::new();
-        let mut hinted = Vec::new();
         for index in range {
             // Bounded by the chunk count, itself a Vec length.
             let index = index as usize;
-            match state.chunks.get(index) {
-                Some(ChunkState::Missing | ChunkState::Failed(_)) => match runs.last_mut() {
-                    Some(run) if run.end == index && run.len() < max_run => run.end += 1,
-                    _ => runs.push(index..index + 1),
-                },
-                Some(ChunkState::Hinted) => hinted.push(index),
-                Some(ChunkState::InFlight | ChunkState::Verified) | None => {}
-            }
-        }
-        runs.retain(|run| run.len() >= min_run || run.end == chunks);
-        for index in hinted {
+            let hinted = match state.chunks.get(index) {
+                Some(ChunkState::Missing | ChunkState::Failed(_)) => false,
+                Some(ChunkState::Hinted) => true,
+                Some(ChunkState::InFlight | ChunkState::Verified) | None => continue,
+            };
             state.chunks[index] = ChunkState::InFlight;
             let blob = self.clone();
-            self.source.handle.spawn(async move { blob.fetch_hinted(index).await });
-        }
-        for run in runs {
-            for index in run.clone() {
-                state.chunks[index] = ChunkState::InFlight;
-            }
-            let blob = self.clone();
-            self.source.handle.spawn(async move { blob.fetch_run(run).await });
+            self.source.handle.spawn(async move {
+                match hinted {
+                    true => blob.fetch_hinted(index).await,
+                    false => blob.fetch_run(index..index + 1).await,
+                }
+            });
         }
     }
 
@@ -573,6 +548,7 @@ impl LazyBlob {
 
     /// Fetches the chunks of `run` with one request and finishes each of them: as soon as its
     /// last byte arrived and it was checked and written, or with the error that ended the run.
+    /// (Called with one chunk: see the module doc.)
     async fn fetch_run(self: Arc<Self>, run: Range<usize>) {
         let mut cutter = ChunkCutter::new(self.sums.clone(), run.clone());
         if let Err(err) = self.stream_run(&run, &mut cutter).await {
@@ -808,16 +784,15 @@ impl LazyHandle {
         let chunk_bytes = blob.sums.chunk_bytes;
         let (first, last) = (offset / chunk_bytes, (end - 1) / chunk_bytes);
         let ahead = self.advance(first, last);
-        blob.start(first..=last, 1);
+        blob.start(first..=last);
         if ahead > 0 {
-            // Usize: at most MAX_PREFETCH_CHUNKS.
-            blob.start(last + 1..=(last + ahead).min(blob.chunk_count() - 1), ahead as usize);
+            blob.start(last + 1..=(last + ahead).min(blob.chunk_count() - 1));
         }
         for index in first..=last {
             // One retry: a failure seen by another reader is retried once by this one.
             let index = index as usize;
             if let Err(err) = blob.wait(index) {
-                blob.start(index as u64..=index as u64, 1);
+                blob.start(index as u64..=index as u64);
                 if blob.wait(index).is_err() {
                     return Err(err);
                 }

@@ -809,7 +809,7 @@ fn a_corrupted_chunk_is_never_written_to_the_partial_file() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
     std::fs::set_permissions(&blob, perms).unwrap();
     std::fs::write(&blob, &tampered).unwrap();
-    // A sequential reader fetches chunks in runs: the bad chunk arrives amid good ones.
+    // A sequential reader has chunks after the bad one in flight too.
     let mut offset = 0;
     let err = loop {
         match read_at(&fs, f.fh, offset, 50_000) {
