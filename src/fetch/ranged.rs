@@ -204,10 +204,10 @@ impl Recent {
     }
 
     fn remove(&mut self, blob: u64, index: usize) {
-        if let Some(at) = self.chunks.iter().position(|(b, i, _)| (*b, *i) == (blob, index)) {
-            if let Some((_, _, old)) = self.chunks.remove(at) {
-                self.bytes -= old.len;
-            }
+        if let Some(at) = self.chunks.iter().position(|(b, i, _)| (*b, *i) == (blob, index))
+            && let Some((_, _, old)) = self.chunks.remove(at)
+        {
+            self.bytes -= old.len;
         }
     }
 
