@@ -20,7 +20,10 @@
 #
 # Environment: BENCH_DIR (default /tmp/artfs-speed), ARTFS_BIN, BENCH_BIG_MIB (1024),
 # BENCH_HUGE_MIB (4096), BENCH_SMALL_N (10000), BENCH_REPS (3), BENCH_LATENCY_MS (30),
-# BENCH_LATENCY_N (500), BENCH_BUCKET (artfs-speed), BENCH_MD (BENCHMARKS.md).
+# BENCH_LATENCY_N (500), BENCH_BUCKET (artfs-speed), BENCH_MD (BENCHMARKS.md),
+# BENCH_ROWS (all; `1`: row 1 only, printed but not written to BENCHMARKS.md),
+# BENCH_PERF (a path: after the repetitions, one more cold row-1 read of artfs under
+# `perf record -g` of the daemon, written there; read it with `perf report -i PATH`).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -30,6 +33,9 @@ BIG_MIB=${BENCH_BIG_MIB:-1024}
 HUGE_MIB=${BENCH_HUGE_MIB:-4096}
 SMALL_N=${BENCH_SMALL_N:-10000}
 REPS=${BENCH_REPS:-3}
+ROWS=${BENCH_ROWS:-all}
+[[ $ROWS == all || $ROWS == 1 ]] || { echo "speed.sh: BENCH_ROWS is 'all' or '1'" >&2; exit 1; }
+PERF_OUT=${BENCH_PERF:-}
 SMALL_KIB=16
 BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
 SECTION="## Speed (issue 5)"
@@ -81,21 +87,26 @@ DATA=$BENCH_DIR/data
 mkdir -p "$DATA/big" "$DATA/huge" "$DATA/small" "$BENCH_DIR/mnt"
 [[ $(stat -c %s "$DATA/big/big.bin" 2>/dev/null) == $((BIG_MIB << 20)) ]] ||
   head -c $((BIG_MIB << 20)) /dev/urandom >"$DATA/big/big.bin"
-[[ $(stat -c %s "$DATA/huge/huge.bin" 2>/dev/null) == $((HUGE_MIB << 20)) ]] ||
-  head -c $((HUGE_MIB << 20)) /dev/urandom >"$DATA/huge/huge.bin"
-if [[ $(find "$DATA/small" -type f | wc -l) != "$SMALL_N" ]]; then
-  rm -rf "$DATA/small" && mkdir -p "$DATA/small"
-  head -c $((SMALL_N * SMALL_KIB * 1024)) /dev/urandom |
-    split -b $((SMALL_KIB * 1024)) -a 5 -d - "$DATA/small/f"
+if [[ $ROWS == all ]]; then # row 1 needs only the big file
+  [[ $(stat -c %s "$DATA/huge/huge.bin" 2>/dev/null) == $((HUGE_MIB << 20)) ]] ||
+    head -c $((HUGE_MIB << 20)) /dev/urandom >"$DATA/huge/huge.bin"
+  if [[ $(find "$DATA/small" -type f | wc -l) != "$SMALL_N" ]]; then
+    rm -rf "$DATA/small" && mkdir -p "$DATA/small"
+    head -c $((SMALL_N * SMALL_KIB * 1024)) /dev/urandom |
+      split -b $((SMALL_KIB * 1024)) -a 5 -d - "$DATA/small/f"
+  fi
 fi
 A="$ARTFS_BIN --registry $REG -q"
-# Logging is idempotent: an unchanged directory returns the existing version.
-$A log big "$DATA/big" >/dev/null && $A log huge "$DATA/huge" >/dev/null && $A log small "$DATA/small" >/dev/null
 blob() { local h; h=$(md5sum "$1" | cut -c1-32); echo "registry/blobs/md5/${h:0:2}/${h:2}"; }
+# Logging is idempotent: an unchanged directory returns the existing version.
+$A log big "$DATA/big" >/dev/null
 BIG_KEY=$(blob "$DATA/big/big.bin")
-HUGE_KEY=$(blob "$DATA/huge/huge.bin")
-(cd "$DATA/small" && md5sum f*) | awk '{print "registry/blobs/md5/" substr($1,1,2) "/" substr($1,3)}' >"$BENCH_DIR/small-keys"
-ls "$DATA/small" | sed 's|^|small:v0/|' >"$BENCH_DIR/small-names"
+if [[ $ROWS == all ]]; then
+  $A log huge "$DATA/huge" >/dev/null && $A log small "$DATA/small" >/dev/null
+  HUGE_KEY=$(blob "$DATA/huge/huge.bin")
+  (cd "$DATA/small" && md5sum f*) | awk '{print "registry/blobs/md5/" substr($1,1,2) "/" substr($1,3)}' >"$BENCH_DIR/small-keys"
+  ls "$DATA/small" | sed 's|^|small:v0/|' >"$BENCH_DIR/small-names"
+fi
 
 # --- mounts -------------------------------------------------------------------------------------
 now() { date +%s.%N; }
@@ -142,11 +153,13 @@ cpu_delta() { echo "scale=2; $2 - $1" | bc -l | sed 's/^\./0./; s/^-\./-0./'; }
 read_small() { # $1: root, $2: list of relative paths, $3: files per `cat` (200); 8 parallel readers
   (cd "$1" && xargs -P 8 -n "${3:-200}" cat <"$2" >/dev/null)
 }
-head -n "$LATENCY_N" "$BENCH_DIR/small-names" >"$BENCH_DIR/latency-names"
-head -n "$LATENCY_N" "$BENCH_DIR/small-keys" >"$BENCH_DIR/latency-keys"
-python3 "$REPO/scripts/bench/latency-proxy.py" "$PROXY_PORT" 4566 "$LATENCY_MS" &
-PIDS+=("$!")
-for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PROXY_PORT/" && break; sleep 0.1; done
+if [[ $ROWS == all ]]; then
+  head -n "$LATENCY_N" "$BENCH_DIR/small-names" >"$BENCH_DIR/latency-names"
+  head -n "$LATENCY_N" "$BENCH_DIR/small-keys" >"$BENCH_DIR/latency-keys"
+  python3 "$REPO/scripts/bench/latency-proxy.py" "$PROXY_PORT" 4566 "$LATENCY_MS" &
+  PIDS+=("$!")
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$PROXY_PORT/" && break; sleep 0.1; done
+fi
 latency_round() { # row 2b for every tool, each through the delaying proxy, cold
   EP=http://127.0.0.1:$PROXY_PORT
   local mode
@@ -174,7 +187,13 @@ artfs_round() { # one repetition of 1-5 for artfs
   add artfs,seq,cold "$(timed cat "$MNT/big:v0/big.bin")"
   add artfs,seq,cpu,daemon "$(cpu_delta "$d0" "$(cpu_s "$DAEMON")")"
   add artfs,seq,cpu,server "$(cpu_delta "$s0" "$(cpu_s $SERVER_PIDS)")"
+  # After the last chunk the daemon checks the whole file's MD5 before it becomes a cache entry.
+  local cached=$BENCH_DIR/cache/v1/obj/md5/${BIG_KEY#registry/blobs/md5/} i
+  d0=$(cpu_s "$DAEMON")
+  for _ in $(seq 300); do [[ -f $cached ]] && break; sleep 0.1; done
+  add artfs,seq,cpu,publish "$(cpu_delta "$d0" "$(cpu_s "$DAEMON")")"
   add artfs,seq,warm "$(timed cat "$MNT/big:v0/big.bin")"
+  if [[ $ROWS == 1 ]]; then unmount "$BENCH_DIR/mnt/artfs"; return; fi
   drop; add artfs,small,cold "$(timed read_small "$MNT" "$BENCH_DIR/small-names")"
   add artfs,small,warm "$(timed read_small "$MNT" "$BENCH_DIR/small-names")"
   add artfs,rss "$(hwm_mib)"
@@ -182,8 +201,6 @@ artfs_round() { # one repetition of 1-5 for artfs
   stat "$MNT/huge:v0/huge.bin" >/dev/null; drop
   add artfs,rand,cold "$(timed dd if="$MNT/huge:v0/huge.bin" of=/dev/null bs=4096 count=1 skip="$OFFSET" iflag=skip_bytes status=none)"
   add artfs,rand,bytes "$(fetched "$BENCH_DIR/cache/v1/partial")"
-  local cached=$BENCH_DIR/cache/v1/obj/md5/${BIG_KEY#registry/blobs/md5/} i
-  for _ in $(seq 100); do [[ -f $cached ]] && break; sleep 0.2; done
   # Warm: mount and direct alternate which goes first, since a read can warm caches below the
   # VM for the one after it.
   for i in 1 2; do
@@ -206,6 +223,7 @@ peer_round() { # $1: s3fs or rclone
   "mount_$peer"
   drop; add "$peer,seq,cold" "$(timed cat "$MNT/$BIG_KEY")"
   add "$peer,seq,warm" "$(timed cat "$MNT/$BIG_KEY")"
+  if [[ $ROWS == 1 ]]; then unmount "$MNT"; return; fi
   drop; add "$peer,small,cold" "$(timed read_small "$MNT" "$BENCH_DIR/small-keys")"
   add "$peer,small,warm" "$(timed read_small "$MNT" "$BENCH_DIR/small-keys")"
   stat "$MNT/$HUGE_KEY" >/dev/null; drop
@@ -225,8 +243,17 @@ for rep in $(seq "$REPS"); do
   add curl,seq,cpu,server "$(cpu_delta "$s0" "$(cpu_s $SERVER_PIDS)")"
   add curl,seq,warm "$(timed curl -sf -o /dev/null "$ENDPOINT/$BUCKET/$BIG_KEY")"
   for peer in s3fs rclone; do peer_round "$peer"; done
-  latency_round
+  [[ $ROWS == 1 ]] || latency_round
 done
+if [[ -n $PERF_OUT ]]; then # not part of the medians: perf's own cost slows the read
+  note "profiling one cold row-1 read into $PERF_OUT"
+  mount_artfs; drop
+  perf record -q -g -p "$DAEMON" -o "$PERF_OUT" 2>"$BENCH_DIR/perf.log" & perf_pid=$!
+  sleep 1 # perf attaches to every thread first
+  cat "$MNT/big:v0/big.bin" >/dev/null
+  kill -INT "$perf_pid"; wait "$perf_pid" || true
+  unmount "$BENCH_DIR/mnt/artfs"
+fi
 # The raw samples go to stderr for the record; medians replace them.
 for k in "${!R[@]}"; do echo "samples $k:${R[$k]}"; done | sort >&2
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
@@ -240,15 +267,25 @@ mbs() { echo "scale=0; $BIG_MIB / ${R[$1,seq,$2]}" | bc -l; }
 ratio() { echo "scale=2; $2 / $1" | bc -l | sed 's/^\./0./'; } # time($2)/time($1): >1 means $1 faster
 mib() { [[ -n $1 ]] && echo "scale=2; $1 / 1048576" | bc -l | sed 's/^\./0./' || echo n/a; }
 ms() { echo "scale=1; $1 * 1000 / 1" | bc -l; }
-best_small_cold=$(printf '%s\n' "${R[s3fs,small,cold]}" "${R[rclone,small,cold]}" | sort -g | head -1)
-best_lat=$(printf '%s\n' "${R[s3fs,lat,cold]}" "${R[rclone,lat,cold]}" | sort -g | head -1)
-best_small_warm=$(printf '%s\n' "${R[s3fs,small,warm]}" "${R[rclone,small,warm]}" | sort -g | head -1)
-TABLE=$(cat <<EOF
+ROW1=$(cat <<EOF
 | measurement | artfs | curl | s3fs | rclone | ratio (target) |
 |---|---:|---:|---:|---:|---|
 | 1. ${BIG_MIB} MiB sequential, cold: s (MB/s) | ${R[artfs,seq,cold]} ($(mbs artfs cold)) | ${R[curl,seq,cold]} ($(mbs curl cold)) | ${R[s3fs,seq,cold]} ($(mbs s3fs cold)) | ${R[rclone,seq,cold]} ($(mbs rclone cold)) | vs curl $(ratio "${R[artfs,seq,cold]}" "${R[curl,seq,cold]}")× (≥ 1.0), vs s3fs $(ratio "${R[artfs,seq,cold]}" "${R[s3fs,seq,cold]}")× (≥ 1.3) |
 | 1. cold, CPU s spent: artfs daemon / server (for curl: server) | ${R[artfs,seq,cpu,daemon]} / ${R[artfs,seq,cpu,server]} | ${R[curl,seq,cpu,server]} (server) | – | – | daemon $(ratio "${R[artfs,seq,cpu,server]}" "${R[artfs,seq,cpu,daemon]}")× the server's own |
+| 1. cold, daemon CPU s after the read (whole-file MD5, publish) | ${R[artfs,seq,cpu,publish]} | – | – | – | – |
 | 1. ${BIG_MIB} MiB sequential, warm: s | ${R[artfs,seq,warm]} | ${R[curl,seq,warm]} | ${R[s3fs,seq,warm]} | ${R[rclone,seq,warm]} | vs curl $(ratio "${R[artfs,seq,warm]}" "${R[curl,seq,warm]}")×, vs s3fs $(ratio "${R[artfs,seq,warm]}" "${R[s3fs,seq,warm]}")× |
+EOF
+)
+if [[ $ROWS == 1 ]]; then
+  printf '\n%s\n' "$ROW1"
+  note "row 1 only (BENCH_ROWS=1): $BENCH_MD left as it is"
+  exit 0
+fi
+best_small_cold=$(printf '%s\n' "${R[s3fs,small,cold]}" "${R[rclone,small,cold]}" | sort -g | head -1)
+best_lat=$(printf '%s\n' "${R[s3fs,lat,cold]}" "${R[rclone,lat,cold]}" | sort -g | head -1)
+best_small_warm=$(printf '%s\n' "${R[s3fs,small,warm]}" "${R[rclone,small,warm]}" | sort -g | head -1)
+TABLE=$(cat <<EOF
+$ROW1
 | 2. ${SMALL_N} × ${SMALL_KIB} KiB, 8 readers, cold: s | ${R[artfs,small,cold]} | – | ${R[s3fs,small,cold]} | ${R[rclone,small,cold]} | vs better peer $(ratio "${R[artfs,small,cold]}" "$best_small_cold")× (≥ 2) |
 | 2. ${SMALL_N} × ${SMALL_KIB} KiB, 8 readers, warm: s | ${R[artfs,small,warm]} | – | ${R[s3fs,small,warm]} | ${R[rclone,small,warm]} | vs better peer $(ratio "${R[artfs,small,warm]}" "$best_small_warm")× |
 | 2b. ${LATENCY_N} × ${SMALL_KIB} KiB, 8 readers, cold, +${LATENCY_MS} ms per request: s | ${R[artfs-ra-on,lat,cold]} (readahead off: ${R[artfs-ra-off,lat,cold]}) | – | ${R[s3fs,lat,cold]} | ${R[rclone,lat,cold]} | vs better peer $(ratio "${R[artfs-ra-on,lat,cold]}" "$best_lat")×; readahead on vs off $(ratio "${R[artfs-ra-on,lat,cold]}" "${R[artfs-ra-off,lat,cold]}")× |

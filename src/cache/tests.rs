@@ -720,6 +720,26 @@ fn ten_thousand_small_fills() {
     }
 }
 
+#[test]
+fn a_chunk_written_in_pieces_lands_whole_whatever_the_pieces() {
+    let (_dir, cache) = open_cache(64 << 20);
+    // 2 MiB chunks: writes are cut at 256 KiB and 1024 pieces, here both mid-piece.
+    let content = some_content(4 << 20);
+    let partial = cache.partial(&md5_key(&content), content.len() as u64, 2).unwrap();
+    let (first, second) = content.split_at(2 << 20);
+    let tiny: Vec<&[u8]> = first.chunks(333).collect();
+    assert!(tiny.len() > 1024);
+    partial.write_chunk_parts(0, 0, &tiny).unwrap();
+    let mixed: Vec<&[u8]> =
+        [&second[..0], &second[..1], &second[1..300_001], &second[300_001..]].into();
+    partial.write_chunk_parts(1, 2 << 20, &mixed).unwrap();
+    let mut back = vec![0u8; content.len()];
+    partial.read_exact_at(&mut back, 0).unwrap();
+    assert!(back == content, "the file holds exactly the pieces, in order");
+    assert_eq!(partial.hints(), [true, true]);
+    assert_eq!(cache.stats().unwrap().partial_bytes, 4 << 20);
+}
+
 // ---- The layout shared with the `wandb` SDK --------------------------------------------------
 
 fn open_shared(max_bytes: u64) -> (tempfile::TempDir, BlobCache) {

@@ -796,6 +796,76 @@ fn a_corrupted_chunk_never_reaches_a_reader() {
     assert!(!fetcher.is_cached(&Entry::stored(md5_base64(&data), data.len() as u64)));
 }
 
+#[test]
+fn a_corrupted_chunk_is_never_written_to_the_partial_file() {
+    let env = Env::new();
+    let data = pattern(8 * TEST_CHUNK_BYTES as usize, 13);
+    let (_fetcher, fs, f) = open_lazy(&env, &data);
+    let blob = env.blob_file(&data);
+    let mut tampered = data.clone();
+    let bad = 3 * TEST_CHUNK_BYTES as usize;
+    tampered[bad + 100] ^= 0x01;
+    let mut perms = std::fs::metadata(&blob).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(&blob, perms).unwrap();
+    std::fs::write(&blob, &tampered).unwrap();
+    // A sequential reader has chunks after the bad one in flight too.
+    let mut offset = 0;
+    let err = loop {
+        match read_at(&fs, f.fh, offset, 50_000) {
+            Ok(got) => {
+                assert_eq!(got, data[offset as usize..offset as usize + got.len()]);
+                offset += got.len() as u64;
+            }
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(offset <= bad as u64);
+    // Reads after it still get good chunks (fetched in the same run or again).
+    let after = 5 * TEST_CHUNK_BYTES;
+    assert_eq!(
+        read_at(&fs, f.fh, after, 1000).unwrap(),
+        data[after as usize..after as usize + 1000]
+    );
+    assert_eq!(read_at(&fs, f.fh, bad as u64, 10).unwrap_err().errno(), libc::EIO);
+    let partial = partial_data_file(&env);
+    let on_disk = std::fs::read(&partial).unwrap();
+    let chunk = &on_disk[bad..bad + TEST_CHUNK_BYTES as usize];
+    assert!(chunk.iter().all(|b| *b == 0), "no byte of the bad chunk was written");
+    let map = std::fs::read(partial.with_extension("map")).unwrap();
+    assert_eq!(map[3], 0, "nor marked written: {map:?}");
+    fs.release(f.fh);
+}
+
+#[test]
+fn reads_of_any_size_across_chunks_get_the_bytes_from_memory_or_disk_alike() {
+    let env = Env::new();
+    let data = pattern(9 * TEST_CHUNK_BYTES as usize + 1234, 17);
+    let (fetcher, fs, f) = open_lazy(&env, &data);
+    // Odd sizes straddle every chunk boundary; a chunk read to its end leaves memory, so
+    // reading the file again serves the same bytes from the partial file.
+    for len in [50_000, 3 * TEST_CHUNK_BYTES as usize + 7, 4096] {
+        let mut out = Vec::new();
+        loop {
+            let got = read_at(&fs, f.fh, out.len() as u64, len).unwrap();
+            if got.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&got);
+        }
+        assert!(out == data, "{len}-byte reads");
+    }
+    // Backwards, chunk by chunk: not sequential, every chunk already verified.
+    for index in (0..10).rev() {
+        let at = index * TEST_CHUNK_BYTES as usize;
+        let got = read_at(&fs, f.fh, at as u64, 100).unwrap();
+        assert_eq!(got, data[at..at + 100]);
+    }
+    assert_eq!(fetcher.stats().bytes_fetched, data.len() as u64, "each chunk fetched once");
+    fs.release(f.fh);
+}
+
 /// The one partial data file of the cache (panics unless there is exactly one).
 fn partial_data_file(env: &Env) -> PathBuf {
     let files: Vec<PathBuf> = std::fs::read_dir(env.partial_dir())

@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde_json::Value;
@@ -269,6 +270,20 @@ pub trait BlobSource: Send + Sync + Debug {
         entry: &'a Entry,
         range: Range<u64>,
     ) -> SourceFuture<'a, Bytes>;
+
+    /// `range` of the entry as it arrives, in pieces of any size, so a reader can hash and
+    /// keep them without joining them first. By default one piece: the whole [`Self::range`].
+    fn range_stream<'a>(
+        &'a self,
+        path: &'a str,
+        entry: &'a Entry,
+        range: Range<u64>,
+    ) -> SourceFuture<'a, BlobStream> {
+        Box::pin(async move {
+            let bytes = self.range(path, entry, range).await?;
+            Ok(futures::stream::once(async { Ok(bytes) }).boxed())
+        })
+    }
 
     /// The entry's chunk checksums as the source stores them (a `store::chunks` sidecar's bytes),
     /// or `None` when it keeps none; the caller checks them against the manifest.

@@ -212,6 +212,19 @@ impl BlobSource for RegistryBlobs {
         })
     }
 
+    fn range_stream<'a>(
+        &'a self,
+        _path: &'a str,
+        entry: &'a Entry,
+        range: Range<u64>,
+    ) -> SourceFuture<'a, BlobStream> {
+        Box::pin(async move {
+            let key = Self::key_or_err(entry)?;
+            let stream = self.store.get_range_stream(&key, range).await?;
+            Ok(stream.map_err(SourceError::from).boxed())
+        })
+    }
+
     fn chunk_sums<'a>(
         &'a self,
         _path: &'a str,

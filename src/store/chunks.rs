@@ -42,10 +42,16 @@ impl ChunkSums {
 
     /// Whether `bytes` are chunk `index`.
     pub fn verify(&self, index: usize, bytes: &[u8]) -> bool {
+        self.matches(index, bytes.len() as u64, &Sha256::digest(bytes))
+    }
+
+    /// Whether `len` bytes with SHA-256 `sha256` are chunk `index`: the check of a reader that
+    /// hashed the bytes as they arrived.
+    pub fn matches(&self, index: usize, len: u64, sha256: &[u8]) -> bool {
         let want = self.range(index);
-        self.sha256.get(index).is_some_and(|h| {
-            bytes.len() as u64 == want.end - want.start && *h == hex::encode(Sha256::digest(bytes))
-        })
+        self.sha256
+            .get(index)
+            .is_some_and(|h| len == want.end - want.start && *h == hex::encode(sha256))
     }
 
     /// The sidecar's bytes, as stored beside the blob.
