@@ -23,7 +23,10 @@ def evict(path):
 
 for arg in sys.argv[1:]:
     if os.path.isdir(arg):
-        for root, _dirs, files in os.walk(arg):
+        for root, dirs, files in os.walk(arg):
+            # Never into a mount below (speed.sh keeps its FUSE mounts in BENCH_DIR): opening
+            # its files would fetch them, warming the very caches a cold run needs empty.
+            dirs[:] = [d for d in dirs if not os.path.ismount(os.path.join(root, d))]
             for name in files:
                 evict(os.path.join(root, name))
     else:
