@@ -544,3 +544,80 @@ fn a_large_wandb_entry_arrives_by_ranges_verified_whole_and_open_files_keep_thei
     // ... and a new open of the alias reads the new one.
     assert_eq!(std::fs::read(link.join("small.txt")).unwrap(), v1["small.txt"]);
 }
+
+#[test]
+fn wandb_artifact_references_read_their_target_entry_and_a_deleted_target_is_eio() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let target = tree(7);
+    let d0 = env.path("src0");
+    write_tree(&d0, &target);
+    sdk_log(&env, &server, &key, "log0", &d0, "");
+    let mut gone = Files::new();
+    gone.insert("g.txt".into(), b"soon deleted\n".to_vec());
+    let dg = env.path("gone");
+    write_tree(&dg, &gone);
+    let vars = [("FLOW_OP", "log"), ("FLOW_ARTIFACT", "gone"), ("FLOW_DIR", dg.to_str().unwrap())];
+    run_flow(&env, &server, &key, "wandb_source.py", "log-gone", &vars);
+    let mut own = Files::new();
+    own.insert("own.txt".into(), b"stored here\n".to_vec());
+    let d_own = env.path("own");
+    write_tree(&d_own, &own);
+
+    // The SDK writes `add_reference(used.get_entry(p))` as wandb-artifact://<hex id>/p.
+    let vars = [
+        ("FLOW_OP", "ref"),
+        ("FLOW_TARGET", "ds:v0"),
+        ("FLOW_PATHS", "a.bin,d/b.txt"),
+        ("FLOW_ARTIFACT", "refds"),
+        ("FLOW_DIR", d_own.to_str().unwrap()),
+    ];
+    let (logged, _) = run_flow(&env, &server, &key, "wandb_source.py", "ref", &vars);
+    for p in ["ref/a.bin", "ref/d/b.txt"] {
+        let r = logged["refs"][p].as_str().unwrap_or_default();
+        assert!(r.starts_with("wandb-artifact://") && r.ends_with(&p[4..]), "{p}: {logged}");
+    }
+    let vars = [
+        ("FLOW_OP", "ref"),
+        ("FLOW_TARGET", "gone:v0"),
+        ("FLOW_PATHS", "g.txt"),
+        ("FLOW_ARTIFACT", "refgone"),
+    ];
+    let (logged, _) = run_flow(&env, &server, &key, "wandb_source.py", "ref-gone", &vars);
+    let r = logged["refs"]["ref/g.txt"].as_str().unwrap_or_default();
+    assert!(r.starts_with("wandb-artifact://"), "{logged}");
+    let vars = [("FLOW_OP", "delete"), ("FLOW_ARTIFACT", "gone:v0")];
+    run_flow(&env, &server, &key, "wandb_source.py", "delete", &vars);
+
+    let mut want = own.clone();
+    want.insert("ref/a.bin".into(), target["a.bin"].clone());
+    want.insert("ref/d/b.txt".into(), target["d/b.txt"].clone());
+    let url = server.url();
+    let got = env.path("got");
+    ok(reader(
+        &env,
+        &url,
+        &key,
+        &["-q", "get", "acme/bikes/refds:v0", "--root", got.to_str().unwrap()],
+    ));
+    assert_eq!(read_tree(&got), want);
+
+    // A target the server no longer has: a clear `get` error, EIO in the mount, no bytes.
+    let bad = env.path("bad");
+    let get = ["get", "acme/bikes/refgone:v0", "--root", bad.to_str().unwrap()];
+    let err = fails(reader(&env, &url, &key, &get));
+    assert!(err.contains("ref/g.txt") && err.contains("wandb-artifact://"), "{err}");
+    assert!(!bad.join("ref/g.txt").exists());
+
+    let mnt = env.path("mnt");
+    let mut cmd = reader(&env, &url, &key, &[]);
+    cmd.env_remove("ARTFS_REGISTRY");
+    // A fresh cache: the mount fetches the targets itself.
+    cmd.env("ARTFS_CACHE_DIR", env.path("mount-cache"));
+    let m = crate::util::mount_with(cmd, &["--registry", &url, mnt.to_str().unwrap()]);
+    assert_eq!(read_tree(&m.join("acme/bikes/refds:v0")), want);
+    let err = std::fs::read(m.join("acme/bikes/refgone:v0/ref/g.txt")).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
+    drop(m);
+}

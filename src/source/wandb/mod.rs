@@ -13,6 +13,7 @@
 //! matched the manifest's MD5 (the fetcher's whole-file path); large files arrive by parallel
 //! ranged GETs so that this costs network speed, not round trips.
 
+mod artifact_refs;
 pub mod auth;
 pub mod client;
 pub mod queries;
@@ -35,6 +36,7 @@ use super::{
 };
 use crate::manifest::{ContentCheck, Entry};
 use crate::names::{CollectionPath, Selector};
+use artifact_refs::Redirect;
 pub use client::Client;
 
 /// Versions asked for per `ProjectArtifacts` page (the SDK's default is 50).
@@ -84,6 +86,9 @@ pub enum WandbError {
     BadUrl { what: String, reason: String },
     #[error("{0}")]
     NotFound(String),
+    /// A `wandb-artifact://` entry whose target cannot be read (see `artifact_refs`).
+    #[error("{0}")]
+    BrokenReference(String),
     #[error("{what}: the server sent {got} bytes where {expected} were asked for")]
     ShortRange { what: String, expected: u64, got: u64 },
 }
@@ -101,12 +106,17 @@ pub struct WandbSource {
     url: String,
     /// Collection → type name, learned from listings and resolutions (`ProjectArtifacts` needs it).
     types: Arc<Mutex<HashMap<CollectionPath, String>>>,
+    /// Per version, what its `wandb-artifact://` entries read instead (set on manifest load).
+    redirects: Redirects,
 }
+
+/// (collection, version) → manifest path → where its bytes come from.
+type Redirects = Arc<Mutex<HashMap<(CollectionPath, u32), Arc<HashMap<String, Redirect>>>>>;
 
 impl WandbSource {
     pub fn new(client: Client) -> WandbSource {
         let url = client.base().as_str().trim_end_matches('/').to_owned();
-        WandbSource { client, url, types: Arc::default() }
+        WandbSource { client, url, types: Arc::default(), redirects: Arc::default() }
     }
 
     /// A W&B base URL from `--registry`: `http(s)://host[/path]`, or `wandb://host` for https.
@@ -526,26 +536,61 @@ impl Catalog for WandbSource {
     ) -> SourceFuture<'a, Bytes> {
         Box::pin(async move {
             let label = format!("{c}:v{}", v.version);
-            Ok(self.manifest_wandb(&label, &v.locator).await?)
+            let json = self.manifest_wandb(&label, &v.locator).await?;
+            let Some((json, redirects)) = self.resolve_artifact_refs(&label, &json).await? else {
+                return Ok(json);
+            };
+            self.redirects
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert((c.clone(), v.version), Arc::new(redirects));
+            Ok(Bytes::from(json))
         })
     }
 
     fn blobs(&self, c: &CollectionPath, v: &VersionInfo) -> Arc<dyn BlobSource> {
-        Arc::new(WandbBlobSource(Arc::new(WandbBlobs {
-            client: self.client.clone(),
-            collection: c.clone(),
-            alias: format!("v{}", v.version),
-            label: format!("{c}:v{}", v.version),
-            urls: Mutex::default(),
-            by_name: AtomicUsize::new(0),
-            walked: tokio::sync::OnceCell::new(),
-        })))
+        Arc::new(WandbBlobSource {
+            blobs: Arc::new(self.version_blobs(c, v.version)),
+            key: (c.clone(), v.version),
+            redirects: self.redirects.clone(),
+        })
     }
 }
 
-/// [`WandbBlobs`] shared with the tasks of parallel downloads.
+impl WandbSource {
+    fn version_blobs(&self, c: &CollectionPath, version: u32) -> WandbBlobs {
+        WandbBlobs {
+            client: self.client.clone(),
+            collection: c.clone(),
+            alias: format!("v{version}"),
+            label: format!("{c}:v{version}"),
+            urls: Mutex::default(),
+            by_name: AtomicUsize::new(0),
+            walked: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+/// One version's [`WandbBlobs`] (shared with the tasks of parallel downloads), and where its
+/// `wandb-artifact://` entries read from once its manifest is loaded.
 #[derive(Debug)]
-pub struct WandbBlobSource(Arc<WandbBlobs>);
+pub struct WandbBlobSource {
+    blobs: Arc<WandbBlobs>,
+    key: (CollectionPath, u32),
+    redirects: Redirects,
+}
+
+impl WandbBlobSource {
+    /// The files and path `path` is read from: this version's, or a referenced entry's target.
+    fn route(&self, path: &str) -> Result<(Arc<WandbBlobs>, String), WandbError> {
+        let redirects = self.redirects.lock().unwrap_or_else(PoisonError::into_inner);
+        match redirects.get(&self.key).and_then(|r| r.get(path)) {
+            Some(Redirect::To { blobs, path }) => Ok((blobs.clone(), path.clone())),
+            Some(Redirect::Broken(reason)) => Err(WandbError::BrokenReference(reason.clone())),
+            None => Ok((self.blobs.clone(), path.to_owned())),
+        }
+    }
+}
 
 /// The stored files of one W&B version, by manifest path.
 #[derive(Debug)]
@@ -694,15 +739,16 @@ impl BlobSource for WandbBlobSource {
     fn locate(&self, path: &str, entry: &Entry) -> Option<String> {
         // Stored files only; every one of them is checked against its manifest digest.
         (!entry.is_reference() && !matches!(entry.content_check(), ContentCheck::None))
-            .then(|| format!("{}/{path}", self.0.label))
+            .then(|| format!("{}/{path}", self.blobs.label))
     }
 
     fn stream<'a>(&'a self, path: &'a str, entry: &'a Entry) -> SourceFuture<'a, BlobStream> {
         Box::pin(async move {
+            let (blobs, path) = self.route(path)?;
             let size = entry.size.unwrap_or(0);
             if size < PARALLEL_MIN_BYTES {
-                let what = format!("{}: file {path}", self.0.label);
-                let resp = self.0.get(path, None).await?;
+                let what = format!("{}: file {path}", blobs.label);
+                let resp = blobs.get(&path, None).await?;
                 let stream = resp.bytes_stream().map_err(move |source| {
                     SourceError::Wandb(WandbError::Unreachable {
                         what: what.clone(),
@@ -714,7 +760,7 @@ impl BlobSource for WandbBlobSource {
                 return Ok(stream.boxed());
             }
             // Large: ranges in parallel, delivered in order (at most RANGES_IN_FLIGHT in memory).
-            let this = WandbRanges { blobs: self.0.clone(), path: path.to_owned() };
+            let this = WandbRanges { blobs, path };
             let ranges: Vec<Range<u64>> = (0..size.div_ceil(RANGE_BYTES))
                 .map(|i| i * RANGE_BYTES..((i + 1) * RANGE_BYTES).min(size))
                 .collect();
@@ -737,7 +783,10 @@ impl BlobSource for WandbBlobSource {
         _entry: &'a Entry,
         range: Range<u64>,
     ) -> SourceFuture<'a, Bytes> {
-        Box::pin(async move { Ok(self.0.range_bytes(path, range).await?) })
+        Box::pin(async move {
+            let (blobs, path) = self.route(path)?;
+            Ok(blobs.range_bytes(&path, range).await?)
+        })
     }
 }
 
