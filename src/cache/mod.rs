@@ -1152,6 +1152,11 @@ impl<W: Write> FillWriter<W> {
 
 impl<W: Write> Write for FillWriter<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        // At most one buffer's worth per call: a `BufWriter` passes larger writes straight to
+        // the file, and a multi-MiB write into fresh page cache costs several times the system
+        // CPU of the same bytes in 256 KiB writes (large folios faulted on first touch; see
+        // BENCHMARKS "Speed, round 2"). `write_all` loops over short writes.
+        let buf = &buf[..buf.len().min(FILL_BUFFER_BYTES)];
         let result = self.sink.write(buf);
         let written = self.note(result)?;
         self.digest.update(&buf[..written]);
