@@ -422,17 +422,7 @@ impl BlobCache {
                 self.count_hit();
                 return Ok(blob);
             }
-            // (Unsealed is not reported when asking to hash; a fill would replace it anyway.)
-            Lookup::Missing | Lookup::Unsealed => None,
-            Lookup::WrongSize => {
-                let path = self.entry_path(key);
-                warn!(%key, path = %path.display(), ?size, "cache entry has the wrong size");
-                fs::symlink_metadata(&path).ok().map(|meta| meta.len())
-            }
-            Lookup::Corrupt(len) => {
-                self.remove_corrupt(key);
-                Some(len)
-            }
+            other => self.replaced_len(key, size, other),
         };
         self.count_miss();
         let blob = self.fill(key, verify, size, fetch)?;
@@ -462,16 +452,7 @@ impl BlobCache {
                 self.record_partial_bytes(-signed(freed));
                 return Ok(Adopted::AlreadyCached);
             }
-            Lookup::Missing | Lookup::Unsealed => None,
-            Lookup::WrongSize => {
-                let path = self.entry_path(key);
-                warn!(%key, path = %path.display(), "cache entry has the wrong size");
-                fs::symlink_metadata(&path).ok().map(|meta| meta.len())
-            }
-            Lookup::Corrupt(len) => {
-                self.remove_corrupt(key);
-                Some(len)
-            }
+            other => self.replaced_len(key, Some(partial.len()), other),
         };
         self.count_miss();
         // Bytes that move from partial files to entries: the data file's, if it is renamed.
@@ -646,6 +627,24 @@ impl BlobCache {
             debug!(path = %path.display(), %err, "cannot mark cache entry as used");
         }
         Ok(Lookup::Hit(CachedBlob { file, path, len: meta.len() }))
+    }
+
+    /// For a fill about to (re)place the entry of `key` after a `lookup` that was not a hit: the
+    /// size of the entry it replaces, for the running total (caller holds the key's lock).
+    fn replaced_len(&self, key: &CacheKey, size: Option<u64>, lookup: Lookup) -> Option<u64> {
+        match lookup {
+            // (Unsealed is not reported when asking to hash; a fill would replace it anyway.)
+            Lookup::Hit(_) | Lookup::Missing | Lookup::Unsealed => None,
+            Lookup::WrongSize => {
+                let path = self.entry_path(key);
+                warn!(%key, path = %path.display(), ?size, "cache entry has the wrong size");
+                fs::symlink_metadata(&path).ok().map(|meta| meta.len())
+            }
+            Lookup::Corrupt(len) => {
+                self.remove_corrupt(key);
+                Some(len)
+            }
+        }
     }
 
     /// Removes the corrupt shared-layout entry of `key` (caller holds the key's lock). A fill
