@@ -565,7 +565,9 @@ async fn get_object(
     };
     let meta = got.meta.clone();
     let owned_uri = uri.to_owned();
-    let stream = got.into_stream().map_err(move |e| store_err(&owned_uri, "reading", e)).boxed();
+    let stream = crate::store::body_stream(got)
+        .map_err(move |e| store_err(&owned_uri, "reading", e))
+        .boxed();
     Ok(match cut {
         Some(r) => (meta, slice_stream(stream, r.start, r.end - r.start)),
         None => (meta, stream),

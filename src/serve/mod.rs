@@ -17,6 +17,7 @@ pub mod ids;
 pub mod schema;
 mod web;
 
+use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -175,6 +176,14 @@ pub async fn serve(
     let app = http::router(shared);
     let io = |source| ServeError::Io { addr: addr.to_string(), source };
     let Some(tls) = tls else {
+        // Without TCP_NODELAY a response's headers and body, written apart, wait out the
+        // client's delayed ACK on a reused connection: 40 ms per small file on loopback. The
+        // TLS acceptor below sets it already.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!("cannot set TCP_NODELAY: {e}");
+            }
+        });
         return axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(io);
     };
     let handle = axum_server::Handle::new();
