@@ -166,3 +166,62 @@ impl DigestState {
         }
     }
 }
+
+/// Fills at least this large are hashed on a thread of their own, beside the writes.
+const BACKGROUND_HASH_MIN: u64 = 8 << 20;
+/// Pieces queued for the hashing thread (each at most one fill write, 256 KiB).
+const HASH_QUEUE: usize = 64;
+
+/// The running digest of a fill. Large fills hash on a thread of their own so that MD5
+/// (~1.5 s/GiB, one core) runs beside the network reads and file writes instead of after
+/// them, at the cost of one copy of each piece.
+pub(super) enum Digester {
+    Inline(DigestState),
+    Background {
+        pieces: std::sync::mpsc::SyncSender<Vec<u8>>,
+        done: std::thread::JoinHandle<DigestState>,
+    },
+}
+
+impl Digester {
+    pub(super) fn new(verify: &Verify, size: Option<u64>) -> Digester {
+        let state = DigestState::new(verify);
+        if matches!(state, DigestState::SizeOnly) || size.is_none_or(|s| s < BACKGROUND_HASH_MIN) {
+            return Digester::Inline(state);
+        }
+        let (pieces, queue) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_QUEUE);
+        let spawned = std::thread::Builder::new().name("artfs-hash".into()).spawn(move || {
+            let mut state = state;
+            for piece in queue {
+                state.update(&piece);
+            }
+            state
+        });
+        match spawned {
+            Ok(done) => Digester::Background { pieces, done },
+            Err(e) => {
+                tracing::debug!("no hashing thread ({e}); hashing inline");
+                Digester::Inline(DigestState::new(verify))
+            }
+        }
+    }
+
+    pub(super) fn update(&mut self, bytes: &[u8]) {
+        match self {
+            Digester::Inline(state) => state.update(bytes),
+            // The thread only ends once the sender is gone, so a send cannot fail.
+            Digester::Background { pieces, .. } => drop(pieces.send(bytes.to_vec())),
+        }
+    }
+
+    /// The digest of everything passed to `update`.
+    pub(super) fn finish(self) -> DigestState {
+        match self {
+            Digester::Inline(state) => state,
+            Digester::Background { pieces, done } => {
+                drop(pieces);
+                done.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            }
+        }
+    }
+}

@@ -58,8 +58,8 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, warn};
 
-use key::DigestState;
 pub use key::{CacheKey, Verify};
+use key::{DigestState, Digester};
 use layout::Seals;
 pub use layout::{Layout, sdk_cache_dir};
 use ledger::{Ledger, Pending};
@@ -684,7 +684,7 @@ impl BlobCache {
         })?;
 
         let mut writer =
-            FillWriter::new(BufWriter::with_capacity(FILL_BUFFER_BYTES, &temp.file), verify);
+            FillWriter::new(BufWriter::with_capacity(FILL_BUFFER_BYTES, &temp.file), verify, size);
         let fetched = fetch(&mut writer);
         let flushed = writer.flush();
         // A full disk usually surfaces through the fetcher as a generic write error.
@@ -1124,18 +1124,18 @@ impl Drop for FillGatePass<'_> {
 /// What the fetch closure writes into: counts and hashes the bytes, and remembers a full disk.
 struct FillWriter<W> {
     sink: W,
-    digest: DigestState,
+    digest: Digester,
     written: u64,
     disk_full: Option<io::Error>,
 }
 
 impl<W: Write> FillWriter<W> {
-    fn new(sink: W, verify: &Verify) -> Self {
-        Self { sink, digest: DigestState::new(verify), written: 0, disk_full: None }
+    fn new(sink: W, verify: &Verify, size: Option<u64>) -> Self {
+        Self { sink, digest: Digester::new(verify, size), written: 0, disk_full: None }
     }
 
     fn finish(self) -> (u64, DigestState) {
-        (self.written, self.digest)
+        (self.written, self.digest.finish())
     }
 
     fn note<T>(&mut self, result: io::Result<T>) -> io::Result<T> {

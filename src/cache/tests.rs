@@ -155,6 +155,23 @@ fn digest_mismatch_publishes_nothing() {
     assert_eq!(cache.stats().unwrap().entries, 0);
 }
 
+/// Fills large enough to be hashed on their own thread check the same digest.
+#[test]
+fn large_fills_hashed_beside_the_writes_publish_only_what_matches() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content: Vec<u8> = (0..9u32 << 20).map(|i| (i % 253) as u8).collect();
+    let key = md5_key(&content);
+    let size = Some(content.len() as u64);
+    let mut tampered = content.clone();
+    tampered[5 << 20] ^= 1;
+    let err =
+        cache.get_or_fill(&key, &key.default_verify(), size, write_all(&tampered)).unwrap_err();
+    assert!(matches!(err, CacheError::DigestMismatch { .. }), "{err:?}");
+    assert!(cache.get(&key).is_none());
+    let blob = cache.get_or_fill(&key, &key.default_verify(), size, write_all(&content)).unwrap();
+    assert_eq!(read_blob(&blob), content);
+}
+
 #[test]
 fn size_mismatch_publishes_nothing() {
     let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
@@ -190,7 +207,7 @@ fn full_disk_is_reported_as_disk_full() {
     let key = md5_key(b"x");
     // /dev/full fails every write with ENOSPC, like a full cache filesystem would.
     let device = fs::File::options().write(true).open("/dev/full").unwrap();
-    let mut writer = FillWriter::new(&device, &key.default_verify());
+    let mut writer = FillWriter::new(&device, &key.default_verify(), None);
     let fetched: Result<(), FetchError> = writer.write_all(b"data").map_err(Into::into);
     assert!(fetched.is_err());
     let source = writer.disk_full.take().unwrap();
