@@ -2,7 +2,7 @@
 //!
 //! Applies to blobs artfs stored with a chunk sidecar (`store::chunks`, every blob of more than
 //! one chunk). Each chunk is fetched with one ranged GET; the body is hashed as it streams in
-//! ([`ChunkCutter`], which cuts any range at chunk boundaries), and a chunk whose SHA-256
+//! ([`Receiving`], which keeps the pieces as they arrived), and a chunk whose SHA-256
 //! matches is written to the blob's [`PartialFile`] (its pieces as received, one `pwritev`) and
 //! only then marked verified. A read is served only from chunks verified by this process, so no
 //! unverified byte ever reaches a reader (nor the partial file, which other processes read too).
@@ -26,7 +26,7 @@
 //! fetch tasks run on the runtime, with hashing and disk writes in its blocking pool.
 
 use std::collections::{HashMap, VecDeque};
-use std::ops::{Range, RangeInclusive};
+use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -121,7 +121,8 @@ impl Counters {
 struct InFlight {
     shared: Arc<Shared>,
     bytes: u64,
-    permit: OwnedSemaphorePermit,
+    /// Released (returned to the budget) on drop.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl InFlight {
@@ -131,14 +132,7 @@ impl InFlight {
         let counters = &shared.counters;
         let now = counters.in_flight_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
         counters.peak_in_flight_bytes.fetch_max(now, Ordering::Relaxed);
-        Some(InFlight { shared: shared.clone(), bytes, permit })
-    }
-
-    /// Splits off `bytes` (one chunk of a run), to be released when that chunk is written.
-    fn split(&mut self, bytes: u64) -> Option<InFlight> {
-        let permit = self.permit.split(bytes as usize)?;
-        self.bytes -= bytes;
-        Some(InFlight { shared: self.shared.clone(), bytes, permit })
+        Some(InFlight { shared: shared.clone(), bytes, _permit: permit })
     }
 }
 
@@ -223,71 +217,40 @@ impl Recent {
     }
 }
 
-/// What a [`ChunkCutter`] hands on: one chunk of the run, complete, and whether it matched.
+/// One chunk's body as it arrives: its pieces, unjoined, and their running SHA-256.
 #[derive(Debug)]
-enum Cut {
-    Verified { index: usize, data: ChunkData },
-    Mismatch { index: usize },
-}
-
-/// Cuts the body of a run of chunks, arriving in pieces of any size, into its chunks and checks
-/// each against its SHA-256 as its bytes arrive, without joining them.
-#[derive(Debug)]
-struct ChunkCutter {
-    sums: Arc<ChunkSums>,
-    /// The chunk being received, and the end of the run.
-    next: usize,
-    end: usize,
+struct Receiving {
+    want: u64,
     parts: Vec<Bytes>,
     received: u64,
     hasher: Sha256,
 }
 
-impl ChunkCutter {
-    fn new(sums: Arc<ChunkSums>, run: Range<usize>) -> ChunkCutter {
-        ChunkCutter {
-            sums,
-            next: run.start,
-            end: run.end,
-            parts: Vec::new(),
-            received: 0,
-            hasher: Sha256::new(),
-        }
-    }
-
-    /// The first chunk not yet complete (the run's end once all are).
-    fn next(&self) -> usize {
-        self.next
+impl Receiving {
+    fn new(want: u64) -> Receiving {
+        Receiving { want, parts: Vec::new(), received: 0, hasher: Sha256::new() }
     }
 
     fn is_done(&self) -> bool {
-        self.next >= self.end
+        self.received >= self.want
     }
 
-    /// Takes the next piece of the body; appends the chunks it completes to `out`. Bytes past
-    /// the run's end are ignored.
-    fn push(&mut self, mut piece: Bytes, out: &mut Vec<Cut>) {
-        while !piece.is_empty() && !self.is_done() {
-            let range = self.sums.range(self.next);
-            let want = range.end - range.start;
-            let take = (want - self.received).min(piece.len() as u64) as usize;
-            let part = piece.split_to(take);
-            self.hasher.update(&part);
-            self.received += take as u64;
+    /// Takes the next piece of the body; bytes past the chunk's end are ignored.
+    fn push(&mut self, mut piece: Bytes) {
+        let take = (self.want - self.received).min(piece.len() as u64) as usize;
+        let part = piece.split_to(take);
+        self.hasher.update(&part);
+        self.received += take as u64;
+        if !part.is_empty() {
             self.parts.push(part);
-            if self.received == want {
-                let digest = std::mem::take(&mut self.hasher).finalize();
-                let index = self.next;
-                let parts = std::mem::take(&mut self.parts);
-                out.push(if self.sums.matches(index, want, &digest) {
-                    Cut::Verified { index, data: ChunkData { parts, len: want } }
-                } else {
-                    Cut::Mismatch { index }
-                });
-                self.next += 1;
-                self.received = 0;
-            }
         }
+    }
+
+    /// The chunk, if its digest matches `index`'s sum in `sums`.
+    fn verified(self, sums: &ChunkSums, index: usize) -> Option<ChunkData> {
+        let digest = self.hasher.finalize();
+        sums.matches(index, self.want, &digest)
+            .then_some(ChunkData { parts: self.parts, len: self.want })
     }
 }
 
@@ -505,7 +468,7 @@ impl LazyBlob {
             self.source.handle.spawn(async move {
                 match hinted {
                     true => blob.fetch_hinted(index).await,
-                    false => blob.fetch_run(index..index + 1).await,
+                    false => blob.fetch(index).await,
                 }
             });
         }
@@ -542,86 +505,66 @@ impl LazyBlob {
         if matches!(reverified, Ok(true)) {
             self.finish(index, Ok(()));
         } else {
-            self.fetch_run(index..index + 1).await;
+            self.fetch(index).await;
         }
     }
 
-    /// Fetches the chunks of `run` with one request and finishes each of them: as soon as its
-    /// last byte arrived and it was checked and written, or with the error that ended the run.
-    /// (Called with one chunk: see the module doc.)
-    async fn fetch_run(self: Arc<Self>, run: Range<usize>) {
-        let mut cutter = ChunkCutter::new(self.sums.clone(), run.clone());
-        if let Err(err) = self.stream_run(&run, &mut cutter).await {
-            let err = Arc::new(err);
-            for index in cutter.next()..run.end {
-                self.finish(index, Err(err.clone()));
-            }
+    /// Fetches chunk `index` with one request, checks it, and stores it or finishes it with
+    /// the error.
+    async fn fetch(self: Arc<Self>, index: usize) {
+        match self.receive(index).await {
+            Ok((data, held)) => self.store(index, data, held),
+            Err(err) => self.finish(index, Err(Arc::new(err))),
         }
     }
 
-    async fn stream_run(
-        self: &Arc<Self>,
-        run: &Range<usize>,
-        cutter: &mut ChunkCutter,
-    ) -> Result<(), RangedError> {
+    /// Chunk `index`'s verified bytes, holding their share of the memory budget.
+    async fn receive(self: &Arc<Self>, index: usize) -> Result<(ChunkData, InFlight), RangedError> {
         let blob = &self.source.blob_key;
-        let range = self.sums.range(run.start).start..self.sums.range(run.end - 1).end;
-        let Some(mut in_flight) = InFlight::acquire(&self.shared, range.end - range.start).await
-        else {
-            return Err(RangedError::Lost { blob: blob.clone(), index: run.start });
+        let range = self.sums.range(index);
+        let Some(held) = InFlight::acquire(&self.shared, range.end - range.start).await else {
+            return Err(RangedError::Lost { blob: blob.clone(), index });
         };
         let health = &self.source.health;
-        let stalled =
-            |index| RangedError::Stalled { blob: blob.clone(), index, after: health.hold() };
+        let stalled = || RangedError::Stalled { blob: blob.clone(), index, after: health.hold() };
         if health.stalled_since().is_some() {
-            return Err(stalled(run.start));
+            return Err(stalled());
         }
-        let source = |index, source| RangedError::Source { blob: blob.clone(), index, source };
+        let source = |source| RangedError::Source { blob: blob.clone(), index, source };
+        let mut chunk = Receiving::new(range.end - range.start);
         let request = self.source.blobs.range_stream(&self.source.path, &self.source.entry, range);
         let mut body = match tokio::time::timeout(self.source.stall, request).await {
             Ok(body) => {
                 health.answered();
-                body.map_err(|e| source(run.start, e))?
+                body.map_err(source)?
             }
             Err(_) => {
                 health.timed_out();
-                return Err(stalled(run.start));
+                return Err(stalled());
             }
         };
-        let mut cuts = Vec::new();
-        while !cutter.is_done() {
-            // A stall is no data for a while, however long the whole run takes.
+        while !chunk.is_done() {
+            // A stall is no data for a while, however long the whole chunk takes.
             let piece = match tokio::time::timeout(self.source.stall, body.next()).await {
-                Ok(Some(piece)) => piece.map_err(|e| source(cutter.next(), e))?,
-                Ok(None) => {
-                    return Err(RangedError::Short { blob: blob.clone(), index: cutter.next() });
-                }
+                Ok(Some(piece)) => piece.map_err(source)?,
+                Ok(None) => return Err(RangedError::Short { blob: blob.clone(), index }),
                 Err(_) => {
                     health.timed_out();
-                    return Err(stalled(cutter.next()));
+                    return Err(stalled());
                 }
             };
             self.shared.counters.add_fetched(piece.len() as u64);
-            cutter.push(piece, &mut cuts);
-            for cut in cuts.drain(..) {
-                match cut {
-                    Cut::Verified { index, data } => {
-                        let held = in_flight.split(data.len);
-                        self.store(index, data, held);
-                    }
-                    Cut::Mismatch { index } => {
-                        let err = RangedError::ChunkMismatch { blob: blob.clone(), index };
-                        self.finish(index, Err(Arc::new(err)));
-                    }
-                }
-            }
+            chunk.push(piece);
         }
-        Ok(())
+        match chunk.verified(&self.sums, index) {
+            Some(data) => Ok((data, held)),
+            None => Err(RangedError::ChunkMismatch { blob: blob.clone(), index }),
+        }
     }
 
     /// Writes a verified chunk to the partial file (the blocking pool), keeps it in memory for
     /// the reads that follow, and only then marks it verified; `held` is released once written.
-    fn store(self: &Arc<Self>, index: usize, data: ChunkData, held: Option<InFlight>) {
+    fn store(self: &Arc<Self>, index: usize, data: ChunkData, held: InFlight) {
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let offset = me.sums.range(index).start;
@@ -842,46 +785,33 @@ mod tests {
     }
 
     #[test]
-    fn a_run_is_cut_and_checked_per_chunk_whatever_the_pieces() {
+    fn a_chunk_is_checked_whatever_its_pieces_and_bytes_past_it_are_ignored() {
         let data: Vec<u8> = (0..13_288u32).map(|i| (i * 31 % 251) as u8).collect();
         let sums = sums_of(&data, 4096);
         assert_eq!(sums.sha256.len(), 4);
-        // Chunks 1..4 of the file, with chunk 2 corrupted, arriving in pieces that straddle
-        // every chunk boundary, then bytes past the run.
-        let mut body = data[4096..].to_vec();
-        body[2 * 4096 - 4096 + 17] ^= 1;
-        body.extend_from_slice(b"trailing");
-        for piece_len in [1, 999, 4096, 5000, body.len()] {
-            let mut cutter = ChunkCutter::new(sums.clone(), 1..4);
-            let mut cuts = Vec::new();
-            for piece in body.chunks(piece_len) {
-                cutter.push(Bytes::copy_from_slice(piece), &mut cuts);
-            }
-            assert!(cutter.is_done());
-            assert_eq!(cuts.len(), 3, "{piece_len}: {cuts:?}");
-            match &cuts[0] {
-                Cut::Verified { index: 1, data: got } => assert_eq!(joined(got), data[4096..8192]),
-                other => panic!("{piece_len}: {other:?}"),
-            }
-            assert!(matches!(cuts[1], Cut::Mismatch { index: 2 }), "{piece_len}: {:?}", cuts[1]);
-            match &cuts[2] {
-                Cut::Verified { index: 3, data: got } => assert_eq!(joined(got), data[12_288..]),
-                other => panic!("{piece_len}: {other:?}"),
+        for (index, range) in [(1, 4096..8192), (3, 12_288..13_288)] {
+            let mut body = data[range.clone()].to_vec();
+            body.extend_from_slice(b"trailing");
+            let mut corrupt = body.clone();
+            corrupt[17] ^= 1;
+            for piece_len in [1, 999, 4096, 5000] {
+                let receive = |body: &[u8]| {
+                    let mut chunk = Receiving::new((range.end - range.start) as u64);
+                    for piece in body.chunks(piece_len) {
+                        chunk.push(Bytes::copy_from_slice(piece));
+                    }
+                    assert!(chunk.is_done());
+                    chunk.verified(&sums, index)
+                };
+                let got = receive(&body).unwrap_or_else(|| panic!("{index} {piece_len}"));
+                assert_eq!(joined(&got), data[range.clone()], "{index} {piece_len}");
+                assert!(receive(&corrupt).is_none(), "{index} {piece_len}: corrupt accepted");
             }
         }
-    }
-
-    #[test]
-    fn a_short_body_leaves_the_rest_of_the_run_incomplete() {
-        let data = vec![9u8; 3 * 4096];
-        let sums = sums_of(&data, 4096);
-        let mut cutter = ChunkCutter::new(sums, 0..3);
-        let mut cuts = Vec::new();
-        cutter.push(Bytes::copy_from_slice(&data[..4096 + 100]), &mut cuts);
-        assert!(matches!(cuts[..], [Cut::Verified { index: 0, .. }]), "{cuts:?}");
-        // What `fetch_run` fails with the stream's error: chunk 1 onwards.
-        assert!(!cutter.is_done());
-        assert_eq!(cutter.next(), 1);
+        // A body that ends early is not done (`receive` fails it as short).
+        let mut chunk = Receiving::new(4096);
+        chunk.push(Bytes::copy_from_slice(&data[..100]));
+        assert!(!chunk.is_done());
     }
 
     #[test]
