@@ -1,45 +1,33 @@
 //! `ArtifactFs` without a mount: a temporary registry and cache, requests as method calls.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
-use tokio::runtime::Runtime;
-
 use super::*;
 use crate::cache::BlobCache;
-use crate::manifest::{Entry, Manifest, md5_base64};
-use crate::registry::{LogRequest, Registry, VersionRecord};
+use crate::manifest::{Entry, md5_base64};
+use crate::registry::VersionRecord;
+use crate::registry::testing::TempRegistry;
 use crate::source::registry::RegistrySource;
-use crate::store::{Store, cloud::Clouds};
 
-struct Env {
-    dir: TempDir,
-    runtime: Runtime,
-    registry: Registry,
+/// A temporary registry (its `dir`, `runtime` and `registry`), and the filesystems over it.
+struct Env(TempRegistry);
+
+impl std::ops::Deref for Env {
+    type Target = TempRegistry;
+    fn deref(&self) -> &TempRegistry {
+        &self.0
+    }
 }
 
 impl Env {
     fn new() -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let reg_dir = dir.path().join("registry");
-        let store = Store::open(reg_dir.to_str().unwrap(), &Clouds::default()).unwrap();
-        Env { dir, runtime, registry: Registry::new(store) }
+        Env(TempRegistry::default())
     }
 
     /// The registry as the filesystem sees it.
     fn catalog(&self) -> Arc<dyn Catalog> {
         Arc::new(RegistrySource::new(self.registry.clone()))
-    }
-
-    fn registry_dir(&self) -> PathBuf {
-        self.dir.path().join("registry").canonicalize().unwrap()
     }
 
     fn cache(&self) -> BlobCache {
@@ -112,35 +100,7 @@ impl Env {
         aliases: &[&str],
         chunk_bytes: Option<u64>,
     ) -> u32 {
-        let src = tempfile::tempdir_in(self.dir.path()).unwrap();
-        let mut manifest = Manifest::default();
-        let mut sources = HashMap::new();
-        for (i, (path, bytes)) in files.iter().enumerate() {
-            let file = src.path().join(i.to_string());
-            std::fs::write(&file, bytes).unwrap();
-            let stamp = crate::store::FileStamp::of(&std::fs::metadata(&file).unwrap());
-            let chunks = chunk_bytes.map(|n| {
-                let mut hasher = crate::store::chunks::ChunkHasher::new(n);
-                hasher.update(bytes);
-                hasher.finish()
-            });
-            let entry = Entry::stored(md5_base64(bytes), bytes.len() as u64);
-            let entry = crate::store::chunks::bound(entry, chunks.as_ref());
-            manifest.contents.insert(path.to_string(), entry);
-            let check = crate::store::UploadCheck::of(bytes);
-            let source = crate::store::UploadSource { path: file, stamp, check, chunks };
-            sources.insert(path.to_string(), source);
-        }
-        let req = LogRequest {
-            collection: collection(name),
-            artifact_type: "dataset".into(),
-            description: None,
-            metadata: None,
-            aliases: aliases.iter().map(|a| a.to_string()).collect(),
-            manifest,
-            sources,
-        };
-        self.runtime.block_on(self.registry.log(&req, &())).unwrap().version
+        self.0.log(&collection(name), files, aliases, chunk_bytes)
     }
 
     fn record(&self, name: &str, version: u32) -> VersionRecord {

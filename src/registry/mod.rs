@@ -24,6 +24,8 @@ pub mod log;
 pub mod marker;
 pub mod parts;
 pub mod runs;
+#[cfg(test)]
+pub mod testing;
 
 use std::collections::HashSet;
 use std::time::Duration;

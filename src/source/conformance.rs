@@ -8,11 +8,10 @@
 //! a W&B server does not keep) and one file that is only ever read through the cache, so it can
 //! be tampered with last.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
-use tokio::runtime::Runtime;
 
 use super::registry::RegistrySource;
 use super::wandb::{Client, WandbSource, auth::ApiKey};
@@ -20,11 +19,10 @@ use super::{BlobSource, Catalog, SourceError};
 use crate::cache::{BlobCache, CacheError};
 use crate::fetch::{FetchError, Fetcher};
 use crate::http::NetConfig;
-use crate::manifest::{Entry, Manifest, md5_base64};
+use crate::manifest::{Entry, md5_base64};
 use crate::names::{CollectionPath, Selector};
-use crate::registry::{LogRequest, Registry};
-use crate::store::chunks::{self, ChunkHasher, ChunkSums};
-use crate::store::{FileStamp, Store, UploadCheck, UploadSource, cloud::Clouds};
+use crate::registry::testing::TempRegistry;
+use crate::store::chunks::{self, ChunkSums};
 
 /// Chunk size of the fixture's sidecar: small, so the chunked file stays small.
 const CHUNK_BYTES: u64 = 4096;
@@ -43,24 +41,20 @@ fn bytes(seed: u8, len: usize) -> Vec<u8> {
 type Files = BTreeMap<String, Vec<u8>>;
 
 struct Fixture {
-    dir: tempfile::TempDir,
-    runtime: Runtime,
-    registry: Registry,
+    reg: TempRegistry,
     v0: Files,
     v1: Files,
 }
 
+impl std::ops::Deref for Fixture {
+    type Target = TempRegistry;
+    fn deref(&self) -> &TempRegistry {
+        &self.reg
+    }
+}
+
 impl Fixture {
     fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let reg_dir = dir.path().join("registry");
-        let store = Store::open(reg_dir.to_str().unwrap(), &Clouds::default()).unwrap();
-        let registry = Registry::new(store);
         let v0: Files = [
             ("a.txt".to_owned(), b"first\n".to_vec()),
             ("d/b.bin".to_owned(), bytes(1, 5000)),
@@ -73,7 +67,7 @@ impl Fixture {
             (TAMPERED.to_owned(), bytes(3, 2000)),
         ]
         .into();
-        let f = Fixture { dir, runtime, registry, v0, v1 };
+        let f = Fixture { reg: TempRegistry::default(), v0, v1 };
         f.log("ds", &f.v0, &["best"], false);
         f.log("ds", &f.v1, &[], true);
         f.log("other", &[("x".to_owned(), b"x".to_vec())].into(), &[], false);
@@ -81,33 +75,9 @@ impl Fixture {
     }
 
     fn log(&self, name: &str, files: &Files, aliases: &[&str], chunked: bool) {
-        let src = tempfile::tempdir_in(self.dir.path()).unwrap();
-        let mut manifest = Manifest::default();
-        let mut sources = HashMap::new();
-        for (i, (path, data)) in files.iter().enumerate() {
-            let file = src.path().join(i.to_string());
-            std::fs::write(&file, data).unwrap();
-            let stamp = FileStamp::of(&std::fs::metadata(&file).unwrap());
-            let sums = (chunked && data.len() as u64 > CHUNK_BYTES).then(|| {
-                let mut hasher = ChunkHasher::new(CHUNK_BYTES);
-                hasher.update(data);
-                hasher.finish()
-            });
-            let entry = Entry::stored(md5_base64(data), data.len() as u64);
-            manifest.contents.insert(path.clone(), chunks::bound(entry, sums.as_ref()));
-            let check = UploadCheck::of(data);
-            sources.insert(path.clone(), UploadSource { path: file, stamp, check, chunks: sums });
-        }
-        let req = LogRequest {
-            collection: collection(name),
-            artifact_type: "dataset".into(),
-            description: None,
-            metadata: None,
-            aliases: aliases.iter().map(|a| a.to_string()).collect(),
-            manifest,
-            sources,
-        };
-        self.runtime.block_on(self.registry.log(&req, &())).unwrap();
+        let files: Vec<(&str, &[u8])> =
+            files.iter().map(|(p, d)| (p.as_str(), d.as_slice())).collect();
+        self.reg.log(&collection(name), &files, aliases, chunked.then_some(CHUNK_BYTES));
     }
 
     /// The registry as a source.
@@ -286,7 +256,7 @@ fn check_tampered(f: &Fixture, src: &Arc<dyn Catalog>, cache_dir: &str) {
 /// The registry file of the blob of `data`.
 fn blob_file(f: &Fixture, data: &[u8]) -> std::path::PathBuf {
     let key = crate::registry::blob_key(&md5_base64(data)).unwrap();
-    f.dir.path().join("registry").join(key)
+    f.registry_dir().join(key)
 }
 
 #[test]
