@@ -9,8 +9,12 @@ impl App {
     pub(super) async fn gc(&self, grace: &str) -> Result<()> {
         let grace = parse_duration(grace)?;
         let r = self.registry().await?.gc(grace).await?;
+        let rounds = match r.rounds_deleted {
+            0 => String::new(),
+            n => format!(", and the records of {}", count(n as usize, "finished parallel round")),
+        };
         println!(
-            "deleted {}, {} and {} ({}); kept {} younger than the grace period",
+            "deleted {}, {} and {} ({}){rounds}; kept {} younger than the grace period",
             count(r.blobs_deleted as usize, "blob"),
             count(r.manifests_deleted as usize, "manifest"),
             count(r.temp_deleted as usize, "abandoned temporary file"),

@@ -139,6 +139,8 @@ pub struct GcReport {
     pub kept_young: u64,
     /// Temporary objects of interrupted or killed writers (`…#…` names), counted in bytes too.
     pub temp_deleted: u64,
+    /// Records of parallel groups' finished rounds (`parts/`), all but each group's newest.
+    pub rounds_deleted: u64,
 }
 
 /// A log request: the manifest to publish and where its stored entries' bytes come from.
@@ -973,7 +975,10 @@ impl Registry {
         };
         // Versions still being written: a parallel group's parts and `artfs serve` drafts. One
         // whose manifest is gone cannot be finished anyway, so it does not stop gc.
-        let mut pending: HashSet<String> = self.open_part_manifests().await?.into_iter().collect();
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        let parts = self.parts_census(cutoff).await?;
+        let mut pending: HashSet<String> = parts.open_manifests.into_iter().collect();
         pending.extend(self.pending_draft_manifests().await?);
         let entities = level("collections".into()).await?;
         if entities.is_empty()
@@ -1035,8 +1040,6 @@ impl Registry {
             temps.extend(self.store.list_temporary(dir).await?);
         }
 
-        let cutoff =
-            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
         let mut report = GcReport::default();
         for l in blobs {
             if live_blobs.contains(&l.key) {
@@ -1078,6 +1081,10 @@ impl Registry {
             report.temp_deleted += 1;
             report.bytes_deleted += l.size;
         }
+        for key in &parts.deletable {
+            self.store.delete(key).await?;
+        }
+        report.rounds_deleted = parts.rounds;
         Ok(report)
     }
 }

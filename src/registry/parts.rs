@@ -92,6 +92,23 @@ pub struct Finished {
     pub error: Option<String>,
 }
 
+/// The round prefix of a key below `parts/`
+/// (`parts/<entity>/<project>/<name>/<group hash>/<round>/…`), and its group's prefix.
+fn round_of(key: &str) -> Option<(&str, &str)> {
+    let n = key.match_indices('/').nth(5).map(|(i, _)| i)?;
+    Some((&key[..n], key[..n].rsplit_once('/')?.0))
+}
+
+/// What `gc` learns from `parts/` ([`Registry::parts_census`]).
+#[derive(Debug, Default)]
+pub(super) struct PartsCensus {
+    pub open_manifests: Vec<String>,
+    /// Objects of old finished rounds, each round's finish record after its other objects.
+    pub deletable: Vec<String>,
+    /// How many rounds those are.
+    pub rounds: u64,
+}
+
 /// Where one group of one collection lives.
 fn group_prefix(c: &CollectionPath, group: &str) -> String {
     let h = hex::encode(sha2::Sha256::digest(group.as_bytes()));
@@ -188,17 +205,42 @@ impl Registry {
         }
     }
 
-    /// The manifests of every part in a round that is not finished yet: `gc` keeps them (and
-    /// their blobs) however old, since a group may take hours or days to be finished.
-    pub(super) async fn open_part_manifests(&self) -> Result<Vec<String>, RegistryError> {
+    /// What `gc` needs from `parts/`, read in one listing:
+    /// - the manifests of every part in a round that is not finished yet, which `gc` keeps (and
+    ///   their blobs) however old, since a group may take hours or days to be finished;
+    /// - the objects of finished rounds that can go: every round of a group but its newest
+    ///   (which `open_round` numbers the next from), finished before `cutoff`. The finish
+    ///   record comes last in the list, so an interrupted deletion leaves the round finished.
+    pub(super) async fn parts_census(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<PartsCensus, RegistryError> {
         let listed = self.store.list("parts").await?;
-        // `…/<round>/finished.json` and `…/<round>/parts/<unique>.json`, by round prefix.
-        let finished: std::collections::HashSet<&str> =
-            listed.iter().filter_map(|l| l.key.strip_suffix("/finished.json")).collect();
-        let mut out = Vec::new();
+        let finished: BTreeMap<&str, DateTime<Utc>> = listed
+            .iter()
+            .filter_map(|l| Some((l.key.strip_suffix("/finished.json")?, l.last_modified)))
+            .collect();
+        let mut newest: BTreeMap<&str, &str> = BTreeMap::new();
         for l in &listed {
-            let Some((round, _)) = l.key.rsplit_once("/parts/") else { continue };
-            if finished.contains(round) {
+            if let Some((round, group)) = round_of(&l.key) {
+                let n = newest.entry(group).or_insert(round);
+                *n = (*n).max(round);
+            }
+        }
+        let mut census = PartsCensus::default();
+        let mut records = Vec::new();
+        for l in &listed {
+            let Some((round, group)) = round_of(&l.key) else { continue };
+            if let Some(&at) = finished.get(round) {
+                if at < cutoff && newest.get(group) != Some(&round) {
+                    match l.key.ends_with("/finished.json") {
+                        true => records.push(l.key.clone()),
+                        false => census.deletable.push(l.key.clone()),
+                    }
+                }
+                continue;
+            }
+            if !l.key[round.len()..].starts_with("/parts/") {
                 continue;
             }
             let bytes = self.store.get_opt(&l.key).await?;
@@ -207,9 +249,11 @@ impl Registry {
             let part: Part = serde_json::from_slice(&bytes).map_err(|e| {
                 RegistryError::Unsafe(format!("the part {} cannot be read: {e}", l.key))
             })?;
-            out.extend(part.manifest);
+            census.open_manifests.extend(part.manifest);
         }
-        Ok(out)
+        census.rounds = records.len() as u64;
+        census.deletable.extend(records);
+        Ok(census)
     }
 
     /// The newest seal of a round (`None`: not sealed).
@@ -561,6 +605,24 @@ mod tests {
         // Finished: the parts' own manifests are no longer needed, the version's blobs are.
         let report = reg.gc(Duration::ZERO).await.unwrap();
         assert_eq!((report.blobs_deleted, report.manifests_deleted), (0, 2), "{report:?}");
+        // The group's newest round stays (the next is numbered from it); older finished ones go.
+        assert_eq!(report.rounds_deleted, 0);
+        let rounds = async || {
+            let mut r: Vec<String> = (reg.store.list("parts").await.unwrap().into_iter())
+                .filter_map(|l| Some(l.key.split('/').nth(5)?.to_owned()))
+                .collect();
+            r.dedup();
+            r
+        };
+        assert_eq!(rounds().await, ["0000000000"]);
+        let m = stored(&reg, "s9.txt", b"shard 9").await;
+        assert_eq!(reg.add_part(&c, &part("g", &[]), Some(&m), None).await.unwrap(), 1);
+        assert_eq!(reg.gc(Duration::from_secs(3600)).await.unwrap().rounds_deleted, 0, "young");
+        reg.finish_parts(&c, "g", None, None, None).await.unwrap();
+        let report = reg.gc(Duration::ZERO).await.unwrap();
+        assert_eq!(report.rounds_deleted, 1, "{report:?}");
+        assert_eq!(rounds().await, ["0000000001"]);
+        assert_eq!(reg.open_round(&c, "g").await.unwrap(), 2);
     }
 
     /// Seals `round` of group `g` as a finisher `holder` that then vanished without a finish.
