@@ -69,6 +69,11 @@ pub const VERSION_TTL: Duration = Duration::from_secs(24 * 3600);
 /// Default age after which registry listings and alias targets are read again.
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
+/// A name looked up but missing from listings or versions older than this is read again
+/// once: a version logged a moment ago is there by name at once, not after the refresh
+/// interval, while a burst of lookups of missing names costs one request per this interval.
+const MISS_REREAD_AFTER: Duration = Duration::from_millis(200);
+
 /// Default bound on one registry request (listing, log replay, manifest), retries included:
 /// past it the caller gets `EIO` instead of waiting on a registry that stopped answering.
 pub const REGISTRY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -656,17 +661,12 @@ impl ArtifactFs {
         let child = match node {
             RegistryNode::Root => {
                 validate_scope("entity", name).map_err(|_| FsError::NotFound)?;
-                if !self.listing(Scope::Entities)?.iter().any(|e| e == name) {
-                    return Err(FsError::NotFound);
-                }
+                self.listed(Scope::Entities, name)?;
                 RegistryNode::Entity(name.to_owned())
             }
             RegistryNode::Entity(entity) => {
                 validate_scope("project", name).map_err(|_| FsError::NotFound)?;
-                let projects = self.listing(Scope::Projects(entity.clone()))?;
-                if !projects.iter().any(|p| p == name) {
-                    return Err(FsError::NotFound);
-                }
+                self.listed(Scope::Projects(entity.clone()), name)?;
                 RegistryNode::Project(entity.clone(), name.to_owned())
             }
             RegistryNode::Project(entity, project) => {
@@ -675,7 +675,14 @@ impl ArtifactFs {
                 let c = CollectionPath::new(entity, project, artifact)
                     .map_err(|_| FsError::NotFound)?;
                 let selector = Selector::parse(selector).map_err(|_| FsError::NotFound)?;
-                let state = self.collection_state(&c)?;
+                let mut state = self.collection_state(&c)?;
+                let known = |state: &CollectionView| match &selector {
+                    Selector::Version(v) => state.versions.contains_key(v),
+                    Selector::Alias(a) => state.aliases.contains_key(a),
+                };
+                if !known(&state) {
+                    state = self.collection_state_within(&c, MISS_REREAD_AFTER)?;
+                }
                 match selector {
                     Selector::Version(v) => {
                         let record = state.versions.get(&v).ok_or(FsError::NotFound)?;
@@ -780,10 +787,25 @@ impl ArtifactFs {
         }
     }
 
+    /// Whether `scope`'s listing has `name`, read again if it has not (see [`MISS_REREAD_AFTER`]).
+    fn listed(&self, scope: Scope, name: &str) -> Result<(), FsError> {
+        if self.listing(scope.clone())?.iter().any(|n| n == name) {
+            return Ok(());
+        }
+        match self.listing_within(scope, MISS_REREAD_AFTER)?.iter().any(|n| n == name) {
+            true => Ok(()),
+            false => Err(FsError::NotFound),
+        }
+    }
+
     /// A registry listing, read again once older than the refresh interval.
     fn listing(&self, scope: Scope) -> Result<Arc<Vec<String>>, FsError> {
+        self.listing_within(scope, self.inner.options.refresh)
+    }
+
+    fn listing_within(&self, scope: Scope, max_age: Duration) -> Result<Arc<Vec<String>>, FsError> {
         if let Some(t) = lock(&self.inner.listings).get(&scope)
-            && t.at.elapsed() < self.inner.options.refresh
+            && t.at.elapsed() < max_age.min(self.inner.options.refresh)
         {
             return Ok(t.value.clone());
         }
@@ -809,9 +831,17 @@ impl ArtifactFs {
 
     /// A collection's versions and aliases, read again once older than the refresh interval.
     fn collection_state(&self, c: &CollectionPath) -> Result<Arc<CollectionView>, FsError> {
+        self.collection_state_within(c, self.inner.options.refresh)
+    }
+
+    fn collection_state_within(
+        &self,
+        c: &CollectionPath,
+        max_age: Duration,
+    ) -> Result<Arc<CollectionView>, FsError> {
         let cached = lock(&self.inner.states).get(c).cloned();
         if let Some(t) = &cached
-            && t.at.elapsed() < self.inner.options.refresh
+            && t.at.elapsed() < max_age.min(self.inner.options.refresh)
         {
             return Ok(t.value.clone());
         }
