@@ -882,44 +882,39 @@ pub fn body_stream(
         return got.into_stream();
     };
     let range = got.range;
-    let state = (Some((file, path)), range.start, range.end);
-    futures::stream::try_unfold(state, |(held, at, end)| async move {
-        let Some((file, path)) = held.filter(|_| at < end) else { return Ok(None) };
-        let want = (end - at).min(STREAM_READ_BYTES as u64) as usize;
-        let (file, path, buf) = tokio::task::spawn_blocking(move || {
-            use std::os::unix::fs::FileExt as _;
-            let mut buf = vec![0; want];
-            let mut got = 0;
-            while got < want {
-                match file.read_at(&mut buf[got..], at + got as u64) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(source) => {
-                        return Err(object_store::Error::Generic {
+    futures::stream::try_unfold(
+        (file, path, range.start, range.end),
+        |(file, path, at, end)| async move {
+            if at >= end {
+                return Ok(None);
+            }
+            let want = (end - at).min(STREAM_READ_BYTES as u64) as usize;
+            let (file, path, buf) = tokio::task::spawn_blocking(move || {
+                use std::os::unix::fs::FileExt as _;
+                let mut buf = vec![0; want];
+                match file.read_exact_at(&mut buf, at) {
+                    Ok(()) => Ok((file, path, buf)),
+                    Err(e) => {
+                        let shorter = match e.kind() {
+                            std::io::ErrorKind::UnexpectedEof => {
+                                " (shorter than when it was opened)"
+                            }
+                            _ => "",
+                        };
+                        let source = format!("reading {} at {at}: {e}{shorter}", path.display());
+                        Err(object_store::Error::Generic {
                             store: "LocalFileSystem",
-                            source: Box::new(source),
-                        });
+                            source: source.into(),
+                        })
                     }
                 }
-            }
-            if got < want {
-                let short = std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    format!("{} ended {} bytes early", path.display(), end - at - got as u64),
-                );
-                return Err(object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: Box::new(short),
-                });
-            }
-            Ok((file, path, buf))
-        })
-        .await
-        .map_err(|e| object_store::Error::JoinError { source: e })??;
-        let next = at + buf.len() as u64;
-        Ok(Some((Bytes::from(buf), (Some((file, path)), next, end))))
-    })
+            })
+            .await
+            .map_err(|e| object_store::Error::JoinError { source: e })??;
+            let next = at + buf.len() as u64;
+            Ok(Some((Bytes::from(buf), (file, path, next, end))))
+        },
+    )
     .boxed()
 }
 
@@ -989,7 +984,7 @@ mod tests {
             .set_len(10)
             .unwrap();
         let err = s.try_collect::<Vec<Bytes>>().await.unwrap_err();
-        assert!(err.to_string().contains("early"), "{err}");
+        assert!(err.to_string().contains("shorter than when it was opened"), "{err}");
     }
 
     /// What an `mmap` writer does (issue 12): the bytes change, size and mtime do not.
