@@ -84,23 +84,13 @@ impl Env {
 
     /// Logs `files` as a new version of `acme/bikes/<name>`.
     fn log(&self, name: &str, files: &[(&str, &[u8])], aliases: &[&str]) -> u32 {
-        self.log_with(name, files, aliases, None)
+        self.0.log(&collection(name), files, aliases, None)
     }
 
     /// Logs `files` with chunk sidecars of [`TEST_CHUNK_BYTES`] chunks, as `artfs log` writes
     /// them for large files (with larger chunks).
     fn log_chunked(&self, name: &str, files: &[(&str, &[u8])]) -> u32 {
-        self.log_with(name, files, &[], Some(TEST_CHUNK_BYTES))
-    }
-
-    fn log_with(
-        &self,
-        name: &str,
-        files: &[(&str, &[u8])],
-        aliases: &[&str],
-        chunk_bytes: Option<u64>,
-    ) -> u32 {
-        self.0.log(&collection(name), files, aliases, chunk_bytes)
+        self.0.log(&collection(name), files, &[], Some(TEST_CHUNK_BYTES))
     }
 
     fn record(&self, name: &str, version: u32) -> VersionRecord {

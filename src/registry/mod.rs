@@ -973,10 +973,10 @@ impl Registry {
                 None => Ok(dirs),
             }
         };
-        // Versions still being written: a parallel group's parts and `artfs serve` drafts. One
-        // whose manifest is gone cannot be finished anyway, so it does not stop gc.
         let cutoff =
             Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        // Versions still being written: a parallel group's parts and `artfs serve` drafts. One
+        // whose manifest is gone cannot be finished anyway, so it does not stop gc.
         let parts = self.parts_census(cutoff).await?;
         let mut pending: HashSet<String> = parts.open_manifests.into_iter().collect();
         pending.extend(self.pending_draft_manifests().await?);

@@ -17,10 +17,11 @@ pub mod ids;
 pub mod schema;
 mod web;
 
-use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+use axum::serve::ListenerExt as _;
 
 use crate::registry::runs::RunPath;
 use crate::registry::{Registry, RegistryError};
