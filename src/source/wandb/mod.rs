@@ -97,6 +97,11 @@ impl WandbError {
     fn answer(operation: &'static str, reason: impl Into<String>) -> WandbError {
         WandbError::Answer { operation, reason: reason.into() }
     }
+
+    /// A response body that broke off after its headers arrived.
+    fn body(what: String, source: reqwest::Error) -> WandbError {
+        WandbError::Unreachable { what, attempts: 1, elapsed: Duration::ZERO, source }
+    }
 }
 
 /// A W&B server as a [`Catalog`].
@@ -356,12 +361,7 @@ impl WandbSource {
             let what = format!("manifest of {label}");
             match self.client.get_file(&what, &url, None).await {
                 Ok(resp) => {
-                    return resp.bytes().await.map_err(|source| WandbError::Unreachable {
-                        what,
-                        attempts: 1,
-                        elapsed: Duration::ZERO,
-                        source,
-                    });
+                    return resp.bytes().await.map_err(|source| WandbError::body(what, source));
                 }
                 // Presigned URLs expire: ask for a fresh one.
                 Err(WandbError::FileStatus { status: 401 | 403, .. })
@@ -612,6 +612,11 @@ impl WandbBlobs {
         self.urls.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// How errors name `path` of this version.
+    fn what(&self, path: &str) -> String {
+        format!("{}: file {path}", self.label)
+    }
+
     fn vars(&self) -> serde_json::Map<String, Value> {
         let c = &self.collection;
         let v = json!({"entity": c.entity, "project": c.project, "collection": c.name, "alias": self.alias});
@@ -700,7 +705,7 @@ impl WandbBlobs {
         path: &str,
         range: Option<Range<u64>>,
     ) -> Result<reqwest::Response, WandbError> {
-        let what = format!("{}: file {path}", self.label);
+        let what = self.what(path);
         let mut refreshes = 0;
         let mut url = self.url(path).await?;
         loop {
@@ -721,15 +726,13 @@ impl WandbBlobs {
     /// `range` of `path` as the pieces it arrived in: joining 16 MiB ranges into one buffer
     /// cost a copy and fresh pages for every byte of a large file.
     async fn range_pieces(&self, path: &str, range: Range<u64>) -> Result<Vec<Bytes>, WandbError> {
-        let what = format!("{}: file {path}", self.label);
+        let what = self.what(path);
         let resp = self.get(path, Some(range.clone())).await?;
-        let pieces: Vec<Bytes> =
-            resp.bytes_stream().try_collect().await.map_err(|source| WandbError::Unreachable {
-                what: what.clone(),
-                attempts: 1,
-                elapsed: Duration::ZERO,
-                source,
-            })?;
+        let pieces: Vec<Bytes> = resp
+            .bytes_stream()
+            .try_collect()
+            .await
+            .map_err(|source| WandbError::body(what.clone(), source))?;
         let expected = range.end - range.start;
         let got: u64 = pieces.iter().map(|p| p.len() as u64).sum();
         if got != expected {
@@ -759,15 +762,10 @@ impl BlobSource for WandbBlobSource {
             let (blobs, path) = self.route(path)?;
             let size = entry.size.unwrap_or(0);
             if size < PARALLEL_MIN_BYTES {
-                let what = format!("{}: file {path}", blobs.label);
+                let what = blobs.what(&path);
                 let resp = blobs.get(&path, None).await?;
                 let stream = resp.bytes_stream().map_err(move |source| {
-                    SourceError::Wandb(WandbError::Unreachable {
-                        what: what.clone(),
-                        attempts: 1,
-                        elapsed: Duration::ZERO,
-                        source,
-                    })
+                    SourceError::Wandb(WandbError::body(what.clone(), source))
                 });
                 return Ok(stream.boxed());
             }
