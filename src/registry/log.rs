@@ -230,13 +230,7 @@ impl CollectionState {
         }
         Ok(match self.apply_lenient(&commit)? {
             None => Replayed::Applied,
-            Some(e) => Replayed::Skipped {
-                reason: e.to_string(),
-                manifest: match commit.op {
-                    Op::Create { manifest, .. } => Some(manifest),
-                    _ => None,
-                },
-            },
+            Some(e) => Replayed::Skipped { reason: e.to_string() },
         })
     }
 
@@ -297,16 +291,43 @@ impl CollectionState {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Replayed {
     Applied,
-    /// A well-formed commit that does not apply (e.g. it aliases a deleted version). `manifest`
-    /// is the manifest a skipped `Create` names, which `gc` keeps to be safe.
+    /// A well-formed commit that does not apply (e.g. it aliases a deleted version).
     Skipped {
         reason: String,
-        manifest: Option<String>,
     },
     /// Bytes that are not a commit of this number; what they meant is unknown.
     Unreadable {
         reason: String,
     },
+}
+
+/// What differs between two states of one collection, for a human: versions one has and the
+/// other lacks, then any other field.
+pub fn difference(commits: &CollectionState, checkpoint: &CollectionState) -> String {
+    let only = |a: &CollectionState, b: &CollectionState| -> Vec<String> {
+        a.versions.keys().filter(|v| !b.versions.contains_key(v)).map(|v| format!("v{v}")).collect()
+    };
+    let (missing, extra) = (only(commits, checkpoint), only(checkpoint, commits));
+    let mut out = Vec::new();
+    if !missing.is_empty() {
+        out.push(format!("the commits have {} but the checkpoint does not", missing.join(", ")));
+    }
+    if !extra.is_empty() {
+        out.push(format!("the checkpoint has {} but the commits do not", extra.join(", ")));
+    }
+    if out.is_empty() {
+        let field = if commits.versions != checkpoint.versions {
+            "a version's record"
+        } else if commits.aliases != checkpoint.aliases {
+            "the aliases"
+        } else if commits.next_version != checkpoint.next_version {
+            "the next version number"
+        } else {
+            "the type"
+        };
+        out.push(format!("{field} differ"));
+    }
+    out.join("; ")
 }
 
 /// `latest` or an alias a user may set.

@@ -174,16 +174,6 @@ pub struct Registry {
     held: lease::HeldLeases,
 }
 
-/// A collection's log as read, and what in it was doubtful.
-#[derive(Debug, Default)]
-struct Loaded {
-    state: CollectionState,
-    /// Commits whose bytes are not a commit: what they meant is unknown.
-    unreadable: Vec<String>,
-    /// Manifests named by `Create` commits that were skipped.
-    skipped_manifests: Vec<String>,
-}
-
 /// The blob key of a stored entry (its MD5, or an XXH128 entry's `extra.md5`).
 pub fn entry_blob_key(entry: &Entry) -> Option<String> {
     blob_key(entry.blob_md5()?)
@@ -281,17 +271,20 @@ impl Registry {
         c: &CollectionPath,
         state: CollectionState,
     ) -> Result<CollectionState, RegistryError> {
-        Ok(self.load(&collection_prefix(c), state).await?.state)
+        self.load(&collection_prefix(c), state).await
     }
 
     /// Reads a collection's log below `prefix` after `state`, leniently (see `log`): foreign
     /// names are ignored, a bad checkpoint is passed over for the commits, commits that do not
-    /// apply are skipped with a warning. Only I/O errors and gaps fail.
+    /// apply are skipped with a warning (`gc` refuses on what is warned about here: `prove`). I/O
+    /// errors, gaps, and a state
+    /// with no commit behind it (a checkpoint over a missing or truncated `commits/`) fail: they
+    /// would otherwise read as a shorter history.
     async fn load(
         &self,
         prefix: &str,
         mut state: CollectionState,
-    ) -> Result<Loaded, RegistryError> {
+    ) -> Result<CollectionState, RegistryError> {
         let url = self.store.url();
         let dir = format!("{prefix}/checkpoints");
         let after = log::checkpoint_key(prefix, state.seq);
@@ -303,6 +296,7 @@ impl Registry {
             .filter_map(|l| Some((log::seq_in(&dir, &l.key)?, l.key)))
             .filter(|(seq, _)| *seq > state.seq)
             .collect();
+        let any_checkpoint = !checkpoints.is_empty();
         while let Some((seq, key)) = checkpoints.pop() {
             let bytes = self.store.get(&key).await?;
             match CollectionState::from_checkpoint(seq, &bytes) {
@@ -315,28 +309,43 @@ impl Registry {
                 ),
             }
         }
+        // Listed from the commit the state stands on, which must still be there.
+        let base = state.seq;
         let dir = format!("{prefix}/commits");
-        let listed = self.store.list_after(&dir, Some(&log::commit_key(prefix, state.seq))).await?;
-        let mut loaded = Loaded::default();
+        let start = log::commit_key(prefix, base.saturating_sub(1));
+        let listed = self.store.list_after(&dir, Some(&start)).await?;
+        let mut base_found = base == 0;
         for l in listed {
-            let Some(seq) = log::seq_in(&dir, &l.key).filter(|s| *s > state.seq) else {
+            let Some(seq) = log::seq_in(&dir, &l.key) else {
                 continue;
             };
+            if seq <= base {
+                base_found |= seq == base;
+                continue;
+            }
             let bytes = self.store.get(&l.key).await?;
             match state.replay(seq, &bytes).map_err(|e| self.corrupt(&l.key, e))? {
                 log::Replayed::Applied => {}
-                log::Replayed::Skipped { reason, manifest } => {
+                log::Replayed::Skipped { reason, .. } | log::Replayed::Unreadable { reason } => {
                     tracing::warn!("registry {url}: skipping commit {} ({reason})", l.key);
-                    loaded.skipped_manifests.extend(manifest);
-                }
-                log::Replayed::Unreadable { reason } => {
-                    tracing::warn!("registry {url}: skipping commit {} ({reason})", l.key);
-                    loaded.unreadable.push(l.key);
                 }
             }
         }
-        loaded.state = state;
-        Ok(loaded)
+        if !base_found {
+            return Err(self.corrupt(
+                &dir,
+                format!(
+                    "the state after commit {base} has no commit {base} behind it: {dir} is missing or truncated, so the collection's history is incomplete"
+                ),
+            ));
+        }
+        if any_checkpoint && state.seq == 0 {
+            return Err(self.corrupt(
+                &dir,
+                format!("the collection has checkpoints but no commits: {dir} is missing or empty"),
+            ));
+        }
+        Ok(state)
     }
 
     pub async fn entities(&self) -> Result<Vec<String>, RegistryError> {
@@ -959,6 +968,80 @@ impl Registry {
         result
     }
 
+    /// The state of one collection as `gc` must know it before deleting anything: every commit
+    /// from 1 on replays strictly (no gap, none unreadable or skipped), and every checkpoint a
+    /// reader may start from equals the state its commits fold into. Anything less means some
+    /// reader sees another history than this one, so gc would risk deleting a version it sees.
+    async fn prove(&self, prefix: &str) -> Result<CollectionState, RegistryError> {
+        use futures::{StreamExt, TryStreamExt};
+        let unsafe_ = |why: String| {
+            RegistryError::Unsafe(format!("{prefix}: {why}; fix or remove it, then run gc again"))
+        };
+        let dir = format!("{prefix}/checkpoints");
+        let mut checkpoints = std::collections::BTreeMap::new();
+        for l in self.store.list(&dir).await? {
+            if let Some(seq) = log::seq_in(&dir, &l.key) {
+                checkpoints.insert(seq, l.key);
+            }
+        }
+        let dir = format!("{prefix}/commits");
+        let commits: Vec<(u64, String)> = self
+            .store
+            .list(&dir)
+            .await?
+            .into_iter()
+            .filter_map(|l| Some((log::seq_in(&dir, &l.key)?, l.key)))
+            .collect();
+        let store = &self.store;
+        let mut bodies =
+            futures::stream::iter(commits)
+                .map(|(seq, key)| async move {
+                    Ok::<_, RegistryError>((seq, store.get(&key).await?, key))
+                })
+                .buffered(HEADS_IN_FLIGHT);
+        let mut state = CollectionState::default();
+        while let Some((seq, bytes, key)) = bodies.try_next().await? {
+            match state.replay(seq, &bytes) {
+                Ok(log::Replayed::Applied) => {}
+                Ok(log::Replayed::Skipped { reason, .. }) => {
+                    return Err(unsafe_(format!(
+                        "commit {key} does not apply ({reason}), so readers skip it"
+                    )));
+                }
+                Ok(log::Replayed::Unreadable { reason }) => {
+                    return Err(unsafe_(format!(
+                        "commit {key} cannot be read ({reason}), so the versions it may publish are unknown"
+                    )));
+                }
+                Err(e) => return Err(unsafe_(format!("{dir} is incomplete: {e}"))),
+            }
+            if let Some(key) = checkpoints.remove(&seq) {
+                let bytes = self.store.get(&key).await?;
+                let saved = CollectionState::from_checkpoint(seq, &bytes).map_err(|reason| {
+                    unsafe_(format!("checkpoint {key} cannot be used ({reason})"))
+                })?;
+                if saved != state {
+                    return Err(unsafe_(format!(
+                        "checkpoint {key} disagrees with the commits before it ({})",
+                        log::difference(&state, &saved)
+                    )));
+                }
+            }
+        }
+        if let Some((seq, key)) = checkpoints.into_iter().next() {
+            return Err(unsafe_(format!(
+                "checkpoint {key} stands on commit {seq}, but {dir} ends at commit {}: its commits are missing or truncated",
+                state.seq
+            )));
+        }
+        if state.seq == 0 {
+            return Err(unsafe_(format!(
+                "it has no readable commits (is {dir} a directory of commits?)"
+            )));
+        }
+        Ok(state)
+    }
+
     /// Everything is read before anything is deleted.
     async fn sweep(&self, grace: Duration) -> Result<GcReport, RegistryError> {
         let mut live_manifests = HashSet::new();
@@ -994,23 +1077,8 @@ impl Registry {
                 for name in level(format!("collections/{entity}/{project}")).await? {
                     // Whatever its name: a directory artfs would not create may still hold a log.
                     let prefix = format!("collections/{entity}/{project}/{name}");
-                    let loaded =
-                        self.load(&prefix, CollectionState::default()).await.map_err(|e| {
-                            RegistryError::Unsafe(format!("cannot read the log of {prefix}: {e}"))
-                        })?;
-                    if loaded.state.seq == 0 {
-                        return Err(RegistryError::Unsafe(format!(
-                            "{prefix} has no readable commits (is {prefix}/commits a directory of commits?); fix or remove it, then run gc again"
-                        )));
-                    }
-                    if let Some(key) = loaded.unreadable.first() {
-                        return Err(RegistryError::Unsafe(format!(
-                            "commit {key} cannot be read, so the versions it may publish are unknown; fix or remove it, then run gc again"
-                        )));
-                    }
-                    live_manifests
-                        .extend(loaded.state.versions.values().map(|v| v.manifest.clone()));
-                    live_manifests.extend(loaded.skipped_manifests);
+                    let state = self.prove(&prefix).await?;
+                    live_manifests.extend(state.versions.values().map(|v| v.manifest.clone()));
                 }
             }
         }

@@ -320,3 +320,108 @@ async fn gc_sweeps_temporary_files_of_interrupted_writers() {
     assert!(!leftover.exists());
     assert!(readable(&r, "x").await);
 }
+
+/// A collection with `n` versions, logged one by one (so it has a checkpoint every
+/// `CHECKPOINT_EVERY` commits), and the files below the registry's blobs and manifests.
+async fn collection_with_versions(
+    dir: &Path,
+    r: &Registry,
+    name: &str,
+    n: usize,
+) -> Vec<std::path::PathBuf> {
+    for i in 0..n {
+        let bytes = format!("version {i}");
+        r.log(&request(dir, &format!("{name}{i}"), name, &[("f", bytes.as_bytes())]), &())
+            .await
+            .unwrap();
+    }
+    stored_objects(dir)
+}
+
+fn stored_objects(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = files_below(&dir.join("registry/blobs"));
+    out.extend(files_below(&dir.join("registry/manifests")));
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn gc_deletes_nothing_when_the_commits_behind_a_checkpoint_are_gone() {
+    // 40 versions: a checkpoint at commit 32, v32..v39 published only by commits 33..40.
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path());
+    let before = collection_with_versions(dir.path(), &r, "big", 40).await;
+    let commits = dir.path().join("registry/collections/acme/bikes/big/commits");
+    let saved = dir.path().join("saved-commits");
+    std::fs::rename(&commits, &saved).unwrap();
+    let emptied = |what: &str| {
+        let _ = std::fs::remove_dir_all(&commits);
+        let _ = std::fs::remove_file(&commits);
+        match what {
+            "missing" => {}
+            "empty" => std::fs::create_dir(&commits).unwrap(),
+            _ => std::fs::write(&commits, b"not a directory").unwrap(),
+        }
+    };
+    for what in ["missing", "empty", "a file"] {
+        emptied(what);
+        let err = r.gc(Duration::ZERO).await.unwrap_err().to_string();
+        assert!(err.contains("deleted nothing") && err.contains("big"), "{what}: {err}");
+        assert!(err.contains("checkpoint"), "{what}: the refusal says why: {err}");
+        assert_eq!(stored_objects(dir.path()), before, "{what}: gc deleted something");
+        // Readers call it corruption, never a history that ends at v31.
+        let read = r.state(&collection("big")).await;
+        assert!(matches!(read, Err(RegistryError::Corrupt { .. })), "{what}: {read:?}");
+    }
+    emptied("missing");
+    std::fs::rename(&saved, &commits).unwrap();
+    let state = r.state(&collection("big")).await.unwrap();
+    assert_eq!(state.versions.len(), 40);
+    // Whole again: gc runs and keeps every version readable.
+    r.gc(Duration::ZERO).await.unwrap();
+    assert!(readable(&r, "big").await);
+    assert_eq!(stored_objects(dir.path()), before);
+}
+
+#[tokio::test]
+async fn gc_deletes_nothing_when_a_checkpoint_leaves_out_a_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path());
+    let before = collection_with_versions(dir.path(), &r, "gap", 34).await;
+    let prefix = dir.path().join("registry/collections/acme/bikes/gap");
+    // A checkpoint that holds together but lacks v3 (restored from elsewhere, or written by a
+    // faulty writer): readers that start from it do not see v3.
+    let checkpoint = prefix.join(format!("checkpoints/{:020}.json", 32));
+    let mut state: CollectionState =
+        serde_json::from_slice(&std::fs::read(&checkpoint).unwrap()).unwrap();
+    state.versions.remove(&3);
+    state.aliases.retain(|_, v| *v != 3);
+    std::fs::remove_file(&checkpoint).unwrap();
+    std::fs::write(&checkpoint, serde_json::to_vec(&state).unwrap()).unwrap();
+    let err = r.gc(Duration::ZERO).await.unwrap_err().to_string();
+    assert!(err.contains("deleted nothing") && err.contains("gap"), "{err}");
+    assert!(err.contains("v3"), "the refusal names the version: {err}");
+    assert_eq!(stored_objects(dir.path()), before);
+    // A later commit that aliases v3: readers warn and skip it; gc still refuses.
+    let commit = Commit {
+        seq: 35,
+        time: Utc::now(),
+        writer: "test".into(),
+        op: Op::Aliases { version: 3, add: vec!["best".into()], remove: vec![] },
+    };
+    std::fs::write(
+        prefix.join(format!("commits/{:020}.json", 35)),
+        serde_json::to_vec(&commit).unwrap(),
+    )
+    .unwrap();
+    assert!(!r.state(&collection("gap")).await.unwrap().aliases.contains_key("best"));
+    let err = r.gc(Duration::ZERO).await.unwrap_err().to_string();
+    assert!(err.contains("deleted nothing") && err.contains("v3"), "{err}");
+    assert_eq!(stored_objects(dir.path()), before);
+    // The bad checkpoint removed, every reader replays the commits and v3 is there again.
+    std::fs::remove_file(&checkpoint).unwrap();
+    let state = r.state(&collection("gap")).await.unwrap();
+    assert_eq!(state.aliases.get("best"), Some(&3));
+    r.gc(Duration::ZERO).await.unwrap();
+    assert_eq!(stored_objects(dir.path()), before);
+}
