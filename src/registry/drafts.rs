@@ -78,34 +78,11 @@ struct ClientMapping {
     draft: String,
 }
 
-fn draft_key(id: &str) -> String {
-    format!("drafts/{id}/draft.json")
-}
-
-fn manifest_pointer_key(id: &str) -> String {
-    format!("drafts/{id}/manifest.json")
-}
-
-fn base_key(id: &str) -> String {
-    format!("drafts/{id}/base.json")
-}
-
-fn committed_key(id: &str) -> String {
-    format!("drafts/{id}/committed.json")
-}
-
-/// One `createArtifactFiles` batch of an XXH128 draft: entry digest → blob MD5 (base64 both).
-fn blob_md5s_key(id: &str, batch: &[u8]) -> String {
-    format!("{}{}.json", blob_md5s_prefix(id), hex::encode(sha2::Sha256::digest(batch)))
-}
-
-fn blob_md5s_prefix(id: &str) -> String {
-    format!("drafts/{id}/md5/")
-}
-
-fn client_key(client_id: &str) -> String {
-    format!("drafts/by-client/{}.json", hex::encode(sha2::Sha256::digest(client_id.as_bytes())))
-}
+use super::layout::{
+    draft as draft_key, draft_base as base_key, draft_blob_md5s as blob_md5s_prefix,
+    draft_blob_md5s_batch as blob_md5s_key, draft_committed as committed_key,
+    draft_manifest as manifest_pointer_key, draft_of_client as client_key,
+};
 
 /// Draft ids are also path components and URL parts: lowercase hex only.
 pub fn valid_draft_id(id: &str) -> bool {
@@ -252,7 +229,7 @@ impl Registry {
 
     /// The manifests uploaded to drafts not committed yet: `gc` keeps them and their blobs.
     pub(super) async fn pending_draft_manifests(&self) -> Result<Vec<String>, RegistryError> {
-        let listed = self.store.list("drafts").await?;
+        let listed = self.store.list(super::layout::DRAFTS).await?;
         let committed: std::collections::HashSet<&str> =
             listed.iter().filter_map(|l| l.key.strip_suffix("/committed.json")).collect();
         let mut out = Vec::new();

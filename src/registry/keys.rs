@@ -6,7 +6,6 @@ use std::io::Read;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::Digest as _;
 
 use super::{Registry, RegistryError};
 use crate::names::validate_scope;
@@ -24,7 +23,7 @@ pub struct KeyRecord {
 }
 
 fn key_path(secret: &str) -> String {
-    format!("keys/{}.json", hex::encode(sha2::Sha256::digest(secret.as_bytes())))
+    super::layout::api_key(secret)
 }
 
 fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
@@ -70,7 +69,7 @@ impl Registry {
     /// A secret shared by every `artfs serve` over this registry, for signing URLs; created
     /// by the first one.
     pub async fn serve_secret(&self) -> Result<Vec<u8>, RegistryError> {
-        const KEY: &str = "serve/url-signing-secret";
+        const KEY: &str = super::layout::URL_SIGNING_SECRET;
         if let Some(b) = self.store.get_opt(KEY).await? {
             return Ok(b.to_vec());
         }

@@ -146,12 +146,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 pub(crate) fn new_key(dir: &str) -> String {
-    format!(
-        "{dir}/{}-{}-{:08x}.json",
-        Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
-        std::process::id(),
-        fastrand::u32(..)
-    )
+    super::layout::lease(dir, &super::unique_id())
 }
 
 pub(crate) fn body() -> bytes::Bytes {

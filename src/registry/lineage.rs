@@ -184,36 +184,17 @@ impl Graph {
 }
 
 fn version_prefix(v: &VersionKey) -> String {
-    let c = &v.collection;
-    format!("lineage/versions/{}/{}/{}/{:010}", c.entity, c.project, c.name, v.version)
+    super::layout::lineage_of_version(&v.collection, v.version)
 }
 
 fn run_prefix(r: &RunPath) -> String {
-    format!("lineage/runs/{}/{}/{}", r.entity, r.project, r.name)
+    super::layout::lineage_of_run(&r.entity, &r.project, &r.name)
 }
 
 /// The two index keys of one edge.
 pub fn edge_keys(run: &RunPath, kind: EdgeKind, v: &VersionKey) -> [String; 2] {
-    let c = &v.collection;
-    [
-        format!(
-            "{}/{}/{}/{}/{}",
-            version_prefix(v),
-            kind.as_str(),
-            run.entity,
-            run.project,
-            run.name
-        ),
-        format!(
-            "{}/{}/{}/{}/{}/{:010}",
-            run_prefix(run),
-            kind.as_str(),
-            c.entity,
-            c.project,
-            c.name,
-            v.version
-        ),
-    ]
+    let run = (run.entity.as_str(), run.project.as_str(), run.name.as_str());
+    super::layout::lineage_edge(kind.as_str(), run, &v.collection, v.version)
 }
 
 /// `(kind, a, b, c)` of a key below `prefix/`: exactly four components follow it.

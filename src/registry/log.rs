@@ -335,26 +335,6 @@ fn valid_alias(a: &str) -> bool {
     a == LATEST || crate::names::validate_user_alias(a).is_ok()
 }
 
-pub fn commit_key(collection_prefix: &str, seq: u64) -> String {
-    format!("{collection_prefix}/commits/{seq:020}.json")
-}
-
-pub fn checkpoint_key(collection_prefix: &str, seq: u64) -> String {
-    format!("{collection_prefix}/checkpoints/{seq:020}.json")
-}
-
-/// The sequence number of a commit or checkpoint key directly in `dir`: its name must be exactly
-/// 20 digits and `.json`. Anything else there (`README`, NFS's `.nfsXXXX`, editor backups,
-/// subdirectories) is not part of the log.
-pub fn seq_in(dir: &str, key: &str) -> Option<u64> {
-    let name = key.strip_prefix(dir)?.strip_prefix('/')?;
-    let digits = name.strip_suffix(".json")?;
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,17 +451,6 @@ mod tests {
             let c = op(2, Op::Aliases { version: 0, add: vec![bad.into()], remove: vec![] });
             assert!(s.apply(&c).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn keys_sort_by_sequence() {
-        assert!(commit_key("c", 9) < commit_key("c", 10));
-        assert_eq!(seq_in("a/b/commits", &commit_key("a/b", 42)), Some(42));
-        for foreign in ["a/b/commits/README", "a/b/commits/.nfs000001", "a/b/commits/1.json"] {
-            assert_eq!(seq_in("a/b/commits", foreign), None, "{foreign}");
-        }
-        assert_eq!(seq_in("a/b/commits", "a/b/commits/x/00000000000000000001.json"), None);
-        assert_eq!(seq_in("a/b/commits", "a/b/commits/00000000000000000001.json.bak"), None);
     }
 }
 

@@ -12,7 +12,7 @@ use chrono::Utc;
 use super::{Registry, RegistryError};
 
 /// Key of the marker object, at the registry root.
-pub const MARKER_KEY: &str = "artfs-registry.json";
+pub use super::layout::MARKER as MARKER_KEY;
 
 impl Registry {
     /// Whether a registry is here: its marker, or any collection.

@@ -1,16 +1,6 @@
 //! The artifact registry: collections of versions with aliases, on a `Store`, without a server.
 //!
-//! Layout below the registry root:
-//! - `blobs/md5/<2 hex>/<30 hex>`: file contents, content-addressed and immutable;
-//! - `chunks/md5/<2 hex>/<30 hex>.json`: per-chunk SHA-256 of large blobs (`store::chunks`);
-//! - `manifests/<hex md5 of the bytes>.json`: W&B manifests, content-addressed;
-//! - `collections/<entity>/<project>/<name>/{commits,checkpoints}/…`: one commit log per collection;
-//! - `leases/…` and `gc/…`: markers that keep `gc` and writers apart (`lease`);
-//! - `artfs-registry.json`: says that a registry is here (`marker`);
-//! - `parts/…`: parts of versions written by many processes at once, until finished (`parts`);
-//! - `lineage/…`: an index of which runs logged and used which versions (`lineage`);
-//! - `drafts/…` (versions pending across requests), `runs/…` (one log per run), `keys/…`
-//!   (hashed API keys) and `serve/…`: what `artfs serve` keeps (see `drafts`, `runs`, `keys`).
+//! What is stored where: `layout` (every key, pinned by a golden test).
 //!
 //! Order of a log: blobs, then the manifest, then the commit that publishes the version. A reader
 //! never sees a version whose manifest or blobs are missing; a crashed writer leaves only
@@ -18,6 +8,7 @@
 
 pub mod drafts;
 pub mod keys;
+pub mod layout;
 pub mod lease;
 pub mod lineage;
 pub mod log;
@@ -182,15 +173,11 @@ pub fn entry_blob_key(entry: &Entry) -> Option<String> {
 pub fn blob_key(md5_digest_b64: &str) -> Option<String> {
     use base64::Engine;
     let raw = base64::engine::general_purpose::STANDARD.decode(md5_digest_b64).ok()?;
-    if raw.len() != 16 {
-        return None;
-    }
-    let hex = hex::encode(raw);
-    Some(format!("blobs/md5/{}/{}", &hex[..2], &hex[2..]))
+    Some(layout::blob_of_md5(&raw.try_into().ok()?))
 }
 
 fn collection_prefix(c: &CollectionPath) -> String {
-    format!("collections/{}/{}/{}", c.entity, c.project, c.name)
+    layout::collection(c)
 }
 
 fn writer_id() -> String {
@@ -286,14 +273,14 @@ impl Registry {
         mut state: CollectionState,
     ) -> Result<CollectionState, RegistryError> {
         let url = self.store.url();
-        let dir = format!("{prefix}/checkpoints");
-        let after = log::checkpoint_key(prefix, state.seq);
+        let dir = layout::checkpoints_dir(prefix);
+        let after = layout::checkpoint(prefix, state.seq);
         let mut checkpoints: Vec<(u64, String)> = self
             .store
             .list_after(&dir, Some(&after))
             .await?
             .into_iter()
-            .filter_map(|l| Some((log::seq_in(&dir, &l.key)?, l.key)))
+            .filter_map(|l| Some((layout::seq_in(&dir, &l.key)?, l.key)))
             .filter(|(seq, _)| *seq > state.seq)
             .collect();
         let any_checkpoint = !checkpoints.is_empty();
@@ -311,12 +298,12 @@ impl Registry {
         }
         // Listed from the commit the state stands on, which must still be there.
         let base = state.seq;
-        let dir = format!("{prefix}/commits");
-        let start = log::commit_key(prefix, base.saturating_sub(1));
+        let dir = layout::commits_dir(prefix);
+        let start = layout::commit(prefix, base.saturating_sub(1));
         let listed = self.store.list_after(&dir, Some(&start)).await?;
         let mut base_found = base == 0;
         for l in listed {
-            let Some(seq) = log::seq_in(&dir, &l.key) else {
+            let Some(seq) = layout::seq_in(&dir, &l.key) else {
                 continue;
             };
             if seq <= base {
@@ -349,11 +336,11 @@ impl Registry {
     }
 
     pub async fn entities(&self) -> Result<Vec<String>, RegistryError> {
-        Ok(self.store.list_dirs("collections").await?)
+        Ok(self.store.list_dirs(layout::entities_dir()).await?)
     }
 
     pub async fn projects(&self, entity: &str) -> Result<Vec<String>, RegistryError> {
-        Ok(self.store.list_dirs(&format!("collections/{entity}")).await?)
+        Ok(self.store.list_dirs(&layout::projects_dir(entity)).await?)
     }
 
     pub async fn collections(
@@ -361,7 +348,7 @@ impl Registry {
         entity: &str,
         project: &str,
     ) -> Result<Vec<String>, RegistryError> {
-        Ok(self.store.list_dirs(&format!("collections/{entity}/{project}")).await?)
+        Ok(self.store.list_dirs(&layout::collections_dir(entity, project)).await?)
     }
 
     pub async fn summaries(
@@ -497,7 +484,7 @@ impl Registry {
             next.apply(&commit)
                 .map_err(|source| RegistryError::Refused { name: c.to_string(), source })?;
             let bytes = serde_json::to_vec_pretty(&commit).map_err(|e| self.corrupt(&prefix, e))?;
-            if self.store.put_create(&log::commit_key(&prefix, commit.seq), bytes.into()).await? {
+            if self.store.put_create(&layout::commit(&prefix, commit.seq), bytes.into()).await? {
                 if commit.seq.is_multiple_of(log::CHECKPOINT_EVERY) {
                     self.write_checkpoint(&prefix, &next).await;
                 }
@@ -511,7 +498,7 @@ impl Registry {
     }
 
     async fn write_checkpoint(&self, prefix: &str, state: &CollectionState) {
-        let key = log::checkpoint_key(prefix, state.seq);
+        let key = layout::checkpoint(prefix, state.seq);
         match serde_json::to_vec(state) {
             Ok(bytes) => {
                 if let Err(e) = self.store.put_create(&key, bytes.into()).await {
@@ -657,7 +644,7 @@ impl Registry {
         }
         lease.renew().await?;
         let now = self.store_now(&lease.key()).await?;
-        let gc = lease::census(&self.store, "gc", "", now, self.timing).await?;
+        let gc = lease::census(&self.store, layout::GC, "", now, self.timing).await?;
         if !gc.live.is_empty() {
             return Err(RegistryError::Busy(format!(
                 "this log's lease lapsed and artfs gc is running on {} ({}); log again when it has finished",
@@ -765,9 +752,8 @@ impl Registry {
     }
 
     async fn put_manifest(&self, m: &Manifest) -> Result<String, RegistryError> {
-        use md5::Digest;
         let bytes = m.to_json();
-        let key = format!("manifests/{}.json", hex::encode(md5::Md5::digest(&bytes)));
+        let key = layout::manifest_of(&bytes);
         // Content-addressed: an existing object under this key holds these very bytes.
         self.store.put_create(&key, Bytes::from(bytes)).await?;
         Ok(key)
@@ -889,11 +875,13 @@ impl Registry {
     /// reference; it is renewed in the background until the guard is released or dropped.
     /// Refuses while gc runs.
     pub async fn lease(&self) -> Result<LeaseGuard, RegistryError> {
-        let guard = self.hold("leases").await?;
+        let guard = self.hold(layout::LEASES).await?;
         // Write first, then look: of a writer and a gc running at once, at least one sees the other.
         let census = async {
             let now = self.store_now(&guard.key()).await?;
-            Ok::<_, RegistryError>(lease::census(&self.store, "gc", "", now, self.timing).await?)
+            Ok::<_, RegistryError>(
+                lease::census(&self.store, layout::GC, "", now, self.timing).await?,
+            )
         };
         let gc = match census.await {
             Ok(gc) => gc,
@@ -940,10 +928,10 @@ impl Registry {
     /// temporary objects that interrupted writers left behind. Fails safe: anything it cannot
     /// read completely, or that looks wrong, means nothing is deleted.
     pub async fn gc(&self, grace: Duration) -> Result<GcReport, RegistryError> {
-        let marker = self.hold("gc").await?;
+        let marker = self.hold(layout::GC).await?;
         let result = async {
             let now = self.store_now(&marker.key()).await?;
-            let writers = lease::census(&self.store, "leases", "", now, self.timing).await?;
+            let writers = lease::census(&self.store, layout::LEASES, "", now, self.timing).await?;
             if !writers.live.is_empty() {
                 return Err(RegistryError::Busy(format!(
                     "{} writer(s) are logging to {}; run gc again when they have finished ({})",
@@ -957,7 +945,8 @@ impl Registry {
             for key in writers.stale {
                 self.store.delete(&key).await?;
             }
-            let markers = lease::census(&self.store, "gc", &marker.key(), now, self.timing).await?;
+            let markers =
+                lease::census(&self.store, layout::GC, &marker.key(), now, self.timing).await?;
             for key in markers.stale {
                 self.store.delete(&key).await?;
             }
@@ -977,20 +966,20 @@ impl Registry {
         let unsafe_ = |why: String| {
             RegistryError::Unsafe(format!("{prefix}: {why}; fix or remove it, then run gc again"))
         };
-        let dir = format!("{prefix}/checkpoints");
+        let dir = layout::checkpoints_dir(prefix);
         let mut checkpoints = std::collections::BTreeMap::new();
         for l in self.store.list(&dir).await? {
-            if let Some(seq) = log::seq_in(&dir, &l.key) {
+            if let Some(seq) = layout::seq_in(&dir, &l.key) {
                 checkpoints.insert(seq, l.key);
             }
         }
-        let dir = format!("{prefix}/commits");
+        let dir = layout::commits_dir(prefix);
         let commits: Vec<(u64, String)> = self
             .store
             .list(&dir)
             .await?
             .into_iter()
-            .filter_map(|l| Some((log::seq_in(&dir, &l.key)?, l.key)))
+            .filter_map(|l| Some((layout::seq_in(&dir, &l.key)?, l.key)))
             .collect();
         let store = &self.store;
         let mut bodies =
@@ -1063,9 +1052,9 @@ impl Registry {
         let parts = self.parts_census(cutoff).await?;
         let mut pending: HashSet<String> = parts.open_manifests.into_iter().collect();
         pending.extend(self.pending_draft_manifests().await?);
-        let entities = level("collections".into()).await?;
+        let entities = level(layout::entities_dir().into()).await?;
         if entities.is_empty()
-            && self.store.list("manifests").await?.iter().any(|l| !pending.contains(&l.key))
+            && self.store.list(layout::MANIFESTS).await?.iter().any(|l| !pending.contains(&l.key))
         {
             return Err(RegistryError::Unsafe(
                 "the registry has manifests but no collections (is `collections` a directory?)"
@@ -1073,10 +1062,11 @@ impl Registry {
             ));
         }
         for entity in entities {
-            for project in level(format!("collections/{entity}")).await? {
-                for name in level(format!("collections/{entity}/{project}")).await? {
+            for project in level(layout::projects_dir(&entity)).await? {
+                let collections = layout::collections_dir(&entity, &project);
+                for name in level(collections.clone()).await? {
                     // Whatever its name: a directory artfs would not create may still hold a log.
-                    let prefix = format!("collections/{entity}/{project}/{name}");
+                    let prefix = format!("{collections}/{name}");
                     let state = self.prove(&prefix).await?;
                     live_manifests.extend(state.versions.values().map(|v| v.manifest.clone()));
                 }
@@ -1097,14 +1087,14 @@ impl Registry {
             live_blobs.extend(m.contents.values().filter_map(entry_blob_key));
         }
         let live_sidecars: HashSet<String> =
-            live_blobs.iter().map(|b| crate::store::chunks::sidecar_key(b)).collect();
+            live_blobs.iter().map(|b| layout::chunk_sidecar(b)).collect();
         let (blobs, sidecars, manifests) = (
-            self.store.list("blobs").await?,
-            self.store.list("chunks").await?,
-            self.store.list("manifests").await?,
+            self.store.list(layout::BLOBS).await?,
+            self.store.list(layout::CHUNKS).await?,
+            self.store.list(layout::MANIFESTS).await?,
         );
         let mut temps = Vec::new();
-        for dir in ["blobs", "chunks", "manifests"] {
+        for dir in [layout::BLOBS, layout::CHUNKS, layout::MANIFESTS] {
             temps.extend(self.store.list_temporary(dir).await?);
         }
 

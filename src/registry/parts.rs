@@ -31,7 +31,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sha2::Digest as _;
 
 use super::lease::Holder;
 use super::{LogOutcome, LogRequest, Registry, RegistryError, unique_id, writer_id};
@@ -73,13 +72,7 @@ enum Waited {
     Dead,
 }
 
-/// Seal `n` of a round: `sealed.json` first, then `sealed-<n>.json` for each takeover.
-fn seal_key(prefix: &str, n: u32) -> String {
-    match n {
-        0 => format!("{prefix}/sealed.json"),
-        n => format!("{prefix}/sealed-{n}.json"),
-    }
-}
+use super::layout::{finished as finished_key, part as part_key, round_of, seal as seal_key};
 
 /// What a finish decided.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,13 +83,6 @@ pub struct Finished {
     pub digest: Option<String>,
     /// Why nothing was published.
     pub error: Option<String>,
-}
-
-/// The round prefix of a key below `parts/`
-/// (`parts/<entity>/<project>/<name>/<group hash>/<round>/…`), and its group's prefix.
-fn round_of(key: &str) -> Option<(&str, &str)> {
-    let n = key.match_indices('/').nth(5).map(|(i, _)| i)?;
-    Some((&key[..n], key[..n].rsplit_once('/')?.0))
 }
 
 /// What `gc` learns from `parts/` ([`Registry::parts_census`]).
@@ -111,12 +97,11 @@ pub(super) struct PartsCensus {
 
 /// Where one group of one collection lives.
 fn group_prefix(c: &CollectionPath, group: &str) -> String {
-    let h = hex::encode(sha2::Sha256::digest(group.as_bytes()));
-    format!("parts/{}/{}/{}/{}", c.entity, c.project, c.name, &h[..32])
+    super::layout::parts_group(c, group)
 }
 
 fn round_prefix(c: &CollectionPath, group: &str, round: u64) -> String {
-    format!("{}/{round:010}", group_prefix(c, group))
+    super::layout::parts_round(&group_prefix(c, group), round)
 }
 
 /// The paths that parts give different content: (path, part A, part B).
@@ -198,7 +183,7 @@ impl Registry {
         group: &str,
         round: u64,
     ) -> Result<Option<Finished>, RegistryError> {
-        let key = format!("{}/finished.json", round_prefix(c, group, round));
+        let key = finished_key(&round_prefix(c, group, round));
         match self.store.get_opt(&key).await? {
             Some(b) => Ok(Some(serde_json::from_slice(&b).map_err(|e| self.corrupt(&key, e))?)),
             None => Ok(None),
@@ -215,10 +200,13 @@ impl Registry {
         &self,
         cutoff: DateTime<Utc>,
     ) -> Result<PartsCensus, RegistryError> {
-        let listed = self.store.list("parts").await?;
+        let listed = self.store.list(super::layout::PARTS).await?;
         let finished: BTreeMap<&str, DateTime<Utc>> = listed
             .iter()
-            .filter_map(|l| Some((l.key.strip_suffix("/finished.json")?, l.last_modified)))
+            .filter_map(|l| {
+                let round = l.key.strip_suffix(super::layout::FINISHED)?.strip_suffix('/')?;
+                Some((round, l.last_modified))
+            })
             .collect();
         let mut newest: BTreeMap<&str, &str> = BTreeMap::new();
         for l in &listed {
@@ -233,14 +221,14 @@ impl Registry {
             let Some((round, group)) = round_of(&l.key) else { continue };
             if let Some(&at) = finished.get(round) {
                 if at < cutoff && newest.get(group) != Some(&round) {
-                    match l.key.ends_with("/finished.json") {
+                    match l.key == finished_key(round) {
                         true => records.push(l.key.clone()),
                         false => census.deletable.push(l.key.clone()),
                     }
                 }
                 continue;
             }
-            if !l.key[round.len()..].starts_with("/parts/") {
+            if !l.key.starts_with(&super::layout::parts_dir(round)) {
                 continue;
             }
             let bytes = self.store.get_opt(&l.key).await?;
@@ -334,7 +322,7 @@ impl Registry {
                 Some(r) => r,
                 None => self.open_round(c, &part.group).await?,
             };
-            let key = format!("{}/parts/{}.json", round_prefix(c, &part.group, round), unique_id());
+            let key = part_key(&round_prefix(c, &part.group, round), &unique_id());
             self.store.put_create(&key, bytes.clone().into()).await?;
             let prefix = round_prefix(c, &part.group, round);
             let Some((_, seal)) = self.newest_seal(&prefix).await? else { return Ok(round) };
@@ -416,7 +404,7 @@ impl Registry {
             },
         };
         let bytes = serde_json::to_vec_pretty(&finished).map_err(|e| self.corrupt(&prefix, e))?;
-        self.store.put_create(&format!("{prefix}/finished.json"), bytes.into()).await?;
+        self.store.put_create(&finished_key(&prefix), bytes.into()).await?;
         match result {
             Ok((outcome, _)) => Ok(outcome),
             Err((RegistryError::Invalid { reason, .. }, _)) => Err(invalid(reason)),
@@ -462,8 +450,11 @@ impl Registry {
         description: Option<String>,
         metadata: Option<Value>,
     ) -> Result<(LogOutcome, Vec<String>), (RegistryError, Vec<String>)> {
-        let listed =
-            self.store.list(&format!("{prefix}/parts")).await.map_err(|e| (e.into(), vec![]))?;
+        let listed = self
+            .store
+            .list(&super::layout::parts_dir(prefix))
+            .await
+            .map_err(|e| (e.into(), vec![]))?;
         let keys: Vec<String> = listed.into_iter().map(|l| l.key).collect();
         let fail = |e: RegistryError| (e, keys.clone());
         let invalid = |reason: String| fail(RegistryError::Invalid { name: c.to_string(), reason });

@@ -13,7 +13,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
 use super::lineage::{EdgeKind, VersionKey};
-use super::{MAX_COMMIT_ATTEMPTS, Registry, RegistryError, unique_id, writer_id};
+use super::{MAX_COMMIT_ATTEMPTS, Registry, RegistryError, layout, unique_id, writer_id};
 use crate::names::{CollectionPath, validate_scope};
 
 /// One published change to a run.
@@ -163,14 +163,14 @@ impl RunPath {
     }
 
     fn prefix(&self) -> String {
-        format!("runs/{}/{}/{}", self.entity, self.project, self.name)
+        layout::run(&self.entity, &self.project, &self.name)
     }
 }
 
 impl Registry {
     pub async fn run_state(&self, run: &RunPath) -> Result<RunState, RegistryError> {
         let mut state = RunState::default();
-        let dir = format!("{}/commits", run.prefix());
+        let dir = layout::commits_dir(&run.prefix());
         // Fetched in parallel, applied in order: a run is a handful of requests' latency.
         let listed = self.store.list(&dir).await?;
         let fetched: Vec<(String, Bytes)> = futures::stream::iter(listed)
@@ -202,7 +202,7 @@ impl Registry {
                 writer: writer_id(),
                 op: op.clone(),
             };
-            let key = format!("{}/commits/{:020}.json", run.prefix(), commit.seq);
+            let key = layout::commit(&run.prefix(), commit.seq);
             let bytes = serde_json::to_vec_pretty(&commit).map_err(|e| self.corrupt(&key, e))?;
             if self.store.put_create(&key, bytes.into()).await? {
                 state.apply(&commit).map_err(|e| self.corrupt(&key, e))?;
@@ -217,7 +217,7 @@ impl Registry {
 
     /// Keeps one `file_stream` request body as sent.
     pub async fn keep_run_stream(&self, run: &RunPath, body: Bytes) -> Result<(), RegistryError> {
-        let key = format!("{}/stream/{}.json", run.prefix(), unique_id());
+        let key = layout::run_stream(&run.prefix(), &unique_id());
         self.store.put_create(&key, body).await?;
         Ok(())
     }
@@ -230,14 +230,14 @@ impl Registry {
         name: &str,
         body: Bytes,
     ) -> Result<(), RegistryError> {
-        let key = format!("{}/files/{name}/{}", run.prefix(), unique_id());
+        let key = layout::run_file(&run.prefix(), name, &unique_id());
         self.store.put_create(&key, body).await?;
         Ok(())
     }
 
     /// The runs of a project, by name.
     pub async fn runs(&self, entity: &str, project: &str) -> Result<Vec<String>, RegistryError> {
-        Ok(self.store.list_dirs(&format!("runs/{entity}/{project}")).await?)
+        Ok(self.store.list_dirs(&layout::runs_dir(entity, project)).await?)
     }
 
     /// Every stored object of a run below `sub` (`stream`, `files`), as (key, bytes).

@@ -358,7 +358,7 @@ async fn get_manifest(
     if hex_md5(&hex).is_none() {
         return text(StatusCode::BAD_REQUEST, "not an MD5");
     }
-    match st.shared.registry.store().get(&format!("manifests/{hex}.json")).await {
+    match st.shared.registry.store().get(&crate::registry::layout::manifest_by_hex(&hex)).await {
         Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
         Err(e) => store_error(&e),
     }

@@ -120,7 +120,7 @@ impl Shared {
 
     /// A signed GET URL for a stored manifest (`manifests/<hex>.json`).
     pub fn manifest_url(&self, key: &str) -> Option<String> {
-        let hex = key.strip_prefix("manifests/")?.strip_suffix(".json")?;
+        let hex = crate::registry::layout::hex_of_manifest(key)?;
         Some(self.signed("GET", &format!("/storage/manifest/{hex}"), &format!("manifest/{hex}")))
     }
 

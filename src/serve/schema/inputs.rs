@@ -261,13 +261,10 @@ pub fn valid_upload_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
-pub fn part_key(upload: &str, n: u32) -> String {
-    format!("uploads/{upload}/{n:05}")
-}
+pub use crate::registry::layout::upload_part as part_key;
 
 pub(super) fn md5_of_blob_key(key: &str) -> Option<[u8; 16]> {
-    let hex = key.strip_prefix("blobs/md5/")?.replace('/', "");
-    hex::decode(hex).ok()?.try_into().ok()
+    hex::decode(crate::registry::layout::md5_hex_of_blob(key)?).ok()?.try_into().ok()
 }
 
 /// Part URLs for a file the SDK uploads in parts (wandb-core does so from 2 GiB on).
