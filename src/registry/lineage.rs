@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
-use super::runs::{RunPath, RunState};
+use super::runs::{RunOp, RunPath, RunState};
 use super::{CollectionState, Registry, RegistryError};
 use crate::names::CollectionPath;
 
@@ -191,6 +191,24 @@ fn run_prefix(r: &RunPath) -> String {
     super::layout::lineage_of_run(&r.entity, &r.project, &r.name)
 }
 
+/// The lineage edge a `Logged` or `Used` op records.
+pub fn edge_of(op: &RunOp) -> Result<Option<(EdgeKind, VersionKey)>, RegistryError> {
+    let (kind, collection, version) = match op {
+        RunOp::Logged { collection, version } => (EdgeKind::Logged, collection, *version),
+        RunOp::Used { collection, version } => (EdgeKind::Used, collection, *version),
+        RunOp::Upsert(_) | RunOp::Finished { .. } => return Ok(None),
+    };
+    let mut parts = collection.splitn(3, '/');
+    let (Some(e), Some(p), Some(n)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(RegistryError::Invalid {
+            name: collection.clone(),
+            reason: "a run's artifact must be named entity/project/name".into(),
+        });
+    };
+    let collection = CollectionPath::new(e, p, n)?;
+    Ok(Some((kind, VersionKey { collection, version })))
+}
+
 /// The two index keys of one edge.
 pub fn edge_keys(run: &RunPath, kind: EdgeKind, v: &VersionKey) -> [String; 2] {
     let run = (run.entity.as_str(), run.project.as_str(), run.name.as_str());
@@ -221,7 +239,16 @@ fn parse_run_key(prefix: &str, key: &str) -> Option<(EdgeKind, VersionKey)> {
 
 impl Registry {
     /// Writes the index objects of one edge (idempotent).
-    pub(crate) async fn index_edge(
+    /// Appends one op to a run's log (creating the run). A `Logged` or `Used` op writes the
+    /// edge's lineage index first, so the index never misses an edge the run's log has.
+    pub async fn record_run(&self, run: &RunPath, op: RunOp) -> Result<RunState, RegistryError> {
+        if let Some((kind, v)) = edge_of(&op)? {
+            self.index_edge(run, kind, &v).await?;
+        }
+        self.append_run(run, op).await
+    }
+
+    async fn index_edge(
         &self,
         run: &RunPath,
         kind: EdgeKind,

@@ -1,17 +1,9 @@
-//! The append-only commit log of one artifact collection, and the state it folds into.
+//! The fold of one artifact collection's commit log (`commit_log`): versions, aliases,
+//! descriptions, deletions, as a pure function of tagged `Op`s, fuzzed in `log_fuzz`.
 //!
-//! Commit `N` lives at `<collection>/commits/<N:020>.json` and is created only if absent, so two
-//! writers can never both publish commit `N`: the loser re-reads and decides again. State (versions,
-//! aliases, descriptions, deletions) is the fold of the log. Every `CHECKPOINT_EVERY` commits a
-//! writer also stores the folded state as `<collection>/checkpoints/<N:020>.json` (deterministic,
-//! so racing writers store identical bytes), and readers start from the newest checkpoint.
-//!
-//! Reading is lenient where one bad object would otherwise take the whole collection down: names
-//! that are not `<20 digits>.json` are ignored, a checkpoint that does not parse or does not hold
-//! together is passed over for the commits, and a commit that does not parse or does not apply
-//! (e.g. it aliases a version deleted meanwhile) is skipped as a no-op, with a warning. All readers
-//! skip the same commits, so they agree on the state. Writers are strict: a commit is checked
-//! against the state with `apply` before it is created.
+//! A commit that does not apply to the state it follows (e.g. it aliases a version deleted
+//! meanwhile) is refused by writers and skipped by readers (`Fold::replay`), so every reader
+//! folds a log into the same state.
 
 use std::collections::BTreeMap;
 
@@ -19,20 +11,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use super::commit_log::{Fold, FoldError, Replayed};
 use crate::names::LATEST;
 
-/// Commits between checkpoints: a reader replays at most this many commits.
-pub const CHECKPOINT_EVERY: u64 = 32;
-
 /// One published change to a collection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Commit {
-    pub seq: u64,
-    pub time: DateTime<Utc>,
-    /// `host:pid`, for humans reading the log.
-    pub writer: String,
-    pub op: Op,
-}
+pub type Commit = super::commit_log::Commit<Op>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -91,16 +74,18 @@ pub struct CollectionState {
     pub aliases: BTreeMap<String, u32>,
 }
 
-#[derive(Debug, Clone, thiserror::Error, PartialEq)]
-pub enum FoldError {
-    #[error("commit {seq} follows commit {prev}: the log has a gap")]
-    Gap { prev: u64, seq: u64 },
-    #[error("commit {seq}: {reason}")]
-    Invalid { seq: u64, reason: String },
-}
+impl Fold for CollectionState {
+    type Op = Op;
 
-impl CollectionState {
-    pub fn apply(&mut self, c: &Commit) -> Result<(), FoldError> {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn skip_to(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+
+    fn apply(&mut self, c: &Commit) -> Result<(), FoldError> {
         if self.seq.checked_add(1) != Some(c.seq) {
             return Err(FoldError::Gap { prev: self.seq, seq: c.seq });
         }
@@ -194,61 +179,9 @@ impl CollectionState {
         Ok(())
     }
 
-    /// Applies a commit as a reader does: a commit that does not apply to this state is skipped
-    /// (the state moves past its sequence number unchanged) and returned, so the caller can warn.
-    /// Only a gap in the log is an error.
-    pub fn apply_lenient(&mut self, c: &Commit) -> Result<Option<FoldError>, FoldError> {
-        match self.apply(c) {
-            Ok(()) => Ok(None),
-            Err(e @ FoldError::Gap { .. }) => Err(e),
-            Err(e @ FoldError::Invalid { .. }) => {
-                self.seq = c.seq;
-                Ok(Some(e))
-            }
-        }
-    }
-
-    /// Replays one stored commit object (the bytes under `commits/<seq>.json`) leniently: bytes
-    /// that are not a commit, or a commit whose number differs from its name, are skipped like a
-    /// commit that does not apply.
-    pub fn replay(&mut self, seq: u64, bytes: &[u8]) -> Result<Replayed, FoldError> {
-        if self.seq.checked_add(1) != Some(seq) {
-            return Err(FoldError::Gap { prev: self.seq, seq });
-        }
-        let commit: Commit = match serde_json::from_slice(bytes) {
-            Ok(c) => c,
-            Err(e) => {
-                self.seq = seq;
-                return Ok(Replayed::Unreadable { reason: format!("not a commit: {e}") });
-            }
-        };
-        if commit.seq != seq {
-            self.seq = seq;
-            return Ok(Replayed::Unreadable {
-                reason: format!("holds commit {} under the name of commit {seq}", commit.seq),
-            });
-        }
-        Ok(match self.apply_lenient(&commit)? {
-            None => Replayed::Applied,
-            Some(e) => Replayed::Skipped { reason: e.to_string() },
-        })
-    }
-
-    /// Parses a stored checkpoint (the bytes under `checkpoints/<seq>.json`) and checks that it
-    /// holds together; a reader that gets an error here replays the commits instead.
-    pub fn from_checkpoint(seq: u64, bytes: &[u8]) -> Result<CollectionState, String> {
-        let state: CollectionState =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a checkpoint: {e}"))?;
-        if state.seq != seq {
-            return Err(format!("holds the state after commit {} under the name {seq}", state.seq));
-        }
-        state.check()?;
-        Ok(state)
-    }
-
     /// The invariants every fold keeps: records under their own numbers, numbers below the
     /// counter, aliases naming live versions, valid alias names, a type once there are versions.
-    pub fn check(&self) -> Result<(), String> {
+    fn check(&self) -> Result<(), String> {
         let state = self;
         if let Some((&v, r)) = state.versions.iter().find(|(v, r)| **v != r.version) {
             return Err(format!("records v{} under v{v}", r.version));
@@ -269,7 +202,9 @@ impl CollectionState {
         }
         Ok(())
     }
+}
 
+impl CollectionState {
     /// Aliases of one version, sorted with `latest` first.
     pub fn aliases_of(&self, version: u32) -> Vec<String> {
         let mut out: Vec<String> =
@@ -285,20 +220,6 @@ impl CollectionState {
     pub fn latest(&self) -> Option<&VersionRecord> {
         self.aliases.get(LATEST).and_then(|v| self.versions.get(v))
     }
-}
-
-/// What replaying one commit object did.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Replayed {
-    Applied,
-    /// A well-formed commit that does not apply (e.g. it aliases a deleted version).
-    Skipped {
-        reason: String,
-    },
-    /// Bytes that are not a commit of this number; what they meant is unknown.
-    Unreadable {
-        reason: String,
-    },
 }
 
 /// What differs between two states of one collection, for a human: versions one has and the

@@ -6,6 +6,7 @@
 //! never sees a version whose manifest or blobs are missing; a crashed writer leaves only
 //! unreferenced objects, which `gc` sweeps after a grace period.
 
+mod commit_log;
 pub mod drafts;
 pub mod keys;
 pub mod layout;
@@ -31,8 +32,7 @@ use crate::store::{Store, StoreError};
 pub use lease::{LeaseGuard, LeaseTiming};
 pub use log::{CollectionState, Commit, Op, VersionRecord};
 
-/// Attempts at publishing a commit before giving up on a very busy collection.
-const MAX_COMMIT_ATTEMPTS: u32 = 200;
+use commit_log::MAX_COMMIT_ATTEMPTS;
 /// Blob existence checks in flight at once.
 const HEADS_IN_FLIGHT: usize = 16;
 
@@ -78,7 +78,7 @@ pub enum RegistryError {
     Refused {
         name: String,
         #[source]
-        source: log::FoldError,
+        source: commit_log::FoldError,
     },
     #[error("gc deleted nothing: {0}")]
     Unsafe(String),
@@ -258,81 +258,7 @@ impl Registry {
         c: &CollectionPath,
         state: CollectionState,
     ) -> Result<CollectionState, RegistryError> {
-        self.load(&collection_prefix(c), state).await
-    }
-
-    /// Reads a collection's log below `prefix` after `state`, leniently (see `log`): foreign
-    /// names are ignored, a bad checkpoint is passed over for the commits, commits that do not
-    /// apply are skipped with a warning (`gc` refuses on what is warned about here: `prove`). I/O
-    /// errors, gaps, and a state
-    /// with no commit behind it (a checkpoint over a missing or truncated `commits/`) fail: they
-    /// would otherwise read as a shorter history.
-    async fn load(
-        &self,
-        prefix: &str,
-        mut state: CollectionState,
-    ) -> Result<CollectionState, RegistryError> {
-        let url = self.store.url();
-        let dir = layout::checkpoints_dir(prefix);
-        let after = layout::checkpoint(prefix, state.seq);
-        let mut checkpoints: Vec<(u64, String)> = self
-            .store
-            .list_after(&dir, Some(&after))
-            .await?
-            .into_iter()
-            .filter_map(|l| Some((layout::seq_in(&dir, &l.key)?, l.key)))
-            .filter(|(seq, _)| *seq > state.seq)
-            .collect();
-        let any_checkpoint = !checkpoints.is_empty();
-        while let Some((seq, key)) = checkpoints.pop() {
-            let bytes = self.store.get(&key).await?;
-            match CollectionState::from_checkpoint(seq, &bytes) {
-                Ok(s) => {
-                    state = s;
-                    break;
-                }
-                Err(reason) => tracing::warn!(
-                    "registry {url}: ignoring checkpoint {key} ({reason}); reading the commits instead"
-                ),
-            }
-        }
-        // Listed from the commit the state stands on, which must still be there.
-        let base = state.seq;
-        let dir = layout::commits_dir(prefix);
-        let start = layout::commit(prefix, base.saturating_sub(1));
-        let listed = self.store.list_after(&dir, Some(&start)).await?;
-        let mut base_found = base == 0;
-        for l in listed {
-            let Some(seq) = layout::seq_in(&dir, &l.key) else {
-                continue;
-            };
-            if seq <= base {
-                base_found |= seq == base;
-                continue;
-            }
-            let bytes = self.store.get(&l.key).await?;
-            match state.replay(seq, &bytes).map_err(|e| self.corrupt(&l.key, e))? {
-                log::Replayed::Applied => {}
-                log::Replayed::Skipped { reason, .. } | log::Replayed::Unreadable { reason } => {
-                    tracing::warn!("registry {url}: skipping commit {} ({reason})", l.key);
-                }
-            }
-        }
-        if !base_found {
-            return Err(self.corrupt(
-                &dir,
-                format!(
-                    "the state after commit {base} has no commit {base} behind it: {dir} is missing or truncated, so the collection's history is incomplete"
-                ),
-            ));
-        }
-        if any_checkpoint && state.seq == 0 {
-            return Err(self.corrupt(
-                &dir,
-                format!("the collection has checkpoints but no commits: {dir} is missing or empty"),
-            ));
-        }
-        Ok(state)
+        self.load_log(&collection_prefix(c), state).await
     }
 
     pub async fn entities(&self) -> Result<Vec<String>, RegistryError> {
@@ -459,55 +385,14 @@ impl Registry {
 
     // ---- writing ------------------------------------------------------------------------------
 
-    /// Publishes one commit, deciding its content from the freshest state; retries when another
-    /// writer published first. `decide` returns `None` when nothing needs to be written.
+    /// Publishes one commit to a collection's log (see `commit_log::append`).
     async fn commit<T>(
         &self,
         c: &CollectionPath,
-        mut decide: impl FnMut(&CollectionState) -> Result<(Option<Op>, T), RegistryError>,
+        decide: impl FnMut(&CollectionState) -> Result<(Option<Op>, T), RegistryError>,
     ) -> Result<(CollectionState, T), RegistryError> {
         let prefix = collection_prefix(c);
-        let mut state = CollectionState::default();
-        for attempt in 0..MAX_COMMIT_ATTEMPTS {
-            state = self.refresh(c, state).await?;
-            let (op, out) = decide(&state)?;
-            let Some(op) = op else {
-                return Ok((state, out));
-            };
-            let Some(seq) = state.seq.checked_add(1) else {
-                return Err(self.corrupt(&prefix, "the commit counter cannot go further"));
-            };
-            let commit = Commit { seq, time: Utc::now(), writer: writer_id(), op };
-            // Checked against the state it follows before it exists: an invalid commit, once
-            // created, could never be taken back.
-            let mut next = state.clone();
-            next.apply(&commit)
-                .map_err(|source| RegistryError::Refused { name: c.to_string(), source })?;
-            let bytes = serde_json::to_vec_pretty(&commit).map_err(|e| self.corrupt(&prefix, e))?;
-            if self.store.put_create(&layout::commit(&prefix, commit.seq), bytes.into()).await? {
-                if commit.seq.is_multiple_of(log::CHECKPOINT_EVERY) {
-                    self.write_checkpoint(&prefix, &next).await;
-                }
-                return Ok((next, out));
-            }
-            // Lost the race for this sequence number: back off a little, re-read, decide again.
-            let jitter_ms = fastrand::u64(1..=(5 + 5 * u64::from(attempt.min(20))));
-            tokio::time::sleep(Duration::from_millis(jitter_ms)).await;
-        }
-        Err(RegistryError::Contention { name: c.to_string() })
-    }
-
-    async fn write_checkpoint(&self, prefix: &str, state: &CollectionState) {
-        let key = layout::checkpoint(prefix, state.seq);
-        match serde_json::to_vec(state) {
-            Ok(bytes) => {
-                if let Err(e) = self.store.put_create(&key, bytes.into()).await {
-                    // A missing checkpoint only costs readers a longer replay.
-                    tracing::warn!("could not write checkpoint {key}: {e}");
-                }
-            }
-            Err(e) => tracing::warn!("could not encode checkpoint {key}: {e}"),
-        }
+        self.append(&prefix, &c.to_string(), CollectionState::default(), decide).await
     }
 
     /// Logs a version: uploads missing blobs, stores the manifest, publishes the commit. Content
@@ -957,80 +842,6 @@ impl Registry {
         result
     }
 
-    /// The state of one collection as `gc` must know it before deleting anything: every commit
-    /// from 1 on replays strictly (no gap, none unreadable or skipped), and every checkpoint a
-    /// reader may start from equals the state its commits fold into. Anything less means some
-    /// reader sees another history than this one, so gc would risk deleting a version it sees.
-    async fn prove(&self, prefix: &str) -> Result<CollectionState, RegistryError> {
-        use futures::{StreamExt, TryStreamExt};
-        let unsafe_ = |why: String| {
-            RegistryError::Unsafe(format!("{prefix}: {why}; fix or remove it, then run gc again"))
-        };
-        let dir = layout::checkpoints_dir(prefix);
-        let mut checkpoints = std::collections::BTreeMap::new();
-        for l in self.store.list(&dir).await? {
-            if let Some(seq) = layout::seq_in(&dir, &l.key) {
-                checkpoints.insert(seq, l.key);
-            }
-        }
-        let dir = layout::commits_dir(prefix);
-        let commits: Vec<(u64, String)> = self
-            .store
-            .list(&dir)
-            .await?
-            .into_iter()
-            .filter_map(|l| Some((layout::seq_in(&dir, &l.key)?, l.key)))
-            .collect();
-        let store = &self.store;
-        let mut bodies =
-            futures::stream::iter(commits)
-                .map(|(seq, key)| async move {
-                    Ok::<_, RegistryError>((seq, store.get(&key).await?, key))
-                })
-                .buffered(HEADS_IN_FLIGHT);
-        let mut state = CollectionState::default();
-        while let Some((seq, bytes, key)) = bodies.try_next().await? {
-            match state.replay(seq, &bytes) {
-                Ok(log::Replayed::Applied) => {}
-                Ok(log::Replayed::Skipped { reason, .. }) => {
-                    return Err(unsafe_(format!(
-                        "commit {key} does not apply ({reason}), so readers skip it"
-                    )));
-                }
-                Ok(log::Replayed::Unreadable { reason }) => {
-                    return Err(unsafe_(format!(
-                        "commit {key} cannot be read ({reason}), so the versions it may publish are unknown"
-                    )));
-                }
-                Err(e) => return Err(unsafe_(format!("{dir} is incomplete: {e}"))),
-            }
-            if let Some(key) = checkpoints.remove(&seq) {
-                let bytes = self.store.get(&key).await?;
-                let saved = CollectionState::from_checkpoint(seq, &bytes).map_err(|reason| {
-                    unsafe_(format!("checkpoint {key} cannot be used ({reason})"))
-                })?;
-                if saved != state {
-                    return Err(unsafe_(format!(
-                        "checkpoint {key} disagrees with the commits before it ({})",
-                        log::difference(&state, &saved)
-                    )));
-                }
-            }
-        }
-        if let Some((seq, key)) = checkpoints.into_iter().next() {
-            return Err(unsafe_(format!(
-                "checkpoint {key} stands on commit {seq}, but {dir} ends at commit {}: its commits are missing or truncated",
-                state.seq
-            )));
-        }
-        if state.seq == 0 {
-            return Err(unsafe_(format!(
-                "it has no readable commits (is {dir} a directory of commits?)"
-            )));
-        }
-        Ok(state)
-    }
-
     /// Everything is read before anything is deleted.
     async fn sweep(&self, grace: Duration) -> Result<GcReport, RegistryError> {
         let mut live_manifests = HashSet::new();
@@ -1067,7 +878,7 @@ impl Registry {
                 for name in level(collections.clone()).await? {
                     // Whatever its name: a directory artfs would not create may still hold a log.
                     let prefix = format!("{collections}/{name}");
-                    let state = self.prove(&prefix).await?;
+                    let state: CollectionState = self.prove_log(&prefix, log::difference).await?;
                     live_manifests.extend(state.versions.values().map(|v| v.manifest.clone()));
                 }
             }

@@ -1,29 +1,22 @@
 //! Runs (W&B's `wandb.init` … `run.finish()`), recorded in the registry as a create-only commit
-//! log per run, the same shape as a collection's: `runs/<entity>/<project>/<run>/commits/<N>.json`,
-//! state the pure fold `RunState::apply` over a tagged `RunOp`. What a run streams (history,
+//! log per run (`commit_log`, as a collection's), state the pure fold `RunState::apply` over a
+//! tagged `RunOp`. The lineage index of what runs logged and used is kept by `lineage`, which
+//! writes it before the run's commit (`Registry::record_run`). What a run streams (history,
 //! summary, console) and the files it uploads are kept as immutable objects beside the log:
 //! `runs/…/stream/<unique>.json` and `runs/…/files/<name>/<unique>`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::lineage::{EdgeKind, VersionKey};
-use super::{MAX_COMMIT_ATTEMPTS, Registry, RegistryError, layout, unique_id, writer_id};
-use crate::names::{CollectionPath, validate_scope};
+use super::commit_log::{Fold, FoldError};
+use super::{Registry, RegistryError, layout, unique_id};
+use crate::names::validate_scope;
 
 /// One published change to a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunCommit {
-    pub seq: u64,
-    pub time: DateTime<Utc>,
-    pub writer: String,
-    pub op: RunOp,
-}
+pub type RunCommit = super::commit_log::Commit<RunOp>;
 
 /// Fields a client set on a run; `None` leaves the current value.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -63,26 +56,6 @@ pub enum RunOp {
     },
 }
 
-impl RunOp {
-    /// The lineage edge a `Logged` or `Used` op records.
-    pub fn edge(&self) -> Result<Option<(EdgeKind, VersionKey)>, RegistryError> {
-        let (kind, collection, version) = match self {
-            RunOp::Logged { collection, version } => (EdgeKind::Logged, collection, *version),
-            RunOp::Used { collection, version } => (EdgeKind::Used, collection, *version),
-            RunOp::Upsert(_) | RunOp::Finished { .. } => return Ok(None),
-        };
-        let mut parts = collection.splitn(3, '/');
-        let (Some(e), Some(p), Some(n)) = (parts.next(), parts.next(), parts.next()) else {
-            return Err(RegistryError::Invalid {
-                name: collection.clone(),
-                reason: "a run's artifact must be named entity/project/name".into(),
-            });
-        };
-        let collection = CollectionPath::new(e, p, n)?;
-        Ok(Some((kind, VersionKey { collection, version })))
-    }
-}
-
 /// The fold of a run's log.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
@@ -96,10 +69,20 @@ pub struct RunState {
     pub finished: bool,
 }
 
-impl RunState {
-    pub fn apply(&mut self, c: &RunCommit) -> Result<(), super::log::FoldError> {
-        if c.seq != self.seq + 1 {
-            return Err(super::log::FoldError::Gap { prev: self.seq, seq: c.seq });
+impl Fold for RunState {
+    type Op = RunOp;
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn skip_to(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+
+    fn apply(&mut self, c: &RunCommit) -> Result<(), FoldError> {
+        if self.seq.checked_add(1) != Some(c.seq) {
+            return Err(FoldError::Gap { prev: self.seq, seq: c.seq });
         }
         self.created_at.get_or_insert(c.time);
         self.updated_at = Some(c.time);
@@ -162,57 +145,26 @@ impl RunPath {
         Ok(RunPath { entity: entity.into(), project: project.into(), name: name.into() })
     }
 
-    fn prefix(&self) -> String {
+    pub(super) fn prefix(&self) -> String {
         layout::run(&self.entity, &self.project, &self.name)
     }
 }
 
 impl Registry {
     pub async fn run_state(&self, run: &RunPath) -> Result<RunState, RegistryError> {
-        let mut state = RunState::default();
-        let dir = layout::commits_dir(&run.prefix());
-        // Fetched in parallel, applied in order: a run is a handful of requests' latency.
-        let listed = self.store.list(&dir).await?;
-        let fetched: Vec<(String, Bytes)> = futures::stream::iter(listed)
-            .map(|l| async move {
-                Ok::<_, RegistryError>((l.key.clone(), self.store.get(&l.key).await?))
-            })
-            .buffered(16)
-            .try_collect()
-            .await?;
-        for (key, bytes) in fetched {
-            let c: RunCommit = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(&key, e))?;
-            state.apply(&c).map_err(|e| self.corrupt(&key, e))?;
-        }
-        Ok(state)
+        self.load_log(&run.prefix(), RunState::default()).await
     }
 
     /// Appends one op to a run's log (creating the run), retrying when another writer won.
-    /// A `Logged` or `Used` op writes the edge's lineage index first (`lineage`), so the index
-    /// never misses an edge the run's log has.
-    pub async fn record_run(&self, run: &RunPath, op: RunOp) -> Result<RunState, RegistryError> {
-        if let Some((kind, v)) = op.edge()? {
-            self.index_edge(run, kind, &v).await?;
-        }
-        let mut state = self.run_state(run).await?;
-        for attempt in 0..MAX_COMMIT_ATTEMPTS {
-            let commit = RunCommit {
-                seq: state.seq + 1,
-                time: Utc::now(),
-                writer: writer_id(),
-                op: op.clone(),
-            };
-            let key = layout::commit(&run.prefix(), commit.seq);
-            let bytes = serde_json::to_vec_pretty(&commit).map_err(|e| self.corrupt(&key, e))?;
-            if self.store.put_create(&key, bytes.into()).await? {
-                state.apply(&commit).map_err(|e| self.corrupt(&key, e))?;
-                return Ok(state);
-            }
-            let jitter_ms = fastrand::u64(1..=(5 + 5 * u64::from(attempt.min(20))));
-            tokio::time::sleep(Duration::from_millis(jitter_ms)).await;
-            state = self.run_state(run).await?;
-        }
-        Err(RegistryError::Contention { name: format!("run {}", run.prefix()) })
+    /// Callers go through `record_run`, which keeps the lineage index ahead of the log.
+    pub(super) async fn append_run(
+        &self,
+        run: &RunPath,
+        op: RunOp,
+    ) -> Result<RunState, RegistryError> {
+        let name = format!("run {}", run.prefix());
+        let decide = |_: &RunState| Ok((Some(op.clone()), ()));
+        Ok(self.append(&run.prefix(), &name, RunState::default(), decide).await?.0)
     }
 
     /// Keeps one `file_stream` request body as sent.
@@ -300,5 +252,33 @@ mod tests {
         assert_eq!((s.seq, s.finished), (2, true));
         assert_eq!(reg.runs("e", "p").await.unwrap(), ["abc123"]);
         assert_eq!(reg.run_objects(&run, "stream").await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_long_run_is_read_from_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(
+            dir.path().to_str().unwrap(),
+            &crate::store::cloud::Clouds::default(),
+        )
+        .unwrap();
+        let reg = Registry::new(store);
+        let run = RunPath::new("e", "p", "long").unwrap();
+        for i in 0..40 {
+            let f = RunFields {
+                summary_metrics: Some(format!("{{\"step\":{i}}}")),
+                ..Default::default()
+            };
+            reg.record_run(&run, RunOp::Upsert(Box::new(f))).await.unwrap();
+        }
+        let want = reg.run_state(&run).await.unwrap();
+        assert_eq!(want.seq, 40);
+        let checkpoint = dir.path().join(layout::checkpoint(&run.prefix(), 32));
+        assert!(checkpoint.exists(), "a checkpoint every 32 commits");
+        // Commits before the checkpoint are not read again: corrupting one changes nothing.
+        let first = dir.path().join(layout::commit(&run.prefix(), 1));
+        std::fs::write(first, b"garbage").unwrap();
+        assert_eq!(reg.run_state(&run).await.unwrap(), want);
+        assert_eq!(want.fields.summary_metrics.as_deref(), Some("{\"step\":39}"));
     }
 }
