@@ -1,0 +1,230 @@
+//! Leases and garbage collection: writers and `gc` exclude each other through lease objects;
+//! `gc` proves every collection's state before it deletes what no live version uses.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::Utc;
+
+use super::lease::{self, LeaseGuard};
+use super::{CollectionState, Registry, RegistryError, entry_blob_key, layout, log};
+use crate::manifest::Manifest;
+
+/// What `gc` removed.
+#[derive(Debug, Default, Clone)]
+pub struct GcReport {
+    pub blobs_deleted: u64,
+    pub bytes_deleted: u64,
+    pub manifests_deleted: u64,
+    pub kept_young: u64,
+    /// Temporary objects of interrupted or killed writers (`…#…` names), counted in bytes too.
+    pub temp_deleted: u64,
+    /// Records of parallel groups' finished rounds (`parts/`), all but each group's newest.
+    pub rounds_deleted: u64,
+}
+
+impl Registry {
+    /// Takes a writer's lease, so that `gc` deletes nothing a write in progress is about to
+    /// reference; it is renewed in the background until the guard is released or dropped.
+    /// Refuses while gc runs.
+    pub async fn lease(&self) -> Result<LeaseGuard, RegistryError> {
+        let guard = self.hold(layout::LEASES).await?;
+        // Write first, then look: of a writer and a gc running at once, at least one sees the other.
+        let census = async {
+            let now = self.store_now(&guard.key()).await?;
+            Ok::<_, RegistryError>(
+                lease::census(&self.store, layout::GC, "", now, self.timing).await?,
+            )
+        };
+        let gc = match census.await {
+            Ok(gc) => gc,
+            Err(e) => {
+                guard.release().await;
+                return Err(e);
+            }
+        };
+        if !gc.live.is_empty() {
+            guard.release().await;
+            return Err(RegistryError::Busy(format!(
+                "artfs gc is running on {} ({}); try again when it has finished",
+                self.store.url(),
+                gc.live.join(", ")
+            )));
+        }
+        Ok(guard)
+    }
+
+    /// The store's clock: when `key`, just written, was last modified.
+    pub(super) async fn store_now(
+        &self,
+        key: &str,
+    ) -> Result<chrono::DateTime<Utc>, RegistryError> {
+        Ok(self.store.modified(key).await?.unwrap_or_else(Utc::now))
+    }
+
+    pub(super) async fn hold(&self, dir: &'static str) -> Result<LeaseGuard, RegistryError> {
+        let key = lease::new_key(dir);
+        self.store.put_create(&key, lease::body()).await?;
+        Ok(LeaseGuard::start(self.store.clone(), dir, key, self.timing, self.held.clone()))
+    }
+
+    /// After Ctrl-C or SIGTERM: stops local uploads, removes their temporary files and the
+    /// leases this process holds, so an interrupted command leaves nothing behind.
+    pub async fn interrupt(&self) {
+        self.store.cancel_uploads().await;
+        let keys: Vec<String> =
+            self.held.lock().map(|h| h.iter().cloned().collect()).unwrap_or_default();
+        for key in keys {
+            lease::delete(&self.store, &key, &self.held).await;
+        }
+    }
+
+    /// Deletes blobs and manifests no live version (nor unfinished part, nor uncommitted draft's
+    /// uploaded manifest) uses and that are older than `grace`, and
+    /// temporary objects that interrupted writers left behind. Fails safe: anything it cannot
+    /// read completely, or that looks wrong, means nothing is deleted.
+    pub async fn gc(&self, grace: Duration) -> Result<GcReport, RegistryError> {
+        let marker = self.hold(layout::GC).await?;
+        let result = async {
+            let now = self.store_now(&marker.key()).await?;
+            let writers = lease::census(&self.store, layout::LEASES, "", now, self.timing).await?;
+            if !writers.live.is_empty() {
+                return Err(RegistryError::Busy(format!(
+                    "{} writer(s) are logging to {}; run gc again when they have finished ({})",
+                    writers.live.len(),
+                    self.store.url(),
+                    writers.live.join(", ")
+                )));
+            }
+            let report = self.sweep(grace).await?;
+            // Leases of dead writers are only clutter now.
+            for key in writers.stale {
+                self.store.delete(&key).await?;
+            }
+            let markers =
+                lease::census(&self.store, layout::GC, &marker.key(), now, self.timing).await?;
+            for key in markers.stale {
+                self.store.delete(&key).await?;
+            }
+            Ok(report)
+        }
+        .await;
+        marker.release().await;
+        result
+    }
+
+    /// Everything is read before anything is deleted.
+    pub(super) async fn sweep(&self, grace: Duration) -> Result<GcReport, RegistryError> {
+        let mut live_manifests = HashSet::new();
+        // Only directories belong above the logs: a file there may be a directory of
+        // collections that was replaced, whose versions gc could then not see.
+        let level = |prefix: String| async move {
+            let (dirs, files) = self.store.list_level(&prefix).await?;
+            match files.first() {
+                Some(file) => Err(RegistryError::Unsafe(format!(
+                    "{file} is a file where only directories of collections belong; move it away, then run gc again"
+                ))),
+                None => Ok(dirs),
+            }
+        };
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        // Versions still being written: a parallel group's parts and `artfs serve` drafts. One
+        // whose manifest is gone cannot be finished anyway, so it does not stop gc.
+        let parts = self.parts_census(cutoff).await?;
+        let mut pending: HashSet<String> = parts.open_manifests.into_iter().collect();
+        pending.extend(self.pending_draft_manifests().await?);
+        let entities = level(layout::entities_dir().into()).await?;
+        if entities.is_empty()
+            && self.store.list(layout::MANIFESTS).await?.iter().any(|l| !pending.contains(&l.key))
+        {
+            return Err(RegistryError::Unsafe(
+                "the registry has manifests but no collections (is `collections` a directory?)"
+                    .into(),
+            ));
+        }
+        for entity in entities {
+            for project in level(layout::projects_dir(&entity)).await? {
+                let collections = layout::collections_dir(&entity, &project);
+                for name in level(collections.clone()).await? {
+                    // Whatever its name: a directory artfs would not create may still hold a log.
+                    let prefix = format!("{collections}/{name}");
+                    let state: CollectionState = self.prove_log(&prefix, log::difference).await?;
+                    live_manifests.extend(state.versions.values().map(|v| v.manifest.clone()));
+                }
+            }
+        }
+        pending.retain(|k| !live_manifests.contains(k));
+        let mut live_blobs = HashSet::new();
+        for key in live_manifests.iter().chain(&pending) {
+            let Some(bytes) = self.store.get_opt(key).await? else {
+                if pending.contains(key) {
+                    continue;
+                }
+                return Err(RegistryError::Unsafe(format!("the live manifest {key} is missing")));
+            };
+            let m = Manifest::from_json(&bytes).map_err(|e| {
+                RegistryError::Unsafe(format!("the live manifest {key} cannot be read: {e}"))
+            })?;
+            live_blobs.extend(m.contents.values().filter_map(entry_blob_key));
+        }
+        let live_sidecars: HashSet<String> =
+            live_blobs.iter().map(|b| layout::chunk_sidecar(b)).collect();
+        let (blobs, sidecars, manifests) = (
+            self.store.list(layout::BLOBS).await?,
+            self.store.list(layout::CHUNKS).await?,
+            self.store.list(layout::MANIFESTS).await?,
+        );
+        let mut temps = Vec::new();
+        for dir in [layout::BLOBS, layout::CHUNKS, layout::MANIFESTS] {
+            temps.extend(self.store.list_temporary(dir).await?);
+        }
+
+        let mut report = GcReport::default();
+        for l in blobs {
+            if live_blobs.contains(&l.key) {
+                continue;
+            }
+            if l.last_modified > cutoff {
+                report.kept_young += 1;
+                continue;
+            }
+            self.store.delete(&l.key).await?;
+            report.blobs_deleted += 1;
+            report.bytes_deleted += l.size;
+        }
+        for l in sidecars {
+            if live_sidecars.contains(&l.key) || l.last_modified > cutoff {
+                continue;
+            }
+            self.store.delete(&l.key).await?;
+        }
+        for l in manifests {
+            if live_manifests.contains(&l.key) || pending.contains(&l.key) {
+                continue;
+            }
+            if l.last_modified > cutoff {
+                report.kept_young += 1;
+                continue;
+            }
+            self.store.delete(&l.key).await?;
+            report.manifests_deleted += 1;
+        }
+        // No writer holds a lease now, so no temporary object is being written: they are what
+        // interrupted or killed writers left (the grace period still applies).
+        for l in temps {
+            if l.last_modified > cutoff {
+                report.kept_young += 1;
+                continue;
+            }
+            self.store.delete_temporary(&l.key).await?;
+            report.temp_deleted += 1;
+            report.bytes_deleted += l.size;
+        }
+        for key in &parts.deletable {
+            self.store.delete(key).await?;
+        }
+        report.rounds_deleted = parts.rounds;
+        Ok(report)
+    }
+}

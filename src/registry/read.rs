@@ -1,0 +1,163 @@
+//! Reading the registry: collections' states, name resolution, manifests.
+
+use super::log::VersionRecord;
+use super::{CollectionState, Registry, RegistryError, collection_prefix, layout};
+use crate::manifest::Manifest;
+use crate::names::{CollectionPath, Selector};
+
+/// A resolved version: everything needed to show or mount it.
+#[derive(Debug, Clone)]
+pub struct ResolvedVersion {
+    pub collection: CollectionPath,
+    pub artifact_type: String,
+    pub record: VersionRecord,
+    pub aliases: Vec<String>,
+}
+
+/// Summary of one collection for `artfs ls`.
+#[derive(Debug, Clone)]
+pub struct CollectionSummary {
+    pub collection: CollectionPath,
+    pub artifact_type: String,
+    pub versions: usize,
+    pub latest: Option<VersionRecord>,
+}
+
+impl Registry {
+    /// The folded state of a collection (empty when it does not exist).
+    pub async fn state(&self, c: &CollectionPath) -> Result<CollectionState, RegistryError> {
+        self.refresh(c, CollectionState::default()).await
+    }
+
+    /// Brings `state` up to date by replaying only the commits after it (or after the newest
+    /// usable checkpoint, if that is further along).
+    pub async fn refresh(
+        &self,
+        c: &CollectionPath,
+        state: CollectionState,
+    ) -> Result<CollectionState, RegistryError> {
+        self.load_log(&collection_prefix(c), state).await
+    }
+
+    pub async fn entities(&self) -> Result<Vec<String>, RegistryError> {
+        Ok(self.store.list_dirs(layout::entities_dir()).await?)
+    }
+
+    pub async fn projects(&self, entity: &str) -> Result<Vec<String>, RegistryError> {
+        Ok(self.store.list_dirs(&layout::projects_dir(entity)).await?)
+    }
+
+    pub async fn collections(
+        &self,
+        entity: &str,
+        project: &str,
+    ) -> Result<Vec<String>, RegistryError> {
+        Ok(self.store.list_dirs(&layout::collections_dir(entity, project)).await?)
+    }
+
+    pub async fn summaries(
+        &self,
+        entity: &str,
+        project: &str,
+    ) -> Result<Vec<CollectionSummary>, RegistryError> {
+        let mut out = Vec::new();
+        for name in self.collections(entity, project).await? {
+            // One bad collection must not hide the others: it is left out, with a warning.
+            let collection = match CollectionPath::new(entity, project, &name) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(
+                        "registry {}: skipping {entity}/{project}/{name}: {e}",
+                        self.store.url()
+                    );
+                    continue;
+                }
+            };
+            // (A registry that fails still fails the listing: only a broken log is left out.)
+            let state = match self.state(&collection).await {
+                Ok(s) => s,
+                Err(e @ RegistryError::Corrupt { .. }) => {
+                    tracing::warn!("skipping {collection}, which cannot be read: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            out.push(CollectionSummary {
+                artifact_type: state.artifact_type.clone().unwrap_or_default(),
+                versions: state.versions.len(),
+                latest: state.latest().cloned(),
+                collection,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The state of an existing collection, or an error listing the ones that exist.
+    pub async fn existing_state(
+        &self,
+        c: &CollectionPath,
+    ) -> Result<CollectionState, RegistryError> {
+        let state = self.state(c).await?;
+        if state.seq == 0 {
+            return Err(RegistryError::UnknownArtifact {
+                name: c.name.clone(),
+                scope: format!("{}/{}", c.entity, c.project),
+                available: self.collections(&c.entity, &c.project).await.unwrap_or_default(),
+            });
+        }
+        Ok(state)
+    }
+
+    /// Resolves `name:alias` / `name:vN` in an already loaded state.
+    pub fn resolve_in(
+        c: &CollectionPath,
+        state: &CollectionState,
+        selector: &Selector,
+    ) -> Result<ResolvedVersion, RegistryError> {
+        let version = match selector {
+            Selector::Version(v) => *v,
+            Selector::Alias(a) => match state.aliases.get(a) {
+                Some(v) => *v,
+                None => {
+                    return Err(RegistryError::UnknownAlias {
+                        name: c.to_string(),
+                        alias: a.clone(),
+                        available: state.aliases.keys().cloned().collect(),
+                    });
+                }
+            },
+        };
+        let Some(record) = state.versions.get(&version) else {
+            return Err(RegistryError::UnknownVersion {
+                name: c.to_string(),
+                version,
+                available: state.versions.keys().map(|v| format!("v{v}")).collect(),
+            });
+        };
+        Ok(ResolvedVersion {
+            collection: c.clone(),
+            artifact_type: state.artifact_type.clone().unwrap_or_default(),
+            record: record.clone(),
+            aliases: state.aliases_of(version),
+        })
+    }
+
+    pub async fn resolve(
+        &self,
+        c: &CollectionPath,
+        selector: &Selector,
+    ) -> Result<ResolvedVersion, RegistryError> {
+        let state = self.existing_state(c).await?;
+        Self::resolve_in(c, &state, selector)
+    }
+
+    pub async fn manifest(&self, v: &ResolvedVersion) -> Result<Manifest, RegistryError> {
+        let key = &v.record.manifest;
+        let bytes = self.store.get(key).await?;
+        Manifest::from_json(&bytes).map_err(|source| RegistryError::Manifest {
+            name: format!("{}:v{}", v.collection, v.record.version),
+            key: key.clone(),
+            source,
+        })
+    }
+}
