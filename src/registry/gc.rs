@@ -45,11 +45,10 @@ impl Registry {
         };
         if !gc.live.is_empty() {
             guard.release().await;
-            return Err(RegistryError::Busy(format!(
-                "artfs gc is running on {} ({}); try again when it has finished",
-                self.store.url(),
-                gc.live.join(", ")
-            )));
+            return Err(RegistryError::GcRunning {
+                url: self.store.url().to_owned(),
+                markers: gc.live,
+            });
         }
         Ok(guard)
     }
@@ -89,12 +88,10 @@ impl Registry {
             let now = self.store_now(&marker.key()).await?;
             let writers = lease::census(&self.store, layout::LEASES, "", now, self.timing).await?;
             if !writers.live.is_empty() {
-                return Err(RegistryError::Busy(format!(
-                    "{} writer(s) are logging to {}; run gc again when they have finished ({})",
-                    writers.live.len(),
-                    self.store.url(),
-                    writers.live.join(", ")
-                )));
+                return Err(RegistryError::WritersLogging {
+                    url: self.store.url().to_owned(),
+                    writers: writers.live,
+                });
             }
             let report = self.sweep(grace).await?;
             // Leases of dead writers are only clutter now.

@@ -47,11 +47,8 @@ impl Registry {
         let entities = if entities.is_empty() { vec![user.to_owned()] } else { entities.to_vec() };
         let record =
             KeyRecord { user: user.to_owned(), entities, read_only, created_at: Utc::now() };
-        let secret = format!(
-            "{KEY_PREFIX}-{}",
-            random_hex(24)
-                .map_err(|e| RegistryError::Busy(format!("cannot read /dev/urandom: {e}")))?
-        );
+        let secret =
+            format!("{KEY_PREFIX}-{}", random_hex(24).map_err(RegistryError::NoRandomness)?);
         let bytes = serde_json::to_vec_pretty(&record).map_err(|e| self.corrupt("keys", e))?;
         self.store.put_create(&key_path(&secret), bytes.into()).await?;
         Ok((secret, record))
@@ -73,8 +70,7 @@ impl Registry {
         if let Some(b) = self.store.get_opt(KEY).await? {
             return Ok(b.to_vec());
         }
-        let secret = random_hex(32)
-            .map_err(|e| RegistryError::Busy(format!("cannot read /dev/urandom: {e}")))?;
+        let secret = random_hex(32).map_err(RegistryError::NoRandomness)?;
         self.store.put_create(KEY, secret.into_bytes().into()).await?;
         // Whoever created it first, this is the one everybody uses.
         Ok(self.store.get(KEY).await?.to_vec())

@@ -71,10 +71,32 @@ pub enum RegistryError {
         "{name}: gave up after {MAX_COMMIT_ATTEMPTS} attempts to publish a commit; the collection is too busy, try again"
     )]
     Contention { name: String },
-    #[error("{0}")]
-    Busy(String),
+    #[error("artfs gc is running on {url} ({}); try again when it has finished", .markers.join(", "))]
+    GcRunning { url: String, markers: Vec<String> },
+    #[error(
+        "this log's lease lapsed and artfs gc is running on {url} ({}); log again when it has finished",
+        .markers.join(", ")
+    )]
+    LeaseLapsedDuringGc { url: String, markers: Vec<String> },
+    #[error(
+        "{} writer(s) are logging to {url}; run gc again when they have finished ({})",
+        .writers.len(),
+        .writers.join(", ")
+    )]
+    WritersLogging { url: String, writers: Vec<String> },
+    #[error(
+        "{name}: group {group:?} is being finished by another writer, which has not finished in {waited_secs}s; try again later"
+    )]
+    GroupFinishing { name: String, group: String, waited_secs: u64 },
+    #[error("cannot read /dev/urandom: {0}")]
+    NoRandomness(#[source] std::io::Error),
     #[error("{name}: {reason}")]
     Invalid { name: String, reason: String },
+    #[error(
+        "{name}: {} disappeared from the registry before the commit (removed by hand, or by a gc that took this log for dead); nothing was published, log again",
+        .missing.join(", ")
+    )]
+    Disappeared { name: String, missing: Vec<String> },
     #[error("{name}: the commit would be invalid ({source}); nothing was published")]
     Refused {
         name: String,

@@ -290,10 +290,11 @@ impl Registry {
             }
             polls += 1;
             if tokio::time::Instant::now() > deadline {
-                return Err(RegistryError::Busy(format!(
-                    "{c}: group {group:?} is being finished by another writer, which has not finished in {}s; try again later",
-                    FINISH_WAIT.as_secs()
-                )));
+                return Err(RegistryError::GroupFinishing {
+                    name: c.to_string(),
+                    group: group.to_owned(),
+                    waited_secs: FINISH_WAIT.as_secs(),
+                });
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -224,11 +224,10 @@ impl Registry {
         let now = self.store_now(&lease.key()).await?;
         let gc = lease::census(&self.store, layout::GC, "", now, self.timing).await?;
         if !gc.live.is_empty() {
-            return Err(RegistryError::Busy(format!(
-                "this log's lease lapsed and artfs gc is running on {} ({}); log again when it has finished",
-                self.store.url(),
-                gc.live.join(", ")
-            )));
+            return Err(RegistryError::LeaseLapsedDuringGc {
+                url: self.store.url().to_owned(),
+                markers: gc.live,
+            });
         }
         Ok(())
     }
@@ -266,13 +265,7 @@ impl Registry {
             return Ok(());
         }
         missing.sort();
-        Err(RegistryError::Invalid {
-            name: req.collection.to_string(),
-            reason: format!(
-                "{} disappeared from the registry before the commit (removed by hand, or by a gc that took this log for dead); nothing was published, log again",
-                missing.join(", ")
-            ),
-        })
+        Err(RegistryError::Disappeared { name: req.collection.to_string(), missing })
     }
 
     /// Uploads the blobs the registry does not have yet. Returns (files, bytes) uploaded.
