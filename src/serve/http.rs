@@ -132,6 +132,12 @@ async fn graphql(
         if let Some(rest) = e.message.strip_prefix("Unknown field ") {
             e.message = format!("Cannot query field {rest}");
         }
+        // Resolvers' errors carry their code (`ServeError`); the others are the engine's
+        // refusals of the document itself.
+        let ext = e.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", super::error::Kind::Invalid.code());
+        }
         tracing::info!("graphql {op}: {}", e.message);
     }
     Ok(axum::Json(res).into_response())

@@ -15,7 +15,7 @@ impl Mutation {
             input.entity_name.clone().unwrap_or_else(|| access(ctx).default_entity().to_owned());
         let project = input.model_name.clone().unwrap_or_else(|| "uncategorized".to_owned());
         let Some(name) = input.name.clone() else {
-            return Err(err("upsertBucket: a run name is required"));
+            return Err(invalid("upsertBucket: a run name is required"));
         };
         must_write(ctx, &entity)?;
         let path = RunPath::new(&entity, &project, &name).map_err(err)?;
@@ -50,14 +50,16 @@ impl Mutation {
         let (Some(e), Some(p), Some(r)) =
             (&input.entity_name, &input.project_name, &input.run_name)
         else {
-            return Err(err("createRunFiles: entityName, projectName and runName are required"));
+            return Err(invalid(
+                "createRunFiles: entityName, projectName and runName are required",
+            ));
         };
         must_write(ctx, e)?;
         let run = RunPath::new(e, p, r).map_err(err)?;
         let s = shared(ctx);
         let mut files = Vec::new();
         for name in input.files.unwrap_or_default() {
-            crate::manifest::validate_path(&name).map_err(err)?;
+            crate::manifest::validate_path(&name).map_err(|e| invalid(e.to_string()))?;
             files.push(RunFileUrl { upload_url: Some(s.run_file_url(&run, &name)), name });
         }
         Ok(CreateRunFilesPayload {
@@ -80,7 +82,7 @@ impl Mutation {
             input.artifact_type_name.as_deref(),
             input.digest.as_deref(),
         ) else {
-            return Err(err(
+            return Err(invalid(
                 "createArtifact: projectName, artifactCollectionName, artifactTypeName and digest are required",
             ));
         };
@@ -107,7 +109,7 @@ impl Mutation {
         let metadata = match input.metadata {
             Some(m) => Some(
                 serde_json::from_str::<serde_json::Value>(&m.0)
-                    .map_err(|e| err(format!("createArtifact: metadata is not JSON: {e}")))?,
+                    .map_err(|e| invalid(format!("createArtifact: metadata is not JSON: {e}")))?,
             ),
             None => None,
         };
@@ -120,7 +122,7 @@ impl Mutation {
             let resolved = Registry::resolve_in(&c, &state, &Selector::Version(existing.version))
                 .map_err(err)?;
             let bytes = r.store().get(&existing.manifest).await.map_err(err)?;
-            let manifest = Manifest::from_json(&bytes).map_err(err)?;
+            let manifest = Manifest::from_json(&bytes).map_err(stored_manifest)?;
             let req = crate::registry::LogRequest {
                 collection: c.clone(),
                 artifact_type: ty.to_owned(),
@@ -187,13 +189,13 @@ impl Mutation {
                 .map_err(err)?
                 .and_then(|a| a.manifest_key)
                 .ok_or_else(|| {
-                    err(format!(
+                    invalid(format!(
                         "createArtifactManifest: INCREMENTAL needs baseArtifactID, a committed version you may read ({base_id:?} is not)"
                     ))
                 })?;
             reg(ctx).set_draft_base(&draft, &base).await.map_err(err)?;
         } else if !(full || patch && draft.distributed.is_some()) {
-            return Err(err(
+            return Err(invalid(
                 "createArtifactManifest: only FULL and INCREMENTAL manifests, and PATCH manifests of distributed artifacts, are supported by artfs serve",
             ));
         }
@@ -222,7 +224,7 @@ impl Mutation {
     ) -> Res<ArtifactManifestPayload> {
         let id = input.artifact_manifest_id.as_deref().unwrap_or_default();
         let refused = || {
-            err(
+            invalid(
                 "updateArtifactManifest: only PATCH manifests of distributed artifacts and INCREMENTAL manifests are supported by artfs serve",
             )
         };
@@ -277,9 +279,9 @@ impl Mutation {
                     .or_default()
                     .insert(digest.clone(), spec.md5.clone());
             }
-            crate::manifest::validate_path(&spec.name).map_err(err)?;
+            crate::manifest::validate_path(&spec.name).map_err(|e| invalid(e.to_string()))?;
             let key = blob_key(&spec.md5).ok_or_else(|| {
-                err(format!(
+                invalid(format!(
                     "createArtifactFiles: {}: md5 {:?} is not a base64 MD5",
                     spec.name, spec.md5
                 ))
@@ -347,7 +349,7 @@ impl Mutation {
         let key = input.storage_path.unwrap_or_default();
         let want = md5_of_blob_key(&key);
         let (true, Some(want)) = (valid_upload_id(&upload), want) else {
-            return Err(err("completeMultipartUploadArtifact: unknown upload or storage path"));
+            return Err(invalid("completeMultipartUploadArtifact: unknown upload or storage path"));
         };
         let store = reg(ctx).store().clone();
         let blob = key.clone();
@@ -359,7 +361,7 @@ impl Mutation {
         let mut keys = Vec::with_capacity(parts.len());
         for (i, p) in parts.iter().enumerate() {
             if p.part_number != i as i32 + 1 {
-                return Err(err(format!(
+                return Err(invalid(format!(
                     "completeMultipartUploadArtifact: parts must be 1..{}, got part {}",
                     parts.len(),
                     p.part_number
@@ -367,7 +369,7 @@ impl Mutation {
             }
             let k = part_key(&upload, p.part_number as u32);
             if store.head(&k).await.map_err(err)?.is_none() {
-                return Err(err(format!(
+                return Err(invalid(format!(
                     "completeMultipartUploadArtifact: part {} was never uploaded",
                     p.part_number
                 )));
@@ -403,7 +405,11 @@ impl Mutation {
                 return Err(err(e));
             }
             Ok(Err(_)) => {}
-            Err(e) => return Err(err(format!("completeMultipartUploadArtifact: {e}"))),
+            Err(e) => {
+                return Err(err(ServeError::Internal(format!(
+                    "completeMultipartUploadArtifact: {e}"
+                ))));
+            }
         }
         Ok(CompleteMultipartPayload { digest: Some(hex::encode(want)) })
     }
@@ -439,7 +445,9 @@ impl Mutation {
         let a = artifact_by_id(reg(ctx), access(ctx), &input.artifact_id)
             .await
             .map_err(err)?
-            .ok_or_else(|| err(format!("useArtifact: artifact {} not found", input.artifact_id)))?;
+            .ok_or_else(|| {
+                not_found(format!("useArtifact: artifact {} not found", input.artifact_id))
+            })?;
         let entity =
             input.entity_name.clone().unwrap_or_else(|| access(ctx).default_entity().to_owned());
         if let (Some(v), Some(run)) = (
@@ -464,7 +472,7 @@ impl Mutation {
         let metadata = match input.metadata {
             Some(m) => Some(
                 serde_json::from_str::<serde_json::Value>(&m.0)
-                    .map_err(|e| err(format!("updateArtifact: metadata is not JSON: {e}")))?,
+                    .map_err(|e| invalid(format!("updateArtifact: metadata is not JSON: {e}")))?,
             ),
             None => None,
         };
@@ -474,7 +482,7 @@ impl Mutation {
         let fresh = artifact_by_id(r, access(ctx), &a.id)
             .await
             .map_err(err)?
-            .ok_or_else(|| err(format!("artifact {} not found", a.id)))?;
+            .ok_or_else(|| not_found(format!("artifact {} not found", a.id)))?;
         Ok(UpdateArtifactPayload { artifact: fresh })
     }
 
