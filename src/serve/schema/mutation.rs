@@ -106,38 +106,14 @@ impl Mutation {
                 aliases.push(a.alias);
             }
         }
-        let metadata = match input.metadata {
-            Some(m) => Some(
-                serde_json::from_str::<serde_json::Value>(&m.0)
-                    .map_err(|e| invalid(format!("createArtifact: metadata is not JSON: {e}")))?,
-            ),
-            None => None,
-        };
-        let run = run_path(Some(&entity), Some(project), input.run_name.as_deref());
+        let metadata = metadata_json("createArtifact", input.metadata)?;
         // A part's digest is its own, not the version's: distributed writers never dedup.
         let dedup =
             input.enable_digest_deduplication != Some(false) && input.distributed_id.is_none();
-        if dedup && let Some(existing) = state.version_by_digest(digest).cloned() {
-            // Same content as an existing version: no new version; the aliases move to it.
-            let resolved = Registry::resolve_in(&c, &state, &Selector::Version(existing.version))
-                .map_err(err)?;
-            let bytes = r.store().get(&existing.manifest).await.map_err(err)?;
-            let manifest = Manifest::from_json(&bytes).map_err(stored_manifest)?;
-            let req = crate::registry::LogRequest {
-                collection: c.clone(),
-                artifact_type: ty.to_owned(),
-                description: None,
-                metadata: None,
-                aliases,
-                manifest,
-                sources: Default::default(),
-            };
-            let out = r.publish(&req).await.map_err(err)?;
-            note_run(ctx, run, RunOp::Logged { collection: c.to_string(), version: out.version })
-                .await;
-            let mut a = Artifact::committed(&resolved);
-            a.aliases = out.aliases;
-            return Ok(CreateArtifactPayload { artifact: a });
+        if dedup && let Some(existing) = state.version_by_digest(digest) {
+            let run = run_path(Some(&entity), Some(project), input.run_name.as_deref());
+            let artifact = relog(ctx, &c, &state, existing.version, ty, aliases, run).await?;
+            return Ok(CreateArtifactPayload { artifact });
         }
         let distributed = match &input.distributed_id {
             Some(g) => Some(r.join_group(&c, g, ty, &aliases).await.map_err(err)?),
@@ -469,13 +445,7 @@ impl Mutation {
         input: UpdateArtifactInput,
     ) -> Res<UpdateArtifactPayload> {
         let a = version_for_write(ctx, &input.artifact_id).await?;
-        let metadata = match input.metadata {
-            Some(m) => Some(
-                serde_json::from_str::<serde_json::Value>(&m.0)
-                    .map_err(|e| invalid(format!("updateArtifact: metadata is not JSON: {e}")))?,
-            ),
-            None => None,
-        };
+        let metadata = metadata_json("updateArtifact", input.metadata)?;
         let r = reg(ctx);
         let version = a.version.unwrap_or(0);
         r.edit(&a.collection, version, input.description, metadata, None).await.map_err(err)?;
@@ -530,4 +500,43 @@ impl Mutation {
         gone.state = ArtifactState::Deleted;
         Ok(ArtifactPayload { artifact: Some(gone) })
     }
+}
+
+/// The metadata a mutation `op` was given, parsed.
+fn metadata_json(op: &str, metadata: Option<JsonString>) -> Res<Option<serde_json::Value>> {
+    metadata
+        .map(|m| serde_json::from_str(&m.0))
+        .transpose()
+        .map_err(|e| invalid(format!("{op}: metadata is not JSON: {e}")))
+}
+
+/// `createArtifact` with the content of an existing version `version` of `c`: no new version;
+/// the aliases move to it and the run is noted as its logger.
+async fn relog(
+    ctx: &Context<'_>,
+    c: &CollectionPath,
+    state: &CollectionState,
+    version: u32,
+    ty: &str,
+    aliases: Vec<String>,
+    run: Option<RunPath>,
+) -> Res<Artifact> {
+    let r = reg(ctx);
+    let resolved = Registry::resolve_in(c, state, &Selector::Version(version)).map_err(err)?;
+    let bytes = r.store().get(&resolved.record.manifest).await.map_err(err)?;
+    let manifest = Manifest::from_json(&bytes).map_err(stored_manifest)?;
+    let req = crate::registry::LogRequest {
+        collection: c.clone(),
+        artifact_type: ty.to_owned(),
+        description: None,
+        metadata: None,
+        aliases,
+        manifest,
+        sources: Default::default(),
+    };
+    let out = r.publish(&req).await.map_err(err)?;
+    note_run(ctx, run, RunOp::Logged { collection: c.to_string(), version: out.version }).await;
+    let mut a = Artifact::committed(&resolved);
+    a.aliases = out.aliases;
+    Ok(a)
 }
