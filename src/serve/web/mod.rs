@@ -237,27 +237,7 @@ async fn version(
     let record = state.versions.get(&number);
     match record {
         None => body.push_str("<p><strong>This version was deleted.</strong></p>"),
-        Some(r) => {
-            let rows = vec![
-                vec!["type".into(), esc(state.artifact_type.as_deref().unwrap_or(""))],
-                vec!["aliases".into(), esc(&state.aliases_of(number).join(", "))],
-                vec!["digest".into(), format!("<code>{}</code>", esc(&r.digest))],
-                vec![
-                    "size".into(),
-                    format!("{} in {} files", indicatif::HumanBytes(r.size), r.file_count),
-                ],
-                vec!["created".into(), esc(&r.created_at.to_rfc3339())],
-                vec!["description".into(), esc(r.description.as_deref().unwrap_or(""))],
-                vec![
-                    "metadata".into(),
-                    format!(
-                        "<pre>{}</pre>",
-                        esc(&serde_json::to_string_pretty(&r.metadata).unwrap_or_default())
-                    ),
-                ],
-            ];
-            body.push_str(&table(&["", ""], &rows));
-        }
+        Some(r) => body.push_str(&details(&state, number, r)),
     }
     let (logged_by, used_by) =
         s.registry.logged_and_used_by(&key).await.map_err(ServeError::Page)?;
@@ -306,6 +286,30 @@ async fn version(
         (artifact_href(&[&entity, &project, &name, &vn]), vn.clone()),
     ];
     Ok(html(page(&format!("{c}:{vn}"), &crumbs, &body)))
+}
+
+/// The table of a version's record: type, aliases, digest, size, dates, description, metadata.
+fn details(
+    state: &crate::registry::CollectionState,
+    number: u32,
+    r: &crate::registry::VersionRecord,
+) -> String {
+    let rows = vec![
+        vec!["type".into(), esc(state.artifact_type.as_deref().unwrap_or(""))],
+        vec!["aliases".into(), esc(&state.aliases_of(number).join(", "))],
+        vec!["digest".into(), format!("<code>{}</code>", esc(&r.digest))],
+        vec!["size".into(), format!("{} in {} files", indicatif::HumanBytes(r.size), r.file_count)],
+        vec!["created".into(), esc(&r.created_at.to_rfc3339())],
+        vec!["description".into(), esc(r.description.as_deref().unwrap_or(""))],
+        vec![
+            "metadata".into(),
+            format!(
+                "<pre>{}</pre>",
+                esc(&serde_json::to_string_pretty(&r.metadata).unwrap_or_default())
+            ),
+        ],
+    ];
+    table(&["", ""], &rows)
 }
 
 async fn lineage_svg(
