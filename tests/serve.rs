@@ -344,8 +344,14 @@ fn keys_entities_signed_urls_and_bad_input() {
     // A read-only key cannot write; another entity's key cannot write here either.
     let r = gql(&server, &ro, CREATE, create_input("acme", "raw"));
     assert!(r["errors"][0]["message"].as_str().unwrap().contains("read-only"), "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
     let r = gql(&server, &other, CREATE, create_input("acme", "raw"));
     assert!(r["errors"][0]["message"].as_str().unwrap().contains("may not write"), "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
+    // An artifact that does not exist is NOT_FOUND, as is one of another entity.
+    let r = gql(&server, &rw, COMMIT, serde_json::json!({"id": "QXJ0aWZhY3Q6bm9uZQ=="}));
+    assert!(r["errors"][0]["message"].as_str().unwrap().contains("not found"), "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["code"], "NOT_FOUND", "{r}");
 
     // A pending version: invisible, needs its manifest and its verified files to commit.
     let r = gql(&server, &rw, CREATE, create_input("acme", "raw"));
@@ -353,6 +359,9 @@ fn keys_entities_signed_urls_and_bad_input() {
     let id = r["data"]["createArtifact"]["artifact"]["id"].as_str().unwrap().to_owned();
     let r = gql(&server, &rw, COMMIT, serde_json::json!({"id": id}));
     assert!(r["errors"][0]["message"].as_str().unwrap().contains("manifest was never uploaded"));
+    assert_eq!(r["errors"][0]["extensions"]["code"], "CONFLICT", "{r}");
+    let r = gql(&server, &other, COMMIT, serde_json::json!({"id": id}));
+    assert_eq!(r["errors"][0]["extensions"]["code"], "NOT_FOUND", "{r}");
     let data = b"hello bytes".to_vec();
     let r = gql(&server, &rw, FILES, file_spec(&id, "a.txt", &data));
     let url = r["data"]["createArtifactFiles"]["files"]["edges"][0]["node"]["uploadUrl"]
@@ -446,8 +455,10 @@ fn keys_entities_signed_urls_and_bad_input() {
         r["errors"][0]["message"].as_str().unwrap().starts_with("Cannot query field \"nope\""),
         "{r}"
     );
+    assert_eq!(r["errors"][0]["extensions"]["code"], "INVALID", "{r}");
     let r = gql(&server, &rw, CREATE, create_input("acme", "bad/name"));
     assert!(r["errors"][0]["message"].as_str().unwrap().contains("invalid artifact name"), "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["code"], "INVALID", "{r}");
     // A body over the GraphQL limit is refused with 413 once the limit is crossed.
     let big = 33usize << 20;
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
@@ -463,7 +474,12 @@ fn keys_entities_signed_urls_and_bad_input() {
     let _ = s.read_to_end(&mut resp);
     let resp = String::from_utf8_lossy(&resp);
     assert!(resp.starts_with("HTTP/1.1 413"), "{resp}");
-    assert!(!server.log_text().contains("panicked"));
+    let log = server.log_text();
+    assert!(!log.contains("panicked"));
+    // Each request is a span with its method, path, status and latency; never a query string.
+    assert!(log.contains("method=PUT path=/storage/blob/"), "{}", tail(&log, 20));
+    assert!(log.contains("status=403") && log.contains("-> 403 in "), "{}", tail(&log, 20));
+    assert!(!log.contains("sig=") && !log.contains("expires="), "a signed URL's query in the log");
 }
 
 fn hex_of(data: &[u8]) -> String {

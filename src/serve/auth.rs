@@ -54,6 +54,19 @@ pub fn key_of_header(value: &str) -> Option<String> {
     (!key.is_empty()).then(|| key.to_owned())
 }
 
+/// The caller's access, from the key in the request's `Authorization` header; `None` when there
+/// is no key or it is not a valid one.
+pub(super) async fn caller(
+    shared: &super::Shared,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<Access>, RegistryError> {
+    let header = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match header.and_then(key_of_header) {
+        Some(key) => shared.keys.access(&shared.registry, &key).await,
+        None => Ok(None),
+    }
+}
+
 /// Checks keys against the registry, remembering answers briefly.
 #[derive(Debug, Default)]
 pub struct KeyCheck {

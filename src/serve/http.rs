@@ -2,27 +2,31 @@
 //! URLs or paths instead of GraphQL. Storage URLs carry their own signature (the SDK sends no
 //! credentials to them); `/graphql`, `/files/…/file_stream` and `/artifactsV2/…` need an API key.
 //! No handler logs a key, a signature or a query string.
+//!
+//! Every request runs in a `request` span (method, path, GraphQL operation, then status and
+//! latency); every error a handler returns is a [`ServeError`], which decides its own answer.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use futures::TryStreamExt;
+use tower_http::trace::TraceLayer;
+use tracing::Span;
 
-use super::auth::{Access, key_of_header};
+use super::auth::{Access, caller};
 use super::schema::{self, WandbSchema};
-use super::{MAX_GRAPHQL_BYTES, MAX_MANIFEST_BYTES, MAX_RUN_UPLOAD_BYTES, Shared};
+use super::{MAX_GRAPHQL_BYTES, MAX_MANIFEST_BYTES, MAX_RUN_UPLOAD_BYTES, ServeError, Shared};
 use crate::manifest::Manifest;
 use crate::names::{CollectionPath, validate_scope};
-use crate::registry::blob_key;
 use crate::registry::runs::{RunOp, RunPath};
-use crate::store::StoreError;
+use crate::registry::{RegistryError, blob_key};
 
 #[derive(Clone)]
 struct AppState {
@@ -54,46 +58,41 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/artifactsV2/{region}/{entity}/{project}/{collection}/{*rest}", get(artifacts_v2))
         .route("/artifacts/{entity}/{hex}", get(artifacts_v1))
         .nest_service("/ui", super::web::router(state.shared.clone()))
-        .fallback(|| async { text(StatusCode::NOT_FOUND, "no such endpoint") })
-        .layer(middleware::from_fn(log_request))
+        .fallback(|| async { ServeError::NoEndpoint })
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_request(|req: &Request, _: &Span| {
+                    // One line naming the request plainly, for grep (the span's fields do not).
+                    tracing::debug!("{} {}", req.method(), req.uri().path());
+                })
+                .on_response(|res: &Response, latency: Duration, span: &Span| {
+                    let status = res.status().as_u16();
+                    span.record("status", status);
+                    span.record("latency", tracing::field::debug(latency));
+                    tracing::info!("-> {status} in {latency:.1?}");
+                })
+                // The error itself is logged where it is answered (`ServeError`).
+                .on_failure(()),
+        )
         .with_state(state)
 }
 
-async fn log_request(req: Request, next: Next) -> Response {
-    // The path only: query strings carry URL signatures.
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let res = next.run(req).await;
-    tracing::info!("{method} {path} -> {}", res.status().as_u16());
-    res
+/// The span of one request: the path only, never the query string (it carries URL signatures).
+fn request_span(req: &Request) -> Span {
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        op = tracing::field::Empty,
+        status = tracing::field::Empty,
+        latency = tracing::field::Empty,
+    )
 }
 
-fn text(status: StatusCode, msg: impl Into<String>) -> Response {
-    let mut msg = msg.into();
-    msg.push('\n');
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], msg).into_response()
-}
-
-fn unauthorized() -> Response {
-    let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized: send a valid API key");
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
-    r
-}
-
-/// The caller's access, or the 401 to send.
-async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Access, Response> {
-    let Some(key) =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(key_of_header)
-    else {
-        return Err(unauthorized());
-    };
-    match shared.keys.access(&shared.registry, &key).await {
-        Ok(Some(a)) => Ok(a),
-        Ok(None) => Err(unauthorized()),
-        Err(e) => {
-            tracing::error!("cannot check an API key: {e}");
-            Err(text(StatusCode::SERVICE_UNAVAILABLE, "cannot check API keys right now; retry"))
-        }
-    }
+/// The caller's access, or the `401` (or `503`) to send.
+async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Access, ServeError> {
+    caller(shared, headers).await.map_err(ServeError::KeyCheck)?.ok_or(ServeError::Unauthenticated)
 }
 
 fn check_signature(
@@ -101,57 +100,47 @@ fn check_signature(
     method: &str,
     what: &str,
     q: &HashMap<String, String>,
-) -> Result<(), Response> {
-    shared
-        .signer
-        .verify(
-            method,
-            what,
-            q.get("expires").map(String::as_str),
-            q.get("sig").map(String::as_str),
-        )
-        .map_err(|e| text(StatusCode::FORBIDDEN, e.to_string()))
+) -> Result<(), ServeError> {
+    Ok(shared.signer.verify(
+        method,
+        what,
+        q.get("expires").map(String::as_str),
+        q.get("sig").map(String::as_str),
+    )?)
 }
 
-fn store_error(e: &StoreError) -> Response {
-    match e {
-        StoreError::DigestMismatch { .. } | StoreError::Body { .. } => {
-            text(StatusCode::BAD_REQUEST, e.to_string())
-        }
-        StoreError::NotFound { .. } => text(StatusCode::NOT_FOUND, "not found"),
-        _ => {
-            tracing::error!("{e}");
-            text(StatusCode::SERVICE_UNAVAILABLE, "storage error; retry")
-        }
-    }
-}
-
-async fn graphql(State(st): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let access = match authenticate(&st.shared, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let mut req: async_graphql::Request = match serde_json::from_slice(&body) {
-        Ok(r) => r,
-        Err(e) => {
-            return text(StatusCode::BAD_REQUEST, format!("request is not GraphQL JSON: {e}"));
-        }
-    };
+async fn graphql(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ServeError> {
+    let access = authenticate(&st.shared, &headers).await?;
+    let mut req: async_graphql::Request = serde_json::from_slice(&body)
+        .map_err(|e| ServeError::Invalid(format!("request is not GraphQL JSON: {e}")))?;
     // The Python public API sends `"operationName": ""` for its single-operation documents.
     if req.operation_name.as_deref() == Some("") {
         req.operation_name = None;
     }
     fill_variable_defaults(&mut req);
     let op = req.operation_name.clone().unwrap_or_default();
+    if !op.is_empty() {
+        Span::current().record("op", tracing::field::display(&op));
+    }
     let mut res = st.schema.execute(req.data(access)).await;
     for e in &mut res.errors {
         // The standard wording (graphql-js, W&B), which clients match to detect older servers.
         if let Some(rest) = e.message.strip_prefix("Unknown field ") {
             e.message = format!("Cannot query field {rest}");
         }
+        // Resolvers' errors carry their code (`ServeError`); the others are the engine's
+        // refusals of the document itself.
+        let ext = e.extensions.get_or_insert_with(Default::default);
+        if ext.get("code").is_none() {
+            ext.set("code", super::error::Kind::Invalid.code());
+        }
         tracing::info!("graphql {op}: {}", e.message);
     }
-    axum::Json(res).into_response()
+    Ok(axum::Json(res).into_response())
 }
 
 /// Puts the document's variable defaults (`$includeAliases: Boolean = true`) into the
@@ -181,21 +170,12 @@ async fn file_stream(
     Path((entity, project, run)): Path<(String, String, String)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let access = match authenticate(&st.shared, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
+) -> Result<Response, ServeError> {
+    let access = authenticate(&st.shared, &headers).await?;
     if !access.can_write(&entity) {
-        return text(
-            StatusCode::FORBIDDEN,
-            format!("this API key may not write entity {entity:?}"),
-        );
+        return Err(ServeError::Forbidden(format!("this API key may not write entity {entity:?}")));
     }
-    let run = match RunPath::new(&entity, &project, &run) {
-        Ok(r) => r,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+    let run = RunPath::new(&entity, &project, &run)?;
     // Any answer but 2xx makes wandb-core retry for days, so storage trouble is logged, not
     // returned; the body is kept as sent.
     let finished = serde_json::from_slice::<serde_json::Value>(&body)
@@ -210,7 +190,7 @@ async fn file_stream(
     {
         tracing::error!("run {entity}/{project}/{}: end NOT recorded: {e}", run.name);
     }
-    axum::Json(serde_json::json!({})).into_response()
+    Ok(axum::Json(serde_json::json!({})).into_response())
 }
 
 fn hex_md5(hex: &str) -> Option<[u8; 16]> {
@@ -224,29 +204,35 @@ fn key_of_hex(hex: &str) -> Option<String> {
     blob_key(&base64::engine::general_purpose::STANDARD.encode(raw))
 }
 
+fn not_an_md5() -> ServeError {
+    ServeError::Invalid("not an MD5".into())
+}
+
+/// Stores an upload under `key` if its bytes hash to `want`; answers with the ETag
+/// (`"<hex md5>"`) that wandb-core requires of a part and hands back verbatim at completion.
+async fn put_verified(
+    shared: &Shared,
+    key: &str,
+    hex: &str,
+    want: [u8; 16],
+    body: Body,
+) -> Result<Response, ServeError> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    shared.registry.store().put_verified(key, stream, want).await?;
+    Ok([(header::ETAG, format!("\"{hex}\""))].into_response())
+}
+
 async fn put_blob(
     State(st): State<AppState>,
     Path(hex): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     body: Body,
-) -> Response {
-    if let Err(r) = check_signature(&st.shared, "PUT", &format!("blob/{hex}"), &q) {
-        return r;
-    }
+) -> Result<Response, ServeError> {
+    check_signature(&st.shared, "PUT", &format!("blob/{hex}"), &q)?;
     let (Some(want), Some(key)) = (hex_md5(&hex), key_of_hex(&hex)) else {
-        return text(StatusCode::BAD_REQUEST, "not an MD5");
+        return Err(not_an_md5());
     };
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    match st.shared.registry.store().put_verified(&key, stream, want).await {
-        Ok(_) => {
-            let mut r = StatusCode::OK.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("\"{hex}\"")) {
-                r.headers_mut().insert(header::ETAG, v);
-            }
-            r
-        }
-        Err(e) => store_error(&e),
-    }
+    put_verified(&st.shared, &key, &hex, want, body).await
 }
 
 /// One part of a multipart upload (files of 2 GiB or more), kept until the upload completes.
@@ -255,26 +241,12 @@ async fn put_part(
     Path((upload, n, hex)): Path<(String, u32, String)>,
     Query(q): Query<HashMap<String, String>>,
     body: Body,
-) -> Response {
-    if let Err(r) = check_signature(&st.shared, "PUT", &format!("part/{upload}/{n}/{hex}"), &q) {
-        return r;
-    }
+) -> Result<Response, ServeError> {
+    check_signature(&st.shared, "PUT", &format!("part/{upload}/{n}/{hex}"), &q)?;
     let (Some(want), true) = (hex_md5(&hex), super::schema::valid_upload_id(&upload)) else {
-        return text(StatusCode::BAD_REQUEST, "not an upload part");
+        return Err(ServeError::Invalid("not an upload part".into()));
     };
-    let key = super::schema::part_key(&upload, n);
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    match st.shared.registry.store().put_verified(&key, stream, want).await {
-        Ok(_) => {
-            // wandb-core requires the ETag and hands it back verbatim at completion.
-            let mut r = StatusCode::OK.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("\"{hex}\"")) {
-                r.headers_mut().insert(header::ETAG, v);
-            }
-            r
-        }
-        Err(e) => store_error(&e),
-    }
+    put_verified(&st.shared, &super::schema::part_key(&upload, n), &hex, want, body).await
 }
 
 /// `bytes=a-b` / `bytes=a-` → the range within `size`, or `Err` for an unsatisfiable one.
@@ -289,47 +261,39 @@ fn parse_range(h: &str, size: u64) -> Option<Result<std::ops::Range<u64>, ()>> {
     Some(if start < end { Ok(start..end) } else { Err(()) })
 }
 
-async fn stream_blob(shared: &Shared, key: &str, headers: &HeaderMap) -> Response {
+async fn stream_blob(
+    shared: &Shared,
+    key: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ServeError> {
     let store = shared.registry.store();
-    let size = match store.head(key).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return text(StatusCode::NOT_FOUND, "no such file"),
-        Err(e) => return store_error(&e),
+    let Some(size) = store.head(key).await? else {
+        return Err(ServeError::NotFound("no such file".into()));
     };
     let range =
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()).and_then(|h| parse_range(h, size));
-    match range {
-        Some(Err(())) => {
-            let mut r = text(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
-            if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                r.headers_mut().insert(header::CONTENT_RANGE, v);
-            }
-            r
+    Ok(match range {
+        Some(Err(())) => return Err(ServeError::Range { size }),
+        Some(Ok(range)) => {
+            let s = store.get_range_stream(key, range.clone()).await?;
+            let headers = [
+                (header::CONTENT_LENGTH, (range.end - range.start).to_string()),
+                (header::CONTENT_RANGE, format!("bytes {}-{}/{size}", range.start, range.end - 1)),
+                (header::ACCEPT_RANGES, "bytes".into()),
+            ];
+            // A success, not an error: the one status besides 200 that `error.rs` does not decide.
+            (StatusCode::PARTIAL_CONTENT, headers, Body::from_stream(s)).into_response()
         }
-        Some(Ok(range)) => match store.get_range_stream(key, range.clone()).await {
-            Ok(s) => Response::builder()
-                .status(StatusCode::PARTIAL_CONTENT)
-                .header(header::CONTENT_LENGTH, range.end - range.start)
-                .header(
-                    header::CONTENT_RANGE,
-                    format!("bytes {}-{}/{size}", range.start, range.end - 1),
-                )
-                .header(header::ACCEPT_RANGES, "bytes")
-                .body(Body::from_stream(s))
-                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response")),
-            Err(e) => store_error(&e),
-        },
-        None => match store.get_stream(key).await {
-            Ok(s) => Response::builder()
-                .status(StatusCode::OK)
-                .header(header::CONTENT_LENGTH, size)
-                .header(header::ACCEPT_RANGES, "bytes")
-                .header(header::CONTENT_TYPE, "application/octet-stream")
-                .body(Body::from_stream(s))
-                .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "response")),
-            Err(e) => store_error(&e),
-        },
-    }
+        None => {
+            let s = store.get_stream(key).await?;
+            let headers = [
+                (header::CONTENT_LENGTH, size.to_string()),
+                (header::ACCEPT_RANGES, "bytes".into()),
+                (header::CONTENT_TYPE, "application/octet-stream".into()),
+            ];
+            (headers, Body::from_stream(s)).into_response()
+        }
+    })
 }
 
 async fn get_blob(
@@ -337,13 +301,9 @@ async fn get_blob(
     Path(hex): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
-) -> Response {
-    if let Err(r) = check_signature(&st.shared, "GET", &format!("blob/{hex}"), &q) {
-        return r;
-    }
-    let Some(key) = key_of_hex(&hex) else {
-        return text(StatusCode::BAD_REQUEST, "not an MD5");
-    };
+) -> Result<Response, ServeError> {
+    check_signature(&st.shared, "GET", &format!("blob/{hex}"), &q)?;
+    let key = key_of_hex(&hex).ok_or_else(not_an_md5)?;
     stream_blob(&st.shared, &key, &headers).await
 }
 
@@ -351,17 +311,11 @@ async fn get_manifest(
     State(st): State<AppState>,
     Path(hex): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
-    if let Err(r) = check_signature(&st.shared, "GET", &format!("manifest/{hex}"), &q) {
-        return r;
-    }
-    if hex_md5(&hex).is_none() {
-        return text(StatusCode::BAD_REQUEST, "not an MD5");
-    }
-    match st.shared.registry.store().get(&crate::registry::layout::manifest_by_hex(&hex)).await {
-        Ok(b) => ([(header::CONTENT_TYPE, "application/json")], b).into_response(),
-        Err(e) => store_error(&e),
-    }
+) -> Result<Response, ServeError> {
+    check_signature(&st.shared, "GET", &format!("manifest/{hex}"), &q)?;
+    hex_md5(&hex).ok_or_else(not_an_md5)?;
+    let b = st.shared.registry.store().get(&crate::registry::layout::manifest_by_hex(&hex)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], b).into_response())
 }
 
 async fn put_draft_manifest(
@@ -369,35 +323,18 @@ async fn put_draft_manifest(
     Path(draft): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
-) -> Response {
-    if let Err(r) = check_signature(&st.shared, "PUT", &format!("draft/{draft}"), &q) {
-        return r;
-    }
-    let mut manifest = match Manifest::from_json(&body) {
-        Ok(m) => m,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("manifest refused: {e}")),
-    };
+) -> Result<(), ServeError> {
+    check_signature(&st.shared, "PUT", &format!("draft/{draft}"), &q)?;
+    let mut manifest = Manifest::from_json(&body)
+        .map_err(|e| ServeError::Invalid(format!("manifest refused: {e}")))?;
     let reg = &st.shared.registry;
-    let d = match reg.draft(&draft).await {
-        Ok(Some(d)) => d,
-        Ok(None) => return text(StatusCode::NOT_FOUND, "no such pending version"),
-        Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    };
+    let d = reg
+        .draft(&draft)
+        .await?
+        .ok_or_else(|| ServeError::NotFound("no such pending version".into()))?;
     // XXH128 entries get the MD5 their blob is stored by (declared in createArtifactFiles).
-    let filled = match reg.fill_blob_md5s(&d, &mut manifest).await {
-        Ok(()) => reg.set_draft_manifest(&d, &manifest).await,
-        Err(e) => Err(e),
-    };
-    match filled {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(crate::registry::RegistryError::Invalid { name, reason }) => {
-            text(StatusCode::CONFLICT, format!("{name}: {reason}"))
-        }
-        Err(e) => {
-            tracing::error!("{e}");
-            text(StatusCode::SERVICE_UNAVAILABLE, "storage error; retry")
-        }
-    }
+    reg.fill_blob_md5s(&d, &mut manifest).await?;
+    Ok(reg.set_draft_manifest(&d, &manifest).await?)
 }
 
 async fn put_run_file(
@@ -405,23 +342,18 @@ async fn put_run_file(
     Path((entity, project, run, name)): Path<(String, String, String, String)>,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
-) -> Response {
+) -> Result<(), ServeError> {
     let what = format!("run/{entity}/{project}/{run}/{name}");
-    if let Err(r) = check_signature(&st.shared, "PUT", &what, &q) {
-        return r;
-    }
+    check_signature(&st.shared, "PUT", &what, &q)?;
     if crate::manifest::validate_path(&name).is_err() {
-        return text(StatusCode::BAD_REQUEST, "invalid file name");
+        return Err(ServeError::Invalid("invalid file name".into()));
     }
-    let run = match RunPath::new(&entity, &project, &run) {
-        Ok(r) => r,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
-    };
+    let run = RunPath::new(&entity, &project, &run)?;
     // As for file_stream: a 5xx would make the SDK retry for minutes; failures are logged.
     if let Err(e) = st.shared.registry.keep_run_file(&run, &name, body).await {
         tracing::error!("run {entity}/{project}/{}: file {name} NOT kept: {e}", run.name);
     }
-    StatusCode::OK.into_response()
+    Ok(())
 }
 
 /// The SDK's fallback download (`get_entry(…).download()` goes straight here), with Basic auth:
@@ -436,65 +368,67 @@ async fn artifacts_v2(
         String,
     )>,
     headers: HeaderMap,
-) -> Response {
-    let access = match authenticate(&st.shared, &headers).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let not_found = || text(StatusCode::NOT_FOUND, "no such artifact file");
-    if !access.can_read(&entity) || validate_scope("project", &project).is_err() {
-        return not_found();
+) -> Result<Response, ServeError> {
+    let access = authenticate(&st.shared, &headers).await?;
+    let key = artifact_file_key(&st.shared, &access, &entity, &project, &collection, &rest)
+        .await?
+        .ok_or_else(|| ServeError::NotFound("no such artifact file".into()))?;
+    stream_blob(&st.shared, &key, &headers).await
+}
+
+/// The blob key of the file `rest` names in `collection`, if the caller may read it and a live
+/// version of the collection holds it. The entry's digest is an MD5, or an XXH128 whose blob is
+/// named by the entry's `extra.md5`.
+async fn artifact_file_key(
+    shared: &Shared,
+    access: &Access,
+    entity: &str,
+    project: &str,
+    collection: &str,
+    rest: &str,
+) -> Result<Option<String>, RegistryError> {
+    if !access.can_read(entity) || validate_scope("project", project).is_err() {
+        return Ok(None);
     }
     let parts: Vec<&str> = rest.split('/').collect();
     if parts.len() < 3 {
-        return not_found();
+        return Ok(None);
     }
-    // The entry's digest: an MD5, or an XXH128 whose blob is named by the entry's `extra.md5`.
     let hex = parts[parts.len() - 2].to_ascii_lowercase();
-    let Some(raw) = hex_md5(&hex) else {
-        return not_found();
+    let (Some(raw), Ok(c)) = (hex_md5(&hex), CollectionPath::new(entity, project, collection))
+    else {
+        return Ok(None);
     };
-    let Ok(c) = CollectionPath::new(&entity, &project, &collection) else {
-        return not_found();
-    };
-    // Only a file of a live version of this collection (the caller may read) is served.
-    let reg = &st.shared.registry;
-    let state = match reg.state(&c).await {
-        Ok(s) => s,
-        Err(e) => return text(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    };
+    let reg = &shared.registry;
+    let state = reg.state(&c).await?;
     use base64::Engine;
     let digest = base64::engine::general_purpose::STANDARD.encode(raw);
     let mut manifests: Vec<&String> = state.versions.values().rev().map(|v| &v.manifest).collect();
     manifests.dedup();
-    let mut found = None;
     for m in manifests {
         let Ok(bytes) = reg.store().get(m).await else { continue };
         let Ok(manifest) = Manifest::from_json(&bytes) else { continue };
-        found = manifest
+        let found = manifest
             .contents
             .values()
             .filter(|e| e.digest == digest)
             .find_map(crate::registry::entry_blob_key);
         if found.is_some() {
-            break;
+            return Ok(found);
         }
     }
-    let Some(key) = found else {
-        return not_found();
-    };
-    stream_blob(&st.shared, &key, &headers).await
+    Ok(None)
 }
 
 async fn artifacts_v1(
     State(st): State<AppState>,
     Path((_entity, _hex)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Response {
-    if let Err(r) = authenticate(&st.shared, &headers).await {
-        return r;
-    }
-    text(StatusCode::NOT_FOUND, "V1-layout downloads are not served; artfs writes V2 manifests")
+) -> Result<Response, ServeError> {
+    authenticate(&st.shared, &headers).await?;
+    Err(ServeError::NotFound(
+        "V1-layout downloads are not served; artfs writes V2 manifests".into(),
+    ))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! - `schema`: GraphQL (async-graphql) — W&B's types, limited to what the SDK reads;
 //! - `http`: the other endpoints — storage PUT/GET behind signed URLs, `file_stream`,
 //!   `/artifactsV2/…`, and the router;
+//! - `error`: the server's errors, and the one decision of their HTTP status and GraphQL code;
 //! - `auth`: API keys (Basic `api:KEY`) and URL signing;
 //! - `ids`: stateless GraphQL ids;
 //! - `web`: the web UI under `/ui/` (server-rendered HTML, lineage as SVG), same keys as the API.
@@ -12,6 +13,7 @@
 //! `artfs serve` processes over one bucket, and the CLI beside them, agree.
 
 pub mod auth;
+mod error;
 mod http;
 pub mod ids;
 pub mod schema;
@@ -23,8 +25,9 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt as _;
 
+pub use self::error::ServeError;
+use crate::registry::Registry;
 use crate::registry::runs::RunPath;
-use crate::registry::{Registry, RegistryError};
 
 /// Default lifetime of the upload and download URLs the server hands out.
 pub const DEFAULT_URL_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -34,25 +37,6 @@ pub const MAX_GRAPHQL_BYTES: usize = 32 << 20;
 pub const MAX_RUN_UPLOAD_BYTES: usize = 64 << 20;
 /// Largest manifest accepted (parsed in memory; ~200 bytes per entry).
 pub const MAX_MANIFEST_BYTES: usize = 512 << 20;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServeError {
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    #[error("cannot serve on {addr}: {source}")]
-    Io {
-        addr: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot use TLS certificate {cert} with key {key}: {source}")]
-    Tls {
-        cert: String,
-        key: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
 
 /// PEM files of the certificate chain and its private key, for HTTPS.
 #[derive(Debug, Clone)]

@@ -81,16 +81,20 @@ impl Artifact {
 
     pub(super) async fn manifest(&self, ctx: &Context<'_>) -> Res<Manifest> {
         let Some(key) = &self.manifest_key else {
-            return Err(err(format!("{}: this version has no manifest yet", self.collection)));
+            return Err(not_found(format!(
+                "{}: this version has no manifest yet",
+                self.collection
+            )));
         };
         let bytes = reg(ctx).store().get(key).await.map_err(err)?;
-        Manifest::from_json(&bytes).map_err(err)
+        Manifest::from_json(&bytes).map_err(stored_manifest)
     }
 }
 
 /// How the manifest at `key` computes its artifact digest.
 pub(super) async fn digest_algorithm_of(r: &Registry, key: &str) -> Res<ArtifactDigestAlgorithm> {
-    let manifest = Manifest::from_json(&r.store().get(key).await.map_err(err)?).map_err(err)?;
+    let manifest =
+        Manifest::from_json(&r.store().get(key).await.map_err(err)?).map_err(stored_manifest)?;
     Ok(match manifest.digest_alg() {
         crate::manifest::DigestAlg::Md5 => ArtifactDigestAlgorithm::ManifestMd5,
         crate::manifest::DigestAlg::Xxh128 => ArtifactDigestAlgorithm::ManifestXxh128,
@@ -133,7 +137,7 @@ pub async fn artifact_by_id(
 }
 
 pub(super) async fn draft_for_write(ctx: &Context<'_>, id: &str) -> Res<Draft> {
-    let missing = || err(format!("artifact {id} not found, or it is not a pending version"));
+    let missing = || not_found(format!("artifact {id} not found, or it is not a pending version"));
     let Some(NodeId::Draft(d)) = ids::decode(id) else { return Err(missing()) };
     let draft = reg(ctx).draft(&d).await.map_err(err)?.ok_or_else(missing)?;
     if !access(ctx).can_read(&draft.collection.entity) {
@@ -149,7 +153,7 @@ pub(super) async fn version_for_write(ctx: &Context<'_>, id: &str) -> Res<Artifa
         .await
         .map_err(err)?
         .filter(|a| a.version.is_some())
-        .ok_or_else(|| err(format!("artifact {id} not found")))?;
+        .ok_or_else(|| not_found(format!("artifact {id} not found")))?;
     must_write(ctx, &a.collection.entity)?;
     Ok(a)
 }

@@ -279,7 +279,7 @@ pub(super) fn multipart_urls(
         let hex = p.hex_md5.to_ascii_lowercase();
         let valid_md5 = hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit());
         if !valid_md5 || !(1..=10_000).contains(&p.part_number) {
-            return Err(err(format!(
+            return Err(invalid(format!(
                 "createArtifactFiles: {name}: invalid part {}",
                 p.part_number
             )));

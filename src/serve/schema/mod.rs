@@ -11,15 +11,15 @@
 //! version resolves as `null` (as if it did not exist); writes need a key that may write there.
 
 use async_graphql::{
-    Context, EmptySubscription, Enum, Error, InputObject, InputValueError, InputValueResult,
-    Interface, Object, Scalar, ScalarType, Schema, SimpleObject, Union, Value,
+    Context, EmptySubscription, Enum, Error, ErrorExtensions as _, InputObject, InputValueError,
+    InputValueResult, Interface, Object, Scalar, ScalarType, Schema, SimpleObject, Union, Value,
 };
 use chrono::{DateTime, Utc};
 
-use super::Shared;
 use super::auth::Access;
 use super::ids::{self, NodeId};
-use crate::manifest::{Entry, Manifest};
+use super::{ServeError, Shared};
+use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::names::{CollectionPath, LATEST, Selector, parse_version};
 use crate::registry::drafts::{Draft, DraftStatus};
 use crate::registry::lineage::{EdgeKind, VersionKey};
@@ -46,8 +46,25 @@ pub fn build(shared: std::sync::Arc<Shared>) -> WandbSchema {
 
 type Res<T> = Result<T, Error>;
 
-fn err(e: impl std::fmt::Display) -> Error {
-    Error::new(e.to_string())
+/// A resolver's error, carrying the `extensions.code` its kind decides (`serve::error`). Every
+/// resolver error goes through here: `?` on a bare error would give it no code.
+fn err(e: impl Into<ServeError>) -> Error {
+    e.into().extend()
+}
+
+/// The request is malformed or asks for what artfs does not do.
+fn invalid(msg: impl Into<String>) -> Error {
+    err(ServeError::Invalid(msg.into()))
+}
+
+/// What the request names does not exist (or the caller may not see it).
+fn not_found(msg: impl Into<String>) -> Error {
+    err(ServeError::NotFound(msg.into()))
+}
+
+/// A manifest the registry holds does not parse.
+fn stored_manifest(e: ManifestError) -> Error {
+    err(ServeError::StoredManifest(e))
 }
 
 fn shared<'a>(ctx: &Context<'a>) -> &'a Shared {
@@ -64,13 +81,14 @@ fn reg<'a>(ctx: &Context<'a>) -> &'a Registry {
 
 fn must_write(ctx: &Context<'_>, entity: &str) -> Res<()> {
     let a = access(ctx);
+    let forbidden = |msg| Err(err(ServeError::Forbidden(msg)));
     if a.read_only && a.can_read(entity) {
-        return Err(err(format!("permission denied: this API key of {} is read-only", a.user)));
+        return forbidden(format!("permission denied: this API key of {} is read-only", a.user));
     }
     if !a.can_write(entity) {
-        return Err(err(format!(
+        return forbidden(format!(
             "permission denied: this API key may not write entity {entity:?}"
-        )));
+        ));
     }
     Ok(())
 }

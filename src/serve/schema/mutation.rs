@@ -15,7 +15,7 @@ impl Mutation {
             input.entity_name.clone().unwrap_or_else(|| access(ctx).default_entity().to_owned());
         let project = input.model_name.clone().unwrap_or_else(|| "uncategorized".to_owned());
         let Some(name) = input.name.clone() else {
-            return Err(err("upsertBucket: a run name is required"));
+            return Err(invalid("upsertBucket: a run name is required"));
         };
         must_write(ctx, &entity)?;
         let path = RunPath::new(&entity, &project, &name).map_err(err)?;
@@ -50,14 +50,16 @@ impl Mutation {
         let (Some(e), Some(p), Some(r)) =
             (&input.entity_name, &input.project_name, &input.run_name)
         else {
-            return Err(err("createRunFiles: entityName, projectName and runName are required"));
+            return Err(invalid(
+                "createRunFiles: entityName, projectName and runName are required",
+            ));
         };
         must_write(ctx, e)?;
         let run = RunPath::new(e, p, r).map_err(err)?;
         let s = shared(ctx);
         let mut files = Vec::new();
         for name in input.files.unwrap_or_default() {
-            crate::manifest::validate_path(&name).map_err(err)?;
+            crate::manifest::validate_path(&name).map_err(|e| invalid(e.to_string()))?;
             files.push(RunFileUrl { upload_url: Some(s.run_file_url(&run, &name)), name });
         }
         Ok(CreateRunFilesPayload {
@@ -80,7 +82,7 @@ impl Mutation {
             input.artifact_type_name.as_deref(),
             input.digest.as_deref(),
         ) else {
-            return Err(err(
+            return Err(invalid(
                 "createArtifact: projectName, artifactCollectionName, artifactTypeName and digest are required",
             ));
         };
@@ -104,38 +106,14 @@ impl Mutation {
                 aliases.push(a.alias);
             }
         }
-        let metadata = match input.metadata {
-            Some(m) => Some(
-                serde_json::from_str::<serde_json::Value>(&m.0)
-                    .map_err(|e| err(format!("createArtifact: metadata is not JSON: {e}")))?,
-            ),
-            None => None,
-        };
-        let run = run_path(Some(&entity), Some(project), input.run_name.as_deref());
+        let metadata = metadata_json("createArtifact", input.metadata)?;
         // A part's digest is its own, not the version's: distributed writers never dedup.
         let dedup =
             input.enable_digest_deduplication != Some(false) && input.distributed_id.is_none();
-        if dedup && let Some(existing) = state.version_by_digest(digest).cloned() {
-            // Same content as an existing version: no new version; the aliases move to it.
-            let resolved = Registry::resolve_in(&c, &state, &Selector::Version(existing.version))
-                .map_err(err)?;
-            let bytes = r.store().get(&existing.manifest).await.map_err(err)?;
-            let manifest = Manifest::from_json(&bytes).map_err(err)?;
-            let req = crate::registry::LogRequest {
-                collection: c.clone(),
-                artifact_type: ty.to_owned(),
-                description: None,
-                metadata: None,
-                aliases,
-                manifest,
-                sources: Default::default(),
-            };
-            let out = r.publish(&req).await.map_err(err)?;
-            note_run(ctx, run, RunOp::Logged { collection: c.to_string(), version: out.version })
-                .await;
-            let mut a = Artifact::committed(&resolved);
-            a.aliases = out.aliases;
-            return Ok(CreateArtifactPayload { artifact: a });
+        if dedup && let Some(existing) = state.version_by_digest(digest) {
+            let run = run_path(Some(&entity), Some(project), input.run_name.as_deref());
+            let artifact = relog(ctx, &c, &state, existing.version, ty, aliases, run).await?;
+            return Ok(CreateArtifactPayload { artifact });
         }
         let distributed = match &input.distributed_id {
             Some(g) => Some(r.join_group(&c, g, ty, &aliases).await.map_err(err)?),
@@ -187,13 +165,13 @@ impl Mutation {
                 .map_err(err)?
                 .and_then(|a| a.manifest_key)
                 .ok_or_else(|| {
-                    err(format!(
+                    invalid(format!(
                         "createArtifactManifest: INCREMENTAL needs baseArtifactID, a committed version you may read ({base_id:?} is not)"
                     ))
                 })?;
             reg(ctx).set_draft_base(&draft, &base).await.map_err(err)?;
         } else if !(full || patch && draft.distributed.is_some()) {
-            return Err(err(
+            return Err(invalid(
                 "createArtifactManifest: only FULL and INCREMENTAL manifests, and PATCH manifests of distributed artifacts, are supported by artfs serve",
             ));
         }
@@ -222,7 +200,7 @@ impl Mutation {
     ) -> Res<ArtifactManifestPayload> {
         let id = input.artifact_manifest_id.as_deref().unwrap_or_default();
         let refused = || {
-            err(
+            invalid(
                 "updateArtifactManifest: only PATCH manifests of distributed artifacts and INCREMENTAL manifests are supported by artfs serve",
             )
         };
@@ -277,9 +255,9 @@ impl Mutation {
                     .or_default()
                     .insert(digest.clone(), spec.md5.clone());
             }
-            crate::manifest::validate_path(&spec.name).map_err(err)?;
+            crate::manifest::validate_path(&spec.name).map_err(|e| invalid(e.to_string()))?;
             let key = blob_key(&spec.md5).ok_or_else(|| {
-                err(format!(
+                invalid(format!(
                     "createArtifactFiles: {}: md5 {:?} is not a base64 MD5",
                     spec.name, spec.md5
                 ))
@@ -347,7 +325,7 @@ impl Mutation {
         let key = input.storage_path.unwrap_or_default();
         let want = md5_of_blob_key(&key);
         let (true, Some(want)) = (valid_upload_id(&upload), want) else {
-            return Err(err("completeMultipartUploadArtifact: unknown upload or storage path"));
+            return Err(invalid("completeMultipartUploadArtifact: unknown upload or storage path"));
         };
         let store = reg(ctx).store().clone();
         let blob = key.clone();
@@ -359,7 +337,7 @@ impl Mutation {
         let mut keys = Vec::with_capacity(parts.len());
         for (i, p) in parts.iter().enumerate() {
             if p.part_number != i as i32 + 1 {
-                return Err(err(format!(
+                return Err(invalid(format!(
                     "completeMultipartUploadArtifact: parts must be 1..{}, got part {}",
                     parts.len(),
                     p.part_number
@@ -367,7 +345,7 @@ impl Mutation {
             }
             let k = part_key(&upload, p.part_number as u32);
             if store.head(&k).await.map_err(err)?.is_none() {
-                return Err(err(format!(
+                return Err(invalid(format!(
                     "completeMultipartUploadArtifact: part {} was never uploaded",
                     p.part_number
                 )));
@@ -403,7 +381,11 @@ impl Mutation {
                 return Err(err(e));
             }
             Ok(Err(_)) => {}
-            Err(e) => return Err(err(format!("completeMultipartUploadArtifact: {e}"))),
+            Err(e) => {
+                return Err(err(ServeError::Internal(format!(
+                    "completeMultipartUploadArtifact: {e}"
+                ))));
+            }
         }
         Ok(CompleteMultipartPayload { digest: Some(hex::encode(want)) })
     }
@@ -439,7 +421,9 @@ impl Mutation {
         let a = artifact_by_id(reg(ctx), access(ctx), &input.artifact_id)
             .await
             .map_err(err)?
-            .ok_or_else(|| err(format!("useArtifact: artifact {} not found", input.artifact_id)))?;
+            .ok_or_else(|| {
+                not_found(format!("useArtifact: artifact {} not found", input.artifact_id))
+            })?;
         let entity =
             input.entity_name.clone().unwrap_or_else(|| access(ctx).default_entity().to_owned());
         if let (Some(v), Some(run)) = (
@@ -461,20 +445,14 @@ impl Mutation {
         input: UpdateArtifactInput,
     ) -> Res<UpdateArtifactPayload> {
         let a = version_for_write(ctx, &input.artifact_id).await?;
-        let metadata = match input.metadata {
-            Some(m) => Some(
-                serde_json::from_str::<serde_json::Value>(&m.0)
-                    .map_err(|e| err(format!("updateArtifact: metadata is not JSON: {e}")))?,
-            ),
-            None => None,
-        };
+        let metadata = metadata_json("updateArtifact", input.metadata)?;
         let r = reg(ctx);
         let version = a.version.unwrap_or(0);
         r.edit(&a.collection, version, input.description, metadata, None).await.map_err(err)?;
         let fresh = artifact_by_id(r, access(ctx), &a.id)
             .await
             .map_err(err)?
-            .ok_or_else(|| err(format!("artifact {} not found", a.id)))?;
+            .ok_or_else(|| not_found(format!("artifact {} not found", a.id)))?;
         Ok(UpdateArtifactPayload { artifact: fresh })
     }
 
@@ -522,4 +500,43 @@ impl Mutation {
         gone.state = ArtifactState::Deleted;
         Ok(ArtifactPayload { artifact: Some(gone) })
     }
+}
+
+/// The metadata a mutation `op` was given, parsed.
+fn metadata_json(op: &str, metadata: Option<JsonString>) -> Res<Option<serde_json::Value>> {
+    metadata
+        .map(|m| serde_json::from_str(&m.0))
+        .transpose()
+        .map_err(|e| invalid(format!("{op}: metadata is not JSON: {e}")))
+}
+
+/// `createArtifact` with the content of an existing version `version` of `c`: no new version;
+/// the aliases move to it and the run is noted as its logger.
+async fn relog(
+    ctx: &Context<'_>,
+    c: &CollectionPath,
+    state: &CollectionState,
+    version: u32,
+    ty: &str,
+    aliases: Vec<String>,
+    run: Option<RunPath>,
+) -> Res<Artifact> {
+    let r = reg(ctx);
+    let resolved = Registry::resolve_in(c, state, &Selector::Version(version)).map_err(err)?;
+    let bytes = r.store().get(&resolved.record.manifest).await.map_err(err)?;
+    let manifest = Manifest::from_json(&bytes).map_err(stored_manifest)?;
+    let req = crate::registry::LogRequest {
+        collection: c.clone(),
+        artifact_type: ty.to_owned(),
+        description: None,
+        metadata: None,
+        aliases,
+        manifest,
+        sources: Default::default(),
+    };
+    let out = r.publish(&req).await.map_err(err)?;
+    note_run(ctx, run, RunOp::Logged { collection: c.to_string(), version: out.version }).await;
+    let mut a = Artifact::committed(&resolved);
+    a.aliases = out.aliases;
+    Ok(a)
 }

@@ -14,18 +14,18 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use self::html::{artifact_href, esc, link, list, page, run_href, table};
-use super::Shared;
-use super::auth::{Access, key_of_header};
+use super::auth::{Access, caller};
+use super::{ServeError, Shared};
 use crate::names::{CollectionPath, Selector, parse_version};
+use crate::registry::Registry;
 use crate::registry::lineage::{Direction, Node, VersionKey};
 use crate::registry::runs::RunPath;
-use crate::registry::{Registry, RegistryError};
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -39,65 +39,39 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-/// What a page handler returns: HTML, or the status to send.
-type PageResult = Result<Response, Response>;
+/// What a page handler returns: HTML, or the error to answer with.
+type PageResult = Result<Response, ServeError>;
 
-fn plain(status: StatusCode, msg: &str) -> Response {
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{msg}\n"))
-        .into_response()
-}
-
-fn not_found() -> Response {
-    plain(StatusCode::NOT_FOUND, "not found")
+fn not_found() -> ServeError {
+    ServeError::NotFound("not found".into())
 }
 
 fn html(body: String) -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
 }
 
-fn failed(e: RegistryError) -> Response {
-    tracing::error!("web page: {e}");
-    plain(StatusCode::SERVICE_UNAVAILABLE, "the registry cannot be read right now; retry")
-}
-
-/// The caller's access (the API's keys), or the `401` that makes a browser ask for the key.
-async fn who(shared: &Shared, headers: &HeaderMap) -> Result<Access, Response> {
-    let key =
-        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(key_of_header);
-    let access = match key {
-        Some(k) => shared.keys.access(&shared.registry, &k).await.map_err(failed)?,
-        None => None,
-    };
-    access.ok_or_else(|| {
-        let mut r = plain(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized: sign in with any user name and an API key (`artfs key create`) as the password",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Basic realm="artfs", charset="UTF-8""#),
-        );
-        r
-    })
-}
-
-/// The caller of a page: extracting it answers `401` (or `503`) when there is no valid key.
+/// The caller of a page: extracting it answers `401` (or `503`) when there is no valid key;
+/// the `401` makes a browser ask for the key.
 struct Viewer(Access);
 
 impl FromRequestParts<Arc<Shared>> for Viewer {
-    type Rejection = Response;
+    type Rejection = ServeError;
 
-    async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Self, Response> {
-        who(s, &parts.headers).await.map(Viewer)
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Self, ServeError> {
+        caller(s, &parts.headers)
+            .await
+            .map_err(ServeError::Page)?
+            .map(Viewer)
+            .ok_or(ServeError::SignIn)
     }
 }
 
-fn readable(access: &Access, entity: &str) -> Result<(), Response> {
+fn readable(access: &Access, entity: &str) -> Result<(), ServeError> {
     if access.can_read(entity) { Ok(()) } else { Err(not_found()) }
 }
 
 async fn entities(State(s): State<Arc<Shared>>, Viewer(access): Viewer) -> PageResult {
-    let present = s.registry.entities().await.map_err(failed)?;
+    let present = s.registry.entities().await.map_err(ServeError::Page)?;
     let items: Vec<String> = access
         .entities
         .iter()
@@ -117,7 +91,7 @@ async fn projects(
         .registry
         .projects(&entity)
         .await
-        .map_err(failed)?
+        .map_err(ServeError::Page)?
         .iter()
         .map(|p| link(&artifact_href(&[&entity, p]), p))
         .collect();
@@ -131,7 +105,7 @@ async fn artifacts(
     Path((entity, project)): Path<(String, String)>,
 ) -> PageResult {
     readable(&access, &entity)?;
-    let summaries = s.registry.summaries(&entity, &project).await.map_err(failed)?;
+    let summaries = s.registry.summaries(&entity, &project).await.map_err(ServeError::Page)?;
     let rows: Vec<Vec<String>> = summaries
         .iter()
         .map(|c| {
@@ -145,7 +119,7 @@ async fn artifacts(
         })
         .collect();
     let mut body = table(&["artifact", "type", "versions", "latest"], &rows);
-    let runs = s.registry.runs(&entity, &project).await.map_err(failed)?;
+    let runs = s.registry.runs(&entity, &project).await.map_err(ServeError::Page)?;
     body.push_str("<h2>Runs</h2>");
     let runs: Vec<String> = runs.iter().map(|r| link(&run_href(&entity, &project, r), r)).collect();
     body.push_str(&list(&runs));
@@ -161,9 +135,9 @@ async fn collection(
     entity: &str,
     project: &str,
     name: &str,
-) -> Result<(CollectionPath, crate::registry::CollectionState), Response> {
+) -> Result<(CollectionPath, crate::registry::CollectionState), ServeError> {
     let c = CollectionPath::new(entity, project, name).map_err(|_| not_found())?;
-    let state = registry.state(&c).await.map_err(failed)?;
+    let state = registry.state(&c).await.map_err(ServeError::Page)?;
     if state.seq == 0 {
         return Err(not_found());
     }
@@ -210,7 +184,7 @@ fn version_number(
     c: &CollectionPath,
     state: &crate::registry::CollectionState,
     v: &str,
-) -> Result<u32, Response> {
+) -> Result<u32, ServeError> {
     let selector = match parse_version(v) {
         Some(n) => Selector::Version(n),
         None => Selector::Alias(v.to_owned()),
@@ -228,8 +202,9 @@ async fn lineage_drawing(
     access: &Access,
     key: &VersionKey,
     depth: Option<u32>,
-) -> Result<String, Response> {
-    let mut graph = registry.lineage(key, Direction::Both, depth).await.map_err(failed)?;
+) -> Result<String, ServeError> {
+    let mut graph =
+        registry.lineage(key, Direction::Both, depth).await.map_err(ServeError::Page)?;
     graph.retain_entities(|e| access.can_read(e));
     Ok(crate::svg::render(&graph, &|n| {
         Some(match n {
@@ -262,29 +237,10 @@ async fn version(
     let record = state.versions.get(&number);
     match record {
         None => body.push_str("<p><strong>This version was deleted.</strong></p>"),
-        Some(r) => {
-            let rows = vec![
-                vec!["type".into(), esc(state.artifact_type.as_deref().unwrap_or(""))],
-                vec!["aliases".into(), esc(&state.aliases_of(number).join(", "))],
-                vec!["digest".into(), format!("<code>{}</code>", esc(&r.digest))],
-                vec![
-                    "size".into(),
-                    format!("{} in {} files", indicatif::HumanBytes(r.size), r.file_count),
-                ],
-                vec!["created".into(), esc(&r.created_at.to_rfc3339())],
-                vec!["description".into(), esc(r.description.as_deref().unwrap_or(""))],
-                vec![
-                    "metadata".into(),
-                    format!(
-                        "<pre>{}</pre>",
-                        esc(&serde_json::to_string_pretty(&r.metadata).unwrap_or_default())
-                    ),
-                ],
-            ];
-            body.push_str(&table(&["", ""], &rows));
-        }
+        Some(r) => body.push_str(&details(&state, number, r)),
     }
-    let (logged_by, used_by) = s.registry.logged_and_used_by(&key).await.map_err(failed)?;
+    let (logged_by, used_by) =
+        s.registry.logged_and_used_by(&key).await.map_err(ServeError::Page)?;
     let runs = |rs: Vec<RunPath>| -> Vec<String> {
         rs.iter()
             .filter(|r| access.can_read(&r.entity))
@@ -305,7 +261,7 @@ async fn version(
             record: r.clone(),
             aliases: state.aliases_of(number),
         };
-        let manifest = s.registry.manifest(&resolved).await.map_err(failed)?;
+        let manifest = s.registry.manifest(&resolved).await.map_err(ServeError::Page)?;
         let rows: Vec<Vec<String>> = manifest
             .contents
             .iter()
@@ -332,6 +288,30 @@ async fn version(
     Ok(html(page(&format!("{c}:{vn}"), &crumbs, &body)))
 }
 
+/// The table of a version's record: type, aliases, digest, size, dates, description, metadata.
+fn details(
+    state: &crate::registry::CollectionState,
+    number: u32,
+    r: &crate::registry::VersionRecord,
+) -> String {
+    let rows = vec![
+        vec!["type".into(), esc(state.artifact_type.as_deref().unwrap_or(""))],
+        vec!["aliases".into(), esc(&state.aliases_of(number).join(", "))],
+        vec!["digest".into(), format!("<code>{}</code>", esc(&r.digest))],
+        vec!["size".into(), format!("{} in {} files", indicatif::HumanBytes(r.size), r.file_count)],
+        vec!["created".into(), esc(&r.created_at.to_rfc3339())],
+        vec!["description".into(), esc(r.description.as_deref().unwrap_or(""))],
+        vec![
+            "metadata".into(),
+            format!(
+                "<pre>{}</pre>",
+                esc(&serde_json::to_string_pretty(&r.metadata).unwrap_or_default())
+            ),
+        ],
+    ];
+    table(&["", ""], &rows)
+}
+
 async fn lineage_svg(
     State(s): State<Arc<Shared>>,
     Viewer(access): Viewer,
@@ -353,8 +333,8 @@ async fn run(
 ) -> PageResult {
     readable(&access, &entity)?;
     let path = RunPath::new(&entity, &project, &name).map_err(|_| not_found())?;
-    let state = s.registry.run_state(&path).await.map_err(failed)?;
-    let edges = s.registry.run_edges(&path).await.map_err(failed)?;
+    let state = s.registry.run_state(&path).await.map_err(ServeError::Page)?;
+    let edges = s.registry.run_edges(&path).await.map_err(ServeError::Page)?;
     if state.seq == 0 && edges == Default::default() {
         return Err(not_found());
     }
