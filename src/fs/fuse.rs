@@ -9,17 +9,13 @@
 //! Warm reads: a file complete in the cache is handed to the kernel with FUSE passthrough where
 //! the kernel (6.9+) and privileges (CAP_SYS_ADMIN) allow it, so its reads never reach this
 //! process; otherwise its pages are kept across opens (`FOPEN_KEEP_CACHE`, immutable content).
-//! The kernel refuses to mix passthrough and page-cached opens of one inode, so an inode with a
-//! non-passthrough open (e.g. a file still being fetched lazily) gets no passthrough opens until
-//! those are released, and all passthrough opens of an inode share one backing file.
+//! Which open gets which is decided in `passthrough`; this file only makes the kernel calls.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use fuser::{
@@ -30,6 +26,7 @@ use fuser::{
     SessionUnmounter, TimeOrNow, WriteFlags,
 };
 
+use super::passthrough::{OpenReply, Passthrough};
 use super::tree::NAME_MAX_BYTES;
 use super::{
     ArtifactFs, Attr, BLOCK_SIZE_BYTES, DirEntry, FileKind, FsError, HandleNo, InodeNo, OpenFile,
@@ -153,95 +150,23 @@ struct FuseFs {
     /// Asked for by the user; whether it runs is decided at `init`.
     passthrough_wanted: bool,
     /// Shared with fetch workers, which reply to opens too.
-    passthrough: Arc<Passthrough>,
+    passthrough: Arc<Passthrough<BackingId>>,
 }
 
-/// Passthrough bookkeeping: which inodes have a backing file, and the opens of each.
-#[derive(Default)]
-struct Passthrough {
-    enabled: AtomicBool,
-    state: Mutex<PassthroughState>,
-}
+/// The kernel calls of a reply to an open, for the passthrough bookkeeping.
+impl OpenReply for ReplyOpen {
+    type Backing = BackingId;
 
-#[derive(Default)]
-struct PassthroughState {
-    inodes: HashMap<u64, InodeOpens>,
-    /// Open file handle → (inode, opened with passthrough).
-    handles: HashMap<u64, (u64, bool)>,
-}
-
-#[derive(Default)]
-struct InodeOpens {
-    /// Closed (by its `Drop`) when the last passthrough open of the inode is released.
-    backing: Option<BackingId>,
-    passthrough: usize,
-    cached: usize,
-}
-
-impl Passthrough {
-    fn state(&self) -> MutexGuard<'_, PassthroughState> {
-        // Counters only; a panic elsewhere leaves them usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn open_backing(&self, file: &std::fs::File) -> io::Result<BackingId> {
+        ReplyOpen::open_backing(self, file)
     }
 
-    /// Replies to a successful open: through the kernel's passthrough if enabled and the file
-    /// is complete in the cache, else with the page-cache flags.
-    fn reply(&self, fs: &ArtifactFs, i: INodeNo, f: &OpenFile, reply: ReplyOpen) {
-        if !self.enabled.load(Ordering::Relaxed) {
-            return reply.opened(FileHandle(f.fh.0), open_flags(f));
-        }
-        let mut state = self.state();
-        let backing_file = match f.direct_io {
-            true => None,
-            false => fs.cached_file(f.fh),
-        };
-        let opens = state.inodes.entry(i.0).or_default();
-        if let Some(file) = backing_file
-            && opens.cached == 0
-        {
-            if opens.backing.is_none() {
-                match reply.open_backing(&file) {
-                    Ok(id) => opens.backing = Some(id),
-                    Err(err) => {
-                        // E.g. no CAP_SYS_ADMIN: fall back for good, and say so once.
-                        self.enabled.store(false, Ordering::Relaxed);
-                        tracing::warn!(
-                            %err,
-                            "FUSE passthrough refused by the kernel; serving cached files \
-                             through the page cache instead"
-                        );
-                    }
-                }
-            }
-            if let Some(id) = &opens.backing {
-                opens.passthrough += 1;
-                reply.opened_passthrough(FileHandle(f.fh.0), FopenFlags::empty(), id);
-                state.handles.insert(f.fh.0, (i.0, true));
-                return;
-            }
-        }
-        opens.cached += 1;
-        reply.opened(FileHandle(f.fh.0), open_flags(f));
-        state.handles.insert(f.fh.0, (i.0, false));
+    fn passthrough(self, f: &OpenFile, backing: &BackingId) {
+        self.opened_passthrough(FileHandle(f.fh.0), FopenFlags::empty(), backing);
     }
 
-    fn release(&self, fh: HandleNo) {
-        let mut state = self.state();
-        let Some((ino, passthrough)) = state.handles.remove(&fh.0) else {
-            return;
-        };
-        if let Some(opens) = state.inodes.get_mut(&ino) {
-            match passthrough {
-                true => opens.passthrough = opens.passthrough.saturating_sub(1),
-                false => opens.cached = opens.cached.saturating_sub(1),
-            }
-            if opens.passthrough == 0 {
-                opens.backing = None;
-            }
-            if opens.passthrough == 0 && opens.cached == 0 {
-                state.inodes.remove(&ino);
-            }
-        }
+    fn cached(self, f: &OpenFile) {
+        self.opened(FileHandle(f.fh.0), open_flags(f));
     }
 }
 
@@ -304,7 +229,7 @@ impl Filesystem for FuseFs {
         let passthrough = self.passthrough_wanted
             && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(1).is_ok();
-        self.passthrough.enabled.store(passthrough, Ordering::Relaxed);
+        self.passthrough.set_enabled(passthrough);
         match (self.passthrough_wanted, passthrough) {
             (true, true) => tracing::info!(
                 "warm reads: FUSE passthrough (the kernel reads complete cached files directly)"
@@ -363,11 +288,11 @@ impl Filesystem for FuseFs {
         let write =
             !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
         match self.fs.open(ino(i), write) {
-            Ok(Opened::Ready(f)) => self.passthrough.reply(&self.fs, i, &f, reply),
+            Ok(Opened::Ready(f)) => self.passthrough.reply(&self.fs, ino(i), &f, reply),
             Ok(Opened::Fetch(pending)) => {
                 let (fs, passthrough) = (self.fs.clone(), self.passthrough.clone());
                 self.workers.spawn(move || match pending.run() {
-                    Ok(f) => passthrough.reply(&fs, i, &f, reply),
+                    Ok(f) => passthrough.reply(&fs, ino(i), &f, reply),
                     Err(e) => reply.error(errno("open", &e)),
                 })
             }
