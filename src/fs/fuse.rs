@@ -6,6 +6,10 @@
 //! (fuser replies can be sent from any thread), so a slow download never holds up `ls`, `stat`
 //! or reads of other files. Mutating requests, grouped at the bottom, all answer `EROFS`.
 //!
+//! Each request runs in a `debug` span named after it, with its inode and handle (mountpoint-s3's
+//! practice), so `RUST_LOG=artfs=debug` ties every log line to the request it belongs to; with
+//! the level off a span costs one check of a cached flag.
+//!
 //! Warm reads: a file complete in the cache is handed to the kernel with FUSE passthrough where
 //! the kernel (6.9+) and privileges (CAP_SYS_ADMIN) allow it, so its reads never reach this
 //! process; otherwise its pages are kept across opens (`FOPEN_KEEP_CACHE`, immutable content).
@@ -17,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use tracing::instrument;
 
 use fuser::{
     AccessFlags, BackingId, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
@@ -253,6 +259,7 @@ impl Filesystem for FuseFs {
         Ok(())
     }
 
+    #[instrument(level = "debug", skip_all, fields(parent = parent.0, name = ?name))]
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let Some(name) = name_str(name) else {
             return reply.error(Errno::ENOENT);
@@ -263,6 +270,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0))]
     fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.fs.getattr(ino(i)) {
             Ok(a) => reply.attr(&a.ttl, &file_attr(&a)),
@@ -270,6 +278,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0))]
     fn readlink(&self, _req: &Request, i: INodeNo, reply: ReplyData) {
         match self.fs.readlink(ino(i)) {
             Ok(target) => reply.data(target.as_bytes()),
@@ -277,6 +286,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0))]
     fn access(&self, _req: &Request, i: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         match self.fs.access(ino(i), mask.contains(AccessFlags::W_OK)) {
             Ok(()) => reply.ok(),
@@ -284,6 +294,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0))]
     fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write =
             !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
@@ -291,19 +302,25 @@ impl Filesystem for FuseFs {
             Ok(Opened::Ready(f)) => self.passthrough.reply(&self.fs, ino(i), &f, reply),
             Ok(Opened::Fetch(pending)) => {
                 let (fs, passthrough) = (self.fs.clone(), self.passthrough.clone());
-                self.workers.spawn(move || match pending.run() {
-                    Ok(f) => passthrough.reply(&fs, ino(i), &f, reply),
-                    Err(e) => reply.error(errno("open", &e)),
+                // The download is still part of this open: its logs carry the open's span.
+                let span = tracing::Span::current();
+                self.workers.spawn(move || {
+                    let _open = span.enter();
+                    match pending.run() {
+                        Ok(f) => passthrough.reply(&fs, ino(i), &f, reply),
+                        Err(e) => reply.error(errno("open", &e)),
+                    }
                 })
             }
             Err(e) => reply.error(errno("open", &e)),
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0, offset, size))]
     fn read(
         &self,
         _req: &Request,
-        _i: INodeNo,
+        i: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -336,10 +353,11 @@ impl Filesystem for FuseFs {
         reply.ok();
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0))]
     fn release(
         &self,
         _req: &Request,
-        _i: INodeNo,
+        i: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
@@ -363,6 +381,7 @@ impl Filesystem for FuseFs {
         reply.ok();
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0))]
     fn opendir(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.opendir(ino(i)) {
             Ok(d) => {
@@ -376,6 +395,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0, offset))]
     fn readdir(
         &self,
         _req: &Request,
@@ -393,6 +413,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0, offset))]
     fn readdirplus(
         &self,
         _req: &Request,
@@ -411,10 +432,11 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0))]
     fn releasedir(
         &self,
         _req: &Request,
-        _i: INodeNo,
+        i: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
