@@ -12,15 +12,16 @@
 
 pub mod health;
 pub mod ranged;
+pub mod stall;
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::runtime::Handle;
 
 use crate::cache::{BlobCache, CacheError, CacheKey, CachedBlob, Verify};
@@ -31,6 +32,7 @@ use crate::store::chunks::{self, ChunkSums};
 use crate::store::cloud::Clouds;
 pub use health::RegistryHealth;
 use ranged::{FetchStats, LazyBlob, LazyHandle, RangedError, Shared};
+pub use stall::{StallBound, StallError};
 
 /// Files downloaded at once by `artfs get`.
 const GET_PARALLEL_FILES: usize = 8;
@@ -215,8 +217,7 @@ impl Fetcher {
             key,
             verify,
             handle: self.handle.clone(),
-            stall: self.stall_timeout,
-            health: self.health.clone(),
+            stall: self.registry_bound(),
             binding: binding.to_owned(),
         };
         let blob = LazyBlob::open(&self.ranged, source, sums).map_err(|source| {
@@ -274,26 +275,16 @@ impl Fetcher {
         blob_key: &str,
     ) -> Option<Sidecar> {
         let key = blob_key;
-        let stall = self.stall_timeout;
-        if self.health.stalled_since().is_some() {
-            return None;
-        }
-        let fetched = self
-            .handle
-            .block_on(async { tokio::time::timeout(stall, blobs.chunk_sums(path, entry)).await });
-        if fetched.is_err() {
-            self.health.timed_out();
-        } else {
-            self.health.answered();
-        }
+        let fetched =
+            self.handle.block_on(self.registry_bound().answer(blobs.chunk_sums(path, entry)));
         let bytes = match fetched {
             Ok(Ok(Some(bytes))) => bytes,
-            Ok(Ok(None)) => return None,
+            Ok(Ok(None)) | Err(StallError::Holding { .. }) => return None,
             Ok(Err(err)) => {
                 tracing::warn!(%err, "cannot read chunk sidecar; fetching the whole blob");
                 return None;
             }
-            Err(_) => {
+            Err(StallError::Silent { .. }) => {
                 tracing::warn!(key, "chunk sidecar stalled; fetching the whole blob");
                 return None;
             }
@@ -318,6 +309,11 @@ impl Fetcher {
         self.stall_timeout = timeout;
         self.health = Arc::new(RegistryHealth::new(timeout));
         self
+    }
+
+    /// The bound of every request to the registry, keeping its health.
+    fn registry_bound(&self) -> StallBound {
+        StallBound::registry(self.stall_timeout, self.health.clone())
     }
 
     /// Whether the registry answers, as seen by this fetcher's clones.
@@ -405,10 +401,6 @@ impl Fetcher {
         };
         let handle = &self.handle;
         let counters = &self.ranged.counters;
-        let stall = self.stall_timeout;
-        let stalled = |what: &str| -> crate::cache::FetchError {
-            format!("{what}: no data received for {stall:?}; is the server reachable?").into()
-        };
         if entry.is_reference() {
             let Some(key) = self.reference_key(entry) else {
                 return Err(FetchError::NoBlob {
@@ -418,12 +410,12 @@ impl Fetcher {
                 });
             };
             let clouds = &self.clouds;
+            // References are not the registry: a silent one says nothing of the registry.
+            let bound = StallBound::new(self.stall_timeout);
             // Before the cache too: a copy fetched when some reader allowed it is no reason to
             // serve it to a read this reader does not allow.
             handle
-                .block_on(async {
-                    tokio::time::timeout(stall, refs::check_allowed(clouds, entry)).await
-                })
+                .block_on(bound.answer(refs::check_allowed(clouds, entry)))
                 .unwrap_or(Ok(()))
                 .map_err(|source| FetchError::Reference {
                     artifact: artifact.to_owned(),
@@ -436,25 +428,9 @@ impl Fetcher {
             return self
                 .cache
                 .get_or_fill(&key, &Verify::SizeOnly, size, |out: &mut dyn Write| {
-                    // Timers must be created inside the runtime, hence one async block.
-                    handle.block_on(async {
-                        let mut stream =
-                            tokio::time::timeout(stall, refs::fetch(clouds, entry, None))
-                                .await
-                                .map_err(|_| {
-                                stalled(&refs::redact(entry.reference.as_deref().unwrap_or("")))
-                            })??;
-                        while let Some(chunk) =
-                            tokio::time::timeout(stall, stream.next()).await.map_err(|_| {
-                                stalled(&refs::redact(entry.reference.as_deref().unwrap_or("")))
-                            })?
-                        {
-                            let chunk = chunk?;
-                            counters.add_fetched(chunk.len() as u64);
-                            out.write_all(&chunk)?;
-                        }
-                        Ok::<(), crate::cache::FetchError>(())
-                    })
+                    let what = refs::redact(entry.reference.as_deref().unwrap_or(""));
+                    let body = refs::fetch(clouds, entry, None);
+                    handle.block_on(copy_body(&bound, &what, body, out, counters))
                 })
                 .map_err(|source| match source {
                     // Show the reference's own message (URI, expected and found etag).
@@ -484,36 +460,10 @@ impl Fetcher {
                 digest: entry.digest.clone(),
             });
         };
-        let health = &self.health;
+        let bound = self.registry_bound();
         self.cache
             .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
-                // After a stall, do not wait on the registry again for a while (see `health`).
-                if let Some(ago) = health.stalled_since() {
-                    return Err(format!(
-                        "{blob}: the registry did not answer a request {ago:.0?} ago; not \
-                         waiting on it again yet"
-                    )
-                    .into());
-                }
-                let timed_out = |what: &str| {
-                    health.timed_out();
-                    stalled(what)
-                };
-                handle.block_on(async {
-                    let mut stream = tokio::time::timeout(stall, blobs.stream(path, entry))
-                        .await
-                        .map_err(|_| timed_out(&blob))??;
-                    health.answered();
-                    while let Some(chunk) = tokio::time::timeout(stall, stream.next())
-                        .await
-                        .map_err(|_| timed_out(&blob))?
-                    {
-                        let chunk = chunk?;
-                        counters.add_fetched(chunk.len() as u64);
-                        out.write_all(&chunk)?;
-                    }
-                    Ok::<(), crate::cache::FetchError>(())
-                })
+                handle.block_on(copy_body(&bound, &blob, blobs.stream(path, entry), out, counters))
             })
             .map_err(cache_err)
     }
@@ -561,6 +511,30 @@ impl Fetcher {
         });
         results.into_iter().sum()
     }
+}
+
+/// Writes a whole body to `out` (a cache fill), each piece within `bound`; `what` names the
+/// source in a stall's error. A request or piece error ends the copy with that error, boxed as
+/// it is (callers downcast a reference's own error).
+async fn copy_body<S, E>(
+    bound: &StallBound,
+    what: &str,
+    request: impl Future<Output = Result<S, E>>,
+    out: &mut dyn Write,
+    counters: &ranged::Counters,
+) -> Result<(), crate::cache::FetchError>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let stalled = |err: StallError| -> crate::cache::FetchError { format!("{what}: {err}").into() };
+    let mut body = bound.answer(request).await.map_err(stalled)??;
+    while let Some(piece) = bound.next(&mut body).await.map_err(stalled)? {
+        let piece = piece?;
+        counters.add_fetched(piece.len() as u64);
+        out.write_all(&piece)?;
+    }
+    Ok(())
 }
 
 /// A fetched sidecar and the digest of its bytes (compared with an entry's binding).

@@ -44,7 +44,7 @@ use std::time::SystemTime;
 
 use tokio::runtime::Handle;
 
-use crate::fetch::Fetcher;
+use crate::fetch::{Fetcher, StallBound};
 use crate::names::CollectionPath;
 use crate::source::{Catalog, CollectionView, ResolvedVersion};
 pub use attrs::{BLOCK_SIZE_BYTES, VERSION_TTL};
@@ -111,7 +111,8 @@ impl ArtifactFs {
         handle: Handle,
         options: FsOptions,
     ) -> ArtifactFs {
-        let runtime = Runtime::new(handle, options.registry_timeout, fetcher.health().clone());
+        let bound = StallBound::registry(options.registry_timeout, fetcher.health().clone());
+        let runtime = Runtime::new(handle, bound);
         ArtifactFs {
             inner: Arc::new(Inner {
                 single,

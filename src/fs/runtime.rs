@@ -3,12 +3,10 @@
 //! threads, fetch workers) call it, never a tokio worker, where `block_on` would panic.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::runtime::Handle;
 
-use crate::fetch::RegistryHealth;
+use crate::fetch::{StallBound, StallError};
 use crate::source::SourceError;
 
 use super::FsError;
@@ -17,14 +15,14 @@ use super::FsError;
 #[derive(Debug)]
 pub(super) struct Runtime {
     handle: Handle,
-    timeout: Duration,
-    /// Shared with the fetcher, so a stalled download also holds back registry requests.
-    health: Arc<RegistryHealth>,
+    /// The registry timeout, sharing the fetcher's health: a stalled download also holds back
+    /// registry requests, and the other way round.
+    bound: StallBound,
 }
 
 impl Runtime {
-    pub(super) fn new(handle: Handle, timeout: Duration, health: Arc<RegistryHealth>) -> Runtime {
-        Runtime { handle, timeout, health }
+    pub(super) fn new(handle: Handle, bound: StallBound) -> Runtime {
+        Runtime { handle, bound }
     }
 
     /// Runs registry I/O to completion from a FUSE thread, bounded by the registry timeout.
@@ -35,22 +33,11 @@ impl Runtime {
         what: impl FnOnce() -> String,
         fut: impl Future<Output = Result<T, SourceError>>,
     ) -> Result<T, FsError> {
-        let after = self.timeout;
-        let health = &self.health;
-        if let Some(ago) = health.stalled_since() {
-            return Err(FsError::Unresponsive { what: what(), ago });
-        }
-        // The timer must be created inside the runtime, hence the async block.
-        match self.handle.block_on(async { tokio::time::timeout(after, fut).await }) {
-            Ok(Ok(v)) => {
-                health.answered();
-                Ok(v)
-            }
+        match self.handle.block_on(self.bound.answer(fut)) {
+            Ok(Ok(v)) => Ok(v),
             Ok(Err(source)) => Err(FsError::Source { what: what(), source }),
-            Err(_elapsed) => {
-                health.timed_out();
-                Err(FsError::Timeout { what: what(), after })
-            }
+            Err(StallError::Holding { ago }) => Err(FsError::Unresponsive { what: what(), ago }),
+            Err(StallError::Silent { after }) => Err(FsError::Timeout { what: what(), after }),
         }
     }
 }
