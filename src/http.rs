@@ -11,7 +11,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// Retries after the first attempt of a request that failed in a retryable way.
+/// Retries after the first attempt of a request that failed in a retryable way: enough to ride
+/// out a dropped connection or a short throttle; a longer outage is reported, not waited out.
 pub const DEFAULT_MAX_RETRIES: usize = 3;
 /// No retry starts later than this after the first attempt. With the connect and read
 /// timeouts below, a request to a server that stopped answering ends, retries included, within
@@ -26,9 +27,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// request timeout, is what bounds a hung server: a total timeout would also kill healthy
 /// multi-gigabyte downloads.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Ceiling of the first pause between retries; each retry doubles the ceiling.
+/// Ceiling of the first pause between retries; each retry doubles the ceiling. Short, so a
+/// transient failure costs little latency; the doubling spaces out a longer one.
 const RETRY_BASE_BACKOFF: Duration = Duration::from_millis(100);
-/// Ceiling of any pause between retries.
+/// Ceiling of any pause between retries, so a long budget is spent asking, not sleeping.
 const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Idle connections kept per host: W&B file URLs and GraphQL are few hosts, many requests.
 const POOL_IDLE_PER_HOST: usize = 32;

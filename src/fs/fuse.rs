@@ -299,7 +299,9 @@ impl Filesystem for FuseFs {
         let write =
             !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
         match self.fs.open(ino(i), write) {
-            Ok(Opened::Ready(f)) => self.passthrough.reply(&self.fs, ino(i), &f, reply),
+            Ok(Opened::Ready(f)) => {
+                self.passthrough.reply(ino(i), &f, || self.fs.cached_file(f.fh), reply)
+            }
             Ok(Opened::Fetch(pending)) => {
                 let (fs, passthrough) = (self.fs.clone(), self.passthrough.clone());
                 // The download is still part of this open: its logs carry the open's span.
@@ -307,7 +309,7 @@ impl Filesystem for FuseFs {
                 self.workers.spawn(move || {
                     let _open = span.enter();
                     match pending.run() {
-                        Ok(f) => passthrough.reply(&fs, ino(i), &f, reply),
+                        Ok(f) => passthrough.reply(ino(i), &f, || fs.cached_file(f.fh), reply),
                         Err(e) => reply.error(errno("open", &e)),
                     }
                 })

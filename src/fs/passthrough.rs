@@ -9,7 +9,9 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{ArtifactFs, HandleNo, InodeNo, OpenFile};
+#[cfg(doc)]
+use super::ArtifactFs;
+use super::{HandleNo, InodeNo, OpenFile};
 
 /// The kernel's side of replying to one open.
 pub trait OpenReply {
@@ -69,12 +71,13 @@ impl<B> Passthrough<B> {
     }
 
     /// Replies to a successful open: through the kernel's passthrough if enabled and the file
-    /// is complete in the cache, else with the page-cache flags.
+    /// is complete in the cache (`cached_file`, see [`ArtifactFs::cached_file`]), else with
+    /// the page-cache flags.
     pub fn reply<R: OpenReply<Backing = B>>(
         &self,
-        fs: &ArtifactFs,
         ino: InodeNo,
         f: &OpenFile,
+        cached_file: impl FnOnce() -> Option<std::fs::File>,
         reply: R,
     ) {
         if !self.enabled.load(Ordering::Relaxed) {
@@ -83,7 +86,7 @@ impl<B> Passthrough<B> {
         let mut state = self.state();
         let backing_file = match f.direct_io {
             true => None,
-            false => fs.cached_file(f.fh),
+            false => cached_file(),
         };
         let opens = state.inodes.entry(ino).or_default();
         if let Some(file) = backing_file
@@ -132,5 +135,68 @@ impl<B> Passthrough<B> {
                 state.inodes.remove(&ino);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    use super::*;
+
+    /// Records what was replied; its backing ids record when they are dropped (unregistered).
+    struct Fake(Rc<RefCell<Vec<String>>>);
+
+    struct Backing(u64, Rc<RefCell<Vec<String>>>);
+
+    impl Drop for Backing {
+        fn drop(&mut self) {
+            self.1.borrow_mut().push(format!("unregister {}", self.0));
+        }
+    }
+
+    impl OpenReply for Fake {
+        type Backing = Backing;
+        fn open_backing(&self, _file: &std::fs::File) -> io::Result<Backing> {
+            Ok(Backing(self.0.borrow().len() as u64, self.0.clone()))
+        }
+        fn passthrough(self, open: &OpenFile, backing: &Backing) {
+            self.0.borrow_mut().push(format!("{} passthrough {}", open.fh.0, backing.0));
+        }
+        fn cached(self, open: &OpenFile) {
+            self.0.borrow_mut().push(format!("{} cached", open.fh.0));
+        }
+    }
+
+    #[test]
+    fn an_inode_never_mixes_new_passthrough_and_cached_opens_and_shares_one_backing() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let table = Passthrough::default();
+        table.set_enabled(true);
+        let ino = InodeNo(7);
+        let open = |fh: u64, complete: bool| {
+            let f = OpenFile { fh: HandleNo(fh), direct_io: false };
+            let file = move || complete.then(|| std::fs::File::open("/dev/null").unwrap());
+            table.reply(ino, &f, file, Fake(log.clone()));
+        };
+        open(1, true);
+        open(2, true);
+        open(3, false); // still being fetched lazily
+        table.release(HandleNo(1));
+        table.release(HandleNo(2));
+        open(4, true); // a page-cached open is still there
+        table.release(HandleNo(3));
+        table.release(HandleNo(4));
+        open(5, true);
+        let want = [
+            "1 passthrough 0",
+            "2 passthrough 0",
+            "3 cached",
+            "unregister 0",
+            "4 cached",
+            "5 passthrough 5",
+        ];
+        assert_eq!(*log.borrow(), want);
     }
 }
