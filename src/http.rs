@@ -2,14 +2,17 @@
 //! source): timeouts that bound a server gone silent, and bounded retries of 429, 5xx and
 //! transport failures with jittered exponential backoff, so a dead or throttling server turns
 //! into an error within [`REQUEST_BOUND`], never into a hang, and many clients retrying at once
-//! do not retry in step.
+//! do not retry in step. [`NetConfig::retrying`] is the one retry loop; a client only says what
+//! each attempt came to ([`Attempt`]).
 //!
 //! Object stores get the same numbers through `object_store`'s own retry layer (see
 //! `NetConfig::retry` in `store::cloud`).
 
+use std::future::Future;
 use std::time::{Duration, Instant};
 
-/// Retries after the first attempt of a request that failed in a retryable way.
+/// Retries after the first attempt of a request that failed in a retryable way: enough to ride
+/// out a dropped connection or a short throttle; a longer outage is reported, not waited out.
 pub const DEFAULT_MAX_RETRIES: usize = 3;
 /// No retry starts later than this after the first attempt. With the connect and read
 /// timeouts below, a request to a server that stopped answering ends, retries included, within
@@ -24,9 +27,10 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// request timeout, is what bounds a hung server: a total timeout would also kill healthy
 /// multi-gigabyte downloads.
 pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Ceiling of the first pause between retries; each retry doubles the ceiling.
+/// Ceiling of the first pause between retries; each retry doubles the ceiling. Short, so a
+/// transient failure costs little latency; the doubling spaces out a longer one.
 const RETRY_BASE_BACKOFF: Duration = Duration::from_millis(100);
-/// Ceiling of any pause between retries.
+/// Ceiling of any pause between retries, so a long budget is spent asking, not sleeping.
 const RETRY_MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Idle connections kept per host: W&B file URLs and GraphQL are few hosts, many requests.
 const POOL_IDLE_PER_HOST: usize = 32;
@@ -79,6 +83,54 @@ impl NetConfig {
     /// The retry budget of one request, starting now.
     pub fn retries(&self) -> Retries {
         Retries { max: self.max_retries, until: self.retry_timeout, start: Instant::now(), done: 0 }
+    }
+
+    /// The one retry loop: runs `attempt` until it is [`Attempt::Done`] or the budget is spent,
+    /// pausing between attempts as [`Retries`] says. Once the budget is spent the last
+    /// [`Attempt::Retry`]'s result is returned as it is (an answer with its status, or the
+    /// caller's "unreachable" error). `what` names the request in logs (no credentials).
+    pub async fn retrying<T, E, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, E>
+    where
+        F: FnMut(Try) -> Fut,
+        Fut: Future<Output = Attempt<T, E>>,
+    {
+        let mut retries = self.retries();
+        loop {
+            let this = Try { number: retries.attempts(), first_at: retries.start };
+            match attempt(this).await {
+                Attempt::Done(result) => return result,
+                Attempt::Retry { result, reason } => {
+                    let Some(pause) = retries.next_pause() else { return result };
+                    tracing::debug!(what, attempt = this.number, %reason, "retrying HTTP request");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+}
+
+/// What one attempt of a request came to (see [`NetConfig::retrying`]).
+#[derive(Debug)]
+pub enum Attempt<T, E> {
+    /// Handed back as it is: a success, or a failure that asking again would not change.
+    Done(Result<T, E>),
+    /// Throttled, a server failure or a transport failure ([`retryable_status`]): asked again
+    /// while the budget lasts, else handed back as it is. `reason` is logged.
+    Retry { result: Result<T, E>, reason: String },
+}
+
+/// Which attempt of a request is running, for the errors it builds.
+#[derive(Clone, Copy, Debug)]
+pub struct Try {
+    /// 1 for the first attempt.
+    pub number: usize,
+    first_at: Instant,
+}
+
+impl Try {
+    /// Time since the first attempt started.
+    pub fn elapsed(&self) -> Duration {
+        self.first_at.elapsed()
     }
 }
 
@@ -153,6 +205,32 @@ mod tests {
         // A spent time budget stops retries even with retries left.
         let mut r = NetConfig { retry_timeout: Duration::ZERO, ..net }.retries();
         assert_eq!(r.next_pause(), None);
+    }
+
+    #[tokio::test]
+    async fn the_retry_loop_asks_again_until_done_or_out_of_budget() {
+        let net = NetConfig { max_retries: 2, ..NetConfig::default() };
+        let mut calls = 0;
+        let done: Result<u16, ()> = net
+            .retrying("test", |attempt| {
+                calls += 1;
+                async move {
+                    match attempt.number {
+                        1 => Attempt::Retry { result: Ok(503), reason: "503".into() },
+                        _ => Attempt::Done(Ok(200)),
+                    }
+                }
+            })
+            .await;
+        assert_eq!((done, calls), (Ok(200), 2));
+        let mut calls = 0;
+        let spent: Result<u16, usize> = net
+            .retrying("test", |attempt| {
+                calls += 1;
+                async move { Attempt::Retry { result: Err(attempt.number), reason: "down".into() } }
+            })
+            .await;
+        assert_eq!((spent, calls), (Err(3), 3), "the last attempt's result, after max_retries");
     }
 
     #[test]

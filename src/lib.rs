@@ -10,9 +10,11 @@
 //! - `svg`: the lineage graph drawn as SVG (`artfs lineage --svg` and the web page of `serve`);
 //! - `cache`: the content-addressed local blob cache;
 //! - `fetch`: entries into the cache (verified), lazy chunked reads of large blobs (`ranged`),
-//!   whether the registry answers (`health`), and `artfs get`;
+//!   the one stall-bounded request (`stall`), whether the registry answers (`health`), and
+//!   `artfs get`;
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
-//! - `http`: the one HTTP policy (timeouts, bounded jittered retries) of every client;
+//! - `http`: the one HTTP policy (timeouts, bounded jittered retries) and retry loop of every
+//!   client;
 //! - `mount`: the `artfs mount` daemon and `artfs unmount`;
 //! - `prefetch`: warming the cache with a version ahead of its readers (`artfs prefetch`, the
 //!   mount's warm-up);

@@ -1,5 +1,6 @@
 //! Brings manifest entries into the local cache, verified: stored files from their version's
-//! [`BlobSource`] (the seam: the artfs registry or a W&B server), reference entries from their URI. Also `artfs get`: a whole version copied out of the cache.
+//! [`BlobSource`] (the seam: the artfs registry or a W&B server), reference entries from their
+//! URI. Also `artfs get`: a whole version copied out of the cache (`get`).
 //!
 //! [`Fetcher::open`] is the mount's way in: large stored blobs with a chunk sidecar are read
 //! lazily, chunk by chunk (`ranged`); everything else is fetched whole before the first byte,
@@ -8,37 +9,36 @@
 //! a bounded memo, so reopening a large file costs no request to the registry.
 //!
 //! Everything here is synchronous and must run on plain threads (FUSE workers, scoped threads);
-//! the async sources are driven through the one runtime `Handle` the caller passes in.
+//! the async sources are driven through the one runtime `Handle` the caller passes in. Every
+//! request is bounded by [`StallBound`] (`stall`).
+//!
+//! Rooms: the lazy open decision and the fetcher's settings here; the whole-file path
+//! (`whole`), chunk sidecars (`sidecar`), lazy chunked reads (`ranged`), the stall bound
+//! (`stall`), the registry's health (`health`) and `artfs get` (`get`).
 
+mod get;
 pub mod health;
 pub mod ranged;
+mod sidecar;
+pub mod stall;
+mod whole;
 
-use std::collections::{HashMap, VecDeque};
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::runtime::Handle;
 
-use crate::cache::{BlobCache, CacheError, CacheKey, CachedBlob, Verify};
-use crate::manifest::{ContentCheck, Entry, Manifest};
-use crate::refs::{self, RefError};
+use crate::cache::{BlobCache, CacheError, CachedBlob, Verify};
+use crate::manifest::Entry;
+use crate::refs::RefError;
 use crate::source::BlobSource;
-use crate::store::chunks::{self, ChunkSums};
+use crate::store::chunks;
 use crate::store::cloud::Clouds;
 pub use health::RegistryHealth;
 use ranged::{FetchStats, LazyBlob, LazyHandle, RangedError, Shared};
-
-/// Files downloaded at once by `artfs get`.
-const GET_PARALLEL_FILES: usize = 8;
-
-/// Chunk checksums of recently opened large files kept in memory, so that opening one again
-/// (while it is still not complete in the cache) costs no request: at most about 6 MiB, the
-/// sidecars of 256 GiB of data in 4 MiB chunks.
-const SIDECAR_MEMO_SUMS: usize = 64 * 1024;
+use sidecar::{SIDECAR_MEMO_SUMS, SidecarMemo};
+pub use stall::{StallBound, StallError};
 
 /// A download that receives no byte for this long fails instead of waiting forever on a registry
 /// that stopped answering. Generous: backends retry slow requests themselves within it.
@@ -215,102 +215,13 @@ impl Fetcher {
             key,
             verify,
             handle: self.handle.clone(),
-            stall: self.stall_timeout,
-            health: self.health.clone(),
+            stall: self.registry_bound(),
             binding: binding.to_owned(),
         };
         let blob = LazyBlob::open(&self.ranged, source, sums).map_err(|source| {
             FetchError::Cache { artifact: artifact.to_owned(), path: path.to_owned(), source }
         })?;
         Ok(Some(LazyHandle::new(blob)))
-    }
-
-    /// The chunk sidecar of a blob of `size` bytes, if it has a usable one whose bytes hash to
-    /// `binding` (the manifest entry's): remembered from an earlier open, else fetched. Any
-    /// failure to read it only means the whole-file path, which verifies everything anyway.
-    fn sidecar(
-        &self,
-        blobs: &Arc<dyn BlobSource>,
-        path: &str,
-        entry: &Entry,
-        blob_key: &str,
-        size: u64,
-        binding: &str,
-    ) -> Option<Arc<ChunkSums>> {
-        let memo = || self.sidecars.lock().unwrap_or_else(PoisonError::into_inner);
-        let remembered = memo().get(blob_key);
-        let sidecar = match remembered {
-            Some(sidecar) => sidecar,
-            None => {
-                let sidecar = Arc::new(self.fetch_sidecar(blobs, path, entry, blob_key)?);
-                memo().insert(blob_key, sidecar.clone());
-                sidecar
-            }
-        };
-        if sidecar.digest != binding {
-            tracing::warn!(
-                blob_key,
-                expected = binding,
-                found = %sidecar.digest,
-                "chunk sidecar is not the one the manifest names; verifying the whole file instead"
-            );
-            return None;
-        }
-        let sums = &sidecar.sums;
-        if sums.size == size && self.ranged.fits(sums.chunk_bytes) {
-            Some(sums.clone())
-        } else {
-            tracing::warn!(blob_key, size, "chunk sidecar does not fit the blob; ignoring it");
-            None
-        }
-    }
-
-    /// Reads the sidecar of an entry from its source, if it has a self-consistent one.
-    fn fetch_sidecar(
-        &self,
-        blobs: &Arc<dyn BlobSource>,
-        path: &str,
-        entry: &Entry,
-        blob_key: &str,
-    ) -> Option<Sidecar> {
-        let key = blob_key;
-        let stall = self.stall_timeout;
-        if self.health.stalled_since().is_some() {
-            return None;
-        }
-        let fetched = self
-            .handle
-            .block_on(async { tokio::time::timeout(stall, blobs.chunk_sums(path, entry)).await });
-        if fetched.is_err() {
-            self.health.timed_out();
-        } else {
-            self.health.answered();
-        }
-        let bytes = match fetched {
-            Ok(Ok(Some(bytes))) => bytes,
-            Ok(Ok(None)) => return None,
-            Ok(Err(err)) => {
-                tracing::warn!(%err, "cannot read chunk sidecar; fetching the whole blob");
-                return None;
-            }
-            Err(_) => {
-                tracing::warn!(key, "chunk sidecar stalled; fetching the whole blob");
-                return None;
-            }
-        };
-        match serde_json::from_slice::<ChunkSums>(&bytes) {
-            Ok(sums) if sums.is_consistent() => {
-                Some(Sidecar { sums: Arc::new(sums), digest: chunks::binding_of(&bytes) })
-            }
-            Ok(_) => {
-                tracing::warn!(key, "chunk sidecar is inconsistent; ignoring it");
-                None
-            }
-            Err(err) => {
-                tracing::warn!(key, %err, "chunk sidecar is not valid JSON; ignoring it");
-                None
-            }
-        }
     }
 
     /// Replaces [`FETCH_STALL_TIMEOUT`] (also how long requests fail fast after one stalled).
@@ -320,19 +231,14 @@ impl Fetcher {
         self
     }
 
+    /// The bound of every request to the registry, keeping its health.
+    fn registry_bound(&self) -> StallBound {
+        StallBound::registry(self.stall_timeout, self.health.clone())
+    }
+
     /// Whether the registry answers, as seen by this fetcher's clones.
     pub fn health(&self) -> &Arc<RegistryHealth> {
         &self.health
-    }
-
-    /// Whether the entry is (probably) in the cache already, i.e. [`Fetcher::cached`] will not
-    /// download. A hint only: the entry may be evicted right after.
-    pub fn is_cached(&self, entry: &Entry) -> bool {
-        let key = match Self::stored_key(entry) {
-            Some((key, _)) if !entry.is_reference() => Some(key),
-            _ => self.reference_key(entry),
-        };
-        key.is_some_and(|k| self.cache.entry_path(&k).exists())
     }
 
     pub fn with_clouds(mut self, clouds: Clouds) -> Fetcher {
@@ -340,331 +246,7 @@ impl Fetcher {
         self
     }
 
-    /// Cache key of a reference entry. A pinned reference is keyed by (URI, recorded etag or
-    /// version), like W&B's cache. An unpinned one (logged without checksum) has no identity
-    /// beyond its URI, so it is keyed per process: each `artfs get` and each mount reads it fresh
-    /// once, rather than serving what some earlier process saw. Its recorded size, if any, is
-    /// part of the key: entries of one URI with different sizes must not share bytes (each is
-    /// checked against its own size).
-    fn reference_key(&self, entry: &Entry) -> Option<CacheKey> {
-        let (uri, tag) = refs::cache_identity(entry)?;
-        if refs::is_pinned(entry) {
-            return Some(CacheKey::from_reference(&uri, &tag));
-        }
-        let tag = match entry.size {
-            Some(size) => format!("unpinned:{}:{size}", self.session),
-            None => format!("unpinned:{}", self.session),
-        };
-        Some(CacheKey::from_reference(&uri, &tag))
-    }
-
     pub fn cache(&self) -> &BlobCache {
         &self.cache
-    }
-
-    /// The cache key and check of a stored entry; `None` for references.
-    fn stored_key(entry: &Entry) -> Option<(CacheKey, Verify)> {
-        match entry.content_check() {
-            ContentCheck::Md5(raw) => Some((CacheKey::Md5(raw), Verify::Md5(raw))),
-            ContentCheck::Xxh128(raw) => Some((CacheKey::Xxh128(raw), Verify::Xxh128(raw))),
-            ContentCheck::None => None,
-        }
-    }
-
-    /// The entry's bytes in the cache, fetched and verified first if needed. `artifact` and
-    /// `path` only name the entry in errors. A fill that runs out of disk space makes room in
-    /// the cache (see [`BlobCache::make_room`]) and is tried once more.
-    pub fn cached(
-        &self,
-        blobs: &Arc<dyn BlobSource>,
-        artifact: &str,
-        path: &str,
-        entry: &Entry,
-    ) -> Result<CachedBlob, FetchError> {
-        match self.cached_once(blobs, artifact, path, entry) {
-            Err(FetchError::Cache { source: CacheError::DiskFull { .. }, .. })
-                if self.cache.make_room() =>
-            {
-                self.cached_once(blobs, artifact, path, entry)
-            }
-            other => other,
-        }
-    }
-
-    fn cached_once(
-        &self,
-        blobs: &Arc<dyn BlobSource>,
-        artifact: &str,
-        path: &str,
-        entry: &Entry,
-    ) -> Result<CachedBlob, FetchError> {
-        let cache_err = |source| FetchError::Cache {
-            artifact: artifact.to_owned(),
-            path: path.to_owned(),
-            source,
-        };
-        let handle = &self.handle;
-        let counters = &self.ranged.counters;
-        let stall = self.stall_timeout;
-        let stalled = |what: &str| -> crate::cache::FetchError {
-            format!("{what}: no data received for {stall:?}; is the server reachable?").into()
-        };
-        if entry.is_reference() {
-            let Some(key) = self.reference_key(entry) else {
-                return Err(FetchError::NoBlob {
-                    artifact: artifact.to_owned(),
-                    path: path.to_owned(),
-                    digest: entry.digest.clone(),
-                });
-            };
-            let clouds = &self.clouds;
-            // Before the cache too: a copy fetched when some reader allowed it is no reason to
-            // serve it to a read this reader does not allow.
-            handle
-                .block_on(async {
-                    tokio::time::timeout(stall, refs::check_allowed(clouds, entry)).await
-                })
-                .unwrap_or(Ok(()))
-                .map_err(|source| FetchError::Reference {
-                    artifact: artifact.to_owned(),
-                    path: path.to_owned(),
-                    source,
-                })?;
-            // The source is pinned by etag/version while it is read (unless logged without
-            // checksum); the cache checks the size whenever one is recorded.
-            let size = entry.size;
-            return self
-                .cache
-                .get_or_fill(&key, &Verify::SizeOnly, size, |out: &mut dyn Write| {
-                    // Timers must be created inside the runtime, hence one async block.
-                    handle.block_on(async {
-                        let mut stream =
-                            tokio::time::timeout(stall, refs::fetch(clouds, entry, None))
-                                .await
-                                .map_err(|_| {
-                                stalled(&refs::redact(entry.reference.as_deref().unwrap_or("")))
-                            })??;
-                        while let Some(chunk) =
-                            tokio::time::timeout(stall, stream.next()).await.map_err(|_| {
-                                stalled(&refs::redact(entry.reference.as_deref().unwrap_or("")))
-                            })?
-                        {
-                            let chunk = chunk?;
-                            counters.add_fetched(chunk.len() as u64);
-                            out.write_all(&chunk)?;
-                        }
-                        Ok::<(), crate::cache::FetchError>(())
-                    })
-                })
-                .map_err(|source| match source {
-                    // Show the reference's own message (URI, expected and found etag).
-                    CacheError::Fetch { source, .. } => match source.downcast::<RefError>() {
-                        Ok(r) => FetchError::Reference {
-                            artifact: artifact.to_owned(),
-                            path: path.to_owned(),
-                            source: *r,
-                        },
-                        Err(other) => cache_err(CacheError::Fetch { key, source: other }),
-                    },
-                    other => cache_err(other),
-                });
-        }
-        let Some((key, verify)) = Self::stored_key(entry) else {
-            return Err(FetchError::NoBlob {
-                artifact: artifact.to_owned(),
-                path: path.to_owned(),
-                digest: entry.digest.clone(),
-            });
-        };
-        // An XXH128 entry's blob is found by its recorded MD5 and verified by its XXH128.
-        let Some(blob) = blobs.locate(path, entry) else {
-            return Err(FetchError::NoBlob {
-                artifact: artifact.to_owned(),
-                path: path.to_owned(),
-                digest: entry.digest.clone(),
-            });
-        };
-        let health = &self.health;
-        self.cache
-            .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
-                // After a stall, do not wait on the registry again for a while (see `health`).
-                if let Some(ago) = health.stalled_since() {
-                    return Err(format!(
-                        "{blob}: the registry did not answer a request {ago:.0?} ago; not \
-                         waiting on it again yet"
-                    )
-                    .into());
-                }
-                let timed_out = |what: &str| {
-                    health.timed_out();
-                    stalled(what)
-                };
-                handle.block_on(async {
-                    let mut stream = tokio::time::timeout(stall, blobs.stream(path, entry))
-                        .await
-                        .map_err(|_| timed_out(&blob))??;
-                    health.answered();
-                    while let Some(chunk) = tokio::time::timeout(stall, stream.next())
-                        .await
-                        .map_err(|_| timed_out(&blob))?
-                    {
-                        let chunk = chunk?;
-                        counters.add_fetched(chunk.len() as u64);
-                        out.write_all(&chunk)?;
-                    }
-                    Ok::<(), crate::cache::FetchError>(())
-                })
-            })
-            .map_err(cache_err)
-    }
-
-    /// Downloads every entry of a version into `root`, verifying each; files are written to a
-    /// temporary name and renamed, so a failure leaves no file with wrong content.
-    pub fn download(
-        &self,
-        blobs: &Arc<dyn BlobSource>,
-        artifact: &str,
-        manifest: &Manifest,
-        root: &Path,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<u64, FetchError> {
-        let entries: Vec<(&String, &Entry)> = manifest.contents.iter().collect();
-        let is_entry = |p: &Path| {
-            p.strip_prefix(root)
-                .ok()
-                .and_then(Path::to_str)
-                .is_some_and(|rel| manifest.contents.contains_key(rel))
-        };
-        let next = AtomicUsize::new(0);
-        let results: Vec<Result<u64, FetchError>> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..GET_PARALLEL_FILES.min(entries.len().max(1)))
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut bytes = 0;
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            let Some((path, entry)) = entries.get(i) else {
-                                return Ok(bytes);
-                            };
-                            let blob = self.cached(blobs, artifact, path, entry)?;
-                            copy_out(&blob, &root.join(path), &is_entry)?;
-                            bytes += blob.len();
-                            progress(blob.len());
-                        }
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
-        });
-        results.into_iter().sum()
-    }
-}
-
-/// A fetched sidecar and the digest of its bytes (compared with an entry's binding).
-#[derive(Debug)]
-struct Sidecar {
-    sums: Arc<ChunkSums>,
-    digest: String,
-}
-
-/// Recently fetched chunk sidecars by blob key, bounded by the number of checksums they hold;
-/// the oldest fetched goes first. Blobs are content-addressed, so a remembered sidecar never
-/// goes stale (and each use checks it against the entry's binding).
-#[derive(Debug)]
-struct SidecarMemo {
-    max_sums: usize,
-    sums: usize,
-    by_blob: HashMap<String, Arc<Sidecar>>,
-    fetched: VecDeque<String>,
-}
-
-impl SidecarMemo {
-    fn new(max_sums: usize) -> SidecarMemo {
-        SidecarMemo { max_sums, sums: 0, by_blob: HashMap::new(), fetched: VecDeque::new() }
-    }
-
-    fn get(&self, blob_key: &str) -> Option<Arc<Sidecar>> {
-        self.by_blob.get(blob_key).cloned()
-    }
-
-    fn insert(&mut self, blob_key: &str, sidecar: Arc<Sidecar>) {
-        let count = sidecar.sums.sha256.len();
-        if count > self.max_sums || self.by_blob.contains_key(blob_key) {
-            return;
-        }
-        while self.sums + count > self.max_sums {
-            let Some(oldest) = self.fetched.pop_front() else { break };
-            if let Some(dropped) = self.by_blob.remove(&oldest) {
-                self.sums -= dropped.sums.sha256.len();
-            }
-        }
-        self.sums += count;
-        self.fetched.push_back(blob_key.to_owned());
-        self.by_blob.insert(blob_key.to_owned(), sidecar);
-    }
-}
-
-/// Copies a cached blob to `dest` through a temporary file in the same directory, named so that
-/// it is none of the version's entries (`is_entry`): a temporary file must never replace one.
-fn copy_out(
-    blob: &CachedBlob,
-    dest: &Path,
-    is_entry: &dyn Fn(&Path) -> bool,
-) -> Result<(), FetchError> {
-    let write_err = |source| FetchError::Write { path: dest.to_owned(), source };
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).map_err(write_err)?;
-    }
-    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = std::iter::repeat_with(|| {
-        let id = format!("{}-{:08x}", std::process::id(), fastrand::u32(..));
-        dest.with_file_name(format!(".{name}.artfs-{id}.tmp"))
-    })
-    .find(|t| !is_entry(t))
-    .unwrap_or_else(|| dest.with_file_name(format!(".{name}.artfs.tmp")));
-    let result = (|| {
-        std::fs::copy(blob.path(), &tmp)?;
-        // Cache entries are read-only; the user's copy is theirs to change.
-        let mut perms = std::fs::metadata(&tmp)?.permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
-        std::fs::set_permissions(&tmp, perms)?;
-        std::fs::rename(&tmp, dest)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(write_err)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sums(count: usize) -> Arc<Sidecar> {
-        let sums =
-            ChunkSums { chunk_bytes: 1, size: count as u64, sha256: vec![String::new(); count] };
-        Arc::new(Sidecar { sums: Arc::new(sums), digest: String::new() })
-    }
-
-    #[test]
-    fn the_sidecar_memo_drops_the_oldest_beyond_its_bound() {
-        let mut memo = SidecarMemo::new(10);
-        memo.insert("a", sums(4));
-        memo.insert("b", sums(4));
-        assert!(memo.get("a").is_some() && memo.get("b").is_some());
-        memo.insert("c", sums(4));
-        assert!(memo.get("a").is_none(), "oldest dropped");
-        assert!(memo.get("b").is_some() && memo.get("c").is_some());
-        assert_eq!(memo.sums, 8);
-        // A sidecar larger than the whole bound is not kept (and evicts nothing).
-        memo.insert("huge", sums(11));
-        assert!(memo.get("huge").is_none() && memo.get("b").is_some());
-        // One that needs all the room evicts everything else.
-        memo.insert("d", sums(10));
-        assert!(memo.get("b").is_none() && memo.get("c").is_none());
-        assert_eq!((memo.sums, memo.by_blob.len(), memo.fetched.len()), (10, 1, 1));
     }
 }

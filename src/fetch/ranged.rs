@@ -29,16 +29,15 @@ use std::collections::{HashMap, VecDeque};
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt as _;
 use sha2::{Digest as _, Sha256};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, warn};
 
 use crate::cache::{BlobCache, CacheError, CacheKey, PartialFile, Verify};
+use crate::fetch::stall::{StallBound, StallError};
 use crate::manifest::Entry;
 use crate::source::{BlobSource, SourceError};
 use crate::store::chunks::ChunkSums;
@@ -63,8 +62,13 @@ pub enum RangedError {
         #[source]
         source: SourceError,
     },
-    #[error("{blob}: chunk {index}: no data received for {after:?}; is the server reachable?")]
-    Stalled { blob: String, index: usize, after: Duration },
+    #[error("{blob}: chunk {index}: {source}")]
+    Stalled {
+        blob: String,
+        index: usize,
+        #[source]
+        source: StallError,
+    },
     #[error("{blob}: chunk {index}: partial cache file: {source}")]
     Io {
         blob: String,
@@ -329,9 +333,9 @@ pub struct Source {
     pub key: CacheKey,
     pub verify: Verify,
     pub handle: Handle,
-    pub stall: Duration,
-    /// Whether the registry answers: no chunk waits on it again right after one stalled.
-    pub health: Arc<crate::fetch::RegistryHealth>,
+    /// Bounds each chunk's request and body, and keeps the registry's health: no chunk waits on
+    /// the registry again right after one stalled.
+    pub stall: StallBound,
     /// The manifest's binding of `sums` (`chunks::binding`), so a handle of another entry
     /// shares this blob only if it names the same sidecar.
     pub binding: String,
@@ -525,33 +529,16 @@ impl LazyBlob {
         let Some(held) = InFlight::acquire(&self.shared, range.end - range.start).await else {
             return Err(RangedError::Lost { blob: blob.clone(), index });
         };
-        let health = &self.source.health;
-        let stalled = || RangedError::Stalled { blob: blob.clone(), index, after: health.hold() };
-        if health.stalled_since().is_some() {
-            return Err(stalled());
-        }
+        let stalled = |source| RangedError::Stalled { blob: blob.clone(), index, source };
         let source = |source| RangedError::Source { blob: blob.clone(), index, source };
         let mut chunk = Receiving::new(range.end - range.start);
         let request = self.source.blobs.range_stream(&self.source.path, &self.source.entry, range);
-        let mut body = match tokio::time::timeout(self.source.stall, request).await {
-            Ok(body) => {
-                health.answered();
-                body.map_err(source)?
-            }
-            Err(_) => {
-                health.timed_out();
-                return Err(stalled());
-            }
-        };
+        let mut body = self.source.stall.answer(request).await.map_err(stalled)?.map_err(source)?;
         while !chunk.is_done() {
             // A stall is no data for a while, however long the whole chunk takes.
-            let piece = match tokio::time::timeout(self.source.stall, body.next()).await {
-                Ok(Some(piece)) => piece.map_err(source)?,
-                Ok(None) => return Err(RangedError::Short { blob: blob.clone(), index }),
-                Err(_) => {
-                    health.timed_out();
-                    return Err(stalled());
-                }
+            let piece = match self.source.stall.next(&mut body).await.map_err(stalled)? {
+                Some(piece) => piece.map_err(source)?,
+                None => return Err(RangedError::Short { blob: blob.clone(), index }),
             };
             self.shared.counters.add_fetched(piece.len() as u64);
             chunk.push(piece);

@@ -6,21 +6,23 @@
 //! (fuser replies can be sent from any thread), so a slow download never holds up `ls`, `stat`
 //! or reads of other files. Mutating requests, grouped at the bottom, all answer `EROFS`.
 //!
+//! Each request runs in a `debug` span named after it, with its inode and handle (mountpoint-s3's
+//! practice), so `RUST_LOG=artfs=debug` ties every log line to the request it belongs to; with
+//! the level off a span costs one check of a cached flag.
+//!
 //! Warm reads: a file complete in the cache is handed to the kernel with FUSE passthrough where
 //! the kernel (6.9+) and privileges (CAP_SYS_ADMIN) allow it, so its reads never reach this
 //! process; otherwise its pages are kept across opens (`FOPEN_KEEP_CACHE`, immutable content).
-//! The kernel refuses to mix passthrough and page-cached opens of one inode, so an inode with a
-//! non-passthrough open (e.g. a file still being fetched lazily) gets no passthrough opens until
-//! those are released, and all passthrough opens of an inode share one backing file.
+//! Which open gets which is decided in `passthrough`; this file only makes the kernel calls.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use tracing::instrument;
 
 use fuser::{
     AccessFlags, BackingId, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
@@ -30,6 +32,7 @@ use fuser::{
     SessionUnmounter, TimeOrNow, WriteFlags,
 };
 
+use super::passthrough::{OpenReply, Passthrough};
 use super::tree::NAME_MAX_BYTES;
 use super::{
     ArtifactFs, Attr, BLOCK_SIZE_BYTES, DirEntry, FileKind, FsError, HandleNo, InodeNo, OpenFile,
@@ -153,95 +156,23 @@ struct FuseFs {
     /// Asked for by the user; whether it runs is decided at `init`.
     passthrough_wanted: bool,
     /// Shared with fetch workers, which reply to opens too.
-    passthrough: Arc<Passthrough>,
+    passthrough: Arc<Passthrough<BackingId>>,
 }
 
-/// Passthrough bookkeeping: which inodes have a backing file, and the opens of each.
-#[derive(Default)]
-struct Passthrough {
-    enabled: AtomicBool,
-    state: Mutex<PassthroughState>,
-}
+/// The kernel calls of a reply to an open, for the passthrough bookkeeping.
+impl OpenReply for ReplyOpen {
+    type Backing = BackingId;
 
-#[derive(Default)]
-struct PassthroughState {
-    inodes: HashMap<u64, InodeOpens>,
-    /// Open file handle → (inode, opened with passthrough).
-    handles: HashMap<u64, (u64, bool)>,
-}
-
-#[derive(Default)]
-struct InodeOpens {
-    /// Closed (by its `Drop`) when the last passthrough open of the inode is released.
-    backing: Option<BackingId>,
-    passthrough: usize,
-    cached: usize,
-}
-
-impl Passthrough {
-    fn state(&self) -> MutexGuard<'_, PassthroughState> {
-        // Counters only; a panic elsewhere leaves them usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn open_backing(&self, file: &std::fs::File) -> io::Result<BackingId> {
+        ReplyOpen::open_backing(self, file)
     }
 
-    /// Replies to a successful open: through the kernel's passthrough if enabled and the file
-    /// is complete in the cache, else with the page-cache flags.
-    fn reply(&self, fs: &ArtifactFs, i: INodeNo, f: &OpenFile, reply: ReplyOpen) {
-        if !self.enabled.load(Ordering::Relaxed) {
-            return reply.opened(FileHandle(f.fh.0), open_flags(f));
-        }
-        let mut state = self.state();
-        let backing_file = match f.direct_io {
-            true => None,
-            false => fs.cached_file(f.fh),
-        };
-        let opens = state.inodes.entry(i.0).or_default();
-        if let Some(file) = backing_file
-            && opens.cached == 0
-        {
-            if opens.backing.is_none() {
-                match reply.open_backing(&file) {
-                    Ok(id) => opens.backing = Some(id),
-                    Err(err) => {
-                        // E.g. no CAP_SYS_ADMIN: fall back for good, and say so once.
-                        self.enabled.store(false, Ordering::Relaxed);
-                        tracing::warn!(
-                            %err,
-                            "FUSE passthrough refused by the kernel; serving cached files \
-                             through the page cache instead"
-                        );
-                    }
-                }
-            }
-            if let Some(id) = &opens.backing {
-                opens.passthrough += 1;
-                reply.opened_passthrough(FileHandle(f.fh.0), FopenFlags::empty(), id);
-                state.handles.insert(f.fh.0, (i.0, true));
-                return;
-            }
-        }
-        opens.cached += 1;
-        reply.opened(FileHandle(f.fh.0), open_flags(f));
-        state.handles.insert(f.fh.0, (i.0, false));
+    fn passthrough(self, f: &OpenFile, backing: &BackingId) {
+        self.opened_passthrough(FileHandle(f.fh.0), FopenFlags::empty(), backing);
     }
 
-    fn release(&self, fh: HandleNo) {
-        let mut state = self.state();
-        let Some((ino, passthrough)) = state.handles.remove(&fh.0) else {
-            return;
-        };
-        if let Some(opens) = state.inodes.get_mut(&ino) {
-            match passthrough {
-                true => opens.passthrough = opens.passthrough.saturating_sub(1),
-                false => opens.cached = opens.cached.saturating_sub(1),
-            }
-            if opens.passthrough == 0 {
-                opens.backing = None;
-            }
-            if opens.passthrough == 0 && opens.cached == 0 {
-                state.inodes.remove(&ino);
-            }
-        }
+    fn cached(self, f: &OpenFile) {
+        self.opened(FileHandle(f.fh.0), open_flags(f));
     }
 }
 
@@ -304,7 +235,7 @@ impl Filesystem for FuseFs {
         let passthrough = self.passthrough_wanted
             && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(1).is_ok();
-        self.passthrough.enabled.store(passthrough, Ordering::Relaxed);
+        self.passthrough.set_enabled(passthrough);
         match (self.passthrough_wanted, passthrough) {
             (true, true) => tracing::info!(
                 "warm reads: FUSE passthrough (the kernel reads complete cached files directly)"
@@ -328,6 +259,7 @@ impl Filesystem for FuseFs {
         Ok(())
     }
 
+    #[instrument(level = "debug", skip_all, fields(parent = parent.0, name = ?name))]
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let Some(name) = name_str(name) else {
             return reply.error(Errno::ENOENT);
@@ -338,6 +270,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0))]
     fn getattr(&self, _req: &Request, i: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.fs.getattr(ino(i)) {
             Ok(a) => reply.attr(&a.ttl, &file_attr(&a)),
@@ -345,6 +278,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0))]
     fn readlink(&self, _req: &Request, i: INodeNo, reply: ReplyData) {
         match self.fs.readlink(ino(i)) {
             Ok(target) => reply.data(target.as_bytes()),
@@ -352,6 +286,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0))]
     fn access(&self, _req: &Request, i: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         match self.fs.access(ino(i), mask.contains(AccessFlags::W_OK)) {
             Ok(()) => reply.ok(),
@@ -359,26 +294,35 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0))]
     fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write =
             !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
         match self.fs.open(ino(i), write) {
-            Ok(Opened::Ready(f)) => self.passthrough.reply(&self.fs, i, &f, reply),
+            Ok(Opened::Ready(f)) => {
+                self.passthrough.reply(ino(i), &f, || self.fs.cached_file(f.fh), reply)
+            }
             Ok(Opened::Fetch(pending)) => {
                 let (fs, passthrough) = (self.fs.clone(), self.passthrough.clone());
-                self.workers.spawn(move || match pending.run() {
-                    Ok(f) => passthrough.reply(&fs, i, &f, reply),
-                    Err(e) => reply.error(errno("open", &e)),
+                // The download is still part of this open: its logs carry the open's span.
+                let span = tracing::Span::current();
+                self.workers.spawn(move || {
+                    let _open = span.enter();
+                    match pending.run() {
+                        Ok(f) => passthrough.reply(ino(i), &f, || fs.cached_file(f.fh), reply),
+                        Err(e) => reply.error(errno("open", &e)),
+                    }
                 })
             }
             Err(e) => reply.error(errno("open", &e)),
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0, offset, size))]
     fn read(
         &self,
         _req: &Request,
-        _i: INodeNo,
+        i: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -411,10 +355,11 @@ impl Filesystem for FuseFs {
         reply.ok();
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0))]
     fn release(
         &self,
         _req: &Request,
-        _i: INodeNo,
+        i: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
@@ -438,6 +383,7 @@ impl Filesystem for FuseFs {
         reply.ok();
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0))]
     fn opendir(&self, _req: &Request, i: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.opendir(ino(i)) {
             Ok(d) => {
@@ -451,6 +397,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0, offset))]
     fn readdir(
         &self,
         _req: &Request,
@@ -468,6 +415,7 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0, offset))]
     fn readdirplus(
         &self,
         _req: &Request,
@@ -486,10 +434,11 @@ impl Filesystem for FuseFs {
         }
     }
 
+    #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0))]
     fn releasedir(
         &self,
         _req: &Request,
-        _i: INodeNo,
+        i: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,

@@ -3,9 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::namespace::MISS_REREAD_AFTER;
 use super::*;
 use crate::cache::BlobCache;
 use crate::manifest::{Entry, md5_base64};
+use crate::names::Selector;
 use crate::registry::VersionRecord;
 use crate::registry::testing::TempRegistry;
 use crate::source::registry::RegistrySource;

@@ -35,6 +35,7 @@ use url::Url;
 
 use crate::store::guard::{self, AddressCheck, FilteringResolver, GuardError, RefAccess};
 
+use crate::http::Attempt;
 pub use crate::http::{
     DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_RETRIES, DEFAULT_READ_TIMEOUT, DEFAULT_RETRY_TIMEOUT,
     NetConfig, REQUEST_BOUND,
@@ -717,8 +718,9 @@ impl Clouds {
         self.send_on(self.http_client()?, method, url, headers, body).await
     }
 
-    /// The retry loop of [`Clouds::send`] on a given client. A refusal by the reference
-    /// client's resolver or redirect policy is returned at once as [`CloudError::Refused`].
+    /// [`Clouds::send`] on a given client, through the one retry loop (`crate::http`). A
+    /// refusal by the reference client's resolver or redirect policy is returned at once as
+    /// [`CloudError::Refused`].
     async fn send_on(
         &self,
         client: HttpClient,
@@ -727,69 +729,83 @@ impl Clouds {
         headers: &[(&'static str, String)],
         body: Option<Bytes>,
     ) -> Result<HttpResponse, CloudError> {
+        let client = &client;
         let net = &self.inner.config.net;
-        let bad = |reason: String| CloudError::BadUrl { url: url.to_owned(), reason };
-        let mut retries = net.retries();
-        loop {
-            let body = body.clone().map_or_else(HttpRequestBody::empty, HttpRequestBody::from);
-            let mut req = HttpRequest::new(body);
-            *req.method_mut() = method.parse().map_err(|e| bad(format!("method {method}: {e}")))?;
-            *req.uri_mut() = url.parse().map_err(|e| bad(format!("{e}")))?;
-            for (name, value) in headers {
-                // `insert` panics on names that are not lowercase tokens: refuse them instead.
-                if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                {
-                    return Err(bad(format!("header name {name:?} must be lowercase")));
+        net.retrying(redacted(url), |attempt| {
+            let req = request(method, url, headers, body.clone());
+            async move {
+                let resp = match req {
+                    Ok(req) => client.execute(req).await,
+                    Err(bad) => return Attempt::Done(Err(bad)),
+                };
+                let source = match resp {
+                    Ok(resp) if crate::http::retryable_status(resp.status().as_u16()) => {
+                        let reason = format!("status {}", resp.status().as_u16());
+                        return Attempt::Retry { result: Ok(resp), reason };
+                    }
+                    Ok(resp) => return Attempt::Done(Ok(resp)),
+                    Err(source) => source,
+                };
+                // A refused address is the reader's policy, not a network hiccup.
+                if let Some(refusal) = guard::refusal_in(&source) {
+                    let url = redacted(url).to_owned();
+                    return Attempt::Done(Err(CloudError::Refused {
+                        method,
+                        url,
+                        source: refusal,
+                    }));
                 }
-                let value = value.parse().map_err(|e| bad(format!("header {name}: {e}")))?;
-                req.headers_mut().insert(*name, value);
-            }
-            let attempt = retries.attempts();
-            match client.execute(req).await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    if !crate::http::retryable_status(status) {
-                        return Ok(resp);
-                    }
-                    let Some(pause) = retries.next_pause() else { return Ok(resp) };
-                    tracing::debug!(url = redacted(url), status, attempt, "retrying HTTP request");
-                    tokio::time::sleep(pause).await;
+                let transient = matches!(
+                    source.kind(),
+                    HttpErrorKind::Connect
+                        | HttpErrorKind::Request
+                        | HttpErrorKind::Timeout
+                        | HttpErrorKind::Interrupted
+                );
+                if !transient {
+                    return Attempt::Done(Err(CloudError::Http {
+                        method,
+                        url: url.to_owned(),
+                        source,
+                    }));
                 }
-                Err(source) => {
-                    // A refused address is the reader's policy, not a network hiccup.
-                    if let Some(refusal) = guard::refusal_in(&source) {
-                        return Err(CloudError::Refused {
-                            method,
-                            url: redacted(url).to_owned(),
-                            source: refusal,
-                        });
-                    }
-                    let transient = matches!(
-                        source.kind(),
-                        HttpErrorKind::Connect
-                            | HttpErrorKind::Request
-                            | HttpErrorKind::Timeout
-                            | HttpErrorKind::Interrupted
-                    );
-                    if !transient {
-                        return Err(CloudError::Http { method, url: url.to_owned(), source });
-                    }
-                    let Some(pause) = retries.next_pause() else {
-                        return Err(CloudError::Unreachable {
-                            method,
-                            url: url.to_owned(),
-                            attempts: attempt,
-                            elapsed: retries.elapsed(),
-                            source,
-                        });
-                    };
-                    let url = redacted(url);
-                    tracing::debug!(url, attempt, error = %source, "retrying HTTP request");
-                    tokio::time::sleep(pause).await;
+                Attempt::Retry {
+                    reason: source.to_string(),
+                    result: Err(CloudError::Unreachable {
+                        method,
+                        url: url.to_owned(),
+                        attempts: attempt.number,
+                        elapsed: attempt.elapsed(),
+                        source,
+                    }),
                 }
             }
-        }
+        })
+        .await
     }
+}
+
+/// One attempt's request (built again for every attempt: a sent body is consumed).
+fn request(
+    method: &'static str,
+    url: &str,
+    headers: &[(&'static str, String)],
+    body: Option<Bytes>,
+) -> Result<HttpRequest, CloudError> {
+    let bad = |reason: String| CloudError::BadUrl { url: url.to_owned(), reason };
+    let body = body.map_or_else(HttpRequestBody::empty, HttpRequestBody::from);
+    let mut req = HttpRequest::new(body);
+    *req.method_mut() = method.parse().map_err(|e| bad(format!("method {method}: {e}")))?;
+    *req.uri_mut() = url.parse().map_err(|e| bad(format!("{e}")))?;
+    for (name, value) in headers {
+        // `insert` panics on names that are not lowercase tokens: refuse them instead.
+        if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(bad(format!("header name {name:?} must be lowercase")));
+        }
+        let value = value.parse().map_err(|e| bad(format!("header {name}: {e}")))?;
+        req.headers_mut().insert(*name, value);
+    }
+    Ok(req)
 }
 
 /// Lets `object_store` pick up web identity / container credentials from their variables (the

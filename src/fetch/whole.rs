@@ -1,0 +1,178 @@
+//! The whole-file path: an entry fetched completely into the cache and verified before its
+//! first byte is served. Stored blobs come from the version's [`BlobSource`], references from
+//! their URI (pinned to the recorded etag or version); both within the stall bound.
+
+use std::future::Future;
+use std::io::Write;
+use std::sync::Arc;
+
+use crate::cache::{CacheError, CacheKey, CachedBlob, Verify};
+use crate::manifest::{ContentCheck, Entry};
+use crate::refs::{self, RefError};
+use crate::source::BlobSource;
+
+use super::{FetchError, Fetcher, StallBound, StallError, ranged};
+
+impl Fetcher {
+    /// Whether the entry is (probably) in the cache already, i.e. [`Fetcher::cached`] will not
+    /// download. A hint only: the entry may be evicted right after.
+    pub fn is_cached(&self, entry: &Entry) -> bool {
+        let key = match Self::stored_key(entry) {
+            Some((key, _)) if !entry.is_reference() => Some(key),
+            _ => self.reference_key(entry),
+        };
+        key.is_some_and(|k| self.cache.entry_path(&k).exists())
+    }
+
+    /// Cache key of a reference entry. A pinned reference is keyed by (URI, recorded etag or
+    /// version), like W&B's cache. An unpinned one (logged without checksum) has no identity
+    /// beyond its URI, so it is keyed per process: each `artfs get` and each mount reads it fresh
+    /// once, rather than serving what some earlier process saw. Its recorded size, if any, is
+    /// part of the key: entries of one URI with different sizes must not share bytes (each is
+    /// checked against its own size).
+    pub(super) fn reference_key(&self, entry: &Entry) -> Option<CacheKey> {
+        let (uri, tag) = refs::cache_identity(entry)?;
+        if refs::is_pinned(entry) {
+            return Some(CacheKey::from_reference(&uri, &tag));
+        }
+        let tag = match entry.size {
+            Some(size) => format!("unpinned:{}:{size}", self.session),
+            None => format!("unpinned:{}", self.session),
+        };
+        Some(CacheKey::from_reference(&uri, &tag))
+    }
+
+    /// The cache key and check of a stored entry; `None` for references.
+    pub(super) fn stored_key(entry: &Entry) -> Option<(CacheKey, Verify)> {
+        match entry.content_check() {
+            ContentCheck::Md5(raw) => Some((CacheKey::Md5(raw), Verify::Md5(raw))),
+            ContentCheck::Xxh128(raw) => Some((CacheKey::Xxh128(raw), Verify::Xxh128(raw))),
+            ContentCheck::None => None,
+        }
+    }
+
+    /// The entry's bytes in the cache, fetched and verified first if needed. `artifact` and
+    /// `path` only name the entry in errors. A fill that runs out of disk space makes room in
+    /// the cache (see [`BlobCache::make_room`]) and is tried once more.
+    pub fn cached(
+        &self,
+        blobs: &Arc<dyn BlobSource>,
+        artifact: &str,
+        path: &str,
+        entry: &Entry,
+    ) -> Result<CachedBlob, FetchError> {
+        match self.cached_once(blobs, artifact, path, entry) {
+            Err(FetchError::Cache { source: CacheError::DiskFull { .. }, .. })
+                if self.cache.make_room() =>
+            {
+                self.cached_once(blobs, artifact, path, entry)
+            }
+            other => other,
+        }
+    }
+
+    pub(super) fn cached_once(
+        &self,
+        blobs: &Arc<dyn BlobSource>,
+        artifact: &str,
+        path: &str,
+        entry: &Entry,
+    ) -> Result<CachedBlob, FetchError> {
+        let cache_err = |source| FetchError::Cache {
+            artifact: artifact.to_owned(),
+            path: path.to_owned(),
+            source,
+        };
+        let handle = &self.handle;
+        let counters = &self.ranged.counters;
+        if entry.is_reference() {
+            let Some(key) = self.reference_key(entry) else {
+                return Err(FetchError::NoBlob {
+                    artifact: artifact.to_owned(),
+                    path: path.to_owned(),
+                    digest: entry.digest.clone(),
+                });
+            };
+            let clouds = &self.clouds;
+            // References are not the registry: a silent one says nothing of the registry.
+            let bound = StallBound::new(self.stall_timeout);
+            // Before the cache too: a copy fetched when some reader allowed it is no reason to
+            // serve it to a read this reader does not allow.
+            handle
+                .block_on(bound.answer(refs::check_allowed(clouds, entry)))
+                .unwrap_or(Ok(()))
+                .map_err(|source| FetchError::Reference {
+                    artifact: artifact.to_owned(),
+                    path: path.to_owned(),
+                    source,
+                })?;
+            // The source is pinned by etag/version while it is read (unless logged without
+            // checksum); the cache checks the size whenever one is recorded.
+            let size = entry.size;
+            return self
+                .cache
+                .get_or_fill(&key, &Verify::SizeOnly, size, |out: &mut dyn Write| {
+                    let what = refs::redact(entry.reference.as_deref().unwrap_or(""));
+                    let body = refs::fetch(clouds, entry, None);
+                    handle.block_on(copy_body(&bound, &what, body, out, counters))
+                })
+                .map_err(|source| match source {
+                    // Show the reference's own message (URI, expected and found etag).
+                    CacheError::Fetch { source, .. } => match source.downcast::<RefError>() {
+                        Ok(r) => FetchError::Reference {
+                            artifact: artifact.to_owned(),
+                            path: path.to_owned(),
+                            source: *r,
+                        },
+                        Err(other) => cache_err(CacheError::Fetch { key, source: other }),
+                    },
+                    other => cache_err(other),
+                });
+        }
+        let Some((key, verify)) = Self::stored_key(entry) else {
+            return Err(FetchError::NoBlob {
+                artifact: artifact.to_owned(),
+                path: path.to_owned(),
+                digest: entry.digest.clone(),
+            });
+        };
+        // An XXH128 entry's blob is found by its recorded MD5 and verified by its XXH128.
+        let Some(blob) = blobs.locate(path, entry) else {
+            return Err(FetchError::NoBlob {
+                artifact: artifact.to_owned(),
+                path: path.to_owned(),
+                digest: entry.digest.clone(),
+            });
+        };
+        let bound = self.registry_bound();
+        self.cache
+            .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
+                handle.block_on(copy_body(&bound, &blob, blobs.stream(path, entry), out, counters))
+            })
+            .map_err(cache_err)
+    }
+}
+
+/// Writes a whole body to `out` (a cache fill), each piece within `bound`; `what` names the
+/// source in a stall's error. A request or piece error ends the copy with that error, boxed as
+/// it is (callers downcast a reference's own error).
+async fn copy_body<S, E>(
+    bound: &StallBound,
+    what: &str,
+    request: impl Future<Output = Result<S, E>>,
+    out: &mut dyn Write,
+    counters: &ranged::Counters,
+) -> Result<(), crate::cache::FetchError>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    let stalled = |err: StallError| -> crate::cache::FetchError { format!("{what}: {err}").into() };
+    let mut body = bound.answer(request).await.map_err(stalled)??;
+    while let Some(piece) = bound.next(&mut body).await.map_err(stalled)? {
+        let piece = piece?;
+        counters.add_fetched(piece.len() as u64);
+        out.write_all(&piece)?;
+    }
+    Ok(())
+}

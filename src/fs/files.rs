@@ -1,0 +1,318 @@
+//! Open files: opening an entry (at once when cached, else as a download run off the request
+//! thread), reading it, handing a complete cached copy to the kernel, and the readahead and
+//! warm-up that fetch what a directory walk or a shuffled reader opens next.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::cache::CacheError;
+use crate::fetch::{FetchError, OpenedBlob};
+use crate::store::chunks::CHUNK_BYTES;
+
+use super::inodes::{Inode, RegistryNode, VersionSlot};
+use super::pool::Pool;
+use super::tree::{NodeId, NodeKind};
+use super::version::LoadedVersion;
+use super::{ArtifactFs, FsError, HandleNo, InodeNo, OpenFile, lock, read, write};
+
+/// Only files up to this size are fetched ahead of a directory walk; larger stored files open
+/// at once anyway and are read lazily.
+const READAHEAD_MAX_FILE_BYTES: u64 = CHUNK_BYTES;
+
+/// Threads fetching ahead, i.e. readahead downloads in flight across all readers.
+const READAHEAD_THREADS: usize = 32;
+
+/// Readahead downloads that may wait for a thread; beyond that, walks run ahead of what the
+/// network delivers, and more queued files would only arrive after they were read.
+const READAHEAD_MAX_WAITING: usize = 256;
+
+/// Downloads in flight for the warm-up of a version read in shuffled order (beside the
+/// readers' own).
+const WARM_UP_JOBS: usize = 16;
+
+/// Result of [`ArtifactFs::open`]: either done, or a download to run off the request thread.
+#[derive(Debug)]
+pub enum Opened {
+    Ready(OpenFile),
+    Fetch(PendingOpen),
+}
+
+/// An open that first has to download its entry. [`PendingOpen::run`] blocks for the download;
+/// the FUSE layer runs it on a worker so that other requests are not held up.
+#[derive(Debug)]
+pub struct PendingOpen {
+    fs: ArtifactFs,
+    slot: Arc<VersionSlot>,
+    loaded: Arc<LoadedVersion>,
+    node: NodeId,
+}
+
+impl PendingOpen {
+    pub fn run(self) -> Result<OpenFile, FsError> {
+        self.fs.finish_open(&self.slot, &self.loaded, self.node)
+    }
+}
+
+/// An open file: its verified cached copy (or lazily fetched chunks), held (and so protected
+/// from eviction) until release.
+#[derive(Debug)]
+pub(super) struct OpenHandle {
+    pub(super) blob: OpenedBlob,
+    pub(super) artifact: String,
+    pub(super) entry: String,
+}
+
+impl ArtifactFs {
+    /// Opens a file for reading. A cached entry opens at once; otherwise the download is
+    /// returned as a [`PendingOpen`] for the caller to run where blocking is harmless.
+    pub fn open(&self, ino: InodeNo, write: bool) -> Result<Opened, FsError> {
+        if write {
+            return Err(FsError::ReadOnly);
+        }
+        let (slot, node) = match self.decode(ino)? {
+            Inode::Version(slot, node) => (slot, node),
+            // The kernel follows symlinks before opening; a directory is not read with open.
+            Inode::Registry(RegistryNode::Alias(..)) => return Err(FsError::NotFound),
+            Inode::Registry(_) => return Err(FsError::IsADirectory),
+        };
+        let loaded = self.loaded(&slot)?;
+        let NodeKind::File { entry, size } = loaded.tree.kind(node) else {
+            return Err(FsError::IsADirectory);
+        };
+        if let Some(hook) = &self.inner.options.on_open {
+            (hook.0)(&slot.label);
+        }
+        self.read_ahead(&slot, &loaded, node);
+        if self.inner.fetcher.is_cached(&loaded.entry(entry, size)) {
+            return self.finish_open(&slot, &loaded, node).map(Opened::Ready);
+        }
+        Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }))
+    }
+
+    /// Reads into `buf` from `offset`; fills it except at the end of the file. Returns the
+    /// byte count. The caller owns the buffer so that a request thread can reuse one.
+    pub fn read(&self, fh: HandleNo, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        let open = read(&self.inner.files).get(&fh.0).cloned().ok_or(FsError::BadHandle(fh.0))?;
+        let blob = match &open.blob {
+            OpenedBlob::Cached(blob) => blob,
+            OpenedBlob::Lazy(lazy) => {
+                return lazy.read(offset, buf).map_err(|source| {
+                    FsError::Fetch(FetchError::Chunk {
+                        artifact: open.artifact.clone(),
+                        path: open.entry.clone(),
+                        source,
+                    })
+                });
+            }
+        };
+        let mut filled = 0;
+        while filled < buf.len() {
+            match blob.read_at(&mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(FsError::CacheRead {
+                        artifact: open.artifact.clone(),
+                        entry: open.entry.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(filled)
+    }
+
+    /// A new descriptor of an open file's complete cached copy, for the kernel to read directly
+    /// (FUSE passthrough); `None` while the file is being fetched lazily.
+    pub fn cached_file(&self, fh: HandleNo) -> Option<std::fs::File> {
+        let open = read(&self.inner.files).get(&fh.0).cloned()?;
+        match &open.blob {
+            OpenedBlob::Cached(blob) => {
+                let file = blob.file().try_clone().ok()?;
+                // The kernel reads this file for the reader, whose own advice stops at the FUSE
+                // file: `cat` and `cp` advise sequential reads (a readahead window twice the
+                // device default) on files they read directly, so do it for them here. Random
+                // readers are unaffected: readahead only grows on sequential access.
+                if let Err(err) =
+                    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential)
+                {
+                    tracing::debug!(%err, "cannot advise sequential reads of a cached file");
+                }
+                Some(file)
+            }
+            OpenedBlob::Lazy(_) => None,
+        }
+    }
+
+    /// Closes a file; its cached blob may be evicted again once no handle holds it.
+    pub fn release(&self, fh: HandleNo) {
+        write(&self.inner.files).remove(&fh.0);
+    }
+
+    /// Number of files open through this filesystem.
+    pub fn open_files(&self) -> usize {
+        read(&self.inner.files).len()
+    }
+
+    pub(super) fn finish_open(
+        &self,
+        slot: &VersionSlot,
+        loaded: &LoadedVersion,
+        node: NodeId,
+    ) -> Result<OpenFile, FsError> {
+        let NodeKind::File { entry: index, size } = loaded.tree.kind(node) else {
+            return Err(FsError::IsADirectory);
+        };
+        let entry = loaded.entry(index, size);
+        let path = loaded.tree.path(node);
+        let blob = self
+            .inner
+            .fetcher
+            .open(&slot.blobs, &slot.label, &path, &entry)
+            .map_err(|e| fetch_error(&slot.label, &path, e))?;
+        let size_unknown = loaded.size_unknown(index);
+        if size_unknown {
+            let ino = self.version_ino(slot, node);
+            lock(&self.inner.learned_sizes).insert(ino, blob.len());
+        }
+        let fh = self.inner.next_handle.fetch_add(1, Ordering::Relaxed);
+        let open = OpenHandle { blob, artifact: slot.label.clone(), entry: path };
+        write(&self.inner.files).insert(fh, Arc::new(open));
+        Ok(OpenFile { fh: HandleNo(fh), direct_io: size_unknown })
+    }
+
+    /// Fetches, in the background, the small siblings that a directory walk reaching `node`
+    /// will open next. Best effort: a failure here only means the open fetches (and reports).
+    pub(super) fn read_ahead(
+        &self,
+        slot: &Arc<VersionSlot>,
+        loaded: &Arc<LoadedVersion>,
+        node: NodeId,
+    ) {
+        let next =
+            self.inner.readahead.opened(u64::from(slot.slot), node.0, loaded.tree.siblings(node));
+        if self.inner.options.warm_up_bytes > 0
+            && self.inner.readahead.take_shuffled(u64::from(slot.slot))
+        {
+            self.warm_up(slot, loaded);
+        }
+        for sibling in next.map(NodeId) {
+            let NodeKind::File { entry: index, size } = loaded.tree.kind(sibling) else {
+                continue;
+            };
+            let entry = loaded.entry(index, size);
+            if size > READAHEAD_MAX_FILE_BYTES
+                || loaded.size_unknown(index)
+                || self.inner.fetcher.is_cached(&entry)
+            {
+                continue;
+            }
+            let Some(pool) = self.readahead_pool() else { return };
+            let (fs, label, path) = (self.clone(), slot.label.clone(), loaded.tree.path(sibling));
+            let blobs = slot.blobs.clone();
+            let queued = pool.try_spawn(READAHEAD_MAX_WAITING, move || {
+                if let Err(err) = fs.inner.fetcher.cached(&blobs, &label, &path, &entry) {
+                    tracing::debug!(%err, "readahead fetch failed");
+                }
+            });
+            if !queued {
+                return;
+            }
+        }
+    }
+
+    /// Starts fetching, in the background, the small files of a version that a reader opens in
+    /// shuffled order, in path order, within the warm-up budget (and what the cache keeps
+    /// together); once per version and mount. Best effort, like readahead: a failure only means
+    /// the reader's own open fetches (and reports) it.
+    pub(super) fn warm_up(&self, slot: &Arc<VersionSlot>, loaded: &Arc<LoadedVersion>) {
+        let tree = &loaded.tree;
+        let entries: Vec<(String, crate::manifest::Entry)> = (0..tree.len() as u32)
+            .map(NodeId)
+            .filter_map(|n| match tree.kind(n) {
+                NodeKind::File { entry, size }
+                    if size <= READAHEAD_MAX_FILE_BYTES && !loaded.size_unknown(entry) =>
+                {
+                    Some((tree.path(n), loaded.entry(entry, size)))
+                }
+                _ => None,
+            })
+            .collect();
+        // Path order, as `artfs prefetch` takes a manifest (node ids go breadth first).
+        let mut entries = entries;
+        entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let fetcher = self.inner.fetcher.clone();
+        let budget = self.inner.options.warm_up_bytes.min(fetcher.cache().keep_bytes());
+        let set = crate::prefetch::plan(entries.iter().map(|(p, e)| (p, e)), budget);
+        let (label, blobs) = (slot.label.clone(), slot.blobs.clone());
+        tracing::info!(
+            "{label}: opened in shuffled order; warming up {} files ({} bytes), {} left out by the budget",
+            set.entries.len(),
+            set.bytes,
+            set.left_out_files
+        );
+        let started = std::thread::Builder::new().name("artfs-warm-up".into()).spawn(move || {
+            let stop = std::sync::atomic::AtomicBool::new(false);
+            let done = crate::prefetch::warm(
+                &fetcher,
+                &blobs,
+                &label,
+                &set.entries,
+                WARM_UP_JOBS,
+                &|_| {},
+                &stop,
+            );
+            tracing::info!(
+                "{label}: warm-up done: {} files in the cache ({} fetched), {} failed",
+                done.files,
+                done.fetched_files,
+                done.failed.len()
+            );
+            for err in done.failed.iter().take(5) {
+                tracing::debug!(%err, "warm-up fetch failed");
+            }
+        });
+        if let Err(err) = started {
+            tracing::warn!(%err, "cannot start the warm-up thread; reading without");
+        }
+    }
+
+    /// Whether no readahead download is queued or running.
+    #[cfg(test)]
+    pub(super) fn readahead_idle(&self) -> bool {
+        self.inner.readahead_pool.get().and_then(Option::as_ref).is_none_or(Pool::is_idle)
+    }
+
+    pub(super) fn readahead_pool(&self) -> Option<&Pool> {
+        self.inner
+            .readahead_pool
+            .get_or_init(|| match Pool::start("artfs-readahead", READAHEAD_THREADS) {
+                Ok(pool) => Some(pool),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot start readahead threads; reading without");
+                    None
+                }
+            })
+            .as_ref()
+    }
+}
+
+/// Turns a failed fetch into the filesystem error, naming what did not verify.
+fn fetch_error(artifact: &str, entry: &str, err: FetchError) -> FsError {
+    let (expected, actual) = match &err {
+        FetchError::Cache {
+            source: CacheError::DigestMismatch { expected, actual, .. }, ..
+        } => (expected.clone(), actual.clone()),
+        FetchError::Cache { source: CacheError::SizeMismatch { expected, actual, .. }, .. } => {
+            (format!("{expected} bytes"), format!("{actual} bytes"))
+        }
+        _ => return FsError::Fetch(err),
+    };
+    FsError::Verification {
+        artifact: artifact.to_owned(),
+        entry: entry.to_owned(),
+        expected,
+        actual,
+    }
+}

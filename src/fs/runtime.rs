@@ -1,0 +1,43 @@
+//! The one place FUSE threads meet tokio: registry I/O is driven to completion on the stored
+//! runtime [`Handle`], bounded by the registry timeout. Only plain threads (FUSE request
+//! threads, fetch workers) call it, never a tokio worker, where `block_on` would panic.
+
+use std::future::Future;
+
+use tokio::runtime::Handle;
+
+use crate::fetch::{StallBound, StallError};
+use crate::source::SourceError;
+
+use super::FsError;
+
+/// The runtime handle of one mount and the bound on each registry request made through it.
+#[derive(Debug)]
+pub(super) struct Runtime {
+    handle: Handle,
+    /// The registry timeout, sharing the fetcher's health: a stalled download also holds back
+    /// registry requests, and the other way round.
+    bound: StallBound,
+}
+
+impl Runtime {
+    pub(super) fn new(handle: Handle, bound: StallBound) -> Runtime {
+        Runtime { handle, bound }
+    }
+
+    /// Runs registry I/O to completion from a FUSE thread, bounded by the registry timeout.
+    /// Right after a registry request timed out, fails at once instead of waiting again (see
+    /// `fetch::health`), so one user operation waits the timeout at most once.
+    pub(super) fn block_on<T>(
+        &self,
+        what: impl FnOnce() -> String,
+        fut: impl Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, FsError> {
+        match self.handle.block_on(self.bound.answer(fut)) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(source)) => Err(FsError::Source { what: what(), source }),
+            Err(StallError::Holding { ago }) => Err(FsError::Unresponsive { what: what(), ago }),
+            Err(StallError::Silent { after }) => Err(FsError::Timeout { what: what(), after }),
+        }
+    }
+}
