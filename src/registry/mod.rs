@@ -30,7 +30,7 @@ use crate::store::{Store, StoreError};
 pub use gc::GcReport;
 pub use lease::{LeaseGuard, LeaseTiming};
 pub use log::{CollectionState, Commit, Op, VersionRecord};
-pub use read::{CollectionSummary, ResolvedVersion};
+pub use read::ResolvedVersion;
 pub use write::{LogOutcome, LogRequest, UploadProgress};
 
 use commit_log::MAX_COMMIT_ATTEMPTS;

@@ -14,15 +14,6 @@ pub struct ResolvedVersion {
     pub aliases: Vec<String>,
 }
 
-/// Summary of one collection for `artfs ls`.
-#[derive(Debug, Clone)]
-pub struct CollectionSummary {
-    pub collection: CollectionPath,
-    pub artifact_type: String,
-    pub versions: usize,
-    pub latest: Option<VersionRecord>,
-}
-
 impl Registry {
     /// The folded state of a collection (empty when it does not exist).
     pub async fn state(&self, c: &CollectionPath) -> Result<CollectionState, RegistryError> {
@@ -53,43 +44,6 @@ impl Registry {
         project: &str,
     ) -> Result<Vec<String>, RegistryError> {
         Ok(self.store.list_dirs(&layout::collections_dir(entity, project)).await?)
-    }
-
-    pub async fn summaries(
-        &self,
-        entity: &str,
-        project: &str,
-    ) -> Result<Vec<CollectionSummary>, RegistryError> {
-        let mut out = Vec::new();
-        for name in self.collections(entity, project).await? {
-            // One bad collection must not hide the others: it is left out, with a warning.
-            let collection = match CollectionPath::new(entity, project, &name) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(
-                        "registry {}: skipping {entity}/{project}/{name}: {e}",
-                        self.store.url()
-                    );
-                    continue;
-                }
-            };
-            // (A registry that fails still fails the listing: only a broken log is left out.)
-            let state = match self.state(&collection).await {
-                Ok(s) => s,
-                Err(e @ RegistryError::Corrupt { .. }) => {
-                    tracing::warn!("skipping {collection}, which cannot be read: {e}");
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            out.push(CollectionSummary {
-                artifact_type: state.artifact_type.clone().unwrap_or_default(),
-                versions: state.versions.len(),
-                latest: state.latest().cloned(),
-                collection,
-            });
-        }
-        Ok(out)
     }
 
     /// The state of an existing collection, or an error listing the ones that exist.

@@ -14,6 +14,7 @@ use super::auth::SignatureError;
 use crate::manifest::ManifestError;
 use crate::names::NameError;
 use crate::registry::RegistryError;
+use crate::source::SourceError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +65,7 @@ pub enum ServeError {
     StoredManifest(ManifestError),
     /// A web page that cannot be drawn: the words are for a person, the cause goes to the log.
     #[error("the registry cannot be read right now; retry")]
-    Page(#[source] RegistryError),
+    Page(#[source] SourceError),
     #[error("{0}")]
     Internal(String),
 }
@@ -118,6 +119,11 @@ impl Kind {
 }
 
 impl ServeError {
+    /// A web page that cannot be drawn because what it reads failed.
+    pub fn page(e: impl Into<SourceError>) -> ServeError {
+        ServeError::Page(e.into())
+    }
+
     pub fn kind(&self) -> Kind {
         match self {
             // What the request names does not exist, or the caller may not see it (another

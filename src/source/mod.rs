@@ -39,49 +39,93 @@ pub type SourceFuture<'a, T> = BoxFuture<'a, Result<T, SourceError>>;
 /// An entry's bytes as they arrive.
 pub type BlobStream = BoxStream<'static, Result<Bytes, SourceError>>;
 
+/// What went wrong, whichever source it was (as `object_store::Error` is for stores): callers
+/// decide on the kind — a missing name, a broken object, a source that does not answer — and
+/// show the cause, which keeps each source's own words.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// A name (entity, project, collection, version, alias) that the source does not have.
     #[error(transparent)]
-    Registry(RegistryError),
-    /// What the source holds under one name cannot be read (a broken log); listings leave that
-    /// name out rather than failing as a whole.
+    NotFound(Cause),
+    /// What the source holds under one name cannot be read (a broken log, a manifest that does
+    /// not parse); listings leave that name out rather than failing as a whole.
     #[error(transparent)]
-    Corrupt(RegistryError),
+    Corrupt(Cause),
+    /// The source did not answer, or failed in a way that may pass (network, 5xx, storage).
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Unavailable(Cause),
+    /// The source refused the caller (credentials).
     #[error(transparent)]
-    Wandb(#[from] wandb::WandbError),
-    #[error("manifest of {name} is invalid: {source}")]
-    Manifest {
-        name: String,
-        #[source]
-        source: ManifestError,
-    },
+    Forbidden(Cause),
+    /// A request or a stored pointer the source cannot take as it is (a bad URL or name).
+    #[error(transparent)]
+    Invalid(Cause),
+    /// The source answered something that is none of the above (an unexpected answer).
+    #[error(transparent)]
+    Backend(Cause),
+}
+
+/// The source's own error under a [`SourceError`] kind.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A manifest a source returned that is not a valid W&B manifest.
+#[derive(Debug, thiserror::Error)]
+#[error("manifest of {name} is invalid: {source}")]
+pub struct InvalidManifest {
+    pub name: String,
+    #[source]
+    pub source: ManifestError,
 }
 
 impl SourceError {
     /// Whether the error says a name (collection, version, alias, project) does not exist, as
     /// opposed to a source that failed: the same answer from every source.
     pub fn is_not_found(&self) -> bool {
-        match self {
-            SourceError::Registry(e) => matches!(
-                e,
-                RegistryError::UnknownArtifact { .. }
-                    | RegistryError::UnknownVersion { .. }
-                    | RegistryError::UnknownAlias { .. }
-            ),
-            SourceError::Wandb(e) => matches!(e, wandb::WandbError::NotFound(_)),
-            SourceError::Corrupt(_) | SourceError::Store(_) | SourceError::Manifest { .. } => false,
-        }
+        matches!(self, SourceError::NotFound(_))
+    }
+
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, SourceError::Corrupt(_))
     }
 }
 
 impl From<RegistryError> for SourceError {
     fn from(e: RegistryError) -> SourceError {
         match e {
-            e @ RegistryError::Corrupt { .. } => SourceError::Corrupt(e),
-            e => SourceError::Registry(e),
+            RegistryError::UnknownArtifact { .. }
+            | RegistryError::UnknownVersion { .. }
+            | RegistryError::UnknownAlias { .. } => SourceError::NotFound(e.into()),
+            RegistryError::Corrupt { .. } | RegistryError::Manifest { .. } => {
+                SourceError::Corrupt(e.into())
+            }
+            RegistryError::Name(_) => SourceError::Invalid(e.into()),
+            // Writes and gc: not what a reading source meets, but kinds all the same.
+            RegistryError::Store(_)
+            | RegistryError::Contention { .. }
+            | RegistryError::GcRunning { .. }
+            | RegistryError::LeaseLapsedDuringGc { .. }
+            | RegistryError::WritersLogging { .. }
+            | RegistryError::GroupFinishing { .. }
+            | RegistryError::NoRandomness(_) => SourceError::Unavailable(e.into()),
+            RegistryError::TypeMismatch { .. }
+            | RegistryError::HasAliases { .. }
+            | RegistryError::Invalid { .. }
+            | RegistryError::Disappeared { .. }
+            | RegistryError::Refused { .. }
+            | RegistryError::Unsafe(_) => SourceError::Backend(e.into()),
         }
+    }
+}
+
+impl From<StoreError> for SourceError {
+    fn from(e: StoreError) -> SourceError {
+        SourceError::Unavailable(e.into())
+    }
+}
+
+impl From<InvalidManifest> for SourceError {
+    fn from(e: InvalidManifest) -> SourceError {
+        SourceError::Corrupt(e.into())
     }
 }
 
@@ -206,7 +250,7 @@ pub trait Catalog: Send + Sync + Debug {
         Box::pin(async move {
             let bytes = self.manifest_bytes(&v.collection, &v.record).await?;
             Manifest::from_json(&bytes)
-                .map_err(|source| SourceError::Manifest { name: v.label(), source })
+                .map_err(|source| InvalidManifest { name: v.label(), source }.into())
         })
     }
 
@@ -235,7 +279,7 @@ pub trait Catalog: Send + Sync + Debug {
                 };
                 let view = match self.collection(&collection).await {
                     Ok(v) => v,
-                    Err(e @ SourceError::Corrupt(_)) => {
+                    Err(e) if e.is_corrupt() => {
                         tracing::warn!("skipping {collection}, which cannot be read: {e}");
                         continue;
                     }

@@ -179,7 +179,7 @@ impl RegistryBlobs {
 
     fn key_or_err(entry: &Entry) -> Result<String, SourceError> {
         Self::key(entry).ok_or_else(|| {
-            SourceError::Store(crate::store::StoreError::NotFound {
+            SourceError::from(crate::store::StoreError::NotFound {
                 url: String::new(),
                 key: format!("blob of digest {}", entry.digest),
             })

@@ -60,7 +60,7 @@ impl FromRequestParts<Arc<Shared>> for Viewer {
     async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Self, ServeError> {
         caller(s, &parts.headers)
             .await
-            .map_err(ServeError::Page)?
+            .map_err(ServeError::page)?
             .map(Viewer)
             .ok_or(ServeError::SignIn)
     }
@@ -71,7 +71,7 @@ fn readable(access: &Access, entity: &str) -> Result<(), ServeError> {
 }
 
 async fn entities(State(s): State<Arc<Shared>>, Viewer(access): Viewer) -> PageResult {
-    let present = s.registry.entities().await.map_err(ServeError::Page)?;
+    let present = s.registry.entities().await.map_err(ServeError::page)?;
     let items: Vec<String> = access
         .entities
         .iter()
@@ -91,7 +91,7 @@ async fn projects(
         .registry
         .projects(&entity)
         .await
-        .map_err(ServeError::Page)?
+        .map_err(ServeError::page)?
         .iter()
         .map(|p| link(&artifact_href(&[&entity, p]), p))
         .collect();
@@ -105,7 +105,10 @@ async fn artifacts(
     Path((entity, project)): Path<(String, String)>,
 ) -> PageResult {
     readable(&access, &entity)?;
-    let summaries = s.registry.summaries(&entity, &project).await.map_err(ServeError::Page)?;
+    let catalog = crate::source::registry::RegistrySource::new(s.registry.clone());
+    let summaries = crate::source::Catalog::summaries(&catalog, &entity, &project)
+        .await
+        .map_err(ServeError::page)?;
     let rows: Vec<Vec<String>> = summaries
         .iter()
         .map(|c| {
@@ -119,7 +122,7 @@ async fn artifacts(
         })
         .collect();
     let mut body = table(&["artifact", "type", "versions", "latest"], &rows);
-    let runs = s.registry.runs(&entity, &project).await.map_err(ServeError::Page)?;
+    let runs = s.registry.runs(&entity, &project).await.map_err(ServeError::page)?;
     body.push_str("<h2>Runs</h2>");
     let runs: Vec<String> = runs.iter().map(|r| link(&run_href(&entity, &project, r), r)).collect();
     body.push_str(&list(&runs));
@@ -137,7 +140,7 @@ async fn collection(
     name: &str,
 ) -> Result<(CollectionPath, crate::registry::CollectionState), ServeError> {
     let c = CollectionPath::new(entity, project, name).map_err(|_| not_found())?;
-    let state = registry.state(&c).await.map_err(ServeError::Page)?;
+    let state = registry.state(&c).await.map_err(ServeError::page)?;
     if state.seq == 0 {
         return Err(not_found());
     }
@@ -204,7 +207,7 @@ async fn lineage_drawing(
     depth: Option<u32>,
 ) -> Result<String, ServeError> {
     let mut graph =
-        registry.lineage(key, Direction::Both, depth).await.map_err(ServeError::Page)?;
+        registry.lineage(key, Direction::Both, depth).await.map_err(ServeError::page)?;
     graph.retain_entities(|e| access.can_read(e));
     Ok(crate::svg::render(&graph, &|n| {
         Some(match n {
@@ -240,7 +243,7 @@ async fn version(
         Some(r) => body.push_str(&details(&state, number, r)),
     }
     let (logged_by, used_by) =
-        s.registry.logged_and_used_by(&key).await.map_err(ServeError::Page)?;
+        s.registry.logged_and_used_by(&key).await.map_err(ServeError::page)?;
     let runs = |rs: Vec<RunPath>| -> Vec<String> {
         rs.iter()
             .filter(|r| access.can_read(&r.entity))
@@ -261,7 +264,7 @@ async fn version(
             record: r.clone(),
             aliases: state.aliases_of(number),
         };
-        let manifest = s.registry.manifest(&resolved).await.map_err(ServeError::Page)?;
+        let manifest = s.registry.manifest(&resolved).await.map_err(ServeError::page)?;
         let rows: Vec<Vec<String>> = manifest
             .contents
             .iter()
@@ -333,8 +336,8 @@ async fn run(
 ) -> PageResult {
     readable(&access, &entity)?;
     let path = RunPath::new(&entity, &project, &name).map_err(|_| not_found())?;
-    let state = s.registry.run_state(&path).await.map_err(ServeError::Page)?;
-    let edges = s.registry.run_edges(&path).await.map_err(ServeError::Page)?;
+    let state = s.registry.run_state(&path).await.map_err(ServeError::page)?;
+    let edges = s.registry.run_edges(&path).await.map_err(ServeError::page)?;
     if state.seq == 0 && edges == Default::default() {
         return Err(not_found());
     }

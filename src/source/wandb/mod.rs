@@ -93,6 +93,24 @@ pub enum WandbError {
     ShortRange { what: String, expected: u64, got: u64 },
 }
 
+impl From<WandbError> for SourceError {
+    fn from(e: WandbError) -> SourceError {
+        match e {
+            WandbError::NotFound(_) => SourceError::NotFound(e.into()),
+            WandbError::Unauthorized { .. } => SourceError::Forbidden(e.into()),
+            WandbError::Unreachable { .. }
+            | WandbError::Status { .. }
+            | WandbError::FileStatus { .. }
+            | WandbError::ShortRange { .. } => SourceError::Unavailable(e.into()),
+            WandbError::BrokenReference(_) => SourceError::Corrupt(e.into()),
+            WandbError::Setup { .. } | WandbError::BadUrl { .. } => SourceError::Invalid(e.into()),
+            WandbError::GraphQl { .. } | WandbError::Answer { .. } => {
+                SourceError::Backend(e.into())
+            }
+        }
+    }
+}
+
 impl WandbError {
     fn answer(operation: &'static str, reason: impl Into<String>) -> WandbError {
         WandbError::Answer { operation, reason: reason.into() }
@@ -424,7 +442,7 @@ fn version_info(
 }
 
 fn not_found<T>(what: String) -> Result<T, SourceError> {
-    Err(SourceError::Wandb(WandbError::NotFound(what)))
+    Err(WandbError::NotFound(what).into())
 }
 
 impl Catalog for WandbSource {
@@ -765,7 +783,7 @@ impl BlobSource for WandbBlobSource {
                 let what = blobs.what(&path);
                 let resp = blobs.get(&path, None).await?;
                 let stream = resp.bytes_stream().map_err(move |source| {
-                    SourceError::Wandb(WandbError::body(what.clone(), source))
+                    SourceError::from(WandbError::body(what.clone(), source))
                 });
                 return Ok(stream.boxed());
             }
