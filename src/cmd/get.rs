@@ -14,6 +14,7 @@ use crate::cli::GetArgs;
 use crate::fetch::Fetcher;
 use crate::manifest::{ContentCheck, Entry, Manifest, hash_file};
 use crate::registry::runs::RunOp;
+use crate::source::CatalogExt as _;
 use crate::{progress, refs};
 
 /// Paths quoted by name in a message; the rest are counted.

@@ -4,6 +4,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::{App, human_bytes, print_json};
+use crate::source::CatalogExt as _;
 use crate::terminal::printable;
 
 impl App {

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::{App, count, human_bytes, print_json};
 use crate::cli::PrefetchArgs;
 use crate::fetch::Fetcher;
+use crate::source::CatalogExt as _;
 use crate::{prefetch, progress};
 
 /// Entries named in a failure message; the rest are counted.

@@ -6,6 +6,7 @@ use serde_json::json;
 use super::{App, human_bytes, print_json};
 use crate::refs::redact;
 use crate::registry::runs::RunPath;
+use crate::source::CatalogExt as _;
 use crate::terminal::printable;
 
 impl App {

@@ -15,7 +15,7 @@ use futures::TryStreamExt;
 
 use super::registry::RegistrySource;
 use super::wandb::{Client, WandbSource, auth::ApiKey};
-use super::{BlobSource, Catalog, SourceError};
+use super::{BlobSource, Catalog, CatalogExt as _, SourceError};
 use crate::cache::{BlobCache, CacheError};
 use crate::fetch::{FetchError, Fetcher};
 use crate::http::NetConfig;

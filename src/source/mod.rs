@@ -245,6 +245,15 @@ pub trait Catalog: Send + Sync + Debug {
     /// Where the stored entries of one version come from. No I/O.
     fn blobs(&self, c: &CollectionPath, v: &VersionInfo) -> Arc<dyn BlobSource>;
 
+    /// The runs that logged and that used a version, where the source records lineage; `None`
+    /// where it does not (the W&B source, which reads no runs).
+    fn runs_of<'a>(&'a self, _v: &'a ResolvedVersion) -> SourceFuture<'a, Option<RunsOf>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// Conveniences built on any [`Catalog`]: written once here, never per source.
+pub trait CatalogExt: Catalog {
     /// The parsed manifest of a resolved version.
     fn manifest<'a>(&'a self, v: &'a ResolvedVersion) -> SourceFuture<'a, Manifest> {
         Box::pin(async move {
@@ -252,12 +261,6 @@ pub trait Catalog: Send + Sync + Debug {
             Manifest::from_json(&bytes)
                 .map_err(|source| InvalidManifest { name: v.label(), source }.into())
         })
-    }
-
-    /// The runs that logged and that used a version, where the source records lineage; `None`
-    /// where it does not (the W&B source, which reads no runs).
-    fn runs_of<'a>(&'a self, _v: &'a ResolvedVersion) -> SourceFuture<'a, Option<RunsOf>> {
-        Box::pin(async { Ok(None) })
     }
 
     /// One summary per collection of a project. A collection that cannot be read is left out
@@ -296,6 +299,8 @@ pub trait Catalog: Send + Sync + Debug {
         })
     }
 }
+
+impl<C: Catalog + ?Sized> CatalogExt for C {}
 
 /// Where the stored (non-reference) entries of one version come from. Reference entries are
 /// read from their own URI by `refs`, whatever the source.

@@ -106,7 +106,7 @@ async fn artifacts(
 ) -> PageResult {
     readable(&access, &entity)?;
     let catalog = crate::source::registry::RegistrySource::new(s.registry.clone());
-    let summaries = crate::source::Catalog::summaries(&catalog, &entity, &project)
+    let summaries = crate::source::CatalogExt::summaries(&catalog, &entity, &project)
         .await
         .map_err(ServeError::page)?;
     let rows: Vec<Vec<String>> = summaries
