@@ -18,7 +18,7 @@ pub enum NameError {
     )]
     Scope { kind: &'static str, name: String },
     #[error(
-        "invalid alias {0:?}: aliases are non-empty, at most 128 characters, without `/` or `:`"
+        "invalid alias {0:?}: aliases are non-empty, at most 128 characters, without `/`, `:` or control characters"
     )]
     Alias(String),
     #[error("alias {0:?} looks like a version; `vN` names are given by artfs and cannot be set")]
@@ -218,5 +218,7 @@ mod tests {
         assert!(validate_user_alias("a/b").is_err());
         assert!(validate_user_alias("a:b").is_err());
         assert!(validate_user_alias("").is_err());
+        let tab = validate_user_alias("a\tb").unwrap_err().to_string();
+        assert!(tab.contains("control characters"), "{tab}");
     }
 }
