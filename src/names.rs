@@ -18,7 +18,7 @@ pub enum NameError {
     )]
     Scope { kind: &'static str, name: String },
     #[error(
-        "invalid alias {0:?}: aliases are non-empty, at most 128 characters, without `/` or `:`"
+        "invalid alias {0:?}: aliases are non-empty, at most 128 characters, without `/`, `:` or control characters"
     )]
     Alias(String),
     #[error("alias {0:?} looks like a version; `vN` names are given by artfs and cannot be set")]
@@ -156,10 +156,16 @@ fn validate_alias_chars(alias: &str) -> Result<(), NameError> {
     if ok { Ok(()) } else { Err(NameError::Alias(alias.to_owned())) }
 }
 
+/// `v` and digits, at any length and with leading zeros: such an alias would read as a version
+/// (or, past `u32`, as one that cannot exist), so no user may set it.
+fn looks_like_version(s: &str) -> bool {
+    s.strip_prefix('v').is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// An alias a user may set: valid characters and not a version name.
 pub fn validate_user_alias(alias: &str) -> Result<(), NameError> {
     validate_alias_chars(alias)?;
-    if parse_version(alias).is_some() {
+    if looks_like_version(alias) {
         return Err(NameError::VersionAlias(alias.to_owned()));
     }
     Ok(())
@@ -202,9 +208,17 @@ mod tests {
             assert_eq!(parse_version(not), None, "{not}");
         }
         assert_eq!(validate_user_alias("v3"), Err(NameError::VersionAlias("v3".into())));
+        for long in ["v99999999999", "v4294967296", "v01", &format!("v{}", "9".repeat(127))] {
+            assert_eq!(validate_user_alias(long), Err(NameError::VersionAlias(long.into())));
+        }
+        for fine in ["v", "v1x", "vv1", "V1", "v-1"] {
+            assert!(validate_user_alias(fine).is_ok(), "{fine}");
+        }
         assert!(validate_user_alias("production").is_ok());
         assert!(validate_user_alias("a/b").is_err());
         assert!(validate_user_alias("a:b").is_err());
         assert!(validate_user_alias("").is_err());
+        let tab = validate_user_alias("a\tb").unwrap_err().to_string();
+        assert!(tab.contains("control characters"), "{tab}");
     }
 }

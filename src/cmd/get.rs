@@ -75,7 +75,7 @@ impl App {
             Fetcher::new(self.cache()?, tokio::runtime::Handle::current()).with_clouds(clouds);
         let quiet = self.config.quiet;
         let dest = root.clone();
-        tokio::task::spawn_blocking(move || {
+        let written = tokio::task::spawn_blocking(move || {
             let bar = progress::Bytes::new("downloading", todo.size(), quiet);
             let r = fetcher.download(&blobs, &label, &todo, &dest, &|n| bar.inc(n));
             bar.finish();
@@ -89,7 +89,8 @@ impl App {
         }
         if !self.config.quiet {
             let entries: Vec<&Entry> = selected.iter().map(|p| &manifest.contents[p]).collect();
-            let bytes = entries.iter().filter_map(|e| e.size).sum();
+            // What is on disk now: a reference of unknown size counts as the bytes it gave.
+            let bytes = written + survey.same_bytes;
             let mut line = format!(
                 "{name} -> {} ({}, {}, {}",
                 root.display(),
@@ -170,6 +171,8 @@ struct Survey {
     differing: Vec<String>,
     /// Selected entries present with exactly the manifest's content: not downloaded again.
     same: BTreeSet<String>,
+    /// Bytes of the `same` files.
+    same_bytes: u64,
     /// A folder where an entry goes, or a file where an entry needs a folder.
     in_the_way: Vec<String>,
 }
@@ -201,6 +204,7 @@ fn survey(root: &Path, manifest: &Manifest, selected: &BTreeSet<String>) -> Resu
         } else if selected.contains(&rel) {
             match matches_entry(found.path(), &manifest.contents[&rel]) {
                 Some(true) => {
+                    s.same_bytes += found.metadata().map_or(0, |m| m.len());
                     s.same.insert(rel);
                 }
                 Some(false) => s.differing.push(rel),

@@ -80,13 +80,8 @@ pub enum RefError {
         uri = redact(.uri)
     )]
     NameRequired { uri: String },
-    #[error("{uri}: entry name {name:?} is not a valid artifact path ({source}); pass a name", uri = redact(.uri))]
-    InvalidName {
-        uri: String,
-        name: String,
-        #[source]
-        source: ManifestError,
-    },
+    #[error("{uri}: entry name {name:?}: {reason}; pass another name", uri = redact(.uri))]
+    InvalidName { uri: String, name: String, reason: String },
     #[error("{uri}: {reason}", uri = redact(.uri))]
     Unsupported { uri: String, reason: String },
     #[error("the entry is not a reference (it has no `ref`)")]
@@ -354,10 +349,14 @@ fn entry_path(uri: &str, name: &str) -> Result<String, RefError> {
         true => format!("/{joined}"),
         false => joined,
     };
-    crate::manifest::validate_path(&path).map_err(|source| RefError::InvalidName {
+    // The manifest's error names the normalised path; the user knows the name they typed.
+    crate::manifest::validate_path(&path).map_err(|e| RefError::InvalidName {
         uri: uri.to_owned(),
         name: name.to_owned(),
-        source,
+        reason: match e {
+            ManifestError::Entry { reason, .. } => reason,
+            other => other.to_string(),
+        },
     })?;
     Ok(path)
 }

@@ -252,6 +252,20 @@ fn listed_names_follow_the_sdk() {
     assert!(matches!(entry_path("u", ""), Err(RefError::InvalidName { .. })));
 }
 
+/// A refused entry name is named once, with its cause once, and says what to do.
+#[test]
+fn an_invalid_entry_name_says_its_cause_once() {
+    let report = |name| crate::report::error_line(&entry_path("https://h/x", name).unwrap_err());
+    assert_eq!(
+        report("a/../b"),
+        "https://h/x: entry name \"a/../b\": `.` or `..` path component; pass another name"
+    );
+    assert_eq!(
+        report("/abs"),
+        "https://h/x: entry name \"/abs\": absolute path; pass another name"
+    );
+}
+
 /// Every `add_reference(..., checksum=False)` call of the `refs_nochecksum` case, offline.
 #[tokio::test]
 async fn nochecksum_entries_match_the_sdk() {

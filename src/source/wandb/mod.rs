@@ -53,6 +53,9 @@ pub const PARALLEL_MIN_BYTES: u64 = 64 * 1024 * 1024;
 const RANGE_BYTES: u64 = 16 * 1024 * 1024;
 /// Ranged GETs of one file in flight (at most this many ranges in memory).
 const RANGES_IN_FLIGHT: usize = 8;
+/// Largest entry size believed (1 PiB): a manifest is the server's word, and a size beyond any
+/// real file is refused before a single request is made for it.
+pub const MAX_ENTRY_BYTES: u64 = 1 << 50;
 /// Times an expired (401/403) file URL is asked for again before the download fails.
 const URL_REFRESHES: usize = 3;
 
@@ -91,6 +94,11 @@ pub enum WandbError {
     BrokenReference(String),
     #[error("{what}: the server sent {got} bytes where {expected} were asked for")]
     ShortRange { what: String, expected: u64, got: u64 },
+    #[error(
+        "{what}: the manifest gives a size of {size} bytes, more than any real file \
+         (at most {MAX_ENTRY_BYTES} bytes are believed); the version's manifest is wrong"
+    )]
+    ImplausibleSize { what: String, size: u64 },
 }
 
 impl From<WandbError> for SourceError {
@@ -779,6 +787,9 @@ impl BlobSource for WandbBlobSource {
         Box::pin(async move {
             let (blobs, path) = self.route(path)?;
             let size = entry.size.unwrap_or(0);
+            if size > MAX_ENTRY_BYTES {
+                return Err(WandbError::ImplausibleSize { what: blobs.what(&path), size }.into());
+            }
             if size < PARALLEL_MIN_BYTES {
                 let what = blobs.what(&path);
                 let resp = blobs.get(&path, None).await?;
@@ -789,9 +800,9 @@ impl BlobSource for WandbBlobSource {
             }
             // Large: ranges in parallel, delivered in order (at most RANGES_IN_FLIGHT in memory).
             let this = WandbRanges { blobs, path };
-            let ranges: Vec<Range<u64>> = (0..size.div_ceil(RANGE_BYTES))
-                .map(|i| i * RANGE_BYTES..((i + 1) * RANGE_BYTES).min(size))
-                .collect();
+            // Lazy: the ranges are made as the download reaches them, never listed up front.
+            let ranges = (0..size.div_ceil(RANGE_BYTES))
+                .map(move |i| i * RANGE_BYTES..((i + 1) * RANGE_BYTES).min(size));
             let stream = futures::stream::iter(ranges)
                 .map(move |r| {
                     let this = this.clone();
@@ -857,5 +868,60 @@ mod tests {
         assert_eq!(v.locator, "QXJ0aWZhY3Q6MQ==");
         assert_eq!(v.metadata, json!({"k": 1}));
         assert!(version_info("X", 0, &json!({})).is_err(), "no id");
+    }
+
+    /// A file server on 127.0.0.1 answering every GET with 200 and `body`.
+    fn file_server(body: &'static [u8]) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut request = [0u8; 4096];
+                let _ = conn.read(&mut request);
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).and_then(|()| conn.write_all(body));
+            }
+        });
+        format!("http://{addr}/file")
+    }
+
+    /// A manifest size no file can have is refused by name before any request, and neither it
+    /// nor a large believed size makes a list of ranges up front; other entries still read.
+    #[tokio::test]
+    async fn an_impossible_entry_size_is_an_error_naming_the_entry() {
+        let url = file_server(b"small");
+        let base = Url::parse("http://127.0.0.1:1/").unwrap();
+        let client = Client::new(base, None, crate::http::NetConfig::default()).unwrap();
+        let c = CollectionPath { entity: "e".into(), project: "p".into(), name: "ds".into() };
+        let source = WandbSource::new(client);
+        let blobs = source.version_blobs(&c, 0);
+        for path in ["huge.bin", "large.bin", "small.txt"] {
+            blobs.urls().insert(path.to_owned(), url.clone());
+        }
+        let source = WandbBlobSource {
+            blobs: Arc::new(blobs),
+            key: (c, 0),
+            redirects: Redirects::default(),
+        };
+        let read = |path: &'static str, size: u64| {
+            let entry = Entry::stored("unused".into(), size);
+            let source = &source;
+            async move {
+                let stream = source.stream(path, &entry).await?;
+                let pieces: Vec<Bytes> = stream.try_collect().await?;
+                Ok::<_, SourceError>(pieces.concat())
+            }
+        };
+        let err = read("huge.bin", 1 << 62).await.unwrap_err().to_string();
+        assert!(err.contains("e/p/ds:v0: file huge.bin") && err.contains("4611686018427387904"));
+        assert!(err.contains("manifest is wrong"), "{err}");
+        // Believed, but the server has no such range: an error too, not ranges listed up front.
+        let err = read("large.bin", MAX_ENTRY_BYTES).await.unwrap_err().to_string();
+        assert!(err.contains("large.bin") && err.contains("ranged GET"), "{err}");
+        assert_eq!(read("small.txt", 5).await.unwrap(), b"small");
     }
 }
