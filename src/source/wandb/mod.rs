@@ -110,7 +110,9 @@ impl From<WandbError> for SourceError {
             | WandbError::Status { .. }
             | WandbError::FileStatus { .. }
             | WandbError::ShortRange { .. } => SourceError::Unavailable(e.into()),
-            WandbError::BrokenReference(_) => SourceError::Corrupt(e.into()),
+            WandbError::BrokenReference(_) | WandbError::ImplausibleSize { .. } => {
+                SourceError::Corrupt(e.into())
+            }
             WandbError::Setup { .. } | WandbError::BadUrl { .. } => SourceError::Invalid(e.into()),
             WandbError::GraphQl { .. } | WandbError::Answer { .. } => {
                 SourceError::Backend(e.into())
