@@ -9,10 +9,14 @@ impl App {
     pub(super) async fn gc(&self, grace: &str) -> Result<()> {
         let grace = parse_duration(grace)?;
         let r = self.registry().await?.gc(grace).await?;
-        let rounds = match r.rounds_deleted {
+        let mut rounds = match r.rounds_deleted {
             0 => String::new(),
             n => format!(", and the records of {}", count(n as usize, "finished parallel round")),
         };
+        if r.upload_parts_deleted > 0 {
+            let parts = count(r.upload_parts_deleted as usize, "part");
+            rounds.push_str(&format!(", and {parts} of abandoned multipart uploads"));
+        }
         println!(
             "deleted {}, {} and {} ({}){rounds}; kept {} younger than the grace period",
             count(r.blobs_deleted as usize, "blob"),

@@ -21,6 +21,8 @@ pub struct GcReport {
     pub temp_deleted: u64,
     /// Records of parallel groups' finished rounds (`parts/`), all but each group's newest.
     pub rounds_deleted: u64,
+    /// Parts of multipart uploads through `artfs serve` that were abandoned (counted in bytes).
+    pub upload_parts_deleted: u64,
 }
 
 impl Registry {
@@ -108,6 +110,33 @@ impl Registry {
         .await;
         marker.release().await;
         result
+    }
+
+    /// Deletes the parts of multipart uploads that nobody has added to for longer than the grace
+    /// period: a completed upload removes its own parts, so what is left is an upload that
+    /// failed its check or was abandoned (the SDK uploads files from 2 GiB in parts). An upload
+    /// still receiving parts is kept as a whole. Returns (parts, bytes) deleted.
+    pub(super) async fn sweep_uploads(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+    ) -> Result<(u64, u64), RegistryError> {
+        let listed = self.store.list(layout::UPLOADS).await?;
+        let mut newest: std::collections::HashMap<&str, chrono::DateTime<Utc>> = Default::default();
+        for l in &listed {
+            let upload = layout::upload_of(&l.key);
+            let at = newest.entry(upload).or_insert(l.last_modified);
+            *at = (*at).max(l.last_modified);
+        }
+        let (mut parts, mut bytes) = (0, 0);
+        for l in &listed {
+            if newest[layout::upload_of(&l.key)] > cutoff {
+                continue;
+            }
+            self.store.delete(&l.key).await?;
+            parts += 1;
+            bytes += l.size;
+        }
+        Ok((parts, bytes))
     }
 
     /// Everything is read before anything is deleted.
@@ -222,6 +251,9 @@ impl Registry {
             self.store.delete(key).await?;
         }
         report.rounds_deleted = parts.rounds;
+        let (parts, bytes) = self.sweep_uploads(cutoff).await?;
+        report.upload_parts_deleted = parts;
+        report.bytes_deleted += bytes;
         Ok(report)
     }
 }

@@ -259,6 +259,15 @@ pub fn upload_part(upload: &str, n: u32) -> String {
     format!("{UPLOADS}/{upload}/{n:05}")
 }
 
+/// The upload a key below `uploads/` belongs to (the key itself for a stray object).
+pub fn upload_of(key: &str) -> &str {
+    let rest = key.strip_prefix("uploads/").unwrap_or(key);
+    match rest.split_once('/') {
+        Some((id, _)) => &key[..key.len() - rest.len() + id.len()],
+        None => key,
+    }
+}
+
 // ---- leases
 
 /// A new lease or gc marker in `dir` ([`LEASES`] or [`GC`]): time, process and a random part.
@@ -355,6 +364,8 @@ mod tests {
         let blob = blob_of_md5(b"0123456789abcdef");
         assert_eq!(md5_hex_of_blob(&blob), Some(hex::encode(b"0123456789abcdef")));
         assert_eq!(hex_of_manifest(&manifest_of(b"{}")), Some("99914b932bd37a50b983c5e7c90ae93b"));
+        assert_eq!(upload_of(&upload_part("0a1b", 3)), "uploads/0a1b");
+        assert_eq!(upload_of("uploads/stray"), "uploads/stray");
         let round = parts_round(&parts_group(&CollectionPath::new("e", "p", "n").unwrap(), "g"), 1);
         assert_eq!(
             round_of(&part(&round, "x")),

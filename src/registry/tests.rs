@@ -429,3 +429,29 @@ async fn gc_deletes_nothing_when_a_checkpoint_leaves_out_a_version() {
     r.gc(Duration::ZERO).await.unwrap();
     assert_eq!(stored_objects(dir.path()), before);
 }
+
+#[tokio::test]
+async fn gc_reclaims_the_parts_of_abandoned_multipart_uploads_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = registry(dir.path());
+    r.log(&request(dir.path(), "a", "x", &[("f", b"live")]), &()).await.unwrap();
+    let root = dir.path().join("registry");
+    let part = |upload: &str, n: u32, age_secs: u64| {
+        let path = root.join(layout::upload_part(upload, n));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, vec![7u8; 1000]).unwrap();
+        age(&path, Duration::from_secs(age_secs));
+        path
+    };
+    // One upload abandoned two hours ago; one whose first part is as old but which got a
+    // part a minute ago, so it is still being written.
+    let abandoned = [part("0abandoned", 1, 7200), part("0abandoned", 2, 7100)];
+    let active = [part("1active", 1, 7200), part("1active", 2, 60)];
+    let report = r.gc(Duration::from_secs(3600)).await.unwrap();
+    assert_eq!(report.upload_parts_deleted, 2);
+    assert!(abandoned.iter().all(|p| !p.exists()));
+    assert!(active.iter().all(|p| p.exists()), "an upload still receiving parts is kept");
+    let report = r.gc(Duration::ZERO).await.unwrap();
+    assert_eq!((report.upload_parts_deleted, report.bytes_deleted), (2, 2000));
+    assert!(readable(&r, "x").await);
+}
