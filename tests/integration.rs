@@ -29,6 +29,8 @@ mod readme;
 mod services;
 // `artfs serve` with the real wandb SDK (flow scripts in tests/serve/), auth and bad input.
 mod serve;
+// `artfs serve` under hostile clients: GraphQL bombs, idle connections past the open-file limit.
+mod serve_hostile;
 // A W&B server (`artfs serve` with SDK-logged versions) as the registry; failing servers.
 mod wandb_source;
 // Issue 11 through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.

@@ -33,9 +33,12 @@ impl Server {
     }
 
     pub fn start_logging_to(env: &Env, extra: &[&str], log_name: &str) -> Server {
-        let log = env.path(log_name);
-        let mut child = env
-            .cmd()
+        Server::spawn(env.cmd(), extra, env.path(log_name))
+    }
+
+    /// `cmd` (an `artfs` command line, so far without arguments) run as `serve`.
+    pub fn spawn(mut cmd: Command, extra: &[&str], log: PathBuf) -> Server {
+        let mut child = cmd
             .env("ARTFS_LOG", "artfs=debug")
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
@@ -61,6 +64,10 @@ impl Server {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 

@@ -121,12 +121,20 @@ async fn graphql(
     if req.operation_name.as_deref() == Some("") {
         req.operation_name = None;
     }
-    fill_variable_defaults(&mut req);
     let op = req.operation_name.clone().unwrap_or_default();
     if !op.is_empty() {
         Span::current().record("op", tracing::field::display(&op));
     }
-    let mut res = st.schema.execute(req.data(access)).await;
+    let mut res = match schema::limits::check(&mut req) {
+        Ok(()) => {
+            fill_variable_defaults(&mut req);
+            st.schema.execute(req.data(access)).await
+        }
+        Err(e) => async_graphql::Response::from_errors(vec![async_graphql::ServerError::new(
+            e.to_string(),
+            None,
+        )]),
+    };
     for e in &mut res.errors {
         // The standard wording (graphql-js, W&B), which clients match to detect older servers.
         if let Some(rest) = e.message.strip_prefix("Unknown field ") {

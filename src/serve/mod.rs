@@ -7,6 +7,7 @@
 //! - `error`: the server's errors, and the one decision of their HTTP status and GraphQL code;
 //! - `auth`: API keys (Basic `api:KEY`) and URL signing;
 //! - `ids`: stateless GraphQL ids;
+//! - `listen`: accepting connections, with timeouts and a bound on how many are served;
 //! - `web`: the web UI under `/ui/` (server-rendered HTML, lineage as SVG), same keys as the API.
 //!
 //! All state lives in the registry (versions, drafts, runs, keys, the signing secret), so several
@@ -16,14 +17,13 @@ pub mod auth;
 mod error;
 mod http;
 pub mod ids;
+mod listen;
 pub mod schema;
 mod web;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-
-use axum::serve::ListenerExt as _;
 
 pub use self::error::ServeError;
 use crate::registry::Registry;
@@ -60,10 +60,6 @@ impl Default for ServeOptions {
         ServeOptions { public_url: None, url_ttl: DEFAULT_URL_TTL, tls: None }
     }
 }
-
-/// How long in-flight requests may finish after a shutdown signal, over TLS (plain HTTP waits
-/// for them as long as they take, as `axum::serve` does).
-const TLS_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Loads the certificate and key once, before serving, so a bad file fails the start.
 pub async fn load_tls(
@@ -159,29 +155,7 @@ pub async fn serve(
     });
     tracing::info!("artfs serve: listening on {addr}, public URL {}", shared.public_url);
     let app = http::router(shared);
-    let io = |source| ServeError::Io { addr: addr.to_string(), source };
-    let Some(tls) = tls else {
-        // Without TCP_NODELAY a response's headers and body, written apart, wait out the
-        // client's delayed ACK on a reused connection: 40 ms per small file on loopback. The
-        // TLS acceptor below sets it already.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("cannot set TCP_NODELAY: {e}");
-            }
-        });
-        return axum::serve(listener, app).with_graceful_shutdown(shutdown).await.map_err(io);
-    };
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.await;
-        stopper.graceful_shutdown(Some(TLS_SHUTDOWN_GRACE));
-    });
-    let std_listener = listener.into_std().map_err(io)?;
-    axum_server::from_tcp_rustls(std_listener, tls)
-        .map_err(io)?
-        .handle(handle)
-        .serve(app.into_make_service())
+    listen::serve(listener, app, tls, shutdown)
         .await
-        .map_err(io)
+        .map_err(|source| ServeError::Io { addr: addr.to_string(), source })
 }

@@ -5,7 +5,8 @@
 //!
 //! One file per part of the schema: `types` (scalars, enums, small objects), `project`,
 //! `collections`, `files` (memberships and files), `artifacts`, `runs`, `query`, `inputs` (the
-//! mutations' inputs and payloads) and `mutation`.
+//! mutations' inputs and payloads) and `mutation`; `limits` bounds a document before the engine
+//! sees it.
 //!
 //! Access: every resolver checks the caller's entities. Another entity's project, collection or
 //! version resolves as `null` (as if it did not exist); writes need a key that may write there.
@@ -114,6 +115,7 @@ mod artifacts;
 mod collections;
 mod files;
 mod inputs;
+pub mod limits;
 mod mutation;
 mod project;
 mod query;
