@@ -121,3 +121,49 @@ fn the_quick_start_runs_verbatim() {
     }
     assert!(home.join(".local/share/artfs/registry/artfs-registry.json").is_file());
 }
+
+/// Every `module::path::test_name` the README cites as evidence: a document that names a test
+/// which no longer exists promises something nothing checks.
+fn cited_tests(readme: &str) -> Vec<String> {
+    let mut out: Vec<String> = readme
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| {
+            s.contains("::")
+                && s.split("::").all(|p| {
+                    !p.is_empty()
+                        && p.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                })
+        })
+        .map(str::to_owned)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[test]
+fn every_test_the_readme_cites_exists() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let mut sources = String::new();
+    for dir in ["src", "tests"] {
+        for e in walkdir::WalkDir::new(root.join(dir)).into_iter().filter_map(Result::ok) {
+            if e.path().extension().is_some_and(|x| x == "rs") {
+                sources.push_str(&std::fs::read_to_string(e.path()).unwrap());
+            }
+        }
+    }
+    let cited = cited_tests(&readme);
+    assert!(cited.len() > 50, "the README cites its tests: {cited:?}");
+    let missing: Vec<&String> = cited
+        .iter()
+        .filter(|t| {
+            let name = t.rsplit("::").next().unwrap_or_default();
+            !sources.contains(&format!("fn {name}(")) && !sources.contains(&format!("mod {name}"))
+        })
+        .collect();
+    assert!(missing.is_empty(), "the README cites tests that do not exist: {missing:?}");
+}

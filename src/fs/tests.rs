@@ -1185,3 +1185,21 @@ fn readahead_zero_is_off_and_broken_siblings_only_fail_their_own_open() {
     let tampered = walk(&on, &in_ds(&files[8].0)).unwrap().ino;
     assert_eq!(open(&on, tampered).unwrap_err().errno(), libc::EIO);
 }
+
+#[test]
+fn unsafe_manifest_paths_are_refused() {
+    // A manifest put into the registry by another tool, with entry paths that would escape the
+    // version directory: the version is never shown as a tree, and entering it is EIO.
+    let env = Env::new();
+    env.log("ds", &[("a.txt", b"one")], &[]);
+    let file = env.manifest_file("ds", 0);
+    let good = std::fs::read_to_string(&file).unwrap();
+    for bad in ["../escape.txt", "/etc/passwd", "a/./b", "a//b"] {
+        std::fs::remove_file(&file).unwrap();
+        std::fs::write(&file, good.replace("\"a.txt\"", &format!("{bad:?}"))).unwrap();
+        let fs = env.fs(REFRESH_INTERVAL);
+        let v0 = walk(&fs, "acme/bikes/ds:v0").unwrap();
+        assert_eq!(fs.opendir(v0.ino).unwrap_err().errno(), libc::EIO, "{bad}");
+        assert_eq!(fs.lookup(v0.ino, "a.txt").unwrap_err().errno(), libc::EIO, "{bad}");
+    }
+}
