@@ -170,17 +170,6 @@ impl Retries {
         let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
         Some(Duration::from_nanos(fastrand::u64(nanos / 2..=nanos.max(1))))
     }
-
-    /// Sleeps before the next attempt; `false` when the budget is spent.
-    pub async fn pause(&mut self) -> bool {
-        match self.next_pause() {
-            Some(pause) => {
-                tokio::time::sleep(pause).await;
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 #[cfg(test)]

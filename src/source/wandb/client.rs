@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -17,7 +18,7 @@ use url::Url;
 
 use super::WandbError;
 use super::auth::ApiKey;
-use crate::http::{NetConfig, retryable_status};
+use crate::http::{Attempt, NetConfig, Try, retryable_status};
 
 /// Longest server error text quoted in a message.
 const QUOTED_BODY_CHARS: usize = 300;
@@ -83,46 +84,49 @@ impl Client {
         }
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
         let url = self.inner.graphql.as_str();
-        let mut retries = self.inner.net.retries();
-        let resp = loop {
-            let mut req = self
-                .inner
-                .api
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body.clone());
-            if let Some(key) = &self.inner.key {
-                req = req.header("authorization", key.authorization());
-            }
-            let attempt = retries.attempts();
-            match req.send().await {
-                Ok(resp) if retryable_status(resp.status().as_u16()) => {
-                    let status = resp.status().as_u16();
-                    tracing::debug!(operation, status, attempt, "retrying W&B request");
-                    if !retries.pause().await {
-                        break resp;
+        let what = format!("{operation} (POST {url})");
+        let mut last: Option<Try> = None;
+        let resp = self
+            .inner
+            .net
+            .retrying(&what, |t| {
+                last = Some(t);
+                let mut req = self
+                    .inner
+                    .api
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body.clone());
+                if let Some(key) = &self.inner.key {
+                    req = req.header("authorization", key.authorization());
+                }
+                let what = &what;
+                async move {
+                    match req.send().await {
+                        Ok(resp) if retryable_status(resp.status().as_u16()) => Attempt::Retry {
+                            reason: format!("HTTP {}", resp.status().as_u16()),
+                            result: Ok(resp),
+                        },
+                        Ok(resp) => Attempt::Done(Ok(resp)),
+                        Err(e) => Attempt::Retry {
+                            reason: e.to_string(),
+                            result: Err(WandbError::Unreachable {
+                                what: what.clone(),
+                                attempts: t.number,
+                                elapsed: t.elapsed(),
+                                source: e,
+                            }),
+                        },
                     }
                 }
-                Ok(resp) => break resp,
-                Err(e) => {
-                    tracing::debug!(operation, attempt, error = %e, "retrying W&B request");
-                    if !retries.pause().await {
-                        return Err(WandbError::Unreachable {
-                            what: format!("{operation} (POST {url})"),
-                            attempts: attempt,
-                            elapsed: retries.elapsed(),
-                            source: e,
-                        });
-                    }
-                }
-            }
-        };
+            })
+            .await?;
+        let (attempts, elapsed) = last.map_or((1, Duration::ZERO), |t| (t.number, t.elapsed()));
         let status = resp.status().as_u16();
-        let attempts = retries.attempts();
         let text = resp.bytes().await.map_err(|e| WandbError::Unreachable {
-            what: format!("{operation} (POST {url})"),
+            what: what.clone(),
             attempts,
-            elapsed: retries.elapsed(),
+            elapsed,
             source: e,
         })?;
         if status == 401 || status == 403 {
@@ -205,56 +209,55 @@ impl Client {
                 reason: format!("scheme {} is not http(s)", parsed.scheme()),
             });
         }
-        let mut retries = self.inner.net.retries();
-        loop {
-            let mut req = self.inner.files.get(parsed.clone());
-            if let Some(r) = &range {
-                req = req.header("range", format!("bytes={}-{}", r.start, r.end.saturating_sub(1)));
-            }
-            let attempt = retries.attempts();
-            let failure = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let ok = match &range {
-                        Some(_) => status == 206,
-                        None => (200..300).contains(&status),
-                    };
-                    if ok {
-                        return Ok(resp);
-                    }
-                    if !retryable_status(status) {
-                        return Err(WandbError::FileStatus {
-                            what: what.to_owned(),
-                            status,
-                            ranged: range.is_some(),
-                        });
-                    }
-                    WandbError::FileStatus {
-                        what: what.to_owned(),
-                        status,
-                        ranged: range.is_some(),
+        let label = format!("{what} (GET)");
+        self.inner
+            .net
+            .retrying(&label, |t| {
+                let mut req = self.inner.files.get(parsed.clone());
+                if let Some(r) = &range {
+                    let header = format!("bytes={}-{}", r.start, r.end.saturating_sub(1));
+                    req = req.header("range", header);
+                }
+                let (label, ranged) = (&label, range.is_some());
+                async move {
+                    match req.send().await {
+                        Ok(resp) => {
+                            let status = resp.status().as_u16();
+                            let ok = match ranged {
+                                true => status == 206,
+                                false => (200..300).contains(&status),
+                            };
+                            if ok {
+                                return Attempt::Done(Ok(resp));
+                            }
+                            let failure =
+                                WandbError::FileStatus { what: what.to_owned(), status, ranged };
+                            if !retryable_status(status) {
+                                return Attempt::Done(Err(failure));
+                            }
+                            // Out of retries, a throttled or failing file server is reported
+                            // as the status it kept answering.
+                            let given_up = WandbError::Status {
+                                what: label.clone(),
+                                status,
+                                attempts: t.number,
+                                body: String::new(),
+                            };
+                            Attempt::Retry { reason: failure.to_string(), result: Err(given_up) }
+                        }
+                        Err(e) => Attempt::Retry {
+                            reason: e.to_string(),
+                            result: Err(WandbError::Unreachable {
+                                what: label.clone(),
+                                attempts: t.number,
+                                elapsed: t.elapsed(),
+                                source: e,
+                            }),
+                        },
                     }
                 }
-                Err(e) => WandbError::Unreachable {
-                    what: format!("{what} (GET)"),
-                    attempts: attempt,
-                    elapsed: retries.elapsed(),
-                    source: e,
-                },
-            };
-            tracing::debug!(what, attempt, error = %failure, "retrying file download");
-            if !retries.pause().await {
-                return Err(match failure {
-                    WandbError::FileStatus { status, .. } => WandbError::Status {
-                        what: format!("{what} (GET)"),
-                        status,
-                        attempts: attempt,
-                        body: String::new(),
-                    },
-                    other => other,
-                });
-            }
-        }
+            })
+            .await
     }
 }
 
