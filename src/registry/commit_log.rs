@@ -190,13 +190,7 @@ impl Registry {
                 None => {}
             }
         }
-        let store = &self.store;
-        let mut bodies =
-            futures::stream::iter(todo)
-                .map(|(seq, key)| async move {
-                    Ok::<_, RegistryError>((seq, store.get(&key).await?, key))
-                })
-                .buffered(GETS_IN_FLIGHT);
+        let mut bodies = self.commit_bodies(todo);
         while let Some((seq, bytes, key)) = bodies.try_next().await? {
             match state.replay(seq, &bytes).map_err(|e| self.corrupt(&key, e))? {
                 Replayed::Applied => {}
@@ -250,13 +244,7 @@ impl Registry {
             .into_iter()
             .filter_map(|l| Some((layout::seq_in(&dir, &l.key)?, l.key)))
             .collect();
-        let store = &self.store;
-        let mut bodies =
-            futures::stream::iter(commits)
-                .map(|(seq, key)| async move {
-                    Ok::<_, RegistryError>((seq, store.get(&key).await?, key))
-                })
-                .buffered(GETS_IN_FLIGHT);
+        let mut bodies = self.commit_bodies(commits);
         let mut state = F::default();
         while let Some((seq, bytes, key)) = bodies.try_next().await? {
             match state.replay(seq, &bytes) {
@@ -300,17 +288,26 @@ impl Registry {
         Ok(state)
     }
 
+    /// `(seq, bytes, key)` of each commit, fetched several at once and yielded in order.
+    fn commit_bodies(
+        &self,
+        commits: Vec<(u64, String)>,
+    ) -> impl futures::Stream<Item = Result<(u64, bytes::Bytes, String), RegistryError>> + '_ {
+        futures::stream::iter(commits)
+            .map(move |(seq, key)| async move { Ok((seq, self.store.get(&key).await?, key)) })
+            .buffered(GETS_IN_FLIGHT)
+    }
+
     /// Publishes one commit to the log below `prefix` (named `name` in errors), deciding its op
     /// from the freshest state; retries with jitter when another writer published first.
-    /// `decide` returns `None` when nothing needs to be written. `state` is where reading
-    /// starts (a caller's cached state, or the default).
+    /// `decide` returns `None` when nothing needs to be written.
     pub(super) async fn append<F: Fold, T>(
         &self,
         prefix: &str,
         name: &str,
-        mut state: F,
         mut decide: impl FnMut(&F) -> Result<(Option<F::Op>, T), RegistryError>,
     ) -> Result<(F, T), RegistryError> {
+        let mut state = F::default();
         for attempt in 0..MAX_COMMIT_ATTEMPTS {
             state = self.load_log(prefix, state).await?;
             let (op, out) = decide(&state)?;

@@ -160,7 +160,7 @@ impl Registry {
         let parts = self.parts_census(cutoff).await?;
         let mut pending: HashSet<String> = parts.open_manifests.into_iter().collect();
         pending.extend(self.pending_draft_manifests().await?);
-        let entities = level(layout::entities_dir().into()).await?;
+        let entities = level(layout::COLLECTIONS.into()).await?;
         if entities.is_empty()
             && self.store.list(layout::MANIFESTS).await?.iter().any(|l| !pending.contains(&l.key))
         {

@@ -80,10 +80,6 @@ pub fn hex_of_manifest(key: &str) -> Option<&str> {
 
 // ---- commit logs
 
-pub fn entities_dir() -> &'static str {
-    COLLECTIONS
-}
-
 pub fn projects_dir(entity: &str) -> String {
     format!("{COLLECTIONS}/{entity}")
 }
@@ -261,11 +257,7 @@ pub fn upload_part(upload: &str, n: u32) -> String {
 
 /// The upload a key below `uploads/` belongs to (the key itself for a stray object).
 pub fn upload_of(key: &str) -> &str {
-    let rest = key.strip_prefix("uploads/").unwrap_or(key);
-    match rest.split_once('/') {
-        Some((id, _)) => &key[..key.len() - rest.len() + id.len()],
-        None => key,
-    }
+    key.match_indices('/').nth(1).map_or(key, |(i, _)| &key[..i])
 }
 
 // ---- leases

@@ -62,7 +62,7 @@ mod tests {
         let old = tempfile::tempdir().unwrap();
         let r = registry(old.path());
         let c = CollectionPath::new("e", "p", "n").unwrap();
-        let dir = old.path().join(super::super::collection_prefix(&c)).join("commits");
+        let dir = old.path().join(super::super::layout::collection(&c)).join("commits");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("00000000000000000001.json"), b"{}").unwrap();
         assert!(r.exists().await.unwrap());

@@ -25,7 +25,7 @@ mod write;
 use chrono::Utc;
 
 use crate::manifest::{Entry, ManifestError};
-use crate::names::{CollectionPath, NameError};
+use crate::names::NameError;
 use crate::store::{Store, StoreError};
 pub use gc::GcReport;
 pub use lease::{LeaseGuard, LeaseTiming};
@@ -131,10 +131,6 @@ pub fn blob_key(md5_digest_b64: &str) -> Option<String> {
     use base64::Engine;
     let raw = base64::engine::general_purpose::STANDARD.decode(md5_digest_b64).ok()?;
     Some(layout::blob_of_md5(&raw.try_into().ok()?))
-}
-
-fn collection_prefix(c: &CollectionPath) -> String {
-    layout::collection(c)
 }
 
 fn writer_id() -> String {

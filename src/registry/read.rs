@@ -1,7 +1,7 @@
 //! Reading the registry: collections' states, name resolution, manifests.
 
 use super::log::VersionRecord;
-use super::{CollectionState, Registry, RegistryError, collection_prefix, layout};
+use super::{CollectionState, Registry, RegistryError, layout};
 use crate::manifest::Manifest;
 use crate::names::{CollectionPath, Selector};
 
@@ -27,11 +27,11 @@ impl Registry {
         c: &CollectionPath,
         state: CollectionState,
     ) -> Result<CollectionState, RegistryError> {
-        self.load_log(&collection_prefix(c), state).await
+        self.load_log(&layout::collection(c), state).await
     }
 
     pub async fn entities(&self) -> Result<Vec<String>, RegistryError> {
-        Ok(self.store.list_dirs(layout::entities_dir()).await?)
+        Ok(self.store.list_dirs(layout::COLLECTIONS).await?)
     }
 
     pub async fn projects(&self, entity: &str) -> Result<Vec<String>, RegistryError> {

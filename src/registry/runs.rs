@@ -164,7 +164,7 @@ impl Registry {
     ) -> Result<RunState, RegistryError> {
         let name = format!("run {}", run.prefix());
         let decide = |_: &RunState| Ok((Some(op.clone()), ()));
-        Ok(self.append(&run.prefix(), &name, RunState::default(), decide).await?.0)
+        Ok(self.append(&run.prefix(), &name, decide).await?.0)
     }
 
     /// Keeps one `file_stream` request body as sent.
@@ -211,6 +211,11 @@ impl Registry {
 mod tests {
     use super::*;
 
+    fn registry_in(dir: &std::path::Path) -> Registry {
+        let clouds = crate::store::cloud::Clouds::default();
+        Registry::new(crate::store::Store::open(dir.to_str().unwrap(), &clouds).unwrap())
+    }
+
     fn commit(seq: u64, op: RunOp) -> RunCommit {
         RunCommit { seq, time: Utc::now(), writer: "t".into(), op }
     }
@@ -238,12 +243,7 @@ mod tests {
     #[tokio::test]
     async fn runs_are_recorded_in_the_registry() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(
-            dir.path().to_str().unwrap(),
-            &crate::store::cloud::Clouds::default(),
-        )
-        .unwrap();
-        let reg = Registry::new(store);
+        let reg = registry_in(dir.path());
         let run = RunPath::new("e", "p", "abc123").unwrap();
         reg.record_run(&run, RunOp::Upsert(Box::default())).await.unwrap();
         reg.record_run(&run, RunOp::Finished { exit_code: Some(0) }).await.unwrap();
@@ -257,12 +257,7 @@ mod tests {
     #[tokio::test]
     async fn a_long_run_is_read_from_its_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::Store::open(
-            dir.path().to_str().unwrap(),
-            &crate::store::cloud::Clouds::default(),
-        )
-        .unwrap();
-        let reg = Registry::new(store);
+        let reg = registry_in(dir.path());
         let run = RunPath::new("e", "p", "long").unwrap();
         for i in 0..40 {
             let f = RunFields {

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::names::{LATEST, Selector};
+use crate::names::{CollectionPath, LATEST, Selector};
 use crate::store::cloud::Clouds;
 
 fn registry(dir: &Path) -> Registry {

@@ -9,8 +9,7 @@ use serde_json::Value;
 use super::lease::{self, LeaseGuard};
 use super::log::VersionRecord;
 use super::{
-    CollectionState, HEADS_IN_FLIGHT, Op, Registry, RegistryError, collection_prefix,
-    entry_blob_key, layout,
+    CollectionState, HEADS_IN_FLIGHT, Op, Registry, RegistryError, entry_blob_key, layout,
 };
 use crate::manifest::{Entry, Manifest};
 use crate::names::{CollectionPath, LATEST, Selector, validate_user_alias};
@@ -84,8 +83,7 @@ impl Registry {
         c: &CollectionPath,
         decide: impl FnMut(&CollectionState) -> Result<(Option<Op>, T), RegistryError>,
     ) -> Result<(CollectionState, T), RegistryError> {
-        let prefix = collection_prefix(c);
-        self.append(&prefix, &c.to_string(), CollectionState::default(), decide).await
+        self.append(&layout::collection(c), &c.to_string(), decide).await
     }
 
     /// Logs a version: uploads missing blobs, stores the manifest, publishes the commit. Content

@@ -108,25 +108,17 @@ impl Client {
                             result: Ok(resp),
                         },
                         Ok(resp) => Attempt::Done(Ok(resp)),
-                        Err(e) => Attempt::Retry {
-                            reason: e.to_string(),
-                            result: Err(WandbError::Unreachable {
-                                what: what.clone(),
-                                attempts: t.number,
-                                elapsed: t.elapsed(),
-                                source: e,
-                            }),
-                        },
+                        Err(e) => unreachable(what, t, e),
                     }
                 }
             })
             .await?;
-        let (attempts, elapsed) = last.map_or((1, Duration::ZERO), |t| (t.number, t.elapsed()));
+        let attempts = last.map_or(1, |t| t.number);
         let status = resp.status().as_u16();
         let text = resp.bytes().await.map_err(|e| WandbError::Unreachable {
             what: what.clone(),
             attempts,
-            elapsed,
+            elapsed: last.map_or(Duration::ZERO, |t| t.elapsed()),
             source: e,
         })?;
         if status == 401 || status == 403 {
@@ -245,20 +237,23 @@ impl Client {
                             };
                             Attempt::Retry { reason: failure.to_string(), result: Err(given_up) }
                         }
-                        Err(e) => Attempt::Retry {
-                            reason: e.to_string(),
-                            result: Err(WandbError::Unreachable {
-                                what: label.clone(),
-                                attempts: t.number,
-                                elapsed: t.elapsed(),
-                                source: e,
-                            }),
-                        },
+                        Err(e) => unreachable(label, t, e),
                     }
                 }
             })
             .await
     }
+}
+
+/// A transport failure of attempt `t`: asked again while the retry budget lasts.
+fn unreachable<T>(what: &str, t: Try, e: reqwest::Error) -> Attempt<T, WandbError> {
+    let failure = WandbError::Unreachable {
+        what: what.to_owned(),
+        attempts: t.number,
+        elapsed: t.elapsed(),
+        source: e,
+    };
+    Attempt::Retry { reason: failure.to_string(), result: Err(failure) }
 }
 
 /// The start of a server's answer, for a message: printable and bounded.
