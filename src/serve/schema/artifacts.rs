@@ -253,6 +253,10 @@ impl Artifact {
         let runs = self.project_runs(ctx, EdgeKind::Used).await?;
         Ok(RunConnection { edges: runs.into_iter().map(|node| RunEdge { node }).collect() })
     }
+    /// Its own collection's membership and its links.
+    async fn artifact_memberships(&self, ctx: &Context<'_>) -> Res<ArtifactMembershipConnection> {
+        links::memberships(ctx, self).await
+    }
 }
 
 /// What `createdBy` may be (artfs answers runs only).
