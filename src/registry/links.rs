@@ -195,3 +195,123 @@ fn portfolio_of_edge(prefix: &str, key: &str) -> Option<CollectionPath> {
     parts.next().is_none().then_some(())?;
     CollectionPath::new(e, p, n).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::registry::testing::TempRegistry;
+
+    fn path(name: &str) -> CollectionPath {
+        CollectionPath::new("e", "p", name).unwrap()
+    }
+
+    fn strings(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_link_reads_its_source_and_linking_again_makes_no_second_link() {
+        let t = TempRegistry::default();
+        let (ds, pf) = (path("ds"), path("pf"));
+        t.log(&ds, &[("a", b"zero")], &[], None);
+        t.log(&ds, &[("a", b"one")], &[], None);
+        let r = &t.registry;
+        t.runtime.block_on(async {
+            let first = r.link(&ds, 0, &pf, &strings(&["prod"])).await.unwrap();
+            assert_eq!((first.version, first.aliases.clone()), (0, strings(&["latest", "prod"])));
+            let again = r.link(&ds, 0, &pf, &strings(&["best"])).await.unwrap();
+            assert_eq!(again.version, 0);
+            assert_eq!(again.aliases, strings(&["latest", "best", "prod"]));
+            assert_eq!(r.link(&ds, 1, &pf, &[]).await.unwrap().version, 1);
+            // The link names the source's manifest: reads through it are the source's bytes.
+            let link = r.resolve(&pf, &Selector::Alias("prod".into())).await.unwrap();
+            let source = r.resolve(&ds, &Selector::Version(0)).await.unwrap();
+            assert_eq!(link.record.manifest, source.record.manifest);
+            assert_eq!(link.record.digest, source.record.digest);
+            assert_eq!(
+                r.resolve(&pf, &Selector::Alias(LATEST.into())).await.unwrap().record.version,
+                1
+            );
+            // A link to a link links its source.
+            let other = path("other");
+            let via = r.link(&pf, 1, &other, &[]).await.unwrap();
+            let state = r.state(&other).await.unwrap();
+            assert_eq!(state.versions[&via.version].source, Some(link_source(&ds, 1)));
+            let links: Vec<String> =
+                r.links_of(&ds, 1).await.unwrap().iter().map(|l| l.portfolio.to_string()).collect();
+            assert_eq!(links, ["e/p/other", "e/p/pf"]);
+            // Unlinking removes the link only.
+            assert!(r.unlink(&ds, 0, &pf).await.unwrap());
+            assert!(!r.unlink(&ds, 0, &pf).await.unwrap());
+            assert!(r.links_of(&ds, 0).await.unwrap().is_empty());
+            assert_eq!(r.state(&ds).await.unwrap().versions.len(), 2);
+            assert_eq!(
+                r.state(&pf).await.unwrap().versions.keys().copied().collect::<Vec<_>>(),
+                [1]
+            );
+        });
+    }
+
+    #[test]
+    fn portfolios_and_sequences_never_mix() {
+        let t = TempRegistry::default();
+        let (ds, pf) = (path("ds"), path("pf"));
+        t.log(&ds, &[("a", b"zero")], &[], None);
+        let r = &t.registry;
+        t.log(&path("ds2"), &[("a", b"two")], &[], None);
+        t.runtime.block_on(async {
+            let into_logs = r.link(&path("ds2"), 0, &ds, &[]).await.unwrap_err();
+            assert!(into_logs.to_string().contains("not a portfolio"), "{into_logs}");
+            let own = r.link(&ds, 0, &ds, &[]).await.unwrap_err();
+            assert!(own.to_string().contains("own collection"), "{own}");
+            r.link(&ds, 0, &pf, &[]).await.unwrap();
+        });
+        // Logging into a portfolio is refused by the fold itself.
+        let c = crate::registry::Commit {
+            seq: 2,
+            time: Utc::now(),
+            writer: "t".into(),
+            op: Op::Create {
+                version: 1,
+                digest: "d".into(),
+                manifest: "m".into(),
+                artifact_type: "dataset".into(),
+                description: None,
+                metadata: serde_json::Value::Null,
+                size: 1,
+                file_count: 1,
+                aliases: vec![],
+            },
+        };
+        let mut state = t.runtime.block_on(r.state(&pf)).unwrap();
+        use crate::registry::log::Fold as _;
+        assert!(state.apply(&c).unwrap_err().to_string().contains("portfolio"));
+    }
+
+    #[test]
+    fn deleting_a_source_removes_its_links_and_gc_keeps_what_a_live_link_reads() {
+        let t = TempRegistry::default();
+        let (ds, pf) = (path("ds"), path("pf"));
+        t.log(&ds, &[("a", b"zero")], &[], None);
+        t.log(&ds, &[("a", b"one")], &[], None);
+        let r = &t.registry;
+        t.runtime.block_on(async {
+            r.link(&ds, 0, &pf, &[]).await.unwrap();
+            r.link(&ds, 1, &pf, &[]).await.unwrap();
+            r.delete_version(&ds, 0, true).await.unwrap();
+            let state = r.state(&pf).await.unwrap();
+            assert_eq!(state.versions.keys().copied().collect::<Vec<_>>(), [1]);
+            // A source deleted without its links (a writer that died in between): the link
+            // still names the manifest, so gc keeps it and its blob.
+            r.commit(&ds, |_| Ok((Some(Op::Delete { version: 1 }), ()))).await.unwrap();
+            r.gc(Duration::ZERO).await.unwrap();
+            let link = r.resolve(&pf, &Selector::Version(1)).await.unwrap();
+            let manifest = r.manifest(&link).await.unwrap();
+            let entry = &manifest.contents["a"];
+            let blob = crate::registry::entry_blob_key(entry).unwrap();
+            assert_eq!(&r.store().get(&blob).await.unwrap()[..], b"one");
+        });
+    }
+}
