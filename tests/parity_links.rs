@@ -2,8 +2,16 @@
 //! `Artifact.link`/`unlink`, the model helpers, reads through the portfolio by the SDK, the CLI
 //! and gc, and two servers over one S3 registry agreeing on links.
 
+use std::collections::BTreeMap;
+
 use crate::serve::{Server, create_key, run_flow};
 use crate::util::{Env, read_tree};
+
+/// Hex MD5 of every file below `root`, as the flow scripts' `tree()` reports them.
+fn md5s(root: &std::path::Path) -> BTreeMap<String, String> {
+    let md5 = |v: &[u8]| hex::encode(<md5::Md5 as md5::Digest>::digest(v));
+    read_tree(root).into_iter().map(|(k, v)| (k, md5(&v))).collect()
+}
 
 #[test]
 fn sdk_links_read_back_through_the_portfolio_everywhere() {
@@ -17,10 +25,10 @@ fn sdk_links_read_back_through_the_portfolio_everywhere() {
     let names: Vec<&str> =
         versions.as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
     assert_eq!(names, ["v1"], "{versions}");
-    assert_eq!(
-        env.json(&["show", "acme/bikes/portfolio:latest"])["digest"],
-        out["portfolio_digest"]
-    );
+    let shown = env.json(&["show", "acme/bikes/portfolio:latest"]);
+    assert_eq!(shown["digest"], out["portfolio_digest"]);
+    assert_eq!(shown["link_of"], "acme/bikes/weights:v1");
+    assert_eq!(env.json(&["show", "acme/bikes/weights:v1"])["link_of"], serde_json::Value::Null);
     // The source keeps both versions: unlinking and the links' deletion touched none of them.
     let sources = env.json(&["versions", "acme/bikes/weights"]);
     assert_eq!(sources.as_array().unwrap().len(), 2, "{sources}");
@@ -31,13 +39,12 @@ fn sdk_links_read_back_through_the_portfolio_everywhere() {
     env.ok(&["gc", "--grace", "0s"]);
     let got = env.path("got");
     env.ok(&["-q", "get", "acme/bikes/portfolio:latest", "--root", got.to_str().unwrap()]);
-    let want: std::collections::BTreeMap<String, String> =
-        serde_json::from_value(out["w1"].clone()).unwrap();
-    let have: std::collections::BTreeMap<String, String> = read_tree(&got)
-        .into_iter()
-        .map(|(k, v)| (k, hex::encode(<md5::Md5 as md5::Digest>::digest(&v))))
-        .collect();
-    assert_eq!(have, want);
+    let want: BTreeMap<String, String> = serde_json::from_value(out["w1"].clone()).unwrap();
+    assert_eq!(md5s(&got), want);
+    // The mount reads a portfolio like any collection, verified as usual.
+    let mnt = env.mount(&[env.path("mnt").to_str().unwrap()]);
+    assert_eq!(md5s(&mnt.join("acme/bikes/portfolio:latest")), want);
+    drop(mnt);
     let registered = env.json(&["versions", "acme/model-registry/test_portfolio"]);
     assert_eq!(registered.as_array().unwrap().len(), 1, "{registered}");
 }
