@@ -51,14 +51,7 @@ fn sdk_links_read_back_through_the_portfolio_everywhere() {
 
 #[test]
 fn two_servers_over_one_s3_registry_agree_on_links() {
-    let Some(vars) = crate::util::s3_vars() else {
-        eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
-        return;
-    };
-    let bucket = crate::util::unique_bucket("links");
-    crate::util::create_s3_bucket(&vars[0].1, &bucket, false);
-    let mut env = Env::with_registry(&format!("s3://{bucket}/reg"));
-    env.vars = vars;
+    let Some(env) = crate::cloud_registry::s3_env("links") else { return };
     let a = Server::start(&env, &[]);
     let b = Server::start_logging_to(&env, &[], "serve-b.log");
     let key = create_key(&env, &["ana", "--entities", "acme"]);

@@ -211,12 +211,18 @@ mod tests {
         a.iter().map(|s| s.to_string()).collect()
     }
 
-    #[test]
-    fn a_link_reads_its_source_and_linking_again_makes_no_second_link() {
+    /// A registry where `ds` has v0 and v1, and the portfolio `pf` to link them into.
+    fn two_versions() -> (TempRegistry, CollectionPath, CollectionPath) {
         let t = TempRegistry::default();
         let (ds, pf) = (path("ds"), path("pf"));
         t.log(&ds, &[("a", b"zero")], &[], None);
         t.log(&ds, &[("a", b"one")], &[], None);
+        (t, ds, pf)
+    }
+
+    #[test]
+    fn a_link_reads_its_source_and_linking_again_makes_no_second_link() {
+        let (t, ds, pf) = two_versions();
         let r = &t.registry;
         t.runtime.block_on(async {
             let first = r.link(&ds, 0, &pf, &strings(&["prod"])).await.unwrap();
@@ -292,10 +298,7 @@ mod tests {
 
     #[test]
     fn deleting_a_source_removes_its_links_and_gc_keeps_what_a_live_link_reads() {
-        let t = TempRegistry::default();
-        let (ds, pf) = (path("ds"), path("pf"));
-        t.log(&ds, &[("a", b"zero")], &[], None);
-        t.log(&ds, &[("a", b"one")], &[], None);
+        let (t, ds, pf) = two_versions();
         let r = &t.registry;
         t.runtime.block_on(async {
             r.link(&ds, 0, &pf, &[]).await.unwrap();
