@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::serve::{Server, create_key, run_flow};
+use serde_json::json;
+
+use crate::serve::{Server, create_key, gql, run_flow};
 use crate::util::{Env, read_tree};
 
 /// Hex MD5 of every file below `root`, as the flow scripts' `tree()` reports them.
@@ -45,6 +47,24 @@ fn sdk_links_read_back_through_the_portfolio_everywhere() {
     let mnt = env.mount(&[env.path("mnt").to_str().unwrap()]);
     assert_eq!(md5s(&mnt.join("acme/bikes/portfolio:latest")), want);
     drop(mnt);
+    // Linking needs a key that may read the source and write the portfolio's entity.
+    let q = "query($e: String!, $p: String!, $n: String!) { project(name: $p, entityName: $e) { \
+             artifactCollectionMembership(name: $n) { artifact { id } } } }";
+    let r = gql(&server, &key, q, json!({"e": "acme", "p": "bikes", "n": "weights:v1"}));
+    let id = r["data"]["project"]["artifactCollectionMembership"]["artifact"]["id"].clone();
+    let link = "mutation($i: LinkArtifactInput!) { linkArtifact(input: $i) { versionIndex } }";
+    let into = |entity: &str| {
+        json!({"i": {"artifactID": id, "artifactPortfolioName": "p", "entityName": entity,
+                     "projectName": "x"}})
+    };
+    let r = gql(&server, &key, link, into("zed"));
+    assert_eq!(r["errors"][0]["extensions"]["code"], "FORBIDDEN", "{r}");
+    let bob = create_key(&env, &["bob", "--entities", "bobs"]);
+    let r = gql(&server, &bob, link, into("bobs"));
+    assert_eq!(r["errors"][0]["extensions"]["code"], "NOT_FOUND", "{r}");
+    assert!(!env.registry_dir().join("collections/bobs").exists(), "nothing was linked");
+    let r = gql(&server, &key, link, into("acme"));
+    assert_eq!(r["data"]["linkArtifact"]["versionIndex"], 0, "{r}");
     let registered = env.json(&["versions", "acme/model-registry/test_portfolio"]);
     assert_eq!(registered.as_array().unwrap().len(), 1, "{registered}");
 }

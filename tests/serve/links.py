@@ -60,6 +60,9 @@ check(api.artifact_collection("model", E_P + "/weights").is_sequence(), "a seque
 members = list(col.artifacts())
 check(sorted(m.version for m in members) == ["v0", "v1"], "members %r" % [m.version for m in members])
 check(all(m.is_link for m in members), "members are links")
+by_version = {m.version: sorted(m.aliases) for m in members}
+check(by_version == {"v0": ["best", "prod"], "v1": ["latest"]}, "members' aliases %r" % by_version)
+check(sorted(source.aliases) == [], "the source's own aliases %r" % source.aliases)
 kinds = {c.name: c.is_sequence() for c in api.artifact_collections(E_P, "model")}
 check(kinds == {"portfolio": False, "weights": True}, "collections %r" % kinds)
 

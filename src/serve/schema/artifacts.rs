@@ -226,8 +226,9 @@ impl Artifact {
     async fn updated_at(&self) -> Option<&str> {
         Some(&self.created_at)
     }
-    async fn aliases(&self) -> Vec<ArtifactAlias> {
-        self.alias_objects()
+    /// In every collection it is a member of, as W&B answers (the SDK keeps one collection's).
+    async fn aliases(&self, ctx: &Context<'_>) -> Res<Vec<ArtifactAlias>> {
+        links::all_aliases(ctx, self).await
     }
     async fn current_manifest(&self, ctx: &Context<'_>) -> Option<ArtifactManifest> {
         let key = self.manifest_key.as_ref()?;

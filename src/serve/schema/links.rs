@@ -221,6 +221,23 @@ pub(super) async fn unlink_artifact(
     Ok(SuccessPayload { success: true })
 }
 
+/// An artifact's aliases in its own collection, then in every portfolio that links it.
+pub(super) async fn all_aliases(ctx: &Context<'_>, a: &Artifact) -> Res<Vec<ArtifactAlias>> {
+    let mut out = a.alias_objects();
+    let Some(version) = a.version else { return Ok(out) };
+    for l in reg(ctx).links_of(&a.collection, version).await.map_err(err)? {
+        if access(ctx).can_read(&l.portfolio.entity) {
+            let collection = l.portfolio;
+            out.extend(
+                l.aliases
+                    .into_iter()
+                    .map(|alias| ArtifactAlias { alias, collection: collection.clone() }),
+            );
+        }
+    }
+    Ok(out)
+}
+
 /// An artifact's memberships: its own collection's, then every portfolio the caller may read
 /// that links it.
 pub(super) async fn memberships(
