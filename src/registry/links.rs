@@ -291,6 +291,21 @@ mod tests {
                 aliases: vec![],
             },
         };
+        // Logging a link's very content into its portfolio is refused too, not taken for a re-log.
+        let refused = t.runtime.block_on(async {
+            let source = r.resolve(&ds, &Selector::Version(0)).await.unwrap();
+            let req = crate::registry::LogRequest {
+                collection: pf.clone(),
+                artifact_type: "dataset".into(),
+                description: None,
+                metadata: None,
+                aliases: vec![],
+                manifest: r.manifest(&source).await.unwrap(),
+                sources: Default::default(),
+            };
+            r.log(&req, &()).await.unwrap_err()
+        });
+        assert!(refused.to_string().contains("portfolio of links"), "{refused}");
         let mut state = t.runtime.block_on(r.state(&pf)).unwrap();
         use crate::registry::log::Fold as _;
         assert!(state.apply(&c).unwrap_err().to_string().contains("portfolio"));

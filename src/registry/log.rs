@@ -292,8 +292,10 @@ impl CollectionState {
         out
     }
 
+    /// The logged version with this content; a link is never one (logging into a portfolio is
+    /// refused, not turned into a move of the link's aliases).
     pub fn version_by_digest(&self, digest: &str) -> Option<&VersionRecord> {
-        self.versions.values().find(|v| v.digest == digest)
+        self.versions.values().find(|v| v.digest == digest && v.source.is_none())
     }
 
     pub fn latest(&self) -> Option<&VersionRecord> {
