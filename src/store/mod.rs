@@ -987,7 +987,7 @@ mod tests {
         assert!(err.to_string().contains("shorter than when it was opened"), "{err}");
     }
 
-    /// What an `mmap` writer does (issue 12): the bytes change, size and mtime do not.
+    /// What an `mmap` writer does: the bytes change, size and mtime do not.
     async fn changed_in_place_keeping_size_and_mtime_publishes_nothing(store: &Store, tmp: &Path) {
         for len in [100, UPLOAD_PART_BYTES + 100] {
             let src = tmp.join(format!("mapped-{len}"));

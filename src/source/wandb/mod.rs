@@ -1,5 +1,5 @@
 //! A W&B server (W&B's cloud, a self-hosted one, `artfs serve`) behind the seam, read-only, with
-//! exactly the SDK's requests (`../shared/wandb-api.md` §10):
+//! exactly the SDK's requests (`docs/WANDB-API.md` §10):
 //! - names resolve with `ArtifactMembershipByName`; versions and aliases of a collection come
 //!   from `ProjectArtifacts` (COMMITTED only, aliases of this collection only), collections from
 //!   `ProjectArtifactCollections`, projects from `GetProjects`, entities from `Viewer`;
