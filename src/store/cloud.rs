@@ -334,7 +334,10 @@ impl S3Config {
 
 impl GcsConfig {
     /// Google's variables and gcloud's ADC file, as [`CloudConfig::from_vars`] lists them.
-    fn from_vars(var: &dyn Fn(&str) -> Option<String>, home: Option<&std::path::Path>) -> GcsConfig {
+    fn from_vars(
+        var: &dyn Fn(&str) -> Option<String>,
+        home: Option<&std::path::Path>,
+    ) -> GcsConfig {
         let flag = |name: &str| flag(var, name);
         let emulator = var("ARTFS_GCS_ENDPOINT").or_else(|| var("STORAGE_EMULATOR_HOST"));
         let adc_file = var("CLOUDSDK_CONFIG")
