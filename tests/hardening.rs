@@ -1,4 +1,4 @@
-//! Issue 12's write-path defects, end to end: files that lie about their size or names, imported
+//! Write-path defects, end to end: files that lie about their size or names, imported
 //! manifests that could never be read, crafted and broken registry objects, interrupted logs,
 //! files changed through `mmap` while they are logged.
 

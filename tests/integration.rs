@@ -17,7 +17,7 @@ mod cloud_registry;
 mod references;
 // Shared registries written by others: references a reader did not allow, wrong sizes, raw text.
 mod trust;
-// Issue 12's write-path defects: lying sizes, bad names, crafted objects, interrupted logs.
+// Write-path defects: lying sizes, bad names, crafted objects, interrupted logs.
 mod hardening;
 // Runs and lineage from the CLI: --run on log/get/mount, `artfs run`, `runs`, `lineage`.
 mod lineage;
@@ -33,7 +33,7 @@ mod serve;
 mod serve_hostile;
 // A W&B server (`artfs serve` with SDK-logged versions) as the registry; failing servers.
 mod wandb_source;
-// Issue 11 through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.
+// Lineage through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.
 mod serve_lineage;
 // Links and portfolios through `artfs serve` with the real SDK, the CLI, gc and two servers.
 mod parity_links;

@@ -122,7 +122,7 @@ fn the_quick_start_runs_verbatim() {
     assert!(home.join(".local/share/artfs/registry/artfs-registry.json").is_file());
 }
 
-/// Every `module::path::test_name` the README cites as evidence: a document that names a test
+/// Every `module::path::test_name` a document cites as evidence: a document that names a test
 /// which no longer exists promises something nothing checks.
 fn cited_tests(readme: &str) -> Vec<String> {
     let mut out: Vec<String> = readme
@@ -144,10 +144,22 @@ fn cited_tests(readme: &str) -> Vec<String> {
     out
 }
 
+/// The README and every page of `docs/`, each with its path.
+fn documents(root: &Path) -> Vec<(PathBuf, String)> {
+    let mut paths = vec![root.join("README.md")];
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    pages.sort();
+    paths.extend(pages);
+    paths.into_iter().map(|p| (p.clone(), std::fs::read_to_string(&p).unwrap())).collect()
+}
+
 #[test]
-fn every_test_the_readme_cites_exists() {
+fn every_test_the_docs_cite_exists() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let mut sources = String::new();
     for dir in ["src", "tests"] {
         for e in walkdir::WalkDir::new(root.join(dir)).into_iter().filter_map(Result::ok) {
@@ -156,14 +168,41 @@ fn every_test_the_readme_cites_exists() {
             }
         }
     }
-    let cited = cited_tests(&readme);
-    assert!(cited.len() > 50, "the README cites its tests: {cited:?}");
-    let missing: Vec<&String> = cited
-        .iter()
-        .filter(|t| {
+    let docs = documents(root);
+    assert!(docs.len() >= 8, "README and the docs/ pages: {:?}", docs.iter().map(|d| &d.0));
+    let mut cited = 0;
+    let mut missing = Vec::new();
+    for (path, text) in &docs {
+        for t in cited_tests(text) {
+            cited += 1;
             let name = t.rsplit("::").next().unwrap_or_default();
-            !sources.contains(&format!("fn {name}(")) && !sources.contains(&format!("mod {name}"))
+            if !sources.contains(&format!("fn {name}("))
+                && !sources.contains(&format!("mod {name}"))
+            {
+                missing.push(format!("{}: {t}", path.display()));
+            }
+        }
+    }
+    assert!(cited > 50, "the docs cite their tests ({cited} found)");
+    assert!(missing.is_empty(), "documents cite tests that do not exist: {missing:?}");
+}
+
+/// Documents and tests name behaviour: a ticket number means nothing to a reader of the tree.
+#[test]
+fn no_document_names_a_ticket() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ticket = |line: &str| {
+        let l = line.to_ascii_lowercase();
+        l.match_indices("issue ").any(|(i, m)| {
+            l[i + m.len()..].starts_with(|c: char| c.is_ascii_digit())
+                || l[i + m.len()..].starts_with('#')
+        })
+    };
+    let named: Vec<String> = documents(root)
+        .iter()
+        .flat_map(|(p, text)| {
+            text.lines().filter(|l| ticket(l)).map(move |l| format!("{}: {l}", p.display()))
         })
         .collect();
-    assert!(missing.is_empty(), "the README cites tests that do not exist: {missing:?}");
+    assert!(named.is_empty(), "documents name tickets: {named:?}");
 }

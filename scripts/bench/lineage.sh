@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark for issue 11 (Performance): `artfs lineage` of a version 3 hops deep in a project
+# Benchmark (Performance): `artfs lineage` of a version 3 hops deep in a project
 # with 10,000 runs and 10,000 versions: under 1 s on a local registry, and a handful of requests
 # on S3.
 #
@@ -20,8 +20,8 @@ BENCH_DIR=${BENCH_DIR:-/tmp/artfs-bench-lineage}
 REPS=${BENCH_REPS:-5}
 RUNS=${BENCH_RUNS:-10000}
 S3_RUNS=${BENCH_S3_RUNS:-1000}
-BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
-SECTION="## artfs lineage (issue 11)"
+BENCH_MD=${BENCH_MD:-$REPO/docs/BENCHMARKS.md}
+SECTION="## How fast is `artfs lineage` on a large project?"
 BIN=$REPO/target/release/artfs
 [[ -x $BIN ]] || cargo build --release
 mkdir -p "$BENCH_DIR"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark for issue 2 (Performance): `artfs log` of 2 GiB in 2,000 files.
+# Benchmark (Performance): `artfs log` of 2 GiB in 2,000 files.
 #
 # Targets, as ratios against baselines measured in the same run (the machine is noisy):
 #   artfs log (fresh registry)      <= 1.3 x  (md5sum + cp -r of the same files)
@@ -11,7 +11,7 @@
 # Every contender runs cold (the data set's files evicted from the page cache one by one with
 # posix_fadvise DONTNEED, `evict.py`: other work on the machine keeps its cache) and warm.
 # Each is repeated BENCH_REPS times and the median is reported. Results go to stdout and to
-# the `## artfs log (issue 2)` section of BENCHMARKS.md (other sections are kept).
+# the `## How fast does `artfs log` upload? (2 GiB in 2,000 files)` section of BENCHMARKS.md (other sections are kept).
 #
 # Environment:
 #   ARTFS_BIN     artfs binary (default target/release/artfs, built with cargo if missing)
@@ -32,11 +32,11 @@ FILES=${BENCH_FILES:-2000}
 FILE_KIB=${BENCH_FILE_KIB:-1024}
 FILE_BYTES=$((FILE_KIB * 1024))
 TOTAL_BYTES=$((FILES * FILE_BYTES))
-BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
+BENCH_MD=${BENCH_MD:-$REPO/docs/BENCHMARKS.md}
 BENCH_WANDB=${BENCH_WANDB:-1}
 WANDB_VERSION=${WANDB_VERSION:-0.31.0}
 BENCH_STRICT=${BENCH_STRICT:-0}
-SECTION="## artfs log (issue 2)"
+SECTION="## How fast does `artfs log` upload? (2 GiB in 2,000 files)"
 
 die() { echo "log.sh: $*" >&2; exit 1; }
 note() { echo "log.sh: $*" >&2; }
@@ -308,7 +308,7 @@ SECTION_TEXT=$(cat <<EOF
 $SECTION
 
 Run \`scripts/bench/log.sh\` (or \`make bench\`). Targets: \`artfs log\` within 1.3× of
-\`md5sum\` + \`cp -r\` of the same files; a re-log of unchanged files (issue 14: the stat cache
+\`md5sum\` + \`cp -r\` of the same files; a re-log of unchanged files (the stat cache
 reads none of them) within 0.1× of \`md5sum\`, and with \`--rehash\` no slower than it.
 Peer (no target): wandb SDK \`Artifact.add_dir\` offline (copies each file to its staging dir and
 MD5-hashes it, eagerly). Ratios are against baselines measured in the same run; medians of

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark for issue 3 (Performance): the mount.
+# Benchmark (Performance): the mount.
 #
 #   1. warm read of a cached 1 GiB file through the mount vs `cat` of the cache file itself
 #      (page cache dropped before each run)                               target >= 0.9x
@@ -12,7 +12,7 @@
 # The large artifacts are written straight into the registry (a manifest and a commit, digests
 # of nothing: listing never reads content), so the benchmark does not spend minutes logging a
 # million files. Each timing is repeated BENCH_REPS times; medians are reported. Results go to
-# stdout and to the `## Mount (issue 3)` section of BENCHMARKS.md (other sections are kept).
+# stdout and to the `## How fast does the mount read, cold and warm?` section of BENCHMARKS.md (other sections are kept).
 #
 # Environment:
 #   ARTFS_BIN       artfs binary (default target/release/artfs, built with cargo if missing)
@@ -32,8 +32,8 @@ REPS=${BENCH_REPS:-3}
 BIG_MIB=${BENCH_BIG_MIB:-1024}
 ENTRIES=${BENCH_ENTRIES:-100000}
 HUGE=${BENCH_HUGE:-1000000}
-BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
-SECTION="## Mount (issue 3)"
+BENCH_MD=${BENCH_MD:-$REPO/docs/BENCHMARKS.md}
+SECTION="## How fast does the mount read, cold and warm?"
 
 die() { echo "mount.sh: $*" >&2; exit 1; }
 note() { echo "mount.sh: $*" >&2; }
@@ -221,7 +221,7 @@ Run \`scripts/bench/mount.sh\` (or \`make bench\`). Local registry; medians of $
 drop the page, dentry and inode caches first (\`echo 3 > /proc/sys/vm/drop_caches\`). The idle
 daemon (one 1-entry version mounted) had $((RSS_SMALL / 1024)) MiB RSS. Reads through the
 mount copy every byte through the daemon (kernel page cache kept across opens, no FUSE
-passthrough yet: that is issue 5), which is what the warm-read ratio measures.
+passthrough yet), which is what the warm-read ratio measures.
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC')
 - machine: $(nproc) cores, kernel $(uname -r), $(free -g | awk '/^Mem:/ { print $2 " GiB RAM" }'), $(findmnt -no FSTYPE -T "$BENCH_DIR") in $BENCH_DIR

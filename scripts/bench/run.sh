@@ -13,4 +13,4 @@ for bench in "$here"/*.sh; do
   bash "$bench"
   ran=$((ran + 1))
 done
-echo "==> $ran benchmark(s) done; results in BENCHMARKS.md"
+echo "==> $ran benchmark(s) done; results in docs/BENCHMARKS.md"

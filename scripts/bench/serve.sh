@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark for issue 9 (Performance): the wandb SDK through `artfs serve` against artfs itself.
+# Benchmark (Performance): the wandb SDK through `artfs serve` against artfs itself.
 #   log:      SDK `log_artifact` of BENCH_FILES files through `artfs serve`  vs  `artfs log`
 #             (target: within 1.5x)
 #   download: SDK `artifact.download()` through `artfs serve`  vs  `artfs get`  vs  `cat` of every
@@ -10,7 +10,7 @@
 #   memory:   peak RSS (VmHWM) of the server over the run; with BENCH_BIG_GIB=N (e.g. 4) also
 #             of a fresh server receiving one file of N GiB (multipart) through the SDK
 # Warm page cache, one repetition (the SDK run dominates; compare ratios of one run only).
-# Results go to stdout and to the `## artfs serve (issue 9)` section of BENCHMARKS.md.
+# Results go to stdout and to the `## How fast is the SDK through `artfs serve`?` section of BENCHMARKS.md.
 #
 # Environment: ARTFS_BIN (default target/release/artfs), ARTFS_WANDB_PYTHON (a Python with
 # wandb==0.31.0; default /work/venv/bin/python), BENCH_DIR (default /tmp/artfs-bench-serve),
@@ -23,7 +23,7 @@ PY=${ARTFS_WANDB_PYTHON:-/work/venv/bin/python}
 DIR=${BENCH_DIR:-/tmp/artfs-bench-serve}
 FILES=${BENCH_FILES:-2000}
 KIB=${BENCH_FILE_KIB:-1024}
-BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
+BENCH_MD=${BENCH_MD:-$REPO/docs/BENCHMARKS.md}
 [[ -x $ARTFS_BIN ]] || { echo "serve.sh: build first (cargo build --release)" >&2; exit 1; }
 
 rm -rf "$DIR" && mkdir -p "$DIR/data" "$DIR/w/wandb"
@@ -103,7 +103,7 @@ fi
 MIB=$((FILES * KIB / 1024))
 ratio() { echo "scale=2; $1 / $2" | bc; }
 report=$(cat <<EOF
-## artfs serve (issue 9)
+## How fast is the SDK through `artfs serve`?
 
 \`scripts/bench/serve.sh\`, $FILES files of $KIB KiB ($MIB MiB), warm page cache, one run,
 $(date -u +%Y-%m-%d) on $(nproc) cores shared with other work; ratios within this run.
@@ -123,4 +123,4 @@ $big_line
 EOF
 )
 echo "$report"
-echo "$report" | python3 "$REPO/scripts/bench/update-section.py" "$BENCH_MD" "## artfs serve (issue 9)"
+echo "$report" | python3 "$REPO/scripts/bench/update-section.py" "$BENCH_MD" "## How fast is the SDK through `artfs serve`?"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark for issue 5 (read speed): artfs mount vs curl, s3fs and rclone mount, all reading the
+# Benchmark (read speed): artfs mount vs curl, s3fs and rclone mount, all reading the
 # same objects from the same local S3 server (ministack) in the same run.
 #
 #   1. one 1 GiB file read sequentially (cold, warm): artfs vs curl GET vs s3fs vs rclone
@@ -15,7 +15,7 @@
 # DONTNEED; never `drop_caches`, which would disturb others measuring on the machine) and empty
 # caches (fresh mount, fresh cache dir);
 # warm = the same read again on the same mount. Results go to stdout and replace the
-# `## Speed (issue 5)` section of BENCHMARKS.md. Leaves no mount or server behind (ministack is
+# `## Cold sequential reads: artfs vs s3fs, rclone and curl` section of BENCHMARKS.md. Leaves no mount or server behind (ministack is
 # stopped again if this script started it).
 #
 # Environment: BENCH_DIR (default /tmp/artfs-speed), ARTFS_BIN, BENCH_BIG_MIB (1024),
@@ -37,8 +37,8 @@ ROWS=${BENCH_ROWS:-all}
 [[ $ROWS == all || $ROWS == 1 ]] || { echo "speed.sh: BENCH_ROWS is 'all' or '1'" >&2; exit 1; }
 PERF_OUT=${BENCH_PERF:-}
 SMALL_KIB=16
-BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
-SECTION="## Speed (issue 5)"
+BENCH_MD=${BENCH_MD:-$REPO/docs/BENCHMARKS.md}
+SECTION="## Cold sequential reads: artfs vs s3fs, rclone and curl"
 ENDPOINT=http://127.0.0.1:4566
 # Row 2b goes through a proxy that delays each request by LATENCY_MS (scripts/bench/latency-proxy.py).
 LATENCY_MS=${BENCH_LATENCY_MS:-30}

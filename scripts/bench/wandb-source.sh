@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark for issue 10 (Performance): a W&B server as the registry. One `artfs serve` on
+# Benchmark (Performance): a W&B server as the registry. One `artfs serve` on
 # 127.0.0.1 holds an artifact logged by the wandb SDK (one BENCH_BIG_MIB file + BENCH_SMALL
 # files of BENCH_SMALL_KIB), read back three ways, each with an empty cache of its own:
 #   SDK `artifact.download()`  vs  `artfs get --registry http://…`  vs  `cat` of every file
@@ -7,9 +7,9 @@
 # and the time to the first byte through a fresh mount with an empty cache, of one small file
 # and of the big one (target: < 1 s). W&B keeps no chunk checksums, so the big file's first
 # byte waits for the whole file to arrive (parallel ranges) and match its MD5; BENCH_BIG_MIB=4096
-# measures the issue's 4 GiB entry (default 1 GiB: the disk and time of a shared machine).
+# measures a 4 GiB entry (default 1 GiB: the disk and time of a shared machine).
 # Page cache warm on the server side; one run; compare ratios within the run only.
-# Results go to stdout and to the `## W&B source (issue 10)` section of BENCHMARKS.md.
+# Results go to stdout and to the `## How fast is a W&B server as the registry?` section of BENCHMARKS.md.
 #
 # Environment: ARTFS_BIN (default target/release/artfs), ARTFS_WANDB_PYTHON (a Python with
 # wandb==0.31.0), BENCH_DIR (default /tmp/artfs-bench-wandb-source), BENCH_BIG_MIB (1024),
@@ -23,7 +23,7 @@ DIR=${BENCH_DIR:-/tmp/artfs-bench-wandb-source}
 BIG_MIB=${BENCH_BIG_MIB:-1024}
 SMALL=${BENCH_SMALL:-2000}
 SMALL_KIB=${BENCH_SMALL_KIB:-16}
-BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
+BENCH_MD=${BENCH_MD:-$REPO/docs/BENCHMARKS.md}
 [[ -x $ARTFS_BIN ]] || { echo "wandb-source.sh: build first (cargo build --release)" >&2; exit 1; }
 
 rm -rf "$DIR" && mkdir -p "$DIR/data/small" "$DIR/w/wandb" "$DIR/mnt"
@@ -106,7 +106,7 @@ kill $SERVER 2>/dev/null || true
 
 ratio() { echo "scale=2; $1 / $2" | bc; }
 report=$(cat <<EOF
-## W&B source (issue 10)
+## How fast is a W&B server as the registry?
 
 \`scripts/bench/wandb-source.sh\`: \`artfs serve\` on 127.0.0.1 holding one artifact logged by the
 wandb SDK 0.31 (one file of $BIG_MIB MiB + $SMALL files of $SMALL_KIB KiB; the log took $t_sdk_log s),
@@ -124,9 +124,9 @@ Time to the first byte through a fresh mount, empty cache: a $SMALL_KIB KiB file
 the $BIG_MIB MiB file $t_first_big s (target < 1 s). The big file has no chunk checksums on a W&B
 server, so its first byte waits until all of it arrived by parallel 16 MiB ranges and matched its
 MD5 ($ranged GETs of it in the server log over the run, all readers together); \`md5sum\` of the
-same file from page cache alone takes $t_md5 s.$( ((BIG_MIB < 4096)) && printf '%s' " The issue's 4 GiB entry was not run here
+same file from page cache alone takes $t_md5 s.$( ((BIG_MIB < 4096)) && printf '%s' " A 4 GiB entry was not run here
 (disk and time on a shared machine): \`BENCH_BIG_MIB=4096\` runs it.")
 EOF
 )
 echo "$report"
-echo "$report" | python3 "$REPO/scripts/bench/update-section.py" "$BENCH_MD" "## W&B source (issue 10)"
+echo "$report" | python3 "$REPO/scripts/bench/update-section.py" "$BENCH_MD" "## How fast is a W&B server as the registry?"

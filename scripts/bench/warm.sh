@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark for issue 14 (item 3): warming the cache on purpose.
+# Benchmark (item 3): warming the cache on purpose.
 #
 #   A. a shuffled first epoch: N small files (ImageNet-like: 10 class folders) read by a 4-worker
 #      loader (Python threads, `loader.py`, seeded shuffle) through a fresh mount, cold: local
@@ -12,7 +12,7 @@
 # Cold = fresh cache dir and fresh mount (new inodes: nothing in the page cache through the
 # mount); the page cache is never dropped machine-wide. Every measurement is repeated
 # BENCH_REPS times, cases interleaved within a repetition, and the median reported. Results go
-# to stdout and replace the `## Warm-up (issue 14)` section of BENCHMARKS.md.
+# to stdout and replace the `## Does warming the cache on purpose pay?` section of BENCHMARKS.md.
 #
 # Environment: BENCH_DIR (default /tmp/artfs-warm), ARTFS_BIN, BENCH_N (2000), BENCH_KIB (64),
 # BENCH_REPS (3), BENCH_LATENCY_MS (30), BENCH_MD (BENCHMARKS.md).
@@ -25,8 +25,8 @@ N=${BENCH_N:-2000}
 KIB=${BENCH_KIB:-64}
 REPS=${BENCH_REPS:-3}
 LATENCY_MS=${BENCH_LATENCY_MS:-30}
-BENCH_MD=${BENCH_MD:-$REPO/BENCHMARKS.md}
-SECTION="## Warm-up (issue 14)"
+BENCH_MD=${BENCH_MD:-$REPO/docs/BENCHMARKS.md}
+SECTION="## Does warming the cache on purpose pay?"
 ENDPOINT=http://127.0.0.1:4566
 BUCKET=artfs-warm-$$
 note() { echo "warm.sh: $*" >&2; }

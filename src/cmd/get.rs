@@ -38,30 +38,7 @@ impl App {
             move || survey(&root, &manifest, &selected).map(|s| (s, selected, manifest))
         })
         .await??;
-        if !survey.in_the_way.is_empty() {
-            bail!(
-                "{}: {} where {label} needs the other kind (file or folder); move {} away and run `artfs get` again",
-                root.display(),
-                listing(&survey.in_the_way),
-                if survey.in_the_way.len() == 1 { "it" } else { "them" },
-            );
-        }
-        let clean = survey.other.is_empty() && survey.differing.is_empty();
-        if !args.force && !clean {
-            let mut what = Vec::new();
-            if !survey.other.is_empty() {
-                what.push(format!("files that are not in {label}: {}", listing(&survey.other)));
-            }
-            if !survey.differing.is_empty() {
-                what.push(format!("files that differ from it: {}", listing(&survey.differing)));
-            }
-            bail!(
-                "{} already holds {}; nothing was written. Pass --force to download into it anyway \
-                 (other files are kept, differing ones replaced), or choose another --root",
-                root.display(),
-                what.join(", and ")
-            );
-        }
+        survey.refuse_unless_clean(&root, &label, args.force)?;
 
         let todo = Manifest {
             storage_policy_config: manifest.storage_policy_config.clone(),
@@ -89,33 +66,7 @@ impl App {
         }
         if !self.config.quiet {
             let entries: Vec<&Entry> = selected.iter().map(|p| &manifest.contents[p]).collect();
-            // What is on disk now: a reference of unknown size counts as the bytes it gave.
-            let bytes = written + survey.same_bytes;
-            let mut line = format!(
-                "{name} -> {} ({}, {}, {}",
-                root.display(),
-                count(entries.len(), "file"),
-                human_bytes(bytes),
-                checked(&entries)
-            );
-            if !survey.same.is_empty() {
-                line += &format!("; {} already there", survey.same.len());
-            }
-            eprintln!("{line})");
-            if !survey.differing.is_empty() {
-                eprintln!(
-                    "replaced {} that differed: {}",
-                    count(survey.differing.len(), "file"),
-                    listing(&survey.differing)
-                );
-            }
-            if !survey.other.is_empty() {
-                eprintln!(
-                    "kept {} not in {name}: {}",
-                    count(survey.other.len(), "file"),
-                    listing(&survey.other)
-                );
-            }
+            survey.report(&name, &root, &entries, written);
         }
         println!("{}", root.display());
         Ok(())
@@ -175,6 +126,69 @@ struct Survey {
     same_bytes: u64,
     /// A folder where an entry goes, or a file where an entry needs a folder.
     in_the_way: Vec<String>,
+}
+
+impl Survey {
+    /// Refuses, writing nothing, when the folder holds something in the way, or (without
+    /// `force`) files that are not the version's or differ from it.
+    fn refuse_unless_clean(&self, root: &Path, label: &str, force: bool) -> Result<()> {
+        if !self.in_the_way.is_empty() {
+            bail!(
+                "{}: {} where {label} needs the other kind (file or folder); move {} away and run `artfs get` again",
+                root.display(),
+                listing(&self.in_the_way),
+                if self.in_the_way.len() == 1 { "it" } else { "them" },
+            );
+        }
+        if force || (self.other.is_empty() && self.differing.is_empty()) {
+            return Ok(());
+        }
+        let mut what = Vec::new();
+        if !self.other.is_empty() {
+            what.push(format!("files that are not in {label}: {}", listing(&self.other)));
+        }
+        if !self.differing.is_empty() {
+            what.push(format!("files that differ from it: {}", listing(&self.differing)));
+        }
+        bail!(
+            "{} already holds {}; nothing was written. Pass --force to download into it anyway \
+             (other files are kept, differing ones replaced), or choose another --root",
+            root.display(),
+            what.join(", and ")
+        );
+    }
+
+    /// What `get` did, on stderr: the version, its size on disk, what was already there, what
+    /// was replaced and what was kept.
+    fn report(&self, name: &str, root: &Path, entries: &[&Entry], written: u64) {
+        // What is on disk now: a reference of unknown size counts as the bytes it gave.
+        let bytes = written + self.same_bytes;
+        let mut line = format!(
+            "{name} -> {} ({}, {}, {}",
+            root.display(),
+            count(entries.len(), "file"),
+            human_bytes(bytes),
+            checked(entries)
+        );
+        if !self.same.is_empty() {
+            line += &format!("; {} already there", self.same.len());
+        }
+        eprintln!("{line})");
+        if !self.differing.is_empty() {
+            eprintln!(
+                "replaced {} that differed: {}",
+                count(self.differing.len(), "file"),
+                listing(&self.differing)
+            );
+        }
+        if !self.other.is_empty() {
+            eprintln!(
+                "kept {} not in {name}: {}",
+                count(self.other.len(), "file"),
+                listing(&self.other)
+            );
+        }
+    }
 }
 
 fn survey(root: &Path, manifest: &Manifest, selected: &BTreeSet<String>) -> Result<Survey> {

@@ -8,6 +8,7 @@ use serde_json::json;
 use super::{App, count, human_bytes, print_json};
 use crate::cli::PrefetchArgs;
 use crate::fetch::Fetcher;
+use crate::manifest::{Entry, Manifest};
 use crate::source::CatalogExt as _;
 use crate::{prefetch, progress};
 
@@ -39,23 +40,7 @@ impl App {
         let manifest = catalog.manifest(&v).await?;
         let blobs = catalog.blobs(&v.collection, &v.record);
         let label = v.label();
-        let selected: Vec<_> = match subtree {
-            None => manifest.contents.iter().collect(),
-            Some(p) => {
-                let folder = format!("{}/", p.trim_end_matches('/'));
-                let found: Vec<_> = manifest
-                    .contents
-                    .iter()
-                    .filter(|(path, _)| *path == p || path.starts_with(&folder))
-                    .collect();
-                if found.is_empty() {
-                    bail!(
-                        "{label} has no entry or folder {p}; `artfs show {label} --files` lists its entries"
-                    );
-                }
-                found
-            }
-        };
+        let selected = select(&manifest, &label, subtree)?;
         let what = match subtree {
             Some(p) => format!("{label}/{p}"),
             None => label.clone(),
@@ -85,25 +70,7 @@ impl App {
         })
         .await?;
         if let Some(first) = warmed.failed.first() {
-            let more = warmed.failed.len() - 1;
-            let others = match more {
-                0 => String::new(),
-                n => format!(
-                    " (and {} more: {})",
-                    count(n, "entry"),
-                    warmed.failed[1..]
-                        .iter()
-                        .take(LISTED_FAILURES)
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                ),
-            };
-            bail!(
-                "{first}{others}; the other {} are in the cache. Nothing unverified was kept; run `artfs prefetch {}` again to retry",
-                count(warmed.files as usize, "entry"),
-                args.artifact
-            );
+            bail!("{first}{}", retry_hint(&warmed, &args.artifact));
         }
         if set.left_out_files > 0 {
             bail!(
@@ -136,6 +103,48 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// The entries of `subtree` (an entry or a folder), or all of them.
+fn select<'m>(
+    manifest: &'m Manifest,
+    label: &str,
+    subtree: Option<&str>,
+) -> Result<Vec<(&'m String, &'m Entry)>> {
+    let Some(p) = subtree else {
+        return Ok(manifest.contents.iter().collect());
+    };
+    let folder = format!("{}/", p.trim_end_matches('/'));
+    let found: Vec<_> = manifest
+        .contents
+        .iter()
+        .filter(|(path, _)| *path == p || path.starts_with(&folder))
+        .collect();
+    if found.is_empty() {
+        bail!("{label} has no entry or folder {p}; `artfs show {label} --files` lists its entries");
+    }
+    Ok(found)
+}
+
+/// After the first failure: the others (a few named), what is in the cache, and how to retry.
+fn retry_hint(warmed: &prefetch::Warmed, artifact: &str) -> String {
+    let others = match warmed.failed.len().saturating_sub(1) {
+        0 => String::new(),
+        n => format!(
+            " (and {} more: {})",
+            count(n, "entry"),
+            warmed.failed[1..]
+                .iter()
+                .take(LISTED_FAILURES)
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    format!(
+        "{others}; the other {} are in the cache. Nothing unverified was kept; run `artfs prefetch {artifact}` again to retry",
+        count(warmed.files as usize, "entry"),
+    )
 }
 
 #[cfg(test)]

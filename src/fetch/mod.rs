@@ -38,7 +38,7 @@ use crate::store::cloud::Clouds;
 pub use health::RegistryHealth;
 use ranged::{FetchStats, LazyBlob, LazyHandle, RangedError, Shared};
 use sidecar::{SIDECAR_MEMO_SUMS, SidecarMemo};
-pub use stall::{StallBound, StallError};
+pub use stall::{BodyError, StallBound, StallError};
 
 /// A download that receives no byte for this long fails instead of waiting forever on a registry
 /// that stopped answering. Generous: backends retry slow requests themselves within it.
@@ -250,3 +250,6 @@ impl Fetcher {
         &self.cache
     }
 }
+
+#[cfg(test)]
+mod tests;

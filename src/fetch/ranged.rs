@@ -37,7 +37,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, warn};
 
 use crate::cache::{BlobCache, CacheError, CacheKey, PartialFile, Verify};
-use crate::fetch::stall::{StallBound, StallError};
+use crate::fetch::stall::{BodyError, StallBound};
 use crate::manifest::Entry;
 use crate::source::{BlobSource, SourceError};
 use crate::store::chunks::ChunkSums;
@@ -67,7 +67,7 @@ pub enum RangedError {
         blob: String,
         index: usize,
         #[source]
-        source: StallError,
+        source: BodyError,
     },
     #[error("{blob}: chunk {index}: partial cache file: {source}")]
     Io {
@@ -533,10 +533,13 @@ impl LazyBlob {
         let source = |source| RangedError::Source { blob: blob.clone(), index, source };
         let mut chunk = Receiving::new(range.end - range.start);
         let request = self.source.blobs.range_stream(&self.source.path, &self.source.entry, range);
-        let mut body = self.source.stall.answer(request).await.map_err(stalled)?.map_err(source)?;
+        let answer = self.source.stall.answer(request).await;
+        let mut body = answer.map_err(|e| stalled(e.into()))?.map_err(source)?;
+        // Bytes past the chunk are never kept (`Receiving`), so only the rate is bounded here.
+        let mut bounded = self.source.stall.body(u64::MAX);
         while !chunk.is_done() {
             // A stall is no data for a while, however long the whole chunk takes.
-            let piece = match self.source.stall.next(&mut body).await.map_err(stalled)? {
+            let piece = match bounded.next(&mut body).await.map_err(stalled)? {
                 Some(piece) => piece.map_err(source)?,
                 None => return Err(RangedError::Short { blob: blob.clone(), index }),
             };

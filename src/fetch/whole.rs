@@ -11,7 +11,7 @@ use crate::manifest::{ContentCheck, Entry};
 use crate::refs::{self, RefError};
 use crate::source::BlobSource;
 
-use super::{FetchError, Fetcher, StallBound, StallError, ranged};
+use super::{BodyError, FetchError, Fetcher, StallBound, ranged};
 
 impl Fetcher {
     /// Whether the entry is (probably) in the cache already, i.e. [`Fetcher::cached`] will not
@@ -109,12 +109,14 @@ impl Fetcher {
             // The source is pinned by etag/version while it is read (unless logged without
             // checksum); the cache checks the size whenever one is recorded.
             let size = entry.size;
+            // A reference of unknown size can still be no larger than the cache.
+            let limit = size.unwrap_or_else(|| self.cache.max_bytes());
             return self
                 .cache
                 .get_or_fill(&key, &Verify::SizeOnly, size, |out: &mut dyn Write| {
                     let what = refs::redact(entry.reference.as_deref().unwrap_or(""));
                     let body = refs::fetch(clouds, entry, None);
-                    handle.block_on(copy_body(&bound, &what, body, out, counters))
+                    handle.block_on(copy_body(&bound, limit, &what, body, out, counters))
                 })
                 .map_err(|source| match source {
                     // Show the reference's own message (URI, expected and found etag).
@@ -145,19 +147,22 @@ impl Fetcher {
             });
         };
         let bound = self.registry_bound();
+        let limit = entry.size.unwrap_or_else(|| self.cache.max_bytes());
         self.cache
             .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
-                handle.block_on(copy_body(&bound, &blob, blobs.stream(path, entry), out, counters))
+                let body = blobs.stream(path, entry);
+                handle.block_on(copy_body(&bound, limit, &blob, body, out, counters))
             })
             .map_err(cache_err)
     }
 }
 
-/// Writes a whole body to `out` (a cache fill), each piece within `bound`; `what` names the
-/// source in a stall's error. A request or piece error ends the copy with that error, boxed as
+/// Writes a whole body to `out` (a cache fill), each piece within `bound` and no more than `limit`
+/// bytes in all (the entry's recorded size); `what` names the source in a stall's error. A request or piece error ends the copy with that error, boxed as
 /// it is (callers downcast a reference's own error).
 async fn copy_body<S, E>(
     bound: &StallBound,
+    limit: u64,
     what: &str,
     request: impl Future<Output = Result<S, E>>,
     out: &mut dyn Write,
@@ -167,9 +172,10 @@ where
     S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
     E: std::error::Error + Send + Sync + 'static,
 {
-    let stalled = |err: StallError| -> crate::cache::FetchError { format!("{what}: {err}").into() };
-    let mut body = bound.answer(request).await.map_err(stalled)??;
-    while let Some(piece) = bound.next(&mut body).await.map_err(stalled)? {
+    let stalled = |err: BodyError| -> crate::cache::FetchError { format!("{what}: {err}").into() };
+    let mut body = bound.answer(request).await.map_err(|e| stalled(e.into()))??;
+    let mut bounded = bound.body(limit);
+    while let Some(piece) = bounded.next(&mut body).await.map_err(stalled)? {
         let piece = piece?;
         counters.add_fetched(piece.len() as u64);
         out.write_all(&piece)?;

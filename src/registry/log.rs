@@ -424,7 +424,7 @@ mod tests {
 
     #[test]
     fn readers_skip_commits_that_do_not_apply_and_stay_in_step() {
-        // The `log`/`rm` race of issue 12: an alias commit for a version deleted just before.
+        // The `log`/`rm` race: an alias commit for a version deleted just before.
         let mut s = CollectionState::default();
         s.apply(&create(1, 0, "d0", &[])).unwrap();
         s.apply(&create(2, 1, "d1", &[])).unwrap();
@@ -458,7 +458,7 @@ mod tests {
     }
 }
 
-// Arbitrary commit logs and arbitrary bytes through the fold (issue 12's fuzz target).
+// Arbitrary commit logs and arbitrary bytes through the fold (the fold's fuzz target).
 #[cfg(test)]
 #[path = "log_fuzz.rs"]
 mod fuzz;

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// Cases per run: issue 12 asks for at least 100,000 (a few seconds in release, as CI runs it);
+/// Cases per run: at least 100,000 are asked for (a few seconds in release, as CI runs it);
 /// unoptimised builds run a tenth, to keep edit-test loops short.
 const CASES: u32 = if cfg!(debug_assertions) { 10_000 } else { 100_000 };
 

@@ -205,7 +205,7 @@ async fn a_lease_is_renewed_until_its_guard_goes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_racing_rm_of_the_same_content_never_names_a_deleted_version() {
-    // `log` of content equal to v0 while `rm` deletes v0 (issue 12): the log's commit must be
+    // `log` of content equal to v0 while `rm` deletes v0: the log's commit must be
     // decided on the state it follows, so it either aliases v0 before the deletion or makes a
     // new version after it. Bounded: the race showed within 10-47 rounds.
     let dir = tempfile::tempdir().unwrap();

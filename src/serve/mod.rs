@@ -1,5 +1,5 @@
 //! `artfs serve`: a W&B-compatible HTTP server over the registry, so the unmodified `wandb` SDK
-//! logs, uses and downloads artifacts in it (`../shared/wandb-api.md` is the client's contract).
+//! logs, uses and downloads artifacts in it (`docs/WANDB-API.md` is the client's contract).
 //!
 //! - `schema`: GraphQL (async-graphql) — W&B's types, limited to what the SDK reads;
 //! - `http`: the other endpoints — storage PUT/GET behind signed URLs, `file_stream`,

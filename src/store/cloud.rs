@@ -240,9 +240,25 @@ impl CloudConfig {
     ///
     /// Instance metadata services are opt-in: probing them off-cloud costs a timeout per store.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> CloudConfig {
-        let flag = |name: &str| var(name).is_some_and(|v| matches!(v.as_str(), "1" | "true"));
         let home = var("HOME").map(PathBuf::from);
+        CloudConfig {
+            s3: S3Config::from_vars(&var, home.as_deref()),
+            gcs: GcsConfig::from_vars(&var, home.as_deref()),
+            net: NetConfig::default(),
+            refs: RefAccess::default(),
+        }
+    }
+}
 
+/// `ARTFS_…=1` or `=true`.
+fn flag(var: &dyn Fn(&str) -> Option<String>, name: &str) -> bool {
+    var(name).is_some_and(|v| matches!(v.as_str(), "1" | "true"))
+}
+
+impl S3Config {
+    /// The AWS SDKs' variables and files, as [`CloudConfig::from_vars`] lists them.
+    fn from_vars(var: &dyn Fn(&str) -> Option<String>, home: Option<&std::path::Path>) -> S3Config {
+        let flag = |name: &str| flag(var, name);
         let profile = var("AWS_PROFILE").or_else(|| var("AWS_DEFAULT_PROFILE"));
         let explicit_profile = profile.is_some();
         let profile = profile.unwrap_or_else(|| "default".to_owned());
@@ -302,7 +318,7 @@ impl CloudConfig {
                 }
             }
         };
-        let s3 = S3Config {
+        S3Config {
             endpoint: var("AWS_ENDPOINT_URL_S3")
                 .or_else(|| var("AWS_ENDPOINT_URL"))
                 .or_else(|| var("AWS_S3_ENDPOINT_URL"))
@@ -312,14 +328,23 @@ impl CloudConfig {
                 .or_else(|| profile_config.as_ref().and_then(|s| s.get("region").cloned())),
             credentials,
             virtual_hosted_style: flag("ARTFS_S3_VIRTUAL_HOSTED"),
-        };
+        }
+    }
+}
 
+impl GcsConfig {
+    /// Google's variables and gcloud's ADC file, as [`CloudConfig::from_vars`] lists them.
+    fn from_vars(
+        var: &dyn Fn(&str) -> Option<String>,
+        home: Option<&std::path::Path>,
+    ) -> GcsConfig {
+        let flag = |name: &str| flag(var, name);
         let emulator = var("ARTFS_GCS_ENDPOINT").or_else(|| var("STORAGE_EMULATOR_HOST"));
         let adc_file = var("CLOUDSDK_CONFIG")
             .map(PathBuf::from)
             .or_else(|| home.as_ref().map(|h| h.join(".config/gcloud")))
             .map(|d| d.join("application_default_credentials.json"));
-        let gcs = match emulator {
+        match emulator {
             Some(host) => {
                 // STORAGE_EMULATOR_HOST is often written without a scheme (`localhost:4443`).
                 let base = match host.contains("://") {
@@ -349,8 +374,7 @@ impl CloudConfig {
                 };
                 GcsConfig { base_url: None, credentials }
             }
-        };
-        CloudConfig { s3, gcs, net: NetConfig::default(), refs: RefAccess::default() }
+        }
     }
 }
 

@@ -697,6 +697,24 @@ impl Store {
     pub async fn put_verified<S>(
         &self,
         key: &str,
+        body: S,
+        want_md5: [u8; 16],
+    ) -> Result<u64, StoreError>
+    where
+        S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+    {
+        match &self.local_root {
+            Some(root) => self.put_verified_local(root, key, body, want_md5).await,
+            None => self.put_verified_object(key, body, want_md5).await,
+        }
+    }
+
+    /// A local directory: the bytes go to a temporary file beside the key, hard-linked into
+    /// place only once they hashed right (a link never replaces an existing blob).
+    async fn put_verified_local<S>(
+        &self,
+        root: &Path,
+        key: &str,
         mut body: S,
         want_md5: [u8; 16],
     ) -> Result<u64, StoreError>
@@ -705,52 +723,52 @@ impl Store {
     {
         use futures::StreamExt;
         use md5::Digest;
-        let mismatch = |got: [u8; 16]| StoreError::DigestMismatch {
-            key: key.to_owned(),
-            want: hex::encode(want_md5),
-            got: hex::encode(got),
-        };
-        let body_err = |source| StoreError::Body { key: key.to_owned(), source };
+        use tokio::io::AsyncWriteExt;
         let mut hasher = md5::Md5::new();
         let mut total = 0u64;
-        if let Some(root) = &self.local_root {
-            use tokio::io::AsyncWriteExt;
-            let dest = root.join(key);
-            let write_err = |e| StoreError::LocalWrite {
-                url: self.url.clone(),
-                key: key.to_owned(),
-                source: e,
-            };
-            let dir = dest.parent().unwrap_or(Path::new("/")).to_owned();
-            tokio::fs::create_dir_all(&dir).await.map_err(write_err)?;
-            let name =
-                dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let tmp = dir.join(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)));
-            let result = async {
-                let mut file = tokio::fs::File::create(&tmp).await.map_err(write_err)?;
-                while let Some(chunk) = body.next().await {
-                    let chunk = chunk.map_err(body_err)?;
-                    hasher.update(&chunk);
-                    total += chunk.len() as u64;
-                    file.write_all(&chunk).await.map_err(write_err)?;
-                }
-                file.flush().await.map_err(write_err)?;
-                let got: [u8; 16] = hasher.finalize().into();
-                if got != want_md5 {
-                    return Err(mismatch(got));
-                }
-                match tokio::fs::hard_link(&tmp, &dest).await {
-                    Ok(()) => Ok(total),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(total),
-                    Err(e) => Err(write_err(e)),
-                }
+        let dest = root.join(key);
+        let write_err =
+            |e| StoreError::LocalWrite { url: self.url.clone(), key: key.to_owned(), source: e };
+        let dir = dest.parent().unwrap_or(Path::new("/")).to_owned();
+        tokio::fs::create_dir_all(&dir).await.map_err(write_err)?;
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)));
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp).await.map_err(write_err)?;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| body_error(key, e))?;
+                hasher.update(&chunk);
+                total += chunk.len() as u64;
+                file.write_all(&chunk).await.map_err(write_err)?;
             }
-            .await;
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return result;
+            file.flush().await.map_err(write_err)?;
+            check_md5(key, want_md5, hasher.finalize().into())?;
+            match tokio::fs::hard_link(&tmp, &dest).await {
+                Ok(()) => Ok(total),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(total),
+                Err(e) => Err(write_err(e)),
+            }
         }
-        // Object stores: one PUT when the body fits in a part, a multipart upload otherwise,
-        // completed only after the digest matched (an aborted upload publishes nothing).
+        .await;
+        let _ = tokio::fs::remove_file(&tmp).await;
+        result
+    }
+
+    /// Object stores: one PUT when the body fits in a part, a multipart upload otherwise,
+    /// completed only after the digest matched (an aborted upload publishes nothing).
+    async fn put_verified_object<S>(
+        &self,
+        key: &str,
+        mut body: S,
+        want_md5: [u8; 16],
+    ) -> Result<u64, StoreError>
+    where
+        S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
+    {
+        use futures::StreamExt;
+        use md5::Digest;
+        let mut hasher = md5::Md5::new();
+        let mut total = 0u64;
         let mut buf: Vec<u8> = Vec::new();
         // Aborted when dropped unfinished (a client that hangs up mid-body), so no parts linger.
         let mut writer: Option<MultipartGuard> = None;
@@ -761,7 +779,7 @@ impl Store {
                     if let Some(w) = writer.as_mut() {
                         w.abort().await;
                     }
-                    return Err(body_err(e));
+                    return Err(body_error(key, e));
                 }
             };
             hasher.update(&chunk);
@@ -794,23 +812,40 @@ impl Store {
                 }
             }
         }
-        let got: [u8; 16] = hasher.finalize().into();
-        match writer {
-            Some(mut w) if got != want_md5 => {
+        let checked = check_md5(key, want_md5, hasher.finalize().into());
+        match (writer, checked) {
+            (Some(mut w), Err(e)) => {
                 w.abort().await;
-                Err(mismatch(got))
+                Err(e)
             }
-            Some(mut w) => {
+            (Some(mut w), Ok(())) => {
                 w.finish().await.map_err(|e| self.err("upload", key, e))?;
                 Ok(total)
             }
-            None if got != want_md5 => Err(mismatch(got)),
-            None => {
+            (None, Err(e)) => Err(e),
+            (None, Ok(())) => {
                 self.put_create(key, Bytes::from(buf)).await?;
                 Ok(total)
             }
         }
     }
+}
+
+/// An upload body that failed mid-way (a client that hung up, a file that went away).
+fn body_error(key: &str, source: std::io::Error) -> StoreError {
+    StoreError::Body { key: key.to_owned(), source }
+}
+
+/// Whether the uploaded bytes hashed to what the uploader declared.
+fn check_md5(key: &str, want: [u8; 16], got: [u8; 16]) -> Result<(), StoreError> {
+    if got == want {
+        return Ok(());
+    }
+    Err(StoreError::DigestMismatch {
+        key: key.to_owned(),
+        want: hex::encode(want),
+        got: hex::encode(got),
+    })
 }
 
 /// A local file to upload, as it was when it was hashed.
@@ -987,7 +1022,7 @@ mod tests {
         assert!(err.to_string().contains("shorter than when it was opened"), "{err}");
     }
 
-    /// What an `mmap` writer does (issue 12): the bytes change, size and mtime do not.
+    /// What an `mmap` writer does: the bytes change, size and mtime do not.
     async fn changed_in_place_keeping_size_and_mtime_publishes_nothing(store: &Store, tmp: &Path) {
         for len in [100, UPLOAD_PART_BYTES + 100] {
             let src = tmp.join(format!("mapped-{len}"));

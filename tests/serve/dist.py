@@ -1,4 +1,4 @@
-"""Issue 11, distributed artifacts (F5): FLOW_MODE=part writes shard FLOW_SHARD with
+"""Distributed artifacts (F5): FLOW_MODE=part writes shard FLOW_SHARD with
 upsert_artifact in group FLOW_GROUP; FLOW_MODE=finish calls finish_artifact and checks the one
 version (files, digest equal to the SDK's own for the union); FLOW_MODE=refused expects the
 finish to fail (conflicting paths)."""

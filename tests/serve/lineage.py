@@ -1,4 +1,4 @@
-"""Issue 11: run A (preprocess) logs raw, run B uses raw:v0 and logs model, run C uses
+"""Lineage through the SDK: run A (preprocess) logs raw, run B uses raw:v0 and logs model, run C uses
 model:latest; the public API walks the graph both ways and gets exactly those runs and versions."""
 import wandb
 from common import ENTITY, PROJECT, check, done, write

@@ -1,5 +1,5 @@
 //! The GraphQL schema: W&B's types, limited to the fields the `wandb` SDK 0.31 selects
-//! (`../shared/wandb-api.md` §9.2), resolved over the registry. Everything the SDK may send as
+//! (`docs/WANDB-API.md` §9.2), resolved over the registry. Everything the SDK may send as
 //! explicit `null` is nullable here; a field the schema lacks gets the engine's standard
 //! "Cannot query field" error, which is how the SDK probes servers.
 //!

@@ -9,7 +9,6 @@
 use std::collections::HashSet;
 use std::ops::Range;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -18,10 +17,18 @@ use url::Url;
 
 use super::WandbError;
 use super::auth::ApiKey;
+use crate::fetch::StallBound;
 use crate::http::{Attempt, NetConfig, Try, retryable_status};
 
 /// Longest server error text quoted in a message.
 const QUOTED_BODY_CHARS: usize = 300;
+
+/// The largest GraphQL answer read: the SDK's pages are kilobytes; an endless answer must not
+/// grow memory without bound.
+pub const MAX_ANSWER_BYTES: u64 = 64 << 20;
+
+/// The largest manifest read: as large as `artfs serve` accepts one (a million entries fit).
+pub const MAX_MANIFEST_BYTES: u64 = 512 << 20;
 
 /// One W&B server: its base URL, the key, pooled connections and the features it announced.
 #[derive(Debug, Clone)]
@@ -115,12 +122,7 @@ impl Client {
             .await?;
         let attempts = last.map_or(1, |t| t.number);
         let status = resp.status().as_u16();
-        let text = resp.bytes().await.map_err(|e| WandbError::Unreachable {
-            what: what.clone(),
-            attempts,
-            elapsed: last.map_or(Duration::ZERO, |t| t.elapsed()),
-            source: e,
-        })?;
+        let text = self.read_body(&what, resp, MAX_ANSWER_BYTES).await?;
         if status == 401 || status == 403 {
             return Err(WandbError::Unauthorized {
                 base: self.inner.base.to_string(),
@@ -150,6 +152,28 @@ impl Client {
             return Err(WandbError::GraphQl { operation, message: messages.join("; ") });
         }
         Ok(answer.get("data").cloned().unwrap_or(Value::Null))
+    }
+
+    /// A whole response body in memory: no longer than `limit`, and under the same rule as every
+    /// other download (no silence past the read timeout, no drip slower than the minimum rate).
+    pub async fn read_body(
+        &self,
+        what: &str,
+        resp: reqwest::Response,
+        limit: u64,
+    ) -> Result<Bytes, WandbError> {
+        let bound = StallBound::new(self.inner.net.read_timeout);
+        let mut bounded = bound.body(limit);
+        let mut stream = resp.bytes_stream();
+        let mut out = bytes::BytesMut::new();
+        loop {
+            match bounded.next(&mut stream).await {
+                Ok(Some(Ok(piece))) => out.extend_from_slice(&piece),
+                Ok(None) => return Ok(out.freeze()),
+                Ok(Some(Err(source))) => return Err(WandbError::body(what.to_owned(), source)),
+                Err(source) => return Err(WandbError::Body { what: what.to_owned(), source }),
+            }
+        }
     }
 
     /// The server's enabled features (`ServerFeaturesQuery`), asked once. A server that does not

@@ -1,5 +1,5 @@
 //! A W&B server (W&B's cloud, a self-hosted one, `artfs serve`) behind the seam, read-only, with
-//! exactly the SDK's requests (`../shared/wandb-api.md` §10):
+//! exactly the SDK's requests (`docs/WANDB-API.md` §10):
 //! - names resolve with `ArtifactMembershipByName`; versions and aliases of a collection come
 //!   from `ProjectArtifacts` (COMMITTED only, aliases of this collection only), collections from
 //!   `ProjectArtifactCollections`, projects from `GetProjects`, entities from `Viewer`;
@@ -34,6 +34,7 @@ use super::{
     BlobSource, BlobStream, Catalog, CollectionView, ResolvedVersion, SourceError, SourceFuture,
     VersionInfo,
 };
+use crate::fetch::BodyError;
 use crate::manifest::{ContentCheck, Entry};
 use crate::names::{CollectionPath, Selector};
 use artifact_refs::Redirect;
@@ -99,6 +100,12 @@ pub enum WandbError {
          (at most {MAX_ENTRY_BYTES} bytes are believed); the version's manifest is wrong"
     )]
     ImplausibleSize { what: String, size: u64 },
+    #[error("{what}: {source}")]
+    Body {
+        what: String,
+        #[source]
+        source: crate::fetch::BodyError,
+    },
 }
 
 impl From<WandbError> for SourceError {
@@ -110,9 +117,12 @@ impl From<WandbError> for SourceError {
             | WandbError::Status { .. }
             | WandbError::FileStatus { .. }
             | WandbError::ShortRange { .. } => SourceError::Unavailable(e.into()),
-            WandbError::BrokenReference(_) | WandbError::ImplausibleSize { .. } => {
+            WandbError::BrokenReference(_)
+            | WandbError::ImplausibleSize { .. }
+            | WandbError::Body { source: BodyError::TooLong { .. }, .. } => {
                 SourceError::Corrupt(e.into())
             }
+            WandbError::Body { .. } => SourceError::Unavailable(e.into()),
             WandbError::Setup { .. } | WandbError::BadUrl { .. } => SourceError::Invalid(e.into()),
             WandbError::GraphQl { .. } | WandbError::Answer { .. } => {
                 SourceError::Backend(e.into())
@@ -389,7 +399,7 @@ impl WandbSource {
             let what = format!("manifest of {label}");
             match self.client.get_file(&what, &url, None).await {
                 Ok(resp) => {
-                    return resp.bytes().await.map_err(|source| WandbError::body(what, source));
+                    return self.client.read_body(&what, resp, client::MAX_MANIFEST_BYTES).await;
                 }
                 // Presigned URLs expire: ask for a fresh one.
                 Err(WandbError::FileStatus { status: 401 | 403, .. })

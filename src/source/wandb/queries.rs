@@ -1,5 +1,5 @@
-//! The GraphQL documents, exactly as the 0.31 SDK sends them (`../shared/wandb-api/
-//! queries_seen.graphql`): the `.full` forms when the server lists the feature they need, the
+//! The GraphQL documents, exactly as the 0.31 SDK sends them (recorded from the
+//! SDK, see `docs/WANDB-API.md` §4): the `.full` forms when the server lists the feature they need, the
 //! `.bare` forms (as wandb-core re-prints them without it) otherwise. `GetProjects` is the SDK's
 //! `Api().projects()` document with only the node fields artfs reads.
 
