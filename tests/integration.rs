@@ -35,3 +35,5 @@ mod serve_hostile;
 mod wandb_source;
 // Lineage through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.
 mod serve_lineage;
+// Links and portfolios through `artfs serve` with the real SDK, the CLI, gc and two servers.
+mod parity_links;

@@ -26,6 +26,7 @@ impl App {
                 "description": v.record.description,
                 "metadata": v.record.metadata,
                 "created_at": v.record.created_at,
+                "link_of": v.record.link_of,
             });
             // A source without lineage (W&B) says so with nulls rather than empty lists.
             if let Some(runs) = catalog.runs_of(&v).await? {
@@ -62,6 +63,9 @@ impl App {
         println!("  aliases:     {}", printable(&v.aliases.join(", ")));
         println!("  size:        {} in {} files", human_bytes(v.record.size), v.record.file_count);
         println!("  created:     {}", v.record.created_at.format("%Y-%m-%d %H:%M:%S UTC"));
+        if let Some(source) = &v.record.link_of {
+            println!("  link of:     {}", printable(source));
+        }
         println!("  description: {}", printable(v.record.description.as_deref().unwrap_or("")));
         println!("  metadata:    {}", printable(&v.record.metadata.to_string()));
         if let Some(m) = manifest {

@@ -16,6 +16,7 @@
 //!   `…/files/<name>/<unique>`: one log per run and what it streamed and uploaded;
 //! - `lineage/versions/<e>/<p>/<name>/<10 digits>/<kind>/<e>/<p>/<run>` and
 //!   `lineage/runs/<e>/<p>/<run>/<kind>/<e>/<p>/<name>/<10 digits>`: the lineage index;
+//! - `links/<e>/<p>/<name>/<10 digits>/<e>/<p>/<portfolio>`: the portfolios that link a version;
 //! - `parts/<e>/<p>/<name>/<group hash>/<10 digits>/…`: versions written by many processes;
 //! - `drafts/<id>/…`, `drafts/by-client/<sha256>.json`: versions pending across requests;
 //! - `keys/<sha256>.json`, `serve/url-signing-secret`, `uploads/<id>/<5 digits>` (multipart parts):
@@ -171,6 +172,19 @@ pub fn lineage_edge(
     ]
 }
 
+// ---- links index
+
+/// The portfolios that link one version: `<entity>/<project>/<portfolio>` below it.
+pub fn links_of_version(c: &CollectionPath, version: u32) -> String {
+    format!("links/{}/{}/{}/{version:010}", c.entity, c.project, c.name)
+}
+
+/// The index key saying that `portfolio` links `c`'s `version`.
+pub fn link_edge(c: &CollectionPath, version: u32, portfolio: &CollectionPath) -> String {
+    let p = portfolio;
+    format!("{}/{}/{}/{}", links_of_version(c, version), p.entity, p.project, p.name)
+}
+
 // ---- parallel writers' parts
 
 /// Where one group of one collection lives (the group name hashed: it is the user's).
@@ -294,6 +308,7 @@ mod tests {
             run_stream(&run, "u1"),
             run_file(&run, "config.yaml", "u2"),
             lineage_edge("used", ("acme", "bikes", "r1"), &c, 12).join(" | "),
+            link_edge(&c, 12, &CollectionPath::new("acme", "models", "prod").unwrap()),
             round.clone(),
             part(&round, "u3"),
             seal(&round, 0),
@@ -324,6 +339,7 @@ mod tests {
             "runs/acme/bikes/r1/stream/u1.json",
             "runs/acme/bikes/r1/files/config.yaml/u2",
             "lineage/versions/acme/bikes/ds/0000000012/used/acme/bikes/r1 | lineage/runs/acme/bikes/r1/used/acme/bikes/ds/0000000012",
+            "links/acme/bikes/ds/0000000012/acme/models/prod",
             "parts/acme/bikes/ds/cd0aa9856147b6c5b4ff2b7dfee5da20/0000000007",
             "parts/acme/bikes/ds/cd0aa9856147b6c5b4ff2b7dfee5da20/0000000007/parts/u3.json",
             "parts/acme/bikes/ds/cd0aa9856147b6c5b4ff2b7dfee5da20/0000000007/sealed.json",

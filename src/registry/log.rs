@@ -47,6 +47,29 @@ pub enum Op {
     Delete {
         version: u32,
     },
+    /// Publishes version `version` of a portfolio as a link to `source`, whose manifest and
+    /// digest it names; `latest` and `aliases` move to it. A collection holds links or logged
+    /// versions, never both.
+    Link {
+        version: u32,
+        source: LinkSource,
+        digest: String,
+        manifest: String,
+        #[serde(rename = "type")]
+        artifact_type: String,
+        size: u64,
+        file_count: u64,
+        aliases: Vec<String>,
+    },
+}
+
+/// The logged version a link names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LinkSource {
+    pub entity: String,
+    pub project: String,
+    pub name: String,
+    pub version: u32,
 }
 
 /// One live version as the log describes it.
@@ -60,6 +83,9 @@ pub struct VersionRecord {
     pub size: u64,
     pub file_count: u64,
     pub created_at: DateTime<Utc>,
+    /// Set on a portfolio's versions: the logged version this one links to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<LinkSource>,
 }
 
 /// The fold of a collection's log up to commit `seq`.
@@ -72,6 +98,9 @@ pub struct CollectionState {
     pub next_version: u32,
     pub versions: BTreeMap<u32, VersionRecord>,
     pub aliases: BTreeMap<String, u32>,
+    /// A portfolio (W&B's `ArtifactPortfolio`) holds links; it is one from its first link.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub portfolio: bool,
 }
 
 impl Fold for CollectionState {
@@ -102,40 +131,21 @@ impl Fold for CollectionState {
                 file_count,
                 aliases,
             } => {
-                if *version != self.next_version || self.versions.contains_key(version) {
-                    return Err(invalid(format!(
-                        "creates v{version} but the next version is v{}",
-                        self.next_version
-                    )));
+                if self.portfolio {
+                    return Err(invalid(format!("creates v{version} in a portfolio of links")));
                 }
-                // Wrapping would hand out v0 again and overwrite it.
-                let Some(next) = version.checked_add(1) else {
-                    return Err(invalid(format!(
-                        "creates v{version}, but the version counter cannot go further"
-                    )));
+                let record = VersionRecord {
+                    version: *version,
+                    digest: digest.clone(),
+                    manifest: manifest.clone(),
+                    description: description.clone(),
+                    metadata: metadata.clone(),
+                    size: *size,
+                    file_count: *file_count,
+                    created_at: c.time,
+                    source: None,
                 };
-                if let Some(a) = aliases.iter().find(|a| !valid_alias(a)) {
-                    return Err(invalid(format!("sets the invalid alias {a:?}")));
-                }
-                self.artifact_type.get_or_insert_with(|| artifact_type.clone());
-                self.versions.insert(
-                    *version,
-                    VersionRecord {
-                        version: *version,
-                        digest: digest.clone(),
-                        manifest: manifest.clone(),
-                        description: description.clone(),
-                        metadata: metadata.clone(),
-                        size: *size,
-                        file_count: *file_count,
-                        created_at: c.time,
-                    },
-                );
-                self.next_version = next;
-                self.aliases.insert(LATEST.to_owned(), *version);
-                for a in aliases {
-                    self.aliases.insert(a.clone(), *version);
-                }
+                self.publish(record, artifact_type, aliases).map_err(invalid)?;
             }
             Op::Aliases { version, add, remove } => {
                 if !self.versions.contains_key(version) {
@@ -174,6 +184,36 @@ impl Fold for CollectionState {
                     self.aliases.entry(LATEST.to_owned()).or_insert(newest);
                 }
             }
+            Op::Link {
+                version,
+                source,
+                digest,
+                manifest,
+                artifact_type,
+                size,
+                file_count,
+                aliases,
+            } => {
+                if !self.portfolio && self.next_version > 0 {
+                    return Err(invalid(format!("links v{version} into a collection of logs")));
+                }
+                if let Some(v) = self.link_to(source) {
+                    return Err(invalid(format!("links its v{} a second time", v.version)));
+                }
+                let record = VersionRecord {
+                    version: *version,
+                    digest: digest.clone(),
+                    manifest: manifest.clone(),
+                    description: None,
+                    metadata: Value::Null,
+                    size: *size,
+                    file_count: *file_count,
+                    created_at: c.time,
+                    source: Some(source.clone()),
+                };
+                self.publish(record, artifact_type, aliases).map_err(invalid)?;
+                self.portfolio = true;
+            }
         }
         self.seq = c.seq;
         Ok(())
@@ -200,11 +240,50 @@ impl Fold for CollectionState {
         if !state.versions.is_empty() && state.artifact_type.is_none() {
             return Err("has versions but no type".into());
         }
+        if let Some(v) = state.versions.values().find(|v| v.source.is_some() != state.portfolio) {
+            return Err(format!("v{} is not the kind of version its collection holds", v.version));
+        }
         Ok(())
     }
 }
 
 impl CollectionState {
+    /// Adds the next version: `latest` and `aliases` move to it.
+    fn publish(
+        &mut self,
+        record: VersionRecord,
+        artifact_type: &str,
+        aliases: &[String],
+    ) -> Result<(), String> {
+        let version = record.version;
+        if version != self.next_version || self.versions.contains_key(&version) {
+            return Err(format!(
+                "creates v{version} but the next version is v{}",
+                self.next_version
+            ));
+        }
+        // Wrapping would hand out v0 again and overwrite it.
+        let Some(next) = version.checked_add(1) else {
+            return Err(format!("creates v{version}, but the version counter cannot go further"));
+        };
+        if let Some(a) = aliases.iter().find(|a| !valid_alias(a)) {
+            return Err(format!("sets the invalid alias {a:?}"));
+        }
+        self.artifact_type.get_or_insert_with(|| artifact_type.to_owned());
+        self.versions.insert(version, record);
+        self.next_version = next;
+        self.aliases.insert(LATEST.to_owned(), version);
+        for a in aliases {
+            self.aliases.insert(a.clone(), version);
+        }
+        Ok(())
+    }
+
+    /// The live link to `source`, if this portfolio has one.
+    pub fn link_to(&self, source: &LinkSource) -> Option<&VersionRecord> {
+        self.versions.values().find(|v| v.source.as_ref() == Some(source))
+    }
+
     /// Aliases of one version, sorted with `latest` first.
     pub fn aliases_of(&self, version: u32) -> Vec<String> {
         let mut out: Vec<String> =
@@ -213,8 +292,10 @@ impl CollectionState {
         out
     }
 
+    /// The logged version with this content; a link is never one (logging into a portfolio is
+    /// refused, not turned into a move of the link's aliases).
     pub fn version_by_digest(&self, digest: &str) -> Option<&VersionRecord> {
-        self.versions.values().find(|v| v.digest == digest)
+        self.versions.values().find(|v| v.digest == digest && v.source.is_none())
     }
 
     pub fn latest(&self) -> Option<&VersionRecord> {
@@ -241,6 +322,8 @@ pub fn difference(commits: &CollectionState, checkpoint: &CollectionState) -> St
             "a version's record"
         } else if commits.aliases != checkpoint.aliases {
             "the aliases"
+        } else if commits.portfolio != checkpoint.portfolio {
+            "the kind of collection"
         } else if commits.next_version != checkpoint.next_version {
             "the next version number"
         } else {

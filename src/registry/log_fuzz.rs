@@ -42,6 +42,16 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (version(), proptest::option::of(".{0,4}"))
             .prop_map(|(version, description)| Op::Edit { version, description, metadata: None }),
         2 => version().prop_map(|version| Op::Delete { version }),
+        2 => (version(), 0u32..3, aliases()).prop_map(|(version, v, aliases)| Op::Link {
+            version,
+            source: LinkSource { entity: "e".into(), project: "p".into(), name: "s".into(), version: v },
+            digest: format!("d{v}"),
+            manifest: format!("manifests/{v}.json"),
+            artifact_type: "model".into(),
+            size: 1,
+            file_count: 1,
+            aliases,
+        }),
     ]
 }
 

@@ -13,6 +13,7 @@ pub mod keys;
 pub mod layout;
 pub mod lease;
 pub mod lineage;
+pub mod links;
 pub mod log;
 pub mod marker;
 pub mod parts;

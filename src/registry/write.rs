@@ -422,7 +422,7 @@ impl Registry {
             Ok((Some(Op::Delete { version }), ()))
         })
         .await?;
-        Ok(())
+        self.unlink_all(c, version).await
     }
 
     /// Deletes every version without an alias; returns the deleted version numbers.

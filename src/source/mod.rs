@@ -142,6 +142,9 @@ pub struct VersionInfo {
     pub size: u64,
     pub file_count: u64,
     pub created_at: DateTime<Utc>,
+    /// For a link in a portfolio, the version it links (`entity/project/name:vN`), whose
+    /// manifest `locator` names.
+    pub link_of: Option<String>,
 }
 
 /// A collection's versions and aliases as of one read. Empty when the collection does not exist.

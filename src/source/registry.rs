@@ -61,6 +61,10 @@ impl From<&VersionRecord> for VersionInfo {
             size: r.size,
             file_count: r.file_count,
             created_at: r.created_at,
+            link_of: r
+                .source
+                .as_ref()
+                .map(|s| format!("{}/{}/{}:v{}", s.entity, s.project, s.name, s.version)),
         }
     }
 }

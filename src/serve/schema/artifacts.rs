@@ -226,8 +226,9 @@ impl Artifact {
     async fn updated_at(&self) -> Option<&str> {
         Some(&self.created_at)
     }
-    async fn aliases(&self) -> Vec<ArtifactAlias> {
-        self.alias_objects()
+    /// In every collection it is a member of, as W&B answers (the SDK keeps one collection's).
+    async fn aliases(&self, ctx: &Context<'_>) -> Res<Vec<ArtifactAlias>> {
+        links::all_aliases(ctx, self).await
     }
     async fn current_manifest(&self, ctx: &Context<'_>) -> Option<ArtifactManifest> {
         let key = self.manifest_key.as_ref()?;
@@ -252,6 +253,10 @@ impl Artifact {
     async fn used_by(&self, ctx: &Context<'_>) -> Res<RunConnection> {
         let runs = self.project_runs(ctx, EdgeKind::Used).await?;
         Ok(RunConnection { edges: runs.into_iter().map(|node| RunEdge { node }).collect() })
+    }
+    /// Its own collection's membership and its links.
+    async fn artifact_memberships(&self, ctx: &Context<'_>) -> Res<ArtifactMembershipConnection> {
+        links::memberships(ctx, self).await
     }
 }
 

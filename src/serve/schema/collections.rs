@@ -4,7 +4,7 @@ use super::*;
 
 #[derive(SimpleObject, Clone, Debug)]
 pub struct ArtifactCollectionEdge {
-    pub node: ArtifactSequence,
+    pub node: ArtifactCollection,
 }
 
 #[derive(SimpleObject, Clone, Debug)]
@@ -20,15 +20,18 @@ impl ArtifactCollectionConnection {
         ArtifactCollectionConnection {
             total_count: all.len() as i32,
             page_info,
-            edges: items.into_iter().map(|node| ArtifactCollectionEdge { node }).collect(),
+            edges: items
+                .into_iter()
+                .map(|c| ArtifactCollectionEdge { node: ArtifactCollection::of(c) })
+                .collect(),
         }
     }
 }
 
-/// W&B's `ArtifactCollection` interface; artfs has sequences only (no portfolios or links).
+/// W&B's `ArtifactCollection` interface: sequences of logged versions and portfolios of links.
 // The derive's `field(…)`/`arg(…)` lists repeat `ty = …` by design.
 #[allow(clippy::duplicated_attributes)]
-#[derive(Interface)]
+#[derive(Interface, Clone, Debug)]
 #[graphql(
     field(name = "id", ty = "async_graphql::ID"),
     field(name = "name", ty = "&str"),
@@ -46,7 +49,7 @@ impl ArtifactCollectionConnection {
     ),
     field(
         name = "artifacts",
-        ty = "VersionedArtifactConnection",
+        ty = "Res<VersionedArtifactConnection>",
         arg(name = "after", ty = "Option<String>"),
         arg(name = "first", ty = "Option<i32>"),
         arg(name = "order", ty = "Option<String>"),
@@ -54,12 +57,13 @@ impl ArtifactCollectionConnection {
     ),
     field(
         name = "artifact_membership",
-        ty = "Option<Membership>",
+        ty = "Res<Option<Membership>>",
         arg(name = "alias_name", ty = "Option<String>")
     )
 )]
 pub enum ArtifactCollection {
     ArtifactSequence(ArtifactSequence),
+    ArtifactPortfolio(ArtifactPortfolio),
 }
 
 #[derive(Clone, Debug)]
@@ -83,16 +87,18 @@ impl ArtifactSequence {
     }
 
     /// `alias` is `vN`, an alias, or an artifact digest.
-    pub(super) fn membership(&self, alias: &str) -> Option<Membership> {
+    pub(super) async fn membership(&self, r: &Registry, alias: &str) -> Res<Option<Membership>> {
         let version = match parse_version(alias) {
             Some(v) => v,
             None => match self.state.aliases.get(alias) {
                 Some(v) => *v,
-                None => self.state.version_by_digest(alias)?.version,
+                None => match self.state.version_by_digest(alias) {
+                    Some(v) => v.version,
+                    None => return Ok(None),
+                },
             },
         };
-        let artifact = self.version(version)?;
-        Some(Membership { collection: self.clone(), artifact })
+        Ok(self.artifact_at(r, version).await?.map(|a| Membership::new(self, version, a)))
     }
 
     pub(super) fn created(&self) -> DateTime<Utc> {
@@ -102,44 +108,51 @@ impl ArtifactSequence {
 
 #[Object]
 impl ArtifactSequence {
-    async fn id(&self) -> async_graphql::ID {
+    pub(super) async fn id(&self) -> async_graphql::ID {
         ids::collection_id(&self.path).into()
     }
-    async fn name(&self) -> &str {
+    pub(super) async fn name(&self) -> &str {
         &self.path.name
     }
-    async fn description(&self) -> Option<String> {
+    pub(super) async fn description(&self) -> Option<String> {
         None
     }
-    async fn created_at(&self) -> String {
+    pub(super) async fn created_at(&self) -> String {
         time(self.created())
     }
-    async fn updated_at(&self) -> Option<String> {
+    pub(super) async fn updated_at(&self) -> Option<String> {
         self.state.versions.values().map(|v| v.created_at).max().map(time)
     }
-    async fn project(&self) -> Project {
+    pub(super) async fn project(&self) -> Project {
         self.project_obj()
     }
-    async fn default_artifact_type(&self) -> ArtifactType {
+    pub(super) async fn default_artifact_type(&self) -> ArtifactType {
         ArtifactType {
             project: self.project_obj(),
             name: self.state.artifact_type.clone().unwrap_or_default(),
         }
     }
-    async fn tags(&self) -> TagConnection {
+    pub(super) async fn tags(&self) -> TagConnection {
         TagConnection { edges: Vec::new() }
     }
     /// The latest version's (wandb-core re-hashes a new version to match it).
-    async fn digest_algorithm(&self, ctx: &Context<'_>) -> Res<ArtifactDigestAlgorithm> {
+    pub(super) async fn digest_algorithm(&self, ctx: &Context<'_>) -> Res<ArtifactDigestAlgorithm> {
         match self.state.latest() {
             Some(v) => digest_algorithm_of(reg(ctx), &v.manifest).await,
             None => Ok(ArtifactDigestAlgorithm::ManifestMd5),
         }
     }
-    async fn latest_artifact(&self) -> Option<Artifact> {
-        self.state.latest().and_then(|v| self.version(v.version))
+    pub(super) async fn latest_artifact(&self, ctx: &Context<'_>) -> Res<Option<Artifact>> {
+        match self.state.latest() {
+            Some(v) => self.artifact_at(reg(ctx), v.version).await,
+            None => Ok(None),
+        }
     }
-    async fn aliases(&self, after: Option<String>, first: Option<i32>) -> ArtifactAliasConnection {
+    pub(super) async fn aliases(
+        &self,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> ArtifactAliasConnection {
         let all: Vec<ArtifactAlias> = self
             .state
             .aliases
@@ -153,38 +166,36 @@ impl ArtifactSequence {
         }
     }
     /// Newest first, as `wandb artifact ls` expects (it reads one item as "latest").
-    async fn artifacts(
+    pub(super) async fn artifacts(
         &self,
+        ctx: &Context<'_>,
         after: Option<String>,
         first: Option<i32>,
         #[graphql(name = "order")] _order: Option<String>,
         filters: Option<JsonString>,
-    ) -> VersionedArtifactConnection {
+    ) -> Res<VersionedArtifactConnection> {
         // Only `state` is understood; versions are COMMITTED (drafts are not versions yet).
         let wanted_state = filters
             .and_then(|f| serde_json::from_str::<serde_json::Value>(&f.0).ok())
             .and_then(|f| f.get("state").and_then(|s| s.as_str()).map(str::to_owned));
-        let all: Vec<Artifact> = match wanted_state.as_deref() {
-            None | Some("COMMITTED") => {
-                self.state.versions.keys().rev().filter_map(|v| self.version(*v)).collect()
+        // A portfolio's edge carries its own `vN`; the node is the version it links.
+        let mut all: Vec<VersionedArtifactEdge> = Vec::new();
+        if matches!(wanted_state.as_deref(), None | Some("COMMITTED")) {
+            for &v in self.state.versions.keys().rev() {
+                if let Some(node) = self.artifact_at(reg(ctx), v).await? {
+                    all.push(VersionedArtifactEdge { version: format!("v{v}"), node });
+                }
             }
-            Some(_) => Vec::new(),
-        };
-        let (items, page_info) = page(&all, after.as_deref(), first);
-        VersionedArtifactConnection {
-            total_count: all.len() as i32,
-            page_info,
-            edges: items
-                .into_iter()
-                .map(|node| VersionedArtifactEdge {
-                    version: format!("v{}", node.version.unwrap_or(0)),
-                    node,
-                })
-                .collect(),
         }
+        let (edges, page_info) = page(&all, after.as_deref(), first);
+        Ok(VersionedArtifactConnection { total_count: all.len() as i32, page_info, edges })
     }
-    async fn artifact_membership(&self, alias_name: Option<String>) -> Option<Membership> {
-        self.membership(alias_name.as_deref().unwrap_or(LATEST))
+    pub(super) async fn artifact_membership(
+        &self,
+        ctx: &Context<'_>,
+        alias_name: Option<String>,
+    ) -> Res<Option<Membership>> {
+        self.membership(reg(ctx), alias_name.as_deref().unwrap_or(LATEST)).await
     }
 }
 
@@ -215,9 +226,9 @@ impl ArtifactAlias {
     async fn alias(&self) -> &str {
         &self.alias
     }
-    async fn artifact_collection(&self, ctx: &Context<'_>) -> Res<Option<ArtifactSequence>> {
+    async fn artifact_collection(&self, ctx: &Context<'_>) -> Res<Option<ArtifactCollection>> {
         let state = reg(ctx).state(&self.collection).await.map_err(err)?;
-        Ok(Some(ArtifactSequence::new(self.collection.clone(), state)))
+        Ok(Some(ArtifactCollection::of(ArtifactSequence::new(self.collection.clone(), state))))
     }
 }
 

@@ -2,28 +2,46 @@
 
 use super::*;
 
+/// A version as a member of one collection: a logged version in its sequence, or a link in a
+/// portfolio (`artifact` is then the version it links, with its own collection and number).
 #[derive(Clone, Debug)]
 pub struct Membership {
     pub collection: ArtifactSequence,
     pub artifact: Artifact,
+    /// The version number in `collection`.
+    pub version: u32,
+}
+
+impl Membership {
+    pub(super) fn new(collection: &ArtifactSequence, version: u32, artifact: Artifact) -> Self {
+        Membership { collection: collection.clone(), artifact, version }
+    }
 }
 
 #[Object(name = "ArtifactCollectionMembership")]
 impl Membership {
     async fn id(&self) -> async_graphql::ID {
-        ids::other_id("ArtifactCollectionMembership", &self.artifact.id).into()
+        let what = format!("{}:v{}", self.collection.path, self.version);
+        ids::other_id("ArtifactCollectionMembership", &what).into()
     }
     async fn version_index(&self) -> Option<i32> {
-        self.artifact.version.map(|v| v as i32)
+        Some(self.version as i32)
     }
-    async fn created_at(&self) -> &str {
-        &self.artifact.created_at
+    async fn created_at(&self) -> String {
+        self.collection
+            .state
+            .versions
+            .get(&self.version)
+            .map(|v| time(v.created_at))
+            .unwrap_or_default()
     }
     async fn aliases(&self) -> Vec<ArtifactAlias> {
-        self.artifact.alias_objects()
+        let path = &self.collection.path;
+        let aliases = self.collection.state.aliases_of(self.version);
+        aliases.into_iter().map(|alias| ArtifactAlias { alias, collection: path.clone() }).collect()
     }
-    async fn artifact_collection(&self) -> ArtifactSequence {
-        self.collection.clone()
+    async fn artifact_collection(&self) -> ArtifactCollection {
+        ArtifactCollection::of(self.collection.clone())
     }
     async fn artifact(&self) -> Artifact {
         self.artifact.clone()

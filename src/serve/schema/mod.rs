@@ -4,8 +4,8 @@
 //! "Cannot query field" error, which is how the SDK probes servers.
 //!
 //! One file per part of the schema: `types` (scalars, enums, small objects), `project`,
-//! `collections`, `files` (memberships and files), `artifacts`, `runs`, `query`, `inputs` (the
-//! mutations' inputs and payloads) and `mutation`; `limits` bounds a document before the engine
+//! `collections`, `files` (memberships and files), `artifacts`, `links` (portfolios), `runs`,
+//! `query`, `inputs` (the mutations' inputs and payloads) and `mutation`; `limits` bounds a document before the engine
 //! sees it.
 //!
 //! Access: every resolver checks the caller's entities. Another entity's project, collection or
@@ -116,6 +116,7 @@ mod collections;
 mod files;
 mod inputs;
 pub mod limits;
+mod links;
 mod mutation;
 mod project;
 mod query;
@@ -127,6 +128,7 @@ use collections::*;
 use files::*;
 use inputs::*;
 pub use inputs::{part_key, valid_upload_id};
+use links::*;
 use mutation::*;
 use project::*;
 use query::*;

@@ -500,6 +500,22 @@ impl Mutation {
         gone.state = ArtifactState::Deleted;
         Ok(ArtifactPayload { artifact: Some(gone) })
     }
+
+    async fn link_artifact(
+        &self,
+        ctx: &Context<'_>,
+        input: LinkArtifactInput,
+    ) -> Res<LinkArtifactPayload> {
+        links::link_artifact(ctx, input).await
+    }
+
+    async fn unlink_artifact(
+        &self,
+        ctx: &Context<'_>,
+        input: UnlinkArtifactInput,
+    ) -> Res<SuccessPayload> {
+        links::unlink_artifact(ctx, input).await
+    }
 }
 
 /// The metadata a mutation `op` was given, parsed.

@@ -56,7 +56,7 @@ impl Project {
     pub(super) async fn member(&self, ctx: &Context<'_>, name: &str) -> Res<Option<Membership>> {
         let (coll, alias) = name.rsplit_once(':').unwrap_or((name, LATEST));
         match self.collection(ctx, coll).await? {
-            Some(seq) => Ok(seq.membership(alias)),
+            Some(seq) => seq.membership(reg(ctx), alias).await,
             None => Ok(None),
         }
     }
@@ -125,9 +125,9 @@ impl Project {
         &self,
         ctx: &Context<'_>,
         name: Option<String>,
-    ) -> Res<Option<ArtifactSequence>> {
+    ) -> Res<Option<ArtifactCollection>> {
         match name {
-            Some(n) => self.collection(ctx, &n).await,
+            Some(n) => Ok(self.collection(ctx, &n).await?.map(ArtifactCollection::of)),
             None => Ok(None),
         }
     }
@@ -181,13 +181,14 @@ impl ArtifactType {
         &self,
         ctx: &Context<'_>,
         name: Option<String>,
-    ) -> Res<Option<ArtifactSequence>> {
+    ) -> Res<Option<ArtifactCollection>> {
         let Some(name) = name else { return Ok(None) };
         Ok(self
             .project
             .collection(ctx, &name)
             .await?
-            .filter(|c| c.state.artifact_type.as_deref() == Some(&self.name)))
+            .filter(|c| c.state.artifact_type.as_deref() == Some(&self.name))
+            .map(ArtifactCollection::of))
     }
     async fn artifact_collections(
         &self,

@@ -17,8 +17,15 @@ impl Query {
     async fn server_info(&self) -> ServerInfo {
         // ARTIFACT_DIGEST_ALGORITHM: wandb-core keeps XXH128 artifacts XXH128 only with it (and
         // then selects `digestAlgorithm`, which this schema resolves from the manifest).
+        // ARTIFACT_MEMBERSHIP_IN_LINK_ARTIFACT_RESPONSE: `linkArtifact` answers the link's
+        // membership, so `Artifact.link` needs no second lookup.
         let on = |name: &str| ServerFeature { name: name.to_owned(), is_enabled: true };
-        ServerInfo { features: vec![on("ARTIFACT_DIGEST_ALGORITHM")] }
+        ServerInfo {
+            features: vec![
+                on("ARTIFACT_DIGEST_ALGORITHM"),
+                on("ARTIFACT_MEMBERSHIP_IN_LINK_ARTIFACT_RESPONSE"),
+            ],
+        }
     }
     async fn project(
         &self,
@@ -67,7 +74,7 @@ impl Query {
         &self,
         ctx: &Context<'_>,
         id: Option<String>,
-    ) -> Res<Option<ArtifactSequence>> {
+    ) -> Res<Option<ArtifactCollection>> {
         let Some(NodeId::Collection(c)) = id.as_deref().and_then(ids::decode) else {
             return Ok(None);
         };
@@ -75,7 +82,7 @@ impl Query {
             return Ok(None);
         }
         let state = reg(ctx).state(&c).await.map_err(err)?;
-        Ok((state.seq > 0).then(|| ArtifactSequence::new(c, state)))
+        Ok((state.seq > 0).then(|| ArtifactCollection::of(ArtifactSequence::new(c, state))))
     }
     #[graphql(name = "clientIDMapping")]
     async fn client_id_mapping(

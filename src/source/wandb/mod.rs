@@ -458,6 +458,8 @@ fn version_info(
         size: as_u64(&a["size"]).unwrap_or(0),
         file_count: as_u64(&a["fileCount"]).unwrap_or(0),
         created_at: a["createdAt"].as_str().and_then(parse_time).unwrap_or_default(),
+        // The artifact is the linked one already; which collection it was logged in is not read.
+        link_of: None,
     })
 }
 
