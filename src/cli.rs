@@ -171,6 +171,29 @@ pub enum Command {
         #[arg(short = 'z', long)]
         lazy: bool,
     },
+    /// Add or remove tags of a version (or, with --collection, of its collection)
+    Tag {
+        /// `[[entity/]project/]name:vN` (or `:alias`)
+        artifact: String,
+        #[arg(long = "add", value_name = "TAG")]
+        add: Vec<String>,
+        #[arg(long = "remove", value_name = "TAG")]
+        remove: Vec<String>,
+        /// Tag the collection rather than the version
+        #[arg(long)]
+        collection: bool,
+    },
+    /// Set the time-to-live of a version, after which it is gone and `gc` reclaims it (or, with
+    /// --collection, the default TTL of the versions that inherit theirs)
+    Ttl {
+        /// `[[entity/]project/]name:vN` (or `:alias`)
+        artifact: String,
+        /// A duration from the version's creation (90s, 30m, 12h, 30d), `never`, or `inherit`
+        /// (the collection's default)
+        ttl: String,
+        #[arg(long)]
+        collection: bool,
+    },
 }
 
 /// The run a command is part of (lineage): `log` records that the run logged the version, `get`
@@ -410,8 +433,10 @@ pub enum KeyCommand {
     Create {
         /// The user the key belongs to (W&B's viewer)
         user: String,
-        /// An entity the key may use (repeatable) [default: the user's own]
-        #[arg(long = "entity", value_name = "ENTITY")]
+        /// Entities the key may use, comma-separated or repeated [default: the user's own]
+        // Not `--entity`: that is the global default entity of artifact paths, and one long name
+        // cannot mean both.
+        #[arg(long, value_name = "ENTITY", value_delimiter = ',')]
         entities: Vec<String>,
         /// Read only: listing and downloads, no logging or edits
         #[arg(long)]
@@ -433,4 +458,16 @@ pub enum CacheCommand {
     },
     /// Remove every entry not in use
     Clear,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its definitions (e.g. two arguments with one long name) only in debug builds
+    /// and only when a command is parsed; this checks all of them in every build.
+    #[test]
+    fn every_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -35,3 +35,5 @@ mod serve_hostile;
 mod wandb_source;
 // Issue 11 through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.
 mod serve_lineage;
+// Tags, TTL (expiry and gc) and collection edits through `artfs serve` with the real SDK.
+mod parity_tags;

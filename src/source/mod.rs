@@ -142,6 +142,9 @@ pub struct VersionInfo {
     pub size: u64,
     pub file_count: u64,
     pub created_at: DateTime<Utc>,
+    pub tags: Vec<String>,
+    /// The time-to-live in force (its own or the collection's default); `None`: it never expires.
+    pub ttl_seconds: Option<u64>,
 }
 
 /// A collection's versions and aliases as of one read. Empty when the collection does not exist.
@@ -288,6 +291,10 @@ pub trait CatalogExt: Catalog {
                     }
                     Err(e) => return Err(e),
                 };
+                if view.artifact_type.is_none() {
+                    // Deleted or renamed away: only its history is left under this name.
+                    continue;
+                }
                 out.push(CollectionSummary {
                     artifact_type: view.artifact_type.clone().unwrap_or_default(),
                     versions: view.versions.len(),

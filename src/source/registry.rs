@@ -61,15 +61,32 @@ impl From<&VersionRecord> for VersionInfo {
             size: r.size,
             file_count: r.file_count,
             created_at: r.created_at,
+            tags: r.tags.iter().cloned().collect(),
+            ttl_seconds: match r.ttl {
+                registry::Ttl::Seconds(s) => Some(s),
+                // What the collection's default makes of it is set where that is known.
+                registry::Ttl::Inherit | registry::Ttl::Never => None,
+            },
         }
     }
 }
 
 impl From<&CollectionState> for CollectionView {
+    /// What readers see now: expired versions are gone (`registry::retention`).
     fn from(s: &CollectionState) -> CollectionView {
+        // A deleted or renamed-away collection shows nothing under its name.
+        let s = &if s.exists() {
+            s.clone().live(chrono::Utc::now())
+        } else {
+            CollectionState::default()
+        };
         CollectionView {
             artifact_type: s.artifact_type.clone(),
-            versions: s.versions.iter().map(|(v, r)| (*v, r.into())).collect(),
+            versions: s
+                .versions
+                .iter()
+                .map(|(v, r)| (*v, VersionInfo { ttl_seconds: s.ttl_seconds(*v), ..r.into() }))
+                .collect(),
             // The fold keeps aliases of live versions only; filtered anyway, as promised.
             aliases: s
                 .aliases
@@ -84,7 +101,14 @@ impl From<&CollectionState> for CollectionView {
 impl From<registry::ResolvedVersion> for ResolvedVersion {
     fn from(v: registry::ResolvedVersion) -> ResolvedVersion {
         ResolvedVersion {
-            record: (&v.record).into(),
+            record: VersionInfo {
+                ttl_seconds: match v.record.ttl {
+                    registry::Ttl::Inherit => v.default_ttl_seconds,
+                    registry::Ttl::Never => None,
+                    registry::Ttl::Seconds(s) => Some(s),
+                },
+                ..(&v.record).into()
+            },
             collection: v.collection,
             artifact_type: v.artifact_type,
             aliases: v.aliases,
@@ -131,7 +155,7 @@ impl Catalog for RegistrySource {
     ) -> SourceFuture<'a, CollectionView> {
         Box::pin(async {
             let state = self.state(c).await?;
-            if state.seq == 0 {
+            if !state.exists() {
                 // The registry's own error, which lists the collections there.
                 self.registry.existing_state(c).await?;
             }

@@ -35,6 +35,7 @@ impl ArtifactCollectionConnection {
     field(name = "description", ty = "Option<String>"),
     field(name = "created_at", ty = "String"),
     field(name = "updated_at", ty = "Option<String>"),
+    field(name = "state", ty = "ArtifactCollectionState"),
     field(name = "project", ty = "Project"),
     field(name = "default_artifact_type", ty = "ArtifactType"),
     field(name = "tags", ty = "TagConnection"),
@@ -46,7 +47,7 @@ impl ArtifactCollectionConnection {
     ),
     field(
         name = "artifacts",
-        ty = "VersionedArtifactConnection",
+        ty = "Res<VersionedArtifactConnection>",
         arg(name = "after", ty = "Option<String>"),
         arg(name = "first", ty = "Option<i32>"),
         arg(name = "order", ty = "Option<String>"),
@@ -66,11 +67,14 @@ pub enum ArtifactCollection {
 pub struct ArtifactSequence {
     pub path: CollectionPath,
     pub state: CollectionState,
+    /// Answered by `deleteArtifactSequence`.
+    pub deleted: bool,
 }
 
 impl ArtifactSequence {
+    /// Expired versions are left out here, for every resolver below (`registry::retention`).
     pub(super) fn new(path: CollectionPath, state: CollectionState) -> Self {
-        ArtifactSequence { path, state }
+        ArtifactSequence { path, state: state.live(Utc::now()), deleted: false }
     }
 
     pub(super) fn project_obj(&self) -> Project {
@@ -109,13 +113,16 @@ impl ArtifactSequence {
         &self.path.name
     }
     async fn description(&self) -> Option<String> {
-        None
+        self.state.description.clone()
     }
     async fn created_at(&self) -> String {
         time(self.created())
     }
     async fn updated_at(&self) -> Option<String> {
-        self.state.versions.values().map(|v| v.created_at).max().map(time)
+        self.state.updated_at.map(time)
+    }
+    async fn state(&self) -> ArtifactCollectionState {
+        if self.deleted { ArtifactCollectionState::Deleted } else { ArtifactCollectionState::Ready }
     }
     async fn project(&self) -> Project {
         self.project_obj()
@@ -127,7 +134,8 @@ impl ArtifactSequence {
         }
     }
     async fn tags(&self) -> TagConnection {
-        TagConnection { edges: Vec::new() }
+        let edges = self.state.tags.iter().map(|t| TagEdge { node: Tag::named(t) }).collect();
+        TagConnection { edges }
     }
     /// The latest version's (wandb-core re-hashes a new version to match it).
     async fn digest_algorithm(&self, ctx: &Context<'_>) -> Res<ArtifactDigestAlgorithm> {
@@ -157,21 +165,24 @@ impl ArtifactSequence {
         &self,
         after: Option<String>,
         first: Option<i32>,
-        #[graphql(name = "order")] _order: Option<String>,
+        order: Option<String>,
         filters: Option<JsonString>,
-    ) -> VersionedArtifactConnection {
+    ) -> Res<VersionedArtifactConnection> {
         // Only `state` is understood; versions are COMMITTED (drafts are not versions yet).
         let wanted_state = filters
             .and_then(|f| serde_json::from_str::<serde_json::Value>(&f.0).ok())
             .and_then(|f| f.get("state").and_then(|s| s.as_str()).map(str::to_owned));
-        let all: Vec<Artifact> = match wanted_state.as_deref() {
+        let mut all: Vec<Artifact> = match wanted_state.as_deref() {
             None | Some("COMMITTED") => {
                 self.state.versions.keys().rev().filter_map(|v| self.version(*v)).collect()
             }
             Some(_) => Vec::new(),
         };
+        if let Some(order) = order {
+            sort_versions(&mut all, &order)?;
+        }
         let (items, page_info) = page(&all, after.as_deref(), first);
-        VersionedArtifactConnection {
+        Ok(VersionedArtifactConnection {
             total_count: all.len() as i32,
             page_info,
             edges: items
@@ -181,7 +192,7 @@ impl ArtifactSequence {
                     node,
                 })
                 .collect(),
-        }
+        })
     }
     async fn artifact_membership(&self, alias_name: Option<String>) -> Option<Membership> {
         self.membership(alias_name.as_deref().unwrap_or(LATEST))

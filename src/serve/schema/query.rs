@@ -18,7 +18,15 @@ impl Query {
         // ARTIFACT_DIGEST_ALGORITHM: wandb-core keeps XXH128 artifacts XXH128 only with it (and
         // then selects `digestAlgorithm`, which this schema resolves from the manifest).
         let on = |name: &str| ServerFeature { name: name.to_owned(), is_enabled: true };
-        ServerInfo { features: vec![on("ARTIFACT_DIGEST_ALGORITHM")] }
+        // ARTIFACT_TAGS: tags on versions and collections; ARTIFACT_COLLECTIONS_FILTERING_SORTING:
+        // collection listings take `filters` (name, tag) and `order` (`retention`).
+        ServerInfo {
+            features: vec![
+                on("ARTIFACT_DIGEST_ALGORITHM"),
+                on("ARTIFACT_TAGS"),
+                on("ARTIFACT_COLLECTIONS_FILTERING_SORTING"),
+            ],
+        }
     }
     async fn project(
         &self,
@@ -74,8 +82,9 @@ impl Query {
         if !access(ctx).can_read(&c.entity) {
             return Ok(None);
         }
-        let state = reg(ctx).state(&c).await.map_err(err)?;
-        Ok((state.seq > 0).then(|| ArtifactSequence::new(c, state)))
+        // Ids minted before a rename still name the collection.
+        let (c, state) = reg(ctx).follow(&c).await.map_err(err)?;
+        Ok(state.exists().then(|| ArtifactSequence::new(c, state)))
     }
     #[graphql(name = "clientIDMapping")]
     async fn client_id_mapping(

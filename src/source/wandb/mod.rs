@@ -448,6 +448,9 @@ fn version_info(
         size: as_u64(&a["size"]).unwrap_or(0),
         file_count: as_u64(&a["fileCount"]).unwrap_or(0),
         created_at: a["createdAt"].as_str().and_then(parse_time).unwrap_or_default(),
+        // Not asked of the W&B server: its reads already leave expired versions out.
+        tags: Vec::new(),
+        ttl_seconds: None,
     })
 }
 
