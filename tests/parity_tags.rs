@@ -17,6 +17,8 @@ fn the_sdk_sets_tags_ttl_and_edits_collections() {
     assert_eq!(read["v0_tags"], serde_json::json!(["alpha", "gold"]));
     assert_eq!(read["v0_ttl"], serde_json::Value::Null);
     assert_eq!(read["collection_tags"], serde_json::json!(["curated"]));
+    assert_eq!(read["v2_ttl"], 3.0 * 86400.0);
+    assert_eq!(read["v1_inherited"], true);
     let shown = env.json(&["show", "acme/bikes/ds-renamed:v1"]);
     assert_eq!(shown["tags"], serde_json::json!(["gold"]), "{shown}");
     assert_eq!(shown["type"], "model", "{shown}");
@@ -24,6 +26,54 @@ fn the_sdk_sets_tags_ttl_and_edits_collections() {
     assert!(err.contains("not found"), "the old name is gone: {err}");
     let err = env.fails(&["versions", "acme/bikes/other"]);
     assert!(err.contains("not found"), "the deleted collection is gone: {err}");
+}
+
+/// Two servers over one S3 registry agree on tags, TTL and a rename: what the SDK wrote through
+/// server A, it reads back through server B.
+#[test]
+fn two_servers_over_one_s3_registry_agree_on_tags_and_ttl() {
+    let Some(vars) = crate::util::s3_vars() else {
+        eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
+        return;
+    };
+    let bucket = crate::util::unique_bucket("tags");
+    crate::util::create_s3_bucket(&vars[0].1, &bucket, false);
+    let mut env = Env::with_registry(&format!("s3://{bucket}/reg"));
+    env.vars = vars;
+    let a = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    run_flow(&env, &a, &key, "tags_ttl.py", "write", &[("FLOW_MODE", "write")]);
+    let b = Server::start_logging_to(&env, &[], "serve-b.log");
+    let (read, _) = run_flow(&env, &b, &key, "tags_ttl.py", "read", &[("FLOW_MODE", "read")]);
+    assert_eq!(read["v0_tags"], serde_json::json!(["alpha", "gold"]), "{read}");
+    assert_eq!(read["v2_ttl"], 3.0 * 86400.0, "{read}");
+    assert_eq!(read["collection_tags"], serde_json::json!(["curated"]), "{read}");
+    assert_eq!(read["description"], "the ds collection", "{read}");
+}
+
+/// `artfs tag` and `artfs ttl` (consistent with `artfs alias`), read back by `artfs show` and a
+/// collection default TTL that a version inherits until it opts out.
+#[test]
+fn the_cli_tags_and_sets_ttl() {
+    let env = Env::new();
+    let mut files = crate::util::Files::new();
+    files.insert("a.txt".into(), b"a".to_vec());
+    env.log_files("acme/bikes/cli", &files);
+    let out = env.ok(&["tag", "acme/bikes/cli:v0", "--add", "gold", "--add", "needs review"]);
+    assert!(out.contains("gold, needs review"), "{out}");
+    env.ok(&["tag", "acme/bikes/cli:latest", "--remove", "gold"]);
+    let err = env.fails(&["tag", "acme/bikes/cli:v0", "--add", "a/b"]);
+    assert!(err.contains("alphanumeric"), "{err}");
+    env.ok(&["ttl", "acme/bikes/cli:v0", "30d"]);
+    let shown = env.json(&["show", "acme/bikes/cli:v0"]);
+    assert_eq!(shown["tags"], serde_json::json!(["needs review"]), "{shown}");
+    assert_eq!(shown["ttl_seconds"], 30 * 86400, "{shown}");
+    env.ok(&["ttl", "acme/bikes/cli:v0", "inherit"]);
+    env.ok(&["ttl", "--collection", "acme/bikes/cli", "2d"]);
+    assert_eq!(env.json(&["show", "acme/bikes/cli:v0"])["ttl_seconds"], 2 * 86400);
+    env.ok(&["ttl", "acme/bikes/cli:v0", "never"]);
+    assert!(env.json(&["show", "acme/bikes/cli:v0"])["ttl_seconds"].is_null());
+    env.ok(&["tag", "--collection", "acme/bikes/cli", "--add", "curated"]);
 }
 
 /// W&B's tag rule holds on the server too (not only in the SDK), with its error text.

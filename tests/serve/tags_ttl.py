@@ -56,6 +56,9 @@ if MODE == "write":
     v1 = api.artifact(proj + "/ds:v1")
     check(v1._ttl_is_inherited and v1.ttl is None, "inherit: %r %r" % (v1._ttl_is_inherited, v1.ttl))
     check(v1.tags == ["gold"], "removed: %r" % v1.tags)
+    v2 = api.artifact(proj + "/ds:v2")
+    v2.ttl = timedelta(days=3)
+    v2.save()
     # An invalid tag is refused by the SDK before it reaches the server.
     try:
         v1.tags = ["no/slash"]
@@ -106,6 +109,7 @@ elif MODE == "read":
         "v0_tags": sorted(v0.tags),
         "v0_ttl": None if v0.ttl is None else v0.ttl.total_seconds(),
         "v1_inherited": api.artifact(proj + "/ds-renamed:v1")._ttl_is_inherited,
+        "v2_ttl": api.artifact(proj + "/ds-renamed:v2").ttl.total_seconds(),
         "collection_tags": sorted(col.tags),
         "description": col.description,
     })
