@@ -270,6 +270,7 @@ impl Fold for CollectionState {
         if !state.versions.is_empty() && state.artifact_type.is_none() {
             return Err("has versions but no type".into());
         }
+        state.check_retention()?;
         Ok(())
     }
 }

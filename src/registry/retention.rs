@@ -159,6 +159,19 @@ impl CollectionState {
         self
     }
 
+    /// The invariants of tags and TTLs a checkpoint must keep (`Fold::check`).
+    pub(super) fn check_retention(&self) -> Result<(), String> {
+        let version_tags = self.versions.values().flat_map(|v| &v.tags);
+        check_tags(self.tags.iter().chain(version_tags))?;
+        if let Some(v) = self.versions.values().find(|v| v.ttl == Ttl::Seconds(0)) {
+            return Err(format!("v{} has a TTL of 0 seconds", v.version));
+        }
+        if self.default_ttl_seconds == Some(0) {
+            return Err("has a default TTL of 0 seconds".into());
+        }
+        Ok(())
+    }
+
     /// The tag, TTL and collection ops of the fold (`log::CollectionState::apply`); an error
     /// says why the op does not apply.
     pub(super) fn apply_retention(&mut self, op: &Op, at: DateTime<Utc>) -> Result<(), String> {
