@@ -4,14 +4,20 @@
 use crate::serve::{Server, create_key, gql, run_flow};
 use crate::util::Env;
 
+/// A registry, `artfs serve` over it, and a key of `ana` for entity `acme`.
+fn started() -> (Env, Server, String) {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    (env, server, key)
+}
+
 /// Tags and TTL at log time and through `save()`, tag filters and `order`, then the collection's
 /// description, tags, rename and type in one `save()`, and a collection deleted with its
 /// versions (all checked in the script); `artfs show` and `versions` read the result.
 #[test]
 fn the_sdk_sets_tags_ttl_and_edits_collections() {
-    let env = Env::new();
-    let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let (env, server, key) = started();
     run_flow(&env, &server, &key, "tags_ttl.py", "write", &[("FLOW_MODE", "write")]);
     let (read, _) = run_flow(&env, &server, &key, "tags_ttl.py", "read", &[("FLOW_MODE", "read")]);
     assert_eq!(read["v0_tags"], serde_json::json!(["alpha", "gold"]));
@@ -32,14 +38,7 @@ fn the_sdk_sets_tags_ttl_and_edits_collections() {
 /// server A, it reads back through server B.
 #[test]
 fn two_servers_over_one_s3_registry_agree_on_tags_and_ttl() {
-    let Some(vars) = crate::util::s3_vars() else {
-        eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
-        return;
-    };
-    let bucket = crate::util::unique_bucket("tags");
-    crate::util::create_s3_bucket(&vars[0].1, &bucket, false);
-    let mut env = Env::with_registry(&format!("s3://{bucket}/reg"));
-    env.vars = vars;
+    let Some(env) = Env::in_new_s3_bucket("tags") else { return };
     let a = Server::start(&env, &[]);
     let key = create_key(&env, &["ana", "--entities", "acme"]);
     run_flow(&env, &a, &key, "tags_ttl.py", "write", &[("FLOW_MODE", "write")]);
@@ -79,9 +78,7 @@ fn the_cli_tags_and_sets_ttl() {
 /// W&B's tag rule holds on the server too (not only in the SDK), with its error text.
 #[test]
 fn invalid_tags_are_refused_by_the_server() {
-    let env = Env::new();
-    let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let (env, server, key) = started();
     run_flow(
         &env,
         &server,
@@ -113,9 +110,7 @@ fn invalid_tags_are_refused_by_the_server() {
 /// reclaims its file while the live version's stays; its alias does not keep it.
 #[test]
 fn an_expired_version_is_gone_and_reclaimed_by_gc() {
-    let env = Env::new();
-    let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let (env, server, key) = started();
     run_flow(&env, &server, &key, "tags_ttl.py", "expire", &[("FLOW_MODE", "expire")]);
     let versions = env.json(&["versions", "acme/bikes/short"]);
     let names: Vec<&str> =

@@ -42,6 +42,15 @@ impl Ttl {
         *self == Ttl::Inherit
     }
 
+    /// The TTL in force, in seconds, given the collection's default (`None`: never expires).
+    pub fn in_force(self, default_seconds: Option<u64>) -> Option<u64> {
+        match self {
+            Ttl::Inherit => default_seconds,
+            Ttl::Never => None,
+            Ttl::Seconds(s) => Some(s),
+        }
+    }
+
     /// From W&B's `ttlDurationSeconds`: -1 inherit, -2 (or any other non-positive) none.
     pub fn from_wandb(seconds: i64) -> Ttl {
         match seconds {
@@ -71,12 +80,14 @@ pub struct CollectionEdit {
 
 /// A tag as W&B accepts one: words of letters, digits, `_` and `-`, separated by spaces.
 pub fn validate_tag(tag: &str) -> Result<(), String> {
-    let word =
-        |w: &str| !w.is_empty() && w.chars().all(|c| c.is_alphanumeric() || "_-".contains(c));
-    if tag.chars().count() > MAX_TAG_CHARS
-        || !tag.split(' ').filter(|w| !w.is_empty()).all(word)
-        || tag.trim() != tag
-        || tag.is_empty()
+    let word = |w: &str| w.chars().all(|c| c.is_alphanumeric() || "_-".contains(c));
+    // Runs of spaces separate words; none leads or trails.
+    let words: Vec<&str> = tag.split(' ').filter(|w| !w.is_empty()).collect();
+    let spaced = !tag.starts_with(' ') && !tag.ends_with(' ');
+    if words.is_empty()
+        || !spaced
+        || !words.into_iter().all(word)
+        || tag.chars().count() > MAX_TAG_CHARS
     {
         return Err(format!(
             "invalid tag {tag:?}: tags must only contain alphanumeric characters separated by hyphens, underscores, and/or spaces (at most {MAX_TAG_CHARS} characters)"
@@ -106,11 +117,7 @@ impl CollectionState {
 
     /// The TTL in force for `version`, in seconds (`None`: it never expires).
     pub fn ttl_seconds(&self, version: u32) -> Option<u64> {
-        match self.versions.get(&version)?.ttl {
-            Ttl::Inherit => self.default_ttl_seconds,
-            Ttl::Never => None,
-            Ttl::Seconds(s) => Some(s),
-        }
+        self.versions.get(&version)?.ttl.in_force(self.default_ttl_seconds)
     }
 
     /// When `version` expires, if it does.

@@ -62,11 +62,8 @@ impl From<&VersionRecord> for VersionInfo {
             file_count: r.file_count,
             created_at: r.created_at,
             tags: r.tags.iter().cloned().collect(),
-            ttl_seconds: match r.ttl {
-                registry::Ttl::Seconds(s) => Some(s),
-                // What the collection's default makes of it is set where that is known.
-                registry::Ttl::Inherit | registry::Ttl::Never => None,
-            },
+            // What the collection's default makes of it is set where that is known.
+            ttl_seconds: r.ttl.in_force(None),
         }
     }
 }
@@ -102,11 +99,7 @@ impl From<registry::ResolvedVersion> for ResolvedVersion {
     fn from(v: registry::ResolvedVersion) -> ResolvedVersion {
         ResolvedVersion {
             record: VersionInfo {
-                ttl_seconds: match v.record.ttl {
-                    registry::Ttl::Inherit => v.default_ttl_seconds,
-                    registry::Ttl::Never => None,
-                    registry::Ttl::Seconds(s) => Some(s),
-                },
+                ttl_seconds: v.record.ttl.in_force(v.default_ttl_seconds),
                 ..(&v.record).into()
             },
             collection: v.collection,

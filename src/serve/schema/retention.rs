@@ -24,12 +24,10 @@ pub enum ArtifactCollectionState {
 /// The TTL in force for a version, as W&B reports it: its own, the collection's default it
 /// inherits, or -2 for none.
 pub fn ttl_in_force(r: &ResolvedVersion) -> i64 {
-    let secs = match r.record.ttl {
-        Ttl::Inherit => r.default_ttl_seconds,
-        Ttl::Never => None,
-        Ttl::Seconds(s) => Some(s),
-    };
-    secs.map_or(WANDB_NO_TTL, |s| i64::try_from(s).unwrap_or(i64::MAX))
+    r.record
+        .ttl
+        .in_force(r.default_ttl_seconds)
+        .map_or(WANDB_NO_TTL, |s| i64::try_from(s).unwrap_or(i64::MAX))
 }
 
 /// A listing's `order`: `[+|-]field`, ascending without a sign (what the SDK normalises to).
