@@ -2,7 +2,8 @@
 - `write`: tags and TTL at log time and through save(), tag filters, version order,
   collection description/tags/type/rename/delete and collection listings;
 - `read`: what `write` left, read back (through another server over the same registry);
-- `expire`: v0 logged with a 3 s TTL and v1 without; after 4 s only v1 is readable."""
+- `expire`: `short` v0 logged with a 6 s TTL and v1 without, `gone` v0 with a 3 s TTL; 7 s
+  later only `short:v1` is readable."""
 import os
 import time
 from datetime import timedelta
@@ -114,13 +115,16 @@ elif MODE == "read":
         "description": col.description,
     })
 elif MODE == "expire":
-    check(log("short", b"short-lived", ttl=timedelta(seconds=3), aliases=["keep"]) == "v0", "v0")
-    check(log("short", b"long-lived") == "v1", "v1")
+    check(log("gone", b"all of it short-lived", ttl=timedelta(seconds=3)) == "v0", "gone v0")
+    check(log("short", b"short-lived", ttl=timedelta(seconds=6), aliases=["keep"]) == "v0", "v0")
     check(api.artifact_exists(proj + "/short:v0"), "v0 there before its TTL")
-    time.sleep(4)
+    check(log("short", b"long-lived") == "v1", "v1")
+    time.sleep(7)
     check(not api.artifact_exists(proj + "/short:v0"), "v0 gone after its TTL")
     check(not api.artifact_exists(proj + "/short:keep"), "its alias does not keep it")
     left = [a.version for a in api.artifacts("dataset", proj + "/short")]
     check(left == ["v1"], "listing after expiry %r" % left)
     check(api.artifact(proj + "/short:latest").version == "v1", "latest")
+    names = sorted(c.name for c in api.artifact_collections(proj, "dataset"))
+    check(names == ["short"], "a collection whose versions all expired is not listed: %r" % names)
     done()

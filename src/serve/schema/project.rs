@@ -33,8 +33,9 @@ impl Project {
         for name in r.collections(&self.entity, &self.name).await.map_err(err)? {
             let Ok(c) = CollectionPath::new(&self.entity, &self.name, &name) else { continue };
             let state = r.state(&c).await.map_err(err)?;
-            if state.exists() && (with_empty || !state.versions.is_empty()) {
-                out.push(ArtifactSequence::new(c, state));
+            let seq = ArtifactSequence::new(c, state);
+            if seq.state.exists() && (with_empty || !seq.state.versions.is_empty()) {
+                out.push(seq);
             }
         }
         Ok(out)
