@@ -150,10 +150,12 @@ impl Fold for CollectionState {
                 aliases,
             } => {
                 if self.moved_to.is_some() {
-                    // The name is free again: a new collection starts under it.
+                    // The name is free again: a new collection starts under it (what was renamed
+                    // here stays renamed, for gc).
                     *self = CollectionState {
                         seq: self.seq,
                         next_version: self.next_version,
+                        adopted_from: self.adopted_from.take(),
                         ..CollectionState::default()
                     };
                 }

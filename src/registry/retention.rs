@@ -240,9 +240,11 @@ impl CollectionState {
                 if !self.exists() {
                     return Err("deletes a collection that does not exist".into());
                 }
+                // `adopted_from` stays: the log renamed here must not count for gc again.
                 *self = CollectionState {
                     seq: self.seq,
                     next_version: self.next_version,
+                    adopted_from: self.adopted_from.take(),
                     ..CollectionState::default()
                 };
             }
@@ -494,6 +496,39 @@ mod tests {
             let err = r.rename_collection(&a, "b").await.unwrap_err();
             assert!(err.to_string().contains("has that name"), "{err}");
             assert!(r.existing_state(&a).await.unwrap().exists());
+        });
+    }
+
+    #[test]
+    fn gc_keeps_renamed_versions_and_reclaims_deleted_collections() {
+        let t = TempRegistry::default();
+        let (a, b) = (path("a"), path("b"));
+        t.log(&a, &[("f", b"zero")], &[], None);
+        let r = &t.registry;
+        let gc = || r.gc(std::time::Duration::ZERO);
+        t.runtime.block_on(async {
+            let v0 = r.resolve(&a, &Selector::Version(0)).await.unwrap();
+            let blob = super::super::entry_blob_key(&r.manifest(&v0).await.unwrap().contents["f"])
+                .unwrap();
+            // Only the first half of a rename landed: the old log still holds the versions.
+            r.commit(&a, |_| Ok((Some(Op::RenamedTo { name: "b".into() }), ()))).await.unwrap();
+            assert_eq!(gc().await.unwrap().blobs_deleted, 0);
+            assert!(r.store().head(&blob).await.unwrap().is_some());
+            // Both halves: the new log holds them.
+            let moved = r.state(&a).await.unwrap();
+            let state = Box::new(CollectionState { moved_to: None, ..moved });
+            r.commit(&b, |_| {
+                Ok((Some(Op::Adopted { from: "a".into(), state: state.clone() }), ()))
+            })
+            .await
+            .unwrap();
+            assert_eq!(gc().await.unwrap().blobs_deleted, 0);
+            let v0 = r.resolve(&b, &Selector::Version(0)).await.unwrap();
+            assert_eq!(r.manifest(&v0).await.unwrap().contents.len(), 1);
+            // A deleted collection's files go, also those the old log still lists.
+            r.delete_collection(&b).await.unwrap();
+            assert_eq!(gc().await.unwrap().blobs_deleted, 1);
+            assert!(r.store().head(&blob).await.unwrap().is_none());
         });
     }
 
