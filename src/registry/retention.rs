@@ -256,15 +256,15 @@ impl CollectionState {
                 self.moved_to = Some(name.clone());
             }
             Op::Adopted { from, state } => {
-                // Commit 1 of a renamed collection, or the undoing of a rename that could not
-                // land (its state comes back whole).
-                let undo = self.moved_to.is_some();
-                if self.seq != 0 && !undo {
-                    return Err(format!("adopts {from:?} but is not the first commit"));
+                // A renamed collection arriving where none lives: a new name, a deleted or
+                // renamed-away one (a rename back), or its own log undoing a rename that could
+                // not land (then `from` is its own name).
+                if self.exists() {
+                    return Err(format!("adopts {from:?} where a collection lives"));
                 }
                 let mut s = (**state).clone();
                 s.moved_to = None;
-                s.adopted_from = if undo { self.adopted_from.clone() } else { Some(from.clone()) };
+                s.adopted_from = Some(from.clone());
                 use super::log::Fold as _;
                 s.check()?;
                 *self = s;
@@ -418,14 +418,12 @@ impl Registry {
             return Ok(target);
         }
         let taken = |t: &CollectionState| {
-            let what = match &t.artifact_type {
-                Some(ty) if t.exists() => format!("a collection of type {ty:?} has that name"),
-                _ => "that name has the history of a deleted or renamed collection".to_owned(),
-            };
-            Self::invalid(&target, format!("cannot rename {c} to {to:?}: {what}"))
+            let ty = t.artifact_type.clone().unwrap_or_default();
+            let why = format!("a collection of type {ty:?} has that name");
+            Self::invalid(&target, format!("cannot rename {c} to {to:?}: {why}"))
         };
         let existing = self.state(&target).await?;
-        if existing.seq > 0 {
+        if existing.exists() {
             return Err(taken(&existing));
         }
         let (moved, ()) = self
@@ -440,7 +438,7 @@ impl Registry {
         snapshot.moved_to = None;
         let adopted = self
             .commit(&target, |t| {
-                if t.seq > 0 {
+                if t.exists() {
                     return Err(taken(t));
                 }
                 let op = Op::Adopted { from: c.name.clone(), state: Box::new(snapshot.clone()) };
@@ -496,6 +494,13 @@ mod tests {
             let err = r.rename_collection(&a, "b").await.unwrap_err();
             assert!(err.to_string().contains("has that name"), "{err}");
             assert!(r.existing_state(&a).await.unwrap().exists());
+            // A name whose collection was renamed away or deleted takes a rename: back and forth.
+            r.delete_collection(&a).await.unwrap();
+            assert_eq!(r.rename_collection(&b, "a").await.unwrap(), a);
+            assert_eq!(r.rename_collection(&a, "b").await.unwrap(), b);
+            let state = r.existing_state(&b).await.unwrap();
+            assert_eq!(state.versions.keys().copied().collect::<Vec<_>>(), [0, 1]);
+            assert!(!r.live_state(&a).await.unwrap().exists());
         });
     }
 
