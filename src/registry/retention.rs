@@ -330,7 +330,9 @@ impl Registry {
         check_tags(add).map_err(|r| Self::invalid(c, r))?;
         let (state, ()) = self
             .commit(c, |s| {
-                let r = Self::resolve_in(c, s, &Selector::Version(version))?;
+                // An expired version is as gone for writers as for readers.
+                let live = s.clone().live(Utc::now());
+                let r = Self::resolve_in(c, &live, &Selector::Version(version))?;
                 let op = tag_change(&r.record.tags, add, remove).map(|(add, remove)| Op::Tags {
                     version,
                     add,
@@ -353,7 +355,8 @@ impl Registry {
             return Err(Self::invalid(c, "a TTL must be positive".into()));
         }
         self.commit(c, |s| {
-            let r = Self::resolve_in(c, s, &Selector::Version(version))?;
+            let live = s.clone().live(Utc::now());
+            let r = Self::resolve_in(c, &live, &Selector::Version(version))?;
             Ok(((r.record.ttl != ttl).then_some(Op::Ttl { version, ttl }), ()))
         })
         .await?;
