@@ -171,6 +171,29 @@ pub enum Command {
         #[arg(short = 'z', long)]
         lazy: bool,
     },
+    /// Add or remove tags of a version (or, with --collection, of its collection)
+    Tag {
+        /// `[[entity/]project/]name:vN` (or `:alias`)
+        artifact: String,
+        #[arg(long = "add", value_name = "TAG")]
+        add: Vec<String>,
+        #[arg(long = "remove", value_name = "TAG")]
+        remove: Vec<String>,
+        /// Tag the collection rather than the version
+        #[arg(long)]
+        collection: bool,
+    },
+    /// Set the time-to-live of a version, after which it is gone and `gc` reclaims it (or, with
+    /// --collection, the default TTL of the versions that inherit theirs)
+    Ttl {
+        /// `[[entity/]project/]name:vN` (or `:alias`)
+        artifact: String,
+        /// A duration from the version's creation (90s, 30m, 12h, 30d), `never`, or `inherit`
+        /// (the collection's default)
+        ttl: String,
+        #[arg(long)]
+        collection: bool,
+    },
 }
 
 /// The run a command is part of (lineage): `log` records that the run logged the version, `get`

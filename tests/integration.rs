@@ -37,3 +37,5 @@ mod wandb_source;
 mod serve_lineage;
 // Links and portfolios through `artfs serve` with the real SDK, the CLI, gc and two servers.
 mod parity_links;
+// Tags, TTL (expiry and gc) and collection edits through `artfs serve` with the real SDK.
+mod parity_tags;

@@ -600,14 +600,7 @@ fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
 /// The S3 registry both ways (SDK → artfs get/mount, artfs log → SDK) and two servers agreeing.
 #[test]
 fn two_servers_over_one_s3_registry_agree() {
-    let Some(vars) = crate::util::s3_vars() else {
-        eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
-        return;
-    };
-    let bucket = crate::util::unique_bucket("serve");
-    crate::util::create_s3_bucket(&vars[0].1, &bucket, false);
-    let mut env = Env::with_registry(&format!("s3://{bucket}/reg"));
-    env.vars = vars;
+    let Some(env) = Env::in_new_s3_bucket("serve") else { return };
     let a = Server::start(&env, &[]);
     let key = create_key(&env, &["ana", "--entities", "acme"]);
     // Logged, used and downloaded through server A, on S3.

@@ -17,6 +17,7 @@ mod run;
 mod runs;
 mod serve;
 mod show;
+mod tag;
 mod versions;
 
 use std::io::Write;
@@ -202,6 +203,12 @@ impl App {
             Command::Unmount { mountpoint, lazy } => {
                 let mountpoint = crate::mount::absolute_mountpoint(&mountpoint)?;
                 Ok(crate::mount::unmount(&mountpoint, lazy)?)
+            }
+            Command::Tag { artifact, add, remove, collection } => {
+                self.tag(&artifact, &add, &remove, collection).await
+            }
+            Command::Ttl { artifact, ttl, collection } => {
+                self.ttl(&artifact, &ttl, collection).await
             }
         }
     }

@@ -27,6 +27,8 @@ impl App {
                 "metadata": v.record.metadata,
                 "created_at": v.record.created_at,
                 "link_of": v.record.link_of,
+                "tags": v.record.tags,
+                "ttl_seconds": v.record.ttl_seconds,
             });
             // A source without lineage (W&B) says so with nulls rather than empty lists.
             if let Some(runs) = catalog.runs_of(&v).await? {
@@ -68,6 +70,11 @@ impl App {
         }
         println!("  description: {}", printable(v.record.description.as_deref().unwrap_or("")));
         println!("  metadata:    {}", printable(&v.record.metadata.to_string()));
+        println!("  tags:        {}", printable(&v.record.tags.join(", ")));
+        if let Some(s) = v.record.ttl_seconds {
+            let expires = v.record.created_at + chrono::Duration::seconds(s as i64);
+            println!("  ttl:         {s}s (expires {})", expires.format("%Y-%m-%d %H:%M:%S UTC"));
+        }
         if let Some(m) = manifest {
             println!("  files:");
             for (p, e) in &m.contents {

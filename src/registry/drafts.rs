@@ -41,6 +41,11 @@ pub struct Draft {
     /// round shares this draft, each manifest upload is a part, the commit finishes the round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<Distributed>,
+    /// Tags and TTL to set on the version once committed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<super::Ttl>,
 }
 
 /// A draft's group and round (see `parts`).
@@ -493,6 +498,8 @@ mod tests {
             client_id: client.map(str::to_owned),
             created_at: Utc::now(),
             distributed: None,
+            tags: Vec::new(),
+            ttl: None,
         }
     }
 

@@ -172,12 +172,14 @@ impl Registry {
         for entity in entities {
             for project in level(layout::projects_dir(&entity)).await? {
                 let collections = layout::collections_dir(&entity, &project);
+                let mut states = std::collections::BTreeMap::new();
                 for name in level(collections.clone()).await? {
                     // Whatever its name: a directory artfs would not create may still hold a log.
                     let prefix = format!("{collections}/{name}");
                     let state: CollectionState = self.prove_log(&prefix, log::difference).await?;
-                    live_manifests.extend(state.versions.values().map(|v| v.manifest.clone()));
+                    states.insert(name, state);
                 }
+                live_manifests.extend(live_in_project(&states, cutoff));
             }
         }
         pending.retain(|k| !live_manifests.contains(k));
@@ -256,4 +258,28 @@ impl Registry {
         report.bytes_deleted += bytes;
         Ok(report)
     }
+}
+
+/// The manifests the proven logs of one project keep live at `cutoff` (now less the grace
+/// period, so a reader whose clock lags never loses a version it still shows): versions not
+/// expired by then, and a renamed-away collection's versions until the log it moved to has
+/// adopted them.
+fn live_in_project(
+    states: &std::collections::BTreeMap<String, CollectionState>,
+    cutoff: chrono::DateTime<Utc>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (name, state) in states {
+        let adopted = state
+            .moved_to
+            .as_ref()
+            .and_then(|to| states.get(to))
+            .is_some_and(|t| t.adopted_from.as_deref() == Some(name.as_str()));
+        if adopted {
+            continue;
+        }
+        let live = state.clone().live(cutoff);
+        out.extend(live.versions.values().map(|v| v.manifest.clone()));
+    }
+    out
 }

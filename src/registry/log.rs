@@ -5,13 +5,14 @@
 //! meanwhile) is refused by writers and skipped by readers (`Fold::replay`), so every reader
 //! folds a log into the same state.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use super::commit_log::{Fold, FoldError, Replayed};
+pub use super::retention::{CollectionEdit, Ttl};
 use crate::names::LATEST;
 
 /// One published change to a collection.
@@ -61,6 +62,32 @@ pub enum Op {
         file_count: u64,
         aliases: Vec<String>,
     },
+    /// Adds and removes tags of one version.
+    Tags {
+        version: u32,
+        add: Vec<String>,
+        remove: Vec<String>,
+    },
+    /// Sets one version's time-to-live.
+    Ttl {
+        version: u32,
+        ttl: Ttl,
+    },
+    /// Edits the collection itself (see `retention::CollectionEdit`).
+    Collection(CollectionEdit),
+    /// Deletes the collection with all its versions; version numbers are still not reused.
+    DeleteCollection,
+    /// The collection now lives under `name` (the commit before `name`'s `Adopted`). The
+    /// versions stay in this fold, so `gc` keeps them until the new log has them.
+    RenamedTo {
+        name: String,
+    },
+    /// Commit 1 of a collection renamed from `from`: the state it had there.
+    Adopted {
+        from: String,
+        #[serde(deserialize_with = "super::retention::state_via_value")]
+        state: Box<CollectionState>,
+    },
 }
 
 /// The logged version a link names.
@@ -86,6 +113,10 @@ pub struct VersionRecord {
     /// Set on a portfolio's versions: the logged version this one links to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<LinkSource>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub tags: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "Ttl::is_inherit")]
+    pub ttl: Ttl,
 }
 
 /// The fold of a collection's log up to commit `seq`.
@@ -101,6 +132,22 @@ pub struct CollectionState {
     /// A portfolio (W&B's `ArtifactPortfolio`) holds links; it is one from its first link.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub portfolio: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub tags: BTreeSet<String>,
+    /// The TTL of versions that inherit theirs (W&B's team default, per collection here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_ttl_seconds: Option<u64>,
+    /// Set by `RenamedTo`: the collection is gone from this name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved_to: Option<String>,
+    /// Set by `Adopted`: the name this collection was renamed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopted_from: Option<String>,
+    /// Time of the last commit applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
 }
 
 impl Fold for CollectionState {
@@ -131,6 +178,16 @@ impl Fold for CollectionState {
                 file_count,
                 aliases,
             } => {
+                if self.moved_to.is_some() {
+                    // The name is free again: a new collection starts under it (what was renamed
+                    // here stays renamed, for gc).
+                    *self = CollectionState {
+                        seq: self.seq,
+                        next_version: self.next_version,
+                        adopted_from: self.adopted_from.take(),
+                        ..CollectionState::default()
+                    };
+                }
                 if self.portfolio {
                     return Err(invalid(format!("creates v{version} in a portfolio of links")));
                 }
@@ -144,8 +201,16 @@ impl Fold for CollectionState {
                     file_count: *file_count,
                     created_at: c.time,
                     source: None,
+                    tags: BTreeSet::new(),
+                    ttl: Ttl::Inherit,
                 };
                 self.publish(record, artifact_type, aliases).map_err(invalid)?;
+            }
+            op if self.moved_to.is_some() && !matches!(op, Op::Adopted { .. }) => {
+                return Err(invalid(format!(
+                    "changes a collection renamed to {:?}",
+                    self.moved_to.clone().unwrap_or_default()
+                )));
             }
             Op::Aliases { version, add, remove } => {
                 if !self.versions.contains_key(version) {
@@ -210,12 +275,21 @@ impl Fold for CollectionState {
                     file_count: *file_count,
                     created_at: c.time,
                     source: Some(source.clone()),
+                    tags: BTreeSet::new(),
+                    ttl: Ttl::Inherit,
                 };
                 self.publish(record, artifact_type, aliases).map_err(invalid)?;
                 self.portfolio = true;
             }
+            op @ (Op::Tags { .. }
+            | Op::Ttl { .. }
+            | Op::Collection(_)
+            | Op::DeleteCollection
+            | Op::RenamedTo { .. }
+            | Op::Adopted { .. }) => self.apply_retention(op, c.time).map_err(invalid)?,
         }
         self.seq = c.seq;
+        self.updated_at = Some(c.time);
         Ok(())
     }
 
@@ -243,6 +317,7 @@ impl Fold for CollectionState {
         if let Some(v) = state.versions.values().find(|v| v.source.is_some() != state.portfolio) {
             return Err(format!("v{} is not the kind of version its collection holds", v.version));
         }
+        state.check_retention()?;
         Ok(())
     }
 }
@@ -326,8 +401,10 @@ pub fn difference(commits: &CollectionState, checkpoint: &CollectionState) -> St
             "the kind of collection"
         } else if commits.next_version != checkpoint.next_version {
             "the next version number"
-        } else {
+        } else if commits.artifact_type != checkpoint.artifact_type {
             "the type"
+        } else {
+            "the collection's description, tags, TTL or name"
         };
         out.push(format!("{field} differ"));
     }

@@ -52,7 +52,30 @@ fn op() -> impl Strategy<Value = Op> {
             file_count: 1,
             aliases,
         }),
+        1 => (version(), tags(), tags()).prop_map(|(version, add, remove)| Op::Tags { version, add, remove }),
+        1 => (version(), ttl()).prop_map(|(version, ttl)| Op::Ttl { version, ttl }),
+        1 => (tags(), tags(), proptest::option::of(ttl()), proptest::option::of(".{0,3}")).prop_map(
+            |(add_tags, remove_tags, default_ttl, artifact_type)| Op::Collection(CollectionEdit {
+                description: None,
+                add_tags,
+                remove_tags,
+                default_ttl,
+                artifact_type,
+            })
+        ),
+        1 => Just(Op::DeleteCollection),
+        1 => prop::sample::select(vec!["other", "", "a/b"])
+            .prop_map(|name| Op::RenamedTo { name: name.to_owned() }),
     ]
+}
+
+fn tags() -> impl Strategy<Value = Vec<String>> {
+    let tag = prop::sample::select(vec!["gold", "needs review", "", " x", "a/b"]);
+    prop::collection::vec(tag.prop_map(str::to_owned), 0..3)
+}
+
+fn ttl() -> impl Strategy<Value = Ttl> {
+    prop_oneof![Just(Ttl::Inherit), Just(Ttl::Never), (0u64..3).prop_map(Ttl::Seconds)]
 }
 
 /// How one stored object is damaged before the reader sees it.

@@ -18,6 +18,7 @@ pub mod log;
 pub mod marker;
 pub mod parts;
 mod read;
+mod retention;
 pub mod runs;
 #[cfg(test)]
 pub mod testing;
@@ -32,6 +33,7 @@ pub use gc::GcReport;
 pub use lease::{LeaseGuard, LeaseTiming};
 pub use log::{CollectionState, Commit, Op, VersionRecord};
 pub use read::ResolvedVersion;
+pub use retention::{CollectionEdit, Ttl, validate_tag};
 pub use write::{LogOutcome, LogRequest, UploadProgress};
 
 use commit_log::MAX_COMMIT_ATTEMPTS;

@@ -12,6 +12,8 @@ pub struct ResolvedVersion {
     pub artifact_type: String,
     pub record: VersionRecord,
     pub aliases: Vec<String>,
+    /// The collection's default TTL, which the version's own may inherit.
+    pub default_ttl_seconds: Option<u64>,
 }
 
 impl Registry {
@@ -46,13 +48,14 @@ impl Registry {
         Ok(self.store.list_dirs(&layout::collections_dir(entity, project)).await?)
     }
 
-    /// The state of an existing collection, or an error listing the ones that exist.
+    /// The live state (`retention`: expired versions left out) of an existing collection, or an
+    /// error listing the ones that exist.
     pub async fn existing_state(
         &self,
         c: &CollectionPath,
     ) -> Result<CollectionState, RegistryError> {
-        let state = self.state(c).await?;
-        if state.seq == 0 {
+        let state = self.live_state(c).await?;
+        if !state.exists() {
             return Err(RegistryError::UnknownArtifact {
                 name: c.name.clone(),
                 scope: format!("{}/{}", c.entity, c.project),
@@ -93,6 +96,7 @@ impl Registry {
             artifact_type: state.artifact_type.clone().unwrap_or_default(),
             record: record.clone(),
             aliases: state.aliases_of(version),
+            default_ttl_seconds: state.default_ttl_seconds,
         })
     }
 

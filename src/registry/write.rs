@@ -52,7 +52,7 @@ impl UploadProgress for () {
 /// A log may not change an artifact's type once it has versions.
 fn check_type(req: &LogRequest, state: &CollectionState) -> Result<(), RegistryError> {
     match &state.artifact_type {
-        Some(t) if state.seq > 0 && *t != req.artifact_type => Err(RegistryError::TypeMismatch {
+        Some(t) if state.exists() && *t != req.artifact_type => Err(RegistryError::TypeMismatch {
             name: req.collection.to_string(),
             existing: t.clone(),
             requested: req.artifact_type.clone(),
@@ -104,13 +104,13 @@ impl Registry {
 
         let state = self.state(c).await?;
         check_type(&state)?;
-        if state.version_by_digest(&digest).is_some() {
+        if state.live_version_by_digest(&digest).is_some() {
             // Decided again on the freshest state at every attempt: the version may have been
             // deleted meanwhile, and then this content is logged as a new version below.
             let (state, found) = self
                 .commit(c, |s| {
                     check_type(s)?;
-                    Ok(match s.version_by_digest(&digest) {
+                    Ok(match s.live_version_by_digest(&digest) {
                         Some(v) => (alias_op(s, v.version), Some(v.version)),
                         None => (None, None),
                     })
@@ -157,7 +157,7 @@ impl Registry {
         let (state, (version, created)) = self
             .commit(&req.collection, |s| {
                 check_type(req, s)?;
-                if let Some(v) = s.version_by_digest(&digest) {
+                if let Some(v) = s.live_version_by_digest(&digest) {
                     return Ok((alias_op(req, s, v.version), (v.version, false)));
                 }
                 let op = Op::Create {

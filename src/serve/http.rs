@@ -408,7 +408,11 @@ async fn artifact_file_key(
         return Ok(None);
     };
     let reg = &shared.registry;
-    let state = reg.state(&c).await?;
+    // Expired versions and renamed-away or deleted collections hold no files.
+    let state = reg.live_state(&c).await?;
+    if !state.exists() {
+        return Ok(None);
+    }
     use base64::Engine;
     let digest = base64::engine::general_purpose::STANDARD.encode(raw);
     let mut manifests: Vec<&String> = state.versions.values().rev().map(|v| &v.manifest).collect();

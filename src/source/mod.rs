@@ -145,6 +145,9 @@ pub struct VersionInfo {
     /// For a link in a portfolio, the version it links (`entity/project/name:vN`), whose
     /// manifest `locator` names.
     pub link_of: Option<String>,
+    pub tags: Vec<String>,
+    /// The time-to-live in force (its own or the collection's default); `None`: it never expires.
+    pub ttl_seconds: Option<u64>,
 }
 
 /// A collection's versions and aliases as of one read. Empty when the collection does not exist.
@@ -291,6 +294,10 @@ pub trait CatalogExt: Catalog {
                     }
                     Err(e) => return Err(e),
                 };
+                if view.artifact_type.is_none() {
+                    // Deleted or renamed away: only its history is left under this name.
+                    continue;
+                }
                 out.push(CollectionSummary {
                     artifact_type: view.artifact_type.clone().unwrap_or_default(),
                     versions: view.versions.len(),

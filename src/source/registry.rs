@@ -65,15 +65,29 @@ impl From<&VersionRecord> for VersionInfo {
                 .source
                 .as_ref()
                 .map(|s| format!("{}/{}/{}:v{}", s.entity, s.project, s.name, s.version)),
+            tags: r.tags.iter().cloned().collect(),
+            // What the collection's default makes of it is set where that is known.
+            ttl_seconds: r.ttl.in_force(None),
         }
     }
 }
 
 impl From<&CollectionState> for CollectionView {
+    /// What readers see now: expired versions are gone (`registry::retention`).
     fn from(s: &CollectionState) -> CollectionView {
+        // A deleted or renamed-away collection shows nothing under its name.
+        let s = &if s.exists() {
+            s.clone().live(chrono::Utc::now())
+        } else {
+            CollectionState::default()
+        };
         CollectionView {
             artifact_type: s.artifact_type.clone(),
-            versions: s.versions.iter().map(|(v, r)| (*v, r.into())).collect(),
+            versions: s
+                .versions
+                .iter()
+                .map(|(v, r)| (*v, VersionInfo { ttl_seconds: s.ttl_seconds(*v), ..r.into() }))
+                .collect(),
             // The fold keeps aliases of live versions only; filtered anyway, as promised.
             aliases: s
                 .aliases
@@ -88,7 +102,10 @@ impl From<&CollectionState> for CollectionView {
 impl From<registry::ResolvedVersion> for ResolvedVersion {
     fn from(v: registry::ResolvedVersion) -> ResolvedVersion {
         ResolvedVersion {
-            record: (&v.record).into(),
+            record: VersionInfo {
+                ttl_seconds: v.record.ttl.in_force(v.default_ttl_seconds),
+                ..(&v.record).into()
+            },
             collection: v.collection,
             artifact_type: v.artifact_type,
             aliases: v.aliases,
@@ -135,7 +152,7 @@ impl Catalog for RegistrySource {
     ) -> SourceFuture<'a, CollectionView> {
         Box::pin(async {
             let state = self.state(c).await?;
-            if state.seq == 0 {
+            if !state.exists() {
                 // The registry's own error, which lists the collections there.
                 self.registry.existing_state(c).await?;
             }

@@ -142,6 +142,22 @@ pub fn s3_vars() -> Option<Vec<(String, String)>> {
     ])
 }
 
+impl Env {
+    /// An environment whose registry is in a new bucket of the local S3 server, or `None` (the
+    /// test then skips, saying so) when the services are not running.
+    pub fn in_new_s3_bucket(tag: &str) -> Option<Env> {
+        let Some(vars) = s3_vars() else {
+            eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
+            return None;
+        };
+        let bucket = unique_bucket(tag);
+        create_s3_bucket(&vars[0].1, &bucket, false);
+        let mut env = Env::with_registry(&format!("s3://{bucket}/reg"));
+        env.vars = vars;
+        Some(env)
+    }
+}
+
 /// A fresh bucket name, unique per test run.
 pub fn unique_bucket(tag: &str) -> String {
     format!("artfs-{tag}-{}-{:08x}", std::process::id(), fastrand::u32(..))

@@ -17,6 +17,10 @@ pub struct Artifact {
     pub created_at: String,
     pub aliases: Vec<String>,
     pub manifest_key: Option<String>,
+    pub tags: Vec<String>,
+    /// W&B's `ttlDurationSeconds`: the TTL in force, or -2 for none.
+    pub ttl_seconds: i64,
+    pub ttl_inherited: bool,
 }
 
 impl Artifact {
@@ -35,6 +39,9 @@ impl Artifact {
             created_at: time(r.record.created_at),
             aliases: r.aliases.clone(),
             manifest_key: Some(r.record.manifest.clone()),
+            tags: r.record.tags.iter().cloned().collect(),
+            ttl_seconds: ttl_in_force(r),
+            ttl_inherited: r.record.ttl.is_inherit(),
         }
     }
 
@@ -53,6 +60,9 @@ impl Artifact {
             created_at: time(d.created_at),
             aliases: Vec::new(),
             manifest_key: None,
+            tags: d.tags.clone(),
+            ttl_seconds: WANDB_NO_TTL,
+            ttl_inherited: d.ttl.is_none_or(|t| t.is_inherit()),
         }
     }
 
@@ -112,7 +122,8 @@ pub async fn artifact_by_id(
             if !access.can_read(&c.entity) {
                 return Ok(None);
             }
-            let state = registry.state(&c).await?;
+            // Ids minted before a rename still name the version.
+            let (c, state) = registry.follow(&c).await?;
             Ok(Registry::resolve_in(&c, &state, &Selector::Version(v))
                 .ok()
                 .map(|r| Artifact::committed(&r)))
@@ -124,8 +135,8 @@ pub async fn artifact_by_id(
             }
             match registry.draft_status(&d).await? {
                 DraftStatus::Committed { version } => {
-                    let state = registry.state(&draft.collection).await?;
-                    Ok(Registry::resolve_in(&draft.collection, &state, &Selector::Version(version))
+                    let (c, state) = registry.follow(&draft.collection).await?;
+                    Ok(Registry::resolve_in(&c, &state, &Selector::Version(version))
                         .ok()
                         .map(|r| Artifact::committed(&r)))
                 }
@@ -188,13 +199,13 @@ impl Artifact {
     }
     /// -2: no TTL (W&B's value for "none").
     async fn ttl_duration_seconds(&self) -> i64 {
-        -2
+        self.ttl_seconds
     }
     async fn ttl_is_inherited(&self) -> bool {
-        true
+        self.ttl_inherited
     }
     async fn tags(&self) -> Vec<Tag> {
-        Vec::new()
+        self.tags.iter().map(|t| Tag::named(t)).collect()
     }
     async fn history_step(&self) -> Option<i64> {
         None

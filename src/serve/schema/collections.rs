@@ -38,6 +38,7 @@ impl ArtifactCollectionConnection {
     field(name = "description", ty = "Option<String>"),
     field(name = "created_at", ty = "String"),
     field(name = "updated_at", ty = "Option<String>"),
+    field(name = "state", ty = "ArtifactCollectionState"),
     field(name = "project", ty = "Project"),
     field(name = "default_artifact_type", ty = "ArtifactType"),
     field(name = "tags", ty = "TagConnection"),
@@ -70,11 +71,14 @@ pub enum ArtifactCollection {
 pub struct ArtifactSequence {
     pub path: CollectionPath,
     pub state: CollectionState,
+    /// Answered by `deleteArtifactSequence`.
+    pub deleted: bool,
 }
 
 impl ArtifactSequence {
+    /// Expired versions are left out here, for every resolver below (`registry::retention`).
     pub(super) fn new(path: CollectionPath, state: CollectionState) -> Self {
-        ArtifactSequence { path, state }
+        ArtifactSequence { path, state: state.live(Utc::now()), deleted: false }
     }
 
     pub(super) fn project_obj(&self) -> Project {
@@ -115,13 +119,16 @@ impl ArtifactSequence {
         &self.path.name
     }
     pub(super) async fn description(&self) -> Option<String> {
-        None
+        self.state.description.clone()
     }
     pub(super) async fn created_at(&self) -> String {
         time(self.created())
     }
     pub(super) async fn updated_at(&self) -> Option<String> {
-        self.state.versions.values().map(|v| v.created_at).max().map(time)
+        self.state.updated_at.map(time)
+    }
+    pub(super) async fn state(&self) -> ArtifactCollectionState {
+        if self.deleted { ArtifactCollectionState::Deleted } else { ArtifactCollectionState::Ready }
     }
     pub(super) async fn project(&self) -> Project {
         self.project_obj()
@@ -133,7 +140,8 @@ impl ArtifactSequence {
         }
     }
     pub(super) async fn tags(&self) -> TagConnection {
-        TagConnection { edges: Vec::new() }
+        let edges = self.state.tags.iter().map(|t| TagEdge { node: Tag::named(t) }).collect();
+        TagConnection { edges }
     }
     /// The latest version's (wandb-core re-hashes a new version to match it).
     pub(super) async fn digest_algorithm(&self, ctx: &Context<'_>) -> Res<ArtifactDigestAlgorithm> {
@@ -171,7 +179,7 @@ impl ArtifactSequence {
         ctx: &Context<'_>,
         after: Option<String>,
         first: Option<i32>,
-        #[graphql(name = "order")] _order: Option<String>,
+        order: Option<String>,
         filters: Option<JsonString>,
     ) -> Res<VersionedArtifactConnection> {
         // Only `state` is understood; versions are COMMITTED (drafts are not versions yet).
@@ -186,6 +194,9 @@ impl ArtifactSequence {
                     all.push(VersionedArtifactEdge { version: format!("v{v}"), node });
                 }
             }
+        }
+        if let Some(order) = order {
+            sort_versions(&mut all, &order)?;
         }
         let (edges, page_info) = page(&all, after.as_deref(), first);
         Ok(VersionedArtifactConnection { total_count: all.len() as i32, page_info, edges })

@@ -57,6 +57,12 @@ impl ArtifactPortfolio {
     ) -> async_graphql::Result<Option<String>> {
         self.0.updated_at(ctx).await
     }
+    pub(super) async fn state(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<ArtifactCollectionState> {
+        self.0.state(ctx).await
+    }
     pub(super) async fn project(&self) -> Project {
         self.0.project_obj()
     }

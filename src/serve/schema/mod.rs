@@ -120,6 +120,7 @@ mod links;
 mod mutation;
 mod project;
 mod query;
+mod retention;
 mod runs;
 mod types;
 
@@ -132,5 +133,6 @@ use links::*;
 use mutation::*;
 use project::*;
 use query::*;
+use retention::*;
 use runs::*;
 use types::*;

@@ -90,7 +90,7 @@ impl Mutation {
         let c = CollectionPath::new(&entity, project, name).map_err(err)?;
         let r = reg(ctx);
         let state = r.state(&c).await.map_err(err)?;
-        if let Some(t) = state.artifact_type.as_ref().filter(|_| state.seq > 0)
+        if let Some(t) = state.artifact_type.as_ref().filter(|_| state.exists())
             && t != ty
         {
             return Err(err(RegistryError::TypeMismatch {
@@ -107,12 +107,15 @@ impl Mutation {
             }
         }
         let metadata = metadata_json("createArtifact", input.metadata)?;
+        let tags = tag_names(input.tags)?;
+        let ttl = ttl_input(input.ttl_duration_seconds);
         // A part's digest is its own, not the version's: distributed writers never dedup.
         let dedup =
             input.enable_digest_deduplication != Some(false) && input.distributed_id.is_none();
-        if dedup && let Some(existing) = state.version_by_digest(digest) {
+        if dedup && let Some(existing) = state.live_version_by_digest(digest) {
             let run = run_path(Some(&entity), Some(project), input.run_name.as_deref());
             let artifact = relog(ctx, &c, &state, existing.version, ty, aliases, run).await?;
+            retag(ctx, &artifact, &tags, &[], ttl).await?;
             return Ok(CreateArtifactPayload { artifact });
         }
         let distributed = match &input.distributed_id {
@@ -132,6 +135,8 @@ impl Mutation {
                 client_id: input.client_id,
                 created_at: Utc::now(),
                 distributed,
+                tags,
+                ttl,
             })
             .await
             .map_err(err)?;
@@ -410,6 +415,9 @@ impl Mutation {
         )
         .await;
         let id = ids::version_id(&draft.collection, out.version);
+        if let Some(a) = artifact_by_id(r, access(ctx), &id).await.map_err(err)? {
+            retag(ctx, &a, &draft.tags, &[], draft.ttl).await?;
+        }
         Ok(ArtifactPayload { artifact: artifact_by_id(r, access(ctx), &id).await.map_err(err)? })
     }
 
@@ -449,6 +457,8 @@ impl Mutation {
         let r = reg(ctx);
         let version = a.version.unwrap_or(0);
         r.edit(&a.collection, version, input.description, metadata, None).await.map_err(err)?;
+        let (add, remove) = (tag_names(input.tags_to_add)?, tag_names(input.tags_to_delete)?);
+        retag(ctx, &a, &add, &remove, ttl_input(input.ttl_duration_seconds)).await?;
         let fresh = artifact_by_id(r, access(ctx), &a.id)
             .await
             .map_err(err)?
@@ -515,6 +525,48 @@ impl Mutation {
         input: UnlinkArtifactInput,
     ) -> Res<SuccessPayload> {
         links::unlink_artifact(ctx, input).await
+    }
+
+    // Collections and tags: bodies in `retention`.
+    async fn update_artifact_sequence(
+        &self,
+        ctx: &Context<'_>,
+        input: UpdateArtifactSequenceInput,
+    ) -> Res<ArtifactCollectionPayload> {
+        update_sequence(ctx, input).await
+    }
+
+    async fn move_artifact_sequence(
+        &self,
+        ctx: &Context<'_>,
+        input: MoveArtifactSequenceInput,
+    ) -> Res<ArtifactCollectionPayload> {
+        move_sequence(ctx, input).await
+    }
+
+    async fn delete_artifact_sequence(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteArtifactSequenceInput,
+    ) -> Res<ArtifactCollectionPayload> {
+        delete_sequence(ctx, input).await
+    }
+
+    async fn create_artifact_collection_tag_assignments(
+        &self,
+        ctx: &Context<'_>,
+        input: TagAssignmentsInput<Add>,
+    ) -> Res<TagsPayload> {
+        Ok(TagsPayload { tags: collection_tags(ctx, input).await? })
+    }
+
+    async fn delete_artifact_collection_tag_assignments(
+        &self,
+        ctx: &Context<'_>,
+        input: TagAssignmentsInput<Remove>,
+    ) -> Res<SuccessPayload> {
+        collection_tags(ctx, input).await?;
+        Ok(SuccessPayload { success: true })
     }
 }
 

@@ -18,7 +18,7 @@ impl Project {
             return Ok(None);
         };
         let state = reg(ctx).state(&c).await.map_err(err)?;
-        Ok((state.seq > 0).then(|| ArtifactSequence::new(c, state)))
+        Ok(state.exists().then(|| ArtifactSequence::new(c, state)))
     }
 
     /// The project's collections; those whose versions were all deleted only with `with_empty`
@@ -33,8 +33,9 @@ impl Project {
         for name in r.collections(&self.entity, &self.name).await.map_err(err)? {
             let Ok(c) = CollectionPath::new(&self.entity, &self.name, &name) else { continue };
             let state = r.state(&c).await.map_err(err)?;
-            if state.seq > 0 && (with_empty || !state.versions.is_empty()) {
-                out.push(ArtifactSequence::new(c, state));
+            let seq = ArtifactSequence::new(c, state);
+            if seq.state.exists() && (with_empty || !seq.state.versions.is_empty()) {
+                out.push(seq);
             }
         }
         Ok(out)
@@ -136,10 +137,11 @@ impl Project {
         ctx: &Context<'_>,
         after: Option<String>,
         first: Option<i32>,
-        #[graphql(name = "filters")] _filters: Option<JsonString>,
-        #[graphql(name = "order")] _order: Option<String>,
+        filters: Option<JsonString>,
+        order: Option<String>,
     ) -> Res<ArtifactCollectionConnection> {
         let all = self.all_collections(ctx, false).await?;
+        let all = filter_collections(all, filters.as_ref(), order.as_deref())?;
         Ok(ArtifactCollectionConnection::of(&all, after.as_deref(), first))
     }
 }
@@ -195,8 +197,8 @@ impl ArtifactType {
         ctx: &Context<'_>,
         after: Option<String>,
         first: Option<i32>,
-        #[graphql(name = "filters")] _filters: Option<JsonString>,
-        #[graphql(name = "order")] _order: Option<String>,
+        filters: Option<JsonString>,
+        order: Option<String>,
     ) -> Res<ArtifactCollectionConnection> {
         let all: Vec<ArtifactSequence> = self
             .project
@@ -205,6 +207,7 @@ impl ArtifactType {
             .into_iter()
             .filter(|c| c.state.artifact_type.as_deref() == Some(&self.name))
             .collect();
+        let all = filter_collections(all, filters.as_ref(), order.as_deref())?;
         Ok(ArtifactCollectionConnection::of(&all, after.as_deref(), first))
     }
 }

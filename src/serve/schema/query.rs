@@ -20,10 +20,14 @@ impl Query {
         // ARTIFACT_MEMBERSHIP_IN_LINK_ARTIFACT_RESPONSE: `linkArtifact` answers the link's
         // membership, so `Artifact.link` needs no second lookup.
         let on = |name: &str| ServerFeature { name: name.to_owned(), is_enabled: true };
+        // ARTIFACT_TAGS: tags on versions and collections; ARTIFACT_COLLECTIONS_FILTERING_SORTING:
+        // collection listings take `filters` (name, tag) and `order` (`retention`).
         ServerInfo {
             features: vec![
                 on("ARTIFACT_DIGEST_ALGORITHM"),
                 on("ARTIFACT_MEMBERSHIP_IN_LINK_ARTIFACT_RESPONSE"),
+                on("ARTIFACT_TAGS"),
+                on("ARTIFACT_COLLECTIONS_FILTERING_SORTING"),
             ],
         }
     }
@@ -81,8 +85,9 @@ impl Query {
         if !access(ctx).can_read(&c.entity) {
             return Ok(None);
         }
-        let state = reg(ctx).state(&c).await.map_err(err)?;
-        Ok((state.seq > 0).then(|| ArtifactCollection::of(ArtifactSequence::new(c, state))))
+        // Ids minted before a rename still name the collection.
+        let (c, state) = reg(ctx).follow(&c).await.map_err(err)?;
+        Ok(state.exists().then(|| ArtifactCollection::of(ArtifactSequence::new(c, state))))
     }
     #[graphql(name = "clientIDMapping")]
     async fn client_id_mapping(

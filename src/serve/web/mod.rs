@@ -140,8 +140,8 @@ async fn collection(
     name: &str,
 ) -> Result<(CollectionPath, crate::registry::CollectionState), ServeError> {
     let c = CollectionPath::new(entity, project, name).map_err(|_| not_found())?;
-    let state = registry.state(&c).await.map_err(ServeError::page)?;
-    if state.seq == 0 {
+    let state = registry.live_state(&c).await.map_err(ServeError::page)?;
+    if !state.exists() {
         return Err(not_found());
     }
     Ok((c, state))
@@ -263,6 +263,7 @@ async fn version(
             artifact_type: state.artifact_type.clone().unwrap_or_default(),
             record: r.clone(),
             aliases: state.aliases_of(number),
+            default_ttl_seconds: state.default_ttl_seconds,
         };
         let manifest = s.registry.manifest(&resolved).await.map_err(ServeError::page)?;
         let rows: Vec<Vec<String>> = manifest

@@ -460,6 +460,9 @@ fn version_info(
         created_at: a["createdAt"].as_str().and_then(parse_time).unwrap_or_default(),
         // The artifact is the linked one already; which collection it was logged in is not read.
         link_of: None,
+        // Not asked of the W&B server: its reads already leave expired versions out.
+        tags: Vec::new(),
+        ttl_seconds: None,
     })
 }
 

@@ -1,0 +1,78 @@
+//! `artfs tag` and `artfs ttl`: tags and time-to-live of a version or of its collection.
+
+use anyhow::{Result, bail};
+
+use super::App;
+use crate::registry::{CollectionEdit, Ttl};
+use crate::terminal::printable;
+
+/// `never`, `inherit`, or a duration (`90s`, `30m`, `12h`, `30d`).
+fn parse_ttl(s: &str) -> Result<Ttl> {
+    Ok(match s {
+        "never" | "none" => Ttl::Never,
+        "inherit" => Ttl::Inherit,
+        d => match crate::config::parse_duration(d)?.as_secs() {
+            0 => bail!("a TTL must be positive; use `never` for none"),
+            secs => Ttl::Seconds(secs),
+        },
+    })
+}
+
+impl App {
+    pub(super) async fn tag(
+        &self,
+        artifact: &str,
+        add: &[String],
+        remove: &[String],
+        collection: bool,
+    ) -> Result<()> {
+        if add.is_empty() && remove.is_empty() {
+            bail!("nothing to do: pass --add TAG and/or --remove TAG");
+        }
+        let registry = self.registry().await?;
+        if collection {
+            let c = self.artifact(artifact)?.collection;
+            let edit = CollectionEdit {
+                add_tags: add.to_vec(),
+                remove_tags: remove.to_vec(),
+                ..CollectionEdit::default()
+            };
+            let state = registry.edit_collection(&c, edit).await?;
+            let tags: Vec<&str> = state.tags.iter().map(String::as_str).collect();
+            println!("{c} tags: {}", printable(&tags.join(", ")));
+            return Ok(());
+        }
+        let (target, version) = self.version_of(&registry, artifact).await?;
+        let tags = registry.set_tags(&target.collection, version, add, remove).await?;
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        println!("{}:v{version} tags: {}", target.collection, printable(&tags.join(", ")));
+        Ok(())
+    }
+
+    pub(super) async fn ttl(&self, artifact: &str, ttl: &str, collection: bool) -> Result<()> {
+        let ttl = parse_ttl(ttl)?;
+        let registry = self.registry().await?;
+        if collection {
+            if ttl == Ttl::Inherit {
+                bail!("a collection's default TTL is a duration or `never`");
+            }
+            let c = self.artifact(artifact)?.collection;
+            let edit = CollectionEdit { default_ttl: Some(ttl), ..CollectionEdit::default() };
+            registry.edit_collection(&c, edit).await?;
+            println!("{c} default TTL: {}", describe(ttl));
+            return Ok(());
+        }
+        let (target, version) = self.version_of(&registry, artifact).await?;
+        registry.set_ttl(&target.collection, version, ttl).await?;
+        println!("{}:v{version} TTL: {}", target.collection, describe(ttl));
+        Ok(())
+    }
+}
+
+fn describe(ttl: Ttl) -> String {
+    match ttl {
+        Ttl::Inherit => "inherited from the collection".into(),
+        Ttl::Never => "never expires".into(),
+        Ttl::Seconds(s) => format!("{s}s from its creation"),
+    }
+}
