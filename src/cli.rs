@@ -410,8 +410,10 @@ pub enum KeyCommand {
     Create {
         /// The user the key belongs to (W&B's viewer)
         user: String,
-        /// An entity the key may use (repeatable) [default: the user's own]
-        #[arg(long = "entity", value_name = "ENTITY")]
+        /// Entities the key may use, comma-separated or repeated [default: the user's own]
+        // Not `--entity`: that is the global default entity of artifact paths, and one long name
+        // cannot mean both.
+        #[arg(long, value_name = "ENTITY", value_delimiter = ',')]
         entities: Vec<String>,
         /// Read only: listing and downloads, no logging or edits
         #[arg(long)]
@@ -433,4 +435,16 @@ pub enum CacheCommand {
     },
     /// Remove every entry not in use
     Clear,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its definitions (e.g. two arguments with one long name) only in debug builds
+    /// and only when a command is parsed; this checks all of them in every build.
+    #[test]
+    fn every_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -35,3 +35,5 @@ mod serve_hostile;
 mod wandb_source;
 // Issue 11 through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.
 mod serve_lineage;
+// W&B runs read back with the SDK: history, summary, filters, projects, resume, writers.
+mod parity_runs;

@@ -17,6 +17,7 @@ pub mod log;
 pub mod marker;
 pub mod parts;
 mod read;
+pub mod run_stream;
 pub mod runs;
 #[cfg(test)]
 pub mod testing;

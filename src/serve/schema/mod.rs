@@ -119,6 +119,7 @@ pub mod limits;
 mod mutation;
 mod project;
 mod query;
+mod run_history;
 mod runs;
 mod types;
 
@@ -130,5 +131,6 @@ pub use inputs::{part_key, valid_upload_id};
 use mutation::*;
 use project::*;
 use query::*;
+use run_history::*;
 use runs::*;
 use types::*;

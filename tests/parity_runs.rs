@@ -1,0 +1,17 @@
+//! W&B runs as users read them back through `artfs serve` with the real SDK: summaries,
+//! history (sampled, by keys, scanned in pages), listings with filters and order, projects,
+//! resumed runs, and the runs that wrote a distributed artifact.
+
+use crate::serve::{Server, create_key, run_flow};
+use crate::util::Env;
+
+/// 5,000 logged steps come back whole from `scan_history(page_size=700)`, sampled from
+/// `history()`, by key from `history(keys=…)`; the summary is the run's last one.
+#[test]
+fn history_and_summary_come_back_as_logged() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let (out, _) = run_flow(&env, &server, &key, "runs_history.py", "history", &[]);
+    assert_eq!(out["rows"], 5000);
+}
