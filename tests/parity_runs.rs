@@ -15,3 +15,14 @@ fn history_and_summary_come_back_as_logged() {
     let (out, _) = run_flow(&env, &server, &key, "runs_history.py", "history", &[]);
     assert_eq!(out["rows"], 5000);
 }
+
+/// `resume="must"` continues a run's steps and summary and refuses a missing run;
+/// `resume="allow"` creates then continues; `api.projects` lists projects that have only runs.
+#[test]
+fn resumed_runs_continue_and_projects_with_runs_are_listed() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let (out, _) = run_flow(&env, &server, &key, "runs_resume.py", "resume", &[]);
+    assert_eq!(out["projects"], serde_json::json!(["bikes"]));
+}

@@ -16,7 +16,9 @@ pub mod lineage;
 pub mod log;
 pub mod marker;
 pub mod parts;
+mod projects;
 mod read;
+pub mod run_filter;
 pub mod run_stream;
 pub mod runs;
 #[cfg(test)]

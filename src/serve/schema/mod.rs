@@ -120,6 +120,7 @@ mod mutation;
 mod project;
 mod query;
 mod run_history;
+mod run_list;
 mod runs;
 mod types;
 

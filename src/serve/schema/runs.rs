@@ -61,7 +61,7 @@ impl Run {
         None
     }
     async fn state(&self) -> &str {
-        if self.state.finished { "finished" } else { "running" }
+        crate::registry::run_filter::state_name(&self.state)
     }
     async fn group(&self) -> Option<&str> {
         self.state.fields.group.as_deref()
@@ -175,9 +175,12 @@ impl Run {
 #[derive(SimpleObject, Clone, Debug)]
 pub struct RunEdge {
     pub node: Run,
+    pub cursor: String,
 }
 
 #[derive(SimpleObject, Clone, Debug)]
 pub struct RunConnection {
+    pub total_count: i32,
+    pub page_info: PageInfo,
     pub edges: Vec<RunEdge>,
 }
