@@ -2,7 +2,7 @@
 //! history (sampled, by keys, scanned in pages), listings with filters and order, projects,
 //! resumed runs, and the runs that wrote a distributed artifact.
 
-use crate::serve::{Server, create_key, run_flow};
+use crate::serve::{Server, create_key, gql, run_flow};
 use crate::util::Env;
 
 /// 5,000 logged steps come back whole from `scan_history(page_size=700)`, sampled from
@@ -25,4 +25,21 @@ fn resumed_runs_continue_and_projects_with_runs_are_listed() {
     let key = create_key(&env, &["ana", "--entities", "acme"]);
     let (out, _) = run_flow(&env, &server, &key, "runs_resume.py", "resume", &[]);
     assert_eq!(out["projects"], serde_json::json!(["bikes"]));
+}
+
+/// `api.runs` with config, summary, job type, group, state, tags, name and creation filters,
+/// `$and`/`$or` and the comparison operators, orders and pages; a bad filter is refused with
+/// the operator named.
+#[test]
+fn runs_are_listed_by_the_filters_and_orders_users_write() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let (out, _) = run_flow(&env, &server, &key, "runs_filters.py", "filters", &[]);
+    assert_eq!(out["ids"].as_object().map(|m| m.len()), Some(4));
+    let q = "query($f: JSONString) { project(name: \"bikes\", entityName: \"acme\") { runs(filters: $f) { edges { node { name } } } } }";
+    for bad in [r#"{"config.lr": {"$between": 1}}"#, r#"{"$or": {}}"#, "{", r#"{"nofield": 1}"#] {
+        let got = gql(&server, &key, q, serde_json::json!({ "f": bad }));
+        assert_eq!(got["errors"][0]["extensions"]["code"], "INVALID", "{bad}: {got}");
+    }
 }
