@@ -43,3 +43,13 @@ fn runs_are_listed_by_the_filters_and_orders_users_write() {
         assert_eq!(got["errors"][0]["extensions"]["code"], "INVALID", "{bad}: {got}");
     }
 }
+
+/// A finished run fetched with `Api().run(…)` logs and uses an existing version
+/// (`createArtifact` with the plural `artifactCollectionNames`, `useArtifact`).
+#[test]
+fn a_public_api_run_logs_and_uses_an_existing_version() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    run_flow(&env, &server, &key, "runs_public_log.py", "public-log", &[]);
+}
