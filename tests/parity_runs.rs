@@ -2,6 +2,8 @@
 //! history (sampled, by keys, scanned in pages), listings with filters and order, projects,
 //! resumed runs, and the runs that wrote a distributed artifact.
 
+use std::collections::BTreeSet;
+
 use crate::serve::{Server, create_key, gql, run_flow};
 use crate::util::Env;
 
@@ -52,4 +54,76 @@ fn a_public_api_run_logs_and_uses_an_existing_version() {
     let server = Server::start(&env, &[]);
     let key = create_key(&env, &["ana", "--entities", "acme"]);
     run_flow(&env, &server, &key, "runs_public_log.py", "public-log", &[]);
+}
+
+/// Five SDK runs `upsert_artifact` a part each and a sixth `finish_artifact`s the group: all six
+/// list the version in `logged_artifacts()`, and the lineage graph has all six as its loggers.
+/// The CLI's `--part`/`--finish` with `--run` records its writers the same way.
+#[test]
+fn every_writer_of_a_distributed_version_is_its_logger() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let shards: Vec<(String, String)> =
+        (0..5).map(|i| (format!("shard{i}.txt"), format!("rows of shard {i}\n"))).collect();
+    let mut runs: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = shards
+            .iter()
+            .enumerate()
+            .map(|(i, (file, body))| {
+                let (env, server, key) = (&env, &server, &key);
+                s.spawn(move || {
+                    let vars = [
+                        ("FLOW_MODE", "part"),
+                        ("FLOW_GROUP", "G"),
+                        ("FLOW_FILE", file.as_str()),
+                        ("FLOW_BODY", body.as_str()),
+                    ];
+                    let (out, _) = run_flow(env, server, key, "dist.py", &format!("p{i}"), &vars);
+                    out["run"].as_str().unwrap().to_owned()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let list: Vec<&str> = shards.iter().map(|(f, _)| f.as_str()).collect();
+    let list = list.join(",");
+    let bodies: Vec<(String, String)> = shards
+        .iter()
+        .map(|(f, b)| (format!("FLOW_BODY_{}", f.replace('.', "_")), b.clone()))
+        .collect();
+    let mut vars: Vec<(&str, &str)> =
+        vec![("FLOW_MODE", "finish"), ("FLOW_GROUP", "G"), ("FLOW_EXPECT", &list)];
+    vars.extend(bodies.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let (done, _) = run_flow(&env, &server, &key, "dist.py", "finish", &vars);
+    assert_eq!(done["version"], "v0");
+    runs.push(done["run"].as_str().unwrap().to_owned());
+    let all = runs.join(",");
+    let check = [("FLOW_RUNS", all.as_str()), ("FLOW_VERSION", "dist:v0")];
+    run_flow(&env, &server, &key, "runs_logged.py", "logged", &check);
+    let g = env.json(&["lineage", "acme/bikes/dist:v0", "--up"]);
+    let loggers: BTreeSet<String> = crate::lineage::edges(&g)
+        .into_iter()
+        .filter(|(_, kind, to)| kind == "logged" && to == "acme/bikes/dist:v0")
+        .map(|(from, _, _)| from)
+        .collect();
+    let want: BTreeSet<String> = runs.iter().map(|r| format!("run:acme/bikes/{r}")).collect();
+    assert_eq!(loggers, want, "{g}");
+
+    // The CLI: two parts and the finish, each with its own --run.
+    for (i, run) in ["w1", "w2"].iter().enumerate() {
+        let dir = env.path(&format!("cli{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("c{i}.txt")), format!("cli {i}\n")).unwrap();
+        let d = dir.to_str().unwrap();
+        env.ok(&["-q", "log", "acme/bikes/cli", d, "--part", "H", "--run", run]);
+    }
+    env.ok(&["-q", "log", "acme/bikes/cli", "--finish", "H", "--run", "fin"]);
+    let g = env.json(&["lineage", "acme/bikes/cli:v0", "--up"]);
+    let loggers: BTreeSet<String> = crate::lineage::edges(&g)
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "logged")
+        .map(|(from, _, _)| from)
+        .collect();
+    assert_eq!(loggers.len(), 3, "{g}");
 }

@@ -117,7 +117,10 @@ impl Mutation {
             return Ok(CreateArtifactPayload { artifact });
         }
         let distributed = match &input.distributed_id {
-            Some(g) => Some(r.join_group(&c, g, ty, &aliases).await.map_err(err)?),
+            Some(g) => {
+                let run = run_path(Some(&entity), Some(project), input.run_name.as_deref());
+                Some(r.join_group(&c, g, ty, &aliases, run).await.map_err(err)?)
+            }
             None => None,
         };
         let draft = r
