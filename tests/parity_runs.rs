@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::serve::{Server, create_key, gql, run_flow};
+use crate::serve_lineage::{dist_finish, dist_part};
 use crate::util::Env;
 
 /// 5,000 logged steps come back whole from `scan_history(page_size=700)`, sampled from
@@ -73,29 +74,14 @@ fn every_writer_of_a_distributed_version_is_its_logger() {
             .map(|(i, (file, body))| {
                 let (env, server, key) = (&env, &server, &key);
                 s.spawn(move || {
-                    let vars = [
-                        ("FLOW_MODE", "part"),
-                        ("FLOW_GROUP", "G"),
-                        ("FLOW_FILE", file.as_str()),
-                        ("FLOW_BODY", body.as_str()),
-                    ];
-                    let (out, _) = run_flow(env, server, key, "dist.py", &format!("p{i}"), &vars);
+                    let out = dist_part(env, server, key, &format!("p{i}"), "G", file, body);
                     out["run"].as_str().unwrap().to_owned()
                 })
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    let list: Vec<&str> = shards.iter().map(|(f, _)| f.as_str()).collect();
-    let list = list.join(",");
-    let bodies: Vec<(String, String)> = shards
-        .iter()
-        .map(|(f, b)| (format!("FLOW_BODY_{}", f.replace('.', "_")), b.clone()))
-        .collect();
-    let mut vars: Vec<(&str, &str)> =
-        vec![("FLOW_MODE", "finish"), ("FLOW_GROUP", "G"), ("FLOW_EXPECT", &list)];
-    vars.extend(bodies.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let (done, _) = run_flow(&env, &server, &key, "dist.py", "finish", &vars);
+    let done = dist_finish(&env, &server, &key, "finish", &shards);
     assert_eq!(done["version"], "v0");
     runs.push(done["run"].as_str().unwrap().to_owned());
     let all = runs.join(",");
