@@ -63,6 +63,11 @@ check("".join(names(order="+summary_metrics.acc")) == "acbd", "by acc, ascending
 check("".join(names(order="config.lr.value", per_page=1)) == "cbad", "by lr, a page of 1")
 check("".join(names({"jobType": {"$in": ["train", "eval"]}}, per_page=3)) == "abcd", "pages of 3")
 
+top = api.runs(path, filters={"summary_metrics.acc": {"$exists": True}}, order="-summary_metrics.acc")[0]
+check(by_id[top.id] == "b", "the best run is b")
+check(top.summary["acc"] == 0.9 and top.config["lr"] == 0.01, "a listed run's summary and config")
+check(top.job_type == "train" and top.group == "g1" and top.tags == ["base", "best"], "fields")
+
 try:
     names({"config.lr": {"$between": [1, 2]}})
     check(False, "an unknown operator was accepted")
