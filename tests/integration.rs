@@ -39,3 +39,5 @@ mod serve_lineage;
 mod parity_links;
 // Tags, TTL (expiry and gc) and collection edits through `artfs serve` with the real SDK.
 mod parity_tags;
+// W&B runs read back with the SDK: history, summary, filters, projects, resume, writers.
+mod parity_runs;

@@ -40,6 +40,42 @@ fn the_sdk_walks_lineage_both_ways_and_artfs_lineage_agrees() {
     assert_eq!(down["edges"][0]["to"], run("c").as_str());
 }
 
+/// `dist.py` as one SDK process that `upsert_artifact`s `file` in `group`; its FLOW-RESULT.
+pub(crate) fn dist_part(
+    env: &Env,
+    server: &Server,
+    key: &str,
+    tag: &str,
+    group: &str,
+    file: &str,
+    body: &str,
+) -> serde_json::Value {
+    let vars =
+        [("FLOW_MODE", "part"), ("FLOW_GROUP", group), ("FLOW_FILE", file), ("FLOW_BODY", body)];
+    run_flow(env, server, key, "dist.py", tag, &vars).0
+}
+
+/// `dist.py` as the SDK process that `finish_artifact`s group `G` and checks that the version
+/// holds exactly `expect` (file, body); its FLOW-RESULT.
+pub(crate) fn dist_finish(
+    env: &Env,
+    server: &Server,
+    key: &str,
+    tag: &str,
+    expect: &[(String, String)],
+) -> serde_json::Value {
+    let list: Vec<&str> = expect.iter().map(|(f, _)| f.as_str()).collect();
+    let list = list.join(",");
+    let bodies: Vec<(String, String)> = expect
+        .iter()
+        .map(|(f, b)| (format!("FLOW_BODY_{}", f.replace('.', "_")), b.clone()))
+        .collect();
+    let mut vars: Vec<(&str, &str)> =
+        vec![("FLOW_MODE", "finish"), ("FLOW_GROUP", "G"), ("FLOW_EXPECT", &list)];
+    vars.extend(bodies.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    run_flow(env, server, key, "dist.py", tag, &vars).0
+}
+
 /// F5: 5 SDK processes `upsert_artifact` one file each in one group at once, then one
 /// `finish_artifact`: one version with the 5 files whose digest is the SDK's own for them,
 /// invisible before the finish; the next upsert of the group starts the next version; paths
@@ -52,13 +88,7 @@ fn five_sdk_writers_upsert_and_one_finish_makes_one_version() {
     let shards: Vec<(String, String)> =
         (0..5).map(|i| (format!("shard{i}.txt"), format!("rows of shard {i}\n"))).collect();
     let part = |tag: String, group: &str, file: &str, body: &str| {
-        let vars = [
-            ("FLOW_MODE", "part"),
-            ("FLOW_GROUP", group),
-            ("FLOW_FILE", file),
-            ("FLOW_BODY", body),
-        ];
-        run_flow(&env, &server, &key, "dist.py", &tag, &vars);
+        dist_part(&env, &server, &key, &tag, group, file, body);
     };
     std::thread::scope(|s| {
         for (i, (file, body)) in shards.iter().enumerate() {
@@ -68,18 +98,8 @@ fn five_sdk_writers_upsert_and_one_finish_makes_one_version() {
     });
     let err = env.fails(&["versions", "acme/bikes/dist"]);
     assert!(err.contains("not found"), "invisible before the finish: {err}");
-    let finish = |tag: &str, expect: &[(String, String)]| {
-        let list: Vec<&str> = expect.iter().map(|(f, _)| f.as_str()).collect();
-        let list = list.join(",");
-        let bodies: Vec<(String, String)> = expect
-            .iter()
-            .map(|(f, b)| (format!("FLOW_BODY_{}", f.replace('.', "_")), b.clone()))
-            .collect();
-        let mut vars: Vec<(&str, &str)> =
-            vec![("FLOW_MODE", "finish"), ("FLOW_GROUP", "G"), ("FLOW_EXPECT", &list)];
-        vars.extend(bodies.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-        run_flow(&env, &server, &key, "dist.py", tag, &vars).0
-    };
+    let finish =
+        |tag: &str, expect: &[(String, String)]| dist_finish(&env, &server, &key, tag, expect);
     let done = finish("finish0", &shards);
     assert_eq!(done["version"], "v0");
     let v0 = env.json(&["show", "acme/bikes/dist:v0"]);

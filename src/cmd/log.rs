@@ -85,7 +85,7 @@ impl App {
         let bar = progress::Bytes::new("uploading", 0, quiet);
         if let Some(group) = &args.part {
             let (round, files, bytes) = tokio::select! {
-                r = registry.log_part(&req, group, &bar) => r?,
+                r = registry.log_part(&req, group, run.as_ref(), &bar) => r?,
                 signal = interrupted() => {
                     registry.interrupt().await;
                     bar.finish();
@@ -139,6 +139,7 @@ impl App {
                 aliases: args.aliases.clone(),
                 writer: crate::registry::lease::Holder::me().writer,
                 created_at: chrono::Utc::now(),
+                run: None,
             };
             registry.add_part(collection, &part, None, None).await?;
         }

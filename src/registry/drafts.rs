@@ -17,6 +17,7 @@ use serde_json::Value;
 use sha2::Digest as _;
 
 use super::parts::Part;
+use super::runs::RunPath;
 use super::{LogOutcome, LogRequest, Registry, RegistryError, entry_blob_key};
 use crate::manifest::Manifest;
 use crate::names::{CollectionPath, validate_user_alias};
@@ -315,6 +316,7 @@ impl Registry {
                 aliases: Vec::new(),
                 writer: super::writer_id(),
                 created_at: Utc::now(),
+                run: None,
             };
             self.add_part(&draft.collection, &part, Some(manifest), Some(d.round)).await?;
             return Ok(());
@@ -419,14 +421,15 @@ impl Registry {
 }
 
 impl Registry {
-    /// Joins the open round of a distributed group with the writer's aliases (a part without
-    /// files) and returns it, for the round's draft.
+    /// Joins the open round of a distributed group with the writer's aliases and run (a part
+    /// without files) and returns it, for the round's draft.
     pub async fn join_group(
         &self,
         c: &CollectionPath,
         group: &str,
         artifact_type: &str,
         aliases: &[String],
+        run: Option<RunPath>,
     ) -> Result<Distributed, RegistryError> {
         let part = Part {
             group: group.to_owned(),
@@ -435,6 +438,7 @@ impl Registry {
             aliases: aliases.to_vec(),
             writer: super::writer_id(),
             created_at: Utc::now(),
+            run,
         };
         let round = self.add_part(c, &part, None, None).await?;
         Ok(Distributed { group: group.to_owned(), round })

@@ -124,6 +124,11 @@ pub fn seq_in(dir: &str, key: &str) -> Option<u64> {
 
 // ---- runs
 
+/// The directory holding the run directories of every project of an entity.
+pub fn run_projects_dir(entity: &str) -> String {
+    format!("{RUNS}/{entity}")
+}
+
 pub fn runs_dir(entity: &str, project: &str) -> String {
     format!("{RUNS}/{entity}/{project}")
 }

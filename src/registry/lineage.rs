@@ -196,7 +196,7 @@ pub fn edge_of(op: &RunOp) -> Result<Option<(EdgeKind, VersionKey)>, RegistryErr
     let (kind, collection, version) = match op {
         RunOp::Logged { collection, version } => (EdgeKind::Logged, collection, *version),
         RunOp::Used { collection, version } => (EdgeKind::Used, collection, *version),
-        RunOp::Upsert(_) | RunOp::Finished { .. } => return Ok(None),
+        RunOp::Upsert(_) | RunOp::Finished { .. } | RunOp::Streamed(_) => return Ok(None),
     };
     let mut parts = collection.splitn(3, '/');
     let (Some(e), Some(p), Some(n)) = (parts.next(), parts.next(), parts.next()) else {

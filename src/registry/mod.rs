@@ -17,8 +17,11 @@ pub mod links;
 pub mod log;
 pub mod marker;
 pub mod parts;
+mod projects;
 mod read;
 mod retention;
+pub mod run_filter;
+pub mod run_stream;
 pub mod runs;
 #[cfg(test)]
 pub mod testing;

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::lease::Holder;
+use super::runs::{RunOp, RunPath};
 use super::{LogOutcome, LogRequest, Registry, RegistryError, unique_id, writer_id};
 use crate::manifest::Manifest;
 use crate::names::CollectionPath;
@@ -53,6 +54,9 @@ pub struct Part {
     pub aliases: Vec<String>,
     pub writer: String,
     pub created_at: DateTime<Utc>,
+    /// The run that wrote the part: recorded as a logger of the version the finish makes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunPath>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +140,7 @@ impl Registry {
         &self,
         req: &LogRequest,
         group: &str,
+        run: Option<&RunPath>,
         progress: &dyn super::UploadProgress,
     ) -> Result<(u64, u64, u64), RegistryError> {
         for a in &req.aliases {
@@ -151,6 +156,7 @@ impl Registry {
                 aliases: req.aliases.clone(),
                 writer: writer_id(),
                 created_at: Utc::now(),
+                run: run.cloned(),
             };
             let round = self.add_part(&req.collection, &part, Some(&req.manifest), None).await?;
             Ok((round, files, bytes))
@@ -389,7 +395,13 @@ impl Registry {
                 Waited::Dead => n += 1,
             }
         }
-        let result = self.finish_sealed(c, group, &prefix, description, metadata).await;
+        let mut result = self.finish_sealed(c, group, &prefix, description, metadata).await;
+        // Before the finish record: a takeover after a crash here records the runs again.
+        if let Ok((outcome, parts)) = &result
+            && let Err(e) = self.record_part_runs(c, outcome.version, parts).await
+        {
+            result = Err((e, parts.clone()));
+        }
         let finished = match &result {
             Ok((outcome, parts)) => Finished {
                 parts: parts.clone(),
@@ -411,6 +423,30 @@ impl Registry {
             Err((RegistryError::Invalid { reason, .. }, _)) => Err(invalid(reason)),
             Err((e, _)) => Err(e),
         }
+    }
+
+    /// Records every run that wrote one of `parts` as a logger of the version they made.
+    async fn record_part_runs(
+        &self,
+        c: &CollectionPath,
+        version: u32,
+        parts: &[String],
+    ) -> Result<(), RegistryError> {
+        let mut runs: Vec<RunPath> = Vec::new();
+        for key in parts {
+            let bytes = self.store.get(key).await?;
+            let part: Part = serde_json::from_slice(&bytes).map_err(|e| self.corrupt(key, e))?;
+            if let Some(run) = part.run
+                && !runs.contains(&run)
+            {
+                runs.push(run);
+            }
+        }
+        for run in runs {
+            let op = RunOp::Logged { collection: c.to_string(), version };
+            self.record_run(&run, op).await?;
+        }
+        Ok(())
     }
 
     async fn outcome_of(
@@ -531,6 +567,7 @@ mod tests {
             aliases: aliases.iter().map(|s| s.to_string()).collect(),
             writer: "t".into(),
             created_at: Utc::now(),
+            run: None,
         }
     }
 

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::commit_log::{Fold, FoldError};
+use super::run_stream::{StreamProgress, Streamed};
 use super::{Registry, RegistryError, layout, unique_id};
 use crate::names::validate_scope;
 
@@ -54,6 +55,8 @@ pub enum RunOp {
     Finished {
         exit_code: Option<i64>,
     },
+    /// A `file_stream` body arrived (`run_stream`).
+    Streamed(Box<Streamed>),
 }
 
 /// The fold of a run's log.
@@ -67,6 +70,8 @@ pub struct RunState {
     pub used: Vec<(String, u32)>,
     pub exit_code: Option<i64>,
     pub finished: bool,
+    #[serde(default)]
+    pub stream: StreamProgress,
 }
 
 impl Fold for RunState {
@@ -122,6 +127,12 @@ impl Fold for RunState {
             RunOp::Finished { exit_code } => {
                 self.finished = true;
                 self.exit_code = *exit_code;
+            }
+            RunOp::Streamed(s) => {
+                if s.summary.is_some() {
+                    self.fields.summary_metrics = s.summary.clone();
+                }
+                self.stream.apply(s);
             }
         }
         self.seq = c.seq;
@@ -208,10 +219,10 @@ impl Registry {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn registry_in(dir: &std::path::Path) -> Registry {
+    pub(in crate::registry) fn registry_in(dir: &std::path::Path) -> Registry {
         let clouds = crate::store::cloud::Clouds::default();
         Registry::new(crate::store::Store::open(dir.to_str().unwrap(), &clouds).unwrap())
     }

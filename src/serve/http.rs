@@ -25,7 +25,7 @@ use super::schema::{self, WandbSchema};
 use super::{MAX_GRAPHQL_BYTES, MAX_MANIFEST_BYTES, MAX_RUN_UPLOAD_BYTES, ServeError, Shared};
 use crate::manifest::Manifest;
 use crate::names::{CollectionPath, validate_scope};
-use crate::registry::runs::{RunOp, RunPath};
+use crate::registry::runs::RunPath;
 use crate::registry::{RegistryError, blob_key};
 
 #[derive(Clone)]
@@ -186,17 +186,8 @@ async fn file_stream(
     let run = RunPath::new(&entity, &project, &run)?;
     // Any answer but 2xx makes wandb-core retry for days, so storage trouble is logged, not
     // returned; the body is kept as sent.
-    let finished = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .filter(|v| v.get("complete").and_then(|c| c.as_bool()) == Some(true))
-        .map(|v| v.get("exitcode").and_then(|c| c.as_i64()));
-    if let Err(e) = st.shared.registry.keep_run_stream(&run, body).await {
+    if let Err(e) = st.shared.registry.record_stream(&run, body).await {
         tracing::error!("run {entity}/{project}/{}: file_stream data NOT kept: {e}", run.name);
-    }
-    if let Some(exit_code) = finished
-        && let Err(e) = st.shared.registry.record_run(&run, RunOp::Finished { exit_code }).await
-    {
-        tracing::error!("run {entity}/{project}/{}: end NOT recorded: {e}", run.name);
     }
     Ok(axum::Json(serde_json::json!({})).into_response())
 }

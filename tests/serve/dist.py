@@ -40,7 +40,7 @@ elif MODE == "finish":
     for rel in shards:
         data = open(os.path.join(root, rel), "rb").read()
         check(data.decode() == os.environ["FLOW_BODY_" + rel.replace(".", "_")], "bytes of " + rel)
-    done({"version": got.version, "digest": got.digest})
+    done({"version": got.version, "digest": got.digest, "run": run.id})
 elif MODE == "refused":
     with wandb.init(entity=ENTITY, project=PROJECT, group=GROUP, job_type="finish") as run:
         art = wandb.Artifact(NAME, type="dataset")

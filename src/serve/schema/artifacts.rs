@@ -263,7 +263,7 @@ impl Artifact {
     /// The runs that used this version.
     async fn used_by(&self, ctx: &Context<'_>) -> Res<RunConnection> {
         let runs = self.project_runs(ctx, EdgeKind::Used).await?;
-        Ok(RunConnection { edges: runs.into_iter().map(|node| RunEdge { node }).collect() })
+        Ok(RunConnection::of(&runs, None, Some(MAX_PAGE as i32)))
     }
     /// Its own collection's membership and its links.
     async fn artifact_memberships(&self, ctx: &Context<'_>) -> Res<ArtifactMembershipConnection> {

@@ -69,6 +69,22 @@ pub struct TagInput {
     pub attributes: Option<JsonString>,
 }
 
+/// The collection `createArtifact` names: `artifactCollectionName`, or the one name of the plural
+/// `artifactCollectionNames` that `Api().run(…).log_artifact` sends.
+pub(super) fn collection_name_of(input: &CreateArtifactInput) -> Res<Option<String>> {
+    let mut names: Vec<&String> = input.artifact_collection_names.iter().flatten().collect();
+    names.extend(input.artifact_collection_name.as_ref());
+    names.dedup();
+    match names.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((*one).clone())),
+        more => Err(invalid(format!(
+            "createArtifact: one collection per version, got {}",
+            more.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
 #[derive(InputObject, Debug)]
 pub struct CreateArtifactInput {
     pub entity_name: Option<String>,

@@ -121,6 +121,8 @@ mod mutation;
 mod project;
 mod query;
 mod retention;
+mod run_history;
+mod run_list;
 mod runs;
 mod types;
 
@@ -134,5 +136,6 @@ use mutation::*;
 use project::*;
 use query::*;
 use retention::*;
+use run_history::*;
 use runs::*;
 use types::*;

@@ -76,9 +76,10 @@ impl Mutation {
     ) -> Res<CreateArtifactPayload> {
         let entity =
             input.entity_name.clone().unwrap_or_else(|| access(ctx).default_entity().to_owned());
+        let name = collection_name_of(&input)?;
         let (Some(project), Some(name), Some(ty), Some(digest)) = (
             input.project_name.as_deref(),
-            input.artifact_collection_name.as_deref(),
+            name.as_deref(),
             input.artifact_type_name.as_deref(),
             input.digest.as_deref(),
         ) else {
@@ -119,7 +120,10 @@ impl Mutation {
             return Ok(CreateArtifactPayload { artifact });
         }
         let distributed = match &input.distributed_id {
-            Some(g) => Some(r.join_group(&c, g, ty, &aliases).await.map_err(err)?),
+            Some(g) => {
+                let run = run_path(Some(&entity), Some(project), input.run_name.as_deref());
+                Some(r.join_group(&c, g, ty, &aliases, run).await.map_err(err)?)
+            }
             None => None,
         };
         let draft = r

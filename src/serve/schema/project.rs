@@ -53,6 +53,18 @@ impl Project {
         Ok(names.into_iter().map(|n| ArtifactType { project: self.clone(), name: n }).collect())
     }
 
+    pub(super) async fn run_named(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+    ) -> Res<Option<Run>> {
+        let Some(Ok(path)) = name.map(|n| RunPath::new(&self.entity, &self.name, &n)) else {
+            return Ok(None);
+        };
+        let state = reg(ctx).run_state(&path).await.map_err(err)?;
+        Ok((state.seq > 0).then_some(Run { path, state }))
+    }
+
     /// `collection:alias` (alias `latest` when absent).
     pub(super) async fn member(&self, ctx: &Context<'_>, name: &str) -> Res<Option<Membership>> {
         let (coll, alias) = name.rsplit_once(':').unwrap_or((name, LATEST));
@@ -74,15 +86,50 @@ impl Project {
     async fn name(&self) -> &str {
         &self.name
     }
+    async fn entity_name(&self) -> &str {
+        &self.entity
+    }
+    /// Projects keep no creation time.
+    async fn created_at(&self) -> String {
+        time(DateTime::<Utc>::UNIX_EPOCH)
+    }
+    async fn is_benchmark(&self) -> bool {
+        false
+    }
+    async fn read_only(&self) -> bool {
+        false
+    }
+    async fn user(&self) -> Option<User> {
+        None
+    }
     async fn entity(&self) -> Entity {
         Entity { name: self.entity.clone() }
     }
     async fn run(&self, ctx: &Context<'_>, name: Option<String>) -> Res<Option<Run>> {
-        let Some(Ok(path)) = name.map(|n| RunPath::new(&self.entity, &self.name, &n)) else {
-            return Ok(None);
-        };
-        let state = reg(ctx).run_state(&path).await.map_err(err)?;
-        Ok((state.seq > 0).then_some(Run { path, state }))
+        self.run_named(ctx, name).await
+    }
+    /// W&B's old name for a run (`missingOk`: a missing run is null, as without it here).
+    async fn bucket(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+        #[graphql(name = "missingOk")] _missing_ok: Option<bool>,
+    ) -> Res<Option<Run>> {
+        self.run_named(ctx, name).await
+    }
+    async fn run_count(&self, ctx: &Context<'_>, filters: Option<JsonString>) -> Res<i32> {
+        Ok(self.filtered_runs(ctx, filters.as_ref(), None).await?.len() as i32)
+    }
+    async fn runs(
+        &self,
+        ctx: &Context<'_>,
+        filters: Option<JsonString>,
+        order: Option<String>,
+        after: Option<String>,
+        first: Option<i32>,
+    ) -> Res<RunConnection> {
+        let all = self.filtered_runs(ctx, filters.as_ref(), order.as_deref()).await?;
+        Ok(RunConnection::of(&all, after.as_deref(), first))
     }
     async fn artifact(&self, ctx: &Context<'_>, name: Option<String>) -> Res<Option<Artifact>> {
         match name {

@@ -4,6 +4,21 @@ use super::*;
 
 pub struct Query;
 
+async fn existing_project(
+    ctx: &Context<'_>,
+    name: Option<String>,
+    entity_name: Option<String>,
+) -> Res<Option<Project>> {
+    let a = access(ctx);
+    let entity = entity_name.unwrap_or_else(|| a.default_entity().to_owned());
+    let Some(name) = name else { return Ok(None) };
+    if !a.can_read(&entity) || crate::names::validate_scope("project", &name).is_err() {
+        return Ok(None);
+    }
+    let exists = reg(ctx).project_exists(&entity, &name).await.map_err(err)?;
+    Ok(exists.then_some(Project { entity, name }))
+}
+
 #[Object]
 impl Query {
     async fn viewer(&self, ctx: &Context<'_>) -> User {
@@ -31,21 +46,25 @@ impl Query {
             ],
         }
     }
+    /// A project that holds collections or runs; any other is null, as on W&B.
     async fn project(
         &self,
         ctx: &Context<'_>,
         name: Option<String>,
         entity_name: Option<String>,
-    ) -> Option<Project> {
-        let a = access(ctx);
-        let entity = entity_name.unwrap_or_else(|| a.default_entity().to_owned());
-        let name = name?;
-        if !a.can_read(&entity) || crate::names::validate_scope("project", &name).is_err() {
-            return None;
-        }
-        Some(Project { entity, name })
+    ) -> Res<Option<Project>> {
+        existing_project(ctx, name, entity_name).await
     }
-    /// The projects of an entity (those holding artifacts), paged.
+    /// W&B's old name for a project; wandb-core asks it whether a run to resume exists.
+    async fn model(
+        &self,
+        ctx: &Context<'_>,
+        name: Option<String>,
+        entity_name: Option<String>,
+    ) -> Res<Option<Project>> {
+        existing_project(ctx, name, entity_name).await
+    }
+    /// The projects of an entity (those holding collections or runs), paged.
     async fn models(
         &self,
         ctx: &Context<'_>,
@@ -58,7 +77,7 @@ impl Query {
         if !a.can_read(&entity) {
             return Ok(None);
         }
-        let names = reg(ctx).projects(&entity).await.map_err(err)?;
+        let names = reg(ctx).all_projects(&entity).await.map_err(err)?;
         let (names, page_info) = page(&names, after.as_deref(), first);
         let edges = names
             .into_iter()

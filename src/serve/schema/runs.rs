@@ -61,7 +61,7 @@ impl Run {
         None
     }
     async fn state(&self) -> &str {
-        if self.state.finished { "finished" } else { "running" }
+        crate::registry::run_filter::state_name(&self.state)
     }
     async fn group(&self) -> Option<&str> {
         self.state.fields.group.as_deref()
@@ -88,9 +88,52 @@ impl Run {
         self.state.fields.notes.as_deref()
     }
     async fn history_line_count(&self) -> i64 {
-        0
+        self.state.stream.history_lines as i64
     }
-    /// What `upsertBucket` last recorded (`{}` if nothing): `Api().run(…)` asks for it.
+    async fn events_line_count(&self) -> i64 {
+        self.state.stream.events_lines as i64
+    }
+    async fn log_line_count(&self) -> i64 {
+        self.state.stream.log_lines as i64
+    }
+    /// The last history row, as a JSON list of rows (what a resuming client continues from).
+    async fn history_tail(&self) -> JsonString {
+        self.history_tail_json()
+    }
+    /// System events are kept but not read back for resuming.
+    async fn events_tail(&self) -> JsonString {
+        JsonString("[]".to_owned())
+    }
+    async fn wandb_config(&self, keys: Option<Vec<String>>) -> Option<JsonString> {
+        self.wandb_config_of(keys)
+    }
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        samples: Option<i64>,
+        min_step: Option<Int64>,
+        max_step: Option<Int64>,
+    ) -> Res<Vec<JsonString>> {
+        self.history_rows(ctx, samples, min_step.map(|s| s.0), max_step.map(|s| s.0)).await
+    }
+    async fn events(&self, ctx: &Context<'_>, samples: Option<i64>) -> Res<Vec<JsonString>> {
+        self.events_rows(ctx, samples).await
+    }
+    async fn sampled_history(
+        &self,
+        ctx: &Context<'_>,
+        specs: Vec<JsonString>,
+    ) -> Res<Vec<async_graphql::Json<serde_json::Value>>> {
+        self.sampled(ctx, specs).await
+    }
+    /// No history is exported to files: wandb-core then reads all of it live (`history`).
+    async fn parquet_history(
+        &self,
+        #[graphql(name = "liveKeys")] _live_keys: Option<Vec<String>>,
+    ) -> ParquetHistory {
+        ParquetHistory { parquet_urls: Vec::new(), live_data: Vec::new() }
+    }
+    /// The summary last sent, by `upsertBucket` or `file_stream` (`{}` if none).
     async fn summary_metrics(&self) -> JsonString {
         JsonString(self.state.fields.summary_metrics.clone().unwrap_or_else(|| "{}".to_owned()))
     }
@@ -100,7 +143,7 @@ impl Run {
     }
     /// A JSON object, not a string: the SDK calls `.get("lastStep", -1)` on it.
     async fn history_keys(&self) -> async_graphql::Json<serde_json::Value> {
-        async_graphql::Json(serde_json::json!({ "keys": {} }))
+        async_graphql::Json(self.history_keys_value())
     }
     async fn config(&self) -> Option<JsonString> {
         self.state.fields.config.clone().map(JsonString)
@@ -132,9 +175,12 @@ impl Run {
 #[derive(SimpleObject, Clone, Debug)]
 pub struct RunEdge {
     pub node: Run,
+    pub cursor: String,
 }
 
 #[derive(SimpleObject, Clone, Debug)]
 pub struct RunConnection {
+    pub total_count: i32,
+    pub page_info: PageInfo,
     pub edges: Vec<RunEdge>,
 }

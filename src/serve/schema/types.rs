@@ -169,6 +169,16 @@ impl User {
     async fn flags(&self) -> Option<JsonString> {
         None
     }
+    async fn admin(&self) -> bool {
+        false
+    }
+    async fn deleted_at(&self) -> Option<String> {
+        None
+    }
+    /// Keys are never shown back (only their hashes are kept).
+    async fn api_keys(&self) -> ApiKeyConnection {
+        ApiKeyConnection { edges: Vec::new() }
+    }
     async fn teams(&self) -> EntityConnection {
         EntityConnection {
             edges: self
@@ -178,6 +188,23 @@ impl User {
                 .collect(),
         }
     }
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ApiKey {
+    pub id: async_graphql::ID,
+    pub name: String,
+    pub description: Option<String>,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ApiKeyEdge {
+    pub node: ApiKey,
+}
+
+#[derive(SimpleObject, Clone, Debug)]
+pub struct ApiKeyConnection {
+    pub edges: Vec<ApiKeyEdge>,
 }
 
 #[derive(SimpleObject, Clone, Debug)]
