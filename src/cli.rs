@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::registry::directory::Role;
+
 /// Versioned datasets and models (W&B-compatible artifacts), mounted as read-only folders.
 #[derive(Debug, Parser)]
 #[command(name = "artfs", version, about, max_term_width = 100)]
@@ -170,6 +172,21 @@ pub enum Command {
         /// Detach now even if files are open; the mount goes away when they are closed
         #[arg(short = 'z', long)]
         lazy: bool,
+    },
+    /// Manage the users `artfs serve` knows (keys belong to users)
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage organizations: their org entity, members and roles
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Manage teams: entities of an organization shared by their members
+    Team {
+        #[command(subcommand)]
+        command: TeamCommand,
     },
 }
 
@@ -408,10 +425,16 @@ pub struct ServeArgs {
 pub enum KeyCommand {
     /// Create an API key; it is printed once and only its hash is stored in the registry
     Create {
-        /// The user the key belongs to (W&B's viewer)
-        user: String,
-        /// An entity the key may use (repeatable) [default: the user's own]
-        #[arg(long = "entity", value_name = "ENTITY")]
+        /// The user the key belongs to (W&B's viewer); created if there is none
+        #[arg(required_unless_present = "user_flag", conflicts_with = "user_flag")]
+        user: Option<String>,
+        /// The same as USER
+        #[arg(long = "user", value_name = "USER")]
+        user_flag: Option<String>,
+        /// Entities the key may use, comma-separated or repeated [default: the user's own]
+        // Not `--entity`: that is the global default entity of artifact paths, and one long name
+        // cannot mean both.
+        #[arg(long, value_name = "ENTITY", value_delimiter = ',')]
         entities: Vec<String>,
         /// Read only: listing and downloads, no logging or edits
         #[arg(long)]
@@ -433,4 +456,75 @@ pub enum CacheCommand {
     },
     /// Remove every entry not in use
     Clear,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks its definitions (e.g. two arguments with one long name) only in debug builds
+    /// and only when a command is parsed; this checks all of them in every build.
+    #[test]
+    fn every_command_line_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; its own entity is its name
+    Create {
+        user: String,
+        /// A server admin
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, value_name = "E")]
+        email: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization with its first admin
+    Create {
+        org: String,
+        #[arg(long, value_name = "USER")]
+        admin: String,
+        /// The org entity, where its registries live [default: ORG]
+        #[arg(long, value_name = "ENTITY")]
+        entity: Option<String>,
+    },
+    /// Add a member, or change a member's role
+    AddMember {
+        org: String,
+        user: String,
+        /// admin (manages), member (writes) or viewer (reads)
+        #[arg(long)]
+        role: Role,
+    },
+    /// Remove a member
+    RmMember { org: String, user: String },
+    /// Delete an organization, its teams and its registries' settings
+    Delete { org: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Create a team entity belonging to an organization
+    Create {
+        team: String,
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        /// A member (repeatable)
+        #[arg(long = "member", value_name = "USER")]
+        members: Vec<String>,
+    },
+    /// Add a member, or change a member's role
+    AddMember {
+        team: String,
+        user: String,
+        /// admin (manages), member (writes) or viewer (reads)
+        #[arg(long, default_value = "member")]
+        role: Role,
+    },
 }

@@ -199,7 +199,7 @@ fn same_tree(a: &Path, b: &Path) {
 fn sdk_flows_and_the_round_trip_to_artfs() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
 
     // F1 + F2: runs and log_artifact (files, dirs, new_file, references, aliases, dedup).
     let (f2, f2_dir) = run_flow(&env, &server, &key, "f2_log.py", "f2", &[]);
@@ -330,9 +330,9 @@ fn path_of(url: &str, server: &Server) -> String {
 fn keys_entities_signed_urls_and_bad_input() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let rw = create_key(&env, &["ana", "--entity", "acme"]);
-    let ro = create_key(&env, &["rita", "--entity", "acme", "--read-only"]);
-    let other = create_key(&env, &["olga", "--entity", "globex"]);
+    let rw = create_key(&env, &["ana", "--entities", "acme"]);
+    let ro = create_key(&env, &["rita", "--entities", "acme", "--read-only"]);
+    let other = create_key(&env, &["olga", "--entities", "globex"]);
     let addr = server.addr.clone();
 
     // Health needs no key; everything else does: no key or a wrong key is a bare 401.
@@ -498,7 +498,7 @@ fn hex_of(data: &[u8]) -> String {
 fn expired_urls_are_refused() {
     let env = Env::new();
     let server = Server::start(&env, &["--url-ttl", "0s"]);
-    let rw = create_key(&env, &["ana", "--entity", "acme"]);
+    let rw = create_key(&env, &["ana", "--entities", "acme"]);
     let r = gql(&server, &rw, CREATE, create_input("acme", "raw"));
     let id = r["data"]["createArtifact"]["artifact"]["id"].as_str().unwrap().to_owned();
     let r = gql(&server, &rw, FILES, file_spec(&id, "a.txt", b"x"));
@@ -517,7 +517,7 @@ fn expired_urls_are_refused() {
 fn eight_sdk_writers_make_eight_dense_versions() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let results: Vec<serde_json::Value> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|i| {
@@ -549,7 +549,7 @@ fn eight_sdk_writers_make_eight_dense_versions() {
 fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let t = env.path("flow-killed");
     std::fs::create_dir_all(t.join("wandb")).unwrap();
     // In its own session, so wandb-core (its child) dies with it.
@@ -609,7 +609,7 @@ fn two_servers_over_one_s3_registry_agree() {
     let mut env = Env::with_registry(&format!("s3://{bucket}/reg"));
     env.vars = vars;
     let a = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     // Logged, used and downloaded through server A, on S3.
     let (f3, f3_dir) = run_flow(&env, &a, &key, "f3_use.py", "f3", &[]);
     // Server B (a second process over the same bucket) sees the same version, digest and bytes.
@@ -702,7 +702,7 @@ fn two_servers_over_one_s3_registry_agree() {
 fn a_file_of_two_gib_goes_up_in_parts() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let (big, dir) = run_flow(&env, &server, &key, "big_file.py", "big", &[]);
     // wandb-core sent it in parts (it does from 2 GiB on); the registry holds it whole.
     assert!(server.log_text().contains("PUT /storage/part/"), "no multipart upload happened");
@@ -815,7 +815,7 @@ fn sdk_references_to_s3_http_gs_and_files_read_back_everywhere() {
         .collect();
     write_tree(&expect, &sdk_want);
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let (s3_base, http_base) = (format!("s3://{bucket}"), format!("{http_url}/{bucket}"));
     let (gs_base, file_base) = (format!("gs://{bucket}"), format!("file://{}", file_dir.display()));
     // boto3 and google-cloud-storage reach the local servers through their own variables.
@@ -889,7 +889,7 @@ fn https_with_a_self_signed_certificate() {
 
     let server = Server::start(&env, &["--tls-cert", c, "--tls-key", key.to_str().unwrap()]);
     assert_eq!(server.scheme, "https");
-    let api_key = create_key(&env, &["ana", "--entity", "acme"]);
+    let api_key = create_key(&env, &["ana", "--entities", "acme"]);
     // Plain HTTP on the HTTPS port gets no HTTP answer.
     let mut s = std::net::TcpStream::connect(&server.addr).unwrap();
     s.set_read_timeout(Some(std::time::Duration::from_secs(120))).unwrap();
@@ -923,7 +923,7 @@ fn https_with_a_self_signed_certificate() {
 fn xxh128_artifacts_stay_xxh128_and_read_back_everywhere() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let (out, dir) = run_flow(&env, &server, &key, "xxh.py", "xxh", &[]);
     drop(server);
     let show = env.json(&["show", "acme/bikes/fast:v0", "--files"]);

@@ -95,7 +95,7 @@ fn fan_out() -> String {
 fn graphql_bombs_are_refused_promptly_in_little_memory() {
     let env = Env::new();
     env.log_files("data", &Files::from([("a.txt".to_owned(), b"a".to_vec())]));
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let server = Server::start(&env, &[]);
     assert!(fragment_bomb().len() < 1000);
     assert_refused(&gql_promptly(&server.addr, &key, &fragment_bomb()), "fragment bomb");
@@ -116,7 +116,7 @@ fn graphql_bombs_are_refused_promptly_in_little_memory() {
 #[test]
 fn a_keyed_request_is_served_beside_1100_idle_connections() {
     let env = Env::new();
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     // The usual soft limit of 1,024 open files, which 1,100 idle sockets would exhaust.
     let artfs = env.cmd();
     let mut cmd = Command::new("prlimit");

@@ -1,4 +1,4 @@
-//! Issue 11 through `artfs serve`: the SDK's lineage calls, distributed artifacts
+//! Lineage through `artfs serve`: the SDK's lineage calls, distributed artifacts
 //! (upsert/finish), and the web UI in a real headless Chromium.
 
 use std::collections::BTreeSet;
@@ -18,7 +18,7 @@ fn set(items: &[String]) -> BTreeSet<String> {
 fn the_sdk_walks_lineage_both_ways_and_artfs_lineage_agrees() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let (ids, _) = run_flow(&env, &server, &key, "lineage.py", "lineage", &[]);
     let run = |k: &str| format!("run:acme/bikes/{}", ids[k].as_str().unwrap());
     let g = env.json(&["lineage", "acme/bikes/model:v0", "--up"]);
@@ -48,7 +48,7 @@ fn the_sdk_walks_lineage_both_ways_and_artfs_lineage_agrees() {
 fn five_sdk_writers_upsert_and_one_finish_makes_one_version() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let shards: Vec<(String, String)> =
         (0..5).map(|i| (format!("shard{i}.txt"), format!("rows of shard {i}\n"))).collect();
     let part = |tag: String, group: &str, file: &str, body: &str| {
@@ -168,7 +168,7 @@ fn the_web_ui_in_a_real_browser_shows_the_lineage_graph() {
     env.ok(&["-q", "log", "model", model.to_str().unwrap(), "--type", "model", "--run", "B"]);
     env.ok(&["-q", "get", "model:latest", "--root", "got2", "--run", "C", "--job-type", "eval"]);
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
 
     // Without a key: 401 and a Basic challenge, for a browser too.
     let no_key = std::process::Command::new("curl")
@@ -253,7 +253,7 @@ fn the_web_ui_in_a_real_browser_shows_the_lineage_graph() {
     eprintln!("screenshot: {}", shot.display());
 
     // Another entity's pages look nonexistent.
-    let other = create_key(&env, &["bob", "--entity", "bob"]);
+    let other = create_key(&env, &["bob", "--entities", "bob"]);
     let code = std::process::Command::new("curl")
         .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "--noproxy", "127.0.0.1"])
         .args(["-u", &format!("api:{other}"), &format!("{}{v0}", server.url())])

@@ -66,7 +66,7 @@ fn tree(seed: u64) -> Files {
 fn an_sdk_logged_artifact_on_a_wandb_server_lists_gets_and_mounts_byte_for_byte() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let (v0, v1) = (tree(1), tree(2));
     let (d0, d1) = (env.path("src0"), env.path("src1"));
     write_tree(&d0, &v0);
@@ -322,7 +322,7 @@ fn credentials_go_to_graphql_only_and_expired_file_urls_are_asked_for_again() {
     let proxy_url = format!("http://{}", proxy.addr);
     let server = Server::start(&env, &["--public-url", &proxy_url, "--url-ttl", "2s"]);
     *proxy.upstream.lock().unwrap() = Some(server.addr.clone());
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let files = tree(7);
     let dir = env.path("src");
     write_tree(&dir, &files);
@@ -405,7 +405,7 @@ fn md5_tree(files: &Files) -> serde_json::Value {
 fn a_cache_shared_with_the_sdk_serves_each_sides_downloads_to_the_other_verified() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let versions = [tree(11), tree(12), tree(13)];
     for (i, files) in versions.iter().enumerate() {
         let dir = env.path(&format!("src{i}"));
@@ -484,7 +484,7 @@ fn a_large_wandb_entry_arrives_by_ranges_verified_whole_and_open_files_keep_thei
     use std::os::unix::fs::FileExt as _;
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     // Past the 64 MiB at which W&B entries are fetched by 16 MiB ranges: five of them.
     let big_len = 65 << 20;
     let mut v0 = Files::new();
@@ -549,7 +549,7 @@ fn a_large_wandb_entry_arrives_by_ranges_verified_whole_and_open_files_keep_thei
 fn wandb_artifact_references_read_their_target_entry_and_a_deleted_target_is_eio() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entity", "acme"]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
     let target = tree(7);
     let d0 = env.path("src0");
     write_tree(&d0, &target);
