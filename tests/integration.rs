@@ -35,3 +35,5 @@ mod serve_hostile;
 mod wandb_source;
 // Issue 11 through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.
 mod serve_lineage;
+// Users, organizations, teams and the W&B Registry through `artfs serve` and the admin CLI.
+mod parity_orgs;

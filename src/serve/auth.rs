@@ -150,6 +150,20 @@ impl KeyCheck {
         }
         Ok(fresh)
     }
+
+    /// The directory as of the last check, without reading the registry.
+    pub fn current(&self) -> Directory {
+        self.directory.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Keeps a directory this server just changed, so the rest of the request sees the change.
+    pub fn remember(&self, fresh: &Directory) {
+        if let Ok(mut d) = self.directory.lock()
+            && d.seq < fresh.seq
+        {
+            *d = fresh.clone();
+        }
+    }
 }
 
 /// Why a signed URL was refused.

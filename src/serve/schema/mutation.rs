@@ -500,6 +500,57 @@ impl Mutation {
         gone.state = ArtifactState::Deleted;
         Ok(ArtifactPayload { artifact: Some(gone) })
     }
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::UpdateUserInput,
+    ) -> Res<orgs::UpdateUserPayload> {
+        orgs::update_user(ctx, input).await
+    }
+    async fn upsert_model(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::UpsertModelInput,
+    ) -> Res<orgs::UpsertModelPayload> {
+        orgs::upsert_model(ctx, input).await
+    }
+    async fn delete_model(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::DeleteModelInput,
+    ) -> Res<SuccessPayload> {
+        orgs::delete_model(ctx, input).await
+    }
+    async fn create_project_members(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::CreateProjectMembersInput,
+    ) -> Res<SuccessPayload> {
+        orgs::project_members_change(ctx, input.into(), true).await
+    }
+    async fn delete_project_members(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::DeleteProjectMembersInput,
+    ) -> Res<SuccessPayload> {
+        orgs::project_members_change(ctx, input.into(), false).await
+    }
+    async fn update_project_member(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::UpdateProjectMemberInput,
+    ) -> Res<SuccessPayload> {
+        let role = &input.user_project_role;
+        orgs::set_member_role(ctx, &input.project_id, &input.user_id, false, role).await
+    }
+    async fn update_project_team_member(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::UpdateProjectTeamMemberInput,
+    ) -> Res<SuccessPayload> {
+        let role = &input.team_project_role;
+        orgs::set_member_role(ctx, &input.project_id, &input.team_id, true, role).await
+    }
 }
 
 /// The metadata a mutation `op` was given, parsed.

@@ -7,18 +7,21 @@ pub struct Query;
 #[Object]
 impl Query {
     async fn viewer(&self, ctx: &Context<'_>) -> User {
-        let a = access(ctx);
-        User {
-            name: a.user.clone(),
-            entity: Some(a.default_entity().to_owned()),
-            teams: a.entities.clone(),
-        }
+        User::viewer(access(ctx))
     }
     async fn server_info(&self) -> ServerInfo {
         // ARTIFACT_DIGEST_ALGORITHM: wandb-core keeps XXH128 artifacts XXH128 only with it (and
         // then selects `digestAlgorithm`, which this schema resolves from the manifest).
         let on = |name: &str| ServerFeature { name: name.to_owned(), is_enabled: true };
-        ServerInfo { features: vec![on("ARTIFACT_DIGEST_ALGORITHM")] }
+        // INCLUDE_ARTIFACT_TYPES_IN_REGISTRY_CREATION and ARTIFACT_REGISTRY_SEARCH: registries
+        // (`orgs`) are created with their allowed types, and listed and searched by org.
+        ServerInfo {
+            features: vec![
+                on("ARTIFACT_DIGEST_ALGORITHM"),
+                on("INCLUDE_ARTIFACT_TYPES_IN_REGISTRY_CREATION"),
+                on("ARTIFACT_REGISTRY_SEARCH"),
+            ],
+        }
     }
     async fn project(
         &self,
@@ -98,5 +101,11 @@ impl Query {
             None => ids::draft_id(&d.id),
         };
         Ok(Some(ClientIdMapping { server_id: id.into() }))
+    }
+    async fn organization(&self, ctx: &Context<'_>, name: Option<String>) -> Option<Organization> {
+        orgs::organization(ctx, name)
+    }
+    async fn users(&self, ctx: &Context<'_>, query: Option<String>) -> orgs::UserConnection {
+        orgs::users(ctx, query)
     }
 }
