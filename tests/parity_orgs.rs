@@ -38,6 +38,14 @@ fn an_org_admin_creates_lists_edits_and_deletes_registries() {
     assert_eq!(out["registries"], serde_json::json!(["models"]));
     assert_eq!(out["org_entity"], "acme-org");
     assert_eq!(out["user"], "ana");
+    // `models` is restricted now: cy (an org member, removed from it) does not see it; bo does,
+    // through team `vision`.
+    let cy = create_key(&env, &["cy"]);
+    let (out, _) = run_flow(&env, &server, &cy, "orgs_list.py", "cy", &[]);
+    assert_eq!(out["registries"], serde_json::json!([]));
+    let bo = create_key(&env, &["bo"]);
+    let (out, _) = run_flow(&env, &server, &bo, "orgs_list.py", "bo", &[]);
+    assert_eq!(out["registries"], serde_json::json!(["models"]));
 }
 
 #[test]

@@ -4,9 +4,9 @@
 //! "Cannot query field" error, which is how the SDK probes servers.
 //!
 //! One file per part of the schema: `types` (scalars, enums, small objects), `project`,
-//! `collections`, `files` (memberships and files), `artifacts`, `runs`, `query`, `inputs` (the
-//! mutations' inputs and payloads) and `mutation`; `limits` bounds a document before the engine
-//! sees it.
+//! `collections`, `files` (memberships and files), `artifacts`, `runs`, `orgs` (users,
+//! organizations, teams, registries), `query`, `inputs` (the mutations' inputs and payloads) and
+//! `mutation`; `limits` bounds a document before the engine sees it.
 //!
 //! Access: every resolver checks the caller's entities. Another entity's project, collection or
 //! version resolves as `null` (as if it did not exist); writes need a key that may write there.

@@ -32,10 +32,7 @@ impl Query {
         let a = access(ctx);
         let entity = entity_name.unwrap_or_else(|| a.default_entity().to_owned());
         let name = name?;
-        if !a.can_read(&entity) || crate::names::validate_scope("project", &name).is_err() {
-            return None;
-        }
-        Some(Project { entity, name })
+        orgs::entity_project(ctx, &entity, &name)
     }
     /// The projects of an entity (those holding artifacts), paged.
     async fn models(
