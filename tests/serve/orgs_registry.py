@@ -1,9 +1,10 @@
 """Organizations and the W&B Registry as an org admin: viewer, organization, user search,
 updateUser, then a registry created, listed, searched, edited, given members, its versions
 listed, and deleted. The org, its members and a team come from the artfs CLI."""
+import os
+
 import wandb
-from wandb.apis.public.registries._utils import Visibility
-from common import check, done
+from common import check, done, path
 
 api = wandb.Api()
 me = api.viewer
@@ -71,6 +72,16 @@ check([(v.name, v.type) for v in versions] == [("bike-model:v0", "model")], "ver
 best = list(again.versions(filter={"alias": "best"}))
 check(len(best) == 1, "alias filter %r" % best)
 check(list(again.versions(filter={"alias": "nope"})) == [], "alias filter excludes")
+
+# Read through the registry path forms, which resolve the org entity from the org or entity.
+fresh = wandb.Api()
+art = fresh.artifact("acme/wandb-registry-models/bike-model:best")
+check(art.version == "v0" and art.type == "model", "by org path %s %s" % (art.version, art.type))
+root = art.download(root=path("dl"))
+with open(os.path.join(root, "w.bin"), "rb") as f:
+    check(f.read() == b"weights", "downloaded bytes")
+short = fresh.artifact("wandb-registry-models/bike-model:v0")  # org of the default entity (vision)
+check(short.digest == art.digest, "short path %r" % short.digest)
 
 api.registry("datasets", organization="acme").delete()
 names = sorted(r.name for r in api.registries(organization="acme"))
