@@ -142,6 +142,12 @@ pub enum DirOp {
         project: String,
         member: Member,
     },
+    /// Gives a registry another project name, settings and members kept.
+    RenameRegistry {
+        entity: String,
+        from: String,
+        to: String,
+    },
 }
 
 /// Who may see a registry: all of its organization, or only its members.
@@ -357,6 +363,14 @@ impl Directory {
                     return Err(format!("{member:?} is not a member of {entity}/{project}"));
                 }
             }
+            DirOp::RenameRegistry { entity, from, to } => {
+                name_ok("project", to)?;
+                self.registry(entity, from)?;
+                let key = self.registry_key(entity, to)?;
+                if self.registries.contains_key(&key) {
+                    return Err(format!("registry {entity}/{to} exists"));
+                }
+            }
         }
         Ok(())
     }
@@ -464,6 +478,12 @@ impl Fold for Directory {
             DirOp::RemoveRegistryMember { entity, project, member } => {
                 if let Some(r) = self.registries.get_mut(&(entity, project)) {
                     r.members.remove(&member);
+                }
+            }
+            DirOp::RenameRegistry { entity, from, to } => {
+                if let Some(mut r) = self.registries.remove(&(entity.clone(), from)) {
+                    r.updated_at = at;
+                    self.registries.insert((entity, to), r);
                 }
             }
         }

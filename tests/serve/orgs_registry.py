@@ -4,7 +4,7 @@ listed, and deleted. The org, its members and a team come from the artfs CLI."""
 import os
 
 import wandb
-from common import check, done, path
+from common import FAIL, check, done, path
 
 api = wandb.Api()
 me = api.viewer
@@ -83,11 +83,24 @@ with open(os.path.join(root, "w.bin"), "rb") as f:
 short = fresh.artifact("wandb-registry-models/bike-model:v0")  # org of the default entity (vision)
 check(short.digest == art.digest, "short path %r" % short.digest)
 
-api.registry("datasets", organization="acme").delete()
+# An empty registry can be renamed; one holding collections cannot.
+ds = api.registry("datasets", organization="acme")
+ds.name = "data"
+ds.save()
+check(api.registry("data", organization="acme").visibility == "restricted", "renamed keeps settings")
+again.name = "models2"
+try:
+    again.save()
+    check(False, "a registry holding collections was renamed")
+except Exception:
+    pass
+FAIL.records.clear()  # the refused rename was logged
+
+api.registry("data", organization="acme").delete()
 names = sorted(r.name for r in api.registries(organization="acme"))
 check(names == ["models"], "after delete %r" % names)
 try:
-    api.registry("datasets", organization="acme")
+    api.registry("data", organization="acme")
     check(False, "a deleted registry still loads")
 except ValueError:
     pass

@@ -551,6 +551,13 @@ impl Mutation {
         let role = &input.team_project_role;
         orgs::set_member_role(ctx, &input.project_id, &input.team_id, true, role).await
     }
+    async fn rename_project(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::RenameProjectInput,
+    ) -> Res<orgs::UpsertModelPayload> {
+        orgs::rename_project(ctx, input).await
+    }
 }
 
 /// The metadata a mutation `op` was given, parsed.

@@ -873,6 +873,38 @@ pub(super) async fn set_member_role(
     Ok(SuccessPayload { success: true })
 }
 
+#[derive(InputObject, Debug)]
+pub struct RenameProjectInput {
+    pub entity_name: String,
+    pub old_project_name: String,
+    pub new_project_name: String,
+    pub client_mutation_id: Option<String>,
+}
+
+/// `renameProject`, for registries only (`Registry.save()` after a name change), and only while
+/// the registry holds no collection: collections are stored under their project's name, and
+/// moving their logs would not be one create-only step.
+pub(super) async fn rename_project(
+    ctx: &Context<'_>,
+    input: RenameProjectInput,
+) -> Res<UpsertModelPayload> {
+    let (entity, from, to) = (input.entity_name, input.old_project_name, input.new_project_name);
+    let Some(role) = registry_role(&directory(ctx), access(ctx), &entity, &from) else {
+        return Err(not_found(format!("there is no registry {entity}/{from}")));
+    };
+    must_administer(&entity, &from, role)?;
+    if !to.starts_with(REGISTRY_PREFIX) {
+        return Err(invalid(format!("renameProject: {to:?} lacks the {REGISTRY_PREFIX} prefix")));
+    }
+    if !reg(ctx).collections(&entity, &from).await.map_err(err)?.is_empty() {
+        return Err(invalid(format!(
+            "renameProject: registry {entity}/{from} holds collections, which artfs cannot move; create a new registry instead"
+        )));
+    }
+    change(ctx, DirOp::RenameRegistry { entity: entity.clone(), from, to: to.clone() }).await?;
+    Ok(UpsertModelPayload { inserted: Some(false), project: Some(Project { entity, name: to }) })
+}
+
 // ---- filters
 
 /// A parsed `filters` JSON string (MongoDB-style); no filter matches everything.
