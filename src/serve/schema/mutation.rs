@@ -526,14 +526,16 @@ impl Mutation {
         ctx: &Context<'_>,
         input: orgs::CreateProjectMembersInput,
     ) -> Res<SuccessPayload> {
-        orgs::project_members_change(ctx, input.into(), true).await
+        let ids = (input.user_ids, input.team_ids);
+        orgs::project_members_change(ctx, &input.project_id, ids, true).await
     }
     async fn delete_project_members(
         &self,
         ctx: &Context<'_>,
         input: orgs::DeleteProjectMembersInput,
     ) -> Res<SuccessPayload> {
-        orgs::project_members_change(ctx, input.into(), false).await
+        let ids = (input.user_ids, input.team_ids);
+        orgs::project_members_change(ctx, &input.project_id, ids, false).await
     }
     async fn update_project_member(
         &self,

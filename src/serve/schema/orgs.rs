@@ -776,34 +776,15 @@ pub struct DeleteProjectMembersInput {
     pub team_ids: Option<Vec<String>>,
 }
 
-#[derive(Debug)]
-pub struct ProjectMembersInput {
-    pub project_id: String,
-    pub user_ids: Option<Vec<String>>,
-    pub team_ids: Option<Vec<String>>,
-}
-
-impl From<CreateProjectMembersInput> for ProjectMembersInput {
-    fn from(i: CreateProjectMembersInput) -> Self {
-        ProjectMembersInput { project_id: i.project_id, user_ids: i.user_ids, team_ids: i.team_ids }
-    }
-}
-
-impl From<DeleteProjectMembersInput> for ProjectMembersInput {
-    fn from(i: DeleteProjectMembersInput) -> Self {
-        ProjectMembersInput { project_id: i.project_id, user_ids: i.user_ids, team_ids: i.team_ids }
-    }
-}
-
 /// The members named by user and team ids.
-fn members_of(d: &Directory, input: &ProjectMembersInput) -> Res<Vec<Member>> {
+fn members_of(d: &Directory, users: &[String], teams: &[String]) -> Res<Vec<Member>> {
     let mut out = Vec::new();
-    for id in input.user_ids.iter().flatten() {
+    for id in users {
         let u = name_of_id("User", id, d.users.keys())
             .ok_or_else(|| not_found(format!("no user has the id {id:?}")))?;
         out.push(Member::User(u));
     }
-    for id in input.team_ids.iter().flatten() {
+    for id in teams {
         let t = name_of_id("Entity", id, d.teams.keys())
             .ok_or_else(|| not_found(format!("no team has the id {id:?}")))?;
         out.push(Member::Team(t));
@@ -814,12 +795,14 @@ fn members_of(d: &Directory, input: &ProjectMembersInput) -> Res<Vec<Member>> {
 /// `createProjectMembers` (`add: true`, as members) and `deleteProjectMembers`.
 pub(super) async fn project_members_change(
     ctx: &Context<'_>,
-    input: ProjectMembersInput,
+    project_id: &str,
+    (users, teams): (Option<Vec<String>>, Option<Vec<String>>),
     add: bool,
 ) -> Res<SuccessPayload> {
-    let (entity, project, role) = registry_by_id(ctx, &input.project_id)?;
+    let (entity, project, role) = registry_by_id(ctx, project_id)?;
     must_administer(&entity, &project, role)?;
-    for member in members_of(&directory(ctx), &input)? {
+    let (users, teams) = (users.unwrap_or_default(), teams.unwrap_or_default());
+    for member in members_of(&directory(ctx), &users, &teams)? {
         let (entity, project) = (entity.clone(), project.clone());
         let present = registry_record(&directory(ctx), &entity, &project)
             .is_some_and(|r| r.members.contains_key(&member));
