@@ -16,6 +16,10 @@ use crate::registry::{Registry, RegistryError};
 
 /// How long a key lookup is remembered (a key is one registry read per minute, not per request).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long the directory (users, orgs, teams, registries) is used before it is read again: a
+/// role changed by the CLI or another server counts within this; reading it is two LISTs, which
+/// every request would otherwise pay.
+const DIRECTORY_TTL: Duration = Duration::from_secs(1);
 
 /// What the caller may do.
 #[derive(Debug, Clone, PartialEq)]
@@ -103,11 +107,12 @@ pub(super) async fn caller(
 }
 
 /// Checks keys against the registry, remembering key records briefly; what a key's user may
-/// do is read from the directory on every request, so a changed role counts at once.
+/// do is read from the directory, at most `DIRECTORY_TTL` old, so a changed role counts at once.
 #[derive(Debug, Default)]
 pub struct KeyCheck {
     cache: Mutex<HashMap<String, (Option<KeyRecord>, Instant)>>,
-    directory: Mutex<Directory>,
+    /// The directory and when it was last read from the registry.
+    directory: Mutex<(Directory, Option<Instant>)>,
 }
 
 impl KeyCheck {
@@ -138,30 +143,34 @@ impl KeyCheck {
         Ok(Some(Access::of(record, &directory)))
     }
 
-    /// The directory as the registry holds it now, replaying only what is new since the last
-    /// request.
+    /// The directory, read again (only what is new) when the last read is older than
+    /// `DIRECTORY_TTL`.
     pub async fn directory(&self, registry: &Registry) -> Result<Directory, RegistryError> {
-        let known = self.directory.lock().map(|d| d.clone()).unwrap_or_default();
+        let (known, read_at) = self.directory.lock().map(|d| d.clone()).unwrap_or_default();
+        if read_at.is_some_and(|at| at.elapsed() < DIRECTORY_TTL) {
+            return Ok(known);
+        }
         let fresh = registry.directory(known).await?;
-        if let Ok(mut d) = self.directory.lock()
-            && d.seq < fresh.seq
-        {
-            *d = fresh.clone();
+        if let Ok(mut d) = self.directory.lock() {
+            if d.0.seq <= fresh.seq {
+                d.0 = fresh.clone();
+            }
+            d.1 = Some(Instant::now());
         }
         Ok(fresh)
     }
 
     /// The directory as of the last check, without reading the registry.
     pub fn current(&self) -> Directory {
-        self.directory.lock().map(|d| d.clone()).unwrap_or_default()
+        self.directory.lock().map(|d| d.0.clone()).unwrap_or_default()
     }
 
     /// Keeps a directory this server just changed, so the rest of the request sees the change.
     pub fn remember(&self, fresh: &Directory) {
         if let Ok(mut d) = self.directory.lock()
-            && d.seq < fresh.seq
+            && d.0.seq < fresh.seq
         {
-            *d = fresh.clone();
+            d.0 = fresh.clone();
         }
     }
 }
