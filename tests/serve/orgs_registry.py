@@ -38,6 +38,11 @@ except ValueError:
 api.create_registry("datasets", "restricted", organization="acme")
 names = sorted(r.name for r in api.registries(organization="acme"))
 check(names == ["datasets", "models"], "registries %r" % names)
+check([r.name for r in api.registries(organization="acme", order="-name")] == ["models", "datasets"], "order")
+paged = api.registries(organization="acme", per_page=1)
+first = next(paged).name
+rest = [r.name for r in api.registries(organization="acme", per_page=1, start=paged.cursor)]
+check([first] + rest == ["datasets", "models"], "pages %r %r" % (first, rest))
 found = [r.name for r in api.registries(organization="acme", filter={"name": {"$regex": "^wandb-registry-mod"}})]
 check(found == ["models"], "regex filter %r" % found)
 

@@ -459,15 +459,40 @@ fn registries(ctx: &Context<'_>, entity: &str, filters: Option<&str>) -> Res<Vec
         .collect())
 }
 
-/// `entity.projects(filters)`: an org entity's registries (what `api.registries()` lists).
+/// `entity.projects(filters, order)`: an org entity's registries (what `api.registries()`
+/// lists), by name unless ordered by `name`, `created_at` or `updated_at` (`-` descending).
 pub(super) fn entity_projects(
     ctx: &Context<'_>,
     entity: &str,
     filters: Option<String>,
-    after: Option<String>,
-    first: Option<i32>,
+    (after, first): (Option<String>, Option<i32>),
+    order: Option<String>,
 ) -> Res<ProjectConnection> {
-    let all = registries(ctx, entity, filters.as_deref())?;
+    let mut all = registries(ctx, entity, filters.as_deref())?;
+    if let Some(order) = order.as_deref().filter(|o| !o.is_empty()) {
+        let (descending, key) = match order.strip_prefix('-') {
+            Some(key) => (true, key),
+            None => (false, order.trim_start_matches('+')),
+        };
+        let d = directory(ctx);
+        let at = |p: &Project, updated: bool| {
+            registry_record(&d, &p.entity, &p.name)
+                .map(|r| if updated { r.updated_at } else { r.created_at })
+        };
+        match key {
+            "name" => all.sort_by(|a, b| a.name.cmp(&b.name)),
+            "created_at" | "createdAt" => all.sort_by_key(|p| at(p, false)),
+            "updated_at" | "updatedAt" => all.sort_by_key(|p| at(p, true)),
+            other => {
+                return Err(invalid(format!(
+                    "registries cannot be ordered by {other:?}; use name, created_at or updated_at, with - for descending"
+                )));
+            }
+        }
+        if descending {
+            all.reverse();
+        }
+    }
     let (items, page_info) = page(&all, after.as_deref(), first);
     Ok(ProjectConnection {
         page_info,

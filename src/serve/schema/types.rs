@@ -127,9 +127,9 @@ impl Entity {
         filters: Option<JsonString>,
         after: Option<String>,
         first: Option<i32>,
-        #[graphql(name = "order")] _order: Option<String>,
+        order: Option<String>,
     ) -> Res<ProjectConnection> {
-        orgs::entity_projects(ctx, &self.name, filters.map(|f| f.0), after, first)
+        orgs::entity_projects(ctx, &self.name, filters.map(|f| f.0), (after, first), order)
     }
     /// The collections of an org entity's registries.
     #[allow(clippy::too_many_arguments)]
