@@ -26,6 +26,7 @@ fn an_org_admin_creates_lists_edits_and_deletes_registries() {
     write_tree(&src, &[("w.bin".to_owned(), b"weights".to_vec())].into_iter().collect());
     let dest = "acme-org/wandb-registry-models/bike-model";
     env.ok(&["-q", "log", dest, src.to_str().unwrap(), "--type", "model", "--alias", "best"]);
+    env.ok(&["-q", "user", "create", "dan"]);
     let key = create_key(&env, &["--user", "ana"]);
     let server = Server::start(&env, &[]);
     let (out, _) = run_flow(&env, &server, &key, "orgs_registry.py", "admin", &[]);

@@ -62,6 +62,13 @@ again.add_members(cy)
 again.update_member(cy, role="admin")
 members = {m.user.username: m.role for m in again.user_members()}
 check(members == {"ana": "admin", "cy": "admin"}, "user members %r" % members)
+made = api.create_team("made-by-sdk")
+check(made.name == "made-by-sdk" and [m.username for m in made.members] == ["ana"], "created team %r" % made.members)
+dan = api.user("dan")  # in no org or team of ana's: found because ana is a server admin
+check(dan is not None and dan.username == "dan", "admin search %r" % dan)
+again.add_members(dan, made)
+check("dan" in {m.user.username for m in again.user_members()}, "dan added")
+again.remove_members(dan.id, made)
 team = api.team("vision")
 again.add_members(team)
 teams = {m.team.name: m.role for m in again.team_members()}

@@ -553,6 +553,13 @@ impl Mutation {
         let role = &input.team_project_role;
         orgs::set_member_role(ctx, &input.project_id, &input.team_id, true, role).await
     }
+    async fn create_team(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::CreateTeamInput,
+    ) -> Res<orgs::CreateTeamPayload> {
+        orgs::create_team(ctx, input).await
+    }
     async fn rename_project(
         &self,
         ctx: &Context<'_>,

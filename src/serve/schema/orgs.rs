@@ -158,7 +158,8 @@ pub struct UserConnection {
 }
 
 /// `users(query:)`: users whose name or email contains the query (W&B's user search), only
-/// among those sharing an organization or team with the caller, and the caller.
+/// among those sharing an organization or team with the caller, and the caller (all users for
+/// a server admin).
 pub(super) fn users(ctx: &Context<'_>, query: Option<String>) -> UserConnection {
     let d = directory(ctx);
     let me = &access(ctx).user;
@@ -168,6 +169,10 @@ pub(super) fn users(ctx: &Context<'_>, query: Option<String>) -> UserConnection 
     }
     for t in d.teams_of(me) {
         known.extend(d.teams[t].members.keys().map(String::as_str));
+    }
+    if d.users.get(me).is_some_and(|u| u.admin) {
+        // A server admin finds any user (W&B's admins add users to registries this way).
+        known.extend(d.users.keys().map(String::as_str));
     }
     let q = query.unwrap_or_default().to_lowercase();
     let edges = known
@@ -355,6 +360,49 @@ pub(super) fn entity_members(ctx: &Context<'_>, entity: &str) -> Vec<OrgMember> 
         (None, None) => return Vec::new(),
     };
     members.iter().map(|(u, r)| OrgMember::of(&d, u, *r)).collect()
+}
+
+#[derive(InputObject, Debug)]
+pub struct CreateTeamInput {
+    pub team_name: String,
+    pub team_admin_user_name: Option<String>,
+    pub organization_id: Option<String>,
+    pub client_mutation_id: Option<String>,
+}
+
+#[derive(SimpleObject, Debug)]
+pub struct CreateTeamPayload {
+    pub entity: Option<Entity>,
+}
+
+/// `createTeam` (`api.create_team()`): a team of the one organization the caller may write in,
+/// its admin the named user (default: the caller).
+pub(super) async fn create_team(
+    ctx: &Context<'_>,
+    input: CreateTeamInput,
+) -> Res<CreateTeamPayload> {
+    let a = access(ctx);
+    let d = directory(ctx);
+    let orgs: Vec<&str> = d
+        .orgs_of(&a.user)
+        .into_iter()
+        .filter(|(_, o)| a.can_write(&o.entity))
+        .map(|(n, _)| n)
+        .collect();
+    let [org] = orgs.as_slice() else {
+        return Err(invalid(format!(
+            "createTeam: {} may write in {} organizations; artfs makes a team in exactly one (use `artfs team create --org`)",
+            a.user,
+            orgs.len()
+        )));
+    };
+    let admin = input.team_admin_user_name.unwrap_or_else(|| a.user.clone());
+    let name = input.team_name;
+    let op = DirOp::CreateTeam { name: name.clone(), org: (*org).to_owned(), members: Vec::new() };
+    reg(ctx).change_directory(op, |_| false).await.map_err(err)?;
+    let op = DirOp::SetTeamMember { team: name.clone(), user: admin, role: Role::Admin };
+    change(ctx, op).await?;
+    Ok(CreateTeamPayload { entity: Some(Entity { name }) })
 }
 
 // ---- registries

@@ -198,6 +198,9 @@ impl Entity {
     async fn is_paid(&self) -> Option<bool> {
         None
     }
+    async fn limits(&self) -> Option<String> {
+        None
+    }
 }
 
 #[derive(SimpleObject, Clone, Debug)]
