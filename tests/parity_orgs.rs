@@ -47,6 +47,20 @@ fn an_org_admin_creates_lists_edits_and_deletes_registries() {
     let bo = create_key(&env, &["bo"]);
     let (out, _) = run_flow(&env, &server, &bo, "orgs_list.py", "bo", &[]);
     assert_eq!(out["registries"], serde_json::json!(["models"]));
+
+    // Writing into the registry: its roles and allowed types decide, not only the org's.
+    let refused = [("FLOW_EXPECT", "refused")];
+    run_flow(&env, &server, &cy, "orgs_registry_write.py", "cy-write", &refused);
+    run_flow(
+        &env,
+        &server,
+        &key,
+        "orgs_registry_write.py",
+        "ana-write",
+        &[("FLOW_EXPECT", "write")],
+    );
+    let listed = env.ok(&["ls", "acme-org/wandb-registry-models"]);
+    assert!(listed.contains("direct-model") && !listed.contains("direct-code"), "{listed}");
 }
 
 #[test]

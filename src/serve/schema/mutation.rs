@@ -87,6 +87,7 @@ impl Mutation {
             ));
         };
         must_write(ctx, &entity)?;
+        orgs::must_write_registry(ctx, &entity, project, ty)?;
         let c = CollectionPath::new(&entity, project, name).map_err(err)?;
         let r = reg(ctx);
         let state = r.state(&c).await.map_err(err)?;

@@ -8,7 +8,8 @@
 //! `registry.collections()`/`versions()`. Who sees a registry: its organization's members when
 //! its visibility is `organization`, else only its members (users, or through a team) and the
 //! organization's admins. Who edits it: registry admins and org admins; any org member who may
-//! write the org entity may create one.
+//! write the org entity may create one. Who logs into it: its members with a member role or
+//! more, in the types it allows (`must_write_registry`).
 
 use std::collections::BTreeSet;
 
@@ -467,6 +468,40 @@ pub(super) fn registry_types(r: &RegistryRecord, in_use: Vec<String>) -> Vec<Str
         }
     }
     out
+}
+
+/// What writing a version of type `ty` into `project` of `entity` needs beyond writing the
+/// entity, when the project is a registry: that it exists, a member role in it (or more), and
+/// that it allows the type.
+pub(super) fn must_write_registry(
+    ctx: &Context<'_>,
+    entity: &str,
+    project: &str,
+    ty: &str,
+) -> Res<()> {
+    if !project.starts_with(REGISTRY_PREFIX) {
+        return Ok(());
+    }
+    let d = directory(ctx);
+    let Some(r) = registry_record(&d, entity, project) else {
+        return Err(not_found(format!("there is no registry {entity}/{project}; create it first")));
+    };
+    match registry_role(&d, access(ctx), entity, project) {
+        Some(role) if role.can_write() => {}
+        Some(_) => {
+            return Err(forbidden(format!(
+                "permission denied: a viewer of registry {entity}/{project} may not write to it"
+            )));
+        }
+        None => return Err(not_found(format!("there is no registry {entity}/{project}"))),
+    }
+    if !r.allow_all_types && !r.types.iter().any(|t| t == ty) {
+        return Err(invalid(format!(
+            "registry {entity}/{project} accepts artifacts of type {}, not {ty:?}",
+            r.types.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// `entity.project(name)`: `null` for a registry that does not exist or the caller may not see.
