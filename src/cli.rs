@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::registry::directory::Role;
+
 /// Versioned datasets and models (W&B-compatible artifacts), mounted as read-only folders.
 #[derive(Debug, Parser)]
 #[command(name = "artfs", version, about, max_term_width = 100)]
@@ -193,6 +195,21 @@ pub enum Command {
         ttl: String,
         #[arg(long)]
         collection: bool,
+    },
+    /// Manage the users `artfs serve` knows (keys belong to users)
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage organizations: their org entity, members and roles
+    Org {
+        #[command(subcommand)]
+        command: OrgCommand,
+    },
+    /// Manage teams: entities of an organization shared by their members
+    Team {
+        #[command(subcommand)]
+        command: TeamCommand,
     },
 }
 
@@ -431,8 +448,12 @@ pub struct ServeArgs {
 pub enum KeyCommand {
     /// Create an API key; it is printed once and only its hash is stored in the registry
     Create {
-        /// The user the key belongs to (W&B's viewer)
-        user: String,
+        /// The user the key belongs to (W&B's viewer); created if there is none
+        #[arg(required_unless_present = "user_flag", conflicts_with = "user_flag")]
+        user: Option<String>,
+        /// The same as USER
+        #[arg(long = "user", value_name = "USER")]
+        user_flag: Option<String>,
         /// Entities the key may use, comma-separated or repeated [default: the user's own]
         // Not `--entity`: that is the global default entity of artifact paths, and one long name
         // cannot mean both.
@@ -470,4 +491,63 @@ mod tests {
     fn every_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; its own entity is its name
+    Create {
+        user: String,
+        /// A server admin
+        #[arg(long)]
+        admin: bool,
+        #[arg(long, value_name = "E")]
+        email: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an organization with its first admin
+    Create {
+        org: String,
+        #[arg(long, value_name = "USER")]
+        admin: String,
+        /// The org entity, where its registries live [default: ORG]
+        #[arg(long, value_name = "ENTITY")]
+        entity: Option<String>,
+    },
+    /// Add a member, or change a member's role
+    AddMember {
+        org: String,
+        user: String,
+        /// admin (manages), member (writes) or viewer (reads)
+        #[arg(long)]
+        role: Role,
+    },
+    /// Remove a member
+    RmMember { org: String, user: String },
+    /// Delete an organization, its teams and its registries' settings
+    Delete { org: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamCommand {
+    /// Create a team entity belonging to an organization
+    Create {
+        team: String,
+        #[arg(long, value_name = "ORG")]
+        org: String,
+        /// A member (repeatable)
+        #[arg(long = "member", value_name = "USER")]
+        members: Vec<String>,
+    },
+    /// Add a member, or change a member's role
+    AddMember {
+        team: String,
+        user: String,
+        /// admin (manages), member (writes) or viewer (reads)
+        #[arg(long, default_value = "member")]
+        role: Role,
+    },
 }

@@ -41,3 +41,5 @@ mod parity_links;
 mod parity_tags;
 // W&B runs read back with the SDK: history, summary, filters, projects, resume, writers.
 mod parity_runs;
+// Users, organizations, teams and the W&B Registry through `artfs serve` and the admin CLI.
+mod parity_orgs;

@@ -7,16 +7,19 @@ use crate::cli::KeyCommand;
 
 impl App {
     pub(super) async fn key(&self, command: KeyCommand) -> Result<()> {
-        let KeyCommand::Create { user, entities, read_only } = command;
+        let KeyCommand::Create { user, user_flag, entities, read_only } = command;
+        // clap requires exactly one of them.
+        let user = user.or(user_flag).unwrap_or_default();
         let registry = self.registry_for_write().await?;
         let (secret, record) = registry.create_key(&user, &entities, read_only).await?;
         println!("{secret}");
         if !self.config.quiet {
             let mode = if record.read_only { "read-only" } else { "read-write" };
-            eprintln!(
-                "key for {user} ({mode}, entities: {}); it is not shown again",
-                record.entities.join(", ")
-            );
+            let entities = match record.entities.as_slice() {
+                [] => "those of the user".to_owned(),
+                some => some.join(", "),
+            };
+            eprintln!("key for {user} ({mode}, entities: {entities}); it is not shown again");
         }
         Ok(())
     }

@@ -11,6 +11,7 @@ mod lineage;
 mod log;
 mod ls;
 mod mount;
+mod orgs;
 mod prefetch;
 mod rm;
 mod run;
@@ -200,6 +201,9 @@ impl App {
             Command::Run { command } => self.run_command(command).await,
             Command::Runs { scope, json } => self.runs(scope, json).await,
             Command::Lineage(args) => self.lineage(&args).await,
+            Command::User { command } => self.user_command(command).await,
+            Command::Org { command } => self.org_command(command).await,
+            Command::Team { command } => self.team_command(command).await,
             Command::Unmount { mountpoint, lazy } => {
                 let mountpoint = crate::mount::absolute_mountpoint(&mountpoint)?;
                 Ok(crate::mount::unmount(&mountpoint, lazy)?)

@@ -1,5 +1,6 @@
-//! API keys for `artfs serve`: `keys/<sha256 hex of the key>.json` holds who the key is and which
-//! entities it may read or write. Only the hash is stored, so reading the registry does not
+//! API keys for `artfs serve`: `keys/<sha256 hex of the key>.json` holds whose the key is and,
+//! for keys made with explicit entities, which ones it may read or write (any other key may do
+//! what its user may do, as `directory` says). Only the hash is stored, so reading the registry does not
 //! reveal a key; the key itself is shown once, by `artfs key create`.
 
 use std::io::Read;
@@ -16,7 +17,7 @@ pub const KEY_PREFIX: &str = "artfs";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyRecord {
     pub user: String,
-    /// The entities this key may use; never empty.
+    /// The entities this key may use; empty: those of its user.
     pub entities: Vec<String>,
     pub read_only: bool,
     pub created_at: DateTime<Utc>,
@@ -33,7 +34,8 @@ fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
 }
 
 impl Registry {
-    /// Creates a key for `user` (entities default to the user's own) and returns the secret.
+    /// Creates a key for `user` (creating the user if there is none) and returns the secret.
+    /// Without `entities` the key may do what the user may do.
     pub async fn create_key(
         &self,
         user: &str,
@@ -44,9 +46,13 @@ impl Registry {
         for e in entities {
             validate_scope("entity", e)?;
         }
-        let entities = if entities.is_empty() { vec![user.to_owned()] } else { entities.to_vec() };
-        let record =
-            KeyRecord { user: user.to_owned(), entities, read_only, created_at: Utc::now() };
+        self.ensure_user(user).await?;
+        let record = KeyRecord {
+            user: user.to_owned(),
+            entities: entities.to_vec(),
+            read_only,
+            created_at: Utc::now(),
+        };
         let secret =
             format!("{KEY_PREFIX}-{}", random_hex(24).map_err(RegistryError::NoRandomness)?);
         let bytes = serde_json::to_vec_pretty(&record).map_err(|e| self.corrupt("keys", e))?;
@@ -92,7 +98,8 @@ mod tests {
         let reg = Registry::new(store.clone());
         let (secret, rec) = reg.create_key("ana", &[], true).await.unwrap();
         assert!(secret.len() >= 46 && secret.starts_with("artfs-"), "{secret}");
-        assert_eq!(rec.entities, ["ana"]);
+        assert!(rec.entities.is_empty());
+        assert!(reg.directory(Default::default()).await.unwrap().users.contains_key("ana"));
         assert_eq!(reg.key(&secret).await.unwrap(), Some(rec));
         assert_eq!(reg.key("artfs-nope").await.unwrap(), None);
         for l in store.list("keys").await.unwrap() {

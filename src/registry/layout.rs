@@ -21,7 +21,9 @@
 //! - `drafts/<id>/…`, `drafts/by-client/<sha256>.json`: versions pending across requests;
 //! - `keys/<sha256>.json`, `serve/url-signing-secret`, `uploads/<id>/<5 digits>` (multipart parts):
 //!   what `artfs serve` keeps;
-//! - `leases/<unique>.json`, `gc/<unique>.json`: markers that keep `gc` and writers apart.
+//! - `leases/<unique>.json`, `gc/<unique>.json`: markers that keep `gc` and writers apart;
+//! - `directory/{commits,checkpoints}/<20 digits>.json`: one commit log of users, organizations,
+//!   teams and registries.
 
 use sha2::Digest as _;
 
@@ -42,6 +44,8 @@ pub const LEASES: &str = "leases";
 /// Where a running `gc` announces itself.
 pub const GC: &str = "gc";
 pub const URL_SIGNING_SECRET: &str = "serve/url-signing-secret";
+/// The log of users, organizations, teams and registries (`registry::directory`).
+pub const DIRECTORY: &str = "directory";
 
 /// Width of sequence numbers in commit and checkpoint names, so that names sort by number.
 const SEQ_DIGITS: usize = 20;
@@ -330,6 +334,8 @@ mod tests {
             URL_SIGNING_SECRET.to_owned(),
             lease(LEASES, "u4"),
             lease(GC, "u5"),
+            commit(DIRECTORY, 1),
+            checkpoint(DIRECTORY, 32),
         ];
         let want = [
             "artfs-registry.json",
@@ -361,6 +367,8 @@ mod tests {
             "serve/url-signing-secret",
             "leases/u4.json",
             "gc/u5.json",
+            "directory/commits/00000000000000000001.json",
+            "directory/checkpoints/00000000000000000032.json",
         ];
         assert_eq!(got, want);
     }

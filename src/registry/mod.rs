@@ -7,6 +7,7 @@
 //! unreferenced objects, which `gc` sweeps after a grace period.
 
 mod commit_log;
+pub mod directory;
 pub mod drafts;
 mod gc;
 pub mod keys;

@@ -10,18 +10,28 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::registry::directory::{Directory, Role};
 use crate::registry::keys::KeyRecord;
 use crate::registry::{Registry, RegistryError};
 
 /// How long a key lookup is remembered (a key is one registry read per minute, not per request).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long the directory (users, orgs, teams, registries) is used before it is read again: a
+/// role changed by the CLI or another server counts within this; reading it is two LISTs, which
+/// every request would otherwise pay.
+const DIRECTORY_TTL: Duration = Duration::from_secs(1);
 
 /// What the caller may do.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Access {
     pub user: String,
+    /// The entities it may read, the default one first.
     pub entities: Vec<String>,
     pub read_only: bool,
+    /// Entities it may only read: its role there is viewer.
+    pub viewer_of: Vec<String>,
+    /// Entities it manages (its own; orgs and teams where it is an admin).
+    pub admin_of: Vec<String>,
 }
 
 impl Access {
@@ -30,18 +40,47 @@ impl Access {
     }
 
     pub fn can_write(&self, entity: &str) -> bool {
-        !self.read_only && self.can_read(entity)
+        !self.read_only && self.can_read(entity) && !self.viewer_of.iter().any(|e| e == entity)
+    }
+
+    pub fn can_manage(&self, entity: &str) -> bool {
+        !self.read_only && self.admin_of.iter().any(|e| e == entity)
     }
 
     /// The entity used when a request names none (W&B's `viewer.entity`).
     pub fn default_entity(&self) -> &str {
         self.entities.first().map(String::as_str).unwrap_or(&self.user)
     }
-}
 
-impl From<KeyRecord> for Access {
-    fn from(r: KeyRecord) -> Access {
-        Access { user: r.user, entities: r.entities, read_only: r.read_only }
+    /// A key's access: a key made with explicit entities may use exactly those (as keys always
+    /// could); any other key may do what its user may do (`Directory::roles_of`).
+    pub fn of(r: KeyRecord, directory: &Directory) -> Access {
+        if !r.entities.is_empty() {
+            let admin_of = if r.read_only { Vec::new() } else { r.entities.clone() };
+            return Access {
+                user: r.user,
+                entities: r.entities,
+                read_only: r.read_only,
+                viewer_of: Vec::new(),
+                admin_of,
+            };
+        }
+        let mut roles = directory.roles_of(&r.user);
+        let default = directory.users.get(&r.user).and_then(|u| u.default_entity.as_deref());
+        if let Some(i) = roles.iter().position(|(e, _)| Some(e.as_str()) == default) {
+            let first = roles.remove(i);
+            roles.insert(0, first);
+        }
+        let pick = |keep: fn(Role) -> bool| {
+            roles.iter().filter(|(_, r)| keep(*r)).map(|(e, _)| e.clone()).collect::<Vec<_>>()
+        };
+        Access {
+            viewer_of: pick(|r| !r.can_write()),
+            admin_of: pick(|r| r == Role::Admin),
+            entities: pick(|_| true),
+            user: r.user,
+            read_only: r.read_only,
+        }
     }
 }
 
@@ -67,10 +106,13 @@ pub(super) async fn caller(
     }
 }
 
-/// Checks keys against the registry, remembering answers briefly.
+/// Checks keys against the registry, remembering key records briefly; what a key's user may
+/// do is read from the directory, at most `DIRECTORY_TTL` old, so a changed role counts at once.
 #[derive(Debug, Default)]
 pub struct KeyCheck {
-    cache: Mutex<HashMap<String, (Option<Access>, Instant)>>,
+    cache: Mutex<HashMap<String, (Option<KeyRecord>, Instant)>>,
+    /// The directory and when it was last read from the registry.
+    directory: Mutex<(Directory, Option<Instant>)>,
 }
 
 impl KeyCheck {
@@ -79,20 +121,57 @@ impl KeyCheck {
         registry: &Registry,
         key: &str,
     ) -> Result<Option<Access>, RegistryError> {
-        if let Ok(cache) = self.cache.lock()
-            && let Some((a, at)) = cache.get(key)
-            && at.elapsed() < KEY_CACHE_TTL
-        {
-            return Ok(a.clone());
-        }
-        let access = registry.key(key).await?.map(Access::from);
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() > 10_000 {
-                cache.clear();
+        let cached = match self.cache.lock() {
+            Ok(cache) => cache.get(key).filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL).cloned(),
+            Err(_) => None,
+        };
+        let record = match cached {
+            Some((r, _)) => r,
+            None => {
+                let record = registry.key(key).await?;
+                if let Ok(mut cache) = self.cache.lock() {
+                    if cache.len() > 10_000 {
+                        cache.clear();
+                    }
+                    cache.insert(key.to_owned(), (record.clone(), Instant::now()));
+                }
+                record
             }
-            cache.insert(key.to_owned(), (access.clone(), Instant::now()));
+        };
+        let Some(record) = record else { return Ok(None) };
+        let directory = self.directory(registry).await?;
+        Ok(Some(Access::of(record, &directory)))
+    }
+
+    /// The directory, read again (only what is new) when the last read is older than
+    /// `DIRECTORY_TTL`.
+    pub async fn directory(&self, registry: &Registry) -> Result<Directory, RegistryError> {
+        let (known, read_at) = self.directory.lock().map(|d| d.clone()).unwrap_or_default();
+        if read_at.is_some_and(|at| at.elapsed() < DIRECTORY_TTL) {
+            return Ok(known);
         }
-        Ok(access)
+        let fresh = registry.directory(known).await?;
+        if let Ok(mut d) = self.directory.lock() {
+            if d.0.seq <= fresh.seq {
+                d.0 = fresh.clone();
+            }
+            d.1 = Some(Instant::now());
+        }
+        Ok(fresh)
+    }
+
+    /// The directory as of the last check, without reading the registry.
+    pub fn current(&self) -> Directory {
+        self.directory.lock().map(|d| d.0.clone()).unwrap_or_default()
+    }
+
+    /// Keeps a directory this server just changed, so the rest of the request sees the change.
+    pub fn remember(&self, fresh: &Directory) {
+        if let Ok(mut d) = self.directory.lock()
+            && d.0.seq < fresh.seq
+        {
+            d.0 = fresh.clone();
+        }
     }
 }
 

@@ -5,8 +5,8 @@
 //!
 //! One file per part of the schema: `types` (scalars, enums, small objects), `project`,
 //! `collections`, `files` (memberships and files), `artifacts`, `links` (portfolios), `runs`,
-//! `query`, `inputs` (the mutations' inputs and payloads) and `mutation`; `limits` bounds a document before the engine
-//! sees it.
+//! `orgs` (users, organizations, teams, registries), `query`, `inputs` (the mutations' inputs and
+//! payloads) and `mutation`; `limits` bounds a document before the engine sees it.
 //!
 //! Access: every resolver checks the caller's entities. Another entity's project, collection or
 //! version resolves as `null` (as if it did not exist); writes need a key that may write there.
@@ -118,6 +118,7 @@ mod inputs;
 pub mod limits;
 mod links;
 mod mutation;
+mod orgs;
 mod project;
 mod query;
 mod retention;
@@ -133,6 +134,7 @@ use inputs::*;
 pub use inputs::{part_key, valid_upload_id};
 use links::*;
 use mutation::*;
+use orgs::{Organization, User};
 use project::*;
 use query::*;
 use retention::*;

@@ -88,6 +88,7 @@ impl Mutation {
             ));
         };
         must_write(ctx, &entity)?;
+        orgs::must_write_registry(ctx, &entity, project, ty)?;
         let c = CollectionPath::new(&entity, project, name).map_err(err)?;
         let r = reg(ctx);
         let state = r.state(&c).await.map_err(err)?;
@@ -571,6 +572,74 @@ impl Mutation {
     ) -> Res<SuccessPayload> {
         collection_tags(ctx, input).await?;
         Ok(SuccessPayload { success: true })
+    }
+
+    async fn update_user(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::UpdateUserInput,
+    ) -> Res<orgs::UpdateUserPayload> {
+        orgs::update_user(ctx, input).await
+    }
+    async fn upsert_model(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::UpsertModelInput,
+    ) -> Res<orgs::UpsertModelPayload> {
+        orgs::upsert_model(ctx, input).await
+    }
+    async fn delete_model(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::DeleteModelInput,
+    ) -> Res<SuccessPayload> {
+        orgs::delete_model(ctx, input).await
+    }
+    async fn create_project_members(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::CreateProjectMembersInput,
+    ) -> Res<SuccessPayload> {
+        let ids = (input.user_ids, input.team_ids);
+        orgs::project_members_change(ctx, &input.project_id, ids, true).await
+    }
+    async fn delete_project_members(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::DeleteProjectMembersInput,
+    ) -> Res<SuccessPayload> {
+        let ids = (input.user_ids, input.team_ids);
+        orgs::project_members_change(ctx, &input.project_id, ids, false).await
+    }
+    async fn update_project_member(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::UpdateProjectMemberInput,
+    ) -> Res<SuccessPayload> {
+        let role = &input.user_project_role;
+        orgs::set_member_role(ctx, &input.project_id, &input.user_id, false, role).await
+    }
+    async fn update_project_team_member(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::UpdateProjectTeamMemberInput,
+    ) -> Res<SuccessPayload> {
+        let role = &input.team_project_role;
+        orgs::set_member_role(ctx, &input.project_id, &input.team_id, true, role).await
+    }
+    async fn create_team(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::CreateTeamInput,
+    ) -> Res<orgs::CreateTeamPayload> {
+        orgs::create_team(ctx, input).await
+    }
+    async fn rename_project(
+        &self,
+        ctx: &Context<'_>,
+        input: orgs::RenameProjectInput,
+    ) -> Res<orgs::UpsertModelPayload> {
+        orgs::rename_project(ctx, input).await
     }
 }
 

@@ -80,18 +80,14 @@ impl Project {
     async fn id(&self) -> async_graphql::ID {
         ids::project_id(&self.entity, &self.name).into()
     }
-    async fn internal_id(&self) -> String {
-        ids::project_number(&self.entity, &self.name).to_string()
+    async fn internal_id(&self, ctx: &Context<'_>) -> String {
+        orgs::internal_id(ctx, self)
     }
     async fn name(&self) -> &str {
         &self.name
     }
     async fn entity_name(&self) -> &str {
         &self.entity
-    }
-    /// Projects keep no creation time.
-    async fn created_at(&self) -> String {
-        time(DateTime::<Utc>::UNIX_EPOCH)
     }
     async fn is_benchmark(&self) -> bool {
         false
@@ -160,8 +156,17 @@ impl Project {
         ctx: &Context<'_>,
         after: Option<String>,
         first: Option<i32>,
+        #[graphql(name = "includeAll")] _include_all: Option<bool>,
     ) -> Res<ArtifactTypeConnection> {
-        let all = self.types(ctx).await?;
+        let mut all = self.types(ctx).await?;
+        if let Some(r) = orgs::registry_of(ctx, self) {
+            // A registry lists its allowed types too, in use or not.
+            let in_use = all.into_iter().map(|t| t.name).collect();
+            all = orgs::registry_types(&r, in_use)
+                .into_iter()
+                .map(|name| ArtifactType { project: self.clone(), name })
+                .collect();
+        }
         let (items, page_info) = page(&all, after.as_deref(), first);
         Ok(ArtifactTypeConnection {
             total_count: all.len() as i32,
@@ -190,6 +195,28 @@ impl Project {
         let all = self.all_collections(ctx, false).await?;
         let all = filter_collections(all, filters.as_ref(), order.as_deref())?;
         Ok(ArtifactCollectionConnection::of(&all, after.as_deref(), first))
+    }
+    // A registry's settings (`orgs`); other projects have none.
+    async fn description(&self, ctx: &Context<'_>) -> Option<String> {
+        orgs::registry_of(ctx, self)?.description
+    }
+    async fn created_at(&self, ctx: &Context<'_>) -> String {
+        time(orgs::registry_of(ctx, self).map_or(DateTime::<Utc>::UNIX_EPOCH, |r| r.created_at))
+    }
+    async fn updated_at(&self, ctx: &Context<'_>) -> Option<String> {
+        orgs::registry_of(ctx, self).map(|r| time(r.updated_at))
+    }
+    async fn access(&self, ctx: &Context<'_>) -> Option<&'static str> {
+        orgs::registry_of(ctx, self).map(|r| orgs::access_of(&r))
+    }
+    async fn allow_all_artifact_types_in_registry(&self, ctx: &Context<'_>) -> bool {
+        orgs::registry_of(ctx, self).is_none_or(|r| r.allow_all_types)
+    }
+    async fn members(&self, ctx: &Context<'_>) -> Vec<orgs::ProjectMember> {
+        orgs::project_members(ctx, self)
+    }
+    async fn team_members(&self, ctx: &Context<'_>) -> Vec<orgs::ProjectTeamMember> {
+        orgs::project_team_members(ctx, self)
     }
 }
 

@@ -12,22 +12,20 @@ async fn existing_project(
     let a = access(ctx);
     let entity = entity_name.unwrap_or_else(|| a.default_entity().to_owned());
     let Some(name) = name else { return Ok(None) };
-    if !a.can_read(&entity) || crate::names::validate_scope("project", &name).is_err() {
-        return Ok(None);
+    // Who may see it, and registries by their role (`orgs`).
+    let Some(project) = orgs::entity_project(ctx, &entity, &name) else { return Ok(None) };
+    // A registry is there once created; another project once something was written to it.
+    if orgs::registry_of(ctx, &project).is_some() {
+        return Ok(Some(project));
     }
     let exists = reg(ctx).project_exists(&entity, &name).await.map_err(err)?;
-    Ok(exists.then_some(Project { entity, name }))
+    Ok(exists.then_some(project))
 }
 
 #[Object]
 impl Query {
     async fn viewer(&self, ctx: &Context<'_>) -> User {
-        let a = access(ctx);
-        User {
-            name: a.user.clone(),
-            entity: Some(a.default_entity().to_owned()),
-            teams: a.entities.clone(),
-        }
+        User::viewer(access(ctx))
     }
     async fn server_info(&self) -> ServerInfo {
         // ARTIFACT_DIGEST_ALGORITHM: wandb-core keeps XXH128 artifacts XXH128 only with it (and
@@ -37,12 +35,16 @@ impl Query {
         let on = |name: &str| ServerFeature { name: name.to_owned(), is_enabled: true };
         // ARTIFACT_TAGS: tags on versions and collections; ARTIFACT_COLLECTIONS_FILTERING_SORTING:
         // collection listings take `filters` (name, tag) and `order` (`retention`).
+        // INCLUDE_ARTIFACT_TYPES_IN_REGISTRY_CREATION and ARTIFACT_REGISTRY_SEARCH: registries
+        // (`orgs`) are created with their allowed types, and listed and searched by org.
         ServerInfo {
             features: vec![
                 on("ARTIFACT_DIGEST_ALGORITHM"),
                 on("ARTIFACT_MEMBERSHIP_IN_LINK_ARTIFACT_RESPONSE"),
                 on("ARTIFACT_TAGS"),
                 on("ARTIFACT_COLLECTIONS_FILTERING_SORTING"),
+                on("INCLUDE_ARTIFACT_TYPES_IN_REGISTRY_CREATION"),
+                on("ARTIFACT_REGISTRY_SEARCH"),
             ],
         }
     }
@@ -129,5 +131,11 @@ impl Query {
             None => ids::draft_id(&d.id),
         };
         Ok(Some(ClientIdMapping { server_id: id.into() }))
+    }
+    async fn organization(&self, ctx: &Context<'_>, name: Option<String>) -> Option<Organization> {
+        orgs::organization(ctx, name)
+    }
+    async fn users(&self, ctx: &Context<'_>, query: Option<String>) -> orgs::UserConnection {
+        orgs::users(ctx, query)
     }
 }

@@ -99,25 +99,108 @@ pub struct Entity {
 #[Object]
 impl Entity {
     async fn id(&self) -> async_graphql::ID {
-        ids::other_id("Entity", &self.name).into()
+        orgs::entity_id(&self.name).into()
     }
     async fn name(&self) -> &str {
         &self.name
     }
-    /// None: artfs has no organizations (wandb-core asks at run start).
-    async fn organization(&self) -> Option<Organization> {
-        None
+    /// The organization of an org or team entity (wandb-core asks at run start).
+    async fn organization(&self, ctx: &Context<'_>) -> Option<Organization> {
+        orgs::organization_of(ctx, &self.name)
     }
     /// True: `wandb.Artifact(…, digest_algorithm="XXH128")` stays XXH128. Its files are still
     /// uploaded and stored by MD5 (the SDK sends both), which the manifest records per entry.
     async fn xxhash_digests_enabled(&self) -> bool {
         true
     }
-}
-
-#[derive(SimpleObject, Clone, Debug)]
-pub struct Organization {
-    pub core_weave_organization_id: Option<String>,
+    /// The user whose own entity this is.
+    async fn user(&self, ctx: &Context<'_>) -> Option<User> {
+        orgs::user_of_entity(ctx, &self.name)
+    }
+    async fn project(&self, ctx: &Context<'_>, name: Option<String>) -> Option<Project> {
+        orgs::entity_project(ctx, &self.name, &name?)
+    }
+    /// An org entity's registries.
+    async fn projects(
+        &self,
+        ctx: &Context<'_>,
+        filters: Option<JsonString>,
+        after: Option<String>,
+        first: Option<i32>,
+        order: Option<String>,
+    ) -> Res<ProjectConnection> {
+        orgs::entity_projects(ctx, &self.name, filters.map(|f| f.0), (after, first), order)
+    }
+    /// The collections of an org entity's registries.
+    #[allow(clippy::too_many_arguments)]
+    async fn artifact_collections(
+        &self,
+        ctx: &Context<'_>,
+        project_filters: Option<JsonString>,
+        filters: Option<JsonString>,
+        #[graphql(name = "collectionTypes")] _types: Option<Vec<orgs::ArtifactCollectionType>>,
+        after: Option<String>,
+        first: Option<i32>,
+        #[graphql(name = "order")] _order: Option<String>,
+    ) -> Res<ArtifactCollectionConnection> {
+        let (pf, f) = (project_filters.map(|f| f.0), filters.map(|f| f.0));
+        orgs::entity_collections(ctx, &self.name, pf, f, after, first).await
+    }
+    /// The versions in an org entity's registries.
+    #[allow(clippy::too_many_arguments)]
+    async fn artifact_memberships(
+        &self,
+        ctx: &Context<'_>,
+        project_filters: Option<JsonString>,
+        collection_filters: Option<JsonString>,
+        filters: Option<JsonString>,
+        after: Option<String>,
+        first: Option<i32>,
+        #[graphql(name = "order")] _order: Option<String>,
+    ) -> Res<orgs::MembershipConnection> {
+        let (pf, cf, f) =
+            (project_filters.map(|f| f.0), collection_filters.map(|f| f.0), filters.map(|f| f.0));
+        orgs::entity_memberships(ctx, &self.name, pf, cf, f, after, first).await
+    }
+    async fn is_team(&self, ctx: &Context<'_>) -> bool {
+        orgs::is_team(ctx, &self.name)
+    }
+    async fn entity_type(&self, ctx: &Context<'_>) -> &'static str {
+        orgs::entity_type(ctx, &self.name)
+    }
+    async fn members(&self, ctx: &Context<'_>) -> Vec<orgs::OrgMember> {
+        orgs::entity_members(ctx, &self.name)
+    }
+    async fn available(&self) -> Option<bool> {
+        Some(false)
+    }
+    async fn photo_url(&self) -> Option<String> {
+        None
+    }
+    async fn read_only(&self) -> Option<bool> {
+        Some(false)
+    }
+    async fn read_only_admin(&self) -> bool {
+        false
+    }
+    async fn private_only(&self) -> bool {
+        false
+    }
+    async fn storage_bytes(&self) -> i64 {
+        0
+    }
+    async fn code_saving_enabled(&self) -> bool {
+        false
+    }
+    async fn default_access(&self) -> &'static str {
+        "PRIVATE"
+    }
+    async fn is_paid(&self) -> Option<bool> {
+        None
+    }
+    async fn limits(&self) -> Option<String> {
+        None
+    }
 }
 
 #[derive(SimpleObject, Clone, Debug)]
@@ -140,71 +223,6 @@ pub struct ProjectEdge {
 #[derive(SimpleObject, Clone, Debug)]
 pub struct EntityConnection {
     pub edges: Vec<EntityEdge>,
-}
-
-#[derive(Clone, Debug)]
-pub struct User {
-    pub name: String,
-    pub entity: Option<String>,
-    pub teams: Vec<String>,
-}
-
-#[Object]
-impl User {
-    async fn id(&self) -> async_graphql::ID {
-        ids::other_id("User", &self.name).into()
-    }
-    async fn name(&self) -> &str {
-        &self.name
-    }
-    async fn username(&self) -> &str {
-        &self.name
-    }
-    async fn entity(&self) -> Option<&str> {
-        self.entity.as_deref()
-    }
-    async fn email(&self) -> Option<String> {
-        None
-    }
-    async fn flags(&self) -> Option<JsonString> {
-        None
-    }
-    async fn admin(&self) -> bool {
-        false
-    }
-    async fn deleted_at(&self) -> Option<String> {
-        None
-    }
-    /// Keys are never shown back (only their hashes are kept).
-    async fn api_keys(&self) -> ApiKeyConnection {
-        ApiKeyConnection { edges: Vec::new() }
-    }
-    async fn teams(&self) -> EntityConnection {
-        EntityConnection {
-            edges: self
-                .teams
-                .iter()
-                .map(|t| EntityEdge { node: Entity { name: t.clone() } })
-                .collect(),
-        }
-    }
-}
-
-#[derive(SimpleObject, Clone, Debug)]
-pub struct ApiKey {
-    pub id: async_graphql::ID,
-    pub name: String,
-    pub description: Option<String>,
-}
-
-#[derive(SimpleObject, Clone, Debug)]
-pub struct ApiKeyEdge {
-    pub node: ApiKey,
-}
-
-#[derive(SimpleObject, Clone, Debug)]
-pub struct ApiKeyConnection {
-    pub edges: Vec<ApiKeyEdge>,
 }
 
 #[derive(SimpleObject, Clone, Debug)]
