@@ -418,6 +418,10 @@ pub enum KeyCommand {
         /// Read only: listing and downloads, no logging or edits
         #[arg(long)]
         read_only: bool,
+        /// Use this secret instead of a random one (40+ characters). Hidden: only for harnesses
+        /// that replay W&B's test fixtures, whose users log in with their user name as key.
+        #[arg(long, hide = true, value_name = "SECRET")]
+        secret: Option<String>,
     },
 }
 
