@@ -95,7 +95,7 @@ pub enum Command {
     Get(GetArgs),
     /// Fill the cache with a version, or a folder of it, ahead of its readers (verified)
     Prefetch(PrefetchArgs),
-    /// Add or remove aliases of a version
+    /// Add or remove aliases of a version (`latest` too: a log moves it back to what it logs)
     Alias {
         /// `[[entity/]project/]name:vN` (or `:alias`)
         artifact: String,
@@ -120,7 +120,7 @@ pub enum Command {
     Rm {
         /// `name:vN`, or `name` with --unaliased
         artifact: String,
-        /// Also drop the version's aliases
+        /// Also drop the version's aliases (`latest` then moves to the newest remaining version)
         #[arg(long)]
         delete_aliases: bool,
         /// Delete every version that has no alias

@@ -35,3 +35,5 @@ mod serve_hostile;
 mod wandb_source;
 // Lineage through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.
 mod serve_lineage;
+// W&B parity through `artfs serve`: `latest` as a plain alias, artifact files and their URLs.
+mod parity_files;

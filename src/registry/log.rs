@@ -168,10 +168,14 @@ impl Fold for CollectionState {
                 if self.versions.remove(version).is_none() {
                     return Err(invalid(format!("deletes v{version}, which does not exist")));
                 }
+                let held_latest = self.aliases.get(LATEST) == Some(version);
                 self.aliases.retain(|_, v| v != version);
-                // `latest` always names the newest live version while one exists.
-                if let Some((&newest, _)) = self.versions.iter().next_back() {
-                    self.aliases.entry(LATEST.to_owned()).or_insert(newest);
+                // Deleting the version `latest` names moves it to the newest live one. Only
+                // then: `latest` is an alias like the others, and one a user removed stays
+                // removed. (Logs written while `latest` could not be removed fold as before:
+                // there it was absent only after its own version went.)
+                if held_latest && let Some((&newest, _)) = self.versions.iter().next_back() {
+                    self.aliases.insert(LATEST.to_owned(), newest);
                 }
             }
         }
@@ -361,6 +365,46 @@ mod tests {
         assert_eq!(s.aliases_of(2), ["latest", "best"]);
         // A gap is still an error.
         assert!(s.replay(9, &bytes).is_err());
+    }
+
+    #[test]
+    fn latest_is_an_alias_a_user_may_remove_and_a_log_moves_back() {
+        let mut s = CollectionState::default();
+        s.apply(&create(1, 0, "d0", &[])).unwrap();
+        s.apply(&create(2, 1, "d1", &[])).unwrap();
+        let drop_latest =
+            Op::Aliases { version: 1, add: vec!["replaced".into()], remove: vec![LATEST.into()] };
+        s.apply(&op(3, drop_latest)).unwrap();
+        assert_eq!(s.aliases_of(1), ["replaced"]);
+        assert!(s.latest().is_none());
+        // Deleting another version does not bring it back.
+        s.apply(&op(4, Op::Delete { version: 0 })).unwrap();
+        assert!(s.latest().is_none());
+        // It may be set by hand, and the next log moves it.
+        s.apply(&op(5, Op::Aliases { version: 1, add: vec![LATEST.into()], remove: vec![] }))
+            .unwrap();
+        assert_eq!(s.latest().unwrap().version, 1);
+        s.apply(&create(6, 2, "d2", &[])).unwrap();
+        assert_eq!(s.aliases_of(2), ["latest"]);
+        assert_eq!(s.aliases_of(1), ["replaced"]);
+    }
+
+    #[test]
+    fn logs_written_before_latest_was_removable_fold_as_they_did() {
+        // Every shape such a log can have: latest deleted with its version (moves to the newest
+        // live one), another version deleted (latest stays), everything deleted (no latest).
+        let mut s = CollectionState::default();
+        s.apply(&create(1, 0, "d0", &[])).unwrap();
+        s.apply(&create(2, 1, "d1", &[])).unwrap();
+        s.apply(&create(3, 2, "d2", &[])).unwrap();
+        s.apply(&op(4, Op::Delete { version: 2 })).unwrap();
+        assert_eq!(s.latest().unwrap().version, 1);
+        s.apply(&op(5, Op::Delete { version: 0 })).unwrap();
+        assert_eq!(s.latest().unwrap().version, 1);
+        s.apply(&op(6, Op::Delete { version: 1 })).unwrap();
+        assert!(s.latest().is_none() && s.aliases.is_empty());
+        s.apply(&create(7, 3, "d3", &[])).unwrap();
+        assert_eq!(s.latest().unwrap().version, 3);
     }
 
     #[test]

@@ -458,8 +458,7 @@ impl Mutation {
 
     async fn add_aliases(&self, ctx: &Context<'_>, input: AddAliasesInput) -> Res<SuccessPayload> {
         let a = version_for_write(ctx, &input.artifact_id).await?;
-        let add: Vec<String> =
-            input.aliases.into_iter().map(|a| a.alias).filter(|a| a != LATEST).collect();
+        let add: Vec<String> = input.aliases.into_iter().map(|a| a.alias).collect();
         reg(ctx)
             .set_aliases(&a.collection, a.version.unwrap_or(0), &add, &[])
             .await
@@ -473,8 +472,7 @@ impl Mutation {
         input: DeleteAliasesInput,
     ) -> Res<SuccessPayload> {
         let a = version_for_write(ctx, &input.artifact_id).await?;
-        let remove: Vec<String> =
-            input.aliases.into_iter().map(|a| a.alias).filter(|a| a != LATEST).collect();
+        let remove: Vec<String> = input.aliases.into_iter().map(|a| a.alias).collect();
         reg(ctx)
             .set_aliases(&a.collection, a.version.unwrap_or(0), &[], &remove)
             .await

@@ -1,0 +1,31 @@
+//! W&B parity through `artfs serve` and the real SDK: `latest` as a plain alias, artifact files
+//! (`files()`, URLs, downloads), commit hashes and history steps, and the smaller gaps.
+
+use crate::serve::{Server, create_key, run_flow};
+use crate::util::Env;
+
+fn served() -> (Env, Server, String) {
+    let env = Env::new();
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let server = Server::start(&env, &[]);
+    (env, server, key)
+}
+
+#[test]
+fn latest_is_an_alias_the_sdk_may_remove_and_the_next_log_moves() {
+    let (env, server, key) = served();
+    let (result, _) = run_flow(&env, &server, &key, "latest_alias.py", "latest", &[]);
+    assert_eq!(result["latest"], "v2");
+    // Read back from the registry itself: v1 kept only `replaced`, v2 is `latest`.
+    let versions = env.ok(&["versions", "acme/bikes/bikes"]);
+    assert!(versions.lines().any(|l| l.contains("v1") && l.contains("replaced")), "{versions}");
+    assert!(!versions.lines().any(|l| l.contains("v1") && l.contains("latest")), "{versions}");
+    // The CLI moves it too, and `rm` says where it went.
+    let out = env.ok(&["alias", "acme/bikes/bikes:v0", "--add", "latest"]);
+    assert!(out.contains("v0 aliases: latest"), "{out}");
+    let out = env.ok(&["alias", "acme/bikes/bikes:v0", "--remove", "latest"]);
+    assert!(out.trim_end().ends_with("v0 aliases:"), "{out}");
+    env.ok(&["alias", "acme/bikes/bikes:v2", "--add", "latest"]);
+    let out = env.ok(&["rm", "acme/bikes/bikes:v2", "--delete-aliases"]);
+    assert!(out.contains("v2 deleted; `latest` names v1"), "{out}");
+}
