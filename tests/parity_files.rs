@@ -29,3 +29,25 @@ fn latest_is_an_alias_the_sdk_may_remove_and_the_next_log_moves() {
     let out = env.ok(&["rm", "acme/bikes/bikes:v2", "--delete-aliases"]);
     assert!(out.contains("v2 deleted; `latest` names v1"), "{out}");
 }
+
+#[test]
+fn artifact_files_are_counted_filtered_and_download_through_w_and_b_shaped_urls() {
+    let (env, server, key) = served();
+    let (result, _) = run_flow(&env, &server, &key, "files_urls.py", "files", &[]);
+    // The commit hash is the stored manifest's MD5: read it back from the registry.
+    let hash = result["commit_hash"].as_str().unwrap().to_owned();
+    let manifests = std::fs::read_dir(env.path("registry/manifests")).unwrap();
+    let stored: Vec<String> =
+        manifests.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(stored, [format!("{hash}.json")]);
+    let log = server.log_text();
+    assert!(log.contains(&format!("GET /storage/manifest/{hash}/wandb_manifest.json")), "{log}");
+    assert_eq!(log.matches("GET /storage/wandb_artifacts/").count(), 6, "3 files, twice");
+}
+
+#[test]
+fn ready_answers_like_w_and_b_servers() {
+    let (_env, server, _key) = served();
+    let (status, body) = crate::serve::http(&server.addr, "GET", "/ready", &[], b"");
+    assert_eq!((status, body.as_str()), (200, "ok"));
+}

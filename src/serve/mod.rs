@@ -83,6 +83,16 @@ pub struct Shared {
     keys: auth::KeyCheck,
 }
 
+/// The hex MD5 a blob key (`blobs/md5/ab/cdef…`) names.
+fn hex_of_blob(key: &str) -> String {
+    key.trim_start_matches("blobs/md5/").replace('/', "")
+}
+
+/// Where W&B's `File.storagePath` puts a stored blob: below `wandb_artifacts/`.
+pub fn blob_storage_path(key: &str) -> String {
+    format!("wandb_artifacts/{}", hex_of_blob(key))
+}
+
 fn seg(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
@@ -92,16 +102,24 @@ impl Shared {
         format!("{}{path}?{}", self.public_url, self.signer.sign(method, what))
     }
 
-    /// A signed URL for a blob key (`blobs/md5/ab/cdef…`).
+    /// A signed URL for a blob key (`blobs/md5/ab/cdef…`). Downloads go to the blob's
+    /// `storage_path`, as W&B's do (the SDK and W&B's tests tell blob downloads from manifest
+    /// downloads by `wandb_artifacts/` in the URL).
     pub fn blob_url(&self, method: &str, key: &str) -> String {
-        let hex = key.trim_start_matches("blobs/md5/").replace('/', "");
-        self.signed(method, &format!("/storage/blob/{hex}"), &format!("blob/{hex}"))
+        let hex = hex_of_blob(key);
+        let path = match method {
+            "GET" => format!("/storage/{}", blob_storage_path(key)),
+            _ => format!("/storage/blob/{hex}"),
+        };
+        self.signed(method, &path, &format!("blob/{hex}"))
     }
 
-    /// A signed GET URL for a stored manifest (`manifests/<hex>.json`).
+    /// A signed GET URL for a stored manifest (`manifests/<hex>.json`), ending in
+    /// `wandb_manifest.json` as W&B's do.
     pub fn manifest_url(&self, key: &str) -> Option<String> {
         let hex = crate::registry::layout::hex_of_manifest(key)?;
-        Some(self.signed("GET", &format!("/storage/manifest/{hex}"), &format!("manifest/{hex}")))
+        let path = format!("/storage/manifest/{hex}/wandb_manifest.json");
+        Some(self.signed("GET", &path, &format!("manifest/{hex}")))
     }
 
     /// A signed PUT URL for part `n` of multipart upload `upload`, bound to the part's MD5.

@@ -214,8 +214,11 @@ impl Artifact {
             None => Ok(ArtifactDigestAlgorithm::ManifestMd5),
         }
     }
+    /// The hash of what was committed: the MD5 of the version's stored manifest (`null` while
+    /// pending). The SDK's `artifact.commit_hash` asserts one is there.
     async fn commit_hash(&self) -> Option<String> {
-        None
+        let key = self.manifest_key.as_deref()?;
+        crate::registry::layout::hex_of_manifest(key).map(str::to_owned)
     }
     async fn file_count(&self) -> i64 {
         self.file_count

@@ -18,7 +18,10 @@ impl Query {
         // ARTIFACT_DIGEST_ALGORITHM: wandb-core keeps XXH128 artifacts XXH128 only with it (and
         // then selects `digestAlgorithm`, which this schema resolves from the manifest).
         let on = |name: &str| ServerFeature { name: name.to_owned(), is_enabled: true };
-        ServerInfo { features: vec![on("ARTIFACT_DIGEST_ALGORITHM")] }
+        // TOTAL_COUNT_IN_FILE_CONNECTION: `len(artifact.files())` (`FileConnection.totalCount`).
+        ServerInfo {
+            features: vec![on("ARTIFACT_DIGEST_ALGORITHM"), on("TOTAL_COUNT_IN_FILE_CONNECTION")],
+        }
     }
     async fn project(
         &self,
