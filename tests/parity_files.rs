@@ -51,3 +51,23 @@ fn ready_answers_like_w_and_b_servers() {
     let (status, body) = crate::serve::http(&server.addr, "GET", "/ready", &[], b"");
     assert_eq!((status, body.as_str()), (200, "ok"));
 }
+
+#[test]
+fn an_incremental_artifact_may_start_without_a_base_version() {
+    let (env, server, key) = served();
+    let (result, _) = run_flow(&env, &server, &key, "incremental_first.py", "incr", &[]);
+    assert_ne!(result["v0"], result["v1"]);
+    // Read back through the CLI: v0 holds what the first log sent, v1 adds to it.
+    let files = |v: &str| {
+        let out = env.ok(&["show", "--files", &format!("acme/bikes/incr:{v}")]);
+        let mut names: Vec<String> = ["a.txt", "c.txt", "d/b.txt"]
+            .into_iter()
+            .filter(|n| out.lines().any(|l| l.split_whitespace().any(|w| w == *n)))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(files("v0"), ["a.txt", "d/b.txt"]);
+    assert_eq!(files("v1"), ["a.txt", "c.txt", "d/b.txt"]);
+}

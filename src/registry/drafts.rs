@@ -21,6 +21,10 @@ use super::{LogOutcome, LogRequest, Registry, RegistryError, entry_blob_key};
 use crate::manifest::Manifest;
 use crate::names::{CollectionPath, validate_user_alias};
 
+/// The base of an incremental draft that extends no version (the first version of an
+/// incremental artifact): its uploaded manifest is taken whole.
+pub const NO_BASE: &str = "";
+
 /// What a client declared when it opened a draft.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Draft {
@@ -250,9 +254,9 @@ impl Registry {
         Ok(out)
     }
 
-    /// Makes the draft incremental over the manifest `base` (a stored manifest key): the
-    /// manifest uploaded next holds only new and changed entries. Idempotent; another base for
-    /// the same draft is refused.
+    /// Makes the draft incremental over the manifest `base` (a stored manifest key, or
+    /// `NO_BASE`): the manifest uploaded next holds only new and changed entries. Idempotent;
+    /// another base for the same draft is refused.
     pub async fn set_draft_base(&self, draft: &Draft, base: &str) -> Result<(), RegistryError> {
         let key = base_key(&draft.id);
         let bytes = serde_json::to_vec(&Pointer { key: base.to_owned() })
@@ -288,7 +292,7 @@ impl Registry {
         draft: &Draft,
         manifest: &Manifest,
     ) -> Result<(), RegistryError> {
-        if let Some(base) = self.draft_base(&draft.id).await? {
+        if let Some(base) = self.draft_base(&draft.id).await?.filter(|b| b != NO_BASE) {
             let bytes = self.store.get(&base).await?;
             let mut full = Manifest::from_json(&bytes).map_err(|e| self.corrupt(&base, e))?;
             full.contents.extend(manifest.contents.iter().map(|(p, e)| (p.clone(), e.clone())));

@@ -157,7 +157,11 @@ impl Mutation {
         let patch = matches!(input.manifest_type, Some(ArtifactManifestType::Patch));
         let full = matches!(input.manifest_type, None | Some(ArtifactManifestType::Full));
         let incremental = matches!(input.manifest_type, Some(ArtifactManifestType::Incremental));
-        if incremental && draft.distributed.is_none() {
+        if incremental && draft.distributed.is_none() && input.base_artifact_id.is_none() {
+            // The first version of an incremental artifact (an incremental Table's first log)
+            // extends nothing: W&B takes its manifest as it is.
+            reg(ctx).set_draft_base(&draft, NO_BASE).await.map_err(err)?;
+        } else if incremental && draft.distributed.is_none() {
             // The version it extends: its manifest is the base the upload is laid over.
             let base_id = input.base_artifact_id.as_deref().unwrap_or_default();
             let base = artifact_by_id(reg(ctx), access(ctx), base_id)
