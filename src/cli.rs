@@ -402,6 +402,11 @@ pub struct ServeArgs {
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// A storage region clients may name (`wandb.Artifact(storage_region=NAME)`) besides
+    /// `default`; all of them store into this registry (repeatable). Others are refused, as W&B
+    /// refuses regions it is not configured with
+    #[arg(long = "storage-region", value_name = "NAME")]
+    pub storage_regions: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

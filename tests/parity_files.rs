@@ -71,3 +71,19 @@ fn an_incremental_artifact_may_start_without_a_base_version() {
     assert_eq!(files("v0"), ["a.txt", "d/b.txt"]);
     assert_eq!(files("v1"), ["a.txt", "c.txt", "d/b.txt"]);
 }
+
+#[test]
+fn storage_regions_the_server_does_not_know_are_refused_with_w_and_b_s_error() {
+    let env = Env::new();
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let server = Server::start(&env, &["--storage-region", "minio-local"]);
+    let (result, _) = run_flow(&env, &server, &key, "storage_region.py", "region", &[]);
+    assert!(result["refused"].as_str().unwrap().contains("coreweave-us"));
+    // The refused artifact left nothing behind; the known region's version is there.
+    let versions = env.ok(&["versions", "acme/bikes/regional"]);
+    assert!(versions.contains("v0"), "{versions}");
+    assert!(
+        env.cmd().args(["versions", "acme/bikes/elsewhere"]).output().unwrap().status.code()
+            != Some(0)
+    );
+}

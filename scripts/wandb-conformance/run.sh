@@ -62,7 +62,9 @@ fi
 # --- the server ------------------------------------------------------------------------------
 export ARTFS_REGISTRY="$work/registry" ARTFS_CACHE_DIR="$work/cache"
 mkdir -p "$ARTFS_REGISTRY"
-"$ARTFS_BIN" serve --listen 127.0.0.1:0 >"$work/serve.out" 2>"$work/serve.log" &
+# W&B's test server is configured with the storage region `minio-local`, which the tests name.
+"$ARTFS_BIN" serve --listen 127.0.0.1:0 --storage-region minio-local \
+    >"$work/serve.out" 2>"$work/serve.log" &
 serve_pid=$!
 for _ in $(seq 100); do
     grep -q '^listening on ' "$work/serve.out" 2>/dev/null && break

@@ -53,11 +53,18 @@ pub struct ServeOptions {
     pub url_ttl: Duration,
     /// Serve HTTPS (rustls) instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Storage regions accepted besides `default` (see `Shared::storage_region_ok`).
+    pub storage_regions: Vec<String>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { public_url: None, url_ttl: DEFAULT_URL_TTL, tls: None }
+        ServeOptions {
+            public_url: None,
+            url_ttl: DEFAULT_URL_TTL,
+            tls: None,
+            storage_regions: Vec::new(),
+        }
     }
 }
 
@@ -81,6 +88,7 @@ pub struct Shared {
     pub public_url: String,
     signer: auth::Signer,
     keys: auth::KeyCheck,
+    storage_regions: Vec<String>,
 }
 
 /// The hex MD5 a blob key (`blobs/md5/ab/cdef…`) names.
@@ -97,7 +105,16 @@ fn seg(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// The region every W&B server has.
+const DEFAULT_STORAGE_REGION: &str = "default";
+
 impl Shared {
+    /// Whether a client may name storage region `region`: `default` or one given to
+    /// `--storage-region` (all store into the registry; the names only have to be known).
+    pub fn storage_region_ok(&self, region: &str) -> bool {
+        region == DEFAULT_STORAGE_REGION || self.storage_regions.iter().any(|r| r == region)
+    }
+
     fn signed(&self, method: &str, path: &str, what: &str) -> String {
         format!("{}{path}?{}", self.public_url, self.signer.sign(method, what))
     }
@@ -170,6 +187,7 @@ pub async fn serve(
         public_url,
         signer: auth::Signer::new(secret, opts.url_ttl),
         keys: auth::KeyCheck::default(),
+        storage_regions: opts.storage_regions,
     });
     tracing::info!("artfs serve: listening on {addr}, public URL {}", shared.public_url);
     let app = http::router(shared);

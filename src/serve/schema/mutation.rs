@@ -87,6 +87,12 @@ impl Mutation {
             ));
         };
         must_write(ctx, &entity)?;
+        if let Some(region) = input.storage_region.as_deref()
+            && !shared(ctx).storage_region_ok(region)
+        {
+            // W&B's words, which the SDK's callers match on.
+            return Err(invalid(format!("CreateArtifact invalid storageRegion: {region}")));
+        }
         let c = CollectionPath::new(&entity, project, name).map_err(err)?;
         let r = reg(ctx);
         let state = r.state(&c).await.map_err(err)?;
