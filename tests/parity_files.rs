@@ -87,3 +87,10 @@ fn storage_regions_the_server_does_not_know_are_refused_with_w_and_b_s_error() {
             != Some(0)
     );
 }
+
+#[test]
+fn versions_keep_the_history_step_the_sdk_logged_them_at() {
+    let (env, server, key) = served();
+    let (result, _) = run_flow(&env, &server, &key, "history_step.py", "step", &[]);
+    assert_eq!((result["v0"].clone(), result["v1"].clone()), (serde_json::Value::Null, 0.into()));
+}

@@ -45,6 +45,9 @@ pub struct Draft {
     /// round shares this draft, each manifest upload is a part, the commit finishes the round.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distributed: Option<Distributed>,
+    /// The logging run's history step (W&B's `historyStep`), kept on the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_step: Option<u64>,
 }
 
 /// A draft's group and round (see `parts`).
@@ -400,6 +403,7 @@ impl Registry {
             )));
         }
         let req = LogRequest {
+            history_step: draft.history_step,
             collection: draft.collection.clone(),
             artifact_type: draft.artifact_type.clone(),
             description: draft.description.clone(),
@@ -497,6 +501,7 @@ mod tests {
             client_id: client.map(str::to_owned),
             created_at: Utc::now(),
             distributed: None,
+            history_step: None,
         }
     }
 

@@ -32,6 +32,9 @@ pub enum Op {
         size: u64,
         file_count: u64,
         aliases: Vec<String>,
+        /// W&B's `historyStep` (absent from logs written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history_step: Option<u64>,
     },
     /// Moves `add` to `version` (taking them from other versions) and drops `remove` from it.
     Aliases {
@@ -60,6 +63,9 @@ pub struct VersionRecord {
     pub size: u64,
     pub file_count: u64,
     pub created_at: DateTime<Utc>,
+    /// The logging run's history step (W&B's `historyStep`), when the SDK sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_step: Option<u64>,
 }
 
 /// The fold of a collection's log up to commit `seq`.
@@ -101,6 +107,7 @@ impl Fold for CollectionState {
                 size,
                 file_count,
                 aliases,
+                history_step,
             } => {
                 if *version != self.next_version || self.versions.contains_key(version) {
                     return Err(invalid(format!(
@@ -129,6 +136,7 @@ impl Fold for CollectionState {
                         size: *size,
                         file_count: *file_count,
                         created_at: c.time,
+                        history_step: *history_step,
                     },
                 );
                 self.next_version = next;
@@ -279,6 +287,7 @@ mod tests {
                 size: 1,
                 file_count: 1,
                 aliases: aliases.iter().map(|s| s.to_string()).collect(),
+                history_step: None,
             },
         }
     }
@@ -387,6 +396,24 @@ mod tests {
         s.apply(&create(6, 2, "d2", &[])).unwrap();
         assert_eq!(s.aliases_of(2), ["latest"]);
         assert_eq!(s.aliases_of(1), ["replaced"]);
+    }
+
+    #[test]
+    fn creates_keep_their_history_step_and_older_ones_read_without_it() {
+        let old = r#"{"seq":1,"time":"2026-01-01T00:00:00Z","writer":"w","op":{"kind":"create",
+            "version":0,"digest":"d0","manifest":"m","type":"dataset","description":null,
+            "metadata":{},"size":1,"file_count":1,"aliases":[]}}"#;
+        let mut s = CollectionState::default();
+        assert_eq!(s.replay(1, old.as_bytes()), Ok(Replayed::Applied));
+        assert_eq!(s.versions[&0].history_step, None);
+        let mut c = create(2, 1, "d1", &[]);
+        if let Op::Create { history_step, .. } = &mut c.op {
+            *history_step = Some(7);
+        }
+        let bytes = serde_json::to_vec(&c).unwrap();
+        assert!(!serde_json::to_string(&create(9, 9, "x", &[])).unwrap().contains("history_step"));
+        assert_eq!(s.replay(2, &bytes), Ok(Replayed::Applied));
+        assert_eq!(s.versions[&1].history_step, Some(7));
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct LogRequest {
     pub manifest: Manifest,
     /// Local file of every stored (non-reference) entry, by entry path.
     pub sources: std::collections::HashMap<String, crate::store::UploadSource>,
+    /// The step of the logging run's history when it logged this (W&B's `historyStep`).
+    pub history_step: Option<u64>,
 }
 
 /// Upload progress: files and bytes about to be sent, then byte counts.
@@ -170,6 +172,7 @@ impl Registry {
                     size: req.manifest.size(),
                     file_count: req.manifest.contents.len() as u64,
                     aliases: user_aliases(req),
+                    history_step: req.history_step,
                 };
                 Ok((Some(op), (s.next_version, true)))
             })

@@ -17,6 +17,7 @@ pub struct Artifact {
     pub created_at: String,
     pub aliases: Vec<String>,
     pub manifest_key: Option<String>,
+    pub history_step: Option<u64>,
 }
 
 impl Artifact {
@@ -35,6 +36,7 @@ impl Artifact {
             created_at: time(r.record.created_at),
             aliases: r.aliases.clone(),
             manifest_key: Some(r.record.manifest.clone()),
+            history_step: r.record.history_step,
         }
     }
 
@@ -53,6 +55,7 @@ impl Artifact {
             created_at: time(d.created_at),
             aliases: Vec::new(),
             manifest_key: None,
+            history_step: d.history_step,
         }
     }
 
@@ -196,8 +199,10 @@ impl Artifact {
     async fn tags(&self) -> Vec<Tag> {
         Vec::new()
     }
+    /// The step of the logging run's history when it logged this version, as the SDK sent it
+    /// (`null` for a version logged before the run's first `log()`).
     async fn history_step(&self) -> Option<i64> {
-        None
+        self.history_step.and_then(|s| i64::try_from(s).ok())
     }
     async fn state(&self) -> ArtifactState {
         self.state

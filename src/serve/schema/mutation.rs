@@ -138,6 +138,7 @@ impl Mutation {
                 client_id: input.client_id,
                 created_at: Utc::now(),
                 distributed,
+                history_step: input.history_step.and_then(|s| u64::try_from(s).ok()),
             })
             .await
             .map_err(err)?;
@@ -534,6 +535,7 @@ async fn relog(
     let bytes = r.store().get(&resolved.record.manifest).await.map_err(err)?;
     let manifest = Manifest::from_json(&bytes).map_err(stored_manifest)?;
     let req = crate::registry::LogRequest {
+        history_step: None,
         collection: c.clone(),
         artifact_type: ty.to_owned(),
         description: None,
