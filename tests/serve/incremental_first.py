@@ -3,20 +3,23 @@ manifest (as an incremental Table's first log does) and the version is what it h
 import wandb
 from common import ENTITY, PROJECT, FAIL, check, done, path, tree, write
 
+
+
+def log_incremental(folder):
+    with wandb.init(entity=ENTITY, project=PROJECT) as run:
+        art = wandb.Artifact("incr", type="dataset", incremental=True)
+        art.add_dir(path(folder))
+        run.log_artifact(art)
+        art.wait()
+        return art.version
+
+
 write("first/a.txt", b"first a\n")
 write("first/d/b.txt", b"first b\n")
-with wandb.init(entity=ENTITY, project=PROJECT) as run:
-    art = wandb.Artifact("incr", type="dataset", incremental=True)
-    art.add_dir(path("first"))
-    run.log_artifact(art)
-    art.wait()
-    check(art.version == "v0", "the first incremental version is %s" % art.version)
+first = log_incremental("first")
+check(first == "v0", "the first incremental version is %s" % first)
 write("second/c.txt", b"second c\n")
-with wandb.init(entity=ENTITY, project=PROJECT) as run:
-    art = wandb.Artifact("incr", type="dataset", incremental=True)
-    art.add_dir(path("second"))
-    run.log_artifact(art)
-    art.wait()
+log_incremental("second")
 # The SDK warns that `incremental` is experimental: that warning is expected, nothing else.
 FAIL.records = [r for r in FAIL.records if "incremental" not in r]
 
