@@ -47,4 +47,9 @@ with wandb.init(entity=ENTITY, project=PROJECT) as run:
 latest = api.artifact(name + ":latest")
 check(latest.version == "v2", "latest after the next log: %s" % latest.version)
 check(api.artifact(name + ":v1").aliases == ["replaced"], "v1 keeps only its own alias")
+# Versions in W&B's orders: newest first by default and with `-version_index`, oldest first with
+# `version_index` or `+version_index`.
+order = lambda o: [a.version for a in api.artifacts("dataset", name, order=o)]
+check(order(None) == order("-version_index") == ["v2", "v1", "v0"], "newest first")
+check(order("version_index") == order("+version_index") == ["v0", "v1", "v2"], "oldest first")
 done({"latest": latest.version})

@@ -152,24 +152,32 @@ impl ArtifactSequence {
             edges: items.into_iter().map(|node| ArtifactAliasEdge { node }).collect(),
         }
     }
-    /// Newest first, as `wandb artifact ls` expects (it reads one item as "latest").
+    /// Newest first, as `wandb artifact ls` expects (it reads one item as "latest"); `order`
+    /// `version_index` or `createdAt` (W&B's keys, `+` or no sign: ascending) gives oldest first.
     async fn artifacts(
         &self,
         after: Option<String>,
         first: Option<i32>,
-        #[graphql(name = "order")] _order: Option<String>,
+        order: Option<String>,
         filters: Option<JsonString>,
     ) -> VersionedArtifactConnection {
+        let ascending = order.as_deref().is_some_and(|o| {
+            let key = o.strip_prefix('+').unwrap_or(o);
+            matches!(key, "version_index" | "versionIndex" | "createdAt" | "created_at")
+        });
         // Only `state` is understood; versions are COMMITTED (drafts are not versions yet).
         let wanted_state = filters
             .and_then(|f| serde_json::from_str::<serde_json::Value>(&f.0).ok())
             .and_then(|f| f.get("state").and_then(|s| s.as_str()).map(str::to_owned));
-        let all: Vec<Artifact> = match wanted_state.as_deref() {
+        let mut all: Vec<Artifact> = match wanted_state.as_deref() {
             None | Some("COMMITTED") => {
                 self.state.versions.keys().rev().filter_map(|v| self.version(*v)).collect()
             }
             Some(_) => Vec::new(),
         };
+        if ascending {
+            all.reverse();
+        }
         let (items, page_info) = page(&all, after.as_deref(), first);
         VersionedArtifactConnection {
             total_count: all.len() as i32,
