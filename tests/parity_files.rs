@@ -94,3 +94,17 @@ fn versions_keep_the_history_step_the_sdk_logged_them_at() {
     let (result, _) = run_flow(&env, &server, &key, "history_step.py", "step", &[]);
     assert_eq!((result["v0"].clone(), result["v1"].clone()), (serde_json::Value::Null, 0.into()));
 }
+
+#[test]
+fn the_public_api_logs_an_existing_version_to_a_finished_run() {
+    let (env, server, key) = served();
+    let (result, _) = run_flow(&env, &server, &key, "public_run_log.py", "public-log", &[]);
+    assert_eq!(result["logged"], serde_json::json!(["acme/bikes/saved:v0"]));
+    // Read back: the run that never logged anything itself (no job type) now logged one version.
+    let runs = env.ok(&["runs", "acme/bikes"]);
+    let logged_by_plain_run = runs.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.len() > 3 && f[1] == "-" && f[3] == "1"
+    });
+    assert!(logged_by_plain_run, "{runs}");
+}

@@ -76,9 +76,19 @@ impl Mutation {
     ) -> Res<CreateArtifactPayload> {
         let entity =
             input.entity_name.clone().unwrap_or_else(|| access(ctx).default_entity().to_owned());
+        // The public API's `Run.log_artifact` names the collection in the list form.
+        let listed = match input.artifact_collection_names.as_deref() {
+            None | Some([]) => None,
+            Some([one]) => Some(one.as_str()),
+            Some(_) => {
+                return Err(invalid(
+                    "createArtifact: artfs serve creates a version in one collection; pass one name in artifactCollectionNames",
+                ));
+            }
+        };
         let (Some(project), Some(name), Some(ty), Some(digest)) = (
             input.project_name.as_deref(),
-            input.artifact_collection_name.as_deref(),
+            input.artifact_collection_name.as_deref().or(listed),
             input.artifact_type_name.as_deref(),
             input.digest.as_deref(),
         ) else {
