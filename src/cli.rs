@@ -97,7 +97,7 @@ pub enum Command {
     Get(GetArgs),
     /// Fill the cache with a version, or a folder of it, ahead of its readers (verified)
     Prefetch(PrefetchArgs),
-    /// Add or remove aliases of a version
+    /// Add or remove aliases of a version (`latest` too: a log moves it back to what it logs)
     Alias {
         /// `[[entity/]project/]name:vN` (or `:alias`)
         artifact: String,
@@ -122,7 +122,7 @@ pub enum Command {
     Rm {
         /// `name:vN`, or `name` with --unaliased
         artifact: String,
-        /// Also drop the version's aliases
+        /// Also drop the version's aliases (`latest` then moves to the newest remaining version)
         #[arg(long)]
         delete_aliases: bool,
         /// Delete every version that has no alias
@@ -442,6 +442,11 @@ pub struct ServeArgs {
     /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1)
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// A storage region clients may name (`wandb.Artifact(storage_region=NAME)`) besides
+    /// `default`; all of them store into this registry (repeatable). Others are refused, as W&B
+    /// refuses regions it is not configured with
+    #[arg(long = "storage-region", value_name = "NAME")]
+    pub storage_regions: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -462,6 +467,10 @@ pub enum KeyCommand {
         /// Read only: listing and downloads, no logging or edits
         #[arg(long)]
         read_only: bool,
+        /// Use this secret instead of a random one (40+ characters). Hidden: only for harnesses
+        /// that replay W&B's test fixtures, whose users log in with their user name as key.
+        #[arg(long, hide = true, value_name = "SECRET")]
+        secret: Option<String>,
     },
 }
 

@@ -43,3 +43,5 @@ mod parity_tags;
 mod parity_runs;
 // Users, organizations, teams and the W&B Registry through `artfs serve` and the admin CLI.
 mod parity_orgs;
+// W&B parity through `artfs serve`: `latest` as a plain alias, artifact files and their URLs.
+mod parity_files;

@@ -363,10 +363,12 @@ fn credentials_go_to_graphql_only_and_expired_file_urls_are_asked_for_again() {
 }
 
 /// Blob downloads the server has answered so far, from its request log (file URLs are
-/// `/storage/blob/…`; the SDK's artifact routes would be `/artifacts…`).
+/// `/storage/wandb_artifacts/…`; the SDK's artifact routes would be `/artifacts…`).
 fn blob_gets(server: &Server) -> usize {
     let log = server.log_text();
-    log.lines().filter(|l| l.contains("GET /storage/blob/") || l.contains("GET /artifacts")).count()
+    let blob =
+        |l: &str| l.contains("GET /storage/wandb_artifacts/") || l.contains("GET /artifacts");
+    log.lines().filter(|l| blob(l)).count()
 }
 
 /// Downloads `artifact` (`name:vN`) to `root` with the SDK, its cache in `wandb_cache`
@@ -475,7 +477,7 @@ fn a_cache_shared_with_the_sdk_serves_each_sides_downloads_to_the_other_verified
 
 /// GETs of the blob of `data` the server has answered so far.
 fn gets_of(server: &Server, data: &[u8]) -> usize {
-    let line = format!("GET /storage/blob/{}", md5_hex(data));
+    let line = format!("GET /storage/wandb_artifacts/{}", md5_hex(data));
     server.log_text().lines().filter(|l| l.contains(&line)).count()
 }
 

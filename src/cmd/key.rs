@@ -7,11 +7,14 @@ use crate::cli::KeyCommand;
 
 impl App {
     pub(super) async fn key(&self, command: KeyCommand) -> Result<()> {
-        let KeyCommand::Create { user, user_flag, entities, read_only } = command;
+        let KeyCommand::Create { user, user_flag, entities, read_only, secret } = command;
         // clap requires exactly one of them.
         let user = user.or(user_flag).unwrap_or_default();
         let registry = self.registry_for_write().await?;
-        let (secret, record) = registry.create_key(&user, &entities, read_only).await?;
+        let (secret, record) = match secret {
+            Some(s) => registry.create_key_with_secret(&user, &entities, read_only, &s).await?,
+            None => registry.create_key(&user, &entities, read_only).await?,
+        };
         println!("{secret}");
         if !self.config.quiet {
             let mode = if record.read_only { "read-only" } else { "read-write" };

@@ -74,6 +74,7 @@ impl App {
         manifest.validate()?;
         let registry = self.registry_for_write().await?;
         let req = LogRequest {
+            history_step: None,
             collection: target.collection.clone(),
             artifact_type: args.artifact_type.clone(),
             description: args.description.clone(),

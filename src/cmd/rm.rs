@@ -28,8 +28,15 @@ impl App {
             return Ok(());
         }
         let (target, version) = self.version_of(&registry, artifact).await?;
-        registry.delete_version(&target.collection, version, delete_aliases).await?;
-        println!("{}:v{} deleted (run `artfs gc` to free its storage)", target.collection, version);
+        let latest = registry.delete_version(&target.collection, version, delete_aliases).await?;
+        let latest = match latest {
+            Some(v) => format!("`latest` names v{v}"),
+            None => "no version is `latest`".to_owned(),
+        };
+        println!(
+            "{}:v{version} deleted; {latest} (run `artfs gc` to free its storage)",
+            target.collection
+        );
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ impl App {
                 }
                 _ => None,
             },
+            storage_regions: args.storage_regions.clone(),
         };
         // A bad certificate or key fails here, before anything listens.
         if let Some(files) = &opts.tls {

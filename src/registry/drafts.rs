@@ -22,6 +22,10 @@ use super::{LogOutcome, LogRequest, Registry, RegistryError, entry_blob_key};
 use crate::manifest::Manifest;
 use crate::names::{CollectionPath, validate_user_alias};
 
+/// The base of an incremental draft that extends no version (the first version of an
+/// incremental artifact): its uploaded manifest is taken whole.
+pub const NO_BASE: &str = "";
+
 /// What a client declared when it opened a draft.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Draft {
@@ -47,6 +51,9 @@ pub struct Draft {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<super::Ttl>,
+    /// The logging run's history step (W&B's `historyStep`), kept on the version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_step: Option<u64>,
 }
 
 /// A draft's group and round (see `parts`).
@@ -256,9 +263,9 @@ impl Registry {
         Ok(out)
     }
 
-    /// Makes the draft incremental over the manifest `base` (a stored manifest key): the
-    /// manifest uploaded next holds only new and changed entries. Idempotent; another base for
-    /// the same draft is refused.
+    /// Makes the draft incremental over the manifest `base` (a stored manifest key, or
+    /// `NO_BASE`): the manifest uploaded next holds only new and changed entries. Idempotent;
+    /// another base for the same draft is refused.
     pub async fn set_draft_base(&self, draft: &Draft, base: &str) -> Result<(), RegistryError> {
         let key = base_key(&draft.id);
         let bytes = serde_json::to_vec(&Pointer { key: base.to_owned() })
@@ -294,7 +301,7 @@ impl Registry {
         draft: &Draft,
         manifest: &Manifest,
     ) -> Result<(), RegistryError> {
-        if let Some(base) = self.draft_base(&draft.id).await? {
+        if let Some(base) = self.draft_base(&draft.id).await?.filter(|b| b != NO_BASE) {
             let bytes = self.store.get(&base).await?;
             let mut full = Manifest::from_json(&bytes).map_err(|e| self.corrupt(&base, e))?;
             full.contents.extend(manifest.contents.iter().map(|(p, e)| (p.clone(), e.clone())));
@@ -403,6 +410,7 @@ impl Registry {
             )));
         }
         let req = LogRequest {
+            history_step: draft.history_step,
             collection: draft.collection.clone(),
             artifact_type: draft.artifact_type.clone(),
             description: draft.description.clone(),
@@ -504,6 +512,7 @@ mod tests {
             distributed: None,
             tags: Vec::new(),
             ttl: None,
+            history_step: None,
         }
     }
 

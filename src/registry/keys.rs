@@ -33,6 +33,24 @@ fn random_hex(bytes: usize) -> Result<String, std::io::Error> {
     Ok(hex::encode(buf))
 }
 
+/// The shortest chosen secret accepted: the length of W&B's own keys.
+pub const MIN_SECRET_CHARS: usize = 40;
+
+/// A chosen secret must be as long as W&B's keys and made of the characters its SDK accepts
+/// (word characters and `-`).
+fn validate_secret(secret: &str) -> Result<(), RegistryError> {
+    let ok_chars = secret.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if secret.chars().count() < MIN_SECRET_CHARS || !ok_chars {
+        return Err(RegistryError::Invalid {
+            name: "key".to_owned(),
+            reason: format!(
+                "a chosen secret needs at least {MIN_SECRET_CHARS} characters, all letters, digits, `_` or `-`"
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl Registry {
     /// Creates a key for `user` (creating the user if there is none) and returns the secret.
     /// Without `entities` the key may do what the user may do.
@@ -42,6 +60,22 @@ impl Registry {
         entities: &[String],
         read_only: bool,
     ) -> Result<(String, KeyRecord), RegistryError> {
+        let secret =
+            format!("{KEY_PREFIX}-{}", random_hex(24).map_err(RegistryError::NoRandomness)?);
+        self.create_key_with_secret(user, entities, read_only, &secret).await
+    }
+
+    /// Creates a key whose secret the caller chose. For harnesses that must reproduce another
+    /// server's fixtures (W&B's test users log in with their user name as key); the secret must
+    /// still be one the SDK accepts and long enough not to be guessed.
+    pub async fn create_key_with_secret(
+        &self,
+        user: &str,
+        entities: &[String],
+        read_only: bool,
+        secret: &str,
+    ) -> Result<(String, KeyRecord), RegistryError> {
+        validate_secret(secret)?;
         validate_scope("user", user)?;
         for e in entities {
             validate_scope("entity", e)?;
@@ -53,11 +87,14 @@ impl Registry {
             read_only,
             created_at: Utc::now(),
         };
-        let secret =
-            format!("{KEY_PREFIX}-{}", random_hex(24).map_err(RegistryError::NoRandomness)?);
         let bytes = serde_json::to_vec_pretty(&record).map_err(|e| self.corrupt("keys", e))?;
-        self.store.put_create(&key_path(&secret), bytes.into()).await?;
-        Ok((secret, record))
+        if !self.store.put_create(&key_path(secret), bytes.into()).await? {
+            return Err(RegistryError::Invalid {
+                name: "key".to_owned(),
+                reason: "a key with this secret exists already; choose another".to_owned(),
+            });
+        }
+        Ok((secret.to_owned(), record))
     }
 
     /// The record of a key, `None` for an unknown key.
@@ -108,5 +145,17 @@ mod tests {
             assert!(!l.key.contains(&secret[6..]));
         }
         assert_eq!(reg.serve_secret().await.unwrap(), reg.serve_secret().await.unwrap());
+
+        let chosen = format!("user_gw0-{}", "ab12".repeat(10));
+        let (s, rec) = reg.create_key_with_secret(&chosen, &[], false, &chosen).await.unwrap();
+        assert_eq!(s, chosen);
+        assert_eq!(reg.key(&chosen).await.unwrap(), Some(rec));
+        for weak in ["short", &format!("{}!", "a".repeat(45))] {
+            let err = reg.create_key_with_secret("bo", &[], false, weak).await.unwrap_err();
+            assert!(matches!(err, RegistryError::Invalid { .. }), "{weak}: {err}");
+        }
+        let taken = reg.create_key_with_secret("bo", &[], false, &chosen).await.unwrap_err();
+        assert!(taken.to_string().contains("exists already"), "{taken}");
+        assert_eq!(reg.key(&chosen).await.unwrap().unwrap().user, chosen);
     }
 }

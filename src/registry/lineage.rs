@@ -599,6 +599,7 @@ mod tests {
                         e.digest = format!("etag-{i}");
                         m.contents.insert(format!("f{i}.bin"), e);
                         let req = LogRequest {
+                            history_step: None,
                             collection: key(i).collection,
                             artifact_type: "dataset".into(),
                             description: None,

@@ -289,6 +289,7 @@ mod tests {
                 size: 1,
                 file_count: 1,
                 aliases: vec![],
+                history_step: None,
             },
         };
         // Logging a link's very content into its portfolio is refused too, not taken for a re-log.
@@ -302,6 +303,7 @@ mod tests {
                 aliases: vec![],
                 manifest: r.manifest(&source).await.unwrap(),
                 sources: Default::default(),
+                history_step: None,
             };
             r.log(&req, &()).await.unwrap_err()
         });

@@ -33,6 +33,9 @@ pub enum Op {
         size: u64,
         file_count: u64,
         aliases: Vec<String>,
+        /// W&B's `historyStep` (absent from logs written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        history_step: Option<u64>,
     },
     /// Moves `add` to `version` (taking them from other versions) and drops `remove` from it.
     Aliases {
@@ -117,6 +120,9 @@ pub struct VersionRecord {
     pub tags: BTreeSet<String>,
     #[serde(default, skip_serializing_if = "Ttl::is_inherit")]
     pub ttl: Ttl,
+    /// The logging run's history step (W&B's `historyStep`), when the SDK sent one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_step: Option<u64>,
 }
 
 /// The fold of a collection's log up to commit `seq`.
@@ -177,6 +183,7 @@ impl Fold for CollectionState {
                 size,
                 file_count,
                 aliases,
+                history_step,
             } => {
                 if self.moved_to.is_some() {
                     // The name is free again: a new collection starts under it (what was renamed
@@ -203,6 +210,7 @@ impl Fold for CollectionState {
                     source: None,
                     tags: BTreeSet::new(),
                     ttl: Ttl::Inherit,
+                    history_step: *history_step,
                 };
                 self.publish(record, artifact_type, aliases).map_err(invalid)?;
             }
@@ -243,10 +251,14 @@ impl Fold for CollectionState {
                 if self.versions.remove(version).is_none() {
                     return Err(invalid(format!("deletes v{version}, which does not exist")));
                 }
+                let held_latest = self.aliases.get(LATEST) == Some(version);
                 self.aliases.retain(|_, v| v != version);
-                // `latest` always names the newest live version while one exists.
-                if let Some((&newest, _)) = self.versions.iter().next_back() {
-                    self.aliases.entry(LATEST.to_owned()).or_insert(newest);
+                // Deleting the version `latest` names moves it to the newest live one. Only
+                // then: `latest` is an alias like the others, and one a user removed stays
+                // removed. (Logs written while `latest` could not be removed fold as before:
+                // there it was absent only after its own version went.)
+                if held_latest && let Some((&newest, _)) = self.versions.iter().next_back() {
+                    self.aliases.insert(LATEST.to_owned(), newest);
                 }
             }
             Op::Link {
@@ -277,6 +289,7 @@ impl Fold for CollectionState {
                     source: Some(source.clone()),
                     tags: BTreeSet::new(),
                     ttl: Ttl::Inherit,
+                    history_step: None,
                 };
                 self.publish(record, artifact_type, aliases).map_err(invalid)?;
                 self.portfolio = true;
@@ -435,6 +448,7 @@ mod tests {
                 size: 1,
                 file_count: 1,
                 aliases: aliases.iter().map(|s| s.to_string()).collect(),
+                history_step: None,
             },
         }
     }
@@ -521,6 +535,64 @@ mod tests {
         assert_eq!(s.aliases_of(2), ["latest", "best"]);
         // A gap is still an error.
         assert!(s.replay(9, &bytes).is_err());
+    }
+
+    #[test]
+    fn latest_is_an_alias_a_user_may_remove_and_a_log_moves_back() {
+        let mut s = CollectionState::default();
+        s.apply(&create(1, 0, "d0", &[])).unwrap();
+        s.apply(&create(2, 1, "d1", &[])).unwrap();
+        let drop_latest =
+            Op::Aliases { version: 1, add: vec!["replaced".into()], remove: vec![LATEST.into()] };
+        s.apply(&op(3, drop_latest)).unwrap();
+        assert_eq!(s.aliases_of(1), ["replaced"]);
+        assert!(s.latest().is_none());
+        // Deleting another version does not bring it back.
+        s.apply(&op(4, Op::Delete { version: 0 })).unwrap();
+        assert!(s.latest().is_none());
+        // It may be set by hand, and the next log moves it.
+        s.apply(&op(5, Op::Aliases { version: 1, add: vec![LATEST.into()], remove: vec![] }))
+            .unwrap();
+        assert_eq!(s.latest().unwrap().version, 1);
+        s.apply(&create(6, 2, "d2", &[])).unwrap();
+        assert_eq!(s.aliases_of(2), ["latest"]);
+        assert_eq!(s.aliases_of(1), ["replaced"]);
+    }
+
+    #[test]
+    fn creates_keep_their_history_step_and_older_ones_read_without_it() {
+        let old = r#"{"seq":1,"time":"2026-01-01T00:00:00Z","writer":"w","op":{"kind":"create",
+            "version":0,"digest":"d0","manifest":"m","type":"dataset","description":null,
+            "metadata":{},"size":1,"file_count":1,"aliases":[]}}"#;
+        let mut s = CollectionState::default();
+        assert_eq!(s.replay(1, old.as_bytes()), Ok(Replayed::Applied));
+        assert_eq!(s.versions[&0].history_step, None);
+        let mut c = create(2, 1, "d1", &[]);
+        if let Op::Create { history_step, .. } = &mut c.op {
+            *history_step = Some(7);
+        }
+        let bytes = serde_json::to_vec(&c).unwrap();
+        assert!(!serde_json::to_string(&create(9, 9, "x", &[])).unwrap().contains("history_step"));
+        assert_eq!(s.replay(2, &bytes), Ok(Replayed::Applied));
+        assert_eq!(s.versions[&1].history_step, Some(7));
+    }
+
+    #[test]
+    fn logs_written_before_latest_was_removable_fold_as_they_did() {
+        // Every shape such a log can have: latest deleted with its version (moves to the newest
+        // live one), another version deleted (latest stays), everything deleted (no latest).
+        let mut s = CollectionState::default();
+        s.apply(&create(1, 0, "d0", &[])).unwrap();
+        s.apply(&create(2, 1, "d1", &[])).unwrap();
+        s.apply(&create(3, 2, "d2", &[])).unwrap();
+        s.apply(&op(4, Op::Delete { version: 2 })).unwrap();
+        assert_eq!(s.latest().unwrap().version, 1);
+        s.apply(&op(5, Op::Delete { version: 0 })).unwrap();
+        assert_eq!(s.latest().unwrap().version, 1);
+        s.apply(&op(6, Op::Delete { version: 1 })).unwrap();
+        assert!(s.latest().is_none() && s.aliases.is_empty());
+        s.apply(&create(7, 3, "d3", &[])).unwrap();
+        assert_eq!(s.latest().unwrap().version, 3);
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
                 size,
                 file_count: 1,
                 aliases,
+                history_step: None,
             }
         }),
         2 => (version(), aliases(), aliases())

@@ -540,6 +540,7 @@ impl Registry {
             ))
         })?;
         let req = LogRequest {
+            history_step: None,
             collection: c.clone(),
             artifact_type: artifact_type.unwrap_or_else(|| "dataset".into()),
             description,

@@ -67,6 +67,7 @@ impl TempRegistry {
             sources.insert(path.to_string(), source);
         }
         let req = LogRequest {
+            history_step: None,
             collection: c.clone(),
             artifact_type: "dataset".into(),
             description: None,

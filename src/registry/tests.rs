@@ -27,6 +27,7 @@ fn request(dir: &Path, tag: &str, name: &str, files: &[(&str, &[u8])]) -> LogReq
     let crate::stage::Staged { manifest, sources, .. } =
         crate::stage::hash_all(staged, None, &|_| {}).unwrap();
     LogRequest {
+        history_step: None,
         collection: collection(name),
         artifact_type: "dataset".into(),
         description: None,
@@ -223,7 +224,7 @@ async fn a_log_racing_rm_of_the_same_content_never_names_a_deleted_version() {
         let (logged, deleted) = tokio::join!(r.log(&req_a, &()), r.delete_version(&c, 0, false));
         let logged = logged.unwrap_or_else(|e| panic!("round {round}: {e}"));
         match deleted {
-            Ok(()) | Err(RegistryError::HasAliases { .. }) => {}
+            Ok(_) | Err(RegistryError::HasAliases { .. }) => {}
             Err(e) => panic!("round {round}: {e}"),
         }
         let state = r.state(&c).await.unwrap();
@@ -236,6 +237,7 @@ async fn a_log_racing_rm_of_the_same_content_never_names_a_deleted_version() {
 
 fn clone_request(r: &LogRequest) -> LogRequest {
     LogRequest {
+        history_step: r.history_step,
         collection: r.collection.clone(),
         artifact_type: r.artifact_type.clone(),
         description: r.description.clone(),

@@ -36,6 +36,8 @@ pub struct LogRequest {
     pub manifest: Manifest,
     /// Local file of every stored (non-reference) entry, by entry path.
     pub sources: std::collections::HashMap<String, crate::store::UploadSource>,
+    /// The step of the logging run's history when it logged this (W&B's `historyStep`).
+    pub history_step: Option<u64>,
 }
 
 /// Upload progress: files and bytes about to be sent, then byte counts.
@@ -170,6 +172,7 @@ impl Registry {
                     size: req.manifest.size(),
                     file_count: req.manifest.contents.len() as u64,
                     aliases: user_aliases(req),
+                    history_step: req.history_step,
                 };
                 Ok((Some(op), (s.next_version, true)))
             })
@@ -340,15 +343,9 @@ impl Registry {
         add: &[String],
         remove: &[String],
     ) -> Result<Vec<String>, RegistryError> {
-        for a in add.iter().chain(remove) {
-            if a != LATEST {
-                validate_user_alias(a)?;
-            } else {
-                return Err(RegistryError::Invalid {
-                    name: c.to_string(),
-                    reason: "`latest` is moved by artfs itself and cannot be set or removed".into(),
-                });
-            }
+        // `latest` is an alias like the others here; only logs move it by themselves.
+        for a in add.iter().chain(remove).filter(|a| *a != LATEST) {
+            validate_user_alias(a)?;
         }
         let (state, ()) = self
             .commit(c, |s| {
@@ -403,26 +400,29 @@ impl Registry {
     }
 
     /// Deletes one version; refuses while it has aliases unless `delete_aliases`.
+    /// Deletes one version; returns the version `latest` names afterwards, if any.
     pub async fn delete_version(
         &self,
         c: &CollectionPath,
         version: u32,
         delete_aliases: bool,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<Option<u32>, RegistryError> {
         self.existing_state(c).await?;
-        self.commit(c, |s| {
-            let r = Self::resolve_in(c, s, &Selector::Version(version))?;
-            if !r.aliases.is_empty() && !delete_aliases {
-                return Err(RegistryError::HasAliases {
-                    name: c.to_string(),
-                    version,
-                    aliases: r.aliases,
-                });
-            }
-            Ok((Some(Op::Delete { version }), ()))
-        })
-        .await?;
-        self.unlink_all(c, version).await
+        let (state, ()) = self
+            .commit(c, |s| {
+                let r = Self::resolve_in(c, s, &Selector::Version(version))?;
+                if !r.aliases.is_empty() && !delete_aliases {
+                    return Err(RegistryError::HasAliases {
+                        name: c.to_string(),
+                        version,
+                        aliases: r.aliases,
+                    });
+                }
+                Ok((Some(Op::Delete { version }), ()))
+            })
+            .await?;
+        self.unlink_all(c, version).await?;
+        Ok(state.latest().map(|v| v.version))
     }
 
     /// Deletes every version without an alias; returns the deleted version numbers.
@@ -432,7 +432,7 @@ impl Registry {
         for &v in state.versions.keys() {
             if state.aliases_of(v).is_empty() {
                 match self.delete_version(c, v, false).await {
-                    Ok(()) => deleted.push(v),
+                    Ok(_) => deleted.push(v),
                     // Someone aliased it meanwhile: keep it.
                     Err(RegistryError::HasAliases { .. }) => {}
                     Err(e) => return Err(e),

@@ -39,6 +39,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
     let state = AppState { shared, schema };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        // W&B server's readiness probe, which deployments written for it poll.
+        .route("/ready", get(|| async { "ok" }))
         .route("/graphql", post(graphql).layer(DefaultBodyLimit::max(MAX_GRAPHQL_BYTES)))
         .route(
             "/files/{entity}/{project}/{run}/file_stream",
@@ -46,6 +48,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         )
         .route("/storage/blob/{hex}", put(put_blob).get(get_blob))
         .route("/storage/manifest/{hex}", get(get_manifest))
+        // What `blob_url` and `manifest_url` hand out (the two above stay for URLs handed out
+        // before, which live for --url-ttl).
+        .route("/storage/wandb_artifacts/{hex}", get(get_blob))
+        .route("/storage/manifest/{hex}/wandb_manifest.json", get(get_manifest))
         .route("/storage/part/{upload}/{n}/{hex}", put(put_part))
         .route(
             "/storage/draft/{draft}",

@@ -53,11 +53,18 @@ pub struct ServeOptions {
     pub url_ttl: Duration,
     /// Serve HTTPS (rustls) instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Storage regions accepted besides `default` (see `Shared::storage_region_ok`).
+    pub storage_regions: Vec<String>,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
-        ServeOptions { public_url: None, url_ttl: DEFAULT_URL_TTL, tls: None }
+        ServeOptions {
+            public_url: None,
+            url_ttl: DEFAULT_URL_TTL,
+            tls: None,
+            storage_regions: Vec::new(),
+        }
     }
 }
 
@@ -81,27 +88,55 @@ pub struct Shared {
     pub public_url: String,
     signer: auth::Signer,
     keys: auth::KeyCheck,
+    storage_regions: Vec<String>,
+}
+
+/// The hex MD5 a blob key (`blobs/md5/ab/cdef…`) names.
+fn hex_of_blob(key: &str) -> String {
+    key.trim_start_matches("blobs/md5/").replace('/', "")
+}
+
+/// Where W&B's `File.storagePath` puts a stored blob: below `wandb_artifacts/`.
+pub fn blob_storage_path(key: &str) -> String {
+    format!("wandb_artifacts/{}", hex_of_blob(key))
 }
 
 fn seg(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// The region every W&B server has.
+const DEFAULT_STORAGE_REGION: &str = "default";
+
 impl Shared {
+    /// Whether a client may name storage region `region`: `default` or one given to
+    /// `--storage-region` (all store into the registry; the names only have to be known).
+    pub fn storage_region_ok(&self, region: &str) -> bool {
+        region == DEFAULT_STORAGE_REGION || self.storage_regions.iter().any(|r| r == region)
+    }
+
     fn signed(&self, method: &str, path: &str, what: &str) -> String {
         format!("{}{path}?{}", self.public_url, self.signer.sign(method, what))
     }
 
-    /// A signed URL for a blob key (`blobs/md5/ab/cdef…`).
+    /// A signed URL for a blob key (`blobs/md5/ab/cdef…`). Downloads go to the blob's
+    /// `storage_path`, as W&B's do (the SDK and W&B's tests tell blob downloads from manifest
+    /// downloads by `wandb_artifacts/` in the URL).
     pub fn blob_url(&self, method: &str, key: &str) -> String {
-        let hex = key.trim_start_matches("blobs/md5/").replace('/', "");
-        self.signed(method, &format!("/storage/blob/{hex}"), &format!("blob/{hex}"))
+        let hex = hex_of_blob(key);
+        let path = match method {
+            "GET" => format!("/storage/{}", blob_storage_path(key)),
+            _ => format!("/storage/blob/{hex}"),
+        };
+        self.signed(method, &path, &format!("blob/{hex}"))
     }
 
-    /// A signed GET URL for a stored manifest (`manifests/<hex>.json`).
+    /// A signed GET URL for a stored manifest (`manifests/<hex>.json`), ending in
+    /// `wandb_manifest.json` as W&B's do.
     pub fn manifest_url(&self, key: &str) -> Option<String> {
         let hex = crate::registry::layout::hex_of_manifest(key)?;
-        Some(self.signed("GET", &format!("/storage/manifest/{hex}"), &format!("manifest/{hex}")))
+        let path = format!("/storage/manifest/{hex}/wandb_manifest.json");
+        Some(self.signed("GET", &path, &format!("manifest/{hex}")))
     }
 
     /// A signed PUT URL for part `n` of multipart upload `upload`, bound to the part's MD5.
@@ -152,6 +187,7 @@ pub async fn serve(
         public_url,
         signer: auth::Signer::new(secret, opts.url_ttl),
         keys: auth::KeyCheck::default(),
+        storage_regions: opts.storage_regions,
     });
     tracing::info!("artfs serve: listening on {addr}, public URL {}", shared.public_url);
     let app = http::router(shared);

@@ -21,6 +21,7 @@ pub struct Artifact {
     /// W&B's `ttlDurationSeconds`: the TTL in force, or -2 for none.
     pub ttl_seconds: i64,
     pub ttl_inherited: bool,
+    pub history_step: Option<u64>,
 }
 
 impl Artifact {
@@ -42,6 +43,7 @@ impl Artifact {
             tags: r.record.tags.iter().cloned().collect(),
             ttl_seconds: ttl_in_force(r),
             ttl_inherited: r.record.ttl.is_inherit(),
+            history_step: r.record.history_step,
         }
     }
 
@@ -63,6 +65,7 @@ impl Artifact {
             tags: d.tags.clone(),
             ttl_seconds: WANDB_NO_TTL,
             ttl_inherited: d.ttl.is_none_or(|t| t.is_inherit()),
+            history_step: d.history_step,
         }
     }
 
@@ -207,8 +210,10 @@ impl Artifact {
     async fn tags(&self) -> Vec<Tag> {
         self.tags.iter().map(|t| Tag::named(t)).collect()
     }
+    /// The step of the logging run's history when it logged this version, as the SDK sent it
+    /// (`null` for a version logged before the run's first `log()`).
     async fn history_step(&self) -> Option<i64> {
-        None
+        self.history_step.and_then(|s| i64::try_from(s).ok())
     }
     async fn state(&self) -> ArtifactState {
         self.state
@@ -225,8 +230,11 @@ impl Artifact {
             None => Ok(ArtifactDigestAlgorithm::ManifestMd5),
         }
     }
+    /// The hash of what was committed: the MD5 of the version's stored manifest (`null` while
+    /// pending). The SDK's `artifact.commit_hash` asserts one is there.
     async fn commit_hash(&self) -> Option<String> {
-        None
+        let key = self.manifest_key.as_deref()?;
+        crate::registry::layout::hex_of_manifest(key).map(str::to_owned)
     }
     async fn file_count(&self) -> i64 {
         self.file_count

@@ -173,7 +173,8 @@ impl ArtifactSequence {
             edges: items.into_iter().map(|node| ArtifactAliasEdge { node }).collect(),
         }
     }
-    /// Newest first, as `wandb artifact ls` expects (it reads one item as "latest").
+    /// Newest first, as `wandb artifact ls` expects (it reads one item as "latest"); `order`
+    /// (`versionIndex`, `createdAt`, `updatedAt`; `-` descending, `+` or no sign ascending) sorts.
     pub(super) async fn artifacts(
         &self,
         ctx: &Context<'_>,

@@ -65,12 +65,16 @@ impl Membership {
         let edges = items
             .into_iter()
             .map(|(path, e)| {
-                let direct_url = match &e.reference {
-                    Some(r) => r.clone(),
-                    None => crate::registry::entry_blob_key(e)
-                        .map(|k| s.blob_url("GET", &k))
-                        .unwrap_or_else(|| s.public_url.clone()),
+                // A reference's URLs are the reference itself (the SDK's `path_uri` relies on
+                // `url == directUrl` for those); a stored file has a signed download URL, which
+                // `file.download()` fetches as `url`, and W&B's `wandb_artifacts/` storage path.
+                let blob = e.reference.is_none().then(|| crate::registry::entry_blob_key(e));
+                let direct_url = match (&e.reference, &blob) {
+                    (Some(r), _) => r.clone(),
+                    (None, Some(Some(k))) => s.blob_url("GET", k),
+                    (None, _) => s.public_url.clone(),
                 };
+                let storage_path = blob.flatten().map(|k| super::super::blob_storage_path(&k));
                 FileEdge {
                     node: File {
                         id: ids::other_id("File", &format!("{}/{path}", self.artifact.id)),
@@ -78,6 +82,8 @@ impl Membership {
                         size_bytes: e.size.unwrap_or(0) as i64,
                         digest: Some(e.digest.clone()),
                         md5: e.blob_md5().map(str::to_owned),
+                        url: Some(direct_url.clone()),
+                        storage_path,
                         direct_url,
                         ..File::default()
                     },

@@ -22,7 +22,7 @@ use super::ids::{self, NodeId};
 use super::{ServeError, Shared};
 use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::names::{CollectionPath, LATEST, Selector, parse_version};
-use crate::registry::drafts::{Draft, DraftStatus};
+use crate::registry::drafts::{Draft, DraftStatus, NO_BASE};
 use crate::registry::lineage::{EdgeKind, VersionKey};
 use crate::registry::runs::{RunFields, RunOp, RunPath, RunState};
 use crate::registry::{CollectionState, Registry, RegistryError, ResolvedVersion, blob_key};

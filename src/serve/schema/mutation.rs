@@ -88,6 +88,12 @@ impl Mutation {
             ));
         };
         must_write(ctx, &entity)?;
+        if let Some(region) = input.storage_region.as_deref()
+            && !shared(ctx).storage_region_ok(region)
+        {
+            // W&B's words, which the SDK's callers match on.
+            return Err(invalid(format!("CreateArtifact invalid storageRegion: {region}")));
+        }
         orgs::must_write_registry(ctx, &entity, project, ty)?;
         let c = CollectionPath::new(&entity, project, name).map_err(err)?;
         let r = reg(ctx);
@@ -142,6 +148,7 @@ impl Mutation {
                 distributed,
                 tags,
                 ttl,
+                history_step: input.history_step.and_then(|s| u64::try_from(s).ok()),
             })
             .await
             .map_err(err)?;
@@ -167,7 +174,11 @@ impl Mutation {
         let patch = matches!(input.manifest_type, Some(ArtifactManifestType::Patch));
         let full = matches!(input.manifest_type, None | Some(ArtifactManifestType::Full));
         let incremental = matches!(input.manifest_type, Some(ArtifactManifestType::Incremental));
-        if incremental && draft.distributed.is_none() {
+        if incremental && draft.distributed.is_none() && input.base_artifact_id.is_none() {
+            // The first version of an incremental artifact (an incremental Table's first log)
+            // extends nothing: W&B takes its manifest as it is.
+            reg(ctx).set_draft_base(&draft, NO_BASE).await.map_err(err)?;
+        } else if incremental && draft.distributed.is_none() {
             // The version it extends: its manifest is the base the upload is laid over.
             let base_id = input.base_artifact_id.as_deref().unwrap_or_default();
             let base = artifact_by_id(reg(ctx), access(ctx), base_id)
@@ -473,8 +484,7 @@ impl Mutation {
 
     async fn add_aliases(&self, ctx: &Context<'_>, input: AddAliasesInput) -> Res<SuccessPayload> {
         let a = version_for_write(ctx, &input.artifact_id).await?;
-        let add: Vec<String> =
-            input.aliases.into_iter().map(|a| a.alias).filter(|a| a != LATEST).collect();
+        let add: Vec<String> = input.aliases.into_iter().map(|a| a.alias).collect();
         reg(ctx)
             .set_aliases(&a.collection, a.version.unwrap_or(0), &add, &[])
             .await
@@ -488,8 +498,7 @@ impl Mutation {
         input: DeleteAliasesInput,
     ) -> Res<SuccessPayload> {
         let a = version_for_write(ctx, &input.artifact_id).await?;
-        let remove: Vec<String> =
-            input.aliases.into_iter().map(|a| a.alias).filter(|a| a != LATEST).collect();
+        let remove: Vec<String> = input.aliases.into_iter().map(|a| a.alias).collect();
         reg(ctx)
             .set_aliases(&a.collection, a.version.unwrap_or(0), &[], &remove)
             .await
@@ -667,6 +676,7 @@ async fn relog(
     let bytes = r.store().get(&resolved.record.manifest).await.map_err(err)?;
     let manifest = Manifest::from_json(&bytes).map_err(stored_manifest)?;
     let req = crate::registry::LogRequest {
+        history_step: None,
         collection: c.clone(),
         artifact_type: ty.to_owned(),
         description: None,

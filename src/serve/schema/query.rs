@@ -33,6 +33,7 @@ impl Query {
         // ARTIFACT_MEMBERSHIP_IN_LINK_ARTIFACT_RESPONSE: `linkArtifact` answers the link's
         // membership, so `Artifact.link` needs no second lookup.
         let on = |name: &str| ServerFeature { name: name.to_owned(), is_enabled: true };
+        // TOTAL_COUNT_IN_FILE_CONNECTION: `len(artifact.files())` (`FileConnection.totalCount`).
         // ARTIFACT_TAGS: tags on versions and collections; ARTIFACT_COLLECTIONS_FILTERING_SORTING:
         // collection listings take `filters` (name, tag) and `order` (`retention`).
         // INCLUDE_ARTIFACT_TYPES_IN_REGISTRY_CREATION and ARTIFACT_REGISTRY_SEARCH: registries
@@ -40,6 +41,7 @@ impl Query {
         ServerInfo {
             features: vec![
                 on("ARTIFACT_DIGEST_ALGORITHM"),
+                on("TOTAL_COUNT_IN_FILE_CONNECTION"),
                 on("ARTIFACT_MEMBERSHIP_IN_LINK_ARTIFACT_RESPONSE"),
                 on("ARTIFACT_TAGS"),
                 on("ARTIFACT_COLLECTIONS_FILTERING_SORTING"),
