@@ -131,13 +131,16 @@ impl CollectionState {
         )
     }
 
-    /// The version with this artifact digest that has not expired: a log of the content of an
-    /// expired version makes a new version rather than reviving it.
+    /// The logged version with this artifact digest that has not expired: a log of the content
+    /// of an expired version makes a new version rather than reviving it, and a link is never
+    /// one (logging into a portfolio is refused, not turned into a move of the link's aliases).
     pub fn live_version_by_digest(&self, digest: &str) -> Option<&super::VersionRecord> {
         let now = Utc::now();
-        self.versions
-            .values()
-            .find(|v| v.digest == digest && self.expires_at(v.version).is_none_or(|t| t > now))
+        self.versions.values().find(|v| {
+            v.digest == digest
+                && v.source.is_none()
+                && self.expires_at(v.version).is_none_or(|t| t > now)
+        })
     }
 
     /// The versions expired at `now`.
