@@ -16,10 +16,11 @@ use crate::registry::{Registry, RegistryError};
 
 /// How long a key lookup is remembered (a key is one registry read per minute, not per request).
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
-/// How long the directory (users, orgs, teams, registries) is used before it is read again: a
-/// role changed by the CLI or another server counts within this; reading it is two LISTs, which
-/// every request would otherwise pay.
-const DIRECTORY_TTL: Duration = Duration::from_secs(1);
+/// How long the directory (users, orgs, teams, registries) is used before it is read again. Zero:
+/// an org, team or role made with the CLI or on another server counts for the very next request,
+/// as on W&B (its own tests create an org and use it at once). The price is reading what is new
+/// (two LISTs, the new commits) per request that checks a key.
+const DIRECTORY_TTL: Duration = Duration::ZERO;
 
 /// What the caller may do.
 #[derive(Debug, Clone, PartialEq)]
