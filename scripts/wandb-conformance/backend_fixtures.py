@@ -83,7 +83,9 @@ class BackendFixtureFactory:
         if self._has_users is None:
             self._has_users = _has_subcommand("user")
         if self._has_users:
-            artfs("user", "create", name, *(["--admin"] if admin else []))
+            # W&B's users always have an email (its fixture server makes one per user).
+            artfs("user", "create", name, "--email", f"{name}@example.com",
+                  *(["--admin"] if admin else []))
         artfs("key", "create", name, "--secret", name)
         return name
 
