@@ -103,4 +103,11 @@ with wandb.init(entity=ENTITY, project=PROJECT, job_type="models") as run:
 staged = api.artifact(ENTITY + "/model-registry/test_portfolio:staging")
 check(staged.source_name == "test_model:v0", "link_model source %s" % staged.source_name)
 
+# Deleting a whole portfolio leaves what it linked.
+api.artifact(E_P + "/weights:v0").link(E_P + "/dportfolio")
+check(api.artifact_exists(E_P + "/dportfolio:v0"), "linked for deletion")
+api.artifact_collection("model", E_P + "/dportfolio").delete()
+check(not api.artifact_exists(E_P + "/dportfolio:v0"), "portfolio deleted")
+check(api.artifact_exists(E_P + "/weights:v0"), "its source stays")
+
 done({"portfolio_digest": latest.digest, "w1": tree(path("w1"))})

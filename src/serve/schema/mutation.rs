@@ -566,6 +566,21 @@ impl Mutation {
         delete_sequence(ctx, input).await
     }
 
+    /// A portfolio (`collection.delete()` of links) goes like a sequence; the versions it
+    /// linked stay where they were logged.
+    async fn delete_artifact_portfolio(
+        &self,
+        ctx: &Context<'_>,
+        input: DeleteArtifactPortfolioInput,
+    ) -> Res<ArtifactCollectionPayload> {
+        let DeleteArtifactPortfolioInput { artifact_portfolio_id, client_mutation_id } = input;
+        let input = DeleteArtifactSequenceInput {
+            artifact_sequence_id: artifact_portfolio_id,
+            client_mutation_id,
+        };
+        delete_sequence(ctx, input).await
+    }
+
     async fn create_artifact_collection_tag_assignments(
         &self,
         ctx: &Context<'_>,

@@ -175,6 +175,13 @@ pub struct DeleteArtifactSequenceInput {
     pub client_mutation_id: Option<String>,
 }
 
+#[derive(InputObject, Debug)]
+pub struct DeleteArtifactPortfolioInput {
+    #[graphql(name = "artifactPortfolioID")]
+    pub artifact_portfolio_id: String,
+    pub client_mutation_id: Option<String>,
+}
+
 /// W&B's `Create…` and `DeleteArtifactCollectionTagAssignmentsInput`: one shape, two names.
 #[derive(InputObject, Debug)]
 #[graphql(concrete(name = "CreateArtifactCollectionTagAssignmentsInput", params(Add)))]
