@@ -74,9 +74,20 @@ pub trait Fold: Default + Clone + PartialEq + Serialize + DeserializeOwned + Sen
     /// Moves past commit `seq` unchanged: what a reader does with a commit that does not apply.
     fn skip_to(&mut self, seq: u64);
 
+    /// What commit `c` does to the state, given it is the next one: an op that does not apply
+    /// is an error and changes nothing. The sequence number is [`Fold::apply`]'s to keep.
+    fn fold_op(&mut self, c: &Commit<Self::Op>) -> Result<(), FoldError>;
+
     /// Applies one commit, strictly: a gap or a commit that does not apply is an error and
     /// changes nothing.
-    fn apply(&mut self, c: &Commit<Self::Op>) -> Result<(), FoldError>;
+    fn apply(&mut self, c: &Commit<Self::Op>) -> Result<(), FoldError> {
+        if self.seq().checked_add(1) != Some(c.seq) {
+            return Err(FoldError::Gap { prev: self.seq(), seq: c.seq });
+        }
+        self.fold_op(c)?;
+        self.skip_to(c.seq);
+        Ok(())
+    }
 
     /// The invariants a stored checkpoint must keep to be used.
     fn check(&self) -> Result<(), String> {

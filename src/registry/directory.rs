@@ -387,10 +387,7 @@ impl Fold for Directory {
         self.seq = seq;
     }
 
-    fn apply(&mut self, c: &Commit<DirOp>) -> Result<(), FoldError> {
-        if self.seq.checked_add(1) != Some(c.seq) {
-            return Err(FoldError::Gap { prev: self.seq, seq: c.seq });
-        }
+    fn fold_op(&mut self, c: &Commit<DirOp>) -> Result<(), FoldError> {
         self.check(&c.op).map_err(|reason| FoldError::Invalid { seq: c.seq, reason })?;
         let at = c.time;
         match c.op.clone() {
@@ -487,7 +484,6 @@ impl Fold for Directory {
                 }
             }
         }
-        self.seq = c.seq;
         Ok(())
     }
 }

@@ -167,10 +167,7 @@ impl Fold for CollectionState {
         self.seq = seq;
     }
 
-    fn apply(&mut self, c: &Commit) -> Result<(), FoldError> {
-        if self.seq.checked_add(1) != Some(c.seq) {
-            return Err(FoldError::Gap { prev: self.seq, seq: c.seq });
-        }
+    fn fold_op(&mut self, c: &Commit) -> Result<(), FoldError> {
         let invalid = |reason: String| FoldError::Invalid { seq: c.seq, reason };
         match &c.op {
             Op::Create {
@@ -301,7 +298,6 @@ impl Fold for CollectionState {
             | Op::RenamedTo { .. }
             | Op::Adopted { .. }) => self.apply_retention(op, c.time).map_err(invalid)?,
         }
-        self.seq = c.seq;
         self.updated_at = Some(c.time);
         Ok(())
     }

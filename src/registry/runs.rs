@@ -85,10 +85,7 @@ impl Fold for RunState {
         self.seq = seq;
     }
 
-    fn apply(&mut self, c: &RunCommit) -> Result<(), FoldError> {
-        if self.seq.checked_add(1) != Some(c.seq) {
-            return Err(FoldError::Gap { prev: self.seq, seq: c.seq });
-        }
+    fn fold_op(&mut self, c: &RunCommit) -> Result<(), FoldError> {
         self.created_at.get_or_insert(c.time);
         self.updated_at = Some(c.time);
         match &c.op {
@@ -135,7 +132,6 @@ impl Fold for RunState {
                 self.stream.apply(s);
             }
         }
-        self.seq = c.seq;
         Ok(())
     }
 }
