@@ -378,8 +378,16 @@ impl CollectionState {
 
     /// The logged version with this content; a link is never one (logging into a portfolio is
     /// refused, not turned into a move of the link's aliases).
-    pub fn version_by_digest(&self, digest: &str) -> Option<&VersionRecord> {
-        self.versions.values().find(|v| v.digest == digest && v.source.is_none())
+    pub fn version_by_digest<'a>(&'a self, digest: &'a str) -> Option<&'a VersionRecord> {
+        self.logged_with_digest(digest).next()
+    }
+
+    /// The logged versions (links excluded) with this content.
+    pub fn logged_with_digest<'a>(
+        &'a self,
+        digest: &'a str,
+    ) -> impl Iterator<Item = &'a VersionRecord> + 'a {
+        self.versions.values().filter(move |v| v.digest == digest && v.source.is_none())
     }
 
     pub fn latest(&self) -> Option<&VersionRecord> {

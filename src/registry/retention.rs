@@ -134,13 +134,12 @@ impl CollectionState {
     /// The logged version with this artifact digest that has not expired: a log of the content
     /// of an expired version makes a new version rather than reviving it, and a link is never
     /// one (logging into a portfolio is refused, not turned into a move of the link's aliases).
-    pub fn live_version_by_digest(&self, digest: &str) -> Option<&super::VersionRecord> {
+    pub fn live_version_by_digest<'a>(
+        &'a self,
+        digest: &'a str,
+    ) -> Option<&'a super::VersionRecord> {
         let now = Utc::now();
-        self.versions.values().find(|v| {
-            v.digest == digest
-                && v.source.is_none()
-                && self.expires_at(v.version).is_none_or(|t| t > now)
-        })
+        self.logged_with_digest(digest).find(|v| self.expires_at(v.version).is_none_or(|t| t > now))
     }
 
     /// The versions expired at `now`.
