@@ -59,6 +59,10 @@ fn dataset(seed: u64) -> BTreeMap<String, Vec<u8>> {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end session against a real server: each step needs the state the previous one left"
+)]
 fn log_relog_change_alias_get_rm_gc() {
     let env = Env::new();
     let src = env.path("src");

@@ -196,6 +196,10 @@ fn same_tree(a: &Path, b: &Path) {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end session against a real server: each step needs the state the previous one left"
+)]
 fn sdk_flows_and_the_round_trip_to_artfs() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
@@ -327,6 +331,10 @@ fn path_of(url: &str, server: &Server) -> String {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end session against a real server: each step needs the state the previous one left"
+)]
 fn keys_entities_signed_urls_and_bad_input() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
@@ -599,6 +607,10 @@ fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
 
 /// The S3 registry both ways (SDK → artfs get/mount, artfs log → SDK) and two servers agreeing.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end session against a real server: each step needs the state the previous one left"
+)]
 fn two_servers_over_one_s3_registry_agree() {
     let Some(env) = Env::in_new_s3_bucket("serve") else { return };
     let a = Server::start(&env, &[]);
@@ -749,6 +761,10 @@ fn gcs_put(endpoint: &str, bucket: &str, key: &str, body: &[u8], tmp: &Path) {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end session against a real server: each step needs the state the previous one left"
+)]
 fn sdk_references_to_s3_http_gs_and_files_read_back_everywhere() {
     let (Some(s3), Ok(gcs), Ok(http_root), Ok(http_url)) = (
         crate::util::s3_vars(),

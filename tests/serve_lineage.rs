@@ -173,6 +173,10 @@ fn attr_of_class(dom: &str, class: &str, attr: &str) -> Vec<String> {
 /// whose page shows its lineage as SVG with the expected nodes and edges, clickable; a
 /// screenshot is kept in the test's output directory. Pages refuse requests without a key.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end session against a real server: each step needs the state the previous one left"
+)]
 fn the_web_ui_in_a_real_browser_shows_the_lineage_graph() {
     let Some(browser) = chromium() else {
         eprintln!("skipped: chromium is not installed (apt-get install chromium; .ci/run does)");

@@ -63,6 +63,10 @@ fn tree(seed: u64) -> Files {
 }
 
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end session against a real server: each step needs the state the previous one left"
+)]
 fn an_sdk_logged_artifact_on_a_wandb_server_lists_gets_and_mounts_byte_for_byte() {
     let env = Env::new();
     let server = Server::start(&env, &[]);

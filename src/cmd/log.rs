@@ -25,53 +25,8 @@ impl App {
         if let Some(group) = &args.finish {
             return self.finish_group(&args, &target.collection, group, metadata, run).await;
         }
-        let quiet = self.config.quiet;
-        let (uris, paths): (Vec<String>, Vec<String>) =
-            args.paths.iter().cloned().partition(|p| stage::is_reference(p));
-        let mut references = Vec::new();
-        for arg in &uris {
-            let (uri, name) = stage::split_reference_arg(arg);
-            let found =
-                refs::expand(&self.clouds, uri, name, !args.no_checksum, args.max_objects).await?;
-            references.extend(found);
-        }
-        // Files unchanged since their last log are not read again (`--rehash` reads them all).
-        let known = (!args.rehash).then(|| stage::StatCache::open(&self.config.cache_dir));
-        let staged = tokio::task::spawn_blocking(move || {
-            let mut files = Vec::new();
-            for p in &paths {
-                files.extend(stage::collect(p)?);
-            }
-            let total = files.iter().map(|f| f.size).sum();
-            let bar = progress::Bytes::new("hashing", total, quiet);
-            let staged = stage::hash_all(files, known.as_ref(), &|n| bar.inc(n));
-            bar.finish();
-            staged
-        })
-        .await??;
-        let stage::Staged { mut manifest, sources, hashed_files, hashed_bytes, known_files } =
-            staged;
-        if let Some(file) = &args.manifest {
-            let bytes =
-                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-            let foreign = Manifest::from_json(&bytes)
-                .with_context(|| format!("{} is not a valid W&B manifest", file.display()))?;
-            for (path, entry) in &foreign.contents {
-                if let Some(uri) = &entry.reference {
-                    refs::refuse_credentials(uri).with_context(|| format!("entry {path}"))?;
-                }
-            }
-            references.extend(foreign.contents);
-        }
-        for (path, entry) in references {
-            if let Some(prev) = manifest.contents.get(&path)
-                && prev.digest != entry.digest
-            {
-                bail!("entry {path:?} is given twice with different content");
-            }
-            manifest.contents.insert(path, entry);
-        }
-        manifest.validate()?;
+        let stage::Staged { manifest, sources, hashed_files, hashed_bytes, known_files } =
+            self.stage(&args).await?;
         let registry = self.registry_for_write().await?;
         let req = LogRequest {
             history_step: None,
@@ -83,29 +38,10 @@ impl App {
             manifest,
             sources,
         };
-        let bar = progress::Bytes::new("uploading", 0, quiet);
         if let Some(group) = &args.part {
-            let (round, files, bytes) = tokio::select! {
-                r = registry.log_part(&req, group, run.as_ref(), &bar) => r?,
-                signal = interrupted() => {
-                    registry.interrupt().await;
-                    bar.finish();
-                    bail!("interrupted by {signal}: no part was added and temporary files were removed");
-                }
-            };
-            bar.finish();
-            println!(
-                "{}: added a part of group {} (round {round}; {}; uploaded {}, {}); `artfs log {} --finish {}` publishes the group",
-                target.collection,
-                crate::terminal::printable(group),
-                count(req.manifest.contents.len(), "file"),
-                count(files as usize, "file"),
-                human_bytes(bytes),
-                args.artifact,
-                crate::terminal::printable(group),
-            );
-            return Ok(());
+            return self.log_part(&args, &target.collection, &registry, &req, group, run).await;
         }
+        let bar = progress::Bytes::new("uploading", 0, self.config.quiet);
         let outcome = tokio::select! {
             outcome = registry.log(&req, &bar) => outcome,
             signal = interrupted() => {
@@ -120,6 +56,89 @@ impl App {
         let counts = (&registry, req.manifest.contents.len(), req.manifest.size());
         let hashing = Some((hashed_files, hashed_bytes, known_files));
         self.log_done(&args, &target.collection, &outcome, run, counts, hashing).await
+    }
+
+    /// Hashes the paths, expands the references and merges a `--manifest` into one manifest.
+    async fn stage(&self, args: &LogArgs) -> Result<stage::Staged> {
+        let quiet = self.config.quiet;
+        let (uris, paths): (Vec<String>, Vec<String>) =
+            args.paths.iter().cloned().partition(|p| stage::is_reference(p));
+        let mut references = Vec::new();
+        for arg in &uris {
+            let (uri, name) = stage::split_reference_arg(arg);
+            let found =
+                refs::expand(&self.clouds, uri, name, !args.no_checksum, args.max_objects).await?;
+            references.extend(found);
+        }
+        // Files unchanged since their last log are not read again (`--rehash` reads them all).
+        let known = (!args.rehash).then(|| stage::StatCache::open(&self.config.cache_dir));
+        let mut staged = tokio::task::spawn_blocking(move || {
+            let mut files = Vec::new();
+            for p in &paths {
+                files.extend(stage::collect(p)?);
+            }
+            let total = files.iter().map(|f| f.size).sum();
+            let bar = progress::Bytes::new("hashing", total, quiet);
+            let staged = stage::hash_all(files, known.as_ref(), &|n| bar.inc(n));
+            bar.finish();
+            staged
+        })
+        .await??;
+        if let Some(file) = &args.manifest {
+            let bytes =
+                std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let foreign = Manifest::from_json(&bytes)
+                .with_context(|| format!("{} is not a valid W&B manifest", file.display()))?;
+            for (path, entry) in &foreign.contents {
+                if let Some(uri) = &entry.reference {
+                    refs::refuse_credentials(uri).with_context(|| format!("entry {path}"))?;
+                }
+            }
+            references.extend(foreign.contents);
+        }
+        for (path, entry) in references {
+            if let Some(prev) = staged.manifest.contents.get(&path)
+                && prev.digest != entry.digest
+            {
+                bail!("entry {path:?} is given twice with different content");
+            }
+            staged.manifest.contents.insert(path, entry);
+        }
+        staged.manifest.validate()?;
+        Ok(staged)
+    }
+
+    /// `artfs log NAME --part GROUP`: one writer's files join the group.
+    async fn log_part(
+        &self,
+        args: &LogArgs,
+        collection: &CollectionPath,
+        registry: &Registry,
+        req: &LogRequest,
+        group: &str,
+        run: Option<RunPath>,
+    ) -> Result<()> {
+        let bar = progress::Bytes::new("uploading", 0, self.config.quiet);
+        let (round, files, bytes) = tokio::select! {
+            r = registry.log_part(req, group, run.as_ref(), &bar) => r?,
+            signal = interrupted() => {
+                registry.interrupt().await;
+                bar.finish();
+                bail!("interrupted by {signal}: no part was added and temporary files were removed");
+            }
+        };
+        bar.finish();
+        println!(
+            "{}: added a part of group {} (round {round}; {}; uploaded {}, {}); `artfs log {} --finish {}` publishes the group",
+            collection,
+            crate::terminal::printable(group),
+            count(req.manifest.contents.len(), "file"),
+            count(files as usize, "file"),
+            human_bytes(bytes),
+            args.artifact,
+            crate::terminal::printable(group),
+        );
+        Ok(())
     }
 
     /// `artfs log NAME --finish GROUP`: the group's parts become one version.

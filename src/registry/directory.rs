@@ -290,6 +290,25 @@ impl Directory {
 
     /// Whether `op` applies to this state, and why not.
     pub fn check(&self, op: &DirOp) -> Result<(), String> {
+        match op {
+            DirOp::CreateUser { .. }
+            | DirOp::SetDefaultEntity { .. }
+            | DirOp::CreateOrg { .. }
+            | DirOp::SetOrgMember { .. }
+            | DirOp::RemoveOrgMember { .. }
+            | DirOp::DeleteOrg { .. }
+            | DirOp::CreateTeam { .. }
+            | DirOp::SetTeamMember { .. } => self.check_people(op),
+            DirOp::UpsertRegistry { .. }
+            | DirOp::DeleteRegistry { .. }
+            | DirOp::SetRegistryMember { .. }
+            | DirOp::RemoveRegistryMember { .. }
+            | DirOp::RenameRegistry { .. } => self.check_registry(op),
+        }
+    }
+
+    /// `check` for users, organizations and teams.
+    fn check_people(&self, op: &DirOp) -> Result<(), String> {
         let name_ok = |kind, n: &str| validate_scope(kind, n).map_err(|e| e.to_string());
         match op {
             DirOp::CreateUser { name, .. } => {
@@ -320,7 +339,8 @@ impl Directory {
                 self.user(user)?;
             }
             DirOp::RemoveOrgMember { org, user } => {
-                if !self.org(org)?.members.contains_key(user) {
+                let members = &self.org(org)?.members;
+                if !members.contains_key(user) {
                     return Err(format!("{user:?} is not a member of organization {org:?}"));
                 }
             }
@@ -343,6 +363,16 @@ impl Directory {
                 }
                 self.user(user)?;
             }
+            // `check` sends registry ops to `check_registry`.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `check` for registries and their members.
+    fn check_registry(&self, op: &DirOp) -> Result<(), String> {
+        let name_ok = |kind, n: &str| validate_scope(kind, n).map_err(|e| e.to_string());
+        match op {
             DirOp::UpsertRegistry { entity, project, add_types, .. } => {
                 name_ok("project", project)?;
                 self.registry_key(entity, project)?;
@@ -371,6 +401,8 @@ impl Directory {
                     return Err(format!("registry {entity}/{to} exists"));
                 }
             }
+            // `check` sends the other ops to `check_people`.
+            _ => {}
         }
         Ok(())
     }
@@ -389,8 +421,29 @@ impl Fold for Directory {
 
     fn fold_op(&mut self, c: &Commit<DirOp>) -> Result<(), FoldError> {
         self.check(&c.op).map_err(|reason| FoldError::Invalid { seq: c.seq, reason })?;
-        let at = c.time;
         match c.op.clone() {
+            op @ (DirOp::CreateUser { .. }
+            | DirOp::SetDefaultEntity { .. }
+            | DirOp::CreateOrg { .. }
+            | DirOp::SetOrgMember { .. }
+            | DirOp::RemoveOrgMember { .. }
+            | DirOp::DeleteOrg { .. }
+            | DirOp::CreateTeam { .. }
+            | DirOp::SetTeamMember { .. }) => self.fold_people(op, c.time),
+            op @ (DirOp::UpsertRegistry { .. }
+            | DirOp::DeleteRegistry { .. }
+            | DirOp::SetRegistryMember { .. }
+            | DirOp::RemoveRegistryMember { .. }
+            | DirOp::RenameRegistry { .. }) => self.fold_registry(op, c.time),
+        }
+        Ok(())
+    }
+}
+
+impl Directory {
+    /// Applies a checked user, organization or team op.
+    fn fold_people(&mut self, op: DirOp, at: DateTime<Utc>) {
+        match op {
             DirOp::CreateUser { name, admin, email } => {
                 let record = UserRecord { admin, email, default_entity: None, created_at: at };
                 self.users.insert(name, record);
@@ -429,6 +482,14 @@ impl Fold for Directory {
                     t.members.insert(user, role);
                 }
             }
+            // `fold_op` sends registry ops to `fold_registry`.
+            _ => {}
+        }
+    }
+
+    /// Applies a checked registry op.
+    fn fold_registry(&mut self, op: DirOp, at: DateTime<Utc>) {
+        match op {
             DirOp::UpsertRegistry {
                 entity,
                 project,
@@ -483,8 +544,9 @@ impl Fold for Directory {
                     self.registries.insert((entity, to), r);
                 }
             }
+            // `fold_op` sends the other ops to `fold_people`.
+            _ => {}
         }
-        Ok(())
     }
 }
 

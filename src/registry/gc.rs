@@ -141,7 +141,34 @@ impl Registry {
 
     /// Everything is read before anything is deleted.
     pub(super) async fn sweep(&self, grace: Duration) -> Result<GcReport, RegistryError> {
-        let mut live_manifests = HashSet::new();
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
+        // Versions still being written: a parallel group's parts and `artfs serve` drafts. One
+        // whose manifest is gone cannot be finished anyway, so it does not stop gc.
+        let parts = self.parts_census(cutoff).await?;
+        let mut pending: HashSet<String> = parts.open_manifests.into_iter().collect();
+        pending.extend(self.pending_draft_manifests().await?);
+        let live_manifests = self.live_manifests(cutoff, &pending).await?;
+        pending.retain(|k| !live_manifests.contains(k));
+        let live_blobs = self.live_blobs(&live_manifests, &pending).await?;
+        let mut report =
+            self.delete_unreferenced(cutoff, &live_manifests, &pending, &live_blobs).await?;
+        for key in &parts.deletable {
+            self.store.delete(key).await?;
+        }
+        report.rounds_deleted = parts.rounds;
+        let (parts, bytes) = self.sweep_uploads(cutoff).await?;
+        report.upload_parts_deleted = parts;
+        report.bytes_deleted += bytes;
+        Ok(report)
+    }
+
+    /// The manifests of every version some collection's proven log keeps.
+    async fn live_manifests(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+        pending: &HashSet<String>,
+    ) -> Result<HashSet<String>, RegistryError> {
         // Only directories belong above the logs: a file there may be a directory of
         // collections that was replaced, whose versions gc could then not see.
         let level = |prefix: String| async move {
@@ -153,13 +180,6 @@ impl Registry {
                 None => Ok(dirs),
             }
         };
-        let cutoff =
-            Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
-        // Versions still being written: a parallel group's parts and `artfs serve` drafts. One
-        // whose manifest is gone cannot be finished anyway, so it does not stop gc.
-        let parts = self.parts_census(cutoff).await?;
-        let mut pending: HashSet<String> = parts.open_manifests.into_iter().collect();
-        pending.extend(self.pending_draft_manifests().await?);
         let entities = level(layout::COLLECTIONS.into()).await?;
         if entities.is_empty()
             && self.store.list(layout::MANIFESTS).await?.iter().any(|l| !pending.contains(&l.key))
@@ -169,6 +189,7 @@ impl Registry {
                     .into(),
             ));
         }
+        let mut live_manifests = HashSet::new();
         for entity in entities {
             for project in level(layout::projects_dir(&entity)).await? {
                 let collections = layout::collections_dir(&entity, &project);
@@ -182,9 +203,18 @@ impl Registry {
                 live_manifests.extend(live_in_project(&states, cutoff));
             }
         }
-        pending.retain(|k| !live_manifests.contains(k));
+        Ok(live_manifests)
+    }
+
+    /// The blobs the live and pending manifests name; a live manifest that is missing or
+    /// unreadable stops gc.
+    async fn live_blobs(
+        &self,
+        live_manifests: &HashSet<String>,
+        pending: &HashSet<String>,
+    ) -> Result<HashSet<String>, RegistryError> {
         let mut live_blobs = HashSet::new();
-        for key in live_manifests.iter().chain(&pending) {
+        for key in live_manifests.iter().chain(pending) {
             let Some(bytes) = self.store.get_opt(key).await? else {
                 if pending.contains(key) {
                     continue;
@@ -196,6 +226,18 @@ impl Registry {
             })?;
             live_blobs.extend(m.contents.values().filter_map(entry_blob_key));
         }
+        Ok(live_blobs)
+    }
+
+    /// Deletes the blobs, sidecars, manifests and temporary objects nothing live names and
+    /// that are older than the cutoff.
+    async fn delete_unreferenced(
+        &self,
+        cutoff: chrono::DateTime<Utc>,
+        live_manifests: &HashSet<String>,
+        pending: &HashSet<String>,
+        live_blobs: &HashSet<String>,
+    ) -> Result<GcReport, RegistryError> {
         let live_sidecars: HashSet<String> =
             live_blobs.iter().map(|b| layout::chunk_sidecar(b)).collect();
         let (blobs, sidecars, manifests) = (
@@ -249,13 +291,6 @@ impl Registry {
             report.temp_deleted += 1;
             report.bytes_deleted += l.size;
         }
-        for key in &parts.deletable {
-            self.store.delete(key).await?;
-        }
-        report.rounds_deleted = parts.rounds;
-        let (parts, bytes) = self.sweep_uploads(cutoff).await?;
-        report.upload_parts_deleted = parts;
-        report.bytes_deleted += bytes;
         Ok(report)
     }
 }

@@ -168,136 +168,30 @@ impl Fold for CollectionState {
     }
 
     fn fold_op(&mut self, c: &Commit) -> Result<(), FoldError> {
-        let invalid = |reason: String| FoldError::Invalid { seq: c.seq, reason };
-        match &c.op {
-            Op::Create {
-                version,
-                digest,
-                manifest,
-                artifact_type,
-                description,
-                metadata,
-                size,
-                file_count,
-                aliases,
-                history_step,
-            } => {
-                if self.moved_to.is_some() {
-                    // The name is free again: a new collection starts under it (what was renamed
-                    // here stays renamed, for gc).
-                    *self = CollectionState {
-                        seq: self.seq,
-                        next_version: self.next_version,
-                        adopted_from: self.adopted_from.take(),
-                        ..CollectionState::default()
-                    };
-                }
-                if self.portfolio {
-                    return Err(invalid(format!("creates v{version} in a portfolio of links")));
-                }
-                let record = VersionRecord {
-                    version: *version,
-                    digest: digest.clone(),
-                    manifest: manifest.clone(),
-                    description: description.clone(),
-                    metadata: metadata.clone(),
-                    size: *size,
-                    file_count: *file_count,
-                    created_at: c.time,
-                    source: None,
-                    tags: BTreeSet::new(),
-                    ttl: Ttl::Inherit,
-                    history_step: *history_step,
-                };
-                self.publish(record, artifact_type, aliases).map_err(invalid)?;
+        let folded = match &c.op {
+            Op::Create { artifact_type, aliases, .. } => {
+                self.fold_create(c, artifact_type, aliases)
             }
-            op if self.moved_to.is_some() && !matches!(op, Op::Adopted { .. }) => {
-                return Err(invalid(format!(
-                    "changes a collection renamed to {:?}",
-                    self.moved_to.clone().unwrap_or_default()
-                )));
-            }
-            Op::Aliases { version, add, remove } => {
-                if !self.versions.contains_key(version) {
-                    return Err(invalid(format!("aliases v{version}, which does not exist")));
-                }
-                if let Some(a) = add.iter().find(|a| !valid_alias(a)) {
-                    return Err(invalid(format!("sets the invalid alias {a:?}")));
-                }
-                for a in remove {
-                    if self.aliases.get(a) == Some(version) {
-                        self.aliases.remove(a);
-                    }
-                }
-                for a in add {
-                    self.aliases.insert(a.clone(), *version);
-                }
-            }
+            op if self.moved_to.is_some() && !matches!(op, Op::Adopted { .. }) => Err(format!(
+                "changes a collection renamed to {:?}",
+                self.moved_to.clone().unwrap_or_default()
+            )),
+            Op::Aliases { version, add, remove } => self.fold_aliases(*version, add, remove),
             Op::Edit { version, description, metadata } => {
-                let Some(v) = self.versions.get_mut(version) else {
-                    return Err(invalid(format!("edits v{version}, which does not exist")));
-                };
-                if let Some(d) = description {
-                    v.description = Some(d.clone());
-                }
-                if let Some(m) = metadata {
-                    v.metadata = m.clone();
-                }
+                self.fold_edit(*version, description.as_deref(), metadata.as_ref())
             }
-            Op::Delete { version } => {
-                if self.versions.remove(version).is_none() {
-                    return Err(invalid(format!("deletes v{version}, which does not exist")));
-                }
-                let held_latest = self.aliases.get(LATEST) == Some(version);
-                self.aliases.retain(|_, v| v != version);
-                // Deleting the version `latest` names moves it to the newest live one. Only
-                // then: `latest` is an alias like the others, and one a user removed stays
-                // removed. (Logs written while `latest` could not be removed fold as before:
-                // there it was absent only after its own version went.)
-                if held_latest && let Some((&newest, _)) = self.versions.iter().next_back() {
-                    self.aliases.insert(LATEST.to_owned(), newest);
-                }
-            }
-            Op::Link {
-                version,
-                source,
-                digest,
-                manifest,
-                artifact_type,
-                size,
-                file_count,
-                aliases,
-            } => {
-                if !self.portfolio && self.next_version > 0 {
-                    return Err(invalid(format!("links v{version} into a collection of logs")));
-                }
-                if let Some(v) = self.link_to(source) {
-                    return Err(invalid(format!("links its v{} a second time", v.version)));
-                }
-                let record = VersionRecord {
-                    version: *version,
-                    digest: digest.clone(),
-                    manifest: manifest.clone(),
-                    description: None,
-                    metadata: Value::Null,
-                    size: *size,
-                    file_count: *file_count,
-                    created_at: c.time,
-                    source: Some(source.clone()),
-                    tags: BTreeSet::new(),
-                    ttl: Ttl::Inherit,
-                    history_step: None,
-                };
-                self.publish(record, artifact_type, aliases).map_err(invalid)?;
-                self.portfolio = true;
+            Op::Delete { version } => self.fold_delete(*version),
+            Op::Link { source, artifact_type, aliases, .. } => {
+                self.fold_link(c, source, artifact_type, aliases)
             }
             op @ (Op::Tags { .. }
             | Op::Ttl { .. }
             | Op::Collection(_)
             | Op::DeleteCollection
             | Op::RenamedTo { .. }
-            | Op::Adopted { .. }) => self.apply_retention(op, c.time).map_err(invalid)?,
-        }
+            | Op::Adopted { .. }) => self.apply_retention(op, c.time),
+        };
+        folded.map_err(|reason| FoldError::Invalid { seq: c.seq, reason })?;
         self.updated_at = Some(c.time);
         Ok(())
     }
@@ -332,6 +226,151 @@ impl Fold for CollectionState {
 }
 
 impl CollectionState {
+    /// A log's version, or a link's: the record a create or link commit publishes.
+    fn record_of(c: &Commit) -> Option<VersionRecord> {
+        let record = match &c.op {
+            Op::Create {
+                version,
+                digest,
+                manifest,
+                description,
+                metadata,
+                size,
+                file_count,
+                history_step,
+                ..
+            } => VersionRecord {
+                version: *version,
+                digest: digest.clone(),
+                manifest: manifest.clone(),
+                description: description.clone(),
+                metadata: metadata.clone(),
+                size: *size,
+                file_count: *file_count,
+                created_at: c.time,
+                source: None,
+                tags: BTreeSet::new(),
+                ttl: Ttl::Inherit,
+                history_step: *history_step,
+            },
+            Op::Link { version, source, digest, manifest, size, file_count, .. } => VersionRecord {
+                version: *version,
+                digest: digest.clone(),
+                manifest: manifest.clone(),
+                description: None,
+                metadata: Value::Null,
+                size: *size,
+                file_count: *file_count,
+                created_at: c.time,
+                source: Some(source.clone()),
+                tags: BTreeSet::new(),
+                ttl: Ttl::Inherit,
+                history_step: None,
+            },
+            _ => return None,
+        };
+        Some(record)
+    }
+
+    fn fold_create(
+        &mut self,
+        c: &Commit,
+        artifact_type: &str,
+        aliases: &[String],
+    ) -> Result<(), String> {
+        if self.moved_to.is_some() {
+            // The name is free again: a new collection starts under it (what was renamed
+            // here stays renamed, for gc).
+            *self = CollectionState {
+                seq: self.seq,
+                next_version: self.next_version,
+                adopted_from: self.adopted_from.take(),
+                ..CollectionState::default()
+            };
+        }
+        let record = Self::record_of(c).ok_or("is not a create")?;
+        if self.portfolio {
+            return Err(format!("creates v{} in a portfolio of links", record.version));
+        }
+        self.publish(record, artifact_type, aliases)
+    }
+
+    fn fold_aliases(
+        &mut self,
+        version: u32,
+        add: &[String],
+        remove: &[String],
+    ) -> Result<(), String> {
+        if !self.versions.contains_key(&version) {
+            return Err(format!("aliases v{version}, which does not exist"));
+        }
+        if let Some(a) = add.iter().find(|a| !valid_alias(a)) {
+            return Err(format!("sets the invalid alias {a:?}"));
+        }
+        for a in remove {
+            if self.aliases.get(a) == Some(&version) {
+                self.aliases.remove(a);
+            }
+        }
+        for a in add {
+            self.aliases.insert(a.clone(), version);
+        }
+        Ok(())
+    }
+
+    fn fold_edit(
+        &mut self,
+        version: u32,
+        description: Option<&str>,
+        metadata: Option<&Value>,
+    ) -> Result<(), String> {
+        let Some(v) = self.versions.get_mut(&version) else {
+            return Err(format!("edits v{version}, which does not exist"));
+        };
+        if let Some(d) = description {
+            v.description = Some(d.to_owned());
+        }
+        if let Some(m) = metadata {
+            v.metadata = m.clone();
+        }
+        Ok(())
+    }
+
+    fn fold_delete(&mut self, version: u32) -> Result<(), String> {
+        if self.versions.remove(&version).is_none() {
+            return Err(format!("deletes v{version}, which does not exist"));
+        }
+        let held_latest = self.aliases.get(LATEST) == Some(&version);
+        self.aliases.retain(|_, v| *v != version);
+        // Deleting the version `latest` names moves it to the newest live one. Only
+        // then: `latest` is an alias like the others, and one a user removed stays
+        // removed. (Logs written while `latest` could not be removed fold as before:
+        // there it was absent only after its own version went.)
+        if held_latest && let Some((&newest, _)) = self.versions.iter().next_back() {
+            self.aliases.insert(LATEST.to_owned(), newest);
+        }
+        Ok(())
+    }
+
+    fn fold_link(
+        &mut self,
+        c: &Commit,
+        source: &LinkSource,
+        artifact_type: &str,
+        aliases: &[String],
+    ) -> Result<(), String> {
+        let record = Self::record_of(c).ok_or("is not a link")?;
+        if !self.portfolio && self.next_version > 0 {
+            return Err(format!("links v{} into a collection of logs", record.version));
+        }
+        if let Some(v) = self.link_to(source) {
+            return Err(format!("links its v{} a second time", v.version));
+        }
+        self.publish(record, artifact_type, aliases)?;
+        self.portfolio = true;
+        Ok(())
+    }
+
     /// Adds the next version: `latest` and `aliases` move to it.
     fn publish(
         &mut self,

@@ -210,34 +210,7 @@ impl CollectionState {
                 };
                 v.ttl = *ttl;
             }
-            Op::Collection(edit) => {
-                if !self.exists() {
-                    return Err("edits a collection that does not exist".into());
-                }
-                check_tags(&edit.add_tags)?;
-                let default_ttl = match edit.default_ttl {
-                    None => self.default_ttl_seconds,
-                    Some(Ttl::Never) => None,
-                    Some(Ttl::Seconds(s)) if s > 0 => Some(s),
-                    Some(other) => return Err(format!("sets the default TTL to {other:?}")),
-                };
-                if let Some(t) = &edit.artifact_type
-                    && t.is_empty()
-                {
-                    return Err("sets an empty type".into());
-                }
-                if let Some(d) = &edit.description {
-                    self.description = Some(d.clone()).filter(|d| !d.is_empty());
-                }
-                for t in &edit.remove_tags {
-                    self.tags.remove(t);
-                }
-                self.tags.extend(edit.add_tags.iter().cloned());
-                self.default_ttl_seconds = default_ttl;
-                if let Some(t) = &edit.artifact_type {
-                    self.artifact_type = Some(t.clone());
-                }
-            }
+            Op::Collection(edit) => self.edit_collection(edit)?,
             Op::DeleteCollection => {
                 if !self.exists() {
                     return Err("deletes a collection that does not exist".into());
@@ -278,6 +251,37 @@ impl CollectionState {
             | Op::Link { .. } => {
                 return Err("is not a tag, TTL or collection op".into());
             }
+        }
+        Ok(())
+    }
+
+    /// A collection's own description, tags, default TTL and type.
+    fn edit_collection(&mut self, edit: &CollectionEdit) -> Result<(), String> {
+        if !self.exists() {
+            return Err("edits a collection that does not exist".into());
+        }
+        check_tags(&edit.add_tags)?;
+        let default_ttl = match edit.default_ttl {
+            None => self.default_ttl_seconds,
+            Some(Ttl::Never) => None,
+            Some(Ttl::Seconds(s)) if s > 0 => Some(s),
+            Some(other) => return Err(format!("sets the default TTL to {other:?}")),
+        };
+        if let Some(t) = &edit.artifact_type
+            && t.is_empty()
+        {
+            return Err("sets an empty type".into());
+        }
+        if let Some(d) = &edit.description {
+            self.description = Some(d.clone()).filter(|d| !d.is_empty());
+        }
+        for t in &edit.remove_tags {
+            self.tags.remove(t);
+        }
+        self.tags.extend(edit.add_tags.iter().cloned());
+        self.default_ttl_seconds = default_ttl;
+        if let Some(t) = &edit.artifact_type {
+            self.artifact_type = Some(t.clone());
         }
         Ok(())
     }

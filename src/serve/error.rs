@@ -8,7 +8,7 @@
 
 use async_graphql::ErrorExtensions;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, IntoResponseParts, Response};
 
 use super::auth::SignatureError;
 use crate::manifest::ManifestError;
@@ -212,6 +212,12 @@ impl ServeError {
             e => tracing::error!("{e}"),
         }
     }
+}
+
+/// A ranged read's answer. Not an error, but the one status besides 200 the server sends on
+/// success: deciding it here too keeps every status choice in this file.
+pub(super) fn partial_content(parts: impl IntoResponseParts, body: axum::body::Body) -> Response {
+    (StatusCode::PARTIAL_CONTENT, parts, body).into_response()
 }
 
 impl IntoResponse for ServeError {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use futures::TryStreamExt;
@@ -286,8 +286,7 @@ async fn stream_blob(
                 (header::CONTENT_RANGE, format!("bytes {}-{}/{size}", range.start, range.end - 1)),
                 (header::ACCEPT_RANGES, "bytes".into()),
             ];
-            // A success, not an error: the one status besides 200 that `error.rs` does not decide.
-            (StatusCode::PARTIAL_CONTENT, headers, Body::from_stream(s)).into_response()
+            super::error::partial_content(headers, Body::from_stream(s))
         }
         None => {
             let s = store.get_stream(key).await?;
