@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use super::commit_log::{Fold, FoldError, Replayed};
-pub use super::retention::{CollectionEdit, Ttl};
 use crate::names::LATEST;
 
 /// One published change to a collection.
@@ -76,7 +75,7 @@ pub enum Op {
         version: u32,
         ttl: Ttl,
     },
-    /// Edits the collection itself (see `retention::CollectionEdit`).
+    /// Edits the collection itself (see `CollectionEdit`).
     Collection(CollectionEdit),
     /// Deletes the collection with all its versions; version numbers are still not reused.
     DeleteCollection,
@@ -88,9 +87,71 @@ pub enum Op {
     /// Commit 1 of a collection renamed from `from`: the state it had there.
     Adopted {
         from: String,
-        #[serde(deserialize_with = "super::retention::state_via_value")]
+        #[serde(deserialize_with = "state_via_value")]
         state: Box<CollectionState>,
     },
+}
+
+/// A version's time-to-live policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ttl {
+    /// The collection's default TTL, if it has one.
+    #[default]
+    Inherit,
+    /// No TTL, even when the collection has a default.
+    Never,
+    Seconds(u64),
+}
+
+impl Ttl {
+    pub fn is_inherit(&self) -> bool {
+        *self == Ttl::Inherit
+    }
+
+    /// The TTL in force, in seconds, given the collection's default (`None`: never expires).
+    pub fn in_force(self, default_seconds: Option<u64>) -> Option<u64> {
+        match self {
+            Ttl::Inherit => default_seconds,
+            Ttl::Never => None,
+            Ttl::Seconds(s) => Some(s),
+        }
+    }
+
+    /// From W&B's `ttlDurationSeconds`: -1 inherit, -2 (or any other non-positive) none.
+    pub fn from_wandb(seconds: i64) -> Ttl {
+        match seconds {
+            -1 => Ttl::Inherit,
+            s if s > 0 => Ttl::Seconds(s as u64),
+            _ => Ttl::Never,
+        }
+    }
+}
+
+/// What `Op::Collection` changes; `None` fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CollectionEdit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub add_tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remove_tags: Vec<String>,
+    /// `Never` clears the default; `Inherit` is refused (there is nothing to inherit from).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_ttl: Option<Ttl>,
+    /// A new type for the collection (W&B's `moveArtifactSequence`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+}
+
+/// A state inside an op: `Op` is internally tagged, and serde buffers such an enum's fields in
+/// a form that cannot read JSON's string keys back as version numbers; a `Value` can.
+pub(super) fn state_via_value<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Box<CollectionState>, D::Error> {
+    let v = serde_json::Value::deserialize(d)?;
+    serde_json::from_value(v).map_err(serde::de::Error::custom)
 }
 
 /// The logged version a link names.

@@ -35,9 +35,9 @@ use crate::names::NameError;
 use crate::store::{Store, StoreError};
 pub use gc::GcReport;
 pub use lease::{LeaseGuard, LeaseTiming};
-pub use log::{CollectionState, Commit, Op, VersionRecord};
+pub use log::{CollectionEdit, CollectionState, Commit, Op, Ttl, VersionRecord};
 pub use read::ResolvedVersion;
-pub use retention::{CollectionEdit, Ttl, validate_tag};
+pub use retention::validate_tag;
 pub use write::{LogOutcome, LogRequest, UploadProgress};
 
 use commit_log::MAX_COMMIT_ATTEMPTS;

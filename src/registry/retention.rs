@@ -15,8 +15,8 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
+use super::log::{CollectionEdit, Ttl};
 use super::{CollectionState, Op, Registry, RegistryError};
 use crate::names::{CollectionPath, LATEST, Selector};
 
@@ -24,59 +24,6 @@ use crate::names::{CollectionPath, LATEST, Selector};
 const MAX_TAG_CHARS: usize = 128;
 /// Renames followed from an old name before giving up (a chain, or a cycle written by hand).
 const MAX_MOVES_FOLLOWED: usize = 8;
-
-/// A version's time-to-live policy.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Ttl {
-    /// The collection's default TTL, if it has one.
-    #[default]
-    Inherit,
-    /// No TTL, even when the collection has a default.
-    Never,
-    Seconds(u64),
-}
-
-impl Ttl {
-    pub fn is_inherit(&self) -> bool {
-        *self == Ttl::Inherit
-    }
-
-    /// The TTL in force, in seconds, given the collection's default (`None`: never expires).
-    pub fn in_force(self, default_seconds: Option<u64>) -> Option<u64> {
-        match self {
-            Ttl::Inherit => default_seconds,
-            Ttl::Never => None,
-            Ttl::Seconds(s) => Some(s),
-        }
-    }
-
-    /// From W&B's `ttlDurationSeconds`: -1 inherit, -2 (or any other non-positive) none.
-    pub fn from_wandb(seconds: i64) -> Ttl {
-        match seconds {
-            -1 => Ttl::Inherit,
-            s if s > 0 => Ttl::Seconds(s as u64),
-            _ => Ttl::Never,
-        }
-    }
-}
-
-/// What `Op::Collection` changes; `None` fields stay as they are.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CollectionEdit {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub add_tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub remove_tags: Vec<String>,
-    /// `Never` clears the default; `Inherit` is refused (there is nothing to inherit from).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_ttl: Option<Ttl>,
-    /// A new type for the collection (W&B's `moveArtifactSequence`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_type: Option<String>,
-}
 
 /// A tag as W&B accepts one: words of letters, digits, `_` and `-`, separated by spaces.
 pub fn validate_tag(tag: &str) -> Result<(), String> {
@@ -94,15 +41,6 @@ pub fn validate_tag(tag: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// A state inside an op: `Op` is internally tagged, and serde buffers such an enum's fields in
-/// a form that cannot read JSON's string keys back as version numbers; a `Value` can.
-pub(super) fn state_via_value<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Box<CollectionState>, D::Error> {
-    let v = serde_json::Value::deserialize(d)?;
-    serde_json::from_value(v).map_err(serde::de::Error::custom)
 }
 
 fn check_tags<'a>(tags: impl IntoIterator<Item = &'a String>) -> Result<(), String> {

@@ -10,9 +10,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::runs::{RunOp, RunPath};
+use super::runs::{RunOp, RunPath, Streamed};
 use super::{Registry, RegistryError};
 
 pub const HISTORY_FILE: &str = "wandb-history.jsonl";
@@ -37,47 +37,6 @@ pub struct StreamFile {
     pub offset: u64,
     #[serde(default)]
     pub content: Vec<String>,
-}
-
-/// What one body changed, as recorded in the run's log.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Streamed {
-    /// The whole summary as last sent (wandb-core always sends all of it).
-    pub summary: Option<String>,
-    /// Line counts: one past the last line this body holds, per file.
-    pub history_lines: Option<u64>,
-    pub events_lines: Option<u64>,
-    pub log_lines: Option<u64>,
-    pub last_step: Option<i64>,
-    /// The last history row this body holds, as sent.
-    pub history_tail: Option<String>,
-}
-
-/// Where a run's streams stand: the fold of its `Streamed` ops.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StreamProgress {
-    pub history_lines: u64,
-    pub events_lines: u64,
-    pub log_lines: u64,
-    pub last_step: Option<i64>,
-    pub history_tail: Option<String>,
-}
-
-impl StreamProgress {
-    pub fn apply(&mut self, s: &Streamed) {
-        let grow = |cur: &mut u64, new: Option<u64>| *cur = (*cur).max(new.unwrap_or(0));
-        grow(&mut self.history_lines, s.history_lines);
-        grow(&mut self.events_lines, s.events_lines);
-        grow(&mut self.log_lines, s.log_lines);
-        if let Some(step) = s.last_step
-            && self.last_step.is_none_or(|cur| step >= cur)
-        {
-            self.last_step = Some(step);
-            if s.history_tail.is_some() {
-                self.history_tail = s.history_tail.clone();
-            }
-        }
-    }
 }
 
 impl StreamBody {
@@ -168,6 +127,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::runs::StreamProgress;
 
     #[test]
     fn a_body_gives_counts_step_summary_and_end() {

@@ -12,9 +12,49 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::commit_log::{Fold, FoldError};
-use super::run_stream::{StreamProgress, Streamed};
 use super::{Registry, RegistryError, layout, unique_id};
 use crate::names::validate_scope;
+
+/// What one body changed, as recorded in the run's log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Streamed {
+    /// The whole summary as last sent (wandb-core always sends all of it).
+    pub summary: Option<String>,
+    /// Line counts: one past the last line this body holds, per file.
+    pub history_lines: Option<u64>,
+    pub events_lines: Option<u64>,
+    pub log_lines: Option<u64>,
+    pub last_step: Option<i64>,
+    /// The last history row this body holds, as sent.
+    pub history_tail: Option<String>,
+}
+
+/// Where a run's streams stand: the fold of its `Streamed` ops.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StreamProgress {
+    pub history_lines: u64,
+    pub events_lines: u64,
+    pub log_lines: u64,
+    pub last_step: Option<i64>,
+    pub history_tail: Option<String>,
+}
+
+impl StreamProgress {
+    pub fn apply(&mut self, s: &Streamed) {
+        let grow = |cur: &mut u64, new: Option<u64>| *cur = (*cur).max(new.unwrap_or(0));
+        grow(&mut self.history_lines, s.history_lines);
+        grow(&mut self.events_lines, s.events_lines);
+        grow(&mut self.log_lines, s.log_lines);
+        if let Some(step) = s.last_step
+            && self.last_step.is_none_or(|cur| step >= cur)
+        {
+            self.last_step = Some(step);
+            if s.history_tail.is_some() {
+                self.history_tail = s.history_tail.clone();
+            }
+        }
+    }
+}
 
 /// One published change to a run.
 pub type RunCommit = super::commit_log::Commit<RunOp>;
