@@ -11,6 +11,7 @@
 
 pub mod chunks;
 pub mod cloud;
+pub mod credentials;
 pub mod guard;
 
 use std::collections::HashSet;
