@@ -330,3 +330,30 @@ fn a_file_read_completely_after_a_transient_error_is_cached() {
     crate::util::wait_until(|| !list_files(&env.cache.join("v1/obj")).is_empty());
     assert_eq!(read_tree(&env.cache.join("v1/obj")).into_values().collect::<Vec<_>>(), vec![data]);
 }
+
+/// A bucket that does not exist is named as such, in one line a user can act on: not S3's XML
+/// answer with escaped newlines, and not "artfs-registry.json not found" from a write.
+#[test]
+fn a_missing_bucket_is_named_in_one_line() {
+    let Some(vars) = s3_vars() else {
+        eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
+        return;
+    };
+    let bucket = unique_bucket("absent");
+    let mut env = Env::with_registry(&format!("s3://{bucket}/team"));
+    env.vars = vars;
+    let src = env.path("src");
+    write_tree(&src, &BTreeMap::from([("a.txt".to_owned(), b"a".to_vec())]));
+    let out = env.path("out");
+    for args in [
+        vec!["ls"],
+        vec!["log", "ds", src.to_str().unwrap()],
+        vec!["get", "ds:latest", "--root", out.to_str().unwrap()],
+    ] {
+        let err = env.fails(&args);
+        assert!(err.contains(&format!("the bucket {bucket} does not exist")), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(!err.contains('<') && !err.contains("\\x0a"), "{args:?}: {err}");
+    }
+    assert!(!out.exists());
+}

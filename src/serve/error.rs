@@ -179,6 +179,8 @@ impl ServeError {
             )
             | ServeError::Store(
                 StoreError::Backend { .. }
+                | StoreError::NoBucket { .. }
+                | StoreError::Refused { .. }
                 | StoreError::Open { .. }
                 | StoreError::LocalRead { .. }
                 | StoreError::ChangedDuringUpload { .. }

@@ -13,6 +13,7 @@ pub mod chunks;
 pub mod cloud;
 pub mod credentials;
 pub mod guard;
+mod service;
 
 use std::collections::HashSet;
 use std::io::Read;
@@ -55,6 +56,12 @@ pub enum StoreError {
         #[source]
         source: object_store::Error,
     },
+    #[error(
+        "registry {url}: the bucket {bucket} does not exist (create it, or correct the registry URL)"
+    )]
+    NoBucket { url: String, bucket: String },
+    #[error("registry {url}: {action} {key} refused: {}: {}{}", .service.code, .service.message, refused_hint(.service, .url))]
+    Refused { url: String, action: &'static str, key: String, service: service::ServiceError },
     #[error("cannot open registry {url}: {reason}")]
     Open { url: String, reason: String },
     #[error("cannot read {path}: {source}")]
@@ -201,13 +208,16 @@ impl Store {
     }
 
     fn err(&self, action: &'static str, key: &str, source: object_store::Error) -> StoreError {
-        match source {
-            object_store::Error::NotFound { .. } => {
-                StoreError::NotFound { url: self.url.clone(), key: key.to_owned() }
+        let (url, key) = (self.url.clone(), key.to_owned());
+        let service = service::find(&source);
+        match (source, service) {
+            (_, Some(s)) if s.is_missing_bucket() => {
+                let bucket = bucket_of(&url).to_owned();
+                StoreError::NoBucket { url, bucket }
             }
-            source => {
-                StoreError::Backend { url: self.url.clone(), action, key: key.to_owned(), source }
-            }
+            (object_store::Error::NotFound { .. }, _) => StoreError::NotFound { url, key },
+            (_, Some(service)) => StoreError::Refused { url, action, key, service },
+            (source, None) => StoreError::Backend { url, action, key, source },
         }
     }
 
@@ -952,6 +962,25 @@ pub fn body_stream(
         },
     )
     .boxed()
+}
+
+/// What to check when a cloud refused the caller's credentials.
+fn refused_hint(service: &service::ServiceError, url: &str) -> &'static str {
+    match (service.is_denied(), url.split_once("://").map(|(scheme, _)| scheme)) {
+        (true, Some("s3")) => {
+            " (check the AWS credentials artfs uses: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE)"
+        }
+        (true, Some("gs")) => {
+            " (check the Google credentials artfs uses: GOOGLE_APPLICATION_CREDENTIALS)"
+        }
+        _ => "",
+    }
+}
+
+/// The bucket of a cloud registry URL (`s3://BUCKET/prefix`).
+fn bucket_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest)
 }
 
 #[cfg(test)]
