@@ -33,9 +33,6 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Pause between checks while a mount appears or disappears.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
-/// Lines of the daemon's log quoted when it fails to start.
-const LOG_TAIL_LINES: usize = 20;
-
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error("mount point {}: {source}", path.display())]
@@ -67,9 +64,9 @@ pub enum MountError {
     },
     #[error("cannot start the mount daemon: {0}")]
     Spawn(#[source] io::Error),
-    #[error("the mount daemon exited ({status}) before the mount was ready; its log ({}) ends with:\n{tail}", log.display())]
+    #[error("{tail} (the mount daemon exited before the mount was ready, {status}; its log: {})", log.display())]
     DaemonDied { status: ExitStatus, log: PathBuf, tail: String },
-    #[error("the mount was not ready after {after:?}; the daemon was stopped. Its log ({}) ends with:\n{tail}", log.display())]
+    #[error("the mount was not ready after {after:?}; the daemon was stopped: {tail} (its log: {})", log.display())]
     NotReady { after: Duration, log: PathBuf, tail: String },
     #[error("cannot set up signal handling: {0}")]
     Signals(#[source] io::Error),
@@ -212,7 +209,8 @@ pub fn spawn_daemon(log: &Path, mountpoint: &Path, timeout: Duration) -> Result<
     }
 }
 
-/// The last lines written to `log` after byte `start`.
+/// What the daemon said last after byte `start` of `log`, as one line: its error if it reported
+/// one (what the user needs), else its last line.
 fn log_tail(log: &Path, start: u64) -> String {
     let mut text = String::new();
     let read = File::open(log).and_then(|mut f| {
@@ -220,10 +218,17 @@ fn log_tail(log: &Path, start: u64) -> String {
         f.read_to_string(&mut text)
     });
     if read.is_err() {
-        return "(log unreadable)".into();
+        return "its log is unreadable".into();
     }
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(LOG_TAIL_LINES)..].join("\n")
+    last_words(&text)
+}
+
+fn last_words(text: &str) -> String {
+    let lines = || text.lines().map(str::trim).filter(|l| !l.is_empty());
+    match lines().filter_map(|l| l.strip_prefix("error: ")).last() {
+        Some(error) => error.to_owned(),
+        None => lines().last().unwrap_or("it wrote nothing").to_owned(),
+    }
 }
 
 /// Mounts `fs` at `mountpoint` and serves it until it is unmounted or the process receives
@@ -328,6 +333,14 @@ pub fn unmount(mountpoint: &Path, lazy: bool) -> Result<(), MountError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_daemon_is_reported_by_its_error_in_one_line() {
+        let log = "INFO starting\nerror: acme/p/ds has no version v7; versions: v0\n\n";
+        assert_eq!(last_words(log), "acme/p/ds has no version v7; versions: v0");
+        assert_eq!(last_words("a\nlast words \n"), "last words");
+        assert_eq!(last_words(""), "it wrote nothing");
+    }
 
     #[test]
     fn reads_mountinfo() {

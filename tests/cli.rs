@@ -211,6 +211,13 @@ fn errors_say_what_is_wrong() {
     // Messages show names and lists as text, not as Rust debug output.
     let err = env.fails(&["rm", "known:v0"]);
     assert!(err.contains("has aliases latest, prod;"), "{err}");
+    // A mount whose daemon fails says the daemon's reason, on one line.
+    let mnt = env.path("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    let err = env.fails(&["mount", "known:v9", mnt.to_str().unwrap()]);
+    assert!(err.starts_with("error: ") && err.contains("no version v9"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(!err.contains("\\x0a"), "{err}");
 }
 
 /// The first cause that an error line repeats (`…: X: X`), if any: a `: `-separated tail that
