@@ -225,9 +225,9 @@ fn log_tail(log: &Path, start: u64) -> String {
 
 fn last_words(text: &str) -> String {
     let lines = || text.lines().map(str::trim).filter(|l| !l.is_empty());
-    match lines().filter_map(|l| l.strip_prefix("error: ")).last() {
+    match lines().filter_map(|l| l.strip_prefix("error: ")).next_back() {
         Some(error) => error.to_owned(),
-        None => lines().last().unwrap_or("it wrote nothing").to_owned(),
+        None => lines().next_back().unwrap_or("it wrote nothing").to_owned(),
     }
 }
 
