@@ -77,6 +77,9 @@ impl NetConfig {
         if let Some(t) = self.request_timeout {
             builder = builder.timeout(t);
         }
+        if let Some(tls) = crate::tls::client_config() {
+            builder = builder.tls_backend_preconfigured(tls);
+        }
         builder
     }
 

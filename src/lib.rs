@@ -47,3 +47,4 @@ pub mod stage;
 pub mod store;
 pub mod svg;
 pub mod terminal;
+pub mod tls;

@@ -926,6 +926,17 @@ fn https_with_a_self_signed_certificate() {
         refs,
     ]);
     same_tree(&got, &dir.join("dl"));
+    // artfs reads the same server as a W&B source, trusting the self-signed (CA:TRUE)
+    // certificate through the same variables as the SDK; without them it refuses it.
+    let mut wb = Env::with_registry(&server.url());
+    wb.vars = vec![("WANDB_API_KEY".into(), api_key.clone())];
+    let err = wb.fails(&["show", "acme/bikes/flowers:v0"]);
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    for var in ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"] {
+        wb.vars = vec![("WANDB_API_KEY".into(), api_key.clone()), (var.into(), c.into())];
+        let show = wb.json(&["show", "acme/bikes/flowers:v0"]);
+        assert_eq!(show["digest"], f3["digest"], "{var}");
+    }
 }
 
 #[test]
