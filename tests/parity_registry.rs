@@ -104,3 +104,32 @@ fn teams_the_sdk_creates_load_their_members_and_join_registries() {
     let err = env.fails(&["team", "add-member", "sdk-team-2", "bo"]);
     assert!(err.contains("no team"), "{err}");
 }
+
+#[test]
+fn aliases_land_where_the_version_was_fetched_and_registry_members_may_set_them() {
+    let env = Env::new();
+    org_fixture(&env);
+    env.ok(&["-q", "user", "create", "bo", "--email", "bo@acme.test"]);
+    env.ok(&["-q", "user", "create", "cy", "--email", "cy@acme.test"]);
+    env.ok(&["-q", "org", "add-member", "acme", "bo", "--role", "viewer"]);
+    env.ok(&["-q", "org", "add-member", "acme", "cy", "--role", "member"]);
+    let key = create_key(&env, &["--user", "ana"]);
+    let bo = create_key(&env, &["--user", "bo"]);
+    let cy = create_key(&env, &["--user", "cy"]);
+    let server = Server::start(&env, &[]);
+    let vars = [("FLOW_KEY_BO", bo.as_str()), ("FLOW_KEY_CY", cy.as_str())];
+    let (out, _) = run_flow(&env, &server, &key, "registry_aliases.py", "aliases", &vars);
+    // The SDK replaced the list, so `latest` went with it.
+    assert_eq!(strings(&out["portfolio"]), ["boom", "portfolio"]);
+    assert_eq!(strings(&out["source"]), ["latest", "sequence"]);
+    // cy may not read team `vision`: the source is hidden from it, the link is not.
+    assert_eq!(out["cy_sees"], serde_json::json!(["", ""]));
+    assert_eq!(strings(&out["cy_aliases"]), ["cy-alias", "latest"]);
+    assert_eq!(out["bo_sees"], serde_json::json!(["vision", "src"]));
+    assert_eq!(strings(&out["bo_aliases"]), ["bo-alias", "cy-alias", "latest"]);
+    assert_eq!(strings(&out["source_after"]), ["latest", "sequence"]);
+    // Stored for real: the registry's collection holds the aliases, the source does not.
+    let shown = env.ok(&["show", "acme-org/wandb-registry-models/bikes:cy-alias"]);
+    assert!(shown.contains("bo-alias"), "{shown}");
+    env.fails(&["show", "vision/src/weights:cy-alias"]);
+}

@@ -21,12 +21,12 @@ use crate::registry::directory::{
 };
 
 /// The directory as of this request (refreshed when the request's key was checked).
-fn directory(ctx: &Context<'_>) -> Directory {
+pub(super) fn directory(ctx: &Context<'_>) -> Directory {
     shared(ctx).keys.current()
 }
 
 /// Publishes a directory change and makes it what the rest of this request sees.
-async fn change(ctx: &Context<'_>, op: DirOp) -> Res<Directory> {
+pub(super) async fn change(ctx: &Context<'_>, op: DirOp) -> Res<Directory> {
     let d = reg(ctx).change_directory(op, |_| false).await.map_err(err)?;
     shared(ctx).keys.remember(&d);
     Ok(d)
