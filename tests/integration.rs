@@ -45,3 +45,5 @@ mod parity_runs;
 mod parity_orgs;
 // W&B parity through `artfs serve`: `latest` as a plain alias, artifact files and their URLs.
 mod parity_files;
+// W&B's registry tests' flows through `artfs serve`: teams made by the SDK, registry searches.
+mod parity_registry;

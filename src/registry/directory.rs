@@ -187,6 +187,7 @@ pub struct RegistryRecord {
     pub visibility: Visibility,
     pub allow_all_types: bool,
     pub types: Vec<String>,
+    #[serde(with = "super::pairs")]
     pub members: BTreeMap<Member, Role>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -200,6 +201,7 @@ pub struct Directory {
     pub orgs: BTreeMap<String, OrgRecord>,
     pub teams: BTreeMap<String, TeamRecord>,
     /// By `(org entity, project)`.
+    #[serde(with = "super::pairs")]
     pub registries: BTreeMap<(String, String), RegistryRecord>,
 }
 

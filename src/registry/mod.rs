@@ -17,6 +17,7 @@ pub mod lineage;
 pub mod links;
 pub mod log;
 pub mod marker;
+mod pairs;
 pub mod parts;
 mod projects;
 mod read;

@@ -39,7 +39,7 @@ impl ArtifactCollectionConnection {
     field(name = "created_at", ty = "String"),
     field(name = "updated_at", ty = "Option<String>"),
     field(name = "state", ty = "ArtifactCollectionState"),
-    field(name = "project", ty = "Project"),
+    field(name = "project", ty = "Option<Project>"),
     field(name = "default_artifact_type", ty = "ArtifactType"),
     field(name = "tags", ty = "TagConnection"),
     field(
@@ -83,6 +83,12 @@ impl ArtifactSequence {
 
     pub(super) fn project_obj(&self) -> Project {
         Project { entity: self.path.entity.clone(), name: self.path.project.clone() }
+    }
+
+    /// `null` to a caller who may not read the collection's entity: a version linked into a
+    /// registry is readable there while its source project stays hidden, as on W&B.
+    pub(super) fn visible_project(&self, ctx: &Context<'_>) -> Option<Project> {
+        access(ctx).can_read(&self.path.entity).then(|| self.project_obj())
     }
 
     pub(super) fn version(&self, version: u32) -> Option<Artifact> {
@@ -130,8 +136,8 @@ impl ArtifactSequence {
     pub(super) async fn state(&self) -> ArtifactCollectionState {
         if self.deleted { ArtifactCollectionState::Deleted } else { ArtifactCollectionState::Ready }
     }
-    pub(super) async fn project(&self) -> Project {
-        self.project_obj()
+    pub(super) async fn project(&self, ctx: &Context<'_>) -> Option<Project> {
+        self.visible_project(ctx)
     }
     pub(super) async fn default_artifact_type(&self) -> ArtifactType {
         ArtifactType {

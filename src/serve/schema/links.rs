@@ -63,8 +63,8 @@ impl ArtifactPortfolio {
     ) -> async_graphql::Result<ArtifactCollectionState> {
         self.0.state(ctx).await
     }
-    pub(super) async fn project(&self) -> Project {
-        self.0.project_obj()
+    pub(super) async fn project(&self, ctx: &Context<'_>) -> Option<Project> {
+        self.0.visible_project(ctx)
     }
     pub(super) async fn default_artifact_type(
         &self,

@@ -111,6 +111,7 @@ fn page<T: Clone>(items: &[T], after: Option<&str>, first: Option<i32>) -> (Vec<
     (items[start..end].to_vec(), info)
 }
 
+mod aliases;
 mod artifacts;
 mod collections;
 mod files;
@@ -125,6 +126,7 @@ mod retention;
 mod run_history;
 mod run_list;
 mod runs;
+mod teams;
 mod types;
 
 use artifacts::*;

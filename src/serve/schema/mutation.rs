@@ -483,13 +483,7 @@ impl Mutation {
     }
 
     async fn add_aliases(&self, ctx: &Context<'_>, input: AddAliasesInput) -> Res<SuccessPayload> {
-        let a = version_for_write(ctx, &input.artifact_id).await?;
-        let add: Vec<String> = input.aliases.into_iter().map(|a| a.alias).collect();
-        reg(ctx)
-            .set_aliases(&a.collection, a.version.unwrap_or(0), &add, &[])
-            .await
-            .map_err(err)?;
-        Ok(SuccessPayload { success: true })
+        aliases::change_aliases(ctx, &input.artifact_id, input.aliases, true).await
     }
 
     async fn delete_aliases(
@@ -497,13 +491,7 @@ impl Mutation {
         ctx: &Context<'_>,
         input: DeleteAliasesInput,
     ) -> Res<SuccessPayload> {
-        let a = version_for_write(ctx, &input.artifact_id).await?;
-        let remove: Vec<String> = input.aliases.into_iter().map(|a| a.alias).collect();
-        reg(ctx)
-            .set_aliases(&a.collection, a.version.unwrap_or(0), &[], &remove)
-            .await
-            .map_err(err)?;
-        Ok(SuccessPayload { success: true })
+        aliases::change_aliases(ctx, &input.artifact_id, input.aliases, false).await
     }
 
     async fn delete_artifact(
@@ -657,6 +645,13 @@ impl Mutation {
         input: orgs::CreateTeamInput,
     ) -> Res<orgs::CreateTeamPayload> {
         orgs::create_team(ctx, input).await
+    }
+    async fn create_invite(
+        &self,
+        ctx: &Context<'_>,
+        input: teams::CreateInviteInput,
+    ) -> Res<teams::CreateInvitePayload> {
+        teams::create_invite(ctx, input).await
     }
     async fn rename_project(
         &self,

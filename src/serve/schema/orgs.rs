@@ -21,12 +21,12 @@ use crate::registry::directory::{
 };
 
 /// The directory as of this request (refreshed when the request's key was checked).
-fn directory(ctx: &Context<'_>) -> Directory {
+pub(super) fn directory(ctx: &Context<'_>) -> Directory {
     shared(ctx).keys.current()
 }
 
 /// Publishes a directory change and makes it what the rest of this request sees.
-async fn change(ctx: &Context<'_>, op: DirOp) -> Res<Directory> {
+pub(super) async fn change(ctx: &Context<'_>, op: DirOp) -> Res<Directory> {
     let d = reg(ctx).change_directory(op, |_| false).await.map_err(err)?;
     shared(ctx).keys.remember(&d);
     Ok(d)
@@ -376,34 +376,41 @@ pub struct CreateTeamPayload {
     pub entity: Option<Entity>,
 }
 
-/// `createTeam` (`api.create_team()`): a team of the one organization the caller may write in,
-/// its admin the named user (default: the caller).
+/// `createTeam` (`api.create_team()`): a team of the organization `organizationId` names, its admin
+/// the named user (default: the caller).
 pub(super) async fn create_team(
     ctx: &Context<'_>,
     input: CreateTeamInput,
 ) -> Res<CreateTeamPayload> {
     let a = access(ctx);
     let d = directory(ctx);
-    let orgs: Vec<&str> = d
-        .orgs_of(&a.user)
-        .into_iter()
-        .filter(|(_, o)| a.can_write(&o.entity))
-        .map(|(n, _)| n)
-        .collect();
-    let [org] = orgs.as_slice() else {
-        return Err(invalid(format!(
-            "createTeam: {} may write in {} organizations; artfs makes a team in exactly one (use `artfs team create --org`)",
-            a.user,
-            orgs.len()
-        )));
-    };
+    let org = team_org(&d, a, input.organization_id.as_deref())?;
     let admin = input.team_admin_user_name.unwrap_or_else(|| a.user.clone());
     let name = input.team_name;
-    let op = DirOp::CreateTeam { name: name.clone(), org: (*org).to_owned(), members: Vec::new() };
+    let op = DirOp::CreateTeam { name: name.clone(), org, members: Vec::new() };
     reg(ctx).change_directory(op, |_| false).await.map_err(err)?;
     let op = DirOp::SetTeamMember { team: name.clone(), user: admin, role: Role::Admin };
     change(ctx, op).await?;
     Ok(CreateTeamPayload { entity: Some(Entity { name }) })
+}
+
+/// The organization a new team joins: the one `id` names, else the newest one the caller may
+/// write in. W&B Server has one organization per instance and the SDK sends no id; a caller of
+/// several organizations (W&B's registry tests make one per test) means the one it made last.
+fn team_org(d: &Directory, a: &Access, id: Option<&str>) -> Res<String> {
+    let mut writable =
+        d.orgs.iter().filter(|(_, o)| o.members.contains_key(&a.user) && a.can_write(&o.entity));
+    let found = match id {
+        Some(id) => writable.find(|(n, _)| numbered_id("Organization", n) == id || *n == id),
+        None => writable.max_by_key(|(n, o)| (o.created_at, n.as_str())),
+    };
+    found.map(|(n, _)| n.clone()).ok_or_else(|| {
+        invalid(format!(
+            "createTeam: {} may create teams in no organization{}",
+            a.user,
+            id.map(|i| format!(" with id {i:?}")).unwrap_or_default()
+        ))
+    })
 }
 
 // ---- registries
@@ -618,16 +625,18 @@ async fn registry_collections(
     Ok(out)
 }
 
+/// `entity.artifactCollections`: the collections of an org's registries, in registry order
+/// unless `order` (`name`, `created_at`, `updated_at`, `-` descending) says otherwise.
 pub(super) async fn entity_collections(
     ctx: &Context<'_>,
     entity: &str,
-    project_filters: Option<String>,
-    filters: Option<String>,
+    (project_filters, filters, order): (Option<String>, Option<String>, Option<String>),
     after: Option<String>,
     first: Option<i32>,
 ) -> Res<ArtifactCollectionConnection> {
     let all =
         registry_collections(ctx, entity, project_filters.as_deref(), filters.as_deref()).await?;
+    let all = filter_collections(all, None, order.as_deref().filter(|o| !o.is_empty()))?;
     Ok(ArtifactCollectionConnection::of(&all, after.as_deref(), first))
 }
 
@@ -644,16 +653,26 @@ pub struct MembershipConnection {
 }
 
 /// `entity.artifactMemberships`: the versions in an org's registries (`registry.versions()`),
-/// filtered by registry, collection and version (`alias`, `version`, `metadata.<key>`).
+/// filtered by registry, collection and version (`alias`, `version`, `metadata.<key>`), in
+/// registry, collection and version order. An `order` is refused: the SDK sends one only to
+/// servers that advertise W&B's advanced registry search, which artfs does not.
 pub(super) async fn entity_memberships(
     ctx: &Context<'_>,
     entity: &str,
-    project_filters: Option<String>,
-    collection_filters: Option<String>,
-    filters: Option<String>,
+    (project_filters, collection_filters, filters): (
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ),
+    order: Option<String>,
     after: Option<String>,
     first: Option<i32>,
 ) -> Res<MembershipConnection> {
+    if let Some(order) = order.filter(|o| !o.is_empty()) {
+        return Err(invalid(format!(
+            "artifactMemberships: order {order:?} is not supported (advanced registry search)"
+        )));
+    }
     let filter = parse_filter(filters.as_deref())?;
     let mut all = Vec::new();
     let collections = registry_collections(
@@ -1007,8 +1026,9 @@ fn parse_filter(filters: Option<&str>) -> Res<Json> {
 }
 
 /// Whether `fields` match a MongoDB-style `filter`: field equality, `$eq`, `$ne`, `$in`,
-/// `$nin`, `$regex`, `$exists`, and `$and`/`$or`/`$nor`; `a.b` reads nested fields; a field
-/// holding a list matches when one of its items does. Unknown operators match nothing.
+/// `$nin`, `$regex`, `$exists`, `$lt`/`$lte`/`$gt`/`$gte`, `$not`, W&B's `$contains`
+/// (substring), and `$and`/`$or`/`$nor`; `a.b` reads nested fields; a field holding a list
+/// matches when one of its items does. Unknown operators match nothing.
 fn matches(filter: &Json, fields: &Json) -> bool {
     let Json::Object(conds) = filter else { return filter.is_null() };
     conds.iter().all(|(k, cond)| match (k.as_str(), cond) {
@@ -1039,6 +1059,23 @@ fn value_matches(value: &Json, cond: &Json) -> bool {
         "$in" => arg.as_array().is_some_and(|a| a.iter().any(&eq)),
         "$nin" => arg.as_array().is_some_and(|a| !a.iter().any(&eq)),
         "$exists" => arg.as_bool() == Some(!value.is_null()),
+        "$not" => !value_matches(value, arg),
+        "$lt" | "$lte" | "$gt" | "$gte" => compare(value, arg).is_some_and(|o| match op.as_str() {
+            "$lt" => o.is_lt(),
+            "$lte" => o.is_le(),
+            "$gt" => o.is_gt(),
+            _ => o.is_ge(),
+        }),
+        "$contains" => {
+            let Some(part) = arg.as_str() else { return false };
+            match value {
+                Json::String(s) => s.contains(part),
+                Json::Array(items) => {
+                    items.iter().any(|i| i.as_str().is_some_and(|s| s.contains(part)))
+                }
+                _ => false,
+            }
+        }
         "$regex" => {
             let Some(re) = arg.as_str().and_then(|r| regex::Regex::new(r).ok()) else {
                 return false;
@@ -1053,6 +1090,15 @@ fn value_matches(value: &Json, cond: &Json) -> bool {
         }
         _ => false,
     })
+}
+
+/// The order of two numbers or two strings (timestamps are RFC 3339 strings, so they order too).
+fn compare(a: &Json, b: &Json) -> Option<std::cmp::Ordering> {
+    match (a, b) {
+        (Json::Number(x), Json::Number(y)) => x.as_f64()?.partial_cmp(&y.as_f64()?),
+        (Json::String(x), Json::String(y)) => Some(x.as_str().cmp(y)),
+        _ => None,
+    }
 }
 
 /// Numbers sent as strings (and the reverse) still compare equal: W&B's filters are loose.
@@ -1087,6 +1133,16 @@ mod tests {
             "unknown operators match nothing"
         );
         assert!(matches(&Json::Null, &v));
+        let contains = serde_json::json!({"name": {"$contains": "registry-mo"}});
+        assert!(matches(&contains, &v));
+        assert!(!matches(&serde_json::json!({"name": {"$contains": "other"}}), &v));
+        let range = serde_json::json!({"n": {"$gte": 2, "$lt": 3}});
+        assert!(matches(&range, &serde_json::json!({"n": 2})));
+        assert!(!matches(&range, &serde_json::json!({"n": 3})));
+        assert!(matches(
+            &serde_json::json!({"n": {"$not": {"$gt": 5}}}),
+            &serde_json::json!({"n": 2})
+        ));
     }
 
     #[test]

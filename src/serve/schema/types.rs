@@ -141,10 +141,10 @@ impl Entity {
         #[graphql(name = "collectionTypes")] _types: Option<Vec<orgs::ArtifactCollectionType>>,
         after: Option<String>,
         first: Option<i32>,
-        #[graphql(name = "order")] _order: Option<String>,
+        order: Option<String>,
     ) -> Res<ArtifactCollectionConnection> {
         let (pf, f) = (project_filters.map(|f| f.0), filters.map(|f| f.0));
-        orgs::entity_collections(ctx, &self.name, pf, f, after, first).await
+        orgs::entity_collections(ctx, &self.name, (pf, f, order), after, first).await
     }
     /// The versions in an org entity's registries.
     #[allow(clippy::too_many_arguments)]
@@ -156,11 +156,11 @@ impl Entity {
         filters: Option<JsonString>,
         after: Option<String>,
         first: Option<i32>,
-        #[graphql(name = "order")] _order: Option<String>,
+        order: Option<String>,
     ) -> Res<orgs::MembershipConnection> {
         let (pf, cf, f) =
             (project_filters.map(|f| f.0), collection_filters.map(|f| f.0), filters.map(|f| f.0));
-        orgs::entity_memberships(ctx, &self.name, pf, cf, f, after, first).await
+        orgs::entity_memberships(ctx, &self.name, (pf, cf, f), order, after, first).await
     }
     async fn is_team(&self, ctx: &Context<'_>) -> bool {
         orgs::is_team(ctx, &self.name)
