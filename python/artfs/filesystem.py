@@ -129,9 +129,10 @@ class ArtfsFile(AbstractBufferedFile):  # type: ignore[misc]
         cache_options: dict[str, Any] | None,
         **kwargs: Any,
     ) -> None:
+        self._fh: int | None = None  # set first: fsspec's __del__ closes even a failed open
         version, inner, _ = fs._split(path)
         self._version = version
-        self._fh: int | None = version.open(inner)
+        self._fh = version.open(inner)
         super().__init__(fs, path, mode, block_size, cache_options=cache_options or {}, **kwargs)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
