@@ -15,8 +15,7 @@ use crate::source::SourceError;
 use crate::store::StoreError;
 
 /// The kinds a caller can act on; `Other` is everything that is none of them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     /// A name (artifact, version, alias, entry) that does not exist.
     NotFound,
