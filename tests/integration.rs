@@ -45,3 +45,5 @@ mod parity_runs;
 mod parity_orgs;
 // W&B parity through `artfs serve`: `latest` as a plain alias, artifact files and their URLs.
 mod parity_files;
+// `ARTFS_ERROR_FORMAT=json`: the kind of a failure, as the Python package reads it.
+mod error_format;
