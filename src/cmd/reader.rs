@@ -40,8 +40,18 @@ pub struct VersionReader {
     fs: ArtifactFs,
     /// `entity/project/name:vN`.
     label: String,
-    /// Drives the registry and the downloads; dropped last.
-    _runtime: tokio::runtime::Runtime,
+    /// Drives the registry and the downloads; shut down, bounded, on drop.
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for VersionReader {
+    fn drop(&mut self) {
+        // Bounded: a download stuck in the blocking pool must not hang the Python process that
+        // drops the last reference (it may hold the GIL).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(crate::mount::SHUTDOWN_GRACE);
+        }
+    }
 }
 
 impl VersionReader {
@@ -78,7 +88,7 @@ impl VersionReader {
         let options = FsOptions { readahead_files: 0, warm_up_bytes: 0, ..FsOptions::default() };
         let fs = ArtifactFs::single(catalog, fetcher, handle, options, &version)
             .with_context(|| format!("cannot read {label}"))?;
-        Ok(VersionReader { fs, label, _runtime: runtime })
+        Ok(VersionReader { fs, label, runtime: Some(runtime) })
     }
 
     /// `entity/project/name:vN`.
