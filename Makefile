@@ -1,9 +1,16 @@
 # artfs developer entry points. `make test` is what CI (.ci/run) runs.
 SHELL := /bin/bash
 SERVICES := scripts/test-services.sh
-CLIPPY := cargo clippy --all-targets --release -- -D warnings
+CLIPPY := cargo clippy --all-targets --release -- -D warnings && cargo clippy --lib --release --features python -- -D warnings
 
-.PHONY: install services fmt lint test bench clean-mounts
+.PHONY: install services fmt lint test bench clean-mounts wheel python-test
+
+# The Python wheel (docs/PYTHON.md). WHEEL_PROFILE=dev builds a quick unoptimised one.
+WHEEL_PROFILE ?= release
+WHEEL_DIR := target/$(if $(filter dev,$(WHEEL_PROFILE)),debug,$(WHEEL_PROFILE))
+PY := python3
+PY_BUILD := target/py/build
+PY_TEST := target/py/test
 
 install:
 	@dpkg -s fuse3 >/dev/null 2>&1 || apt-get install -y fuse3
@@ -22,6 +29,29 @@ lint:
 # One shell line so the services' environment reaches cargo.
 test:
 	$(SERVICES) start && eval "$$($(SERVICES) env)" && cargo fmt --check && $(CLIPPY) && cargo test --release -- --test-threads=4
+	$(MAKE) python-test
+
+# The wheel: the `artfs` binary (the one `cargo test --release` already built, stripped) as a
+# script pip puts on PATH, plus the package in python/ and its extension module (this crate with
+# `--features python`, built by maturin into target/wheels).
+wheel:
+	cargo build --locked --profile $(WHEEL_PROFILE) --bin artfs
+	rm -rf target/wheel-data target/wheels && mkdir -p target/wheel-data/scripts
+	strip -o target/wheel-data/scripts/artfs $(WHEEL_DIR)/artfs
+	test -x $(PY_BUILD)/bin/maturin || { $(PY) -m venv $(PY_BUILD) && $(PY_BUILD)/bin/pip install -q 'maturin>=1.9,<2'; }
+	$(PY_BUILD)/bin/maturin build --locked --profile $(WHEEL_PROFILE) --strip --out target/wheels
+
+# The wheel installed into a fresh venv (never the source tree), then its tests, mypy and ruff.
+# The fsspec tests run where FUSE is unavailable (/dev/fuse masked in a private mount namespace).
+python-test: wheel
+	rm -rf $(PY_TEST) && $(PY) -m venv $(PY_TEST)
+	$(PY_TEST)/bin/pip install -q pytest fsspec pandas pyarrow mypy ruff
+	$(PY_TEST)/bin/pip install -q --no-deps target/wheels/artfs-*.whl
+	$(PY_TEST)/bin/ruff check python && $(PY_TEST)/bin/ruff format --check python
+	$(PY_TEST)/bin/mypy python/artfs
+	cd python/tests && unshare --mount --propagation private sh -c \
+	  '{ [ ! -e /dev/fuse ] || mount --bind /dev/null /dev/fuse; } && ARTFS_TEST_NO_FUSE=1 exec ../../$(PY_TEST)/bin/pytest -q -m "not mount" -p no:cacheprovider .'
+	eval "$$($(SERVICES) env)" && cd python/tests && ../../$(PY_TEST)/bin/pytest -q -m mount -p no:cacheprovider .
 
 bench:
 	scripts/bench/run.sh

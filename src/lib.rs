@@ -24,7 +24,11 @@
 //! - `serve`: `artfs serve`, the W&B-compatible HTTP API over the registry (GraphQL + storage);
 //! - `progress`: progress bars;
 //! - `report`: errors and their causes on one line (the CLI's messages, the daemon's log);
-//! - `terminal`: registry text made safe to print (control characters escaped).
+//! - `terminal`: registry text made safe to print (control characters escaped);
+//! - `tls`: which HTTPS servers are trusted (the platform's roots and the SDK's CA bundles);
+//! - `kind`: what kind of failure an error is (not found, forbidden, invalid, corrupt,
+//!   unavailable), for the Python package and `ARTFS_ERROR_FORMAT=json`;
+//! - `python` (feature `python`): the wheel's extension module, `artfs._native`.
 
 pub mod cache;
 pub mod cli;
@@ -33,11 +37,14 @@ pub mod config;
 pub mod fetch;
 pub mod fs;
 pub mod http;
+pub mod kind;
 pub mod manifest;
 pub mod mount;
 pub mod names;
 pub mod prefetch;
 pub mod progress;
+#[cfg(feature = "python")]
+pub mod python;
 pub mod refs;
 pub mod registry;
 pub mod report;

@@ -47,3 +47,5 @@ mod parity_orgs;
 mod parity_files;
 // W&B's registry tests' flows through `artfs serve`: teams made by the SDK, registry searches.
 mod parity_registry;
+// `ARTFS_ERROR_FORMAT=json`: the kind of a failure, as the Python package reads it.
+mod error_format;

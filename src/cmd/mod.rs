@@ -13,6 +13,7 @@ mod ls;
 mod mount;
 mod orgs;
 mod prefetch;
+pub mod reader;
 mod rm;
 mod run;
 mod runs;

@@ -1,0 +1,135 @@
+//! What kind of failure an error is, for callers that act on it rather than print it: the Python
+//! package raises one exception class per kind, and the CLI names the kind in
+//! `ARTFS_ERROR_FORMAT=json` output. The outermost error in the chain that knows its kind decides.
+
+use std::error::Error;
+
+use crate::cache::CacheError;
+use crate::config::ConfigError;
+use crate::fetch::ranged::RangedError;
+use crate::fs::FsError;
+use crate::names::NameError;
+use crate::refs::RefError;
+use crate::registry::RegistryError;
+use crate::source::SourceError;
+use crate::store::StoreError;
+
+/// The kinds a caller can act on; `Other` is everything that is none of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A name (artifact, version, alias, entry) that does not exist.
+    NotFound,
+    /// Credentials or the reader's own policy refused the request.
+    Forbidden,
+    /// The request cannot be taken as it is (a bad name, flag or path).
+    Invalid,
+    /// Stored bytes are not what the manifest promises (a digest or size mismatch).
+    Corrupt,
+    /// The registry or a blob did not answer; retrying may help.
+    Unavailable,
+    Other,
+}
+
+impl ErrorKind {
+    /// The kind of `e`, looking through its causes.
+    pub fn of(e: &(dyn Error + 'static)) -> ErrorKind {
+        let mut next = Some(e);
+        while let Some(e) = next {
+            if let Some(kind) = own_kind(e) {
+                return kind;
+            }
+            next = e.source();
+        }
+        ErrorKind::Other
+    }
+
+    /// The snake_case name (`not_found`), as the JSON output and the Python package spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Corrupt => "corrupt",
+            ErrorKind::Unavailable => "unavailable",
+            ErrorKind::Other => "other",
+        }
+    }
+}
+
+/// The kind `e` itself says, if it says one; `None` leaves it to its cause.
+fn own_kind(e: &(dyn Error + 'static)) -> Option<ErrorKind> {
+    use ErrorKind::*;
+    if let Some(e) = e.downcast_ref::<SourceError>() {
+        return Some(match e {
+            SourceError::NotFound(_) => NotFound,
+            SourceError::Corrupt(_) => Corrupt,
+            SourceError::Unavailable(_) => Unavailable,
+            SourceError::Forbidden(_) => Forbidden,
+            SourceError::Invalid(_) => Invalid,
+            SourceError::Backend(_) => Other,
+        });
+    }
+    if let Some(e) = e.downcast_ref::<FsError>() {
+        return match e {
+            FsError::NotFound => Some(NotFound),
+            FsError::NotADirectory | FsError::IsADirectory | FsError::NotASymlink => Some(Invalid),
+            FsError::ReadOnly | FsError::BadHandle(_) | FsError::NoXattr => Some(Invalid),
+            FsError::Verification { .. } | FsError::Manifest { .. } | FsError::Tree { .. } => {
+                Some(Corrupt)
+            }
+            FsError::Timeout { .. } | FsError::Unresponsive { .. } => Some(Unavailable),
+            FsError::Source { .. } | FsError::Fetch(_) | FsError::CacheRead { .. } => None,
+        };
+    }
+    if let Some(e) = e.downcast_ref::<CacheError>() {
+        return match e {
+            CacheError::DigestMismatch { .. } | CacheError::SizeMismatch { .. } => Some(Corrupt),
+            _ => None,
+        };
+    }
+    if let Some(RangedError::ChunkMismatch { .. }) = e.downcast_ref::<RangedError>() {
+        return Some(Corrupt);
+    }
+    if let Some(e) = e.downcast_ref::<RefError>() {
+        return match e {
+            RefError::Refused { .. } => Some(Forbidden),
+            RefError::NotFound { .. } => Some(NotFound),
+            RefError::Changed { .. } => Some(Corrupt),
+            _ => None,
+        };
+    }
+    if let Some(e) = e.downcast_ref::<RegistryError>() {
+        return match e {
+            RegistryError::UnknownArtifact { .. }
+            | RegistryError::UnknownVersion { .. }
+            | RegistryError::UnknownAlias { .. } => Some(NotFound),
+            RegistryError::Name(_) | RegistryError::Invalid { .. } => Some(Invalid),
+            RegistryError::Corrupt { .. } | RegistryError::Manifest { .. } => Some(Corrupt),
+            _ => None,
+        };
+    }
+    if let Some(e) = e.downcast_ref::<StoreError>() {
+        return match e {
+            StoreError::NotFound { .. } => Some(NotFound),
+            _ => Some(Unavailable),
+        };
+    }
+    if e.is::<NameError>() || e.is::<ConfigError>() {
+        return Some(Invalid);
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outermost_kind_decides_through_anyhow_context() {
+        let e = anyhow::Error::new(FsError::NotFound).context("reading e/p/ds:v0/x");
+        assert_eq!(ErrorKind::of(e.as_ref()), ErrorKind::NotFound);
+        let plain = anyhow::anyhow!("something else");
+        assert_eq!(ErrorKind::of(plain.as_ref()), ErrorKind::Other);
+        assert_eq!(ErrorKind::Unavailable.name(), "unavailable");
+    }
+}
