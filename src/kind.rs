@@ -110,7 +110,8 @@ fn own_kind(e: &(dyn Error + 'static)) -> Option<ErrorKind> {
     }
     if let Some(e) = e.downcast_ref::<StoreError>() {
         return match e {
-            StoreError::NotFound { .. } => Some(NotFound),
+            StoreError::NotFound { .. } | StoreError::NoBucket { .. } => Some(NotFound),
+            StoreError::Refused { service, .. } if service.is_denied() => Some(Forbidden),
             _ => Some(Unavailable),
         };
     }
