@@ -733,7 +733,7 @@ impl BlobCache {
         let mut temp = TempBlob::create(&self.inner.tmp_dir, &stem).map_err(|source| {
             CacheError::fill_io(key, "create temp file in", &self.inner.tmp_dir, source)
         })?;
-        if let Some(size) = size {
+        if let Some(size) = size.filter(|&size| size > 0) {
             reserve::preallocate(&temp.file, size)
                 .map_err(|source| CacheError::fill_io(key, "allocate", &temp.path, source))?;
         }
