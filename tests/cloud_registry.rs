@@ -192,7 +192,7 @@ fn two_machines_one_s3_registry() {
 // ---- a registry that stalls, fails once or goes away (through a proxy in front of S3) ----------
 
 /// An S3 registry reached through a [`Proxy`] the test controls.
-fn s3_env_behind_proxy(tag: &str) -> Option<(Env, crate::util::Proxy)> {
+pub(crate) fn s3_env_behind_proxy(tag: &str) -> Option<(Env, crate::util::Proxy)> {
     let mut env = s3_env(tag)?;
     let endpoint = env.vars[0].1.clone();
     let proxy = crate::util::Proxy::start(endpoint.trim_start_matches("http://"));
@@ -201,7 +201,7 @@ fn s3_env_behind_proxy(tag: &str) -> Option<(Env, crate::util::Proxy)> {
 }
 
 /// Runs `op` and returns how long it took and what it returned.
-fn timed<T>(op: impl FnOnce() -> T) -> (std::time::Duration, T) {
+pub(crate) fn timed<T>(op: impl FnOnce() -> T) -> (std::time::Duration, T) {
     let start = std::time::Instant::now();
     let out = op();
     (start.elapsed(), out)

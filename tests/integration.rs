@@ -19,6 +19,8 @@ mod references;
 mod trust;
 // Write-path defects: lying sizes, bad names, crafted objects, interrupted logs.
 mod hardening;
+// Read-path bounds: stalled registries, abandoned downloads, daemon shutdown mid-fill.
+mod hardening2;
 // Runs and lineage from the CLI: --run on log/get/mount, `artfs run`, `runs`, `lineage`.
 mod lineage;
 // Real FUSE mounts of temporary registries, through the built `artfs` binary.

@@ -105,6 +105,8 @@ struct Local {
     last: LedgerRecord,
     /// Whether a background flush is scheduled (see `BlobCache::start_flusher`).
     flusher: bool,
+    /// Bytes reserved by this process's fills in progress (see `reserve.rs`).
+    reserved: u64,
 }
 
 /// What [`Ledger::record`] tells its caller to do next.
@@ -175,9 +177,28 @@ impl Ledger {
         self.local.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Adds `change` to this process's pending deltas.
-    pub(super) fn record(&self, change: impl FnOnce(&mut Pending)) -> Recorded {
+    /// Reserves `bytes` for a fill if this process's estimate stays within `max_bytes` with
+    /// them, atomically with respect to its other reservations; otherwise returns the estimate.
+    pub(super) fn try_reserve(&self, bytes: u64, max_bytes: u64) -> Result<(), u64> {
         let mut local = self.local();
+        let before = estimate(&local);
+        if before.saturating_add(bytes) > max_bytes {
+            return Err(before);
+        }
+        local.reserved += bytes;
+        Ok(())
+    }
+
+    /// Bytes reserved by this process's fills in progress.
+    pub(super) fn reserved(&self) -> u64 {
+        self.local().reserved
+    }
+
+    /// Adds `change` to this process's pending deltas, ending a reservation of `released` bytes
+    /// at the same moment (a fill's entry replaces its reservation without a gap or overlap).
+    pub(super) fn record(&self, released: u64, change: impl FnOnce(&mut Pending)) -> Recorded {
+        let mut local = self.local();
+        local.reserved = local.reserved.saturating_sub(released);
         change(&mut local.pending);
         let start_flusher = !local.flusher && !local.pending.is_empty();
         local.flusher |= start_flusher;
@@ -277,4 +298,5 @@ fn estimate(local: &Local) -> u64 {
         .total_bytes()
         .saturating_add_signed(pending.bytes)
         .saturating_add_signed(pending.partial_bytes)
+        .saturating_add(local.reserved)
 }

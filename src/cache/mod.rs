@@ -43,6 +43,7 @@ mod layout;
 mod ledger;
 mod lock;
 pub mod partial;
+mod reserve;
 #[cfg(test)]
 mod tests;
 
@@ -66,6 +67,8 @@ use ledger::{Ledger, Pending};
 use lock::{KeyLock, TempBlob};
 pub use partial::PartialFile;
 use partial::signed;
+pub use reserve::ROOM_WAIT;
+use reserve::{Reservation, Room};
 
 /// Directory under the cache dir holding this on-disk format; bump it when the layout changes.
 pub const LAYOUT_VERSION: &str = "v1";
@@ -152,6 +155,17 @@ pub enum CacheError {
         #[source]
         source: serde_json::Error,
     },
+    #[error(
+        "{key}: {size} bytes do not fit in the cache, whose limit is {max_bytes} bytes; \
+         raise it with --cache-size"
+    )]
+    LargerThanCache { key: CacheKey, size: u64, max_bytes: u64 },
+    #[error(
+        "{key}: no room for {size} bytes in the cache after waiting {waited:?}: open files and \
+         downloads in progress hold {held} of its {max_bytes} bytes; retry once they are done, \
+         or raise the limit with --cache-size"
+    )]
+    NoRoom { key: CacheKey, size: u64, held: u64, max_bytes: u64, waited: Duration },
 }
 
 impl CacheError {
@@ -261,6 +275,7 @@ struct CacheInner {
     /// While every evictable entry is in use, eviction waits for the total to grow past this
     /// instead of rescanning on every fill.
     eviction_floor_bytes: AtomicU64,
+    room: Room,
 }
 
 impl Drop for CacheInner {
@@ -308,6 +323,16 @@ impl BlobCache {
 
     /// Like [`BlobCache::open`] with the layout given.
     pub fn open_as(dir: &Path, max_bytes: u64, layout: Layout) -> Result<Self, CacheError> {
+        Self::open_waiting(dir, max_bytes, layout, ROOM_WAIT)
+    }
+
+    /// Like [`BlobCache::open_as`], with fills waiting at most `room_wait` for room.
+    pub(crate) fn open_waiting(
+        dir: &Path,
+        max_bytes: u64,
+        layout: Layout,
+        room_wait: Duration,
+    ) -> Result<Self, CacheError> {
         let (entry_root, root) = layout.roots(dir);
         let obj_dir = entry_root.join("obj");
         let tmp_dir = root.join("tmp");
@@ -333,6 +358,7 @@ impl BlobCache {
                 ledger,
                 fill_gate: FillGate::default(),
                 eviction_floor_bytes: AtomicU64::new(0),
+                room: Room::new(room_wait),
             }),
         };
         cache.remove_leftovers();
@@ -425,11 +451,12 @@ impl BlobCache {
             other => self.replaced_len(key, size, other),
         };
         self.count_miss();
+        let reservation = size.map(|size| self.reserve(key, size)).transpose()?;
         let blob = self.fill(key, verify, size, fetch)?;
         // Waiters may proceed as soon as the entry is visible; accounting can follow.
         drop(key_lock);
         drop(gate_pass);
-        self.record_fill(blob.len, replacing, 0);
+        self.record_fill(blob.len, replacing, 0, reservation);
         Ok(blob)
     }
 
@@ -458,15 +485,18 @@ impl BlobCache {
         // Bytes that move from partial files to entries: the data file's, if it is renamed.
         let (adopted, mut moved) = if partial.is_named()? {
             match self.rename_partial(partial, verify) {
-                Ok(allocated) => (Ok(Adopted::Renamed), allocated),
+                Ok(allocated) => (Ok((Adopted::Renamed, None)), allocated),
                 Err(err) => (Err(err), 0),
             }
         } else {
             // Our data file lost its name (another holder published it and that entry has been
             // evicted since, or someone cleared the directory): its bytes are still good to copy.
-            let copied =
-                self.fill(key, verify, Some(partial.len()), |out| copy_partial(partial, out));
-            (copied.map(|_| Adopted::Copied), 0)
+            let copied = self.reserve(key, partial.len()).and_then(|reservation| {
+                let blob =
+                    self.fill(key, verify, Some(partial.len()), |out| copy_partial(partial, out))?;
+                Ok((blob, reservation))
+            });
+            (copied.map(|copy| (Adopted::Copied, Some(copy.1))), 0)
         };
         match &adopted {
             Ok(_) | Err(CacheError::DigestMismatch { .. } | CacheError::SizeMismatch { .. }) => {
@@ -478,10 +508,15 @@ impl BlobCache {
         drop(key_lock);
         drop(gate_pass);
         match adopted {
-            Ok(_) => self.record_fill(partial.len(), replacing, moved),
-            Err(_) => self.record_partial_bytes(-signed(moved)),
+            Ok((adopted, reservation)) => {
+                self.record_fill(partial.len(), replacing, moved, reservation);
+                Ok(adopted)
+            }
+            Err(err) => {
+                self.record_partial_bytes(-signed(moved));
+                Err(err)
+            }
         }
-        adopted
     }
 
     /// Current totals (estimates, see [`CacheStats`]) and hit/miss counts of all processes.
@@ -527,7 +562,23 @@ impl BlobCache {
     /// Adds a size change to this process's pending deltas (see `ledger.rs`), then merges them
     /// if enough piled up, or evicts if the estimate says the cache is over its limit.
     fn record(&self, change: impl FnOnce(&mut Pending)) {
-        let recorded = self.record_only(change);
+        self.record_releasing(None, change);
+    }
+
+    /// [`BlobCache::record`], ending `reservation` in the same step.
+    fn record_releasing(
+        &self,
+        reservation: Option<Reservation>,
+        change: impl FnOnce(&mut Pending),
+    ) {
+        let released = reservation.map_or(0, Reservation::into_released);
+        let recorded = self.inner.ledger.record(released, change);
+        if released > 0 {
+            self.inner.room.notify();
+        }
+        if recorded.start_flusher {
+            self.start_flusher();
+        }
         if recorded.flush_now {
             self.flush();
         } else {
@@ -536,7 +587,7 @@ impl BlobCache {
     }
 
     fn record_only(&self, change: impl FnOnce(&mut Pending)) -> ledger::Recorded {
-        let recorded = self.inner.ledger.record(change);
+        let recorded = self.inner.ledger.record(0, change);
         if recorded.start_flusher {
             self.start_flusher();
         }
@@ -682,6 +733,10 @@ impl BlobCache {
         let mut temp = TempBlob::create(&self.inner.tmp_dir, &stem).map_err(|source| {
             CacheError::fill_io(key, "create temp file in", &self.inner.tmp_dir, source)
         })?;
+        if let Some(size) = size.filter(|&size| size > 0) {
+            reserve::preallocate(&temp.file, size)
+                .map_err(|source| CacheError::fill_io(key, "allocate", &temp.path, source))?;
+        }
 
         let mut writer =
             FillWriter::new(BufWriter::with_capacity(FILL_BUFFER_BYTES, &temp.file), verify, size);
@@ -750,9 +805,15 @@ impl BlobCache {
     }
 
     /// Accounts a new entry of `len` bytes, replacing one of `replacing` bytes if any, made of
-    /// partial files that took `from_partial` bytes.
-    fn record_fill(&self, len: u64, replacing: Option<u64>, from_partial: u64) {
-        self.record(|pending| {
+    /// partial files that took `from_partial` bytes, in place of its `reservation`.
+    fn record_fill(
+        &self,
+        len: u64,
+        replacing: Option<u64>,
+        from_partial: u64,
+        reservation: Option<Reservation>,
+    ) {
+        self.record_releasing(reservation, |pending| {
             pending.bytes += signed(len) - signed(replacing.unwrap_or(0));
             pending.partial_bytes -= signed(from_partial);
             if replacing.is_none() {

@@ -2,7 +2,7 @@ use std::fs;
 use std::io::{Read as _, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, SystemTime};
@@ -924,4 +924,92 @@ fn the_sdk_temp_dir_is_never_cleaned_by_artfs() {
     drop(cache);
     BlobCache::open(dir.path(), DEFAULT_MAX_BYTES).unwrap().clear().unwrap();
     assert!(sdk_temp.exists());
+}
+
+/// Allocated bytes of the entries and fills in progress under the cache dir `dir`.
+fn bytes_on_disk(dir: &Path) -> u64 {
+    fn walk(path: &Path) -> u64 {
+        let Ok(entries) = fs::read_dir(path) else { return 0 };
+        entries
+            .flatten()
+            .map(|entry| match entry.metadata() {
+                Ok(meta) if meta.is_dir() => walk(&entry.path()),
+                Ok(meta) => partial::allocated_bytes(&meta),
+                Err(_) => 0,
+            })
+            .sum()
+    }
+    walk(&dir.join("v1/obj")) + walk(&dir.join("v1/tmp"))
+}
+
+#[test]
+fn fills_that_together_exceed_the_limit_take_turns() {
+    const LIMIT: u64 = 150 * 1024;
+    let (dir, cache) = open_cache(LIMIT);
+    let (peak, running, most_running) =
+        (AtomicU64::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+    thread::scope(|s| {
+        for seed in [1u8, 2] {
+            let (cache, dir) = (&cache, dir.path());
+            let (peak, running, most_running) = (&peak, &running, &most_running);
+            s.spawn(move || {
+                let content = vec![seed; 100 * 1024];
+                let key = md5_key(&content);
+                let size = Some(content.len() as u64);
+                let blob = cache
+                    .get_or_fill(&key, &key.default_verify(), size, |out| {
+                        most_running.fetch_max(
+                            running.fetch_add(1, Ordering::SeqCst) + 1,
+                            Ordering::SeqCst,
+                        );
+                        for piece in content.chunks(10 * 1024) {
+                            out.write_all(piece)?;
+                            out.flush()?;
+                            peak.fetch_max(bytes_on_disk(dir), Ordering::SeqCst);
+                            thread::sleep(Duration::from_millis(20));
+                        }
+                        running.fetch_sub(1, Ordering::SeqCst);
+                        Ok(())
+                    })
+                    .unwrap();
+                assert_eq!(read_blob(&blob), content);
+            });
+        }
+    });
+    assert_eq!(most_running.into_inner(), 1, "the two fills ran at once");
+    let peak = peak.into_inner();
+    assert!(peak <= LIMIT, "{peak} bytes on disk, over the limit of {LIMIT}");
+    assert!(bytes_on_disk(dir.path()) <= LIMIT);
+}
+
+#[test]
+fn a_fill_without_room_fails_saying_why_and_fetches_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let wait = Duration::from_millis(600);
+    let cache = BlobCache::open_waiting(dir.path(), 150 * 1024, Layout::Artfs, wait).unwrap();
+    let held_key = fill(&cache, &[7; 100 * 1024]);
+    let held = cache.get(&held_key).unwrap();
+    let content = [8; 100 * 1024];
+    let key = md5_key(&content);
+    let started = std::time::Instant::now();
+    let err = cache
+        .get_or_fill(&key, &key.default_verify(), Some(content.len() as u64), must_not_fetch)
+        .unwrap_err();
+    assert!(matches!(err, CacheError::NoRoom { .. }), "{err}");
+    assert!(started.elapsed() >= wait, "failed before waiting");
+    let message = err.to_string();
+    assert!(message.contains("open files") && message.contains("--cache-size"), "{message}");
+    // Once the reader is gone, the fill makes room and runs.
+    drop(held);
+    cache
+        .get_or_fill(&key, &key.default_verify(), Some(content.len() as u64), write_all(&content))
+        .unwrap();
+    assert!(!cache.entry_path(&held_key).exists());
+    // A single entry larger than the limit fails at once.
+    let huge = vec![9; 200 * 1024];
+    let key = md5_key(&huge);
+    let err = cache
+        .get_or_fill(&key, &key.default_verify(), Some(huge.len() as u64), must_not_fetch)
+        .unwrap_err();
+    assert!(matches!(err, CacheError::LargerThanCache { .. }), "{err}");
 }

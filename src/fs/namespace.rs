@@ -63,7 +63,15 @@ impl ArtifactFs {
                 let c = CollectionPath::new(entity, project, artifact)
                     .map_err(|_| FsError::NotFound)?;
                 let selector = Selector::parse(selector).map_err(|_| FsError::NotFound)?;
-                let mut state = self.collection_state(&c)?;
+                // A version read once is immutable: its lookup never waits on the registry.
+                let seen = match selector {
+                    Selector::Version(v) => self.seen_state(&c, v),
+                    Selector::Alias(_) => None,
+                };
+                let mut state = match seen {
+                    Some(state) => state,
+                    None => self.collection_state(&c)?,
+                };
                 let known = |state: &CollectionView| match &selector {
                     Selector::Version(v) => state.versions.contains_key(v),
                     Selector::Alias(a) => state.aliases.contains_key(a),
@@ -181,7 +189,12 @@ impl ArtifactFs {
 
     /// Whether `scope`'s listing has `name`, read again if it has not (see [`MISS_REREAD_AFTER`]).
     pub(super) fn listed(&self, scope: Scope, name: &str) -> Result<(), FsError> {
-        if self.listing(scope.clone())?.iter().any(|n| n == name) {
+        // A name listed once is looked up without asking again (a path to a cached file must
+        // not wait on the registry); `ls` shows the current listing.
+        let seen = lock(&self.inner.listings)
+            .get(&scope)
+            .is_some_and(|t| t.value.iter().any(|n| n == name));
+        if seen || self.listing(scope.clone())?.iter().any(|n| n == name) {
             return Ok(());
         }
         match self.listing_within(scope, MISS_REREAD_AFTER)?.iter().any(|n| n == name) {
@@ -227,6 +240,13 @@ impl ArtifactFs {
         let timed = Timed { value: names.clone(), at: Instant::now() };
         lock(&self.inner.listings).insert(scope, timed);
         Ok(names)
+    }
+
+    /// The collection's last read state, whatever its age, if it holds version `v`.
+    fn seen_state(&self, c: &CollectionPath, v: u32) -> Option<Arc<CollectionView>> {
+        let states = lock(&self.inner.states);
+        let t = states.get(c)?;
+        t.value.versions.contains_key(&v).then(|| t.value.clone())
     }
 
     /// A collection's versions and aliases, read again once older than the refresh interval.

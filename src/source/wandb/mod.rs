@@ -13,6 +13,8 @@
 //! matched the manifest's MD5 (the fetcher's whole-file path); large files arrive by parallel
 //! ranged GETs so that this costs network speed, not round trips.
 
+#[cfg(test)]
+mod answers_fuzz;
 mod artifact_refs;
 pub mod auth;
 pub mod client;
@@ -238,31 +240,7 @@ impl WandbSource {
                 "filters": "{\"state\":\"COMMITTED\"}",
             });
             let data = self.client.graphql("ProjectArtifacts", doc, vars).await?;
-            let artifacts = data.pointer("/project/artifactType/artifactCollection/artifacts");
-            let Some(artifacts) = artifacts.filter(|a| !a.is_null()) else { break };
-            for edge in artifacts["edges"].as_array().into_iter().flatten() {
-                let node = &edge["node"];
-                if node["state"].as_str() != Some("COMMITTED") {
-                    continue;
-                }
-                let version = edge["version"]
-                    .as_str()
-                    .and_then(parse_version)
-                    .or_else(|| node["versionIndex"].as_u64().and_then(|v| u32::try_from(v).ok()));
-                let Some(version) = version else { continue };
-                let info = version_info("ProjectArtifacts", version, node)?;
-                for alias in node["aliases"].as_array().into_iter().flatten() {
-                    let in_this =
-                        alias["artifactCollection"]["name"].as_str().is_none_or(|n| n == c.name);
-                    if let Some(a) =
-                        alias["alias"].as_str().filter(|a| in_this && parse_version(a).is_none())
-                    {
-                        view.aliases.insert(a.to_owned(), version);
-                    }
-                }
-                view.versions.insert(version, info);
-            }
-            match next_cursor(&artifacts["pageInfo"]) {
+            match add_versions_page(&mut view, &c.name, &data)? {
                 Some(next) => cursor = next,
                 None => break,
             }
@@ -417,6 +395,40 @@ impl WandbSource {
 fn parse_version(alias: &str) -> Option<u32> {
     let n = alias.strip_prefix('v')?;
     (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| n.parse().ok()).flatten()
+}
+
+/// Adds the committed versions and aliases of one `ProjectArtifacts` answer (`data`) of
+/// collection `name` to `view`; returns the next page's cursor. Answers are the server's to
+/// shape, so anything missing or mistyped is skipped (an artifact without id is an error).
+fn add_versions_page(
+    view: &mut CollectionView,
+    name: &str,
+    data: &Value,
+) -> Result<Option<Value>, WandbError> {
+    let artifacts = data.pointer("/project/artifactType/artifactCollection/artifacts");
+    let Some(artifacts) = artifacts.filter(|a| !a.is_null()) else { return Ok(None) };
+    for edge in artifacts["edges"].as_array().into_iter().flatten() {
+        let node = &edge["node"];
+        if node["state"].as_str() != Some("COMMITTED") {
+            continue;
+        }
+        let version = edge["version"]
+            .as_str()
+            .and_then(parse_version)
+            .or_else(|| node["versionIndex"].as_u64().and_then(|v| u32::try_from(v).ok()));
+        let Some(version) = version else { continue };
+        let info = version_info("ProjectArtifacts", version, node)?;
+        for alias in node["aliases"].as_array().into_iter().flatten() {
+            let in_this = alias["artifactCollection"]["name"].as_str().is_none_or(|n| n == name);
+            if let Some(a) =
+                alias["alias"].as_str().filter(|a| in_this && parse_version(a).is_none())
+            {
+                view.aliases.insert(a.to_owned(), version);
+            }
+        }
+        view.versions.insert(version, info);
+    }
+    Ok(next_cursor(&artifacts["pageInfo"]))
 }
 
 /// The next page's cursor, `None` on the last page.
