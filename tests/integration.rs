@@ -45,3 +45,5 @@ mod parity_runs;
 mod parity_orgs;
 // W&B parity through `artfs serve`: `latest` as a plain alias, artifact files and their URLs.
 mod parity_files;
+// The web UI in headless Chromium: SDK URLs, files, previews, downloads, diff, search, safety.
+mod webui;
