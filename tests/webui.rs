@@ -257,6 +257,34 @@ fn files_previews_downloads_diff_search_and_snippets() {
     assert_eq!(a.header("content-type").as_deref(), Some("application/octet-stream"));
     assert!(a.header("content-disposition").unwrap_or_default().starts_with("attachment"));
 
+    // A folder, and the whole version, as tar archives that tar(1) reads back.
+    let tar = |path: &str, name: &str| {
+        let file = ui.env.path(name);
+        let a = get(
+            &format!("{}{path}", ui.server.url()),
+            Some(&ui.key),
+            &["-o", file.to_str().unwrap()],
+        );
+        assert_eq!(a.status, 200, "{path}");
+        let want = format!("attachment; filename=\"{name}\"; filename*=UTF-8''{name}");
+        assert_eq!(a.header("content-disposition"), Some(want));
+        let out = ui.env.path(&format!("{name}.d"));
+        std::fs::create_dir_all(&out).unwrap();
+        let ok = Command::new("tar").arg("-xf").arg(&file).arg("-C").arg(&out).status().unwrap();
+        assert!(ok.success(), "tar reads {name}");
+        out
+    };
+    let data = tar(&format!("{v0}/archive/data"), "model-v0-data.tar");
+    let csv = std::fs::read(data.join("model-v0/table.csv")).unwrap();
+    assert_eq!(csv, b"city,count\nParis,\"1,200\"\nLyon,300\n");
+    assert_eq!(crate::util::list_files(&data.join("model-v0")).len(), 3);
+    let all = tar(&format!("{v0}/archive"), "model-v0.tar");
+    let files = crate::util::list_files(&all.join("model-v0"));
+    assert_eq!(files.len(), 10, "{files:?}");
+    let long = format!("long/{}.txt", "n".repeat(150));
+    assert_eq!(std::fs::read(all.join("model-v0").join(&long)).unwrap(), b"long\n");
+    assert!(page.contains(&format!("{v0}/archive")), "the version page offers the archive");
+
     // v1 against v0 (its previous): one added, one removed, one changed.
     let diff = ui.open("/ui/a/acme/bikes/model/v1/diff");
     for want in ["1 added", "1 removed", "1 changed", "v0 → v1", "extra/new.txt", "README.md"] {

@@ -22,6 +22,7 @@ files = {
     "page.html": ("<html><body>" + EVIL + "</body></html>").encode(),
     "notes/" + EVIL.replace("/", "_") + ".txt": EVIL.encode(),
     "deep/a/b/c.txt": b"deep\n",
+    "long/" + "n" * 150 + ".txt": b"long\n",
 }
 root = path("model")
 for rel, data in files.items():

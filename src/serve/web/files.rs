@@ -113,13 +113,18 @@ pub fn listing(o: &Opened, dir: &str, page_no: usize) -> Option<String> {
         all.iter().skip(first).take(PAGE_ENTRIES).map(|c| row(o, dir, c)).collect();
     let shown = format!("entries {}–{} of {}", first + 1, first + rows.len(), all.len());
     let here = format!("{}/files/{}", o.href, path_href(dir));
-    let mut pager = format!("<p class=\"pager\">{}", esc(&shown));
+    let mut pager = format!("<p class=\"pager\"><span>{}</span> ", esc(&shown));
     if page_no > 1 {
         pager.push_str(&link(&format!("{here}?page={}", page_no - 1), "previous page"));
     }
     if page_no < pages {
         pager.push_str(&link(&format!("{here}?page={}", page_no + 1), "next page"));
     }
+    let archive = match dir.trim_end_matches('/') {
+        "" => format!("{}/archive", o.href),
+        d => format!("{}/archive/{}", o.href, path_href(d)),
+    };
+    pager.push_str(&link(&archive, "download this folder (.tar)"));
     pager.push_str("</p>");
     let head = ["name", "size", "digest", "reference", ""];
     Some(format!("{pager}{}", table(&head, &rows)))

@@ -68,7 +68,7 @@ table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;pad
 th{{background:#f4f4f4}} code,pre{{font-size:.9em}} pre{{background:#f8f8f8;padding:.5em;overflow:auto}}
 .lineage-box{{overflow:auto;border:1px solid #ddd;padding:.5em}}
 .snippet pre{{margin:.2em 0}} .added{{color:#176f2c}} .removed{{color:#a31515}} .changed{{color:#8a5a00}}
-.preview img{{max-width:100%;max-height:40em}} .pager a{{margin-right:1em}} .error{{color:#a31515}}
+.preview img{{max-width:100%;max-height:40em}} .pager a,.pager span{{margin-right:1em}} .error{{color:#a31515}}
 </style></head>
 <body><nav>{}</nav><h1>{}</h1>
 {body}

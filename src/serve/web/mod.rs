@@ -11,6 +11,7 @@
 //! `WWW-Authenticate: Basic`, so browsers prompt). A key shows only its entities; other
 //! entities' pages are `404`, as in the API.
 
+mod archive;
 mod diff;
 mod download;
 mod entry;
@@ -51,6 +52,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/a/{entity}/{project}/{name}/{version}/files/{*path}", get(files::browse))
         .route("/a/{entity}/{project}/{name}/{version}/raw/{*path}", get(download::raw))
         .route("/a/{entity}/{project}/{name}/{version}/diff", get(diff::diff))
+        .route("/a/{entity}/{project}/{name}/{version}/archive", get(archive::whole))
+        .route("/a/{entity}/{project}/{name}/{version}/archive/{*dir}", get(archive::folder))
         .route("/a/{entity}", get(projects))
         .route("/a/{entity}/{project}", get(artifacts))
         .route("/a/{entity}/{project}/{name}", get(versions))
