@@ -158,7 +158,7 @@ pub(crate) fn hrefs(dom: &str) -> Vec<String> {
 }
 
 /// `attr="…"` values of the elements of `class` in a page.
-fn attr_of_class(dom: &str, class: &str, attr: &str) -> Vec<String> {
+pub(crate) fn attr_of_class(dom: &str, class: &str, attr: &str) -> Vec<String> {
     dom.split(&format!("class=\"{class}"))
         .skip(1)
         .filter_map(|s| {

@@ -6,7 +6,7 @@
 use std::process::Command;
 
 use crate::serve::{Server, create_key, run_flow};
-use crate::serve_lineage::{browse, chromium, hrefs};
+use crate::serve_lineage::{attr_of_class, browse, chromium, hrefs};
 use crate::util::Env;
 
 /// An HTTP answer as curl saw it.
@@ -219,6 +219,18 @@ fn files_previews_downloads_diff_search_and_snippets() {
         assert!(page.contains(want), "snippet {want:?}: {page}");
     }
     ui.shot("version", v0);
+    // The graph: every edge drawn left to right (C used v1, which is further from v0 than C),
+    // every node a link that opens a new tab.
+    let edges = attr_of_class(&page, "edge ", "d");
+    assert_eq!(edges.len(), 5, "{edges:?}");
+    for d in &edges {
+        let x = |point: &str| point.split(',').next().unwrap().parse::<i32>().unwrap();
+        let (from, to) =
+            (d.trim_start_matches('M').split(' ').next().unwrap(), d.rsplit(' ').next().unwrap());
+        assert!(x(from) < x(to), "an edge pointing left: {d}");
+    }
+    let links = page.matches(r#"target="_blank" rel="noopener""#).count();
+    assert_eq!(links, 5, "node links open a new tab: {page}");
 
     let data = ui.open(&format!("{v0}/files/data/"));
     for f in ["table.csv", "table.tsv", "config.json"] {

@@ -1,7 +1,7 @@
 """Logs what the web UI test browses: run R (train) logs `model` (folders, text, Markdown,
 JSON, CSV, TSV, a PNG, SVG and HTML, and names, a description, metadata and contents that try
 to inject markup), then run S (eval) uses it and logs v1 with one file changed, one removed
-and one added. Prints the URLs the SDK itself shows for the runs, the project and the artifact."""
+and one added; run C (compare) uses both. Prints the URLs the SDK itself shows for the runs, the project and the artifact."""
 import base64
 import os
 import wandb
@@ -49,4 +49,8 @@ with wandb.init(entity=ENTITY, project=PROJECT, job_type="eval", name="bikes-eva
     run.log_artifact(art)
     art.wait()
     urls["eval_id"] = run.id
+# A run that uses both: drawn from v0, it sits one step from v0 but right of v1.
+with wandb.init(entity=ENTITY, project=PROJECT, job_type="compare", name="bikes-compare") as run:
+    run.use_artifact("model:v0")
+    run.use_artifact("model:v1")
 done(urls)

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 
 use super::download::{content_disposition, verified};
-use super::files::{VersionPath, open};
+use super::files::{EntryPath, VersionPath, open_at};
 use super::{PageResult, Viewer, not_found};
 use crate::manifest::Entry;
 use crate::serve::Shared;
@@ -84,9 +84,9 @@ pub async fn whole(
 pub async fn folder(
     State(s): State<Arc<Shared>>,
     Viewer(access): Viewer,
-    Path((e, p, n, v, dir)): Path<(String, String, String, String, String)>,
+    Path(at): Path<EntryPath>,
 ) -> PageResult {
-    let o = open(&s, &access, &(e, p, n, v)).await?;
+    let (o, dir) = open_at(&s, &access, at).await?;
     let dir = match dir.trim_end_matches('/') {
         "" => String::new(),
         d => format!("{d}/"),

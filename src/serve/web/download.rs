@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::files::{open, source_error};
+use super::files::{EntryPath, open_at, source_error};
 use super::preview::image_type;
 use super::{PageResult, Viewer, not_found};
 use crate::cache::{DigestState, Verify};
@@ -26,10 +26,10 @@ use crate::source::{BlobSource, BlobStream};
 pub async fn raw(
     State(s): State<Arc<Shared>>,
     Viewer(access): Viewer,
-    Path((e, p, n, v, path)): Path<(String, String, String, String, String)>,
+    Path(at): Path<EntryPath>,
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
-    let o = open(&s, &access, &(e, p, n, v)).await?;
+    let (o, path) = open_at(&s, &access, at).await?;
     let entry = o.manifest.contents.get(&path).ok_or_else(not_found)?;
     if entry.is_reference() {
         return Err(ServeError::NotFound("a reference: read it from its URI".into()).into());

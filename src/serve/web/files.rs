@@ -24,6 +24,18 @@ pub const PAGE_ENTRIES: usize = 200;
 /// `{entity}/{project}/{name}/{version}` of a route.
 pub type VersionPath = (String, String, String, String);
 
+/// `{entity}/{project}/{name}/{version}/{*path}` of a route: a path inside a version.
+pub type EntryPath = (String, String, String, String, String);
+
+/// [`open`] for a route that also names a path inside the version; that path.
+pub async fn open_at(
+    s: &Shared,
+    access: &Access,
+    (e, p, n, v, path): EntryPath,
+) -> Result<(Opened, String), ServeError> {
+    Ok((open(s, access, &(e, p, n, v)).await?, path))
+}
+
 /// A version opened for its files.
 pub struct Opened {
     pub version: ResolvedVersion,
@@ -203,10 +215,10 @@ pub async fn root(
 pub async fn browse(
     State(s): State<Arc<Shared>>,
     Viewer(access): Viewer,
-    Path((e, p, n, v, path)): Path<(String, String, String, String, String)>,
+    Path(at): Path<EntryPath>,
     Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
-    let o = open(&s, &access, &(e, p, n, v)).await?;
+    let (o, path) = open_at(&s, &access, at).await?;
     let (crumbs, title) = crumbs(&o, &path);
     if let Some(entry) = o.manifest.contents.get(&path) {
         let body = file_page(&o, &path, entry).await?;
