@@ -68,11 +68,37 @@ fn label(n: &Node) -> (String, String) {
     }
 }
 
-/// Draws `g`; `link` gives the address a node's box links to (none offline).
+/// The column of each node, so that every edge points right: from the walk's distances, a
+/// node moves right of every node with an edge into it (a version reached first as used by a run
+/// may be logged by another run further right). A cycle (a run that used what it logged) stops
+/// moving after as many rounds as there are nodes.
+fn columns_of(g: &Graph) -> BTreeMap<&str, i32> {
+    let mut col: BTreeMap<&str, i32> =
+        g.nodes.iter().map(|n| (n.id(), *g.depth.get(n.id()).unwrap_or(&0))).collect();
+    for _ in 0..g.nodes.len() {
+        let mut moved = false;
+        for e in &g.edges {
+            let (Some(&a), Some(&b)) = (col.get(e.from.as_str()), col.get(e.to.as_str())) else {
+                continue;
+            };
+            if b <= a {
+                col.insert(e.to.as_str(), a + 1);
+                moved = true;
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    col
+}
+
+/// Draws `g`; `link` gives the address a node's box links to (none offline), opened in a new tab.
 pub fn render(g: &Graph, link: &dyn Fn(&Node) -> Option<String>) -> String {
+    let col = columns_of(g);
     let mut columns: BTreeMap<i32, Vec<&Node>> = BTreeMap::new();
     for n in &g.nodes {
-        columns.entry(*g.depth.get(n.id()).unwrap_or(&0)).or_default().push(n);
+        columns.entry(*col.get(n.id()).unwrap_or(&0)).or_default().push(n);
     }
     let min_col = columns.keys().next().copied().unwrap_or(0);
     let rows = columns.values().map(Vec::len).max().unwrap_or(1) as i32;
@@ -141,7 +167,8 @@ pub fn render(g: &Graph, link: &dyn Fn(&Node) -> Option<String>) -> String {
             xml_escape(&cut(&sub)),
         );
         if let Some(href) = link(n) {
-            body = format!(r#"<a href="{}">{body}</a>"#, xml_escape(&href));
+            let href = xml_escape(&href);
+            body = format!(r#"<a href="{href}" target="_blank" rel="noopener">{body}</a>"#);
         }
         out.push_str(&body);
         out.push('\n');
@@ -192,7 +219,7 @@ mod tests {
         assert!(svg.contains(r#"class="node run" data-id="run:e/p/a""#), "{svg}");
         assert!(svg.contains(r#"class="edge logged" data-from="run:e/p/a" data-to="e/p/raw:v0""#));
         assert!(svg.contains("&lt;b&gt;") && !svg.contains("<b>"));
-        assert!(svg.contains(r#"<a href="/x?run:e/p/a">"#));
+        assert!(svg.contains(r#"<a href="/x?run:e/p/a" target="_blank" rel="noopener">"#));
         // The run is upstream: drawn left of the version.
         let x_of = |id: &str| {
             let at = svg.find(&format!(r#"data-id="{id}""#)).unwrap();
@@ -201,5 +228,56 @@ mod tests {
             x.split('"').next().unwrap().parse::<i32>().unwrap()
         };
         assert!(x_of("run:e/p/a") < x_of("e/p/raw:v0"));
+    }
+
+    fn version(id: &str) -> Node {
+        let (name, v) = id.split_once(':').unwrap();
+        Node::Version(VersionNode {
+            id: id.into(),
+            name: name.into(),
+            version: v.into(),
+            artifact_type: "model".into(),
+            digest: None,
+            aliases: vec![],
+            size: None,
+            deleted: false,
+        })
+    }
+
+    fn run(id: &str) -> Node {
+        Node::Run(RunNode {
+            id: format!("run:e/p/{id}"),
+            entity: "e".into(),
+            project: "p".into(),
+            run: id.into(),
+            display_name: None,
+            job_type: None,
+            group: None,
+            state: "finished",
+        })
+    }
+
+    /// From v0: B used it and logged v1, C used v0 and v1. The walk puts C one step from v0
+    /// and v1 two: drawn by those distances the edge v1 → C would point left.
+    #[test]
+    fn every_edge_points_right() {
+        let edge = |from: &str, to: &str, kind| Edge { from: from.into(), to: to.into(), kind };
+        let g = Graph {
+            root: "e/p/m:v0".into(),
+            nodes: vec![version("e/p/m:v0"), run("B"), run("C"), version("e/p/m:v1")],
+            edges: vec![
+                edge("e/p/m:v0", "run:e/p/B", EdgeKind::Used),
+                edge("run:e/p/B", "e/p/m:v1", EdgeKind::Logged),
+                edge("e/p/m:v0", "run:e/p/C", EdgeKind::Used),
+                edge("e/p/m:v1", "run:e/p/C", EdgeKind::Used),
+            ],
+            depth: [("e/p/m:v0", 0), ("run:e/p/B", 1), ("run:e/p/C", 1), ("e/p/m:v1", 2)]
+                .map(|(k, v)| (k.to_owned(), v))
+                .into(),
+        };
+        let col = columns_of(&g);
+        for e in &g.edges {
+            assert!(col[e.from.as_str()] < col[e.to.as_str()], "{} -> {}: {col:?}", e.from, e.to);
+        }
     }
 }

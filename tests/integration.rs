@@ -51,3 +51,5 @@ mod parity_files;
 mod parity_registry;
 // `ARTFS_ERROR_FORMAT=json`: the kind of a failure, as the Python package reads it.
 mod error_format;
+// The web UI in headless Chromium: SDK URLs, files, previews, downloads, diff, search, safety.
+mod webui;

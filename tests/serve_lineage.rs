@@ -129,7 +129,7 @@ fn five_sdk_writers_upsert_and_one_finish_makes_one_version() {
 
 /// Chromium from Debian's packages, headless; `None` (the test says so and skips) when it is
 /// not installed (`.ci/run` installs it, so CI always runs the test).
-fn chromium() -> Option<String> {
+pub(crate) fn chromium() -> Option<String> {
     ["chromium", "chromium-browser"].iter().find_map(|c| {
         let ok = std::process::Command::new(c).arg("--version").output().ok()?.status.success();
         ok.then(|| c.to_string())
@@ -137,7 +137,7 @@ fn chromium() -> Option<String> {
 }
 
 /// Runs headless Chromium on `url` with `args` (`--dump-dom`, `--screenshot=…`); returns stdout.
-fn browse(env: &Env, browser: &str, args: &[&str], url: &str) -> String {
+pub(crate) fn browse(env: &Env, browser: &str, args: &[&str], url: &str) -> String {
     let profile = env.path(&format!("chromium-{}", fastrand::u32(..)));
     let out = std::process::Command::new(browser)
         .args(["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"])
@@ -153,12 +153,12 @@ fn browse(env: &Env, browser: &str, args: &[&str], url: &str) -> String {
 }
 
 /// The `href`s of the `<a>` elements of a page, in order.
-fn hrefs(dom: &str) -> Vec<String> {
+pub(crate) fn hrefs(dom: &str) -> Vec<String> {
     dom.split("href=\"").skip(1).filter_map(|s| s.split('"').next()).map(str::to_owned).collect()
 }
 
 /// `attr="…"` values of the elements of `class` in a page.
-fn attr_of_class(dom: &str, class: &str, attr: &str) -> Vec<String> {
+pub(crate) fn attr_of_class(dom: &str, class: &str, attr: &str) -> Vec<String> {
     dom.split(&format!("class=\"{class}"))
         .skip(1)
         .filter_map(|s| {

@@ -128,7 +128,7 @@ pub enum Verify {
 }
 
 /// Running hash of the bytes written so far, with the digest it must end up matching.
-pub(super) enum DigestState {
+pub(crate) enum DigestState {
     Md5 { expected: [u8; 16], hasher: Md5 },
     // Boxed: the XXH3 streaming state is ~600 bytes, far larger than the other variants.
     Xxh128 { expected: [u8; 16], hasher: Box<Xxh3> },
@@ -136,7 +136,7 @@ pub(super) enum DigestState {
 }
 
 impl DigestState {
-    pub(super) fn new(verify: &Verify) -> Self {
+    pub(crate) fn new(verify: &Verify) -> Self {
         match *verify {
             Verify::Md5(expected) => Self::Md5 { expected, hasher: Md5::new() },
             Verify::Xxh128(expected) => Self::Xxh128 { expected, hasher: Box::new(Xxh3::new()) },
@@ -144,7 +144,7 @@ impl DigestState {
         }
     }
 
-    pub(super) fn update(&mut self, bytes: &[u8]) {
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
         match self {
             Self::Md5 { hasher, .. } => hasher.update(bytes),
             Self::Xxh128 { hasher, .. } => hasher.update(bytes),
@@ -153,7 +153,7 @@ impl DigestState {
     }
 
     /// On mismatch returns (expected, actual) as W&B-style base64.
-    pub(super) fn finish(self) -> Result<(), (String, String)> {
+    pub(crate) fn finish(self) -> Result<(), (String, String)> {
         let (expected, actual): ([u8; 16], [u8; 16]) = match self {
             Self::Md5 { expected, hasher } => (expected, hasher.finalize().into()),
             Self::Xxh128 { expected, hasher } => (expected, hasher.digest128().to_be_bytes()),

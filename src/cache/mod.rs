@@ -59,8 +59,9 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, warn};
 
+pub(crate) use key::DigestState;
+use key::Digester;
 pub use key::{CacheKey, Verify};
-use key::{DigestState, Digester};
 use layout::Seals;
 pub use layout::{Layout, sdk_cache_dir};
 use ledger::{Ledger, Pending};

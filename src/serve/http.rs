@@ -64,7 +64,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/artifactsV2/{region}/{entity}/{project}/{collection}/{*rest}", get(artifacts_v2))
         .route("/artifacts/{entity}/{hex}", get(artifacts_v1))
         .nest_service("/ui", super::web::router(state.shared.clone()))
-        .fallback(|| async { ServeError::NoEndpoint })
+        .fallback(super::web::fallback)
+        .layer(axum::middleware::map_response(super::web::security_headers))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)

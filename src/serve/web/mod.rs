@@ -1,13 +1,26 @@
 //! The web UI of `artfs serve`: server-rendered HTML under `/ui/`, no JavaScript, no build step.
 //! entities → projects → artifacts → versions (aliases, digest, size, metadata, description,
-//! files, who logged and used it, its lineage drawn by `crate::svg`) and runs.
+//! files, who logged and used it, its lineage drawn by `crate::svg`) and runs; W&B's own URL
+//! shapes redirect here (`entry`), a version's files are browsed, previewed and downloaded
+//! (`files`), two versions compared (`diff`), everything the key sees searched (`search`).
+//! Every page is an error page too: what goes wrong is answered as HTML with the status
+//! `ServeError` decides (`PageError`), and every response carries `SECURITY_HEADERS`.
 //!
 //! Access control is the API's: every page needs an API key, sent by the browser as HTTP Basic
 //! credentials (any user name, the key as password; a request without them gets `401` with
 //! `WWW-Authenticate: Basic`, so browsers prompt). A key shows only its entities; other
 //! entities' pages are `404`, as in the API.
 
+mod archive;
+mod diff;
+mod download;
+mod entry;
+mod files;
 mod html;
+mod preview;
+mod runs;
+mod search;
+mod snippet;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,35 +32,77 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use self::html::{artifact_href, esc, link, list, page, run_href, table};
+use self::html::{artifact_href, esc, link, list, page, run_href, table, when};
 use super::auth::{Access, caller};
+use super::error::Kind;
 use super::{ServeError, Shared};
 use crate::names::{CollectionPath, Selector, parse_version};
 use crate::registry::Registry;
 use crate::registry::lineage::{Direction, Node, VersionKey};
 use crate::registry::runs::RunPath;
 
+pub use self::entry::{fallback, security_headers};
+
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route("/", get(entities))
+        .route("/", get(entry::home))
+        .route("/a", get(entities))
+        .route("/search", get(search::search))
+        .route("/a/{entity}/{project}/{name}/{version}/files", get(files::root))
+        .route("/a/{entity}/{project}/{name}/{version}/files/{*path}", get(files::browse))
+        .route("/a/{entity}/{project}/{name}/{version}/raw/{*path}", get(download::raw))
+        .route("/a/{entity}/{project}/{name}/{version}/diff", get(diff::diff))
+        .route("/a/{entity}/{project}/{name}/{version}/archive", get(archive::whole))
+        .route("/a/{entity}/{project}/{name}/{version}/archive/{*dir}", get(archive::folder))
         .route("/a/{entity}", get(projects))
         .route("/a/{entity}/{project}", get(artifacts))
         .route("/a/{entity}/{project}/{name}", get(versions))
         .route("/a/{entity}/{project}/{name}/{version}", get(version))
         .route("/a/{entity}/{project}/{name}/{version}/lineage.svg", get(lineage_svg))
-        .route("/r/{entity}/{project}/{run}", get(run))
+        .route("/r/{entity}/{project}/{run}", get(runs::run))
+        .fallback(entry::not_found_page)
         .with_state(shared)
 }
 
-/// What a page handler returns: HTML, or the error to answer with.
-type PageResult = Result<Response, ServeError>;
+/// What a page handler returns: HTML, or the error to answer with (as an HTML page).
+type PageResult = Result<Response, PageError>;
+
+/// An error answered as a page: the status (and `WWW-Authenticate`) `ServeError` decides, the
+/// words as HTML. What the server itself cannot do is logged there and told in general terms.
+#[derive(Debug)]
+pub struct PageError(ServeError);
+
+impl From<ServeError> for PageError {
+    fn from(e: ServeError) -> PageError {
+        PageError(e)
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let kind = self.0.kind();
+        let (title, text) = match kind {
+            Kind::NotFound => ("Not found", self.0.to_string()),
+            Kind::Unauthenticated => ("Sign in", self.0.to_string()),
+            k if k.is_expected() => ("Refused", self.0.to_string()),
+            _ => ("Unavailable", "the registry cannot be read right now; retry".to_owned()),
+        };
+        let (mut parts, _) = self.0.into_response().into_parts();
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(header::CONTENT_TYPE, HTML_TYPE);
+        let body = page(title, &[], &format!("<p class=\"error\">{}</p>", esc(&text)));
+        Response::from_parts(parts, body.into())
+    }
+}
+
+const HTML_TYPE: header::HeaderValue = header::HeaderValue::from_static("text/html; charset=utf-8");
 
 fn not_found() -> ServeError {
     ServeError::NotFound("not found".into())
 }
 
 fn html(body: String) -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response()
+    ([(header::CONTENT_TYPE, HTML_TYPE)], body).into_response()
 }
 
 /// The caller of a page: extracting it answers `401` (or `503`) when there is no valid key;
@@ -55,14 +110,11 @@ fn html(body: String) -> Response {
 struct Viewer(Access);
 
 impl FromRequestParts<Arc<Shared>> for Viewer {
-    type Rejection = ServeError;
+    type Rejection = PageError;
 
-    async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Self, ServeError> {
-        caller(s, &parts.headers)
-            .await
-            .map_err(ServeError::page)?
-            .map(Viewer)
-            .ok_or(ServeError::SignIn)
+    async fn from_request_parts(parts: &mut Parts, s: &Arc<Shared>) -> Result<Self, PageError> {
+        let access = caller(s, &parts.headers).await.map_err(ServeError::page)?;
+        Ok(access.map(Viewer).ok_or(ServeError::SignIn)?)
     }
 }
 
@@ -121,11 +173,13 @@ async fn artifacts(
             ]
         })
         .collect();
+    let (runs, run_count) = runs::table_of(&s, &entity, &project).await?;
+    if rows.is_empty() && run_count == 0 {
+        return Err(not_found().into());
+    }
     let mut body = table(&["artifact", "type", "versions", "latest"], &rows);
-    let runs = s.registry.runs(&entity, &project).await.map_err(ServeError::page)?;
     body.push_str("<h2>Runs</h2>");
-    let runs: Vec<String> = runs.iter().map(|r| link(&run_href(&entity, &project, r), r)).collect();
-    body.push_str(&list(&runs));
+    body.push_str(&runs);
     let crumbs = [
         (artifact_href(&[&entity]), entity.clone()),
         (artifact_href(&[&entity, &project]), project.clone()),
@@ -165,7 +219,7 @@ async fn versions(
                 esc(&state.aliases_of(v.version).join(", ")),
                 format!("<code>{}</code>", esc(&v.digest)),
                 indicatif::HumanBytes(v.size).to_string(),
-                esc(&v.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+                when(&v.created_at),
             ]
         })
         .collect();
@@ -257,31 +311,19 @@ async fn version(
     body.push_str("<h2>Lineage</h2><div class=\"lineage-box\">");
     body.push_str(&lineage_drawing(&s.registry, &access, &key, depth_of(&q)).await?);
     body.push_str("</div>");
-    if let Some(r) = record {
-        let resolved = crate::registry::ResolvedVersion {
-            collection: c.clone(),
-            artifact_type: state.artifact_type.clone().unwrap_or_default(),
-            record: r.clone(),
-            aliases: state.aliases_of(number),
-            default_ttl_seconds: state.default_ttl_seconds,
-        };
-        let manifest = s.registry.manifest(&resolved).await.map_err(ServeError::page)?;
-        let rows: Vec<Vec<String>> = manifest
-            .contents
-            .iter()
-            .map(|(p, e)| {
-                vec![
-                    esc(p),
-                    e.size
-                        .map(|n| indicatif::HumanBytes(n).to_string())
-                        .unwrap_or_else(|| "?".into()),
-                    format!("<code>{}</code>", esc(&crate::refs::redact(&e.digest))),
-                    esc(&e.reference.as_deref().map(crate::refs::redact).unwrap_or_default()),
-                ]
-            })
-            .collect();
+    if record.is_some() {
+        let here = artifact_href(&[&entity, &project, &name, &vn]);
+        let o =
+            files::open(&s, &access, &(entity.clone(), project.clone(), name.clone(), vn.clone()))
+                .await?;
         body.push_str("<h2>Files</h2>");
-        body.push_str(&table(&["path", "size", "digest", "reference"], &rows));
+        body.push_str(&files::listing(&o, "", 1).unwrap_or_else(|| "<p>(no files)</p>".into()));
+        body.push_str(&format!(
+            "<p>{} · {}</p><h2>Use it</h2>",
+            link(&format!("{here}/files"), "browse the files"),
+            link(&format!("{here}/diff"), "compare with the previous version"),
+        ));
+        body.push_str(&snippet::usage(&s.public_url, &c, number));
     }
     let crumbs = [
         (artifact_href(&[&entity]), entity.clone()),
@@ -303,7 +345,7 @@ fn details(
         vec!["aliases".into(), esc(&state.aliases_of(number).join(", "))],
         vec!["digest".into(), format!("<code>{}</code>", esc(&r.digest))],
         vec!["size".into(), format!("{} in {} files", indicatif::HumanBytes(r.size), r.file_count)],
-        vec!["created".into(), esc(&r.created_at.to_rfc3339())],
+        vec!["created".into(), when(&r.created_at)],
         vec!["description".into(), esc(r.description.as_deref().unwrap_or(""))],
         vec![
             "metadata".into(),
@@ -328,49 +370,4 @@ async fn lineage_svg(
     let key = VersionKey { collection: c, version: number };
     let svg = lineage_drawing(&s.registry, &access, &key, depth_of(&q)).await?;
     Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
-}
-
-async fn run(
-    State(s): State<Arc<Shared>>,
-    Viewer(access): Viewer,
-    Path((entity, project, name)): Path<(String, String, String)>,
-) -> PageResult {
-    readable(&access, &entity)?;
-    let path = RunPath::new(&entity, &project, &name).map_err(|_| not_found())?;
-    let state = s.registry.run_state(&path).await.map_err(ServeError::page)?;
-    let edges = s.registry.run_edges(&path).await.map_err(ServeError::page)?;
-    if state.seq == 0 && edges == Default::default() {
-        return Err(not_found());
-    }
-    let f = &state.fields;
-    let opt = |o: &Option<String>| esc(o.as_deref().unwrap_or(""));
-    let rows = vec![
-        vec!["name".into(), opt(&f.display_name)],
-        vec!["job type".into(), opt(&f.job_type)],
-        vec!["group".into(), opt(&f.group)],
-        vec!["state".into(), (if state.finished { "finished" } else { "running" }).into()],
-        vec!["host".into(), opt(&f.host)],
-        vec!["created".into(), esc(&state.created_at.map(|t| t.to_rfc3339()).unwrap_or_default())],
-    ];
-    let versions = |vs: &[VersionKey]| -> Vec<String> {
-        vs.iter()
-            .filter(|v| access.can_read(&v.collection.entity))
-            .map(|v| {
-                let c = &v.collection;
-                let vn = format!("v{}", v.version);
-                link(&artifact_href(&[&c.entity, &c.project, &c.name, &vn]), &v.to_string())
-            })
-            .collect()
-    };
-    let body = format!(
-        "{}<h2>Logged</h2>{}<h2>Used</h2>{}",
-        table(&["", ""], &rows),
-        list(&versions(&edges.logged)),
-        list(&versions(&edges.used))
-    );
-    let crumbs = [
-        (artifact_href(&[&entity]), entity.clone()),
-        (artifact_href(&[&entity, &project]), project.clone()),
-    ];
-    Ok(html(page(&format!("run {entity}/{project}/{name}"), &crumbs, &body)))
 }
