@@ -197,6 +197,10 @@ fn the_urls_the_sdk_prints_open_their_pages() {
 /// search find what changed and what matches; no payload in a name, description, metadata or
 /// file runs anywhere.
 #[test]
+#[allow(
+    clippy::too_many_lines,
+    reason = "one end-to-end session against a real server: each step needs the state the previous one left"
+)]
 fn files_previews_downloads_diff_search_and_snippets() {
     let Some(ui) = Ui::start() else { return };
     let r = ui.flow();

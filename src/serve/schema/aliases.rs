@@ -78,7 +78,7 @@ fn must_write_collection(ctx: &Context<'_>, c: &CollectionPath, ty: &str) -> Res
             a.user
         ))));
     }
-    orgs::must_write_registry(ctx, &c.entity, &c.project, ty)
+    registries::must_write_registry(ctx, &c.entity, &c.project, ty)
 }
 
 async fn set(

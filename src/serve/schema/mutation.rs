@@ -94,7 +94,7 @@ impl Mutation {
             // W&B's words, which the SDK's callers match on.
             return Err(invalid(format!("CreateArtifact invalid storageRegion: {region}")));
         }
-        orgs::must_write_registry(ctx, &entity, project, ty)?;
+        registries::must_write_registry(ctx, &entity, project, ty)?;
         let c = CollectionPath::new(&entity, project, name).map_err(err)?;
         let r = reg(ctx);
         let state = r.state(&c).await.map_err(err)?;
@@ -589,55 +589,55 @@ impl Mutation {
     async fn update_user(
         &self,
         ctx: &Context<'_>,
-        input: orgs::UpdateUserInput,
-    ) -> Res<orgs::UpdateUserPayload> {
-        orgs::update_user(ctx, input).await
+        input: users::UpdateUserInput,
+    ) -> Res<users::UpdateUserPayload> {
+        users::update_user(ctx, input).await
     }
     async fn upsert_model(
         &self,
         ctx: &Context<'_>,
-        input: orgs::UpsertModelInput,
-    ) -> Res<orgs::UpsertModelPayload> {
-        orgs::upsert_model(ctx, input).await
+        input: registry_edits::UpsertModelInput,
+    ) -> Res<registry_edits::UpsertModelPayload> {
+        registry_edits::upsert_model(ctx, input).await
     }
     async fn delete_model(
         &self,
         ctx: &Context<'_>,
-        input: orgs::DeleteModelInput,
+        input: registry_edits::DeleteModelInput,
     ) -> Res<SuccessPayload> {
-        orgs::delete_model(ctx, input).await
+        registry_edits::delete_model(ctx, input).await
     }
     async fn create_project_members(
         &self,
         ctx: &Context<'_>,
-        input: orgs::CreateProjectMembersInput,
+        input: registry_edits::CreateProjectMembersInput,
     ) -> Res<SuccessPayload> {
         let ids = (input.user_ids, input.team_ids);
-        orgs::project_members_change(ctx, &input.project_id, ids, true).await
+        registry_edits::project_members_change(ctx, &input.project_id, ids, true).await
     }
     async fn delete_project_members(
         &self,
         ctx: &Context<'_>,
-        input: orgs::DeleteProjectMembersInput,
+        input: registry_edits::DeleteProjectMembersInput,
     ) -> Res<SuccessPayload> {
         let ids = (input.user_ids, input.team_ids);
-        orgs::project_members_change(ctx, &input.project_id, ids, false).await
+        registry_edits::project_members_change(ctx, &input.project_id, ids, false).await
     }
     async fn update_project_member(
         &self,
         ctx: &Context<'_>,
-        input: orgs::UpdateProjectMemberInput,
+        input: registry_edits::UpdateProjectMemberInput,
     ) -> Res<SuccessPayload> {
         let role = &input.user_project_role;
-        orgs::set_member_role(ctx, &input.project_id, &input.user_id, false, role).await
+        registry_edits::set_member_role(ctx, &input.project_id, &input.user_id, false, role).await
     }
     async fn update_project_team_member(
         &self,
         ctx: &Context<'_>,
-        input: orgs::UpdateProjectTeamMemberInput,
+        input: registry_edits::UpdateProjectTeamMemberInput,
     ) -> Res<SuccessPayload> {
         let role = &input.team_project_role;
-        orgs::set_member_role(ctx, &input.project_id, &input.team_id, true, role).await
+        registry_edits::set_member_role(ctx, &input.project_id, &input.team_id, true, role).await
     }
     async fn create_team(
         &self,
@@ -656,9 +656,9 @@ impl Mutation {
     async fn rename_project(
         &self,
         ctx: &Context<'_>,
-        input: orgs::RenameProjectInput,
-    ) -> Res<orgs::UpsertModelPayload> {
-        orgs::rename_project(ctx, input).await
+        input: registry_edits::RenameProjectInput,
+    ) -> Res<registry_edits::UpsertModelPayload> {
+        registry_edits::rename_project(ctx, input).await
     }
 }
 

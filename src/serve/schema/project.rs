@@ -81,7 +81,7 @@ impl Project {
         ids::project_id(&self.entity, &self.name).into()
     }
     async fn internal_id(&self, ctx: &Context<'_>) -> String {
-        orgs::internal_id(ctx, self)
+        registries::internal_id(ctx, self)
     }
     async fn name(&self) -> &str {
         &self.name
@@ -159,10 +159,10 @@ impl Project {
         #[graphql(name = "includeAll")] _include_all: Option<bool>,
     ) -> Res<ArtifactTypeConnection> {
         let mut all = self.types(ctx).await?;
-        if let Some(r) = orgs::registry_of(ctx, self) {
+        if let Some(r) = registries::registry_of(ctx, self) {
             // A registry lists its allowed types too, in use or not.
             let in_use = all.into_iter().map(|t| t.name).collect();
-            all = orgs::registry_types(&r, in_use)
+            all = registries::registry_types(&r, in_use)
                 .into_iter()
                 .map(|name| ArtifactType { project: self.clone(), name })
                 .collect();
@@ -198,25 +198,28 @@ impl Project {
     }
     // A registry's settings (`orgs`); other projects have none.
     async fn description(&self, ctx: &Context<'_>) -> Option<String> {
-        orgs::registry_of(ctx, self)?.description
+        registries::registry_of(ctx, self)?.description
     }
     async fn created_at(&self, ctx: &Context<'_>) -> String {
-        time(orgs::registry_of(ctx, self).map_or(DateTime::<Utc>::UNIX_EPOCH, |r| r.created_at))
+        time(
+            registries::registry_of(ctx, self)
+                .map_or(DateTime::<Utc>::UNIX_EPOCH, |r| r.created_at),
+        )
     }
     async fn updated_at(&self, ctx: &Context<'_>) -> Option<String> {
-        orgs::registry_of(ctx, self).map(|r| time(r.updated_at))
+        registries::registry_of(ctx, self).map(|r| time(r.updated_at))
     }
     async fn access(&self, ctx: &Context<'_>) -> Option<&'static str> {
-        orgs::registry_of(ctx, self).map(|r| orgs::access_of(&r))
+        registries::registry_of(ctx, self).map(|r| registries::access_of(&r))
     }
     async fn allow_all_artifact_types_in_registry(&self, ctx: &Context<'_>) -> bool {
-        orgs::registry_of(ctx, self).is_none_or(|r| r.allow_all_types)
+        registries::registry_of(ctx, self).is_none_or(|r| r.allow_all_types)
     }
-    async fn members(&self, ctx: &Context<'_>) -> Vec<orgs::ProjectMember> {
-        orgs::project_members(ctx, self)
+    async fn members(&self, ctx: &Context<'_>) -> Vec<registries::ProjectMember> {
+        registries::project_members(ctx, self)
     }
-    async fn team_members(&self, ctx: &Context<'_>) -> Vec<orgs::ProjectTeamMember> {
-        orgs::project_team_members(ctx, self)
+    async fn team_members(&self, ctx: &Context<'_>) -> Vec<registries::ProjectTeamMember> {
+        registries::project_team_members(ctx, self)
     }
 }
 

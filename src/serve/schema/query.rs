@@ -13,9 +13,9 @@ async fn existing_project(
     let entity = entity_name.unwrap_or_else(|| a.default_entity().to_owned());
     let Some(name) = name else { return Ok(None) };
     // Who may see it, and registries by their role (`orgs`).
-    let Some(project) = orgs::entity_project(ctx, &entity, &name) else { return Ok(None) };
+    let Some(project) = registries::entity_project(ctx, &entity, &name) else { return Ok(None) };
     // A registry is there once created; another project once something was written to it.
-    if orgs::registry_of(ctx, &project).is_some() {
+    if registries::registry_of(ctx, &project).is_some() {
         return Ok(Some(project));
     }
     let exists = reg(ctx).project_exists(&entity, &name).await.map_err(err)?;
@@ -137,7 +137,7 @@ impl Query {
     async fn organization(&self, ctx: &Context<'_>, name: Option<String>) -> Option<Organization> {
         orgs::organization(ctx, name)
     }
-    async fn users(&self, ctx: &Context<'_>, query: Option<String>) -> orgs::UserConnection {
-        orgs::users(ctx, query)
+    async fn users(&self, ctx: &Context<'_>, query: Option<String>) -> users::UserConnection {
+        users::users(ctx, query)
     }
 }

@@ -118,7 +118,7 @@ impl Entity {
         orgs::user_of_entity(ctx, &self.name)
     }
     async fn project(&self, ctx: &Context<'_>, name: Option<String>) -> Option<Project> {
-        orgs::entity_project(ctx, &self.name, &name?)
+        registries::entity_project(ctx, &self.name, &name?)
     }
     /// An org entity's registries.
     async fn projects(
@@ -129,7 +129,7 @@ impl Entity {
         first: Option<i32>,
         order: Option<String>,
     ) -> Res<ProjectConnection> {
-        orgs::entity_projects(ctx, &self.name, filters.map(|f| f.0), (after, first), order)
+        registries::entity_projects(ctx, &self.name, filters.map(|f| f.0), (after, first), order)
     }
     /// The collections of an org entity's registries.
     #[allow(clippy::too_many_arguments)]
@@ -138,13 +138,15 @@ impl Entity {
         ctx: &Context<'_>,
         project_filters: Option<JsonString>,
         filters: Option<JsonString>,
-        #[graphql(name = "collectionTypes")] _types: Option<Vec<orgs::ArtifactCollectionType>>,
+        #[graphql(name = "collectionTypes")] _types: Option<
+            Vec<registries::ArtifactCollectionType>,
+        >,
         after: Option<String>,
         first: Option<i32>,
         order: Option<String>,
     ) -> Res<ArtifactCollectionConnection> {
         let (pf, f) = (project_filters.map(|f| f.0), filters.map(|f| f.0));
-        orgs::entity_collections(ctx, &self.name, (pf, f, order), after, first).await
+        registries::entity_collections(ctx, &self.name, (pf, f, order), after, first).await
     }
     /// The versions in an org entity's registries.
     #[allow(clippy::too_many_arguments)]
@@ -157,10 +159,10 @@ impl Entity {
         after: Option<String>,
         first: Option<i32>,
         order: Option<String>,
-    ) -> Res<orgs::MembershipConnection> {
+    ) -> Res<registries::MembershipConnection> {
         let (pf, cf, f) =
             (project_filters.map(|f| f.0), collection_filters.map(|f| f.0), filters.map(|f| f.0));
-        orgs::entity_memberships(ctx, &self.name, (pf, cf, f), order, after, first).await
+        registries::entity_memberships(ctx, &self.name, (pf, cf, f), order, after, first).await
     }
     async fn is_team(&self, ctx: &Context<'_>) -> bool {
         orgs::is_team(ctx, &self.name)
