@@ -4,7 +4,6 @@
 //! numbered ids). Users are in `users`, the Registry in `registries` (reading, who may do what)
 //! and `registry_edits` (its mutations), registry search filters in `filters`.
 
-
 use super::*;
 use crate::registry::directory::{DirOp, Directory, Role};
 
