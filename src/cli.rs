@@ -471,6 +471,21 @@ pub enum KeyCommand {
         /// that replay W&B's test fixtures, whose users log in with their user name as key.
         #[arg(long, hide = true, value_name = "SECRET")]
         secret: Option<String>,
+        /// The key stops working this long after now (e.g. 90d, 12h) [default: never]
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// List the keys: id, user, entities, mode, created, expiry, revocation, last use (never
+    /// the secret)
+    List {
+        /// Print the keys as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: every `artfs serve` refuses it from its next request on
+    Revoke {
+        /// The key's id from `artfs key list` (a unique prefix is enough)
+        id: String,
     },
 }
 

@@ -45,3 +45,5 @@ mod parity_runs;
 mod parity_orgs;
 // W&B parity through `artfs serve`: `latest` as a plain alias, artifact files and their URLs.
 mod parity_files;
+// Running `artfs serve` for a team: key list/expiry/revocation, access log, metrics.
+mod firstweek_ops;
