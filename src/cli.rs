@@ -447,6 +447,10 @@ pub struct ServeArgs {
     /// refuses regions it is not configured with
     #[arg(long = "storage-region", value_name = "NAME")]
     pub storage_regions: Vec<String>,
+    /// One line per request on stderr: `on` (a log line), `json` (a JSON object per line) or
+    /// `off`. Never a key, a URL signature or a query string
+    #[arg(long, default_value = "on", value_name = "on|off|json")]
+    pub access_log: String,
 }
 
 #[derive(Debug, Subcommand)]

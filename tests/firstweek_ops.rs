@@ -78,3 +78,92 @@ fn keys_are_listed_expire_and_are_revoked_for_the_next_request() {
     let unknown = env.fails(&["key", "revoke", "ffffffffffff"]);
     assert!(unknown.contains("no key has this id"), "{unknown}");
 }
+
+/// `artfs serve` as an operator starts it: no `ARTFS_LOG`.
+fn start_plain(env: &Env, extra: &[&str], log: &str) -> Server {
+    let mut cmd = env.cmd();
+    cmd.env_remove("ARTFS_LOG");
+    Server::spawn(cmd, extra, env.path(log))
+}
+
+fn log_one(env: &Env, server: &Server, key: &str, tag: &str) {
+    let vars = [("FLOW_ARTIFACT", "ds"), ("FLOW_SEED", "7"), ("FLOW_SIZE", "5000")];
+    run_flow(env, server, key, "log_one.py", tag, &vars);
+}
+
+/// The value of the metric line that starts with `prefix` (name and labels).
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no metric {prefix} in:\n{text}"))
+}
+
+#[test]
+fn the_access_log_names_each_request_and_no_secret() {
+    let env = Env::new();
+    let server = start_plain(&env, &[], "serve.log");
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    log_one(&env, &server, &key, "text");
+    assert_eq!(viewer_status(&server, "artfs-not-a-key-at-all-0000000000000000000000"), 401);
+    let log = server.log_text();
+    let access: Vec<&str> = log.lines().filter(|l| l.contains("artfs::access")).collect();
+    assert!(
+        access.iter().any(|l| l.contains("POST /graphql op=")
+            && l.contains(" 200 ")
+            && l.ends_with("user=ana")),
+        "{log}"
+    );
+    assert!(
+        access.iter().any(|l| l.contains("PUT /storage/blob/") && l.contains(" in=5000 ")),
+        "{log}"
+    );
+    assert!(
+        access.iter().any(|l| l.contains("POST /graphql 401") && l.ends_with("user=-")),
+        "{log}"
+    );
+    for secret in [&key[6..], "sig=", "expires=", "not-a-key"] {
+        assert!(!log.contains(secret), "the log shows {secret:?}:\n{log}");
+    }
+    assert!(log.contains("WANDB_BASE_URL=http://") && log.contains("/ui/"), "{log}");
+    assert!(log.contains("no API key"), "a server started before any key warns:\n{log}");
+
+    let json_server = start_plain(&env, &["--access-log", "json"], "serve-json.log");
+    log_one(&env, &json_server, &key, "json");
+    let json_log = json_server.log_text();
+    assert!(!json_log.contains("no API key"), "{json_log}");
+    let lines: Vec<serde_json::Value> =
+        json_log.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let put = lines.iter().find(|l| l["method"] == "PUT").unwrap_or_else(|| panic!("{json_log}"));
+    assert!(
+        put["path"].as_str().unwrap().starts_with("/storage/") && put["status"] == 200,
+        "{put}"
+    );
+    assert!(lines.iter().any(|l| l["user"] == "ana" && l["op"].is_string()), "{json_log}");
+
+    let quiet = start_plain(&env, &["--access-log", "off"], "serve-off.log");
+    log_one(&env, &quiet, &key, "off");
+    assert!(!quiet.log_text().contains("/graphql"), "{}", quiet.log_text());
+}
+
+#[test]
+fn metrics_count_requests_errors_bytes_and_latency() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    log_one(&env, &server, &key, "metrics");
+    assert_eq!(viewer_status(&server, "artfs-not-a-key-at-all-0000000000000000000000"), 401);
+    let (status, text) = http(&server.addr, "GET", "/metrics", &[], b"");
+    assert_eq!(status, 200, "{text}");
+    let graphql_ok = r#"artfs_serve_requests_total{route="/graphql",method="POST",status="200"}"#;
+    assert!(metric(&text, graphql_ok) >= 3.0, "{text}");
+    let refused = r#"artfs_serve_requests_total{route="/graphql",method="POST",status="401"}"#;
+    assert_eq!(metric(&text, refused), 1.0, "{text}");
+    let put = r#"artfs_serve_requests_total{route="/storage/blob",method="PUT",status="200"}"#;
+    assert_eq!(metric(&text, put), 1.0, "{text}");
+    assert!(metric(&text, "artfs_serve_received_bytes_total ") >= 5000.0, "{text}");
+    assert!(metric(&text, "artfs_serve_sent_bytes_total ") > 0.0, "{text}");
+    let count = metric(&text, r#"artfs_serve_request_duration_seconds_count{route="/graphql"}"#);
+    let inf = r#"artfs_serve_request_duration_seconds_bucket{route="/graphql",le="+Inf"}"#;
+    assert_eq!(metric(&text, inf), count, "{text}");
+    assert!(text.contains("# TYPE artfs_serve_request_duration_seconds histogram"), "{text}");
+}

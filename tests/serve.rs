@@ -37,9 +37,12 @@ impl Server {
     }
 
     /// `cmd` (an `artfs` command line, so far without arguments) run as `serve`.
+    /// Logs at debug level unless `cmd` sets or removes `ARTFS_LOG` itself.
     pub fn spawn(mut cmd: Command, extra: &[&str], log: PathBuf) -> Server {
+        if !cmd.get_envs().any(|(k, _)| k == "ARTFS_LOG") {
+            cmd.env("ARTFS_LOG", "artfs=debug");
+        }
         let mut child = cmd
-            .env("ARTFS_LOG", "artfs=debug")
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())

@@ -64,7 +64,10 @@ fn init_tracing(config: &Config) {
         (false, _) => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARTFS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("artfs={level}")));
+        // `artfs serve`'s access log is on unless --access-log off says otherwise.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("artfs={level},artfs::access=info"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // No colour codes in the mount daemon's log file.

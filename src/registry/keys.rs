@@ -194,6 +194,12 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether the registry holds any key (revoked or not), without reading one.
+    pub async fn has_keys(&self) -> Result<bool, RegistryError> {
+        let (_, files) = self.store.list_level(super::layout::KEYS).await?;
+        Ok(files.iter().any(|f| super::layout::hash_of_api_key(f).is_some()))
+    }
+
     /// Every key, oldest first, with its revocation and last use.
     pub async fn list_keys(&self) -> Result<Vec<KeyInfo>, RegistryError> {
         let (_, files) = self.store.list_level(super::layout::KEYS).await?;
