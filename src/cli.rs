@@ -211,6 +211,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TeamCommand,
     },
+    /// List the artfs mounts on this machine and what each mounts
+    Mounts {
+        /// Print them as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The run a command is part of (lineage): `log` records that the run logged the version, `get`
@@ -291,6 +297,10 @@ pub struct MountArgs {
     /// /etc/fuse.conf)
     #[arg(long)]
     pub allow_other: bool,
+    /// Mount over a directory that has files (hidden while mounted); without it a non-empty
+    /// mount point is refused
+    #[arg(long)]
+    pub allow_non_empty: bool,
     /// Never hand complete cached files to the kernel with FUSE passthrough; serve them through
     /// the page cache instead (passthrough needs Linux 6.9+ and root, and falls back by itself)
     #[arg(long)]

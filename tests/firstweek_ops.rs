@@ -167,3 +167,40 @@ fn metrics_count_requests_errors_bytes_and_latency() {
     assert_eq!(metric(&text, inf), count, "{text}");
     assert!(text.contains("# TYPE artfs_serve_request_duration_seconds histogram"), "{text}");
 }
+
+#[test]
+fn mount_points_are_checked_cleaned_up_and_listed() {
+    let env = Env::new();
+    let files = crate::util::Files::from([("a.txt".to_owned(), b"hello".to_vec())]);
+    env.log_files("ds", &files);
+
+    let full = env.path("full");
+    std::fs::create_dir_all(&full).unwrap();
+    std::fs::write(full.join("mine.txt"), b"kept").unwrap();
+    let refused = env.fails(&["mount", full.to_str().unwrap()]);
+    assert!(refused.contains("not empty") && refused.contains("--allow-non-empty"), "{refused}");
+    assert!(!crate::util::is_mounted(&full));
+    let over = env.mount(&["--allow-non-empty", full.to_str().unwrap()]);
+    assert!(over.join("acme/bikes/ds:v0/a.txt").exists());
+
+    let one = env.path("one");
+    let single = env.mount(&["acme/bikes/ds:latest", one.to_str().unwrap()]);
+    let listed = env.json(&["mounts"]);
+    let source_at = |p: &std::path::Path| {
+        let p = std::fs::canonicalize(p).unwrap();
+        let row =
+            listed.as_array().unwrap().iter().find(|m| m["mountpoint"] == p.to_str().unwrap());
+        row.unwrap_or_else(|| panic!("{} not in {listed}", p.display()))["source"].clone()
+    };
+    assert_eq!(source_at(&full), env.registry.as_str());
+    assert_eq!(source_at(&one), format!("acme/bikes/ds:latest@{}", env.registry).as_str());
+    assert!(env.ok(&["mounts"]).contains(&format!("acme/bikes/ds:latest@{}", env.registry)));
+    drop((over, single));
+    assert_eq!(std::fs::read(full.join("mine.txt")).unwrap(), b"kept");
+
+    // A mount that fails removes the mount point it created, and only that.
+    let made = env.path("made/here");
+    let failed = env.fails(&["mount", "acme/bikes/nope:latest", made.to_str().unwrap()]);
+    assert!(failed.contains("nope"), "{failed}");
+    assert!(!made.exists(), "the mount point made for a failed mount is left behind");
+}

@@ -217,8 +217,21 @@ impl App {
             Command::Ttl { artifact, ttl, collection } => {
                 self.ttl(&artifact, &ttl, collection).await
             }
+            Command::Mounts { json } => print_mounts(json),
         }
     }
+}
+
+/// `artfs mounts`: one `MOUNTPOINT  SOURCE` line per artfs mount, or JSON.
+fn print_mounts(json: bool) -> Result<()> {
+    let mounts = crate::mount::active_mounts()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&mounts)?);
+    }
+    for m in mounts.iter().filter(|_| !json) {
+        println!("{}  {}", m.mountpoint.display(), m.source);
+    }
+    Ok(())
 }
 
 /// An error and its causes on one line, each cause once (see `report`).

@@ -23,14 +23,28 @@ impl App {
         let catalog = runtime.block_on(self.catalog())?;
         let run = runtime.block_on(self.run_recording(&args.run))?;
         let created = create_mountpoint(&mc.mountpoint)?;
+        // Whatever fails from here on, a mount point this command made goes again.
+        let mut made = MadeMountpoint(created.then(|| mc.mountpoint.clone()));
         let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
         if created && !self.config.quiet {
             eprintln!("created the mount point {}", mountpoint.display());
         }
         mount::check_mountpoint(&mountpoint)?;
+        if !args.allow_non_empty && std::fs::read_dir(&mountpoint)?.next().is_some() {
+            bail!(
+                "mount point {} is not empty: the mount would hide its files; pass --allow-non-empty to mount over them",
+                mountpoint.display()
+            );
+        }
         let what = match &artifact {
             Some(a) => format!("{}:{}", a.collection, a.selector_or_latest()),
             None => format!("registry {}", self.config.registry),
+        };
+        let source = match &artifact {
+            Some(a) => {
+                format!("{}:{}@{}", a.collection, a.selector_or_latest(), self.config.registry)
+            }
+            None => self.config.registry.clone(),
         };
         if !mc.foreground {
             let log = match mc.log_file.clone().or_else(|| default_mount_log(&mountpoint)) {
@@ -38,6 +52,7 @@ impl App {
                 None => bail!("cannot find a directory for the mount log; pass --log-file"),
             };
             let pid = mount::spawn_daemon(&log, &mountpoint, mount::MOUNT_READY_TIMEOUT)?;
+            made.keep();
             if !self.config.quiet {
                 eprintln!(
                     "mounted {what} at {} (daemon pid {pid}, log {})",
@@ -71,10 +86,29 @@ impl App {
                     .with_context(|| format!("cannot mount {what}"))?
             }
         };
-        mount::serve(fs, &mountpoint, mc.allow_other, mc.passthrough, &runtime)?;
+        mount::serve(fs, &mountpoint, &source, mc.allow_other, mc.passthrough, &runtime)?;
+        made.keep();
         // Bounded: a download stuck in the runtime's blocking pool must not keep us alive.
         runtime.shutdown_timeout(mount::SHUTDOWN_GRACE);
         Ok(())
+    }
+}
+
+/// A mount point this command created, removed again when the mount fails (dropped without
+/// `keep`). Only the directory itself: `remove_dir` fails on anything not empty or mounted.
+struct MadeMountpoint(Option<std::path::PathBuf>);
+
+impl MadeMountpoint {
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for MadeMountpoint {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_dir(&path);
+        }
     }
 }
 
