@@ -301,6 +301,19 @@ pub struct MountArgs {
     /// mount point is refused
     #[arg(long)]
     pub allow_non_empty: bool,
+    /// Owner shown for every file and directory, as mount-s3 and rclone do [default: the
+    /// mounting user]; with --allow-other, the permission bits decide who reads
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<u32>,
+    /// Group shown for every file and directory [default: the mounting user's group]
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<u32>,
+    /// Permission bits of files, octal [default: 0444]; the mount stays read-only
+    #[arg(long, value_name = "MODE")]
+    pub file_mode: Option<String>,
+    /// Permission bits of directories, octal [default: 0555]
+    #[arg(long, value_name = "MODE")]
+    pub dir_mode: Option<String>,
     /// Never hand complete cached files to the kernel with FUSE passthrough; serve them through
     /// the page cache instead (passthrough needs Linux 6.9+ and root, and falls back by itself)
     #[arg(long)]

@@ -204,3 +204,45 @@ fn mount_points_are_checked_cleaned_up_and_listed() {
     assert!(failed.contains("nope"), "{failed}");
     assert!(!made.exists(), "the mount point made for a failed mount is left behind");
 }
+
+/// `cat PATH` as another user (uid = gid = `id`, no supplementary groups): whether it could read.
+fn cat_as(id: u32, path: &std::path::Path) -> bool {
+    let id = id.to_string();
+    std::process::Command::new("setpriv")
+        .args(["--reuid", &id, "--regid", &id, "--clear-groups", "cat"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn owner_group_and_modes_are_what_the_mount_says() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let env = Env::new();
+    let files = crate::util::Files::from([("a.txt".to_owned(), b"hello".to_vec())]);
+    env.log_files("ds", &files);
+    let mnt = env.path("mnt");
+    let m = env.mount(&[
+        "--allow-other",
+        "--uid=4321",
+        "--gid=4321",
+        "--file-mode=0440",
+        "--dir-mode=0550",
+        "acme/bikes/ds:v0",
+        mnt.to_str().unwrap(),
+    ]);
+    let file = m.join("a.txt");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!((meta.uid(), meta.gid(), meta.permissions().mode() & 0o777), (4321, 4321, 0o440));
+    let dir = std::fs::metadata(&mnt).unwrap();
+    assert_eq!((dir.uid(), dir.permissions().mode() & 0o777), (4321, 0o550));
+    if nix::unistd::geteuid().is_root() {
+        assert!(cat_as(4321, &file), "the owner given with --uid cannot read");
+        assert!(!cat_as(4322, &file), "another user reads a 0440 file");
+    }
+    let bad = env.fails(&["mount", "--file-mode=999", env.path("bad").to_str().unwrap()]);
+    assert!(bad.contains("invalid mode"), "{bad}");
+}

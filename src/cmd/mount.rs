@@ -69,13 +69,17 @@ impl App {
         let on_open = run.map(|(run, registry)| {
             super::run::use_recorder(&registry, run, args.run.job_type.clone(), &handle)
         });
+        let defaults = FsOptions::default();
         let options = FsOptions {
             refresh: mc.refresh,
             registry_timeout: mc.timeout,
             readahead_files: mc.readahead_files,
             warm_up_bytes: mc.warm_up_bytes,
             on_open,
-            ..FsOptions::default()
+            uid: mc.uid.unwrap_or(defaults.uid),
+            gid: mc.gid.unwrap_or(defaults.gid),
+            file_mode: mc.file_mode.unwrap_or(defaults.file_mode),
+            dir_mode: mc.dir_mode.unwrap_or(defaults.dir_mode),
         };
         let fs = match &artifact {
             None => ArtifactFs::registry(catalog, fetcher, handle, options),
