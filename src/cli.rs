@@ -18,7 +18,8 @@ pub struct Cli {
 
 /// Parses the process's arguments (exits with clap's message on bad ones).
 pub fn parse() -> Cli {
-    let mut matches = command().get_matches();
+    let args = crate::fstab::effective_args(std::env::args_os().collect());
+    let mut matches = command().get_matches_from(args);
     Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
 }
 

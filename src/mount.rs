@@ -217,7 +217,9 @@ pub fn spawn_daemon(log: &Path, mountpoint: &Path, timeout: Duration) -> Result<
     let start = out.metadata().map_err(log_err)?.len();
     let err_out = out.try_clone().map_err(log_err)?;
     let exe = std::env::current_exe().map_err(MountError::Spawn)?;
-    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // Called as `mount.fuse.artfs`, the daemon is the `artfs mount` that stands for.
+    let given = crate::fstab::effective_args(std::env::args_os().collect());
+    let mut args: Vec<OsString> = given.into_iter().skip(1).collect();
     // Right after the subcommand, so that it stays a flag even after a `--`.
     let at = args.iter().position(|a| a == "mount").map_or(args.len(), |i| i + 1);
     args.insert(at, "--foreground".into());

@@ -81,9 +81,7 @@ fn keys_are_listed_expire_and_are_revoked_for_the_next_request() {
 
 /// `artfs serve` as an operator starts it: no `ARTFS_LOG`.
 fn start_plain(env: &Env, extra: &[&str], log: &str) -> Server {
-    let mut cmd = env.cmd();
-    cmd.env_remove("ARTFS_LOG");
-    Server::spawn(cmd, extra, env.path(log))
+    Server::spawn_as_is(env.cmd(), extra, env.path(log))
 }
 
 fn log_one(env: &Env, server: &Server, key: &str, tag: &str) {
@@ -245,4 +243,34 @@ fn owner_group_and_modes_are_what_the_mount_says() {
     }
     let bad = env.fails(&["mount", "--file-mode=999", env.path("bad").to_str().unwrap()]);
     assert!(bad.contains("invalid mode"), "{bad}");
+}
+
+#[test]
+fn fstab_and_mount_t_reach_artfs_through_its_mount_helper() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let files = crate::util::Files::from([("a.txt".to_owned(), b"hello".to_vec())]);
+    env.log_files("ds", &files);
+    let helper = env.path("sbin/mount.fuse.artfs");
+    std::fs::create_dir_all(helper.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_artfs"), &helper).unwrap();
+    let mnt = env.path("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::write(mnt.join("placeholder"), b"").unwrap();
+    // What mount(8) runs for `mount -t fuse.artfs SOURCE MNT -o …` or an fstab line.
+    let source = format!("acme/bikes/ds:latest@{}", env.registry);
+    let opts = "ro,nodev,_netdev,x-systemd.automount,allow_other,uid=4321,nonempty";
+    let out = std::process::Command::new(&helper)
+        .args([source.as_str(), mnt.to_str().unwrap(), "-o", opts])
+        .env("ARTFS_CACHE_DIR", env.path("cache"))
+        .env_remove("ARTFS_REGISTRY")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let guard = crate::util::MountGuard::adopt(mnt.clone());
+    assert_eq!(std::fs::read(guard.join("a.txt")).unwrap(), b"hello");
+    assert_eq!(std::fs::metadata(guard.join("a.txt")).unwrap().uid(), 4321);
+    assert!(env.ok(&["mounts"]).contains(&source), "{}", env.ok(&["mounts"]));
+    env.ok(&["unmount", mnt.to_str().unwrap()]);
+    crate::util::wait_until(|| !crate::util::is_mounted(&mnt));
 }
