@@ -166,11 +166,17 @@ fn metrics_count_requests_errors_bytes_and_latency() {
     assert!(text.contains("# TYPE artfs_serve_request_duration_seconds histogram"), "{text}");
 }
 
-#[test]
-fn mount_points_are_checked_cleaned_up_and_listed() {
+/// A registry with `acme/bikes/ds:v0` holding `a.txt` (`hello`).
+fn logged_ds() -> Env {
     let env = Env::new();
     let files = crate::util::Files::from([("a.txt".to_owned(), b"hello".to_vec())]);
     env.log_files("ds", &files);
+    env
+}
+
+#[test]
+fn mount_points_are_checked_cleaned_up_and_listed() {
+    let env = logged_ds();
 
     let full = env.path("full");
     std::fs::create_dir_all(&full).unwrap();
@@ -219,9 +225,7 @@ fn cat_as(id: u32, path: &std::path::Path) -> bool {
 #[test]
 fn owner_group_and_modes_are_what_the_mount_says() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let env = Env::new();
-    let files = crate::util::Files::from([("a.txt".to_owned(), b"hello".to_vec())]);
-    env.log_files("ds", &files);
+    let env = logged_ds();
     let mnt = env.path("mnt");
     let m = env.mount(&[
         "--allow-other",
@@ -248,9 +252,7 @@ fn owner_group_and_modes_are_what_the_mount_says() {
 #[test]
 fn fstab_and_mount_t_reach_artfs_through_its_mount_helper() {
     use std::os::unix::fs::MetadataExt;
-    let env = Env::new();
-    let files = crate::util::Files::from([("a.txt".to_owned(), b"hello".to_vec())]);
-    env.log_files("ds", &files);
+    let env = logged_ds();
     let helper = env.path("sbin/mount.fuse.artfs");
     std::fs::create_dir_all(helper.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_artfs"), &helper).unwrap();
