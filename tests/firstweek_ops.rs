@@ -276,3 +276,29 @@ fn fstab_and_mount_t_reach_artfs_through_its_mount_helper() {
     env.ok(&["unmount", mnt.to_str().unwrap()]);
     crate::util::wait_until(|| !crate::util::is_mounted(&mnt));
 }
+
+#[test]
+fn a_run_the_mount_started_is_finished_at_unmount() {
+    let env = logged_ds();
+    env.ok(&["-q", "run", "start", "before"]);
+    let state_of = |id: &str| {
+        let runs = env.json(&["runs"]);
+        let run = runs.as_array().unwrap().iter().find(|r| r["id"] == format!("acme/bikes/{id}"));
+        run.unwrap_or_else(|| panic!("no run {id}: {runs}")).clone()
+    };
+    for (id, tag) in [("fresh", "m1"), ("before", "m2")] {
+        let mnt = env.path(tag);
+        let mut m = env.mount(&["--run", id, "acme/bikes/ds:v0", mnt.to_str().unwrap()]);
+        assert_eq!(std::fs::read(m.join("a.txt")).unwrap(), b"hello");
+        crate::util::wait_until(|| state_of(id)["used"].as_array().is_some_and(|u| !u.is_empty()));
+        env.ok(&["unmount", mnt.to_str().unwrap()]);
+        assert!(m.wait_exit().success(), "{}", m.log_text());
+    }
+    assert_eq!(state_of("fresh")["state"], "finished");
+    assert_eq!(state_of("fresh")["exit_code"], 0);
+    assert_eq!(
+        state_of("before")["state"],
+        "running",
+        "a run started before the mount is left open"
+    );
+}

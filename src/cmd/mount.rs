@@ -66,21 +66,18 @@ impl App {
         let fetcher = Fetcher::new(self.cache()?, handle.clone())
             .with_clouds(clouds)
             .with_stall_timeout(mc.timeout);
+        // A run this mount starts is finished when it is unmounted; one started before (`artfs
+        // run start`, another command) is left to whoever started it.
+        let finish = match &run {
+            Some((r, reg)) if runtime.block_on(reg.run_state(r))?.seq == 0 => {
+                Some((r.clone(), reg.clone()))
+            }
+            _ => None,
+        };
         let on_open = run.map(|(run, registry)| {
             super::run::use_recorder(&registry, run, args.run.job_type.clone(), &handle)
         });
-        let defaults = FsOptions::default();
-        let options = FsOptions {
-            refresh: mc.refresh,
-            registry_timeout: mc.timeout,
-            readahead_files: mc.readahead_files,
-            warm_up_bytes: mc.warm_up_bytes,
-            on_open,
-            uid: mc.uid.unwrap_or(defaults.uid),
-            gid: mc.gid.unwrap_or(defaults.gid),
-            file_mode: mc.file_mode.unwrap_or(defaults.file_mode),
-            dir_mode: mc.dir_mode.unwrap_or(defaults.dir_mode),
-        };
+        let options = fs_options(&mc, on_open);
         let fs = match &artifact {
             None => ArtifactFs::registry(catalog, fetcher, handle, options),
             Some(a) => {
@@ -92,9 +89,41 @@ impl App {
         };
         mount::serve(fs, &mountpoint, &source, mc.allow_other, mc.passthrough, &runtime)?;
         made.keep();
+        if let Some((run, registry)) = finish {
+            runtime.block_on(finish_run(&registry, &run));
+        }
         // Bounded: a download stuck in the runtime's blocking pool must not keep us alive.
         runtime.shutdown_timeout(mount::SHUTDOWN_GRACE);
         Ok(())
+    }
+}
+
+fn fs_options(mc: &MountConfig, on_open: Option<crate::fs::OpenHook>) -> FsOptions {
+    let defaults = FsOptions::default();
+    FsOptions {
+        refresh: mc.refresh,
+        registry_timeout: mc.timeout,
+        readahead_files: mc.readahead_files,
+        warm_up_bytes: mc.warm_up_bytes,
+        on_open,
+        uid: mc.uid.unwrap_or(defaults.uid),
+        gid: mc.gid.unwrap_or(defaults.gid),
+        file_mode: mc.file_mode.unwrap_or(defaults.file_mode),
+        dir_mode: mc.dir_mode.unwrap_or(defaults.dir_mode),
+    }
+}
+
+/// Marks `run` finished (exit code 0) if the mount recorded anything in it.
+async fn finish_run(registry: &crate::registry::Registry, run: &crate::registry::runs::RunPath) {
+    let op = crate::registry::runs::RunOp::Finished { exit_code: Some(0) };
+    let result = match registry.run_state(run).await {
+        Ok(state) if state.seq == 0 => return,
+        Ok(_) => registry.record_run(run, op).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => tracing::info!("run {}: finished at unmount", run.name),
+        Err(e) => tracing::error!("run {}: cannot record that it finished: {e}", run.name),
     }
 }
 
