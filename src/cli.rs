@@ -18,7 +18,8 @@ pub struct Cli {
 
 /// Parses the process's arguments (exits with clap's message on bad ones).
 pub fn parse() -> Cli {
-    let mut matches = command().get_matches();
+    let args = crate::fstab::effective_args(std::env::args_os().collect());
+    let mut matches = command().get_matches_from(args);
     Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
 }
 
@@ -211,6 +212,12 @@ pub enum Command {
         #[command(subcommand)]
         command: TeamCommand,
     },
+    /// List the artfs mounts on this machine and what each mounts
+    Mounts {
+        /// Print them as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The run a command is part of (lineage): `log` records that the run logged the version, `get`
@@ -291,6 +298,23 @@ pub struct MountArgs {
     /// /etc/fuse.conf)
     #[arg(long)]
     pub allow_other: bool,
+    /// Mount over a directory that has files (hidden while mounted); without it a non-empty
+    /// mount point is refused
+    #[arg(long)]
+    pub allow_non_empty: bool,
+    /// Owner shown for every file and directory, as mount-s3 and rclone do [default: the
+    /// mounting user]; with --allow-other, the permission bits decide who reads
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<u32>,
+    /// Group shown for every file and directory [default: the mounting user's group]
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<u32>,
+    /// Permission bits of files, octal [default: 0444]; the mount stays read-only
+    #[arg(long, value_name = "MODE")]
+    pub file_mode: Option<String>,
+    /// Permission bits of directories, octal [default: 0555]
+    #[arg(long, value_name = "MODE")]
+    pub dir_mode: Option<String>,
     /// Never hand complete cached files to the kernel with FUSE passthrough; serve them through
     /// the page cache instead (passthrough needs Linux 6.9+ and root, and falls back by itself)
     #[arg(long)]
@@ -447,6 +471,10 @@ pub struct ServeArgs {
     /// refuses regions it is not configured with
     #[arg(long = "storage-region", value_name = "NAME")]
     pub storage_regions: Vec<String>,
+    /// One line per request on stderr: `on` (a log line), `json` (a JSON object per line) or
+    /// `off`. Never a key, a URL signature or a query string
+    #[arg(long, default_value = "on", value_name = "on|off|json")]
+    pub access_log: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -471,6 +499,21 @@ pub enum KeyCommand {
         /// that replay W&B's test fixtures, whose users log in with their user name as key.
         #[arg(long, hide = true, value_name = "SECRET")]
         secret: Option<String>,
+        /// The key stops working this long after now (e.g. 90d, 12h) [default: never]
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// List the keys: id, user, entities, mode, created, expiry, revocation, last use (never
+    /// the secret)
+    List {
+        /// Print the keys as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key: every `artfs serve` refuses it from its next request on
+    Revoke {
+        /// The key's id from `artfs key list` (a unique prefix is enough)
+        id: String,
     },
 }
 

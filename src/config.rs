@@ -25,6 +25,8 @@ pub enum ConfigError {
     NoUser(u32),
     #[error("artifact {0:?} is not valid UTF-8")]
     NotUtf8(String),
+    #[error("invalid mode {0:?}: use octal permission bits, e.g. 0444 or 555")]
+    Mode(String),
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +103,21 @@ pub struct MountConfig {
     pub warm_up_bytes: u64,
     /// `None`: the default under the XDG state dir.
     pub log_file: Option<PathBuf>,
+    /// Owner and group shown for every node (`None`: the mounting user's).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Permission bits of files and directories (`None`: 0444 and 0555).
+    pub file_mode: Option<u16>,
+    pub dir_mode: Option<u16>,
+}
+
+/// Octal permission bits (`0444`, `444`, `0o444`), at most `0777`.
+pub fn parse_mode(s: &str) -> Result<u16, ConfigError> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    u16::from_str_radix(digits, 8)
+        .ok()
+        .filter(|m| *m <= 0o777)
+        .ok_or_else(|| ConfigError::Mode(s.to_owned()))
 }
 
 impl TryFrom<&MountArgs> for MountConfig {
@@ -129,6 +146,10 @@ impl TryFrom<&MountArgs> for MountConfig {
             readahead_files: a.readahead_files,
             warm_up_bytes: parse_size(&a.warm_up)?,
             log_file: a.log_file.clone(),
+            uid: a.uid,
+            gid: a.gid,
+            file_mode: a.file_mode.as_deref().map(parse_mode).transpose()?,
+            dir_mode: a.dir_mode.as_deref().map(parse_mode).transpose()?,
         })
     }
 }

@@ -15,7 +15,8 @@
 //! - `fs`: the read-only filesystem the mount serves (logic in `fs`, kernel glue in `fs::fuse`);
 //! - `http`: the one HTTP policy (timeouts, bounded jittered retries) and retry loop of every
 //!   client;
-//! - `mount`: the `artfs mount` daemon and `artfs unmount`;
+//! - `mount`: the `artfs mount` daemon and `artfs unmount`; `fstab`: the same binary as
+//!   `mount.fuse.artfs`, for `mount -t fuse.artfs` and fstab;
 //! - `prefetch`: warming the cache with a version ahead of its readers (`artfs prefetch`, the
 //!   mount's warm-up);
 //! - `refs`: reference entries (s3://, gs://, http(s)://, file://): logging and pinned reads;
@@ -36,6 +37,7 @@ pub mod cmd;
 pub mod config;
 pub mod fetch;
 pub mod fs;
+pub mod fstab;
 pub mod http;
 pub mod kind;
 pub mod manifest;

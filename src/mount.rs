@@ -23,6 +23,8 @@ use crate::fs::fuse::Mount;
 
 /// The filesystem type artfs mounts show in `/proc/self/mountinfo` and `mount`.
 pub const FSTYPE: &str = "fuse.artfs";
+/// The first word of every artfs mount's source (`artfs:<what it mounts>`).
+const FSTYPE_NAME: &str = "artfs";
 
 /// How long `artfs mount` waits for the daemon's mount to appear.
 pub const MOUNT_READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -133,6 +135,47 @@ fn mountinfo_has(mountinfo: &str, path: &Path, fstype: &str) -> bool {
     })
 }
 
+/// The mount source of an artfs mount: `artfs:` and what it mounts, without the characters that
+/// separate mount options or mountinfo fields.
+pub fn fsname(source: &str) -> String {
+    let clean: String =
+        source.chars().map(|c| if c == ',' || c.is_whitespace() { '_' } else { c }).collect();
+    format!("{FSTYPE_NAME}:{clean}")
+}
+
+/// An artfs filesystem mounted on this machine.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ActiveMount {
+    pub mountpoint: PathBuf,
+    /// What it mounts: the registry, or one artifact version and its registry.
+    pub source: String,
+}
+
+/// Every artfs mount in `/proc/self/mountinfo`, in mount order.
+pub fn active_mounts() -> Result<Vec<ActiveMount>, MountError> {
+    let info = fs::read_to_string("/proc/self/mountinfo").map_err(MountError::MountInfo)?;
+    Ok(mounts_of_type(&info, FSTYPE))
+}
+
+fn mounts_of_type(mountinfo: &str, fstype: &str) -> Vec<ActiveMount> {
+    use std::os::unix::ffi::OsStringExt;
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let point = fields.nth(4)?;
+            let mut after = fields.skip_while(|f| *f != "-").skip(1);
+            (after.next()? == fstype).then_some(())?;
+            let source = String::from_utf8_lossy(&unescape_mountinfo(after.next()?)).into_owned();
+            let source = source
+                .strip_prefix(FSTYPE_NAME)
+                .map_or(source.clone(), |s| s.strip_prefix(':').unwrap_or(s).to_owned());
+            let mountpoint = PathBuf::from(std::ffi::OsString::from_vec(unescape_mountinfo(point)));
+            Some(ActiveMount { mountpoint, source })
+        })
+        .collect()
+}
+
 /// Undoes the octal escapes (`\040` for a space, …) of a mountinfo path.
 fn unescape_mountinfo(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
@@ -171,7 +214,9 @@ pub fn spawn_daemon(log: &Path, mountpoint: &Path, timeout: Duration) -> Result<
     let start = out.metadata().map_err(log_err)?.len();
     let err_out = out.try_clone().map_err(log_err)?;
     let exe = std::env::current_exe().map_err(MountError::Spawn)?;
-    let mut args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // Called as `mount.fuse.artfs`, the daemon is the `artfs mount` that stands for.
+    let given = crate::fstab::effective_args(std::env::args_os().collect());
+    let mut args: Vec<OsString> = given.into_iter().skip(1).collect();
     // Right after the subcommand, so that it stays a flag even after a `--`.
     let at = args.iter().position(|a| a == "mount").map_or(args.len(), |i| i + 1);
     args.insert(at, "--foreground".into());
@@ -236,6 +281,7 @@ fn last_words(text: &str) -> String {
 pub fn serve(
     fs: ArtifactFs,
     mountpoint: &Path,
+    source: &str,
     allow_other: bool,
     passthrough: bool,
     runtime: &Runtime,
@@ -248,7 +294,7 @@ pub fn serve(
             signal(SignalKind::interrupt()).map_err(MountError::Signals)?,
         )
     };
-    let mut mount = Mount::new(fs, mountpoint, allow_other, passthrough)
+    let mut mount = Mount::new(fs, mountpoint, source, allow_other, passthrough)
         .map_err(|source| MountError::Mount { path: mountpoint.to_owned(), source })?;
     let mut unmounter = mount.unmounter();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();

@@ -53,3 +53,5 @@ mod parity_registry;
 mod error_format;
 // The web UI in headless Chromium: SDK URLs, files, previews, downloads, diff, search, safety.
 mod webui;
+// Running `artfs serve` for a team: key list/expiry/revocation, access log, metrics.
+mod firstweek_ops;

@@ -38,8 +38,13 @@ impl Server {
 
     /// `cmd` (an `artfs` command line, so far without arguments) run as `serve`.
     pub fn spawn(mut cmd: Command, extra: &[&str], log: PathBuf) -> Server {
+        cmd.env("ARTFS_LOG", "artfs=debug");
+        Server::spawn_as_is(cmd, extra, log)
+    }
+
+    /// As `spawn`, with `cmd`'s environment as it is (an operator's: no `ARTFS_LOG`).
+    pub fn spawn_as_is(mut cmd: Command, extra: &[&str], log: PathBuf) -> Server {
         let mut child = cmd
-            .env("ARTFS_LOG", "artfs=debug")
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())

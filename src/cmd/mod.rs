@@ -65,7 +65,10 @@ fn init_tracing(config: &Config) {
         (false, _) => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("ARTFS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("artfs={level}")));
+        // `artfs serve`'s access log is on unless --access-log off says otherwise.
+        .unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!("artfs={level},artfs::access=info"))
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         // No colour codes in the mount daemon's log file.
@@ -215,8 +218,21 @@ impl App {
             Command::Ttl { artifact, ttl, collection } => {
                 self.ttl(&artifact, &ttl, collection).await
             }
+            Command::Mounts { json } => print_mounts(json),
         }
     }
+}
+
+/// `artfs mounts`: one `MOUNTPOINT  SOURCE` line per artfs mount, or JSON.
+fn print_mounts(json: bool) -> Result<()> {
+    let mounts = crate::mount::active_mounts()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&mounts)?);
+    }
+    for m in mounts.iter().filter(|_| !json) {
+        println!("{}  {}", m.mountpoint.display(), m.source);
+    }
+    Ok(())
 }
 
 /// An error and its causes on one line, each cause once (see `report`).

@@ -23,14 +23,28 @@ impl App {
         let catalog = runtime.block_on(self.catalog())?;
         let run = runtime.block_on(self.run_recording(&args.run))?;
         let created = create_mountpoint(&mc.mountpoint)?;
+        // Whatever fails from here on, a mount point this command made goes again.
+        let mut made = MadeMountpoint(created.then(|| mc.mountpoint.clone()));
         let mountpoint = mount::absolute_mountpoint(&mc.mountpoint)?;
         if created && !self.config.quiet {
             eprintln!("created the mount point {}", mountpoint.display());
         }
         mount::check_mountpoint(&mountpoint)?;
+        if !args.allow_non_empty && std::fs::read_dir(&mountpoint)?.next().is_some() {
+            bail!(
+                "mount point {} is not empty: the mount would hide its files; pass --allow-non-empty to mount over them",
+                mountpoint.display()
+            );
+        }
         let what = match &artifact {
             Some(a) => format!("{}:{}", a.collection, a.selector_or_latest()),
             None => format!("registry {}", self.config.registry),
+        };
+        let source = match &artifact {
+            Some(a) => {
+                format!("{}:{}@{}", a.collection, a.selector_or_latest(), self.config.registry)
+            }
+            None => self.config.registry.clone(),
         };
         if !mc.foreground {
             let log = match mc.log_file.clone().or_else(|| default_mount_log(&mountpoint)) {
@@ -38,6 +52,7 @@ impl App {
                 None => bail!("cannot find a directory for the mount log; pass --log-file"),
             };
             let pid = mount::spawn_daemon(&log, &mountpoint, mount::MOUNT_READY_TIMEOUT)?;
+            made.keep();
             if !self.config.quiet {
                 eprintln!(
                     "mounted {what} at {} (daemon pid {pid}, log {})",
@@ -51,17 +66,18 @@ impl App {
         let fetcher = Fetcher::new(self.cache()?, handle.clone())
             .with_clouds(clouds)
             .with_stall_timeout(mc.timeout);
+        // A run this mount starts is finished when it is unmounted; one started before (`artfs
+        // run start`, another command) is left to whoever started it.
+        let finish = match &run {
+            Some((r, reg)) if runtime.block_on(reg.run_state(r))?.seq == 0 => {
+                Some((r.clone(), reg.clone()))
+            }
+            _ => None,
+        };
         let on_open = run.map(|(run, registry)| {
             super::run::use_recorder(&registry, run, args.run.job_type.clone(), &handle)
         });
-        let options = FsOptions {
-            refresh: mc.refresh,
-            registry_timeout: mc.timeout,
-            readahead_files: mc.readahead_files,
-            warm_up_bytes: mc.warm_up_bytes,
-            on_open,
-            ..FsOptions::default()
-        };
+        let options = fs_options(&mc, on_open);
         let fs = match &artifact {
             None => ArtifactFs::registry(catalog, fetcher, handle, options),
             Some(a) => {
@@ -71,10 +87,61 @@ impl App {
                     .with_context(|| format!("cannot mount {what}"))?
             }
         };
-        mount::serve(fs, &mountpoint, mc.allow_other, mc.passthrough, &runtime)?;
+        mount::serve(fs, &mountpoint, &source, mc.allow_other, mc.passthrough, &runtime)?;
+        made.keep();
+        if let Some((run, registry)) = finish {
+            runtime.block_on(finish_run(&registry, &run));
+        }
         // Bounded: a download stuck in the runtime's blocking pool must not keep us alive.
         runtime.shutdown_timeout(mount::SHUTDOWN_GRACE);
         Ok(())
+    }
+}
+
+fn fs_options(mc: &MountConfig, on_open: Option<crate::fs::OpenHook>) -> FsOptions {
+    let defaults = FsOptions::default();
+    FsOptions {
+        refresh: mc.refresh,
+        registry_timeout: mc.timeout,
+        readahead_files: mc.readahead_files,
+        warm_up_bytes: mc.warm_up_bytes,
+        on_open,
+        uid: mc.uid.unwrap_or(defaults.uid),
+        gid: mc.gid.unwrap_or(defaults.gid),
+        file_mode: mc.file_mode.unwrap_or(defaults.file_mode),
+        dir_mode: mc.dir_mode.unwrap_or(defaults.dir_mode),
+    }
+}
+
+/// Marks `run` finished (exit code 0) if the mount recorded anything in it.
+async fn finish_run(registry: &crate::registry::Registry, run: &crate::registry::runs::RunPath) {
+    let op = crate::registry::runs::RunOp::Finished { exit_code: Some(0) };
+    let result = match registry.run_state(run).await {
+        Ok(state) if state.seq == 0 => return,
+        Ok(_) => registry.record_run(run, op).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(_) => tracing::info!("run {}: finished at unmount", run.name),
+        Err(e) => tracing::error!("run {}: cannot record that it finished: {e}", run.name),
+    }
+}
+
+/// A mount point this command created, removed again when the mount fails (dropped without
+/// `keep`). Only the directory itself: `remove_dir` fails on anything not empty or mounted.
+struct MadeMountpoint(Option<std::path::PathBuf>);
+
+impl MadeMountpoint {
+    fn keep(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for MadeMountpoint {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_dir(&path);
+        }
     }
 }
 

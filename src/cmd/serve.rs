@@ -21,6 +21,7 @@ impl App {
                 _ => None,
             },
             storage_regions: args.storage_regions.clone(),
+            access_log: args.access_log.parse()?,
         };
         // A bad certificate or key fails here, before anything listens.
         if let Some(files) = &opts.tls {
@@ -32,8 +33,18 @@ impl App {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let scheme = if opts.tls.is_some() { "https" } else { "http" };
-        println!("listening on {scheme}://{}", listener.local_addr()?);
+        let url = format!("{scheme}://{}", listener.local_addr()?);
+        println!("listening on {url}");
         std::io::stdout().flush()?;
+        let base = args.public_url.as_deref().unwrap_or(&url).trim_end_matches('/');
+        if !self.config.quiet {
+            eprintln!("artfs serve: WANDB_BASE_URL={base}, web UI at {base}/ui/");
+        }
+        if !registry.has_keys().await? {
+            tracing::warn!(
+                "the registry has no API key yet, so every request will be refused: make one with `artfs key create USER`"
+            );
+        }
         Ok(crate::serve::serve(opts, registry, listener, shutdown_signal()).await?)
     }
 }

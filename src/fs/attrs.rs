@@ -24,8 +24,8 @@ const STAT_BLOCK_BYTES: u64 = 512;
 impl ArtifactFs {
     pub(super) fn attr(&self, ino: InodeNo, kind: FileKind, size: u64, nlink: u32) -> Attr {
         let (perm, ttl) = match kind {
-            FileKind::Directory => (0o555, self.inner.options.refresh),
-            FileKind::File => (0o444, VERSION_TTL),
+            FileKind::Directory => (self.inner.options.dir_mode, self.inner.options.refresh),
+            FileKind::File => (self.inner.options.file_mode, VERSION_TTL),
             FileKind::Symlink => (0o777, self.inner.options.refresh),
         };
         Attr {

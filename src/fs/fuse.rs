@@ -71,16 +71,18 @@ impl Mount {
     /// Mounts `fs` read-only at `mountpoint` (type `fuse.artfs`). `allow_other` lets users
     /// other than the mounting one in (needs `user_allow_other` in /etc/fuse.conf for
     /// non-root users). `passthrough`: hand complete cached files to the kernel where it can.
+    /// `source` is what is mounted (`artfs mounts` shows it, as `mount` does).
     pub fn new(
         fs: ArtifactFs,
         mountpoint: &Path,
+        source: &str,
         allow_other: bool,
         passthrough: bool,
     ) -> io::Result<Mount> {
         let mut config = fuser::Config::default();
         config.mount_options = vec![
             MountOption::RO,
-            MountOption::FSName("artfs".into()),
+            MountOption::FSName(crate::mount::fsname(source)),
             // Not `Subtype`: fuser passes that only to fusermount3, while the kernel takes
             // `subtype=` itself, so this names the type `fuse.artfs` on every mount path.
             MountOption::CUSTOM("subtype=artfs".into()),

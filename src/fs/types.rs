@@ -93,6 +93,9 @@ pub struct FsOptions {
     /// Told `entity/project/name:vN` on every open of a file (the mount's `--run` lineage);
     /// it must return at once: it runs on the FUSE thread.
     pub on_open: Option<OpenHook>,
+    /// Permission bits of files and of directories (`--file-mode`, `--dir-mode`).
+    pub file_mode: u16,
+    pub dir_mode: u16,
 }
 
 /// See [`FsOptions::on_open`].
@@ -118,6 +121,8 @@ impl Default for FsOptions {
             readahead_files: READAHEAD_FILES,
             warm_up_bytes: 0,
             on_open: None,
+            file_mode: 0o444,
+            dir_mode: 0o555,
         }
     }
 }

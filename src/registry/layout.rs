@@ -19,8 +19,9 @@
 //! - `links/<e>/<p>/<name>/<10 digits>/<e>/<p>/<portfolio>`: the portfolios that link a version;
 //! - `parts/<e>/<p>/<name>/<group hash>/<10 digits>/…`: versions written by many processes;
 //! - `drafts/<id>/…`, `drafts/by-client/<sha256>.json`: versions pending across requests;
-//! - `keys/<sha256>.json`, `serve/url-signing-secret`, `uploads/<id>/<5 digits>` (multipart parts):
-//!   what `artfs serve` keeps;
+//! - `keys/<sha256>.json`, `keys/revoked/<sha256>.json`, `keys/used/<sha256>/<10 digits>`
+//!   (the minutes a key was used in), `serve/url-signing-secret`, `uploads/<id>/<5 digits>`
+//!   (multipart parts): what `artfs serve` keeps;
 //! - `leases/<unique>.json`, `gc/<unique>.json`: markers that keep `gc` and writers apart;
 //! - `directory/{commits,checkpoints}/<20 digits>.json`: one commit log of users, organizations,
 //!   teams and registries.
@@ -270,7 +271,36 @@ pub fn draft_of_client(client_id: &str) -> String {
 
 /// An API key, stored by the SHA-256 of its secret, never the secret.
 pub fn api_key(secret: &str) -> String {
-    format!("{KEYS}/{}.json", hex::encode(sha2::Sha256::digest(secret.as_bytes())))
+    api_key_by_hash(&api_key_hash(secret))
+}
+
+/// The hash that names a key in the registry (and, shortened, to operators).
+pub fn api_key_hash(secret: &str) -> String {
+    hex::encode(sha2::Sha256::digest(secret.as_bytes()))
+}
+
+pub fn api_key_by_hash(hash: &str) -> String {
+    format!("{KEYS}/{hash}.json")
+}
+
+/// The hash an API key's record key names, if it is one.
+pub fn hash_of_api_key(key: &str) -> Option<&str> {
+    let hash = key.strip_prefix(KEYS)?.strip_prefix('/')?.strip_suffix(".json")?;
+    (!hash.contains('/')).then_some(hash)
+}
+
+/// The mark that revokes a key: created once, never removed.
+pub fn api_key_revoked(hash: &str) -> String {
+    format!("{KEYS}/revoked/{hash}.json")
+}
+
+pub fn api_key_uses(hash: &str) -> String {
+    format!("{KEYS}/used/{hash}")
+}
+
+/// That a key was used in minute `unix_minute` (create-only: one object per key and minute).
+pub fn api_key_used(hash: &str, unix_minute: u64) -> String {
+    format!("{}/{unix_minute:010}", api_key_uses(hash))
 }
 
 /// Part `n` of a multipart upload through `artfs serve`, until the upload completes.
@@ -330,6 +360,8 @@ mod tests {
             draft_blob_md5s_batch("abc", b"[]"),
             draft_of_client("client"),
             api_key("secret"),
+            api_key_revoked(&api_key_hash("secret")),
+            api_key_used(&api_key_hash("secret"), 29_000_000),
             upload_part("0a1b", 7),
             URL_SIGNING_SECRET.to_owned(),
             lease(LEASES, "u4"),
@@ -363,6 +395,8 @@ mod tests {
             "drafts/abc/md5/4f53cda18c2baa0c0354bb5f9a3ecbe5ed12ab4d8e11ba873c2f11161202b945.json",
             "drafts/by-client/948fe603f61dc036b5c596dc09fe3ce3f3d30dc90f024c85f3c82db2ccab679d.json",
             "keys/2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b.json",
+            "keys/revoked/2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b.json",
+            "keys/used/2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b/0029000000",
             "uploads/0a1b/00007",
             "serve/url-signing-secret",
             "leases/u4.json",

@@ -15,7 +15,12 @@ use crate::registry::keys::KeyRecord;
 use crate::registry::{Registry, RegistryError};
 
 /// How long a key lookup is remembered (a key is one registry read per minute, not per request).
+/// Expiry is checked on every request against the remembered record, and revocation is read
+/// anew every time, so neither waits for this.
 const KEY_CACHE_TTL: Duration = Duration::from_secs(60);
+/// How often a key's use is recorded in the registry (one create-only object per key and
+/// interval, for `artfs key list`).
+const KEY_USE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long the directory (users, orgs, teams, registries) is used before it is read again. Zero:
 /// an org, team or role made with the CLI or on another server counts for the very next request,
 /// as on W&B (its own tests create an org and use it at once). The price is reading what is new
@@ -112,6 +117,8 @@ pub(super) async fn caller(
 #[derive(Debug, Default)]
 pub struct KeyCheck {
     cache: Mutex<HashMap<String, (Option<KeyRecord>, Instant)>>,
+    /// When each key's use was last recorded.
+    used: Mutex<HashMap<String, Instant>>,
     /// The directory and when it was last read from the registry.
     directory: Mutex<(Directory, Option<Instant>)>,
 }
@@ -140,8 +147,33 @@ impl KeyCheck {
             }
         };
         let Some(record) = record else { return Ok(None) };
+        if record.expired(chrono::Utc::now()) || registry.key_revoked(key).await? {
+            return Ok(None);
+        }
+        self.note_use(registry, key).await;
         let directory = self.directory(registry).await?;
         Ok(Some(Access::of(record, &directory)))
+    }
+
+    /// Records a key's use at most once per [`KEY_USE_INTERVAL`]; a failure only costs the
+    /// record, never the request.
+    async fn note_use(&self, registry: &Registry, key: &str) {
+        let due = match self.used.lock() {
+            Ok(mut used) => {
+                let due = used.get(key).is_none_or(|at| at.elapsed() >= KEY_USE_INTERVAL);
+                if due {
+                    if used.len() > 10_000 {
+                        used.clear();
+                    }
+                    used.insert(key.to_owned(), Instant::now());
+                }
+                due
+            }
+            Err(_) => false,
+        };
+        if due && let Err(e) = registry.record_key_use(key, chrono::Utc::now()).await {
+            tracing::warn!("cannot record a key's use: {e}");
+        }
     }
 
     /// The directory, read again (only what is new) when the last read is older than

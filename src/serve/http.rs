@@ -41,6 +41,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         // W&B server's readiness probe, which deployments written for it poll.
         .route("/ready", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(|st: State<AppState>| super::access::metrics(st.shared.observer.clone())),
+        )
         .route("/graphql", post(graphql).layer(DefaultBodyLimit::max(MAX_GRAPHQL_BYTES)))
         .route(
             "/files/{entity}/{project}/{run}/file_stream",
@@ -82,6 +86,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
                 // The error itself is logged where it is answered (`ServeError`).
                 .on_failure(()),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.shared.observer.clone(),
+            super::access::track,
+        ))
         .with_state(state)
 }
 
@@ -99,7 +107,12 @@ fn request_span(req: &Request) -> Span {
 
 /// The caller's access, or the `401` (or `503`) to send.
 async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Access, ServeError> {
-    caller(shared, headers).await.map_err(ServeError::KeyCheck)?.ok_or(ServeError::Unauthenticated)
+    let access = caller(shared, headers)
+        .await
+        .map_err(ServeError::KeyCheck)?
+        .ok_or(ServeError::Unauthenticated)?;
+    super::access::note_user(&access.user);
+    Ok(access)
 }
 
 fn check_signature(
@@ -131,6 +144,7 @@ async fn graphql(
     let op = req.operation_name.clone().unwrap_or_default();
     if !op.is_empty() {
         Span::current().record("op", tracing::field::display(&op));
+        super::access::note_op(&op);
     }
     let mut res = match schema::limits::check(&mut req) {
         Ok(()) => {
@@ -142,6 +156,9 @@ async fn graphql(
             None,
         )]),
     };
+    if !res.errors.is_empty() {
+        super::access::note_graphql_errors();
+    }
     for e in &mut res.errors {
         // The standard wording (graphql-js, W&B), which clients match to detect older servers.
         if let Some(rest) = e.message.strip_prefix("Unknown field ") {

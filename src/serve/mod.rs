@@ -7,12 +7,14 @@
 //! - `error`: the server's errors, and the one decision of their HTTP status and GraphQL code;
 //! - `auth`: API keys (Basic `api:KEY`) and URL signing;
 //! - `ids`: stateless GraphQL ids;
+//! - `access`: the access log and the metrics behind `GET /metrics`;
 //! - `listen`: accepting connections, with timeouts and a bound on how many are served;
 //! - `web`: the web UI under `/ui/` (server-rendered HTML, lineage as SVG), same keys as the API.
 //!
 //! All state lives in the registry (versions, drafts, runs, keys, the signing secret), so several
 //! `artfs serve` processes over one bucket, and the CLI beside them, agree.
 
+mod access;
 pub mod auth;
 mod error;
 mod http;
@@ -25,6 +27,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::access::AccessLog;
 pub use self::error::ServeError;
 use crate::registry::Registry;
 use crate::registry::runs::RunPath;
@@ -55,6 +58,7 @@ pub struct ServeOptions {
     pub tls: Option<TlsFiles>,
     /// Storage regions accepted besides `default` (see `Shared::storage_region_ok`).
     pub storage_regions: Vec<String>,
+    pub access_log: AccessLog,
 }
 
 impl Default for ServeOptions {
@@ -64,6 +68,7 @@ impl Default for ServeOptions {
             url_ttl: DEFAULT_URL_TTL,
             tls: None,
             storage_regions: Vec::new(),
+            access_log: AccessLog::default(),
         }
     }
 }
@@ -89,6 +94,7 @@ pub struct Shared {
     signer: auth::Signer,
     keys: auth::KeyCheck,
     storage_regions: Vec<String>,
+    observer: Arc<access::Observer>,
 }
 
 /// The hex MD5 a blob key (`blobs/md5/ab/cdef…`) names.
@@ -188,6 +194,7 @@ pub async fn serve(
         signer: auth::Signer::new(secret, opts.url_ttl),
         keys: auth::KeyCheck::default(),
         storage_regions: opts.storage_regions,
+        observer: Arc::new(access::Observer::new(opts.access_log)),
     });
     tracing::info!("artfs serve: listening on {addr}, public URL {}", shared.public_url);
     let app = http::router(shared);
