@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -327,7 +327,7 @@ fn render_latency(out: &mut String, c: &Counters) {
 
 /// `GET /metrics`.
 pub async fn metrics(observer: Arc<Observer>) -> Response {
-    let mut res = (StatusCode::OK, observer.render()).into_response();
+    let mut res = observer.render().into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
