@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
         Err(e) => {
             // Messages quote registry content (entry names, URIs): no raw control characters.
             eprintln!("error: {}", artfs::terminal::printable(&artfs::cmd::error_report(&e)));
-            std::process::ExitCode::FAILURE
+            artfs::cmd::exit::kind_of(&e).exit_code()
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `artfs alias`: add and remove aliases of a version.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::App;
 
@@ -12,9 +12,9 @@ impl App {
         remove: &[String],
     ) -> Result<()> {
         if add.is_empty() && remove.is_empty() {
-            bail!("nothing to do: pass --add ALIAS and/or --remove ALIAS");
+            usage!("nothing to do: pass --add ALIAS and/or --remove ALIAS");
         }
-        let registry = self.registry().await?;
+        let registry = self.registry_to_change().await?;
         let (target, version) = self.version_of(&registry, artifact).await?;
         let aliases = registry.set_aliases(&target.collection, version, add, remove).await?;
         let aliases = crate::terminal::printable(&aliases.join(", ")).into_owned();

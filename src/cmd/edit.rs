@@ -1,6 +1,6 @@
 //! `artfs edit`: change the description or metadata of a version.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::{App, parse_json_object};
 use crate::terminal::printable;
@@ -16,9 +16,9 @@ impl App {
         let metadata = metadata.as_deref().map(parse_json_object).transpose()?;
         let merge = merge.as_deref().map(parse_json_object).transpose()?;
         if description.is_none() && metadata.is_none() && merge.is_none() {
-            bail!("nothing to do: pass --description, --metadata or --merge-metadata");
+            usage!("nothing to do: pass --description, --metadata or --merge-metadata");
         }
-        let registry = self.registry().await?;
+        let registry = self.registry_to_change().await?;
         let (target, version) = self.version_of(&registry, artifact).await?;
         let r = registry.edit(&target.collection, version, description, metadata, merge).await?;
         println!(

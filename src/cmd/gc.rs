@@ -8,7 +8,7 @@ use crate::config::parse_duration;
 impl App {
     pub(super) async fn gc(&self, grace: &str) -> Result<()> {
         let grace = parse_duration(grace)?;
-        let r = self.registry().await?.gc(grace).await?;
+        let r = self.registry_to_change().await?.gc(grace).await?;
         let mut rounds = match r.rounds_deleted {
             0 => String::new(),
             n => format!(", and the records of {}", count(n as usize, "finished parallel round")),

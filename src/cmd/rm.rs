@@ -1,6 +1,6 @@
 //! `artfs rm`: delete one version, or every unaliased one.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::{App, count};
 
@@ -11,11 +11,11 @@ impl App {
         delete_aliases: bool,
         unaliased: bool,
     ) -> Result<()> {
-        let registry = self.registry().await?;
+        let registry = self.registry_to_change().await?;
         if unaliased {
             let target = self.artifact(artifact)?;
             if target.selector.is_some() {
-                bail!("--unaliased takes an artifact name without `:version`");
+                usage!("--unaliased takes an artifact name without `:version`");
             }
             let deleted = registry.delete_unaliased(&target.collection).await?;
             let list: Vec<String> = deleted.iter().map(|v| format!("v{v}")).collect();

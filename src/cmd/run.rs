@@ -19,7 +19,7 @@ impl App {
             [r] => (self.config.entity.as_str(), self.config.project.as_str(), *r),
             [p, r] => (self.config.entity.as_str(), *p, *r),
             [e, p, r] => (*e, *p, *r),
-            _ => bail!("run {id:?}: expected `[[entity/]project/]ID`"),
+            _ => usage!("run {id:?}: expected `[[entity/]project/]ID`"),
         };
         Ok(RunPath::new(e, p, r)?)
     }
@@ -65,7 +65,7 @@ impl App {
             }
             RunCommand::Finish { id, exit_code } => {
                 let run = self.run_path(&id)?;
-                let registry = self.registry().await?;
+                let registry = self.registry_to_change().await?;
                 if registry.run_state(&run).await?.seq == 0 {
                     bail!("run {}/{}/{} does not exist", run.entity, run.project, run.name);
                 }

@@ -1,6 +1,6 @@
 //! `artfs tag` and `artfs ttl`: tags and time-to-live of a version or of its collection.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::App;
 use crate::registry::{CollectionEdit, Ttl};
@@ -12,7 +12,7 @@ fn parse_ttl(s: &str) -> Result<Ttl> {
         "never" | "none" => Ttl::Never,
         "inherit" => Ttl::Inherit,
         d => match crate::config::parse_duration(d)?.as_secs() {
-            0 => bail!("a TTL must be positive; use `never` for none"),
+            0 => usage!("a TTL must be positive; use `never` for none"),
             secs => Ttl::Seconds(secs),
         },
     })
@@ -27,9 +27,9 @@ impl App {
         collection: bool,
     ) -> Result<()> {
         if add.is_empty() && remove.is_empty() {
-            bail!("nothing to do: pass --add TAG and/or --remove TAG");
+            usage!("nothing to do: pass --add TAG and/or --remove TAG");
         }
-        let registry = self.registry().await?;
+        let registry = self.registry_to_change().await?;
         if collection {
             let c = self.artifact(artifact)?.collection;
             let edit = CollectionEdit {
@@ -51,10 +51,10 @@ impl App {
 
     pub(super) async fn ttl(&self, artifact: &str, ttl: &str, collection: bool) -> Result<()> {
         let ttl = parse_ttl(ttl)?;
-        let registry = self.registry().await?;
+        let registry = self.registry_to_change().await?;
         if collection {
             if ttl == Ttl::Inherit {
-                bail!("a collection's default TTL is a duration or `never`");
+                usage!("a collection's default TTL is a duration or `never`");
             }
             let c = self.artifact(artifact)?.collection;
             let edit = CollectionEdit { default_ttl: Some(ttl), ..CollectionEdit::default() };

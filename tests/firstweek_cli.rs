@@ -1,0 +1,164 @@
+//! A team's first week on the command line: which registry a command uses and why, what the
+//! exit status says, discovery of what a registry holds, `--json` everywhere, safe deletes and
+//! downloads, and help.
+
+use std::process::{Command, Output};
+
+use crate::serve::{Server, create_key};
+use crate::util::Env;
+
+/// `artfs` as a user with `WANDB_BASE_URL` exported for the SDK types it: no ARTFS_REGISTRY, a
+/// private XDG data dir (where the default registry goes) and the server's API key.
+fn sdk_user(env: &Env, base_url: &str, key: &str) -> Command {
+    let mut c = env.cmd();
+    c.env_remove("ARTFS_REGISTRY")
+        .env("XDG_DATA_HOME", env.path("home-data"))
+        .env("WANDB_BASE_URL", base_url)
+        .env("WANDB_API_KEY", key)
+        .env("NETRC", env.path("no-netrc"));
+    c
+}
+
+fn run(mut c: Command, args: &[&str]) -> Output {
+    c.args(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The exit status and stderr of `out`, with stdout on failure to explain a surprise.
+fn status(out: &Output) -> i32 {
+    out.status.code().unwrap_or_else(|| panic!("killed: {}", stderr(out)))
+}
+
+fn data_file(env: &Env) -> String {
+    let f = env.path("f.txt");
+    std::fs::write(&f, b"first week\n").unwrap();
+    f.to_str().unwrap().to_owned()
+}
+
+/// `WANDB_BASE_URL` (set for the SDK) makes reads go to that W&B server and says so; writes go to
+/// the default registry, which the first write creates and names; a registry URL that is a W&B
+/// server refuses every write with one line and exit status 4.
+#[test]
+fn wandb_base_url_is_read_only_said_so_and_writes_go_to_the_default_registry() {
+    let env = Env::new();
+    let file = data_file(&env);
+    env.ok(&["log", "ds", &file, "--alias", "best"]);
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let url = server.url();
+
+    // Reads: the server's versions, and `-v` and `show` say where they come from.
+    let out = run(sdk_user(&env, &url, &key), &["-v", "ls", "acme/bikes", "--json"]);
+    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    let ls: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ls[0]["name"], "acme/bikes/ds", "{ls}");
+    let said = format!("registry {url} (from WANDB_BASE_URL, which artfs only reads)");
+    assert!(stderr(&out).contains(&said), "{}", stderr(&out));
+    let out = run(sdk_user(&env, &url, &key), &["show", "acme/bikes/ds"]);
+    assert!(
+        stdout(&out).contains(&format!("registry:    {url} (from WANDB_BASE_URL")),
+        "{}",
+        stdout(&out)
+    );
+
+    // Writes: the default registry, created by the first one, which says where.
+    let default = env.path("home-data/artfs/registry");
+    let out = run(sdk_user(&env, &url, &key), &["log", "mine", &file]);
+    assert_eq!(status(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out).split(' ').next(), Some("acme/bikes/mine:v0"));
+    let created = format!("created a new artfs registry at {} (the default)", default.display());
+    assert!(stderr(&out).contains(&created), "{}", stderr(&out));
+    assert!(default.join("artfs-registry.json").is_file());
+    let again = run(sdk_user(&env, &url, &key), &["log", "mine2", &file]);
+    assert!(!stderr(&again).contains("created"), "{}", stderr(&again));
+    // The server's registry got nothing.
+    let names: Vec<String> =
+        env.json(&["ls"]).as_array().unwrap().iter().map(|a| a["name"].to_string()).collect();
+    assert_eq!(names, ["\"acme/bikes/ds\""]);
+
+    // A W&B server named as the registry takes no writes: one line, status 4, nothing sent.
+    for args in [
+        &["log", "x", &file][..],
+        &["alias", "acme/bikes/ds:v0", "--add", "a"],
+        &["edit", "acme/bikes/ds:v0", "--description", "d"],
+        &["rm", "acme/bikes/ds:v0"],
+        &["gc"],
+        &["tag", "acme/bikes/ds:v0", "--add", "t"],
+        &["key", "create", "bob"],
+        &["run", "start"],
+    ] {
+        let mut c = sdk_user(&env, &url, &key);
+        c.env("ARTFS_REGISTRY", &url);
+        let out = run(c, args);
+        let err = stderr(&out);
+        assert_eq!(status(&out), 4, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        let said = format!("error: {url} (from ARTFS_REGISTRY) is read-only");
+        assert!(err.starts_with(&said), "{args:?}: {err}");
+    }
+    assert_eq!(env.json(&["versions", "ds"]).as_array().unwrap().len(), 1);
+
+    // Lineage needs an artfs registry; a W&B server is not one, and the error says what is.
+    let out = run(sdk_user(&env, &url, &key), &["lineage", "acme/bikes/ds"]);
+    let err = stderr(&out);
+    assert_eq!(status(&out), 3, "{err}");
+    assert!(err.contains("a W&B server is read by `ls`"), "{err}");
+    assert!(!err.contains("`artfs log` creates one"), "{err}");
+}
+
+/// A registry URL with a mangled `://` is refused (usage, status 2) instead of becoming a local
+/// directory named `s3:`; nothing is created.
+#[test]
+fn mistyped_registry_urls_are_refused_and_create_nothing() {
+    let env = Env::new();
+    let file = data_file(&env);
+    for url in ["s3:/bucket/reg", "gs:/bucket", "http:/host", "s3//bucket", "s3:bucket"] {
+        for args in [&["ls"][..], &["log", "x", &file]] {
+            let mut c = env.cmd();
+            c.env("ARTFS_REGISTRY", url);
+            let out = run(c, args);
+            let err = stderr(&out);
+            assert_eq!(status(&out), 2, "{url} {args:?}: {err}");
+            assert!(err.contains("looks like a mistyped URL"), "{err}");
+        }
+    }
+    let made: Vec<_> =
+        std::fs::read_dir(env.dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(made, ["f.txt"], "nothing but the data file");
+}
+
+/// Exit statuses a script can act on: 0 done, 1 other failures, 2 usage, 3 not found,
+/// 4 refused, 5 unavailable.
+#[test]
+fn exit_statuses_say_what_kind_of_failure_it_was() {
+    let env = Env::new();
+    let file = data_file(&env);
+    env.ok(&["log", "ds", &file]);
+    let code = |args: &[&str]| status(&env.run(args));
+    assert_eq!(code(&["show", "ds"]), 0);
+    // Usage: clap's own, and ours.
+    assert_eq!(code(&["show", "ds", "--no-such-flag"]), 2);
+    assert_eq!(code(&["show", "bad name!"]), 2);
+    assert_eq!(code(&["--cache-size", "lots", "show", "ds"]), 2);
+    assert_eq!(code(&["alias", "ds:v0"]), 2, "nothing to do");
+    // Not found: artifact, version, alias, registry.
+    assert_eq!(code(&["show", "nope"]), 3);
+    assert_eq!(code(&["show", "ds:v7"]), 3);
+    assert_eq!(code(&["get", "ds:gone"]), 3);
+    let missing = env.path("no-registry");
+    assert_eq!(code(&["--registry", missing.to_str().unwrap(), "ls"]), 3);
+    // Refused: a change the registry refuses.
+    env.ok(&["log", "ds", &file, "--alias", "keep", "--description", "other"]);
+    assert_eq!(code(&["log", "ds", &file, "--type", "model"]), 4, "type mismatch");
+    // Unavailable: a registry server that does not answer.
+    assert_eq!(code(&["--registry", "http://127.0.0.1:1", "ls"]), 5);
+    // Other: a local file that cannot be read.
+    assert_eq!(code(&["log", "ds", "/no/such/file"]), 1);
+}
