@@ -69,13 +69,8 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Log files, directories and references as a new version (only if the content changed)
     Log(LogArgs),
-    /// List artifacts of a project
-    Ls {
-        /// `entity/project` or `project` [default: the default entity and project]
-        scope: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    /// List artifacts of a project, or (`ENTITY/`, `--all`) the projects there are
+    Ls(LsArgs),
     /// List every version of an artifact
     Versions {
         /// `[[entity/]project/]name`
@@ -211,6 +206,23 @@ pub enum Command {
         #[command(subcommand)]
         command: TeamCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// `entity/project` or `project` [default: the default entity and project]; `ENTITY/` (with
+    /// the slash) lists the projects of ENTITY with their artifact counts
+    #[arg(conflicts_with = "all")]
+    pub scope: Option<String>,
+    /// List every entity and project the registry holds, with their artifact counts
+    #[arg(long)]
+    pub all: bool,
+    /// Only artifacts of this type (dataset, model, ...)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub artifact_type: Option<String>,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The run a command is part of (lineage): `log` records that the run logged the version, `get`

@@ -162,3 +162,87 @@ fn exit_statuses_say_what_kind_of_failure_it_was() {
     // Other: a local file that cannot be read.
     assert_eq!(code(&["log", "ds", "/no/such/file"]), 1);
 }
+
+/// Logs three artifacts in two entities: `acme/bikes/{rides,labels}` and `team/cars/weights`.
+fn log_a_team(env: &Env) {
+    let file = data_file(env);
+    env.ok(&["log", "rides", &file]);
+    env.ok(&["log", "labels", &file, "--alias", "best"]);
+    env.ok(&["log", "labels", &env.path("f.txt").display().to_string(), "--description", "2"]);
+    let other = env.path("g.txt");
+    std::fs::write(&other, b"other\n").unwrap();
+    env.ok(&["log", "labels", other.to_str().unwrap()]);
+    env.ok(&["log", "team/cars/weights", &file, "--type", "model"]);
+}
+
+/// `(entity, project, artifacts, versions)` of `artfs ls ARGS --json` run by `cmd`.
+fn projects(out: Output) -> Vec<(String, String, u64, u64)> {
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |r: &serde_json::Value| {
+        let s = |k: &str| r[k].as_str().unwrap().to_owned();
+        (
+            s("entity"),
+            s("project"),
+            r["artifacts"].as_u64().unwrap(),
+            r["versions"].as_u64().unwrap(),
+        )
+    };
+    v.as_array().unwrap().iter().map(row).collect()
+}
+
+fn row(e: &str, p: &str, artifacts: u64, versions: u64) -> (String, String, u64, u64) {
+    (e.to_owned(), p.to_owned(), artifacts, versions)
+}
+
+/// `ls --all` lists every project with its artifact and version counts, `ls ENTITY/` those of
+/// one entity, `--type` filters both and the artifact listing; on a local registry and on S3.
+#[test]
+fn ls_all_and_ls_entity_find_what_a_registry_holds_locally_and_on_s3() {
+    let local = Env::new();
+    let s3 = crate::cloud_registry::s3_env("discovery");
+    for env in std::iter::once(&local).chain(s3.as_ref()) {
+        log_a_team(env);
+        let all = projects(env.run(&["ls", "--all", "--json"]));
+        assert_eq!(
+            all,
+            [row("acme", "bikes", 2, 3), row("team", "cars", 1, 1)],
+            "{}",
+            env.registry
+        );
+        assert_eq!(projects(env.run(&["ls", "team/", "--json"])), [row("team", "cars", 1, 1)]);
+        let models = projects(env.run(&["ls", "--all", "--type", "model", "--json"]));
+        assert_eq!(models, [row("team", "cars", 1, 1)]);
+        let text = env.ok(&["ls", "--all"]);
+        assert!(text.lines().any(|l| l.split_whitespace().eq(["acme/bikes", "2", "3"])), "{text}");
+        let datasets = env.json(&["ls", "--type", "dataset"]);
+        assert_eq!(datasets.as_array().unwrap().len(), 2);
+        assert_eq!(env.json(&["ls", "--type", "model"]), serde_json::json!([]));
+        // An empty project points at the overview.
+        let err = String::from_utf8(env.run(&["ls", "empty"]).stderr).unwrap();
+        assert!(err.contains("`artfs ls --all` lists the projects"), "{err}");
+    }
+}
+
+/// The same discovery on a W&B server (the registry above, served): its entities are the
+/// viewer's.
+#[test]
+fn ls_entity_lists_the_projects_of_a_wandb_server() {
+    let env = Env::new();
+    log_a_team(&env);
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme,team"]);
+    let url = server.url();
+    let ls = |args: &[&str]| {
+        let mut c = sdk_user(&env, &url, &key);
+        c.env("ARTFS_REGISTRY", &url);
+        run(c, args)
+    };
+    assert_eq!(projects(ls(&["ls", "acme/", "--json"])), [row("acme", "bikes", 2, 3)]);
+    assert_eq!(
+        projects(ls(&["ls", "team/", "--type", "model", "--json"])),
+        [row("team", "cars", 1, 1)]
+    );
+    let all = projects(ls(&["ls", "--all", "--json"]));
+    assert!(all.contains(&row("acme", "bikes", 2, 3)), "{all:?}");
+}

@@ -237,7 +237,7 @@ impl App {
     async fn dispatch(&self, command: Command) -> Result<()> {
         match command {
             Command::Log(args) => self.log(args).await,
-            Command::Ls { scope, json } => self.ls(scope, json).await,
+            Command::Ls(args) => self.ls(&args).await,
             Command::Versions { artifact, json } => self.versions(&artifact, json).await,
             Command::Show { artifact, files, json } => self.show(&artifact, files, json).await,
             Command::Get(args) => self.get(args).await,
