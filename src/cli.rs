@@ -14,12 +14,28 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+    /// Whether the command was given `--json`: its errors are then JSON too.
+    #[arg(skip)]
+    pub json: bool,
 }
 
 /// Parses the process's arguments (exits with clap's message on bad ones).
 pub fn parse() -> Cli {
     let mut matches = command().get_matches();
-    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
+    let json = json_requested(&matches);
+    let mut cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit());
+    cli.json = json;
+    cli
+}
+
+/// Whether the innermost subcommand has a `--json` flag and it was given: every command's flag
+/// has that one id, so no list of commands has to be kept here.
+fn json_requested(matches: &clap::ArgMatches) -> bool {
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    matches!(m.try_get_one::<bool>("json"), Ok(Some(true)))
 }
 
 /// The clap command with fixed usage lines. Clap's error usage line lists every option already
@@ -100,6 +116,9 @@ pub enum Command {
         add: Vec<String>,
         #[arg(long = "remove", value_name = "ALIAS")]
         remove: Vec<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Change the description or metadata of a version
     Edit {
@@ -112,6 +131,9 @@ pub enum Command {
         /// Merge keys into the metadata: JSON object or @file
         #[arg(long)]
         merge_metadata: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Delete a version (or, with --unaliased, every version without an alias)
     Rm {
@@ -123,12 +145,27 @@ pub enum Command {
         /// Delete every version that has no alias
         #[arg(long, conflicts_with = "delete_aliases")]
         unaliased: bool,
+        /// Print what would be deleted and delete nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation (asked only on a terminal, for --unaliased)
+        #[arg(short, long)]
+        yes: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Delete blobs and manifests no live version uses
     Gc {
         /// Keep unreferenced objects younger than this (e.g. 1h, 30m, 0s)
         #[arg(long, default_value = "1h")]
         grace: String,
+        /// Do not ask for confirmation (asked only on a terminal)
+        #[arg(short, long)]
+        yes: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Inspect and trim the local blob cache
     Cache {
@@ -179,6 +216,9 @@ pub enum Command {
         /// Tag the collection rather than the version
         #[arg(long)]
         collection: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Set the time-to-live of a version, after which it is gone and `gc` reclaims it (or, with
     /// --collection, the default TTL of the versions that inherit theirs)
@@ -190,6 +230,9 @@ pub enum Command {
         ttl: String,
         #[arg(long)]
         collection: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Manage the users `artfs serve` knows (keys belong to users)
     User {
@@ -252,6 +295,9 @@ pub enum RunCommand {
         name: Option<String>,
         #[arg(long)]
         group: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Mark a run finished
     Finish {
@@ -260,6 +306,9 @@ pub enum RunCommand {
         id: String,
         #[arg(long, default_value_t = 0)]
         exit_code: i64,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -368,6 +417,9 @@ pub struct GetArgs {
     /// differ from it (they are replaced); both are listed
     #[arg(long)]
     pub force: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub access: RefAccessArgs,
     #[command(flatten)]
@@ -483,6 +535,9 @@ pub enum KeyCommand {
         /// that replay W&B's test fixtures, whose users log in with their user name as key.
         #[arg(long, hide = true, value_name = "SECRET")]
         secret: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -497,9 +552,16 @@ pub enum CacheCommand {
     Prune {
         #[arg(long)]
         to: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Remove every entry not in use
-    Clear,
+    Clear {
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[cfg(test)]

@@ -2,12 +2,18 @@
 
 fn main() -> std::process::ExitCode {
     let cli = artfs::cli::parse();
+    let json = cli.json;
     match artfs::cmd::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // Messages quote registry content (entry names, URIs): no raw control characters.
-            eprintln!("error: {}", artfs::terminal::printable(&artfs::cmd::error_report(&e)));
-            artfs::cmd::exit::kind_of(&e).exit_code()
+            let kind = artfs::cmd::exit::kind_of(&e);
+            if json {
+                eprintln!("{}", artfs::cmd::exit::json_error(&e));
+            } else {
+                // Messages quote registry content (entry names, URIs): no raw control characters.
+                eprintln!("error: {}", artfs::terminal::printable(&artfs::cmd::error_report(&e)));
+            }
+            kind.exit_code()
         }
     }
 }

@@ -246,3 +246,125 @@ fn ls_entity_lists_the_projects_of_a_wandb_server() {
     let all = projects(ls(&["ls", "--all", "--json"]));
     assert!(all.contains(&row("acme", "bikes", 2, 3)), "{all:?}");
 }
+
+/// The commands that change things answer `--json` with one object, and a failing command
+/// given `--json` prints its error as JSON on stderr (with its kind and exit status).
+#[test]
+fn json_on_every_changing_command_and_json_errors() {
+    let env = Env::new();
+    let file = data_file(&env);
+    env.ok(&["log", "ds", &file]);
+    for (i, name) in ["g.txt", "h.txt"].iter().enumerate() {
+        let other = env.path(name);
+        std::fs::write(&other, format!("other {i}\n")).unwrap();
+        env.ok(&["log", "ds", other.to_str().unwrap()]);
+    }
+    let j = |args: &[&str]| env.json(args);
+    let a = j(&["alias", "ds:v0", "--add", "best"]);
+    assert_eq!((a["name"].as_str(), a["version"].as_str()), (Some("acme/bikes/ds"), Some("v0")));
+    assert_eq!(a["aliases"], serde_json::json!(["best"]));
+    let e = j(&["edit", "ds:v0", "--description", "d", "--metadata", r#"{"k":1}"#]);
+    assert_eq!(
+        (e["description"].as_str(), &e["metadata"]),
+        (Some("d"), &serde_json::json!({"k": 1}))
+    );
+    assert_eq!(j(&["tag", "ds:v0", "--add", "t"])["tags"], serde_json::json!(["t"]));
+    assert_eq!(j(&["ttl", "ds:v0", "30d"])["ttl"], 30 * 86400);
+    assert_eq!(j(&["ttl", "ds:v0", "never"])["ttl"], "never");
+    let root = env.path("got");
+    let g = j(&["get", "ds:v0", "--root", root.to_str().unwrap()]);
+    assert_eq!((g["files"].as_u64(), g["bytes"].as_u64()), (Some(1), Some(11)), "{g}");
+    assert_eq!(g["root"], root.to_str().unwrap());
+    let k = j(&["key", "create", "ana"]);
+    assert!(k["key"].as_str().unwrap().len() >= 40, "{k}");
+    assert_eq!(k["read_only"], false);
+    let r = j(&["run", "start", "r1"]);
+    assert_eq!((r["run"].as_str(), r["state"].as_str()), (Some("acme/bikes/r1"), Some("running")));
+    let r = j(&["run", "finish", "r1", "--exit-code", "3"]);
+    assert_eq!((r["state"].as_str(), r["exit_code"].as_i64()), (Some("finished"), Some(3)));
+    let rm = j(&["rm", "ds:v1"]);
+    assert_eq!(
+        (rm["deleted"].clone(), rm["latest"].as_str()),
+        (serde_json::json!(["v1"]), Some("v2"))
+    );
+    let gc = j(&["gc", "--grace", "0s"]);
+    assert!(gc["manifests_deleted"].as_u64().unwrap() >= 1, "{gc}");
+    assert!(j(&["cache", "prune", "--to", "0"])["evicted_entries"].is_u64());
+    assert!(j(&["cache", "clear"])["remaining_entries"].is_u64());
+
+    // Errors: one JSON object on stderr, nothing on stdout, the same exit status.
+    for (args, kind, code) in [
+        (&["show", "nope", "--json"][..], "not_found", 3),
+        (&["alias", "ds:v0", "--json"], "usage", 2),
+        (&["show", "ds:v9", "--json"], "not_found", 3),
+    ] {
+        let out = env.run(args);
+        assert_eq!(status(&out), code, "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let err: serde_json::Value = serde_json::from_slice(&out.stderr)
+            .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", stderr(&out)));
+        assert_eq!(
+            (err["kind"].as_str(), err["exit_code"].as_i64()),
+            (Some(kind), Some(i64::from(code)))
+        );
+        assert!(err["error"].as_str().unwrap().len() > 10, "{err}");
+    }
+    assert!(stderr(&env.run(&["show", "nope"])).starts_with("error: "), "plain without --json");
+}
+
+/// `rm --dry-run` says what would go and deletes nothing; on a terminal `rm --unaliased` and
+/// `gc` ask first, and a "no" (or anything but yes) keeps everything; `--yes` does not ask.
+#[test]
+fn rm_dry_run_deletes_nothing_and_deletes_ask_on_a_terminal() {
+    let env = Env::new();
+    let file = data_file(&env);
+    env.ok(&["log", "ds", &file]);
+    let other = env.path("g.txt");
+    std::fs::write(&other, b"other\n").unwrap();
+    env.ok(&["log", "ds", other.to_str().unwrap()]);
+    let versions = || env.json(&["versions", "ds"]).as_array().unwrap().len();
+
+    assert_eq!(
+        env.ok(&["rm", "ds", "--unaliased", "--dry-run"]).trim(),
+        "acme/bikes/ds: would delete 1 version v0"
+    );
+    let dry = env.json(&["rm", "ds:v0", "--dry-run"]);
+    assert_eq!(
+        (dry["deleted"].clone(), dry["dry_run"].as_bool()),
+        (serde_json::json!(["v0"]), Some(true))
+    );
+    let refused = env.fails(&["rm", "ds:v1", "--dry-run"]);
+    assert!(refused.contains("has aliases (latest)"), "{refused}");
+    assert_eq!(versions(), 2, "a dry run deletes nothing");
+
+    // A terminal (script(1) gives the command a pty) that answers "n", then "y".
+    let on_a_terminal = |args: &str, answer: &str| {
+        let line =
+            format!("printf '{answer}\\n' | script -qec '{} {args}' /dev/null", crate::util::BIN);
+        // The environment of `env.cmd()` (registry, cache, entity), run through script(1).
+        let mut sh = Command::new("bash");
+        for (k, v) in env.cmd().get_envs() {
+            match v {
+                Some(v) => sh.env(k, v),
+                None => sh.env_remove(k),
+            };
+        }
+        sh.arg("-c").arg(line).current_dir(env.dir.path()).output().unwrap()
+    };
+    let out = on_a_terminal("rm ds --unaliased", "n");
+    let said = stdout(&out);
+    assert!(said.contains("delete 1 version of acme/bikes/ds: v0? [y/N]"), "{said}");
+    assert_eq!(versions(), 2, "answered no: {said}");
+    let out = on_a_terminal("gc --grace 0s", "n");
+    assert!(stdout(&out).contains("[y/N]"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("nothing deleted"), "{}", stdout(&out));
+    let out = on_a_terminal("rm ds --unaliased", "y");
+    assert!(stdout(&out).contains("deleted 1 version v0"), "{}", stdout(&out));
+    assert_eq!(versions(), 1);
+    let out = on_a_terminal("gc --grace 0s --yes", "n");
+    assert!(
+        !stdout(&out).contains("[y/N]") && stdout(&out).contains("deleted 1 blob"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -2,7 +2,17 @@
 
 use anyhow::Result;
 
-use super::App;
+use serde::Serialize;
+
+use super::{App, print_json};
+
+/// `artfs alias --json`: the version and all its aliases now.
+#[derive(Debug, Serialize)]
+struct AliasResult {
+    name: String,
+    version: String,
+    aliases: Vec<String>,
+}
 
 impl App {
     pub(super) async fn alias(
@@ -10,6 +20,7 @@ impl App {
         artifact: &str,
         add: &[String],
         remove: &[String],
+        json: bool,
     ) -> Result<()> {
         if add.is_empty() && remove.is_empty() {
             usage!("nothing to do: pass --add ALIAS and/or --remove ALIAS");
@@ -17,6 +28,10 @@ impl App {
         let registry = self.registry_to_change().await?;
         let (target, version) = self.version_of(&registry, artifact).await?;
         let aliases = registry.set_aliases(&target.collection, version, add, remove).await?;
+        if json {
+            let name = target.collection.to_string();
+            return print_json(&AliasResult { name, version: format!("v{version}"), aliases });
+        }
         let aliases = crate::terminal::printable(&aliases.join(", ")).into_owned();
         println!("{}:v{} aliases: {aliases}", target.collection, version);
         Ok(())

@@ -2,7 +2,18 @@
 
 use anyhow::Result;
 
-use super::{App, parse_json_object};
+use serde::Serialize;
+
+use super::{App, parse_json_object, print_json};
+
+/// `artfs edit --json`: the version's description and metadata now.
+#[derive(Debug, Serialize)]
+struct EditResult {
+    name: String,
+    version: String,
+    description: Option<String>,
+    metadata: serde_json::Value,
+}
 use crate::terminal::printable;
 
 impl App {
@@ -12,6 +23,7 @@ impl App {
         description: Option<String>,
         metadata: Option<String>,
         merge: Option<String>,
+        json: bool,
     ) -> Result<()> {
         let metadata = metadata.as_deref().map(parse_json_object).transpose()?;
         let merge = merge.as_deref().map(parse_json_object).transpose()?;
@@ -21,6 +33,14 @@ impl App {
         let registry = self.registry_to_change().await?;
         let (target, version) = self.version_of(&registry, artifact).await?;
         let r = registry.edit(&target.collection, version, description, metadata, merge).await?;
+        if json {
+            return print_json(&EditResult {
+                name: target.collection.to_string(),
+                version: format!("v{version}"),
+                description: r.description,
+                metadata: r.metadata,
+            });
+        }
         println!(
             "{}:v{} description: {:?} metadata: {}",
             target.collection,

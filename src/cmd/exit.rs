@@ -61,6 +61,21 @@ pub enum CliError {
     Usage(String),
 }
 
+/// An error as `--json` prints it on stderr: one object on one line.
+#[derive(Debug, serde::Serialize)]
+struct JsonError {
+    error: String,
+    kind: Kind,
+    exit_code: u8,
+}
+
+/// `{"error": "...", "kind": "not_found", "exit_code": 3}` (JSON escapes control characters).
+pub fn json_error(e: &anyhow::Error) -> String {
+    let kind = kind_of(e);
+    let out = JsonError { error: super::error_report(e), kind, exit_code: kind.code() };
+    serde_json::to_string(&out).unwrap_or(out.error)
+}
+
 /// The kind of the first error in `e`'s chain that has one.
 pub fn kind_of(e: &anyhow::Error) -> Kind {
     e.chain().find_map(known_kind).unwrap_or(Kind::Failure)

@@ -242,14 +242,21 @@ impl App {
             Command::Show { artifact, files, json } => self.show(&artifact, files, json).await,
             Command::Get(args) => self.get(args).await,
             Command::Prefetch(args) => self.prefetch(args).await,
-            Command::Alias { artifact, add, remove } => self.alias(&artifact, &add, &remove).await,
-            Command::Edit { artifact, description, metadata, merge_metadata } => {
-                self.edit(&artifact, description, metadata, merge_metadata).await
+            Command::Alias { artifact, add, remove, json } => {
+                self.alias(&artifact, &add, &remove, json).await
             }
-            Command::Rm { artifact, delete_aliases, unaliased } => {
-                self.rm(&artifact, delete_aliases, unaliased).await
+            Command::Edit { artifact, description, metadata, merge_metadata, json } => {
+                self.edit(&artifact, description, metadata, merge_metadata, json).await
             }
-            Command::Gc { grace } => self.gc(&grace).await,
+            Command::Rm { artifact, delete_aliases, unaliased, dry_run, yes, json } => {
+                let how = rm::How { delete_aliases, dry_run, yes, json };
+                if unaliased {
+                    self.rm_unaliased(&artifact, how).await
+                } else {
+                    self.rm(&artifact, how).await
+                }
+            }
+            Command::Gc { grace, yes, json } => self.gc(&grace, yes, json).await,
             Command::Cache { command } => self.cache_command(command),
             Command::Mount(_) => bail!("`artfs mount` cannot run inside the async runtime"),
             Command::Serve(args) => self.serve(&args).await,
@@ -264,11 +271,11 @@ impl App {
                 let mountpoint = crate::mount::absolute_mountpoint(&mountpoint)?;
                 Ok(crate::mount::unmount(&mountpoint, lazy)?)
             }
-            Command::Tag { artifact, add, remove, collection } => {
-                self.tag(&artifact, &add, &remove, collection).await
+            Command::Tag { artifact, add, remove, collection, json } => {
+                self.tag(&artifact, &add, &remove, collection, json).await
             }
-            Command::Ttl { artifact, ttl, collection } => {
-                self.ttl(&artifact, &ttl, collection).await
+            Command::Ttl { artifact, ttl, collection, json } => {
+                self.ttl(&artifact, &ttl, collection, json).await
             }
         }
     }
@@ -277,6 +284,20 @@ impl App {
 /// An error and its causes on one line, each cause once (see `report`).
 pub fn error_report(e: &anyhow::Error) -> String {
     crate::report::error_line(e.as_ref())
+}
+
+/// Asks `question` on a terminal; `true` without asking when stdin is not one (scripts, pipes)
+/// or when `--yes` was given.
+fn confirmed(question: &str, yes: bool) -> Result<bool> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
 }
 
 /// `~/x` for `$HOME/x`: the default registry's path as a user would write it.
@@ -303,7 +324,8 @@ fn parse_json_object(s: &str) -> Result<Value> {
     Ok(v)
 }
 
-fn print_json(v: &Value) -> Result<()> {
+/// `--json` output: one typed value, pretty-printed.
+fn print_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;

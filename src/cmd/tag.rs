@@ -2,7 +2,43 @@
 
 use anyhow::Result;
 
-use super::App;
+use serde::Serialize;
+
+use super::{App, print_json};
+
+/// `artfs tag --json` and `artfs ttl --json`: what the version (or collection) has now.
+#[derive(Debug, Serialize)]
+struct Tagged {
+    /// `entity/project/name` (a collection) or `entity/project/name:vN`.
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tags: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<TtlOut>,
+}
+
+/// `"never"`, `"inherit"` or seconds from the version's creation.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum TtlOut {
+    Named(&'static str),
+    Seconds(u64),
+}
+
+impl Tagged {
+    fn tags(name: String, tags: Vec<String>) -> Tagged {
+        Tagged { name, tags: Some(tags), ttl: None }
+    }
+
+    fn ttl(name: String, ttl: Ttl) -> Tagged {
+        let ttl = match ttl {
+            Ttl::Never => TtlOut::Named("never"),
+            Ttl::Inherit => TtlOut::Named("inherit"),
+            Ttl::Seconds(s) => TtlOut::Seconds(s),
+        };
+        Tagged { name, tags: None, ttl: Some(ttl) }
+    }
+}
 use crate::registry::{CollectionEdit, Ttl};
 use crate::terminal::printable;
 
@@ -25,6 +61,7 @@ impl App {
         add: &[String],
         remove: &[String],
         collection: bool,
+        json: bool,
     ) -> Result<()> {
         if add.is_empty() && remove.is_empty() {
             usage!("nothing to do: pass --add TAG and/or --remove TAG");
@@ -38,18 +75,32 @@ impl App {
                 ..CollectionEdit::default()
             };
             let state = registry.edit_collection(&c, edit).await?;
+            if json {
+                let tags = state.tags.iter().cloned().collect();
+                return print_json(&Tagged::tags(c.to_string(), tags));
+            }
             let tags: Vec<&str> = state.tags.iter().map(String::as_str).collect();
             println!("{c} tags: {}", printable(&tags.join(", ")));
             return Ok(());
         }
         let (target, version) = self.version_of(&registry, artifact).await?;
         let tags = registry.set_tags(&target.collection, version, add, remove).await?;
+        if json {
+            let name = format!("{}:v{version}", target.collection);
+            return print_json(&Tagged::tags(name, tags.iter().cloned().collect()));
+        }
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         println!("{}:v{version} tags: {}", target.collection, printable(&tags.join(", ")));
         Ok(())
     }
 
-    pub(super) async fn ttl(&self, artifact: &str, ttl: &str, collection: bool) -> Result<()> {
+    pub(super) async fn ttl(
+        &self,
+        artifact: &str,
+        ttl: &str,
+        collection: bool,
+        json: bool,
+    ) -> Result<()> {
         let ttl = parse_ttl(ttl)?;
         let registry = self.registry_to_change().await?;
         if collection {
@@ -59,11 +110,17 @@ impl App {
             let c = self.artifact(artifact)?.collection;
             let edit = CollectionEdit { default_ttl: Some(ttl), ..CollectionEdit::default() };
             registry.edit_collection(&c, edit).await?;
+            if json {
+                return print_json(&Tagged::ttl(c.to_string(), ttl));
+            }
             println!("{c} default TTL: {}", describe(ttl));
             return Ok(());
         }
         let (target, version) = self.version_of(&registry, artifact).await?;
         registry.set_ttl(&target.collection, version, ttl).await?;
+        if json {
+            return print_json(&Tagged::ttl(format!("{}:v{version}", target.collection), ttl));
+        }
         println!("{}:v{version} TTL: {}", target.collection, describe(ttl));
         Ok(())
     }
