@@ -54,10 +54,13 @@ fn with_static_usage(mut cmd: clap::Command) -> clap::Command {
     cmd.override_usage(usage).mut_subcommands(with_static_usage)
 }
 
+/// Options every command takes, listed apart from the command's own in `--help`.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Registry URL: a directory, file://DIR, s3://bucket/prefix or gs://bucket/prefix
-    /// [default: $XDG_DATA_HOME/artfs/registry]
+    /// Registry URL: a directory, file://DIR, s3://bucket/prefix or gs://bucket/prefix, or a W&B
+    /// server http(s)://HOST to read [default: for reads $WANDB_BASE_URL if set, else
+    /// $XDG_DATA_HOME/artfs/registry]
     #[arg(long, global = true, env = "ARTFS_REGISTRY")]
     pub registry: Option<String>,
     /// Default entity for artifact paths [default: $USER, else the account name of the uid]
@@ -91,6 +94,7 @@ pub enum Command {
     Versions {
         /// `[[entity/]project/]name`
         artifact: String,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -101,6 +105,7 @@ pub enum Command {
         /// Also list the files
         #[arg(long)]
         files: bool,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -112,8 +117,10 @@ pub enum Command {
     Alias {
         /// `[[entity/]project/]name:vN` (or `:alias`)
         artifact: String,
+        /// Point ALIAS at the version (moving it from another; repeatable)
         #[arg(long = "add", value_name = "ALIAS")]
         add: Vec<String>,
+        /// Remove ALIAS from the version (repeatable)
         #[arg(long = "remove", value_name = "ALIAS")]
         remove: Vec<String>,
         /// Print the result as JSON
@@ -122,7 +129,9 @@ pub enum Command {
     },
     /// Change the description or metadata of a version
     Edit {
+        /// `[[entity/]project/]name:vN` (or `:alias`)
         artifact: String,
+        /// The new description
         #[arg(long)]
         description: Option<String>,
         /// Replace the metadata: JSON object or @file
@@ -192,6 +201,7 @@ pub enum Command {
     Runs {
         /// `entity/project` or `project` [default: the default entity and project]
         scope: Option<String>,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -200,6 +210,7 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Unmount an artfs mount; its daemon then exits
     Unmount {
+        /// Where the registry or version is mounted
         mountpoint: PathBuf,
         /// Detach now even if files are open; the mount goes away when they are closed
         #[arg(short = 'z', long)]
@@ -209,8 +220,10 @@ pub enum Command {
     Tag {
         /// `[[entity/]project/]name:vN` (or `:alias`)
         artifact: String,
+        /// Add TAG (repeatable)
         #[arg(long = "add", value_name = "TAG")]
         add: Vec<String>,
+        /// Remove TAG (repeatable)
         #[arg(long = "remove", value_name = "TAG")]
         remove: Vec<String>,
         /// Tag the collection rather than the version
@@ -228,6 +241,7 @@ pub enum Command {
         /// A duration from the version's creation (90s, 30m, 12h, 30d), `never`, or `inherit`
         /// (the collection's default)
         ttl: String,
+        /// Set the collection's default TTL instead
         #[arg(long)]
         collection: bool,
         /// Print the result as JSON
@@ -288,11 +302,13 @@ pub enum RunCommand {
     Start {
         /// `[[entity/]project/]ID` [default: a new random id in the default project]
         id: Option<String>,
+        /// The run's job type (preprocess, train, eval, ...)
         #[arg(long, value_name = "T")]
         job_type: Option<String>,
         /// Display name
         #[arg(long)]
         name: Option<String>,
+        /// Group of related runs
         #[arg(long)]
         group: Option<String>,
         /// Print the result as JSON
@@ -304,6 +320,7 @@ pub enum RunCommand {
         /// `[[entity/]project/]ID`
         #[arg(env = "ARTFS_RUN")]
         id: String,
+        /// The run's exit code (0: succeeded)
         #[arg(long, default_value_t = 0)]
         exit_code: i64,
         /// Print the result as JSON
@@ -473,6 +490,7 @@ pub struct LogArgs {
     /// Extra aliases to point at the version (`latest` always moves)
     #[arg(long = "alias", value_name = "ALIAS")]
     pub aliases: Vec<String>,
+    /// The version's description
     #[arg(long)]
     pub description: Option<String>,
     /// JSON object or @file
@@ -545,11 +563,13 @@ pub enum KeyCommand {
 pub enum CacheCommand {
     /// Entries, bytes, hits and misses
     Stats {
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Evict least recently used entries down to SIZE
     Prune {
+        /// Size to trim the cache to, e.g. 5G, 500M, 0
         #[arg(long)]
         to: String,
         /// Print the result as JSON
@@ -574,16 +594,46 @@ mod tests {
     fn every_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
     }
+
+    /// `--help` is the reference a user has at hand: every argument of every command says what
+    /// it is for.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                let builtin = matches!(id, "help" | "version");
+                if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                    missing.push(format!("{path}: {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::command(), "artfs", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+        let cmd = super::command();
+        let get = cmd.find_subcommand("get").expect("artfs get");
+        let globals: Vec<_> = get.get_arguments().filter(|a| a.is_global_set()).collect();
+        assert!(globals.len() >= 7, "the global options reach the subcommands");
+        for arg in globals {
+            assert_eq!(arg.get_help_heading(), Some("Global options"), "{}", arg.get_id());
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user; its own entity is its name
     Create {
+        /// User name (also its entity)
         user: String,
         /// A server admin
         #[arg(long)]
         admin: bool,
+        /// The user's email address
         #[arg(long, value_name = "E")]
         email: Option<String>,
     },
@@ -593,7 +643,9 @@ pub enum UserCommand {
 pub enum OrgCommand {
     /// Create an organization with its first admin
     Create {
+        /// Organization name
         org: String,
+        /// Its first admin (a user)
         #[arg(long, value_name = "USER")]
         admin: String,
         /// The org entity, where its registries live [default: ORG]
@@ -602,23 +654,35 @@ pub enum OrgCommand {
     },
     /// Add a member, or change a member's role
     AddMember {
+        /// Organization name
         org: String,
+        /// User name
         user: String,
         /// admin (manages), member (writes) or viewer (reads)
         #[arg(long)]
         role: Role,
     },
     /// Remove a member
-    RmMember { org: String, user: String },
+    RmMember {
+        /// Organization name
+        org: String,
+        /// User name
+        user: String,
+    },
     /// Delete an organization, its teams and its registries' settings
-    Delete { org: String },
+    Delete {
+        /// Organization name
+        org: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TeamCommand {
     /// Create a team entity belonging to an organization
     Create {
+        /// Team name (also its entity)
         team: String,
+        /// The organization it belongs to
         #[arg(long, value_name = "ORG")]
         org: String,
         /// A member (repeatable)
@@ -627,7 +691,9 @@ pub enum TeamCommand {
     },
     /// Add a member, or change a member's role
     AddMember {
+        /// Team name
         team: String,
+        /// User name
         user: String,
         /// admin (manages), member (writes) or viewer (reads)
         #[arg(long, default_value = "member")]
