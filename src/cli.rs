@@ -263,6 +263,13 @@ pub enum Command {
         #[command(subcommand)]
         command: TeamCommand,
     },
+    /// Print a shell completion script (e.g. `artfs completions bash > ~/.local/share/bash-completion/completions/artfs`)
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `artfs man | man -l -`)
+    Man,
 }
 
 #[derive(Debug, Args)]

@@ -368,3 +368,31 @@ fn rm_dry_run_deletes_nothing_and_deletes_ask_on_a_terminal() {
         stdout(&out)
     );
 }
+
+/// `artfs completions bash` is a script bash loads and that completes subcommands and their
+/// flags; `artfs man` is a roff manual page of the same commands.
+#[test]
+fn completions_load_in_bash_and_the_man_page_lists_the_commands() {
+    let env = Env::new();
+    let script = env.ok(&["completions", "bash"]);
+    let path = env.path("artfs.bash");
+    std::fs::write(&path, &script).unwrap();
+    // Load it, then ask for the completions of `artfs r` and `artfs rm --d` as bash would.
+    let probe = format!(
+        "source {}; COMP_WORDS=(artfs r); COMP_CWORD=1; _artfs artfs r artfs; echo \"${{COMPREPLY[@]}}\"; \
+         COMP_WORDS=(artfs rm --d); COMP_CWORD=2; _artfs artfs --d rm; echo \"${{COMPREPLY[@]}}\"",
+        path.display()
+    );
+    let out = Command::new("bash").arg("-c").arg(probe).output().unwrap();
+    let said = stdout(&out);
+    let mut lines = said.lines();
+    let first: Vec<&str> = lines.next().unwrap_or_default().split(' ').collect();
+    assert!(first.contains(&"rm") && first.contains(&"runs"), "{said}{}", stderr(&out));
+    let second = lines.next().unwrap_or_default();
+    assert!(second.contains("--dry-run") && second.contains("--delete-aliases"), "{said}");
+    let man = env.ok(&["man"]);
+    assert!(man.contains(".TH artfs 1") && man.contains(".SH \"GLOBAL OPTIONS\""), "{man}");
+    for command in ["log", "ls", "rm", "gc", "completions", "man"] {
+        assert!(man.contains(&format!("artfs\\-{command}(1)")), "{command} not in {man}");
+    }
+}

@@ -14,6 +14,7 @@ mod edit;
 pub mod exit;
 mod gc;
 mod get;
+mod help;
 mod key;
 mod lineage;
 mod log;
@@ -49,6 +50,12 @@ use crate::store::{Store, guard::RefAccess};
 use exit::CliError;
 
 pub fn run(cli: Cli) -> Result<()> {
+    // Generated from the flags alone: no settings, no registry.
+    match &cli.command {
+        Command::Completions { shell } => return help::completions(*shell),
+        Command::Man => return help::man(),
+        _ => {}
+    }
     let config = Config::try_from(&cli.global)?;
     init_tracing(&config);
     tracing::info!("registry {} ({})", config.registry, config.registry_origin.describe());
@@ -259,6 +266,8 @@ impl App {
             Command::Gc { grace, yes, json } => self.gc(&grace, yes, json).await,
             Command::Cache { command } => self.cache_command(command),
             Command::Mount(_) => bail!("`artfs mount` cannot run inside the async runtime"),
+            Command::Completions { shell } => help::completions(shell),
+            Command::Man => help::man(),
             Command::Serve(args) => self.serve(&args).await,
             Command::Key { command } => self.key(command).await,
             Command::Run { command } => self.run_command(command).await,
