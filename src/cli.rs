@@ -506,6 +506,10 @@ pub struct LogArgs {
     /// Hash every file, even those the stat cache knows unchanged since their last log
     #[arg(long)]
     pub rehash: bool,
+    /// Leave out files matching GLOB (gitignore syntax, relative to each logged folder;
+    /// repeatable); a `.artfsignore` file in a logged folder adds its own lines
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,

@@ -396,3 +396,42 @@ fn completions_load_in_bash_and_the_man_page_lists_the_commands() {
         assert!(man.contains(&format!("artfs\\-{command}(1)")), "{command} not in {man}");
     }
 }
+
+/// `log --exclude GLOB` (repeatable) and a `.artfsignore` in the logged folder leave files out,
+/// in gitignore syntax; the ignore file itself is not logged; without either nothing is left out.
+#[test]
+fn log_exclude_and_artfsignore_leave_files_out() {
+    let env = Env::new();
+    let dir = env.path("d");
+    for (rel, body) in
+        [("a.csv", "a"), ("b.tmp", "b"), ("sub/c.csv", "c"), ("sub/d.log", "d"), ("ckpt/x.pt", "x")]
+    {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+    let files = |name: &str| -> Vec<String> {
+        let show = env.json(&["show", name, "--files"]);
+        show["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["path"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let d = dir.to_str().unwrap();
+    env.ok(&["log", "all", d]);
+    assert_eq!(files("all"), ["a.csv", "b.tmp", "ckpt/x.pt", "sub/c.csv", "sub/d.log"]);
+    env.ok(&["log", "some", d, "--exclude", "*.tmp", "--exclude", "sub/*.log"]);
+    assert_eq!(files("some"), ["a.csv", "ckpt/x.pt", "sub/c.csv"]);
+    std::fs::write(dir.join(".artfsignore"), "# checkpoints\nckpt/\n*.log\n").unwrap();
+    env.ok(&["log", "ignored", d, "--exclude", "*.tmp"]);
+    assert_eq!(files("ignored"), ["a.csv", "sub/c.csv"]);
+    // Renamed into the artifact (`PATH=NAME`), the rules still apply to the folder.
+    env.ok(&["log", "renamed", &format!("{d}=data")]);
+    assert_eq!(files("renamed"), ["data/a.csv", "data/b.tmp", "data/sub/c.csv"]);
+    let out = env.run(&["log", "bad", d, "--exclude", "{a,"]);
+    let err = stderr(&out);
+    assert_eq!(status(&out), 2, "{err}");
+    assert!(err.contains("invalid --exclude"), "{err}");
+}

@@ -11,6 +11,7 @@ use crate::config::{ConfigError, RegistryOrigin};
 use crate::names::NameError;
 use crate::registry::RegistryError;
 use crate::source::SourceError;
+use crate::stage::StageError;
 use crate::store::StoreError;
 use crate::store::cloud::CloudError;
 
@@ -90,6 +91,9 @@ fn known_kind(e: &(dyn std::error::Error + 'static)) -> Option<Kind> {
         });
     }
     if e.is::<ConfigError>() || e.is::<NameError>() {
+        return Some(Kind::Usage);
+    }
+    if let Some(StageError::Exclude(_)) = e.downcast_ref::<StageError>() {
         return Some(Kind::Usage);
     }
     if let Some(e) = e.downcast_ref::<SourceError>() {
