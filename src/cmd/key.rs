@@ -27,8 +27,9 @@ impl App {
                 // clap requires exactly one of them.
                 let user = user.or(user_flag).unwrap_or_default();
                 let expires = expires.as_deref();
-                let created =
-                    self.key_create(&user, &entities, read_only, secret.as_deref(), expires).await?;
+                let created = self
+                    .key_create(&user, &entities, read_only, secret.as_deref(), expires)
+                    .await?;
                 self.print_created(created, json)
             }
             KeyCommand::List { json } => {
