@@ -14,13 +14,29 @@ pub struct Cli {
     pub global: GlobalArgs,
     #[command(subcommand)]
     pub command: Command,
+    /// Whether the command was given `--json`: its errors are then JSON too.
+    #[arg(skip)]
+    pub json: bool,
 }
 
 /// Parses the process's arguments (exits with clap's message on bad ones).
 pub fn parse() -> Cli {
     let args = crate::fstab::effective_args(std::env::args_os().collect());
     let mut matches = command().get_matches_from(args);
-    Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
+    let json = json_requested(&matches);
+    let mut cli = Cli::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit());
+    cli.json = json;
+    cli
+}
+
+/// Whether the innermost subcommand has a `--json` flag and it was given: every command's flag
+/// has that one id, so no list of commands has to be kept here.
+fn json_requested(matches: &clap::ArgMatches) -> bool {
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        m = sub;
+    }
+    matches!(m.try_get_one::<bool>("json"), Ok(Some(true)))
 }
 
 /// The clap command with fixed usage lines. Clap's error usage line lists every option already
@@ -39,10 +55,13 @@ fn with_static_usage(mut cmd: clap::Command) -> clap::Command {
     cmd.override_usage(usage).mut_subcommands(with_static_usage)
 }
 
+/// Options every command takes, listed apart from the command's own in `--help`.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
-    /// Registry URL: a directory, file://DIR, s3://bucket/prefix or gs://bucket/prefix
-    /// [default: $XDG_DATA_HOME/artfs/registry]
+    /// Registry URL: a directory, file://DIR, s3://bucket/prefix or gs://bucket/prefix, or a W&B
+    /// server http(s)://HOST to read [default: for reads $WANDB_BASE_URL if set, else
+    /// $XDG_DATA_HOME/artfs/registry]
     #[arg(long, global = true, env = "ARTFS_REGISTRY")]
     pub registry: Option<String>,
     /// Default entity for artifact paths [default: $USER, else the account name of the uid]
@@ -70,17 +89,13 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Log files, directories and references as a new version (only if the content changed)
     Log(LogArgs),
-    /// List artifacts of a project
-    Ls {
-        /// `entity/project` or `project` [default: the default entity and project]
-        scope: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
+    /// List artifacts of a project, or (`ENTITY/`, `--all`) the projects there are
+    Ls(LsArgs),
     /// List every version of an artifact
     Versions {
         /// `[[entity/]project/]name`
         artifact: String,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -91,6 +106,7 @@ pub enum Command {
         /// Also list the files
         #[arg(long)]
         files: bool,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -102,14 +118,21 @@ pub enum Command {
     Alias {
         /// `[[entity/]project/]name:vN` (or `:alias`)
         artifact: String,
+        /// Point ALIAS at the version (moving it from another; repeatable)
         #[arg(long = "add", value_name = "ALIAS")]
         add: Vec<String>,
+        /// Remove ALIAS from the version (repeatable)
         #[arg(long = "remove", value_name = "ALIAS")]
         remove: Vec<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Change the description or metadata of a version
     Edit {
+        /// `[[entity/]project/]name:vN` (or `:alias`)
         artifact: String,
+        /// The new description
         #[arg(long)]
         description: Option<String>,
         /// Replace the metadata: JSON object or @file
@@ -118,6 +141,9 @@ pub enum Command {
         /// Merge keys into the metadata: JSON object or @file
         #[arg(long)]
         merge_metadata: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Delete a version (or, with --unaliased, every version without an alias)
     Rm {
@@ -129,12 +155,27 @@ pub enum Command {
         /// Delete every version that has no alias
         #[arg(long, conflicts_with = "delete_aliases")]
         unaliased: bool,
+        /// Print what would be deleted and delete nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation (asked only on a terminal, for --unaliased)
+        #[arg(short, long)]
+        yes: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Delete blobs and manifests no live version uses
     Gc {
         /// Keep unreferenced objects younger than this (e.g. 1h, 30m, 0s)
         #[arg(long, default_value = "1h")]
         grace: String,
+        /// Do not ask for confirmation (asked only on a terminal)
+        #[arg(short, long)]
+        yes: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Inspect and trim the local blob cache
     Cache {
@@ -161,6 +202,7 @@ pub enum Command {
     Runs {
         /// `entity/project` or `project` [default: the default entity and project]
         scope: Option<String>,
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
@@ -169,6 +211,7 @@ pub enum Command {
     Lineage(LineageArgs),
     /// Unmount an artfs mount; its daemon then exits
     Unmount {
+        /// Where the registry or version is mounted
         mountpoint: PathBuf,
         /// Detach now even if files are open; the mount goes away when they are closed
         #[arg(short = 'z', long)]
@@ -178,13 +221,18 @@ pub enum Command {
     Tag {
         /// `[[entity/]project/]name:vN` (or `:alias`)
         artifact: String,
+        /// Add TAG (repeatable)
         #[arg(long = "add", value_name = "TAG")]
         add: Vec<String>,
+        /// Remove TAG (repeatable)
         #[arg(long = "remove", value_name = "TAG")]
         remove: Vec<String>,
         /// Tag the collection rather than the version
         #[arg(long)]
         collection: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Set the time-to-live of a version, after which it is gone and `gc` reclaims it (or, with
     /// --collection, the default TTL of the versions that inherit theirs)
@@ -194,8 +242,12 @@ pub enum Command {
         /// A duration from the version's creation (90s, 30m, 12h, 30d), `never`, or `inherit`
         /// (the collection's default)
         ttl: String,
+        /// Set the collection's default TTL instead
         #[arg(long)]
         collection: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Manage the users `artfs serve` knows (keys belong to users)
     User {
@@ -218,6 +270,30 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (e.g. `artfs completions bash > ~/.local/share/bash-completion/completions/artfs`)
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `artfs man | man -l -`)
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// `entity/project` or `project` [default: the default entity and project]; `ENTITY/` (with
+    /// the slash) lists the projects of ENTITY with their artifact counts
+    #[arg(conflicts_with = "all")]
+    pub scope: Option<String>,
+    /// List every entity and project the registry holds, with their artifact counts
+    #[arg(long)]
+    pub all: bool,
+    /// Only artifacts of this type (dataset, model, ...)
+    #[arg(long = "type", value_name = "TYPE")]
+    pub artifact_type: Option<String>,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The run a command is part of (lineage): `log` records that the run logged the version, `get`
@@ -240,21 +316,30 @@ pub enum RunCommand {
     Start {
         /// `[[entity/]project/]ID` [default: a new random id in the default project]
         id: Option<String>,
+        /// The run's job type (preprocess, train, eval, ...)
         #[arg(long, value_name = "T")]
         job_type: Option<String>,
         /// Display name
         #[arg(long)]
         name: Option<String>,
+        /// Group of related runs
         #[arg(long)]
         group: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Mark a run finished
     Finish {
         /// `[[entity/]project/]ID`
         #[arg(env = "ARTFS_RUN")]
         id: String,
+        /// The run's exit code (0: succeeded)
         #[arg(long, default_value_t = 0)]
         exit_code: i64,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -380,6 +465,9 @@ pub struct GetArgs {
     /// differ from it (they are replaced); both are listed
     #[arg(long)]
     pub force: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub access: RefAccessArgs,
     #[command(flatten)]
@@ -433,6 +521,7 @@ pub struct LogArgs {
     /// Extra aliases to point at the version (`latest` always moves)
     #[arg(long = "alias", value_name = "ALIAS")]
     pub aliases: Vec<String>,
+    /// The version's description
     #[arg(long)]
     pub description: Option<String>,
     /// JSON object or @file
@@ -441,6 +530,10 @@ pub struct LogArgs {
     /// Hash every file, even those the stat cache knows unchanged since their last log
     #[arg(long)]
     pub rehash: bool,
+    /// Leave out files matching GLOB (gitignore syntax, relative to each logged folder;
+    /// repeatable); a `.artfsignore` file in a logged folder adds its own lines
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
     /// Print the result as JSON
     #[arg(long)]
     pub json: bool,
@@ -502,6 +595,9 @@ pub enum KeyCommand {
         /// The key stops working this long after now (e.g. 90d, 12h) [default: never]
         #[arg(long, value_name = "DURATION")]
         expires: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// List the keys: id, user, entities, mode, created, expiry, revocation, last use (never
     /// the secret)
@@ -521,16 +617,25 @@ pub enum KeyCommand {
 pub enum CacheCommand {
     /// Entries, bytes, hits and misses
     Stats {
+        /// Print the result as JSON
         #[arg(long)]
         json: bool,
     },
     /// Evict least recently used entries down to SIZE
     Prune {
+        /// Size to trim the cache to, e.g. 5G, 500M, 0
         #[arg(long)]
         to: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Remove every entry not in use
-    Clear,
+    Clear {
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[cfg(test)]
@@ -543,16 +648,46 @@ mod tests {
     fn every_command_line_definition_is_consistent() {
         super::Cli::command().debug_assert();
     }
+
+    /// `--help` is the reference a user has at hand: every argument of every command says what
+    /// it is for.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                let builtin = matches!(id, "help" | "version");
+                if !builtin && !arg.is_hide_set() && arg.get_help().is_none() {
+                    missing.push(format!("{path}: {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::command(), "artfs", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+        let cmd = super::command();
+        let get = cmd.find_subcommand("get").expect("artfs get");
+        let globals: Vec<_> = get.get_arguments().filter(|a| a.is_global_set()).collect();
+        assert!(globals.len() >= 7, "the global options reach the subcommands");
+        for arg in globals {
+            assert_eq!(arg.get_help_heading(), Some("Global options"), "{}", arg.get_id());
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Create a user; its own entity is its name
     Create {
+        /// User name (also its entity)
         user: String,
         /// A server admin
         #[arg(long)]
         admin: bool,
+        /// The user's email address
         #[arg(long, value_name = "E")]
         email: Option<String>,
     },
@@ -562,7 +697,9 @@ pub enum UserCommand {
 pub enum OrgCommand {
     /// Create an organization with its first admin
     Create {
+        /// Organization name
         org: String,
+        /// Its first admin (a user)
         #[arg(long, value_name = "USER")]
         admin: String,
         /// The org entity, where its registries live [default: ORG]
@@ -571,23 +708,35 @@ pub enum OrgCommand {
     },
     /// Add a member, or change a member's role
     AddMember {
+        /// Organization name
         org: String,
+        /// User name
         user: String,
         /// admin (manages), member (writes) or viewer (reads)
         #[arg(long)]
         role: Role,
     },
     /// Remove a member
-    RmMember { org: String, user: String },
+    RmMember {
+        /// Organization name
+        org: String,
+        /// User name
+        user: String,
+    },
     /// Delete an organization, its teams and its registries' settings
-    Delete { org: String },
+    Delete {
+        /// Organization name
+        org: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
 pub enum TeamCommand {
     /// Create a team entity belonging to an organization
     Create {
+        /// Team name (also its entity)
         team: String,
+        /// The organization it belongs to
         #[arg(long, value_name = "ORG")]
         org: String,
         /// A member (repeatable)
@@ -596,7 +745,9 @@ pub enum TeamCommand {
     },
     /// Add a member, or change a member's role
     AddMember {
+        /// Team name
         team: String,
+        /// User name
         user: String,
         /// admin (manages), member (writes) or viewer (reads)
         #[arg(long, default_value = "member")]

@@ -27,11 +27,22 @@ pub enum ConfigError {
     NotUtf8(String),
     #[error("invalid mode {0:?}: use octal permission bits, e.g. 0444 or 555")]
     Mode(String),
+    #[error(
+        "registry {url:?} looks like a mistyped URL: write {scheme}://BUCKET/PREFIX (or ./{url} for \
+         a local directory of that name)"
+    )]
+    MistypedUrl { url: String, scheme: String },
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where reads go (`ls`, `show`, `get`, `mount`, ...).
     pub registry: String,
+    pub registry_origin: RegistryOrigin,
+    /// Where writes go: the read registry, except that `WANDB_BASE_URL` only ever names one to
+    /// read (the SDK's server is written through the SDK), so writes then use the default.
+    pub write_registry: String,
+    pub write_origin: RegistryOrigin,
     pub entity: String,
     pub project: String,
     pub cache_dir: PathBuf,
@@ -47,13 +58,16 @@ impl TryFrom<&GlobalArgs> for Config {
     fn try_from(g: &GlobalArgs) -> Result<Config, ConfigError> {
         // W&B's own variables are the defaults where ours are unset, as the SDK reads them.
         let wandb = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
-        let registry = match g.registry.clone().or_else(|| wandb("WANDB_BASE_URL")) {
-            Some(r) => r,
-            None => dirs::data_dir()
-                .ok_or(ConfigError::NoHome("registry"))?
-                .join("artfs/registry")
-                .to_string_lossy()
-                .into_owned(),
+        let (write_registry, write_origin) = match &g.registry {
+            Some(r) => (r.clone(), RegistryOrigin::given(r)),
+            None => (default_registry()?, RegistryOrigin::Default),
+        };
+        check_registry_url(&write_registry)?;
+        let (registry, registry_origin) = match wandb("WANDB_BASE_URL") {
+            Some(url) if write_origin == RegistryOrigin::Default => {
+                (url, RegistryOrigin::WandbBaseUrl)
+            }
+            _ => (write_registry.clone(), write_origin),
         };
         let entity = match g.entity.clone().or_else(|| wandb("WANDB_ENTITY")) {
             Some(e) => e,
@@ -73,6 +87,9 @@ impl TryFrom<&GlobalArgs> for Config {
         let cache_size = g.cache_size.as_deref().map(parse_size).transpose()?;
         Ok(Config {
             registry,
+            registry_origin,
+            write_registry,
+            write_origin,
             entity,
             project,
             cache_dir,
@@ -81,6 +98,59 @@ impl TryFrom<&GlobalArgs> for Config {
             quiet: g.quiet,
         })
     }
+}
+
+/// Where the registry URL came from, in the order that decides it: `--registry`,
+/// `ARTFS_REGISTRY`, then (for reads only) `WANDB_BASE_URL`, then the default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryOrigin {
+    Flag,
+    Env,
+    WandbBaseUrl,
+    Default,
+}
+
+impl RegistryOrigin {
+    /// clap folds `ARTFS_REGISTRY` into the flag's value: a value equal to the variable's came
+    /// from it (or from a flag that says the same, which is as good).
+    fn given(value: &str) -> RegistryOrigin {
+        match std::env::var("ARTFS_REGISTRY") {
+            Ok(env) if env == value => RegistryOrigin::Env,
+            _ => RegistryOrigin::Flag,
+        }
+    }
+
+    /// What a user reads after the URL: `(from WANDB_BASE_URL, reads only)`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            RegistryOrigin::Flag => "from --registry",
+            RegistryOrigin::Env => "from ARTFS_REGISTRY",
+            RegistryOrigin::WandbBaseUrl => "from WANDB_BASE_URL, which artfs only reads",
+            RegistryOrigin::Default => "the default",
+        }
+    }
+}
+
+fn default_registry() -> Result<String, ConfigError> {
+    let dir = dirs::data_dir().ok_or(ConfigError::NoHome("registry"))?;
+    Ok(dir.join("artfs/registry").to_string_lossy().into_owned())
+}
+
+/// Schemes a registry URL may have; a value that starts like one of them but lacks its `://`
+/// is a typo that would otherwise become a local directory named `s3:`.
+const URL_SCHEMES: [&str; 7] = ["s3", "gs", "gcs", "http", "https", "file", "wandb"];
+
+fn check_registry_url(url: &str) -> Result<(), ConfigError> {
+    for scheme in URL_SCHEMES {
+        let Some(rest) = url.strip_prefix(scheme) else { continue };
+        if rest.starts_with("://") {
+            return Ok(());
+        }
+        if rest.starts_with(':') || rest.starts_with("//") || rest.starts_with(":/") {
+            return Err(ConfigError::MistypedUrl { url: url.to_owned(), scheme: scheme.into() });
+        }
+    }
+    Ok(())
 }
 
 /// `artfs mount` settings.
@@ -226,6 +296,19 @@ mod tests {
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
         assert_eq!(parse_duration("30m").unwrap(), Duration::from_secs(1800));
         assert!(parse_duration("1w").is_err());
+    }
+
+    #[test]
+    fn mistyped_registry_urls_are_refused() {
+        for bad in ["s3:/x", "gs:/x", "http:/x", "s3//x", "s3:x", "https:/h", "file:/tmp/x"] {
+            assert!(
+                matches!(check_registry_url(bad), Err(ConfigError::MistypedUrl { .. })),
+                "{bad}"
+            );
+        }
+        for good in ["s3://b/p", "gs://b", "/tmp/s3:/x", "./s3:x", "http://h", "reg", "s3data"] {
+            check_registry_url(good).unwrap();
+        }
     }
 
     #[test]

@@ -12,7 +12,9 @@ use crate::names::NameError;
 use crate::refs::RefError;
 use crate::registry::RegistryError;
 use crate::source::SourceError;
+use crate::stage::StageError;
 use crate::store::StoreError;
+use crate::store::cloud::CloudError;
 
 /// The kinds a caller can act on; `Other` is everything that is none of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +59,7 @@ impl ErrorKind {
 }
 
 /// The kind `e` itself says, if it says one; `None` leaves it to its cause.
-fn own_kind(e: &(dyn Error + 'static)) -> Option<ErrorKind> {
+pub fn own_kind(e: &(dyn Error + 'static)) -> Option<ErrorKind> {
     use ErrorKind::*;
     if let Some(e) = e.downcast_ref::<SourceError>() {
         return Some(match e {
@@ -66,7 +68,9 @@ fn own_kind(e: &(dyn Error + 'static)) -> Option<ErrorKind> {
             SourceError::Unavailable(_) => Unavailable,
             SourceError::Forbidden(_) => Forbidden,
             SourceError::Invalid(_) => Invalid,
-            SourceError::Backend(_) => Other,
+            // `#[error(transparent)]` wrappers hand `source()` through to their inner error's
+            // own source, so the inner error never appears in the chain: it is looked at here.
+            SourceError::Backend(inner) => own_kind(inner.as_ref()).unwrap_or(Other),
         });
     }
     if let Some(e) = e.downcast_ref::<FsError>() {
@@ -99,26 +103,80 @@ fn own_kind(e: &(dyn Error + 'static)) -> Option<ErrorKind> {
         };
     }
     if let Some(e) = e.downcast_ref::<RegistryError>() {
-        return match e {
-            RegistryError::UnknownArtifact { .. }
-            | RegistryError::UnknownVersion { .. }
-            | RegistryError::UnknownAlias { .. } => Some(NotFound),
-            RegistryError::Name(_) | RegistryError::Invalid { .. } => Some(Invalid),
-            RegistryError::Corrupt { .. } | RegistryError::Manifest { .. } => Some(Corrupt),
-            _ => None,
-        };
+        return registry_kind(e);
     }
     if let Some(e) = e.downcast_ref::<StoreError>() {
-        return match e {
-            StoreError::NotFound { .. } | StoreError::NoBucket { .. } => Some(NotFound),
-            StoreError::Refused { service, .. } if service.is_denied() => Some(Forbidden),
-            _ => Some(Unavailable),
-        };
+        return Some(store_kind(e));
+    }
+    if let Some(StageError::Exclude(_)) = e.downcast_ref::<StageError>() {
+        return Some(Invalid);
     }
     if e.is::<NameError>() || e.is::<ConfigError>() {
         return Some(Invalid);
     }
     None
+}
+
+/// `None`: the causes below decide.
+fn registry_kind(e: &RegistryError) -> Option<ErrorKind> {
+    use ErrorKind::*;
+    match e {
+        RegistryError::UnknownArtifact { .. }
+        | RegistryError::UnknownVersion { .. }
+        | RegistryError::UnknownAlias { .. } => Some(NotFound),
+        RegistryError::Name(_) | RegistryError::Invalid { .. } => Some(Invalid),
+        RegistryError::TypeMismatch { .. }
+        | RegistryError::HasAliases { .. }
+        | RegistryError::Refused { .. }
+        | RegistryError::Unsafe(_) => Some(Forbidden),
+        // Busy: another writer or a gc holds the collection; trying again later works.
+        RegistryError::Contention { .. }
+        | RegistryError::GcRunning { .. }
+        | RegistryError::LeaseLapsedDuringGc { .. }
+        | RegistryError::WritersLogging { .. }
+        | RegistryError::GroupFinishing { .. } => Some(Unavailable),
+        RegistryError::Corrupt { .. } | RegistryError::Manifest { .. } => Some(Corrupt),
+        RegistryError::Store(e) => Some(store_kind(e)),
+        RegistryError::Disappeared { .. } | RegistryError::NoRandomness(_) => None,
+    }
+}
+
+fn store_kind(e: &StoreError) -> ErrorKind {
+    use ErrorKind::*;
+    use object_store::Error as O;
+    match e {
+        StoreError::NotFound { .. } | StoreError::NoBucket { .. } => NotFound,
+        StoreError::Refused { service, .. } if service.is_denied() => Forbidden,
+        StoreError::Refused { .. } | StoreError::Open { .. } => Unavailable,
+        StoreError::Backend { source, .. } => match source {
+            O::NotFound { .. } => NotFound,
+            O::PermissionDenied { .. } | O::Unauthenticated { .. } => Forbidden,
+            _ => Unavailable,
+        },
+        StoreError::Cloud(e) => cloud_kind(e),
+        StoreError::DigestMismatch { .. } => Corrupt,
+        StoreError::LocalRead { .. }
+        | StoreError::ChangedDuringUpload { .. }
+        | StoreError::Cancelled { .. }
+        | StoreError::LocalWrite { .. }
+        | StoreError::Body { .. } => Other,
+    }
+}
+
+fn cloud_kind(e: &CloudError) -> ErrorKind {
+    use ErrorKind::*;
+    match e {
+        CloudError::UnsupportedScheme { .. }
+        | CloudError::MissingBucket { .. }
+        | CloudError::Config { .. }
+        | CloudError::BadUrl { .. } => Invalid,
+        CloudError::AwsCredentials { .. }
+        | CloudError::Refused { .. }
+        | CloudError::GcsToken { .. } => Forbidden,
+        CloudError::Build { .. } | CloudError::Unreachable { .. } | CloudError::Http { .. } => {
+            Unavailable
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,20 +2,20 @@
 
 fn main() -> std::process::ExitCode {
     let cli = artfs::cli::parse();
+    let json = cli.json;
     match artfs::cmd::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let message = artfs::cmd::error_report(&e);
-            // Programs driving the CLI (the Python package) act on the kind, not the wording.
-            if std::env::var("ARTFS_ERROR_FORMAT").is_ok_and(|f| f == "json") {
-                let kind = artfs::kind::ErrorKind::of(e.as_ref());
-                let line = serde_json::json!({ "error": message, "kind": kind.name() });
-                eprintln!("{line}");
-                return std::process::ExitCode::FAILURE;
+            let kind = artfs::cmd::exit::kind_of(&e);
+            // Programs driving the CLI (the Python package, scripts) act on the kind, not the
+            // wording: with `--json` or ARTFS_ERROR_FORMAT=json the error is one JSON object.
+            if json || std::env::var("ARTFS_ERROR_FORMAT").is_ok_and(|f| f == "json") {
+                eprintln!("{}", artfs::cmd::exit::json_error(&e));
+            } else {
+                // Messages quote registry content (entry names, URIs): no raw control characters.
+                eprintln!("error: {}", artfs::terminal::printable(&artfs::cmd::error_report(&e)));
             }
-            // Messages quote registry content (entry names, URIs): no raw control characters.
-            eprintln!("error: {}", artfs::terminal::printable(&message));
-            std::process::ExitCode::FAILURE
+            artfs::cmd::exit::exit_code(kind)
         }
     }
 }

@@ -37,6 +37,8 @@ mod serve_hostile;
 mod wandb_source;
 // Lineage through `artfs serve`: SDK lineage, distributed artifacts, the web UI in Chromium.
 mod serve_lineage;
+// The first week on the command line: registry choice, exit statuses, discovery, --json, safety, help.
+mod firstweek_cli;
 // Links and portfolios through `artfs serve` with the real SDK, the CLI, gc and two servers.
 mod parity_links;
 // Tags, TTL (expiry and gc) and collection edits through `artfs serve` with the real SDK.

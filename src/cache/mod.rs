@@ -238,7 +238,7 @@ pub struct CacheStats {
     pub evictions: u64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct PruneReport {
     pub evicted_entries: u64,
     pub evicted_bytes: u64,

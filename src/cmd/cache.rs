@@ -30,8 +30,11 @@ impl App {
                 println!("misses:    {}", s.misses);
                 println!("evictions: {}", s.evictions);
             }
-            CacheCommand::Prune { to } => {
+            CacheCommand::Prune { to, json } => {
                 let r = cache.prune(parse_size(&to)?)?;
+                if json {
+                    return print_json(&r);
+                }
                 println!(
                     "evicted {} entries ({}); {} in use; {} entries ({}) remain",
                     r.evicted_entries,
@@ -41,8 +44,11 @@ impl App {
                     human_bytes(r.remaining_bytes)
                 );
             }
-            CacheCommand::Clear => {
+            CacheCommand::Clear { json } => {
                 let r = cache.clear()?;
+                if json {
+                    return print_json(&r);
+                }
                 println!(
                     "removed {} entries ({}); {} in use were kept",
                     r.evicted_entries,

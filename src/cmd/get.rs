@@ -9,7 +9,23 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{App, count, human_bytes};
+use super::{App, count, human_bytes, print_json};
+
+/// `artfs get --json`: where the version went and what was already there.
+#[derive(Debug, serde::Serialize)]
+struct Got {
+    name: String,
+    root: PathBuf,
+    files: usize,
+    /// On disk now, of the selected entries.
+    bytes: u64,
+    /// Entries already there with the right content (not downloaded again).
+    already_there: usize,
+    /// Files that differed and were replaced (`--force`).
+    replaced: Vec<String>,
+    /// Files not in the version, kept (`--force`).
+    kept: Vec<String>,
+}
 use crate::cli::GetArgs;
 use crate::fetch::Fetcher;
 use crate::manifest::{ContentCheck, Entry, Manifest, hash_file};
@@ -64,8 +80,12 @@ impl App {
                 RunOp::Used { collection: v.collection.to_string(), version: v.record.version };
             super::run::note_run(registry, run, args.run.job_type.as_deref(), op).await?;
         }
+        let entries: Vec<&Entry> = selected.iter().map(|p| &manifest.contents[p]).collect();
+        if args.json {
+            let label = format!("{}:v{}", v.collection, v.record.version);
+            return print_json(&survey.result(&label, &root, &entries, written));
+        }
         if !self.config.quiet {
-            let entries: Vec<&Entry> = selected.iter().map(|p| &manifest.contents[p]).collect();
             survey.report(&name, &root, &entries, written);
         }
         println!("{}", root.display());
@@ -156,6 +176,18 @@ impl Survey {
             root.display(),
             what.join(", and ")
         );
+    }
+
+    fn result(&self, label: &str, root: &Path, entries: &[&Entry], written: u64) -> Got {
+        Got {
+            name: label.to_owned(),
+            root: root.to_owned(),
+            files: entries.len(),
+            bytes: written + self.same_bytes,
+            already_there: self.same.len(),
+            replaced: self.differing.clone(),
+            kept: self.other.clone(),
+        }
     }
 
     /// What `get` did, on stderr: the version, its size on disk, what was already there, what

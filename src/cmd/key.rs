@@ -3,20 +3,34 @@
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
-use super::App;
+use super::{App, print_json};
 use crate::cli::KeyCommand;
 use crate::config::parse_duration;
-use crate::registry::keys::KeyInfo;
+use crate::registry::keys::{KeyInfo, KeyRecord};
+
+/// `artfs key create --json`: the key (shown this once) and what it may do.
+#[derive(Debug, Serialize)]
+struct CreatedKey {
+    key: String,
+    user: String,
+    read_only: bool,
+    /// Empty: the user's own entities.
+    entities: Vec<String>,
+}
 
 impl App {
     pub(super) async fn key(&self, command: KeyCommand) -> Result<()> {
         match command {
-            KeyCommand::Create { user, user_flag, entities, read_only, secret, expires } => {
+            KeyCommand::Create { user, user_flag, entities, read_only, secret, expires, json } => {
                 // clap requires exactly one of them.
                 let user = user.or(user_flag).unwrap_or_default();
-                self.key_create(&user, &entities, read_only, secret.as_deref(), expires.as_deref())
-                    .await
+                let expires = expires.as_deref();
+                let created = self
+                    .key_create(&user, &entities, read_only, secret.as_deref(), expires)
+                    .await?;
+                self.print_created(created, json)
             }
             KeyCommand::List { json } => {
                 let keys = self.registry().await?.list_keys().await?;
@@ -44,7 +58,7 @@ impl App {
         read_only: bool,
         secret: Option<&str>,
         expires: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<(String, String, KeyRecord)> {
         let expires_at = match expires {
             Some(d) => {
                 let d = chrono::Duration::from_std(parse_duration(d)?)
@@ -56,6 +70,18 @@ impl App {
         let registry = self.registry_for_write().await?;
         let (secret, record) =
             registry.create_key_expiring(user, entities, read_only, secret, expires_at).await?;
+        Ok((user.to_owned(), secret, record))
+    }
+
+    fn print_created(
+        &self,
+        (user, secret, record): (String, String, KeyRecord),
+        json: bool,
+    ) -> Result<()> {
+        if json {
+            let (read_only, entities) = (record.read_only, record.entities);
+            return print_json(&CreatedKey { key: secret, user, read_only, entities });
+        }
         println!("{secret}");
         if !self.config.quiet {
             let mode = if record.read_only { "read-only" } else { "read-write" };

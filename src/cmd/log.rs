@@ -72,10 +72,11 @@ impl App {
         }
         // Files unchanged since their last log are not read again (`--rehash` reads them all).
         let known = (!args.rehash).then(|| stage::StatCache::open(&self.config.cache_dir));
+        let exclude = args.exclude.clone();
         let mut staged = tokio::task::spawn_blocking(move || {
             let mut files = Vec::new();
             for p in &paths {
-                files.extend(stage::collect(p)?);
+                files.extend(stage::exclude::apply(p, stage::collect(p)?, &exclude)?);
             }
             let total = files.iter().map(|f| f.size).sum();
             let bar = progress::Bytes::new("hashing", total, quiet);

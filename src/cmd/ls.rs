@@ -1,33 +1,65 @@
-//! `artfs ls`: the artifacts of a project.
+//! `artfs ls`: the artifacts of a project, or the projects (with artifact counts) of an entity
+//! or of the whole registry, so that a newcomer finds what a team has logged.
 
 use anyhow::Result;
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::{App, human_bytes, print_json};
-use crate::source::CatalogExt as _;
+use crate::cli::LsArgs;
+use crate::source::{Catalog, CatalogExt as _, CollectionSummary};
 use crate::terminal::printable;
 
+/// One artifact of `artfs ls --json`.
+#[derive(Debug, Serialize)]
+struct ArtifactRow {
+    name: String,
+    #[serde(rename = "type")]
+    artifact_type: String,
+    versions: usize,
+    latest: Option<String>,
+    size: Option<u64>,
+}
+
+/// One project of `artfs ls ENTITY/ --json` and `artfs ls --all --json`.
+#[derive(Debug, Serialize)]
+struct ProjectRow {
+    entity: String,
+    project: String,
+    /// Artifacts (collections with a type) in the project, of `--type` if given.
+    artifacts: usize,
+    /// Their live versions, all together.
+    versions: usize,
+}
+
 impl App {
-    pub(super) async fn ls(&self, scope: Option<String>, json_out: bool) -> Result<()> {
-        let (entity, project) = self.project_scope(scope.as_deref())?;
-        let summaries = self.catalog().await?.summaries(&entity, &project).await?;
-        if json_out {
-            let items: Vec<Value> = summaries
+    pub(super) async fn ls(&self, args: &LsArgs) -> Result<()> {
+        let entity_only = args.scope.as_deref().and_then(|s| s.strip_suffix('/'));
+        if args.all || entity_only.is_some() {
+            return self.ls_projects(entity_only, args).await;
+        }
+        let (entity, project) = self.project_scope(args.scope.as_deref())?;
+        let mut summaries = self.catalog().await?.summaries(&entity, &project).await?;
+        summaries.retain(|s| of_type(s, args.artifact_type.as_deref()));
+        if args.json {
+            let rows: Vec<ArtifactRow> = summaries
                 .iter()
-                .map(|s| {
-                    json!({
-                        "name": s.collection.to_string(),
-                        "type": s.artifact_type,
-                        "versions": s.versions,
-                        "latest": s.latest.as_ref().map(|v| format!("v{}", v.version)),
-                        "size": s.latest.as_ref().map(|v| v.size),
-                    })
+                .map(|s| ArtifactRow {
+                    name: s.collection.to_string(),
+                    artifact_type: s.artifact_type.clone(),
+                    versions: s.versions,
+                    latest: s.latest.as_ref().map(|v| format!("v{}", v.version)),
+                    size: s.latest.as_ref().map(|v| v.size),
                 })
                 .collect();
-            return print_json(&Value::Array(items));
+            return print_json(&serde_json::to_value(rows)?);
         }
         if summaries.is_empty() {
-            eprintln!("no artifacts in {entity}/{project} (registry {})", self.config.registry);
+            let kind = args.artifact_type.as_deref().map(|t| format!("{t} ")).unwrap_or_default();
+            eprintln!(
+                "no {kind}artifacts in {entity}/{project} (registry {}); `artfs ls --all` lists \
+                 the projects there are",
+                self.config.registry
+            );
             return Ok(());
         }
         println!("{:<40} {:<10} {:>8} {:>7} {:>10}", "NAME", "TYPE", "VERSIONS", "LATEST", "SIZE");
@@ -47,4 +79,58 @@ impl App {
         }
         Ok(())
     }
+
+    /// The projects of `entity` (or of every entity), each with its artifact and version counts.
+    async fn ls_projects(&self, entity: Option<&str>, args: &LsArgs) -> Result<()> {
+        let catalog = self.catalog().await?;
+        let entities = match entity {
+            Some(e) => vec![e.to_owned()],
+            None => catalog.entities().await?,
+        };
+        let mut rows = Vec::new();
+        for entity in entities {
+            for project in catalog.projects(&entity).await? {
+                rows.push(project_row(catalog.as_ref(), &entity, project, args).await?);
+            }
+        }
+        // A project whose artifacts are all of other types is no answer to `--type`.
+        rows.retain(|r| args.artifact_type.is_none() || r.artifacts > 0);
+        if args.json {
+            return print_json(&serde_json::to_value(rows)?);
+        }
+        if rows.is_empty() {
+            let scope = entity.map_or_else(|| "the registry".to_owned(), |e| format!("entity {e}"));
+            eprintln!("no projects in {scope} (registry {})", self.config.registry);
+            return Ok(());
+        }
+        println!("{:<50} {:>9} {:>8}", "PROJECT", "ARTIFACTS", "VERSIONS");
+        for r in rows {
+            let name = printable(&format!("{}/{}", r.entity, r.project)).into_owned();
+            println!("{name:<50} {:>9} {:>8}", r.artifacts, r.versions);
+        }
+        if !self.config.quiet && entity.is_none() {
+            eprintln!("(`artfs ls ENTITY/PROJECT` lists the artifacts of one)");
+        }
+        Ok(())
+    }
+}
+
+async fn project_row(
+    catalog: &dyn Catalog,
+    entity: &str,
+    project: String,
+    args: &LsArgs,
+) -> Result<ProjectRow> {
+    let mut summaries = catalog.summaries(entity, &project).await?;
+    summaries.retain(|s| of_type(s, args.artifact_type.as_deref()));
+    Ok(ProjectRow {
+        entity: entity.to_owned(),
+        project,
+        artifacts: summaries.len(),
+        versions: summaries.iter().map(|s| s.versions).sum(),
+    })
+}
+
+fn of_type(s: &CollectionSummary, wanted: Option<&str>) -> bool {
+    wanted.is_none_or(|t| s.artifact_type == t)
 }

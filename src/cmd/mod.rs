@@ -1,11 +1,20 @@
 //! The subcommands: glue between the CLI and the library (the only place, with `main`, that uses
 //! `anyhow`). One file per subcommand; this file holds `run`, the dispatch and shared helpers.
 
+/// `bail!` for arguments that cannot work as given: exit status 2, as clap's own usage errors.
+macro_rules! usage {
+    ($($arg:tt)*) => {
+        return Err($crate::cmd::exit::CliError::Usage(format!($($arg)*)).into())
+    };
+}
+
 mod alias;
 mod cache;
 mod edit;
+pub mod exit;
 mod gc;
 mod get;
+mod help;
 mod key;
 mod lineage;
 mod log;
@@ -39,10 +48,25 @@ use crate::source::wandb::{self, WandbSource};
 use crate::source::{Catalog, ResolvedVersion};
 use crate::store::cloud::{CloudConfig, Clouds};
 use crate::store::{Store, guard::RefAccess};
+use exit::CliError;
 
 pub fn run(cli: Cli) -> Result<()> {
+    // Generated from the flags alone: no settings, no registry.
+    match &cli.command {
+        Command::Completions { shell } => return help::completions(*shell),
+        Command::Man => return help::man(),
+        _ => {}
+    }
     let config = Config::try_from(&cli.global)?;
     init_tracing(&config);
+    tracing::info!("registry {} ({})", config.registry, config.registry_origin.describe());
+    if config.write_registry != config.registry {
+        tracing::info!(
+            "writes go to registry {} ({})",
+            config.write_registry,
+            config.write_origin.describe()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,22 +115,54 @@ impl App {
         match scope.split('/').collect::<Vec<_>>().as_slice() {
             [p] => Ok((self.config.entity.clone(), p.to_string())),
             [e, p] => Ok((e.to_string(), p.to_string())),
-            _ => bail!("expected `entity/project` or `project`, got {scope:?}"),
+            _ => usage!("expected `entity/project` or `project`, got {scope:?}"),
         }
     }
 
     /// The registry at the configured URL, which must exist: reading (or changing) a mistyped
     /// URL says there is no registry there rather than creating an empty one.
     async fn registry(&self) -> Result<Registry> {
-        let url = &self.config.registry;
+        let (url, origin) = (&self.config.registry, self.config.registry_origin);
         let store = Store::open_existing(url, &self.clouds)?;
         let registry = store.map(Registry::new);
+        let hint = match WandbSource::base_url(url) {
+            Some(_) => {
+                "a W&B server is read by `ls`, `versions`, `show`, `get`, `prefetch` and `mount` only"
+            }
+            None => "check --registry or ARTFS_REGISTRY; `artfs log` creates one",
+        };
         match registry {
             Some(r) if r.exists().await? => Ok(r),
-            _ => bail!(
-                "no artfs registry at {url} (check --registry or ARTFS_REGISTRY); `artfs log` creates one"
-            ),
+            _ => Err(CliError::NoRegistry { url: url.clone(), origin, hint }.into()),
         }
+    }
+
+    /// The existing registry that a change (alias, edit, rm, gc, ...) goes to: never a W&B
+    /// server, whatever `WANDB_BASE_URL` says.
+    async fn registry_to_change(&self) -> Result<Registry> {
+        self.refuse_read_only()?;
+        let (url, origin) = (&self.config.write_registry, self.config.write_origin);
+        let registry = Store::open_existing(url, &self.clouds)?.map(Registry::new);
+        match registry {
+            Some(r) if r.exists().await? => Ok(r),
+            _ => Err(CliError::NoRegistry {
+                url: url.clone(),
+                origin,
+                hint: "check --registry or ARTFS_REGISTRY; `artfs log` creates one",
+            }
+            .into()),
+        }
+    }
+
+    /// A W&B server, or an artfs registry served over HTTP, takes no writes from here.
+    fn refuse_read_only(&self) -> Result<()> {
+        let url = &self.config.write_registry;
+        if WandbSource::base_url(url).is_some() {
+            return Err(
+                CliError::ReadOnly { url: url.clone(), origin: self.config.write_origin }.into()
+            );
+        }
+        Ok(())
     }
 
     /// Where the read commands and the mount find versions: the artfs registry at the configured
@@ -130,7 +186,7 @@ impl App {
         }
         let client = wandb::Client::new(base, key.map(|(k, _)| k), NetConfig::default())?;
         let source = WandbSource::new(client);
-        source.probe().await.with_context(|| {
+        source.probe().await.map_err(crate::source::SourceError::from).with_context(|| {
             format!(
                 "{url} is neither an artfs registry nor a W&B server (check --registry or \
                  ARTFS_REGISTRY)"
@@ -142,8 +198,15 @@ impl App {
     /// The registry at the configured URL, created (with its marker) if there is none: only
     /// `artfs log` creates a registry.
     async fn registry_for_write(&self) -> Result<Registry> {
-        let registry = Registry::new(Store::open(&self.config.registry, &self.clouds)?);
-        registry.mark_created().await?;
+        self.refuse_read_only()?;
+        let url = &self.config.write_registry;
+        let registry = Registry::new(Store::open(url, &self.clouds)?);
+        // A registry from before the marker existed gets one too, but was not created now.
+        let created = registry.mark_created().await? && registry.entities().await?.is_empty();
+        if created && !self.config.quiet {
+            let origin = self.config.write_origin.describe();
+            eprintln!("created a new artfs registry at {} ({origin})", home_relative(url));
+        }
         Ok(registry)
     }
 
@@ -173,7 +236,7 @@ impl App {
     async fn version_of(&self, registry: &Registry, artifact: &str) -> Result<(ArtifactRef, u32)> {
         let target = self.artifact(artifact)?;
         let Some(selector) = &target.selector else {
-            bail!("{artifact}: name a version, e.g. {artifact}:v0 or {artifact}:latest");
+            usage!("{artifact}: name a version, e.g. {artifact}:v0 or {artifact}:latest");
         };
         let version = match selector {
             Selector::Version(v) => *v,
@@ -185,21 +248,30 @@ impl App {
     async fn dispatch(&self, command: Command) -> Result<()> {
         match command {
             Command::Log(args) => self.log(args).await,
-            Command::Ls { scope, json } => self.ls(scope, json).await,
+            Command::Ls(args) => self.ls(&args).await,
             Command::Versions { artifact, json } => self.versions(&artifact, json).await,
             Command::Show { artifact, files, json } => self.show(&artifact, files, json).await,
             Command::Get(args) => self.get(args).await,
             Command::Prefetch(args) => self.prefetch(args).await,
-            Command::Alias { artifact, add, remove } => self.alias(&artifact, &add, &remove).await,
-            Command::Edit { artifact, description, metadata, merge_metadata } => {
-                self.edit(&artifact, description, metadata, merge_metadata).await
+            Command::Alias { artifact, add, remove, json } => {
+                self.alias(&artifact, &add, &remove, json).await
             }
-            Command::Rm { artifact, delete_aliases, unaliased } => {
-                self.rm(&artifact, delete_aliases, unaliased).await
+            Command::Edit { artifact, description, metadata, merge_metadata, json } => {
+                self.edit(&artifact, description, metadata, merge_metadata, json).await
             }
-            Command::Gc { grace } => self.gc(&grace).await,
+            Command::Rm { artifact, delete_aliases, unaliased, dry_run, yes, json } => {
+                let how = rm::How { delete_aliases, dry_run, yes, json };
+                if unaliased {
+                    self.rm_unaliased(&artifact, how).await
+                } else {
+                    self.rm(&artifact, how).await
+                }
+            }
+            Command::Gc { grace, yes, json } => self.gc(&grace, yes, json).await,
             Command::Cache { command } => self.cache_command(command),
             Command::Mount(_) => bail!("`artfs mount` cannot run inside the async runtime"),
+            Command::Completions { shell } => help::completions(shell),
+            Command::Man => help::man(),
             Command::Serve(args) => self.serve(&args).await,
             Command::Key { command } => self.key(command).await,
             Command::Run { command } => self.run_command(command).await,
@@ -212,11 +284,11 @@ impl App {
                 let mountpoint = crate::mount::absolute_mountpoint(&mountpoint)?;
                 Ok(crate::mount::unmount(&mountpoint, lazy)?)
             }
-            Command::Tag { artifact, add, remove, collection } => {
-                self.tag(&artifact, &add, &remove, collection).await
+            Command::Tag { artifact, add, remove, collection, json } => {
+                self.tag(&artifact, &add, &remove, collection, json).await
             }
-            Command::Ttl { artifact, ttl, collection } => {
-                self.ttl(&artifact, &ttl, collection).await
+            Command::Ttl { artifact, ttl, collection, json } => {
+                self.ttl(&artifact, &ttl, collection, json).await
             }
             Command::Mounts { json } => print_mounts(json),
         }
@@ -240,6 +312,29 @@ pub fn error_report(e: &anyhow::Error) -> String {
     crate::report::error_line(e.as_ref())
 }
 
+/// Asks `question` on a terminal; `true` without asking when stdin is not one (scripts, pipes)
+/// or when `--yes` was given.
+fn confirmed(question: &str, yes: bool) -> Result<bool> {
+    use std::io::{BufRead as _, IsTerminal as _};
+    if yes || !std::io::stdin().is_terminal() {
+        return Ok(true);
+    }
+    eprint!("{question} [y/N] ");
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// `~/x` for `$HOME/x`: the default registry's path as a user would write it.
+fn home_relative(path: &str) -> String {
+    let home = std::env::var("HOME").unwrap_or_default();
+    match path.strip_prefix(home.trim_end_matches('/')) {
+        Some(rest) if !home.is_empty() && rest.starts_with('/') => format!("~{rest}"),
+        _ => path.to_owned(),
+    }
+}
+
 /// A JSON object given inline or as `@file`.
 fn parse_json_object(s: &str) -> Result<Value> {
     let text = match s.strip_prefix('@') {
@@ -250,12 +345,13 @@ fn parse_json_object(s: &str) -> Result<Value> {
     };
     let v: Value = serde_json::from_str(&text).with_context(|| format!("invalid JSON: {text}"))?;
     if !v.is_object() {
-        bail!("metadata must be a JSON object, got {v}");
+        usage!("metadata must be a JSON object, got {v}");
     }
     Ok(v)
 }
 
-fn print_json(v: &Value) -> Result<()> {
+/// `--json` output: one typed value, pretty-printed.
+fn print_json<T: serde::Serialize + ?Sized>(v: &T) -> Result<()> {
     let mut out = std::io::stdout().lock();
     serde_json::to_writer_pretty(&mut out, v)?;
     writeln!(out)?;

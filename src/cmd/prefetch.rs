@@ -31,7 +31,7 @@ fn split_subtree(arg: &str) -> (&str, Option<&str>) {
 impl App {
     pub(super) async fn prefetch(&self, args: PrefetchArgs) -> Result<()> {
         if args.jobs == 0 {
-            bail!("--jobs must be at least 1");
+            usage!("--jobs must be at least 1");
         }
         let clouds = self.reference_clouds(&args.access)?;
         let (artifact, subtree) = split_subtree(&args.artifact);

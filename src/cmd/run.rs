@@ -5,11 +5,20 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 
-use super::App;
+use super::{App, print_json};
 use crate::cli::{RunArgs, RunCommand};
 use crate::fs::OpenHook;
 use crate::registry::Registry;
 use crate::registry::runs::{RunFields, RunOp, RunPath};
+
+/// `artfs run start|finish --json`.
+#[derive(Debug, serde::Serialize)]
+struct RunDone {
+    run: String,
+    state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i64>,
+}
 
 impl App {
     /// `[[entity/]project/]ID` in the default entity and project.
@@ -19,7 +28,7 @@ impl App {
             [r] => (self.config.entity.as_str(), self.config.project.as_str(), *r),
             [p, r] => (self.config.entity.as_str(), *p, *r),
             [e, p, r] => (*e, *p, *r),
-            _ => bail!("run {id:?}: expected `[[entity/]project/]ID`"),
+            _ => usage!("run {id:?}: expected `[[entity/]project/]ID`"),
         };
         Ok(RunPath::new(e, p, r)?)
     }
@@ -47,7 +56,7 @@ impl App {
 
     pub(super) async fn run_command(&self, command: RunCommand) -> Result<()> {
         match command {
-            RunCommand::Start { id, job_type, name, group } => {
+            RunCommand::Start { id, job_type, name, group, json } => {
                 let id = id.unwrap_or_else(new_run_id);
                 let run = self.run_path(&id)?;
                 let registry = self.registry_for_write().await?;
@@ -60,16 +69,25 @@ impl App {
                     ..RunFields::default()
                 };
                 registry.record_run(&run, RunOp::Upsert(Box::new(fields))).await?;
-                println!("{}/{}/{}", run.entity, run.project, run.name);
+                let path = format!("{}/{}/{}", run.entity, run.project, run.name);
+                if json {
+                    return print_json(&RunDone { run: path, state: "running", exit_code: None });
+                }
+                println!("{path}");
                 Ok(())
             }
-            RunCommand::Finish { id, exit_code } => {
+            RunCommand::Finish { id, exit_code, json } => {
                 let run = self.run_path(&id)?;
-                let registry = self.registry().await?;
+                let registry = self.registry_to_change().await?;
                 if registry.run_state(&run).await?.seq == 0 {
                     bail!("run {}/{}/{} does not exist", run.entity, run.project, run.name);
                 }
                 registry.record_run(&run, RunOp::Finished { exit_code: Some(exit_code) }).await?;
+                if json {
+                    let path = format!("{}/{}/{}", run.entity, run.project, run.name);
+                    let exit_code = Some(exit_code);
+                    return print_json(&RunDone { run: path, state: "finished", exit_code });
+                }
                 Ok(())
             }
         }

@@ -60,6 +60,11 @@ impl App {
         }
         // Everything below comes from the registry: printed through `printable`.
         println!("{}:v{}", v.collection, v.record.version);
+        // Only then is the source a surprise: the user named no registry, the SDK's variable did.
+        if self.config.registry_origin == crate::config::RegistryOrigin::WandbBaseUrl {
+            let origin = self.config.registry_origin.describe();
+            println!("  registry:    {} ({origin})", printable(&self.config.registry));
+        }
         println!("  type:        {}", printable(&v.artifact_type));
         println!("  digest:      {}", printable(&v.record.digest));
         println!("  aliases:     {}", printable(&v.aliases.join(", ")));

@@ -11,8 +11,11 @@
 //! `latest` move to the existing one); unlinking removes only the link; deleting the source
 //! version removes its links.
 
+use std::collections::BTreeSet;
+
 use chrono::{DateTime, Utc};
 
+use super::directory::REGISTRY_PREFIX;
 use super::log::LinkSource;
 use super::{CollectionState, Op, Registry, RegistryError, layout};
 use crate::names::{CollectionPath, LATEST, Selector, validate_user_alias};
@@ -143,6 +146,23 @@ impl Registry {
         Ok(removed)
     }
 
+    /// The versions of `c` past their TTL that a registry links: W&B does not expire a version
+    /// linked into a registry while the link lives. Collections without a TTL cost nothing here.
+    pub(super) async fn linked_into_registries(
+        &self,
+        c: &CollectionPath,
+        state: &CollectionState,
+    ) -> Result<BTreeSet<u32>, RegistryError> {
+        let mut out = BTreeSet::new();
+        for version in state.past_ttl(Utc::now()) {
+            let links = self.links_of(c, version).await?;
+            if links.iter().any(|l| l.portfolio.project.starts_with(REGISTRY_PREFIX)) {
+                out.insert(version);
+            }
+        }
+        Ok(out)
+    }
+
     /// The live links of `source`'s `version`, by portfolio.
     pub async fn links_of(
         &self,
@@ -154,7 +174,9 @@ impl Registry {
         let mut out = Vec::new();
         for l in self.store.list(&prefix).await? {
             let Some(portfolio) = portfolio_of_edge(&prefix, &l.key) else { continue };
-            let state = self.state(&portfolio).await?;
+            // The portfolio's log as it stands (not `state`, which asks for links itself).
+            let state: CollectionState =
+                self.load_log(&layout::collection(&portfolio), CollectionState::default()).await?;
             if let Some(v) = state.link_to(&src) {
                 out.extend(link_in(&portfolio, &state, v.version));
             }

@@ -215,6 +215,11 @@ pub struct CollectionState {
     /// Time of the last commit applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<DateTime<Utc>>,
+    /// Versions past their TTL that stay readable because a registry links them (W&B does not
+    /// expire a version linked into a registry). Not part of the log: the registry sets it when
+    /// it reads the collection (`Registry::refresh`), and the fold never looks at it.
+    #[serde(skip)]
+    pub ttl_exempt: BTreeSet<u32>,
 }
 
 impl Fold for CollectionState {

@@ -23,10 +23,10 @@ impl Registry {
         Ok(!self.entities().await?.is_empty())
     }
 
-    /// Creates the marker unless it is there already.
-    pub async fn mark_created(&self) -> Result<(), RegistryError> {
+    /// Creates the marker unless it is there already; whether this call created it.
+    pub async fn mark_created(&self) -> Result<bool, RegistryError> {
         if self.store.head(MARKER_KEY).await?.is_some() {
-            return Ok(());
+            return Ok(false);
         }
         let body = serde_json::json!({
             "artfs_registry": 1,
@@ -34,8 +34,7 @@ impl Registry {
             "created_by": format!("artfs {}", env!("CARGO_PKG_VERSION")),
         });
         // `false`: another first writer created it meanwhile, which is as good.
-        self.store.put_create(MARKER_KEY, body.to_string().into()).await?;
-        Ok(())
+        Ok(self.store.put_create(MARKER_KEY, body.to_string().into()).await?)
     }
 }
 

@@ -29,7 +29,9 @@ impl Registry {
         c: &CollectionPath,
         state: CollectionState,
     ) -> Result<CollectionState, RegistryError> {
-        self.load_log(&layout::collection(c), state).await
+        let mut state = self.load_log(&layout::collection(c), state).await?;
+        state.ttl_exempt = self.linked_into_registries(c, &state).await?;
+        Ok(state)
     }
 
     pub async fn entities(&self) -> Result<Vec<String>, RegistryError> {

@@ -3,9 +3,11 @@
 //!
 //! TTL follows W&B: a version's TTL is its own, none (`Never`), or inherited from the
 //! collection's default (W&B's team default). A version expires at its creation time plus its
-//! TTL; an expired version is gone from every read, aliases or not (W&B exempts only versions
-//! linked to a registry, which artfs does not have), and `gc` reclaims it. Expiry is a function
-//! of the folded state and a clock, never a commit, so every server agrees without writing.
+//! TTL; an expired version is gone from every read, aliases or not, and `gc` reclaims it. As on
+//! W&B, a version linked into a registry does not expire while the link lives: the registry
+//! notes such versions when it reads a collection (`CollectionState::ttl_exempt`; the fold
+//! itself never depends on links). Expiry is a function of the folded state, the links and a
+//! clock, never a commit, so every server agrees without writing.
 //!
 //! A rename is two commits: `RenamedTo` on the old log (its versions stay in that fold, so gc
 //! keeps their files), then `Adopted` as commit 1 of the new log, a checkpoint of the old state.
@@ -58,8 +60,17 @@ impl CollectionState {
         self.versions.get(&version)?.ttl.in_force(self.default_ttl_seconds)
     }
 
-    /// When `version` expires, if it does.
+    /// When `version` expires, if it does (a version a registry links does not).
     pub fn expires_at(&self, version: u32) -> Option<DateTime<Utc>> {
+        if self.ttl_exempt.contains(&version) {
+            return None;
+        }
+        self.ttl_expiry(version)
+    }
+
+    /// When `version`'s TTL runs out, whatever links it: what the fold checks, so that every
+    /// reader folds the same commits whatever links it knows of.
+    fn ttl_expiry(&self, version: u32) -> Option<DateTime<Utc>> {
         let secs = i64::try_from(self.ttl_seconds(version)?).unwrap_or(i64::MAX);
         let created = self.versions.get(&version)?.created_at;
         Some(
@@ -78,6 +89,15 @@ impl CollectionState {
     ) -> Option<&'a super::VersionRecord> {
         let now = Utc::now();
         self.logged_with_digest(digest).find(|v| self.expires_at(v.version).is_none_or(|t| t > now))
+    }
+
+    /// The versions whose TTL ran out by `now`, links or not.
+    pub fn past_ttl(&self, now: DateTime<Utc>) -> Vec<u32> {
+        self.versions
+            .keys()
+            .copied()
+            .filter(|v| self.ttl_expiry(*v).is_some_and(|t| t <= now))
+            .collect()
     }
 
     /// The versions expired at `now`.
@@ -124,7 +144,7 @@ impl CollectionState {
     pub(super) fn apply_retention(&mut self, op: &Op, at: DateTime<Utc>) -> Result<(), String> {
         // An expired version may already be reclaimed by gc: nothing may bring it back.
         if let Op::Tags { version, .. } | Op::Ttl { version, .. } = op
-            && self.expires_at(*version).is_some_and(|t| t <= at)
+            && self.ttl_expiry(*version).is_some_and(|t| t <= at)
         {
             return Err(format!("changes v{version}, which expired"));
         }
@@ -509,6 +529,34 @@ mod tests {
             let state = r.state(&a).await.unwrap();
             assert_eq!((state.ttl_seconds(0), state.ttl_seconds(1)), (Some(2), None));
             assert_eq!(state.live(later).versions.keys().copied().collect::<Vec<_>>(), [1]);
+        });
+    }
+
+    #[test]
+    fn a_version_linked_into_a_registry_does_not_expire() {
+        let t = TempRegistry::default();
+        let (kept, plain) = (path("kept"), path("plain"));
+        t.log(&kept, &[("f", b"kept")], &[], None);
+        t.log(&plain, &[("f", b"plain")], &[], None);
+        let r = &t.registry;
+        let registry = CollectionPath::new("acme-org", "wandb-registry-model", "prod").unwrap();
+        let portfolio = path("portfolio");
+        t.runtime.block_on(async {
+            r.link(&kept, 0, &registry, &[]).await.unwrap();
+            r.link(&plain, 0, &portfolio, &[]).await.unwrap();
+            for c in [&kept, &plain] {
+                r.set_ttl(c, 0, Ttl::Seconds(1)).await.unwrap();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+            // A link into a plain portfolio keeps nothing alive; one into a registry does.
+            assert!(r.live_state(&plain).await.unwrap().versions.is_empty());
+            let live = r.live_state(&kept).await.unwrap();
+            assert_eq!(live.versions.keys().copied().collect::<Vec<_>>(), [0]);
+            // The fold does not know of links: the version is still past its TTL for writers.
+            assert!(r.set_ttl(&kept, 0, Ttl::Never).await.is_err());
+            // Unlinked, it expires as its TTL says.
+            r.unlink(&kept, 0, &registry).await.unwrap();
+            assert!(r.live_state(&kept).await.unwrap().versions.is_empty());
         });
     }
 

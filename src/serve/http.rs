@@ -71,17 +71,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .fallback(super::web::fallback)
         .layer(axum::middleware::map_response(super::web::security_headers))
         .layer(
+            // The span gives what a handler logs its request's context; the request's own line
+            // is the access log's (`access.rs`), written when its body has been sent.
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_request(|req: &Request, _: &Span| {
-                    // One line naming the request plainly, for grep (the span's fields do not).
-                    tracing::debug!("{} {}", req.method(), req.uri().path());
-                })
+                .on_request(())
                 .on_response(|res: &Response, latency: Duration, span: &Span| {
-                    let status = res.status().as_u16();
-                    span.record("status", status);
+                    span.record("status", res.status().as_u16());
                     span.record("latency", tracing::field::debug(latency));
-                    tracing::info!("-> {status} in {latency:.1?}");
                 })
                 // The error itself is logged where it is answered (`ServeError`).
                 .on_failure(()),

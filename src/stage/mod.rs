@@ -5,6 +5,7 @@
 //! parallel (one thread per core), streaming; files the stat cache knows unchanged since their
 //! last log are not read at all (`stat_cache`).
 
+pub mod exclude;
 pub mod stat_cache;
 
 use std::collections::{BTreeMap, HashMap};
@@ -44,6 +45,8 @@ pub enum StageError {
         #[source]
         source: ManifestError,
     },
+    #[error(transparent)]
+    Exclude(#[from] exclude::ExcludeError),
 }
 
 /// One local file to add under a logical name.
