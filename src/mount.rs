@@ -18,14 +18,11 @@ use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::fs::ArtifactFs;
 use crate::fs::fuse::Mount;
+use crate::fs::{ArtifactFs, FSTYPE_NAME};
 
 /// The filesystem type artfs mounts show in `/proc/self/mountinfo` and `mount`.
 pub const FSTYPE: &str = "fuse.artfs";
-/// The first word of every artfs mount's source (`artfs:<what it mounts>`).
-const FSTYPE_NAME: &str = "artfs";
-
 /// How long `artfs mount` waits for the daemon's mount to appear.
 pub const MOUNT_READY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -133,14 +130,6 @@ fn mountinfo_has(mountinfo: &str, path: &Path, fstype: &str) -> bool {
         let ty = fields.skip_while(|f| *f != "-").nth(1);
         ty == Some(fstype) && unescape_mountinfo(point) == want
     })
-}
-
-/// The mount source of an artfs mount: `artfs:` and what it mounts, without the characters that
-/// separate mount options or mountinfo fields.
-pub fn fsname(source: &str) -> String {
-    let clean: String =
-        source.chars().map(|c| if c == ',' || c.is_whitespace() { '_' } else { c }).collect();
-    format!("{FSTYPE_NAME}:{clean}")
 }
 
 /// An artfs filesystem mounted on this machine.

@@ -17,10 +17,8 @@
 //! (`stall`), the registry's health (`health`) and `artfs get` (`get`).
 
 mod get;
-pub mod health;
 pub mod ranged;
 mod sidecar;
-pub mod stall;
 mod whole;
 
 use std::path::PathBuf;
@@ -30,15 +28,15 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use crate::cache::{BlobCache, CacheError, CachedBlob, Verify};
+pub use crate::http::RegistryHealth;
+pub use crate::http::{BodyError, StallBound, StallError};
 use crate::manifest::Entry;
 use crate::refs::RefError;
 use crate::source::BlobSource;
 use crate::store::chunks;
 use crate::store::cloud::Clouds;
-pub use health::RegistryHealth;
 use ranged::{FetchStats, LazyBlob, LazyHandle, RangedError, Shared};
 use sidecar::{SIDECAR_MEMO_SUMS, SidecarMemo};
-pub use stall::{BodyError, StallBound, StallError};
 
 /// A download that receives no byte for this long fails instead of waiting forever on a registry
 /// that stopped answering. Generous: backends retry slow requests themselves within it.

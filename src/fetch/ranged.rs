@@ -37,7 +37,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, warn};
 
 use crate::cache::{BlobCache, CacheError, CacheKey, PartialFile, Verify};
-use crate::fetch::stall::{BodyError, StallBound};
+use crate::http::{BodyError, StallBound};
 use crate::manifest::Entry;
 use crate::source::{BlobSource, SourceError};
 use crate::store::chunks::ChunkSums;

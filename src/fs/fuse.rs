@@ -82,7 +82,7 @@ impl Mount {
         let mut config = fuser::Config::default();
         config.mount_options = vec![
             MountOption::RO,
-            MountOption::FSName(crate::mount::fsname(source)),
+            MountOption::FSName(super::fsname(source)),
             // Not `Subtype`: fuser passes that only to fusermount3, while the kernel takes
             // `subtype=` itself, so this names the type `fuse.artfs` on every mount path.
             MountOption::CUSTOM("subtype=artfs".into()),

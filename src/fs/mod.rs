@@ -44,7 +44,8 @@ use std::time::SystemTime;
 
 use tokio::runtime::Handle;
 
-use crate::fetch::{Fetcher, StallBound};
+use crate::fetch::Fetcher;
+use crate::http::StallBound;
 use crate::names::CollectionPath;
 use crate::source::{Catalog, CollectionView, ResolvedVersion};
 pub use attrs::{BLOCK_SIZE_BYTES, VERSION_TTL};
@@ -58,6 +59,17 @@ use readahead::Readahead;
 use runtime::Runtime;
 use tree::Tree;
 pub use types::*;
+
+/// The first word of every artfs mount's source (`artfs:<what it mounts>`).
+pub const FSTYPE_NAME: &str = "artfs";
+
+/// The mount source of an artfs mount: `artfs:` and what it mounts, without the characters that
+/// separate mount options or mountinfo fields.
+pub fn fsname(source: &str) -> String {
+    let clean: String =
+        source.chars().map(|c| if c == ',' || c.is_whitespace() { '_' } else { c }).collect();
+    format!("{FSTYPE_NAME}:{clean}")
+}
 
 /// The filesystem. Cheap to clone; every clone serves the same mount.
 #[derive(Clone, Debug)]

@@ -6,7 +6,7 @@ use std::future::Future;
 
 use tokio::runtime::Handle;
 
-use crate::fetch::{StallBound, StallError};
+use crate::http::{StallBound, StallError};
 use crate::source::SourceError;
 
 use super::FsError;
@@ -27,7 +27,7 @@ impl Runtime {
 
     /// Runs registry I/O to completion from a FUSE thread, bounded by the registry timeout.
     /// Right after a registry request timed out, fails at once instead of waiting again (see
-    /// `fetch::health`), so one user operation waits the timeout at most once.
+    /// `http::health`), so one user operation waits the timeout at most once.
     pub(super) fn block_on<T>(
         &self,
         what: impl FnOnce() -> String,

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use futures::{StreamExt, stream};
 
 use super::download::{content_disposition, verified};
-use super::files::{EntryPath, VersionPath, open_at};
+use super::opened::{EntryPath, VersionPath, open_at};
 use super::{PageResult, Viewer, not_found};
 use crate::manifest::Entry;
 use crate::serve::Shared;

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 
-use super::files::{Opened, VersionPath, open, path_href, source_error};
+use super::files::path_href;
 use super::html::{esc, link, page, table};
+use super::opened::{Opened, VersionPath, open, source_error};
 use super::{PageResult, Viewer, html, not_found};
 use crate::manifest::Manifest;
 use crate::names::CollectionPath;

@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use bytes::Bytes;
 use futures::StreamExt;
 
-use super::files::{EntryPath, open_at, source_error};
+use super::opened::{EntryPath, open_at, source_error};
 use super::preview::image_type;
 use super::{PageResult, Viewer, not_found};
 use crate::cache::{DigestState, Verify};

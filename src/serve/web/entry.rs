@@ -37,10 +37,14 @@ pub async fn security_headers(mut res: Response) -> Response {
 /// `404`; an API client the plain one it always got.
 pub async fn fallback(req: Request) -> Response {
     if req.method() == Method::GET || req.method() == Method::HEAD {
-        if let Some(to) = wandb_location(req.uri().path()) {
+        let browser = wants_html(req.headers());
+        // A one-segment path may also be a file an API client probes for (artfs itself asks
+        // any HTTP registry for `/artfs-registry.json`): only a browser goes to an entity page.
+        let entity_page = browser || req.uri().path().trim_matches('/').contains('/');
+        if let Some(to) = wandb_location(req.uri().path()).filter(|_| entity_page) {
             return Redirect::to(&to).into_response();
         }
-        if wants_html(req.headers()) {
+        if browser {
             return not_found_page().await;
         }
     }

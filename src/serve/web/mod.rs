@@ -17,6 +17,7 @@ mod download;
 mod entry;
 mod files;
 mod html;
+mod opened;
 mod preview;
 mod runs;
 mod search;
@@ -314,7 +315,7 @@ async fn version(
     if record.is_some() {
         let here = artifact_href(&[&entity, &project, &name, &vn]);
         let o =
-            files::open(&s, &access, &(entity.clone(), project.clone(), name.clone(), vn.clone()))
+            opened::open(&s, &access, &(entity.clone(), project.clone(), name.clone(), vn.clone()))
                 .await?;
         body.push_str("<h2>Files</h2>");
         body.push_str(&files::listing(&o, "", 1).unwrap_or_else(|| "<p>(no files)</p>".into()));

@@ -2,8 +2,8 @@
 //! HTML among it, shown as text), JSON pretty-printed, CSV/TSV as a table of its first rows,
 //! images by a link to their bytes served as an image type.
 
-use super::files::Opened;
 use super::html::{esc, table};
+use super::opened::Opened;
 use crate::manifest::Entry;
 use crate::serve::ServeError;
 
@@ -50,7 +50,7 @@ pub async fn preview(
     let bytes = if want == 0 {
         bytes::Bytes::new()
     } else {
-        o.blobs.range(path, entry, 0..want).await.map_err(super::files::source_error)?
+        o.blobs.range(path, entry, 0..want).await.map_err(super::opened::source_error)?
     };
     let cut = size > want;
     let Some(text) = text_of(&bytes, cut) else {

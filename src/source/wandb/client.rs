@@ -17,7 +17,7 @@ use url::Url;
 
 use super::WandbError;
 use super::auth::ApiKey;
-use crate::fetch::StallBound;
+use crate::http::StallBound;
 use crate::http::{Attempt, NetConfig, Try, retryable_status};
 
 /// Longest server error text quoted in a message.

@@ -36,7 +36,7 @@ use super::{
     BlobSource, BlobStream, Catalog, CollectionView, ResolvedVersion, SourceError, SourceFuture,
     VersionInfo,
 };
-use crate::fetch::BodyError;
+use crate::http::BodyError;
 use crate::manifest::{ContentCheck, Entry};
 use crate::names::{CollectionPath, Selector};
 use artifact_refs::Redirect;
@@ -106,7 +106,7 @@ pub enum WandbError {
     Body {
         what: String,
         #[source]
-        source: crate::fetch::BodyError,
+        source: crate::http::BodyError,
     },
 }
 

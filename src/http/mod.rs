@@ -6,10 +6,17 @@
 //! each attempt came to ([`Attempt`]).
 //!
 //! Object stores get the same numbers through `object_store`'s own retry layer (see
-//! `NetConfig::retry` in `store::cloud`).
+//! `NetConfig::retry` in `store::cloud`). A body that may stall or never end is read through
+//! `stall` (one bound for every remote body), which keeps the registry's `health`.
+
+pub mod health;
+pub mod stall;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
+
+pub use health::RegistryHealth;
+pub use stall::{BodyError, StallBound, StallError};
 
 /// Retries after the first attempt of a request that failed in a retryable way: enough to ride
 /// out a dropped connection or a short throttle; a longer outage is reported, not waited out.
