@@ -201,10 +201,6 @@ fn same_tree(a: &Path, b: &Path) {
 }
 
 #[test]
-#[allow(
-    clippy::too_many_lines,
-    reason = "one end-to-end session against a real server: each step needs the state the previous one left"
-)]
 fn sdk_flows_and_the_round_trip_to_artfs() {
     let env = Env::new();
     let server = Server::start(&env, &[]);
@@ -272,27 +268,7 @@ fn sdk_flows_and_the_round_trip_to_artfs() {
     assert_eq!((relog["version"].as_str(), relog["created"].as_bool()), (Some("v1"), Some(false)));
 
     // The reverse: what `artfs log` writes, the SDK uses and downloads, digest for digest.
-    let src = env.path("cli-src");
-    let mut files = crate::util::Files::new();
-    files.insert("a.bin".into(), crate::util::bytes(1, 300_000));
-    files.insert("d/b.txt".into(), b"bee\n".to_vec());
-    files.insert("d/e/empty".into(), Vec::new());
-    write_tree(&src, &files);
-    let logged = env.json(&["log", "acme/bikes/from-artfs", src.to_str().unwrap()]);
-    let digest = logged["digest"].as_str().unwrap().to_owned();
-    let (used, _) = run_flow(
-        &env,
-        &server,
-        &key,
-        "use_logged.py",
-        "reverse",
-        &[
-            ("FLOW_ARTIFACT", "acme/bikes/from-artfs:latest"),
-            ("FLOW_DIGEST", &digest),
-            ("FLOW_EXPECT_DIR", src.to_str().unwrap()),
-        ],
-    );
-    assert_eq!(used["version"], "v0");
+    cli_log_used_through(&env, &[(&server, "reverse")], &key, 1);
 
     // No key or secret in the server's log.
     let log = server.log_text();
@@ -615,10 +591,6 @@ fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
 
 /// The S3 registry both ways (SDK → artfs get/mount, artfs log → SDK) and two servers agreeing.
 #[test]
-#[allow(
-    clippy::too_many_lines,
-    reason = "one end-to-end session against a real server: each step needs the state the previous one left"
-)]
 fn two_servers_over_one_s3_registry_agree() {
     let Some(env) = Env::in_new_s3_bucket("serve") else { return };
     let a = Server::start(&env, &[]);
@@ -637,31 +609,7 @@ fn two_servers_over_one_s3_registry_agree() {
     let (used, _) = run_flow(&env, &b, &key, "use_logged.py", "via-b", &vars);
     assert_eq!(used["version"], "v0");
     // Writers on both servers at once still give dense versions.
-    std::thread::scope(|s| {
-        let (env, key) = (&env, &key);
-        let ha = s.spawn(|| {
-            run_flow(
-                env,
-                &a,
-                key,
-                "log_one.py",
-                "wa",
-                &[("FLOW_ARTIFACT", "both"), ("FLOW_SEED", "1")],
-            )
-        });
-        let hb = s.spawn(|| {
-            run_flow(
-                env,
-                &b,
-                key,
-                "log_one.py",
-                "wb",
-                &[("FLOW_ARTIFACT", "both"), ("FLOW_SEED", "2")],
-            )
-        });
-        ha.join().unwrap();
-        hb.join().unwrap();
-    });
+    log_through_both(&env, [&a, &b], &key);
     let versions = env.json(&["versions", "acme/bikes/both"]);
     let names: Vec<&str> =
         versions.as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
@@ -692,21 +640,43 @@ fn two_servers_over_one_s3_registry_agree() {
     drop(m);
     // The reverse on S3: what `artfs log` writes to the bucket, the SDK uses and downloads
     // through either server.
+    cli_log_used_through(&env, &[(&a, "reverse-a"), (&b, "reverse-b")], &key, 3);
+}
+
+/// One log through each server at the same time, into the same collection.
+fn log_through_both(env: &Env, [a, b]: [&Server; 2], key: &str) {
+    std::thread::scope(|s| {
+        let ha = s.spawn(|| {
+            let vars = [("FLOW_ARTIFACT", "both"), ("FLOW_SEED", "1")];
+            run_flow(env, a, key, "log_one.py", "wa", &vars)
+        });
+        let hb = s.spawn(|| {
+            let vars = [("FLOW_ARTIFACT", "both"), ("FLOW_SEED", "2")];
+            run_flow(env, b, key, "log_one.py", "wb", &vars)
+        });
+        ha.join().unwrap();
+        hb.join().unwrap();
+    });
+}
+
+/// What `artfs log` writes, the SDK uses and downloads through each server (tagged), digest for
+/// digest.
+fn cli_log_used_through(env: &Env, servers: &[(&Server, &str)], key: &str, seed: u64) {
     let src = env.path("cli-src");
     let mut files = crate::util::Files::new();
-    files.insert("a.bin".into(), crate::util::bytes(3, 300_000));
+    files.insert("a.bin".into(), crate::util::bytes(seed, 300_000));
     files.insert("d/b.txt".into(), b"bee\n".to_vec());
     files.insert("d/e/empty".into(), Vec::new());
     write_tree(&src, &files);
     let logged = env.json(&["log", "acme/bikes/from-artfs", src.to_str().unwrap()]);
     let digest = logged["digest"].as_str().unwrap().to_owned();
-    for (server, tag) in [(&a, "reverse-a"), (&b, "reverse-b")] {
+    for &(server, tag) in servers {
         let vars = [
             ("FLOW_ARTIFACT", "acme/bikes/from-artfs:latest"),
             ("FLOW_DIGEST", digest.as_str()),
             ("FLOW_EXPECT_DIR", src.to_str().unwrap()),
         ];
-        let (used, _) = run_flow(&env, server, &key, "use_logged.py", tag, &vars);
+        let (used, _) = run_flow(env, server, key, "use_logged.py", tag, &vars);
         assert_eq!(used["version"], "v0");
     }
 }
