@@ -26,8 +26,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use super::evict::scan_entries;
 use super::partial::scan_partial_bytes;
-use super::{CacheError, Layout, scan_entries};
+use super::{CacheError, Layout};
 
 /// How long a process may keep changes to itself before they are merged into the shared ledger.
 pub(super) const FLUSH_INTERVAL: Duration = Duration::from_secs(1);

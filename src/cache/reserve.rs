@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
-use super::{BlobCache, CacheError, CacheKey, low_water_bytes};
+use super::evict::low_water_bytes;
+use super::{BlobCache, CacheError, CacheKey};
 
 /// How long a fill waits for room held by open entries or other fills before it fails: long
 /// enough for a neighbouring download of a few GiB to finish, short against the stall window.
