@@ -481,8 +481,12 @@ impl Proxy {
     }
 
     /// Accepts connections and holds every byte: nothing is answered until [`Proxy::forward`].
+    /// Returns once every pump has seen the change: one already waiting in `read` (up to its
+    /// 50 ms timeout) would otherwise still forward the first bytes that arrive, so a request
+    /// made right after `stall` on a kept-alive connection could slip through.
     pub fn stall(&self) {
         self.mode.store(Self::STALL, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(200));
     }
 
     /// Closes every connection, new and open.
