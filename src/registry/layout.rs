@@ -186,7 +186,12 @@ pub fn lineage_edge(
 
 /// The portfolios that link one version: `<entity>/<project>/<portfolio>` below it.
 pub fn links_of_version(c: &CollectionPath, version: u32) -> String {
-    format!("links/{}/{}/{}/{version:010}", c.entity, c.project, c.name)
+    format!("{}/{version:010}", links_of_collection(c))
+}
+
+/// Where the links of every version of `c` are indexed.
+pub fn links_of_collection(c: &CollectionPath) -> String {
+    format!("links/{}/{}/{}", c.entity, c.project, c.name)
 }
 
 /// The index key saying that `portfolio` links `c`'s `version`.

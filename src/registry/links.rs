@@ -147,16 +147,28 @@ impl Registry {
     }
 
     /// The versions of `c` past their TTL that a registry links: W&B does not expire a version
-    /// linked into a registry while the link lives. Collections without a TTL cost nothing here.
+    /// linked into a registry while the link lives. A collection with no version past its TTL
+    /// costs nothing here; one with some costs one listing of its index, plus a read of each
+    /// registry portfolio it names.
     pub(super) async fn linked_into_registries(
         &self,
         c: &CollectionPath,
         state: &CollectionState,
     ) -> Result<BTreeSet<u32>, RegistryError> {
+        let past: BTreeSet<u32> = state.past_ttl(Utc::now()).into_iter().collect();
         let mut out = BTreeSet::new();
-        for version in state.past_ttl(Utc::now()) {
-            let links = self.links_of(c, version).await?;
-            if links.iter().any(|l| l.portfolio.project.starts_with(REGISTRY_PREFIX)) {
+        if past.is_empty() {
+            return Ok(out);
+        }
+        for l in self.store.list(&layout::links_of_collection(c)).await? {
+            let Some((version, portfolio)) = version_edge(c, &l.key) else { continue };
+            if !past.contains(&version) || !portfolio.project.starts_with(REGISTRY_PREFIX) {
+                continue;
+            }
+            // The index is never pruned: only the portfolio's log says the link still lives.
+            let state: CollectionState =
+                self.load_log(&layout::collection(&portfolio), CollectionState::default()).await?;
+            if state.link_to(&link_source(c, version)).is_some() {
                 out.insert(version);
             }
         }
@@ -207,6 +219,14 @@ fn link_in(portfolio: &CollectionPath, state: &CollectionState, version: u32) ->
         aliases: state.aliases_of(version),
         created_at: r.created_at,
     })
+}
+
+/// The version of `c` and the portfolio an index key below `c`'s links names.
+fn version_edge(c: &CollectionPath, key: &str) -> Option<(u32, CollectionPath)> {
+    let prefix = layout::links_of_collection(c);
+    let version: u32 =
+        key.strip_prefix(&prefix)?.strip_prefix('/')?.split('/').next()?.parse().ok()?;
+    Some((version, portfolio_of_edge(&layout::links_of_version(c, version), key)?))
 }
 
 /// The portfolio an index key below `prefix/` names (foreign objects there are ignored).
