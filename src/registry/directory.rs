@@ -150,6 +150,28 @@ pub enum DirOp {
     },
 }
 
+impl DirOp {
+    /// Whether the op changes a registry (or its members) rather than users, organizations or
+    /// teams: the one place the directory's ops are sorted, so `check` and the fold split alike.
+    pub fn is_registry_op(&self) -> bool {
+        match self {
+            DirOp::CreateUser { .. }
+            | DirOp::SetDefaultEntity { .. }
+            | DirOp::CreateOrg { .. }
+            | DirOp::SetOrgMember { .. }
+            | DirOp::RemoveOrgMember { .. }
+            | DirOp::DeleteOrg { .. }
+            | DirOp::CreateTeam { .. }
+            | DirOp::SetTeamMember { .. } => false,
+            DirOp::UpsertRegistry { .. }
+            | DirOp::DeleteRegistry { .. }
+            | DirOp::SetRegistryMember { .. }
+            | DirOp::RemoveRegistryMember { .. }
+            | DirOp::RenameRegistry { .. } => true,
+        }
+    }
+}
+
 /// Who may see a registry: all of its organization, or only its members.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -292,21 +314,7 @@ impl Directory {
 
     /// Whether `op` applies to this state, and why not.
     pub fn check(&self, op: &DirOp) -> Result<(), String> {
-        match op {
-            DirOp::CreateUser { .. }
-            | DirOp::SetDefaultEntity { .. }
-            | DirOp::CreateOrg { .. }
-            | DirOp::SetOrgMember { .. }
-            | DirOp::RemoveOrgMember { .. }
-            | DirOp::DeleteOrg { .. }
-            | DirOp::CreateTeam { .. }
-            | DirOp::SetTeamMember { .. } => self.check_people(op),
-            DirOp::UpsertRegistry { .. }
-            | DirOp::DeleteRegistry { .. }
-            | DirOp::SetRegistryMember { .. }
-            | DirOp::RemoveRegistryMember { .. }
-            | DirOp::RenameRegistry { .. } => self.check_registry(op),
-        }
+        if op.is_registry_op() { self.check_registry(op) } else { self.check_people(op) }
     }
 
     /// `check` for users, organizations and teams.
@@ -423,20 +431,10 @@ impl Fold for Directory {
 
     fn fold_op(&mut self, c: &Commit<DirOp>) -> Result<(), FoldError> {
         self.check(&c.op).map_err(|reason| FoldError::Invalid { seq: c.seq, reason })?;
-        match c.op.clone() {
-            op @ (DirOp::CreateUser { .. }
-            | DirOp::SetDefaultEntity { .. }
-            | DirOp::CreateOrg { .. }
-            | DirOp::SetOrgMember { .. }
-            | DirOp::RemoveOrgMember { .. }
-            | DirOp::DeleteOrg { .. }
-            | DirOp::CreateTeam { .. }
-            | DirOp::SetTeamMember { .. }) => self.fold_people(op, c.time),
-            op @ (DirOp::UpsertRegistry { .. }
-            | DirOp::DeleteRegistry { .. }
-            | DirOp::SetRegistryMember { .. }
-            | DirOp::RemoveRegistryMember { .. }
-            | DirOp::RenameRegistry { .. }) => self.fold_registry(op, c.time),
+        if c.op.is_registry_op() {
+            self.fold_registry(c.op.clone(), c.time);
+        } else {
+            self.fold_people(c.op.clone(), c.time);
         }
         Ok(())
     }
