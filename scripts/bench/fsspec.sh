@@ -26,7 +26,7 @@ for _ in 1 2 3; do
   rm -rf "$VENV/i" && python3 -m venv "$VENV/i"
   start=$(date +%s.%N)
   "$VENV/i/bin/pip" install -q --no-deps "$wheel"
-  installs+=("$(echo "$(date +%s.%N) - $start" | bc)")
+  installs+=("$(printf "%.2f" "$(echo "$(date +%s.%N) - $start" | bc)")")
 done
 install_s=$(printf '%s\n' "${installs[@]}" | sort -n | sed -n 2p)
 "$VENV/i/bin/pip" install -q fsspec
