@@ -57,8 +57,12 @@ impl ArtifactFs {
                 self.record_miss(key);
                 Err(FsError::NotFound)
             }
-            // The listing's failure says more than the lookup's when both failed.
-            Err(err) => Err(listing.err().unwrap_or(err)),
+            // Unanswered: the listing's word stands (a name it lacks is missing, its failure is
+            // the error), as without a lookup by name.
+            Err(err) => {
+                tracing::debug!(%err, "project {key} by name");
+                listing.and(Err(FsError::NotFound))
+            }
         }
     }
 
@@ -105,8 +109,11 @@ impl ArtifactFs {
                 self.record_miss(key);
                 return read.or(Err(FsError::NotFound));
             }
-            // The read's failure says more than the lookup's when both failed.
-            Err(err) => return Err(read.err().unwrap_or(err)),
+            // Unanswered: the read's word stands, as without a lookup by name.
+            Err(err) => {
+                tracing::debug!(%err, "{key} by name");
+                return read;
+            }
         };
         let mut states = lock(&self.inner.states);
         let (mut view, at) = match states.get(c) {
