@@ -429,6 +429,10 @@ pub struct MountArgs {
     /// With --run: the first open of a file in a version records that the run used it
     #[command(flatten)]
     pub run: RunArgs,
+    /// Serve the daemon's counters (cache hits, misses, evictions, bytes fetched, errors, open
+    /// files) as Prometheus text at http://ADDR/metrics, e.g. 127.0.0.1:9101 [default: off]
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
 }
 
 /// What reference entries may reach when read (`get`, `mount`). Whoever writes a registry chooses

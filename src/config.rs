@@ -44,6 +44,9 @@ pub struct Config {
     pub write_registry: String,
     pub write_origin: RegistryOrigin,
     pub entity: String,
+    /// Whether `entity` was named (flag or env) rather than the user name: a W&B server's
+    /// default entity is the API key's own (`artfs::cmd` asks it).
+    pub entity_given: bool,
     pub project: String,
     pub cache_dir: PathBuf,
     /// `None`: the cache picks a default from the free space of its disk.
@@ -69,7 +72,9 @@ impl TryFrom<&GlobalArgs> for Config {
             }
             _ => (write_registry.clone(), write_origin),
         };
-        let entity = match g.entity.clone().or_else(|| wandb("WANDB_ENTITY")) {
+        let named = g.entity.clone().or_else(|| wandb("WANDB_ENTITY"));
+        let entity_given = named.is_some();
+        let entity = match named {
             Some(e) => e,
             None => default_user()?,
         };
@@ -91,6 +96,7 @@ impl TryFrom<&GlobalArgs> for Config {
             write_registry,
             write_origin,
             entity,
+            entity_given,
             project,
             cache_dir,
             cache_size,

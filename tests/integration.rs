@@ -57,3 +57,7 @@ mod error_format;
 mod webui;
 // Running `artfs serve` for a team: key list/expiry/revocation, access log, metrics.
 mod firstweek_ops;
+// A W&B server whose listing queries fail: names found one by one; the key's own default entity.
+mod wandb_lookup;
+// Operating artfs: the mount daemon's metrics, a registry endpoint that never answers.
+mod daemon_ops;

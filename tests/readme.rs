@@ -1,5 +1,6 @@
-//! The README's quick start, parsed from the README itself and run verbatim as a new user would:
-//! a fresh HOME, XDG dirs and mount points in a temp dir, no artfs settings in the environment.
+//! The README's console blocks, parsed from the README itself and run as a new user would: a
+//! fresh HOME, XDG dirs and mount points in a temp dir, no artfs settings in the environment. The
+//! quick start runs verbatim; "Running artfs for a team" runs against the local S3 server.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,11 +14,16 @@ struct Step {
     shown: Vec<String>,
 }
 
-/// The ```` ```console ```` block after `## Quick start`: `$ ` lines are commands, the lines
-/// after one are its output; blank lines only separate.
+/// The ```` ```console ```` block after `## Quick start`.
 fn quick_start(readme: &str) -> Vec<Step> {
-    let section = &readme[readme.find("## Quick start").expect("no quick start section")..];
-    let block = section.split("```console\n").nth(1).expect("no console block in the quick start");
+    console_block(readme, "## Quick start")
+}
+
+/// The first ```` ```console ```` block after `heading`: `$ ` lines are commands, the lines
+/// after one are its output; blank lines only separate.
+fn console_block(readme: &str, heading: &str) -> Vec<Step> {
+    let section = &readme[readme.find(heading).unwrap_or_else(|| panic!("no {heading}"))..];
+    let block = section.split("```console\n").nth(1).expect("no console block in the section");
     let block = &block[..block.find("```").expect("unterminated console block")];
     let mut steps: Vec<Step> = Vec::new();
     for line in block.lines().filter(|l| !l.trim().is_empty()) {
@@ -37,6 +43,8 @@ fn script(steps: &[Step]) -> String {
         // The command on its own lines: a trailing `# comment` must not swallow the braces.
         s += &format!("echo '@@step {i}'\n{{\n{}\n}}\necho \"@@rc $?\"\n", step.command);
     }
+    // A server a failed block started in the background does not outlive it.
+    s += "jobs -p | xargs -r kill\n";
     s
 }
 
@@ -69,26 +77,62 @@ fn the_quick_start_parses_into_commands_and_their_output() {
     assert_eq!(split_output(out, 2), vec![(vec!["x".to_owned()], Some(0)), (vec![], Some(3))]);
 }
 
-#[test]
-fn the_quick_start_runs_verbatim() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let steps = quick_start(&readme);
-    assert!(steps.len() >= 10, "quick start not found: {steps:?}");
-    let tmp = tempfile::tempdir().unwrap();
-    let home = tmp.path().join("home");
-    let work = tmp.path().join("work");
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+/// A fresh HOME and working directory in `tmp`, and guards that unmount whatever a block
+/// mounts at `mounts` below that HOME when the test ends.
+fn fresh_home(tmp: &Path, mounts: &[&str]) -> (PathBuf, PathBuf, Vec<MountGuard>) {
+    let home = tmp.join("home");
+    let work = tmp.join("work");
     std::fs::create_dir_all(&home).unwrap();
     std::fs::create_dir_all(&work).unwrap();
-    // Whatever the quick start mounts below the temp HOME is unmounted when the test ends.
-    let mounts: Vec<MountGuard> = ["mnt/artifacts", "mnt/bikes"]
+    let guards = mounts.iter().map(|m| MountGuard::adopt(home.join(m))).collect();
+    (home, work, guards)
+}
+
+#[test]
+fn the_quick_start_runs_verbatim() {
+    let steps = quick_start(&readme());
+    assert!(steps.len() >= 10, "quick start not found: {steps:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, work, mounts) = fresh_home(tmp.path(), &["mnt/artifacts", "mnt/bikes"]);
+    run_steps(&steps, &home, &work, &[]);
+    // The quick start unmounts what it mounted.
+    for m in &mounts {
+        assert!(!crate::util::is_mounted(&m.path), "{} still mounted", m.path.display());
+    }
+    assert!(home.join(".local/share/artfs/registry/artfs-registry.json").is_file());
+}
+
+#[test]
+fn the_team_section_runs_against_a_local_bucket() {
+    let Some(vars) = crate::util::s3_vars() else {
+        eprintln!("skipped: ARTFS_TEST_S3_ENDPOINT is not set (run `make test`)");
+        return;
+    };
+    // The README's bucket is the team's; here it is a new one of the local S3 server.
+    let bucket = crate::util::unique_bucket("team");
+    crate::util::create_s3_bucket(&vars[0].1, &bucket, false);
+    let steps: Vec<Step> = console_block(&readme(), "## Running artfs for a team")
         .into_iter()
-        .map(|m| MountGuard::adopt(home.join(m)))
+        .map(|s| Step { command: s.command.replace("team-artifacts", &bucket), shown: s.shown })
         .collect();
+    assert!(steps.len() >= 10, "team section not found: {steps:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let (home, work, mounts) = fresh_home(tmp.path(), &["mnt/team"]);
+    run_steps(&steps, &home, &work, &vars);
+    assert!(!crate::util::is_mounted(&mounts[0].path), "the block unmounts what it mounted");
+}
+
+/// Runs `steps` in one bash in HOME `home` (XDG dirs below it, no `ARTFS_*` settings, plus
+/// `vars`), from `work`; each must exit 0 and print the lines the README shows under it.
+fn run_steps(steps: &[Step], home: &Path, work: &Path, vars: &[(String, String)]) {
     let bin_dir = PathBuf::from(BIN).parent().unwrap().to_owned();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut cmd = Command::new("bash");
-    cmd.arg("-c").arg(script(&steps)).current_dir(&work).env("HOME", &home).env("PATH", path);
+    cmd.arg("-c").arg(script(steps)).current_dir(work).env("HOME", home).env("PATH", path);
     for (var, dir) in [
         ("XDG_DATA_HOME", ".local/share"),
         ("XDG_CACHE_HOME", ".cache"),
@@ -100,6 +144,7 @@ fn the_quick_start_runs_verbatim() {
     for (var, _) in std::env::vars().filter(|(k, _)| k.starts_with("ARTFS_")) {
         cmd.env_remove(var);
     }
+    cmd.envs(vars.iter().map(|(k, v)| (k, v)));
     // `ls` sorts by the locale; the README shows the C order.
     cmd.env("LC_ALL", "C");
     let out = cmd.output().unwrap();
@@ -115,11 +160,6 @@ fn the_quick_start_runs_verbatim() {
             );
         }
     }
-    // The quick start unmounts what it mounted.
-    for m in &mounts {
-        assert!(!crate::util::is_mounted(&m.path), "{} still mounted", m.path.display());
-    }
-    assert!(home.join(".local/share/artfs/registry/artfs-registry.json").is_file());
 }
 
 /// Every `module::path::test_name` a document cites as evidence: a document that names a test

@@ -240,11 +240,11 @@ fn a_wandb_server_answering_500_or_429_or_nothing_gives_bounded_retries_then_a_c
         assert!((2..=1 + 4 + 4).contains(&n), "{n} requests");
         assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
     }
-    // A server that never answers: the read timeout and the retry budget end it (60 s bound).
+    // A server that never answers: the read timeout ends it, once (not again as a W&B server).
     let (url, _) = bad_server(None);
     let started = Instant::now();
     let err = fails(reader(&env, &url, "k", &["ls", "acme/bikes"]));
-    assert!(err.contains("neither an artfs registry nor a W&B server"), "{err}");
+    assert!(err.contains("took the connection but did not answer"), "{err}");
     assert!(started.elapsed() < Duration::from_secs(150), "{:?}", started.elapsed());
 }
 

@@ -147,6 +147,7 @@ impl BlobCache {
                 (record.partial_bytes + partial_bytes).saturating_sub(before.partial_bytes);
             record.evictions += report.evicted_entries;
         })?;
+        self.inner.counts.evicted(report.evicted_entries);
         debug!(?report, target_bytes, "cache eviction pass");
         Ok(report)
     }

@@ -38,6 +38,7 @@
 //! move from partial to entry, and every eviction pass first removes the partial files no process
 //! has open, then recounts both from the disk.
 
+mod counts;
 mod evict;
 mod key;
 mod layout;
@@ -47,6 +48,8 @@ pub mod partial;
 mod reserve;
 #[cfg(test)]
 mod tests;
+
+pub use counts::CacheCounts;
 
 use std::collections::HashSet;
 use std::error::Error as StdError;
@@ -278,6 +281,7 @@ struct CacheInner {
     /// instead of rescanning on every fill.
     eviction_floor_bytes: AtomicU64,
     room: Room,
+    counts: counts::ProcessCounts,
 }
 
 impl Drop for CacheInner {
@@ -361,6 +365,7 @@ impl BlobCache {
                 fill_gate: FillGate::default(),
                 eviction_floor_bytes: AtomicU64::new(0),
                 room: Room::new(room_wait),
+                counts: counts::ProcessCounts::default(),
             }),
         };
         cache.remove_leftovers();
@@ -554,11 +559,18 @@ impl BlobCache {
 
     // Lookups change no size, so they never trigger eviction (they may run under a key lock).
     fn count_hit(&self) {
+        self.inner.counts.hit();
         self.record_only(|pending| pending.hits += 1);
     }
 
     fn count_miss(&self) {
+        self.inner.counts.miss();
         self.record_only(|pending| pending.misses += 1);
+    }
+
+    /// Hits, misses and evictions of this process's handles since it opened the cache.
+    pub fn process_counts(&self) -> CacheCounts {
+        self.inner.counts.snapshot()
     }
 
     /// Adds a size change to this process's pending deltas (see `ledger.rs`), then merges them

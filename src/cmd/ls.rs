@@ -37,8 +37,10 @@ impl App {
         if args.all || entity_only.is_some() {
             return self.ls_projects(entity_only, args).await;
         }
+        // The catalog first: a W&B server decides the default entity.
+        let catalog = self.catalog().await?;
         let (entity, project) = self.project_scope(args.scope.as_deref())?;
-        let mut summaries = self.catalog().await?.summaries(&entity, &project).await?;
+        let mut summaries = catalog.summaries(&entity, &project).await?;
         summaries.retain(|s| of_type(s, args.artifact_type.as_deref()));
         if args.json {
             let rows: Vec<ArtifactRow> = summaries

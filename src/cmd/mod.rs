@@ -71,7 +71,7 @@ pub fn run(cli: Cli) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let app = App { config, clouds: Clouds::from_env() };
+    let app = App::new(config);
     match cli.command {
         Command::Cache { command } => app.cache_command(command),
         // FUSE request threads block on the runtime, so the mount is served outside it.
@@ -104,16 +104,28 @@ fn init_tracing(config: &Config) {
 struct App {
     config: Config,
     clouds: Clouds,
+    /// The W&B server's word for the default entity (the key's own), once `catalog` asked it.
+    viewer_entity: std::sync::OnceLock<String>,
 }
 
 impl App {
+    fn new(config: Config) -> App {
+        App { config, clouds: Clouds::from_env(), viewer_entity: std::sync::OnceLock::new() }
+    }
+
+    /// The entity of paths that name none: as configured, or for a W&B server without
+    /// `--entity`, the API key's own (as the SDK does), once `catalog` has asked for it.
+    fn entity(&self) -> &str {
+        self.viewer_entity.get().unwrap_or(&self.config.entity)
+    }
+
     /// `entity/project`, `project` (in the default entity) or nothing (the default project).
     fn project_scope(&self, scope: Option<&str>) -> Result<(String, String)> {
         let Some(scope) = scope else {
-            return Ok((self.config.entity.clone(), self.config.project.clone()));
+            return Ok((self.entity().to_owned(), self.config.project.clone()));
         };
         match scope.split('/').collect::<Vec<_>>().as_slice() {
-            [p] => Ok((self.config.entity.clone(), p.to_string())),
+            [p] => Ok((self.entity().to_owned(), p.to_string())),
             [e, p] => Ok((e.to_string(), p.to_string())),
             _ => usage!("expected `entity/project` or `project`, got {scope:?}"),
         }
@@ -176,8 +188,17 @@ impl App {
             && let Ok(Some(store)) = Store::open_existing(url, &self.clouds)
         {
             let registry = Registry::new(store);
-            if matches!(registry.exists().await, Ok(true)) {
-                return Ok(Arc::new(RegistrySource::new(registry)));
+            match registry.exists().await {
+                Ok(true) => return Ok(Arc::new(RegistrySource::new(registry))),
+                // Silent: asking it again as a W&B server would only wait as long once more.
+                Err(e) if crate::http::timed_out(&e) => {
+                    let origin = self.config.registry_origin.describe();
+                    return Err(anyhow::Error::new(e).context(format!(
+                        "{url} ({origin}) took the connection but did not answer; check that \
+                         the server is up and that --registry or ARTFS_REGISTRY names it"
+                    )));
+                }
+                _ => {}
             }
         }
         let key = wandb::auth::find(&base, &|var| std::env::var(var).ok());
@@ -186,12 +207,17 @@ impl App {
         }
         let client = wandb::Client::new(base, key.map(|(k, _)| k), NetConfig::default())?;
         let source = WandbSource::new(client);
-        source.probe().await.map_err(crate::source::SourceError::from).with_context(|| {
-            format!(
-                "{url} is neither an artfs registry nor a W&B server (check --registry or \
-                 ARTFS_REGISTRY)"
-            )
-        })?;
+        let viewer =
+            source.probe().await.map_err(crate::source::SourceError::from).with_context(|| {
+                format!(
+                    "{url} is neither an artfs registry nor a W&B server (check --registry or \
+                     ARTFS_REGISTRY)"
+                )
+            })?;
+        if let Some(entity) = viewer.filter(|_| !self.config.entity_given) {
+            tracing::info!(%entity, "default entity: the API key's own");
+            let _ = self.viewer_entity.set(entity);
+        }
         Ok(Arc::new(source))
     }
 
@@ -225,7 +251,7 @@ impl App {
     }
 
     fn artifact(&self, s: &str) -> Result<ArtifactRef> {
-        Ok(ArtifactRef::parse(s, &self.config.entity, &self.config.project)?)
+        Ok(ArtifactRef::parse(s, self.entity(), &self.config.project)?)
     }
 
     async fn resolve(&self, catalog: &dyn Catalog, artifact: &str) -> Result<ResolvedVersion> {

@@ -10,6 +10,7 @@ use crate::config::{MountConfig, default_mount_log};
 use crate::fetch::Fetcher;
 use crate::fs::{ArtifactFs, FsOptions};
 use crate::mount;
+use crate::serve::METRICS_CONTENT_TYPE;
 
 impl App {
     /// `artfs mount`: starts the daemon and waits for the mount, or (`--foreground`) is it.
@@ -17,10 +18,10 @@ impl App {
         let mc = MountConfig::try_from(args)?;
         // Checked before the daemon starts, so a bad --allow-file-refs fails here.
         let clouds = self.reference_clouds(&args.access)?;
-        let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
         // Before the daemon starts (a mistyped registry is this command's error) and before a
-        // mount point is created for nothing.
+        // mount point is created for nothing; first, as a W&B server decides the default entity.
         let catalog = runtime.block_on(self.catalog())?;
+        let artifact = mc.artifact.as_deref().map(|a| self.artifact(a)).transpose()?;
         let run = runtime.block_on(self.run_recording(&args.run))?;
         let created = create_mountpoint(&mc.mountpoint)?;
         // Whatever fails from here on, a mount point this command made goes again.
@@ -87,6 +88,9 @@ impl App {
                     .with_context(|| format!("cannot mount {what}"))?
             }
         };
+        if let Some(addr) = &args.metrics_addr {
+            serve_metrics(addr, fs.clone(), &runtime)?;
+        }
         mount::serve(fs, &mountpoint, &source, mc.allow_other, mc.passthrough, &runtime)?;
         made.keep();
         if let Some((run, registry)) = finish {
@@ -96,6 +100,33 @@ impl App {
         runtime.shutdown_timeout(mount::SHUTDOWN_GRACE);
         Ok(())
     }
+}
+
+/// `GET /metrics` on `addr` (`--metrics-addr`), served on the mount's runtime while it runs.
+/// Bound now, so an address in use is this command's error, not a line in the daemon's log.
+fn serve_metrics(addr: &str, fs: ArtifactFs, runtime: &tokio::runtime::Runtime) -> Result<()> {
+    let listener = std::net::TcpListener::bind(addr)
+        .with_context(|| format!("--metrics-addr {addr}: cannot listen there"))?;
+    listener.set_nonblocking(true)?;
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let text = fs.metrics_text();
+            let content_type = [(axum::http::header::CONTENT_TYPE, METRICS_CONTENT_TYPE)];
+            async move { (content_type, text) }
+        }),
+    );
+    runtime.spawn(async move {
+        let served = match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => axum::serve(listener, app).await,
+            Err(e) => Err(e),
+        };
+        if let Err(err) = served {
+            tracing::error!(%err, "metrics endpoint stopped");
+        }
+    });
+    tracing::info!("metrics at http://{addr}/metrics");
+    Ok(())
 }
 
 fn fs_options(mc: &MountConfig, on_open: Option<crate::fs::OpenHook>) -> FsOptions {

@@ -14,7 +14,6 @@ use crate::cli::{GlobalArgs, RefAccessArgs};
 use crate::config::Config;
 use crate::fetch::Fetcher;
 use crate::fs::{ArtifactFs, FileKind, FsError, FsOptions, HandleNo, InodeNo, Opened, ROOT_INODE};
-use crate::store::cloud::Clouds;
 
 /// Where a reader finds the registry and the cache; `None` falls back to the environment
 /// (`ARTFS_REGISTRY`, `ARTFS_CACHE_DIR`, …) and then to the CLI's defaults.
@@ -75,7 +74,7 @@ impl VersionReader {
             .enable_all()
             .build()
             .context("cannot start the async runtime")?;
-        let app = App { config, clouds: Clouds::from_env() };
+        let app = App::new(config);
         let clouds = app.reference_clouds(&RefAccessArgs::default())?;
         let fetcher = Fetcher::new(app.cache()?, runtime.handle().clone()).with_clouds(clouds);
         let (catalog, version) = runtime.block_on(async {

@@ -8,8 +8,10 @@ use crate::terminal::printable;
 
 impl App {
     pub(super) async fn versions(&self, artifact: &str, json_out: bool) -> Result<()> {
+        // The catalog first: a W&B server decides the default entity.
+        let catalog = self.catalog().await?;
         let target = self.artifact(artifact)?;
-        let state = self.catalog().await?.existing_collection(&target.collection).await?;
+        let state = catalog.existing_collection(&target.collection).await?;
         let rows: Vec<Value> = state
             .versions
             .values()

@@ -160,10 +160,15 @@ impl Fetcher {
         path: &str,
         entry: &Entry,
     ) -> Result<OpenedBlob, FetchError> {
-        if let Some(lazy) = self.lazy(blobs, artifact, path, entry)? {
-            return Ok(OpenedBlob::Lazy(lazy));
+        let opened = match self.lazy(blobs, artifact, path, entry) {
+            Ok(Some(lazy)) => Ok(OpenedBlob::Lazy(lazy)),
+            Ok(None) => self.cached(blobs, artifact, path, entry).map(OpenedBlob::Cached),
+            Err(e) => Err(e),
+        };
+        if opened.is_err() {
+            self.ranged.counters.add_error();
         }
-        self.cached(blobs, artifact, path, entry).map(OpenedBlob::Cached)
+        opened
     }
 
     /// A lazy handle on a stored entry, or `None` where only the whole-file path applies.

@@ -97,6 +97,8 @@ pub struct Counters {
     bytes_fetched: AtomicU64,
     in_flight_bytes: AtomicU64,
     peak_in_flight_bytes: AtomicU64,
+    /// Opens that failed (a download or its verification): what a mount's metrics count.
+    errors: AtomicU64,
 }
 
 /// A snapshot of [`Counters`].
@@ -106,9 +108,15 @@ pub struct FetchStats {
     pub bytes_fetched: u64,
     /// Most chunk bytes held in memory at once.
     pub peak_in_flight_bytes: u64,
+    /// Opens that failed to fetch or verify their entry.
+    pub errors: u64,
 }
 
 impl Counters {
+    pub fn add_error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn add_fetched(&self, bytes: u64) {
         self.bytes_fetched.fetch_add(bytes, Ordering::Relaxed);
     }
@@ -117,6 +125,7 @@ impl Counters {
         FetchStats {
             bytes_fetched: self.bytes_fetched.load(Ordering::Relaxed),
             peak_in_flight_bytes: self.peak_in_flight_bytes.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
         }
     }
 }

@@ -22,10 +22,12 @@
 //! is read lazily, chunk by chunk, each chunk verified before it is served (`fetch::ranged`).
 
 mod attrs;
+mod by_name;
 pub mod error;
 mod files;
 pub mod fuse;
 mod inodes;
+mod metrics;
 mod namespace;
 mod passthrough;
 mod pool;
@@ -90,6 +92,8 @@ struct Inner {
     versions: RwLock<VersionTable>,
     listings: Mutex<HashMap<Scope, Timed<Arc<Vec<String>>>>>,
     states: Mutex<HashMap<CollectionPath, Timed<Arc<CollectionView>>>>,
+    /// Names asked for one by one that were missing, and when (`by_name`).
+    by_name_misses: Mutex<HashMap<String, std::time::Instant>>,
     /// Snapshots of open registry directories, so that readdir offsets stay valid while the
     /// registry changes underneath.
     dirs: Mutex<HashMap<u64, Arc<Listing>>>,
@@ -136,6 +140,7 @@ impl ArtifactFs {
                 versions: RwLock::default(),
                 listings: Mutex::default(),
                 states: Mutex::default(),
+                by_name_misses: Mutex::default(),
                 dirs: Mutex::default(),
                 files: RwLock::default(),
                 learned_sizes: Mutex::default(),

@@ -68,17 +68,10 @@ impl ArtifactFs {
                     Selector::Version(v) => self.seen_state(&c, v),
                     Selector::Alias(_) => None,
                 };
-                let mut state = match seen {
+                let state = match seen {
                     Some(state) => state,
-                    None => self.collection_state(&c)?,
+                    None => self.state_knowing(&c, &selector)?,
                 };
-                let known = |state: &CollectionView| match &selector {
-                    Selector::Version(v) => state.versions.contains_key(v),
-                    Selector::Alias(a) => state.aliases.contains_key(a),
-                };
-                if !known(&state) {
-                    state = self.collection_state_within(&c, MISS_REREAD_AFTER)?;
-                }
                 match selector {
                     Selector::Version(v) => {
                         let record = state.versions.get(&v).ok_or(FsError::NotFound)?;
@@ -194,13 +187,25 @@ impl ArtifactFs {
         let seen = lock(&self.inner.listings)
             .get(&scope)
             .is_some_and(|t| t.value.iter().any(|n| n == name));
-        if seen || self.listing(scope.clone())?.iter().any(|n| n == name) {
+        if seen {
             return Ok(());
         }
-        match self.listing_within(scope, MISS_REREAD_AFTER)?.iter().any(|n| n == name) {
-            true => Ok(()),
-            false => Err(FsError::NotFound),
+        let listed = self.listed_now(&scope, name);
+        match (listed, &scope) {
+            (Ok(true), _) => Ok(()),
+            // A project the listing did not show (or a listing that failed): asked by name.
+            (listed, Scope::Projects(entity)) => {
+                self.project_by_name(entity, name, listed.map(drop))
+            }
+            (Ok(false), _) => Err(FsError::NotFound),
+            (Err(err), _) => Err(err),
         }
+    }
+
+    /// Whether `scope`'s listing has `name`, read again once if it has not.
+    fn listed_now(&self, scope: &Scope, name: &str) -> Result<bool, FsError> {
+        Ok(self.listing(scope.clone())?.iter().any(|n| n == name)
+            || self.listing_within(scope.clone(), MISS_REREAD_AFTER)?.iter().any(|n| n == name))
     }
 
     /// A registry listing, read again once older than the refresh interval.

@@ -1203,3 +1203,108 @@ fn unsafe_manifest_paths_are_refused() {
         assert_eq!(fs.lookup(v0.ino, "a.txt").unwrap_err().errno(), libc::EIO, "{bad}");
     }
 }
+
+/// A catalog whose listings (projects, collections, a collection's versions) all fail, as a
+/// W&B server that does not answer those queries; names asked for one by one still answer.
+#[derive(Debug)]
+struct ListingsFail {
+    inner: Arc<dyn Catalog>,
+    resolves: std::sync::atomic::AtomicUsize,
+}
+
+fn refused<'a, T: Send + 'a>(what: &str) -> crate::source::SourceFuture<'a, T> {
+    let err = crate::source::SourceError::Backend(format!("{what}: query refused").into());
+    Box::pin(async move { Err(err) })
+}
+
+impl Catalog for ListingsFail {
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+    fn entities(&self) -> crate::source::SourceFuture<'_, Vec<String>> {
+        self.inner.entities()
+    }
+    fn projects<'a>(&'a self, _: &'a str) -> crate::source::SourceFuture<'a, Vec<String>> {
+        refused("projects")
+    }
+    fn collections<'a>(
+        &'a self,
+        _: &'a str,
+        _: &'a str,
+    ) -> crate::source::SourceFuture<'a, Vec<String>> {
+        refused("collections")
+    }
+    fn collection<'a>(
+        &'a self,
+        _: &'a CollectionPath,
+    ) -> crate::source::SourceFuture<'a, CollectionView> {
+        refused("versions")
+    }
+    fn existing_collection<'a>(
+        &'a self,
+        _: &'a CollectionPath,
+    ) -> crate::source::SourceFuture<'a, CollectionView> {
+        refused("versions")
+    }
+    fn resolve<'a>(
+        &'a self,
+        c: &'a CollectionPath,
+        s: &'a Selector,
+    ) -> crate::source::SourceFuture<'a, crate::source::ResolvedVersion> {
+        self.resolves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.resolve(c, s)
+    }
+    fn manifest_bytes<'a>(
+        &'a self,
+        c: &'a CollectionPath,
+        v: &'a crate::source::VersionInfo,
+    ) -> crate::source::SourceFuture<'a, bytes::Bytes> {
+        self.inner.manifest_bytes(c, v)
+    }
+    fn blobs(
+        &self,
+        c: &CollectionPath,
+        v: &crate::source::VersionInfo,
+    ) -> Arc<dyn crate::source::BlobSource> {
+        self.inner.blobs(c, v)
+    }
+    fn project_exists<'a>(
+        &'a self,
+        e: &'a str,
+        p: &'a str,
+    ) -> crate::source::SourceFuture<'a, bool> {
+        // The registry's own answer, by its listing: what a source asks by name.
+        self.inner.project_exists(e, p)
+    }
+}
+
+#[test]
+fn names_are_asked_for_by_name_when_listings_fail_and_a_miss_not_again_at_once() {
+    let env = Env::new();
+    env.log("ds", &[("a.txt", b"one")], &[]);
+    env.log("ds", &[("a.txt", b"two")], &["best"]);
+    let catalog = Arc::new(ListingsFail { inner: env.catalog(), resolves: Default::default() });
+    let handle = env.runtime.handle().clone();
+    let options = Env::options(REFRESH_INTERVAL);
+    let fs = ArtifactFs::registry(catalog.clone(), env.fetcher(), handle, options);
+    assert_eq!(walk(&fs, "acme/bikes").unwrap().kind, FileKind::Directory);
+    assert_eq!(walk(&fs, "acme/nothing").unwrap_err().errno(), libc::ENOENT);
+    let best = walk(&fs, "acme/bikes/ds:best").unwrap();
+    assert_eq!(fs.readlink(best.ino).unwrap(), "ds:v1");
+    assert_eq!(cat(&fs, "acme/bikes/ds:v1/a.txt"), b"two");
+    assert_eq!(cat(&fs, "acme/bikes/ds:v0/a.txt"), b"one");
+    let resolves = || catalog.resolves.load(std::sync::atomic::Ordering::SeqCst);
+    let (before, started) = (resolves(), Instant::now());
+    for _ in 0..3 {
+        let err = walk(&fs, "acme/bikes/ghost:latest").unwrap_err();
+        assert_eq!(err.errno(), libc::ENOENT);
+    }
+    // (A machine too slow for three lookups within the interval proves nothing here.)
+    if started.elapsed() < MISS_REREAD_AFTER {
+        assert_eq!(resolves(), before + 1, "a miss is asked once per {MISS_REREAD_AFTER:?}");
+    }
+    let seen = resolves();
+    std::thread::sleep(MISS_REREAD_AFTER);
+    assert!(walk(&fs, "acme/bikes/ghost:latest").is_err());
+    assert_eq!(resolves(), seen + 1, "and again after it");
+}

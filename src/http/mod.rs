@@ -144,6 +144,20 @@ impl Try {
     }
 }
 
+/// Whether `err`, or an error under it, is a request that timed out: a server that took no
+/// connection within the connect timeout, or took it and then sent nothing within the read
+/// timeout (whichever client made it: reqwest here, object_store's in the stores).
+pub fn timed_out(err: &(dyn std::error::Error + 'static)) -> bool {
+    use object_store::client::{HttpError, HttpErrorKind};
+    std::iter::successors(Some(err), |e| e.source()).any(|e| {
+        e.downcast_ref::<reqwest::Error>().is_some_and(reqwest::Error::is_timeout)
+            || e.downcast_ref::<HttpError>()
+                .is_some_and(|h| matches!(h.kind(), HttpErrorKind::Timeout))
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    })
+}
+
 /// Whether an answer with this status is worth asking again: throttled or a server failure.
 pub fn retryable_status(status: u16) -> bool {
     status == 429 || (500..=599).contains(&status)

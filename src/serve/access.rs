@@ -305,7 +305,8 @@ impl Observer {
     }
 }
 
-fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+/// The `# HELP` and `# TYPE` lines of one metric (also the mount daemon's, `fs::metrics`).
+pub(crate) fn head(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
@@ -325,13 +326,13 @@ fn render_latency(out: &mut String, c: &Counters) {
     }
 }
 
+/// Prometheus' text format, as `/metrics` answers (the server's and the mount daemon's).
+pub(crate) const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 /// `GET /metrics`.
 pub async fn metrics(observer: Arc<Observer>) -> Response {
     let mut res = observer.render().into_response();
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-    );
+    res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
     res
 }
 

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::access::AccessLog;
+pub(crate) use self::access::{METRICS_CONTENT_TYPE, head as metric_head};
 pub use self::error::ServeError;
 use crate::registry::Registry;
 use crate::registry::runs::RunPath;

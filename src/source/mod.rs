@@ -256,6 +256,12 @@ pub trait Catalog: Send + Sync + Debug {
     fn runs_of<'a>(&'a self, _v: &'a ResolvedVersion) -> SourceFuture<'a, Option<RunsOf>> {
         Box::pin(async { Ok(None) })
     }
+
+    /// Whether `entity/project` exists, asked for by name: what a lookup falls back on when the
+    /// projects listing failed or did not show it. By default the listing is the whole truth.
+    fn project_exists<'a>(&'a self, entity: &'a str, project: &'a str) -> SourceFuture<'a, bool> {
+        Box::pin(async move { Ok(self.projects(entity).await?.iter().any(|p| p == project)) })
+    }
 }
 
 /// Conveniences built on any [`Catalog`]: written once here, never per source.

@@ -2,7 +2,9 @@
 //! exactly the SDK's requests (`docs/WANDB-API.md` §10):
 //! - names resolve with `ArtifactMembershipByName`; versions and aliases of a collection come
 //!   from `ProjectArtifacts` (COMMITTED only, aliases of this collection only), collections from
-//!   `ProjectArtifactCollections`, projects from `GetProjects`, entities from `Viewer`;
+//!   `ProjectArtifactCollections`, projects from `GetProjects`, entities from `Viewer`; a
+//!   project or collection that a listing did not show (or a listing the server refused) is
+//!   asked for by name (`GetProject`, `ArtifactMembershipByName` of `latest`);
 //! - a manifest is `FetchArtifactManifest`'s `directUrl`, fetched without credentials;
 //! - file URLs are asked for lazily: by name (`ArtifactMembershipFiles`) for the first few
 //!   files a version opens, then the whole version at once (`GetArtifactMembershipFileUrls`,
@@ -183,13 +185,14 @@ impl WandbSource {
     }
 
     /// Whether the server answers GraphQL as W&B does (a `Viewer` query): what tells a W&B
-    /// server from an artfs registry served over HTTP.
-    pub async fn probe(&self) -> Result<(), WandbError> {
+    /// server from an artfs registry served over HTTP. Returns the key's own entity, the
+    /// default entity of paths as the SDK takes it (`None` without a key).
+    pub async fn probe(&self) -> Result<Option<String>, WandbError> {
         let data = self.client.graphql("Viewer", queries::VIEWER, json!({})).await?;
-        if data.get("viewer").is_none() {
+        let Some(viewer) = data.get("viewer") else {
             return Err(WandbError::answer("Viewer", "no viewer field: is this a W&B server?"));
-        }
-        Ok(())
+        };
+        Ok(viewer["entity"].as_str().filter(|e| !e.is_empty()).map(str::to_owned))
     }
 
     async fn digest_feature(&self) -> Result<bool, WandbError> {
@@ -291,13 +294,33 @@ impl WandbSource {
         Ok(out)
     }
 
-    /// The type of a collection, from what was learned or a fresh listing; `None` if none such.
+    /// The type of a collection, from what was learned, a fresh listing, or (when the listing
+    /// failed or did not show it) its `latest` asked for by name; `None` if none such.
     async fn collection_type(&self, c: &CollectionPath) -> Result<Option<String>, WandbError> {
         if let Some(t) = self.known_type(c) {
             return Ok(Some(t));
         }
-        let all = self.collections_typed(&c.entity, &c.project).await?;
-        Ok(all.into_iter().find(|(n, _)| *n == c.name).map(|(_, t)| t))
+        let listed = self.collections_typed(&c.entity, &c.project).await;
+        if let Ok(all) = &listed
+            && let Some((_, t)) = all.iter().find(|(n, _)| *n == c.name)
+        {
+            return Ok(Some(t.clone()));
+        }
+        let by_name = self.membership(c, crate::names::LATEST).await.map(|m| {
+            let t = m?.0.pointer("/artifact/artifactType/name")?.as_str()?.to_owned();
+            (!t.is_empty()).then_some(t)
+        });
+        match (by_name, listed) {
+            (Ok(Some(t)), _) => {
+                self.remember_type(c, &t);
+                Ok(Some(t))
+            }
+            (Ok(None), _) | (Err(_), Ok(_)) => Ok(None),
+            (Err(by_name), Err(listing)) => {
+                tracing::debug!(%by_name, "{c} by name failed too");
+                Err(listing)
+            }
+        }
     }
 
     async fn resolve_wandb(
@@ -608,6 +631,14 @@ impl Catalog for WandbSource {
             blobs: Arc::new(self.version_blobs(c, v.version)),
             key: (c.clone(), v.version),
             redirects: self.redirects.clone(),
+        })
+    }
+
+    fn project_exists<'a>(&'a self, entity: &'a str, project: &'a str) -> SourceFuture<'a, bool> {
+        Box::pin(async move {
+            let vars = json!({"name": project, "entity": entity});
+            let data = self.client.graphql("GetProject", queries::GET_PROJECT, vars).await?;
+            Ok(data.get("project").is_some_and(|p| !p.is_null()))
         })
     }
 }

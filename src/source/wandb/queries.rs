@@ -34,6 +34,15 @@ pub const GET_PROJECTS: &str =
 }
 ";
 
+/// The SDK's `Api().project()` document (`GetProject`) with only the field artfs reads.
+pub const GET_PROJECT: &str = "query GetProject($name: String!, $entity: String!) {
+  project(name: $name, entityName: $entity) {
+    __typename
+    name
+  }
+}
+";
+
 /// Features that switch a document to its full form.
 pub const DIGEST_ALGORITHM: &str = "ARTIFACT_DIGEST_ALGORITHM";
 pub const TOTAL_COUNT_IN_FILES: &str = "TOTAL_COUNT_IN_FILE_CONNECTION";
@@ -59,6 +68,7 @@ mod tests {
             (SERVER_FEATURES, "ServerFeaturesQuery"),
             (VIEWER, "Viewer"),
             (GET_PROJECTS, "GetProjects"),
+            (GET_PROJECT, "GetProject"),
         ] {
             assert!(doc.trim_start().starts_with(&format!("query {op}")), "{op}");
         }
