@@ -57,3 +57,5 @@ mod error_format;
 mod webui;
 // Running `artfs serve` for a team: key list/expiry/revocation, access log, metrics.
 mod firstweek_ops;
+// Many small files: reads without opens, verification and alias consistency on a real mount.
+mod small_files;

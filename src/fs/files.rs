@@ -93,34 +93,7 @@ impl ArtifactFs {
     /// byte count. The caller owns the buffer so that a request thread can reuse one.
     pub fn read(&self, fh: HandleNo, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         let open = read(&self.inner.files).get(&fh.0).cloned().ok_or(FsError::BadHandle(fh.0))?;
-        let blob = match &open.blob {
-            OpenedBlob::Cached(blob) => blob,
-            OpenedBlob::Lazy(lazy) => {
-                return lazy.read(offset, buf).map_err(|source| {
-                    FsError::Fetch(FetchError::Chunk {
-                        artifact: open.artifact.clone(),
-                        path: open.entry.clone(),
-                        source,
-                    })
-                });
-            }
-        };
-        let mut filled = 0;
-        while filled < buf.len() {
-            match blob.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(FsError::CacheRead {
-                        artifact: open.artifact.clone(),
-                        entry: open.entry.clone(),
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(filled)
+        read_open(&open, offset, buf)
     }
 
     /// A new descriptor of an open file's complete cached copy, for the kernel to read directly
@@ -161,6 +134,20 @@ impl ArtifactFs {
         loaded: &LoadedVersion,
         node: NodeId,
     ) -> Result<OpenFile, FsError> {
+        let (open, size_unknown) = self.open_handle(slot, loaded, node)?;
+        let fh = self.inner.next_handle.fetch_add(1, Ordering::Relaxed);
+        write(&self.inner.files).insert(fh, Arc::new(open));
+        Ok(OpenFile { fh: HandleNo(fh), direct_io: size_unknown })
+    }
+
+    /// The entry's cached copy (fetched and verified first if needed) or its lazy handle, and
+    /// whether the manifest lacked its size (then learned here).
+    pub(super) fn open_handle(
+        &self,
+        slot: &VersionSlot,
+        loaded: &LoadedVersion,
+        node: NodeId,
+    ) -> Result<(OpenHandle, bool), FsError> {
         let NodeKind::File { entry: index, size } = loaded.tree.kind(node) else {
             return Err(FsError::IsADirectory);
         };
@@ -176,10 +163,7 @@ impl ArtifactFs {
             let ino = self.version_ino(slot, node);
             lock(&self.inner.learned_sizes).insert(ino, blob.len());
         }
-        let fh = self.inner.next_handle.fetch_add(1, Ordering::Relaxed);
-        let open = OpenHandle { blob, artifact: slot.label.clone(), entry: path };
-        write(&self.inner.files).insert(fh, Arc::new(open));
-        Ok(OpenFile { fh: HandleNo(fh), direct_io: size_unknown })
+        Ok((OpenHandle { blob, artifact: slot.label.clone(), entry: path }, size_unknown))
     }
 
     /// Fetches, in the background, the small siblings that a directory walk reaching `node`
@@ -296,6 +280,38 @@ impl ArtifactFs {
             })
             .as_ref()
     }
+}
+
+/// Reads into `buf` from `offset` of an open file; fills it except at the end of the file.
+pub(super) fn read_open(open: &OpenHandle, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+    let blob = match &open.blob {
+        OpenedBlob::Cached(blob) => blob,
+        OpenedBlob::Lazy(lazy) => {
+            return lazy.read(offset, buf).map_err(|source| {
+                FsError::Fetch(FetchError::Chunk {
+                    artifact: open.artifact.clone(),
+                    path: open.entry.clone(),
+                    source,
+                })
+            });
+        }
+    };
+    let mut filled = 0;
+    while filled < buf.len() {
+        match blob.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(FsError::CacheRead {
+                    artifact: open.artifact.clone(),
+                    entry: open.entry.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(filled)
 }
 
 /// Turns a failed fetch into the filesystem error, naming what did not verify.
