@@ -10,8 +10,8 @@
 #   page cache: the page cache is never dropped machine-wide).
 #   Targets: A ≤ 1.5× local; B warm ≤ 1.1× local, cold ≤ 1.5× local, S3 cold ≤ 1.5× local registry.
 #
-# Each mount case runs for every binary in BENCH_BINS ("label=path ..."; default: this checkout's
-# release build), cases interleaved within a repetition, BENCH_REPS repetitions, medians reported
+# Each mount case runs for every binary in BENCH_BINS ("label=path[,mount-arg...] ..."; default:
+# this checkout's release build; e.g. "base=/old/artfs new=target/release/artfs,--warm-up,1G"), cases interleaved within a repetition, BENCH_REPS repetitions, medians reported
 # with the daemon's CPU seconds (utime+stime from /proc/PID/stat) over the timed part. The section
 # `## How fast are many small files?` of BENCHMARKS.md is replaced with the result.
 #
@@ -66,7 +66,7 @@ for set in png2k png10k raw4k; do
 done
 LOCAL_REG=$BENCH_DIR/registry
 S3_REG=s3://$BUCKET/registry
-LOG_BIN=${BINS[0]#*=}
+LOG_BIN=${BINS[0]#*=}; LOG_BIN=${LOG_BIN%%,*}
 rm -rf "$LOCAL_REG"
 "$LOG_BIN" --registry "$LOCAL_REG" -q log small "$DATA" >/dev/null
 AWS_ENDPOINT_URL=$ENDPOINT "$LOG_BIN" --registry "$S3_REG" -q log small "$DATA" >/dev/null
@@ -74,12 +74,13 @@ AWS_ENDPOINT_URL=$ENDPOINT "$LOG_BIN" --registry "$S3_REG" -q log small "$DATA" 
 # --- helpers ---------------------------------------------------------------------------------------
 wait_mounted() { for _ in $(seq 300); do mountpoint -q "$1" && return 0; sleep 0.1; done; die "no mount at $1"; }
 DAEMON=0 MNT=
-mount_artfs() { # BIN REGISTRY: fresh cache dir and mount point; sets MNT and DAEMON
-  local bin=$1 reg=$2
+mount_artfs() { # BIN[,ARG...] REGISTRY: fresh cache dir and mount point; sets MNT and DAEMON
+  local bin=${1%%,*} reg=$2 args=()
+  [[ $1 == *,* ]] && IFS=, read -r -a args <<<"${1#*,}"
   MNT=$BENCH_DIR/mnt; rm -rf "$BENCH_DIR/cache"; mkdir -p "$MNT"
   # shellcheck disable=SC2086
   AWS_ENDPOINT_URL=$ENDPOINT "$bin" --registry "$reg" --cache-dir "$BENCH_DIR/cache" --cache-size 20G -v \
-    mount small:v0 "$MNT" --foreground ${BENCH_MOUNT_ARGS:-} 2>"$BENCH_DIR/mount.log" &
+    mount small:v0 "$MNT" --foreground "${args[@]}" ${BENCH_MOUNT_ARGS:-} 2>"$BENCH_DIR/mount.log" &
   DAEMON=$!; PIDS+=("$DAEMON"); MOUNTS+=("$MNT"); wait_mounted "$MNT"
 }
 unmount() { fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT"; wait "$DAEMON" 2>/dev/null || true; }
@@ -162,7 +163,7 @@ fresh mount per case. Local: the logged folder on local disk (page cache never d
 utime+stime of \`artfs mount\` over the timed part. Medians of $REPS repetitions, cases interleaved.
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'); kernel $(uname -r); $(nproc) cores (shared with other builds); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)
-- binaries: $(for b in "${BINS[@]}"; do printf '`%s` ' "${b%%=*}"; done)(artfs commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ', working tree modified')); mount arguments: \`${BENCH_MOUNT_ARGS:-none}\`
+- binaries: $(for b in "${BINS[@]}"; do printf '`%s` ' "$b"; done | sed "s|$REPO/||g; s|/work/[a-z-]*/||g")(artfs commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ', working tree modified')); mount arguments: \`${BENCH_MOUNT_ARGS:-none}\`
 
 $TABLE
 
