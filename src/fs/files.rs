@@ -69,6 +69,20 @@ impl ArtifactFs {
         if write {
             return Err(FsError::ReadOnly);
         }
+        let (slot, loaded, node, cached) = self.start_open(ino)?;
+        if cached {
+            return self.finish_open(&slot, &loaded, node).map(Opened::Ready);
+        }
+        Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }))
+    }
+
+    /// What every open (with or without a handle) does first: finds the file's version and
+    /// node, tells the `--run` hook and the readahead detector, and says whether the entry is
+    /// cached.
+    pub(super) fn start_open(
+        &self,
+        ino: InodeNo,
+    ) -> Result<(Arc<VersionSlot>, Arc<LoadedVersion>, NodeId, bool), FsError> {
         let (slot, node) = match self.decode(ino)? {
             Inode::Version(slot, node) => (slot, node),
             // The kernel follows symlinks before opening; a directory is not read with open.
@@ -83,10 +97,8 @@ impl ArtifactFs {
             (hook.0)(&slot.label);
         }
         self.read_ahead(&slot, &loaded, node);
-        if self.inner.fetcher.is_cached(&loaded.entry(entry, size)) {
-            return self.finish_open(&slot, &loaded, node).map(Opened::Ready);
-        }
-        Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }))
+        let cached = self.inner.fetcher.is_cached(&loaded.entry(entry, size));
+        Ok((slot, loaded, node, cached))
     }
 
     /// Reads into `buf` from `offset`; fills it except at the end of the file. Returns the

@@ -119,18 +119,7 @@ impl ArtifactFs {
         if let Some(open) = self.inner.openless.recent(ino) {
             return Ok(InodeEntry::Ready(open));
         }
-        let Inode::Version(slot, node) = self.decode(ino)? else {
-            return Err(FsError::IsADirectory);
-        };
-        let loaded = self.loaded(&slot)?;
-        let NodeKind::File { entry, size } = loaded.tree.kind(node) else {
-            return Err(FsError::IsADirectory);
-        };
-        if let Some(hook) = &self.inner.options.on_open {
-            (hook.0)(&slot.label);
-        }
-        self.read_ahead(&slot, &loaded, node);
-        let cached = self.inner.fetcher.is_cached(&loaded.entry(entry, size));
+        let (slot, loaded, node, cached) = self.start_open(ino)?;
         let pending = PendingEntry { fs: self.clone(), ino, slot, loaded, node };
         match cached {
             true => pending.run().map(InodeEntry::Ready),
