@@ -26,6 +26,12 @@ const READAHEAD_THREADS: usize = 32;
 /// network delivers, and more queued files would only arrive after they were read.
 const READAHEAD_MAX_WAITING: usize = 256;
 
+/// Complete cached files up to this size are served through the page cache, not passthrough:
+/// the daemon reads such a file for the kernel once per mount (one read request, pages then
+/// kept across opens), while passthrough costs every open a backing file registration and its
+/// removal. Measured: warm open+read of 2,000 small files about twice as fast this way.
+const PASSTHROUGH_MIN_BYTES: u64 = super::BLOCK_SIZE_BYTES as u64;
+
 /// Downloads in flight for the warm-up of a version read in shuffled order (beside the
 /// readers' own).
 const WARM_UP_JOBS: usize = 16;
@@ -109,10 +115,12 @@ impl ArtifactFs {
     }
 
     /// A new descriptor of an open file's complete cached copy, for the kernel to read directly
-    /// (FUSE passthrough); `None` while the file is being fetched lazily.
+    /// (FUSE passthrough); `None` while the file is being fetched lazily, and for small files
+    /// (see [`PASSTHROUGH_MIN_BYTES`]).
     pub fn cached_file(&self, fh: HandleNo) -> Option<std::fs::File> {
         let open = read(&self.inner.files).get(&fh.0).cloned()?;
         match &open.blob {
+            OpenedBlob::Cached(blob) if blob.len() < PASSTHROUGH_MIN_BYTES => None,
             OpenedBlob::Cached(blob) => {
                 let file = blob.file().try_clone().ok()?;
                 // The kernel reads this file for the reader, whose own advice stops at the FUSE
