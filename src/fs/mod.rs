@@ -10,9 +10,9 @@
 //!
 //! Rooms: the plain types (`types`), the inode table and its invariants (`inodes`), the
 //! registry level (`namespace`), open files (`files`), attributes (`attrs`), the passthrough
-//! bookkeeping (`passthrough`), reads without opens (`openless`), and the one place FUSE threads meet tokio (`runtime`);
-//! `fuse.rs` is the only file that touches the kernel. This file holds the lookups and
-//! directory requests that tie them together.
+//! bookkeeping (`passthrough`), reads without opens (`openless`), and the one place FUSE
+//! threads meet tokio (`runtime`); `fuse.rs` is the only file that touches the kernel. This
+//! file holds the lookups and directory requests that tie them together.
 //!
 //! Consistency: version directories never change, so the kernel may cache their entries and
 //! attributes for [`VERSION_TTL`] and their pages indefinitely. Registry directories and alias
