@@ -3,6 +3,7 @@
 //! consistent: tampered blobs give EIO, moved aliases read the new version on a new open.
 
 use std::fs;
+use std::os::unix::fs::FileExt as _;
 use std::time::Duration;
 
 use crate::util::{Env, Files, MIB, random_bytes, read_tree};
@@ -40,8 +41,18 @@ fn small_files(n: usize, seed: u64) -> Files {
 fn a_version_of_small_files_is_read_without_opens_and_still_verified() {
     let env = Env::new();
     let mut good = small_files(200, 3);
+    // Still small (up to 4 MiB), but read in many requests: one entry serves them all.
+    let mid = random_bytes(&mut fastrand::Rng::with_seed(8), 3 * MIB + 17);
+    good.insert("mid.bin".to_owned(), mid.clone());
     let tampered = log_with_tampered_blob(&env, &mut good);
     let mnt = env.mount(&["ds:v0", env.path("mnt").to_str().unwrap()]);
+    let file = fs::File::open(mnt.join("mid.bin")).unwrap();
+    let mut rng = fastrand::Rng::with_seed(9);
+    for _ in 0..30 {
+        let (offset, mut buf) = (rng.usize(..mid.len()), vec![0; rng.usize(1..300_000)]);
+        let n = file.read_at(&mut buf, offset as u64).unwrap();
+        assert_eq!(buf[..n], mid[offset..offset + n], "at {offset}");
+    }
     for _ in 0..2 {
         for (path, bytes) in &good {
             assert_eq!(&fs::read(mnt.join(path)).unwrap(), bytes, "{path}");
