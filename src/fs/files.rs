@@ -29,7 +29,7 @@ const READAHEAD_MAX_WAITING: usize = 256;
 /// Complete cached files up to this size are served through the page cache, not passthrough:
 /// the daemon reads such a file for the kernel once per mount (one read request, pages then
 /// kept across opens), while passthrough costs every open a backing file registration and its
-/// removal. Measured: warm open+read of 2,000 small files about twice as fast this way.
+/// removal (two ioctls, a dup and an fadvise in this process).
 const PASSTHROUGH_MIN_BYTES: u64 = super::BLOCK_SIZE_BYTES as u64;
 
 /// Downloads in flight for the warm-up of a version read in shuffled order (beside the
