@@ -61,3 +61,5 @@ mod firstweek_ops;
 mod wandb_lookup;
 // Operating artfs: the mount daemon's metrics, a registry endpoint that never answers.
 mod daemon_ops;
+// Many small files: reads without opens, verification and alias consistency on a real mount.
+mod small_files;

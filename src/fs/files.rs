@@ -26,6 +26,12 @@ const READAHEAD_THREADS: usize = 32;
 /// network delivers, and more queued files would only arrive after they were read.
 const READAHEAD_MAX_WAITING: usize = 256;
 
+/// Complete cached files up to this size are served through the page cache, not passthrough:
+/// the daemon reads such a file for the kernel once per mount (one read request, pages then
+/// kept across opens), while passthrough costs every open a backing file registration and its
+/// removal (two ioctls, a dup and an fadvise in this process).
+const PASSTHROUGH_MIN_BYTES: u64 = super::BLOCK_SIZE_BYTES as u64;
+
 /// Downloads in flight for the warm-up of a version read in shuffled order (beside the
 /// readers' own).
 const WARM_UP_JOBS: usize = 16;
@@ -69,6 +75,20 @@ impl ArtifactFs {
         if write {
             return Err(FsError::ReadOnly);
         }
+        let (slot, loaded, node, cached) = self.start_open(ino)?;
+        if cached {
+            return self.finish_open(&slot, &loaded, node).map(Opened::Ready);
+        }
+        Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }))
+    }
+
+    /// What every open (with or without a handle) does first: finds the file's version and
+    /// node, tells the `--run` hook and the readahead detector, and says whether the entry is
+    /// cached.
+    pub(super) fn start_open(
+        &self,
+        ino: InodeNo,
+    ) -> Result<(Arc<VersionSlot>, Arc<LoadedVersion>, NodeId, bool), FsError> {
         let (slot, node) = match self.decode(ino)? {
             Inode::Version(slot, node) => (slot, node),
             // The kernel follows symlinks before opening; a directory is not read with open.
@@ -83,51 +103,24 @@ impl ArtifactFs {
             (hook.0)(&slot.label);
         }
         self.read_ahead(&slot, &loaded, node);
-        if self.inner.fetcher.is_cached(&loaded.entry(entry, size)) {
-            return self.finish_open(&slot, &loaded, node).map(Opened::Ready);
-        }
-        Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }))
+        let cached = self.inner.fetcher.is_cached(&loaded.entry(entry, size));
+        Ok((slot, loaded, node, cached))
     }
 
     /// Reads into `buf` from `offset`; fills it except at the end of the file. Returns the
     /// byte count. The caller owns the buffer so that a request thread can reuse one.
     pub fn read(&self, fh: HandleNo, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         let open = read(&self.inner.files).get(&fh.0).cloned().ok_or(FsError::BadHandle(fh.0))?;
-        let blob = match &open.blob {
-            OpenedBlob::Cached(blob) => blob,
-            OpenedBlob::Lazy(lazy) => {
-                return lazy.read(offset, buf).map_err(|source| {
-                    FsError::Fetch(FetchError::Chunk {
-                        artifact: open.artifact.clone(),
-                        path: open.entry.clone(),
-                        source,
-                    })
-                });
-            }
-        };
-        let mut filled = 0;
-        while filled < buf.len() {
-            match blob.read_at(&mut buf[filled..], offset + filled as u64) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => {
-                    return Err(FsError::CacheRead {
-                        artifact: open.artifact.clone(),
-                        entry: open.entry.clone(),
-                        source,
-                    });
-                }
-            }
-        }
-        Ok(filled)
+        read_open(&open, offset, buf)
     }
 
     /// A new descriptor of an open file's complete cached copy, for the kernel to read directly
-    /// (FUSE passthrough); `None` while the file is being fetched lazily.
+    /// (FUSE passthrough); `None` while the file is being fetched lazily, and for small files
+    /// (see [`PASSTHROUGH_MIN_BYTES`]).
     pub fn cached_file(&self, fh: HandleNo) -> Option<std::fs::File> {
         let open = read(&self.inner.files).get(&fh.0).cloned()?;
         match &open.blob {
+            OpenedBlob::Cached(blob) if blob.len() < PASSTHROUGH_MIN_BYTES => None,
             OpenedBlob::Cached(blob) => {
                 let file = blob.file().try_clone().ok()?;
                 // The kernel reads this file for the reader, whose own advice stops at the FUSE
@@ -161,6 +154,20 @@ impl ArtifactFs {
         loaded: &LoadedVersion,
         node: NodeId,
     ) -> Result<OpenFile, FsError> {
+        let (open, size_unknown) = self.open_handle(slot, loaded, node)?;
+        let fh = self.inner.next_handle.fetch_add(1, Ordering::Relaxed);
+        write(&self.inner.files).insert(fh, Arc::new(open));
+        Ok(OpenFile { fh: HandleNo(fh), direct_io: size_unknown })
+    }
+
+    /// The entry's cached copy (fetched and verified first if needed) or its lazy handle, and
+    /// whether the manifest lacked its size (then learned here).
+    pub(super) fn open_handle(
+        &self,
+        slot: &VersionSlot,
+        loaded: &LoadedVersion,
+        node: NodeId,
+    ) -> Result<(OpenHandle, bool), FsError> {
         let NodeKind::File { entry: index, size } = loaded.tree.kind(node) else {
             return Err(FsError::IsADirectory);
         };
@@ -176,10 +183,7 @@ impl ArtifactFs {
             let ino = self.version_ino(slot, node);
             lock(&self.inner.learned_sizes).insert(ino, blob.len());
         }
-        let fh = self.inner.next_handle.fetch_add(1, Ordering::Relaxed);
-        let open = OpenHandle { blob, artifact: slot.label.clone(), entry: path };
-        write(&self.inner.files).insert(fh, Arc::new(open));
-        Ok(OpenFile { fh: HandleNo(fh), direct_io: size_unknown })
+        Ok((OpenHandle { blob, artifact: slot.label.clone(), entry: path }, size_unknown))
     }
 
     /// Fetches, in the background, the small siblings that a directory walk reaching `node`
@@ -296,6 +300,38 @@ impl ArtifactFs {
             })
             .as_ref()
     }
+}
+
+/// Reads into `buf` from `offset` of an open file; fills it except at the end of the file.
+pub(super) fn read_open(open: &OpenHandle, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+    let blob = match &open.blob {
+        OpenedBlob::Cached(blob) => blob,
+        OpenedBlob::Lazy(lazy) => {
+            return lazy.read(offset, buf).map_err(|source| {
+                FsError::Fetch(FetchError::Chunk {
+                    artifact: open.artifact.clone(),
+                    path: open.entry.clone(),
+                    source,
+                })
+            });
+        }
+    };
+    let mut filled = 0;
+    while filled < buf.len() {
+        match blob.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(FsError::CacheRead {
+                    artifact: open.artifact.clone(),
+                    entry: open.entry.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(filled)
 }
 
 /// Turns a failed fetch into the filesystem error, naming what did not verify.

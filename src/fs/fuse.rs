@@ -14,6 +14,8 @@
 //! the kernel (6.9+) and privileges (CAP_SYS_ADMIN) allow it, so its reads never reach this
 //! process; otherwise its pages are kept across opens (`FOPEN_KEEP_CACHE`, immutable content).
 //! Which open gets which is decided in `passthrough`; this file only makes the kernel calls.
+//! A mount of small files only refuses opens instead (`openless`): the kernel then reads by
+//! inode, handle 0, and keeps pages without asking this process on each open.
 
 use std::ffi::OsStr;
 use std::io;
@@ -32,6 +34,8 @@ use fuser::{
     SessionUnmounter, TimeOrNow, WriteFlags,
 };
 
+use super::files::OpenHandle;
+use super::openless::InodeEntry;
 use super::passthrough::{OpenReply, Passthrough};
 use super::tree::NAME_MAX_BYTES;
 use super::{
@@ -101,6 +105,7 @@ impl Mount {
             workers: Pool::start("artfs-fetch", FETCH_WORKERS)?,
             passthrough_wanted: passthrough,
             passthrough: Arc::new(Passthrough::default()),
+            no_open: false,
         };
         let session = fuser::Session::new(fuse_fs, mountpoint, &config)?;
         Ok(Mount { session, mountpoint: mountpoint.to_owned() })
@@ -159,6 +164,8 @@ struct FuseFs {
     passthrough_wanted: bool,
     /// Shared with fetch workers, which reply to opens too.
     passthrough: Arc<Passthrough<BackingId>>,
+    /// The kernel stops opening files once an open answers `ENOSYS` (`FUSE_NO_OPEN_SUPPORT`).
+    no_open: bool,
 }
 
 /// The kernel calls of a reply to an open, for the passthrough bookkeeping.
@@ -175,6 +182,40 @@ impl OpenReply for ReplyOpen {
 
     fn cached(self, f: &OpenFile) {
         self.opened(FileHandle(f.fh.0), open_flags(f));
+    }
+}
+
+impl FuseFs {
+    /// A read of a file the kernel opened without us: served at once from a recent or cached
+    /// entry, or by a fetch worker after the download.
+    fn read_without_open(&self, i: InodeNo, offset: u64, size: usize, reply: ReplyData) {
+        let read =
+            move |fs: &ArtifactFs, open: &OpenHandle, buf: &mut Vec<u8>, reply: ReplyData| {
+                if buf.len() < size {
+                    buf.resize(size, 0);
+                }
+                match fs.read_entry(open, offset, &mut buf[..size]) {
+                    Ok(n) => reply.data(&buf[..n]),
+                    Err(e) => reply.error(errno("read", &e)),
+                }
+            };
+        match self.fs.inode_entry(i) {
+            Ok(InodeEntry::Ready(open)) => {
+                READ_BUFFER.with_borrow_mut(|buf| read(&self.fs, &open, buf, reply))
+            }
+            Ok(InodeEntry::Fetch(pending)) => {
+                let fs = self.fs.clone();
+                let span = tracing::Span::current();
+                self.workers.spawn(move || {
+                    let _read = span.enter();
+                    match pending.run() {
+                        Ok(open) => READ_BUFFER.with_borrow_mut(|buf| read(&fs, &open, buf, reply)),
+                        Err(e) => reply.error(errno("read", &e)),
+                    }
+                })
+            }
+            Err(e) => reply.error(errno("read", &e)),
+        }
     }
 }
 
@@ -249,6 +290,7 @@ impl Filesystem for FuseFs {
                 "warm reads: page cache kept across opens (passthrough disabled by --no-passthrough)"
             ),
         }
+        self.no_open = config.add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT).is_ok();
         for flag in [
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
@@ -300,6 +342,10 @@ impl Filesystem for FuseFs {
     fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write =
             !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
+        if !write && self.no_open && self.fs.reads_without_open() {
+            // Not a failure: the kernel opens this and every later file by itself.
+            return reply.error(Errno::ENOSYS);
+        }
         match self.fs.open(ino(i), write) {
             Ok(Opened::Ready(f)) => {
                 self.passthrough.reply(ino(i), &f, || self.fs.cached_file(f.fh), reply)
@@ -332,6 +378,10 @@ impl Filesystem for FuseFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        if fh.0 == 0 {
+            // Opened by the kernel alone (see `init`): no handle, only the inode.
+            return self.read_without_open(ino(i), offset, size as usize, reply);
+        }
         READ_BUFFER.with_borrow_mut(|buf| {
             // Grown once per thread, never zeroed again: reads are the hot path.
             let size = size as usize;
@@ -353,8 +403,8 @@ impl Filesystem for FuseFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Nothing is ever buffered for writing.
-        reply.ok();
+        // Nothing is ever buffered for writing; `ENOSYS` tells the kernel to stop asking.
+        reply.error(Errno::ENOSYS);
     }
 
     #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0))]

@@ -10,9 +10,9 @@
 //!
 //! Rooms: the plain types (`types`), the inode table and its invariants (`inodes`), the
 //! registry level (`namespace`), open files (`files`), attributes (`attrs`), the passthrough
-//! bookkeeping (`passthrough`), and the one place FUSE threads meet tokio (`runtime`);
-//! `fuse.rs` is the only file that touches the kernel. This file holds the lookups and
-//! directory requests that tie them together.
+//! bookkeeping (`passthrough`), reads without opens (`openless`), and the one place FUSE
+//! threads meet tokio (`runtime`); `fuse.rs` is the only file that touches the kernel. This
+//! file holds the lookups and directory requests that tie them together.
 //!
 //! Consistency: version directories never change, so the kernel may cache their entries and
 //! attributes for [`VERSION_TTL`] and their pages indefinitely. Registry directories and alias
@@ -29,6 +29,7 @@ pub mod fuse;
 mod inodes;
 mod metrics;
 mod namespace;
+mod openless;
 mod passthrough;
 mod pool;
 mod readahead;
@@ -104,6 +105,7 @@ struct Inner {
     readahead: Readahead,
     /// Started on first use: most mounts of large files never walk a directory.
     readahead_pool: OnceLock<Option<Pool>>,
+    openless: openless::Openless,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -147,6 +149,7 @@ impl ArtifactFs {
                 next_handle: AtomicU64::new(1),
                 readahead: Readahead::new(options.readahead_files),
                 readahead_pool: OnceLock::new(),
+                openless: openless::Openless::default(),
                 options,
             }),
         }

@@ -142,10 +142,11 @@ fn a_tampered_blob_gives_eio_and_is_never_cached() {
         assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     }
     assert_eq!(fs::read(mnt.join("good.txt")).unwrap(), good);
-    // Each failed open tried again: two misses for bad.bin, one for good.txt. The mount merges
-    // its counts into the shared ledger about once a second.
+    // Each failed read tried again: at least two misses for bad.bin (more where the kernel
+    // retries a failed page read: a version of small files is read without opens), one for
+    // good.txt. The mount merges its counts into the shared ledger about once a second.
     wait_until(|| env.cache_stats().0 >= 1 && env.cache_stats().1 >= 3);
-    assert_eq!(env.cache_stats(), (1, 3), "(entries, misses): only good.txt is cached");
+    assert_eq!(env.cache_stats().0, 1, "only good.txt is cached");
     let cached = read_tree(&env.cache.join("v1/obj"));
     assert!(cached.values().all(|b| *b == good));
     let log = mnt.log_text();
