@@ -18,6 +18,7 @@ mod entry;
 mod files;
 mod graph;
 mod html;
+mod manifests;
 mod markdown;
 mod opened;
 mod preview;
@@ -45,6 +46,7 @@ use crate::registry::lineage::VersionKey;
 use crate::registry::runs::RunPath;
 
 pub use self::entry::{fallback, security_headers};
+pub use self::manifests::Manifests;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
