@@ -9,7 +9,7 @@ mod layout;
 
 use std::fmt::Write as _;
 
-use self::layout::{Block, NODE_H, NODE_W, layout};
+use self::layout::{Block, Layout, NODE_H, NODE_W, gap_after, layout};
 use crate::registry::lineage::{EdgeKind, Graph, Node};
 
 /// Characters of a label shown before it is cut (the full text is in the node's `<title>`).
@@ -156,6 +156,23 @@ fn block_svg(b: &Block, root: &str, style: &Style) -> String {
     }
 }
 
+/// The path of an edge from `a` to `b`, left to right: a curve to the next column, or, past
+/// columns between them, a curve into the lane nearest the way, along it, and a curve out of it
+/// in the gap before `b` (the curves stay in the gaps between columns, the lane between rows:
+/// the edge crosses no box).
+fn edge_path(l: &Layout, a: &Block, b: &Block) -> String {
+    let (sx, sy, tx, ty) = (a.x + NODE_W, a.y + NODE_H / 2, b.x, b.y + NODE_H / 2);
+    let (x1, x2) = (gap_after(a.x), tx - (gap_after(a.x) - sx));
+    if x1 >= x2 {
+        let bend = ((tx - sx).abs() / 2).max(30);
+        return format!("M{sx},{sy} C{},{sy} {},{ty} {tx},{ty}", sx + bend, tx - bend);
+    }
+    let lane = l.lane((sy + ty) / 2);
+    format!(
+        "M{sx},{sy} C{x1},{sy} {sx},{lane} {x1},{lane} L{x2},{lane} C{tx},{lane} {x2},{ty} {tx},{ty}"
+    )
+}
+
 /// Draws `g` as `style` says.
 pub fn render(g: &Graph, style: &Style) -> String {
     let l = layout(g, style.explode);
@@ -171,8 +188,6 @@ pub fn render(g: &Graph, style: &Style) -> String {
     // Edges first: boxes are drawn over them.
     for link in &l.links {
         let (a, b) = (&l.blocks[link.from], &l.blocks[link.to]);
-        let (sx, sy, tx, ty) = (a.x + NODE_W, a.y + NODE_H / 2, b.x, b.y + NODE_H / 2);
-        let bend = ((tx - sx).abs() / 2).max(30);
         let kind = match link.kind {
             EdgeKind::Logged => "logged",
             EdgeKind::Used => "used",
@@ -180,12 +195,11 @@ pub fn render(g: &Graph, style: &Style) -> String {
         let title = if link.count > 1 { format!("{kind} ×{}", link.count) } else { kind.into() };
         let _ = writeln!(
             out,
-            r#"<path class="edge {kind}" data-from="{}" data-to="{}" data-count="{}" d="M{sx},{sy} C{},{sy} {},{ty} {tx},{ty}" marker-end="url(#arrow)"><title>{title}</title></path>"#,
+            r#"<path class="edge {kind}" data-from="{}" data-to="{}" data-count="{}" d="{}" marker-end="url(#arrow)"><title>{title}</title></path>"#,
             xml_escape(&a.id),
             xml_escape(&b.id),
             link.count,
-            sx + bend,
-            tx - bend,
+            edge_path(&l, a, b),
         );
     }
     for b in &l.blocks {
@@ -279,5 +293,39 @@ mod tests {
         assert!(exploded.contains(r#"<a href="/x?run:e/p/s3" target="_blank""#));
         let offline = render(&g, &Style { explode: false, link: &|_| None, exploded: None });
         assert!(!offline.contains("<a "), "{offline}");
+    }
+
+    /// v0 → B → v1 → C and v0 → C: the edge v0 → C passes two columns, so it runs in the lane
+    /// above the row, not under the boxes of B and v1.
+    #[test]
+    fn an_edge_past_columns_runs_between_the_rows() {
+        let g = Graph {
+            root: "e/p/m:v0".into(),
+            nodes: vec![
+                version("e/p/m:v0", "model"),
+                run("B", None),
+                version("e/p/m:v1", "model"),
+                run("C", None),
+            ],
+            edges: vec![
+                edge("e/p/m:v0", "run:e/p/B", EdgeKind::Used),
+                edge("run:e/p/B", "e/p/m:v1", EdgeKind::Logged),
+                edge("e/p/m:v1", "run:e/p/C", EdgeKind::Used),
+                edge("e/p/m:v0", "run:e/p/C", EdgeKind::Used),
+            ],
+            depth: [("e/p/m:v0", 0), ("run:e/p/B", 1), ("e/p/m:v1", 2), ("run:e/p/C", 1)]
+                .map(|(k, v)| (k.to_owned(), v))
+                .into(),
+        };
+        let svg = render(&g, &Style { explode: true, link: &|_| None, exploded: None });
+        let long = svg
+            .lines()
+            .find(|l| l.contains(r#"data-from="e/p/m:v0" data-to="run:e/p/C""#))
+            .unwrap();
+        let lane: i32 =
+            long.split(" L").nth(1).unwrap().split([',', ' ']).nth(1).unwrap().parse().unwrap();
+        assert!(!(20..=20 + NODE_H).contains(&lane), "lane {lane} crosses the row: {long}");
+        let short = svg.lines().find(|l| l.contains(r#"data-to="run:e/p/B""#)).unwrap();
+        assert!(!short.contains(" L"), "a next-column edge is one curve: {short}");
     }
 }

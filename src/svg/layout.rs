@@ -5,7 +5,9 @@
 //! `model` version and logs the next would make a cycle). A group of one is drawn as its node,
 //! and the root always is. Within a column, boxes are ordered by the mean row of the boxes
 //! feeding them (fewer crossings), then by id, so the same graph always draws the same way.
-//! Boxes sit on a grid of fixed cells: no two overlap, whatever the size of the graph.
+//! Boxes sit on a grid of fixed cells (each column centred on whole rows): no two overlap,
+//! whatever the size of the graph, and the gaps between rows are free in every column, so an
+//! edge that passes columns runs there (`Layout::lane`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -143,8 +145,9 @@ pub fn layout(g: &Graph, explode: bool) -> Layout<'_> {
     let mut blocks = Vec::new();
     for (c, column) in columns.iter_mut().enumerate() {
         let n = column.len() as i32;
-        // Each column centred vertically.
-        let top = MARGIN + (height - 2 * MARGIN - (n * NODE_H + (n - 1) * ROW_GAP)) / 2;
+        // Each column centred on whole rows, so that every box sits on one grid of rows and
+        // the gaps between rows are free in every column (the lanes of long edges).
+        let top = MARGIN + (rows - n) / 2 * (NODE_H + ROW_GAP);
         let mut taken: Vec<Option<Block>> = column.drain(..).map(Some).collect();
         for (row, &i) in order[c].iter().enumerate() {
             let Some(mut b) = taken[i].take() else { continue };
@@ -161,6 +164,22 @@ pub fn layout(g: &Graph, explode: bool) -> Layout<'_> {
         })
         .collect();
     Layout { blocks, links, width, height }
+}
+
+impl Layout<'_> {
+    /// The y of the gap between rows nearest `y` (above the first row and below the last one
+    /// included): no box of any column crosses it, so an edge that passes columns runs there.
+    pub fn lane(&self, y: i32) -> i32 {
+        let pitch = NODE_H + ROW_GAP;
+        let rows = (self.height - 2 * MARGIN + ROW_GAP) / pitch;
+        let k = ((y - MARGIN + ROW_GAP / 2) as f64 / pitch as f64).round() as i32;
+        MARGIN + k.clamp(0, rows) * pitch - ROW_GAP / 2
+    }
+}
+
+/// The x of the gap right of a column whose boxes start at `x`.
+pub fn gap_after(x: i32) -> i32 {
+    x + NODE_W + COL_GAP / 2
 }
 
 /// The order of each column's blocks, top to bottom: the first column by id, every next one by
@@ -282,7 +301,19 @@ pub(crate) mod tests {
         a.x < b.x + NODE_W && b.x < a.x + NODE_W && a.y < b.y + NODE_H && b.y < a.y + NODE_H
     }
 
+    /// Every lane (the gap lines between rows) crosses no box.
+    fn lanes_are_free(l: &Layout) {
+        for b in &l.blocks {
+            for y in [b.y, b.y + NODE_H / 2, b.y + NODE_H] {
+                let lane = l.lane(y);
+                assert!(lane < b.y || lane > b.y + NODE_H, "lane {lane} crosses {}", b.id);
+                assert!(lane > 0 && lane < l.height, "lane {lane} outside 0..{}", l.height);
+            }
+        }
+    }
+
     fn check(l: &Layout) {
+        lanes_are_free(l);
         for link in &l.links {
             let (a, b) = (&l.blocks[link.from], &l.blocks[link.to]);
             assert!(a.x + NODE_W < b.x, "{} -> {} points left", a.id, b.id);
