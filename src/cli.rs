@@ -362,9 +362,13 @@ pub struct LineageArgs {
     /// The graph in Graphviz DOT
     #[arg(long, conflicts_with = "svg")]
     pub dot: bool,
-    /// Draw the graph as SVG into FILE (the picture `artfs serve`'s web page shows)
+    /// Draw the graph as SVG into FILE (the picture `artfs serve`'s web page shows): runs
+    /// grouped per job type and versions per artifact type, one box with a count per group
     #[arg(long, value_name = "FILE")]
     pub svg: Option<PathBuf>,
+    /// With --svg: every run and version in a box of its own instead of grouped
+    #[arg(long, requires = "svg")]
+    pub explode: bool,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,8 @@
 //! - `store`: the registry's object storage (local, S3, GCS);
 //! - `registry`: versions and aliases, as a commit log per collection (`log`), and the leases
 //!   that keep writers and gc apart (`lease`), runs (`runs`) and their lineage index (`lineage`);
-//! - `svg`: the lineage graph drawn as SVG (`artfs lineage --svg` and the web page of `serve`);
+//! - `svg`: the lineage graph drawn as SVG (`artfs lineage --svg` and the web page of `serve`),
+//!   grouped per job type and artifact type or exploded, laid out by `svg::layout`;
 //! - `cache`: the content-addressed local blob cache;
 //! - `fetch`: entries into the cache (verified), lazy chunked reads of large blobs (`ranged`),
 //!   the one stall-bounded request (`stall`), whether the registry answers (`health`), and

@@ -55,6 +55,8 @@ mod parity_registry;
 mod error_format;
 // The web UI in headless Chromium: SDK URLs, files, previews, downloads, diff, search, safety.
 mod webui;
+// The web UI's lineage graph (grouped, Explode, legible at hundreds of nodes) and Markdown.
+mod webui_graph;
 // Running `artfs serve` for a team: key list/expiry/revocation, access log, metrics.
 mod firstweek_ops;
 // A W&B server whose listing queries fail: names found one by one; the key's own default entity.

@@ -61,15 +61,15 @@ fn assert_inert(dom: &str, what: &str) {
 }
 
 /// Browser, server, key and the base URL with the key in it, for one test.
-struct Ui {
-    env: Env,
-    server: Server,
-    key: String,
+pub(crate) struct Ui {
+    pub(crate) env: Env,
+    pub(crate) server: Server,
+    pub(crate) key: String,
     browser: String,
 }
 
 impl Ui {
-    fn start() -> Option<Ui> {
+    pub(crate) fn start() -> Option<Ui> {
         let Some(browser) = chromium() else {
             eprintln!(
                 "skipped: chromium is not installed (apt-get install chromium; .ci/run does)"
@@ -87,20 +87,26 @@ impl Ui {
         format!("http://api:{}@{}{path}", self.key, self.server.addr)
     }
 
-    fn open(&self, path: &str) -> String {
+    pub(crate) fn open(&self, path: &str) -> String {
         let dom = browse(&self.env, &self.browser, &["--dump-dom"], &self.url(path));
         assert_inert(&dom, path);
         dom
     }
 
     /// A screenshot into `target/ui-screenshots/<name>.png`.
-    fn shot(&self, name: &str, path: &str) {
+    pub(crate) fn shot(&self, name: &str, path: &str) {
+        self.shot_sized(name, path, (1280, 900));
+    }
+
+    /// A screenshot of a window of `(width, height)` pixels.
+    pub(crate) fn shot_sized(&self, name: &str, path: &str, (width, height): (i32, i32)) {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ui-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join(format!("{name}.png"));
         let _ = std::fs::remove_file(&file);
         let arg = format!("--screenshot={}", file.display());
-        browse(&self.env, &self.browser, &[&arg, "--window-size=1280,900"], &self.url(path));
+        let size = format!("--window-size={width},{height}");
+        browse(&self.env, &self.browser, &[&arg, &size], &self.url(path));
         let png = std::fs::read(&file).unwrap();
         assert!(png.starts_with(b"\x89PNG"), "screenshot {}", file.display());
     }
@@ -249,7 +255,7 @@ fn files_previews_downloads_diff_search_and_snippets() {
     let json = ui.open(&format!("{v0}/files/data/config.json"));
     assert!(json.contains("\"layers\": [\n    64,"), "pretty JSON: {json}");
     let md = ui.open(&format!("{v0}/files/README.md"));
-    assert!(md.contains("A model of *bikes*."), "{md}");
+    assert!(md.contains("<h1>Bikes</h1>") && md.contains("A model of <em>bikes</em>."), "{md}");
     let png = ui.open(&format!("{v0}/files/img/pic.png"));
     assert!(png.contains(&format!("<img src=\"{v0}/raw/img/pic.png?inline=1\"")), "{png}");
     let svg = ui.open(&format!("{v0}/files/img/logo.svg"));

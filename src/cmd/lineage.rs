@@ -25,7 +25,9 @@ impl App {
         };
         let graph = registry.lineage(&start, direction, args.depth).await?;
         if let Some(file) = &args.svg {
-            let svg = crate::svg::render(&graph, &|_| None);
+            let style =
+                crate::svg::Style { explode: args.explode, link: &|_| None, exploded: None };
+            let svg = crate::svg::render(&graph, &style);
             std::fs::write(file, svg)
                 .with_context(|| format!("cannot write {}", file.display()))?;
             return Ok(());

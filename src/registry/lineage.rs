@@ -617,8 +617,16 @@ mod tests {
             .collect::<Vec<()>>()
             .await;
         let mut rng = fastrand::Rng::with_seed(11);
-        let uses: Vec<Vec<usize>> =
-            (0..n).map(|i| if i == 0 { vec![] } else { vec![i - 1, rng.usize(..i)] }).collect();
+        // `ARTFS_BENCH_SHAPE=tree`: run i uses only version (i-1)/2, a pipeline fanning out
+        // (what the web UI's graph benchmark draws) instead of one long chain.
+        let tree = std::env::var("ARTFS_BENCH_SHAPE").is_ok_and(|s| s == "tree");
+        let uses: Vec<Vec<usize>> = (0..n)
+            .map(|i| match i {
+                0 => vec![],
+                _ if tree => vec![(i - 1) / 2],
+                _ => vec![i - 1, rng.usize(..i)],
+            })
+            .collect();
         futures::stream::iter(0..n)
             .map(|i| {
                 let (reg, uses) = (reg.clone(), &uses);

@@ -96,6 +96,8 @@ pub struct Shared {
     keys: auth::KeyCheck,
     storage_regions: Vec<String>,
     observer: Arc<access::Observer>,
+    /// Parsed manifests the web pages keep between requests.
+    manifests: web::Manifests,
 }
 
 /// The hex MD5 a blob key (`blobs/md5/ab/cdef…`) names.
@@ -196,6 +198,7 @@ pub async fn serve(
         keys: auth::KeyCheck::default(),
         storage_regions: opts.storage_regions,
         observer: Arc::new(access::Observer::new(opts.access_log)),
+        manifests: web::Manifests::default(),
     });
     tracing::info!("artfs serve: listening on {addr}, public URL {}", shared.public_url);
     let app = http::router(shared);

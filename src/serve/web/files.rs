@@ -1,8 +1,8 @@
-//! A version's files: folders one page at a time (a version of 100,000 entries opens as fast as
-//! its manifest parses) and a file's page with its preview (`preview`) and download link
-//! (`download`). Everything is read through the seam (`Catalog`, `BlobSource`). Reference
-//! entries show their URI: the server does not fetch URIs for browsers (a `file://` one would
-//! read the server's own disk).
+//! A version's files: folders one page at a time (a version of 100,000 entries parses its
+//! manifest once, kept by `manifests`) and a file's page with its preview (`preview`) and
+//! download link (`download`). Everything is read through the seam (`Catalog`, `BlobSource`).
+//! Reference entries show their URI: the server does not fetch URIs for browsers (a `file://`
+//! one would read the server's own disk).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -66,7 +66,7 @@ pub fn page(title: &str, crumbs: &[(String, String)], body: &str) -> String {
 body{{font-family:sans-serif;margin:1.5em;color:#222}} nav{{margin-bottom:1em}} nav a{{margin-right:.3em}}
 table{{border-collapse:collapse;margin:.5em 0}} td,th{{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}}
 th{{background:#f4f4f4}} code,pre{{font-size:.9em}} pre{{background:#f8f8f8;padding:.5em;overflow:auto}}
-.lineage-box{{overflow:auto;border:1px solid #ddd;padding:.5em}}
+.lineage-box{{overflow:auto;max-height:85vh;border:1px solid #ddd;padding:.5em}}
 .snippet pre{{margin:.2em 0}} .added{{color:#176f2c}} .removed{{color:#a31515}} .changed{{color:#8a5a00}}
 .preview img{{max-width:100%;max-height:40em}} .pager a,.pager span{{margin-right:1em}} .error{{color:#a31515}}
 </style></head>

@@ -16,7 +16,10 @@ mod diff;
 mod download;
 mod entry;
 mod files;
+mod graph;
 mod html;
+mod manifests;
+mod markdown;
 mod opened;
 mod preview;
 mod runs;
@@ -39,10 +42,11 @@ use super::error::Kind;
 use super::{ServeError, Shared};
 use crate::names::{CollectionPath, Selector, parse_version};
 use crate::registry::Registry;
-use crate::registry::lineage::{Direction, Node, VersionKey};
+use crate::registry::lineage::VersionKey;
 use crate::registry::runs::RunPath;
 
 pub use self::entry::{fallback, security_headers};
+pub use self::manifests::Manifests;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -59,7 +63,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/a/{entity}/{project}", get(artifacts))
         .route("/a/{entity}/{project}/{name}", get(versions))
         .route("/a/{entity}/{project}/{name}/{version}", get(version))
-        .route("/a/{entity}/{project}/{name}/{version}/lineage.svg", get(lineage_svg))
+        .route("/a/{entity}/{project}/{name}/{version}/lineage.svg", get(graph::lineage_svg))
         .route("/r/{entity}/{project}/{run}", get(runs::run))
         .fallback(entry::not_found_page)
         .with_state(shared)
@@ -254,32 +258,6 @@ fn version_number(
     }
 }
 
-/// The lineage graph of a version as the caller may see it, drawn with links to the pages.
-async fn lineage_drawing(
-    registry: &Registry,
-    access: &Access,
-    key: &VersionKey,
-    depth: Option<u32>,
-) -> Result<String, ServeError> {
-    let mut graph =
-        registry.lineage(key, Direction::Both, depth).await.map_err(ServeError::page)?;
-    graph.retain_entities(|e| access.can_read(e));
-    Ok(crate::svg::render(&graph, &|n| {
-        Some(match n {
-            Node::Version(v) => {
-                let mut parts = v.name.splitn(3, '/');
-                let (e, p, name) = (parts.next()?, parts.next()?, parts.next()?);
-                artifact_href(&[e, p, name, &v.version])
-            }
-            Node::Run(r) => run_href(&r.entity, &r.project, &r.run),
-        })
-    }))
-}
-
-fn depth_of(q: &HashMap<String, String>) -> Option<u32> {
-    q.get("depth").and_then(|d| d.parse().ok())
-}
-
 async fn version(
     State(s): State<Arc<Shared>>,
     Viewer(access): Viewer,
@@ -291,6 +269,7 @@ async fn version(
     let number = version_number(&c, &state, &v)?;
     let key = VersionKey { collection: c.clone(), version: number };
     let vn = format!("v{number}");
+    let here = artifact_href(&[&entity, &project, &name, &vn]);
     let mut body = String::new();
     let record = state.versions.get(&number);
     match record {
@@ -309,11 +288,10 @@ async fn version(
     body.push_str(&list(&runs(logged_by)));
     body.push_str("<h2>Used by</h2>");
     body.push_str(&list(&runs(used_by)));
-    body.push_str("<h2>Lineage</h2><div class=\"lineage-box\">");
-    body.push_str(&lineage_drawing(&s.registry, &access, &key, depth_of(&q)).await?);
-    body.push_str("</div>");
+    body.push_str("<h2 id=\"lineage\">Lineage</h2>");
+    let view = graph::View::of(&q, None);
+    body.push_str(&graph::section(&s.registry, &access, &key, &here, &view).await?);
     if record.is_some() {
-        let here = artifact_href(&[&entity, &project, &name, &vn]);
         let o =
             opened::open(&s, &access, &(entity.clone(), project.clone(), name.clone(), vn.clone()))
                 .await?;
@@ -347,7 +325,7 @@ fn details(
         vec!["digest".into(), format!("<code>{}</code>", esc(&r.digest))],
         vec!["size".into(), format!("{} in {} files", indicatif::HumanBytes(r.size), r.file_count)],
         vec!["created".into(), when(&r.created_at)],
-        vec!["description".into(), esc(r.description.as_deref().unwrap_or(""))],
+        vec!["description".into(), markdown::to_html(r.description.as_deref().unwrap_or(""))],
         vec![
             "metadata".into(),
             format!(
@@ -357,18 +335,4 @@ fn details(
         ],
     ];
     table(&["", ""], &rows)
-}
-
-async fn lineage_svg(
-    State(s): State<Arc<Shared>>,
-    Viewer(access): Viewer,
-    Path((entity, project, name, v)): Path<(String, String, String, String)>,
-    Query(q): Query<HashMap<String, String>>,
-) -> PageResult {
-    readable(&access, &entity)?;
-    let (c, state) = collection(&s.registry, &entity, &project, &name).await?;
-    let number = version_number(&c, &state, &v)?;
-    let key = VersionKey { collection: c, version: number };
-    let svg = lineage_drawing(&s.registry, &access, &key, depth_of(&q)).await?;
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response())
 }

@@ -31,7 +31,8 @@ pub async fn open_at(
 /// A version opened for its files.
 pub struct Opened {
     pub version: ResolvedVersion,
-    pub manifest: Manifest,
+    /// Kept between requests (`Manifests`): never changed, so shared.
+    pub manifest: Arc<Manifest>,
     pub blobs: Arc<dyn BlobSource>,
     /// `/ui/a/<entity>/<project>/<name>/vN`.
     pub href: String,
@@ -60,7 +61,15 @@ pub async fn open(
     };
     let catalog = RegistrySource::new(s.registry.clone());
     let version = catalog.resolve(&c, &selector).await.map_err(source_error)?;
-    let manifest = catalog.manifest(&version).await.map_err(source_error)?;
+    let locator = &version.record.locator;
+    let manifest = match s.manifests.get(locator) {
+        Some(m) => m,
+        None => {
+            let m = Arc::new(catalog.manifest(&version).await.map_err(source_error)?);
+            s.manifests.keep(locator, m.clone());
+            m
+        }
+    };
     let blobs = catalog.blobs(&c, &version.record);
     let href = artifact_href(&[entity, project, name, &format!("v{}", version.record.version)]);
     Ok(Opened { version, manifest, blobs, href })

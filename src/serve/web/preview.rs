@@ -1,8 +1,9 @@
-//! Inline previews of a file, each from at most `PREVIEW_BYTES` of it: text (Markdown, SVG and
-//! HTML among it, shown as text), JSON pretty-printed, CSV/TSV as a table of its first rows,
-//! images by a link to their bytes served as an image type.
+//! Inline previews of a file, each from at most `PREVIEW_BYTES` of it: text (SVG and HTML among
+//! it, shown as text), Markdown rendered (`markdown`: nothing in it runs), JSON pretty-printed,
+//! CSV/TSV as a table of its first rows, images by a link to their bytes served as an image type.
 
 use super::html::{esc, table};
+use super::markdown;
 use super::opened::Opened;
 use crate::manifest::Entry;
 use crate::serve::ServeError;
@@ -65,6 +66,7 @@ pub async fn preview(
         "json" if !cut => pretty_json(text).unwrap_or_else(|| pre(text)),
         "csv" => rows_table(text, b',', cut),
         "tsv" => rows_table(text, b'\t', cut),
+        "md" | "markdown" => format!(r#"<div class="markdown">{}</div>"#, markdown::to_html(text)),
         _ => pre(text),
     };
     Ok(format!("{note}{shown}"))

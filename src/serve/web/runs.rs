@@ -1,12 +1,13 @@
 //! Runs: a project's runs by display name with id, job type, state, start and duration, and a
 //! run's page with its fields, config, summary, what it logged and used, and its graph.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 
 use super::html::{artifact_href, esc, link, list, page, run_href, table, took, when};
-use super::{PageResult, Viewer, html, lineage_drawing, not_found, readable};
+use super::{PageResult, Viewer, graph, html, not_found, readable};
 use crate::registry::lineage::VersionKey;
 use crate::registry::runs::{RunPath, RunState};
 use crate::serve::{ServeError, Shared};
@@ -83,6 +84,7 @@ pub async fn run(
     State(s): State<Arc<Shared>>,
     Viewer(access): Viewer,
     Path((entity, project, name)): Path<(String, String, String)>,
+    Query(q): Query<HashMap<String, String>>,
 ) -> PageResult {
     readable(&access, &entity)?;
     let path = RunPath::new(&entity, &project, &name).map_err(|_| not_found())?;
@@ -124,9 +126,10 @@ pub async fn run(
     let first =
         edges.logged.iter().chain(&edges.used).find(|v| access.can_read(&v.collection.entity));
     if let Some(v) = first {
-        body.push_str("<h2>Graph</h2><div class=\"lineage-box\">");
-        body.push_str(&lineage_drawing(&s.registry, &access, v, Some(RUN_GRAPH_DEPTH)).await?);
-        body.push_str("</div>");
+        body.push_str("<h2 id=\"lineage\">Graph</h2>");
+        let here = run_href(&entity, &project, &name);
+        let view = graph::View::of(&q, Some(RUN_GRAPH_DEPTH));
+        body.push_str(&graph::section(&s.registry, &access, v, &here, &view).await?);
     }
     let crumbs = [
         (artifact_href(&[&entity]), entity.clone()),
