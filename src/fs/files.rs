@@ -48,8 +48,10 @@ pub struct PendingOpen {
 }
 
 impl PendingOpen {
-    pub fn run(self) -> Result<OpenFile, FsError> {
-        self.fs.finish_open(&self.slot, &self.loaded, self.node)
+    /// `reader`: the pid of the process whose open this is; the download stops once it (and
+    /// every other reader of the file) is gone.
+    pub fn run(self, reader: Option<u32>) -> Result<OpenFile, FsError> {
+        self.fs.finish_open(&self.slot, &self.loaded, self.node, reader)
     }
 }
 
@@ -84,7 +86,7 @@ impl ArtifactFs {
         }
         self.read_ahead(&slot, &loaded, node);
         if self.inner.fetcher.is_cached(&loaded.entry(entry, size)) {
-            return self.finish_open(&slot, &loaded, node).map(Opened::Ready);
+            return self.finish_open(&slot, &loaded, node, None).map(Opened::Ready);
         }
         Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }))
     }
@@ -150,6 +152,12 @@ impl ArtifactFs {
         write(&self.inner.files).remove(&fh.0);
     }
 
+    /// Stops every whole-file download of this filesystem, now and later (shutdown): waiting
+    /// opens fail at once instead of holding the daemon up.
+    pub fn stop_fetches(&self) {
+        self.inner.fetcher.stop_all();
+    }
+
     /// Number of files open through this filesystem.
     pub fn open_files(&self) -> usize {
         read(&self.inner.files).len()
@@ -160,6 +168,7 @@ impl ArtifactFs {
         slot: &VersionSlot,
         loaded: &LoadedVersion,
         node: NodeId,
+        reader: Option<u32>,
     ) -> Result<OpenFile, FsError> {
         let NodeKind::File { entry: index, size } = loaded.tree.kind(node) else {
             return Err(FsError::IsADirectory);
@@ -169,7 +178,7 @@ impl ArtifactFs {
         let blob = self
             .inner
             .fetcher
-            .open(&slot.blobs, &slot.label, &path, &entry)
+            .open(&slot.blobs, &slot.label, &path, &entry, reader)
             .map_err(|e| fetch_error(&slot.label, &path, e))?;
         let size_unknown = loaded.size_unknown(index);
         if size_unknown {

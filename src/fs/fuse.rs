@@ -297,7 +297,7 @@ impl Filesystem for FuseFs {
     }
 
     #[instrument(level = "debug", skip_all, fields(ino = i.0))]
-    fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write =
             !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
         match self.fs.open(ino(i), write) {
@@ -306,11 +306,12 @@ impl Filesystem for FuseFs {
             }
             Ok(Opened::Fetch(pending)) => {
                 let (fs, passthrough) = (self.fs.clone(), self.passthrough.clone());
+                let reader = req.pid();
                 // The download is still part of this open: its logs carry the open's span.
                 let span = tracing::Span::current();
                 self.workers.spawn(move || {
                     let _open = span.enter();
-                    match pending.run() {
+                    match pending.run(Some(reader)) {
                         Ok(f) => passthrough.reply(ino(i), &f, || fs.cached_file(f.fh), reply),
                         Err(e) => reply.error(errno("open", &e)),
                     }
