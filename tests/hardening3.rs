@@ -1,5 +1,5 @@
 //! Downloads that end with their reader: a mount stops a download once the process reading it
-//! is killed, and stops every download when the daemon is told to exit; cache fills of several
+//! is killed, and stops every download when the daemon is told to exit; the fills of several
 //! processes sharing one cache stay within its limit together.
 
 use std::io::{BufRead, BufReader, Write};
@@ -12,14 +12,17 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-/// Size of the entry the slow server serves: at its pace, a download of minutes.
+/// Size of `/big.bin`: at the slow server's pace, a download of a minute.
 const BIG_BYTES: usize = 64 * MIB;
-/// The slow server's pace: one piece of this size every [`DRIP_EVERY`].
+/// Size of `/mid-*.bin`.
+const MID_BYTES: usize = 24 * MIB;
+/// The slow server sends one piece of this size every pause.
 const DRIP_BYTES: usize = 64 * 1024;
 const DRIP_EVERY: Duration = Duration::from_millis(50);
 
-/// An HTTP server on 127.0.0.1 that serves `/big.bin` ([`BIG_BYTES`]) slowly and `/small.txt`
-/// at once; it counts the bytes of `/big.bin` sent and notices when a client hangs up on it.
+/// An HTTP server on 127.0.0.1 that serves `/big.bin` ([`BIG_BYTES`]) and `/mid-*.bin`
+/// ([`MID_BYTES`]) slowly, one piece per `pause`, and `/small.txt` at once; it counts the bytes
+/// sent and notices when a client hangs up on it.
 struct SlowServer {
     port: u16,
     sent: Arc<AtomicU64>,
@@ -27,7 +30,7 @@ struct SlowServer {
 }
 
 impl SlowServer {
-    fn start() -> SlowServer {
+    fn start(pause: Duration) -> SlowServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let (sent, hung_up) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicBool::new(false)));
@@ -37,7 +40,7 @@ impl SlowServer {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { continue };
                 let (s, h) = (s.clone(), h.clone());
-                std::thread::spawn(move || answer(stream, &s, &h));
+                std::thread::spawn(move || answer(stream, pause, &s, &h));
             }
         });
         SlowServer { port, sent, hung_up }
@@ -52,7 +55,7 @@ impl SlowServer {
     }
 }
 
-fn answer(mut stream: std::net::TcpStream, sent: &AtomicU64, hung_up: &AtomicBool) {
+fn answer(stream: std::net::TcpStream, pause: Duration, sent: &AtomicU64, hung_up: &AtomicBool) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     if reader.read_line(&mut line).is_err() {
@@ -64,21 +67,25 @@ fn answer(mut stream: std::net::TcpStream, sent: &AtomicU64, hung_up: &AtomicBoo
             break;
         }
     }
-    let big = line.contains("/big.bin");
-    let len = if big { BIG_BYTES } else { SMALL.len() };
+    let len = match line.split_whitespace().nth(1).unwrap_or("") {
+        "/big.bin" => BIG_BYTES,
+        path if path.starts_with("/mid-") => MID_BYTES,
+        _ => SMALL.len(),
+    };
+    let mut stream = stream;
     let head = format!("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: {len}\r\n\r\n");
-    if stream.write_all(head.as_bytes()).is_err() || !big {
+    if stream.write_all(head.as_bytes()).is_err() || len == SMALL.len() {
         let _ = stream.write_all(SMALL);
         return;
     }
     let piece = vec![7u8; DRIP_BYTES];
-    for _ in 0..BIG_BYTES / DRIP_BYTES {
+    for _ in 0..len / DRIP_BYTES {
         if stream.write_all(&piece).is_err() {
             hung_up.store(true, Ordering::SeqCst);
             return;
         }
         sent.fetch_add(DRIP_BYTES as u64, Ordering::SeqCst);
-        std::thread::sleep(DRIP_EVERY);
+        std::thread::sleep(pause);
     }
 }
 
@@ -88,20 +95,28 @@ const SMALL: &[u8] = b"served at once\n";
 fn slow_env(server: &SlowServer) -> Env {
     let mut env = Env::new();
     env.vars.push(("ARTFS_ALLOW_PRIVATE_REFS".into(), "1".into()));
-    let entry = |name: &str, size: usize| {
-        let uri = server.uri(name);
-        serde_json::json!({"digest": uri, "ref": uri, "size": size})
-    };
+    log_refs(&env, "slow", server, &[("big.bin", BIG_BYTES), ("small.txt", SMALL.len())]);
+    env
+}
+
+/// Logs `files` (name, size) of `server` as references, the version `name:v0`.
+fn log_refs(env: &Env, name: &str, server: &SlowServer, files: &[(&str, usize)]) {
+    let contents: serde_json::Map<String, serde_json::Value> = files
+        .iter()
+        .map(|&(file, size)| {
+            let uri = server.uri(file);
+            (file.to_owned(), serde_json::json!({"digest": uri, "ref": uri, "size": size}))
+        })
+        .collect();
     let manifest = serde_json::json!({
         "version": 1,
         "storagePolicy": "wandb-storage-policy-v1",
         "storagePolicyConfig": {"storageLayout": "V2"},
-        "contents": {"big.bin": entry("big.bin", BIG_BYTES), "small.txt": entry("small.txt", SMALL.len())},
+        "contents": contents,
     });
-    let file = env.path("manifest.json");
+    let file = env.path(&format!("{name}.manifest.json"));
     std::fs::write(&file, serde_json::to_vec(&manifest).unwrap()).unwrap();
-    env.ok(&["log", "slow", "--manifest", file.to_str().unwrap()]);
-    env
+    env.ok(&["log", name, "--manifest", file.to_str().unwrap()]);
 }
 
 /// `cat` of `path` in the background, once the server sends its bytes.
@@ -112,16 +127,18 @@ fn cat_mid_download(path: &Path, server: &SlowServer) -> Child {
     cat
 }
 
-/// Bytes of the regular files below `dir`, each with its path.
-fn files_below(dir: &Path) -> Vec<(String, u64)> {
+/// The regular files below `dir`: path, length and allocated bytes. Files vanishing meanwhile
+/// are skipped.
+fn files_below(dir: &Path) -> Vec<(String, u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
     let mut out = Vec::new();
     let Ok(read) = std::fs::read_dir(dir) else { return out };
     for e in read.flatten() {
-        let meta = e.metadata().unwrap();
+        let Ok(meta) = e.metadata() else { continue };
         if meta.is_dir() {
             out.extend(files_below(&e.path()));
         } else {
-            out.push((e.path().display().to_string(), meta.len()));
+            out.push((e.path().display().to_string(), meta.len(), meta.blocks() * 512));
         }
     }
     out
@@ -132,7 +149,7 @@ fn files_below(dir: &Path) -> Vec<(String, u64)> {
 /// its counts, and the mount goes on serving other files.
 #[test]
 fn a_download_stops_when_its_reader_is_killed() {
-    let server = SlowServer::start();
+    let server = SlowServer::start(DRIP_EVERY);
     let env = slow_env(&server);
     let mnt = env.mount(&["slow", env.path("mnt").to_str().unwrap()]);
     let mut cat = cat_mid_download(&mnt.join("big.bin"), &server);
@@ -155,7 +172,7 @@ fn a_download_stops_when_its_reader_is_killed() {
     eprintln!("hung up {stopped_after:?} after the kill, {sent} bytes sent");
 
     let leftovers: Vec<_> =
-        files_below(&env.cache).into_iter().filter(|(_, len)| *len >= DRIP_BYTES as u64).collect();
+        files_below(&env.cache).into_iter().filter(|f| f.2 >= DRIP_BYTES as u64).collect();
     assert!(leftovers.is_empty(), "partial download left in the cache: {leftovers:?}");
     assert_eq!(std::fs::read(mnt.join("small.txt")).unwrap(), SMALL);
     let stats = env.json(&["cache", "stats"]);
@@ -168,7 +185,7 @@ fn a_download_stops_when_its_reader_is_killed() {
 #[test]
 fn sigterm_mid_download_unmounts_and_exits_within_the_grace() {
     const GRACE: Duration = Duration::from_secs(5);
-    let server = SlowServer::start();
+    let server = SlowServer::start(DRIP_EVERY);
     let env = slow_env(&server);
     let mut mnt = env.mount(&["slow", env.path("mnt").to_str().unwrap()]);
     let mut cat = cat_mid_download(&mnt.join("big.bin"), &server);
@@ -182,4 +199,39 @@ fn sigterm_mid_download_unmounts_and_exits_within_the_grace() {
     assert!(!is_mounted(&mnt.path));
     assert!(!cat.wait().unwrap().success(), "the reader got the whole file?");
     wait_until(|| server.hung_up.load(Ordering::SeqCst));
+}
+
+/// Two `artfs get`s sharing one cache, each downloading a file of 60 % of its limit at once
+/// (SECURITY, Trust): one waits for the other, so the bytes allocated under the cache directory,
+/// sampled throughout, never exceed the limit.
+#[test]
+fn two_processes_filling_one_cache_stay_within_its_limit_together() {
+    let server = SlowServer::start(Duration::from_millis(10));
+    let mut env = Env::new();
+    env.vars.push(("ARTFS_ALLOW_PRIVATE_REFS".into(), "1".into()));
+    env.vars.push(("ARTFS_CACHE_SIZE".into(), "40M".into()));
+    log_refs(&env, "one", &server, &[("mid-1.bin", MID_BYTES)]);
+    log_refs(&env, "two", &server, &[("mid-2.bin", MID_BYTES)]);
+    let limit = env.json(&["cache", "stats"])["max_bytes"].as_u64().unwrap();
+    assert!(limit < 2 * MID_BYTES as u64 && limit > MID_BYTES as u64, "{limit}");
+    let mut gets: Vec<Child> = ["one", "two"]
+        .into_iter()
+        .map(|name| {
+            let out = env.path(&format!("out-{name}"));
+            let mut cmd = env.cmd();
+            cmd.args(["-q", "get", name, "--root", out.to_str().unwrap()]);
+            cmd.stdout(Stdio::null()).spawn().unwrap()
+        })
+        .collect();
+    let mut peak = 0;
+    while gets.iter_mut().any(|g| g.try_wait().unwrap().is_none()) {
+        peak = peak.max(files_below(&env.cache).iter().map(|f| f.2).sum::<u64>());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for mut get in gets {
+        assert!(get.wait().unwrap().success());
+    }
+    eprintln!("peak {peak} bytes allocated under a limit of {limit}");
+    assert!(peak >= MID_BYTES as u64, "no fill was seen: {peak}");
+    assert!(peak <= limit, "{peak} bytes allocated under a limit of {limit}");
 }
