@@ -266,7 +266,7 @@ fn last_words(text: &str) -> String {
 }
 
 /// Mounts `fs` at `mountpoint` and serves it until it is unmounted or the process receives
-/// SIGINT/SIGTERM (which unmount it). `runtime` is the one whose handle `fs` holds.
+/// SIGINT/SIGTERM (which stop its downloads and unmount it). `runtime` is the one whose handle `fs` holds.
 pub fn serve(
     fs: ArtifactFs,
     mountpoint: &Path,

@@ -235,3 +235,85 @@ fn two_processes_filling_one_cache_stay_within_its_limit_together() {
     assert!(peak >= MID_BYTES as u64, "no fill was seen: {peak}");
     assert!(peak <= limit, "{peak} bytes allocated under a limit of {limit}");
 }
+
+/// Bytes below each top-level directory of `root`.
+fn bytes_by_dir(root: &Path) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for e in walkdir::WalkDir::new(root).into_iter().filter_map(Result::ok) {
+        let Ok(meta) = e.metadata() else { continue };
+        if meta.is_file() {
+            let rel = e.path().strip_prefix(root).unwrap();
+            let top = rel.components().next().unwrap().as_os_str().to_string_lossy().into_owned();
+            *out.entry(top).or_insert(0) += meta.len();
+        }
+    }
+    out
+}
+
+/// The real SDK logs a file of 2 GiB and more through `artfs serve`, which it sends in parts;
+/// killed once a part arrived, with the server killed too while it writes others, it leaves
+/// parts and temporary part files in `uploads/`, and `artfs gc --grace 0s` gives the registry
+/// back every byte but the SDK's run and its uncommitted draft's record (SEMANTICS, gc).
+#[test]
+fn gc_reclaims_a_multipart_upload_the_sdk_abandoned() {
+    use crate::serve::{Server, create_key};
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let t = env.path("flow-big");
+    std::fs::create_dir_all(t.join("wandb")).unwrap();
+    let before = bytes_by_dir(&env.registry_dir());
+    let python = std::env::var("ARTFS_WANDB_PYTHON").expect("ARTFS_WANDB_PYTHON");
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve");
+    // In its own session, so wandb-core (its child) dies with it.
+    let mut cmd = Command::new("setsid");
+    cmd.arg(python).arg(scripts.join("big_file.py")).current_dir(&t);
+    for (k, v) in [
+        ("WANDB_BASE_URL", server.url()),
+        ("WANDB_API_KEY", key),
+        ("WANDB_MODE", "online".into()),
+        ("WANDB_SILENT", "true".into()),
+        ("WANDB_DISABLE_GIT", "true".into()),
+        ("PYTHONPATH", scripts.display().to_string()),
+        ("FLOW_ENTITY", "acme".into()),
+        ("FLOW_PROJECT", "bikes".into()),
+        ("FLOW_TMP", t.display().to_string()),
+    ] {
+        cmd.env(k, v);
+    }
+    for dir in ["wandb", "cache", "data", "config"] {
+        cmd.env(format!("WANDB_{}_DIR", dir.to_uppercase()), t.join(dir));
+    }
+    cmd.env("NETRC", t.join("netrc"));
+    let mut sdk = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let uploads = env.registry_dir().join("uploads");
+    let started = Instant::now();
+    // Generous: the SDK first writes and hashes 2 GiB, on a machine busy with other tests.
+    // A part is named by its number once complete (`uploads/<id>/<5 digits>`).
+    let complete = |f: &(String, u64, u64)| {
+        let name = f.0.rsplit('/').next().unwrap_or("");
+        name.len() == 5 && name.bytes().all(|b| b.is_ascii_digit())
+    };
+    while !files_below(&uploads).iter().any(complete) {
+        assert!(started.elapsed() < Duration::from_secs(600), "no part arrived");
+        assert!(sdk.try_wait().unwrap().is_none(), "the SDK exited before its parts arrived");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let arrived = files_below(&uploads);
+    Command::new("kill").args(["-KILL", "--", &format!("-{}", sdk.id())]).status().unwrap();
+    let _ = sdk.wait();
+    eprintln!("killed after {:?} with these files in uploads/: {arrived:?}", started.elapsed());
+    // The server too, mid-part: what it was writing stays as temporary files.
+    drop(server);
+    std::fs::remove_dir_all(&t).unwrap();
+
+    let report = env.json(&["gc", "--grace", "0s"]);
+    let after = bytes_by_dir(&env.registry_dir());
+    eprintln!("registry bytes before {before:?}, after gc {after:?}; gc: {report}");
+    assert!(report["upload_parts_deleted"].as_u64().unwrap() > 0, "{report}");
+    // What stays is the SDK's run and the record of its uncommitted draft, which `gc` keeps.
+    let kept = |m: &std::collections::BTreeMap<String, u64>| -> u64 {
+        m.iter().filter(|(dir, _)| !["runs", "drafts"].contains(&dir.as_str())).map(|e| e.1).sum()
+    };
+    assert_eq!(kept(&after), kept(&before), "after gc: {after:?}, before: {before:?}");
+}
