@@ -2,7 +2,7 @@
 //! is killed, and stops every download when the daemon is told to exit; the fills of several
 //! processes sharing one cache stay within its limit together.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -56,18 +56,8 @@ impl SlowServer {
 }
 
 fn answer(stream: std::net::TcpStream, pause: Duration, sent: &AtomicU64, hung_up: &AtomicBool) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            break;
-        }
-    }
-    let len = match line.split_whitespace().nth(1).unwrap_or("") {
+    let Some(path) = request_path(&stream) else { return };
+    let len = match path.as_str() {
         "/big.bin" => BIG_BYTES,
         path if path.starts_with("/mid-") => MID_BYTES,
         _ => SMALL.len(),
@@ -261,39 +251,17 @@ fn gc_reclaims_a_multipart_upload_the_sdk_abandoned() {
     let server = Server::start(&env, &[]);
     let key = create_key(&env, &["ana", "--entities", "acme"]);
     let t = env.path("flow-big");
-    std::fs::create_dir_all(t.join("wandb")).unwrap();
     let before = bytes_by_dir(&env.registry_dir());
-    let python = std::env::var("ARTFS_WANDB_PYTHON").expect("ARTFS_WANDB_PYTHON");
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/serve");
-    // In its own session, so wandb-core (its child) dies with it.
-    let mut cmd = Command::new("setsid");
-    cmd.arg(python).arg(scripts.join("big_file.py")).current_dir(&t);
-    for (k, v) in [
-        ("WANDB_BASE_URL", server.url()),
-        ("WANDB_API_KEY", key),
-        ("WANDB_MODE", "online".into()),
-        ("WANDB_SILENT", "true".into()),
-        ("WANDB_DISABLE_GIT", "true".into()),
-        ("PYTHONPATH", scripts.display().to_string()),
-        ("FLOW_ENTITY", "acme".into()),
-        ("FLOW_PROJECT", "bikes".into()),
-        ("FLOW_TMP", t.display().to_string()),
-    ] {
-        cmd.env(k, v);
-    }
-    for dir in ["wandb", "cache", "data", "config"] {
-        cmd.env(format!("WANDB_{}_DIR", dir.to_uppercase()), t.join(dir));
-    }
-    cmd.env("NETRC", t.join("netrc"));
+    let mut cmd = crate::serve::sdk_in_own_session(&server, &key, "big_file.py", &t);
     let mut sdk = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let uploads = env.registry_dir().join("uploads");
     let started = Instant::now();
-    // Generous: the SDK first writes and hashes 2 GiB, on a machine busy with other tests.
     // A part is named by its number once complete (`uploads/<id>/<5 digits>`).
     let complete = |f: &(String, u64, u64)| {
         let name = f.0.rsplit('/').next().unwrap_or("");
         name.len() == 5 && name.bytes().all(|b| b.is_ascii_digit())
     };
+    // Generous: the SDK first writes and hashes 2 GiB, on a machine busy with other tests.
     while !files_below(&uploads).iter().any(complete) {
         assert!(started.elapsed() < Duration::from_secs(600), "no part arrived");
         assert!(sdk.try_wait().unwrap().is_none(), "the SDK exited before its parts arrived");
@@ -302,7 +270,12 @@ fn gc_reclaims_a_multipart_upload_the_sdk_abandoned() {
     let arrived = files_below(&uploads);
     Command::new("kill").args(["-KILL", "--", &format!("-{}", sdk.id())]).status().unwrap();
     let _ = sdk.wait();
-    eprintln!("killed after {:?} with these files in uploads/: {arrived:?}", started.elapsed());
+    let (parts, bytes) =
+        (arrived.iter().filter(|f| complete(f)).count(), arrived.iter().map(|f| f.1).sum::<u64>());
+    eprintln!(
+        "killed after {:?}: {parts} parts complete, {bytes} bytes in uploads/",
+        started.elapsed()
+    );
     // The server too, mid-part: what it was writing stays as temporary files.
     drop(server);
     std::fs::remove_dir_all(&t).unwrap();
