@@ -266,7 +266,7 @@ fn last_words(text: &str) -> String {
 }
 
 /// Mounts `fs` at `mountpoint` and serves it until it is unmounted or the process receives
-/// SIGINT/SIGTERM (which unmount it). `runtime` is the one whose handle `fs` holds.
+/// SIGINT/SIGTERM (which stop its downloads and unmount it). `runtime` is the one whose handle `fs` holds.
 pub fn serve(
     fs: ArtifactFs,
     mountpoint: &Path,
@@ -283,6 +283,7 @@ pub fn serve(
             signal(SignalKind::interrupt()).map_err(MountError::Signals)?,
         )
     };
+    let fetches = fs.clone();
     let mut mount = Mount::new(fs, mountpoint, source, allow_other, passthrough)
         .map_err(|source| MountError::Mount { path: mountpoint.to_owned(), source })?;
     let mut unmounter = mount.unmounter();
@@ -305,6 +306,8 @@ pub fn serve(
     });
     if let Some(name) = signalled {
         tracing::info!(mountpoint = %mountpoint.display(), "{name}: unmounting");
+        // Opens waiting for downloads would keep the mount busy past the grace.
+        fetches.stop_fetches();
         if let Err(e) = unmounter.unmount() {
             tracing::error!(mountpoint = %mountpoint.display(), "unmount failed: {e}");
         }

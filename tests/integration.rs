@@ -21,6 +21,8 @@ mod trust;
 mod hardening;
 // Read-path bounds: stalled registries, abandoned downloads, daemon shutdown mid-fill.
 mod hardening2;
+// Downloads that end with their reader or the daemon; cache limits shared by processes.
+mod hardening3;
 // Runs and lineage from the CLI: --run on log/get/mount, `artfs run`, `runs`, `lineage`.
 mod lineage;
 // Real FUSE mounts of temporary registries, through the built `artfs` binary.

@@ -537,19 +537,15 @@ fn eight_sdk_writers_make_eight_dense_versions() {
     assert_eq!(digests, want, "each writer's content is one version");
 }
 
-#[test]
-fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
-    let env = Env::new();
-    let server = Server::start(&env, &[]);
-    let key = create_key(&env, &["ana", "--entities", "acme"]);
-    let t = env.path("flow-killed");
+/// Flow `script` run with the SDK pointed at `server`, its files in `t`, in its own session so
+/// that killing the session (`kill -- -PID`) takes wandb-core, its child, too.
+pub fn sdk_in_own_session(server: &Server, key: &str, script: &str, t: &Path) -> Command {
     std::fs::create_dir_all(t.join("wandb")).unwrap();
-    // In its own session, so wandb-core (its child) dies with it.
     let mut cmd = Command::new("setsid");
-    cmd.arg(python()).arg(scripts_dir().join("log_one.py")).current_dir(&t);
+    cmd.arg(python()).arg(scripts_dir().join(script)).current_dir(t);
     for (k, v) in [
         ("WANDB_BASE_URL", server.url()),
-        ("WANDB_API_KEY", key.clone()),
+        ("WANDB_API_KEY", key.to_owned()),
         ("WANDB_MODE", "online".into()),
         ("WANDB_SILENT", "true".into()),
         ("WANDB_DIR", t.join("wandb").display().to_string()),
@@ -562,12 +558,21 @@ fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
         ("FLOW_ENTITY", "acme".into()),
         ("FLOW_PROJECT", "bikes".into()),
         ("FLOW_TMP", t.display().to_string()),
-        ("FLOW_ARTIFACT", "killed".into()),
-        ("FLOW_SEED", "1".into()),
-        ("FLOW_SIZE", (400u64 << 20).to_string()),
     ] {
         cmd.env(k, v);
     }
+    cmd
+}
+
+#[test]
+fn an_sdk_writer_killed_mid_upload_leaves_no_version() {
+    let env = Env::new();
+    let server = Server::start(&env, &[]);
+    let key = create_key(&env, &["ana", "--entities", "acme"]);
+    let t = env.path("flow-killed");
+    let mut cmd = sdk_in_own_session(&server, &key, "log_one.py", &t);
+    cmd.env("FLOW_ARTIFACT", "killed").env("FLOW_SEED", "1");
+    cmd.env("FLOW_SIZE", (400u64 << 20).to_string());
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     // The upload is under way once its temporary blob file appears in the registry.
     let blobs = env.registry_dir().join("blobs");

@@ -3,7 +3,7 @@
 //! recorded size is wrong, and what the CLI prints (control characters escaped, credentials in
 //! reference URLs refused and never shown).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
@@ -30,18 +30,7 @@ impl Server {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { continue };
                 seen.fetch_add(1, Ordering::SeqCst);
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                loop {
-                    let mut h = String::new();
-                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                        break;
-                    }
-                }
-                let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let Some(path) = crate::util::request_path(&stream) else { continue };
                 let Some(body) = answer(&path) else {
                     let _ = stream.write_all(
                         b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

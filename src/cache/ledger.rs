@@ -26,6 +26,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
+use super::claims::{self, Claims};
 use super::evict::scan_entries;
 use super::partial::scan_partial_bytes;
 use super::{CacheError, Layout};
@@ -108,6 +109,10 @@ struct Local {
     flusher: bool,
     /// Bytes reserved by this process's fills in progress (see `reserve.rs`).
     reserved: u64,
+    /// Bytes other processes had reserved when this one last looked (see `claims.rs`).
+    others_reserved: u64,
+    /// Claims whose fills' entries are in `pending`: removed once merged.
+    released_claims: Vec<PathBuf>,
 }
 
 /// What [`Ledger::record`] tells its caller to do next.
@@ -133,6 +138,7 @@ pub(super) struct Ledger {
     layout: Layout,
     partial_dir: PathBuf,
     local: Mutex<Local>,
+    claims: Claims,
 }
 
 /// Releases the ledger flock even when an update bails out early.
@@ -170,6 +176,7 @@ impl Ledger {
             layout,
             partial_dir: partial_dir.to_owned(),
             local: Mutex::default(),
+            claims: Claims::new(root),
         })
     }
 
@@ -178,21 +185,46 @@ impl Ledger {
         self.local.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves `bytes` for a fill if this process's estimate stays within `max_bytes` with
-    /// them, atomically with respect to its other reservations; otherwise returns the estimate.
-    pub(super) fn try_reserve(&self, bytes: u64, max_bytes: u64) -> Result<(), u64> {
+    /// Reserves `bytes` for a fill if the cache stays within `max_bytes` with them, counting
+    /// the shared record as it is now, this process's changes and reservations and those other
+    /// processes claim (`claims.rs`), atomically with respect to all of them; otherwise returns
+    /// the total counted. On success, returns the claim to pass back on release, if one could
+    /// be written.
+    pub(super) fn try_reserve(&self, bytes: u64, max_bytes: u64) -> Result<Option<PathBuf>, u64> {
+        let lock_file = self.lock_file.lock().unwrap_or_else(PoisonError::into_inner);
+        // Without the flock (an odd filesystem), claims are still counted, only not atomically.
+        let flock = lock_file.lock().map(|()| FlockGuard(&lock_file));
+        let shared = self.read().ok().flatten();
+        let others = self.claims.others();
         let mut local = self.local();
-        let before = estimate(&local);
+        let before =
+            estimate_over(shared.as_ref().unwrap_or(&local.last), &local).saturating_add(others);
+        local.others_reserved = others;
         if before.saturating_add(bytes) > max_bytes {
             return Err(before);
         }
         local.reserved += bytes;
-        Ok(())
+        drop(local);
+        let claim = self.claims.claim(bytes);
+        drop(flock);
+        Ok(claim)
     }
 
-    /// Bytes reserved by this process's fills in progress.
+    /// Bytes reserved by fills in progress: this process's, and other processes' as last seen.
     pub(super) fn reserved(&self) -> u64 {
-        self.local().reserved
+        let local = self.local();
+        local.reserved.saturating_add(local.others_reserved)
+    }
+
+    /// Ends a claim whose fill failed: its bytes are free at once.
+    pub(super) fn drop_claim(&self, claim: &Path) {
+        claims::remove(claim);
+    }
+
+    /// Hands over a claim whose fill's entry was just recorded: it is removed when that entry is
+    /// merged into the shared record, so other processes never miss those bytes.
+    pub(super) fn release_claim_at_merge(&self, claim: PathBuf) {
+        self.local().released_claims.push(claim);
     }
 
     /// Adds `change` to this process's pending deltas, ending a reservation of `released` bytes
@@ -250,7 +282,10 @@ impl Ledger {
                 (record, true)
             }
         };
-        let pending = std::mem::take(&mut self.local().pending);
+        let (pending, released_claims) = {
+            let mut local = self.local();
+            (std::mem::take(&mut local.pending), std::mem::take(&mut local.released_claims))
+        };
         pending.apply(&mut record, recounted);
         change(&mut record);
 
@@ -259,9 +294,14 @@ impl Ledger {
             // read-only disk) must not fail the caller, or a full cache could never be opened
             // or pruned again. Put the deltas back so the next successful save includes them.
             warn!(%err, "cannot save cache totals; they are saved with the next change");
-            self.local().pending.merge(pending);
+            let mut local = self.local();
+            local.pending.merge(pending);
+            local.released_claims.extend(released_claims);
         } else {
             self.local().last = record;
+            for claim in &released_claims {
+                claims::remove(claim);
+            }
         }
         Ok(record)
     }
@@ -293,9 +333,13 @@ impl Ledger {
 }
 
 fn estimate(local: &Local) -> u64 {
+    estimate_over(&local.last, local)
+}
+
+/// What this process counts against the limit on top of the shared `record`.
+fn estimate_over(record: &LedgerRecord, local: &Local) -> u64 {
     let pending = &local.pending;
-    local
-        .last
+    record
         .total_bytes()
         .saturating_add_signed(pending.bytes)
         .saturating_add_signed(pending.partial_bytes)

@@ -24,6 +24,7 @@
 //! v1/fill.lock                          per-key fill locks: one byte each (see `lock.rs`)
 //! v1/stats.json, v1/stats.lock          shared totals and counters (see `ledger.rs`)
 //! v1/evict.lock                         one evictor at a time
+//! v1/reserved/<pid>-<id>-<id>           fills in progress, for other processes (see `claims.rs`)
 //! ```
 //! A cache shared with the `wandb` SDK (`~/.cache/wandb/artifacts`; `layout.rs` says how it is
 //! recognised) has `obj/` at the top, where the SDK keeps its entries, and everything else of
@@ -38,6 +39,7 @@
 //! move from partial to entry, and every eviction pass first removes the partial files no process
 //! has open, then recounts both from the disk.
 
+mod claims;
 mod counts;
 mod evict;
 mod key;
@@ -585,8 +587,11 @@ impl BlobCache {
         reservation: Option<Reservation>,
         change: impl FnOnce(&mut Pending),
     ) {
-        let released = reservation.map_or(0, Reservation::into_released);
+        let (released, claim) = reservation.map_or((0, None), Reservation::into_released);
         let recorded = self.inner.ledger.record(released, change);
+        if let Some(claim) = claim {
+            self.inner.ledger.release_claim_at_merge(claim);
+        }
         if released > 0 {
             self.inner.room.notify();
         }

@@ -2,17 +2,20 @@
 //! arrives and holds them until its entry is counted, so fills running together never take the
 //! cache past its limit.
 //!
-//! Reservations are this process's own (`Ledger::try_reserve` checks and adds under one lock,
-//! and the fill's entry replaces its reservation in one step, `Ledger::record`), so the limit
-//! holds exactly among the fills of one mount or one `get`. Other processes learn of a fill
-//! when its entry is merged into the shared ledger, as before. The temp file is preallocated to
-//! the reserved size, so a full disk fails the fill before any byte is downloaded.
+//! A reservation is counted by this process at once and by every other process sharing the
+//! cache through its claim file (`claims.rs`): `Ledger::try_reserve` checks the shared record
+//! as it is now, this process's reservations and changes and the claims of others, and adds its
+//! own, all under the ledger's flock; the fill's entry replaces its reservation in one step
+//! (`Ledger::record`), its claim once that entry is merged. So the limit holds among the fills
+//! of every mount and `get` on the cache. The temp file is preallocated to the reserved size,
+//! so a full disk fails the fill before any byte is downloaded.
 //!
 //! A fill that does not fit first evicts; if entries in use, partial files or other fills still
 //! hold the room, it waits for them up to [`ROOM_WAIT`], then fails with an error saying so.
 
 use std::fs::File;
 use std::io;
+use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -68,15 +71,18 @@ impl Room {
 pub(super) struct Reservation<'a> {
     cache: &'a BlobCache,
     bytes: u64,
+    /// What other processes see of it (`claims.rs`).
+    claim: Option<PathBuf>,
 }
 
 impl Reservation<'_> {
     /// Ends the reservation without releasing it here: the caller passes the bytes to
-    /// `Ledger::record` with the change that replaces them.
-    pub(super) fn into_released(self) -> u64 {
-        let bytes = self.bytes;
+    /// `Ledger::record` with the change that replaces them, then the claim (if any) to
+    /// `Ledger::release_claim_at_merge`.
+    pub(super) fn into_released(mut self) -> (u64, Option<PathBuf>) {
+        let released = (self.bytes, self.claim.take());
         std::mem::forget(self);
-        bytes
+        released
     }
 }
 
@@ -84,6 +90,9 @@ impl Drop for Reservation<'_> {
     /// A fill that failed: its bytes are free again.
     fn drop(&mut self) {
         self.cache.inner.ledger.record(self.bytes, |_| {});
+        if let Some(claim) = &self.claim {
+            self.cache.inner.ledger.drop_claim(claim);
+        }
         self.cache.inner.room.notify();
     }
 }
@@ -103,7 +112,7 @@ impl BlobCache {
         loop {
             let seen = self.inner.room.generation();
             let held = match self.inner.ledger.try_reserve(bytes, max_bytes) {
-                Ok(()) => return Ok(Reservation { cache: self, bytes }),
+                Ok(claim) => return Ok(Reservation { cache: self, bytes, claim }),
                 Err(held) => held,
             };
             if self.evict_for(bytes)? {

@@ -122,7 +122,7 @@ impl VersionReader {
         let ino = self.lookup(path)?;
         let file = match self.fs.open(ino, false)? {
             Opened::Ready(file) => file,
-            Opened::Fetch(pending) => pending.run()?,
+            Opened::Fetch(pending) => pending.run(None)?,
         };
         Ok(file.fh)
     }

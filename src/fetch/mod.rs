@@ -16,6 +16,7 @@
 //! (`whole`), chunk sidecars (`sidecar`), lazy chunked reads (`ranged`), the stall bound
 //! (`stall`), the registry's health (`health`) and `artfs get` (`get`).
 
+mod cancel;
 mod get;
 pub mod ranged;
 mod sidecar;
@@ -35,6 +36,8 @@ use crate::refs::RefError;
 use crate::source::BlobSource;
 use crate::store::chunks;
 use crate::store::cloud::Clouds;
+use cancel::Flights;
+pub use cancel::Stopped;
 use ranged::{FetchStats, LazyBlob, LazyHandle, RangedError, Shared};
 use sidecar::{SIDECAR_MEMO_SUMS, SidecarMemo};
 
@@ -92,6 +95,8 @@ pub struct Fetcher {
     lazy_min_bytes: u64,
     /// Sidecars fetched recently, shared by every clone.
     sidecars: Arc<Mutex<SidecarMemo>>,
+    /// Whole-file fetches made for readers, stopped when no reader waits any more.
+    flights: Arc<Flights>,
 }
 
 /// An entry opened for reading: complete in the cache, or being fetched chunk by chunk.
@@ -128,6 +133,7 @@ impl Fetcher {
             ranged: Arc::new(Shared::new(ranged::RANGED_BUDGET_BYTES)),
             lazy_min_bytes: chunks::CHUNK_BYTES,
             sidecars: Arc::new(Mutex::new(SidecarMemo::new(SIDECAR_MEMO_SUMS))),
+            flights: Arc::new(Flights::new()),
         }
     }
 
@@ -153,22 +159,32 @@ impl Fetcher {
     /// Opens an entry for reading: lazily, chunk by chunk, if it is a stored blob with a chunk
     /// sidecar and not complete in the cache; otherwise fetched whole first (see `cached`).
     /// Blocks (sidecar or whole download): call from plain threads only.
+    /// `reader`: the pid of the process waiting for the open; a whole-file download nobody
+    /// waits for any more stops (see `cancel`).
     pub fn open(
         &self,
         blobs: &Arc<dyn BlobSource>,
         artifact: &str,
         path: &str,
         entry: &Entry,
+        reader: Option<u32>,
     ) -> Result<OpenedBlob, FetchError> {
         let opened = match self.lazy(blobs, artifact, path, entry) {
             Ok(Some(lazy)) => Ok(OpenedBlob::Lazy(lazy)),
-            Ok(None) => self.cached(blobs, artifact, path, entry).map(OpenedBlob::Cached),
+            Ok(None) => {
+                self.cached_for(blobs, artifact, path, entry, reader).map(OpenedBlob::Cached)
+            }
             Err(e) => Err(e),
         };
         if opened.is_err() {
             self.ranged.counters.add_error();
         }
         opened
+    }
+
+    /// Stops every download of this fetcher and its clones, now and later (shutdown).
+    pub fn stop_all(&self) {
+        self.flights.shut_down();
     }
 
     /// A lazy handle on a stored entry, or `None` where only the whole-file path applies.

@@ -11,6 +11,7 @@ use crate::manifest::{ContentCheck, Entry};
 use crate::refs::{self, RefError};
 use crate::source::BlobSource;
 
+use super::cancel::StopSignal;
 use super::{BodyError, FetchError, Fetcher, StallBound, ranged};
 
 impl Fetcher {
@@ -61,11 +62,24 @@ impl Fetcher {
         path: &str,
         entry: &Entry,
     ) -> Result<CachedBlob, FetchError> {
-        match self.cached_once(blobs, artifact, path, entry) {
+        self.cached_for(blobs, artifact, path, entry, None)
+    }
+
+    /// [`Fetcher::cached`] for the reader `reader` (a pid): the download stops once neither it
+    /// nor any other reader waits for it (see `cancel`).
+    pub(super) fn cached_for(
+        &self,
+        blobs: &Arc<dyn BlobSource>,
+        artifact: &str,
+        path: &str,
+        entry: &Entry,
+        reader: Option<u32>,
+    ) -> Result<CachedBlob, FetchError> {
+        match self.cached_once(blobs, artifact, path, entry, reader) {
             Err(FetchError::Cache { source: CacheError::DiskFull { .. }, .. })
                 if self.cache.make_room() =>
             {
-                self.cached_once(blobs, artifact, path, entry)
+                self.cached_once(blobs, artifact, path, entry, reader)
             }
             other => other,
         }
@@ -77,6 +91,7 @@ impl Fetcher {
         artifact: &str,
         path: &str,
         entry: &Entry,
+        reader: Option<u32>,
     ) -> Result<CachedBlob, FetchError> {
         let cache_err = |source| FetchError::Cache {
             artifact: artifact.to_owned(),
@@ -111,12 +126,15 @@ impl Fetcher {
             let size = entry.size;
             // A reference of unknown size can still be no larger than the cache.
             let limit = size.unwrap_or_else(|| self.cache.max_bytes());
+            let waiting = reader.map(|pid| self.flights.wait(key, pid));
+            let stop = self.flights.stop_signal(waiting.as_ref());
             return self
                 .cache
                 .get_or_fill(&key, &Verify::SizeOnly, size, |out: &mut dyn Write| {
                     let what = refs::redact(entry.reference.as_deref().unwrap_or(""));
                     let body = refs::fetch(clouds, entry, None);
-                    handle.block_on(copy_body(&bound, limit, &what, body, out, counters))
+                    let copy = copy_body(&bound, limit, &what, body, out, counters);
+                    handle.block_on(until_stopped(stop, copy))
                 })
                 .map_err(|source| match source {
                     // Show the reference's own message (URI, expected and found etag).
@@ -148,12 +166,27 @@ impl Fetcher {
         };
         let bound = self.registry_bound();
         let limit = entry.size.unwrap_or_else(|| self.cache.max_bytes());
+        let waiting = reader.map(|pid| self.flights.wait(key, pid));
+        let stop = self.flights.stop_signal(waiting.as_ref());
         self.cache
             .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
                 let body = blobs.stream(path, entry);
-                handle.block_on(copy_body(&bound, limit, &blob, body, out, counters))
+                let copy = copy_body(&bound, limit, &blob, body, out, counters);
+                handle.block_on(until_stopped(stop, copy))
             })
             .map_err(cache_err)
+    }
+}
+
+/// Runs a fill's `copy` until it ends or `stop` fires, whichever comes first; a stopped copy
+/// fails like any other, so its fill leaves nothing behind.
+async fn until_stopped(
+    stop: StopSignal,
+    copy: impl Future<Output = Result<(), crate::cache::FetchError>>,
+) -> Result<(), crate::cache::FetchError> {
+    tokio::select! {
+        done = copy => done,
+        why = stop.stopped() => Err(why.into()),
     }
 }
 

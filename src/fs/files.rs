@@ -54,8 +54,10 @@ pub struct PendingOpen {
 }
 
 impl PendingOpen {
-    pub fn run(self) -> Result<OpenFile, FsError> {
-        self.fs.finish_open(&self.slot, &self.loaded, self.node)
+    /// `reader`: the pid of the process whose open this is; the download stops once it (and
+    /// every other reader of the file) is gone.
+    pub fn run(self, reader: Option<u32>) -> Result<OpenFile, FsError> {
+        self.fs.finish_open(&self.slot, &self.loaded, self.node, reader)
     }
 }
 
@@ -77,7 +79,7 @@ impl ArtifactFs {
         }
         let (slot, loaded, node, cached) = self.start_open(ino)?;
         if cached {
-            return self.finish_open(&slot, &loaded, node).map(Opened::Ready);
+            return self.finish_open(&slot, &loaded, node, None).map(Opened::Ready);
         }
         Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }))
     }
@@ -143,6 +145,12 @@ impl ArtifactFs {
         write(&self.inner.files).remove(&fh.0);
     }
 
+    /// Stops every whole-file download of this filesystem, now and later (shutdown): waiting
+    /// opens fail at once instead of holding the daemon up.
+    pub fn stop_fetches(&self) {
+        self.inner.fetcher.stop_all();
+    }
+
     /// Number of files open through this filesystem.
     pub fn open_files(&self) -> usize {
         read(&self.inner.files).len()
@@ -153,20 +161,23 @@ impl ArtifactFs {
         slot: &VersionSlot,
         loaded: &LoadedVersion,
         node: NodeId,
+        reader: Option<u32>,
     ) -> Result<OpenFile, FsError> {
-        let (open, size_unknown) = self.open_handle(slot, loaded, node)?;
+        let (open, size_unknown) = self.open_handle(slot, loaded, node, reader)?;
         let fh = self.inner.next_handle.fetch_add(1, Ordering::Relaxed);
         write(&self.inner.files).insert(fh, Arc::new(open));
         Ok(OpenFile { fh: HandleNo(fh), direct_io: size_unknown })
     }
 
     /// The entry's cached copy (fetched and verified first if needed) or its lazy handle, and
-    /// whether the manifest lacked its size (then learned here).
+    /// whether the manifest lacked its size (then learned here). `reader`: the pid waiting for a
+    /// download, which stops once it is gone.
     pub(super) fn open_handle(
         &self,
         slot: &VersionSlot,
         loaded: &LoadedVersion,
         node: NodeId,
+        reader: Option<u32>,
     ) -> Result<(OpenHandle, bool), FsError> {
         let NodeKind::File { entry: index, size } = loaded.tree.kind(node) else {
             return Err(FsError::IsADirectory);
@@ -176,7 +187,7 @@ impl ArtifactFs {
         let blob = self
             .inner
             .fetcher
-            .open(&slot.blobs, &slot.label, &path, &entry)
+            .open(&slot.blobs, &slot.label, &path, &entry, reader)
             .map_err(|e| fetch_error(&slot.label, &path, e))?;
         let size_unknown = loaded.size_unknown(index);
         if size_unknown {

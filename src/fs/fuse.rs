@@ -188,7 +188,14 @@ impl OpenReply for ReplyOpen {
 impl FuseFs {
     /// A read of a file the kernel opened without us: served at once from a recent or cached
     /// entry, or by a fetch worker after the download.
-    fn read_without_open(&self, i: InodeNo, offset: u64, size: usize, reply: ReplyData) {
+    fn read_without_open(
+        &self,
+        i: InodeNo,
+        reader: u32,
+        offset: u64,
+        size: usize,
+        reply: ReplyData,
+    ) {
         let read =
             move |fs: &ArtifactFs, open: &OpenHandle, buf: &mut Vec<u8>, reply: ReplyData| {
                 if buf.len() < size {
@@ -208,7 +215,7 @@ impl FuseFs {
                 let span = tracing::Span::current();
                 self.workers.spawn(move || {
                     let _read = span.enter();
-                    match pending.run() {
+                    match pending.run(Some(reader)) {
                         Ok(open) => READ_BUFFER.with_borrow_mut(|buf| read(&fs, &open, buf, reply)),
                         Err(e) => reply.error(errno("read", &e)),
                     }
@@ -339,7 +346,7 @@ impl Filesystem for FuseFs {
     }
 
     #[instrument(level = "debug", skip_all, fields(ino = i.0))]
-    fn open(&self, _req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, i: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write =
             !matches!(flags.acc_mode(), OpenAccMode::O_RDONLY) || flags.0 & libc::O_TRUNC != 0;
         if !write && self.no_open && self.fs.reads_without_open() {
@@ -352,11 +359,12 @@ impl Filesystem for FuseFs {
             }
             Ok(Opened::Fetch(pending)) => {
                 let (fs, passthrough) = (self.fs.clone(), self.passthrough.clone());
+                let reader = req.pid();
                 // The download is still part of this open: its logs carry the open's span.
                 let span = tracing::Span::current();
                 self.workers.spawn(move || {
                     let _open = span.enter();
-                    match pending.run() {
+                    match pending.run(Some(reader)) {
                         Ok(f) => passthrough.reply(ino(i), &f, || fs.cached_file(f.fh), reply),
                         Err(e) => reply.error(errno("open", &e)),
                     }
@@ -369,7 +377,7 @@ impl Filesystem for FuseFs {
     #[instrument(level = "debug", skip_all, fields(ino = i.0, fh = fh.0, offset, size))]
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         i: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -380,7 +388,7 @@ impl Filesystem for FuseFs {
     ) {
         if fh.0 == 0 {
             // Opened by the kernel alone (see `init`): no handle, only the inode.
-            return self.read_without_open(ino(i), offset, size as usize, reply);
+            return self.read_without_open(ino(i), req.pid(), offset, size as usize, reply);
         }
         READ_BUFFER.with_borrow_mut(|buf| {
             // Grown once per thread, never zeroed again: reads are the hot path.

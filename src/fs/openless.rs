@@ -70,8 +70,10 @@ pub(super) struct PendingEntry {
 }
 
 impl PendingEntry {
-    pub(super) fn run(self) -> Result<Arc<OpenHandle>, FsError> {
-        let (open, _) = self.fs.open_handle(&self.slot, &self.loaded, self.node)?;
+    /// `reader`: the pid of the process reading; the download stops once it (and every other
+    /// reader of the entry) is gone.
+    pub(super) fn run(self, reader: Option<u32>) -> Result<Arc<OpenHandle>, FsError> {
+        let (open, _) = self.fs.open_handle(&self.slot, &self.loaded, self.node, reader)?;
         let open = Arc::new(open);
         self.fs.inner.openless.remember(self.ino, open.clone());
         Ok(open)
@@ -122,7 +124,7 @@ impl ArtifactFs {
         let (slot, loaded, node, cached) = self.start_open(ino)?;
         let pending = PendingEntry { fs: self.clone(), ino, slot, loaded, node };
         match cached {
-            true => pending.run().map(InodeEntry::Ready),
+            true => pending.run(None).map(InodeEntry::Ready),
             false => Ok(InodeEntry::Fetch(pending)),
         }
     }

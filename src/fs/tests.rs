@@ -149,7 +149,7 @@ fn names(fs: &ArtifactFs, path: &str) -> Vec<String> {
 fn open(fs: &ArtifactFs, ino: InodeNo) -> Result<OpenFile, FsError> {
     match fs.open(ino, false)? {
         Opened::Ready(f) => Ok(f),
-        Opened::Fetch(pending) => pending.run(),
+        Opened::Fetch(pending) => pending.run(None),
     }
 }
 

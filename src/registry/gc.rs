@@ -246,7 +246,8 @@ impl Registry {
             self.store.list(layout::MANIFESTS).await?,
         );
         let mut temps = Vec::new();
-        for dir in [layout::BLOBS, layout::CHUNKS, layout::MANIFESTS] {
+        // `uploads/`: parts an `artfs serve` was writing when it was killed.
+        for dir in [layout::BLOBS, layout::CHUNKS, layout::MANIFESTS, layout::UPLOADS] {
             temps.extend(self.store.list_temporary(dir).await?);
         }
 

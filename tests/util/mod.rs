@@ -179,6 +179,22 @@ pub fn create_s3_bucket(endpoint: &str, bucket: &str, versioned: bool) {
     }
 }
 
+/// Reads the head of an HTTP request a test server got on `stream`; returns the path asked for,
+/// or `None` if no request line came.
+pub fn request_path(stream: &std::net::TcpStream) -> Option<String> {
+    use std::io::BufRead as _;
+    let mut reader = std::io::BufReader::new(stream.try_clone().ok()?);
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            break;
+        }
+    }
+    Some(line.split_whitespace().nth(1).unwrap_or("").to_owned())
+}
+
 /// Runs curl against a local server; panics on HTTP errors.
 pub fn curl(args: &[&str]) -> Vec<u8> {
     let out = Command::new("curl")
