@@ -57,3 +57,5 @@ mod error_format;
 mod webui;
 // Running `artfs serve` for a team: key list/expiry/revocation, access log, metrics.
 mod firstweek_ops;
+// Entries larger than the cache streamed through a bounded window; `get`'s space check.
+mod stream;

@@ -93,10 +93,16 @@ impl ArtifactFs {
     /// byte count. The caller owns the buffer so that a request thread can reuse one.
     pub fn read(&self, fh: HandleNo, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
         let open = read(&self.inner.files).get(&fh.0).cloned().ok_or(FsError::BadHandle(fh.0))?;
-        let blob = match &open.blob {
-            OpenedBlob::Cached(blob) => blob,
-            OpenedBlob::Lazy(lazy) => {
-                return lazy.read(offset, buf).map_err(|source| {
+        // Chunked reads verify and fetch themselves; a cached copy is read below.
+        let chunked = match &open.blob {
+            OpenedBlob::Cached(blob) => Ok(blob),
+            OpenedBlob::Lazy(lazy) => Err(lazy.read(offset, buf)),
+            OpenedBlob::Stream(stream) => Err(stream.read(offset, buf)),
+        };
+        let blob = match chunked {
+            Ok(blob) => blob,
+            Err(read) => {
+                return read.map_err(|source| {
                     FsError::Fetch(FetchError::Chunk {
                         artifact: open.artifact.clone(),
                         path: open.entry.clone(),
@@ -141,7 +147,7 @@ impl ArtifactFs {
                 }
                 Some(file)
             }
-            OpenedBlob::Lazy(_) => None,
+            OpenedBlob::Lazy(_) | OpenedBlob::Stream(_) => None,
         }
     }
 
