@@ -109,7 +109,8 @@ fn an_entry_larger_than_the_cache_disk_streams_exact_bytes_and_never_fills_it() 
 }
 
 /// A chunk changed in the registry's store fails the streamed read with EIO, and no byte of it
-/// reaches the reader: what `cat` printed is an exact prefix, ending before the bad chunk.
+/// reaches the reader: what `cat` printed is an exact prefix, ending before the bad chunk, which
+/// lies past what the 16 MiB cache disk could have held.
 #[test]
 fn a_tampered_chunk_fails_the_streamed_read_and_no_bad_byte_is_served() {
     let env = Env::new();
@@ -122,7 +123,7 @@ fn a_tampered_chunk_fails_the_streamed_read_and_no_bad_byte_is_served() {
         .find(|e| e.file_type().is_file() && e.metadata().unwrap().len() == data.len() as u64)
         .expect("the stored blob")
         .into_path();
-    let bad_at = 9 * MIB as u64 + 5;
+    let bad_at = 30 * MIB as u64 + 5;
     let mut perms = fs::metadata(&blob).unwrap().permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
     fs::set_permissions(&blob, perms).unwrap();
@@ -130,7 +131,7 @@ fn a_tampered_chunk_fails_the_streamed_read_and_no_bad_byte_is_served() {
         .write(true)
         .open(&blob)
         .unwrap()
-        .write_all_at(&[!data[9 * MIB + 5]], bad_at)
+        .write_all_at(&[!data[30 * MIB + 5]], bad_at)
         .unwrap();
 
     let _cache = Tmpfs::mount(&env.cache, "16m");
@@ -145,12 +146,19 @@ fn a_tampered_chunk_fails_the_streamed_read_and_no_bad_byte_is_served() {
     let stderr = String::from_utf8_lossy(&cat.stderr);
     assert!(stderr.contains("Input/output error"), "{stderr}");
     let got = fs::read(&out).unwrap();
-    assert!(got.len() as u64 <= 8 * MIB as u64, "{} bytes served: past the bad chunk", got.len());
+    // Chunk 7 (28 MiB on) is the bad one; everything before it was streamed, verified.
+    let served = got.len();
+    assert!(served <= 28 * MIB, "{served} bytes served: past the start of the bad chunk");
+    assert!(served >= 24 * MIB, "only {served} bytes served: stopped before the bad chunk");
     assert!(got == data[..got.len()], "the bytes served are not an exact prefix");
     let f = fs::File::open(mnt.join("data.bin")).unwrap();
     let err = f.read_exact_at(&mut [0u8; 10], bad_at - 3).unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc_eio()), "{err}");
-    assert!(mnt.log_text().contains("does not match its SHA-256"), "{}", mnt.log_text());
+    let log = mnt.log_text();
+    assert!(
+        log.contains("do not fit the cache") && log.contains("does not match its SHA-256"),
+        "{log}"
+    );
 }
 
 fn libc_eio() -> i32 {
