@@ -86,6 +86,12 @@ fn an_entry_larger_than_the_cache_disk_streams_exact_bytes_and_never_fills_it() 
     assert!(err.contains("nothing was written"), "{err}");
     assert_eq!(fs::read_dir(&dest).unwrap().count(), 0, "get left something behind");
     assert_eq!(Tmpfs::used_bytes(&dest), 0);
+    // An entry larger than the cache's limit could never pass through it: refused up front too.
+    let out = env.path("out");
+    let err =
+        env.fails(&["--cache-size", "100M", "get", "big:v0", "--root", out.to_str().unwrap()]);
+    assert!(err.contains("weights.bin (200.01 MiB) is larger than the cache limit"), "{err}");
+    assert!(!out.exists(), "get created {}", out.display());
     drop(mnt);
 }
 

@@ -6,7 +6,8 @@
 //! entries not cached yet, but never more than its limit (past it, it evicts what `get` already
 //! copied out). Free: the destination's free space; the cache's free space plus what it holds
 //! now, which eviction may free. On one filesystem the needs add up against one free space.
-//! References of unknown size count as nothing: they are checked as they arrive.
+//! References of unknown size count as nothing: they are checked as they arrive. An entry larger
+//! than the cache's limit is refused up front as well: it could never pass through the cache.
 
 use std::path::{Path, PathBuf};
 
@@ -42,6 +43,13 @@ pub enum SpaceError {
         HumanBytes(*free)
     )]
     Shared { dest: PathBuf, cache: PathBuf, need: (u64, u64), free: u64 },
+    #[error(
+        "{path} ({}) is larger than the cache limit ({}), and `get` goes through the cache; \
+         raise --cache-size; nothing was written",
+        HumanBytes(*size),
+        HumanBytes(*max_bytes)
+    )]
+    LargerThanCache { path: String, size: u64, max_bytes: u64 },
 }
 
 /// Room on one side of a download.
@@ -76,14 +84,24 @@ impl Fetcher {
     /// Refuses a download of `manifest` into `root` that the destination's or the cache's disk
     /// cannot hold (see the module doc), before anything is written.
     pub fn check_room(&self, manifest: &Manifest, root: &Path) -> Result<(), SpaceError> {
-        let entries = || manifest.contents.values();
-        let files: u64 = entries().filter_map(|e| e.size).sum();
-        let uncached: u64 = entries().filter(|e| !self.is_cached(e)).filter_map(|e| e.size).sum();
+        let files: u64 = manifest.contents.values().filter_map(|e| e.size).sum();
+        let uncached: Vec<(&String, u64)> = manifest
+            .contents
+            .iter()
+            .filter(|(_, e)| !self.is_cached(e))
+            .filter_map(|(path, e)| Some((path, e.size?)))
+            .collect();
+        let max_bytes = self.cache.max_bytes();
+        if let Some((path, size)) = uncached.iter().find(|(_, size)| *size > max_bytes) {
+            let (path, size) = ((*path).clone(), *size);
+            return Err(SpaceError::LargerThanCache { path, size, max_bytes });
+        }
+        let uncached: u64 = uncached.iter().map(|(_, size)| size).sum();
         let held = self.cache.held_bytes();
         let dest = Side { path: root, need: files, free: free_bytes(root) };
         let cache = Side {
             path: self.cache.dir(),
-            need: uncached.min(self.cache.max_bytes()),
+            need: uncached.min(max_bytes),
             free: free_bytes(self.cache.dir()).map(|free| free.saturating_add(held)),
         };
         let shared = same_filesystem(root, self.cache.dir());

@@ -342,6 +342,63 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::cache::BlobCache;
+    use crate::fetch::OpenedBlob;
+    use crate::manifest::md5_base64;
+    use crate::registry::testing::TempRegistry;
+    use crate::source::registry::RegistryBlobs;
+
+    /// A blob of `stored` bytes under the digest of `logged`, without chunk sums, read through a
+    /// fetcher whose cache limit (1 MiB) it exceeds: a streamed handle.
+    fn streamed(t: &TempRegistry, logged: &[u8], stored: &[u8]) -> StreamHandle {
+        let cache = BlobCache::open(&t.dir.path().join("cache"), 1 << 20).unwrap();
+        let fetcher = Fetcher::new(cache, t.runtime.handle().clone());
+        let store = t.registry.store().clone();
+        let digest = md5_base64(logged);
+        let key = crate::registry::blob_key(&digest).unwrap();
+        t.runtime.block_on(store.put_create(&key, Bytes::copy_from_slice(stored))).unwrap();
+        let blobs: Arc<dyn BlobSource> = Arc::new(RegistryBlobs::new(store));
+        let entry = Entry::stored(digest, logged.len() as u64);
+        match fetcher.open(&blobs, "acme/p/ds:v0", "f.bin", &entry).unwrap() {
+            OpenedBlob::Stream(handle) => handle,
+            other => panic!("not streamed: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_chunk_sums_a_full_pass_is_checked_whole_and_a_mismatch_fails_the_last_chunk() {
+        let len = 3 * CHUNK_BYTES as usize + 1234;
+        let good: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+        let mut bad = good.clone();
+        bad[CHUNK_BYTES as usize + 9] ^= 1;
+        let last_chunk = 3 * CHUNK_BYTES as usize;
+        for (stored, ok) in [(&good, true), (&bad, false)] {
+            let t = TempRegistry::default();
+            let handle = streamed(&t, &good, stored);
+            let mut buf = vec![0u8; 1 << 20];
+            let mut at = 0;
+            // Prefetch may complete the pass before the reader gets to the last chunk: the
+            // verdict then fails reads from there on.
+            let failed = loop {
+                match handle.read(at as u64, &mut buf) {
+                    Ok(0) => break None,
+                    Ok(n) => {
+                        assert!(buf[..n] == stored[at..at + n], "bytes at {at}");
+                        at += n;
+                    }
+                    Err(err) => break Some(err),
+                }
+            };
+            if ok {
+                assert!(failed.is_none() && at == len, "{failed:?} at {at}");
+                continue;
+            }
+            let err = failed.expect("a bad file read to its end");
+            assert!(matches!(*err, RangedError::StreamDigest { .. }), "{err}");
+            assert!(at <= last_chunk, "the last chunk of a bad file was served");
+            assert!(handle.read(0, &mut buf).is_err(), "a read after the verdict");
+        }
+    }
 
     fn chunk(bytes: &[u8]) -> ChunkData {
         let parts = bytes.chunks(3).map(Bytes::copy_from_slice).collect();
