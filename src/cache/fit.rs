@@ -7,11 +7,12 @@ use std::path::Path;
 use super::BlobCache;
 
 /// Bytes an unprivileged writer may still use on the filesystem of `path` (of its nearest
-/// existing ancestor, for a folder not made yet); `None` if that cannot be asked.
+/// existing ancestor, for a folder not made yet); `None` if that cannot be told: no answer, or
+/// a filesystem that reports no size at all (`/proc`, some FUSE and network filesystems).
 pub fn free_bytes(path: &Path) -> Option<u64> {
     let existing = path.ancestors().find(|p| p.exists())?;
     let stat = rustix::fs::statvfs(existing).ok()?;
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+    (stat.f_blocks > 0).then(|| stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// Whether `a` and `b` (or their nearest existing ancestors) are on one filesystem, so that
