@@ -67,3 +67,5 @@ mod wandb_lookup;
 mod daemon_ops;
 // Many small files: reads without opens, verification and alias consistency on a real mount.
 mod small_files;
+// Entries larger than the cache streamed through a bounded window; `get`'s space check.
+mod stream;

@@ -42,6 +42,7 @@
 mod claims;
 mod counts;
 mod evict;
+mod fit;
 mod key;
 mod layout;
 mod ledger;
@@ -65,6 +66,7 @@ use std::time::{Duration, SystemTime};
 
 use tracing::{debug, warn};
 
+pub use fit::{free_bytes, same_filesystem};
 pub(crate) use key::DigestState;
 use key::Digester;
 pub use key::{CacheKey, Verify};
@@ -90,13 +92,8 @@ const MIN_DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// The limit used when the user sets none: `DEFAULT_MAX_BYTES`, or half the space still free on
 /// the cache's disk if that is less, so the cache never fills the disk it lives on.
 pub fn default_max_bytes(dir: &Path) -> u64 {
-    // The cache dir may not exist yet: ask about its nearest existing ancestor.
-    let free = dir
-        .ancestors()
-        .find(|p| p.exists())
-        .and_then(|p| rustix::fs::statvfs(p).ok())
-        .map(|s| s.f_bavail.saturating_mul(s.f_frsize));
-    match free {
+    // The cache dir may not exist yet: `free_bytes` asks about its nearest existing ancestor.
+    match free_bytes(dir) {
         Some(free) => (free / 2).clamp(MIN_DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES),
         None => DEFAULT_MAX_BYTES,
     }

@@ -66,6 +66,7 @@ impl App {
         };
         let fetcher =
             Fetcher::new(self.cache()?, tokio::runtime::Handle::current()).with_clouds(clouds);
+        fetcher.check_room(&todo, &root)?;
         let quiet = self.config.quiet;
         let dest = root.clone();
         let written = tokio::task::spawn_blocking(move || {

@@ -14,13 +14,17 @@
 //!
 //! Rooms: the lazy open decision and the fetcher's settings here; the whole-file path
 //! (`whole`), chunk sidecars (`sidecar`), lazy chunked reads (`ranged`), the stall bound
-//! (`stall`), the registry's health (`health`) and `artfs get` (`get`).
+//! (`stall`), the registry's health (`health`), entries too large for the cache read through a
+//! bounded window (`stream`, `window`) and `artfs get` with its space check (`get`, `space`).
 
 mod cancel;
 mod get;
 pub mod ranged;
 mod sidecar;
+mod space;
+mod stream;
 mod whole;
+mod window;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -40,6 +44,8 @@ use cancel::Flights;
 pub use cancel::Stopped;
 use ranged::{FetchStats, LazyBlob, LazyHandle, RangedError, Shared};
 use sidecar::{SIDECAR_MEMO_SUMS, SidecarMemo};
+pub use space::SpaceError;
+pub use stream::{STREAM_WINDOW_CHUNKS, StreamHandle};
 
 /// A download that receives no byte for this long fails instead of waiting forever on a registry
 /// that stopped answering. Generous: backends retry slow requests themselves within it.
@@ -76,6 +82,8 @@ pub enum FetchError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Space(#[from] SpaceError),
 }
 
 /// Fetches entries into one cache (from the blob source each call names).
@@ -99,11 +107,13 @@ pub struct Fetcher {
     flights: Arc<Flights>,
 }
 
-/// An entry opened for reading: complete in the cache, or being fetched chunk by chunk.
+/// An entry opened for reading: complete in the cache, being fetched chunk by chunk, or (too
+/// large for the cache) read through a bounded window of chunks in memory.
 #[derive(Debug)]
 pub enum OpenedBlob {
     Cached(CachedBlob),
     Lazy(LazyHandle),
+    Stream(StreamHandle),
 }
 
 impl OpenedBlob {
@@ -111,6 +121,7 @@ impl OpenedBlob {
         match self {
             OpenedBlob::Cached(b) => b.len(),
             OpenedBlob::Lazy(l) => l.len(),
+            OpenedBlob::Stream(s) => s.len(),
         }
     }
 
@@ -169,6 +180,9 @@ impl Fetcher {
         entry: &Entry,
         reader: Option<u32>,
     ) -> Result<OpenedBlob, FetchError> {
+        if let Some(stream) = self.stream(blobs, artifact, path, entry) {
+            return Ok(OpenedBlob::Stream(stream));
+        }
         let opened = match self.lazy(blobs, artifact, path, entry) {
             Ok(Some(lazy)) => Ok(OpenedBlob::Lazy(lazy)),
             Ok(None) => {

@@ -89,6 +89,11 @@ pub enum RangedError {
          manifest entry?"
     )]
     Short { blob: String, index: usize },
+    #[error(
+        "{blob}: the streamed file does not match the manifest digest (expected {expected}, got \
+         {actual}); its last chunk was withheld"
+    )]
+    StreamDigest { blob: String, expected: String, actual: String },
 }
 
 /// Counters shared by every handle of one fetcher; read by tests and benchmarks.
@@ -157,14 +162,14 @@ impl Drop for InFlight {
 
 /// A verified chunk's bytes, in the pieces they arrived in.
 #[derive(Debug)]
-struct ChunkData {
-    parts: Vec<Bytes>,
-    len: u64,
+pub(super) struct ChunkData {
+    pub(super) parts: Vec<Bytes>,
+    pub(super) len: u64,
 }
 
 impl ChunkData {
     /// Copies the bytes from `offset` (within the chunk) into all of `buf`.
-    fn copy_to(&self, offset: u64, buf: &mut [u8]) {
+    pub(super) fn copy_to(&self, offset: u64, buf: &mut [u8]) {
         let mut skip = offset as usize;
         let mut filled = 0;
         for part in &self.parts {
@@ -230,18 +235,24 @@ impl Recent {
     }
 }
 
-/// One chunk's body as it arrives: its pieces, unjoined, and their running SHA-256.
+/// One chunk's body as it arrives: its pieces, unjoined, and their running SHA-256 (none when
+/// there is no chunk sum to check it against).
 #[derive(Debug)]
-struct Receiving {
+pub(super) struct Receiving {
     want: u64,
     parts: Vec<Bytes>,
     received: u64,
-    hasher: Sha256,
+    hasher: Option<Sha256>,
 }
 
 impl Receiving {
-    fn new(want: u64) -> Receiving {
-        Receiving { want, parts: Vec::new(), received: 0, hasher: Sha256::new() }
+    pub(super) fn new(want: u64) -> Receiving {
+        Receiving { want, parts: Vec::new(), received: 0, hasher: Some(Sha256::new()) }
+    }
+
+    /// A chunk that has no sum of its own (see `stream`): received without hashing.
+    pub(super) fn unhashed(want: u64) -> Receiving {
+        Receiving { hasher: None, ..Receiving::new(want) }
     }
 
     fn is_done(&self) -> bool {
@@ -252,7 +263,9 @@ impl Receiving {
     fn push(&mut self, mut piece: Bytes) {
         let take = (self.want - self.received).min(piece.len() as u64) as usize;
         let part = piece.split_to(take);
-        self.hasher.update(&part);
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&part);
+        }
         self.received += take as u64;
         if !part.is_empty() {
             self.parts.push(part);
@@ -260,10 +273,57 @@ impl Receiving {
     }
 
     /// The chunk, if its digest matches `index`'s sum in `sums`.
-    fn verified(self, sums: &ChunkSums, index: usize) -> Option<ChunkData> {
-        let digest = self.hasher.finalize();
+    pub(super) fn verified(self, sums: &ChunkSums, index: usize) -> Option<ChunkData> {
+        let digest = self.hasher?.finalize();
         sums.matches(index, self.want, &digest)
             .then_some(ChunkData { parts: self.parts, len: self.want })
+    }
+
+    /// The bytes as received, checked by nothing but their length.
+    pub(super) fn unverified(self) -> ChunkData {
+        ChunkData { parts: self.parts, len: self.want }
+    }
+}
+
+/// One chunk's ranged request: where it goes and what bounds it.
+pub(super) struct ChunkRequest<'a> {
+    pub(super) blobs: &'a dyn BlobSource,
+    pub(super) path: &'a str,
+    pub(super) entry: &'a Entry,
+    /// The blob's name in errors.
+    pub(super) blob_key: &'a str,
+    pub(super) stall: &'a StallBound,
+    pub(super) counters: &'a Counters,
+}
+
+impl ChunkRequest<'_> {
+    /// Receives chunk `index` (bytes `range`) with one request into `start(len)`, all of it or
+    /// an error; checking it is the caller's.
+    pub(super) async fn receive(
+        &self,
+        index: usize,
+        range: std::ops::Range<u64>,
+        start: fn(u64) -> Receiving,
+    ) -> Result<Receiving, RangedError> {
+        let blob = self.blob_key;
+        let stalled = |source| RangedError::Stalled { blob: blob.to_owned(), index, source };
+        let source = |source| RangedError::Source { blob: blob.to_owned(), index, source };
+        let mut chunk = start(range.end - range.start);
+        let request = self.blobs.range_stream(self.path, self.entry, range);
+        let answer = self.stall.answer(request).await;
+        let mut body = answer.map_err(|e| stalled(e.into()))?.map_err(source)?;
+        // Bytes past the chunk are never kept (`Receiving`), so only the rate is bounded here.
+        let mut bounded = self.stall.body(u64::MAX);
+        while !chunk.is_done() {
+            // A stall is no data for a while, however long the whole chunk takes.
+            let piece = match bounded.next(&mut body).await.map_err(stalled)? {
+                Some(piece) => piece.map_err(source)?,
+                None => return Err(RangedError::Short { blob: blob.to_owned(), index }),
+            };
+            self.counters.add_fetched(piece.len() as u64);
+            chunk.push(piece);
+        }
+        Ok(chunk)
     }
 }
 
@@ -303,7 +363,7 @@ impl Shared {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section leaves the state valid, so a panic elsewhere changes nothing.
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -538,23 +598,15 @@ impl LazyBlob {
         let Some(held) = InFlight::acquire(&self.shared, range.end - range.start).await else {
             return Err(RangedError::Lost { blob: blob.clone(), index });
         };
-        let stalled = |source| RangedError::Stalled { blob: blob.clone(), index, source };
-        let source = |source| RangedError::Source { blob: blob.clone(), index, source };
-        let mut chunk = Receiving::new(range.end - range.start);
-        let request = self.source.blobs.range_stream(&self.source.path, &self.source.entry, range);
-        let answer = self.source.stall.answer(request).await;
-        let mut body = answer.map_err(|e| stalled(e.into()))?.map_err(source)?;
-        // Bytes past the chunk are never kept (`Receiving`), so only the rate is bounded here.
-        let mut bounded = self.source.stall.body(u64::MAX);
-        while !chunk.is_done() {
-            // A stall is no data for a while, however long the whole chunk takes.
-            let piece = match bounded.next(&mut body).await.map_err(stalled)? {
-                Some(piece) => piece.map_err(source)?,
-                None => return Err(RangedError::Short { blob: blob.clone(), index }),
-            };
-            self.shared.counters.add_fetched(piece.len() as u64);
-            chunk.push(piece);
-        }
+        let request = ChunkRequest {
+            blobs: self.source.blobs.as_ref(),
+            path: &self.source.path,
+            entry: &self.source.entry,
+            blob_key: blob,
+            stall: &self.source.stall,
+            counters: &self.shared.counters,
+        };
+        let chunk = request.receive(index, range, Receiving::new).await?;
         match chunk.verified(&self.sums, index) {
             Some(data) => Ok((data, held)),
             None => Err(RangedError::ChunkMismatch { blob: blob.clone(), index }),
@@ -694,8 +746,9 @@ pub struct LazyHandle {
     seq: Mutex<Sequential>,
 }
 
+/// A handle's sequential-read detection: how far ahead to prefetch.
 #[derive(Debug, Default)]
-struct Sequential {
+pub(super) struct Sequential {
     /// Last chunk read, if any.
     last: Option<u64>,
     /// Chunks prefetched ahead of it.
@@ -746,23 +799,29 @@ impl LazyHandle {
         Ok(n)
     }
 
-    /// Records a read of chunks `first..=last`; returns how many chunks to prefetch after it.
     fn advance(&self, first: u64, last: u64) -> u64 {
-        let mut seq = lock(&self.seq);
+        lock(&self.seq).advance(first, last, MAX_PREFETCH_CHUNKS)
+    }
+}
+
+impl Sequential {
+    /// Records a read of chunks `first..=last`; returns how many chunks to prefetch after it:
+    /// none after a jump, else a window doubling on every new chunk up to `max`.
+    pub(super) fn advance(&mut self, first: u64, last: u64, max: u64) -> u64 {
         // Request threads may deliver neighbouring reads slightly out of order.
-        let sequential = match seq.last {
+        let sequential = match self.last {
             None => first == 0,
             Some(prev) => first + 1 >= prev && first <= prev + 1,
         };
         if !sequential {
-            *seq = Sequential { last: Some(last), window: 0 };
+            *self = Sequential { last: Some(last), window: 0 };
             return 0;
         }
-        if seq.last.is_none_or(|prev| last > prev) {
-            seq.window = (seq.window * 2).clamp(1, MAX_PREFETCH_CHUNKS);
+        if self.last.is_none_or(|prev| last > prev) {
+            self.window = (self.window * 2).clamp(1, max);
         }
-        seq.last = Some(seq.last.map_or(last, |prev| prev.max(last)));
-        seq.window
+        self.last = Some(self.last.map_or(last, |prev| prev.max(last)));
+        self.window
     }
 }
 

@@ -136,7 +136,7 @@ impl ArtifactFs {
                 }
                 Some(file)
             }
-            OpenedBlob::Lazy(_) => None,
+            OpenedBlob::Lazy(_) | OpenedBlob::Stream(_) => None,
         }
     }
 
@@ -315,10 +315,16 @@ impl ArtifactFs {
 
 /// Reads into `buf` from `offset` of an open file; fills it except at the end of the file.
 pub(super) fn read_open(open: &OpenHandle, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
-    let blob = match &open.blob {
-        OpenedBlob::Cached(blob) => blob,
-        OpenedBlob::Lazy(lazy) => {
-            return lazy.read(offset, buf).map_err(|source| {
+    // Chunked reads verify and fetch themselves; a cached copy is read below.
+    let chunked = match &open.blob {
+        OpenedBlob::Cached(blob) => Ok(blob),
+        OpenedBlob::Lazy(lazy) => Err(lazy.read(offset, buf)),
+        OpenedBlob::Stream(stream) => Err(stream.read(offset, buf)),
+    };
+    let blob = match chunked {
+        Ok(blob) => blob,
+        Err(read) => {
+            return read.map_err(|source| {
                 FsError::Fetch(FetchError::Chunk {
                     artifact: open.artifact.clone(),
                     path: open.entry.clone(),

@@ -553,3 +553,31 @@ fn pump(
     let _ = from.shutdown(std::net::Shutdown::Both);
     let _ = to.shutdown(std::net::Shutdown::Both);
 }
+
+/// A tmpfs of `size` mounted at `path` for one test, unmounted when dropped (also on failure).
+pub struct Tmpfs(pub PathBuf);
+
+impl Tmpfs {
+    /// `None` when a tmpfs cannot be mounted (not root): the test says so and skips.
+    pub fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        fs::create_dir_all(path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(path.to_owned()))
+    }
+
+    /// Bytes in use on the tmpfs at `path`.
+    pub fn used_bytes(path: &Path) -> u64 {
+        let s = rustix::fs::statvfs(path).unwrap();
+        (s.f_blocks - s.f_bfree) * s.f_frsize
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
