@@ -89,11 +89,6 @@ pub enum RangedError {
          manifest entry?"
     )]
     Short { blob: String, index: usize },
-    #[error(
-        "{blob}: the streamed file does not match the manifest digest (expected {expected}, got \
-         {actual}); its last chunk was withheld"
-    )]
-    StreamDigest { blob: String, expected: String, actual: String },
 }
 
 /// Counters shared by every handle of one fetcher; read by tests and benchmarks.
@@ -250,11 +245,6 @@ impl Receiving {
         Receiving { want, parts: Vec::new(), received: 0, hasher: Some(Sha256::new()) }
     }
 
-    /// A chunk that has no sum of its own (see `stream`): received without hashing.
-    pub(super) fn unhashed(want: u64) -> Receiving {
-        Receiving { hasher: None, ..Receiving::new(want) }
-    }
-
     fn is_done(&self) -> bool {
         self.received >= self.want
     }
@@ -277,11 +267,6 @@ impl Receiving {
         let digest = self.hasher?.finalize();
         sums.matches(index, self.want, &digest)
             .then_some(ChunkData { parts: self.parts, len: self.want })
-    }
-
-    /// The bytes as received, checked by nothing but their length.
-    pub(super) fn unverified(self) -> ChunkData {
-        ChunkData { parts: self.parts, len: self.want }
     }
 }
 

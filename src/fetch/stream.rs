@@ -6,14 +6,11 @@
 //! (`ranged::ChunkRequest`), prefetched ahead of a sequential reader, fetched again when a
 //! random reader comes back to one that left.
 //!
-//! Verification: a blob artfs stored with a chunk sidecar bound by the manifest has a SHA-256 per
-//! chunk, and a chunk is admitted to the window only once its sum matched, so no unverified byte
-//! reaches a reader. An entry with only a whole-file digest (a W&B file, a blob without sidecar)
-//! cannot be checked chunk by chunk: its chunks are served as they arrive while a [`WholePass`]
-//! hashes them in file order; when the pass reaches the last chunk the verdict is known before
-//! that chunk is served, and a mismatch fails that read and every later one with EIO and an error
-//! in the log. A reader that skips around (so the pass never completes) reads unverified bytes;
-//! docs/SEMANTICS.md says so.
+//! Verification: only a blob artfs stored with a chunk sidecar bound by the manifest is streamed.
+//! It has a SHA-256 per chunk, and a chunk is admitted to the window only once its sum matched,
+//! so no unverified byte reaches a reader. An entry with only a whole-file digest (a W&B file, a
+//! blob without sidecar) could be checked only after its last byte, when a random reader has long
+//! been served the rest: it is not streamed, and fails as not fitting, as before.
 //!
 //! Threads: [`StreamHandle::read`] blocks on plain threads (FUSE request threads); fetches run on
 //! the runtime, and a completion (which may hash) in its blocking pool.
@@ -22,13 +19,12 @@ use std::ops::Range;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use tokio::runtime::Handle;
-use tracing::{error, warn};
+use tracing::warn;
 
-use crate::cache::{DigestState, Verify};
 use crate::http::StallBound;
 use crate::manifest::Entry;
 use crate::source::BlobSource;
-use crate::store::chunks::{self, CHUNK_BYTES, ChunkSums};
+use crate::store::chunks::{self, ChunkSums};
 
 use super::Fetcher;
 use super::ranged::{ChunkData, ChunkRequest, RangedError, Receiving, Sequential, Shared, lock};
@@ -38,7 +34,7 @@ use super::window::{Lookup, Window};
 pub const STREAM_WINDOW_CHUNKS: usize = 16;
 
 /// Largest prefetch of a sequential reader, in chunks: half the window, so prefetched chunks
-/// never push out the ones being read (nor ones the whole-file pass has still to hash).
+/// never push out the ones being read.
 pub const STREAM_PREFETCH_CHUNKS: u64 = STREAM_WINDOW_CHUNKS as u64 / 2;
 
 type Chunk = Arc<ChunkData>;
@@ -55,8 +51,8 @@ struct Source {
     stall: StallBound,
     /// Byte counters shared with the fetcher's other reads.
     shared: Arc<Shared>,
-    /// Per-chunk SHA-256, when the manifest binds a sidecar.
-    sums: Option<Arc<ChunkSums>>,
+    /// Per-chunk SHA-256, from the sidecar the manifest binds.
+    sums: Arc<ChunkSums>,
     chunk_bytes: u64,
     size: u64,
 }
@@ -76,10 +72,6 @@ impl Source {
 #[derive(Debug)]
 struct State {
     window: Window<Chunk, Arc<RangedError>>,
-    /// The whole-file check of an entry without chunk sums.
-    pass: Option<WholePass>,
-    /// Set when the whole-file check failed: every read fails from then on.
-    broken: Option<Arc<RangedError>>,
 }
 
 #[derive(Debug)]
@@ -106,7 +98,7 @@ impl Fetcher {
         path: &str,
         entry: &Entry,
     ) -> Option<StreamHandle> {
-        let (Some((key, verify)), Some(size)) = (Self::stored_key(entry), entry.size) else {
+        let (Some((key, _)), Some(size)) = (Self::stored_key(entry), entry.size) else {
             return None;
         };
         if entry.is_reference()
@@ -119,16 +111,22 @@ impl Fetcher {
         let sums = chunks::binding(entry)
             .filter(|_| size > self.lazy_min_bytes)
             .and_then(|binding| self.sidecar(blobs, path, entry, &blob_key, size, binding));
-        let checked = if sums.is_some() { "each chunk verified" } else { "whole-file digest" };
+        let limit = (self.cache.max_bytes(), self.cache.dir().display());
+        let Some(sums) = sums else {
+            warn!(
+                "{artifact}: {path}: {size} bytes do not fit the cache (limit {} bytes, {}) and \
+                 carry no chunk checksums, so they cannot be streamed verified; raise --cache-size",
+                limit.0, limit.1
+            );
+            return None;
+        };
         // Said once per open: the user sees why the file is fetched again on every open.
         warn!(
             "{artifact}: {path}: {size} bytes do not fit the cache (limit {} bytes, {}); \
-             streaming through {STREAM_WINDOW_CHUNKS} chunks in memory, {checked}",
-            self.cache.max_bytes(),
-            self.cache.dir().display()
+             streaming through {STREAM_WINDOW_CHUNKS} chunks in memory, each verified",
+            limit.0, limit.1
         );
-        let chunk_bytes = sums.as_ref().map_or(CHUNK_BYTES, |s| s.chunk_bytes);
-        let pass = sums.is_none().then(|| WholePass::new(&verify, size.div_ceil(chunk_bytes)));
+        let chunk_bytes = sums.chunk_bytes;
         let source = Source {
             blobs: blobs.clone(),
             path: path.to_owned(),
@@ -141,8 +139,7 @@ impl Fetcher {
             chunk_bytes,
             size,
         };
-        let state =
-            State { window: Window::new(STREAM_WINDOW_CHUNKS), pass: pass.flatten(), broken: None };
+        let state = State { window: Window::new(STREAM_WINDOW_CHUNKS) };
         let blob = StreamBlob { source, state: Mutex::new(state), changed: Condvar::new() };
         Some(StreamHandle { blob: Arc::new(blob), seq: Mutex::default() })
     }
@@ -193,7 +190,7 @@ impl StreamBlob {
         for index in indices {
             // Bounded by the chunk count.
             let index = index as usize;
-            if state.broken.is_none() && state.window.begin(index) {
+            if state.window.begin(index) {
                 self.spawn(index);
             }
         }
@@ -205,9 +202,6 @@ impl StreamBlob {
         let mut state = lock(&self.state);
         let mut retried = false;
         loop {
-            if let Some(err) = &state.broken {
-                return Err(err.clone());
-            }
             match state.window.lookup(index) {
                 Lookup::Ready(chunk) => return Ok(chunk),
                 Lookup::Fetching => {}
@@ -229,23 +223,12 @@ impl StreamBlob {
         let blob = self.clone();
         self.source.handle.spawn(async move {
             let result = blob.receive(index).await;
-            if blob.source.sums.is_some() {
-                // Checked already; completing costs no more than a lock.
-                blob.complete(index, result);
-                return;
-            }
-            // The whole-file pass hashes on completion: the blocking pool.
-            let me = blob.clone();
-            let done = tokio::task::spawn_blocking(move || me.complete(index, result)).await;
-            if done.is_err() {
-                // Never leave the chunk "being fetched": its readers would wait forever.
-                let lost = RangedError::Lost { blob: blob.source.blob_key.clone(), index };
-                blob.complete(index, Err(lost));
-            }
+            // Checked already; completing costs no more than a lock.
+            blob.complete(index, result);
         });
     }
 
-    /// Chunk `index`'s bytes, checked against its sum if it has one.
+    /// Chunk `index`'s bytes, checked against its sum.
     async fn receive(&self, index: usize) -> Result<ChunkData, RangedError> {
         let source = &self.source;
         let request = ChunkRequest {
@@ -257,83 +240,24 @@ impl StreamBlob {
             counters: &source.shared.counters,
         };
         let range = source.range(index);
-        let Some(sums) = &source.sums else {
-            return Ok(request.receive(index, range, Receiving::unhashed).await?.unverified());
-        };
         let chunk = request.receive(index, range, Receiving::new).await?;
         chunk
-            .verified(sums, index)
+            .verified(&source.sums, index)
             .ok_or_else(|| RangedError::ChunkMismatch { blob: source.blob_key.clone(), index })
     }
 
-    /// Puts a fetched chunk into the window (or its failure), and carries the whole-file pass as
-    /// far as the window allows, all before any reader sees the chunk.
+    /// Puts a fetched chunk into the window (or its failure) and wakes its readers.
     fn complete(&self, index: usize, result: Result<ChunkData, RangedError>) {
         let mut state = lock(&self.state);
-        let State { window, pass, broken } = &mut *state;
         match result {
-            Ok(data) => window.complete(index, Ok(Arc::new(data))),
+            Ok(data) => state.window.complete(index, Ok(Arc::new(data))),
             Err(err) => {
                 warn!(%err, "streamed chunk fetch failed");
-                window.complete(index, Err(Arc::new(err)));
-            }
-        }
-        if let Some(pass) = pass {
-            while let Some(chunk) = window.peek(pass.next) {
-                pass.take(chunk);
-            }
-            if let Some(Err((expected, actual))) = pass.verdict.take() {
-                let blob = self.source.blob_key.clone();
-                let err = Arc::new(RangedError::StreamDigest { blob, expected, actual });
-                error!(%err, "streamed file failed whole-file verification");
-                *broken = Some(err);
+                state.window.complete(index, Err(Arc::new(err)));
             }
         }
         drop(state);
         self.changed.notify_all();
-    }
-}
-
-/// The whole-file digest of an entry without chunk sums, taken over its chunks in file order.
-struct WholePass {
-    /// The next chunk to hash.
-    next: usize,
-    chunks: usize,
-    digest: Option<DigestState>,
-    /// Set (once) when the last chunk was hashed.
-    verdict: Option<Result<(), (String, String)>>,
-}
-
-impl std::fmt::Debug for WholePass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The hasher's state says nothing useful.
-        f.debug_struct("WholePass").field("next", &self.next).field("chunks", &self.chunks).finish()
-    }
-}
-
-impl WholePass {
-    /// `None` when `verify` checks no digest at all.
-    fn new(verify: &Verify, chunks: u64) -> Option<WholePass> {
-        let digest = DigestState::new(verify);
-        if matches!(digest, DigestState::SizeOnly) {
-            return None;
-        }
-        // A chunk count of an in-memory file size.
-        Some(WholePass { next: 0, chunks: chunks as usize, digest: Some(digest), verdict: None })
-    }
-
-    /// Hashes chunk `self.next`; after the last one, sets the verdict.
-    fn take(&mut self, chunk: &ChunkData) {
-        let Some(digest) = &mut self.digest else { return };
-        for part in &chunk.parts {
-            digest.update(part);
-        }
-        self.next += 1;
-        if self.next == self.chunks
-            && let Some(digest) = self.digest.take()
-        {
-            self.verdict = Some(digest.finish());
-        }
     }
 }
 
@@ -343,84 +267,29 @@ mod tests {
 
     use super::*;
     use crate::cache::BlobCache;
-    use crate::fetch::OpenedBlob;
     use crate::manifest::md5_base64;
     use crate::registry::testing::TempRegistry;
     use crate::source::registry::RegistryBlobs;
+    use crate::store::chunks::CHUNK_BYTES;
 
-    /// A blob of `stored` bytes under the digest of `logged`, without chunk sums, read through a
-    /// fetcher whose cache limit (1 MiB) it exceeds: a streamed handle.
-    fn streamed(t: &TempRegistry, logged: &[u8], stored: &[u8]) -> StreamHandle {
+    /// A blob without chunk sums, larger than the fetcher's cache limit (1 MiB), is not
+    /// streamed: its bytes could be checked only after the last one was served.
+    #[test]
+    fn without_chunk_sums_an_entry_larger_than_the_cache_is_not_streamed_but_refused() {
+        let t = TempRegistry::default();
         let cache = BlobCache::open(&t.dir.path().join("cache"), 1 << 20).unwrap();
         let fetcher = Fetcher::new(cache, t.runtime.handle().clone());
         let store = t.registry.store().clone();
-        let digest = md5_base64(logged);
+        let data: Vec<u8> = (0..3 * CHUNK_BYTES as usize + 1234).map(|i| (i % 251) as u8).collect();
+        let digest = md5_base64(&data);
         let key = crate::registry::blob_key(&digest).unwrap();
-        t.runtime.block_on(store.put_create(&key, Bytes::copy_from_slice(stored))).unwrap();
+        t.runtime.block_on(store.put_create(&key, Bytes::from(data.clone()))).unwrap();
         let blobs: Arc<dyn BlobSource> = Arc::new(RegistryBlobs::new(store));
-        let entry = Entry::stored(digest, logged.len() as u64);
-        match fetcher.open(&blobs, "acme/p/ds:v0", "f.bin", &entry).unwrap() {
-            OpenedBlob::Stream(handle) => handle,
-            other => panic!("not streamed: {other:?}"),
+        let entry = Entry::stored(digest, data.len() as u64);
+        assert!(fetcher.stream(&blobs, "acme/p/ds:v0", "f.bin", &entry).is_none());
+        match fetcher.open(&blobs, "acme/p/ds:v0", "f.bin", &entry, None) {
+            Err(err) => assert!(err.to_string().contains("do not fit"), "{err}"),
+            Ok(opened) => panic!("opened: {opened:?}"),
         }
-    }
-
-    #[test]
-    fn without_chunk_sums_a_full_pass_is_checked_whole_and_a_mismatch_fails_the_last_chunk() {
-        let len = 3 * CHUNK_BYTES as usize + 1234;
-        let good: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
-        let mut bad = good.clone();
-        bad[CHUNK_BYTES as usize + 9] ^= 1;
-        let last_chunk = 3 * CHUNK_BYTES as usize;
-        for (stored, ok) in [(&good, true), (&bad, false)] {
-            let t = TempRegistry::default();
-            let handle = streamed(&t, &good, stored);
-            let mut buf = vec![0u8; 1 << 20];
-            let mut at = 0;
-            // Prefetch may complete the pass before the reader gets to the last chunk: the
-            // verdict then fails reads from there on.
-            let failed = loop {
-                match handle.read(at as u64, &mut buf) {
-                    Ok(0) => break None,
-                    Ok(n) => {
-                        assert!(buf[..n] == stored[at..at + n], "bytes at {at}");
-                        at += n;
-                    }
-                    Err(err) => break Some(err),
-                }
-            };
-            if ok {
-                assert!(failed.is_none() && at == len, "{failed:?} at {at}");
-                continue;
-            }
-            let err = failed.expect("a bad file read to its end");
-            assert!(matches!(*err, RangedError::StreamDigest { .. }), "{err}");
-            assert!(at <= last_chunk, "the last chunk of a bad file was served");
-            assert!(handle.read(0, &mut buf).is_err(), "a read after the verdict");
-        }
-    }
-
-    fn chunk(bytes: &[u8]) -> ChunkData {
-        let parts = bytes.chunks(3).map(Bytes::copy_from_slice).collect();
-        ChunkData { parts, len: bytes.len() as u64 }
-    }
-
-    #[test]
-    fn the_whole_pass_gives_its_verdict_after_the_last_chunk_only() {
-        let data: Vec<u8> = (0..100u8).collect();
-        let md5: [u8; 16] = <md5::Md5 as md5::Digest>::digest(&data).into();
-        for (want, ok) in [(md5, true), ([0u8; 16], false)] {
-            let mut pass = WholePass::new(&Verify::Md5(want), 4).unwrap();
-            for (i, piece) in data.chunks(25).enumerate() {
-                assert!(pass.verdict.is_none(), "no verdict before the last chunk");
-                assert_eq!(pass.next, i);
-                pass.take(&chunk(piece));
-            }
-            assert_eq!(pass.verdict.take().map(|v| v.is_ok()), Some(ok));
-            // Nothing more is hashed after the verdict.
-            pass.take(&chunk(b"late"));
-            assert!(pass.verdict.is_none());
-        }
-        assert!(WholePass::new(&Verify::SizeOnly, 4).is_none(), "nothing to check");
     }
 }
