@@ -57,3 +57,5 @@ mod error_format;
 mod webui;
 // Running `artfs serve` for a team: key list/expiry/revocation, access log, metrics.
 mod firstweek_ops;
+// Many artifacts by `name:latest` through one mount over S3: exact bytes, `latest` moving.
+mod many_artifacts;

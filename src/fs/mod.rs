@@ -25,6 +25,7 @@ mod attrs;
 pub mod error;
 mod files;
 pub mod fuse;
+mod heads;
 mod inodes;
 mod namespace;
 mod passthrough;
@@ -40,7 +41,7 @@ mod version;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::runtime::Handle;
 
@@ -100,6 +101,8 @@ struct Inner {
     readahead: Readahead,
     /// Started on first use: most mounts of large files never walk a directory.
     readahead_pool: OnceLock<Option<Pool>>,
+    /// Projects whose collections are being read together (`None`) or were, and when (`heads`).
+    warmed: Mutex<HashMap<(String, String), Option<Instant>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -142,6 +145,7 @@ impl ArtifactFs {
                 next_handle: AtomicU64::new(1),
                 readahead: Readahead::new(options.readahead_files),
                 readahead_pool: OnceLock::new(),
+                warmed: Mutex::default(),
                 options,
             }),
         }

@@ -70,7 +70,10 @@ impl ArtifactFs {
                 };
                 let mut state = match seen {
                     Some(state) => state,
-                    None => self.collection_state(&c)?,
+                    None => {
+                        self.warm_around(&c);
+                        self.collection_state(&c)?
+                    }
                 };
                 let known = |state: &CollectionView| match &selector {
                     Selector::Version(v) => state.versions.contains_key(v),
@@ -125,7 +128,15 @@ impl ArtifactFs {
             RegistryNode::Project(entity, project) => {
                 let parent = self.intern(node.clone());
                 let scope = Scope::Collections(entity.clone(), project.clone());
-                for name in self.listing(scope)?.iter() {
+                let names = self.listing(scope)?;
+                // Read together; the loop below finds them fresh.
+                self.read_states(
+                    &names
+                        .iter()
+                        .filter_map(|n| CollectionPath::new(entity, project, n).ok())
+                        .collect::<Vec<_>>(),
+                );
+                for name in names.iter() {
                     // Collections whose names artfs would refuse are not shown.
                     let Ok(c) = CollectionPath::new(entity, project, name) else {
                         continue;
