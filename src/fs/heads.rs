@@ -20,6 +20,10 @@ use super::{ArtifactFs, lock};
 /// or three requests, one after the other).
 pub(super) const HEADS_IN_FLIGHT: usize = 32;
 
+/// A project with more collections than this is not read ahead: one lookup there would start
+/// too many requests for what it needs (its names are read one by one, as they are looked up).
+const MAX_COLLECTIONS_AHEAD: usize = 10_000;
+
 /// Manifests read ahead are those of versions with at most this many files: small ones, where
 /// the round trip is the whole cost; a big manifest is read when its directory is entered.
 const SMALL_VERSION_FILES: u64 = 64;
@@ -59,6 +63,9 @@ impl ArtifactFs {
     fn read_project(&self, entity: &str, project: &str) {
         let scope = Scope::Collections(entity.to_owned(), project.to_owned());
         let Ok(names) = self.listing(scope) else { return };
+        if names.len() > MAX_COLLECTIONS_AHEAD {
+            return;
+        }
         let collections: Vec<CollectionPath> =
             names.iter().filter_map(|n| CollectionPath::new(entity, project, n).ok()).collect();
         let states = self.read_states(&collections);
