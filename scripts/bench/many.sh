@@ -112,13 +112,14 @@ for n in $NS; do
   bins=("$ARTFS_BIN")
   [[ -n $BASE_BIN && ( -z $BASE_MAX_N || $n -le $BASE_MAX_N ) ]] && bins=("$BASE_BIN" "$ARTFS_BIN")
   declare -A warm=() cold=()
+  # Interleaved: each binary with an empty cache of its own, then each again with that cache.
   for b in "${bins[@]}"; do
-    rm -rf "$DIR/cache-warm" && mount_loop "$b" "$bucket" "$n" "$DIR/cache-warm" >/dev/null
+    rm -rf "$DIR/cache-${#cold[@]}"
+    cold[$b]=$(mount_loop "$b" "$bucket" "$n" "$DIR/cache-${#cold[@]}")
   done
-  for b in "${bins[@]}"; do # interleaved: warm then cold for each binary
-    warm[$b]=$(mount_loop "$b" "$bucket" "$n" "$DIR/cache-warm")
-    rm -rf "$DIR/cache-cold"
-    cold[$b]=$(mount_loop "$b" "$bucket" "$n" "$DIR/cache-cold")
+  i=0
+  for b in "${bins[@]}"; do
+    warm[$b]=$(mount_loop "$b" "$bucket" "$n" "$DIR/cache-$i") && i=$((i + 1))
   done
   rows+=("| $n | SDK \`download()\`, SDK cache warm$sdk_note | $t_sdk | 1.0 |")
   for b in "${bins[@]}"; do

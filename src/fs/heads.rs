@@ -13,7 +13,7 @@ use crate::source::CollectionView;
 
 use super::inodes::RegistryNode;
 use super::namespace::{Scope, Timed};
-use super::{ArtifactFs, lock};
+use super::{ArtifactFs, InodeNo, lock};
 
 /// Registry requests in flight while a project's collections are read: enough to hide a
 /// cloud round trip behind others, few enough not to flood a bucket (each collection is two
@@ -59,7 +59,8 @@ impl ArtifactFs {
     }
 
     /// Reads the collections of `entity/project` and the small versions their aliases point
-    /// at. Failures are left for the lookups that need the names (they ask again and report).
+    /// at, a batch at a time (a reader going through the names in order finds the first ones
+    /// ready early). Failures are left for the lookups that need the names (they ask again).
     fn read_project(&self, entity: &str, project: &str) {
         let scope = Scope::Collections(entity.to_owned(), project.to_owned());
         let Ok(names) = self.listing(scope) else { return };
@@ -68,8 +69,20 @@ impl ArtifactFs {
         }
         let collections: Vec<CollectionPath> =
             names.iter().filter_map(|n| CollectionPath::new(entity, project, n).ok()).collect();
-        let states = self.read_states(&collections);
         let parent = self.intern(RegistryNode::Project(entity.to_owned(), project.to_owned()));
+        for batch in collections.chunks(HEADS_IN_FLIGHT * 8) {
+            let states = self.read_states(batch);
+            self.read_manifests(batch, &states, parent);
+        }
+    }
+
+    /// Loads the trees of the small versions that the aliases in `states` point at.
+    fn read_manifests(
+        &self,
+        collections: &[CollectionPath],
+        states: &[Option<Arc<CollectionView>>],
+        parent: InodeNo,
+    ) {
         let mut slots = Vec::new();
         for (c, state) in collections.iter().zip(states) {
             let Some(state) = state else { continue };
@@ -90,16 +103,16 @@ impl ArtifactFs {
             let what = format!("reading the manifest of {}", slot.label);
             (what, catalog.manifest_bytes(&slot.collection, &slot.record))
         });
-        let manifests = self.inner.runtime.block_on_all(requests, HEADS_IN_FLIGHT);
-        for (slot, json) in slots.iter().zip(manifests) {
-            if let Err(err) = json.and_then(|json| self.install_loaded(slot, &json)) {
-                tracing::debug!(%err, "reading {} ahead", slot.label);
+        self.inner.runtime.block_on_each(requests, HEADS_IN_FLIGHT, |i, _, json| {
+            if let Err(err) = json.and_then(|json| self.install_loaded(&slots[i], &json)) {
+                tracing::debug!(%err, "reading {} ahead", slots[i].label);
             }
-        }
+        });
     }
 
     /// The states of `collections`, read together; those read within the refresh interval are
-    /// not asked again. `None` for a collection that could not be read.
+    /// not asked again. Each is kept as it arrives, as old as its request. `None` for a
+    /// collection that could not be read.
     pub(super) fn read_states(
         &self,
         collections: &[CollectionPath],
@@ -114,21 +127,20 @@ impl ArtifactFs {
             collections.iter().filter(|c| fresh(c).is_none()).collect();
         let requests =
             todo.iter().map(|c| (format!("reading the versions of {c}"), catalog.collection(c)));
-        let asked = Instant::now();
-        let answers = self.inner.runtime.block_on_all(requests, HEADS_IN_FLIGHT);
-        for (c, answer) in todo.into_iter().zip(answers) {
+        self.inner.runtime.block_on_each(requests, HEADS_IN_FLIGHT, |i, asked, answer| {
+            let c = todo[i];
             match answer {
                 Ok(state) => {
                     let mut states = lock(&self.inner.states);
-                    // A lookup that asked after this batch did has the newer answer: keep it,
-                    // so an alias never moves back.
+                    // A lookup that asked after this request did has the newer answer: keep
+                    // it, so an alias never moves back.
                     if states.get(c).is_none_or(|t| t.at < asked) {
                         states.insert(c.clone(), Timed { value: Arc::new(state), at: asked });
                     }
                 }
                 Err(err) => tracing::debug!(%err, "reading {c} ahead"),
             }
-        }
+        });
         collections.iter().map(fresh).collect()
     }
 

@@ -4,6 +4,8 @@
 
 use std::future::Future;
 
+use std::time::Instant;
+
 use futures::{StreamExt as _, stream};
 use tokio::runtime::Handle;
 
@@ -38,21 +40,29 @@ impl Runtime {
     }
 
     /// Runs many registry requests to completion from a plain thread, at most `in_flight` at
-    /// once, each bounded as [`Runtime::block_on`] bounds one; the answers in the order asked.
-    pub(super) fn block_on_all<T, F>(
+    /// once, each bounded as [`Runtime::block_on`] bounds one. `answer` gets each one's index,
+    /// when it was sent, and its answer, as they arrive in order.
+    pub(super) fn block_on_each<T, F>(
         &self,
         requests: impl IntoIterator<Item = (String, F)>,
         in_flight: usize,
-    ) -> Vec<Result<T, FsError>>
-    where
+        mut answer: impl FnMut(usize, Instant, Result<T, FsError>),
+    ) where
         F: Future<Output = Result<T, SourceError>>,
     {
         let bound = &self.bound;
-        let all = stream::iter(requests)
-            .map(|(what, fut)| async move { settle(|| what, bound.answer(fut).await) })
+        let mut all = stream::iter(requests)
+            .map(|(what, fut)| async move {
+                let sent = Instant::now();
+                (sent, settle(|| what, bound.answer(fut).await))
+            })
             .buffered(in_flight.max(1))
-            .collect();
-        self.handle.block_on(all)
+            .enumerate();
+        self.handle.block_on(async {
+            while let Some((i, (sent, result))) = all.next().await {
+                answer(i, sent, result);
+            }
+        });
     }
 }
 
