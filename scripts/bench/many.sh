@@ -137,7 +137,7 @@ $SECTION
 \`Api().artifact("e/p/name:latest").download()\` through \`artfs serve\` (its cache warm: second
 loop); S3 (ministack) behind +$LAT ms per request; $(date -u +%Y-%m-%d), $(nproc) cores shared with
 other builds (load average at start: $load0; at end: $(cut -d' ' -f1-3 /proc/loadavg)).
-Binary: \`$(basename "$(dirname "$ARTFS_BIN")")\` profile. Speed-up = SDK seconds / row seconds (target >= 20 with the cache warm).
+Binary: \`$ARTFS_BIN\`$([[ -n $BASE_BIN ]] && echo ", before: \`$BASE_BIN\`"). Speed-up = SDK seconds / row seconds (target >= 20 with the cache warm).
 
 | N | what | seconds | speed-up |
 | ---: | --- | ---: | ---: |
