@@ -69,3 +69,5 @@ mod daemon_ops;
 mod small_files;
 // Entries larger than the cache streamed through a bounded window; `get`'s space check.
 mod stream;
+// Many artifacts by `name:latest` through one mount over S3: exact bytes, `latest` moving.
+mod many_artifacts;

@@ -186,8 +186,16 @@ impl ArtifactFs {
             || format!("reading the manifest of {}", slot.label),
             self.inner.catalog.manifest_bytes(&slot.collection, &slot.record),
         )?;
-        let loaded = Arc::new(LoadedVersion::from_json(&slot.label, &json)?);
-        drop(json);
+        self.install_loaded(slot, &json)
+    }
+
+    /// Sets the version's tree from its manifest `json` (unless another thread set it first).
+    pub(super) fn install_loaded(
+        &self,
+        slot: &VersionSlot,
+        json: &[u8],
+    ) -> Result<Arc<LoadedVersion>, FsError> {
+        let loaded = Arc::new(LoadedVersion::from_json(&slot.label, json)?);
         tracing::info!(
             artifact = %slot.label,
             entries = slot.record.file_count,

@@ -26,6 +26,7 @@ mod by_name;
 pub mod error;
 mod files;
 pub mod fuse;
+mod heads;
 mod inodes;
 mod metrics;
 mod namespace;
@@ -43,7 +44,7 @@ mod version;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use tokio::runtime::Handle;
 
@@ -106,6 +107,8 @@ struct Inner {
     /// Started on first use: most mounts of large files never walk a directory.
     readahead_pool: OnceLock<Option<Pool>>,
     openless: openless::Openless,
+    /// Projects whose collections are being read together (`None`) or were, and when (`heads`).
+    warmed: Mutex<HashMap<(String, String), Option<Instant>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -150,6 +153,7 @@ impl ArtifactFs {
                 readahead: Readahead::new(options.readahead_files),
                 readahead_pool: OnceLock::new(),
                 openless: openless::Openless::default(),
+                warmed: Mutex::default(),
                 options,
             }),
         }

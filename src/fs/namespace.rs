@@ -70,7 +70,10 @@ impl ArtifactFs {
                 };
                 let state = match seen {
                     Some(state) => state,
-                    None => self.state_knowing(&c, &selector)?,
+                    None => {
+                        self.warm_around(&c);
+                        self.state_knowing(&c, &selector)?
+                    }
                 };
                 match selector {
                     Selector::Version(v) => {
@@ -118,7 +121,15 @@ impl ArtifactFs {
             RegistryNode::Project(entity, project) => {
                 let parent = self.intern(node.clone());
                 let scope = Scope::Collections(entity.clone(), project.clone());
-                for name in self.listing(scope)?.iter() {
+                let names = self.listing(scope)?;
+                // Read together; the loop below finds them fresh.
+                self.read_states(
+                    &names
+                        .iter()
+                        .filter_map(|n| CollectionPath::new(entity, project, n).ok())
+                        .collect::<Vec<_>>(),
+                );
+                for name in names.iter() {
                     // Collections whose names artfs would refuse are not shown.
                     let Ok(c) = CollectionPath::new(entity, project, name) else {
                         continue;

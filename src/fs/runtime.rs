@@ -4,6 +4,9 @@
 
 use std::future::Future;
 
+use std::time::Instant;
+
+use futures::{StreamExt as _, stream};
 use tokio::runtime::Handle;
 
 use crate::http::{StallBound, StallError};
@@ -33,11 +36,45 @@ impl Runtime {
         what: impl FnOnce() -> String,
         fut: impl Future<Output = Result<T, SourceError>>,
     ) -> Result<T, FsError> {
-        match self.handle.block_on(self.bound.answer(fut)) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(source)) => Err(FsError::Source { what: what(), source }),
-            Err(StallError::Holding { ago }) => Err(FsError::Unresponsive { what: what(), ago }),
-            Err(StallError::Silent { after }) => Err(FsError::Timeout { what: what(), after }),
-        }
+        settle(what, self.handle.block_on(self.bound.answer(fut)))
+    }
+
+    /// Runs many registry requests to completion from a plain thread, at most `in_flight` at
+    /// once, each bounded as [`Runtime::block_on`] bounds one. `answer` gets each one's index,
+    /// when it was sent, and its answer, as they arrive in order.
+    pub(super) fn block_on_each<T, F>(
+        &self,
+        requests: impl IntoIterator<Item = (String, F)>,
+        in_flight: usize,
+        mut answer: impl FnMut(usize, Instant, Result<T, FsError>),
+    ) where
+        F: Future<Output = Result<T, SourceError>>,
+    {
+        let bound = &self.bound;
+        let mut all = stream::iter(requests)
+            .map(|(what, fut)| async move {
+                let sent = Instant::now();
+                (sent, settle(|| what, bound.answer(fut).await))
+            })
+            .buffered(in_flight.max(1))
+            .enumerate();
+        self.handle.block_on(async {
+            while let Some((i, (sent, result))) = all.next().await {
+                answer(i, sent, result);
+            }
+        });
+    }
+}
+
+/// One bounded request's answer as the filesystem's error.
+fn settle<T>(
+    what: impl FnOnce() -> String,
+    answer: Result<Result<T, SourceError>, StallError>,
+) -> Result<T, FsError> {
+    match answer {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(source)) => Err(FsError::Source { what: what(), source }),
+        Err(StallError::Holding { ago }) => Err(FsError::Unresponsive { what: what(), ago }),
+        Err(StallError::Silent { after }) => Err(FsError::Timeout { what: what(), after }),
     }
 }

@@ -1308,3 +1308,28 @@ fn names_are_asked_for_by_name_when_listings_fail_and_a_miss_not_again_at_once()
     assert!(walk(&fs, "acme/bikes/ghost:latest").is_err());
     assert_eq!(resolves(), seen + 1, "and again after it");
 }
+
+/// The first `name:latest` looked up in a project reads the project's other collections and
+/// their small versions' manifests ahead (`heads.rs`): afterwards they open with their log and
+/// the manifests gone from the registry.
+#[test]
+fn a_lookup_reads_the_rest_of_its_project_ahead() {
+    let env = Env::new();
+    for name in ["a", "b", "c"] {
+        env.log(name, &[("f.txt", name.as_bytes())], &[]);
+    }
+    let fs = env.fs(Duration::from_secs(600));
+    walk(&fs, "acme/bikes/a:latest").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !lock(&fs.inner.warmed).values().all(Option::is_some) {
+        assert!(Instant::now() < deadline, "reading ahead did not finish");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for gone in ["collections/acme/bikes/b", "collections/acme/bikes/c", "manifests"] {
+        std::fs::remove_dir_all(env.registry_dir().join(gone)).unwrap();
+    }
+    let latest = walk(&fs, "acme/bikes/b:latest").unwrap().ino;
+    assert_eq!(fs.readlink(latest).unwrap(), "b:v0");
+    assert_eq!(cat(&fs, "acme/bikes/b:v0/f.txt"), b"b");
+    assert_eq!(cat(&fs, "acme/bikes/c:v0/f.txt"), b"c");
+}
