@@ -277,12 +277,12 @@ fn serve_prints_json(env: &Env) -> Vec<String> {
     let mut child = env.cmd().args(args).stdout(Stdio::piped()).spawn().unwrap();
     let mut first = String::new();
     let mut lines = std::io::BufReader::new(child.stdout.take().unwrap());
-    // Pretty-printed: one object over several lines, up to the closing brace.
-    while !first.ends_with("}\n") {
-        if lines.read_line(&mut first).unwrap() == 0 {
-            break;
-        }
-    }
+    // Pretty-printed: one object over several lines, up to the closing brace (a first line
+    // that opens none is the answer as it is).
+    while lines.read_line(&mut first).unwrap() > 0
+        && first.starts_with('{')
+        && !first.ends_with("}\n")
+    {}
     let _ = child.kill();
     let _ = child.wait();
     let v: serde_json::Value =
@@ -307,4 +307,63 @@ fn mount_and_unmount_print_json(env: &Env) -> Vec<Vec<String>> {
     assert_eq!(gone["lazy"], false, "{gone}");
     drop(guard);
     vec![vec!["mount".into()], vec!["unmount".into()]]
+}
+
+/// Every reference the reader's policy refuses is named in one error before anything is
+/// written: no destination folder appears, not even for the stored entry that could be read.
+#[test]
+fn get_names_every_refused_reference_at_once_and_writes_nothing() {
+    let env = Env::new();
+    let data = env.path("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("one.txt"), "one\n").unwrap();
+    std::fs::write(data.join("two.txt"), "two\n").unwrap();
+    let stored = file(&env, "stored.txt", "stored\n");
+    let one = format!("file://{}/one.txt=one.txt", data.display());
+    let two = format!("file://{}/two.txt=two.txt", data.display());
+    env.ok(&["log", "refs", &stored, &one, &two]);
+
+    let out = env.path("out");
+    let err = env.fails(&["get", "refs", "--root", out.to_str().unwrap()]);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("2 references of acme/bikes/refs:v0 are refused"), "{err}");
+    assert!(
+        err.contains("entry one.txt (file://") && err.contains("entry two.txt (file://"),
+        "{err}"
+    );
+    assert!(err.contains("--allow-file-refs"), "{err}");
+    assert!(!out.exists(), "a refused get wrote {out:?}");
+    // Allowed, the same get works.
+    let allowed = data.to_str().unwrap();
+    env.ok(&["get", "refs", "--root", out.to_str().unwrap(), "--allow-file-refs", allowed]);
+    assert_eq!(std::fs::read_to_string(out.join("two.txt")).unwrap(), "two\n");
+}
+
+/// A download that fails half-way (a blob gone from the store) leaves no partial folder: the
+/// folder it made is removed, and in a folder that was there only what it added goes.
+#[test]
+fn a_get_that_fails_half_way_leaves_no_partial_folder() {
+    let env = Env::new();
+    let dir = env.path("src");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    for i in 0..6 {
+        std::fs::write(dir.join(format!("sub/f{i}.txt")), format!("file {i}\n")).unwrap();
+    }
+    env.ok(&["log", "ds", dir.to_str().unwrap()]);
+    // Remove one blob of the version from the store (the cache is empty).
+    let blobs = env.registry_dir().join("blobs");
+    let (victim, _) = list_files(&blobs).into_iter().nth(3).unwrap();
+    std::fs::remove_file(blobs.join(victim)).unwrap();
+
+    let fresh = env.path("deep/new/out");
+    let err = env.fails(&["get", "ds", "--root", fresh.to_str().unwrap()]);
+    assert!(!err.is_empty());
+    assert!(!env.path("deep").exists(), "a failed get left {:?}", list_files(&env.path("deep")));
+
+    let there = env.path("there");
+    std::fs::create_dir_all(&there).unwrap();
+    env.fails(&["get", "ds", "--root", there.to_str().unwrap()]);
+    assert!(there.is_dir(), "the folder that was there stays");
+    assert_eq!(list_files(&there), [], "a failed get left files in a folder that was there");
+    assert_eq!(std::fs::read_dir(&there).unwrap().count(), 0, "nor folders");
 }

@@ -85,16 +85,19 @@ const MIN_DEFAULT_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// The limit used when the user sets none: `DEFAULT_MAX_BYTES`, or half the space still free on
 /// the cache's disk if that is less, so the cache never fills the disk it lives on.
 pub fn default_max_bytes(dir: &Path) -> u64 {
-    // The cache dir may not exist yet: ask about its nearest existing ancestor.
-    let free = dir
-        .ancestors()
-        .find(|p| p.exists())
-        .and_then(|p| rustix::fs::statvfs(p).ok())
-        .map(|s| s.f_bavail.saturating_mul(s.f_frsize));
-    match free {
+    match free_space(dir) {
         Some(free) => (free / 2).clamp(MIN_DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES),
         None => DEFAULT_MAX_BYTES,
     }
+}
+
+/// Bytes an unprivileged user may still write on the disk of `dir`, which may not exist yet
+/// (its nearest existing ancestor is asked); `None` when that cannot be told.
+pub fn free_space(dir: &Path) -> Option<u64> {
+    dir.ancestors()
+        .find(|p| p.exists())
+        .and_then(|p| rustix::fs::statvfs(p).ok())
+        .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
 }
 
 /// Eviction frees space down to this share of the limit, so the next few fills do not rescan.

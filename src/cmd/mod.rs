@@ -14,6 +14,7 @@ mod edit;
 pub mod exit;
 mod gc;
 mod get;
+mod get_preflight;
 mod help;
 mod key;
 mod lineage;
