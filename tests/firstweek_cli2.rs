@@ -324,7 +324,9 @@ fn get_names_every_refused_reference_at_once_and_writes_nothing() {
     env.ok(&["log", "refs", &stored, &one, &two]);
 
     let out = env.path("out");
-    let err = env.fails(&["get", "refs", "--root", out.to_str().unwrap()]);
+    let failed = env.run(&["get", "refs", "--root", out.to_str().unwrap()]);
+    let err = stderr(&failed);
+    assert_eq!(failed.status.code(), Some(4), "a refusal: {err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("2 references of acme/bikes/refs:v0 are refused"), "{err}");
     assert!(

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, bail};
 
 use super::{count, human_bytes};
 use crate::manifest::Manifest;
@@ -22,24 +22,26 @@ pub(super) async fn preflight(
 ) -> Result<()> {
     let mut refused = Vec::new();
     for (path, entry) in &todo.contents {
-        if let Err(e) = refs::check_allowed(clouds, entry).await {
+        // Anything else (a host that does not resolve, ...) is the download's to report.
+        if let Err(e @ refs::RefError::Refused { .. }) = refs::check_allowed(clouds, entry).await {
             refused.push((path, e));
         }
     }
-    if let Some((_, first)) = refused.first() {
-        let names: Vec<String> = refused
-            .iter()
-            .map(|(path, _)| {
-                let uri = todo.contents[*path].reference.as_deref().unwrap_or_default();
-                format!("entry {path} ({})", refs::redact(uri))
-            })
-            .collect();
-        // The first refusal rides along as the cause: it says what to pass to allow them.
-        let cause = anyhow!(first.to_string());
-        return Err(cause.context(format!(
+    let names: Vec<String> = refused
+        .iter()
+        .map(|(path, _)| {
+            let uri = todo.contents[*path].reference.as_deref().unwrap_or_default();
+            format!("entry {path} ({})", refs::redact(uri))
+        })
+        .collect();
+    // The first refusal rides along as the cause: it says what to pass to allow them, and
+    // makes the exit status the one of a refusal.
+    if let Some((_, first)) = refused.into_iter().next() {
+        let n = names.len();
+        return Err(anyhow::Error::new(first).context(format!(
             "{} of {label} {} refused; nothing was written: {}",
-            count(refused.len(), "reference"),
-            if refused.len() == 1 { "is" } else { "are" },
+            count(n, "reference"),
+            if n == 1 { "is" } else { "are" },
             names.join(", ")
         )));
     }
