@@ -369,3 +369,26 @@ fn a_get_that_fails_half_way_leaves_no_partial_folder() {
     assert_eq!(list_files(&there), [], "a failed get left files in a folder that was there");
     assert_eq!(std::fs::read_dir(&there).unwrap().count(), 0, "nor folders");
 }
+
+/// A version larger than the free space of the destination's disk is refused before anything
+/// is written (here a reference entry that claims an exbibyte).
+#[test]
+fn get_refuses_a_version_larger_than_the_free_space_of_its_disk() {
+    let env = Env::new();
+    let manifest = file(
+        &env,
+        "m.json",
+        r#"{"version": 1, "storagePolicy": "wandb-storage-policy-v1",
+            "storagePolicyConfig": {"storageLayout": "V2"},
+            "contents": {"huge.bin": {"digest": "1B2M2Y8AsgTpgAmY7PhCfg==",
+            "ref": "s3://some-bucket/huge.bin", "size": 1152921504606846976}}}"#,
+    );
+    env.ok(&["log", "big", "--manifest", &manifest]);
+    let out = env.path("artifacts-here/out");
+    let err = env.fails(&["get", "big", "--root", out.to_str().unwrap()]);
+    assert!(
+        err.contains("needs 1048576.0 TiB") && err.contains("free; nothing was written"),
+        "{err}"
+    );
+    assert!(!env.path("artifacts-here").exists());
+}
