@@ -92,11 +92,13 @@ pub fn default_max_bytes(dir: &Path) -> u64 {
 }
 
 /// Bytes an unprivileged user may still write on the disk of `dir`, which may not exist yet
-/// (its nearest existing ancestor is asked); `None` when that cannot be told.
+/// (its nearest existing ancestor is asked); `None` when that cannot be told, as on pseudo
+/// filesystems (`/proc`), which report no blocks at all.
 pub fn free_space(dir: &Path) -> Option<u64> {
     dir.ancestors()
         .find(|p| p.exists())
         .and_then(|p| rustix::fs::statvfs(p).ok())
+        .filter(|s| s.f_blocks > 0)
         .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
 }
 
