@@ -77,6 +77,11 @@ pub struct GlobalArgs {
     /// if that is less]
     #[arg(long, global = true, env = "ARTFS_CACHE_SIZE")]
     pub cache_size: Option<String>,
+    /// Profile of the config file ($ARTFS_CONFIG, else $XDG_CONFIG_HOME/artfs/config.toml) whose
+    /// settings (registry, entity, project, cache_dir, cache_size) stand in for these flags
+    /// where they and their variables are not set [default: the file's [default] table]
+    #[arg(long, global = true, env = "ARTFS_PROFILE", value_name = "NAME")]
+    pub profile: Option<String>,
     /// More log output (-v info, -vv debug, -vvv trace)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -176,6 +181,10 @@ pub enum Command {
         /// Print the result as JSON
         #[arg(long)]
         json: bool,
+        /// Print what gc would delete (expired versions, blobs, manifests, uploads, bytes and
+        /// every key) and delete nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Inspect and trim the local blob cache
     Cache {
@@ -216,6 +225,9 @@ pub enum Command {
         /// Detach now even if files are open; the mount goes away when they are closed
         #[arg(short = 'z', long)]
         lazy: bool,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Add or remove tags of a version (or, with --collection, of its collection)
     Tag {
@@ -428,6 +440,9 @@ pub struct MountArgs {
     /// Log file of the background daemon [default: $XDG_STATE_HOME/artfs/mount-<mountpoint>.log]
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
+    /// Print the mount as JSON (`{mountpoint, source, pid, log}`) once it is ready
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub access: RefAccessArgs,
     /// With --run: the first open of a file in a version records that the run used it
@@ -576,6 +591,9 @@ pub struct ServeArgs {
     /// `off`. Never a key, a URL signature or a query string
     #[arg(long, default_value = "on", value_name = "on|off|json")]
     pub access_log: String,
+    /// Print the startup line as JSON (`{listening, wandb_base_url, ui, registry}`)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -618,6 +636,9 @@ pub enum KeyCommand {
     Revoke {
         /// The key's id from `artfs key list` (a unique prefix is enough)
         id: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -698,6 +719,9 @@ pub enum UserCommand {
         /// The user's email address
         #[arg(long, value_name = "E")]
         email: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -713,6 +737,9 @@ pub enum OrgCommand {
         /// The org entity, where its registries live [default: ORG]
         #[arg(long, value_name = "ENTITY")]
         entity: Option<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Add a member, or change a member's role
     AddMember {
@@ -723,6 +750,9 @@ pub enum OrgCommand {
         /// admin (manages), member (writes) or viewer (reads)
         #[arg(long)]
         role: Role,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Remove a member
     RmMember {
@@ -730,11 +760,17 @@ pub enum OrgCommand {
         org: String,
         /// User name
         user: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Delete an organization, its teams and its registries' settings
     Delete {
         /// Organization name
         org: String,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -750,6 +786,9 @@ pub enum TeamCommand {
         /// A member (repeatable)
         #[arg(long = "member", value_name = "USER")]
         members: Vec<String>,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Add a member, or change a member's role
     AddMember {
@@ -760,5 +799,8 @@ pub enum TeamCommand {
         /// admin (manages), member (writes) or viewer (reads)
         #[arg(long, default_value = "member")]
         role: Role,
+        /// Print the result as JSON
+        #[arg(long)]
+        json: bool,
     },
 }

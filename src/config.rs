@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::cli::{GlobalArgs, MountArgs};
 use crate::names::{NameError, validate_scope};
+use crate::profile::Selected;
 
 /// W&B's default project.
 pub const DEFAULT_PROJECT: &str = "uncategorized";
@@ -32,6 +33,8 @@ pub enum ConfigError {
          a local directory of that name)"
     )]
     MistypedUrl { url: String, scheme: String },
+    #[error(transparent)]
+    Profile(#[from] crate::profile::ProfileError),
 }
 
 #[derive(Debug, Clone)]
@@ -58,21 +61,34 @@ pub struct Config {
 impl TryFrom<&GlobalArgs> for Config {
     type Error = ConfigError;
 
+    /// Without a config file's profile (the Python package's readers).
     fn try_from(g: &GlobalArgs) -> Result<Config, ConfigError> {
+        Config::resolve(g, &Selected::default())
+    }
+}
+
+impl Config {
+    /// Each setting from the first that has it: the flag (or artfs's own variable, which clap
+    /// folds into it), the selected profile of the config file, W&B's variable, the default.
+    pub fn resolve(g: &GlobalArgs, selected: &Selected) -> Result<Config, ConfigError> {
         // W&B's own variables are the defaults where ours are unset, as the SDK reads them.
         let wandb = |var: &str| std::env::var(var).ok().filter(|v| !v.is_empty());
-        let (write_registry, write_origin) = match &g.registry {
-            Some(r) => (r.clone(), RegistryOrigin::given(r)),
-            None => (default_registry()?, RegistryOrigin::Default),
+        let p = &selected.profile;
+        let (write_registry, write_origin) = match (&g.registry, &p.registry, &selected.source) {
+            (Some(r), _, _) => (r.clone(), RegistryOrigin::given(r)),
+            (None, Some(r), Some(source)) => {
+                (r.clone(), RegistryOrigin::Profile { source: source.clone() })
+            }
+            _ => (default_registry()?, RegistryOrigin::Default),
         };
         check_registry_url(&write_registry)?;
         let (registry, registry_origin) = match wandb("WANDB_BASE_URL") {
             Some(url) if write_origin == RegistryOrigin::Default => {
                 (url, RegistryOrigin::WandbBaseUrl)
             }
-            _ => (write_registry.clone(), write_origin),
+            _ => (write_registry.clone(), write_origin.clone()),
         };
-        let named = g.entity.clone().or_else(|| wandb("WANDB_ENTITY"));
+        let named = g.entity.clone().or_else(|| p.entity.clone()).or_else(|| wandb("WANDB_ENTITY"));
         let entity_given = named.is_some();
         let entity = match named {
             Some(e) => e,
@@ -82,14 +98,16 @@ impl TryFrom<&GlobalArgs> for Config {
         let project = g
             .project
             .clone()
+            .or_else(|| p.project.clone())
             .or_else(|| wandb("WANDB_PROJECT"))
             .unwrap_or_else(|| DEFAULT_PROJECT.to_owned());
         validate_scope("project", &project)?;
-        let cache_dir = match &g.cache_dir {
+        let cache_dir = match g.cache_dir.as_ref().or(p.cache_dir.as_ref()) {
             Some(d) => d.clone(),
             None => dirs::cache_dir().ok_or(ConfigError::NoHome("cache dir"))?.join("artfs"),
         };
-        let cache_size = g.cache_size.as_deref().map(parse_size).transpose()?;
+        let cache_size = g.cache_size.as_ref().or(p.cache_size.as_ref());
+        let cache_size = cache_size.map(|s| parse_size(s)).transpose()?;
         Ok(Config {
             registry,
             registry_origin,
@@ -107,13 +125,18 @@ impl TryFrom<&GlobalArgs> for Config {
 }
 
 /// Where the registry URL came from, in the order that decides it: `--registry`,
-/// `ARTFS_REGISTRY`, then (for reads only) `WANDB_BASE_URL`, then the default.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `ARTFS_REGISTRY`, the config file's profile, then (for reads only) `WANDB_BASE_URL`, then the
+/// default.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RegistryOrigin {
     Flag,
     Env,
     WandbBaseUrl,
     Default,
+    /// `source`: `profile NAME in FILE` or `[default] in FILE`.
+    Profile {
+        source: String,
+    },
 }
 
 impl RegistryOrigin {
@@ -126,13 +149,20 @@ impl RegistryOrigin {
         }
     }
 
+    /// Chosen by neither `--registry` nor `ARTFS_REGISTRY` but by the SDK's variable or a
+    /// config file's profile, which a user may not have in mind.
+    pub fn is_implicit(&self) -> bool {
+        matches!(self, RegistryOrigin::WandbBaseUrl | RegistryOrigin::Profile { .. })
+    }
+
     /// What a user reads after the URL: `(from WANDB_BASE_URL, reads only)`.
-    pub fn describe(self) -> &'static str {
+    pub fn describe(&self) -> String {
         match self {
-            RegistryOrigin::Flag => "from --registry",
-            RegistryOrigin::Env => "from ARTFS_REGISTRY",
-            RegistryOrigin::WandbBaseUrl => "from WANDB_BASE_URL, which artfs only reads",
-            RegistryOrigin::Default => "the default",
+            RegistryOrigin::Flag => "from --registry".into(),
+            RegistryOrigin::Env => "from ARTFS_REGISTRY".into(),
+            RegistryOrigin::WandbBaseUrl => "from WANDB_BASE_URL, which artfs only reads".into(),
+            RegistryOrigin::Default => "the default".into(),
+            RegistryOrigin::Profile { source } => format!("from {source}"),
         }
     }
 }

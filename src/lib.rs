@@ -1,6 +1,7 @@
 //! artfs: versioned datasets and models (W&B-compatible artifacts) mounted as read-only folders.
 //!
 //! - `cli`, `config`, `cmd`: the edge (flags, resolved settings, one file per subcommand);
+//!   `profile`: the config file's named profiles;
 //! - `names`: artifact paths `[[entity/]project/]name[:alias]`;
 //! - `manifest`: the W&B manifest format and digests;
 //! - `stage`: PATH arguments to manifest entries (hashing);
@@ -45,6 +46,7 @@ pub mod manifest;
 pub mod mount;
 pub mod names;
 pub mod prefetch;
+pub mod profile;
 pub mod progress;
 #[cfg(feature = "python")]
 pub mod python;

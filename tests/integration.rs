@@ -41,6 +41,8 @@ mod wandb_source;
 mod serve_lineage;
 // The first week on the command line: registry choice, exit statuses, discovery, --json, safety, help.
 mod firstweek_cli;
+// The rest of that first week: gc --dry-run, a bare ls, config-file profiles, --json on every command.
+mod firstweek_cli2;
 // Links and portfolios through `artfs serve` with the real SDK, the CLI, gc and two servers.
 mod parity_links;
 // Tags, TTL (expiry and gc) and collection edits through `artfs serve` with the real SDK.

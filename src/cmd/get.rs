@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::{App, count, human_bytes, print_json};
+use super::{App, count, get_preflight, human_bytes, print_json};
 
 /// `artfs get --json`: where the version went and what was already there.
 #[derive(Debug, serde::Serialize)]
@@ -64,6 +64,8 @@ impl App {
                 .map(|p| (p.clone(), manifest.contents[p].clone()))
                 .collect(),
         };
+        get_preflight::preflight(&label, &todo, &root, &clouds).await?;
+        let undo = get_preflight::Undo::before(&root, &todo);
         let fetcher =
             Fetcher::new(self.cache()?, tokio::runtime::Handle::current()).with_clouds(clouds);
         fetcher.check_room(&todo, &root)?;
@@ -75,7 +77,10 @@ impl App {
             bar.finish();
             r
         })
-        .await??;
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| Ok(r?));
+        let written = undo.unless_ok(written)?;
         if let Some((run, registry)) = &run {
             let op =
                 RunOp::Used { collection: v.collection.to_string(), version: v.record.version };

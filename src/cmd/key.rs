@@ -20,6 +20,14 @@ struct CreatedKey {
     entities: Vec<String>,
 }
 
+/// `artfs key revoke --json`.
+#[derive(Debug, Serialize)]
+struct Revoked<'a> {
+    id: &'a str,
+    user: &'a str,
+    revoked: bool,
+}
+
 impl App {
     pub(super) async fn key(&self, command: KeyCommand) -> Result<()> {
         match command {
@@ -41,8 +49,12 @@ impl App {
                 }
                 Ok(())
             }
-            KeyCommand::Revoke { id } => {
+            KeyCommand::Revoke { id, json } => {
                 let info = self.registry_for_write().await?.revoke_key(&id).await?;
+                if json {
+                    let revoked = Revoked { id: &info.id, user: &info.record.user, revoked: true };
+                    return print_json(&revoked);
+                }
                 if !self.config.quiet {
                     eprintln!("revoked key {} of {}", info.id, info.record.user);
                 }

@@ -57,6 +57,14 @@ impl App {
         }
         if summaries.is_empty() {
             let kind = args.artifact_type.as_deref().map(|t| format!("{t} ")).unwrap_or_default();
+            // A bare `artfs ls` in a registry whose default project is empty: what it holds.
+            if args.scope.is_none() {
+                eprintln!(
+                    "no {kind}artifacts in {entity}/{project}, the default project; the registry {} holds:",
+                    self.config.registry
+                );
+                return self.ls_projects(None, args).await;
+            }
             eprintln!(
                 "no {kind}artifacts in {entity}/{project} (registry {}); `artfs ls --all` lists \
                  the projects there are",

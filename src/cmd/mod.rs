@@ -14,6 +14,7 @@ mod edit;
 pub mod exit;
 mod gc;
 mod get;
+mod get_preflight;
 mod help;
 mod key;
 mod lineage;
@@ -39,7 +40,7 @@ use serde_json::Value;
 
 use crate::cache::{BlobCache, default_max_bytes};
 use crate::cli::{Cli, Command, RefAccessArgs};
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::http::NetConfig;
 use crate::names::{ArtifactRef, Selector};
 use crate::registry::Registry;
@@ -57,7 +58,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man => return help::man(),
         _ => {}
     }
-    let config = Config::try_from(&cli.global)?;
+    let profile =
+        crate::profile::select(cli.global.profile.as_deref()).map_err(ConfigError::from)?;
+    let config = Config::resolve(&cli.global, &profile)?;
     init_tracing(&config);
     tracing::info!("registry {} ({})", config.registry, config.registry_origin.describe());
     if config.write_registry != config.registry {
@@ -134,7 +137,7 @@ impl App {
     /// The registry at the configured URL, which must exist: reading (or changing) a mistyped
     /// URL says there is no registry there rather than creating an empty one.
     async fn registry(&self) -> Result<Registry> {
-        let (url, origin) = (&self.config.registry, self.config.registry_origin);
+        let (url, origin) = (&self.config.registry, self.config.registry_origin.clone());
         let store = Store::open_existing(url, &self.clouds)?;
         let registry = store.map(Registry::new);
         let hint = match WandbSource::base_url(url) {
@@ -153,7 +156,7 @@ impl App {
     /// server, whatever `WANDB_BASE_URL` says.
     async fn registry_to_change(&self) -> Result<Registry> {
         self.refuse_read_only()?;
-        let (url, origin) = (&self.config.write_registry, self.config.write_origin);
+        let (url, origin) = (&self.config.write_registry, self.config.write_origin.clone());
         let registry = Store::open_existing(url, &self.clouds)?.map(Registry::new);
         match registry {
             Some(r) if r.exists().await? => Ok(r),
@@ -170,9 +173,11 @@ impl App {
     fn refuse_read_only(&self) -> Result<()> {
         let url = &self.config.write_registry;
         if WandbSource::base_url(url).is_some() {
-            return Err(
-                CliError::ReadOnly { url: url.clone(), origin: self.config.write_origin }.into()
-            );
+            return Err(CliError::ReadOnly {
+                url: url.clone(),
+                origin: self.config.write_origin.clone(),
+            }
+            .into());
         }
         Ok(())
     }
@@ -293,7 +298,9 @@ impl App {
                     self.rm(&artifact, how).await
                 }
             }
-            Command::Gc { grace, yes, json } => self.gc(&grace, yes, json).await,
+            Command::Gc { grace, yes, json, dry_run } => {
+                self.gc(&grace, gc::How { yes, json, dry_run }).await
+            }
             Command::Cache { command } => self.cache_command(command),
             Command::Mount(_) => bail!("`artfs mount` cannot run inside the async runtime"),
             Command::Completions { shell } => help::completions(shell),
@@ -306,10 +313,7 @@ impl App {
             Command::User { command } => self.user_command(command).await,
             Command::Org { command } => self.org_command(command).await,
             Command::Team { command } => self.team_command(command).await,
-            Command::Unmount { mountpoint, lazy } => {
-                let mountpoint = crate::mount::absolute_mountpoint(&mountpoint)?;
-                Ok(crate::mount::unmount(&mountpoint, lazy)?)
-            }
+            Command::Unmount { mountpoint, lazy, json } => unmount(&mountpoint, lazy, json),
             Command::Tag { artifact, add, remove, collection, json } => {
                 self.tag(&artifact, &add, &remove, collection, json).await
             }
@@ -319,6 +323,22 @@ impl App {
             Command::Mounts { json } => print_mounts(json),
         }
     }
+}
+
+/// `artfs unmount --json`: the mount point that is gone (or, `lazy`, going).
+#[derive(Debug, serde::Serialize)]
+struct Unmounted {
+    unmounted: std::path::PathBuf,
+    lazy: bool,
+}
+
+fn unmount(mountpoint: &std::path::Path, lazy: bool, json: bool) -> Result<()> {
+    let mountpoint = crate::mount::absolute_mountpoint(mountpoint)?;
+    crate::mount::unmount(&mountpoint, lazy)?;
+    if json {
+        return print_json(&Unmounted { unmounted: mountpoint, lazy });
+    }
+    Ok(())
 }
 
 /// `artfs mounts`: one `MOUNTPOINT  SOURCE` line per artfs mount, or JSON.

@@ -54,14 +54,8 @@ impl App {
             };
             let pid = mount::spawn_daemon(&log, &mountpoint, mount::MOUNT_READY_TIMEOUT)?;
             made.keep();
-            if !self.config.quiet {
-                eprintln!(
-                    "mounted {what} at {} (daemon pid {pid}, log {})",
-                    mountpoint.display(),
-                    log.display()
-                );
-            }
-            return Ok(());
+            let mounted = Mounted { mountpoint: &mountpoint, source: &source, pid, log: &log };
+            return self.say_mounted(&mounted, &what, args.json);
         }
         let handle = runtime.handle().clone();
         let fetcher = Fetcher::new(self.cache()?, handle.clone())
@@ -127,6 +121,28 @@ fn serve_metrics(addr: &str, fs: ArtifactFs, runtime: &tokio::runtime::Runtime) 
     });
     tracing::info!("metrics at http://{addr}/metrics");
     Ok(())
+}
+
+/// `artfs mount --json`: the mount the daemon serves.
+#[derive(Debug, serde::Serialize)]
+struct Mounted<'a> {
+    mountpoint: &'a Path,
+    source: &'a str,
+    pid: u32,
+    log: &'a Path,
+}
+
+impl App {
+    fn say_mounted(&self, m: &Mounted, what: &str, json: bool) -> Result<()> {
+        if json {
+            return super::print_json(m);
+        }
+        if !self.config.quiet {
+            let (at, pid, log) = (m.mountpoint.display(), m.pid, m.log.display());
+            eprintln!("mounted {what} at {at} (daemon pid {pid}, log {log})");
+        }
+        Ok(())
+    }
 }
 
 fn fs_options(mc: &MountConfig, on_open: Option<crate::fs::OpenHook>) -> FsOptions {

@@ -66,10 +66,12 @@ impl VersionReader {
                 .clone()
                 .or_else(|| env("ARTFS_CACHE_DIR").map(Into::into)),
             cache_size: settings.cache_size.clone().or_else(|| env("ARTFS_CACHE_SIZE")),
+            profile: env("ARTFS_PROFILE"),
             verbose: 0,
             quiet: true,
         };
-        let config = Config::try_from(&global)?;
+        let profile = crate::profile::select(global.profile.as_deref())?;
+        let config = Config::resolve(&global, &profile)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()

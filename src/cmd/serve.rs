@@ -4,9 +4,18 @@ use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use super::App;
+use super::{App, print_json};
 use crate::cli::ServeArgs;
 use crate::config::parse_duration;
+
+/// `artfs serve --json`: the startup line, one JSON object once the server listens.
+#[derive(Debug, serde::Serialize)]
+struct Started<'a> {
+    listening: &'a str,
+    wandb_base_url: &'a str,
+    ui: &'a str,
+    registry: &'a str,
+}
 
 impl App {
     /// Binds, prints the address (the first stdout line, which tests read), serves until a signal.
@@ -34,9 +43,15 @@ impl App {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let scheme = if opts.tls.is_some() { "https" } else { "http" };
         let url = format!("{scheme}://{}", listener.local_addr()?);
-        println!("listening on {url}");
-        std::io::stdout().flush()?;
         let base = args.public_url.as_deref().unwrap_or(&url).trim_end_matches('/');
+        if args.json {
+            let registry = self.config.write_registry.as_str();
+            let ui = format!("{base}/ui/");
+            print_json(&Started { listening: &url, wandb_base_url: base, ui: &ui, registry })?;
+        } else {
+            println!("listening on {url}");
+        }
+        std::io::stdout().flush()?;
         if !self.config.quiet {
             eprintln!("artfs serve: WANDB_BASE_URL={base}, web UI at {base}/ui/");
         }

@@ -60,8 +60,8 @@ impl App {
         }
         // Everything below comes from the registry: printed through `printable`.
         println!("{}:v{}", v.collection, v.record.version);
-        // Only then is the source a surprise: the user named no registry, the SDK's variable did.
-        if self.config.registry_origin == crate::config::RegistryOrigin::WandbBaseUrl {
+        // Only then is the source a surprise: no flag or variable of artfs named the registry.
+        if self.config.registry_origin.is_implicit() {
             let origin = self.config.registry_origin.describe();
             println!("  registry:    {} ({origin})", printable(&self.config.registry));
         }

@@ -23,6 +23,38 @@ pub struct GcReport {
     pub rounds_deleted: u64,
     /// Parts of multipart uploads through `artfs serve` that were abandoned (counted in bytes).
     pub upload_parts_deleted: u64,
+    /// A dry run: the counts and keys are what a real run would delete, and nothing was.
+    pub dry_run: bool,
+    /// Every key deleted (or, in a dry run, to be deleted), in the order of deletion.
+    pub keys: Vec<String>,
+    /// `entity/project/name:vN` of the versions whose TTL has run out (past the grace period):
+    /// gc reclaims their manifests and the blobs only they used.
+    pub expired_versions: Vec<String>,
+}
+
+/// One pass of gc, decided completely before anything is deleted: a dry run reports it, a real
+/// run executes it, so the two cannot disagree.
+#[derive(Debug, Default)]
+struct GcPlan {
+    report: GcReport,
+    doomed: Vec<Doomed>,
+}
+
+#[derive(Debug)]
+enum Doomed {
+    Object(String),
+    /// A writer's temporary object (`…#…`), which the store deletes its own way.
+    Temporary(String),
+}
+
+impl GcPlan {
+    fn doom(&mut self, d: Doomed) {
+        let key = match &d {
+            Doomed::Object(k) | Doomed::Temporary(k) => k.clone(),
+        };
+        self.report.keys.push(key);
+        self.doomed.push(d);
+    }
 }
 
 impl Registry {
@@ -88,14 +120,9 @@ impl Registry {
         let marker = self.hold(layout::GC).await?;
         let result = async {
             let now = self.store_now(&marker.key()).await?;
-            let writers = lease::census(&self.store, layout::LEASES, "", now, self.timing).await?;
-            if !writers.live.is_empty() {
-                return Err(RegistryError::WritersLogging {
-                    url: self.store.url().to_owned(),
-                    writers: writers.live,
-                });
-            }
-            let report = self.sweep(grace).await?;
+            let writers = self.refuse_live_writers(now).await?;
+            let plan = self.gc_plan(grace).await?;
+            let report = self.execute(plan).await?;
             // Leases of dead writers are only clutter now.
             for key in writers.stale {
                 self.store.delete(&key).await?;
@@ -112,14 +139,49 @@ impl Registry {
         result
     }
 
-    /// Deletes the parts of multipart uploads that nobody has added to for longer than the grace
+    /// What [`Registry::gc`] would delete now, deleting nothing: the same proof and plan, not
+    /// executed. It writes no gc marker, so a preview never holds up a writer (one that starts
+    /// meanwhile only makes the preview stale); live writers fail it as they fail gc.
+    pub async fn gc_dry_run(&self, grace: Duration) -> Result<GcReport, RegistryError> {
+        self.refuse_live_writers(Utc::now()).await?;
+        let mut report = self.gc_plan(grace).await?.report;
+        report.dry_run = true;
+        Ok(report)
+    }
+
+    async fn refuse_live_writers(
+        &self,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<lease::Census, RegistryError> {
+        let writers = lease::census(&self.store, layout::LEASES, "", now, self.timing).await?;
+        if !writers.live.is_empty() {
+            return Err(RegistryError::WritersLogging {
+                url: self.store.url().to_owned(),
+                writers: writers.live,
+            });
+        }
+        Ok(writers)
+    }
+
+    async fn execute(&self, plan: GcPlan) -> Result<GcReport, RegistryError> {
+        for d in &plan.doomed {
+            match d {
+                Doomed::Object(key) => self.store.delete(key).await?,
+                Doomed::Temporary(key) => self.store.delete_temporary(key).await?,
+            }
+        }
+        Ok(plan.report)
+    }
+
+    /// Plans to delete the parts of multipart uploads that nobody has added to for longer than the grace
     /// period: a completed upload removes its own parts, so what is left is an upload that
     /// failed its check or was abandoned (the SDK uploads files from 2 GiB in parts). An upload
-    /// still receiving parts is kept as a whole. Returns (parts, bytes) deleted.
-    pub(super) async fn sweep_uploads(
+    /// still receiving parts is kept as a whole.
+    async fn plan_uploads(
         &self,
         cutoff: chrono::DateTime<Utc>,
-    ) -> Result<(u64, u64), RegistryError> {
+        plan: &mut GcPlan,
+    ) -> Result<(), RegistryError> {
         let listed = self.store.list(layout::UPLOADS).await?;
         let mut newest: std::collections::HashMap<&str, chrono::DateTime<Utc>> = Default::default();
         for l in &listed {
@@ -127,20 +189,19 @@ impl Registry {
             let at = newest.entry(upload).or_insert(l.last_modified);
             *at = (*at).max(l.last_modified);
         }
-        let (mut parts, mut bytes) = (0, 0);
         for l in &listed {
             if newest[layout::upload_of(&l.key)] > cutoff {
                 continue;
             }
-            self.store.delete(&l.key).await?;
-            parts += 1;
-            bytes += l.size;
+            plan.doom(Doomed::Object(l.key.clone()));
+            plan.report.upload_parts_deleted += 1;
+            plan.report.bytes_deleted += l.size;
         }
-        Ok((parts, bytes))
+        Ok(())
     }
 
-    /// Everything is read before anything is deleted.
-    pub(super) async fn sweep(&self, grace: Duration) -> Result<GcReport, RegistryError> {
+    /// What gc deletes: everything is read, and the plan complete, before anything is deleted.
+    async fn gc_plan(&self, grace: Duration) -> Result<GcPlan, RegistryError> {
         let cutoff =
             Utc::now() - chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::MAX);
         // Versions still being written: a parallel group's parts and `artfs serve` drafts. One
@@ -148,27 +209,27 @@ impl Registry {
         let parts = self.parts_census(cutoff).await?;
         let mut pending: HashSet<String> = parts.open_manifests.into_iter().collect();
         pending.extend(self.pending_draft_manifests().await?);
-        let live_manifests = self.live_manifests(cutoff, &pending).await?;
+        let (live_manifests, expired) = self.live_manifests(cutoff, &pending).await?;
         pending.retain(|k| !live_manifests.contains(k));
         let live_blobs = self.live_blobs(&live_manifests, &pending).await?;
-        let mut report =
-            self.delete_unreferenced(cutoff, &live_manifests, &pending, &live_blobs).await?;
-        for key in &parts.deletable {
-            self.store.delete(key).await?;
+        let mut plan = GcPlan::default();
+        plan.report.expired_versions = expired;
+        self.plan_unreferenced(cutoff, &live_manifests, &pending, &live_blobs, &mut plan).await?;
+        for key in parts.deletable {
+            plan.doom(Doomed::Object(key));
         }
-        report.rounds_deleted = parts.rounds;
-        let (parts, bytes) = self.sweep_uploads(cutoff).await?;
-        report.upload_parts_deleted = parts;
-        report.bytes_deleted += bytes;
-        Ok(report)
+        plan.report.rounds_deleted = parts.rounds;
+        self.plan_uploads(cutoff, &mut plan).await?;
+        Ok(plan)
     }
 
-    /// The manifests of every version some collection's proven log keeps.
+    /// The manifests of every version some collection's proven log keeps, and the names of the
+    /// versions whose TTL ran out.
     async fn live_manifests(
         &self,
         cutoff: chrono::DateTime<Utc>,
         pending: &HashSet<String>,
-    ) -> Result<HashSet<String>, RegistryError> {
+    ) -> Result<(HashSet<String>, Vec<String>), RegistryError> {
         // Only directories belong above the logs: a file there may be a directory of
         // collections that was replaced, whose versions gc could then not see.
         let level = |prefix: String| async move {
@@ -189,7 +250,7 @@ impl Registry {
                     .into(),
             ));
         }
-        let mut live_manifests = HashSet::new();
+        let (mut live_manifests, mut expired) = (HashSet::new(), Vec::new());
         for entity in entities {
             for project in level(layout::projects_dir(&entity)).await? {
                 let collections = layout::collections_dir(&entity, &project);
@@ -200,10 +261,13 @@ impl Registry {
                     let state: CollectionState = self.prove_log(&prefix, log::difference).await?;
                     states.insert(name, state);
                 }
-                live_manifests.extend(live_in_project(&states, cutoff));
+                let (live, gone) = live_in_project(&states, cutoff);
+                live_manifests.extend(live);
+                let scope = format!("{entity}/{project}");
+                expired.extend(gone.into_iter().map(|v| format!("{scope}/{v}")));
             }
         }
-        Ok(live_manifests)
+        Ok((live_manifests, expired))
     }
 
     /// The blobs the live and pending manifests name; a live manifest that is missing or
@@ -229,15 +293,16 @@ impl Registry {
         Ok(live_blobs)
     }
 
-    /// Deletes the blobs, sidecars, manifests and temporary objects nothing live names and
+    /// Plans to delete the blobs, sidecars, manifests and temporary objects nothing live names and
     /// that are older than the cutoff.
-    async fn delete_unreferenced(
+    async fn plan_unreferenced(
         &self,
         cutoff: chrono::DateTime<Utc>,
         live_manifests: &HashSet<String>,
         pending: &HashSet<String>,
         live_blobs: &HashSet<String>,
-    ) -> Result<GcReport, RegistryError> {
+        plan: &mut GcPlan,
+    ) -> Result<(), RegistryError> {
         let live_sidecars: HashSet<String> =
             live_blobs.iter().map(|b| layout::chunk_sidecar(b)).collect();
         let (blobs, sidecars, manifests) = (
@@ -251,7 +316,8 @@ impl Registry {
             temps.extend(self.store.list_temporary(dir).await?);
         }
 
-        let mut report = GcReport::default();
+        let report = &mut plan.report;
+        let mut doomed = Vec::new();
         for l in blobs {
             if live_blobs.contains(&l.key) {
                 continue;
@@ -260,7 +326,7 @@ impl Registry {
                 report.kept_young += 1;
                 continue;
             }
-            self.store.delete(&l.key).await?;
+            doomed.push(Doomed::Object(l.key));
             report.blobs_deleted += 1;
             report.bytes_deleted += l.size;
         }
@@ -268,7 +334,7 @@ impl Registry {
             if live_sidecars.contains(&l.key) || l.last_modified > cutoff {
                 continue;
             }
-            self.store.delete(&l.key).await?;
+            doomed.push(Doomed::Object(l.key));
         }
         for l in manifests {
             if live_manifests.contains(&l.key) || pending.contains(&l.key) {
@@ -278,7 +344,7 @@ impl Registry {
                 report.kept_young += 1;
                 continue;
             }
-            self.store.delete(&l.key).await?;
+            doomed.push(Doomed::Object(l.key));
             report.manifests_deleted += 1;
         }
         // No writer holds a lease now, so no temporary object is being written: they are what
@@ -288,23 +354,26 @@ impl Registry {
                 report.kept_young += 1;
                 continue;
             }
-            self.store.delete_temporary(&l.key).await?;
+            doomed.push(Doomed::Temporary(l.key));
             report.temp_deleted += 1;
             report.bytes_deleted += l.size;
         }
-        Ok(report)
+        for d in doomed {
+            plan.doom(d);
+        }
+        Ok(())
     }
 }
 
 /// The manifests the proven logs of one project keep live at `cutoff` (now less the grace
 /// period, so a reader whose clock lags never loses a version it still shows): versions not
 /// expired by then, and a renamed-away collection's versions until the log it moved to has
-/// adopted them.
+/// adopted them. Also `name:vN` of the versions expired by then.
 fn live_in_project(
     states: &std::collections::BTreeMap<String, CollectionState>,
     cutoff: chrono::DateTime<Utc>,
-) -> Vec<String> {
-    let mut out = Vec::new();
+) -> (Vec<String>, Vec<String>) {
+    let (mut out, mut expired) = (Vec::new(), Vec::new());
     for (name, state) in states {
         let adopted = state
             .moved_to
@@ -316,6 +385,8 @@ fn live_in_project(
         }
         let live = state.clone().live(cutoff);
         out.extend(live.versions.values().map(|v| v.manifest.clone()));
+        let gone = state.versions.keys().filter(|v| !live.versions.contains_key(v));
+        expired.extend(gone.map(|v| format!("{name}:v{v}")));
     }
-    out
+    (out, expired)
 }
