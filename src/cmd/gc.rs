@@ -27,6 +27,7 @@ struct Collected<'a> {
     bytes_deleted: u64,
     rounds_deleted: u64,
     upload_parts_deleted: u64,
+    drafts_deleted: u64,
     kept_young: u64,
     keys: &'a [String],
 }
@@ -42,6 +43,7 @@ impl<'a> From<&'a GcReport> for Collected<'a> {
             bytes_deleted: r.bytes_deleted,
             rounds_deleted: r.rounds_deleted,
             upload_parts_deleted: r.upload_parts_deleted,
+            drafts_deleted: r.drafts_deleted,
             kept_young: r.kept_young,
             keys: &r.keys,
         }
@@ -89,6 +91,10 @@ fn summary(r: &GcReport) -> String {
     if r.upload_parts_deleted > 0 {
         let parts = count(r.upload_parts_deleted as usize, "part");
         rounds.push_str(&format!(", and {parts} of abandoned multipart uploads"));
+    }
+    if r.drafts_deleted > 0 {
+        let drafts = count(r.drafts_deleted as usize, "abandoned draft");
+        rounds.push_str(&format!(", and the records of {drafts}"));
     }
     let (verb, nothing) = match r.dry_run {
         true => ("would delete", " (dry run: nothing deleted)"),

@@ -64,7 +64,7 @@ impl App {
                 .map(|p| (p.clone(), manifest.contents[p].clone()))
                 .collect(),
         };
-        get_preflight::preflight(&label, &todo, &root, &clouds).await?;
+        get_preflight::preflight(&label, &todo, &clouds).await?;
         let undo = get_preflight::Undo::before(&root, &todo);
         let fetcher =
             Fetcher::new(self.cache()?, tokio::runtime::Handle::current()).with_clouds(clouds);

@@ -1,25 +1,20 @@
-//! `artfs get`'s checks before it writes anything (every reference the reader's policy refuses,
-//! named in one error; room on the destination's disk), and the undo of a `get` that fails
-//! half-way: it leaves no partial folder behind.
+//! `artfs get`'s check before it writes anything (every reference the reader's policy refuses,
+//! named in one error; room is `fetch::space`'s), and the undo of a `get` that fails half-way:
+//! it leaves no partial folder behind.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
-use super::{count, human_bytes};
+use super::count;
 use crate::manifest::Manifest;
 use crate::refs;
 use crate::store::cloud::Clouds;
 
-/// Refuses, before anything is written, a download that cannot finish: references the reader
-/// did not allow (all of them, in one error) and more bytes than the destination's disk has.
-pub(super) async fn preflight(
-    label: &str,
-    todo: &Manifest,
-    root: &Path,
-    clouds: &Clouds,
-) -> Result<()> {
+/// Refuses, before anything is written, a download with references the reader did not allow
+/// (all of them, in one error).
+pub(super) async fn preflight(label: &str, todo: &Manifest, clouds: &Clouds) -> Result<()> {
     let mut refused = Vec::new();
     for (path, entry) in &todo.contents {
         // Anything else (a host that does not resolve, ...) is the download's to report.

@@ -63,6 +63,17 @@ pub struct Distributed {
     pub round: u64,
 }
 
+/// What `gc` makes of the drafts not committed yet (see [`Registry::draft_census`]).
+#[derive(Debug, Default)]
+pub(super) struct DraftCensus {
+    /// Manifests uploaded to drafts still in progress: kept, with their blobs.
+    pub(super) pending_manifests: Vec<String>,
+    /// Every object of the abandoned drafts, in the order to delete them.
+    pub(super) abandoned: Vec<String>,
+    pub(super) abandoned_bytes: u64,
+    pub(super) drafts_abandoned: u64,
+}
+
 /// The one draft of a round of a group: the same id for every writer.
 fn distributed_draft_id(c: &CollectionPath, d: &Distributed) -> String {
     let h = sha2::Sha256::digest(format!("dist\0{c}\0{}\0{}", d.group, d.round).as_bytes());
@@ -240,27 +251,63 @@ impl Registry {
         Ok(())
     }
 
-    /// The manifests uploaded to drafts not committed yet: `gc` keeps them and their blobs.
-    pub(super) async fn pending_draft_manifests(&self) -> Result<Vec<String>, RegistryError> {
+    /// The drafts not committed yet, sorted for `gc`: those written to within the grace period
+    /// are in progress (their uploaded manifests, and so their blobs, are kept); the others were
+    /// abandoned (a client killed between `createArtifact` and `commitArtifact`), and every object
+    /// of theirs goes. The grace period is the one blobs uploaded for a draft already rely on:
+    /// they are unreferenced until the commit, so an upload idle for longer loses them anyway.
+    pub(super) async fn draft_census(
+        &self,
+        cutoff: DateTime<Utc>,
+    ) -> Result<DraftCensus, RegistryError> {
         let listed = self.store.list(super::layout::DRAFTS).await?;
-        let committed: std::collections::HashSet<&str> =
-            listed.iter().filter_map(|l| l.key.strip_suffix("/committed.json")).collect();
-        let mut out = Vec::new();
+        let keys: std::collections::HashSet<&str> = listed.iter().map(|l| l.key.as_str()).collect();
+        let mut drafts: std::collections::BTreeMap<&str, Vec<&crate::store::Listed>> =
+            std::collections::BTreeMap::new();
         for l in &listed {
-            let Some(draft) = l.key.strip_suffix("/manifest.json") else { continue };
-            if committed.contains(draft) {
+            let id = l.key.split('/').nth(1).unwrap_or_default();
+            if valid_draft_id(id) {
+                drafts.entry(id).or_default().push(l);
+            }
+        }
+        let mut census = DraftCensus::default();
+        for (id, objects) in drafts {
+            if keys.contains(committed_key(id).as_str()) {
                 continue;
             }
-            let Some(bytes) = self.store.get_opt(&l.key).await? else { continue };
-            let pointer: Pointer = serde_json::from_slice(&bytes).map_err(|e| {
-                RegistryError::Unsafe(format!(
-                    "the draft manifest pointer {} cannot be read: {e}",
-                    l.key
-                ))
-            })?;
-            out.push(pointer.key);
+            if objects.iter().any(|l| l.last_modified > cutoff) {
+                if keys.contains(manifest_pointer_key(id).as_str()) {
+                    census.pending_manifests.push(self.draft_manifest_key(id).await?);
+                }
+                continue;
+            }
+            // The client's mapping first, the draft's own record last: a gc cut off halfway
+            // leaves a draft that the next one finds abandoned again.
+            let draft = self.draft(id).await?;
+            if let Some(mapping) = draft.and_then(|d| d.client_id).map(|c| client_key(&c))
+                && keys.contains(mapping.as_str())
+            {
+                census.abandoned.push(mapping);
+            }
+            let record = draft_key(id);
+            census.abandoned.extend(objects.iter().map(|l| l.key.clone()).filter(|k| *k != record));
+            census.abandoned_bytes += objects.iter().map(|l| l.size).sum::<u64>();
+            if keys.contains(record.as_str()) {
+                census.abandoned.push(record);
+            }
+            census.drafts_abandoned += 1;
         }
-        Ok(out)
+        Ok(census)
+    }
+
+    /// The manifest key an uncommitted draft's pointer names.
+    async fn draft_manifest_key(&self, id: &str) -> Result<String, RegistryError> {
+        let key = manifest_pointer_key(id);
+        let bytes = self.store.get_opt(&key).await?.unwrap_or_default();
+        let pointer: Pointer = serde_json::from_slice(&bytes).map_err(|e| {
+            RegistryError::Unsafe(format!("the draft manifest pointer {key} cannot be read: {e}"))
+        })?;
+        Ok(pointer.key)
     }
 
     /// Makes the draft incremental over the manifest `base` (a stored manifest key, or
@@ -552,28 +599,55 @@ mod tests {
         assert_eq!(reg.manifest(&v1).await.unwrap().contents["b"].digest, md5_base64(b"new b"));
     }
 
-    #[tokio::test]
-    async fn gc_keeps_what_an_uncommitted_draft_uploaded_however_old() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().to_str().unwrap(), &Clouds::default()).unwrap();
-        let reg = Registry::new(store.clone());
-        let c = CollectionPath::new("e", "p", "ds").unwrap();
-        let d = reg.create_draft(draft(&c, None)).await.unwrap();
-        let body = b"slow upload".to_vec();
+    /// A draft with a manifest and a blob uploaded, as the SDK leaves it before its commit.
+    async fn uploaded_draft(
+        reg: &Registry,
+        store: &Store,
+        c: &CollectionPath,
+        client: &str,
+    ) -> (Draft, String) {
+        let d = reg.create_draft(draft(c, Some(client))).await.unwrap();
+        let body = format!("upload of {client}").into_bytes();
         let key = crate::registry::blob_key(&md5_base64(&body)).unwrap();
         store.put_create(&key, body.clone().into()).await.unwrap();
         let mut m = Manifest::default();
         m.contents.insert("a.txt".into(), Entry::stored(md5_base64(&body), body.len() as u64));
         reg.set_draft_manifest(&d, &m).await.unwrap();
-        // Grace 0: everything unreferenced goes, but not the draft's manifest and blob.
-        let report = reg.gc(std::time::Duration::ZERO).await.unwrap();
+        (d, key)
+    }
+
+    #[tokio::test]
+    async fn gc_keeps_a_draft_in_progress_and_sweeps_an_abandoned_one_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap(), &Clouds::default()).unwrap();
+        let reg = Registry::new(store.clone());
+        let c = CollectionPath::new("e", "p", "ds").unwrap();
+        let (d, key) = uploaded_draft(&reg, &store, &c, "slow").await;
+        // Written to within the grace period: in progress, its manifest and blob are kept.
+        let report = reg.gc(std::time::Duration::from_secs(3600)).await.unwrap();
         assert_eq!((report.blobs_deleted, report.manifests_deleted), (0, 0), "{report:?}");
+        assert_eq!(report.drafts_deleted, 0);
         assert_eq!(reg.commit_draft(&d).await.unwrap().version, 0);
-        // Committed, the version holds them; an orphan blob still goes.
+        assert!(store.head(&key).await.unwrap().is_some());
+        // Committed, its records stay (a retried commit finds them); an orphan blob still goes.
         let orphan = crate::registry::blob_key(&md5_base64(b"orphan")).unwrap();
         store.put_create(&orphan, bytes::Bytes::from_static(b"orphan")).await.unwrap();
         let report = reg.gc(std::time::Duration::ZERO).await.unwrap();
-        assert_eq!(report.blobs_deleted, 1, "{report:?}");
+        assert_eq!((report.blobs_deleted, report.drafts_deleted), (1, 0), "{report:?}");
+        assert!(reg.draft(&d.id).await.unwrap().is_some());
+        // Never committed and idle past the grace period: abandoned. Everything it wrote goes,
+        // its client id's mapping too, so a retry under that id opens a new draft.
+        let (gone, gone_blob) = uploaded_draft(&reg, &store, &c, "killed").await;
+        let report = reg.gc(std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(report.drafts_deleted, 1, "{report:?}");
+        assert_eq!((report.blobs_deleted, report.manifests_deleted), (1, 1), "{report:?}");
+        assert!(reg.draft(&gone.id).await.unwrap().is_none());
+        assert!(reg.draft_by_client_id("killed").await.unwrap().is_none());
+        assert!(store.head(&gone_blob).await.unwrap().is_none());
+        assert!(store.list(&format!("drafts/{}/", gone.id)).await.unwrap().is_empty());
+        let again = reg.create_draft(draft(&c, Some("killed"))).await.unwrap();
+        assert_ne!(again.id, gone.id);
+        // The committed version is untouched by all of it.
         assert!(store.head(&key).await.unwrap().is_some());
     }
 

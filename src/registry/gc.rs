@@ -23,6 +23,9 @@ pub struct GcReport {
     pub rounds_deleted: u64,
     /// Parts of multipart uploads through `artfs serve` that were abandoned (counted in bytes).
     pub upload_parts_deleted: u64,
+    /// Drafts of `artfs serve` (W&B's `createArtifact`) never committed and not written to for
+    /// longer than the grace period: their records went with them.
+    pub drafts_deleted: u64,
     /// A dry run: the counts and keys are what a real run would delete, and nothing was.
     pub dry_run: bool,
     /// Every key deleted (or, in a dry run, to be deleted), in the order of deletion.
@@ -208,7 +211,8 @@ impl Registry {
         // whose manifest is gone cannot be finished anyway, so it does not stop gc.
         let parts = self.parts_census(cutoff).await?;
         let mut pending: HashSet<String> = parts.open_manifests.into_iter().collect();
-        pending.extend(self.pending_draft_manifests().await?);
+        let drafts = self.draft_census(cutoff).await?;
+        pending.extend(drafts.pending_manifests);
         let (live_manifests, expired) = self.live_manifests(cutoff, &pending).await?;
         pending.retain(|k| !live_manifests.contains(k));
         let live_blobs = self.live_blobs(&live_manifests, &pending).await?;
@@ -220,6 +224,11 @@ impl Registry {
         }
         plan.report.rounds_deleted = parts.rounds;
         self.plan_uploads(cutoff, &mut plan).await?;
+        for key in drafts.abandoned {
+            plan.doom(Doomed::Object(key));
+        }
+        plan.report.drafts_deleted = drafts.drafts_abandoned;
+        plan.report.bytes_deleted += drafts.abandoned_bytes;
         Ok(plan)
     }
 
