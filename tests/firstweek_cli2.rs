@@ -387,6 +387,6 @@ fn get_refuses_a_version_larger_than_the_free_space_of_its_disk() {
     let out = env.path("artifacts-here/out");
     let err = env.fails(&["get", "big", "--root", out.to_str().unwrap()]);
     // More than the disk, and so more than the cache too: either refusal names the sizes.
-    assert!(err.contains("TiB") && err.contains("nothing was written"), "{err}");
+    assert!(err.contains("1.00 EiB") && err.contains("nothing was written"), "{err}");
     assert!(!env.path("artifacts-here").exists());
 }

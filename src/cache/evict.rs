@@ -51,18 +51,16 @@ impl BlobCache {
     /// least-recently-used entries down to [`LOW_WATER_PERCENT`] of what the cache holds now
     /// (or of the limit, if less), whatever the limit says. The disk may be smaller than the
     /// limit, or shared with other data; without this a full disk would fail every later fill.
-    /// Skipped while another eviction runs (it frees room too). Returns whether it ran.
+    /// Waits for an eviction already running (fills running out of room together would
+    /// otherwise give up while another one frees it), then runs its own. Returns whether it ran.
     pub fn make_room(&self) -> bool {
-        let evicted = self.open_evict_lock().and_then(|evict_lock| match evict_lock.try_lock() {
+        let evicted = self.open_evict_lock().and_then(|evict_lock| match evict_lock.lock() {
             Ok(()) => {
                 let held = self.inner.ledger.update(|_| {})?.total_bytes();
                 let target = low_water_bytes(held.min(self.inner.max_bytes));
                 self.evict_down_to(target).map(Some)
             }
-            Err(TryLockError::WouldBlock) => Ok(None),
-            Err(TryLockError::Error(source)) => {
-                Err(CacheError::io("lock", &self.inner.evict_lock_path, source))
-            }
+            Err(source) => Err(CacheError::io("lock", &self.inner.evict_lock_path, source)),
         });
         match evicted {
             Ok(Some(report)) => {

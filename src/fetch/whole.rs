@@ -14,6 +14,9 @@ use crate::source::BlobSource;
 use super::cancel::StopSignal;
 use super::{BodyError, FetchError, Fetcher, StallBound, ranged};
 
+/// Tries of a fill that finds the cache's disk full, each after making room.
+const FULL_DISK_TRIES: u32 = 4;
+
 impl Fetcher {
     /// Whether the entry is (probably) in the cache already, i.e. [`Fetcher::cached`] will not
     /// download. A hint only: the entry may be evicted right after.
@@ -54,7 +57,7 @@ impl Fetcher {
 
     /// The entry's bytes in the cache, fetched and verified first if needed. `artifact` and
     /// `path` only name the entry in errors. A fill that runs out of disk space makes room in
-    /// the cache (see [`BlobCache::make_room`]) and is tried once more.
+    /// the cache (see [`BlobCache::make_room`]) and is tried again, up to [`FULL_DISK_TRIES`].
     pub fn cached(
         &self,
         blobs: &Arc<dyn BlobSource>,
@@ -75,13 +78,18 @@ impl Fetcher {
         entry: &Entry,
         reader: Option<u32>,
     ) -> Result<CachedBlob, FetchError> {
-        match self.cached_once(blobs, artifact, path, entry, reader) {
-            Err(FetchError::Cache { source: CacheError::DiskFull { .. }, .. })
-                if self.cache.make_room() =>
-            {
-                self.cached_once(blobs, artifact, path, entry, reader)
+        // Fills running out of room together (a reader and its readahead) each make room, and
+        // one may take what another freed: a few tries, not one.
+        let mut tries = FULL_DISK_TRIES;
+        loop {
+            match self.cached_once(blobs, artifact, path, entry, reader) {
+                Err(FetchError::Cache { source: CacheError::DiskFull { .. }, .. })
+                    if tries > 1 && self.cache.make_room() =>
+                {
+                    tries -= 1;
+                }
+                other => return other,
             }
-            other => other,
         }
     }
 
