@@ -32,18 +32,14 @@ if [[ -z ${ARTFS_BIN:-} ]]; then
   ARTFS_BIN=$REPO/target/release/artfs
   [[ -x $ARTFS_BIN ]] || cargo build --release
 fi
-services=$(scripts/test-services.sh status 2>/dev/null || true)
-grep -q '^s3 *up' <<<"$services" || die "ministack is not running (scripts/test-services.sh start)"
-export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_ENDPOINT_URL=$ENDPOINT
-export ARTFS_ENTITY=bench ARTFS_PROJECT=stream
-curl -sf -X PUT "$ENDPOINT/$BUCKET" >/dev/null || die "cannot create bucket $BUCKET"
+# shellcheck source=scripts/bench/common.sh
+source "$REPO/scripts/bench/common.sh"
+bench_s3_bucket "$ENDPOINT" "$BUCKET" || exit 1
+export AWS_ENDPOINT_URL=$ENDPOINT ARTFS_ENTITY=bench ARTFS_PROJECT=stream
 
 MNT=$BENCH_DIR/mnt SMALL=$BENCH_DIR/small-cache
-MOUNTS=() PIDS=()
 cleanup() {
-  for m in "${MOUNTS[@]}"; do mountpoint -q "$m" && { fusermount3 -u "$m" 2>/dev/null || fusermount3 -uz "$m"; }; done
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  bench_cleanup
   mountpoint -q "$SMALL" && umount -l "$SMALL"
   return 0
 }
