@@ -6,8 +6,9 @@
 #   B. a DataLoader-like epoch (`small_files.py epoch`: 2 worker processes, shuffled, batches of
 #      32, Pillow decodes each PNG) over 2,000 and 10,000 PNGs: warm through one mount, and cold
 #      (fresh cache dir and fresh mount) from a local registry and from an S3 registry (ministack).
-#   The local-disk baseline reads the same files from the directory they were logged from (in the
-#   page cache: the page cache is never dropped machine-wide).
+#   The local-disk baseline reads the same files from the directory they were logged from: warm
+#   (page cache) for the warm cases, after dropping the page cache for the cold ones. Cold mounts
+#   put their cache on a fresh ext4 loop filesystem (root: mount, mkfs.ext4).
 #   Targets: A ≤ 1.5× local; B warm ≤ 1.1× local, cold ≤ 1.5× local, S3 cold ≤ 1.5× local registry.
 #
 # Each mount case runs for every binary in BENCH_BINS ("label=path[,mount-arg...] ..."; default:
@@ -65,12 +66,13 @@ AWS_ENDPOINT_URL=$ENDPOINT "$LOG_BIN" --registry "$S3_REG" -q log small "$DATA" 
 # --- helpers ---------------------------------------------------------------------------------------
 wait_mounted() { for _ in $(seq 300); do mountpoint -q "$1" && return 0; sleep 0.1; done; die "no mount at $1"; }
 DAEMON=0 MNT=
-mount_artfs() { # BIN[,ARG...] REGISTRY: fresh cache dir and mount point; sets MNT and DAEMON
+mount_artfs() { # BIN[,ARG...] REGISTRY: fresh cache (a fresh filesystem) and mount point; sets MNT and DAEMON
   local bin=${1%%,*} reg=$2 args=()
   [[ $1 == *,* ]] && IFS=, read -r -a args <<<"${1#*,}"
-  MNT=$BENCH_DIR/mnt; rm -rf "$BENCH_DIR/cache"; mkdir -p "$MNT"
+  MNT=$BENCH_DIR/mnt; mkdir -p "$MNT"
+  bench_fresh_fs "$BENCH_DIR/cachefs" 4G || die "cannot make a fresh cache filesystem"
   # shellcheck disable=SC2086
-  AWS_ENDPOINT_URL=$ENDPOINT "$bin" --registry "$reg" --cache-dir "$BENCH_DIR/cache" --cache-size 20G -v \
+  AWS_ENDPOINT_URL=$ENDPOINT "$bin" --registry "$reg" --cache-dir "$BENCH_DIR/cachefs/c" --cache-size 3G -v \
     mount small:v0 "$MNT" --foreground "${args[@]}" ${BENCH_MOUNT_ARGS:-} 2>"$BENCH_DIR/mount.log" &
   DAEMON=$!; PIDS+=("$DAEMON"); MOUNTS+=("$MNT"); wait_mounted "$MNT"
 }
@@ -86,12 +88,14 @@ timed_mount() { # KEY COMMAND…: time COMMAND through the mount, with the daemo
   c0=$(cpu); t=$("$@"); add "$key" "$t"; addc "$key" "$(awk -v a="$(cpu)" -v b="$c0" 'BEGIN { printf "%.3f", a - b }')"
 }
 
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
 for rep in $(seq "$REPS"); do
   note "repetition $rep of $REPS (load $(cut -d' ' -f1-3 /proc/loadavg))"
   add or-local-png2k "$(openread "$DATA" png2k)"
   add or-local-raw4k "$(openread "$DATA" raw4k)"
   add ep-local-png2k "$(epoch "$DATA" png2k)"
   add ep-local-png10k "$(epoch "$DATA" png10k)"
+  for set in png2k png10k; do bench_drop_caches; add "epc-local-$set" "$(epoch "$DATA" "$set")"; done
   for b in "${BINS[@]}"; do
     label=${b%%=*} bin=${b#*=}
     # Warm: cache filled and every file read once through this mount before the clock.
@@ -102,10 +106,11 @@ for rep in $(seq "$REPS"); do
     timed_mount "epw-$label-png2k" epoch "$MNT" png2k
     timed_mount "epw-$label-png10k" epoch "$MNT" png10k
     unmount
-    # Cold: fresh cache and mount per case.
+    # Cold: fresh cache and mount per case, page cache dropped (the local registry's blobs
+    # come from the disk, like the local baseline's files).
     for set in png2k png10k; do
-      mount_artfs "$bin" "$LOCAL_REG"; timed_mount "epc-$label-$set" epoch "$MNT" "$set"; unmount
-      mount_artfs "$bin" "$S3_REG"; timed_mount "eps3-$label-$set" epoch "$MNT" "$set"; unmount
+      mount_artfs "$bin" "$LOCAL_REG"; bench_drop_caches; timed_mount "epc-$label-$set" epoch "$MNT" "$set"; unmount
+      mount_artfs "$bin" "$S3_REG"; bench_drop_caches; timed_mount "eps3-$label-$set" epoch "$MNT" "$set"; unmount
     done
   done
 done
@@ -130,10 +135,10 @@ TABLE=$(
   row "A. open+read, 2,000 files of 4 KiB, warm" or raw4k or-local-raw4k 1.5
   row "B. epoch, 2,000 PNGs, warm" epw png2k ep-local-png2k 1.1
   row "B. epoch, 10,000 PNGs, warm" epw png10k ep-local-png10k 1.1
-  row "B. epoch, 2,000 PNGs, cold, local registry" epc png2k ep-local-png2k 1.5
-  row "B. epoch, 10,000 PNGs, cold, local registry" epc png10k ep-local-png10k 1.5
-  row "B. epoch, 2,000 PNGs, cold, S3 registry" eps3 png2k ep-local-png2k 1.5
-  row "B. epoch, 10,000 PNGs, cold, S3 registry" eps3 png10k ep-local-png10k 1.5
+  row "B. epoch, 2,000 PNGs, cold, local registry" epc png2k epc-local-png2k 1.5
+  row "B. epoch, 10,000 PNGs, cold, local registry" epc png10k epc-local-png10k 1.5
+  row "B. epoch, 2,000 PNGs, cold, S3 registry" eps3 png2k epc-local-png2k 1.5
+  row "B. epoch, 10,000 PNGs, cold, S3 registry" eps3 png10k epc-local-png10k 1.5
   for b in "${BINS[@]}"; do
     l=${b%%=*}
     for set in png2k png10k; do
@@ -149,11 +154,14 @@ Run \`scripts/bench/small.sh\` (root: FUSE). One artifact of three folders: 2,00
 PNGs of ~2.5 KB and 2,000 files of 4 KiB, in 10 class folders each. A: one thread opens and reads
 every file once in name order. B: \`small_files.py epoch\`, a DataLoader-like epoch (2 worker
 processes, seeded shuffle, batches of 32, Pillow decode; torch itself is not installed here).
-Warm: cache filled and every file read once through the same mount first. Cold: fresh cache dir and
-fresh mount per case. Local: the logged folder on local disk (page cache never dropped). Daemon CPU:
-utime+stime of \`artfs mount\` over the timed part. Medians of $REPS repetitions, cases interleaved.
+Warm: cache filled and every file read once through the same mount first; compared with the
+logged folder on local disk, page cache warm. Cold: a fresh mount with its cache on a fresh ext4
+filesystem (a new loop image per case), and the page cache dropped before the clock, so the local
+registry's blobs come from the disk; compared with the logged folder read after dropping the page
+cache too. Daemon CPU: utime+stime of \`artfs mount\` over the timed part. Medians of $REPS
+repetitions, cases interleaved.
 
-- date: $(date -u '+%Y-%m-%d %H:%M UTC'); kernel $(uname -r); $(nproc) cores (shared with other builds); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)
+- date: $(date -u '+%Y-%m-%d %H:%M UTC'); kernel $(uname -r); $(nproc) cores; load average at the start: $LOAD0, at the end: $(cut -d' ' -f1-3 /proc/loadavg)
 - binaries: $(for b in "${BINS[@]}"; do printf '`%s` ' "$b"; done | sed "s|$REPO/||g; s|/work/[a-z-]*/||g")(artfs commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ', working tree modified')); mount arguments: \`${BENCH_MOUNT_ARGS:-none}\`
 
 $TABLE

@@ -45,6 +45,25 @@ impl Claims {
         }
     }
 
+    /// Makes the lease's claim say `bytes` (none when 0); returns whether it does now.
+    pub(super) fn set_lease(&self, bytes: u64) -> bool {
+        let path = self.dir.join(format!("{}lease", self.own_prefix));
+        if bytes == 0 {
+            remove(&path);
+            return true;
+        }
+        // Replaced by rename: a process counting claims without the flock (a filesystem
+        // without flocks) must never read it half written.
+        let staged = self.dir.join(format!(".{}lease", self.own_prefix));
+        let written = fs::create_dir_all(&self.dir)
+            .and_then(|()| fs::write(&staged, bytes.to_string()))
+            .and_then(|()| fs::rename(&staged, &path));
+        if let Err(err) = &written {
+            warn!(path = %path.display(), %err, "cannot record the cache lease for other processes");
+        }
+        written.is_ok()
+    }
+
     /// Bytes claimed by other ledgers whose processes still run. Claims of dead processes are
     /// removed on the way.
     pub(super) fn others(&self) -> u64 {
@@ -53,7 +72,8 @@ impl Claims {
         for entry in read.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if name.starts_with(&self.own_prefix) {
+            // `.`: a lease being replaced (see `set_lease`).
+            if name.starts_with(&self.own_prefix) || name.starts_with('.') {
                 continue;
             }
             let pid = name.split('-').next().and_then(|pid| pid.parse::<u32>().ok());

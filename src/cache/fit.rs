@@ -36,7 +36,9 @@ impl BlobCache {
         if size > self.inner.max_bytes {
             return false;
         }
+        // The ledger is read (and merged) only when the free space alone does not settle it:
+        // this runs on every cold open.
         free_bytes(&self.inner.dir)
-            .is_none_or(|free| size <= free.saturating_add(self.held_bytes()))
+            .is_none_or(|free| size <= free || size <= free.saturating_add(self.held_bytes()))
     }
 }

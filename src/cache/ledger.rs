@@ -28,6 +28,7 @@ use tracing::warn;
 
 use super::claims::{self, Claims};
 use super::evict::scan_entries;
+use super::lease::{Lease, lease_bytes, leased_fill_max};
 use super::partial::scan_partial_bytes;
 use super::{CacheError, Layout};
 
@@ -113,6 +114,17 @@ struct Local {
     others_reserved: u64,
     /// Claims whose fills' entries are in `pending`: removed once merged.
     released_claims: Vec<PathBuf>,
+    /// Room claimed in advance for small fills (`lease.rs`).
+    lease: Lease,
+}
+
+/// How a reservation shows to other processes.
+#[derive(Debug)]
+pub(super) enum Shown {
+    /// Through its own claim file (`None`: it could not be written).
+    Claim(Option<PathBuf>),
+    /// Through this process's lease.
+    Leased,
 }
 
 /// What [`Ledger::record`] tells its caller to do next.
@@ -188,32 +200,97 @@ impl Ledger {
     /// Reserves `bytes` for a fill if the cache stays within `max_bytes` with them, counting
     /// the shared record as it is now, this process's changes and reservations and those other
     /// processes claim (`claims.rs`), atomically with respect to all of them; otherwise returns
-    /// the total counted. On success, returns the claim to pass back on release, if one could
-    /// be written.
-    pub(super) fn try_reserve(&self, bytes: u64, max_bytes: u64) -> Result<Option<PathBuf>, u64> {
+    /// the total counted. A small fill is served from this process's lease without any of that
+    /// while the lease lasts (`lease.rs`).
+    pub(super) fn try_reserve(&self, bytes: u64, max_bytes: u64) -> Result<Shown, u64> {
+        let leased = bytes <= leased_fill_max(max_bytes);
+        if leased && self.draw_lease(bytes) {
+            return Ok(Shown::Leased);
+        }
         let lock_file = self.lock_file.lock().unwrap_or_else(PoisonError::into_inner);
         // Without the flock (an odd filesystem), claims are still counted, only not atomically.
         let flock = lock_file.lock().map(|()| FlockGuard(&lock_file));
         let shared = self.read().ok().flatten();
         let others = self.claims.others();
         let mut local = self.local();
-        let before =
+        if leased && local.lease.draw(bytes) {
+            // Grown by another thread while this one waited for the lock.
+            local.reserved += bytes;
+            return Ok(Shown::Leased);
+        }
+        let mut before =
             estimate_over(shared.as_ref().unwrap_or(&local.last), &local).saturating_add(others);
         local.others_reserved = others;
-        if before.saturating_add(bytes) > max_bytes {
-            return Err(before);
+        let lease = if leased { lease_bytes(max_bytes) } else { 0 };
+        if before.saturating_add(bytes).saturating_add(lease) <= max_bytes {
+            local.lease.grow(lease);
+        } else if before.saturating_add(bytes) > max_bytes {
+            // This process's own unused lease is the first room to give up.
+            before = before.saturating_sub(local.lease.give_back());
+            if before.saturating_add(bytes) > max_bytes {
+                self.show_lease(&mut local);
+                return Err(before);
+            }
         }
         local.reserved += bytes;
+        let shown = if leased {
+            local.lease.grow(bytes);
+            local.lease.draw(bytes);
+            Shown::Leased
+        } else {
+            Shown::Claim(self.claims.claim(bytes))
+        };
+        self.show_lease(&mut local);
         drop(local);
-        let claim = self.claims.claim(bytes);
         drop(flock);
-        Ok(claim)
+        Ok(shown)
+    }
+
+    /// Hands `bytes` of the lease to a fill, if it has them free.
+    fn draw_lease(&self, bytes: u64) -> bool {
+        let mut local = self.local();
+        let drawn = local.lease.draw(bytes);
+        if drawn {
+            local.reserved += bytes;
+        }
+        drawn
+    }
+
+    /// Brings the lease's claim file up to date (caller holds the flock).
+    fn show_lease(&self, local: &mut Local) {
+        let bytes = local.lease.claim_bytes();
+        if bytes != local.lease.claimed && self.claims.set_lease(bytes) {
+            local.lease.claimed = bytes;
+        }
+    }
+
+    /// Ends a reservation of `bytes` whose fill failed; returns whether the lease's claim still
+    /// shows bytes, so a merge must be scheduled to give them back if they stay unused.
+    pub(super) fn unreserve(&self, bytes: u64, leased: bool) -> bool {
+        let mut local = self.local();
+        local.reserved = local.reserved.saturating_sub(bytes);
+        if leased {
+            local.lease.failed(bytes);
+        }
+        let start_flusher = !local.flusher && local.lease.claimed > 0;
+        local.flusher |= start_flusher;
+        start_flusher
+    }
+
+    /// Gives back the unused lease now (the cache is being dropped).
+    pub(super) fn end_lease(&self) {
+        self.local().lease.give_back();
+    }
+
+    /// Whether the lease's claim file still shows bytes (a merge will update it).
+    pub(super) fn shows_lease(&self) -> bool {
+        self.local().lease.claimed > 0
     }
 
     /// Bytes reserved by fills in progress: this process's, and other processes' as last seen.
     pub(super) fn reserved(&self) -> u64 {
         let local = self.local();
-        local.reserved.saturating_add(local.others_reserved)
+        local.reserved.saturating_add(local.others_reserved).saturating_add(local.lease.free)
     }
 
     /// Ends a claim whose fill failed: its bytes are free at once.
@@ -229,9 +306,17 @@ impl Ledger {
 
     /// Adds `change` to this process's pending deltas, ending a reservation of `released` bytes
     /// at the same moment (a fill's entry replaces its reservation without a gap or overlap).
-    pub(super) fn record(&self, released: u64, change: impl FnOnce(&mut Pending)) -> Recorded {
+    pub(super) fn record(
+        &self,
+        released: u64,
+        leased: bool,
+        change: impl FnOnce(&mut Pending),
+    ) -> Recorded {
         let mut local = self.local();
         local.reserved = local.reserved.saturating_sub(released);
+        if leased {
+            local.lease.filled(released);
+        }
         change(&mut local.pending);
         let start_flusher = !local.flusher && !local.pending.is_empty();
         local.flusher |= start_flusher;
@@ -255,7 +340,7 @@ impl Ledger {
     /// pending (if so, the next change schedules a new one).
     pub(super) fn flusher_may_stop(&self) -> bool {
         let mut local = self.local();
-        local.flusher = !local.pending.is_empty();
+        local.flusher = !local.pending.is_empty() || local.lease.claimed > 0;
         !local.flusher
     }
 
@@ -282,9 +367,10 @@ impl Ledger {
                 (record, true)
             }
         };
-        let (pending, released_claims) = {
+        let (pending, released_claims, unmerged) = {
             let mut local = self.local();
-            (std::mem::take(&mut local.pending), std::mem::take(&mut local.released_claims))
+            let taken = std::mem::take(&mut local.pending);
+            (taken, std::mem::take(&mut local.released_claims), local.lease.take_unmerged())
         };
         pending.apply(&mut record, recounted);
         change(&mut record);
@@ -297,8 +383,13 @@ impl Ledger {
             let mut local = self.local();
             local.pending.merge(pending);
             local.released_claims.extend(released_claims);
+            local.lease.merge_failed(unmerged);
         } else {
-            self.local().last = record;
+            let mut local = self.local();
+            local.last = record;
+            local.lease.merged();
+            self.show_lease(&mut local);
+            drop(local);
             for claim in &released_claims {
                 claims::remove(claim);
             }
@@ -344,4 +435,5 @@ fn estimate_over(record: &LedgerRecord, local: &Local) -> u64 {
         .saturating_add_signed(pending.bytes)
         .saturating_add_signed(pending.partial_bytes)
         .saturating_add(local.reserved)
+        .saturating_add(local.lease.free)
 }

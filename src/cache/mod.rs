@@ -45,6 +45,7 @@ mod evict;
 mod fit;
 mod key;
 mod layout;
+mod lease;
 mod ledger;
 mod lock;
 pub mod partial;
@@ -285,7 +286,8 @@ struct CacheInner {
 
 impl Drop for CacheInner {
     fn drop(&mut self) {
-        if self.ledger.has_pending()
+        self.ledger.end_lease();
+        if (self.ledger.has_pending() || self.ledger.shows_lease())
             && let Err(err) = self.ledger.update(|_| {})
         {
             warn!(%err, "cannot save cache counts");
@@ -584,9 +586,10 @@ impl BlobCache {
         reservation: Option<Reservation>,
         change: impl FnOnce(&mut Pending),
     ) {
-        let (released, claim) = reservation.map_or((0, None), Reservation::into_released);
-        let recorded = self.inner.ledger.record(released, change);
-        if let Some(claim) = claim {
+        let (released, shown) = reservation.map_or((0, None), Reservation::into_released);
+        let leased = matches!(shown, Some(ledger::Shown::Leased));
+        let recorded = self.inner.ledger.record(released, leased, change);
+        if let Some(ledger::Shown::Claim(Some(claim))) = shown {
             self.inner.ledger.release_claim_at_merge(claim);
         }
         if released > 0 {
@@ -603,7 +606,7 @@ impl BlobCache {
     }
 
     fn record_only(&self, change: impl FnOnce(&mut Pending)) -> ledger::Recorded {
-        let recorded = self.inner.ledger.record(0, change);
+        let recorded = self.inner.ledger.record(0, false, change);
         if recorded.start_flusher {
             self.start_flusher();
         }
@@ -749,13 +752,16 @@ impl BlobCache {
         let mut temp = TempBlob::create(&self.inner.tmp_dir, &stem).map_err(|source| {
             CacheError::fill_io(key, "create temp file in", &self.inner.tmp_dir, source)
         })?;
-        if let Some(size) = size.filter(|&size| size > 0) {
+        // A small entry is written in one go, so a full disk fails its one write as early.
+        if let Some(size) = size.filter(|&size| size > FILL_BUFFER_BYTES as u64) {
             reserve::preallocate(&temp.file, size)
                 .map_err(|source| CacheError::fill_io(key, "allocate", &temp.path, source))?;
         }
-
+        let buffer = size.map_or(FILL_BUFFER_BYTES, |size| {
+            usize::try_from(size).unwrap_or(usize::MAX).clamp(4096, FILL_BUFFER_BYTES)
+        });
         let mut writer =
-            FillWriter::new(BufWriter::with_capacity(FILL_BUFFER_BYTES, &temp.file), verify, size);
+            FillWriter::new(BufWriter::with_capacity(buffer, &temp.file), verify, size);
         let fetched = fetch(&mut writer);
         let flushed = writer.flush();
         // A full disk usually surfaces through the fetcher as a generic write error.
@@ -777,11 +783,9 @@ impl BlobCache {
             actual,
         })?;
 
+        // (Its mtime, the LRU clock, is the last write's: now.)
         temp.file
-            .set_modified(SystemTime::now())
-            .and_then(|()| {
-                temp.file.set_permissions(Permissions::from_mode(self.inner.layout.entry_mode()))
-            })
+            .set_permissions(Permissions::from_mode(self.inner.layout.entry_mode()))
             .map_err(|source| CacheError::io("finish", &temp.path, source))?;
         let path = self.entry_path(key);
         temp.publish(&path).map_err(|source| CacheError::io("publish", &path, source))?;

@@ -15,13 +15,13 @@
 
 use std::fs::File;
 use std::io;
-use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use tracing::debug;
 
 use super::evict::low_water_bytes;
+use super::ledger::Shown;
 use super::{BlobCache, CacheError, CacheKey};
 
 /// How long a fill waits for room held by open entries or other fills before it fails: long
@@ -71,16 +71,16 @@ impl Room {
 pub(super) struct Reservation<'a> {
     cache: &'a BlobCache,
     bytes: u64,
-    /// What other processes see of it (`claims.rs`).
-    claim: Option<PathBuf>,
+    /// What other processes see of it (`claims.rs`, `lease.rs`).
+    shown: Option<Shown>,
 }
 
 impl Reservation<'_> {
     /// Ends the reservation without releasing it here: the caller passes the bytes to
     /// `Ledger::record` with the change that replaces them, then the claim (if any) to
     /// `Ledger::release_claim_at_merge`.
-    pub(super) fn into_released(mut self) -> (u64, Option<PathBuf>) {
-        let released = (self.bytes, self.claim.take());
+    pub(super) fn into_released(mut self) -> (u64, Option<Shown>) {
+        let released = (self.bytes, self.shown.take());
         std::mem::forget(self);
         released
     }
@@ -89,9 +89,13 @@ impl Reservation<'_> {
 impl Drop for Reservation<'_> {
     /// A fill that failed: its bytes are free again.
     fn drop(&mut self) {
-        self.cache.inner.ledger.record(self.bytes, |_| {});
-        if let Some(claim) = &self.claim {
-            self.cache.inner.ledger.drop_claim(claim);
+        let ledger = &self.cache.inner.ledger;
+        let leased = matches!(self.shown, Some(Shown::Leased));
+        if ledger.unreserve(self.bytes, leased) {
+            self.cache.start_flusher();
+        }
+        if let Some(Shown::Claim(Some(claim))) = &self.shown {
+            ledger.drop_claim(claim);
         }
         self.cache.inner.room.notify();
     }
@@ -112,7 +116,7 @@ impl BlobCache {
         loop {
             let seen = self.inner.room.generation();
             let held = match self.inner.ledger.try_reserve(bytes, max_bytes) {
-                Ok(claim) => return Ok(Reservation { cache: self, bytes, claim }),
+                Ok(shown) => return Ok(Reservation { cache: self, bytes, shown: Some(shown) }),
                 Err(held) => held,
             };
             if self.evict_for(bytes)? {

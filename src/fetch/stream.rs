@@ -101,7 +101,10 @@ impl Fetcher {
         let (Some((key, _)), Some(size)) = (Self::stored_key(entry), entry.size) else {
             return None;
         };
-        if entry.is_reference()
+        // Only entries larger than `lazy_min_bytes` carry chunk checksums to stream by: the
+        // cheapest test first, since every cold open of a small file passes here.
+        if size <= self.lazy_min_bytes
+            || entry.is_reference()
             || self.cache.entry_path(&key).exists()
             || self.cache.could_hold(size)
         {

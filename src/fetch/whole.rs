@@ -178,6 +178,10 @@ impl Fetcher {
         let stop = self.flights.stop_signal(waiting.as_ref());
         self.cache
             .get_or_fill(&key, &verify, entry.size, |out: &mut dyn Write| {
+                if let Some(copied) = blobs.copy_local(path, entry, out, limit) {
+                    counters.add_fetched(copied?);
+                    return Ok(());
+                }
                 let body = blobs.stream(path, entry);
                 let copy = copy_body(&bound, limit, &blob, body, out, counters);
                 handle.block_on(until_stopped(stop, copy))

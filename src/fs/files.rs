@@ -13,6 +13,7 @@ use super::inodes::{Inode, RegistryNode, VersionSlot};
 use super::pool::Pool;
 use super::tree::{NodeId, NodeKind};
 use super::version::LoadedVersion;
+use super::warm::WarmSet;
 use super::{ArtifactFs, FsError, HandleNo, InodeNo, OpenFile, lock, read, write};
 
 /// Only files up to this size are fetched ahead of a directory walk; larger stored files open
@@ -32,9 +33,9 @@ const READAHEAD_MAX_WAITING: usize = 256;
 /// removal (two ioctls, a dup and an fadvise in this process).
 const PASSTHROUGH_MIN_BYTES: u64 = super::BLOCK_SIZE_BYTES as u64;
 
-/// Downloads in flight for the warm-up of a version read in shuffled order (beside the
-/// readers' own).
-const WARM_UP_JOBS: usize = 16;
+/// The most bytes of one directory read in scattered order that are fetched ahead: a class
+/// folder of a data set, not the data set (and never more than the cache keeps together).
+const DIRECTORY_WARM_BYTES: u64 = 256 << 20;
 
 /// Result of [`ArtifactFs::open`]: either done, or a download to run off the request thread.
 #[derive(Debug)]
@@ -148,6 +149,7 @@ impl ArtifactFs {
     /// Stops every whole-file download of this filesystem, now and later (shutdown): waiting
     /// opens fail at once instead of holding the daemon up.
     pub fn stop_fetches(&self) {
+        self.inner.warmer.stop();
         self.inner.fetcher.stop_all();
     }
 
@@ -205,12 +207,15 @@ impl ArtifactFs {
         loaded: &Arc<LoadedVersion>,
         node: NodeId,
     ) {
-        let next =
-            self.inner.readahead.opened(u64::from(slot.slot), node.0, loaded.tree.siblings(node));
+        let siblings = loaded.tree.siblings(node);
+        let next = self.inner.readahead.opened(u64::from(slot.slot), node.0, siblings.clone());
         if self.inner.options.warm_up_bytes > 0
             && self.inner.readahead.take_shuffled(u64::from(slot.slot))
         {
             self.warm_up(slot, loaded);
+        }
+        if self.inner.readahead.take_scattered(u64::from(slot.slot), &siblings) {
+            self.warm_directory(slot, loaded, node, siblings);
         }
         for sibling in next.map(NodeId) {
             let NodeKind::File { entry: index, size } = loaded.tree.kind(sibling) else {
@@ -242,61 +247,74 @@ impl ArtifactFs {
     /// together); once per version and mount. Best effort, like readahead: a failure only means
     /// the reader's own open fetches (and reports) it.
     pub(super) fn warm_up(&self, slot: &Arc<VersionSlot>, loaded: &Arc<LoadedVersion>) {
+        let budget = self.inner.options.warm_up_bytes;
+        let nodes = (0..loaded.tree.len() as u32).map(NodeId);
+        self.warm(slot, loaded, nodes, budget, "the version, opened in shuffled order".into());
+    }
+
+    /// Starts fetching, in the background, the small files of the directory of `node` that a
+    /// reader opens in scattered order (a shuffled loader's class folder), within
+    /// [`DIRECTORY_WARM_BYTES`]; once per directory and mount.
+    fn warm_directory(
+        &self,
+        slot: &Arc<VersionSlot>,
+        loaded: &Arc<LoadedVersion>,
+        node: NodeId,
+        siblings: std::ops::RangeInclusive<u32>,
+    ) {
+        let path = loaded.tree.path(node);
+        let dir = path.rsplit_once('/').map_or("/", |(dir, _)| dir);
+        let what = format!("folder {dir}/, opened in scattered order");
+        self.warm(slot, loaded, siblings.map(NodeId), DIRECTORY_WARM_BYTES, what);
+    }
+
+    /// Queues the small files among `nodes` that are not cached yet, in path order, up to
+    /// `budget` bytes (and what the cache keeps together), for the warm-up thread.
+    fn warm(
+        &self,
+        slot: &Arc<VersionSlot>,
+        loaded: &Arc<LoadedVersion>,
+        nodes: impl Iterator<Item = NodeId>,
+        budget: u64,
+        what: String,
+    ) {
         let tree = &loaded.tree;
-        let entries: Vec<(String, crate::manifest::Entry)> = (0..tree.len() as u32)
-            .map(NodeId)
+        let fetcher = &self.inner.fetcher;
+        let mut entries: Vec<(String, crate::manifest::Entry)> = nodes
             .filter_map(|n| match tree.kind(n) {
                 NodeKind::File { entry, size }
                     if size <= READAHEAD_MAX_FILE_BYTES && !loaded.size_unknown(entry) =>
                 {
-                    Some((tree.path(n), loaded.entry(entry, size)))
+                    let entry = loaded.entry(entry, size);
+                    (!fetcher.is_cached(&entry)).then(|| (tree.path(n), entry))
                 }
                 _ => None,
             })
             .collect();
         // Path order, as `artfs prefetch` takes a manifest (node ids go breadth first).
-        let mut entries = entries;
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        let fetcher = self.inner.fetcher.clone();
-        let budget = self.inner.options.warm_up_bytes.min(fetcher.cache().keep_bytes());
+        let budget = budget.min(fetcher.cache().keep_bytes());
         let set = crate::prefetch::plan(entries.iter().map(|(p, e)| (p, e)), budget);
-        let (label, blobs) = (slot.label.clone(), slot.blobs.clone());
+        if set.entries.is_empty() {
+            return;
+        }
+        let label = slot.label.clone();
         tracing::info!(
-            "{label}: opened in shuffled order; warming up {} files ({} bytes), {} left out by the budget",
+            "{label}: warming up {what}: {} files ({} bytes), {} left out by the budget",
             set.entries.len(),
             set.bytes,
             set.left_out_files
         );
-        let started = std::thread::Builder::new().name("artfs-warm-up".into()).spawn(move || {
-            let stop = std::sync::atomic::AtomicBool::new(false);
-            let done = crate::prefetch::warm(
-                &fetcher,
-                &blobs,
-                &label,
-                &set.entries,
-                WARM_UP_JOBS,
-                &|_| {},
-                &stop,
-            );
-            tracing::info!(
-                "{label}: warm-up done: {} files in the cache ({} fetched), {} failed",
-                done.files,
-                done.fetched_files,
-                done.failed.len()
-            );
-            for err in done.failed.iter().take(5) {
-                tracing::debug!(%err, "warm-up fetch failed");
-            }
-        });
-        if let Err(err) = started {
-            tracing::warn!(%err, "cannot start the warm-up thread; reading without");
-        }
+        let blobs = slot.blobs.clone();
+        let set = WarmSet { what, label, blobs, entries: set.entries };
+        self.inner.warmer.submit(fetcher, set);
     }
 
     /// Whether no readahead download is queued or running.
     #[cfg(test)]
     pub(super) fn readahead_idle(&self) -> bool {
-        self.inner.readahead_pool.get().and_then(Option::as_ref).is_none_or(Pool::is_idle)
+        self.inner.warmer.is_idle()
+            && self.inner.readahead_pool.get().and_then(Option::as_ref).is_none_or(Pool::is_idle)
     }
 
     pub(super) fn readahead_pool(&self) -> Option<&Pool> {

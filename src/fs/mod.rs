@@ -10,7 +10,8 @@
 //!
 //! Rooms: the plain types (`types`), the inode table and its invariants (`inodes`), the
 //! registry level (`namespace`), open files (`files`), attributes (`attrs`), the passthrough
-//! bookkeeping (`passthrough`), reads without opens (`openless`), and the one place FUSE
+//! bookkeeping (`passthrough`), reads without opens (`openless`), fetching ahead of readers
+//! (`readahead`, `warm`), and the one place FUSE
 //! threads meet tokio (`runtime`); `fuse.rs` is the only file that touches the kernel. This
 //! file holds the lookups and directory requests that tie them together.
 //!
@@ -40,6 +41,7 @@ mod tests;
 pub mod tree;
 mod types;
 mod version;
+mod warm;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,6 +109,8 @@ struct Inner {
     /// Started on first use: most mounts of large files never walk a directory.
     readahead_pool: OnceLock<Option<Pool>>,
     openless: openless::Openless,
+    /// Sets of small files fetched ahead of their readers (`warm`).
+    warmer: Arc<warm::Warmer>,
     /// Projects whose collections are being read together (`None`) or were, and when (`heads`).
     warmed: Mutex<HashMap<(String, String), Option<Instant>>>,
 }
@@ -153,6 +157,7 @@ impl ArtifactFs {
                 readahead: Readahead::new(options.readahead_files),
                 readahead_pool: OnceLock::new(),
                 openless: openless::Openless::default(),
+                warmer: Arc::default(),
                 warmed: Mutex::default(),
                 options,
             }),

@@ -10,6 +10,11 @@
 //! when most of a version's recent opens continue no walk, [`Readahead::take_shuffled`] says so,
 //! once per version, and the caller may warm the whole version up (see `prefetch`).
 //!
+//! A directory whose files are opened in scattered order (a shuffled loader's folder of
+//! images: class folders are read in random order, but every file of them in the end) is
+//! reported by [`Readahead::take_scattered`], once, after [`SCATTERED_OPENS`] opens that
+//! continued no walk; the caller may then fetch the whole directory's small files.
+//!
 //! Detection only: the caller decides which of the returned siblings are worth fetching (files,
 //! small, not cached) and fetches them. Siblings of a directory are consecutive node ids in name
 //! order (see `tree`), so "the next file" is the next node id within the directory.
@@ -30,6 +35,12 @@ const SHUFFLE_JUMP_QUARTERS: u32 = 3;
 /// Past this many opens, the counts of a version are halved, so its recent opens decide.
 const SHUFFLE_HISTORY_OPENS: u32 = 64;
 
+/// Opens of one directory that continue no walk before it counts as read in scattered order.
+const SCATTERED_OPENS: u32 = 3;
+
+/// Directories whose scattered opens are remembered; past it the counts start over.
+const DIRS: usize = 65_536;
+
 /// Recognises directory walks and says which siblings to fetch ahead.
 #[derive(Debug)]
 pub struct Readahead {
@@ -39,6 +50,8 @@ pub struct Readahead {
     streams: Mutex<VecDeque<Stream>>,
     /// Open order per version slot, for shuffle detection.
     orders: Mutex<HashMap<u64, Order>>,
+    /// Scattered opens per directory (version slot, first child); `None` once reported.
+    dirs: Mutex<HashMap<(u64, u32), Option<u32>>>,
 }
 
 /// Recent opens of one version: how many, how many continued no walk, and whether it was
@@ -63,7 +76,12 @@ struct Stream {
 
 impl Readahead {
     pub fn new(window: u32) -> Readahead {
-        Readahead { window, streams: Mutex::default(), orders: Mutex::default() }
+        Readahead {
+            window,
+            streams: Mutex::default(),
+            orders: Mutex::default(),
+            dirs: Mutex::default(),
+        }
     }
 
     /// Whether version `slot` is being read in shuffled order: true once, the first time its
@@ -71,6 +89,32 @@ impl Readahead {
     pub fn take_shuffled(&self, slot: u64) -> bool {
         let mut orders = self.orders.lock().unwrap_or_else(PoisonError::into_inner);
         orders.get_mut(&slot).is_some_and(|o| std::mem::take(&mut o.pending))
+    }
+
+    /// Whether the directory whose children are `siblings` in version `slot` is being read in
+    /// scattered order: true once, at its [`SCATTERED_OPENS`]th open that continued no walk.
+    pub fn take_scattered(&self, slot: u64, siblings: &RangeInclusive<u32>) -> bool {
+        if self.window == 0 {
+            return false;
+        }
+        let mut dirs = self.dirs.lock().unwrap_or_else(PoisonError::into_inner);
+        dirs.get_mut(&(slot, *siblings.start())).is_some_and(|count| match count {
+            Some(n) if *n >= SCATTERED_OPENS => {
+                *count = None;
+                true
+            }
+            _ => false,
+        })
+    }
+
+    fn count_scattered(&self, slot: u64, siblings: &RangeInclusive<u32>) {
+        let mut dirs = self.dirs.lock().unwrap_or_else(PoisonError::into_inner);
+        if dirs.len() >= DIRS {
+            dirs.clear();
+        }
+        if let Some(n) = dirs.entry((slot, *siblings.start())).or_insert(Some(0)) {
+            *n += 1;
+        }
     }
 
     fn count_open(&self, slot: u64, jumped: bool) {
@@ -116,7 +160,10 @@ impl Readahead {
                 Some(i) => {
                     streams.remove(i);
                 }
-                None => self.count_open(slot, true),
+                None => {
+                    self.count_open(slot, true);
+                    self.count_scattered(slot, &siblings);
+                }
             }
             streams.push_front(Stream { slot, last: node, ahead: node });
             streams.truncate(STREAMS);
@@ -159,6 +206,24 @@ mod tests {
         assert_eq!(collect(ra.opened(1, 12, dir.clone())), [13, 14]);
         assert_eq!(collect(ra.opened(1, 13, dir.clone())), Vec::<u32>::new());
         assert_eq!(collect(ra.opened(1, 14, dir)), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_directory_opened_in_scattered_order_is_reported_once_and_a_walk_never() {
+        let ra = Readahead::new(4);
+        let (dir, other) = (100..=300, 301..=400);
+        for node in [250, 107, 199] {
+            assert!(!ra.take_scattered(1, &dir), "before the third scattered open of {node}");
+            ra.opened(1, node, dir.clone());
+        }
+        assert!(ra.take_scattered(1, &dir));
+        ra.opened(1, 120, dir.clone());
+        assert!(!ra.take_scattered(1, &dir), "reported twice");
+        for node in 301..=340 {
+            ra.opened(1, node, other.clone());
+        }
+        assert!(!ra.take_scattered(1, &other), "a walk is not scattered");
+        assert!(!Readahead::new(0).take_scattered(1, &dir), "readahead off");
     }
 
     #[test]

@@ -350,6 +350,19 @@ pub trait BlobSource: Send + Sync + Debug {
         })
     }
 
+    /// Copies the whole entry to `out` on the calling thread when the source is a local
+    /// directory (at most `limit` bytes, plus one to show an overlong file), returning the byte
+    /// count; `None` when it is not, and the caller streams it.
+    fn copy_local(
+        &self,
+        _path: &str,
+        _entry: &Entry,
+        _out: &mut dyn std::io::Write,
+        _limit: u64,
+    ) -> Option<Result<u64, SourceError>> {
+        None
+    }
+
     /// The entry's chunk checksums as the source stores them (a `store::chunks` sidecar's bytes),
     /// or `None` when it keeps none; the caller checks them against the manifest.
     fn chunk_sums<'a>(

@@ -221,6 +221,17 @@ impl BlobSource for RegistryBlobs {
         })
     }
 
+    fn copy_local(
+        &self,
+        _path: &str,
+        entry: &Entry,
+        out: &mut dyn std::io::Write,
+        limit: u64,
+    ) -> Option<Result<u64, SourceError>> {
+        let key = Self::key(entry)?;
+        Some(self.store.read_local_to(&key, out, limit)?.map_err(SourceError::from))
+    }
+
     fn range<'a>(
         &'a self,
         _path: &'a str,
