@@ -25,6 +25,7 @@
 //! v1/stats.json, v1/stats.lock          shared totals and counters (see `ledger.rs`)
 //! v1/evict.lock                         one evictor at a time
 //! v1/reserved/<pid>-<id>-<id>           fills in progress, for other processes (see `claims.rs`)
+//! v1/reserved/<pid>-<id>-lease          room leased for small fills (see `lease.rs`)
 //! ```
 //! A cache shared with the `wandb` SDK (`~/.cache/wandb/artifacts`; `layout.rs` says how it is
 //! recognised) has `obj/` at the top, where the SDK keeps its entries, and everything else of

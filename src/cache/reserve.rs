@@ -7,8 +7,10 @@
 //! as it is now, this process's reservations and changes and the claims of others, and adds its
 //! own, all under the ledger's flock; the fill's entry replaces its reservation in one step
 //! (`Ledger::record`), its claim once that entry is merged. So the limit holds among the fills
-//! of every mount and `get` on the cache. The temp file is preallocated to the reserved size,
-//! so a full disk fails the fill before any byte is downloaded.
+//! of every mount and `get` on the cache. A small fill draws on this process's lease instead
+//! (`lease.rs`), which other processes count through the lease's one claim file. The temp file
+//! of a fill larger than one write buffer is preallocated to the reserved size, so a full disk
+//! fails the fill before any byte is downloaded.
 //!
 //! A fill that does not fit first evicts; if entries in use, partial files or other fills still
 //! hold the room, it waits for them up to [`ROOM_WAIT`], then fails with an error saying so.

@@ -285,12 +285,16 @@ impl ArtifactFs {
                 NodeKind::File { entry, size }
                     if size <= READAHEAD_MAX_FILE_BYTES && !loaded.size_unknown(entry) =>
                 {
-                    let entry = loaded.entry(entry, size);
-                    (!fetcher.is_cached(&entry)).then(|| (tree.path(n), entry))
+                    Some((tree.path(n), loaded.entry(entry, size)))
                 }
                 _ => None,
             })
             .collect();
+        // Cached files stay in the set (it is what the cache must keep together), but a set
+        // with nothing to fetch is not queued.
+        if entries.iter().all(|(_, entry)| fetcher.is_cached(entry)) {
+            return;
+        }
         // Path order, as `artfs prefetch` takes a manifest (node ids go breadth first).
         entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let budget = budget.min(fetcher.cache().keep_bytes());

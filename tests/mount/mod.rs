@@ -531,14 +531,18 @@ fn passthrough_and_page_cache_paths_read_the_same_bytes() {
 /// fetched before it opens them; opening files out of order fetches nothing extra; and every
 /// byte read is right either way.
 #[test]
-fn a_directory_walk_is_fetched_ahead_and_random_opens_are_not() {
+fn a_directory_walk_is_fetched_ahead_and_a_scattered_directory_whole() {
     let env = Env::new();
     let mut rng = fastrand::Rng::with_seed(11);
-    let files: Files =
-        (0..60).map(|i| (format!("d/f{i:02}"), random_bytes(&mut rng, 1000 + i))).collect();
+    let files: Files = (0..120)
+        .map(|i| {
+            (format!("{}/f{:02}", ["d", "s"][i / 60], i % 60), random_bytes(&mut rng, 1000 + i))
+        })
+        .collect();
     env.log_files("ds", &files);
     let mnt = env.mount(&["--readahead-files", "8", env.path("mnt").to_str().unwrap()]);
-    let dir = mnt.join("acme/bikes/ds:v0/d");
+    let version = mnt.join("acme/bikes/ds:v0");
+    let read = |name: String| assert_eq!(fs::read(version.join(&name)).unwrap(), files[&name]);
     // Counted on disk: the daemon's cache statistics reach other processes up to a second late.
     let cached = |env: &Env| {
         sh(&format!("find '{}' -type f | wc -l", env.cache.join("v1/obj").display()))
@@ -547,31 +551,39 @@ fn a_directory_walk_is_fetched_ahead_and_random_opens_are_not() {
             .unwrap()
     };
 
-    // Out of order (backwards, then scattered): exactly the files opened are fetched.
-    let picks = [59, 58, 57, 40, 12, 33, 7];
-    for i in picks {
-        assert_eq!(fs::read(dir.join(format!("f{i:02}"))).unwrap(), files[&format!("d/f{i:02}")]);
+    // Out of order (backwards): exactly the files opened are fetched ...
+    for i in [59, 58] {
+        read(format!("s/f{i:02}"));
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(cached(&env), picks.len() as u64);
+    assert_eq!(cached(&env), 2);
+    // ... until a third such open makes the folder one read in scattered order (a shuffled
+    // loader's): then all of it arrives, and only it.
+    read("s/f07".into());
+    wait_until(|| cached(&env) == 60);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cached(&env), 60, "the scattered folder, and nothing else");
 
     // In name order: two opens start a walk, and the 8 files after them arrive unasked.
     for i in [20, 21] {
-        assert_eq!(fs::read(dir.join(format!("f{i:02}"))).unwrap(), files[&format!("d/f{i:02}")]);
+        read(format!("d/f{i:02}"));
     }
-    wait_until(|| cached(&env) == picks.len() as u64 + 2 + 8);
+    wait_until(|| cached(&env) == 60 + 2 + 8);
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(cached(&env), picks.len() as u64 + 2 + 8, "no more than the window");
+    assert_eq!(cached(&env), 60 + 2 + 8, "no more than the window");
 
-    // A whole walk with `cat` reads every byte right.
+    // A whole walk with `cat` reads every byte right, and so does every scattered pick.
     let out = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!("cd '{}' && cat f*", dir.display()))
+        .arg(format!("cd '{}' && cat f*", version.join("d").display()))
         .output()
         .unwrap();
     assert!(out.status.success());
     let all: Vec<u8> = (0..60).flat_map(|i| files[&format!("d/f{i:02}")].clone()).collect();
     assert!(out.stdout == all, "a cat walk read different bytes");
+    for i in [40, 12, 33, 0] {
+        read(format!("s/f{i:02}"));
+    }
 }
 
 /// The warm-up (`mount --warm-up SIZE`): a reader opening a version's files in shuffled order
