@@ -22,7 +22,7 @@ use futures::StreamExt;
 use md5::Digest;
 use tokio::sync::mpsc;
 
-use super::{Store, StoreError, Uploads, body_error, check_md5};
+use super::{Store, StoreError, Uploads, body_error, check_md5, temporary_beside};
 
 /// A batch is sent to the writer once it holds this many bytes: large enough that a 1 MiB blob
 /// is a handful of `writev`s and writer wake-ups, small enough that 128 uploads in flight (the
@@ -69,12 +69,9 @@ impl Store {
         S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
     {
         let dest = root.join(key);
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp =
-            dest.with_file_name(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)));
         let target = Target {
+            tmp: temporary_beside(&dest),
             dest,
-            tmp,
             url: self.url.clone(),
             key: key.to_owned(),
             want_md5,

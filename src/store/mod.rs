@@ -122,6 +122,13 @@ struct Uploads {
     aborting: std::sync::atomic::AtomicUsize,
 }
 
+/// A writer's temporary file beside `dest`: `<name>#<pid>-<random>`, the shape
+/// `Store::list_temporary` (and so gc) finds.
+fn temporary_beside(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dest.with_file_name(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)))
+}
+
 impl Uploads {
     fn temporary(&self) -> std::sync::MutexGuard<'_, HashSet<PathBuf>> {
         self.temporary.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -478,9 +485,7 @@ impl Store {
             };
             let dir = dest.parent().unwrap_or(Path::new("/"));
             std::fs::create_dir_all(dir).map_err(write_err)?;
-            let name =
-                dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let tmp = dir.join(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)));
+            let tmp = temporary_beside(&dest);
             uploads.temporary().insert(tmp.clone());
             let result = (|| {
                 if uploads.cancelled.load(Ordering::SeqCst) {
