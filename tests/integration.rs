@@ -73,3 +73,5 @@ mod small_files;
 mod stream;
 // Many artifacts by `name:latest` through one mount over S3: exact bytes, `latest` moving.
 mod many_artifacts;
+// Blob bodies into a local registry through `artfs serve`: wrong MD5, hang-ups, temporary files.
+mod serve_uploads;

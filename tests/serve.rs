@@ -281,13 +281,13 @@ fn sdk_flows_and_the_round_trip_to_artfs() {
     let _ = f2_dir;
 }
 
-const CREATE: &str = "mutation($input: CreateArtifactInput!) { createArtifact(input: $input) { artifact { id state } } }";
-const FILES: &str = "mutation($input: CreateArtifactFilesInput!) { createArtifactFiles(input: $input) { files { edges { node { uploadUrl artifact { id } } } } } }";
+pub const CREATE: &str = "mutation($input: CreateArtifactInput!) { createArtifact(input: $input) { artifact { id state } } }";
+pub const FILES: &str = "mutation($input: CreateArtifactFilesInput!) { createArtifactFiles(input: $input) { files { edges { node { uploadUrl artifact { id } } } } } }";
 const MANIFEST: &str = "mutation($id: ID!) { createArtifactManifest(input: {artifactID: $id, name: \"wandb_manifest.json\", digest: \"\", entityName: \"acme\", projectName: \"bikes\", runName: \"r\", type: FULL}) { artifactManifest { id file { uploadUrl } } } }";
 const COMMIT: &str =
     "mutation($id: ID!) { commitArtifact(input: {artifactID: $id}) { artifact { id } } }";
 
-fn create_input(entity: &str, name: &str) -> serde_json::Value {
+pub fn create_input(entity: &str, name: &str) -> serde_json::Value {
     serde_json::json!({"input": {"entityName": entity, "projectName": "bikes",
         "artifactTypeName": "dataset", "artifactCollectionName": name, "digest": "d0",
         "aliases": [{"alias": "latest", "artifactCollectionName": name}], "runName": null,
@@ -300,14 +300,14 @@ fn md5_b64(data: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(data))
 }
 
-fn file_spec(id: &str, name: &str, data: &[u8]) -> serde_json::Value {
+pub fn file_spec(id: &str, name: &str, data: &[u8]) -> serde_json::Value {
     serde_json::json!({"input": {"artifactFiles": [{"artifactID": id, "artifactManifestID": null,
         "name": name, "md5": md5_b64(data), "digest": md5_b64(data), "mimetype": null,
         "uploadPartsInput": null}], "storageLayout": "V2", "digestAlgorithm": "MANIFEST_MD5"}})
 }
 
 /// `http://addr/path?query` → `/path?query`.
-fn path_of(url: &str, server: &Server) -> String {
+pub fn path_of(url: &str, server: &Server) -> String {
     url.strip_prefix(&server.url()).unwrap_or_else(|| panic!("{url}")).to_owned()
 }
 
@@ -481,7 +481,7 @@ fn keys_entities_signed_urls_and_bad_input() {
     assert!(!log.contains("sig=") && !log.contains("expires="), "a signed URL's query in the log");
 }
 
-fn hex_of(data: &[u8]) -> String {
+pub fn hex_of(data: &[u8]) -> String {
     use md5::Digest;
     hex::encode(md5::Md5::digest(data))
 }

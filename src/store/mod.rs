@@ -13,6 +13,7 @@ pub mod chunks;
 pub mod cloud;
 pub mod credentials;
 pub mod guard;
+mod local_put;
 mod service;
 
 use std::collections::HashSet;
@@ -131,6 +132,13 @@ struct Uploads {
     temporary: Mutex<HashSet<PathBuf>>,
     /// Multipart uploads being aborted in the background.
     aborting: std::sync::atomic::AtomicUsize,
+}
+
+/// A writer's temporary file beside `dest`: `<name>#<pid>-<random>`, the shape
+/// `Store::list_temporary` (and so gc) finds.
+fn temporary_beside(dest: &Path) -> PathBuf {
+    let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    dest.with_file_name(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)))
 }
 
 impl Uploads {
@@ -528,9 +536,7 @@ impl Store {
             };
             let dir = dest.parent().unwrap_or(Path::new("/"));
             std::fs::create_dir_all(dir).map_err(write_err)?;
-            let name =
-                dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let tmp = dir.join(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)));
+            let tmp = temporary_beside(&dest);
             uploads.temporary().insert(tmp.clone());
             let result = (|| {
                 if uploads.cancelled.load(Ordering::SeqCst) {
@@ -769,51 +775,6 @@ impl Store {
             Some(root) => self.put_verified_local(root, key, body, want_md5).await,
             None => self.put_verified_object(key, body, want_md5).await,
         }
-    }
-
-    /// A local directory: the bytes go to a temporary file beside the key, hard-linked into
-    /// place only once they hashed right (a link never replaces an existing blob).
-    async fn put_verified_local<S>(
-        &self,
-        root: &Path,
-        key: &str,
-        mut body: S,
-        want_md5: [u8; 16],
-    ) -> Result<u64, StoreError>
-    where
-        S: futures::Stream<Item = Result<Bytes, std::io::Error>> + Unpin,
-    {
-        use futures::StreamExt;
-        use md5::Digest;
-        use tokio::io::AsyncWriteExt;
-        let mut hasher = md5::Md5::new();
-        let mut total = 0u64;
-        let dest = root.join(key);
-        let write_err =
-            |e| StoreError::LocalWrite { url: self.url.clone(), key: key.to_owned(), source: e };
-        let dir = dest.parent().unwrap_or(Path::new("/")).to_owned();
-        tokio::fs::create_dir_all(&dir).await.map_err(write_err)?;
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = dir.join(format!("{name}#{}-{:08x}", std::process::id(), fastrand::u32(..)));
-        let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await.map_err(write_err)?;
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| body_error(key, e))?;
-                hasher.update(&chunk);
-                total += chunk.len() as u64;
-                file.write_all(&chunk).await.map_err(write_err)?;
-            }
-            file.flush().await.map_err(write_err)?;
-            check_md5(key, want_md5, hasher.finalize().into())?;
-            match tokio::fs::hard_link(&tmp, &dest).await {
-                Ok(()) => Ok(total),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(total),
-                Err(e) => Err(write_err(e)),
-            }
-        }
-        .await;
-        let _ = tokio::fs::remove_file(&tmp).await;
-        result
     }
 
     /// Object stores: one PUT when the body fits in a part, a multipart upload otherwise,
