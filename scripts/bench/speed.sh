@@ -318,6 +318,9 @@ $ROW1
 | 5. daemon peak RSS (VmHWM) over 1–2 (artfs), 1–3 (peers), MiB | ${R[artfs,rss]} | – | ${R[s3fs,rss]} | ${R[rclone,rss]} | artfs < 256 |
 EOF
 )
+# `sed -n 1p` reads to the end: `head -1` may exit first, and with pipefail the version
+# command's SIGPIPE (141) would end the script here, after every measurement.
+S3FS_VERSION=$(s3fs --version 2>&1 | sed -n 1p) RCLONE_VERSION=$(rclone --version 2>/dev/null | sed -n 1p)
 HEAD="Run \`scripts/bench/speed.sh\` (root). Same ministack server, same objects, same run; peers read
 artfs's blob objects directly. cold: the run's files evicted from the page cache one by one
 (\`evict.py\`) and every cache emptied (fresh mount, fresh cache dir); warm: the same read again on the same mount. Every number is the median of $REPS
@@ -328,7 +331,7 @@ shared by server, daemon and reader: compare ratios, not absolute numbers.
 
 - date: $(date -u '+%Y-%m-%d %H:%M UTC'); kernel $(uname -r); $(nproc) cores; load average at the end: $LOAD
 - artfs: commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (working tree modified)'); warm-read path: ${PATH_USED:-unknown}
-- peers: $(s3fs --version 2>&1 | head -1); $(rclone --version 2>/dev/null | head -1)"
+- peers: $S3FS_VERSION; $RCLONE_VERSION"
 SECTION_TEXT=$(printf '%s\n\n%s\n\n%s\n' "$SECTION" "$HEAD" "$TABLE")
 printf '\n%s\n' "$SECTION_TEXT"
 printf '%s\n' "$SECTION_TEXT" | python3 "$REPO/scripts/bench/update-section.py" "$BENCH_MD" "$SECTION"
