@@ -5,15 +5,17 @@
 #   1. one 1 GiB file read sequentially (cold, warm): artfs vs curl GET vs s3fs vs rclone
 #   2. 10,000 x 16 KiB files read by 8 parallel readers (cold, warm): artfs vs s3fs vs rclone
 #   3. 4 KiB at a random offset of a 4 GiB file (metadata known, data cold): time, bytes fetched
-#   4. a cached 1 GiB file through the mount vs the cache file directly (disk-cold, page-warm)
+#   4. a cached 1 GiB file through the mount vs the cache file directly (disk-cold: the whole
+#      page cache dropped before each read, `drop_caches`; page-warm)
 #   2b. the first 500 of those files through a proxy adding 30 ms per request (a realistic
 #       object-store round trip; loopback has none): artfs (readahead on, off) vs s3fs vs rclone
 #   5. artfs daemon peak RSS (VmHWM) over 1 and 2
 #
 # Peers read artfs's own blob objects (`registry/blobs/md5/..`): same bytes, same server.
 # cold = this run's files evicted from the page cache one by one (`evict.py`, posix_fadvise
-# DONTNEED; never `drop_caches`, which would disturb others measuring on the machine) and empty
-# caches (fresh mount, fresh cache dir);
+# DONTNEED; not `drop_caches`, which would disturb others measuring on the machine) and empty
+# caches (fresh mount, fresh cache dir); row 4's disk-cold reads alone drop the whole page cache
+# (see `drop_all`);
 # warm = the same read again on the same mount. Results go to stdout and replace the
 # `## Cold sequential reads: artfs vs s3fs, rclone and curl` section of BENCHMARKS.md. Leaves no mount or server behind (ministack is
 # stopped again if this script started it).
@@ -113,6 +115,9 @@ now() { date +%s.%N; }
 wait_mounted() { for _ in $(seq 300); do mountpoint -q "$1" && return 0; sleep 0.1; done; die "no mount at $1"; }
 # Per-file eviction (evict.py), never the whole machine's page cache: others may be measuring.
 drop() { sync; python3 "$REPO/scripts/bench/evict.py" "$BENCH_DIR"; }
+# Row 4 only: `evict.py` stays out of the mounts, so pages the kernel keeps for the FUSE file
+# itself (a file read without passthrough) would survive it and make "disk-cold" warm.
+drop_all() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 DAEMON=0
 mount_artfs() { # fresh cache dir; sets DAEMON; extra arguments go to `artfs mount`
   local m=$BENCH_DIR/mnt/artfs; rm -rf "$BENCH_DIR/cache"; mkdir -p "$m"
@@ -205,14 +210,14 @@ artfs_round() { # one repetition of 1-5 for artfs
   # VM for the one after it. The cache file was written in this repetition, and the first read
   # of freshly written blocks is slower (the host has not cached them: ~2.3 s against ~0.5 s
   # for 1 GiB), so one untimed cold read goes before the samples, whoever would be first.
-  drop; cat "$cached" >/dev/null
+  drop_all; cat "$cached" >/dev/null
   for i in 1 2; do
     if (( i % 2 )); then
-      drop; add warm4,mount,cold "$(timed cat "$MNT/big:v0/big.bin")"
-      drop; add warm4,direct,cold "$(timed cat "$cached")"
+      drop_all; add warm4,mount,cold "$(timed cat "$MNT/big:v0/big.bin")"
+      drop_all; add warm4,direct,cold "$(timed cat "$cached")"
     else
-      drop; add warm4,direct,cold "$(timed cat "$cached")"
-      drop; add warm4,mount,cold "$(timed cat "$MNT/big:v0/big.bin")"
+      drop_all; add warm4,direct,cold "$(timed cat "$cached")"
+      drop_all; add warm4,mount,cold "$(timed cat "$MNT/big:v0/big.bin")"
     fi
     cat "$MNT/big:v0/big.bin" "$cached" >/dev/null
     add warm4,mount,warm "$(timed cat "$MNT/big:v0/big.bin")"
@@ -257,6 +262,19 @@ if [[ -n $PERF_OUT ]]; then # not part of the medians: perf's own cost slows the
   kill -INT "$perf_pid"; wait "$perf_pid" || true
   unmount "$BENCH_DIR/mnt/artfs"
 fi
+# Row 1 per repetition (the s3fs target is per run): time(peer)/time(artfs) of each repetition.
+per_run() { # $1: peer; prints the ratios and, with $2, how many reach it
+  local -a a p; read -ra a <<<"${R[artfs,seq,cold]}"; read -ra p <<<"${R[$1,seq,cold]}"
+  local i out='' met=0 r
+  for i in "${!a[@]}"; do
+    r=$(echo "scale=2; ${p[$i]} / ${a[$i]}" | bc -l | sed 's/^\./0./')
+    out+="${out:+ / }${r}×"
+    [[ -n ${2:-} ]] && (( $(echo "$r >= $2" | bc -l) )) && met=$((met + 1))
+  done
+  echo "$out${2:+ (≥ $2 in $met of ${#a[@]})}"
+}
+RUNS_S3FS=$(per_run s3fs 1.3) RUNS_CURL=$(per_run curl 1.0) RUNS_RCLONE=$(per_run rclone)
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 # The raw samples go to stderr for the record; medians replace them.
 for k in "${!R[@]}"; do echo "samples $k:${R[$k]}"; done | sort >&2
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {if (NR) print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2)}'; }
@@ -275,6 +293,7 @@ ROW1=$(cat <<EOF
 |---|---:|---:|---:|---:|---|
 | 1. ${BIG_MIB} MiB sequential, cold: s (MB/s) | ${R[artfs,seq,cold]} ($(mbs artfs cold)) | ${R[curl,seq,cold]} ($(mbs curl cold)) | ${R[s3fs,seq,cold]} ($(mbs s3fs cold)) | ${R[rclone,seq,cold]} ($(mbs rclone cold)) | vs curl $(ratio "${R[artfs,seq,cold]}" "${R[curl,seq,cold]}")× (≥ 1.0), vs s3fs $(ratio "${R[artfs,seq,cold]}" "${R[s3fs,seq,cold]}")× (≥ 1.3) |
 | 1. cold, CPU s spent: artfs daemon / server (for curl: server) | ${R[artfs,seq,cpu,daemon]} / ${R[artfs,seq,cpu,server]} | ${R[curl,seq,cpu,server]} (server) | – | – | daemon $(ratio "${R[artfs,seq,cpu,server]}" "${R[artfs,seq,cpu,daemon]}")× the server's own |
+| 1. cold, each repetition: time(peer)/time(artfs) | – | ${RUNS_CURL} | ${RUNS_S3FS} | ${RUNS_RCLONE} | – |
 | 1. cold, daemon CPU s after the read (whole-file MD5, publish) | ${R[artfs,seq,cpu,publish]} | – | – | – | – |
 | 1. ${BIG_MIB} MiB sequential, warm: s | ${R[artfs,seq,warm]} | ${R[curl,seq,warm]} | ${R[s3fs,seq,warm]} | ${R[rclone,seq,warm]} | vs curl $(ratio "${R[artfs,seq,warm]}" "${R[curl,seq,warm]}")×, vs s3fs $(ratio "${R[artfs,seq,warm]}" "${R[s3fs,seq,warm]}")× |
 EOF
@@ -294,11 +313,14 @@ $ROW1
 | 2b. ${LATENCY_N} × ${SMALL_KIB} KiB, 8 readers, cold, +${LATENCY_MS} ms per request: s | ${R[artfs-ra-on,lat,cold]} (readahead off: ${R[artfs-ra-off,lat,cold]}) | – | ${R[s3fs,lat,cold]} | ${R[rclone,lat,cold]} | vs better peer $(ratio "${R[artfs-ra-on,lat,cold]}" "$best_lat")×; readahead on vs off $(ratio "${R[artfs-ra-on,lat,cold]}" "${R[artfs-ra-off,lat,cold]}")× |
 | 3. 4 KiB at a random offset of ${HUGE_MIB} MiB, cold: ms | $(ms "${R[artfs,rand,cold]}") | – | $(ms "${R[s3fs,rand,cold]}") | $(ms "${R[rclone,rand,cold]}") | artfs ≤ 50 ms |
 | 3. bytes fetched (kept on disk by the daemon), MiB | $(mib "${R[artfs,rand,bytes]}") | – | n/a | $(mib "${R[rclone,rand,bytes]}") | artfs ≤ 16 MiB |
-| 4. cached ${BIG_MIB} MiB, disk-cold: mount s / direct s | ${R[warm4,mount,cold]} / ${R[warm4,direct,cold]} | – | – | – | $(ratio "${R[warm4,mount,cold]}" "${R[warm4,direct,cold]}")× of direct (≥ 0.95) |
+| 4. cached ${BIG_MIB} MiB, disk-cold (\`drop_caches\`): mount s / direct s | ${R[warm4,mount,cold]} / ${R[warm4,direct,cold]} | – | – | – | $(ratio "${R[warm4,mount,cold]}" "${R[warm4,direct,cold]}")× of direct (≥ 0.95) |
 | 4. cached ${BIG_MIB} MiB, page-warm: mount s / direct s | ${R[warm4,mount,warm]} / ${R[warm4,direct,warm]} | – | – | – | $(ratio "${R[warm4,mount,warm]}" "${R[warm4,direct,warm]}")× of direct |
 | 5. daemon peak RSS (VmHWM) over 1–2 (artfs), 1–3 (peers), MiB | ${R[artfs,rss]} | – | ${R[s3fs,rss]} | ${R[rclone,rss]} | artfs < 256 |
 EOF
 )
+# `sed -n 1p` reads to the end: `head -1` may exit first, and with pipefail the version
+# command's SIGPIPE (141) would end the script here, after every measurement.
+S3FS_VERSION=$(s3fs --version 2>&1 | sed -n 1p) RCLONE_VERSION=$(rclone --version 2>/dev/null | sed -n 1p)
 HEAD="Run \`scripts/bench/speed.sh\` (root). Same ministack server, same objects, same run; peers read
 artfs's blob objects directly. cold: the run's files evicted from the page cache one by one
 (\`evict.py\`) and every cache emptied (fresh mount, fresh cache dir); warm: the same read again on the same mount. Every number is the median of $REPS
@@ -307,9 +329,9 @@ alternating which side reads first). Ratios are time(peer)/time(artfs) from thos
 1 means artfs is faster. Timings include \`cat\`/\`xargs cat\` process overhead; 2 cores
 shared by server, daemon and reader: compare ratios, not absolute numbers.
 
-- date: $(date -u '+%Y-%m-%d %H:%M UTC'); kernel $(uname -r); $(nproc) cores
+- date: $(date -u '+%Y-%m-%d %H:%M UTC'); kernel $(uname -r); $(nproc) cores; load average at the end: $LOAD
 - artfs: commit $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (working tree modified)'); warm-read path: ${PATH_USED:-unknown}
-- peers: $(s3fs --version 2>&1 | head -1); $(rclone --version 2>/dev/null | head -1)"
+- peers: $S3FS_VERSION; $RCLONE_VERSION"
 SECTION_TEXT=$(printf '%s\n\n%s\n\n%s\n' "$SECTION" "$HEAD" "$TABLE")
 printf '\n%s\n' "$SECTION_TEXT"
 printf '%s\n' "$SECTION_TEXT" | python3 "$REPO/scripts/bench/update-section.py" "$BENCH_MD" "$SECTION"
