@@ -117,11 +117,6 @@ pub enum OpenedBlob {
 }
 
 impl OpenedBlob {
-    /// Whether reads wait for chunks fetched on demand (not a complete cached file).
-    pub fn is_lazy(&self) -> bool {
-        matches!(self, OpenedBlob::Lazy(_))
-    }
-
     pub fn len(&self) -> u64 {
         match self {
             OpenedBlob::Cached(b) => b.len(),

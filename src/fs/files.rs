@@ -166,10 +166,9 @@ impl ArtifactFs {
         reader: Option<u32>,
     ) -> Result<OpenFile, FsError> {
         let (open, size_unknown) = self.open_handle(slot, loaded, node, reader)?;
-        let lazy = open.blob.is_lazy();
         let fh = self.inner.next_handle.fetch_add(1, Ordering::Relaxed);
         write(&self.inner.files).insert(fh, Arc::new(open));
-        Ok(OpenFile { fh: HandleNo(fh), direct_io: size_unknown, lazy })
+        Ok(OpenFile { fh: HandleNo(fh), direct_io: size_unknown })
     }
 
     /// The entry's cached copy (fetched and verified first if needed) or its lazy handle, and

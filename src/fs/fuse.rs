@@ -16,15 +16,6 @@
 //! Which open gets which is decided in `passthrough`; this file only makes the kernel calls.
 //! A mount of small files only refuses opens instead (`openless`): the kernel then reads by
 //! inode, handle 0, and keeps pages without asking this process on each open.
-//!
-//! Cold reads of a large file fetched lazily (`fetch::ranged`) are opened with direct I/O where
-//! the kernel still allows shared `mmap` of such files (`FUSE_DIRECT_IO_ALLOW_MMAP`, 6.6+): every
-//! byte comes from this process's memory or the partial cache file anyway, so the kernel's
-//! page cache of the FUSE file would be a second copy of 1 GiB per GiB read (page allocation,
-//! a copy in, and the reader's copy out), on the same cores that fetch and hash. With direct I/O
-//! each `read` of `st_blksize` (1 MiB) is one request, copied straight into the reader's buffer.
-//! Measured on speed.sh row 1 (docs/BENCHMARKS.md). Once the file is complete in the cache,
-//! new opens take passthrough (or the page cache) as before.
 
 use std::ffi::OsStr;
 use std::io;
@@ -115,7 +106,6 @@ impl Mount {
             passthrough_wanted: passthrough,
             passthrough: Arc::new(Passthrough::default()),
             no_open: false,
-            lazy_direct_io: false,
         };
         let session = fuser::Session::new(fuse_fs, mountpoint, &config)?;
         Ok(Mount { session, mountpoint: mountpoint.to_owned() })
@@ -176,8 +166,6 @@ struct FuseFs {
     passthrough: Arc<Passthrough<BackingId>>,
     /// The kernel stops opening files once an open answers `ENOSYS` (`FUSE_NO_OPEN_SUPPORT`).
     no_open: bool,
-    /// Lazily fetched files are opened with direct I/O (see the module header).
-    lazy_direct_io: bool,
 }
 
 /// The kernel calls of a reply to an open, for the passthrough bookkeeping.
@@ -274,12 +262,6 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
-/// How the kernel is told to read `f`: a lazily fetched file with direct I/O when
-/// `lazy_direct_io` (see the module header).
-fn kernel_open(f: OpenFile, lazy_direct_io: bool) -> OpenFile {
-    OpenFile { direct_io: f.direct_io || (f.lazy && lazy_direct_io), ..f }
-}
-
 fn open_flags(f: &OpenFile) -> FopenFlags {
     match f.direct_io {
         true => FopenFlags::FOPEN_DIRECT_IO,
@@ -316,8 +298,6 @@ impl Filesystem for FuseFs {
             ),
         }
         self.no_open = config.add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT).is_ok();
-        // Without it a shared `mmap` of a direct-I/O file fails (`ENODEV`): keep the page cache.
-        self.lazy_direct_io = config.add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP).is_ok();
         for flag in [
             InitFlags::FUSE_DO_READDIRPLUS,
             InitFlags::FUSE_READDIRPLUS_AUTO,
@@ -373,10 +353,8 @@ impl Filesystem for FuseFs {
             // Not a failure: the kernel opens this and every later file by itself.
             return reply.error(Errno::ENOSYS);
         }
-        let lazy_direct_io = self.lazy_direct_io;
         match self.fs.open(ino(i), write) {
             Ok(Opened::Ready(f)) => {
-                let f = kernel_open(f, lazy_direct_io);
                 self.passthrough.reply(ino(i), &f, || self.fs.cached_file(f.fh), reply)
             }
             Ok(Opened::Fetch(pending)) => {
@@ -386,7 +364,7 @@ impl Filesystem for FuseFs {
                 let span = tracing::Span::current();
                 self.workers.spawn(move || {
                     let _open = span.enter();
-                    match pending.run(Some(reader)).map(|f| kernel_open(f, lazy_direct_io)) {
+                    match pending.run(Some(reader)) {
                         Ok(f) => passthrough.reply(ino(i), &f, || fs.cached_file(f.fh), reply),
                         Err(e) => reply.error(errno("open", &e)),
                     }
@@ -699,20 +677,4 @@ impl Filesystem for FuseFs {
 /// The answer to every mutating request.
 fn read_only() -> Errno {
     Errno::from_i32(FsError::ReadOnly.errno())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_lazy_files_are_opened_with_direct_io_and_only_where_the_kernel_allows_mmap() {
-        let f = |direct_io, lazy| OpenFile { fh: HandleNo(1), direct_io, lazy };
-        let flags = |file, allowed| open_flags(&kernel_open(file, allowed));
-        assert_eq!(flags(f(false, true), true), FopenFlags::FOPEN_DIRECT_IO);
-        assert_eq!(flags(f(false, true), false), FopenFlags::FOPEN_KEEP_CACHE);
-        assert_eq!(flags(f(false, false), true), FopenFlags::FOPEN_KEEP_CACHE);
-        // A size the kernel must not trust is read directly whatever the kernel offers.
-        assert_eq!(flags(f(true, false), false), FopenFlags::FOPEN_DIRECT_IO);
-    }
 }

@@ -176,7 +176,7 @@ mod tests {
         table.set_enabled(true);
         let ino = InodeNo(7);
         let open = |fh: u64, complete: bool| {
-            let f = OpenFile { fh: HandleNo(fh), direct_io: false, lazy: false };
+            let f = OpenFile { fh: HandleNo(fh), direct_io: false };
             let file = move || complete.then(|| std::fs::File::open("/dev/null").unwrap());
             table.reply(ino, &f, file, Fake(log.clone()));
         };

@@ -68,12 +68,10 @@ pub struct OpenDir {
 
 /// An opened file. `direct_io`: the manifest gave no size, so the kernel must not trust
 /// `st_size` and page cache; otherwise its pages may be kept across opens (immutable content).
-/// `lazy`: read lazily, chunk by chunk (`fetch::ranged`); `fuse.rs` may open it with direct I/O.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenFile {
     pub fh: HandleNo,
     pub direct_io: bool,
-    pub lazy: bool,
 }
 
 /// Settings of one mount.
