@@ -241,7 +241,9 @@ mod tests {
         let dropped = tokio::time::timeout(std::time::Duration::from_millis(300), put).await;
         assert!(dropped.is_err(), "a stalled body cannot finish");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !temporaries(dir.path()).is_empty() && std::time::Instant::now() < deadline {
+        // The writer removes the file, then forgets it: wait for both.
+        let settled = || temporaries(dir.path()).is_empty() && store.uploads.temporary().is_empty();
+        while !settled() && std::time::Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         assert_eq!(temporaries(dir.path()), Vec::<PathBuf>::new());
