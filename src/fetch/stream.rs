@@ -112,7 +112,6 @@ impl Fetcher {
         }
         let blob_key = blobs.locate(path, entry)?;
         let sums = chunks::binding(entry)
-            .filter(|_| size > self.lazy_min_bytes)
             .and_then(|binding| self.sidecar(blobs, path, entry, &blob_key, size, binding));
         let limit = (self.cache.max_bytes(), self.cache.dir().display());
         let Some(sums) = sums else {
