@@ -3,8 +3,8 @@
 //!
 //! The map is only a *hint*: a chunk's data is written before its map byte, without fsync, so a
 //! crash can leave a map byte set over data that never reached the disk. Hence a process never
-//! serves a hinted chunk before re-verifying it against its SHA-256 (see `fetch::ranged`); the map
-//! only saves the network fetch when the data turns out to be good. Nothing under `partial/` is
+//! serves a hinted chunk before re-verifying it against its chunk sum (see `fetch::ranged`); the
+//! map only saves the network fetch when the data turns out to be good. Nothing under `partial/` is
 //! ever served as a complete entry: a finished data file is verified whole (digest and size) and
 //! then *renamed* into `obj/` by [`BlobCache::adopt`](super::BlobCache::adopt), so its bytes are
 //! never copied; its map is removed.

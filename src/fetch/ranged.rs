@@ -2,10 +2,11 @@
 //!
 //! Applies to blobs artfs stored with a chunk sidecar (`store::chunks`, every blob of more than
 //! one chunk). Each chunk is fetched with one ranged GET; the body is hashed as it streams in
-//! ([`Receiving`], which keeps the pieces as they arrived), and a chunk whose SHA-256
-//! matches is written to the blob's [`PartialFile`] (its pieces as received, one `pwritev`) and
-//! only then marked verified. A read is served only from chunks verified by this process, so no
-//! unverified byte ever reaches a reader (nor the partial file, which other processes read too).
+//! ([`Receiving`], which keeps the pieces as they arrived), and a chunk whose sum matches
+//! (BLAKE3, or SHA-256 in older sidecars) is written to the blob's [`PartialFile`] (its pieces as
+//! received, one `pwritev`) and only then marked verified. A read is served only from chunks
+//! verified by this process, so no unverified byte ever reaches a reader (nor the partial file,
+//! which other processes read too).
 //! Once every chunk is present the whole file is checked against the manifest MD5 and renamed
 //! into the cache as a complete entry ([`BlobCache::adopt`]), without a copy. Blobs without a
 //! sidecar and references take the whole-file path in `fetch`.
@@ -31,7 +32,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::Bytes;
-use sha2::{Digest as _, Sha256};
 use tokio::runtime::Handle;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, error, warn};
@@ -40,7 +40,7 @@ use crate::cache::{BlobCache, CacheError, CacheKey, PartialFile, Verify};
 use crate::http::{BodyError, StallBound};
 use crate::manifest::Entry;
 use crate::source::{BlobSource, SourceError};
-use crate::store::chunks::ChunkSums;
+use crate::store::chunks::{ChunkAlgo, ChunkSums, RunningSum};
 
 /// Default bound on chunk bytes fetched but not yet written to disk, across all open files.
 pub const RANGED_BUDGET_BYTES: u64 = 64 << 20;
@@ -53,7 +53,7 @@ pub const RECENT_BYTES: u64 = 48 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RangedError {
-    #[error("{blob}: chunk {index} does not match its SHA-256; nothing of it was served")]
+    #[error("{blob}: chunk {index} does not match its checksum; nothing of it was served")]
     ChunkMismatch { blob: String, index: usize },
     #[error("{blob}: chunk {index}: {source}")]
     Source {
@@ -230,19 +230,18 @@ impl Recent {
     }
 }
 
-/// One chunk's body as it arrives: its pieces, unjoined, and their running SHA-256 (none when
-/// there is no chunk sum to check it against).
+/// One chunk's body as it arrives: its pieces, unjoined, and their running sum.
 #[derive(Debug)]
 pub(super) struct Receiving {
     want: u64,
     parts: Vec<Bytes>,
     received: u64,
-    hasher: Option<Sha256>,
+    sum: RunningSum,
 }
 
 impl Receiving {
-    pub(super) fn new(want: u64) -> Receiving {
-        Receiving { want, parts: Vec::new(), received: 0, hasher: Some(Sha256::new()) }
+    pub(super) fn new(want: u64, algo: ChunkAlgo) -> Receiving {
+        Receiving { want, parts: Vec::new(), received: 0, sum: RunningSum::new(algo) }
     }
 
     fn is_done(&self) -> bool {
@@ -253,9 +252,7 @@ impl Receiving {
     fn push(&mut self, mut piece: Bytes) {
         let take = (self.want - self.received).min(piece.len() as u64) as usize;
         let part = piece.split_to(take);
-        if let Some(hasher) = &mut self.hasher {
-            hasher.update(&part);
-        }
+        self.sum.update(&part);
         self.received += take as u64;
         if !part.is_empty() {
             self.parts.push(part);
@@ -264,7 +261,7 @@ impl Receiving {
 
     /// The chunk, if its digest matches `index`'s sum in `sums`.
     pub(super) fn verified(self, sums: &ChunkSums, index: usize) -> Option<ChunkData> {
-        let digest = self.hasher?.finalize();
+        let digest = self.sum.finalize();
         sums.matches(index, self.want, &digest)
             .then_some(ChunkData { parts: self.parts, len: self.want })
     }
@@ -283,17 +280,17 @@ pub(super) struct ChunkRequest<'a> {
 
 impl ChunkRequest<'_> {
     /// Receives chunk `index` (bytes `range`) with one request into `start(len)`, all of it or
-    /// an error; checking it is the caller's.
+    /// an error, hashed in `algo`; checking it is the caller's.
     pub(super) async fn receive(
         &self,
         index: usize,
         range: std::ops::Range<u64>,
-        start: fn(u64) -> Receiving,
+        algo: ChunkAlgo,
     ) -> Result<Receiving, RangedError> {
         let blob = self.blob_key;
         let stalled = |source| RangedError::Stalled { blob: blob.to_owned(), index, source };
         let source = |source| RangedError::Source { blob: blob.to_owned(), index, source };
-        let mut chunk = start(range.end - range.start);
+        let mut chunk = Receiving::new(range.end - range.start, algo);
         let request = self.blobs.range_stream(self.path, self.entry, range);
         let answer = self.stall.answer(request).await;
         let mut body = answer.map_err(|e| stalled(e.into()))?.map_err(source)?;
@@ -424,7 +421,7 @@ impl LazyBlob {
         if let Some(blob) = open.get(&source.key).and_then(Weak::upgrade) {
             return Ok(blob);
         }
-        let chunks = sums.sha256.len();
+        let chunks = sums.count();
         let file = source.cache.partial(&source.key, sums.size, chunks)?;
         let states = file
             .hints()
@@ -476,7 +473,7 @@ impl LazyBlob {
     }
 
     fn sweep_hinted(self: &Arc<Self>) {
-        for index in 0..self.sums.sha256.len() {
+        for index in 0..self.sums.count() {
             {
                 let mut state = lock(&self.state);
                 if !matches!(state.chunks[index], ChunkState::Hinted) {
@@ -507,7 +504,7 @@ impl LazyBlob {
     }
 
     fn chunk_count(&self) -> u64 {
-        self.sums.sha256.len() as u64
+        self.sums.count() as u64
     }
 
     /// Starts fetching the chunks of `range` not yet present or in flight.
@@ -594,7 +591,7 @@ impl LazyBlob {
             stall: &self.source.stall,
             counters: &self.shared.counters,
         };
-        let chunk = request.receive(index, range, Receiving::new).await?;
+        let chunk = request.receive(index, range, self.sums.algo).await?;
         match chunk.verified(&self.sums, index) {
             Some(data) => Ok((data, held)),
             None => Err(RangedError::ChunkMismatch { blob: blob.clone(), index }),
@@ -847,8 +844,19 @@ mod tests {
     #[test]
     fn a_chunk_is_checked_whatever_its_pieces_and_bytes_past_it_are_ignored() {
         let data: Vec<u8> = (0..13_288u32).map(|i| (i * 31 % 251) as u8).collect();
-        let sums = sums_of(&data, 4096);
-        assert_eq!(sums.sha256.len(), 4);
+        for algo in [ChunkAlgo::Blake3, ChunkAlgo::Sha256] {
+            let mut hasher = ChunkHasher::with_algo(4096, algo);
+            hasher.update(&data);
+            chunks_are_checked(&data, &hasher.finish());
+        }
+        // A body that ends early is not done (`receive` fails it as short).
+        let mut chunk = Receiving::new(4096, ChunkAlgo::NEW);
+        chunk.push(Bytes::copy_from_slice(&data[..100]));
+        assert!(!chunk.is_done());
+    }
+
+    fn chunks_are_checked(data: &[u8], sums: &ChunkSums) {
+        assert_eq!(sums.count(), 4);
         for (index, range) in [(1, 4096..8192), (3, 12_288..13_288)] {
             let mut body = data[range.clone()].to_vec();
             body.extend_from_slice(b"trailing");
@@ -856,22 +864,18 @@ mod tests {
             corrupt[17] ^= 1;
             for piece_len in [1, 999, 4096, 5000] {
                 let receive = |body: &[u8]| {
-                    let mut chunk = Receiving::new((range.end - range.start) as u64);
+                    let mut chunk = Receiving::new((range.end - range.start) as u64, sums.algo);
                     for piece in body.chunks(piece_len) {
                         chunk.push(Bytes::copy_from_slice(piece));
                     }
                     assert!(chunk.is_done());
-                    chunk.verified(&sums, index)
+                    chunk.verified(sums, index)
                 };
                 let got = receive(&body).unwrap_or_else(|| panic!("{index} {piece_len}"));
                 assert_eq!(joined(&got), data[range.clone()], "{index} {piece_len}");
                 assert!(receive(&corrupt).is_none(), "{index} {piece_len}: corrupt accepted");
             }
         }
-        // A body that ends early is not done (`receive` fails it as short).
-        let mut chunk = Receiving::new(4096);
-        chunk.push(Bytes::copy_from_slice(&data[..100]));
-        assert!(!chunk.is_done());
     }
 
     #[test]

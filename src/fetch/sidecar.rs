@@ -124,14 +124,14 @@ impl SidecarMemo {
     }
 
     pub(super) fn insert(&mut self, blob_key: &str, sidecar: Arc<Sidecar>) {
-        let count = sidecar.sums.sha256.len();
+        let count = sidecar.sums.count();
         if count > self.max_sums || self.by_blob.contains_key(blob_key) {
             return;
         }
         while self.sums + count > self.max_sums {
             let Some(oldest) = self.fetched.pop_front() else { break };
             if let Some(dropped) = self.by_blob.remove(&oldest) {
-                self.sums -= dropped.sums.sha256.len();
+                self.sums -= dropped.sums.count();
             }
         }
         self.sums += count;
@@ -145,8 +145,12 @@ mod tests {
     use super::*;
 
     fn sums(count: usize) -> Arc<Sidecar> {
-        let sums =
-            ChunkSums { chunk_bytes: 1, size: count as u64, sha256: vec![String::new(); count] };
+        let sums = ChunkSums {
+            chunk_bytes: 1,
+            size: count as u64,
+            algo: crate::store::chunks::ChunkAlgo::NEW,
+            sums: vec![String::new(); count],
+        };
         Arc::new(Sidecar { sums: Arc::new(sums), digest: String::new() })
     }
 

@@ -7,7 +7,7 @@
 //! random reader comes back to one that left.
 //!
 //! Verification: only a blob artfs stored with a chunk sidecar bound by the manifest is streamed.
-//! It has a SHA-256 per chunk, and a chunk is admitted to the window only once its sum matched,
+//! It has a sum per chunk, and a chunk is admitted to the window only once its sum matched,
 //! so no unverified byte reaches a reader. An entry with only a whole-file digest (a W&B file, a
 //! blob without sidecar) could be checked only after its last byte, when a random reader has long
 //! been served the rest: it is not streamed, and fails as not fitting, as before.
@@ -27,7 +27,7 @@ use crate::source::BlobSource;
 use crate::store::chunks::{self, ChunkSums};
 
 use super::Fetcher;
-use super::ranged::{ChunkData, ChunkRequest, RangedError, Receiving, Sequential, Shared, lock};
+use super::ranged::{ChunkData, ChunkRequest, RangedError, Sequential, Shared, lock};
 use super::window::{Lookup, Window};
 
 /// Chunks one open streamed file keeps in memory, fetching or fetched (64 MiB of 4 MiB chunks).
@@ -51,7 +51,7 @@ struct Source {
     stall: StallBound,
     /// Byte counters shared with the fetcher's other reads.
     shared: Arc<Shared>,
-    /// Per-chunk SHA-256, from the sidecar the manifest binds.
+    /// Per-chunk sums, from the sidecar the manifest binds.
     sums: Arc<ChunkSums>,
     chunk_bytes: u64,
     size: u64,
@@ -242,7 +242,7 @@ impl StreamBlob {
             counters: &source.shared.counters,
         };
         let range = source.range(index);
-        let chunk = request.receive(index, range, Receiving::new).await?;
+        let chunk = request.receive(index, range, source.sums.algo).await?;
         chunk
             .verified(&source.sums, index)
             .ok_or_else(|| RangedError::ChunkMismatch { blob: source.blob_key.clone(), index })

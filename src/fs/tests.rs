@@ -863,13 +863,52 @@ fn log_then_tamper_blob_and_sidecar(env: &Env, data: &[u8], tampered: &[u8]) -> 
     let mut hasher = crate::store::chunks::ChunkHasher::new(TEST_CHUNK_BYTES);
     hasher.update(tampered);
     let sums = hasher.finish().to_json();
-    for (path, bytes) in [(env.blob_file(data), tampered), (sidecar, &sums[..])] {
-        let mut perms = std::fs::metadata(&path).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
-        std::fs::set_permissions(&path, perms).unwrap();
-        std::fs::write(&path, bytes).unwrap();
-    }
+    overwrite(&env.blob_file(data), tampered);
+    overwrite(&sidecar, &sums);
     sums
+}
+
+/// Rewrites a registry file (stored read-only) as someone who can write the registry could.
+fn overwrite(path: &Path, bytes: &[u8]) {
+    let mut perms = std::fs::metadata(path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o644);
+    std::fs::set_permissions(path, perms).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_sha256_sidecar_from_before_blake3_still_verifies_each_chunk() {
+    use crate::store::chunks::{ChunkAlgo, ChunkHasher, binding_of, sidecar_key};
+    let env = Env::new();
+    let data = pattern(6 * TEST_CHUNK_BYTES as usize, 9);
+    env.log_chunked("ds", &[("big.bin", &data)]);
+    let blob_key = crate::registry::blob_key(&md5_base64(&data)).unwrap();
+    let sidecar = env.registry_dir().join(sidecar_key(&blob_key));
+    let logged = std::fs::read(&sidecar).unwrap();
+    assert!(logged.windows(8).any(|w| w == b"\"blake3\""), "new sidecars are BLAKE3");
+    // The sidecar as artfs wrote it before, bound by the manifest as it was then.
+    let mut old = ChunkHasher::with_algo(TEST_CHUNK_BYTES, ChunkAlgo::Sha256);
+    old.update(&data);
+    let old = old.finish().to_json();
+    overwrite(&sidecar, &old);
+    let path = env.manifest_file("ds", 0);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace(&binding_of(&logged), &binding_of(&old))).unwrap();
+    // One chunk of the blob goes bad: the chunks before it are still served (each checked
+    // against its SHA-256), the bad one never is.
+    let bad = 4 * TEST_CHUNK_BYTES as usize + 3;
+    let mut tampered = data.clone();
+    tampered[bad] ^= 0x01;
+    overwrite(&env.blob_file(&data), &tampered);
+    let fetcher = env.lazy_fetcher();
+    let fs = env.fs_with(fetcher.clone());
+    let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
+    let at = 2 * TEST_CHUNK_BYTES;
+    assert_eq!(read_at(&fs, f.fh, at, 10).unwrap(), data[at as usize..at as usize + 10]);
+    let err = read_at(&fs, f.fh, bad as u64, 10).unwrap_err();
+    assert_eq!(err.errno(), libc::EIO, "{err}");
+    assert!(!fetcher.is_cached(&Entry::stored(md5_base64(&data), data.len() as u64)));
+    fs.release(f.fh);
 }
 
 #[test]

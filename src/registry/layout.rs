@@ -8,7 +8,7 @@
 //! Below the registry root:
 //! - `artfs-registry.json`: says that a registry is here;
 //! - `blobs/md5/<2 hex>/<30 hex>`: file contents, content-addressed and immutable;
-//! - `chunks/md5/<2 hex>/<30 hex>.json`: per-chunk SHA-256 of large blobs;
+//! - `chunks/md5/<2 hex>/<30 hex>.json`: per-chunk sums (BLAKE3, older ones SHA-256) of large blobs;
 //! - `manifests/<hex md5 of the bytes>.json`: W&B manifests, content-addressed;
 //! - `collections/<entity>/<project>/<name>/{commits,checkpoints}/<20 digits>.json`: one commit
 //!   log per collection;

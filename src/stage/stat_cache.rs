@@ -15,7 +15,7 @@
 //! ctime past that, and the entry no longer matches.
 //!
 //! What a hit returns is exactly what hashing would: the W&B digest, the upload check (size and
-//! XXH3 of the bytes) and the per-chunk SHA-256 sums. If the blob must still be uploaded, the
+//! XXH3 of the bytes) and the per-chunk sums. If the blob must still be uploaded, the
 //! upload reads the file and checks those bytes against the remembered XXH3, so a file changed
 //! behind an unchanged stamp is refused, not published under a digest that does not name it.
 
@@ -302,7 +302,12 @@ mod tests {
         std::fs::write(&f, b"hello").unwrap();
         let (stamp, k) = known(&f);
         let c = StatCache::open(tmp.path());
-        let sums = ChunkSums { chunk_bytes: CHUNK_BYTES, size: 5, sha256: vec!["x".into()] };
+        let sums = ChunkSums {
+            chunk_bytes: CHUNK_BYTES,
+            size: 5,
+            algo: crate::store::chunks::ChunkAlgo::NEW,
+            sums: vec!["x".into()],
+        };
         c.learn(&f, &stamp, &stamp, later(), &k.digest, k.check, Some(&sums));
         c.save();
         // A small file never has sums: this entry is not trusted.
