@@ -829,12 +829,6 @@ mod tests {
     use super::*;
     use crate::store::chunks::ChunkHasher;
 
-    fn sums_of(data: &[u8], chunk_bytes: u64) -> Arc<ChunkSums> {
-        let mut hasher = ChunkHasher::new(chunk_bytes);
-        hasher.update(data);
-        Arc::new(hasher.finish())
-    }
-
     fn joined(data: &ChunkData) -> Vec<u8> {
         let mut out = vec![0u8; data.len as usize];
         data.copy_to(0, &mut out);
