@@ -757,6 +757,45 @@ fn a_chunk_written_in_pieces_lands_whole_whatever_the_pieces() {
     assert_eq!(cache.stats().unwrap().partial_bytes, 4 << 20);
 }
 
+#[test]
+fn chunks_written_past_the_page_cache_land_whole_aligned_or_not() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let (dir, cache) = open_cache(64 << 20);
+    // Chunks of 2 MiB, the last one 5,001 bytes: an aligned part written direct, 905 bytes not.
+    let content = some_content((2 << 20) + 5001);
+    let partial = cache.partial(&md5_key(&content), content.len() as u64, 2).unwrap();
+    let probe = dir.path().join("probe");
+    let takes_direct = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .custom_flags(libc::O_DIRECT)
+        .open(&probe)
+        .is_ok();
+    assert_eq!(
+        partial.writes_direct(),
+        takes_direct,
+        "direct I/O wherever the filesystem takes it"
+    );
+    let (first, second) = content.split_at(2 << 20);
+    let pieces: Vec<&[u8]> = first.chunks(70_001).collect();
+    partial.write_chunk_parts(1, 2 << 20, &[&second[..3], &second[3..]]).unwrap();
+    partial.write_chunk_parts(0, 0, &pieces).unwrap();
+    let mut back = vec![0u8; content.len()];
+    partial.read_exact_at(&mut back, 0).unwrap();
+    assert!(back == content, "the file holds exactly the pieces, in order");
+    // Chunks at offsets no direct write can start at (odd chunk sizes) go through the page cache.
+    let odd = some_content(3 * 1_000_001);
+    let partial = cache.partial(&md5_key(&odd), odd.len() as u64, 3).unwrap();
+    for (index, chunk) in odd.chunks(1_000_001).enumerate() {
+        partial.write_chunk(index, (index * 1_000_001) as u64, chunk).unwrap();
+    }
+    let mut back = vec![0u8; odd.len()];
+    partial.read_exact_at(&mut back, 0).unwrap();
+    assert!(back == odd);
+    assert_eq!(partial.hints(), [true, true, true]);
+}
+
 // ---- The layout shared with the `wandb` SDK --------------------------------------------------
 
 fn open_shared(max_bytes: u64) -> (tempfile::TempDir, BlobCache) {

@@ -356,6 +356,9 @@ enum ChunkState {
     /// The partial file's map says it was written; verified before first use.
     Hinted,
     InFlight,
+    /// Verified and served from memory while it is being written to the partial file.
+    Held(Arc<ChunkData>),
+    /// Verified and written.
     Verified,
     Failed(Arc<RangedError>),
 }
@@ -519,7 +522,9 @@ impl LazyBlob {
             let hinted = match state.chunks.get(index) {
                 Some(ChunkState::Missing | ChunkState::Failed(_)) => false,
                 Some(ChunkState::Hinted) => true,
-                Some(ChunkState::InFlight | ChunkState::Verified) | None => continue,
+                Some(ChunkState::InFlight | ChunkState::Held(_) | ChunkState::Verified) | None => {
+                    continue;
+                }
             };
             state.chunks[index] = ChunkState::InFlight;
             let blob = self.clone();
@@ -540,7 +545,7 @@ impl LazyBlob {
                 return Err(err.clone());
             }
             match &state.chunks[index] {
-                ChunkState::Verified => return Ok(()),
+                ChunkState::Held(_) | ChunkState::Verified => return Ok(()),
                 ChunkState::Failed(err) => return Err(err.clone()),
                 // Someone else's failure was already taken back for a retry; fetch again.
                 ChunkState::Missing | ChunkState::Hinted => {
@@ -598,9 +603,15 @@ impl LazyBlob {
         }
     }
 
-    /// Writes a verified chunk to the partial file (the blocking pool), keeps it in memory for
-    /// the reads that follow, and only then marks it verified; `held` is released once written.
+    /// Serves a verified chunk from memory at once, and writes it to the partial file (the
+    /// blocking pool): the reads waiting for it need not wait for the disk too, which with
+    /// direct writes (`cache::partial`) would be a device round trip per chunk. Once written it
+    /// stays in memory for the reads that follow ([`Recent`]) and is marked written; `held` is
+    /// released once written.
     fn store(self: &Arc<Self>, index: usize, data: ChunkData, held: InFlight) {
+        let data = Arc::new(data);
+        lock(&self.state).chunks[index] = ChunkState::Held(data.clone());
+        self.changed.notify_all();
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
             let offset = me.sums.range(index).start;
@@ -616,7 +627,9 @@ impl LazyBlob {
                 Arc::new(RangedError::Io { blob: me.source.blob_key.clone(), index, source })
             });
             if result.is_ok() {
-                lock(&me.shared.recent).insert(me.id, index, Arc::new(data));
+                // Before the chunk counts as written: a read that no longer finds it held
+                // finds it here or, evicted from here, on disk.
+                lock(&me.shared.recent).insert(me.id, index, data);
             }
             me.finish(index, result);
         });
@@ -682,6 +695,15 @@ impl LazyBlob {
             // Within one chunk, hence memory.
             let n = ((chunk.end - at) as usize).min(buf.len() - filled);
             let out = &mut buf[filled..filled + n];
+            let held = match &lock(&self.state).chunks[index] {
+                ChunkState::Held(data) => Some(data.clone()),
+                _ => None,
+            };
+            if let Some(data) = held {
+                data.copy_to(at - chunk.start, out);
+                filled += n;
+                continue;
+            }
             let recent = lock(&self.shared.recent).get(self.id, index);
             match recent {
                 Some(data) => {

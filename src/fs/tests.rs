@@ -1004,6 +1004,10 @@ fn partially_read_files_count_in_the_cache_size() {
     let data = pattern(16 * TEST_CHUNK_BYTES as usize, 8);
     let (fetcher, fs, f) = open_lazy(&env, &data);
     read_at(&fs, f.fh, 5 * TEST_CHUNK_BYTES + 3, 10).unwrap();
+    // A read is answered from memory while its chunk is still being written.
+    wait_for("the chunk written", || {
+        fetcher.cache().stats().unwrap().partial_bytes == TEST_CHUNK_BYTES
+    });
     let stats = fetcher.cache().stats().unwrap();
     let one_chunk = (0, TEST_CHUNK_BYTES, TEST_CHUNK_BYTES);
     assert_eq!((stats.entries, stats.bytes, stats.partial_bytes), one_chunk);
@@ -1064,11 +1068,10 @@ fn a_crash_left_chunk_map_is_only_a_hint() {
     }
     // As after a crash before the data reached the disk: the map says chunk 1 is there,
     // the data file holds something else.
-    let data_file = std::fs::read_dir(env.partial_dir())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "data"))
-        .unwrap();
+    let data_file = partial_data_file(&env);
+    wait_for("the chunk written and the blob let go", || {
+        std::fs::File::open(&data_file).unwrap().try_lock().is_ok()
+    });
     let f = std::fs::OpenOptions::new().write(true).open(&data_file).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, &[0u8; 100], TEST_CHUNK_BYTES).unwrap();
     let fetcher = env.lazy_fetcher();
@@ -1145,6 +1148,15 @@ fn in_ds(rel: &str) -> String {
 fn fs_with_readahead(env: &Env, fetcher: Fetcher, files: u32) -> ArtifactFs {
     let options = FsOptions { readahead_files: files, ..Env::options(REFRESH_INTERVAL) };
     ArtifactFs::registry(env.catalog(), fetcher, env.runtime.handle().clone(), options)
+}
+
+/// Waits up to 20 s for `done`, failing the test after that.
+fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "still waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 fn wait_readahead_idle(fs: &ArtifactFs) {
