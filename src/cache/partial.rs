@@ -307,7 +307,7 @@ impl DirectWriter {
     /// Writes the longest aligned prefix of `parts` at `offset` (none if `offset` is not
     /// aligned); returns how many bytes that was, for the caller to write the rest.
     fn write<P: AsRef<[u8]>>(&self, parts: &[P], offset: u64) -> io::Result<usize> {
-        if offset % DIRECT_ALIGN as u64 != 0 || self.refused.load(Ordering::Relaxed) {
+        if !offset.is_multiple_of(DIRECT_ALIGN as u64) || self.refused.load(Ordering::Relaxed) {
             return Ok(0);
         }
         let total: usize = parts.iter().map(|p| p.as_ref().len()).sum();
