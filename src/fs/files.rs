@@ -30,7 +30,7 @@ const READAHEAD_MAX_WAITING: usize = 256;
 /// Complete cached files up to this size are served through the page cache, not passthrough:
 /// the daemon reads such a file for the kernel once per mount (one read request, pages then
 /// kept across opens), while passthrough costs every open a backing file registration and its
-/// removal (two ioctls, a dup and an fadvise in this process).
+/// removal (two ioctls and a dup in this process).
 const PASSTHROUGH_MIN_BYTES: u64 = super::BLOCK_SIZE_BYTES as u64;
 
 /// The most bytes of one directory read in scattered order that are fetched ahead: a class
@@ -124,19 +124,10 @@ impl ArtifactFs {
         let open = read(&self.inner.files).get(&fh.0).cloned()?;
         match &open.blob {
             OpenedBlob::Cached(blob) if blob.len() < PASSTHROUGH_MIN_BYTES => None,
-            OpenedBlob::Cached(blob) => {
-                let file = blob.file().try_clone().ok()?;
-                // The kernel reads this file for the reader, whose own advice stops at the FUSE
-                // file: `cat` and `cp` advise sequential reads (a readahead window twice the
-                // device default) on files they read directly, so do it for them here. Random
-                // readers are unaffected: readahead only grows on sequential access.
-                if let Err(err) =
-                    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Sequential)
-                {
-                    tracing::debug!(%err, "cannot advise sequential reads of a cached file");
-                }
-                Some(file)
-            }
+            // No readahead advice here: the kernel opens a backing file of its own for each
+            // passthrough open (`backing_file_open`), with the device's readahead, so advice
+            // given to this descriptor never reaches the reader's reads.
+            OpenedBlob::Cached(blob) => blob.file().try_clone().ok(),
             OpenedBlob::Lazy(_) | OpenedBlob::Stream(_) => None,
         }
     }
