@@ -114,10 +114,15 @@ fi
 now() { date +%s.%N; }
 wait_mounted() { for _ in $(seq 300); do mountpoint -q "$1" && return 0; sleep 0.1; done; die "no mount at $1"; }
 # Per-file eviction (evict.py), never the whole machine's page cache: others may be measuring.
-drop() { sync; python3 "$REPO/scripts/bench/evict.py" "$BENCH_DIR"; }
+drop() { sync; python3 "$REPO/scripts/bench/evict.py" "$BENCH_DIR"; sleep 3; } # settle: see drop_all
 # Row 4 only: `evict.py` stays out of the mounts, so pages the kernel keeps for the FUSE file
 # itself (a file read without passthrough) would survive it and make "disk-cold" warm.
-drop_all() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# The settle: this VM hands freed memory back to the host a moment after it is freed (free
+# page reporting), and pages read into memory the host took back cost a fault each. A read right
+# after `drop_caches` reuses pages not yet handed back and runs ~3x faster than one a few
+# seconds later; which of the two a sample got decided row 4's medians (mount and direct alike:
+# 0.36-0.64 s or 1.1-1.4 s). After the settle every disk-cold sample meets the same memory.
+drop_all() { sync; echo 3 >/proc/sys/vm/drop_caches; sleep 3; }
 DAEMON=0
 mount_artfs() { # fresh cache dir; sets DAEMON; extra arguments go to `artfs mount`
   local m=$BENCH_DIR/mnt/artfs; rm -rf "$BENCH_DIR/cache"; mkdir -p "$m"
@@ -211,9 +216,7 @@ artfs_round() { # one repetition of 1-5 for artfs
   # of freshly written blocks is slower (the host has not cached them: ~2.3 s against ~0.5 s
   # for 1 GiB), so one untimed cold read goes before the samples, whoever would be first.
   drop_all; cat "$cached" >/dev/null
-  # Four pairs per repetition: this VM's disk reads are bimodal (the same cat of the cache file
-  # takes 0.36 s or 0.75-1.2 s, mount and direct alike), and with few samples one side's
-  # median lands on the slow mode by chance.
+  # Four pairs per repetition, for a median of 12 per side.
   for i in 1 2 3 4; do
     if (( i % 2 )); then
       drop_all; add warm4,mount,cold "$(timed cat "$MNT/big:v0/big.bin")"

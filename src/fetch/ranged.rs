@@ -28,7 +28,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::RangeInclusive;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, Weak};
 
 use bytes::Bytes;
@@ -357,10 +357,18 @@ enum ChunkState {
     Hinted,
     InFlight,
     /// Verified and served from memory while it is being written to the partial file.
-    Held(Arc<ChunkData>),
+    Held(Arc<HeldChunk>),
     /// Verified and written.
     Verified,
     Failed(Arc<RangedError>),
+}
+
+/// A verified chunk being written, and whether a read reached its end while it was (then it
+/// need not stay in [`Recent`] once written: sequential readers are past it).
+#[derive(Debug)]
+struct HeldChunk {
+    data: Arc<ChunkData>,
+    read_to_end: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -610,7 +618,9 @@ impl LazyBlob {
     /// released once written.
     fn store(self: &Arc<Self>, index: usize, data: ChunkData, held: InFlight) {
         let data = Arc::new(data);
-        lock(&self.state).chunks[index] = ChunkState::Held(data.clone());
+        let held_chunk =
+            Arc::new(HeldChunk { data: data.clone(), read_to_end: AtomicBool::new(false) });
+        lock(&self.state).chunks[index] = ChunkState::Held(held_chunk.clone());
         self.changed.notify_all();
         let me = self.clone();
         tokio::task::spawn_blocking(move || {
@@ -626,7 +636,7 @@ impl LazyBlob {
             let result = written.map_err(|source| {
                 Arc::new(RangedError::Io { blob: me.source.blob_key.clone(), index, source })
             });
-            if result.is_ok() {
+            if result.is_ok() && !held_chunk.read_to_end.load(Ordering::Relaxed) {
                 // Before the chunk counts as written: a read that no longer finds it held
                 // finds it here or, evicted from here, on disk.
                 lock(&me.shared.recent).insert(me.id, index, data);
@@ -696,11 +706,14 @@ impl LazyBlob {
             let n = ((chunk.end - at) as usize).min(buf.len() - filled);
             let out = &mut buf[filled..filled + n];
             let held = match &lock(&self.state).chunks[index] {
-                ChunkState::Held(data) => Some(data.clone()),
+                ChunkState::Held(held) => Some(held.clone()),
                 _ => None,
             };
-            if let Some(data) = held {
-                data.copy_to(at - chunk.start, out);
+            if let Some(held) = held {
+                held.data.copy_to(at - chunk.start, out);
+                if at + n as u64 == chunk.end {
+                    held.read_to_end.store(true, Ordering::Relaxed);
+                }
                 filled += n;
                 continue;
             }
