@@ -22,7 +22,8 @@
 #
 # Environment: BENCH_DIR (default /tmp/artfs-speed), ARTFS_BIN, BENCH_BIG_MIB (1024),
 # BENCH_HUGE_MIB (4096), BENCH_SMALL_N (10000), BENCH_REPS (3), BENCH_LATENCY_MS (30),
-# BENCH_LATENCY_N (500), BENCH_BUCKET (artfs-speed), BENCH_MD (BENCHMARKS.md),
+# BENCH_LATENCY_N (500), BENCH_BUCKET (artfs-speed), BENCH_MD (BENCHMARKS.md), BENCH_SETTLE (10:
+# seconds to wait after dropping pages, before a cold read; see `drop_all`),
 # BENCH_ROWS (all; `1`: row 1 only, printed but not written to BENCHMARKS.md),
 # BENCH_PERF (a path: after the repetitions, one more cold row-1 read of artfs under
 # `perf record -g` of the daemon, written there; read it with `perf report -i PATH`).
@@ -35,6 +36,7 @@ BIG_MIB=${BENCH_BIG_MIB:-1024}
 HUGE_MIB=${BENCH_HUGE_MIB:-4096}
 SMALL_N=${BENCH_SMALL_N:-10000}
 REPS=${BENCH_REPS:-3}
+SETTLE=${BENCH_SETTLE:-10}
 ROWS=${BENCH_ROWS:-all}
 [[ $ROWS == all || $ROWS == 1 ]] || { echo "speed.sh: BENCH_ROWS is 'all' or '1'" >&2; exit 1; }
 PERF_OUT=${BENCH_PERF:-}
@@ -114,15 +116,16 @@ fi
 now() { date +%s.%N; }
 wait_mounted() { for _ in $(seq 300); do mountpoint -q "$1" && return 0; sleep 0.1; done; die "no mount at $1"; }
 # Per-file eviction (evict.py), never the whole machine's page cache: others may be measuring.
-drop() { sync; python3 "$REPO/scripts/bench/evict.py" "$BENCH_DIR"; sleep 3; } # settle: see drop_all
+drop() { sync; python3 "$REPO/scripts/bench/evict.py" "$BENCH_DIR"; sleep "$SETTLE"; } # see drop_all
 # Row 4 only: `evict.py` stays out of the mounts, so pages the kernel keeps for the FUSE file
 # itself (a file read without passthrough) would survive it and make "disk-cold" warm.
-# The settle: this VM hands freed memory back to the host a moment after it is freed (free
-# page reporting), and pages read into memory the host took back cost a fault each. A read right
-# after `drop_caches` reuses pages not yet handed back and runs ~3x faster than one a few
-# seconds later; which of the two a sample got decided row 4's medians (mount and direct alike:
-# 0.36-0.64 s or 1.1-1.4 s). After the settle every disk-cold sample meets the same memory.
-drop_all() { sync; echo 3 >/proc/sys/vm/drop_caches; sleep 3; }
+# The settle (BENCH_SETTLE seconds, 10): this VM hands freed memory back to the host over the
+# seconds after it is freed (free page reporting, in rounds 2 s apart), and a page read into
+# memory the host took back costs a fault. A `cat` of the 1 GiB cache file right after
+# `drop_caches` took 0.36 s, 3 s later 1.1 s, 10 s later 1.7 s, mount and direct alike; without
+# the settle, which of those a sample met decided row 4's medians. After it every cold read
+# meets the same memory.
+drop_all() { sync; echo 3 >/proc/sys/vm/drop_caches; sleep "$SETTLE"; }
 DAEMON=0
 mount_artfs() { # fresh cache dir; sets DAEMON; extra arguments go to `artfs mount`
   local m=$BENCH_DIR/mnt/artfs; rm -rf "$BENCH_DIR/cache"; mkdir -p "$m"
