@@ -146,7 +146,7 @@ fn a_tampered_chunk_fails_the_streamed_read_and_no_bad_byte_is_served() {
     assert_eq!(err.raw_os_error(), Some(libc_eio()), "{err}");
     let log = mnt.log_text();
     assert!(
-        log.contains("do not fit the cache") && log.contains("does not match its SHA-256"),
+        log.contains("do not fit the cache") && log.contains("does not match its checksum"),
         "{log}"
     );
 }
