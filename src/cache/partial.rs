@@ -317,56 +317,49 @@ impl DirectWriter {
         }
         let mut store = take_direct_buffer();
         let start = store.as_ptr().align_offset(DIRECT_ALIGN);
-        let buf = &mut store[start..start + DIRECT_WRITE_BYTES];
-        let mut written = 0;
-        let mut filled = 0;
-        let mut pieces = parts.iter().map(AsRef::as_ref);
-        let mut piece: &[u8] = &[];
-        let result = loop {
-            if written + filled == aligned || filled == buf.len() {
-                match pwrite_all(&self.file, &buf[..filled], offset + written as u64) {
-                    Ok(()) => {}
-                    Err(err) if written == 0 && err.raw_os_error() == Some(libc::EINVAL) => {
-                        // The filesystem took the flag at open but not the write (alignment
-                        // it needs beyond ours): stay with the page cache for this file.
-                        debug!(%err, "direct writes refused; writing through the page cache");
-                        self.refused.store(true, Ordering::Relaxed);
-                        break Ok(0);
-                    }
-                    Err(err) => break Err(err),
-                }
-                written += filled;
-                filled = 0;
-                if written == aligned {
-                    break Ok(written);
-                }
-            }
-            while piece.is_empty() {
-                piece = pieces.next().unwrap_or_default();
-            }
-            let take = piece.len().min(buf.len() - filled).min(aligned - written - filled);
-            buf[filled..filled + take].copy_from_slice(&piece[..take]);
-            filled += take;
-            piece = &piece[take..];
-        };
+        let result =
+            self.write_through(parts, offset, aligned, &mut store[start..][..DIRECT_WRITE_BYTES]);
         give_back_direct_buffer(store);
-        result
-    }
-}
-
-fn pwrite_all(file: &File, mut buf: &[u8], mut offset: u64) -> io::Result<()> {
-    while !buf.is_empty() {
-        match file.write_at(buf, offset) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                buf = &buf[n..];
-                offset += n as u64;
+        match result {
+            (0, Err(err)) if err.raw_os_error() == Some(libc::EINVAL) => {
+                // The filesystem took the flag at open but not a write (alignment it needs
+                // beyond ours): this chunk and the rest of the file go through the page cache.
+                debug!(%err, "direct writes refused; writing through the page cache");
+                self.refused.store(true, Ordering::Relaxed);
+                Ok(0)
             }
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
+            (_, result) => result.map(|()| aligned),
         }
     }
-    Ok(())
+
+    /// Copies the first `aligned` bytes of `parts` through `buf` into the file at `offset`;
+    /// returns how many reached the file, and the error that stopped it if any.
+    fn write_through<P: AsRef<[u8]>>(
+        &self,
+        parts: &[P],
+        offset: u64,
+        aligned: usize,
+        buf: &mut [u8],
+    ) -> (usize, io::Result<()>) {
+        let (mut written, mut filled) = (0, 0);
+        for part in parts {
+            let mut part = part.as_ref();
+            while !part.is_empty() && written + filled < aligned {
+                let take = part.len().min(buf.len() - filled).min(aligned - written - filled);
+                buf[filled..filled + take].copy_from_slice(&part[..take]);
+                (filled, part) = (filled + take, &part[take..]);
+                if filled == buf.len() || written + filled == aligned {
+                    if let Err(err) =
+                        self.file.write_all_at(&buf[..filled], offset + written as u64)
+                    {
+                        return (written, Err(err));
+                    }
+                    (written, filled) = (written + filled, 0);
+                }
+            }
+        }
+        (written, Ok(()))
+    }
 }
 
 /// A buffer with room for [`DIRECT_WRITE_BYTES`] at an aligned address.

@@ -3,10 +3,10 @@
 //! Applies to blobs artfs stored with a chunk sidecar (`store::chunks`, every blob of more than
 //! one chunk). Each chunk is fetched with one ranged GET; the body is hashed as it streams in
 //! ([`Receiving`], which keeps the pieces as they arrived), and a chunk whose sum matches
-//! (BLAKE3, or SHA-256 in older sidecars) is written to the blob's [`PartialFile`] (its pieces as
-//! received, one `pwritev`) and only then marked verified. A read is served only from chunks
-//! verified by this process, so no unverified byte ever reaches a reader (nor the partial file,
-//! which other processes read too).
+//! (BLAKE3, or SHA-256 in older sidecars) is served from memory at once and written to the blob's
+//! [`PartialFile`]; it counts as written (and may be read back from the file) only after that.
+//! A read is served only from chunks verified by this process, so no unverified byte ever
+//! reaches a reader (nor the partial file, which other processes read too).
 //! Once every chunk is present the whole file is checked against the manifest MD5 and renamed
 //! into the cache as a complete entry ([`BlobCache::adopt`]), without a copy. Blobs without a
 //! sidecar and references take the whole-file path in `fetch`.
@@ -279,8 +279,8 @@ pub(super) struct ChunkRequest<'a> {
 }
 
 impl ChunkRequest<'_> {
-    /// Receives chunk `index` (bytes `range`) with one request into `start(len)`, all of it or
-    /// an error, hashed in `algo`; checking it is the caller's.
+    /// Receives chunk `index` (bytes `range`) with one request, all of it or an error, hashed
+    /// in `algo`; checking it is the caller's.
     pub(super) async fn receive(
         &self,
         index: usize,
@@ -862,7 +862,6 @@ impl Sequential {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::chunks::ChunkHasher;
 
     fn joined(data: &ChunkData) -> Vec<u8> {
         let mut out = vec![0u8; data.len as usize];
@@ -874,9 +873,7 @@ mod tests {
     fn a_chunk_is_checked_whatever_its_pieces_and_bytes_past_it_are_ignored() {
         let data: Vec<u8> = (0..13_288u32).map(|i| (i * 31 % 251) as u8).collect();
         for algo in [ChunkAlgo::Blake3, ChunkAlgo::Sha256] {
-            let mut hasher = ChunkHasher::with_algo(4096, algo);
-            hasher.update(&data);
-            chunks_are_checked(&data, &hasher.finish());
+            chunks_are_checked(&data, &ChunkSums::of(&data, 4096, algo));
         }
         // A body that ends early is not done (`receive` fails it as short).
         let mut chunk = Receiving::new(4096, ChunkAlgo::NEW);

@@ -11,6 +11,7 @@ use crate::names::Selector;
 use crate::registry::VersionRecord;
 use crate::registry::testing::TempRegistry;
 use crate::source::registry::RegistrySource;
+use crate::store::chunks::{ChunkAlgo, ChunkSums};
 
 /// A temporary registry (its `dir`, `runtime` and `registry`), and the filesystems over it.
 struct Env(TempRegistry);
@@ -697,11 +698,9 @@ fn chunks_kept_from_an_earlier_open_are_verified_so_the_file_is_published() {
     assert_eq!(read_at(&fs, f.fh, 0, first).unwrap(), data[..first]);
     fs.release(f.fh);
     let data_file = partial_data_file(&env);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::File::open(&data_file).unwrap().try_lock().is_err() {
-        assert!(Instant::now() < deadline, "the lazy blob is still held");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for("the lazy blob let go", || {
+        std::fs::File::open(&data_file).unwrap().try_lock().is_ok()
+    });
     // Read again to the end, but the kernel serves the first chunks from its page cache
     // (version files keep their pages across opens): their reads never reach the daemon.
     let f = open(&fs, walk(&fs, "acme/bikes/ds:v0/big.bin").unwrap().ino).unwrap();
@@ -860,9 +859,7 @@ fn log_then_tamper_blob_and_sidecar(env: &Env, data: &[u8], tampered: &[u8]) -> 
     env.log_chunked("ds", &[("big.bin", data)]);
     let blob_key = crate::registry::blob_key(&md5_base64(data)).unwrap();
     let sidecar = env.registry_dir().join(crate::store::chunks::sidecar_key(&blob_key));
-    let mut hasher = crate::store::chunks::ChunkHasher::new(TEST_CHUNK_BYTES);
-    hasher.update(tampered);
-    let sums = hasher.finish().to_json();
+    let sums = ChunkSums::of(tampered, TEST_CHUNK_BYTES, ChunkAlgo::NEW).to_json();
     overwrite(&env.blob_file(data), tampered);
     overwrite(&sidecar, &sums);
     sums
@@ -878,7 +875,7 @@ fn overwrite(path: &Path, bytes: &[u8]) {
 
 #[test]
 fn a_sha256_sidecar_from_before_blake3_still_verifies_each_chunk() {
-    use crate::store::chunks::{ChunkAlgo, ChunkHasher, binding_of, sidecar_key};
+    use crate::store::chunks::{binding_of, sidecar_key};
     let env = Env::new();
     let data = pattern(6 * TEST_CHUNK_BYTES as usize, 9);
     env.log_chunked("ds", &[("big.bin", &data)]);
@@ -887,9 +884,7 @@ fn a_sha256_sidecar_from_before_blake3_still_verifies_each_chunk() {
     let logged = std::fs::read(&sidecar).unwrap();
     assert!(logged.windows(8).any(|w| w == b"\"blake3\""), "new sidecars are BLAKE3");
     // The sidecar as artfs wrote it before, bound by the manifest as it was then.
-    let mut old = ChunkHasher::with_algo(TEST_CHUNK_BYTES, ChunkAlgo::Sha256);
-    old.update(&data);
-    let old = old.finish().to_json();
+    let old = ChunkSums::of(&data, TEST_CHUNK_BYTES, ChunkAlgo::Sha256).to_json();
     overwrite(&sidecar, &old);
     let path = env.manifest_file("ds", 0);
     let text = std::fs::read_to_string(&path).unwrap();
@@ -969,11 +964,9 @@ fn chunks_matching_a_bound_sidecar_but_not_the_manifest_are_never_published() {
     // A broken writer: the manifest names the sidecar of other bytes than its digest's.
     let path = env.manifest_file("ds", 0);
     let text = std::fs::read_to_string(&path).unwrap();
-    let logged = crate::store::chunks::binding_of(&{
-        let mut hasher = crate::store::chunks::ChunkHasher::new(TEST_CHUNK_BYTES);
-        hasher.update(&data);
-        hasher.finish().to_json()
-    });
+    let logged = crate::store::chunks::binding_of(
+        &ChunkSums::of(&data, TEST_CHUNK_BYTES, ChunkAlgo::NEW).to_json(),
+    );
     std::fs::write(&path, text.replace(&logged, &crate::store::chunks::binding_of(&sums))).unwrap();
     let fetcher = env.lazy_fetcher();
     let fs = env.fs_with(fetcher.clone());
@@ -1160,11 +1153,7 @@ fn wait_for(what: &str, done: impl Fn() -> bool) {
 }
 
 fn wait_readahead_idle(fs: &ArtifactFs) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !fs.readahead_idle() {
-        assert!(Instant::now() < deadline, "readahead never finished");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for("readahead to finish", || fs.readahead_idle());
 }
 
 fn cached_flags(fetcher: &Fetcher, files: &[(String, Vec<u8>)]) -> Vec<bool> {

@@ -10,7 +10,7 @@ use tokio::runtime::Runtime;
 use super::{LogRequest, Registry};
 use crate::manifest::{Entry, Manifest, md5_base64};
 use crate::names::CollectionPath;
-use crate::store::chunks::{self, ChunkHasher};
+use crate::store::chunks::{self, ChunkAlgo, ChunkSums};
 use crate::store::{FileStamp, Store, UploadCheck, UploadSource, cloud::Clouds};
 
 pub struct TempRegistry {
@@ -55,11 +55,9 @@ impl TempRegistry {
             let file = src.path().join(i.to_string());
             std::fs::write(&file, data).unwrap();
             let stamp = FileStamp::of(&std::fs::metadata(&file).unwrap());
-            let sums = chunk_bytes.filter(|&n| data.len() as u64 > n).map(|n| {
-                let mut hasher = ChunkHasher::new(n);
-                hasher.update(data);
-                hasher.finish()
-            });
+            let sums = chunk_bytes
+                .filter(|&n| data.len() as u64 > n)
+                .map(|n| ChunkSums::of(data, n, ChunkAlgo::NEW));
             let entry = Entry::stored(md5_base64(data), data.len() as u64);
             manifest.contents.insert(path.to_string(), chunks::bound(entry, sums.as_ref()));
             let check = UploadCheck::of(data);

@@ -1100,13 +1100,12 @@ mod tests {
         let src = tmp.join("big");
         let data: Vec<u8> = (0..UPLOAD_PART_BYTES * 2 + 5).map(|i| (i % 251) as u8).collect();
         std::fs::write(&src, &data).unwrap();
-        let mut hasher = chunks::ChunkHasher::new(chunks::CHUNK_BYTES);
-        hasher.update(&data);
+        let sums = chunks::ChunkSums::of(&data, chunks::CHUNK_BYTES, chunks::ChunkAlgo::NEW);
         let source = UploadSource {
             path: src.clone(),
             stamp: FileStamp::of(&std::fs::metadata(&src).unwrap()),
             check: UploadCheck::of(&data),
-            chunks: Some(hasher.finish()),
+            chunks: Some(sums),
         };
         store.upload_file("blobs/x", &source, &|_| {}).await.unwrap();
         assert_eq!(&store.get("blobs/x").await.unwrap()[..], &data[..]);
