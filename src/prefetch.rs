@@ -78,12 +78,11 @@ pub fn warm(
                     while !stop.load(Ordering::Relaxed) {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some((path, entry)) = entries.get(i) else { break };
-                        let was_cached = fetcher.is_cached(entry);
                         match fetcher.cached(blobs, artifact, path, entry) {
                             Ok(blob) => {
                                 files += 1;
                                 bytes += blob.len();
-                                fetched += u64::from(!was_cached);
+                                fetched += u64::from(blob.was_filled());
                                 progress(blob.len());
                             }
                             Err(e) => failed.push((i, e)),

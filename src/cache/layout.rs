@@ -177,7 +177,7 @@ impl Seals {
     pub(super) fn seal(&self, key: &CacheKey, meta: &Metadata, tmp_dir: &Path) -> io::Result<()> {
         let mut temp = TempBlob::create(tmp_dir, &format!("seal-{}-{}", key.kind(), key.hex()))?;
         temp.file.write_all(stamp(meta).as_bytes())?;
-        temp.publish(&self.path(key))
+        temp.publish(&self.path(key)).map(drop)
     }
 
     /// Drops the seal of an entry that is gone (by its path under `obj/`). Best effort: a stale

@@ -76,7 +76,13 @@ pub(super) fn names_inode(path: &Path, file: &File) -> io::Result<bool> {
 #[derive(Debug)]
 pub(super) struct TempBlob {
     pub(super) file: File,
-    pub(super) path: PathBuf,
+    name: TempName,
+}
+
+/// The temp file's name, removed on drop unless published.
+#[derive(Debug)]
+struct TempName {
+    path: PathBuf,
     published: bool,
 }
 
@@ -100,22 +106,28 @@ impl TempBlob {
                 }
                 Err(err) => return Err(err),
             };
-            let temp = Self { file, path, published: false };
+            let temp = Self { file, name: TempName { path, published: false } };
             temp.file.lock_shared()?;
             return Ok(temp);
         }
     }
 
-    /// Renames the temp file to `dest` (replacing whatever is there) and keeps it from being
-    /// removed on drop.
-    pub(super) fn publish(&mut self, dest: &Path) -> io::Result<()> {
-        rename_creating_parent(&self.path, dest)?;
-        self.published = true;
-        Ok(())
+    pub(super) fn path(&self) -> &Path {
+        &self.name.path
+    }
+
+    /// Renames the temp file to `dest` (replacing whatever is there) and hands back its open
+    /// file, still holding the shared flock taken at creation: the published entry is protected
+    /// from eviction without a moment's gap, and without opening it again.
+    pub(super) fn publish(self, dest: &Path) -> io::Result<File> {
+        let TempBlob { file, mut name } = self;
+        rename_creating_parent(&name.path, dest)?;
+        name.published = true;
+        Ok(file)
     }
 }
 
-impl Drop for TempBlob {
+impl Drop for TempName {
     fn drop(&mut self) {
         if !self.published
             && let Err(err) = fs::remove_file(&self.path)

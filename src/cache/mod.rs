@@ -113,6 +113,9 @@ const FILL_BUFFER_BYTES: usize = 256 * 1024;
 /// Read size when hashing a complete partial file before adopting it.
 const VERIFY_BUFFER_BYTES: usize = 1 << 20;
 
+/// An entry used within this long is not marked as used again (see `lookup`).
+const USED_RECENTLY: Duration = Duration::from_secs(2);
+
 /// Standard marker telling backup and indexing tools to skip the directory.
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by artfs.\n";
@@ -201,10 +204,13 @@ pub struct CachedBlob {
     file: File,
     path: PathBuf,
     len: u64,
+    /// Whether this call filled the entry, rather than finding it.
+    filled: bool,
 }
 
 impl CachedBlob {
-    /// Read-only handle; prefer positional reads ([`CachedBlob::read_at`]) when sharing it.
+    /// Handle on the entry: a hit's read-only one, or the fill's own (read-write, its position
+    /// at the end). Read it positionally ([`CachedBlob::read_at`]); never write through it.
     pub fn file(&self) -> &File {
         &self.file
     }
@@ -219,6 +225,11 @@ impl CachedBlob {
 
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether the call that returned this blob fetched it (a miss), not found it cached.
+    pub fn was_filled(&self) -> bool {
+        self.filled
     }
 
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
@@ -426,6 +437,23 @@ impl BlobCache {
             Err(err) => {
                 warn!(%key, %err, "cache lookup failed");
                 self.count_miss();
+                None
+            }
+        }
+    }
+
+    /// The entry of `key` if it is here, `size` bytes long (when given) and known verified,
+    /// counted as a hit; `None` otherwise, counting nothing: the caller goes on to
+    /// [`BlobCache::get_or_fill`], which counts the miss (and hashes an unsealed shared entry).
+    pub fn find(&self, key: &CacheKey, size: Option<u64>) -> Option<CachedBlob> {
+        match self.lookup(key, size, false) {
+            Ok(Lookup::Hit(blob)) => {
+                self.count_hit();
+                Some(blob)
+            }
+            Ok(_) => None,
+            Err(err) => {
+                debug!(%key, %err, "cache lookup failed; fetching");
                 None
             }
         }
@@ -693,11 +721,16 @@ impl BlobCache {
                 Err(err) => return Err(err),
             }
         }
-        if let Err(err) = self.inner.layout.mark_used(&file) {
+        // An entry used moments ago keeps its time: eviction order is not finer than that, and
+        // a data loader's epoch would otherwise pay a `utimensat` per file it just fetched.
+        let recent = self.inner.layout.last_used(&meta).is_ok_and(|used| {
+            SystemTime::now().duration_since(used).is_ok_and(|age| age < USED_RECENTLY)
+        });
+        if !recent && let Err(err) = self.inner.layout.mark_used(&file) {
             // Only LRU precision suffers (e.g. a cache dir shared with another user).
             debug!(path = %path.display(), %err, "cannot mark cache entry as used");
         }
-        Ok(Lookup::Hit(CachedBlob { file, path, len: meta.len() }))
+        Ok(Lookup::Hit(CachedBlob { file, path, len: meta.len(), filled: false }))
     }
 
     /// For a fill about to (re)place the entry of `key` after a `lookup` that was not a hit: the
@@ -750,13 +783,13 @@ impl BlobCache {
         F: FnOnce(&mut dyn Write) -> Result<(), FetchError>,
     {
         let stem = format!("{}-{}", key.kind(), key.hex());
-        let mut temp = TempBlob::create(&self.inner.tmp_dir, &stem).map_err(|source| {
+        let temp = TempBlob::create(&self.inner.tmp_dir, &stem).map_err(|source| {
             CacheError::fill_io(key, "create temp file in", &self.inner.tmp_dir, source)
         })?;
         // A small entry is written in one go, so a full disk fails its one write as early.
         if let Some(size) = size.filter(|&size| size > FILL_BUFFER_BYTES as u64) {
             reserve::preallocate(&temp.file, size)
-                .map_err(|source| CacheError::fill_io(key, "allocate", &temp.path, source))?;
+                .map_err(|source| CacheError::fill_io(key, "allocate", temp.path(), source))?;
         }
         let buffer = size.map_or(FILL_BUFFER_BYTES, |size| {
             usize::try_from(size).unwrap_or(usize::MAX).clamp(4096, FILL_BUFFER_BYTES)
@@ -767,10 +800,14 @@ impl BlobCache {
         let flushed = writer.flush();
         // A full disk usually surfaces through the fetcher as a generic write error.
         if let Some(source) = writer.disk_full.take() {
-            return Err(CacheError::DiskFull { key: *key, path: temp.path.clone(), source });
+            return Err(CacheError::DiskFull {
+                key: *key,
+                path: temp.path().to_path_buf(),
+                source,
+            });
         }
         fetched.map_err(|source| CacheError::Fetch { key: *key, source })?;
-        flushed.map_err(|source| CacheError::fill_io(key, "write", &temp.path, source))?;
+        flushed.map_err(|source| CacheError::fill_io(key, "write", temp.path(), source))?;
         let (written, digest) = writer.finish();
 
         if let Some(expected) = size
@@ -787,17 +824,15 @@ impl BlobCache {
         // (Its mtime, the LRU clock, is the last write's: now.)
         temp.file
             .set_permissions(Permissions::from_mode(self.inner.layout.entry_mode()))
-            .map_err(|source| CacheError::io("finish", &temp.path, source))?;
+            .map_err(|source| CacheError::io("finish", temp.path(), source))?;
         let path = self.entry_path(key);
-        temp.publish(&path).map_err(|source| CacheError::io("publish", &path, source))?;
-
-        // Hand out a read-only handle like a hit does. Its shared flock is taken while the
-        // writer's still protects the entry, so there is no moment an evictor could take it.
-        let file = File::open(&path).map_err(|source| CacheError::io("open", &path, source))?;
-        file.lock_shared().map_err(|source| CacheError::io("lock", &path, source))?;
+        // The fill's own handle is handed out: it reads the same inode as a hit's, and its
+        // shared flock already protects the entry.
+        let file =
+            temp.publish(&path).map_err(|source| CacheError::io("publish", &path, source))?;
         self.seal(key, &file);
         debug!(%key, bytes = written, "cache entry published");
-        Ok(CachedBlob { file, path, len: written })
+        Ok(CachedBlob { file, path, len: written, filled: true })
     }
 
     /// Caller holds the key's fill lock and has checked that `partial` is still named. Returns

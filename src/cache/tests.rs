@@ -1,5 +1,5 @@
 use std::fs;
-use std::io::{Read as _, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -36,8 +36,8 @@ fn fill(cache: &BlobCache, content: &[u8]) -> CacheKey {
 }
 
 fn read_blob(blob: &CachedBlob) -> Vec<u8> {
-    let mut content = Vec::new();
-    blob.file().read_to_end(&mut content).unwrap();
+    let mut content = vec![0; blob.len() as usize];
+    blob.file().read_exact_at(&mut content, 0).unwrap();
     content
 }
 
@@ -321,11 +321,11 @@ fn crashed_fill_is_invisible_and_cleaned() {
 
     // A fill still running in this process must survive the cleanup, however old its file.
     let live = TempBlob::create(&cache.inner.tmp_dir, "live").unwrap();
-    set_age(&live.path, STALE_TEMP_AGE * 2);
+    set_age(live.path(), STALE_TEMP_AGE * 2);
     set_age(&leftovers[0], STALE_TEMP_AGE * 2);
     drop(cache);
     let cache = BlobCache::open(&cache_dir, DEFAULT_MAX_BYTES).unwrap();
-    assert_eq!(files_in(&cache.inner.tmp_dir), vec![live.path.clone()]);
+    assert_eq!(files_in(&cache.inner.tmp_dir), vec![live.path().to_path_buf()]);
     drop(live);
 
     // The dead filler's key lock does not block the next fill.
@@ -1051,4 +1051,41 @@ fn a_fill_without_room_fails_saying_why_and_fetches_nothing() {
         .get_or_fill(&key, &key.default_verify(), Some(huge.len() as u64), must_not_fetch)
         .unwrap_err();
     assert!(matches!(err, CacheError::LargerThanCache { .. }), "{err}");
+}
+
+#[test]
+fn find_opens_only_complete_entries_and_leaves_the_miss_to_the_fill() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let content = b"found or fetched";
+    let key = md5_key(content);
+    assert!(cache.find(&key, Some(content.len() as u64)).is_none());
+    let filled = cache.get_or_fill(&key, &key.default_verify(), None, write_all(content)).unwrap();
+    assert!(filled.was_filled());
+    // The fill's own handle reads the entry it published.
+    assert_eq!(read_blob(&filled), content);
+    assert!(cache.find(&key, Some(content.len() as u64 + 1)).is_none(), "wrong size");
+    let found = cache.find(&key, Some(content.len() as u64)).unwrap();
+    assert!(!found.was_filled());
+    assert_eq!(read_blob(&found), content);
+    let stats = cache.stats().unwrap();
+    assert_eq!((stats.misses, stats.hits), (1, 1), "a probe that finds nothing counts nothing");
+}
+
+#[test]
+fn a_hit_marks_the_entry_used_unless_it_was_used_moments_ago() {
+    let (_dir, cache) = open_cache(DEFAULT_MAX_BYTES);
+    let key = fill(&cache, b"recently used");
+    let path = cache.entry_path(&key);
+    let mtime = || fs::metadata(&path).unwrap().modified().unwrap();
+
+    set_age(&path, USED_RECENTLY / 4);
+    let before = mtime();
+    drop(cache.get(&key).unwrap());
+    assert_eq!(mtime(), before, "used moments ago: not touched again");
+
+    set_age(&path, USED_RECENTLY * 5);
+    let before = mtime();
+    drop(cache.get(&key).unwrap());
+    let after = mtime();
+    assert!(after > before + USED_RECENTLY * 4, "an older entry is marked used now");
 }

@@ -28,6 +28,17 @@ impl Fetcher {
         key.is_some_and(|k| self.cache.entry_path(&k).exists())
     }
 
+    /// The stored entry's complete, verified copy if the cache holds one, opened (and so kept
+    /// from eviction); `None` for references (see [`Fetcher::open`]) and for anything not
+    /// complete or not yet verified, which [`Fetcher::open`] then fetches or checks.
+    pub fn find_cached(&self, entry: &Entry) -> Option<CachedBlob> {
+        if entry.is_reference() {
+            return None;
+        }
+        let (key, _) = Self::stored_key(entry)?;
+        self.cache.find(&key, entry.size)
+    }
+
     /// Cache key of a reference entry. A pinned reference is keyed by (URI, recorded etag or
     /// version), like W&B's cache. An unpinned one (logged without checksum) has no identity
     /// beyond its URI, so it is keyed per process: each `artfs get` and each mount reads it fresh

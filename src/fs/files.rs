@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::cache::CacheError;
+use crate::cache::{CacheError, CachedBlob};
 use crate::fetch::{FetchError, OpenedBlob};
 use crate::store::chunks::CHUNK_BYTES;
 
@@ -37,6 +37,17 @@ const PASSTHROUGH_MIN_BYTES: u64 = super::BLOCK_SIZE_BYTES as u64;
 /// folder of a data set, not the data set (and never more than the cache keeps together).
 const DIRECTORY_WARM_BYTES: u64 = 256 << 20;
 
+/// What an open finds in the cache before anything is fetched (see `start_open`).
+#[derive(Debug)]
+pub(super) enum Found {
+    /// A stored entry, complete and verified, opened.
+    Blob(CachedBlob),
+    /// A reference, probably complete; opened by `Fetcher::open` with its access check.
+    Cached,
+    /// Not complete: fetched first, off the request thread.
+    Missing,
+}
+
 /// Result of [`ArtifactFs::open`]: either done, or a download to run off the request thread.
 #[derive(Debug)]
 pub enum Opened {
@@ -58,7 +69,7 @@ impl PendingOpen {
     /// `reader`: the pid of the process whose open this is; the download stops once it (and
     /// every other reader of the file) is gone.
     pub fn run(self, reader: Option<u32>) -> Result<OpenFile, FsError> {
-        self.fs.finish_open(&self.slot, &self.loaded, self.node, reader)
+        self.fs.finish_open(&self.slot, &self.loaded, self.node, reader, None)
     }
 }
 
@@ -78,20 +89,24 @@ impl ArtifactFs {
         if write {
             return Err(FsError::ReadOnly);
         }
-        let (slot, loaded, node, cached) = self.start_open(ino)?;
-        if cached {
-            return self.finish_open(&slot, &loaded, node, None).map(Opened::Ready);
+        let (slot, loaded, node, found) = self.start_open(ino)?;
+        match found {
+            Found::Blob(blob) => self.finish_open(&slot, &loaded, node, None, Some(blob)),
+            Found::Cached => self.finish_open(&slot, &loaded, node, None, None),
+            Found::Missing => {
+                return Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }));
+            }
         }
-        Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }))
+        .map(Opened::Ready)
     }
 
     /// What every open (with or without a handle) does first: finds the file's version and
-    /// node, tells the `--run` hook and the readahead detector, and says whether the entry is
-    /// cached.
+    /// node, tells the `--run` hook and the readahead detector, and looks the entry up in the
+    /// cache.
     pub(super) fn start_open(
         &self,
         ino: InodeNo,
-    ) -> Result<(Arc<VersionSlot>, Arc<LoadedVersion>, NodeId, bool), FsError> {
+    ) -> Result<(Arc<VersionSlot>, Arc<LoadedVersion>, NodeId, Found), FsError> {
         let (slot, node) = match self.decode(ino)? {
             Inode::Version(slot, node) => (slot, node),
             // The kernel follows symlinks before opening; a directory is not read with open.
@@ -106,8 +121,17 @@ impl ArtifactFs {
             (hook.0)(&slot.label);
         }
         self.read_ahead(&slot, &loaded, node);
-        let cached = self.inner.fetcher.is_cached(&loaded.entry(entry, size));
-        Ok((slot, loaded, node, cached))
+        let entry = loaded.entry(entry, size);
+        let fetcher = &self.inner.fetcher;
+        // A stored entry's cached copy is opened here and handed on: probing first and opening
+        // after would cost every cold file of a data loader's epoch one more `stat`. A reference
+        // is opened by `Fetcher::open` only, which checks that this reader may read it.
+        let found = match entry.is_reference() {
+            false => fetcher.find_cached(&entry).map_or(Found::Missing, Found::Blob),
+            true if fetcher.is_cached(&entry) => Found::Cached,
+            true => Found::Missing,
+        };
+        Ok((slot, loaded, node, found))
     }
 
     /// Reads into `buf` from `offset`; fills it except at the end of the file. Returns the
@@ -155,33 +179,38 @@ impl ArtifactFs {
         loaded: &LoadedVersion,
         node: NodeId,
         reader: Option<u32>,
+        found: Option<CachedBlob>,
     ) -> Result<OpenFile, FsError> {
-        let (open, size_unknown) = self.open_handle(slot, loaded, node, reader)?;
+        let (open, size_unknown) = self.open_handle(slot, loaded, node, reader, found)?;
         let fh = self.inner.next_handle.fetch_add(1, Ordering::Relaxed);
         write(&self.inner.files).insert(fh, Arc::new(open));
         Ok(OpenFile { fh: HandleNo(fh), direct_io: size_unknown })
     }
 
-    /// The entry's cached copy (fetched and verified first if needed) or its lazy handle, and
-    /// whether the manifest lacked its size (then learned here). `reader`: the pid waiting for a
-    /// download, which stops once it is gone.
+    /// The entry's cached copy (`found` already, or fetched and verified first if needed) or
+    /// its lazy handle, and whether the manifest lacked its size (then learned here). `reader`:
+    /// the pid waiting for a download, which stops once it is gone.
     pub(super) fn open_handle(
         &self,
         slot: &VersionSlot,
         loaded: &LoadedVersion,
         node: NodeId,
         reader: Option<u32>,
+        found: Option<CachedBlob>,
     ) -> Result<(OpenHandle, bool), FsError> {
         let NodeKind::File { entry: index, size } = loaded.tree.kind(node) else {
             return Err(FsError::IsADirectory);
         };
         let entry = loaded.entry(index, size);
         let path = loaded.tree.path(node);
-        let blob = self
-            .inner
-            .fetcher
-            .open(&slot.blobs, &slot.label, &path, &entry, reader)
-            .map_err(|e| fetch_error(&slot.label, &path, e))?;
+        let blob = match found {
+            Some(blob) => OpenedBlob::Cached(blob),
+            None => self
+                .inner
+                .fetcher
+                .open(&slot.blobs, &slot.label, &path, &entry, reader)
+                .map_err(|e| fetch_error(&slot.label, &path, e))?,
+        };
         let size_unknown = loaded.size_unknown(index);
         if size_unknown {
             let ino = self.version_ino(slot, node);
@@ -346,9 +375,12 @@ pub(super) fn read_open(open: &OpenHandle, offset: u64, buf: &mut [u8]) -> Resul
             });
         }
     };
+    // Up to the entry's known end: a read past it would only cost a syscall to learn so.
+    let want = usize::try_from(blob.len().saturating_sub(offset))
+        .map_or(buf.len(), |left| left.min(buf.len()));
     let mut filled = 0;
-    while filled < buf.len() {
-        match blob.read_at(&mut buf[filled..], offset + filled as u64) {
+    while filled < want {
+        match blob.read_at(&mut buf[filled..want], offset + filled as u64) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}

@@ -15,11 +15,12 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use super::files::{OpenHandle, read_open};
+use super::files::{Found, OpenHandle, read_open};
 use super::inodes::{Inode, VersionSlot};
 use super::tree::{NodeId, NodeKind};
 use super::version::LoadedVersion;
 use super::{ArtifactFs, FsError, InodeNo, ROOT_INODE, lock};
+use crate::cache::CachedBlob;
 use crate::store::chunks::CHUNK_BYTES;
 
 /// Files up to this size are small: fetched whole (never lazily) and never worth passthrough.
@@ -73,7 +74,15 @@ impl PendingEntry {
     /// `reader`: the pid of the process reading; the download stops once it (and every other
     /// reader of the entry) is gone.
     pub(super) fn run(self, reader: Option<u32>) -> Result<Arc<OpenHandle>, FsError> {
-        let (open, _) = self.fs.open_handle(&self.slot, &self.loaded, self.node, reader)?;
+        self.open(reader, None)
+    }
+
+    fn open(
+        self,
+        reader: Option<u32>,
+        found: Option<CachedBlob>,
+    ) -> Result<Arc<OpenHandle>, FsError> {
+        let (open, _) = self.fs.open_handle(&self.slot, &self.loaded, self.node, reader, found)?;
         let open = Arc::new(open);
         self.fs.inner.openless.remember(self.ino, open.clone());
         Ok(open)
@@ -121,11 +130,12 @@ impl ArtifactFs {
         if let Some(open) = self.inner.openless.recent(ino) {
             return Ok(InodeEntry::Ready(open));
         }
-        let (slot, loaded, node, cached) = self.start_open(ino)?;
+        let (slot, loaded, node, found) = self.start_open(ino)?;
         let pending = PendingEntry { fs: self.clone(), ino, slot, loaded, node };
-        match cached {
-            true => pending.run(None).map(InodeEntry::Ready),
-            false => Ok(InodeEntry::Fetch(pending)),
+        match found {
+            Found::Blob(blob) => pending.open(None, Some(blob)).map(InodeEntry::Ready),
+            Found::Cached => pending.open(None, None).map(InodeEntry::Ready),
+            Found::Missing => Ok(InodeEntry::Fetch(pending)),
         }
     }
 
