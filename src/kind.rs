@@ -81,7 +81,9 @@ pub fn own_kind(e: &(dyn Error + 'static)) -> Option<ErrorKind> {
             FsError::Verification { .. } | FsError::Manifest { .. } | FsError::Tree { .. } => {
                 Some(Corrupt)
             }
-            FsError::Timeout { .. } | FsError::Unresponsive { .. } => Some(Unavailable),
+            FsError::Timeout { .. } | FsError::Unresponsive { .. } | FsError::ShuttingDown => {
+                Some(Unavailable)
+            }
             FsError::Source { .. } | FsError::Fetch(_) | FsError::CacheRead { .. } => None,
         };
     }

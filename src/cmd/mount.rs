@@ -85,7 +85,14 @@ impl App {
         if let Some(addr) = &args.metrics_addr {
             serve_metrics(addr, fs.clone(), &runtime)?;
         }
-        mount::serve(fs, &mountpoint, &source, mc.allow_other, mc.passthrough, &runtime)?;
+        let background = fs.clone();
+        let served =
+            mount::serve(fs, &mountpoint, &source, mc.allow_other, mc.passthrough, &runtime);
+        // Before the runtime goes: a project read still asking the registry would panic in it.
+        if !background.shut_down(mount::SHUTDOWN_GRACE) {
+            tracing::warn!("registry requests still running after {:?}", mount::SHUTDOWN_GRACE);
+        }
+        served?;
         made.keep();
         if let Some((run, registry)) = finish {
             runtime.block_on(finish_run(&registry, &run));

@@ -41,6 +41,8 @@ pub enum FsError {
         "{what}: the registry did not answer a request {ago:.0?} ago; not waiting on it again yet"
     )]
     Unresponsive { what: String, ago: Duration },
+    #[error("the mount is shutting down")]
+    ShuttingDown,
     #[error("{artifact}: its manifest is invalid: {source}")]
     Manifest {
         artifact: String,
@@ -91,6 +93,7 @@ impl FsError {
             FsError::Source { .. }
             | FsError::Timeout { .. }
             | FsError::Unresponsive { .. }
+            | FsError::ShuttingDown
             | FsError::Manifest { .. }
             | FsError::Tree { .. }
             | FsError::Verification { .. }

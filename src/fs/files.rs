@@ -168,6 +168,14 @@ impl ArtifactFs {
         self.inner.fetcher.stop_all();
     }
 
+    /// Ends the background work before the runtime goes (unmount): downloads and warm-ups
+    /// stop, registry requests end at once and no new one starts. Waits up to `grace` for the
+    /// threads inside the runtime to leave; returns whether they all did.
+    pub fn shut_down(&self, grace: std::time::Duration) -> bool {
+        self.stop_fetches();
+        self.inner.runtime.stop(grace)
+    }
+
     /// Number of files open through this filesystem.
     pub fn open_files(&self) -> usize {
         read(&self.inner.files).len()
