@@ -40,10 +40,9 @@ const DIRECTORY_WARM_BYTES: u64 = 256 << 20;
 /// What an open finds in the cache before anything is fetched (see `start_open`).
 #[derive(Debug)]
 pub(super) enum Found {
-    /// A stored entry, complete and verified, opened.
-    Blob(CachedBlob),
-    /// A reference, probably complete; opened by `Fetcher::open` with its access check.
-    Cached,
+    /// Complete: a stored entry's verified copy, opened; or `None` for a reference, which
+    /// `Fetcher::open` opens with its access check.
+    Ready(Option<CachedBlob>),
     /// Not complete: fetched first, off the request thread.
     Missing,
 }
@@ -91,13 +90,13 @@ impl ArtifactFs {
         }
         let (slot, loaded, node, found) = self.start_open(ino)?;
         match found {
-            Found::Blob(blob) => self.finish_open(&slot, &loaded, node, None, Some(blob)),
-            Found::Cached => self.finish_open(&slot, &loaded, node, None, None),
+            Found::Ready(blob) => {
+                self.finish_open(&slot, &loaded, node, None, blob).map(Opened::Ready)
+            }
             Found::Missing => {
-                return Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }));
+                Ok(Opened::Fetch(PendingOpen { fs: self.clone(), slot, loaded, node }))
             }
         }
-        .map(Opened::Ready)
     }
 
     /// What every open (with or without a handle) does first: finds the file's version and
@@ -127,8 +126,8 @@ impl ArtifactFs {
         // after would cost every cold file of a data loader's epoch one more `stat`. A reference
         // is opened by `Fetcher::open` only, which checks that this reader may read it.
         let found = match entry.is_reference() {
-            false => fetcher.find_cached(&entry).map_or(Found::Missing, Found::Blob),
-            true if fetcher.is_cached(&entry) => Found::Cached,
+            false => fetcher.find_cached(&entry).map_or(Found::Missing, |b| Found::Ready(Some(b))),
+            true if fetcher.is_cached(&entry) => Found::Ready(None),
             true => Found::Missing,
         };
         Ok((slot, loaded, node, found))

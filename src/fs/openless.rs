@@ -133,8 +133,7 @@ impl ArtifactFs {
         let (slot, loaded, node, found) = self.start_open(ino)?;
         let pending = PendingEntry { fs: self.clone(), ino, slot, loaded, node };
         match found {
-            Found::Blob(blob) => pending.open(None, Some(blob)).map(InodeEntry::Ready),
-            Found::Cached => pending.open(None, None).map(InodeEntry::Ready),
+            Found::Ready(blob) => pending.open(None, blob).map(InodeEntry::Ready),
             Found::Missing => Ok(InodeEntry::Fetch(pending)),
         }
     }
